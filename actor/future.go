@@ -1,0 +1,54 @@
+package actor
+
+import (
+	"sync/atomic"
+
+	"github.com/guildkit/guild/timer"
+)
+
+// result is what a Call receives.
+type result struct {
+	msg any
+	err error
+}
+
+// future is the waiting side of one Call. Futures are pooled per node: the
+// id field holds the correlation of the Call in progress, and whoever moves it
+// from that value to 0 (the responder, the timeout timer or the caller giving
+// up) owns the single slot of ch. That makes a late reply to a future that
+// has been reused harmless: its CompareAndSwap fails and the reply is dropped.
+type future struct {
+	ch        chan result
+	id        atomic.Uint64
+	tm        *timer.Timer // timeout timer when the caller's ctx has no deadline
+	onTimeout func()       // allocated once per future: completes the current id with ErrTimeout
+}
+
+func newFuture() *future {
+	f := &future{ch: make(chan result, 1)}
+	f.onTimeout = func() {
+		if id := f.id.Load(); id != 0 {
+			f.complete(id, result{err: ErrTimeout})
+		}
+	}
+	return f
+}
+
+// complete delivers r if the future still waits for correlation id. It never
+// blocks.
+func (f *future) complete(id uint64, r result) bool {
+	if !f.id.CompareAndSwap(id, 0) {
+		return false
+	}
+	f.ch <- r
+	return true
+}
+
+// abandon is called by the waiting caller when it stops waiting (ctx done). It
+// reports whether the future can go back to the pool: if a completion raced
+// with the abandon, its result is drained first.
+func (f *future) abandon(id uint64) {
+	if !f.id.CompareAndSwap(id, 0) {
+		<-f.ch
+	}
+}

@@ -1,0 +1,153 @@
+package actor
+
+import (
+	"runtime"
+	"sync/atomic"
+)
+
+// envelope is one queued message with what is needed to answer it.
+type envelope struct {
+	msg      any
+	sender   PID
+	fut      *future // set for Call: the blocked caller
+	corr     uint64  // set for Request and Call: the correlation of the reply
+	deadline int64   // unix nanoseconds; 0 when the caller set none
+}
+
+// spinLock guards a mailbox. Its critical sections are a few stores long, so
+// a waiter spins briefly and then yields its P; unlike sync.Mutex it never
+// parks the goroutine, which under many producers costs far more than the
+// work the lock protects.
+type spinLock struct{ v atomic.Uint32 }
+
+func (l *spinLock) lock() {
+	for i := 0; !l.v.CompareAndSwap(0, 1); i++ {
+		if i >= 16 {
+			runtime.Gosched()
+			i = 0
+		}
+	}
+}
+
+func (l *spinLock) unlock() { l.v.Store(0) }
+
+// mailbox is an actor's queue: two lanes (system and user) behind one short
+// lock, a "scheduled" flag that decides who starts the consumer, and a batch
+// pop that swaps whole slices so that the consumer takes the lock once per
+// batch, not once per message.
+//
+// Producers are any goroutines; the consumer is the actor's turn, of which at
+// most one runs at a time (the turn started by whoever set scheduled). An idle
+// mailbox holds no goroutine, and at most one small buffer.
+type mailbox struct {
+	mu        spinLock
+	scheduled bool
+	closed    bool
+	user      []envelope
+	sys       []envelope
+	count     atomic.Int32 // user messages accepted and not yet handled (kept only when bound > 0)
+}
+
+// push appends to the user lane. Replies, timer ticks and lifecycle
+// notifications pass force so that the bound never refuses them. It reports
+// whether the caller must start the consumer.
+func (m *mailbox) push(e envelope, bound int32, force bool) (schedule bool, err error) {
+	if bound > 0 {
+		if c := m.count.Add(1); c > bound && !force {
+			m.count.Add(-1)
+			return false, ErrMailboxFull
+		}
+	}
+	m.mu.lock()
+	if m.closed {
+		m.mu.unlock()
+		if bound > 0 {
+			m.count.Add(-1)
+		}
+		return false, ErrActorNotFound
+	}
+	m.user = append(m.user, e)
+	schedule = !m.scheduled
+	m.scheduled = true
+	m.mu.unlock()
+	return schedule, nil
+}
+
+// pushSys appends to the system lane, which the consumer drains before any
+// further user message. It raises *sysFlag, which the consumer polls between
+// user messages.
+func (m *mailbox) pushSys(e envelope, sysFlag *atomic.Bool) (schedule bool, err error) {
+	m.mu.lock()
+	if m.closed {
+		m.mu.unlock()
+		return false, ErrActorNotFound
+	}
+	m.sys = append(m.sys, e)
+	sysFlag.Store(true)
+	schedule = !m.scheduled
+	m.scheduled = true
+	m.mu.unlock()
+	return schedule, nil
+}
+
+// takeSys swaps out the system lane; spare (emptied by the caller) becomes
+// the new lane buffer.
+func (m *mailbox) takeSys(spare []envelope, sysFlag *atomic.Bool) []envelope {
+	m.mu.lock()
+	b := m.sys
+	m.sys = spare
+	sysFlag.Store(false)
+	m.mu.unlock()
+	return b
+}
+
+// take swaps out both lanes at once. When both are empty it clears the
+// scheduled flag, keeps a spare buffer for the next producer, and reports
+// idle: the calling consumer must return.
+func (m *mailbox) take(sysSpare, userSpare []envelope, sysFlag *atomic.Bool) (sys, user []envelope, idle bool) {
+	m.mu.lock()
+	if len(m.sys) == 0 && len(m.user) == 0 {
+		m.scheduled = false
+		if cap(m.user) == 0 && cap(userSpare) <= maxKeptBuffer {
+			m.user = userSpare
+		}
+		m.mu.unlock()
+		return nil, nil, true
+	}
+	sys, user = m.sys, m.user
+	m.sys, m.user = sysSpare, userSpare
+	sysFlag.Store(false)
+	m.mu.unlock()
+	return sys, user, false
+}
+
+// tryIdle clears the scheduled flag if both lanes are empty, and reports
+// whether it did; the empty user buffer spare is kept for reuse. When it did
+// not, the caller still owns the turn.
+func (m *mailbox) tryIdle(spare []envelope) bool {
+	m.mu.lock()
+	idle := len(m.sys) == 0 && len(m.user) == 0
+	if idle {
+		m.scheduled = false
+		if cap(m.user) == 0 && cap(spare) <= maxKeptBuffer {
+			m.user = spare
+		}
+	}
+	m.mu.unlock()
+	return idle
+}
+
+// close refuses further pushes and returns whatever is still queued.
+func (m *mailbox) close() (sys, user []envelope) {
+	m.mu.lock()
+	m.closed = true
+	sys, user = m.sys, m.user
+	m.sys, m.user = nil, nil
+	m.mu.unlock()
+	return sys, user
+}
+
+// maxKeptBuffer is the largest lane buffer (in envelopes) an idle mailbox
+// keeps for reuse; larger ones go back to the garbage collector so that a
+// burst does not pin memory.
+const maxKeptBuffer = 64

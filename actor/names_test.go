@@ -1,0 +1,133 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+func TestLocalNames(t *testing.T) {
+	n, _ := newTestNode(t, Config{})
+	ctx := context.Background()
+	a := mustSpawn(t, n, echo)
+	b := mustSpawn(t, n, echo)
+	if err := n.Register(ctx, ".lobby", a); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Register(ctx, ".lobby", a); err != nil {
+		t.Fatalf("re-registering the same owner: %v", err)
+	}
+	if err := n.Register(ctx, ".lobby", b); !errors.Is(err, ErrNameTaken) {
+		t.Fatalf("taken name: %v", err)
+	}
+	if err := n.Register(ctx, ".hall", a); err != nil {
+		t.Fatalf("second name for the same actor: %v", err)
+	}
+	if pid, err := n.Lookup(ctx, ".lobby"); err != nil || pid != a {
+		t.Fatalf("Lookup = %v, %v", pid, err)
+	}
+	if err := n.Unregister(ctx, ".lobby"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Lookup(ctx, ".lobby"); !errors.Is(err, ErrNameNotFound) {
+		t.Fatalf("Lookup after Unregister: %v", err)
+	}
+	if err := n.Unregister(ctx, ".lobby"); !errors.Is(err, ErrNameNotFound) {
+		t.Fatalf("double Unregister: %v", err)
+	}
+	if err := n.Register(ctx, ".lobby", b); err != nil {
+		t.Fatalf("name free again: %v", err)
+	}
+	// A stopping actor releases its names.
+	_ = n.Stop(a)
+	eventually(t, ".hall released", func() bool {
+		_, err := n.Lookup(ctx, ".hall")
+		return errors.Is(err, ErrNameNotFound)
+	})
+	if err := n.Register(ctx, ".hall", a); !errors.Is(err, ErrActorNotFound) {
+		t.Fatalf("registering a stopped actor: %v", err)
+	}
+}
+
+func TestNameValidation(t *testing.T) {
+	n, _ := newTestNode(t, Config{})
+	ctx := context.Background()
+	a := mustSpawn(t, n, echo)
+	for _, bad := range []string{"", ".", ".has space", ".tab\t", string(make([]byte, 300))} {
+		if err := n.Register(ctx, bad, a); !errors.Is(err, ErrBadName) {
+			t.Errorf("Register(%q) = %v, want ErrBadName", bad, err)
+		}
+	}
+	if err := n.Register(ctx, "world", a); !errors.Is(err, ErrNoGlobalNames) {
+		t.Fatalf("global name without a cluster: %v", err)
+	}
+	if _, err := n.Lookup(ctx, "world"); !errors.Is(err, ErrNoGlobalNames) {
+		t.Fatalf("global lookup without a cluster: %v", err)
+	}
+	other := PID{Node: MustAddr(2, 2, 2), Serial: 1}
+	if err := n.Register(ctx, ".x", other); !errors.Is(err, ErrBadName) {
+		t.Fatalf("local name for a remote PID: %v", err)
+	}
+	if _, err := n.SpawnFunc(echo, WithName("global")); !errors.Is(err, ErrBadName) {
+		t.Fatalf("WithName with a global name: %v", err)
+	}
+}
+
+func TestWithName(t *testing.T) {
+	n, _ := newTestNode(t, Config{})
+	ctx := context.Background()
+	a, err := n.SpawnFunc(echo, WithName(".chat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid, err := n.Lookup(ctx, ".chat"); err != nil || pid != a {
+		t.Fatalf("Lookup = %v, %v", pid, err)
+	}
+	if _, err := n.SpawnFunc(echo, WithName(".chat")); !errors.Is(err, ErrNameTaken) {
+		t.Fatalf("second spawn with a taken name: %v", err)
+	}
+	if n.Stats().Actors != 1 {
+		t.Fatalf("the failed spawn left an actor behind: %d", n.Stats().Actors)
+	}
+}
+
+// mapNames is a NameRegistry for the test of the global-name hook.
+type mapNames struct{ m map[string]PID }
+
+func (r *mapNames) Register(_ context.Context, name string, pid PID) error {
+	if _, ok := r.m[name]; ok {
+		return ErrNameTaken
+	}
+	r.m[name] = pid
+	return nil
+}
+
+func (r *mapNames) Unregister(_ context.Context, name string, pid PID) error {
+	if r.m[name] == pid {
+		delete(r.m, name)
+	}
+	return nil
+}
+
+func (r *mapNames) Lookup(_ context.Context, name string) (PID, error) {
+	if pid, ok := r.m[name]; ok {
+		return pid, nil
+	}
+	return PID{}, ErrNameNotFound
+}
+
+func TestGlobalNamesUseTheRegistry(t *testing.T) {
+	reg := &mapNames{m: map[string]PID{}}
+	n, _ := newTestNode(t, Config{Names: reg})
+	ctx := context.Background()
+	a := mustSpawn(t, n, echo)
+	if err := n.Register(ctx, "world", a); err != nil {
+		t.Fatal(err)
+	}
+	if pid, err := n.Lookup(ctx, "world"); err != nil || pid != a || reg.m["world"] != a {
+		t.Fatalf("global Lookup = %v, %v", pid, err)
+	}
+	if err := n.Unregister(ctx, "world"); err != nil || len(reg.m) != 0 {
+		t.Fatalf("global Unregister: %v %v", err, reg.m)
+	}
+}

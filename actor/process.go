@@ -1,0 +1,462 @@
+package actor
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/guildkit/guild/timer"
+)
+
+// Process states. Only the actor's turn goroutine writes them; others read
+// them atomically.
+const (
+	stateAlive    uint32 = iota
+	stateStopping        // Stopping delivered; waiting for children to stop
+	stateStopped         // finalised: gone from the registry, mailbox closed
+)
+
+// process is the runtime side of one actor.
+//
+// Ownership: mb is shared (it has its own lock). Everything else except state
+// is owned by the actor's turn goroutine, of which there is at most one at a
+// time (see mailbox). pid, node, parent, sup, recv and prod are set at spawn
+// and read-only afterwards.
+type process struct {
+	mb      mailbox
+	bound   int32       // user mailbox bound; 0 is unbounded
+	sysFlag atomic.Bool // system messages are waiting; polled between user messages
+	pid     PID
+	node    *Node
+	parent  *process    // nil for a top-level actor
+	sup     *Supervisor // the strategy that applies to this actor (its parent's)
+	recv    ReceiveFunc // interceptor chain; nil when there is none
+	actor   Actor
+	prod    Producer
+	state   atomic.Uint32
+	ctx     Context
+	x       *processExtra // allocated on first use: most actors never need it
+}
+
+// processExtra holds what only some actors use.
+type processExtra struct {
+	supervisor *Supervisor // strategy for this actor's children
+	children   map[PID]*process
+	watchers   map[PID]struct{}
+	timers     map[TimerID]*actorTimer
+	nextTimer  TimerID
+	pending    map[uint64]*pendingRequest
+	nextCorr   uint64
+	restarts   []int64
+}
+
+func (p *process) extra() *processExtra {
+	if p.x == nil {
+		p.x = &processExtra{}
+	}
+	return p.x
+}
+
+// Internal messages. System-lane ones skip the user backlog; the others ride
+// the user lane (forced past the bound) so that they keep their order relative
+// to the user messages of the same sender.
+type (
+	sysStart     struct{}
+	sysStop      struct{}
+	sysWatch     struct{ watcher PID }
+	sysUnwatch   struct{ watcher PID }
+	sysChildGone struct{ child *process }
+	sysEscalate  struct{ reason any }
+	poison       struct{}
+	replyMsg     struct {
+		corr uint64
+		res  result
+	}
+)
+
+type pendingRequest struct {
+	cb ReplyFunc
+	tm *timer.Timer
+}
+
+type actorTimer struct {
+	id     TimerID
+	msg    any
+	every  bool
+	t      *timer.Timer
+	queued atomic.Bool // a tick is in the mailbox; periodic ticks coalesce behind it
+}
+
+// run is one turn: it drains the mailbox in batches and returns when the
+// mailbox is empty. It runs on a worker (see workers) handed the turn by the
+// goroutine that set the mailbox's scheduled flag.
+func (p *process) run() {
+	var sysSpare, userSpare []envelope
+	n := 0
+	for {
+		sys, user, idle := p.mb.take(sysSpare, userSpare, &p.sysFlag)
+		if idle {
+			return
+		}
+		sysSpare, n = p.handleBatch(sys, user, n)
+		clear(user)
+		userSpare = user[:0]
+		if p.state.Load() == stateStopped {
+			return // the mailbox is closed: nobody will schedule it again
+		}
+	}
+}
+
+// handleBatch handles one batch taken from the mailbox, yielding the
+// goroutine every Config.Throughput messages (n counts them across batches).
+// It returns the emptied system-lane buffer for reuse.
+func (p *process) handleBatch(sys, user []envelope, n int) ([]envelope, int) {
+	sys = p.handleSysBatch(sys)
+	throughput := p.node.cfg.Throughput
+	for i := range user {
+		if p.sysFlag.Load() && p.state.Load() != stateStopped {
+			sys = p.handleSysBatch(p.mb.takeSys(sys, &p.sysFlag))
+		}
+		p.handled()
+		if p.state.Load() == stateStopped {
+			p.node.bounce(p.pid, &user[i], ErrActorStopped)
+			continue
+		}
+		p.handleUser(&user[i])
+		if n++; n >= throughput {
+			n = 0
+			runtime.Gosched()
+		}
+	}
+	return sys, n
+}
+
+// runInline runs one batch of a turn on the calling goroutine (see
+// startCall), then hands the turn to a worker if more work has arrived.
+func (p *process) runInline() {
+	sys, user, idle := p.mb.take(nil, nil, &p.sysFlag)
+	if idle {
+		return
+	}
+	p.handleBatch(sys, user, 0)
+	clear(user)
+	if p.state.Load() == stateStopped || p.mb.tryIdle(user[:0]) {
+		return
+	}
+	p.node.schedule(p) // more work arrived meanwhile: a worker takes the turn over
+}
+
+// handled records that one user message left the mailbox.
+func (p *process) handled() {
+	if p.bound > 0 {
+		p.mb.count.Add(-1)
+	}
+}
+
+func (p *process) handleSysBatch(sys []envelope) []envelope {
+	for i := range sys {
+		p.handleSys(sys[i].msg)
+	}
+	clear(sys)
+	return sys[:0]
+}
+
+func (p *process) handleSys(msg any) {
+	if p.state.Load() == stateStopped {
+		if m, ok := msg.(sysWatch); ok {
+			p.node.deliverForce(m.watcher, envelope{msg: Terminated{PID: p.pid}})
+		}
+		return
+	}
+	switch m := msg.(type) {
+	case sysStart:
+		p.invokeLifecycle(Started{})
+	case sysStop:
+		p.beginStop(false)
+	case sysWatch:
+		x := p.extra()
+		if x.watchers == nil {
+			x.watchers = make(map[PID]struct{})
+		}
+		x.watchers[m.watcher] = struct{}{}
+	case sysUnwatch:
+		if p.x != nil {
+			delete(p.x.watchers, m.watcher)
+		}
+	case sysChildGone:
+		if p.x != nil {
+			delete(p.x.children, m.child.pid)
+		}
+		if p.state.Load() == stateStopping && (p.x == nil || len(p.x.children) == 0) {
+			p.finalize()
+		}
+	case sysEscalate:
+		p.fail(m.reason)
+	}
+}
+
+func (p *process) handleUser(e *envelope) {
+	switch m := e.msg.(type) {
+	case *replyMsg:
+		p.onReply(m, e.sender)
+		return
+	case *actorTimer:
+		p.onTimer(m)
+		return
+	case poison:
+		p.beginStop(true)
+		return
+	}
+	if p.state.Load() != stateAlive {
+		p.node.bounce(p.pid, e, ErrActorStopped)
+		return
+	}
+	c := &p.ctx
+	c.msg, c.sender, c.fut, c.corr, c.deadline, c.replied = e.msg, e.sender, e.fut, e.corr, e.deadline, false
+	if reason, stack, panicked := p.invoke(c); panicked {
+		p.onPanic(reason, stack)
+	} else if c.corr != 0 && !c.replied {
+		p.node.reply(p.pid, c.sender, c.fut, c.corr, ErrNoReply)
+	}
+	c.reset()
+}
+
+// invoke runs one Receive with panic recovery.
+func (p *process) invoke(c *Context) (reason any, stack []byte, panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			reason, stack, panicked = r, debug.Stack(), true
+		}
+	}()
+	if p.recv != nil {
+		p.recv(c)
+	} else {
+		p.actor.Receive(c)
+	}
+	return nil, nil, false
+}
+
+// invokeLifecycle delivers a lifecycle message. A panic in Started fails the
+// actor like any other; a panic in Stopping, Stopped or Restarting is logged
+// and the lifecycle carries on.
+func (p *process) invokeLifecycle(msg any) {
+	c := &p.ctx
+	c.msg, c.sender = msg, p.pid
+	reason, stack, panicked := p.invoke(c)
+	c.reset()
+	if !panicked {
+		return
+	}
+	if _, ok := msg.(Started); ok {
+		p.onPanic(reason, stack)
+		return
+	}
+	p.node.log.Error("actor panicked in lifecycle message", "pid", p.pid, "message", fmt.Sprintf("%T", msg), "panic", reason, "stack", string(stack))
+}
+
+// onPanic reports a panic, fails a pending request at once, and applies the
+// supervisor.
+func (p *process) onPanic(reason any, stack []byte) {
+	c := &p.ctx
+	p.node.log.Error("actor panicked", "pid", p.pid, "message", fmt.Sprintf("%T", c.msg), "panic", reason, "stack", string(stack))
+	if c.corr != 0 && !c.replied {
+		c.replied = true
+		p.node.reply(p.pid, c.sender, c.fut, c.corr, fmt.Errorf("%w: %v", ErrPanicked, reason))
+	}
+	c.reset()
+	p.fail(reason)
+}
+
+// fail applies the supervising strategy to this actor.
+func (p *process) fail(reason any) {
+	if p.state.Load() != stateAlive {
+		return
+	}
+	d := p.sup.decide(reason)
+	if d == Restart {
+		x := p.extra()
+		var ok bool
+		x.restarts, ok = p.sup.allowRestart(x.restarts, time.Now().UnixNano())
+		if !ok {
+			max, window := p.sup.budget()
+			p.node.log.Error("actor restart budget exhausted; stopping it", "pid", p.pid, "max_restarts", max, "window", window)
+			d = Stop
+		}
+	}
+	switch d {
+	case Resume:
+	case Restart:
+		p.restart(reason)
+	case Escalate:
+		p.beginStop(false)
+		if p.parent != nil {
+			p.node.schedulePush(p.parent, envelope{msg: sysEscalate{reason: reason}}, true)
+		}
+	default:
+		p.beginStop(false)
+	}
+}
+
+func (p *process) restart(reason any) {
+	p.invokeLifecycle(Restarting{Reason: reason})
+	p.dropTimersAndRequests()
+	p.stopChildren(false)
+	a, err := p.node.produce(p.prod)
+	if err != nil {
+		p.node.log.Error("actor producer failed on restart; stopping it", "pid", p.pid, "err", err)
+		p.beginStop(false)
+		return
+	}
+	p.actor = a
+	p.invokeLifecycle(Started{})
+}
+
+// beginStop starts stopping: Stopping, then children, then finalize once the
+// last child is gone. graceful (poison) lets the children drain too.
+func (p *process) beginStop(graceful bool) {
+	if p.state.Load() != stateAlive {
+		return
+	}
+	p.state.Store(stateStopping)
+	p.invokeLifecycle(Stopping{})
+	p.dropTimersAndRequests()
+	if p.stopChildren(graceful) == 0 {
+		p.finalize()
+	}
+}
+
+// stopChildren asks every child to stop and returns how many there are.
+func (p *process) stopChildren(graceful bool) int {
+	if p.x == nil {
+		return 0
+	}
+	for _, ch := range p.x.children {
+		if graceful {
+			p.node.schedulePush(ch, envelope{msg: poison{}}, false)
+		} else {
+			p.node.schedulePush(ch, envelope{msg: sysStop{}}, true)
+		}
+	}
+	return len(p.x.children)
+}
+
+func (p *process) dropTimersAndRequests() {
+	if p.x == nil {
+		return
+	}
+	for id, t := range p.x.timers {
+		t.t.Stop()
+		delete(p.x.timers, id)
+	}
+	for corr, r := range p.x.pending {
+		r.tm.Stop()
+		delete(p.x.pending, corr)
+	}
+}
+
+// finalize ends the actor: Stopped, out of the registry and the name table,
+// mailbox closed (what is left goes to dead letters), watchers and parent
+// told.
+func (p *process) finalize() {
+	p.invokeLifecycle(Stopped{})
+	p.state.Store(stateStopped)
+	n := p.node
+	n.procs.remove(p.pid.Serial)
+	n.names.release(p.pid)
+	sys, user := p.mb.close()
+	for i := range sys {
+		p.handleSys(sys[i].msg) // answers late watches with Terminated
+	}
+	for i := range user {
+		n.bounce(p.pid, &user[i], ErrActorStopped)
+	}
+	if p.x != nil {
+		for w := range p.x.watchers {
+			n.deliverForce(w, envelope{msg: Terminated{PID: p.pid}, sender: p.pid})
+		}
+	}
+	p.actor = nil
+	if p.parent != nil {
+		n.schedulePush(p.parent, envelope{msg: sysChildGone{child: p}}, true)
+	}
+	n.processGone()
+}
+
+func (p *process) onReply(m *replyMsg, from PID) {
+	if p.x == nil {
+		return
+	}
+	r, ok := p.x.pending[m.corr]
+	if !ok {
+		return // timed out earlier, or dropped by a restart
+	}
+	delete(p.x.pending, m.corr)
+	r.tm.Stop()
+	if p.state.Load() != stateAlive {
+		return
+	}
+	c := &p.ctx
+	c.msg, c.sender = m.res.msg, from
+	reason, stack, panicked := p.invokeCallback(c, r.cb, m.res)
+	if panicked {
+		p.onPanic(reason, stack)
+		return
+	}
+	c.reset()
+}
+
+func (p *process) invokeCallback(c *Context, cb ReplyFunc, res result) (reason any, stack []byte, panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			reason, stack, panicked = r, debug.Stack(), true
+		}
+	}()
+	cb(res.msg, res.err)
+	return nil, nil, false
+}
+
+func (p *process) onTimer(t *actorTimer) {
+	if p.x == nil || p.x.timers[t.id] != t {
+		return // cancelled
+	}
+	if t.every {
+		t.queued.Store(false)
+	} else {
+		delete(p.x.timers, t.id)
+	}
+	if p.state.Load() != stateAlive {
+		return
+	}
+	c := &p.ctx
+	c.msg, c.sender = t.msg, p.pid
+	if reason, stack, panicked := p.invoke(c); panicked {
+		p.onPanic(reason, stack)
+		return
+	}
+	c.reset()
+}
+
+// addTimer arms an actor timer; period 0 means once.
+func (p *process) addTimer(d time.Duration, msg any, every bool) TimerID {
+	x := p.extra()
+	if x.timers == nil {
+		x.timers = make(map[TimerID]*actorTimer)
+	}
+	x.nextTimer++
+	t := &actorTimer{id: x.nextTimer, msg: msg, every: every}
+	fire := func() {
+		if t.every && !t.queued.CompareAndSwap(false, true) {
+			return // the previous tick is still queued: coalesce
+		}
+		p.node.schedulePush(p, envelope{msg: t, sender: p.pid}, false)
+	}
+	if every {
+		t.t = p.node.clock.every(d, fire)
+	} else {
+		t.t = p.node.clock.after(d, fire)
+	}
+	x.timers[t.id] = t
+	return t.id
+}

@@ -1,0 +1,186 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestShutdownDrainsThenStopsChildrenFirst(t *testing.T) {
+	n, err := NewNode(Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &journal{}
+	var handled atomic.Int64
+	parent := mustSpawn(t, n, func(c *Context) {
+		lifecycleActor(j, "parent")(c)
+		switch c.Message().(type) {
+		case Started:
+			if _, err := c.SpawnFunc(func(c *Context) {
+				lifecycleActor(j, "child")(c)
+				if _, ok := c.Message().(int); ok {
+					time.Sleep(10 * time.Microsecond)
+					handled.Add(1)
+				}
+			}, WithName(".child")); err != nil {
+				t.Error(err)
+			}
+		case int:
+			child, _ := c.Node().Lookup(context.Background(), ".child")
+			_ = c.Send(child, 1) // actors keep messaging each other while draining
+		}
+	})
+	for i := 0; i < 500; i++ {
+		if err := n.Send(parent, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.Shutdown(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if handled.Load() != 500 {
+		t.Fatalf("child handled %d of 500 messages before shutdown finished", handled.Load())
+	}
+	if c, p := j.index("child actor.Stopped"), j.index("parent actor.Stopped"); c < 0 || p < 0 || c > p {
+		t.Fatalf("stop order: %q", j.list())
+	}
+	if err := n.Send(parent, 1); !errors.Is(err, ErrNodeClosed) {
+		t.Fatalf("Send after Shutdown: %v", err)
+	}
+	if _, err := n.SpawnFunc(echo); !errors.Is(err, ErrNodeClosed) {
+		t.Fatalf("Spawn after Shutdown: %v", err)
+	}
+	if _, err := n.Call(context.Background(), parent, 1); !errors.Is(err, ErrNodeClosed) {
+		t.Fatalf("Call after Shutdown: %v", err)
+	}
+	if err := n.Shutdown(context.Background()); err != nil {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("Close after Shutdown: %v", err)
+	}
+}
+
+func TestShutdownFallsBackToCloseWhenCtxEnds(t *testing.T) {
+	n, err := NewNode(Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handled atomic.Int64
+	pid := mustSpawn(t, n, func(c *Context) {
+		if _, ok := c.Message().(int); ok {
+			time.Sleep(time.Millisecond)
+			handled.Add(1)
+		}
+	})
+	for i := 0; i < 5000; i++ {
+		_ = n.Send(pid, i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := n.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want the ctx error", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Shutdown took %v after its ctx ended", d)
+	}
+	if h := handled.Load(); h >= 5000 {
+		t.Fatalf("handled the whole backlog (%d) although the ctx ended", h)
+	}
+	if n.Stats().Actors != 0 {
+		t.Fatalf("%d actors left", n.Stats().Actors)
+	}
+}
+
+func TestCloseStopsEverythingAndIsIdempotent(t *testing.T) {
+	n, err := NewNode(Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &journal{}
+	for i := 0; i < 100; i++ {
+		pid := mustSpawn(t, n, func(c *Context) {
+			if _, ok := c.Message().(Started); ok {
+				_, _ = c.SpawnFunc(lifecycleActor(j, "child"))
+				c.Every(time.Millisecond, "tick")
+			}
+		})
+		_ = n.Send(pid, "hi")
+	}
+	eventually(t, "all children started", func() bool { return n.Stats().Actors == 200 })
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := 0
+	for _, e := range j.list() {
+		if e == "child actor.Stopped" {
+			stopped++
+		}
+	}
+	if stopped != 100 || n.Stats().Actors != 0 {
+		t.Fatalf("%d children saw Stopped, %d actors left", stopped, n.Stats().Actors)
+	}
+	if err := n.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCloseReportsStuckActors(t *testing.T) {
+	logs := &logBuffer{}
+	n, err := NewNode(Config{StopTimeout: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	pid := mustSpawn(t, n, func(c *Context) {
+		if c.Message() == "block" {
+			close(entered)
+			<-release
+		}
+	})
+	_ = n.Send(pid, "block")
+	<-entered
+	if err := n.Close(); err == nil || !strings.Contains(err.Error(), "1 actors did not stop") {
+		t.Fatalf("Close with a stuck actor: %v", err)
+	}
+	close(release)
+	eventually(t, "the stuck actor finishes", func() bool { return n.Stats().Actors == 0 })
+	n.wg.Wait() // its worker exits once the turn ends; goleak checks the rest
+}
+
+func TestConfigValidate(t *testing.T) {
+	bad := []Config{
+		{RequestTimeout: -1},
+		{Throughput: -1},
+		{TimerResolution: -1},
+		{TimerResolution: time.Microsecond},
+		{StopTimeout: -1},
+		{Supervisor: Supervisor{Window: -1}},
+		{SendInterceptors: []SendInterceptor{nil}},
+		{ReceiveInterceptors: []ReceiveInterceptor{nil}},
+	}
+	for i, c := range bad {
+		if err := c.Validate(); err == nil {
+			t.Errorf("config %d validated: %+v", i, c)
+		}
+		if _, err := NewNode(c); err == nil {
+			t.Errorf("NewNode accepted config %d", i)
+		}
+	}
+	if err := (Config{}).Validate(); err != nil {
+		t.Fatalf("zero Config: %v", err)
+	}
+	if d := DefaultConfig(); d.Addr != MustAddr(1, 1, 1) || d.RequestTimeout != 5*time.Second {
+		t.Fatalf("defaults %+v", d)
+	}
+}
