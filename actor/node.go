@@ -32,7 +32,6 @@ type Node struct {
 	procs    registry
 	names    localNames
 	clock    *clock
-	serial   atomic.Uint64
 	corr     atomic.Uint64
 	live     atomic.Int64
 	state    atomic.Int32
@@ -119,7 +118,7 @@ func (n *Node) spawn(parent *process, prod Producer, opts []SpawnOption) (PID, e
 		return PID{}, err
 	}
 	p := &process{node: n, parent: parent, actor: a, prod: prod}
-	p.pid = PID{Node: n.cfg.Addr, Serial: n.serial.Add(1)}
+	p.pid.Node = n.cfg.Addr
 	p.bound = int32(o.bound)
 	p.ctx.p = p
 	p.sup = &n.cfg.Supervisor
@@ -133,7 +132,7 @@ func (n *Node) spawn(parent *process, prod Producer, opts []SpawnOption) (PID, e
 		p.recv = chainReceive(func(c *Context) { c.p.actor.Receive(c) }, ics)
 	}
 	n.live.Add(1)
-	n.procs.put(p)
+	n.procs.add(p)                    // sets p.pid.Serial
 	if n.state.Load() == nodeClosed { // Close began meanwhile and may not have seen p
 		n.procs.remove(p.pid.Serial)
 		n.processGone()

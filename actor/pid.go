@@ -9,7 +9,7 @@ import "strconv"
 // of a message sent from outside any actor).
 type PID struct {
 	Node   Addr   // the node the actor lives on
-	Serial uint64 // unique on that node for the node's lifetime; never 0 for a real actor
+	Serial uint64 // unique on that node for the node's lifetime (a slot and its generation); never 0 for a real actor
 }
 
 // IsZero reports whether p is the zero PID.

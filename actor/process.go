@@ -114,23 +114,67 @@ func (p *process) run() {
 // It returns the emptied system-lane buffer for reuse.
 func (p *process) handleBatch(sys, user []envelope, n int) ([]envelope, int) {
 	sys = p.handleSysBatch(sys)
+	for i := 0; i < len(user); {
+		i, n, sys = p.handleUsers(user, i, n, sys)
+	}
+	p.ctx.reset()
+	return sys, n
+}
+
+// handleUsers handles user[i:] and returns the index after the last message
+// it handled. One deferred recover guards the whole run, so the common path
+// pays for it once per batch, not once per message: after a panic it applies
+// the supervisor and returns, and handleBatch resumes with the next message.
+func (p *process) handleUsers(user []envelope, i, n int, sys []envelope) (next, count int, sysOut []envelope) {
+	cur := i
+	defer func() {
+		if r := recover(); r != nil {
+			stack := debug.Stack()
+			next, count, sysOut = cur+1, n, sys
+			p.onPanic(r, stack)
+		}
+	}()
 	throughput := p.node.cfg.Throughput
-	for i := range user {
-		if p.sysFlag.Load() && p.state.Load() != stateStopped {
+	c := &p.ctx
+	for ; i < len(user); i++ {
+		cur = i
+		if p.sysFlag.Load() {
 			sys = p.handleSysBatch(p.mb.takeSys(sys, &p.sysFlag))
 		}
-		p.handled()
-		if p.state.Load() == stateStopped {
-			p.node.bounce(p.pid, &user[i], ErrActorStopped)
+		if p.bound > 0 {
+			p.mb.count.Add(-1)
+		}
+		e := &user[i]
+		switch m := e.msg.(type) {
+		case *replyMsg:
+			p.onReply(m, e.sender)
+			continue
+		case *actorTimer:
+			p.onTimer(m)
+			continue
+		case poison:
+			p.beginStop(true)
 			continue
 		}
-		p.handleUser(&user[i])
+		if p.state.Load() != stateAlive {
+			p.node.bounce(p.pid, e, ErrActorStopped)
+			continue
+		}
+		c.msg, c.sender, c.fut, c.corr, c.deadline, c.replied = e.msg, e.sender, e.fut, e.corr, e.deadline, false
+		if p.recv != nil {
+			p.recv(c)
+		} else {
+			p.actor.Receive(c)
+		}
+		if c.corr != 0 && !c.replied {
+			p.node.reply(p.pid, c.sender, c.fut, c.corr, ErrNoReply)
+		}
 		if n++; n >= throughput {
 			n = 0
 			runtime.Gosched()
 		}
 	}
-	return sys, n
+	return i, n, sys
 }
 
 // runInline runs one batch of a turn on the calling goroutine (see
@@ -146,13 +190,6 @@ func (p *process) runInline() {
 		return
 	}
 	p.node.schedule(p) // more work arrived meanwhile: a worker takes the turn over
-}
-
-// handled records that one user message left the mailbox.
-func (p *process) handled() {
-	if p.bound > 0 {
-		p.mb.count.Add(-1)
-	}
 }
 
 func (p *process) handleSysBatch(sys []envelope) []envelope {
@@ -195,32 +232,6 @@ func (p *process) handleSys(msg any) {
 	case sysEscalate:
 		p.fail(m.reason)
 	}
-}
-
-func (p *process) handleUser(e *envelope) {
-	switch m := e.msg.(type) {
-	case *replyMsg:
-		p.onReply(m, e.sender)
-		return
-	case *actorTimer:
-		p.onTimer(m)
-		return
-	case poison:
-		p.beginStop(true)
-		return
-	}
-	if p.state.Load() != stateAlive {
-		p.node.bounce(p.pid, e, ErrActorStopped)
-		return
-	}
-	c := &p.ctx
-	c.msg, c.sender, c.fut, c.corr, c.deadline, c.replied = e.msg, e.sender, e.fut, e.corr, e.deadline, false
-	if reason, stack, panicked := p.invoke(c); panicked {
-		p.onPanic(reason, stack)
-	} else if c.corr != 0 && !c.replied {
-		p.node.reply(p.pid, c.sender, c.fut, c.corr, ErrNoReply)
-	}
-	c.reset()
 }
 
 // invoke runs one Receive with panic recovery.

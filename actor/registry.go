@@ -1,63 +1,113 @@
 package actor
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
-// registry maps serials of live local actors to their processes. It is split
-// into shards so that spawns and sends on different actors rarely share a
-// lock; lookups take only a read lock.
+// registry maps the serials of live local actors to their processes. It is a
+// slab: a serial is a slot index in its low 32 bits and the slot's generation
+// in its high 32 bits, so a lookup is two atomic loads with no lock, and a
+// slot reused by a later actor never answers for a stopped one (its
+// generation differs). Slots live in fixed chunks that never move; the chunk
+// directory is replaced, never modified, when it grows.
+//
+// Spawns and stops take mu; lookups take nothing.
 type registry struct {
-	shards [registryShards]registryShard
+	mu   sync.Mutex
+	dir  atomic.Pointer[[]*slabChunk]
+	gen  []uint32 // per slot, under mu
+	free []uint32 // reusable slots, under mu
+	used uint32   // slots handed out so far, under mu
 }
 
-const registryShards = 64
+const (
+	slabChunkBits = 12
+	slabChunkSize = 1 << slabChunkBits
+)
 
-type registryShard struct {
-	mu sync.RWMutex
-	m  map[uint64]*process
-	_  [32]byte // keep neighbouring shard locks off one cache line
+type slabChunk [slabChunkSize]atomic.Pointer[process]
+
+// add stores p in a free slot and returns its serial, never 0.
+func (r *registry) add(p *process) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var slot uint32
+	if n := len(r.free); n > 0 {
+		slot = r.free[n-1]
+		r.free = r.free[:n-1]
+	} else {
+		slot = r.used
+		r.used++
+		r.gen = append(r.gen, 0)
+		if int(slot>>slabChunkBits) >= r.chunks() {
+			r.grow()
+		}
+	}
+	r.gen[slot]++
+	serial := uint64(r.gen[slot])<<32 | uint64(slot)
+	p.pid.Serial = serial
+	(*r.dir.Load())[slot>>slabChunkBits][slot&(slabChunkSize-1)].Store(p)
+	return serial
 }
 
-func (r *registry) shard(serial uint64) *registryShard {
-	return &r.shards[serial%registryShards]
+func (r *registry) chunks() int {
+	if d := r.dir.Load(); d != nil {
+		return len(*d)
+	}
+	return 0
+}
+
+// grow adds one chunk; the caller holds mu.
+func (r *registry) grow() {
+	var next []*slabChunk
+	if d := r.dir.Load(); d != nil {
+		next = append(next, *d...)
+	}
+	next = append(next, new(slabChunk))
+	r.dir.Store(&next)
 }
 
 func (r *registry) get(serial uint64) *process {
-	s := r.shard(serial)
-	s.mu.RLock()
-	p := s.m[serial]
-	s.mu.RUnlock()
+	slot := uint32(serial)
+	d := r.dir.Load()
+	if d == nil || int(slot>>slabChunkBits) >= len(*d) {
+		return nil
+	}
+	p := (*d)[slot>>slabChunkBits][slot&(slabChunkSize-1)].Load()
+	if p == nil || p.pid.Serial != serial {
+		return nil
+	}
 	return p
 }
 
-func (r *registry) put(p *process) {
-	s := r.shard(p.pid.Serial)
-	s.mu.Lock()
-	if s.m == nil {
-		s.m = make(map[uint64]*process)
-	}
-	s.m[p.pid.Serial] = p
-	s.mu.Unlock()
-}
-
+// remove frees the slot of serial if it still holds that actor.
 func (r *registry) remove(serial uint64) {
-	s := r.shard(serial)
-	s.mu.Lock()
-	delete(s.m, serial)
-	s.mu.Unlock()
+	slot := uint32(serial)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.dir.Load()
+	if d == nil || int(slot>>slabChunkBits) >= len(*d) {
+		return
+	}
+	cell := &(*d)[slot>>slabChunkBits][slot&(slabChunkSize-1)]
+	if p := cell.Load(); p != nil && p.pid.Serial == serial {
+		cell.Store(nil)
+		r.free = append(r.free, slot)
+	}
 }
 
-// each calls fn for every registered process. fn must not touch the registry.
+// each calls fn for every registered process.
 func (r *registry) each(fn func(*process)) {
-	for i := range r.shards {
-		s := &r.shards[i]
-		s.mu.RLock()
-		list := make([]*process, 0, len(s.m))
-		for _, p := range s.m {
-			list = append(list, p)
-		}
-		s.mu.RUnlock()
-		for _, p := range list {
-			fn(p)
+	d := r.dir.Load()
+	if d == nil {
+		return
+	}
+	for _, c := range *d {
+		for i := range c {
+			if p := c[i].Load(); p != nil {
+				fn(p)
+			}
 		}
 	}
 }

@@ -72,10 +72,16 @@ func (s *Supervisor) validate() error {
 	return nil
 }
 
-func (s *Supervisor) decide(reason any) Directive {
+// decide runs Decide; a Decide that panics counts as Stop.
+func (s *Supervisor) decide(reason any) (d Directive) {
 	if s.Decide == nil {
 		return Restart
 	}
+	defer func() {
+		if recover() != nil {
+			d = Stop
+		}
+	}()
 	return s.Decide(reason)
 }
 
