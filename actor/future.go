@@ -1,10 +1,6 @@
 package actor
 
-import (
-	"sync/atomic"
-
-	"github.com/guildkit/guild/timer"
-)
+import "sync/atomic"
 
 // result is what a Call receives.
 type result struct {
@@ -20,7 +16,6 @@ type result struct {
 type future struct {
 	ch        chan result
 	id        atomic.Uint64
-	tm        *timer.Timer // timeout timer when the caller's ctx has no deadline
 	onTimeout func()       // allocated once per future: completes the current id with ErrTimeout
 }
 
