@@ -16,7 +16,7 @@ type result struct {
 type future struct {
 	ch        chan result
 	id        atomic.Uint64
-	onTimeout func()       // allocated once per future: completes the current id with ErrTimeout
+	onTimeout func() // allocated once per future: completes the current id with ErrTimeout
 }
 
 func newFuture() *future {

@@ -2,6 +2,7 @@ package actor
 
 import (
 	"runtime"
+	"sync"
 	"sync/atomic"
 )
 
@@ -33,8 +34,13 @@ func (l *spinLock) unlock() { l.v.Store(0) }
 
 // mailbox is an actor's queue: two lanes (system and user) behind one short
 // lock, a "scheduled" flag that decides who starts the consumer, and a batch
-// pop that swaps whole slices so that the consumer takes the lock once per
+// pop that swaps whole buffers so that the consumer takes the lock once per
 // batch, not once per message.
+//
+// The user lane is a slice that grows by append up to laneChunkSize
+// envelopes; past that, full chunks are parked in order and a fresh
+// fixed-size chunk (from the node's pool) takes over, so a deep backlog never
+// copies what it already holds.
 //
 // Producers are any goroutines; the consumer is the actor's turn, of which at
 // most one runs at a time (the turn started by whoever set scheduled). An idle
@@ -44,14 +50,20 @@ type mailbox struct {
 	scheduled bool
 	closed    bool
 	user      []envelope
+	full      [][]envelope // full user chunks, oldest first
 	sys       []envelope
 	count     atomic.Int32 // user messages accepted and not yet handled (kept only when bound > 0)
 }
 
+// laneChunk is the fixed-size buffer a deep user lane is made of.
+type laneChunk [laneChunkSize]envelope
+
+const laneChunkSize = 128
+
 // push appends to the user lane. Replies, timer ticks and lifecycle
 // notifications pass force so that the bound never refuses them. It reports
 // whether the caller must start the consumer.
-func (m *mailbox) push(e envelope, bound int32, force bool) (schedule bool, err error) {
+func (m *mailbox) push(e envelope, bound int32, force bool, chunks *sync.Pool) (schedule bool, err error) {
 	if bound > 0 {
 		if c := m.count.Add(1); c > bound && !force {
 			m.count.Add(-1)
@@ -65,6 +77,10 @@ func (m *mailbox) push(e envelope, bound int32, force bool) (schedule bool, err 
 			m.count.Add(-1)
 		}
 		return false, ErrActorNotFound
+	}
+	if len(m.user) >= laneChunkSize {
+		m.full = append(m.full, m.user)
+		m.user = chunks.Get().(*laneChunk)[:0]
 	}
 	m.user = append(m.user, e)
 	schedule = !m.scheduled
@@ -101,24 +117,25 @@ func (m *mailbox) takeSys(spare []envelope, sysFlag *atomic.Bool) []envelope {
 	return b
 }
 
-// take swaps out both lanes at once. When both are empty it clears the
+// take swaps out both lanes at once: the system lane, the full user chunks
+// and the current user buffer. When everything is empty it clears the
 // scheduled flag, keeps a spare buffer for the next producer, and reports
 // idle: the calling consumer must return.
-func (m *mailbox) take(sysSpare, userSpare []envelope, sysFlag *atomic.Bool) (sys, user []envelope, idle bool) {
+func (m *mailbox) take(sysSpare, userSpare []envelope, sysFlag *atomic.Bool) (sys []envelope, full [][]envelope, user []envelope, idle bool) {
 	m.mu.lock()
-	if len(m.sys) == 0 && len(m.user) == 0 {
+	if len(m.sys) == 0 && len(m.user) == 0 && len(m.full) == 0 {
 		m.scheduled = false
 		if cap(m.user) == 0 && cap(userSpare) <= maxKeptBuffer {
 			m.user = userSpare
 		}
 		m.mu.unlock()
-		return nil, nil, true
+		return nil, nil, nil, true
 	}
-	sys, user = m.sys, m.user
-	m.sys, m.user = sysSpare, userSpare
+	sys, full, user = m.sys, m.full, m.user
+	m.sys, m.full, m.user = sysSpare, nil, userSpare
 	sysFlag.Store(false)
 	m.mu.unlock()
-	return sys, user, false
+	return sys, full, user, false
 }
 
 // tryIdle clears the scheduled flag if both lanes are empty, and reports
@@ -126,7 +143,7 @@ func (m *mailbox) take(sysSpare, userSpare []envelope, sysFlag *atomic.Bool) (sy
 // not, the caller still owns the turn.
 func (m *mailbox) tryIdle(spare []envelope) bool {
 	m.mu.lock()
-	idle := len(m.sys) == 0 && len(m.user) == 0
+	idle := len(m.sys) == 0 && len(m.user) == 0 && len(m.full) == 0
 	if idle {
 		m.scheduled = false
 		if cap(m.user) == 0 && cap(spare) <= maxKeptBuffer {
@@ -137,12 +154,17 @@ func (m *mailbox) tryIdle(spare []envelope) bool {
 	return idle
 }
 
-// close refuses further pushes and returns whatever is still queued.
+// close refuses further pushes and returns whatever is still queued, user
+// messages in order.
 func (m *mailbox) close() (sys, user []envelope) {
 	m.mu.lock()
 	m.closed = true
-	sys, user = m.sys, m.user
-	m.sys, m.user = nil, nil
+	sys = m.sys
+	for _, c := range m.full {
+		user = append(user, c...)
+	}
+	user = append(user, m.user...)
+	m.sys, m.full, m.user = nil, nil, nil
 	m.mu.unlock()
 	return sys, user
 }
@@ -151,3 +173,12 @@ func (m *mailbox) close() (sys, user []envelope) {
 // keeps for reuse; larger ones go back to the garbage collector so that a
 // burst does not pin memory.
 const maxKeptBuffer = 64
+
+// recycleChunk clears a consumed user chunk and returns it to the pool when
+// it is one of the pool's fixed-size chunks.
+func recycleChunk(c []envelope, chunks *sync.Pool) {
+	clear(c)
+	if cap(c) == laneChunkSize {
+		chunks.Put((*laneChunk)(c[:laneChunkSize]))
+	}
+}

@@ -22,16 +22,21 @@ func BenchmarkMailbox(b *testing.B) {
 		b.Run("producers="+strconv.Itoa(producers), func(b *testing.B) {
 			var m mailbox
 			var sysFlag atomic.Bool
+			chunks := sync.Pool{New: func() any { return new(laneChunk) }}
 			wake := make(chan struct{}, 1)
 			done := make(chan struct{})
 			go func() {
 				var sysSpare, userSpare []envelope
 				seen := 0
 				for {
-					_, user, idle := m.take(sysSpare, userSpare, &sysFlag)
+					_, full, user, idle := m.take(sysSpare, userSpare, &sysFlag)
 					if idle {
 						<-wake
 						continue
+					}
+					for _, c := range full {
+						seen += len(c)
+						recycleChunk(c, &chunks)
 					}
 					seen += len(user)
 					clear(user)
@@ -51,7 +56,7 @@ func BenchmarkMailbox(b *testing.B) {
 					go func(n int) {
 						defer wg.Done()
 						for j := 0; j < n; j++ {
-							if schedule, _ := m.push(envelope{msg: j}, 0, false); schedule {
+							if schedule, _ := m.push(envelope{msg: j}, 0, false, &chunks); schedule {
 								wake <- struct{}{}
 							}
 						}

@@ -37,6 +37,7 @@ type Node struct {
 	state    atomic.Int32
 	wg       sync.WaitGroup
 	futures  sync.Pool
+	chunks   sync.Pool // *laneChunk buffers for deep user lanes
 	workers  workers
 	sendHook SendFunc // the SendInterceptors chain; nil when there are none
 	recvIcs  []ReceiveInterceptor
@@ -65,6 +66,7 @@ func NewNode(cfg Config) (*Node, error) {
 		empty:   make(chan struct{}),
 	}
 	n.futures.New = func() any { return newFuture() }
+	n.chunks.New = func() any { return new(laneChunk) }
 	n.workers = workers{maxIdle: maxIdleWorkers, wg: &n.wg}
 	if len(cfg.SendInterceptors) > 0 {
 		n.sendHook = chainSend(n.deliverEnvelope, cfg.SendInterceptors)
@@ -205,7 +207,7 @@ func (n *Node) deliverEnvelope(e *Envelope) error {
 	if err != nil {
 		return err
 	}
-	schedule, err := p.mb.push(env, p.bound, false)
+	schedule, err := p.mb.push(env, p.bound, false, &n.chunks)
 	if err != nil {
 		n.undeliverable(e.Target, &env, err)
 		return err
@@ -236,7 +238,7 @@ func (n *Node) deliver(to PID, e envelope, force bool) error {
 	if err != nil {
 		return err
 	}
-	schedule, err := p.mb.push(e, p.bound, force)
+	schedule, err := p.mb.push(e, p.bound, force, &n.chunks)
 	if err != nil {
 		n.undeliverable(to, &e, err)
 		return err
@@ -260,7 +262,7 @@ func (n *Node) schedulePush(p *process, e envelope, sys bool) {
 	if sys {
 		schedule, err = p.mb.pushSys(e, &p.sysFlag)
 	} else {
-		schedule, err = p.mb.push(e, p.bound, true)
+		schedule, err = p.mb.push(e, p.bound, true, &n.chunks)
 	}
 	if err != nil {
 		if !sys {
@@ -472,7 +474,7 @@ func (n *Node) Poison(pid PID) error {
 	if p == nil {
 		return ErrActorNotFound
 	}
-	schedule, err := p.mb.push(envelope{msg: poison{}}, p.bound, true)
+	schedule, err := p.mb.push(envelope{msg: poison{}}, p.bound, true, &n.chunks)
 	if err != nil {
 		return err
 	}

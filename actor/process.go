@@ -96,11 +96,11 @@ func (p *process) run() {
 	var sysSpare, userSpare []envelope
 	n := 0
 	for {
-		sys, user, idle := p.mb.take(sysSpare, userSpare, &p.sysFlag)
+		sys, full, user, idle := p.mb.take(sysSpare, userSpare, &p.sysFlag)
 		if idle {
 			return
 		}
-		sysSpare, n = p.handleBatch(sys, user, n)
+		sysSpare, n = p.handleBatch(sys, full, user, n)
 		clear(user)
 		userSpare = user[:0]
 		if p.state.Load() == stateStopped {
@@ -112,8 +112,14 @@ func (p *process) run() {
 // handleBatch handles one batch taken from the mailbox, yielding the
 // goroutine every Config.Throughput messages (n counts them across batches).
 // It returns the emptied system-lane buffer for reuse.
-func (p *process) handleBatch(sys, user []envelope, n int) ([]envelope, int) {
+func (p *process) handleBatch(sys []envelope, full [][]envelope, user []envelope, n int) ([]envelope, int) {
 	sys = p.handleSysBatch(sys)
+	for _, chunk := range full {
+		for i := 0; i < len(chunk); {
+			i, n, sys = p.handleUsers(chunk, i, n, sys)
+		}
+		recycleChunk(chunk, &p.node.chunks)
+	}
 	for i := 0; i < len(user); {
 		i, n, sys = p.handleUsers(user, i, n, sys)
 	}
@@ -180,11 +186,11 @@ func (p *process) handleUsers(user []envelope, i, n int, sys []envelope) (next, 
 // runInline runs one batch of a turn on the calling goroutine (see
 // startCall), then hands the turn to a worker if more work has arrived.
 func (p *process) runInline() {
-	sys, user, idle := p.mb.take(nil, nil, &p.sysFlag)
+	sys, full, user, idle := p.mb.take(nil, nil, &p.sysFlag)
 	if idle {
 		return
 	}
-	p.handleBatch(sys, user, 0)
+	p.handleBatch(sys, full, user, 0)
 	clear(user)
 	if p.state.Load() == stateStopped || p.mb.tryIdle(user[:0]) {
 		return
