@@ -7,9 +7,11 @@ import (
 )
 
 // Context is an actor's view of the message it is handling and its handle on
-// the runtime. The runtime passes it to Receive; it is valid only during that
-// call and only on that goroutine. Keep the values it returns (Self, Sender,
-// a Responder), never the Context itself.
+// the runtime. The runtime passes it to Receive; it is valid during that call
+// and during this actor's later Request callbacks and timer messages, which
+// run in the actor's own turns (so a callback may use the Context captured
+// by the Receive that issued the Request). It is not valid on other
+// goroutines: hand them the values it returns (Self, Sender, a Responder).
 type Context struct {
 	p        *process
 	msg      any

@@ -10,7 +10,9 @@ type (
 	// children are stopped.
 	Stopping struct{}
 	// Stopped is the last message an actor receives, after all its children
-	// have stopped. Sends to the actor fail from this point.
+	// have stopped. Once Receive returns from it, sends to the actor fail
+	// with ErrActorNotFound; messages that arrive while it stops (from
+	// Stopping on) go to dead letters.
 	Stopped struct{}
 	// Restarting is delivered to the failed instance before the supervisor
 	// replaces it with a fresh one.

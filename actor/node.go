@@ -34,6 +34,8 @@ type Node struct {
 	clock    *clock
 	corr     atomic.Uint64
 	live     atomic.Int64
+	spawned  atomic.Uint64
+	restarts atomic.Uint64
 	state    atomic.Int32
 	wg       sync.WaitGroup
 	futures  sync.Pool
@@ -154,6 +156,7 @@ func (n *Node) spawn(parent *process, prod Producer, opts []SpawnOption) (PID, e
 		}
 		x.children[p.pid] = p
 	}
+	n.spawned.Add(1)
 	n.schedulePush(p, envelope{msg: sysStart{}}, true)
 	return p.pid, nil
 }
@@ -220,6 +223,10 @@ func (n *Node) deliverEnvelope(e *Envelope) error {
 
 // lookup finds a local target, sending e to dead letters when there is none.
 func (n *Node) lookup(to PID, e *envelope) (*process, error) {
+	if to.Serial == 0 {
+		n.undeliverable(to, e, ErrActorNotFound)
+		return nil, ErrActorNotFound
+	}
 	if to.Node != n.cfg.Addr {
 		n.undeliverable(to, e, ErrRemote)
 		return nil, ErrRemote
@@ -277,6 +284,9 @@ func (n *Node) schedulePush(p *process, e envelope, sys bool) {
 
 // pushSys queues a system message for a local actor by PID.
 func (n *Node) pushSys(to PID, msg any) error {
+	if to.Serial == 0 {
+		return ErrActorNotFound
+	}
 	if to.Node != n.cfg.Addr {
 		return ErrRemote
 	}
@@ -467,6 +477,9 @@ func (n *Node) Stop(pid PID) error {
 // Poison stops the actor pid after it has handled the messages queued before
 // the poison.
 func (n *Node) Poison(pid PID) error {
+	if pid.Serial == 0 {
+		return ErrActorNotFound
+	}
 	if pid.Node != n.cfg.Addr {
 		return ErrRemote
 	}
@@ -544,13 +557,21 @@ func (n *Node) Lookup(ctx context.Context, name string) (PID, error) {
 // Stats is a snapshot of a node's counters.
 type Stats struct {
 	Actors      int64  // live actors
+	Spawned     uint64 // actors spawned since start
+	Restarts    uint64 // supervisor restarts since start
 	DeadLetters uint64 // messages that could not be delivered, since start
 	Timers      int    // pending timers and timeouts
 }
 
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
-	return Stats{Actors: n.live.Load(), DeadLetters: n.deadCount.Load(), Timers: n.clock.wheel.Len()}
+	return Stats{
+		Actors:      n.live.Load(),
+		Spawned:     n.spawned.Load(),
+		Restarts:    n.restarts.Load(),
+		DeadLetters: n.deadCount.Load(),
+		Timers:      n.clock.wheel.Len(),
+	}
 }
 
 func (n *Node) processGone() {

@@ -317,6 +317,7 @@ func (p *process) fail(reason any) {
 }
 
 func (p *process) restart(reason any) {
+	p.node.restarts.Add(1)
 	p.invokeLifecycle(Restarting{Reason: reason})
 	p.dropTimersAndRequests()
 	p.stopChildren(false)

@@ -6,10 +6,11 @@ import (
 )
 
 // registry maps the serials of live local actors to their processes. It is a
-// slab: a serial is a slot index in its low 32 bits and the slot's generation
-// in its high 32 bits, so a lookup is two atomic loads with no lock, and a
-// slot reused by a later actor never answers for a stopped one (its
-// generation differs). Slots live in fixed chunks that never move; the chunk
+// slab: a serial is slot+1 in its low 32 bits and the slot's generation (how
+// often it has been reused) in its high 32 bits, so a lookup is two atomic
+// loads with no lock, and a slot reused by a later actor never answers for a
+// stopped one (its generation differs). Slots that were never reused give
+// small serials (1, 2, 3, ...), which keeps PIDs readable in logs. Slots live in fixed chunks that never move; the chunk
 // directory is replaced, never modified, when it grows.
 //
 // Spawns and stops take mu; lookups take nothing.
@@ -44,8 +45,7 @@ func (r *registry) add(p *process) uint64 {
 			r.grow()
 		}
 	}
-	r.gen[slot]++
-	serial := uint64(r.gen[slot])<<32 | uint64(slot)
+	serial := uint64(r.gen[slot])<<32 | (uint64(slot) + 1)
 	p.pid.Serial = serial
 	(*r.dir.Load())[slot>>slabChunkBits][slot&(slabChunkSize-1)].Store(p)
 	return serial
@@ -68,8 +68,11 @@ func (r *registry) grow() {
 	r.dir.Store(&next)
 }
 
+// slotOf returns the slot of a serial; a serial of 0 maps past every slot.
+func slotOf(serial uint64) uint32 { return uint32(serial) - 1 }
+
 func (r *registry) get(serial uint64) *process {
-	slot := uint32(serial)
+	slot := slotOf(serial)
 	d := r.dir.Load()
 	if d == nil || int(slot>>slabChunkBits) >= len(*d) {
 		return nil
@@ -83,7 +86,7 @@ func (r *registry) get(serial uint64) *process {
 
 // remove frees the slot of serial if it still holds that actor.
 func (r *registry) remove(serial uint64) {
-	slot := uint32(serial)
+	slot := slotOf(serial)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	d := r.dir.Load()
@@ -93,6 +96,7 @@ func (r *registry) remove(serial uint64) {
 	cell := &(*d)[slot>>slabChunkBits][slot&(slabChunkSize-1)]
 	if p := cell.Load(); p != nil && p.pid.Serial == serial {
 		cell.Store(nil)
+		r.gen[slot]++
 		r.free = append(r.free, slot)
 	}
 }

@@ -50,7 +50,10 @@ func (d Directive) String() string {
 // is stopped instead. The zero value restarts on every panic with the
 // default budget.
 type Supervisor struct {
-	// Decide maps a panic value to a directive. Nil means Restart.
+	// Decide maps a panic value to a directive. Nil means Restart. It runs
+	// on the failing child's turn, so it may run concurrently for different
+	// children and must be safe for concurrent use; a Decide that panics
+	// counts as Stop.
 	Decide func(reason any) Directive
 	// MaxRestarts is the restart budget per Window. 0 means the default, 10;
 	// a negative value means no restart is allowed (Restart acts as Stop).

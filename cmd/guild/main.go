@@ -1,0 +1,163 @@
+// Command guild is the command-line tool of the guild game-server framework.
+//
+// Usage:
+//
+//	guild <command> [flags]
+//
+// The commands are:
+//
+//	demo     run a small chat of actors on one node and print what happened
+//	version  print the version of guild and of Go
+//	help     print this help, or the help of one command
+//
+// Run "guild help <command>" for a command's flags.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+)
+
+// version is guild's version.
+const version = "0.1.0-dev"
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// command is one subcommand. run parses its own flags from args and returns
+// the exit code; given -h, it prints its help to stderr and returns exitOK.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"demo", "run a small chat of actors on one node and print what happened", runDemo},
+		{"version", "print the version of guild and of Go", runVersion},
+		{"help", "print this help, or the help of one command", runHelp},
+	}
+}
+
+// run runs the guild command with args (without the program name) and
+// returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stdout)
+		return exitOK
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		usage(stdout)
+		return exitOK
+	}
+	if cmd, ok := lookup(args[0]); ok {
+		return cmd.run(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "guild: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func lookup(name string) (command, bool) {
+	for _, cmd := range commands() {
+		if cmd.name == name {
+			return cmd, true
+		}
+	}
+	return command{}, false
+}
+
+// usage prints the list of commands.
+func usage(w io.Writer) {
+	fmt.Fprint(w, "guild is the command-line tool of the guild game-server framework.\n\n"+
+		"Usage:\n\n\tguild <command> [flags]\n\nThe commands are:\n\n")
+	for _, cmd := range commands() {
+		fmt.Fprintf(w, "\t%-8s %s\n", cmd.name, cmd.summary)
+	}
+	fmt.Fprint(w, "\nRun \"guild help <command>\" for a command's flags.\n")
+}
+
+// newFlagSet makes a command's flag set, whose errors and help go to stderr.
+func newFlagSet(name, synopsis, about string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: guild %s\n\n%s\n", synopsis, about)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprint(fs.Output(), "\nFlags:\n")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parse parses a command's flags and rejects arguments left over. When it
+// returns false, the command should exit with code.
+func parse(fs *flag.FlagSet, args []string) (ok bool, code int) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return false, exitOK
+		}
+		return false, exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "guild %s: unexpected argument %q\n\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return false, exitUsage
+	}
+	return true, exitOK
+}
+
+// runHelp prints the usage, or one command's help.
+func runHelp(args []string, stdout, stderr io.Writer) int {
+	switch len(args) {
+	case 0:
+		usage(stdout)
+		return exitOK
+	case 1:
+		switch args[0] {
+		case "-h", "-help", "--help", "help":
+			fmt.Fprint(stdout, "usage: guild help [command]\n\nHelp prints the list of commands, or the help of one command.\n")
+			return exitOK
+		}
+		if cmd, ok := lookup(args[0]); ok {
+			return cmd.run([]string{"-h"}, stdout, stdout)
+		}
+		fmt.Fprintf(stderr, "guild help: unknown command %q\n\n", args[0])
+	default:
+		fmt.Fprint(stderr, "guild help: too many arguments\n\n")
+	}
+	usage(stderr)
+	return exitUsage
+}
+
+// runVersion prints guild's version and the Go version it was built with.
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("version", "version", "Version prints the version of guild and of the Go toolchain that built it.", stderr)
+	if ok, code := parse(fs, args); !ok {
+		return code
+	}
+	goVersion := runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.GoVersion != "" {
+		goVersion = bi.GoVersion
+	}
+	fmt.Fprintf(stdout, "guild %s (%s %s/%s)\n", version, goVersion, runtime.GOOS, runtime.GOARCH)
+	return exitOK
+}
