@@ -23,9 +23,10 @@ const (
 // run several nodes side by side (a whole test cluster, say). Its methods are
 // safe for concurrent use.
 //
-// Goroutines: a node owns one clock goroutine, plus one goroutine per actor
-// that has work (an idle actor has none). Shutdown and Close wait for all of
-// them.
+// Goroutines: a node owns one clock goroutine and a pool of workers that run
+// the turns of actors with work (an idle actor holds none). Shutdown and
+// Close wait for all of them, and end every wait still in progress on the
+// node (a Call or Request) with ErrNodeClosed.
 type Node struct {
 	cfg      Config
 	log      *slog.Logger
@@ -49,6 +50,8 @@ type Node struct {
 	deadCount atomic.Uint64
 
 	empty     chan struct{} // closed when no actor is left during shutdown
+	quit      chan struct{} // closed by Close and at teardown: ends every wait on a reply
+	quitOnce  sync.Once
 	emptyOnce sync.Once
 	stopMu    sync.Mutex // serialises Shutdown and Close
 	stopped   bool
@@ -66,6 +69,7 @@ func NewNode(cfg Config) (*Node, error) {
 		clock:   newClock(cfg.TimerResolution),
 		recvIcs: cfg.ReceiveInterceptors,
 		empty:   make(chan struct{}),
+		quit:    make(chan struct{}),
 	}
 	n.futures.New = func() any { return newFuture() }
 	n.chunks.New = func() any { return new(laneChunk) }
@@ -284,6 +288,12 @@ func (n *Node) schedulePush(p *process, e envelope, sys bool) {
 
 // pushSys queues a system message for a local actor by PID.
 func (n *Node) pushSys(to PID, msg any) error {
+	return n.pushControl(to, envelope{msg: msg}, true)
+}
+
+// pushControl queues a runtime message (a system message, or a forced
+// user-lane one such as poison) for a local actor by PID.
+func (n *Node) pushControl(to PID, e envelope, sys bool) error {
 	if to.Serial == 0 {
 		return ErrActorNotFound
 	}
@@ -294,7 +304,13 @@ func (n *Node) pushSys(to PID, msg any) error {
 	if p == nil {
 		return ErrActorNotFound
 	}
-	schedule, err := p.mb.pushSys(envelope{msg: msg}, &p.sysFlag)
+	var schedule bool
+	var err error
+	if sys {
+		schedule, err = p.mb.pushSys(e, &p.sysFlag)
+	} else {
+		schedule, err = p.mb.push(e, p.bound, true, &n.chunks)
+	}
 	if err != nil {
 		return err
 	}
@@ -330,7 +346,13 @@ func (n *Node) Request(to PID, msg any, timeout time.Duration, cb ReplyFunc) err
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		r := <-f.ch // the timer guarantees an answer
+		var r result
+		select {
+		case r = <-f.ch: // the timeout timer guarantees an answer while the node runs
+		case <-n.quit:
+			f.abandon(id)
+			r = result{err: ErrNodeClosed}
+		}
 		n.endCall(f, id, tm)
 		cb(r.msg, r.err)
 	}()
@@ -359,19 +381,24 @@ func (n *Node) call(ctx context.Context, from, to PID, msg any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if done == nil { // a ctx that never ends: the timeout timer bounds the wait
-		r := <-f.ch
+	select {
+	case r := <-f.ch: // usually ready already when the turn ran inline
 		n.endCall(f, id, tm)
 		return r.msg, r.err
+	default:
 	}
 	select {
 	case r := <-f.ch:
 		n.endCall(f, id, tm)
 		return r.msg, r.err
-	case <-ctx.Done():
+	case <-done: // nil, so never, for a ctx that cannot end: the timeout timer bounds the wait
 		f.abandon(id)
 		n.endCall(f, id, tm)
 		return nil, ctx.Err()
+	case <-n.quit:
+		f.abandon(id)
+		n.endCall(f, id, tm)
+		return nil, ErrNodeClosed
 	}
 }
 
@@ -477,24 +504,7 @@ func (n *Node) Stop(pid PID) error {
 // Poison stops the actor pid after it has handled the messages queued before
 // the poison.
 func (n *Node) Poison(pid PID) error {
-	if pid.Serial == 0 {
-		return ErrActorNotFound
-	}
-	if pid.Node != n.cfg.Addr {
-		return ErrRemote
-	}
-	p := n.procs.get(pid.Serial)
-	if p == nil {
-		return ErrActorNotFound
-	}
-	schedule, err := p.mb.push(envelope{msg: poison{}}, p.bound, true, &n.chunks)
-	if err != nil {
-		return err
-	}
-	if schedule {
-		n.schedule(p)
-	}
-	return nil
+	return n.pushControl(pid, envelope{msg: poison{}}, false)
 }
 
 // Register binds a name to pid. Local names start with "." and are seen by
@@ -617,6 +627,7 @@ func (n *Node) Close() error {
 
 func (n *Node) close() error {
 	n.state.Store(nodeClosed)
+	n.endWaits() // actors blocked in Call return, so they can stop
 	n.stopAll(func(p *process) { _ = n.pushSys(p.pid, sysStop{}) })
 	t := time.NewTimer(n.cfg.StopTimeout)
 	defer t.Stop()
@@ -632,6 +643,12 @@ func (n *Node) close() error {
 	}
 	n.teardown()
 	return nil
+}
+
+// endWaits ends every Call and Request still waiting on this node with
+// ErrNodeClosed.
+func (n *Node) endWaits() {
+	n.quitOnce.Do(func() { close(n.quit) })
 }
 
 // stopAll applies stop to every top-level actor; when there is none, it marks
@@ -650,6 +667,7 @@ func (n *Node) stopAll(stop func(*process)) {
 // teardown runs once every actor has stopped.
 func (n *Node) teardown() {
 	n.state.Store(nodeClosed)
+	n.endWaits()
 	n.clock.stop()
 	n.workers.close()
 	n.wg.Wait() // only workers finishing their last turn, and Request callbacks

@@ -184,3 +184,37 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("defaults %+v", d)
 	}
 }
+
+func TestCloseEndsWaitingCallsAndRequests(t *testing.T) {
+	n, err := NewNode(Config{Logger: slog.New(slog.DiscardHandler), RequestTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotRequest := make(chan struct{}, 2)
+	silent := mustSpawn(t, n, func(c *Context) {
+		if c.IsRequest() {
+			_ = c.Responder() // never answered
+			gotRequest <- struct{}{}
+		}
+	})
+	callErr := make(chan error, 1)
+	go func() {
+		_, err := n.Call(context.Background(), silent, "q")
+		callErr <- err
+	}()
+	requestErr := make(chan error, 1)
+	if err := n.Request(silent, "q", 0, func(_ any, err error) { requestErr <- err }); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, gotRequest)
+	recv(t, gotRequest)
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, callErr); !errors.Is(err, ErrNodeClosed) {
+		t.Fatalf("waiting Call: %v", err)
+	}
+	if err := recv(t, requestErr); !errors.Is(err, ErrNodeClosed) {
+		t.Fatalf("waiting Request: %v", err)
+	}
+}
