@@ -45,11 +45,10 @@ func BenchmarkSend(b *testing.B) {
 	<-done
 }
 
-// BenchmarkCall measures request/response round trips between two actors:
-// a client actor Calls a server actor b.N times.
-func BenchmarkCall(b *testing.B) {
-	n := benchNode(b)
-	server, err := n.SpawnFunc(func(c *Context) {
+// spawnResponder starts an actor that answers every int with 2.
+func spawnResponder(b *testing.B, n *Node) PID {
+	b.Helper()
+	pid, err := n.SpawnFunc(func(c *Context) {
 		if _, ok := c.Message().(int); ok {
 			c.Respond(2)
 		}
@@ -57,6 +56,14 @@ func BenchmarkCall(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return pid
+}
+
+// BenchmarkCall measures request/response round trips between two actors:
+// a client actor Calls a server actor b.N times.
+func BenchmarkCall(b *testing.B) {
+	n := benchNode(b)
+	server := spawnResponder(b, n)
 	done := make(chan error, 1)
 	client, err := n.SpawnFunc(func(c *Context) {
 		if _, ok := c.Message().(string); !ok {
@@ -88,14 +95,7 @@ func BenchmarkCall(b *testing.B) {
 // callback form: each reply triggers the next request.
 func BenchmarkRequest(b *testing.B) {
 	n := benchNode(b)
-	server, err := n.SpawnFunc(func(c *Context) {
-		if _, ok := c.Message().(int); ok {
-			c.Respond(2)
-		}
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	server := spawnResponder(b, n)
 	done := make(chan error, 1)
 	left := b.N
 	var next func(c *Context)
@@ -134,14 +134,7 @@ func BenchmarkRequest(b *testing.B) {
 // BenchmarkCallOutside measures Call from a plain goroutine into an actor.
 func BenchmarkCallOutside(b *testing.B) {
 	n := benchNode(b)
-	server, err := n.SpawnFunc(func(c *Context) {
-		if _, ok := c.Message().(int); ok {
-			c.Respond(2)
-		}
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	server := spawnResponder(b, n)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -187,11 +180,11 @@ func BenchmarkIdleActors(b *testing.B) {
 func goroutinesBusy(n *Node) bool {
 	var busy bool
 	n.procs.each(func(p *process) {
-		p.mb.mu.lock()
+		p.mb.mu.Lock()
 		if p.mb.scheduled {
 			busy = true
 		}
-		p.mb.mu.unlock()
+		p.mb.mu.Unlock()
 	})
 	return busy
 }

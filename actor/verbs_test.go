@@ -325,9 +325,9 @@ func TestSystemMessagesSkipBacklog(t *testing.T) {
 	eventually(t, "the call is queued", func() bool {
 		var queued int
 		if p := n.procs.get(pid.Serial); p != nil {
-			p.mb.mu.lock()
+			p.mb.mu.Lock()
 			queued = len(p.mb.user)
-			p.mb.mu.unlock()
+			p.mb.mu.Unlock()
 		}
 		return queued == 101
 	})

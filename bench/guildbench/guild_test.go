@@ -81,25 +81,8 @@ func BenchmarkLocalRequest(b *testing.B) {
 			b.Fatal(err)
 		}
 		msg := &benchkit.Ping{}
-		lat := benchkit.NewLatencies(b)
 		ctx := context.Background()
-		b.ReportAllocs()
-		b.ResetTimer()
-		prev := time.Now()
-		for i := range b.N {
-			res, err := n.Call(ctx, pid, msg)
-			now := time.Now()
-			lat[i] = now.Sub(prev)
-			prev = now
-			if err != nil {
-				b.Fatal(err)
-			}
-			if res != pong {
-				b.Fatalf("reply %v", res)
-			}
-		}
-		b.StopTimer()
-		benchkit.ReportLatency(b, lat)
+		benchkit.RunRequests(b, pong, func() (any, error) { return n.Call(ctx, pid, msg) })
 	})
 }
 
@@ -115,21 +98,8 @@ func BenchmarkLocalRequestDeadline(b *testing.B) {
 			b.Fatal(err)
 		}
 		msg := &benchkit.Ping{}
-		lat := benchkit.NewLatencies(b)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 		defer cancel()
-		b.ReportAllocs()
-		b.ResetTimer()
-		prev := time.Now()
-		for i := range b.N {
-			if _, err := n.Call(ctx, pid, msg); err != nil {
-				b.Fatal(err)
-			}
-			now := time.Now()
-			lat[i] = now.Sub(prev)
-			prev = now
-		}
-		b.StopTimer()
-		benchkit.ReportLatency(b, lat)
+		benchkit.RunRequests(b, pong, func() (any, error) { return n.Call(ctx, pid, msg) })
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/anthdm/hollywood/actor"
 
@@ -101,27 +100,8 @@ func BenchmarkLocalRequest(b *testing.B) {
 		}, "responder", actor.WithInboxSize(inboxSize))
 		defer func() { <-e.Poison(pid).Done() }()
 		msg := &benchkit.Ping{}
-		lat := benchkit.NewLatencies(b)
-
-		b.ReportAllocs()
-		b.ResetTimer()
-		// One clock read per request: each latency is the time since the
-		// previous request finished, which is the request plus a
-		// negligible amount of loop bookkeeping.
-		prev := time.Now()
-		for i := range b.N {
-			res, err := e.Request(pid, msg, benchkit.RequestTimeout).Result()
-			now := time.Now()
-			lat[i] = now.Sub(prev)
-			prev = now
-			if err != nil {
-				b.Fatal(err)
-			}
-			if res != pong {
-				b.Fatalf("unexpected reply %#v", res)
-			}
-		}
-		b.StopTimer()
-		benchkit.ReportLatency(b, lat)
+		benchkit.RunRequests(b, pong, func() (any, error) {
+			return e.Request(pid, msg, benchkit.RequestTimeout).Result()
+		})
 	})
 }

@@ -3,7 +3,6 @@ package protoactor
 import (
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -103,27 +102,8 @@ func BenchmarkLocalRequest(b *testing.B) {
 		}))
 		defer func() { _ = system.Root.StopFuture(pid).Wait() }()
 		msg := &benchkit.Ping{}
-		lat := benchkit.NewLatencies(b)
-
-		b.ReportAllocs()
-		b.ResetTimer()
-		// One clock read per request: each latency is the time since the
-		// previous request finished, which is the request plus a
-		// negligible amount of loop bookkeeping.
-		prev := time.Now()
-		for i := range b.N {
-			res, err := system.Root.RequestFuture(pid, msg, benchkit.RequestTimeout).Result()
-			now := time.Now()
-			lat[i] = now.Sub(prev)
-			prev = now
-			if err != nil {
-				b.Fatal(err)
-			}
-			if res != pong {
-				b.Fatalf("unexpected reply %#v", res)
-			}
-		}
-		b.StopTimer()
-		benchkit.ReportLatency(b, lat)
+		benchkit.RunRequests(b, pong, func() (any, error) {
+			return system.Root.RequestFuture(pid, msg, benchkit.RequestTimeout).Result()
+		})
 	})
 }

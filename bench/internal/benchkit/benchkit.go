@@ -27,6 +27,33 @@ type Pong struct{ N int }
 // benchmark instead of hanging it.
 const RequestTimeout = 5 * time.Second
 
+// RunRequests is the body of every BenchmarkLocalRequest: it resets the
+// timer, makes b.N requests one at a time with request, checks that each
+// reply is want, and reports ns/op plus the p50 and p99 latencies. One clock
+// read per request: each latency is the time since the previous request
+// finished, which is the request plus a negligible amount of loop
+// bookkeeping.
+func RunRequests(b *testing.B, want any, request func() (any, error)) {
+	lat := NewLatencies(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	prev := time.Now()
+	for i := range b.N {
+		res, err := request()
+		now := time.Now()
+		lat[i] = now.Sub(prev)
+		prev = now
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res != want {
+			b.Fatalf("unexpected reply %#v", res)
+		}
+	}
+	b.StopTimer()
+	ReportLatency(b, lat)
+}
+
 // NewLatencies returns a slice to hold one duration per operation. Call it
 // before b.ResetTimer so the allocation is not attributed to the benchmark.
 func NewLatencies(b *testing.B) []time.Duration {
