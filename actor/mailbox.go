@@ -31,12 +31,12 @@ type envelope struct {
 // mailbox holds no goroutine, and at most one small buffer.
 type mailbox struct {
 	mu        sync.Mutex
+	count     atomic.Int32 // user messages accepted and not yet handled (kept only when bound > 0)
 	scheduled bool
 	closed    bool
 	user      []envelope
-	full      [][]envelope // full user chunks, oldest first
+	full      *[][]envelope // full user chunks, oldest first; allocated with the first deep backlog
 	sys       []envelope
-	count     atomic.Int32 // user messages accepted and not yet handled (kept only when bound > 0)
 }
 
 // laneChunk is the fixed-size buffer a deep user lane is made of.
@@ -63,7 +63,10 @@ func (m *mailbox) push(e envelope, bound int32, force bool, chunks *sync.Pool) (
 		return false, ErrActorNotFound
 	}
 	if len(m.user) >= laneChunkSize {
-		m.full = append(m.full, m.user)
+		if m.full == nil {
+			m.full = new([][]envelope)
+		}
+		*m.full = append(*m.full, m.user)
 		m.user = chunks.Get().(*laneChunk)[:0]
 	}
 	m.user = append(m.user, e)
@@ -107,7 +110,7 @@ func (m *mailbox) takeSys(spare []envelope, sysFlag *atomic.Bool) []envelope {
 // idle: the calling consumer must return.
 func (m *mailbox) take(sysSpare, userSpare []envelope, sysFlag *atomic.Bool) (sys []envelope, full [][]envelope, user []envelope, idle bool) {
 	m.mu.Lock()
-	if len(m.sys) == 0 && len(m.user) == 0 && len(m.full) == 0 {
+	if len(m.sys) == 0 && len(m.user) == 0 && m.fullLen() == 0 {
 		m.scheduled = false
 		if cap(m.user) == 0 && cap(userSpare) <= maxKeptBuffer {
 			m.user = userSpare
@@ -115,8 +118,11 @@ func (m *mailbox) take(sysSpare, userSpare []envelope, sysFlag *atomic.Bool) (sy
 		m.mu.Unlock()
 		return nil, nil, nil, true
 	}
-	sys, full, user = m.sys, m.full, m.user
-	m.sys, m.full, m.user = sysSpare, nil, userSpare
+	sys, user = m.sys, m.user
+	m.sys, m.user = sysSpare, userSpare
+	if m.full != nil {
+		full, *m.full = *m.full, nil
+	}
 	sysFlag.Store(false)
 	m.mu.Unlock()
 	return sys, full, user, false
@@ -127,7 +133,7 @@ func (m *mailbox) take(sysSpare, userSpare []envelope, sysFlag *atomic.Bool) (sy
 // not, the caller still owns the turn.
 func (m *mailbox) tryIdle(spare []envelope) bool {
 	m.mu.Lock()
-	idle := len(m.sys) == 0 && len(m.user) == 0 && len(m.full) == 0
+	idle := len(m.sys) == 0 && len(m.user) == 0 && m.fullLen() == 0
 	if idle {
 		m.scheduled = false
 		if cap(m.user) == 0 && cap(spare) <= maxKeptBuffer {
@@ -144,13 +150,23 @@ func (m *mailbox) close() (sys, user []envelope) {
 	m.mu.Lock()
 	m.closed = true
 	sys = m.sys
-	for _, c := range m.full {
-		user = append(user, c...)
+	if m.full != nil {
+		for _, c := range *m.full {
+			user = append(user, c...)
+		}
 	}
 	user = append(user, m.user...)
 	m.sys, m.full, m.user = nil, nil, nil
 	m.mu.Unlock()
 	return sys, user
+}
+
+// fullLen returns the number of parked full chunks; the caller holds mu.
+func (m *mailbox) fullLen() int {
+	if m.full == nil {
+		return 0
+	}
+	return len(*m.full)
 }
 
 // maxKeptBuffer is the largest lane buffer (in envelopes) an idle mailbox
