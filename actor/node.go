@@ -266,8 +266,9 @@ func (n *Node) deliverForce(to PID, e envelope) {
 }
 
 // schedulePush queues a runtime message for a process the caller holds,
-// in the system lane or (forced) in the user lane.
-func (n *Node) schedulePush(p *process, e envelope, sys bool) {
+// in the system lane or (forced) in the user lane. A user-lane message that
+// finds the actor gone goes to dead letters.
+func (n *Node) schedulePush(p *process, e envelope, sys bool) error {
 	var schedule bool
 	var err error
 	if sys {
@@ -279,11 +280,12 @@ func (n *Node) schedulePush(p *process, e envelope, sys bool) {
 		if !sys {
 			n.undeliverable(p.pid, &e, err)
 		}
-		return
+		return err
 	}
 	if schedule {
 		n.schedule(p)
 	}
+	return nil
 }
 
 // pushSys queues a system message for a local actor by PID.
@@ -304,20 +306,7 @@ func (n *Node) pushControl(to PID, e envelope, sys bool) error {
 	if p == nil {
 		return ErrActorNotFound
 	}
-	var schedule bool
-	var err error
-	if sys {
-		schedule, err = p.mb.pushSys(e, &p.sysFlag)
-	} else {
-		schedule, err = p.mb.push(e, p.bound, true, &n.chunks)
-	}
-	if err != nil {
-		return err
-	}
-	if schedule {
-		n.schedule(p)
-	}
-	return nil
+	return n.schedulePush(p, e, sys)
 }
 
 // schedule starts a turn for p. The caller won the mailbox's scheduled flag.
