@@ -31,8 +31,6 @@ type Envelope struct {
 	fut      *future
 	corr     uint64
 	deadline int64
-	inlineOK bool     // the sender blocks on fut and may run the target's turn itself
-	inline   *process // set by delivery when the sender must run that turn
 }
 
 // IsRequest reports whether the sender waits for a reply (Request or Call).

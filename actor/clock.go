@@ -61,7 +61,9 @@ func (k *clock) afterCoarse(d time.Duration, f func()) *timer.Timer {
 	if d < 0 {
 		d = 0
 	}
-	return k.wheel.At(k.lastTick.Load()+uint64((d+k.res-1)/k.res)+1, f)
+	t := k.wheel.At(k.lastTick.Load()+uint64((d+k.res-1)/k.res)+1, f)
+	k.poke() // the driver may have gone to sleep since the check above
+	return t
 }
 
 // every runs f every d, the first time d from now.
@@ -114,6 +116,10 @@ func (k *clock) run() {
 					return
 				}
 			}
+			// Catch up before anyone reads lastTick as current again.
+			now := uint64(time.Since(k.start) / k.res)
+			k.lastTick.Store(now)
+			k.wheel.AdvanceTo(now + 1)
 			k.sleeping.Store(false)
 			ticker.Reset(k.res)
 		}

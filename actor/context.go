@@ -26,6 +26,12 @@ func (c *Context) reset() {
 	c.msg, c.sender, c.fut, c.corr, c.deadline, c.replied = nil, PID{}, nil, 0, 0, false
 }
 
+// set prepares the Context for a message that is not a request: a lifecycle
+// message, a timer message or a Request callback.
+func (c *Context) set(msg any, sender PID) {
+	c.msg, c.sender, c.fut, c.corr, c.deadline, c.replied = msg, sender, nil, 0, 0, false
+}
+
 // Message returns the message being handled.
 func (c *Context) Message() any { return c.msg }
 

@@ -2,6 +2,9 @@ package actor
 
 import "slices"
 
+// maxDeadLetterDepth bounds the dead-letter deliveries in progress at once.
+const maxDeadLetterDepth = 64
+
 // deadLetterSub is one subscriber of the dead-letter stream.
 type deadLetterSub struct {
 	fn func(DeadLetter)
@@ -12,7 +15,10 @@ type deadLetterSub struct {
 // mailbox of an actor that stopped, or a reply that came after its requester
 // gave up. fn runs on the goroutine that failed to deliver, so it must be
 // quick and must not block; hand the letter to an actor with Send if there is
-// work to do. The returned function unsubscribes; it is safe to call twice.
+// work to do (a DeadLetter that cannot be delivered in turn is counted, not
+// published again). Deliveries are capped at 64 in progress at once; past
+// that, letters are counted only. The returned function unsubscribes; it is
+// safe to call twice.
 func (n *Node) SubscribeDeadLetters(fn func(DeadLetter)) (unsubscribe func()) {
 	s := &deadLetterSub{fn: fn}
 	n.deadMu.Lock()
@@ -35,13 +41,26 @@ func (n *Node) SubscribeDeadLetters(fn func(DeadLetter)) (unsubscribe func()) {
 	}
 }
 
-// deadLetter counts a dead letter and hands it to the subscribers.
+// deadLetter counts a dead letter and hands it to the subscribers. A
+// DeadLetter that itself cannot be delivered (a subscriber forwarding to an
+// actor that has stopped) is counted but not published again, and at most
+// maxDeadLetterDepth deliveries run at once, so a subscriber whose sends
+// fail cannot recurse until the stack overflows.
 func (n *Node) deadLetter(d DeadLetter) {
 	n.deadCount.Add(1)
 	subs := n.deadSubs.Load()
 	if subs == nil {
 		return
 	}
+	switch d.Message.(type) {
+	case DeadLetter, *DeadLetter:
+		return
+	}
+	if n.deadDepth.Add(1) > maxDeadLetterDepth {
+		n.deadDepth.Add(-1)
+		return
+	}
+	defer n.deadDepth.Add(-1)
 	for _, s := range *subs {
 		n.callDeadLetterSub(s, d)
 	}

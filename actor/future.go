@@ -16,7 +16,8 @@ type result struct {
 type future struct {
 	ch        chan result
 	id        atomic.Uint64
-	onTimeout func() // allocated once per future: completes the current id with ErrTimeout
+	turn      atomic.Pointer[process] // the turn gate; see openTurnGate
+	onTimeout func()                  // allocated once per future: completes the current id with ErrTimeout
 }
 
 func newFuture() *future {
@@ -27,6 +28,39 @@ func newFuture() *future {
 		}
 	}
 	return f
+}
+
+// The turn gate lets the delivery of a Call hand the target's turn to the
+// blocked caller (see Node.startCall). future.turn is nil while the caller
+// still takes a turn, the handed-over process once one was handed, and the
+// node's closedTurn sentinel once the caller stopped looking. Each step is
+// one atomic operation, so a turn is never lost, whatever the interceptors
+// do with the envelope or when.
+
+// openTurnGate prepares the future for a call; inline says whether the
+// caller may run the target's turn itself.
+func (f *future) openTurnGate(inline bool, closed *process) {
+	if inline {
+		f.turn.Store(nil)
+	} else {
+		f.turn.Store(closed)
+	}
+}
+
+// offerTurn hands the turn of p, whose scheduled flag the delivery won, to
+// the caller. It reports false when the caller is not taking a turn; the
+// delivery must then schedule p itself.
+func (f *future) offerTurn(p *process) bool {
+	return f.turn.CompareAndSwap(nil, p)
+}
+
+// closeTurnGate stops further hand-overs and returns the turn handed over,
+// if any; the caller must run or schedule it.
+func (f *future) closeTurnGate(closed *process) *process {
+	if p := f.turn.Swap(closed); p != closed {
+		return p
+	}
+	return nil
 }
 
 // complete delivers r if the future still waits for correlation id. It never

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,26 +29,28 @@ const (
 // Close wait for all of them, and end every wait still in progress on the
 // node (a Call or Request) with ErrNodeClosed.
 type Node struct {
-	cfg      Config
-	log      *slog.Logger
-	procs    registry
-	names    localNames
-	clock    *clock
-	corr     atomic.Uint64
-	live     atomic.Int64
-	spawned  atomic.Uint64
-	restarts atomic.Uint64
-	state    atomic.Int32
-	wg       sync.WaitGroup
-	futures  sync.Pool
-	chunks   sync.Pool // *laneChunk buffers for deep user lanes
-	workers  workers
-	sendHook SendFunc // the SendInterceptors chain; nil when there are none
-	recvIcs  []ReceiveInterceptor
+	cfg        Config
+	log        *slog.Logger
+	procs      registry
+	names      localNames
+	clock      *clock
+	corr       atomic.Uint64
+	live       atomic.Int64
+	spawned    atomic.Uint64
+	restarts   atomic.Uint64
+	state      atomic.Int32
+	wg         sync.WaitGroup
+	futures    sync.Pool
+	chunks     sync.Pool // *laneChunk buffers for deep user lanes
+	workers    workers
+	sendHook   SendFunc // the SendInterceptors chain; nil when there are none
+	closedTurn *process // sentinel of a closed turn gate (see future.openTurnGate); never runs
+	recvIcs    []ReceiveInterceptor
 
 	deadSubs  atomic.Pointer[[]*deadLetterSub]
 	deadMu    sync.Mutex
 	deadCount atomic.Uint64
+	deadDepth atomic.Int32
 
 	empty     chan struct{} // closed when no actor is left during shutdown
 	quit      chan struct{} // closed by Close and at teardown: ends every wait on a reply
@@ -64,12 +67,13 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	cfg = cfg.withDefaults()
 	n := &Node{
-		cfg:     cfg,
-		log:     cfg.Logger.With("node", cfg.Addr.String()),
-		clock:   newClock(cfg.TimerResolution),
-		recvIcs: cfg.ReceiveInterceptors,
-		empty:   make(chan struct{}),
-		quit:    make(chan struct{}),
+		cfg:        cfg,
+		log:        cfg.Logger.With("node", cfg.Addr.String()),
+		clock:      newClock(cfg.TimerResolution),
+		recvIcs:    cfg.ReceiveInterceptors,
+		empty:      make(chan struct{}),
+		quit:       make(chan struct{}),
+		closedTurn: &process{},
 	}
 	n.futures.New = func() any { return newFuture() }
 	n.chunks.New = func() any { return new(laneChunk) }
@@ -139,17 +143,21 @@ func (n *Node) spawn(parent *process, prod Producer, opts []SpawnOption) (PID, e
 	if ics := append(n.recvIcs[:len(n.recvIcs):len(n.recvIcs)], o.interceptors...); len(ics) > 0 {
 		p.recv = chainReceive(func(c *Context) { c.p.actor.Receive(c) }, ics)
 	}
+	// Started goes in first, while this goroutine holds the mailbox's
+	// scheduled flag: nothing queued by others (a Send to a name, a stop
+	// from Close) can run before it, and the actor runs only once spawn
+	// has decided it exists.
+	_, _ = p.mb.pushSys(envelope{msg: sysStart{}}, &p.sysFlag)
 	n.live.Add(1)
-	n.procs.add(p)                    // sets p.pid.Serial
-	if n.state.Load() == nodeClosed { // Close began meanwhile and may not have seen p
-		n.procs.remove(p.pid.Serial)
-		n.processGone()
+	n.procs.add(p) // sets p.pid.Serial
+	if st := n.state.Load(); st == nodeClosed || (st == nodeDraining && parent == nil) {
+		// Shutdown or Close began meanwhile and may have missed p.
+		n.unspawn(p)
 		return PID{}, ErrNodeClosed
 	}
 	if o.name != "" {
 		if err := n.names.register(o.name, p.pid, p.alive); err != nil {
-			n.procs.remove(p.pid.Serial)
-			n.processGone()
+			n.unspawn(p)
 			return PID{}, err
 		}
 	}
@@ -161,8 +169,18 @@ func (n *Node) spawn(parent *process, prod Producer, opts []SpawnOption) (PID, e
 		x.children[p.pid] = p
 	}
 	n.spawned.Add(1)
-	n.schedulePush(p, envelope{msg: sysStart{}}, true)
+	n.schedule(p)
 	return p.pid, nil
+}
+
+// unspawn undoes a spawn that has not scheduled its actor: the actor never
+// ran, so it is removed without a lifecycle, and whatever others queued for
+// it meanwhile is dropped.
+func (n *Node) unspawn(p *process) {
+	n.procs.remove(p.pid.Serial)
+	p.state.Store(stateStopped)
+	p.mb.close()
+	n.processGone()
 }
 
 // produce calls a Producer, turning a panic or a nil actor into an error.
@@ -182,7 +200,8 @@ func (p *process) alive() bool { return p.state.Load() != stateStopped }
 
 // Send sends msg one-way to the actor pid, from outside any actor. It returns
 // ErrActorNotFound, ErrMailboxFull or ErrNodeClosed when msg could not be
-// queued; those messages also go to dead letters.
+// queued; apart from those refused because the node is closing, they also go
+// to dead letters.
 func (n *Node) Send(to PID, msg any) error {
 	if n.state.Load() != nodeRunning {
 		return ErrNodeClosed
@@ -207,7 +226,7 @@ func (n *Node) sendEnvelope(e *Envelope) error {
 
 func (n *Node) deliverEnvelope(e *Envelope) error {
 	env := envelope{msg: e.Message, sender: e.Sender, fut: e.fut, corr: e.corr, deadline: e.deadline}
-	if !e.inlineOK {
+	if e.fut == nil {
 		return n.deliver(e.Target, env, false)
 	}
 	p, err := n.lookup(e.Target, &env)
@@ -219,8 +238,8 @@ func (n *Node) deliverEnvelope(e *Envelope) error {
 		n.undeliverable(e.Target, &env, err)
 		return err
 	}
-	if schedule {
-		e.inline = p
+	if schedule && !e.fut.offerTurn(p) {
+		n.schedule(p)
 	}
 	return nil
 }
@@ -319,8 +338,10 @@ const maxIdleWorkers = 256
 
 // Request sends msg to the actor pid from outside any actor and returns at
 // once. cb runs exactly once, on a goroutine of its own, with the reply or an
-// error (ErrTimeout after timeout; 0 means Config.RequestTimeout). Request
-// returns an error, and cb never runs, when msg could not be queued.
+// error (ErrTimeout after timeout, 0 meaning Config.RequestTimeout;
+// ErrNodeClosed when the node closes first). A panic in cb is recovered and
+// logged. Request returns an error, and cb never runs, when msg could not be
+// queued.
 func (n *Node) Request(to PID, msg any, timeout time.Duration, cb ReplyFunc) error {
 	if n.state.Load() != nodeRunning {
 		return ErrNodeClosed
@@ -328,13 +349,19 @@ func (n *Node) Request(to PID, msg any, timeout time.Duration, cb ReplyFunc) err
 	if timeout <= 0 {
 		timeout = n.cfg.RequestTimeout
 	}
+	n.wg.Add(1) // before the send, so that Close's wait covers the callback
 	f, id, tm, err := n.startCall(PID{}, to, msg, time.Now().Add(timeout), true, false)
 	if err != nil {
+		n.wg.Done()
 		return err
 	}
-	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				n.log.Error("Request callback panicked", "target", to, "panic", r, "stack", string(debug.Stack()))
+			}
+		}()
 		var r result
 		select {
 		case r = <-f.ch: // the timeout timer guarantees an answer while the node runs
@@ -406,7 +433,8 @@ func (n *Node) startCall(from, to PID, msg any, deadline time.Time, withTimer, i
 	f := n.futures.Get().(*future)
 	id := n.corr.Add(1)
 	f.id.Store(id)
-	e := Envelope{Sender: from, Target: to, Message: msg, fut: f, corr: id, inlineOK: inline}
+	f.openTurnGate(inline, n.closedTurn)
+	e := Envelope{Sender: from, Target: to, Message: msg, fut: f, corr: id}
 	if !deadline.IsZero() {
 		e.deadline = deadline.UnixNano()
 	}
@@ -418,13 +446,21 @@ func (n *Node) startCall(from, to PID, msg any, deadline time.Time, withTimer, i
 		}
 		tm = n.clock.afterCoarse(d, f.onTimeout)
 	}
-	if err := n.sendEnvelope(&e); err != nil {
-		f.id.Store(0)
+	err := n.sendEnvelope(&e)
+	// Whatever the interceptors did (copied the envelope, called next twice
+	// or later, or failed after next), the turn handed over is run here or by
+	// a worker, never lost.
+	if p := f.closeTurnGate(n.closedTurn); p != nil {
+		if err == nil {
+			p.runInline()
+		} else {
+			n.schedule(p)
+		}
+	}
+	if err != nil {
+		f.abandon(id) // a reply may already have claimed the future
 		n.endCall(f, id, tm)
 		return nil, 0, nil, err
-	}
-	if e.inline != nil {
-		e.inline.runInline()
 	}
 	return f, id, tm, nil
 }
@@ -586,18 +622,24 @@ func (n *Node) processGone() {
 // returns ctx's error. Safe to call twice, and together with Close.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.stopMu.Lock()
-	defer n.stopMu.Unlock()
 	if n.stopped {
+		n.stopMu.Unlock()
 		return nil
 	}
-	n.state.CompareAndSwap(nodeRunning, nodeDraining)
-	n.stopAll(func(p *process) { _ = n.Poison(p.pid) })
+	if n.state.CompareAndSwap(nodeRunning, nodeDraining) {
+		n.stopAll(func(p *process) { _ = n.Poison(p.pid) })
+	}
+	n.stopMu.Unlock() // a Close may overtake the drain
 	select {
 	case <-n.empty:
-		n.teardown()
+		n.stopMu.Lock()
+		defer n.stopMu.Unlock()
+		if !n.stopped {
+			n.teardown()
+		}
 		return nil
 	case <-ctx.Done():
-		n.close()
+		_ = n.Close()
 		return ctx.Err()
 	}
 }

@@ -260,7 +260,7 @@ func (p *process) invoke(c *Context) (reason any, stack []byte, panicked bool) {
 // and the lifecycle carries on.
 func (p *process) invokeLifecycle(msg any) {
 	c := &p.ctx
-	c.msg, c.sender = msg, p.pid
+	c.set(msg, p.pid)
 	reason, stack, panicked := p.invoke(c)
 	c.reset()
 	if !panicked {
@@ -403,12 +403,20 @@ func (p *process) finalize() {
 }
 
 func (p *process) onReply(m *replyMsg, from PID) {
-	if p.x == nil {
-		return
+	var r *pendingRequest
+	ok := false
+	if p.x != nil {
+		r, ok = p.x.pending[m.corr]
 	}
-	r, ok := p.x.pending[m.corr]
-	if !ok {
-		return // timed out earlier, or dropped by a restart
+	if !ok { // timed out earlier, or dropped by a restart
+		if m.res.err != ErrTimeout {
+			msg := m.res.msg
+			if m.res.err != nil {
+				msg = m.res.err
+			}
+			p.node.deadLetter(DeadLetter{Target: p.pid, Sender: from, Message: msg, Reason: ErrTimeout})
+		}
+		return
 	}
 	delete(p.x.pending, m.corr)
 	r.tm.Stop()
@@ -416,7 +424,7 @@ func (p *process) onReply(m *replyMsg, from PID) {
 		return
 	}
 	c := &p.ctx
-	c.msg, c.sender = m.res.msg, from
+	c.set(m.res.msg, from)
 	reason, stack, panicked := p.invokeCallback(c, r.cb, m.res)
 	if panicked {
 		p.onPanic(reason, stack)
@@ -448,7 +456,7 @@ func (p *process) onTimer(t *actorTimer) {
 		return
 	}
 	c := &p.ctx
-	c.msg, c.sender = t.msg, p.pid
+	c.set(t.msg, p.pid)
 	if reason, stack, panicked := p.invoke(c); panicked {
 		p.onPanic(reason, stack)
 		return

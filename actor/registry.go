@@ -1,6 +1,7 @@
 package actor
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 )
@@ -9,7 +10,8 @@ import (
 // slab: a serial is slot+1 in its low 32 bits and the slot's generation (how
 // often it has been reused) in its high 32 bits, so a lookup is two atomic
 // loads with no lock, and a slot reused by a later actor never answers for a
-// stopped one (its generation differs). Slots that were never reused give
+// stopped one (its generation differs); a slot whose generation is exhausted
+// is retired, so a serial is never issued twice. Slots that were never reused give
 // small serials (1, 2, 3, ...), which keeps PIDs readable in logs. Slots live in fixed chunks that never move; the chunk
 // directory is replaced, never modified, when it grows.
 //
@@ -96,6 +98,9 @@ func (r *registry) remove(serial uint64) {
 	cell := &(*d)[slot>>slabChunkBits][slot&(slabChunkSize-1)]
 	if p := cell.Load(); p != nil && p.pid.Serial == serial {
 		cell.Store(nil)
+		if r.gen[slot] == math.MaxUint32 {
+			return // retired: reusing it would wrap the generation and repeat a serial
+		}
 		r.gen[slot]++
 		r.free = append(r.free, slot)
 	}
