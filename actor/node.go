@@ -164,9 +164,9 @@ func (n *Node) spawn(parent *process, prod Producer, opts []SpawnOption) (PID, e
 	if parent != nil {
 		x := parent.extra()
 		if x.children == nil {
-			x.children = make(map[PID]*process)
+			x.children = make(map[PID]childRef)
 		}
-		x.children[p.pid] = p
+		x.children[p.pid] = childRef{p: p, gen: x.incarnation}
 	}
 	n.spawned.Add(1)
 	n.schedule(p)

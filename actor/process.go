@@ -40,16 +40,25 @@ type process struct {
 	x       *processExtra // allocated on first use: most actors never need it
 }
 
+// childRef is a parent's record of a child: the process, and the parent's
+// incarnation that spawned it (an escalation from a child of an earlier
+// incarnation is stale).
+type childRef struct {
+	p   *process
+	gen uint32
+}
+
 // processExtra holds what only some actors use.
 type processExtra struct {
-	supervisor *Supervisor // strategy for this actor's children
-	children   map[PID]*process
-	watchers   map[PID]struct{}
-	timers     map[TimerID]*actorTimer
-	nextTimer  TimerID
-	pending    map[uint64]*pendingRequest
-	nextCorr   uint64
-	restarts   []int64
+	supervisor  *Supervisor // strategy for this actor's children
+	children    map[PID]childRef
+	incarnation uint32 // restarts so far; children record the one that spawned them
+	watchers    map[PID]struct{}
+	timers      map[TimerID]*actorTimer
+	nextTimer   TimerID
+	pending     map[uint64]*pendingRequest
+	nextCorr    uint64
+	restarts    []int64
 }
 
 func (p *process) extra() *processExtra {
@@ -68,9 +77,12 @@ type (
 	sysWatch     struct{ watcher PID }
 	sysUnwatch   struct{ watcher PID }
 	sysChildGone struct{ child *process }
-	sysEscalate  struct{ reason any }
-	poison       struct{}
-	replyMsg     struct {
+	sysEscalate  struct {
+		child  PID
+		reason any
+	}
+	poison   struct{}
+	replyMsg struct {
 		corr uint64
 		res  result
 	}
@@ -236,6 +248,12 @@ func (p *process) handleSys(msg any) {
 			p.finalize()
 		}
 	case sysEscalate:
+		if p.x == nil {
+			return
+		}
+		if ref, ok := p.x.children[m.child]; !ok || ref.gen != p.x.incarnation {
+			return // from a child of an instance that has already been replaced
+		}
 		p.fail(m.reason)
 	}
 }
@@ -307,10 +325,12 @@ func (p *process) fail(reason any) {
 	case Restart:
 		p.restart(reason)
 	case Escalate:
-		p.beginStop(false)
+		// Tell the parent first: once this child is gone (sysChildGone),
+		// the parent no longer knows it and would ignore the escalation.
 		if p.parent != nil {
-			p.node.schedulePush(p.parent, envelope{msg: sysEscalate{reason: reason}}, true)
+			p.node.schedulePush(p.parent, envelope{msg: sysEscalate{child: p.pid, reason: reason}}, true)
 		}
+		p.beginStop(false)
 	default:
 		p.beginStop(false)
 	}
@@ -321,6 +341,7 @@ func (p *process) restart(reason any) {
 	p.invokeLifecycle(Restarting{Reason: reason})
 	p.dropTimersAndRequests()
 	p.stopChildren(false)
+	p.extra().incarnation++
 	a, err := p.node.produce(p.prod)
 	if err != nil {
 		p.node.log.Error("actor producer failed on restart; stopping it", "pid", p.pid, "err", err)
@@ -352,9 +373,9 @@ func (p *process) stopChildren(graceful bool) int {
 	}
 	for _, ch := range p.x.children {
 		if graceful {
-			p.node.schedulePush(ch, envelope{msg: poison{}}, false)
+			p.node.schedulePush(ch.p, envelope{msg: poison{}}, false)
 		} else {
-			p.node.schedulePush(ch, envelope{msg: sysStop{}}, true)
+			p.node.schedulePush(ch.p, envelope{msg: sysStop{}}, true)
 		}
 	}
 	return len(p.x.children)

@@ -176,3 +176,50 @@ func TestPanicsEverywhereLeaveTheNodeUp(t *testing.T) {
 		t.Fatal(r, err)
 	}
 }
+
+// An escalation from a child of an instance that has since been replaced
+// does not fail the new instance.
+func TestStaleEscalationIsIgnored(t *testing.T) {
+	n, _ := newTestNode(t, Config{})
+	j := &journal{}
+	escalate := Supervisor{Decide: func(any) Directive { return Escalate }}
+	kids := make(chan PID, 4)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 4)
+	parent, err := n.SpawnFunc(func(c *Context) {
+		lifecycleActor(j, "parent")(c)
+		switch c.Message().(type) {
+		case Started:
+			pid, err := c.SpawnFunc(func(c *Context) {
+				if c.Message() == "slow panic" {
+					entered <- struct{}{}
+					<-release
+					panic("late failure")
+				}
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			kids <- pid
+		}
+	}, WithSupervisor(escalate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := recv(t, kids)
+	_ = n.Send(old, "slow panic")
+	recv(t, entered)
+	_ = n.Send(parent, "panic") // the parent restarts while the old child is mid-message
+	recv(t, kids)               // the new instance's child
+	close(release)              // now the old child fails and escalates
+	eventually(t, "the old child is gone", func() bool { return n.Stats().Actors == 2 })
+	restarts := 0
+	for _, e := range j.list() {
+		if strings.HasPrefix(e, "parent Restarting") {
+			restarts++
+		}
+	}
+	if restarts != 1 {
+		t.Fatalf("the parent restarted %d times, want 1 (the stale escalation must be ignored): %q", restarts, j.list())
+	}
+}
