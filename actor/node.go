@@ -495,10 +495,10 @@ func (n *Node) reply(from, to PID, fut *future, corr uint64, msg any) {
 // target stopped): a waiting requester is answered with err at once, and the
 // message goes to dead letters.
 func (n *Node) bounce(target PID, e *envelope, err error) {
+	n.undeliverable(target, e, err) // counted before the requester wakes
 	if e.corr != 0 {
 		n.reply(target, e.sender, e.fut, e.corr, err)
 	}
-	n.undeliverable(target, e, err)
 }
 
 // undeliverable sends a message that cannot reach its target to dead

@@ -177,7 +177,9 @@ func TestRegressionCloseRacingSpawnDoubleCount(t *testing.T) {
 			}()
 		}
 		time.Sleep(time.Millisecond)
-		_ = n.Close()
+		if err := n.Close(); err != nil {
+			t.Fatalf("iteration %d: Close: %v", iter, err)
+		}
 		wg.Wait()
 		if a := n.Stats().Actors; a != 0 {
 			t.Fatalf("iteration %d: Stats().Actors = %d after Close (Stopping without Started: %d)", iter, a, noStart.Load())

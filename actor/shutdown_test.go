@@ -113,7 +113,16 @@ func TestCloseStopsEverythingAndIsIdempotent(t *testing.T) {
 		})
 		_ = n.Send(pid, "hi")
 	}
-	eventually(t, "all children started", func() bool { return n.Stats().Actors == 200 })
+	// Stats().Actors counts a spawn in progress; wait for the lifecycle.
+	eventually(t, "all children started", func() bool {
+		started := 0
+		for _, e := range j.list() {
+			if e == "child actor.Started" {
+				started++
+			}
+		}
+		return started == 100
+	})
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
