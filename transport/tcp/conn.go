@@ -1,0 +1,192 @@
+package tcp
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/guildkit/guild/wire"
+)
+
+// writeBufSize is the size of a connection's bufio.Writer.
+const writeBufSize = 64 << 10
+
+// conn is one established connection to a peer. It has exactly two
+// goroutines, readLoop and writeLoop, both started by installLocked and
+// both ended by fail.
+type conn struct {
+	t      *Transport
+	peer   *peer
+	nc     net.Conn // raw, or the *tls.Conn over it
+	raw    net.Conn // the TCP connection
+	dialed bool     // this node dialled it
+
+	established time.Time     // set by installLocked
+	prevWriter  chan struct{} // the previous connection's writerDone: wait for it
+	writerDone  chan struct{} // closed when writeLoop ends
+
+	done     chan struct{} // closed by fail
+	failOnce sync.Once
+}
+
+func (t *Transport) newConn(p *peer, nc, raw net.Conn, dialed bool) *conn {
+	return &conn{
+		t: t, peer: p, nc: nc, raw: raw, dialed: dialed,
+		writerDone: make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+}
+
+// fail closes the connection for cause, once, and tells the transport.
+func (c *conn) fail(cause error) {
+	c.failOnce.Do(func() {
+		close(c.done)
+		_ = c.raw.Close()
+		c.t.connLost(c, cause)
+	})
+}
+
+// closing reports whether fail has been called.
+func (c *conn) closing() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// deadlineReader sets the read deadline before each read of the socket, so
+// a peer that sends nothing for d is detected. A bufio-backed FrameReader
+// reads the socket only when its buffer is empty, so this costs one
+// deadline update per batch of frames, not per frame.
+type deadlineReader struct {
+	nc net.Conn
+	d  time.Duration
+}
+
+func (r deadlineReader) Read(b []byte) (int, error) {
+	if err := r.nc.SetReadDeadline(time.Now().Add(r.d)); err != nil {
+		return 0, err
+	}
+	return r.nc.Read(b)
+}
+
+// readLoop reads frames and hands their envelopes to the Handler until the
+// connection fails.
+func (c *conn) readLoop() {
+	t := c.t
+	peer := c.peer.addr
+	fr := wire.NewFrameReader(deadlineReader{c.nc, t.cfg.DeadAfter}, t.cfg.MaxFrame)
+	var env wire.Envelope
+	for {
+		body, err := fr.Next()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if len(body) == 0 {
+			continue // heartbeat
+		}
+		if err := env.Unmarshal(body); err != nil {
+			t.log.Warn("tcp: closing connection: corrupt frame", "peer", peer.String(), "err", err)
+			c.fail(err)
+			return
+		}
+		if !env.Kind.Known() {
+			t.log.Debug("tcp: dropped an envelope of unknown kind", "peer", peer.String(), "kind", env.Kind.String())
+			continue
+		}
+		t.cfg.Handler.HandleEnvelope(peer, &env)
+	}
+}
+
+// readFailed logs why reading stopped, by cause, and closes the connection.
+func (c *conn) readFailed(err error) {
+	log, peer := c.t.log, c.peer.addr.String()
+	switch {
+	case c.closing():
+		// Closed by this node (Close, replacement, write error).
+	case errors.Is(err, io.EOF):
+		log.Info("tcp: peer closed the connection", "peer", peer)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		log.Warn("tcp: closing connection: peer is dead (nothing received)", "peer", peer, "dead_after", c.t.cfg.DeadAfter)
+	case errors.Is(err, wire.ErrFrameTooLarge), errors.Is(err, io.ErrUnexpectedEOF):
+		log.Warn("tcp: closing connection: corrupt frame", "peer", peer, "err", err)
+	default:
+		log.Info("tcp: connection failed", "peer", peer, "err", err)
+	}
+	c.fail(err)
+}
+
+// writeLoop drains the peer's queue into the connection. It flushes when the
+// queue is empty, never on a timer, and writes a heartbeat when nothing was
+// written for HeartbeatInterval.
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	if c.prevWriter != nil {
+		// Keep one writer per peer at a time, so envelopes leave in queue
+		// order even across a replacement.
+		select {
+		case <-c.prevWriter:
+		case <-c.done:
+			return
+		}
+	}
+	t := c.t
+	q := c.peer.queue
+	bw := bufio.NewWriterSize(c.nc, writeBufSize)
+	var scratch []byte
+	hb := time.NewTimer(t.cfg.HeartbeatInterval)
+	defer hb.Stop()
+	write := func(env *wire.Envelope) error {
+		// Frame header first, patched once the body's length is known:
+		// one pass over the envelope, no copy of the body.
+		scratch = append(scratch[:0], 0, 0, 0, 0)
+		scratch = env.AppendTo(scratch)
+		binary.BigEndian.PutUint32(scratch, uint32(len(scratch)-wire.FrameHeaderSize))
+		_, err := bw.Write(scratch)
+		if cap(scratch) > writeBufSize {
+			scratch = nil // do not pin the memory of one huge envelope
+		}
+		return err
+	}
+	for {
+		var err error
+		select {
+		case <-c.done:
+			return
+		case env := <-q:
+			_ = c.nc.SetWriteDeadline(time.Now().Add(t.cfg.DeadAfter))
+			err = write(env)
+		drain:
+			for err == nil {
+				select {
+				case env = <-q:
+					err = write(env)
+				default:
+					break drain
+				}
+			}
+		case <-hb.C:
+			_ = c.nc.SetWriteDeadline(time.Now().Add(t.cfg.DeadAfter))
+			_, err = bw.Write([]byte{0, 0, 0, 0}) // an empty frame
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			if !c.closing() {
+				t.log.Info("tcp: write failed", "peer", c.peer.addr.String(), "err", err)
+			}
+			c.fail(err)
+			return
+		}
+		hb.Reset(t.cfg.HeartbeatInterval)
+	}
+}

@@ -1,0 +1,491 @@
+package tcp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/transport"
+	"github.com/guildkit/guild/wire"
+)
+
+var _ transport.Transport = (*Transport)(nil)
+
+// errRejected: the acceptor keeps the connection it dialled itself.
+var errRejected = errors.New("tcp: peer keeps its own connection")
+
+// Transport is a direct TCP mesh: one connection per pair of nodes, dialled
+// lazily by whichever node sends first. Create it with New.
+type Transport struct {
+	cfg    Config
+	log    *slog.Logger
+	ln     net.Listener
+	ctx    context.Context // cancelled by Close: stops dials in progress
+	cancel context.CancelFunc
+	quit   chan struct{} // closed by Close
+	wg     sync.WaitGroup
+
+	mu          sync.Mutex
+	closed      bool
+	peers       map[actor.Addr]*peer
+	handshaking map[net.Conn]struct{} // connections not yet installed
+	live        int                   // installed connections not yet closed
+}
+
+// dialState is what a peer's dial goroutine is doing.
+type dialState uint8
+
+const (
+	dialIdle       dialState = iota // no dial goroutine
+	dialConnecting                  // connecting or exchanging hellos
+	dialWaiting                     // sleeping before the next attempt
+)
+
+// peer is what the transport keeps for one remote node. Its queue outlives
+// connections: every connection's writer drains the same queue, so a
+// reconnect or a lost simultaneous dial loses nothing that was queued.
+type peer struct {
+	addr  actor.Addr
+	queue chan *wire.Envelope
+
+	// Guarded by Transport.mu.
+	conn       *conn // the installed connection, or nil
+	state      dialState
+	backoff    time.Duration // wait before the next dial attempt
+	lastWriter chan struct{} // closed when the last installed writer ends
+}
+
+// New validates cfg, listens on cfg.Listen and returns the Transport.
+func New(cfg Config) (*Transport, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("tcp: listen on %s: %w", cfg.Listen, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &Transport{
+		cfg:         cfg,
+		log:         cfg.Logger.With("self", cfg.Self.String()),
+		ln:          ln,
+		ctx:         ctx,
+		cancel:      cancel,
+		quit:        make(chan struct{}),
+		peers:       make(map[actor.Addr]*peer),
+		handshaking: make(map[net.Conn]struct{}),
+	}
+	t.wg.Add(1)
+	go t.acceptLoop()
+	return t, nil
+}
+
+// Addr returns the address the transport listens on.
+func (t *Transport) Addr() net.Addr { return t.ln.Addr() }
+
+// Send queues env for the node at addr and returns at once; see
+// transport.Transport. Besides ErrPendingQueueFull and ErrClosed it refuses
+// a nil envelope, an envelope to this node itself, and one whose encoding
+// is larger than MaxFrame (an error matching wire.ErrFrameTooLarge).
+func (t *Transport) Send(addr actor.Addr, env *wire.Envelope) error {
+	if env == nil {
+		return errors.New("tcp: Send of a nil envelope")
+	}
+	if addr == t.cfg.Self {
+		return fmt.Errorf("tcp: Send to this node itself (%v)", addr)
+	}
+	if n := env.Size(); n > t.cfg.MaxFrame {
+		return fmt.Errorf("tcp: envelope of %d bytes, MaxFrame %d: %w", n, t.cfg.MaxFrame, wire.ErrFrameTooLarge)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return transport.ErrClosed
+	}
+	p := t.peerLocked(addr)
+	select {
+	case p.queue <- env:
+	default:
+		return fmt.Errorf("%w: peer %v, %d envelopes", transport.ErrPendingQueueFull, addr, cap(p.queue))
+	}
+	if p.conn == nil && p.state == dialIdle {
+		t.startDialLocked(p)
+	}
+	return nil
+}
+
+// Close closes the listener and every connection and waits for all of the
+// transport's goroutines. Queued envelopes are dropped, and Handler.PeerLost
+// is not called for the connections it closes. It is safe to call twice.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	close(t.quit)
+	t.cancel()
+	var conns []*conn
+	for _, p := range t.peers {
+		if p.conn != nil {
+			conns = append(conns, p.conn)
+		}
+	}
+	for nc := range t.handshaking {
+		_ = nc.Close()
+	}
+	t.mu.Unlock()
+	err := t.ln.Close()
+	for _, c := range conns {
+		c.fail(transport.ErrClosed)
+	}
+	t.wg.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// liveConns returns the number of installed connections not yet closed
+// (test hook: one per connected peer when the mesh is settled).
+func (t *Transport) liveConns() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.live
+}
+
+func (t *Transport) peerLocked(addr actor.Addr) *peer {
+	p := t.peers[addr]
+	if p == nil {
+		p = &peer{addr: addr, queue: make(chan *wire.Envelope, t.cfg.PendingQueue)}
+		t.peers[addr] = p
+	}
+	return p
+}
+
+// goLocked starts f as one of the transport's goroutines, unless Close has
+// begun. t.mu must be held, so that wg.Add never races with Close's Wait.
+func (t *Transport) goLocked(f func()) bool {
+	if t.closed {
+		return false
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// track records a connection that is handshaking, so Close can
+// close it. It reports false (and closes nc) after Close.
+func (t *Transport) track(nc net.Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		_ = nc.Close()
+		return false
+	}
+	t.handshaking[nc] = struct{}{}
+	return true
+}
+
+func (t *Transport) acceptLoop() {
+	defer t.wg.Done()
+	var delay time.Duration
+	for {
+		nc, err := t.ln.Accept()
+		if err != nil {
+			select {
+			case <-t.quit:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			t.log.Warn("tcp: accept failed", "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-t.quit:
+				return
+			}
+			continue
+		}
+		delay = 0
+		if !t.track(nc) {
+			continue
+		}
+		t.mu.Lock()
+		started := t.goLocked(func() { t.acceptHandshake(nc) })
+		t.mu.Unlock()
+		if !started {
+			_ = nc.Close()
+		}
+	}
+}
+
+// acceptHandshake runs the acceptor's side of the handshake on nc and
+// installs the connection unless it loses to the one this node dialled.
+func (t *Transport) acceptHandshake(raw net.Conn) {
+	installed := false
+	defer func() {
+		if !installed {
+			t.untrack(raw)
+			_ = raw.Close()
+		}
+	}()
+	_ = raw.SetDeadline(time.Now().Add(t.cfg.DialTimeout))
+	nc := raw
+	if t.cfg.TLS != nil {
+		tc := tls.Server(raw, t.cfg.TLS)
+		if err := tc.HandshakeContext(t.ctx); err != nil {
+			t.log.Warn("tcp: TLS handshake failed", "remote", raw.RemoteAddr().String(), "err", err)
+			return
+		}
+		nc = tc
+	}
+	h, err := readHello(nc)
+	if err != nil {
+		t.log.Warn("tcp: closing connection: bad hello", "remote", raw.RemoteAddr().String(), "err", err)
+		return
+	}
+	if h.addr == t.cfg.Self {
+		t.log.Warn("tcp: closing connection: peer claims this node's own address", "remote", raw.RemoteAddr().String(), "peer", h.addr.String())
+		return
+	}
+
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	p := t.peerLocked(h.addr)
+	// The connection dialled by the lower address wins. This node is the
+	// lower one when the dialler's address is higher: it then refuses the
+	// dialler's connection while its own dial is in progress or installed.
+	if t.cfg.Self < h.addr && (p.state == dialConnecting || (p.conn != nil && p.conn.dialed)) {
+		t.mu.Unlock()
+		_, _ = nc.Write(appendHello(nil, t.cfg.Self, flagReject))
+		t.log.Debug("tcp: refused the peer's connection: this node's own dial wins", "peer", h.addr.String())
+		return
+	}
+	c := t.newConn(p, nc, raw, false)
+	// The hello is written under the lock, before the writer starts, so
+	// nothing can precede it. It is 16 bytes on a fresh socket: it does not
+	// block (and the deadline bounds it anyway).
+	_, err = nc.Write(appendHello(nil, t.cfg.Self, 0))
+	if err != nil {
+		t.mu.Unlock()
+		t.log.Warn("tcp: writing hello failed", "peer", h.addr.String(), "err", err)
+		return
+	}
+	old := t.installLocked(c)
+	installed = true
+	t.mu.Unlock()
+	if old != nil {
+		old.fail(fmt.Errorf("replaced by a new connection from the peer"))
+	}
+}
+
+func (t *Transport) untrack(nc net.Conn) {
+	t.mu.Lock()
+	delete(t.handshaking, nc)
+	t.mu.Unlock()
+}
+
+// installLocked makes c its peer's connection and starts its reader and
+// writer. It returns the connection c replaces, for the caller to close
+// once t.mu is released.
+func (t *Transport) installLocked(c *conn) *conn {
+	p := c.peer
+	delete(t.handshaking, c.raw)
+	old := p.conn
+	p.conn = c
+	c.established = time.Now()
+	c.prevWriter = p.lastWriter
+	p.lastWriter = c.writerDone
+	t.live++
+	_ = c.nc.SetDeadline(time.Time{})
+	if !t.goLocked(c.readLoop) || !t.goLocked(c.writeLoop) {
+		panic("tcp: installLocked after Close") // callers check t.closed under t.mu
+	}
+	return old
+}
+
+// startDialLocked starts p's dial goroutine.
+func (t *Transport) startDialLocked(p *peer) {
+	if t.goLocked(func() { t.dialLoop(p) }) {
+		p.state = dialConnecting
+		if p.backoff > 0 {
+			p.state = dialWaiting
+		}
+	}
+}
+
+// dialLoop connects to p, retrying with backoff until it succeeds, another
+// connection to p is installed, or Close. It reports PeerLost once, at the
+// first failed attempt.
+func (t *Transport) dialLoop(p *peer) {
+	reported := false
+	for {
+		t.mu.Lock()
+		wait := p.backoff
+		t.mu.Unlock()
+		if wait > 0 {
+			// Jitter: wait between half and all of the backoff.
+			wait = wait/2 + rand.N(wait/2+1)
+			timer := time.NewTimer(wait)
+			select {
+			case <-timer.C:
+			case <-t.quit:
+				timer.Stop()
+				return
+			}
+		}
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			return
+		}
+		if p.conn != nil { // the peer dialled us meanwhile
+			p.state = dialIdle
+			t.mu.Unlock()
+			return
+		}
+		p.state = dialConnecting
+		t.mu.Unlock()
+
+		c, err := t.dial(p)
+
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			if c != nil {
+				_ = c.raw.Close()
+			}
+			return
+		}
+		if err == nil {
+			p.state = dialIdle
+			old := t.installLocked(c)
+			t.mu.Unlock()
+			if old != nil {
+				old.fail(errors.New("replaced by a new connection to the peer"))
+			}
+			return
+		}
+		p.backoff = t.nextBackoff(p.backoff)
+		if p.conn != nil {
+			p.state = dialIdle
+			t.mu.Unlock()
+			return
+		}
+		p.state = dialWaiting
+		t.mu.Unlock()
+		if errors.Is(err, errRejected) {
+			// The peer keeps its own dial, which will arrive here.
+			continue
+		}
+		t.log.Info("tcp: dial failed", "peer", p.addr.String(), "err", err)
+		if !reported {
+			reported = true
+			t.cfg.Handler.PeerLost(p.addr, fmt.Errorf("%w: %v: %w", transport.ErrPeerLost, p.addr, err))
+		}
+	}
+}
+
+func (t *Transport) nextBackoff(d time.Duration) time.Duration {
+	return min(max(2*d, t.cfg.ReconnectBackoffMin), t.cfg.ReconnectBackoffMax)
+}
+
+// dial makes one connection attempt to p: resolve, connect, TLS, hellos.
+func (t *Transport) dial(p *peer) (*conn, error) {
+	endpoint, err := t.cfg.Resolve(p.addr)
+	if err != nil {
+		return nil, fmt.Errorf("resolve: %w", err)
+	}
+	d := net.Dialer{Timeout: t.cfg.DialTimeout}
+	raw, err := d.DialContext(t.ctx, "tcp", endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if !t.track(raw) {
+		return nil, transport.ErrClosed
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			t.untrack(raw)
+			_ = raw.Close()
+		}
+	}()
+	_ = raw.SetDeadline(time.Now().Add(t.cfg.DialTimeout))
+	nc := raw
+	if t.cfg.TLS != nil {
+		cfg := t.cfg.TLS
+		if cfg.ServerName == "" {
+			host, _, err := net.SplitHostPort(endpoint)
+			if err != nil {
+				return nil, err
+			}
+			cfg = cfg.Clone()
+			cfg.ServerName = host
+		}
+		tc := tls.Client(raw, cfg)
+		if err := tc.HandshakeContext(t.ctx); err != nil {
+			return nil, fmt.Errorf("TLS handshake with %s: %w", endpoint, err)
+		}
+		nc = tc
+	}
+	if _, err := nc.Write(appendHello(nil, t.cfg.Self, 0)); err != nil {
+		return nil, fmt.Errorf("writing hello to %s: %w", endpoint, err)
+	}
+	h, err := readHello(nc)
+	if err != nil {
+		return nil, fmt.Errorf("hello from %s: %w", endpoint, err)
+	}
+	if h.addr != p.addr {
+		return nil, fmt.Errorf("%s answered as node %v, want %v", endpoint, h.addr, p.addr)
+	}
+	if h.flags&flagReject != 0 {
+		return nil, errRejected
+	}
+	ok = true
+	return t.newConn(p, nc, raw, true), nil
+}
+
+// connLost is called once for every installed connection that closes.
+func (t *Transport) connLost(c *conn, cause error) {
+	p := c.peer
+	t.mu.Lock()
+	t.live--
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	if p.conn == c {
+		p.conn = nil
+		if time.Since(c.established) >= t.cfg.ReconnectBackoffMax {
+			p.backoff = 0 // a long-lived connection: redial at once
+		} else {
+			p.backoff = t.nextBackoff(p.backoff)
+		}
+		if len(p.queue) > 0 && p.state == dialIdle {
+			t.startDialLocked(p)
+		}
+	}
+	t.mu.Unlock()
+	t.cfg.Handler.PeerLost(p.addr, fmt.Errorf("%w: %v: %w", transport.ErrPeerLost, p.addr, cause))
+}

@@ -1,0 +1,461 @@
+package tcp
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/transport"
+	"github.com/guildkit/guild/wire"
+)
+
+var (
+	addrA = actor.MustAddr(1, 2, 1)
+	addrB = actor.MustAddr(1, 2, 2)
+	addrC = actor.MustAddr(1, 2, 3)
+)
+
+func TestExchangeBothWaysKeepsOrder(t *testing.T) {
+	const n = 10000
+	res := newResolver()
+	ha, hb := newRecorder(), newRecorder()
+	a := start(t, fastConfig(addrA, res, ha), res)
+	b := start(t, fastConfig(addrB, res, hb), res)
+
+	var wg sync.WaitGroup
+	for _, s := range []struct {
+		from *Transport
+		self actor.Addr
+		to   actor.Addr
+	}{{a, addrA, addrB}, {b, addrB, addrA}} {
+		wg.Go(func() {
+			for i := range n {
+				sendRetry(t, s.from, s.to, seqEnv(s.self, uint64(i)))
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, 10*time.Second, "all envelopes", func() bool { return ha.count(addrB) == n && hb.count(addrA) == n })
+	checkOrder(t, hb.received(addrA), n)
+	checkOrder(t, ha.received(addrB), n)
+	got := hb.received(addrA)[5]
+	if got.Kind != wire.KindSend || string(got.Payload) != "payload" || got.PayloadType != wire.RawBytesType || got.Sender.Node != uint32(addrA) {
+		t.Fatalf("envelope arrived changed: %+v", got)
+	}
+	if a.liveConns() != 1 || b.liveConns() != 1 {
+		t.Fatalf("live connections: a %d, b %d, want 1 each", a.liveConns(), b.liveConns())
+	}
+}
+
+// TestSimultaneousDial makes both nodes dial each other at the same moment
+// (the resolver is a barrier) and checks that one connection survives, the
+// same one on both sides, and that nothing is lost or reordered.
+func TestSimultaneousDial(t *testing.T) {
+	for round := range 5 {
+		const n = 2000
+		res := newResolver()
+		var barrier sync.WaitGroup
+		barrier.Add(2)
+		resolve := func(a actor.Addr) (string, error) {
+			barrier.Done()
+			barrier.Wait()
+			return res.resolve(a)
+		}
+		ha, hb := newRecorder(), newRecorder()
+		ca, cb := fastConfig(addrA, res, ha), fastConfig(addrB, res, hb)
+		ca.Resolve, cb.Resolve = resolve, resolve
+		a, err := New(ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := New(cb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.set(addrA, a.Addr().String())
+		res.set(addrB, b.Addr().String())
+
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for i := range n {
+				sendRetry(t, a, addrB, seqEnv(addrA, uint64(i)))
+			}
+		})
+		wg.Go(func() {
+			for i := range n {
+				sendRetry(t, b, addrA, seqEnv(addrB, uint64(i)))
+			}
+		})
+		wg.Wait()
+		waitFor(t, 10*time.Second, "all envelopes", func() bool { return ha.count(addrB) == n && hb.count(addrA) == n })
+		checkOrder(t, hb.received(addrA), n)
+		checkOrder(t, ha.received(addrB), n)
+		waitFor(t, 2*time.Second, "one connection each", func() bool { return a.liveConns() == 1 && b.liveConns() == 1 })
+		// Both ends hold the same TCP connection, the one A (lower) dialled.
+		a.mu.Lock()
+		ac := a.peers[addrB].conn
+		a.mu.Unlock()
+		b.mu.Lock()
+		bc := b.peers[addrA].conn
+		b.mu.Unlock()
+		if ac == nil || bc == nil || ac.raw.LocalAddr().String() != bc.raw.RemoteAddr().String() {
+			t.Fatalf("round %d: the two sides hold different connections", round)
+		}
+		if !ac.dialed || bc.dialed {
+			t.Fatalf("round %d: kept the connection dialled by the higher address", round)
+		}
+		if ha.lostCount(addrB) != 0 || hb.lostCount(addrA) != 0 {
+			t.Fatalf("round %d: PeerLost called (a %d, b %d)", round, ha.lostCount(addrB), hb.lostCount(addrA))
+		}
+		_ = a.Close()
+		_ = b.Close()
+	}
+}
+
+func TestPendingQueueBound(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := ln.Addr().String()
+	_ = ln.Close()
+
+	res := newResolver()
+	res.set(addrB, closedPort)
+	ha := newRecorder()
+	cfg := fastConfig(addrA, res, ha)
+	cfg.PendingQueue = 16
+	a := start(t, cfg, res)
+	for i := range 16 {
+		if err := a.Send(addrB, seqEnv(addrA, uint64(i))); err != nil {
+			t.Fatalf("Send %d: %v", i, err)
+		}
+	}
+	if err := a.Send(addrB, seqEnv(addrA, 16)); !errors.Is(err, transport.ErrPendingQueueFull) {
+		t.Fatalf("Send to a full queue: %v, want ErrPendingQueueFull", err)
+	}
+	// The unreachable peer is reported once for the whole failing sequence
+	// of attempts, however many retries follow.
+	waitFor(t, 2*time.Second, "PeerLost", func() bool { return ha.lostCount(addrB) == 1 })
+	time.Sleep(300 * time.Millisecond) // several backoff rounds
+	if got := ha.lostCount(addrB); got != 1 {
+		t.Fatalf("PeerLost called %d times for one failing sequence, want 1", got)
+	}
+}
+
+// TestUnreachableThenUp: envelopes queued while the peer is down are all
+// delivered, in order, once it comes up.
+func TestUnreachableThenUp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().String()
+	_ = ln.Close()
+	res := newResolver()
+	res.set(addrB, port)
+	ha, hb := newRecorder(), newRecorder()
+	a := start(t, fastConfig(addrA, res, ha), res)
+	for i := range 100 {
+		if err := a.Send(addrB, seqEnv(addrA, uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 2*time.Second, "PeerLost", func() bool { return ha.lostCount(addrB) >= 1 })
+	start(t, fastConfig(addrB, res, hb), res) // registers its new port
+	waitFor(t, 5*time.Second, "queued envelopes", func() bool { return hb.count(addrA) == 100 })
+	checkOrder(t, hb.received(addrA), 100)
+}
+
+func TestDeadPeerAndRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		from, to actor.Addr
+		samePort bool
+	}{
+		{"lower sends, new port", addrA, addrB, false},
+		{"lower sends, same port", addrA, addrB, true},
+		{"higher sends, new port", addrB, addrA, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := newResolver()
+			hs, hp := newRecorder(), newRecorder()
+			s := start(t, fastConfig(tc.from, res, hs), res)
+			p := start(t, fastConfig(tc.to, res, hp), res)
+
+			stop := make(chan struct{})
+			var sender sync.WaitGroup
+			sender.Go(func() {
+				for i := uint64(0); ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					_ = s.Send(tc.to, seqEnv(tc.from, i)) // ErrPendingQueueFull while the peer is down is fine
+					time.Sleep(100 * time.Microsecond)
+				}
+			})
+			defer func() {
+				select {
+				case <-stop:
+				default:
+					close(stop)
+				}
+				sender.Wait()
+			}()
+			waitFor(t, 5*time.Second, "traffic", func() bool { return hp.count(tc.from) > 100 })
+			killed := time.Now()
+			oldAddr := p.Addr().String()
+			_ = p.Close()
+			waitFor(t, 200*time.Millisecond, "PeerLost within DeadAfter", func() bool { return hs.lostCount(tc.to) >= 1 })
+			t.Logf("PeerLost %v after the peer closed", time.Since(killed))
+
+			// A new process with the same address, on a new port or the old one.
+			hp2 := newRecorder()
+			cfg := fastConfig(tc.to, res, hp2)
+			if tc.samePort {
+				cfg.Listen = oldAddr
+			}
+			p2 := start(t, cfg, res)
+			waitFor(t, 5*time.Second, "traffic to the restarted peer", func() bool { return hp2.count(tc.from) > 100 })
+			close(stop)
+			sender.Wait()
+			waitFor(t, 2*time.Second, "one live connection", func() bool { return s.liveConns() == 1 && p2.liveConns() == 1 })
+			// Sequence numbers still increase at the new peer.
+			envs := hp2.received(tc.from)
+			for i := 1; i < len(envs); i++ {
+				if envs[i].CorrelationID <= envs[i-1].CorrelationID {
+					t.Fatalf("order lost at the restarted peer: %d after %d", envs[i].CorrelationID, envs[i-1].CorrelationID)
+				}
+			}
+		})
+	}
+}
+
+// TestSilentPeerDetected: a peer that completes the handshake and then
+// sends nothing, not even heartbeats, is declared dead after DeadAfter.
+func TestSilentPeerDetected(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	res := newResolver()
+	res.set(addrB, ln.Addr().String())
+	ha := newRecorder()
+	a := start(t, fastConfig(addrA, res, ha), res)
+
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		if _, err := readHello(c); err == nil {
+			_, _ = c.Write(appendHello(nil, addrB, 0))
+		}
+		accepted <- c
+	}()
+	if err := a.Send(addrB, seqEnv(addrA, 0)); err != nil {
+		t.Fatal(err)
+	}
+	c := <-accepted
+	defer c.Close()
+	connected := time.Now()
+	waitFor(t, time.Second, "PeerLost", func() bool { return ha.lostCount(addrB) == 1 })
+	if d := time.Since(connected); d < 150*time.Millisecond {
+		t.Fatalf("silent peer declared dead after %v, before DeadAfter", d)
+	}
+}
+
+// TestHeartbeatsKeepIdleConnection: an idle connection survives many
+// DeadAfter periods because both sides send heartbeats.
+func TestHeartbeatsKeepIdleConnection(t *testing.T) {
+	res := newResolver()
+	ha, hb := newRecorder(), newRecorder()
+	a := start(t, fastConfig(addrA, res, ha), res)
+	start(t, fastConfig(addrB, res, hb), res)
+	if err := a.Send(addrB, seqEnv(addrA, 0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "first envelope", func() bool { return hb.count(addrA) == 1 })
+	time.Sleep(800 * time.Millisecond) // four DeadAfter periods
+	if ha.lostCount(addrB) != 0 || hb.lostCount(addrA) != 0 {
+		t.Fatalf("idle connection was lost despite heartbeats")
+	}
+	if a.liveConns() != 1 {
+		t.Fatalf("live connections %d, want 1", a.liveConns())
+	}
+}
+
+// TestCorruptFrame: a raw client completes the handshake, then writes a
+// frame that does not decode. That connection is closed with a logged
+// reason; another peer keeps being served.
+func TestCorruptFrame(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+	}{
+		{"malformed envelope", []byte{0, 0, 0, 2, 0xff, 0xff}},
+		{"frame too large", []byte{0xff, 0xff, 0xff, 0xff}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := newResolver()
+			logs := &syncBuffer{}
+			ha, hc := newRecorder(), newRecorder()
+			cfg := fastConfig(addrA, res, ha)
+			cfg.Logger = testLogger(logs)
+			a := start(t, cfg, res)
+			c := start(t, fastConfig(addrC, res, hc), res)
+
+			raw, err := net.Dial("tcp", a.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			if _, err := raw.Write(appendHello(nil, addrB, 0)); err != nil {
+				t.Fatal(err)
+			}
+			h, err := readHello(raw)
+			if err != nil || h.addr != addrA || h.flags != 0 {
+				t.Fatalf("hello from the transport: %+v, %v", h, err)
+			}
+			if _, err := raw.Write(tc.frame); err != nil {
+				t.Fatal(err)
+			}
+			_ = raw.SetReadDeadline(time.Now().Add(2 * time.Second))
+			buf := make([]byte, 64)
+			for {
+				// Heartbeats may arrive first; then the close.
+				if _, err := raw.Read(buf); err != nil {
+					if isTimeout(err) {
+						t.Fatalf("connection not closed by the transport: %v", err)
+					}
+					break
+				}
+			}
+			waitFor(t, time.Second, "logged reason", func() bool {
+				return logs.contains("corrupt frame") && logs.contains("peer="+addrB.String())
+			})
+			waitFor(t, time.Second, "PeerLost for the bad peer", func() bool { return ha.lostCount(addrB) == 1 })
+
+			// Another peer is unaffected.
+			for i := range 10 {
+				if err := c.Send(addrA, seqEnv(addrC, uint64(i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, 2*time.Second, "the other peer's envelopes", func() bool { return ha.count(addrC) == 10 })
+			checkOrder(t, ha.received(addrC), 10)
+		})
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func TestBadHelloRejected(t *testing.T) {
+	res := newResolver()
+	logs := &syncBuffer{}
+	cfg := fastConfig(addrA, res, newRecorder())
+	cfg.Logger = testLogger(logs)
+	a := start(t, cfg, res)
+	for _, msg := range [][]byte{
+		[]byte("GET / HTTP/1.1\r\n\r\n"),
+		{0, 0, 0, 12, 'G', 'U', 'I', 'L', 'D', '1', 9, 0, 0, 0, 0, 1}, // version 9
+		appendHello(nil, addrA, 0),                                    // claims to be the node itself
+	} {
+		raw, err := net.Dial("tcp", a.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = raw.Write(msg)
+		_ = raw.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if n, err := raw.Read(make([]byte, 64)); err == nil {
+			t.Fatalf("bad hello %q answered with %d bytes", msg, n)
+		} else if isTimeout(err) {
+			t.Fatalf("bad hello %q: connection left open", msg)
+		}
+		_ = raw.Close()
+	}
+	if !logs.contains("bad hello") {
+		t.Fatalf("no log for a bad hello:\n%s", logs)
+	}
+	if a.liveConns() != 0 {
+		t.Fatalf("live connections %d after bad hellos", a.liveConns())
+	}
+}
+
+func TestCloseTwiceAndSendAfterClose(t *testing.T) {
+	res := newResolver()
+	a, err := New(fastConfig(addrA, res, newRecorder()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := start(t, fastConfig(addrB, res, newRecorder()), res)
+	res.set(addrA, a.Addr().String())
+	if err := b.Send(addrA, seqEnv(addrB, 0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "connection", func() bool { return a.liveConns() == 1 })
+	if err := a.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := a.Send(addrB, seqEnv(addrA, 0)); !errors.Is(err, transport.ErrClosed) {
+		t.Fatalf("Send after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestSendRefusesBadInput(t *testing.T) {
+	res := newResolver()
+	cfg := fastConfig(addrA, res, newRecorder())
+	cfg.MaxFrame = 64
+	a := start(t, cfg, res)
+	if err := a.Send(addrB, nil); err == nil {
+		t.Fatal("Send(nil) succeeded")
+	}
+	if err := a.Send(addrA, seqEnv(addrA, 0)); err == nil {
+		t.Fatal("Send to self succeeded")
+	}
+	big := seqEnv(addrA, 0)
+	big.Payload = make([]byte, 100)
+	if err := a.Send(addrB, big); !errors.Is(err, wire.ErrFrameTooLarge) {
+		t.Fatalf("Send of an envelope above MaxFrame: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	res := newResolver()
+	good := fastConfig(addrA, res, newRecorder())
+	if err := good.Validate(); err != nil {
+		t.Fatalf("good config: %v", err)
+	}
+	for name, mod := range map[string]func(*Config){
+		"no listen":        func(c *Config) { c.Listen = "" },
+		"no resolve":       func(c *Config) { c.Resolve = nil },
+		"no handler":       func(c *Config) { c.Handler = nil },
+		"negative queue":   func(c *Config) { c.PendingQueue = -1 },
+		"negative frame":   func(c *Config) { c.MaxFrame = -1 },
+		"dead before beat": func(c *Config) { c.DeadAfter = c.HeartbeatInterval },
+		"backoff min>max":  func(c *Config) { c.ReconnectBackoffMin = time.Hour },
+		"negative timeout": func(c *Config) { c.DialTimeout = -time.Second },
+	} {
+		c := good
+		mod(&c)
+		if err := c.Validate(); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("%s: Validate = %v, want ErrBadConfig", name, err)
+		}
+		if _, err := New(c); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("%s: New = %v, want ErrBadConfig", name, err)
+		}
+	}
+}
