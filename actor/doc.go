@@ -8,8 +8,9 @@
 //
 // # The four verbs
 //
-// Messages are any Go values in one process (crossing nodes, they must be
-// protobuf messages or []byte; see the cluster packages). The verbs work from
+// Messages are any Go values in one process. (Across nodes, once the cluster
+// work connects package wire's transport to the runtime, they will have to
+// be protobuf messages or []byte.) The verbs work from
 // outside any actor (on a Node) and from inside one (on its [Context]):
 //
 //   - Send is one-way.
