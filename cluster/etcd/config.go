@@ -1,0 +1,85 @@
+package etcd
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// ErrBadConfig is returned by Config.Validate and New for an invalid Config.
+var ErrBadConfig = errors.New("cluster/etcd: bad config")
+
+// Defaults used by New for zero Config fields.
+const (
+	DefaultPrefix      = "/guild"
+	DefaultTTL         = 5 * time.Second
+	DefaultDialTimeout = 5 * time.Second
+)
+
+// Config configures a Membership. The zero value of every field but
+// Endpoints selects a default.
+type Config struct {
+	// Endpoints are the etcd client URLs, e.g. "http://127.0.0.1:2379".
+	// Required.
+	Endpoints []string
+	// Prefix is the key prefix of this cluster; default "/guild". It must
+	// start with "/"; a trailing "/" is dropped.
+	Prefix string
+	// TTL is how long a node may be silent before etcd drops its record and
+	// names. Default 5s, minimum 1s. etcd lease TTLs are whole seconds, so a
+	// fraction is rounded up (1.2s becomes 2s).
+	TTL time.Duration
+	// DialTimeout bounds connecting to etcd, New's initial read, and each
+	// internal request made without a caller's ctx. Default 5s.
+	DialTimeout time.Duration
+	// Logger receives lease losses, re-grants and resyncs. Default: discard.
+	Logger *slog.Logger
+}
+
+// Validate reports the first problem with c, as an error matching
+// ErrBadConfig. Zero fields are valid: they select defaults.
+func (c Config) Validate() error {
+	if len(c.Endpoints) == 0 {
+		return fmt.Errorf("%w: no endpoints", ErrBadConfig)
+	}
+	for _, e := range c.Endpoints {
+		if strings.TrimSpace(e) == "" {
+			return fmt.Errorf("%w: empty endpoint", ErrBadConfig)
+		}
+	}
+	if c.Prefix != "" && (!strings.HasPrefix(c.Prefix, "/") || strings.Trim(c.Prefix, "/") == "") {
+		return fmt.Errorf("%w: prefix %q must start with / and name something", ErrBadConfig, c.Prefix)
+	}
+	if c.TTL < 0 || (c.TTL > 0 && c.TTL < time.Second) {
+		return fmt.Errorf("%w: TTL %v is below the minimum 1s", ErrBadConfig, c.TTL)
+	}
+	if c.DialTimeout < 0 {
+		return fmt.Errorf("%w: negative dial timeout %v", ErrBadConfig, c.DialTimeout)
+	}
+	return nil
+}
+
+// withDefaults fills zero fields.
+func (c Config) withDefaults() Config {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	c.Prefix = strings.TrimRight(c.Prefix, "/")
+	if c.TTL == 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// ttlSeconds is the lease TTL: TTL rounded up to whole seconds.
+func (c Config) ttlSeconds() int64 {
+	return int64((c.TTL + time.Second - 1) / time.Second)
+}

@@ -1,0 +1,567 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster"
+	"github.com/guildkit/guild/cluster/internal/fanout"
+)
+
+// ErrAddrInUse is returned by Join when another live node holds the same
+// address. A crashed node's record lasts until its lease expires (at most
+// Config.TTL).
+var ErrAddrInUse = errors.New("cluster/etcd: address in use by another node")
+
+// Membership is a cluster.Membership (and, through Names, an
+// actor.NameRegistry) kept in etcd. Create it with New; it is safe for
+// concurrent use. See the package doc for the goroutines it owns.
+type Membership struct {
+	cfg        Config
+	log        *slog.Logger
+	cli        *clientv3.Client
+	membersPfx string
+	namesPfx   string
+	fan        *fanout.Queue[cluster.Event]
+
+	// life is the lifetime of the Membership, not a request's ctx: every
+	// goroutine it owns derives its ctx from it, and Close cancels it.
+	life      context.Context
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+	closeDone chan struct{}
+
+	// sem serializes Join, Update, Leave, Register, Unregister and the
+	// keeper's re-grant. It is taken before mu, never while holding mu.
+	sem chan struct{}
+
+	mu     sync.Mutex // guards view, sess and closed; held while publishing, which orders events
+	view   map[actor.Addr]cluster.Member
+	sess   *session // non-nil while joined; written under sem and mu
+	closed bool
+
+	namesMu sync.RWMutex
+	names   map[string]actor.PID // global-name cache; written only by the names watcher
+
+	lookupGets atomic.Int64 // Lookups that missed the cache (for tests)
+}
+
+// session is one Join: its lease and keeper. The fields below done are
+// guarded by sem.
+type session struct {
+	cancel context.CancelFunc // ends the keepalive and the keeper
+	done   chan struct{}      // closed when the keeper has returned
+
+	member  cluster.Member
+	lease   clientv3.LeaseID
+	lcancel context.CancelFunc // ends the keepalive of lease
+	owned   map[string]actor.PID
+}
+
+// New connects to etcd, reads the current members and names, and starts
+// watching them. It returns an error when cfg is invalid (ErrBadConfig) or
+// etcd does not answer within cfg.DialTimeout.
+func New(cfg Config) (*Membership, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   cfg.Endpoints,
+		DialTimeout: cfg.DialTimeout,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster/etcd: connect to %v: %w", cfg.Endpoints, err)
+	}
+	life, stop := context.WithCancel(context.Background())
+	m := &Membership{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		cli:        cli,
+		membersPfx: cfg.Prefix + "/members/",
+		namesPfx:   cfg.Prefix + "/names/",
+		life:       life,
+		stop:       stop,
+		closeDone:  make(chan struct{}),
+		sem:        make(chan struct{}, 1),
+		view:       make(map[actor.Addr]cluster.Member),
+		names:      make(map[string]actor.PID),
+	}
+	ctx, cancel := context.WithTimeout(life, cfg.DialTimeout)
+	defer cancel()
+	mresp, err := cli.Get(ctx, m.membersPfx, clientv3.WithPrefix())
+	var nresp *clientv3.GetResponse
+	if err == nil {
+		nresp, err = cli.Get(ctx, m.namesPfx, clientv3.WithPrefix())
+	}
+	if err != nil {
+		stop()
+		cli.Close()
+		return nil, fmt.Errorf("cluster/etcd: read from %v: %w", cfg.Endpoints, err)
+	}
+	m.fan = fanout.New[cluster.Event](m.log)
+	m.resetMembers(mresp.Kvs)
+	m.resetNames(nresp.Kvs)
+	m.wg.Add(2)
+	go m.watchLoop(m.membersPfx, mresp.Header.Revision, m.resetMembers, m.applyMember)
+	go m.watchLoop(m.namesPfx, nresp.Header.Revision, m.resetNames, m.applyName)
+	return m, nil
+}
+
+var _ cluster.Membership = (*Membership)(nil)
+
+func (m *Membership) memberKey(a actor.Addr) string { return m.membersPfx + a.String() }
+
+// acquire takes sem, failing with ctx's error or ErrClosed.
+func (m *Membership) acquire(ctx context.Context) error {
+	select {
+	case m.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-m.life.Done():
+		return cluster.ErrClosed
+	}
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		m.release()
+		return cluster.ErrClosed
+	}
+	return nil
+}
+
+func (m *Membership) release() { <-m.sem }
+
+// Join grants a lease of Config.TTL, puts mem under the lease and keeps the
+// lease alive until Leave or Close. If the lease is lost (etcd unreachable
+// for longer than the TTL), the keeper grants a new one and puts the record
+// again. Members includes this node once the watch delivers the put,
+// normally within milliseconds.
+func (m *Membership) Join(ctx context.Context, mem cluster.Member) error {
+	if mem.Started.IsZero() {
+		mem.Started = time.Now()
+	}
+	mem = mem.Clone()
+	if err := m.acquire(ctx); err != nil {
+		return err
+	}
+	defer m.release()
+	m.mu.Lock()
+	joined := m.sess != nil
+	m.mu.Unlock()
+	if joined {
+		return cluster.ErrAlreadyJoined
+	}
+	sctx, cancel := context.WithCancel(m.life)
+	s := &session{cancel: cancel, done: make(chan struct{}), member: mem, owned: make(map[string]actor.PID)}
+	ch, err := m.grant(ctx, sctx, s)
+	if err != nil {
+		cancel()
+		return err
+	}
+	m.mu.Lock()
+	m.sess = s
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go m.keep(sctx, s, ch)
+	return nil
+}
+
+// grant grants a lease, creates the member record under it (failing with
+// ErrAddrInUse if someone else holds the key) and starts its keepalive
+// with a ctx derived from sctx. It sets s.lease and s.lcancel. Called with
+// sem held.
+func (m *Membership) grant(ctx, sctx context.Context, s *session) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+	val, err := encodeMember(s.member)
+	if err != nil {
+		return nil, fmt.Errorf("cluster/etcd: encode member: %w", err)
+	}
+	lr, err := m.cli.Grant(ctx, m.cfg.ttlSeconds())
+	if err != nil {
+		return nil, fmt.Errorf("cluster/etcd: grant lease: %w", err)
+	}
+	fail := func(err error) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+		rctx, cancel := context.WithTimeout(m.life, m.cfg.DialTimeout)
+		defer cancel()
+		m.cli.Revoke(rctx, lr.ID) //nolint:errcheck // best effort: the lease expires anyway
+		return nil, err
+	}
+	key := m.memberKey(s.member.Addr)
+	tr, err := m.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(val), clientv3.WithLease(lr.ID))).
+		Commit()
+	if err != nil {
+		return fail(fmt.Errorf("cluster/etcd: put member: %w", err))
+	}
+	if !tr.Succeeded {
+		return fail(fmt.Errorf("%w: %v", ErrAddrInUse, s.member.Addr))
+	}
+	lctx, lcancel := context.WithCancel(sctx)
+	ch, err := m.cli.KeepAlive(lctx, lr.ID)
+	if err != nil {
+		lcancel()
+		return fail(fmt.Errorf("cluster/etcd: keep lease alive: %w", err))
+	}
+	if s.lcancel != nil {
+		s.lcancel()
+	}
+	s.lease, s.lcancel = lr.ID, lcancel
+	return ch, nil
+}
+
+// keep is the keeper goroutine of session s: it drains the keepalive
+// responses and, when the lease is lost, joins again.
+func (m *Membership) keep(sctx context.Context, s *session, ch <-chan *clientv3.LeaseKeepAliveResponse) {
+	defer m.wg.Done()
+	defer close(s.done)
+	for {
+		for range ch {
+		}
+		if sctx.Err() != nil {
+			return
+		}
+		m.log.Warn("cluster/etcd: lease lost; joining again", "addr", s.member.Addr.String())
+		backoff := 50 * time.Millisecond
+		for {
+			var err error
+			ch, err = m.regrant(sctx, s)
+			if err == nil {
+				break
+			}
+			if sctx.Err() != nil {
+				return
+			}
+			m.log.Warn("cluster/etcd: join again failed; retrying", "addr", s.member.Addr.String(), "err", err, "in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-sctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			backoff = min(2*backoff, m.cfg.TTL)
+		}
+	}
+}
+
+// regrant replaces s's lost lease: revoke the old one (in case it still
+// lives), grant a new one, put the record, and register the names s held
+// again. A name someone else took meanwhile is dropped and logged.
+func (m *Membership) regrant(sctx context.Context, s *session) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+	select {
+	case m.sem <- struct{}{}:
+	case <-sctx.Done():
+		return nil, sctx.Err()
+	}
+	defer m.release()
+	ctx, cancel := context.WithTimeout(sctx, m.cfg.DialTimeout)
+	defer cancel()
+	if _, err := m.cli.Revoke(ctx, s.lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return nil, fmt.Errorf("cluster/etcd: revoke lost lease: %w", err)
+	}
+	ch, err := m.grant(ctx, sctx, s)
+	if err != nil {
+		return nil, err
+	}
+	for name, pid := range s.owned {
+		ok, holder, err := m.putName(ctx, name, pid, s.lease)
+		if err != nil {
+			// Start over with a fresh lease; this one dies with its keepalive.
+			s.lcancel()
+			return nil, err
+		}
+		if !ok {
+			delete(s.owned, name)
+			m.log.Warn("cluster/etcd: global name lost with the lease: another node took it", "name", name, "pid", pid.String(), "holder", holder)
+		}
+	}
+	m.log.Info("cluster/etcd: joined again with a new lease", "addr", s.member.Addr.String())
+	return ch, nil
+}
+
+// Update replaces this node's record; see cluster.Membership.
+func (m *Membership) Update(ctx context.Context, mem cluster.Member) error {
+	mem = mem.Clone()
+	if err := m.acquire(ctx); err != nil {
+		return err
+	}
+	defer m.release()
+	m.mu.Lock()
+	s := m.sess
+	m.mu.Unlock()
+	if s == nil {
+		return cluster.ErrNotJoined
+	}
+	if mem.Addr != s.member.Addr {
+		return fmt.Errorf("%w: address %v is not the joined %v", cluster.ErrBadMember, mem.Addr, s.member.Addr)
+	}
+	if mem.Started.IsZero() {
+		mem.Started = s.member.Started
+	}
+	val, err := encodeMember(mem)
+	if err != nil {
+		return fmt.Errorf("cluster/etcd: encode member: %w", err)
+	}
+	// The keeper puts s.member again after a lost lease, so record the
+	// change even if this put fails.
+	s.member = mem
+	if _, err := m.cli.Put(ctx, m.memberKey(mem.Addr), string(val), clientv3.WithLease(s.lease)); err != nil {
+		return fmt.Errorf("cluster/etcd: put member: %w", err)
+	}
+	return nil
+}
+
+// Leave deletes this node's record and revokes its lease, which also
+// releases every global name it holds. Other nodes see it leave within
+// milliseconds.
+func (m *Membership) Leave(ctx context.Context) error {
+	m.mu.Lock()
+	s := m.sess
+	m.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	s.cancel() // stop the keepalive and any re-grant first
+	if err := m.acquire(ctx); err != nil {
+		return err
+	}
+	defer m.release()
+	return m.leaveLocked(ctx, s)
+}
+
+// leaveLocked ends session s. Called with sem held.
+func (m *Membership) leaveLocked(ctx context.Context, s *session) error {
+	m.mu.Lock()
+	if m.sess != s {
+		m.mu.Unlock()
+		return nil
+	}
+	m.sess = nil
+	m.mu.Unlock()
+	s.cancel()
+	<-s.done
+	key := m.memberKey(s.member.Addr)
+	_, err := m.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.LeaseValue(key), "=", s.lease)).
+		Then(clientv3.OpDelete(key)).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("cluster/etcd: delete member: %w (its lease expires within %v)", err, m.cfg.TTL)
+	}
+	if _, err := m.cli.Revoke(ctx, s.lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return fmt.Errorf("cluster/etcd: revoke lease: %w (it expires within %v)", err, m.cfg.TTL)
+	}
+	return nil
+}
+
+// Members returns a copy of the local view, sorted by Addr.
+func (m *Membership) Members() []cluster.Member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return cluster.SortedView(m.view)
+}
+
+// Subscribe calls fn for every change of the view, on the delivery
+// goroutine; see cluster.Membership.
+func (m *Membership) Subscribe(fn func(cluster.Event)) (unsubscribe func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var initial []cluster.Event
+	for _, mem := range cluster.SortedView(m.view) {
+		initial = append(initial, cluster.Event{Kind: cluster.Join, Member: mem})
+	}
+	return m.fan.Subscribe(fn, initial)
+}
+
+// Close leaves (best effort, within Config.DialTimeout), stops every
+// goroutine, waits for them and closes the etcd client. Events still queued
+// for subscribers are dropped. It is safe to call twice.
+func (m *Membership) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		<-m.closeDone
+		return nil
+	}
+	m.closed = true
+	s := m.sess
+	m.mu.Unlock()
+	var err error
+	if s != nil {
+		s.cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.DialTimeout)
+		select {
+		case m.sem <- struct{}{}:
+			err = m.leaveLocked(ctx, s)
+			m.release()
+		case <-ctx.Done():
+			err = fmt.Errorf("cluster/etcd: leave on close: %w", ctx.Err())
+		}
+		cancel()
+	}
+	m.stop()
+	m.wg.Wait()
+	m.fan.Close()
+	if cerr := m.cli.Close(); cerr != nil && err == nil && !errors.Is(cerr, context.Canceled) {
+		err = cerr
+	}
+	close(m.closeDone)
+	return err
+}
+
+// watchLoop is a watcher goroutine: it watches prefix from rev+1, applying
+// each event; when the watch ends (cancelled, compacted, leader lost) it
+// reads prefix afresh, resets from it, and watches again.
+func (m *Membership) watchLoop(prefix string, rev int64, reset func([]*mvccpb.KeyValue), apply func(*clientv3.Event)) {
+	defer m.wg.Done()
+	for {
+		m.watch(prefix, rev, apply)
+		backoff := 50 * time.Millisecond
+		for {
+			if m.life.Err() != nil {
+				return
+			}
+			ctx, cancel := context.WithTimeout(m.life, m.cfg.DialTimeout)
+			resp, err := m.cli.Get(ctx, prefix, clientv3.WithPrefix())
+			cancel()
+			if err == nil {
+				reset(resp.Kvs)
+				rev = resp.Header.Revision
+				m.log.Info("cluster/etcd: resynced", "prefix", prefix, "revision", rev)
+				break
+			}
+			m.log.Warn("cluster/etcd: resync failed; retrying", "prefix", prefix, "err", err, "in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-m.life.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			backoff = min(2*backoff, time.Second)
+		}
+	}
+}
+
+// watch applies the events under prefix after rev until the watch ends.
+func (m *Membership) watch(prefix string, rev int64, apply func(*clientv3.Event)) {
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(m.life))
+	defer cancel()
+	for wr := range m.cli.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
+		if wr.CompactRevision != 0 {
+			m.log.Warn("cluster/etcd: watch compacted; resyncing", "prefix", prefix, "compacted", wr.CompactRevision)
+			return
+		}
+		if err := wr.Err(); err != nil {
+			m.log.Warn("cluster/etcd: watch failed; resyncing", "prefix", prefix, "err", err)
+			return
+		}
+		for _, ev := range wr.Events {
+			apply(ev)
+		}
+	}
+	if m.life.Err() == nil {
+		m.log.Warn("cluster/etcd: watch closed; resyncing", "prefix", prefix)
+	}
+}
+
+// addrOf parses the address at the end of a member key.
+func (m *Membership) addrOf(key []byte) (actor.Addr, bool) {
+	a, err := actor.ParseAddr(strings.TrimPrefix(string(key), m.membersPfx))
+	return a, err == nil
+}
+
+// decodeKV decodes a member record, checking it against its key.
+func (m *Membership) decodeKV(kv *mvccpb.KeyValue) (cluster.Member, bool) {
+	addr, ok := m.addrOf(kv.Key)
+	if !ok {
+		m.log.Warn("cluster/etcd: ignoring a member key that is not an address", "key", string(kv.Key))
+		return cluster.Member{}, false
+	}
+	mem, err := decodeMember(kv.Value)
+	if err != nil || mem.Addr != addr {
+		m.log.Warn("cluster/etcd: ignoring a bad member record", "key", string(kv.Key), "err", err)
+		return cluster.Member{}, false
+	}
+	return mem, true
+}
+
+// applyMember applies one watch event to the view and publishes the change.
+func (m *Membership) applyMember(ev *clientv3.Event) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch ev.Type {
+	case clientv3.EventTypePut:
+		mem, ok := m.decodeKV(ev.Kv)
+		if !ok {
+			return
+		}
+		m.setLocked(mem)
+	case clientv3.EventTypeDelete:
+		addr, ok := m.addrOf(ev.Kv.Key)
+		if !ok {
+			return
+		}
+		if old, ok := m.view[addr]; ok {
+			delete(m.view, addr)
+			m.fan.Publish(cluster.Event{Kind: cluster.Leave, Member: old})
+		}
+	}
+}
+
+// setLocked puts mem in the view, publishing Join or Update. Called with mu
+// held.
+func (m *Membership) setLocked(mem cluster.Member) {
+	old, ok := m.view[mem.Addr]
+	switch {
+	case !ok:
+		m.view[mem.Addr] = mem
+		m.fan.Publish(cluster.Event{Kind: cluster.Join, Member: mem.Clone()})
+	case !old.Equal(mem):
+		m.view[mem.Addr] = mem
+		m.fan.Publish(cluster.Event{Kind: cluster.Update, Member: mem.Clone()})
+	}
+}
+
+// resetMembers replaces the view with kvs and publishes the differences:
+// leaves first, then joins and updates, each in Addr order.
+func (m *Membership) resetMembers(kvs []*mvccpb.KeyValue) {
+	next := make(map[actor.Addr]cluster.Member, len(kvs))
+	for _, kv := range kvs {
+		if mem, ok := m.decodeKV(kv); ok {
+			next[mem.Addr] = mem
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, old := range cluster.SortedView(m.view) {
+		if _, ok := next[old.Addr]; !ok {
+			delete(m.view, old.Addr)
+			m.fan.Publish(cluster.Event{Kind: cluster.Leave, Member: old})
+		}
+	}
+	addrs := make([]actor.Addr, 0, len(next))
+	for a := range next {
+		addrs = append(addrs, a)
+	}
+	slices.Sort(addrs)
+	for _, a := range addrs {
+		m.setLocked(next[a])
+	}
+}
