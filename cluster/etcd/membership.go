@@ -61,6 +61,13 @@ type Membership struct {
 
 // session is one Join: its lease and keeper. The fields below done are
 // guarded by sem.
+// session returns the current session, or nil when the node has not joined.
+func (m *Membership) session() *session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sess
+}
+
 type session struct {
 	cancel context.CancelFunc // ends the keepalive and the keeper
 	done   chan struct{}      // closed when the keeper has returned
@@ -302,9 +309,7 @@ func (m *Membership) Update(ctx context.Context, mem cluster.Member) error {
 		return err
 	}
 	defer m.release()
-	m.mu.Lock()
-	s := m.sess
-	m.mu.Unlock()
+	s := m.session()
 	if s == nil {
 		return cluster.ErrNotJoined
 	}
@@ -331,9 +336,7 @@ func (m *Membership) Update(ctx context.Context, mem cluster.Member) error {
 // releases every global name it holds. Other nodes see it leave within
 // milliseconds.
 func (m *Membership) Leave(ctx context.Context) error {
-	m.mu.Lock()
-	s := m.sess
-	m.mu.Unlock()
+	s := m.session()
 	if s == nil {
 		return nil
 	}

@@ -76,9 +76,7 @@ func (n names) Register(ctx context.Context, name string, pid actor.PID) error {
 		return err
 	}
 	defer m.release()
-	m.mu.Lock()
-	s := m.sess
-	m.mu.Unlock()
+	s := m.session()
 	if s == nil {
 		return fmt.Errorf("%w: global names live under the node's lease", cluster.ErrNotJoined)
 	}
@@ -112,9 +110,7 @@ func (n names) Unregister(ctx context.Context, name string, pid actor.PID) error
 	if err != nil {
 		return fmt.Errorf("cluster/etcd: unregister %q: %w", name, err)
 	}
-	m.mu.Lock()
-	s := m.sess
-	m.mu.Unlock()
+	s := m.session()
 	if s != nil && s.owned[name] == pid {
 		delete(s.owned, name)
 	}
