@@ -349,7 +349,9 @@ func (n *Node) Request(to PID, msg any, timeout time.Duration, cb ReplyFunc) err
 	if timeout <= 0 {
 		timeout = n.cfg.RequestTimeout
 	}
-	n.wg.Add(1) // before the send, so that Close's wait covers the callback
+	if !n.workers.track() { // before the send, so that Close's wait covers the callback
+		return ErrNodeClosed
+	}
 	f, id, tm, err := n.startCall(PID{}, to, msg, time.Now().Add(timeout), true, false)
 	if err != nil {
 		n.wg.Done()

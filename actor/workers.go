@@ -21,8 +21,16 @@ type worker struct {
 }
 
 // schedule runs p's turn on an idle worker, or on a new one.
+// Once the pool is closed (the node is tearing down and waiting for its
+// goroutines), a late turn runs on the calling goroutine instead, so that
+// no goroutine is added while the node waits.
 func (ws *workers) schedule(p *process) {
 	ws.mu.Lock()
+	if ws.closed {
+		ws.mu.Unlock()
+		p.run()
+		return
+	}
 	if n := len(ws.idle); n > 0 {
 		w := ws.idle[n-1]
 		ws.idle[n-1] = nil
@@ -31,9 +39,21 @@ func (ws *workers) schedule(p *process) {
 		w.next <- p
 		return
 	}
+	ws.wg.Add(1) // under mu: ordered before close, hence before the node's Wait
 	ws.mu.Unlock()
-	ws.wg.Add(1)
 	go ws.loop(&worker{next: make(chan *process, 1)}, p)
+}
+
+// track counts one more goroutine of the node's (a Request callback), or
+// reports false once the pool is closed.
+func (ws *workers) track() bool {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.closed {
+		return false
+	}
+	ws.wg.Add(1)
+	return true
 }
 
 func (ws *workers) loop(w *worker, p *process) {
