@@ -1,0 +1,71 @@
+package cluster_test
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster"
+)
+
+func ExampleSelector_Pick() {
+	const gate, game = 1, 2 // node types
+	self := actor.MustAddr(1, gate, 1)
+	view := []cluster.Member{
+		{Addr: actor.MustAddr(1, gate, 1), Available: true},                // another node type
+		{Addr: actor.MustAddr(1, game, 1), Available: true},                // candidate
+		{Addr: actor.MustAddr(1, game, 2), Available: true},                // candidate
+		{Addr: actor.MustAddr(1, game, 3), Available: false},               // draining: skipped
+		{Addr: actor.MustAddr(2, game, 1), Available: true, Export: false}, // other cluster, not exported: skipped
+		{Addr: actor.MustAddr(2, game, 2), Available: true, Export: true},  // other cluster, exported: candidate
+	}
+
+	var s cluster.Selector // the zero Selector is ready to use
+
+	// Random picks among the qualifying members only.
+	seen := map[actor.Addr]bool{}
+	for range 1000 {
+		m, err := s.Pick(view, self, game, cluster.Random, "")
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		seen[m.Addr] = true
+	}
+	var picked []actor.Addr
+	for a := range seen {
+		picked = append(picked, a)
+	}
+	slices.Sort(picked)
+	fmt.Println("random picks from:", picked)
+
+	// Round robin takes the candidates in turn, in Addr order. In the
+	// first four members only 1.2.1 and 1.2.2 qualify.
+	two := view[:4]
+	for range 4 {
+		m, err := s.Pick(two, self, game, cluster.RoundRobin, "")
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println("round robin:", m.Addr)
+	}
+
+	// The same key maps to the same member while the view stays the same.
+	a, _ := s.Pick(view, self, game, cluster.ConsistentHash, "player-42")
+	b, _ := s.Pick(view, self, game, cluster.ConsistentHash, "player-42")
+	fmt.Println("consistent hash, same key twice, same member:", a.Addr == b.Addr, seen[a.Addr])
+
+	// No qualifying member is an error matching cluster.ErrNoMember.
+	_, err := s.Pick(view, self, 7, cluster.Random, "")
+	fmt.Println(err)
+
+	// Output:
+	// random picks from: [1.2.1 1.2.2 2.2.2]
+	// round robin: 1.2.1
+	// round robin: 1.2.2
+	// round robin: 1.2.1
+	// round robin: 1.2.2
+	// consistent hash, same key twice, same member: true true
+	// cluster: no member available: no available member of type 7 for 1.1.1
+}
