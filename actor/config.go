@@ -37,6 +37,9 @@ type Config struct {
 	// Names resolves global names (names without a leading "."). Nil means
 	// this node has local names only; the cluster package provides one.
 	Names NameRegistry
+	// Remote carries messages to actors on other nodes. Nil means this node
+	// stands alone: a PID of another node gets ErrRemote.
+	Remote Remote
 }
 
 // DefaultConfig returns the configuration that NewNode uses for zero fields.

@@ -198,7 +198,8 @@ func (c *Context) Stop(pid PID) error { return c.p.node.Stop(pid) }
 func (c *Context) Poison(pid PID) error { return c.p.node.Poison(pid) }
 
 // Watch asks for a Terminated message when pid stops. Watching an actor that
-// does not exist delivers Terminated at once.
+// does not exist delivers Terminated at once; so, for now, does watching an
+// actor on another node (remote watches come with the cluster work).
 func (c *Context) Watch(pid PID) {
 	n := c.p.node
 	if err := n.pushSys(pid, sysWatch{watcher: c.p.pid}); err != nil {

@@ -40,5 +40,5 @@ var (
 	ErrNoGlobalNames = errors.New("actor: global names need a cluster name registry")
 	// ErrRemote: the target lives on another node and this node has no route
 	// to it.
-	ErrRemote = errors.New("actor: target is on another node and no cluster transport is configured")
+	ErrRemote = errors.New("actor: target is on another node and no Config.Remote is configured")
 )

@@ -226,7 +226,7 @@ func (n *Node) sendEnvelope(e *Envelope) error {
 
 func (n *Node) deliverEnvelope(e *Envelope) error {
 	env := envelope{msg: e.Message, sender: e.Sender, fut: e.fut, corr: e.corr, deadline: e.deadline}
-	if e.fut == nil {
+	if e.fut == nil || n.isRemote(e.Target) {
 		return n.deliver(e.Target, env, false)
 	}
 	p, err := n.lookup(e.Target, &env)
@@ -262,8 +262,15 @@ func (n *Node) lookup(to PID, e *envelope) (*process, error) {
 	return p, nil
 }
 
-// deliver queues e in to's user lane. force skips the bound.
+// isRemote reports whether to names an actor on another node.
+func (n *Node) isRemote(to PID) bool { return to.Node != n.cfg.Addr && to.Serial != 0 }
+
+// deliver queues e in to's user lane, or hands it to Config.Remote when to
+// is on another node. force skips the bound.
 func (n *Node) deliver(to PID, e envelope, force bool) error {
+	if n.isRemote(to) {
+		return n.sendRemote(to, &e)
+	}
 	p, err := n.lookup(to, &e)
 	if err != nil {
 		return err
@@ -488,6 +495,10 @@ func (n *Node) reply(from, to PID, fut *future, corr uint64, msg any) {
 		if !fut.complete(corr, r) {
 			n.deadLetter(DeadLetter{Target: to, Sender: from, Message: msg, Reason: ErrTimeout})
 		}
+		return
+	}
+	if to.Node != n.cfg.Addr && to.Node != 0 { // a remote requester, perhaps outside any actor (serial 0)
+		n.replyRemote(from, to, corr, msg)
 		return
 	}
 	n.deliverForce(to, envelope{msg: &replyMsg{corr: corr, res: r}, sender: from})
