@@ -16,6 +16,15 @@
 // robin, or by a key with rendezvous (highest random weight) hashing, so
 // that only about 1/N of the keys move when a member joins or leaves.
 //
+// A [Node] connects the pieces: it starts an actor node whose Config.Remote
+// carries messages to actors on other nodes over transport/tcp, resolves a
+// peer's endpoint from the Membership, and joins it with this node's record.
+// A remote request that cannot be answered because its peer's connection was
+// lost fails at once with an error matching transport.ErrPeerLost; an error
+// reply matches, with errors.Is, the actor sentinel its wire code stands for.
+// Only proto.Message and []byte values cross nodes: anything else fails at
+// the sender with wire.ErrNotEncodable.
+//
 // # Concurrency
 //
 // Every Membership method is safe for concurrent use. Subscribe callbacks

@@ -1,0 +1,9 @@
+package cluster
+
+// CloseTransport closes n's transport only, as if the node's network went
+// away while its actors still run.
+func CloseTransport(n *Node) error { return n.tr.Close() }
+
+// PendingRequests returns how many outgoing requests of n wait for an
+// answer.
+func PendingRequests(n *Node) int { return n.remote.pendingCount() }

@@ -1,0 +1,368 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/transport"
+	"github.com/guildkit/guild/wire"
+)
+
+// sweepInterval is how often the remote frees pending requests whose
+// deadline has passed.
+const sweepInterval = time.Second
+
+// sweepGrace is added to a pending request's deadline before the sweep
+// drops it, so that a reply racing the requester's own timer still finds
+// its Responder.
+const sweepGrace = 100 * time.Millisecond
+
+// pendingReq is an outgoing request waiting for its RESPONSE or ERROR.
+type pendingReq struct {
+	peer     actor.Addr
+	reply    actor.Responder
+	deadline time.Time
+}
+
+// trBox holds the transport, which is set after the remote is created.
+type trBox struct{ t transport.Transport }
+
+// remote is a Node's actor.Remote and transport.Handler: it turns
+// RemoteMessages into envelopes and back, and keeps the Responders of
+// outgoing requests until they are answered, their peer is lost, or their
+// deadline passes.
+type remote struct {
+	self           actor.Addr
+	types          *protoregistry.Types
+	log            *slog.Logger
+	requestTimeout time.Duration
+
+	node atomic.Pointer[actor.Node]
+	tr   atomic.Pointer[trBox]
+	next atomic.Uint64
+
+	mu      sync.Mutex
+	pending map[uint64]pendingReq
+
+	quit      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+func newRemote(self actor.Addr, types *protoregistry.Types, log *slog.Logger, requestTimeout time.Duration) *remote {
+	r := &remote{
+		self:           self,
+		types:          types,
+		log:            log,
+		requestTimeout: requestTimeout,
+		pending:        make(map[uint64]pendingReq),
+		quit:           make(chan struct{}),
+	}
+	r.wg.Add(1)
+	go r.sweepLoop()
+	return r
+}
+
+// close stops the sweeper and waits for it. Safe to call twice.
+func (r *remote) close() {
+	r.closeOnce.Do(func() { close(r.quit) })
+	r.wg.Wait()
+}
+
+func (r *remote) transport() transport.Transport {
+	if b := r.tr.Load(); b != nil {
+		return b.t
+	}
+	return nil
+}
+
+// pendingCount returns how many requests wait for an answer (for tests).
+func (r *remote) pendingCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pending)
+}
+
+func toWirePID(p actor.PID) wire.PID { return wire.PID{Node: uint32(p.Node), Serial: p.Serial} }
+
+func fromWirePID(p wire.PID) actor.PID { return actor.PID{Node: actor.Addr(p.Node), Serial: p.Serial} }
+
+// Send implements actor.Remote.
+func (r *remote) Send(m *actor.RemoteMessage) error {
+	tr := r.transport()
+	if tr == nil {
+		return fmt.Errorf("cluster: remote to %v: %w", m.Target, actor.ErrNodeClosed)
+	}
+	env := &wire.Envelope{
+		Target: toWirePID(m.Target),
+		Sender: toWirePID(m.Sender),
+	}
+	if !m.Deadline.IsZero() {
+		env.Deadline = m.Deadline.UnixNano()
+	}
+	peer := m.Target.Node
+	switch m.Kind {
+	case actor.RemoteSend, actor.RemoteRequest:
+		typ, b, err := wire.MarshalPayload(nil, m.Message)
+		if err != nil {
+			return fmt.Errorf("cluster: message to %v: %w", m.Target, err)
+		}
+		env.PayloadType, env.Payload = typ, b
+		env.Kind = wire.KindSend
+		if m.Kind == actor.RemoteRequest {
+			env.Kind = wire.KindRequest
+			id := r.next.Add(1)
+			env.CorrelationID = id
+			dl := m.Deadline
+			if dl.IsZero() {
+				dl = time.Now().Add(r.requestTimeout)
+			}
+			r.mu.Lock()
+			r.pending[id] = pendingReq{peer: peer, reply: m.Reply, deadline: dl}
+			r.mu.Unlock()
+			if err := tr.Send(peer, env); err != nil {
+				r.mu.Lock()
+				delete(r.pending, id)
+				r.mu.Unlock()
+				return fmt.Errorf("cluster: request to %v: %w", m.Target, err)
+			}
+			return nil
+		}
+	case actor.RemoteReply:
+		env.CorrelationID = m.Corr
+		if err, ok := m.Message.(error); ok {
+			env.Kind = wire.KindError
+			env.ErrorCode = errorCode(err)
+			env.ErrorMessage = err.Error()
+			break
+		}
+		typ, b, err := wire.MarshalPayload(nil, m.Message)
+		if err != nil {
+			// The requester still deserves an answer: tell it why there is none.
+			env.Kind = wire.KindError
+			env.ErrorCode = wire.CodeNotEncodable
+			env.ErrorMessage = fmt.Sprintf("cluster: reply from %v: %v", m.Sender, err)
+			if serr := tr.Send(peer, env); serr != nil {
+				return serr
+			}
+			return fmt.Errorf("cluster: reply from %v: %w", m.Sender, err)
+		}
+		env.Kind = wire.KindResponse
+		env.PayloadType, env.Payload = typ, b
+	default:
+		return fmt.Errorf("cluster: unknown remote message kind %v", m.Kind)
+	}
+	if err := tr.Send(peer, env); err != nil {
+		return fmt.Errorf("cluster: %v to %v: %w", m.Kind, m.Target, err)
+	}
+	return nil
+}
+
+// HandleEnvelope implements transport.Handler.
+func (r *remote) HandleEnvelope(peer actor.Addr, env *wire.Envelope) {
+	switch env.Kind {
+	case wire.KindSend, wire.KindRequest:
+		r.handleIncoming(peer, env)
+	case wire.KindResponse:
+		p, ok := r.take(env.CorrelationID)
+		if !ok {
+			return
+		}
+		msg, err := wire.UnmarshalPayload(env.PayloadType, env.Payload, r.types)
+		if err != nil {
+			p.reply.Respond(fmt.Errorf("cluster: reply from %v: %w", peer, err))
+			return
+		}
+		p.reply.Respond(msg)
+	case wire.KindError:
+		p, ok := r.take(env.CorrelationID)
+		if !ok {
+			return
+		}
+		p.reply.Respond(&remoteError{code: env.ErrorCode, msg: env.ErrorMessage})
+	default:
+		r.log.Debug("cluster: dropping envelope", "peer", peer, "kind", env.Kind)
+	}
+}
+
+func (r *remote) handleIncoming(peer actor.Addr, env *wire.Envelope) {
+	isReq := env.Kind == wire.KindRequest
+	target, sender := fromWirePID(env.Target), fromWirePID(env.Sender)
+	fail := func(code uint32, err error) {
+		if !isReq {
+			r.log.Warn("cluster: dropping message", "peer", peer, "target", target, "err", err)
+			return
+		}
+		tr := r.transport()
+		if tr == nil {
+			return
+		}
+		out := &wire.Envelope{
+			Kind: wire.KindError, Target: env.Sender, Sender: env.Target,
+			CorrelationID: env.CorrelationID, ErrorCode: code, ErrorMessage: err.Error(),
+		}
+		if serr := tr.Send(peer, out); serr != nil {
+			r.log.Warn("cluster: cannot answer request", "peer", peer, "err", serr)
+		}
+	}
+	if env.TargetName != "" || target.Node != r.self {
+		fail(wire.CodeNotFound, fmt.Errorf("%w: target %v (name %q) is not on node %v", actor.ErrActorNotFound, target, env.TargetName, r.self))
+		return
+	}
+	msg, err := wire.UnmarshalPayload(env.PayloadType, env.Payload, r.types)
+	if err != nil {
+		fail(errorCode(err), err)
+		return
+	}
+	n := r.node.Load()
+	if n == nil {
+		fail(wire.CodeNodeClosed, actor.ErrNodeClosed)
+		return
+	}
+	m := &actor.RemoteMessage{Kind: actor.RemoteSend, Target: target, Sender: sender, Message: msg, Corr: env.CorrelationID}
+	if isReq {
+		m.Kind = actor.RemoteRequest
+	}
+	if env.Deadline != 0 {
+		m.Deadline = time.Unix(0, env.Deadline)
+	}
+	// A request that cannot be delivered is answered by the node itself.
+	if err := n.ReceiveRemote(m); err != nil {
+		r.log.Debug("cluster: incoming message not delivered", "peer", peer, "target", target, "err", err)
+	}
+}
+
+// take removes and returns the pending request corr.
+func (r *remote) take(corr uint64) (pendingReq, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.pending[corr]
+	if ok {
+		delete(r.pending, corr)
+	}
+	return p, ok
+}
+
+// PeerLost implements transport.Handler: every request waiting on peer fails
+// at once.
+func (r *remote) PeerLost(peer actor.Addr, err error) {
+	var lost []pendingReq
+	r.mu.Lock()
+	for id, p := range r.pending {
+		if p.peer == peer {
+			lost = append(lost, p)
+			delete(r.pending, id)
+		}
+	}
+	r.mu.Unlock()
+	if !errors.Is(err, transport.ErrPeerLost) {
+		err = fmt.Errorf("%w: %v", transport.ErrPeerLost, err)
+	}
+	for _, p := range lost {
+		p.reply.Respond(fmt.Errorf("cluster: request to %v: %w", peer, err))
+	}
+}
+
+// sweepLoop frees pending requests whose deadline has passed: their
+// requester has been answered by its own timer.
+func (r *remote) sweepLoop() {
+	defer r.wg.Done()
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.quit:
+			return
+		case now := <-t.C:
+			r.sweep(now)
+		}
+	}
+}
+
+func (r *remote) sweep(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, p := range r.pending {
+		if now.After(p.deadline.Add(sweepGrace)) {
+			delete(r.pending, id)
+		}
+	}
+}
+
+// codes maps actor and wire sentinels to wire error codes, most specific
+// first (ErrActorStopped matches ErrActorNotFound too).
+var codes = []struct {
+	err  error
+	code uint32
+}{
+	{actor.ErrActorStopped, wire.CodeStopped},
+	{actor.ErrActorNotFound, wire.CodeNotFound},
+	{actor.ErrNameNotFound, wire.CodeNotFound},
+	{actor.ErrMailboxFull, wire.CodeMailboxFull},
+	{actor.ErrTimeout, wire.CodeTimeout},
+	{actor.ErrNodeClosed, wire.CodeNodeClosed},
+	{actor.ErrNoReply, wire.CodeNoReply},
+	{actor.ErrPanicked, wire.CodePanicked},
+	{wire.ErrUnknownType, wire.CodeUnknownType},
+	{wire.ErrMalformed, wire.CodeBadPayload},
+	{wire.ErrNotEncodable, wire.CodeNotEncodable},
+}
+
+// errorCode returns the wire code for err.
+func errorCode(err error) uint32 {
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return wire.CodeUnknown
+}
+
+// remoteError is an error answer from another node. It matches, with
+// errors.Is, the sentinel its code stands for.
+type remoteError struct {
+	code uint32
+	msg  string
+}
+
+func (e *remoteError) Error() string {
+	if e.msg == "" {
+		return fmt.Sprintf("cluster: remote error code %d", e.code)
+	}
+	return e.msg
+}
+
+// Unwrap returns the sentinel of the error's code, or nil for a code this
+// version does not know.
+func (e *remoteError) Unwrap() error {
+	switch e.code {
+	case wire.CodeNotFound:
+		return actor.ErrActorNotFound
+	case wire.CodeStopped:
+		return actor.ErrActorStopped
+	case wire.CodeMailboxFull:
+		return actor.ErrMailboxFull
+	case wire.CodeTimeout:
+		return actor.ErrTimeout
+	case wire.CodeNodeClosed:
+		return actor.ErrNodeClosed
+	case wire.CodeNoReply:
+		return actor.ErrNoReply
+	case wire.CodePanicked:
+		return actor.ErrPanicked
+	case wire.CodeUnknownType:
+		return wire.ErrUnknownType
+	case wire.CodeBadPayload:
+		return wire.ErrMalformed
+	case wire.CodeNotEncodable:
+		return wire.ErrNotEncodable
+	}
+	return nil
+}
