@@ -296,8 +296,9 @@ func (r *remote) sweep(now time.Time) {
 	}
 }
 
-// codes maps actor and wire sentinels to wire error codes, most specific
-// first (ErrActorStopped matches ErrActorNotFound too).
+// codes maps actor and wire sentinels to wire error codes and back, most
+// specific first (ErrActorStopped matches ErrActorNotFound too). It is
+// read-only.
 var codes = []struct {
 	err  error
 	code uint32
@@ -342,27 +343,10 @@ func (e *remoteError) Error() string {
 // Unwrap returns the sentinel of the error's code, or nil for a code this
 // version does not know.
 func (e *remoteError) Unwrap() error {
-	switch e.code {
-	case wire.CodeNotFound:
-		return actor.ErrActorNotFound
-	case wire.CodeStopped:
-		return actor.ErrActorStopped
-	case wire.CodeMailboxFull:
-		return actor.ErrMailboxFull
-	case wire.CodeTimeout:
-		return actor.ErrTimeout
-	case wire.CodeNodeClosed:
-		return actor.ErrNodeClosed
-	case wire.CodeNoReply:
-		return actor.ErrNoReply
-	case wire.CodePanicked:
-		return actor.ErrPanicked
-	case wire.CodeUnknownType:
-		return wire.ErrUnknownType
-	case wire.CodeBadPayload:
-		return wire.ErrMalformed
-	case wire.CodeNotEncodable:
-		return wire.ErrNotEncodable
+	for _, c := range codes { // the first sentinel listed for a code is its canonical one
+		if c.code == e.code {
+			return c.err
+		}
 	}
 	return nil
 }
