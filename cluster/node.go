@@ -54,6 +54,7 @@ type Node struct {
 	actor  *actor.Node
 	tr     *tcp.Transport
 	remote *remote
+	unsub  func() // stops following the membership
 
 	closeOnce sync.Once
 	closeErr  error
@@ -103,17 +104,36 @@ func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	}
 	r.tr.Store(&trBox{t: tr})
 	n := &Node{cfg: cfg, actor: an, tr: tr, remote: r}
+	n.unsub = cfg.Membership.Subscribe(n.follow)
 	m := cfg.Member.Clone()
 	m.Addr = cfg.Actor.Addr
 	m.Endpoint = tr.Addr().String()
 	m.Available = true
 	if err := cfg.Membership.Join(ctx, m); err != nil {
+		n.unsub()
 		_ = an.Close()
 		_ = tr.Close()
 		r.close()
 		return nil, fmt.Errorf("cluster: join: %w", err)
 	}
 	return n, nil
+}
+
+// follow keeps the transport in step with the membership. A member that
+// leaves (gracefully, or when its lease expires after a crash) is
+// forgotten: what was queued for it is dropped, requests waiting on it
+// fail, and it is no longer redialled. A member that joins is presumed
+// reachable, so requests to it go out (and dial) again.
+func (n *Node) follow(ev Event) {
+	if ev.Member.Addr == n.cfg.Actor.Addr {
+		return
+	}
+	switch ev.Kind {
+	case Leave:
+		n.tr.Forget(ev.Member.Addr)
+	case Join:
+		n.remote.PeerUp(ev.Member.Addr)
+	}
 }
 
 // resolver returns the transport's Resolve: the endpoint of a member.
@@ -143,6 +163,7 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 		defer cancel()
+		n.unsub()
 		errLeave := n.cfg.Membership.Leave(ctx)
 		if errors.Is(errLeave, ErrClosed) {
 			errLeave = nil // a closed membership has left already

@@ -50,6 +50,12 @@ type remote struct {
 
 	mu      sync.Mutex
 	pending map[uint64]pendingReq
+	// down holds the peers whose connection was lost (or could not be
+	// made) and has not come back: a request to one fails at once instead
+	// of waiting in the transport's queue for its timeout.
+	down map[actor.Addr]error
+
+	outPool sync.Pool // of *outgoing
 
 	quit      chan struct{}
 	closeOnce sync.Once
@@ -63,6 +69,7 @@ func newRemote(self actor.Addr, types *protoregistry.Types, log *slog.Logger, re
 		log:            log,
 		requestTimeout: requestTimeout,
 		pending:        make(map[uint64]pendingReq),
+		down:           make(map[actor.Addr]error),
 		quit:           make(chan struct{}),
 	}
 	r.wg.Add(1)
@@ -94,27 +101,69 @@ func toWirePID(p actor.PID) wire.PID { return wire.PID{Node: uint32(p.Node), Ser
 
 func fromWirePID(p wire.PID) actor.PID { return actor.PID{Node: actor.Addr(p.Node), Serial: p.Serial} }
 
+// outgoing is an envelope being sent, with the buffer its payload is
+// encoded into. The transport encodes an envelope before Send returns, so
+// both are reused through remote.outPool.
+type outgoing struct {
+	env     wire.Envelope
+	payload []byte
+}
+
+// maxPooledPayload is the largest payload buffer kept for reuse.
+const maxPooledPayload = 64 << 10
+
+func (r *remote) getOutgoing() *outgoing {
+	if o, ok := r.outPool.Get().(*outgoing); ok {
+		return o
+	}
+	return new(outgoing)
+}
+
+func (r *remote) putOutgoing(o *outgoing) {
+	o.env.Reset()
+	if cap(o.payload) > maxPooledPayload {
+		o.payload = nil
+	}
+	o.payload = o.payload[:0]
+	r.outPool.Put(o)
+}
+
+// marshal encodes msg as the payload of o's envelope.
+func (o *outgoing) marshal(msg any) error {
+	if b, ok := msg.([]byte); ok {
+		// The transport copies it into its buffer before Send returns.
+		o.env.PayloadType, o.env.Payload = wire.RawBytesType, b
+		return nil
+	}
+	typ, b, err := wire.MarshalPayload(o.payload[:0], msg)
+	if err != nil {
+		return err
+	}
+	o.payload = b
+	o.env.PayloadType, o.env.Payload = typ, b
+	return nil
+}
+
 // Send implements actor.Remote.
 func (r *remote) Send(m *actor.RemoteMessage) error {
 	tr := r.transport()
 	if tr == nil {
 		return fmt.Errorf("cluster: remote to %v: %w", m.Target, actor.ErrNodeClosed)
 	}
-	env := &wire.Envelope{
-		Target: toWirePID(m.Target),
-		Sender: toWirePID(m.Sender),
-	}
+	o := r.getOutgoing()
+	defer r.putOutgoing(o)
+	env := &o.env
+	env.Target = toWirePID(m.Target)
+	env.Sender = toWirePID(m.Sender)
 	if !m.Deadline.IsZero() {
 		env.Deadline = m.Deadline.UnixNano()
 	}
 	peer := m.Target.Node
 	switch m.Kind {
 	case actor.RemoteSend, actor.RemoteRequest:
-		typ, b, err := wire.MarshalPayload(nil, m.Message)
-		if err != nil {
+		if err := o.marshal(m.Message); err != nil {
 			return fmt.Errorf("cluster: message to %v: %w", m.Target, err)
 		}
-		env.PayloadType, env.Payload = typ, b
 		env.Kind = wire.KindSend
 		if m.Kind == actor.RemoteRequest {
 			env.Kind = wire.KindRequest
@@ -125,6 +174,10 @@ func (r *remote) Send(m *actor.RemoteMessage) error {
 				dl = time.Now().Add(r.requestTimeout)
 			}
 			r.mu.Lock()
+			if lost := r.down[peer]; lost != nil {
+				r.mu.Unlock()
+				return fmt.Errorf("cluster: request to %v: %w", m.Target, lost)
+			}
 			r.pending[id] = pendingReq{peer: peer, reply: m.Reply, deadline: dl}
 			r.mu.Unlock()
 			if err := tr.Send(peer, env); err != nil {
@@ -143,8 +196,7 @@ func (r *remote) Send(m *actor.RemoteMessage) error {
 			env.ErrorMessage = err.Error()
 			break
 		}
-		typ, b, err := wire.MarshalPayload(nil, m.Message)
-		if err != nil {
+		if err := o.marshal(m.Message); err != nil {
 			// The requester still deserves an answer: tell it why there is none.
 			env.Kind = wire.KindError
 			env.ErrorCode = wire.CodeNotEncodable
@@ -155,7 +207,6 @@ func (r *remote) Send(m *actor.RemoteMessage) error {
 			return fmt.Errorf("cluster: reply from %v: %w", m.Sender, err)
 		}
 		env.Kind = wire.KindResponse
-		env.PayloadType, env.Payload = typ, b
 	default:
 		return fmt.Errorf("cluster: unknown remote message kind %v", m.Kind)
 	}
@@ -253,8 +304,12 @@ func (r *remote) take(corr uint64) (pendingReq, bool) {
 // PeerLost implements transport.Handler: every request waiting on peer fails
 // at once.
 func (r *remote) PeerLost(peer actor.Addr, err error) {
+	if !errors.Is(err, transport.ErrPeerLost) {
+		err = fmt.Errorf("%w: %v", transport.ErrPeerLost, err)
+	}
 	var lost []pendingReq
 	r.mu.Lock()
+	r.down[peer] = err
 	for id, p := range r.pending {
 		if p.peer == peer {
 			lost = append(lost, p)
@@ -262,12 +317,16 @@ func (r *remote) PeerLost(peer actor.Addr, err error) {
 		}
 	}
 	r.mu.Unlock()
-	if !errors.Is(err, transport.ErrPeerLost) {
-		err = fmt.Errorf("%w: %v", transport.ErrPeerLost, err)
-	}
 	for _, p := range lost {
 		p.reply.Respond(fmt.Errorf("cluster: request to %v: %w", peer, err))
 	}
+}
+
+// PeerUp implements transport.Handler: requests to peer go out again.
+func (r *remote) PeerUp(peer actor.Addr) {
+	r.mu.Lock()
+	delete(r.down, peer)
+	r.mu.Unlock()
 }
 
 // sweepLoop frees pending requests whose deadline has passed: their

@@ -46,6 +46,12 @@ type Handler interface {
 	// cause. It is called without any transport lock held and may call
 	// Send.
 	PeerLost(peer actor.Addr, err error)
+	// PeerUp is called each time a connection to peer is established,
+	// after the connection it replaces, if any, was reported lost.
+	// Together with PeerLost it tells whether peer is reachable. Envelopes
+	// from the new connection may arrive before it. It is called without
+	// any transport lock held and may call Send.
+	PeerUp(peer actor.Addr)
 }
 
 // Transport carries envelopes between this node and its peers.
@@ -54,8 +60,9 @@ type Handler interface {
 type Transport interface {
 	// Send queues env for peer and returns at once, without waiting for
 	// the network. A connection is dialled lazily on the first message.
-	// The transport takes ownership of env: the caller must not modify it,
-	// or the slices it references, after a nil return.
+	// Send encodes env before it returns and does not keep it: the caller
+	// may reuse env, and the slices it references, as soon as Send
+	// returns.
 	//
 	// It returns an error matching ErrPendingQueueFull when the peer's
 	// queue is full, and ErrClosed after Close.

@@ -25,6 +25,7 @@ func (h funcHandler) PeerLost(p actor.Addr, err error) {
 		h.lost(p, err)
 	}
 }
+func (h funcHandler) PeerUp(actor.Addr) {}
 
 func benchConfig(self actor.Addr, res *resolver, h transport.Handler) Config {
 	c := fastConfig(self, res, nil)

@@ -1,8 +1,6 @@
 package tcp
 
 import (
-	"bufio"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -12,9 +10,6 @@ import (
 
 	"github.com/guildkit/guild/wire"
 )
-
-// writeBufSize is the size of a connection's bufio.Writer.
-const writeBufSize = 64 << 10
 
 // conn is one established connection to a peer. It has exactly two
 // goroutines, readLoop and writeLoop, both started by installLocked and
@@ -124,8 +119,9 @@ func (c *conn) readFailed(err error) {
 	c.fail(err)
 }
 
-// writeLoop drains the peer's queue into the connection. It flushes when the
-// queue is empty, never on a timer, and writes a heartbeat when nothing was
+// writeLoop drains the peer's outbox into the connection: each time the
+// outbox is signalled it takes every waiting frame and writes them with one
+// call, never waiting on a timer. It writes a heartbeat when nothing was
 // written for HeartbeatInterval.
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
@@ -139,46 +135,33 @@ func (c *conn) writeLoop() {
 		}
 	}
 	t := c.t
-	q := c.peer.queue
-	bw := bufio.NewWriterSize(c.nc, writeBufSize)
-	var scratch []byte
+	out := c.peer.out
+	out.signal() // frames may have waited for this connection
+	var spare []byte
+	beat := make([]byte, wire.FrameHeaderSize) // a heartbeat: an empty frame
 	hb := time.NewTimer(t.cfg.HeartbeatInterval)
 	defer hb.Stop()
-	write := func(env *wire.Envelope) error {
-		// Frame header first, patched once the body's length is known:
-		// one pass over the envelope, no copy of the body.
-		scratch = append(scratch[:0], 0, 0, 0, 0)
-		scratch = env.AppendTo(scratch)
-		binary.BigEndian.PutUint32(scratch, uint32(len(scratch)-wire.FrameHeaderSize))
-		_, err := bw.Write(scratch)
-		if cap(scratch) > writeBufSize {
-			scratch = nil // do not pin the memory of one huge envelope
-		}
-		return err
-	}
 	for {
 		var err error
 		select {
 		case <-c.done:
 			return
-		case env := <-q:
+		case <-out.ready:
+			b := out.take(spare)
+			if len(b) == 0 {
+				spare = b
+				continue
+			}
 			_ = c.nc.SetWriteDeadline(time.Now().Add(t.cfg.DeadAfter))
-			err = write(env)
-		drain:
-			for err == nil {
-				select {
-				case env = <-q:
-					err = write(env)
-				default:
-					break drain
-				}
+			_, err = c.nc.Write(b)
+			if cap(b) <= maxSpareBuf {
+				spare = b[:0]
+			} else {
+				spare = nil
 			}
 		case <-hb.C:
 			_ = c.nc.SetWriteDeadline(time.Now().Add(t.cfg.DeadAfter))
-			_, err = bw.Write([]byte{0, 0, 0, 0}) // an empty frame
-		}
-		if err == nil {
-			err = bw.Flush()
+			_, err = c.nc.Write(beat)
 		}
 		if err != nil {
 			if !c.closing() {

@@ -30,16 +30,21 @@
 //
 // # Queues and writing
 //
-// Each peer has one bounded pending queue (Config.PendingQueue envelopes)
-// that outlives its connections. Send puts the envelope in it and returns
-// at once, or returns transport.ErrPendingQueueFull. The queue holds
-// envelopes while the connection is being dialled, while the peer is
-// unreachable, and while the connection is slower than the sender.
+// Each peer has one bounded outbox (Config.PendingQueue envelopes) that
+// outlives its connections. Send encodes the envelope as a frame at the end
+// of the outbox's buffer and returns at once, or returns
+// transport.ErrPendingQueueFull; it does not keep the envelope, so callers
+// reuse theirs. The outbox holds frames while the connection is being
+// dialled, while the peer is unreachable, and while the connection is
+// slower than the senders. Finding the peer takes no lock (the peer map is
+// copied on write), and a Send to a connected peer takes only the outbox's
+// mutex.
 //
-// The connection's writer goroutine takes envelopes from the queue, encodes
-// each one into a reused buffer and writes it through a bufio.Writer. It
-// flushes only when the queue is empty, never on a timer, so a burst goes
-// out in few system calls and a lone message goes out at once.
+// The connection's writer goroutine is woken when the outbox goes from
+// empty to non-empty. It swaps the outbox's buffer for an empty one and
+// writes every waiting frame with one system call, never waiting on a
+// timer: a burst goes out in few system calls and a lone message goes out
+// at once.
 //
 // # Liveness
 //
@@ -48,14 +53,18 @@
 // when nothing at all arrived for Config.DeadAfter; a batch of writes that
 // makes no progress for DeadAfter fails too. Either way, and on EOF, a
 // write error or corrupt input, the connection is closed and
-// Handler.PeerLost is called once for it. If envelopes are queued for the
-// peer, it is redialled at once when the connection had lived longer than
-// ReconnectBackoffMax, otherwise after the current backoff.
+// Handler.PeerLost is called once for it. The peer is redialled at once
+// when the connection had lived longer than ReconnectBackoffMax, otherwise
+// after the current backoff, and Handler.PeerUp is called when a
+// connection is back. The transport keeps redialling a peer it has talked
+// to until Forget(peer) (the cluster calls it when the peer leaves the
+// membership), which also drops what was queued for it.
 //
 // A failed dial is retried with exponential backoff between
 // ReconnectBackoffMin and ReconnectBackoffMax (each wait jittered between
-// half and all of it) for as long as envelopes are queued for the peer;
-// Send keeps queueing up to the bound meanwhile. The first failure of a
+// half and all of it); Send keeps queueing up to the bound meanwhile. The
+// cluster layer fails a request to a peer reported lost at once, without
+// queueing it, until PeerUp. The first failure of a
 // sequence of attempts calls Handler.PeerLost once, so requests waiting on
 // the peer fail fast; the envelopes stay queued and are delivered if the
 // peer comes back (a request that was failed may therefore still be
@@ -84,8 +93,8 @@
 //   - one listener goroutine, accepting connections;
 //   - one short-lived goroutine per accepted connection for its handshake;
 //   - at most one dial goroutine per peer, alive while that peer has no
-//     connection and envelopes are queued for it (it connects, handshakes,
-//     and sleeps through the backoff);
+//     connection and has not been forgotten (it connects, handshakes, and
+//     sleeps through the backoff);
 //   - per installed connection, one reader goroutine (which calls the
 //     Handler) and one writer goroutine. A replacement connection's writer
 //     waits for the previous writer to end before taking from the queue.
@@ -97,9 +106,11 @@
 //
 // # Locking
 //
-// One mutex (Transport.mu) guards the peer table, each peer's connection
+// One mutex (Transport.mu) guards changes to the peer table (which Send
+// reads without it: the table is copied on write), each peer's connection
 // and dial state, and the set of handshaking connections. It is never held
 // while calling the Handler, dialling, or reading; it is held while the
 // acceptor writes its 16-byte hello, so that the hello precedes anything
-// the new writer sends.
+// the new writer sends. Each peer's outbox has its own mutex, taken by
+// Send and by the writer's swap, never together with Transport.mu.
 package tcp

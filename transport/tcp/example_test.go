@@ -33,6 +33,7 @@ func (h chanHandler) HandleEnvelope(peer actor.Addr, env *wire.Envelope) {
 }
 
 func (h chanHandler) PeerLost(actor.Addr, error) {}
+func (h chanHandler) PeerUp(actor.Addr)          {}
 
 func ExampleNew() {
 	node1, node2 := actor.MustAddr(1, 1, 1), actor.MustAddr(1, 1, 2)

@@ -22,11 +22,12 @@ type recorder struct {
 	mu    sync.Mutex
 	envs  map[actor.Addr][]wire.Envelope
 	lost  map[actor.Addr]int
+	up    map[actor.Addr]int
 	onEnv func(peer actor.Addr, env *wire.Envelope) // optional, called first
 }
 
 func newRecorder() *recorder {
-	return &recorder{envs: map[actor.Addr][]wire.Envelope{}, lost: map[actor.Addr]int{}}
+	return &recorder{envs: map[actor.Addr][]wire.Envelope{}, lost: map[actor.Addr]int{}, up: map[actor.Addr]int{}}
 }
 
 func (r *recorder) HandleEnvelope(peer actor.Addr, env *wire.Envelope) {
@@ -46,6 +47,18 @@ func (r *recorder) PeerLost(peer actor.Addr, err error) {
 	r.mu.Lock()
 	r.lost[peer]++
 	r.mu.Unlock()
+}
+
+func (r *recorder) PeerUp(peer actor.Addr) {
+	r.mu.Lock()
+	r.up[peer]++
+	r.mu.Unlock()
+}
+
+func (r *recorder) upCount(peer actor.Addr) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.up[peer]
 }
 
 func (r *recorder) count(peer actor.Addr) int {

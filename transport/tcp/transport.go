@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/guildkit/guild/actor"
@@ -32,9 +33,14 @@ type Transport struct {
 	quit   chan struct{} // closed by Close
 	wg     sync.WaitGroup
 
+	// peers maps each known peer to its state. It is copied on write
+	// (under mu), so Send finds a peer without locking.
+	peers atomic.Pointer[map[actor.Addr]*peer]
+	// shut is set by Close, for Send to see without locking.
+	shut atomic.Bool
+
 	mu          sync.Mutex
 	closed      bool
-	peers       map[actor.Addr]*peer
 	handshaking map[net.Conn]struct{} // connections not yet installed
 	live        int                   // installed connections not yet closed
 }
@@ -48,17 +54,21 @@ const (
 	dialWaiting                     // sleeping before the next attempt
 )
 
-// peer is what the transport keeps for one remote node. Its queue outlives
-// connections: every connection's writer drains the same queue, so a
-// reconnect or a lost simultaneous dial loses nothing that was queued.
+// peer is what the transport keeps for one remote node. Its outbox
+// outlives connections: every connection's writer drains the same outbox,
+// so a reconnect or a lost simultaneous dial loses nothing that was queued.
 type peer struct {
-	addr  actor.Addr
-	queue chan *wire.Envelope
+	addr actor.Addr
+	out  *outbox
+	// up is true while a connection is installed: Send then needs no lock
+	// but the outbox's.
+	up atomic.Bool
 
 	// Guarded by Transport.mu.
 	conn       *conn // the installed connection, or nil
 	state      dialState
 	backoff    time.Duration // wait before the next dial attempt
+	gone       bool          // Forget was called and no Send since: do not dial
 	lastWriter chan struct{} // closed when the last installed writer ends
 }
 
@@ -80,9 +90,9 @@ func New(cfg Config) (*Transport, error) {
 		ctx:         ctx,
 		cancel:      cancel,
 		quit:        make(chan struct{}),
-		peers:       make(map[actor.Addr]*peer),
 		handshaking: make(map[net.Conn]struct{}),
 	}
+	t.peers.Store(&map[actor.Addr]*peer{})
 	t.wg.Add(1)
 	go t.acceptLoop()
 	return t, nil
@@ -91,10 +101,11 @@ func New(cfg Config) (*Transport, error) {
 // Addr returns the address the transport listens on.
 func (t *Transport) Addr() net.Addr { return t.ln.Addr() }
 
-// Send queues env for the node at addr and returns at once; see
-// transport.Transport. Besides ErrPendingQueueFull and ErrClosed it refuses
-// a nil envelope, an envelope to this node itself, and one whose encoding
-// is larger than MaxFrame (an error matching wire.ErrFrameTooLarge).
+// Send encodes env into the outbox of the node at addr and returns at once;
+// see transport.Transport. It does not keep env. Besides
+// ErrPendingQueueFull and ErrClosed it refuses a nil envelope, an envelope
+// to this node itself, and one whose encoding is larger than MaxFrame (an
+// error matching wire.ErrFrameTooLarge).
 func (t *Transport) Send(addr actor.Addr, env *wire.Envelope) error {
 	if env == nil {
 		return errors.New("tcp: Send of a nil envelope")
@@ -102,24 +113,54 @@ func (t *Transport) Send(addr actor.Addr, env *wire.Envelope) error {
 	if addr == t.cfg.Self {
 		return fmt.Errorf("tcp: Send to this node itself (%v)", addr)
 	}
-	if n := env.Size(); n > t.cfg.MaxFrame {
-		return fmt.Errorf("tcp: envelope of %d bytes, MaxFrame %d: %w", n, t.cfg.MaxFrame, wire.ErrFrameTooLarge)
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
+	if t.shut.Load() {
 		return transport.ErrClosed
 	}
-	p := t.peerLocked(addr)
-	select {
-	case p.queue <- env:
-	default:
-		return fmt.Errorf("%w: peer %v, %d envelopes", transport.ErrPendingQueueFull, addr, cap(p.queue))
+	p := (*t.peers.Load())[addr]
+	if p == nil {
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			return transport.ErrClosed
+		}
+		p = t.peerLocked(addr)
+		t.mu.Unlock()
 	}
-	if p.conn == nil && p.state == dialIdle {
-		t.startDialLocked(p)
+	if err := p.out.put(env, t.cfg.PendingQueue, t.cfg.MaxFrame); err != nil {
+		return fmt.Errorf("peer %v: %w", addr, err)
+	}
+	if !p.up.Load() {
+		t.mu.Lock()
+		p.gone = false
+		if !t.closed && p.conn == nil && p.state == dialIdle {
+			t.startDialLocked(p)
+		}
+		t.mu.Unlock()
 	}
 	return nil
+}
+
+// Forget drops everything queued for addr, closes its connection and stops
+// dialling it, as when addr has left the membership for good. Requests
+// waiting on it are failed through Handler.PeerLost. A later Send to addr
+// starts afresh.
+func (t *Transport) Forget(addr actor.Addr) {
+	t.mu.Lock()
+	p := (*t.peers.Load())[addr]
+	if p == nil || t.closed {
+		t.mu.Unlock()
+		return
+	}
+	p.gone = true
+	p.backoff = 0
+	c := p.conn
+	t.mu.Unlock()
+	p.out.take(nil)
+	if c != nil {
+		c.fail(errors.New("the peer left the membership"))
+		return
+	}
+	t.cfg.Handler.PeerLost(addr, fmt.Errorf("%w: %v left the membership", transport.ErrPeerLost, addr))
 }
 
 // Close closes the listener and every connection and waits for all of the
@@ -132,10 +173,11 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	t.closed = true
+	t.shut.Store(true)
 	close(t.quit)
 	t.cancel()
 	var conns []*conn
-	for _, p := range t.peers {
+	for _, p := range *t.peers.Load() {
 		if p.conn != nil {
 			conns = append(conns, p.conn)
 		}
@@ -163,12 +205,19 @@ func (t *Transport) liveConns() int {
 	return t.live
 }
 
+// peerLocked returns addr's peer, adding it if it is new. t.mu must be held.
 func (t *Transport) peerLocked(addr actor.Addr) *peer {
-	p := t.peers[addr]
-	if p == nil {
-		p = &peer{addr: addr, queue: make(chan *wire.Envelope, t.cfg.PendingQueue)}
-		t.peers[addr] = p
+	old := *t.peers.Load()
+	if p := old[addr]; p != nil {
+		return p
 	}
+	p := &peer{addr: addr, out: newOutbox()}
+	m := make(map[actor.Addr]*peer, len(old)+1)
+	for a, q := range old {
+		m[a] = q
+	}
+	m[addr] = p
+	t.peers.Store(&m)
 	return p
 }
 
@@ -294,9 +343,16 @@ func (t *Transport) acceptHandshake(raw net.Conn) {
 	old := t.installLocked(c)
 	installed = true
 	t.mu.Unlock()
+	t.announce(p.addr, old, "replaced by a new connection from the peer")
+}
+
+// announce tells the Handler that peer is up, once the connection that the
+// new one replaced, if any, has been closed and reported lost.
+func (t *Transport) announce(peer actor.Addr, old *conn, why string) {
 	if old != nil {
-		old.fail(fmt.Errorf("replaced by a new connection from the peer"))
+		old.fail(errors.New(why))
 	}
+	t.cfg.Handler.PeerUp(peer)
 }
 
 func (t *Transport) untrack(nc net.Conn) {
@@ -313,6 +369,7 @@ func (t *Transport) installLocked(c *conn) *conn {
 	delete(t.handshaking, c.raw)
 	old := p.conn
 	p.conn = c
+	p.up.Store(true)
 	c.established = time.Now()
 	c.prevWriter = p.lastWriter
 	p.lastWriter = c.writerDone
@@ -359,7 +416,7 @@ func (t *Transport) dialLoop(p *peer) {
 			t.mu.Unlock()
 			return
 		}
-		if p.conn != nil { // the peer dialled us meanwhile
+		if p.conn != nil || p.gone { // the peer dialled us meanwhile, or was forgotten
 			p.state = dialIdle
 			t.mu.Unlock()
 			return
@@ -381,9 +438,7 @@ func (t *Transport) dialLoop(p *peer) {
 			p.state = dialIdle
 			old := t.installLocked(c)
 			t.mu.Unlock()
-			if old != nil {
-				old.fail(errors.New("replaced by a new connection to the peer"))
-			}
+			t.announce(p.addr, old, "replaced by a new connection to the peer")
 			return
 		}
 		p.backoff = t.nextBackoff(p.backoff)
@@ -477,12 +532,16 @@ func (t *Transport) connLost(c *conn, cause error) {
 	}
 	if p.conn == c {
 		p.conn = nil
+		p.up.Store(false)
 		if time.Since(c.established) >= t.cfg.ReconnectBackoffMax {
 			p.backoff = 0 // a long-lived connection: redial at once
 		} else {
 			p.backoff = t.nextBackoff(p.backoff)
 		}
-		if len(p.queue) > 0 && p.state == dialIdle {
+		// Keep the mesh: redial a peer we have talked to until it is
+		// forgotten (it left the membership), so that it is known to be
+		// back as soon as it is.
+		if p.state == dialIdle && !p.gone {
 			t.startDialLocked(p)
 		}
 	}

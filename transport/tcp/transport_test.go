@@ -96,10 +96,10 @@ func TestSimultaneousDial(t *testing.T) {
 		waitFor(t, 2*time.Second, "one connection each", func() bool { return a.liveConns() == 1 && b.liveConns() == 1 })
 		// Both ends hold the same TCP connection, the one A (lower) dialled.
 		a.mu.Lock()
-		ac := a.peers[addrB].conn
+		ac := (*a.peers.Load())[addrB].conn
 		a.mu.Unlock()
 		b.mu.Lock()
-		bc := b.peers[addrA].conn
+		bc := (*b.peers.Load())[addrA].conn
 		b.mu.Unlock()
 		if ac == nil || bc == nil || ac.raw.LocalAddr().String() != bc.raw.RemoteAddr().String() {
 			t.Fatalf("round %d: the two sides hold different connections", round)
@@ -457,5 +457,58 @@ func TestConfigValidate(t *testing.T) {
 		if _, err := New(c); !errors.Is(err, ErrBadConfig) {
 			t.Errorf("%s: New = %v, want ErrBadConfig", name, err)
 		}
+	}
+}
+
+// TestPeerUpAndForget: PeerUp follows every connection that is
+// established; Forget drops what was queued, reports the peer lost and
+// stops the dialling, and a later Send starts afresh.
+func TestPeerUpAndForget(t *testing.T) {
+	res := newResolver()
+	ha, hb := newRecorder(), newRecorder()
+	a := start(t, fastConfig(addrA, res, ha), res)
+	b := start(t, fastConfig(addrB, res, hb), res)
+	if err := a.Send(addrB, seqEnv(addrA, 0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "PeerUp on both sides", func() bool { return ha.upCount(addrB) == 1 && hb.upCount(addrA) == 1 })
+
+	// B goes away for good: A keeps redialling it until it is forgotten.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "PeerLost", func() bool { return ha.lostCount(addrB) >= 1 })
+	for i := range 5 {
+		if err := a.Send(addrB, seqEnv(addrA, uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lost := ha.lostCount(addrB)
+	a.Forget(addrB)
+	if got := ha.lostCount(addrB); got != lost+1 {
+		t.Fatalf("Forget: PeerLost count %d, want %d", got, lost+1)
+	}
+	p := (*a.peers.Load())[addrB]
+	if p.out.pending() {
+		t.Fatal("Forget left envelopes queued")
+	}
+	waitFor(t, 2*time.Second, "the dialling to stop", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return p.state == dialIdle
+	})
+
+	// B comes back on a new port; a Send dials it and delivers only what
+	// was sent after Forget.
+	hb2 := newRecorder()
+	start(t, fastConfig(addrB, res, hb2), res)
+	if err := a.Send(addrB, seqEnv(addrA, 0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the envelope after Forget", func() bool { return hb2.count(addrA) == 1 })
+	waitFor(t, 2*time.Second, "PeerUp again", func() bool { return ha.upCount(addrB) == 2 })
+	time.Sleep(50 * time.Millisecond)
+	if got := hb2.count(addrA); got != 1 {
+		t.Fatalf("B received %d envelopes, want only the one sent after Forget", got)
 	}
 }
