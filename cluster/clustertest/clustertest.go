@@ -38,6 +38,7 @@ import (
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/cluster/etcd"
+	"github.com/guildkit/guild/transport/tcp"
 )
 
 // Defaults used by Start for zero Options fields.
@@ -77,6 +78,11 @@ type Options struct {
 	// is replaced per node; its Remote and Names are set by cluster.Start.
 	// A nil Actor.Logger means Logger.
 	Actor actor.Config
+	// Transport is the template of every node's TCP transport
+	// configuration (queue bound, heartbeats, backoff); the zero value
+	// means tcp's defaults. Its Self, Listen, Resolve, Handler, TLS and
+	// Logger are set by cluster.Start.
+	Transport tcp.Config
 }
 
 // Cluster is N guild nodes in one process: one embedded etcd, real TCP
@@ -187,6 +193,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 			Names:      m.Names(),
 			Logger:     opts.Logger,
 			Member:     member,
+			Transport:  opts.Transport,
 		})
 		cancel()
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +14,9 @@ import (
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/cluster/clustertest"
+	"github.com/guildkit/guild/cluster/etcd"
 	"github.com/guildkit/guild/transport"
+	"github.com/guildkit/guild/transport/tcp"
 )
 
 // echo is the actor the tests put on a remote node.
@@ -250,6 +253,105 @@ func TestGlobalNames(t *testing.T) {
 	}
 	t.Logf("name released %v after the owner closed", time.Since(closed))
 	c.WaitMembers(t, len(c.Nodes)-1)
+
+	// The name moves: another node takes it, and sends through it reach
+	// the new owner, wherever it lives.
+	next, last := (owner+1)%len(c.Nodes), (owner+2)%len(c.Nodes)
+	if err := c.Node(next).Register(ctxTimeout(t, 5*time.Second), "world", pids[next]); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor(t, fmt.Sprintf("node %d to resolve world on node %d", last, next), func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		p, err := c.Node(last).Lookup(ctx, "world")
+		return err == nil && p == pids[next]
+	})
+	p, err = c.Node(last).Lookup(ctxTimeout(t, time.Second), "world")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := c.Node(last).Call(ctxTimeout(t, 5*time.Second), p, wrapperspb.String("moved"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := reply.(*wrapperspb.StringValue).GetValue(); g != "echo:moved" {
+		t.Fatalf("call through the moved name: got %q", g)
+	}
+}
+
+// TestPendingQueueBound: a member that accepts connections but never
+// answers (a hung process) cannot make senders pile up memory. Sends queue
+// up to the bound, then fail with ErrPendingQueueFull at once; a Call to it
+// fails fast too; and the rest of the cluster is unaffected.
+func TestPendingQueueBound(t *testing.T) {
+	const bound = 32
+	c := clustertest.Start(t, clustertest.Options{Nodes: 2, Transport: tcp.Config{PendingQueue: bound, DialTimeout: 5 * time.Second}})
+
+	// The hung member: a listener that accepts and never reads.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var conns []net.Conn
+	var connsMu sync.Mutex
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			connsMu.Lock()
+			conns = append(conns, nc)
+			connsMu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		connsMu.Lock()
+		defer connsMu.Unlock()
+		for _, nc := range conns {
+			nc.Close()
+		}
+	})
+	hung := actor.MustAddr(1, 1, 9)
+	m, err := etcd.New(etcd.Config{Endpoints: c.Etcd.Endpoints(), TTL: c.TTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := m.Join(ctxTimeout(t, 5*time.Second), cluster.Member{Addr: hung, Endpoint: ln.Addr().String(), Available: true}); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitMembers(t, 3)
+
+	target := actor.PID{Node: hung, Serial: 1<<32 | 1}
+	sent := 0
+	var full error
+	for range 10 * bound {
+		if err := c.Node(0).Send(target, wrapperspb.String("x")); err != nil {
+			full = err
+			break
+		}
+		sent++
+	}
+	if !errors.Is(full, transport.ErrPendingQueueFull) {
+		t.Fatalf("after %d sends: err = %v, want ErrPendingQueueFull", sent, full)
+	}
+	if sent != bound {
+		t.Fatalf("%d sends were queued, want the bound %d", sent, bound)
+	}
+	start := time.Now()
+	_, err = c.Node(0).Call(ctxTimeout(t, 10*time.Second), target, wrapperspb.String("x"))
+	if !errors.Is(err, transport.ErrPendingQueueFull) || time.Since(start) > time.Second {
+		t.Fatalf("Call to the hung member: %v after %v, want ErrPendingQueueFull at once", err, time.Since(start))
+	}
+
+	// The healthy pair still talks.
+	pid, _ := spawnEcho(t, c.Node(1))
+	reply, err := c.Node(0).Call(ctxTimeout(t, 5*time.Second), pid, wrapperspb.String("ok"))
+	if err != nil || reply.(*wrapperspb.StringValue).GetValue() != "echo:ok" {
+		t.Fatalf("call to a healthy node: %v, %v", reply, err)
+	}
 }
 
 func TestLookupByType(t *testing.T) {
