@@ -19,11 +19,46 @@
 // A [Node] connects the pieces: it starts an actor node whose Config.Remote
 // carries messages to actors on other nodes over transport/tcp, resolves a
 // peer's endpoint from the Membership, and joins it with this node's record.
-// A remote request that cannot be answered because its peer's connection was
-// lost fails at once with an error matching transport.ErrPeerLost; an error
-// reply matches, with errors.Is, the actor sentinel its wire code stands for.
-// Only proto.Message and []byte values cross nodes: anything else fails at
-// the sender with wire.ErrNotEncodable.
+//
+// # Remote verbs
+//
+// Send, Request, Call and Respond work on PIDs of other nodes with the same
+// API as on local ones: a PID names its node, and the actor node hands
+// anything addressed elsewhere to the cluster. A message to a local actor
+// never reaches the cluster (no encoding, no socket).
+//
+//   - Only proto.Message and []byte values cross nodes. Anything else fails
+//     at the sender with an error matching wire.ErrNotEncodable, and the
+//     connection is untouched.
+//   - A request carries the caller's deadline (the Call's ctx deadline, or
+//     the Request timeout); the callee sees it as Context.Deadline.
+//   - A remote request that cannot be answered because its peer's
+//     connection was lost fails at once with an error matching
+//     transport.ErrPeerLost: it does not wait for its timeout.
+//   - An error reply matches, with errors.Is, the actor sentinel its wire
+//     code stands for (ErrActorNotFound, ErrMailboxFull, ErrTimeout, ...).
+//   - A peer that cannot keep up (or cannot be reached) holds at most
+//     tcp.Config.PendingQueue envelopes; beyond that Send, Request and Call
+//     fail at once with transport.ErrPendingQueueFull.
+//
+// # Names
+//
+// Names that start with "." are local to a node. Other names are global:
+// with cluster/etcd's Names registry, Register claims them in etcd (the
+// first claim wins, in a transaction), tied to the owner's lease so that
+// they are released when the owner dies. Every node caches the global names
+// through a watch, so Lookup is a map read; a name missing from the cache is
+// looked up in etcd. Resolve a name with Lookup, then use the verbs on the
+// PID: a name that moves to another node resolves to its new PID.
+//
+// # Running a cluster
+//
+// In development one process runs an embedded etcd (etcd.StartEmbedded or
+// StartEmbeddedConfig, lotou's "master"), and every node, in that process or
+// others, points etcd.Config.Endpoints at it. In production the nodes point
+// at an external etcd cluster instead; nothing else changes. The command
+// "guild node" does either from flags. Package cluster/clustertest runs N
+// nodes in one test process.
 //
 // # Concurrency
 //

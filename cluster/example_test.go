@@ -1,11 +1,16 @@
 package cluster_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"time"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster"
+	"github.com/guildkit/guild/cluster/etcd"
 )
 
 func ExampleSelector_Pick() {
@@ -68,4 +73,67 @@ func ExampleSelector_Pick() {
 	// round robin: 1.2.2
 	// consistent hash, same key twice, same member: true true
 	// cluster: no member available: no available member of type 7 for 1.1.1
+}
+
+// Example_twoNodes runs a two-node cluster in one process: an embedded etcd
+// (a "master"), and two nodes that find each other through it and talk
+// over TCP. Node B hosts an actor under a global name; node A finds it by
+// name and calls it with the same API as for a local actor.
+func Example_twoNodes() {
+	e, err := etcd.StartEmbedded("")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer e.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := func(addr actor.Addr) (*cluster.Node, func()) {
+		m, err := etcd.New(etcd.Config{Endpoints: e.Endpoints(), TTL: 2 * time.Second})
+		if err != nil {
+			panic(err)
+		}
+		n, err := cluster.Start(ctx, cluster.NodeConfig{
+			Actor:      actor.Config{Addr: addr},
+			Listen:     "127.0.0.1:0",
+			Membership: m,
+			Names:      m.Names(),
+		})
+		if err != nil {
+			panic(err)
+		}
+		return n, func() { n.Close(); m.Close() }
+	}
+	a, stopA := start(actor.MustAddr(1, 1, 1))
+	defer stopA()
+	b, stopB := start(actor.MustAddr(1, 2, 1))
+	defer stopB()
+
+	// On node B: a greeter, under the global name "greeter".
+	greeter, _ := b.Actor().SpawnFunc(func(c *actor.Context) {
+		if m, ok := c.Message().(*wrapperspb.StringValue); ok {
+			c.Respond(wrapperspb.String("hello, " + m.Value + " from " + c.Self().Node.String()))
+		}
+	})
+	if err := b.Actor().Register(ctx, "greeter", greeter); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	// On node A: find it by name (from A's cache of the names, or from
+	// etcd when the cache has not caught up yet) and call it.
+	pid, err := a.Actor().Lookup(ctx, "greeter")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	reply, err := a.Actor().Call(ctx, pid, wrapperspb.String("player 1"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(reply.(*wrapperspb.StringValue).Value)
+	// Output:
+	// hello, player 1 from 1.2.1
 }
