@@ -7,6 +7,7 @@
 // The commands are:
 //
 //	demo     run a small chat of actors on one node and print what happened
+//	node     run one cluster node until interrupted
 //	version  print the version of guild and of Go
 //	help     print this help, or the help of one command
 //
@@ -48,6 +49,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"demo", "run a small chat of actors on one node and print what happened", runDemo},
+		{"node", "run one cluster node until interrupted", runNodeCmd},
 		{"version", "print the version of guild and of Go", runVersion},
 		{"help", "print this help, or the help of one command", runHelp},
 	}
