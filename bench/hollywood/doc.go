@@ -1,6 +1,6 @@
 // Package hollywood holds the Hollywood (github.com/anthdm/hollywood) side of
-// guild's comparison benchmarks. The benchmarks live in hollywood_test.go;
-// run them with
+// guild's comparison benchmarks. The benchmarks live in hollywood_test.go
+// (local) and remote_test.go (two engines over loopback TCP); run them with
 //
 //	go test -run '^$' -bench . -benchmem ./hollywood
 //

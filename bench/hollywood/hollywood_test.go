@@ -1,8 +1,10 @@
 package hollywood
 
 import (
+	"context"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"testing"
 
 	"github.com/anthdm/hollywood/actor"
@@ -24,10 +26,33 @@ const inboxSize = 1024 * 8
 
 // TestMain sends Hollywood's logging (it logs through the default log/slog
 // logger) to a handler that drops everything below Error, so the benchmark
-// output stays clean but real failures still show.
+// output stays clean but real failures still show. The handler also drops
+// everything while logMuted is set (see startRemote in remote_test.go).
 func TestMain(m *testing.M) {
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	slog.SetDefault(slog.New(muteHandler{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})}))
 	os.Exit(m.Run())
+}
+
+// logMuted, while set, makes the default logger drop everything. The remote
+// benchmarks set it while they tear their engines down: Hollywood's stream
+// writers then log at Error level ("stream writer failed sending message"
+// err="context canceled") as their connections close, and those lines would
+// land in the middle of the benchmark's result line.
+var logMuted atomic.Bool
+
+// muteHandler is a slog.Handler that is disabled while logMuted is set.
+type muteHandler struct{ slog.Handler }
+
+func (h muteHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return !logMuted.Load() && h.Handler.Enabled(ctx, l)
+}
+
+func (h muteHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return muteHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h muteHandler) WithGroup(name string) slog.Handler {
+	return muteHandler{h.Handler.WithGroup(name)}
 }
 
 func newEngine(b *testing.B) *actor.Engine {

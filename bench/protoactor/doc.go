@@ -1,6 +1,7 @@
 // Package protoactor holds the Proto.Actor (github.com/asynkron/protoactor-go)
 // side of guild's comparison benchmarks. The benchmarks live in
-// protoactor_test.go; run them with
+// protoactor_test.go (local) and remote_test.go (two systems over loopback
+// TCP); run them with
 //
 //	go test -run '^$' -bench . -benchmem ./protoactor
 //

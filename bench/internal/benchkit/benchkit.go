@@ -1,6 +1,7 @@
 // Package benchkit holds the pieces shared by every framework's benchmarks:
 // the message types (so every framework moves exactly the same values) and
-// the latency-percentile reporting used by the request benchmarks.
+// the latency-percentile reporting used by the request benchmarks, and the
+// helpers of the remote benchmarks (remote.go).
 //
 // It deliberately imports no actor framework, so any bench/<framework>
 // package (including guild's bench/guildbench) can use it without pulling in
@@ -34,6 +35,13 @@ const RequestTimeout = 5 * time.Second
 // finished, which is the request plus a negligible amount of loop
 // bookkeeping.
 func RunRequests(b *testing.B, want any, request func() (any, error)) {
+	RunRequestsCheck(b, func(res any) bool { return res == want }, request)
+}
+
+// RunRequestsCheck is RunRequests with the reply checked by ok instead of
+// by identity, for replies that crossed the network and so are fresh values
+// (the remote benchmarks pass IsRemotePong).
+func RunRequestsCheck(b *testing.B, ok func(reply any) bool, request func() (any, error)) {
 	lat := NewLatencies(b)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -46,7 +54,7 @@ func RunRequests(b *testing.B, want any, request func() (any, error)) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if res != want {
+		if !ok(res) {
 			b.Fatalf("unexpected reply %#v", res)
 		}
 	}
