@@ -8,7 +8,9 @@
 // subscribers about every change as an [Event].
 //
 // Two implementations exist:
-//   - [NewLocal]: the one-process default. Nothing leaves the process.
+//   - [NewMemory]: a store held in memory and shared by the nodes of one
+//     process, each with its own Membership; [NewLocal] is a store of one,
+//     the default for a lone node. Nothing leaves the process.
 //   - package cluster/etcd: membership, global names and leases on etcd,
 //     plus an embedded etcd server for development.
 //

@@ -11,36 +11,62 @@ import (
 	"github.com/guildkit/guild/cluster/internal/fanout"
 )
 
-// local is the one-process Membership: the view holds at most this node.
-type local struct {
-	self actor.Addr
-	fan  *fanout.Queue[Event]
+// Memory is a membership store held in memory, shared by the nodes of one
+// process: each node gets its own Membership from it with Join. It is the
+// store behind NewLocal, and it lets several nodes run in one process with
+// no etcd (tests, benchmarks, tools). Nothing leaves the process, and
+// there are no leases: a member stays until it leaves or its Membership
+// is closed.
+type Memory struct {
+	mu      sync.Mutex // guards view and members; held while publishing, which orders events
+	view    map[actor.Addr]Member
+	members map[*memMember]struct{} // the open Memberships
+}
 
-	mu     sync.Mutex // guards view and closed; held while publishing, which orders events
-	view   map[actor.Addr]Member
-	closed bool
+// NewMemory returns an empty in-memory membership store.
+func NewMemory() *Memory {
+	return &Memory{view: make(map[actor.Addr]Member), members: make(map[*memMember]struct{})}
+}
+
+// Membership returns the Membership of the node at self on this store. It
+// sees every member of the store. It owns one goroutine, the delivery of
+// its events, which its Close stops.
+func (s *Memory) Membership(self actor.Addr) Membership {
+	m := &memMember{store: s, self: self, fan: fanout.New[Event](slog.Default())}
+	s.mu.Lock()
+	s.members[m] = struct{}{}
+	s.mu.Unlock()
+	return m
 }
 
 // NewLocal returns the single-process Membership for the node at self, the
-// default when no cluster is configured. Join, Update and Leave change an
-// in-memory view and fire events; nothing leaves the process. It owns one
-// goroutine, the event delivery, which Close stops.
-func NewLocal(self actor.Addr) Membership {
-	return &local{
-		self: self,
-		fan:  fanout.New[Event](slog.Default()),
-		view: make(map[actor.Addr]Member),
+// default when no cluster is configured: a Memory store of its own.
+func NewLocal(self actor.Addr) Membership { return NewMemory().Membership(self) }
+
+// publishLocked tells every open Membership of the store about ev.
+func (s *Memory) publishLocked(ev Event) {
+	for m := range s.members {
+		m.fan.Publish(Event{Kind: ev.Kind, Member: ev.Member.Clone()})
 	}
 }
 
-func (l *local) check(m Member) error {
+// memMember is one node's Membership on a Memory store.
+type memMember struct {
+	store  *Memory
+	self   actor.Addr
+	fan    *fanout.Queue[Event]
+	joined bool // guarded by store.mu
+	closed bool // guarded by store.mu
+}
+
+func (l *memMember) check(m Member) error {
 	if m.Addr != l.self {
 		return fmt.Errorf("%w: address %v is not this node's %v", ErrBadMember, m.Addr, l.self)
 	}
 	return nil
 }
 
-func (l *local) Join(ctx context.Context, m Member) error {
+func (l *memMember) Join(ctx context.Context, m Member) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -51,20 +77,25 @@ func (l *local) Join(ctx context.Context, m Member) error {
 		m.Started = time.Now()
 	}
 	m = m.Clone()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
+	s := l.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case l.closed:
 		return ErrClosed
-	}
-	if _, ok := l.view[m.Addr]; ok {
+	case l.joined:
 		return ErrAlreadyJoined
 	}
-	l.view[m.Addr] = m
-	l.fan.Publish(Event{Kind: Join, Member: m.Clone()})
+	if _, ok := s.view[m.Addr]; ok {
+		return fmt.Errorf("%w: address %v is held by another node", ErrBadMember, m.Addr)
+	}
+	s.view[m.Addr] = m
+	l.joined = true
+	s.publishLocked(Event{Kind: Join, Member: m})
 	return nil
 }
 
-func (l *local) Update(ctx context.Context, m Member) error {
+func (l *memMember) Update(ctx context.Context, m Member) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -72,32 +103,33 @@ func (l *local) Update(ctx context.Context, m Member) error {
 		return err
 	}
 	m = m.Clone()
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	s := l.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if l.closed {
 		return ErrClosed
 	}
-	old, ok := l.view[m.Addr]
-	if !ok {
+	if !l.joined {
 		return ErrNotJoined
 	}
+	old := s.view[m.Addr]
 	if m.Started.IsZero() {
 		m.Started = old.Started
 	}
 	if old.Equal(m) {
 		return nil
 	}
-	l.view[m.Addr] = m
-	l.fan.Publish(Event{Kind: Update, Member: m.Clone()})
+	s.view[m.Addr] = m
+	s.publishLocked(Event{Kind: Update, Member: m})
 	return nil
 }
 
-func (l *local) Leave(ctx context.Context) error {
+func (l *memMember) Leave(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.store.mu.Lock()
+	defer l.store.mu.Unlock()
 	if l.closed {
 		return ErrClosed
 	}
@@ -105,38 +137,44 @@ func (l *local) Leave(ctx context.Context) error {
 	return nil
 }
 
-func (l *local) leaveLocked() {
-	if old, ok := l.view[l.self]; ok {
-		delete(l.view, l.self)
-		l.fan.Publish(Event{Kind: Leave, Member: old})
+func (l *memMember) leaveLocked() {
+	if !l.joined {
+		return
 	}
+	s := l.store
+	old := s.view[l.self]
+	delete(s.view, l.self)
+	l.joined = false
+	s.publishLocked(Event{Kind: Leave, Member: old})
 }
 
-func (l *local) Members() []Member {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return SortedView(l.view)
+func (l *memMember) Members() []Member {
+	l.store.mu.Lock()
+	defer l.store.mu.Unlock()
+	return SortedView(l.store.view)
 }
 
-func (l *local) Subscribe(fn func(Event)) func() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func (l *memMember) Subscribe(fn func(Event)) func() {
+	l.store.mu.Lock()
+	defer l.store.mu.Unlock()
 	var initial []Event
-	for _, m := range SortedView(l.view) {
+	for _, m := range SortedView(l.store.view) {
 		initial = append(initial, Event{Kind: Join, Member: m})
 	}
 	return l.fan.Subscribe(fn, initial)
 }
 
-func (l *local) Close() error {
-	l.mu.Lock()
+func (l *memMember) Close() error {
+	s := l.store
+	s.mu.Lock()
 	if l.closed {
-		l.mu.Unlock()
+		s.mu.Unlock()
 		return nil
 	}
 	l.leaveLocked()
 	l.closed = true
-	l.mu.Unlock()
+	delete(s.members, l)
+	s.mu.Unlock()
 	l.fan.Close()
 	return nil
 }

@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster"
+	"github.com/guildkit/guild/transport"
 )
 
 // recorder collects events from a subscription.
@@ -137,4 +140,58 @@ func TestLocalUnsubscribeAndPanic(t *testing.T) {
 	if evs := a.wait(t, 1); len(evs) != 1 {
 		t.Fatalf("unsubscribed callback got %v", evs)
 	}
+}
+
+// TestMemoryTwoNodes: two cluster nodes of one process find each other
+// through a shared Memory store, with no etcd, and a node that leaves is
+// forgotten by the other: a request to it fails at once.
+func TestMemoryTwoNodes(t *testing.T) {
+	store := cluster.NewMemory()
+	ctx := context.Background()
+	start := func(addr actor.Addr) (*cluster.Node, cluster.Membership) {
+		m := store.Membership(addr)
+		t.Cleanup(func() { m.Close() })
+		n, err := cluster.Start(ctx, cluster.NodeConfig{
+			Actor:      actor.Config{Addr: addr, Logger: quiet},
+			Listen:     "127.0.0.1:0",
+			Membership: m,
+			Logger:     quiet,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n, m
+	}
+	a, ma := start(addrA)
+	b, _ := start(addrB)
+	if got := len(ma.Members()); got != 2 {
+		t.Fatalf("A sees %d members, want 2", got)
+	}
+	dup := store.Membership(addrA)
+	if err := dup.Join(ctx, cluster.Member{Addr: addrA}); !errors.Is(err, cluster.ErrBadMember) {
+		t.Fatalf("a second Join of A's address: %v, want ErrBadMember", err)
+	}
+	dup.Close()
+
+	pid, _ := spawnServer(t, b)
+	reply, err := a.Actor().Call(ctxTimeout(t, 5*time.Second), pid, wrapperspb.String("hi"))
+	if err != nil || reply.(*wrapperspb.StringValue).GetValue() != "echo:hi" {
+		t.Fatalf("call across a Memory store: %v, %v", reply, err)
+	}
+
+	var evs recorder
+	ma.Subscribe(evs.add)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := evs.wait(t, 3) // Join A, Join B (the initial view), Leave B
+	if got[2].Kind != cluster.Leave || got[2].Member.Addr != addrB {
+		t.Fatalf("events %v, want B's Leave last", got)
+	}
+	waitFor(t, 5*time.Second, "a request to the departed node to fail fast", func() bool {
+		start := time.Now()
+		_, err := a.Actor().Call(ctxTimeout(t, 5*time.Second), pid, wrapperspb.String("hi"))
+		return errors.Is(err, transport.ErrPeerLost) && time.Since(start) < time.Second
+	})
 }

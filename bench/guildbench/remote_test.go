@@ -5,9 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/bench/internal/benchkit"
@@ -26,82 +24,18 @@ var (
 	addrB = actor.MustAddr(1, 1, 2)
 )
 
-// pairView is an in-memory membership view shared by the two nodes of a
-// benchmark. cluster.NewLocal only ever holds its own node, so two nodes
-// cannot find each other through it; this is the smallest Membership that
-// lets them, with no etcd. Each node gets its own handle (member) on it.
-type pairView struct {
-	mu   sync.Mutex
-	view map[actor.Addr]cluster.Member
-}
-
-// member is one node's cluster.Membership on a pairView.
-type member struct {
-	v    *pairView
-	self actor.Addr
-}
-
-var _ cluster.Membership = (*member)(nil)
-
-func (m *member) Join(_ context.Context, r cluster.Member) error {
-	if r.Addr != m.self {
-		return cluster.ErrBadMember
-	}
-	if r.Started.IsZero() {
-		r.Started = time.Now()
-	}
-	m.v.mu.Lock()
-	defer m.v.mu.Unlock()
-	if _, ok := m.v.view[r.Addr]; ok {
-		return cluster.ErrAlreadyJoined
-	}
-	m.v.view[r.Addr] = r.Clone()
-	return nil
-}
-
-func (m *member) Update(_ context.Context, r cluster.Member) error {
-	if r.Addr != m.self {
-		return cluster.ErrBadMember
-	}
-	m.v.mu.Lock()
-	defer m.v.mu.Unlock()
-	if _, ok := m.v.view[r.Addr]; !ok {
-		return cluster.ErrNotJoined
-	}
-	m.v.view[r.Addr] = r.Clone()
-	return nil
-}
-
-func (m *member) Leave(context.Context) error {
-	m.v.mu.Lock()
-	defer m.v.mu.Unlock()
-	delete(m.v.view, m.self)
-	return nil
-}
-
-func (m *member) Members() []cluster.Member {
-	m.v.mu.Lock()
-	defer m.v.mu.Unlock()
-	return cluster.SortedView(m.v.view)
-}
-
-// Subscribe delivers no events: cluster.Node only reads Members (to resolve
-// a peer's endpoint), and the view does not change during a benchmark.
-func (m *member) Subscribe(func(cluster.Event)) func() { return func() {} }
-
-func (m *member) Close() error { return m.Leave(context.Background()) }
-
 // startPair starts nodes A and B, which see each other, and registers their
 // shutdown with b.Cleanup.
 func startPair(b *testing.B) (a, bn *cluster.Node) {
 	b.Helper()
 	quiet := slog.New(slog.DiscardHandler)
-	v := &pairView{view: make(map[actor.Addr]cluster.Member)}
+	store := cluster.NewMemory() // an in-process membership: no etcd
 	start := func(addr actor.Addr) *cluster.Node {
+		m := store.Membership(addr)
 		n, err := cluster.Start(context.Background(), cluster.NodeConfig{
 			Actor:      actor.Config{Addr: addr, Logger: quiet},
 			Listen:     "127.0.0.1:0",
-			Membership: &member{v: v, self: addr},
+			Membership: m,
 			Logger:     quiet,
 		})
 		if err != nil {
@@ -111,6 +45,7 @@ func startPair(b *testing.B) (a, bn *cluster.Node) {
 			if err := n.Close(); err != nil {
 				b.Errorf("close node %v: %v", addr, err)
 			}
+			m.Close()
 		})
 		return n
 	}
