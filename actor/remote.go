@@ -15,7 +15,9 @@ import (
 // a codec or a socket.
 type Remote interface {
 	// Send carries m to the node of m.Target. An error means m was not sent;
-	// the node reports it to the sender and to dead letters.
+	// the node reports it to the sender and to dead letters. Send must not
+	// keep m after it returns (the node reuses it); m.Message and m.Reply
+	// may be kept.
 	Send(m *RemoteMessage) error
 }
 
@@ -74,7 +76,15 @@ func (n *Node) sendRemote(to PID, e *envelope) error {
 	case *replyMsg, *actorTimer, poison, sysStart, sysStop, sysWatch, sysUnwatch, sysChildGone, sysEscalate:
 		return ErrRemote // runtime traffic never crosses nodes
 	}
-	m := &RemoteMessage{Kind: RemoteSend, Target: to, Sender: e.sender, Message: e.msg}
+	m, _ := n.remoteMsgs.Get().(*RemoteMessage)
+	if m == nil {
+		m = new(RemoteMessage)
+	}
+	defer func() {
+		*m = RemoteMessage{}
+		n.remoteMsgs.Put(m)
+	}()
+	*m = RemoteMessage{Kind: RemoteSend, Target: to, Sender: e.sender, Message: e.msg}
 	if m.Sender.IsZero() {
 		m.Sender = PID{Node: n.cfg.Addr} // nobody, but the reply knows its way home
 	}

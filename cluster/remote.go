@@ -41,6 +41,7 @@ type trBox struct{ t transport.Transport }
 type remote struct {
 	self           actor.Addr
 	types          *protoregistry.Types
+	payloads       *wire.PayloadDecoder
 	log            *slog.Logger
 	requestTimeout time.Duration
 
@@ -66,6 +67,7 @@ func newRemote(self actor.Addr, types *protoregistry.Types, log *slog.Logger, re
 	r := &remote{
 		self:           self,
 		types:          types,
+		payloads:       wire.NewPayloadDecoder(types),
 		log:            log,
 		requestTimeout: requestTimeout,
 		pending:        make(map[uint64]pendingReq),
@@ -211,6 +213,9 @@ func (r *remote) Send(m *actor.RemoteMessage) error {
 		return fmt.Errorf("cluster: unknown remote message kind %v", m.Kind)
 	}
 	if err := tr.Send(peer, env); err != nil {
+		if errors.Is(err, transport.ErrPendingQueueFull) {
+			return err // made once per peer: refusing stays cheap under overload
+		}
 		return fmt.Errorf("cluster: %v to %v: %w", m.Kind, m.Target, err)
 	}
 	return nil
@@ -226,7 +231,7 @@ func (r *remote) HandleEnvelope(peer actor.Addr, env *wire.Envelope) {
 		if !ok {
 			return
 		}
-		msg, err := wire.UnmarshalPayload(env.PayloadType, env.Payload, r.types)
+		msg, err := r.payloads.Unmarshal(env.PayloadType, env.Payload)
 		if err != nil {
 			p.reply.Respond(fmt.Errorf("cluster: reply from %v: %w", peer, err))
 			return
@@ -267,7 +272,7 @@ func (r *remote) handleIncoming(peer actor.Addr, env *wire.Envelope) {
 		fail(wire.CodeNotFound, fmt.Errorf("%w: target %v (name %q) is not on node %v", actor.ErrActorNotFound, target, env.TargetName, r.self))
 		return
 	}
-	msg, err := wire.UnmarshalPayload(env.PayloadType, env.Payload, r.types)
+	msg, err := r.payloads.Unmarshal(env.PayloadType, env.Payload)
 	if err != nil {
 		fail(errorCode(err), err)
 		return

@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -59,15 +60,27 @@ func MarshalPayload(dst []byte, v any) (typeName string, out []byte, err error) 
 // matching ErrMalformed.
 func UnmarshalPayload(typeName string, b []byte, types *protoregistry.Types) (any, error) {
 	if typeName == RawBytesType {
-		out := make([]byte, len(b))
-		copy(out, b)
-		return out, nil
-	}
-	if typeName == "" {
-		return nil, fmt.Errorf("%w: the envelope names no payload type", ErrUnknownType)
+		return decodeRaw(b), nil
 	}
 	if types == nil {
 		types = protoregistry.GlobalTypes
+	}
+	mt, err := findType(typeName, types)
+	if err != nil {
+		return nil, err
+	}
+	return decodeMessage(mt, b, types)
+}
+
+func decodeRaw(b []byte) []byte {
+	out := make([]byte, len(b))
+	copy(out, b)
+	return out
+}
+
+func findType(typeName string, types *protoregistry.Types) (protoreflect.MessageType, error) {
+	if typeName == "" {
+		return nil, fmt.Errorf("%w: the envelope names no payload type", ErrUnknownType)
 	}
 	mt, err := types.FindMessageByName(protoreflect.FullName(typeName))
 	if err != nil {
@@ -76,9 +89,53 @@ func UnmarshalPayload(typeName string, b []byte, types *protoregistry.Types) (an
 		}
 		return nil, fmt.Errorf("%w: %q: %v", ErrUnknownType, typeName, err)
 	}
+	return mt, nil
+}
+
+func decodeMessage(mt protoreflect.MessageType, b []byte, types *protoregistry.Types) (any, error) {
 	m := mt.New().Interface()
 	if err := (proto.UnmarshalOptions{Resolver: types}).Unmarshal(b, m); err != nil {
-		return nil, fmt.Errorf("%w: payload of type %s: %v", ErrMalformed, typeName, err)
+		return nil, fmt.Errorf("%w: payload of type %s: %v", ErrMalformed, mt.Descriptor().FullName(), err)
 	}
 	return m, nil
+}
+
+// PayloadDecoder decodes payloads exactly as UnmarshalPayload does, but
+// remembers the last message type it resolved, so that a stream of
+// messages of one type skips the registry lookup. It is safe for
+// concurrent use. Create it with NewPayloadDecoder.
+type PayloadDecoder struct {
+	types *protoregistry.Types
+	last  atomic.Pointer[namedType]
+}
+
+type namedType struct {
+	name string
+	mt   protoreflect.MessageType
+}
+
+// NewPayloadDecoder returns a PayloadDecoder that resolves types in types
+// (protoregistry.GlobalTypes when nil). The registry must not change the
+// type registered under a name afterwards.
+func NewPayloadDecoder(types *protoregistry.Types) *PayloadDecoder {
+	if types == nil {
+		types = protoregistry.GlobalTypes
+	}
+	return &PayloadDecoder{types: types}
+}
+
+// Unmarshal decodes a payload; see UnmarshalPayload.
+func (d *PayloadDecoder) Unmarshal(typeName string, b []byte) (any, error) {
+	if typeName == RawBytesType {
+		return decodeRaw(b), nil
+	}
+	if last := d.last.Load(); last != nil && last.name == typeName {
+		return decodeMessage(last.mt, b, d.types)
+	}
+	mt, err := findType(typeName, d.types)
+	if err != nil {
+		return nil, err
+	}
+	d.last.Store(&namedType{name: typeName, mt: mt})
+	return decodeMessage(mt, b, d.types)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,5 +187,53 @@ func TestPayloadGarbage(t *testing.T) {
 		if !errors.Is(err, ErrMalformed) {
 			t.Errorf("UnmarshalPayload(StringValue, %x) = %v, want ErrMalformed", b, err)
 		}
+	}
+}
+
+// TestPayloadDecoderMatchesUnmarshalPayload: the caching decoder gives the
+// same results and errors as UnmarshalPayload, whatever order the types
+// come in, from several goroutines at once.
+func TestPayloadDecoderMatchesUnmarshalPayload(t *testing.T) {
+	d := NewPayloadDecoder(nil)
+	inputs := []any{
+		wrapperspb.String("a"), wrapperspb.Int64(7), []byte("raw"), wrapperspb.String("b"),
+		wrapperspb.Int64(8), wrapperspb.String("c"),
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				v := inputs[(i+g)%len(inputs)]
+				typ, b, err := MarshalPayload(nil, v)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got, err := d.Unmarshal(typ, b)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				want, _ := UnmarshalPayload(typ, b, nil)
+				if gm, ok := got.(proto.Message); ok {
+					if !proto.Equal(gm, want.(proto.Message)) {
+						t.Errorf("decoded %v, want %v", got, want)
+					}
+				} else if !bytes.Equal(got.([]byte), want.([]byte)) {
+					t.Errorf("decoded %q, want %q", got, want)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if _, err := d.Unmarshal("no.such.Type", nil); !errors.Is(err, ErrUnknownType) {
+		t.Fatalf("unknown type: %v, want ErrUnknownType", err)
+	}
+	if _, err := d.Unmarshal("", nil); !errors.Is(err, ErrUnknownType) {
+		t.Fatalf("no type: %v, want ErrUnknownType", err)
+	}
+	// A cached type with bytes that do not decode.
+	if _, err := d.Unmarshal("google.protobuf.StringValue", []byte{0x0a, 0x05, 'x'}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("garbage: %v, want ErrMalformed", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/transport"
 	"github.com/guildkit/guild/wire"
 )
@@ -21,15 +22,25 @@ const maxSpareBuf = 1 << 20
 // message. It outlives connections, so a reconnect loses nothing that was
 // not yet taken by a writer.
 type outbox struct {
+	peer   actor.Addr
 	mu     sync.Mutex
 	buf    []byte // whole frames, in send order
 	frames int    // frames in buf
 	// ready has room for one signal. Send signals it when buf goes from
 	// empty to non-empty; a writer waits on it.
 	ready chan struct{}
+	// full is the error put returns when the outbox is full, made once:
+	// under overload, refusing must stay cheap.
+	full error
 }
 
-func newOutbox() *outbox { return &outbox{ready: make(chan struct{}, 1)} }
+func newOutbox(peer actor.Addr, limit int) *outbox {
+	return &outbox{
+		peer:  peer,
+		ready: make(chan struct{}, 1),
+		full:  fmt.Errorf("%w: peer %v, %d envelopes", transport.ErrPendingQueueFull, peer, limit),
+	}
+}
 
 // put encodes env as a frame at the end of the buffer. It fails when limit
 // frames are already waiting, or when the frame body exceeds maxFrame.
@@ -37,7 +48,7 @@ func (o *outbox) put(env *wire.Envelope, limit, maxFrame int) error {
 	o.mu.Lock()
 	if o.frames >= limit {
 		o.mu.Unlock()
-		return fmt.Errorf("%w: %d envelopes", transport.ErrPendingQueueFull, limit)
+		return o.full
 	}
 	start := len(o.buf)
 	// Frame header first, patched once the body's length is known: one
@@ -48,7 +59,7 @@ func (o *outbox) put(env *wire.Envelope, limit, maxFrame int) error {
 	if body > maxFrame {
 		o.buf = o.buf[:start]
 		o.mu.Unlock()
-		return fmt.Errorf("tcp: envelope of %d bytes, MaxFrame %d: %w", body, maxFrame, wire.ErrFrameTooLarge)
+		return fmt.Errorf("tcp: envelope to %v of %d bytes, MaxFrame %d: %w", o.peer, body, maxFrame, wire.ErrFrameTooLarge)
 	}
 	binary.BigEndian.PutUint32(o.buf[start:], uint32(body))
 	o.frames++

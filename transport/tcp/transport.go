@@ -127,7 +127,7 @@ func (t *Transport) Send(addr actor.Addr, env *wire.Envelope) error {
 		t.mu.Unlock()
 	}
 	if err := p.out.put(env, t.cfg.PendingQueue, t.cfg.MaxFrame); err != nil {
-		return fmt.Errorf("peer %v: %w", addr, err)
+		return err // it names the peer
 	}
 	if !p.up.Load() {
 		t.mu.Lock()
@@ -211,7 +211,7 @@ func (t *Transport) peerLocked(addr actor.Addr) *peer {
 	if p := old[addr]; p != nil {
 		return p
 	}
-	p := &peer{addr: addr, out: newOutbox()}
+	p := &peer{addr: addr, out: newOutbox(addr, t.cfg.PendingQueue)}
 	m := make(map[actor.Addr]*peer, len(old)+1)
 	for a, q := range old {
 		m[a] = q
