@@ -4,14 +4,17 @@
 # the same invocation, interleaved round by round, so that their ratios are
 # measured under the same machine conditions. Output: bench-results/*.txt.
 #
-#   bash scripts/bench.sh            # 6 rounds
+#   bash scripts/bench.sh            # 6 rounds of every set
 #   ROUNDS=10 bash scripts/bench.sh
+#   SETS=remote bash scripts/bench.sh   # only some sets: actor timer peers remote idle
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-6}
 out=bench-results
 mkdir -p "$out"
-: >"$out/actor.txt"; : >"$out/timer.txt"; : >"$out/peers.txt"; : >"$out/idle.txt"
+sets=" ${SETS:-actor timer peers remote idle} "
+want() { [[ "$sets" == *" $1 "* ]]; }
+for f in actor timer peers remote idle; do if want "$f"; then : >"$out/$f.txt"; fi; done
 GOFLAGS= go install golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 benchstat="$(go env GOPATH)/bin/benchstat"
 
@@ -21,16 +24,29 @@ go test -c -o "$out/timer.test" ./timer/
 
 for r in $(seq 1 "$rounds"); do
   echo "round $r/$rounds" >&2
-  "$out/actor.test" -test.run '^$' -test.bench '^Benchmark(Mailbox|Chan)$' -test.benchtime 200x >>"$out/actor.txt"
-  "$out/actor.test" -test.run '^$' -test.bench '^Benchmark(Send|Call)$' -test.benchtime 1s -test.benchmem >>"$out/actor.txt"
-  "$out/timer.test" -test.run '^$' -test.bench '^Benchmark(Wheel|TimeAfterFunc)$' -test.benchtime 2000000x -test.benchmem >>"$out/timer.txt"
+  if want actor; then
+    "$out/actor.test" -test.run '^$' -test.bench '^Benchmark(Mailbox|Chan)$' -test.benchtime 200x >>"$out/actor.txt"
+    "$out/actor.test" -test.run '^$' -test.bench '^Benchmark(Send|Call)$' -test.benchtime 1s -test.benchmem >>"$out/actor.txt"
+  fi
+  if want timer; then
+    "$out/timer.test" -test.run '^$' -test.bench '^Benchmark(Wheel|TimeAfterFunc)$' -test.benchtime 2000000x -test.benchmem >>"$out/timer.txt"
+  fi
   for p in guildbench hollywood protoactor; do
-    "$out/$p.test" -test.run '^$' -test.bench '^BenchmarkLocal' -test.benchtime 1s -test.benchmem >>"$out/peers.txt"
+    if want peers; then
+      "$out/$p.test" -test.run '^$' -test.bench '^BenchmarkLocal' -test.benchtime 1s -test.benchmem >>"$out/peers.txt"
+    fi
+    if want remote; then
+      "$out/$p.test" -test.run '^$' -test.bench '^BenchmarkRemote' -test.benchtime 2s -test.benchmem >>"$out/remote.txt"
+    fi
   done
 done
-"$out/actor.test" -test.run '^$' -test.bench '^BenchmarkIdleActors$' -test.benchtime 1000000x >>"$out/idle.txt"
+if want idle; then
+  "$out/actor.test" -test.run '^$' -test.bench '^BenchmarkIdleActors$' -test.benchtime 1000000x >>"$out/idle.txt"
+fi
 
-for f in actor timer peers idle; do
-  echo "== $f"
-  "$benchstat" "$out/$f.txt"
+for f in actor timer peers remote idle; do
+  if want "$f"; then
+    echo "== $f"
+    "$benchstat" "$out/$f.txt"
+  fi
 done | tee "$out/summary.txt"
