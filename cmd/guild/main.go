@@ -8,6 +8,7 @@
 //
 //	demo     run a small chat of actors on one node and print what happened
 //	node     run one cluster node until interrupted
+//	gen      compile .proto files into Go messages and guild services
 //	version  print the version of guild and of Go
 //	help     print this help, or the help of one command
 //
@@ -50,6 +51,7 @@ func commands() []command {
 	return []command{
 		{"demo", "run a small chat of actors on one node and print what happened", runDemo},
 		{"node", "run one cluster node until interrupted", runNodeCmd},
+		{"gen", "compile .proto files into Go messages and guild services", runGen},
 		{"version", "print the version of guild and of Go", runVersion},
 		{"help", "print this help, or the help of one command", runHelp},
 	}

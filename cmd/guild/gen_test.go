@@ -1,0 +1,232 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// gameProto is a small API of a game: a message, and a service whose
+// methods use it and a well-known type.
+const gameProto = `// The game's API.
+syntax = "proto3";
+
+package game.v1;
+
+option go_package = "example.com/game/gamev1;gamev1";
+
+import "google/protobuf/empty.proto";
+
+// Player is one player of the game.
+message Player {
+  string name = 1;
+  int32 level = 2;
+}
+
+message GetPlayerRequest {
+  string name = 1;
+}
+
+// Players looks players up and kicks them out.
+service Players {
+  rpc GetPlayer(GetPlayerRequest) returns (Player);
+  rpc Kick(GetPlayerRequest) returns (google.protobuf.Empty);
+}
+`
+
+// writeFile writes content to dir/name, creating directories.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// repoRoot returns the root of the guild module.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("runtime.Caller failed")
+	}
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatalf("repository root not found: %v", err)
+	}
+	return root
+}
+
+// TestGenWithoutProtoc generates the code of a .proto file with no protoc
+// nor plugin to be found, then builds it.
+func TestGenWithoutProtoc(t *testing.T) {
+	goTool, goErr := exec.LookPath("go") // before PATH goes
+	origPath := os.Getenv("PATH")
+
+	dir := t.TempDir()
+	writeFile(t, dir, "gamev1/game.proto", gameProto)
+	t.Setenv("PATH", t.TempDir())
+	if _, err := exec.LookPath("protoc"); err == nil {
+		t.Fatal("protoc is still on PATH")
+	}
+
+	code, out, errOut := runCmd("gen", "-I", dir, "-out", dir, "gamev1/game.proto")
+	if code != exitOK {
+		t.Fatalf("exit code %d, want 0; stderr:\n%s", code, errOut)
+	}
+	if errOut != "" {
+		t.Errorf("stderr is not empty:\n%s", errOut)
+	}
+	pbGo := filepath.Join(dir, "gamev1", "game.pb.go")
+	contains(t, "stdout", out, "wrote "+pbGo)
+	contains(t, "game.pb.go", readFile(t, pbGo),
+		"package gamev1",
+		"type Player struct",
+		"// Player is one player of the game.",
+		`emptypb "google.golang.org/protobuf/types/known/emptypb"`,
+	)
+	// guild's generator writes this file for a file with services; its
+	// content is covered by rpcgen's own golden tests.
+	guildGo := filepath.Join(dir, "gamev1", "game_guild.pb.go")
+	if _, err := os.Stat(guildGo); err == nil {
+		contains(t, "stdout", out, "wrote "+guildGo)
+		contains(t, "game_guild.pb.go", readFile(t, guildGo), "package gamev1")
+	}
+
+	// A second run finds every file up to date and writes none.
+	info, err := os.Stat(pbGo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCmd("gen", "-I", dir, "-out", dir, filepath.Join(dir, "gamev1", "game.proto"))
+	if code != exitOK || out != "" {
+		t.Fatalf("second run: exit code %d, stdout %q, want 0 and nothing written; stderr:\n%s", code, out, errOut)
+	}
+	if info2, err := os.Stat(pbGo); err != nil || !info2.ModTime().Equal(info.ModTime()) {
+		t.Errorf("second run touched %s: %v", pbGo, err)
+	}
+
+	if testing.Short() {
+		t.Skip("skipping the build of the generated code in short mode")
+	}
+	if goErr != nil {
+		t.Skipf("no go command to build the generated code: %v", goErr)
+	}
+	writeFile(t, dir, "go.mod", "module example.com/game\n\ngo 1.26\n\n"+
+		"require (\n\tgithub.com/guildkit/guild v0.0.0\n\tgoogle.golang.org/protobuf v1.36.12\n)\n\n"+
+		"replace github.com/guildkit/guild => "+repoRoot(t)+"\n")
+	build := exec.Command(goTool, "build", "./...")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "PATH="+origPath, "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local", "GOWORK=off")
+	if msg, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build of the generated code: %v\n%s", err, msg)
+	}
+}
+
+// TestGenImportPaths puts the output under the go_package import path.
+func TestGenImportPaths(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "protos/game.proto", gameProto)
+	out := filepath.Join(dir, "out")
+	code, stdout, errOut := runCmd("gen", "-I", filepath.Join(dir, "protos"), "-out", out, "-paths", "import", "game.proto")
+	if code != exitOK {
+		t.Fatalf("exit code %d, want 0; stderr:\n%s", code, errOut)
+	}
+	pbGo := filepath.Join(out, "example.com", "game", "gamev1", "game.pb.go")
+	contains(t, "stdout", stdout, "wrote "+pbGo)
+	contains(t, "game.pb.go", readFile(t, pbGo), "package gamev1")
+}
+
+// TestGenRepoProto regenerates guild's own rpc.proto in a scratch
+// directory and compares it with the committed file.
+func TestGenRepoProto(t *testing.T) {
+	pbdir := filepath.Join(repoRoot(t), "rpc", "rpcpb")
+	want, err := os.ReadFile(filepath.Join(pbdir, "rpc.pb.go"))
+	if err != nil {
+		t.Skipf("no generated rpc.pb.go to compare with: %v", err)
+	}
+	out := t.TempDir()
+	code, _, errOut := runCmd("gen", "-I", pbdir, "-out", out, filepath.Join(pbdir, "rpc.proto"))
+	if code != exitOK {
+		t.Fatalf("exit code %d, want 0; stderr:\n%s", code, errOut)
+	}
+	if got := readFile(t, filepath.Join(out, "rpc.pb.go")); got != string(want) {
+		t.Errorf("rpc/rpcpb/rpc.pb.go is out of date: run `make gen`")
+	}
+}
+
+func TestGenErrors(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "syntax.proto", "syntax = \"proto3\";\n\nmessage Broken {\n  string name = 1\n}\n")
+	writeFile(t, dir, "nogopkg.proto", "syntax = \"proto3\";\n\npackage game.v1;\n\nmessage Player {}\n")
+	writeFile(t, dir, "badimport.proto", "syntax = \"proto3\";\n\nimport \"nowhere.proto\";\n")
+	outside := writeFile(t, t.TempDir(), "outside.proto", gameProto)
+
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"missing file", []string{"missing.proto"}, exitError,
+			[]string{"missing.proto: file not found", "-I " + dir}},
+		{"outside the import directories", []string{outside}, exitError,
+			[]string{outside + " is not under any import directory"}},
+		{"syntax error", []string{"syntax.proto"}, exitError,
+			[]string{"syntax.proto:5:1: syntax error"}},
+		{"missing go_package", []string{"nogopkg.proto"}, exitError,
+			[]string{"nogopkg.proto has no go_package option", `option go_package = "example.com/yourmodule/v1pb";`}},
+		{"missing import", []string{"badimport.proto"}, exitError,
+			[]string{"badimport.proto:3:8:", "nowhere.proto"}},
+		{"no files", nil, exitUsage,
+			[]string{"no .proto files given", "usage: guild gen"}},
+		{"bad -paths", []string{"-paths", "flat", "syntax.proto"}, exitUsage,
+			[]string{"-paths must be source_relative or import"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"gen", "-I", dir, "-out", dir}, tt.args...)
+			code, out, errOut := runCmd(args...)
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d; stderr:\n%s", code, tt.code, errOut)
+			}
+			if out != "" {
+				t.Errorf("stdout is not empty:\n%s", out)
+			}
+			contains(t, "stderr", errOut, tt.want...)
+		})
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".go") {
+			t.Errorf("a failed run wrote %s", e.Name())
+		}
+	}
+}
+
+func TestGenHelp(t *testing.T) {
+	code, out, _ := runCmd("help", "gen")
+	if code != exitOK {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	contains(t, "help", out, "usage: guild gen", "-I dir", "-out dir", "-paths", "protoc")
+}
