@@ -1,0 +1,314 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/rpc/rpcpb"
+)
+
+// ServiceDesc describes a service to Serve. Generated code builds it; write
+// one by hand only for a service without a .proto.
+type ServiceDesc struct {
+	// Name is the service's full protobuf name, "package.Service".
+	Name string
+	// Methods are the service's methods.
+	Methods []MethodDesc
+}
+
+// MethodDesc describes one method of a service.
+type MethodDesc struct {
+	// Name is the method's short name, "Send".
+	Name string
+	// NewRequest returns an empty request message, to decode into.
+	NewRequest func() proto.Message
+	// Handle calls the method of impl (the value given to Serve). A nil
+	// reply with a nil error is answered with an Internal error.
+	Handle func(impl any, ctx *Context, req proto.Message) (proto.Message, error)
+}
+
+// FullMethodName returns "/service/method".
+func FullMethodName(service, method string) string { return "/" + service + "/" + method }
+
+// Handler is a call as interceptors see it: on the client, the rest of the
+// chain and then the call itself; on the server, the rest of the chain and
+// then the method.
+type Handler func(ctx context.Context, info *CallInfo, req proto.Message) (proto.Message, error)
+
+// Interceptor wraps calls, on the client (WithClientInterceptors) or on the
+// server (WithServerInterceptors), with the same shape on both sides: it
+// may look at or change the request, call next (or not), and look at or
+// change the reply and the error. It is the place for tracing, metrics,
+// auth and logging. The first interceptor given is the outermost.
+type Interceptor func(ctx context.Context, info *CallInfo, req proto.Message, next Handler) (proto.Message, error)
+
+// CallInfo describes the call being intercepted.
+type CallInfo struct {
+	// Method is the full method name, "/package.Service/Method".
+	Method string
+	// Server is true on the server's side.
+	Server bool
+	// Target is where the call goes (client side).
+	Target Target
+	// Peer is, on the server, the caller (a PID with serial 0 for a caller
+	// outside any actor), and on the client the service actor once
+	// resolved.
+	Peer actor.PID
+	// Remote reports whether the call crosses nodes.
+	Remote bool
+	// OneWay is true for a call that is not answered.
+	OneWay bool
+}
+
+// chain builds the handler that runs ics around last.
+func chain(ics []Interceptor, last Handler) Handler {
+	h := last
+	for i := len(ics) - 1; i >= 0; i-- {
+		ic, next := ics[i], h
+		h = func(ctx context.Context, info *CallInfo, req proto.Message) (proto.Message, error) {
+			return ic(ctx, info, req, next)
+		}
+	}
+	return h
+}
+
+// ServeOption configures Serve.
+type ServeOption func(*serveConfig)
+
+type serveConfig struct {
+	name  string
+	ics   []Interceptor
+	spawn []actor.SpawnOption
+}
+
+// WithName registers the service actor under this name as well: a global
+// name (the first to claim it in the cluster wins), or a local ".name".
+// Callers reach it with Named(name).
+func WithName(name string) ServeOption { return func(c *serveConfig) { c.name = name } }
+
+// WithServerInterceptors wraps every call the service handles.
+func WithServerInterceptors(ics ...Interceptor) ServeOption {
+	return func(c *serveConfig) { c.ics = append(c.ics, ics...) }
+}
+
+// WithSpawnOptions passes options to the spawn of the service actor (a
+// mailbox bound, a supervisor...).
+func WithSpawnOptions(opts ...actor.SpawnOption) ServeOption {
+	return func(c *serveConfig) { c.spawn = append(c.spawn, opts...) }
+}
+
+// Serve hosts impl, which implements the service desc describes, as an
+// actor on n, and returns its PID. The actor handles one call at a time,
+// so impl needs no locks for state only its methods touch.
+//
+// It registers the actor under LocalServiceName(desc.Name), so type
+// targets that pick n itself, and Named(".rpc/...") callers, find it; on a
+// node with global names (a cluster node) also under
+// NodeServiceName(desc.Name, n.Addr()), so that other nodes' type targets
+// find it; and under WithName's name if given. The names go with the
+// actor when it stops.
+func Serve(ctx context.Context, n *actor.Node, desc *ServiceDesc, impl any, opts ...ServeOption) (actor.PID, error) {
+	var cfg serveConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s := &server{desc: desc, impl: impl, methods: make(map[string]*MethodDesc, len(desc.Methods))}
+	for i := range desc.Methods {
+		m := &desc.Methods[i]
+		s.methods[FullMethodName(desc.Name, m.Name)] = m
+	}
+	s.ics = cfg.ics
+	spawn := append([]actor.SpawnOption{actor.WithName(LocalServiceName(desc.Name))}, cfg.spawn...)
+	pid, err := n.Spawn(func() actor.Actor { return s }, spawn...)
+	if err != nil {
+		return actor.PID{}, fmt.Errorf("rpc: serve %s: %w", desc.Name, err)
+	}
+	fail := func(err error) (actor.PID, error) {
+		_ = n.Stop(pid)
+		return actor.PID{}, fmt.Errorf("rpc: serve %s: %w", desc.Name, err)
+	}
+	if err := n.Register(ctx, NodeServiceName(desc.Name, n.Addr()), pid); err != nil && !errors.Is(err, actor.ErrNoGlobalNames) {
+		return fail(err)
+	}
+	if cfg.name != "" {
+		if err := n.Register(ctx, cfg.name, pid); err != nil {
+			return fail(err)
+		}
+	}
+	return pid, nil
+}
+
+// localCall is a call to a service on the caller's own node: the request
+// goes to the handler as it is, never encoded.
+type localCall struct {
+	method string
+	req    proto.Message
+}
+
+// server is the actor that hosts a service.
+type server struct {
+	desc    *ServiceDesc
+	impl    any
+	methods map[string]*MethodDesc // by full method name
+	ics     []Interceptor
+}
+
+// Receive implements actor.Actor.
+func (s *server) Receive(c *actor.Context) {
+	var (
+		method string
+		req    proto.Message
+		remote bool
+	)
+	switch m := c.Message().(type) {
+	case *localCall:
+		method, req = m.method, m.req
+	case *rpcpb.Call:
+		method, remote = m.Method, true
+	default:
+		return // lifecycle messages and strays
+	}
+	md := s.methods[method]
+	if md == nil {
+		s.answer(c, remote, nil, Errorf(Unimplemented, "service %s has no method %q", s.desc.Name, method))
+		return
+	}
+	if remote {
+		req = md.NewRequest()
+		if err := proto.Unmarshal(c.Message().(*rpcpb.Call).Body, req); err != nil {
+			s.answer(c, remote, nil, Errorf(InvalidArgument, "%s: the request does not decode as %T: %v", method, req, err))
+			return
+		}
+	}
+	ctx := &Context{actor: c, method: method, md: md}
+	var (
+		reply proto.Message
+		err   error
+	)
+	if len(s.ics) == 0 {
+		reply, err = s.invoke(ctx, req)
+	} else {
+		info := &CallInfo{Method: method, Server: true, Peer: c.Sender(), Remote: remote, OneWay: !c.IsRequest()}
+		reply, err = chain(s.ics, func(ictx context.Context, _ *CallInfo, req proto.Message) (proto.Message, error) {
+			if ictx == context.Context(ctx) {
+				return s.invoke(ctx, req)
+			}
+			// An interceptor passed on a context of its own (with values):
+			// the handler sees it through a Context whose Value reads it.
+			// Its chain of parents ends at ctx, whose values are nil.
+			vctx := &Context{actor: c, method: method, md: md, values: ictx}
+			defer vctx.release()
+			return s.invoke(vctx, req)
+		})(ctx, info, req)
+	}
+	ctx.release()
+	if err == nil && reply == nil {
+		err = Errorf(Internal, "%s returned neither a reply nor an error", method)
+	}
+	s.answer(c, remote, reply, err)
+}
+
+// invoke runs the method itself, with panics turned into Internal errors.
+func (s *server) invoke(rc *Context, req proto.Message) (reply proto.Message, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			rc.actor.Logger().Error("rpc: handler panicked", "method", rc.method, "panic", p, "stack", string(debug.Stack()))
+			reply, err = nil, Errorf(Internal, "%s panicked: %v", rc.method, p)
+		}
+	}()
+	return rc.md.Handle(s.impl, rc, req)
+}
+
+// answer replies to the current call, if it is a request: the reply, or
+// the error as a Status (as a message when it crosses nodes).
+func (s *server) answer(c *actor.Context, remote bool, reply proto.Message, err error) {
+	if !c.IsRequest() {
+		if err != nil {
+			c.Logger().Warn("rpc: one-way call failed", "service", s.desc.Name, "err", err)
+		}
+		return
+	}
+	if err != nil {
+		st := StatusOf(err)
+		if remote {
+			c.Respond(&rpcpb.Status{Code: uint32(st.Code), Message: st.Message})
+			return
+		}
+		c.Respond(st)
+		return
+	}
+	c.Respond(reply)
+}
+
+// Context is what a handler gets: the call's context.Context (its deadline
+// is the caller's), the actor context of the service actor, and the
+// method.
+type Context struct {
+	actor  *actor.Context
+	method string
+	md     *MethodDesc
+
+	values context.Context // set when a server interceptor passed on a context with values
+
+	once   sync.Once
+	inner  context.Context
+	cancel context.CancelFunc
+}
+
+var _ context.Context = (*Context)(nil)
+
+// Actor returns the service actor's context: its Self, Send, Request,
+// timers and logger. Valid only while the handler runs.
+func (c *Context) Actor() *actor.Context { return c.actor }
+
+// Method returns the full method name, "/package.Service/Method".
+func (c *Context) Method() string { return c.method }
+
+// Caller returns the caller's PID (serial 0 for a caller outside any
+// actor; its Node is the caller's node either way).
+func (c *Context) Caller() actor.PID { return c.actor.Sender() }
+
+// Deadline returns the caller's deadline, when it set one.
+func (c *Context) Deadline() (time.Time, bool) { return c.actor.Deadline() }
+
+// ctx returns the context.Context behind Done, Err and Value, made on first
+// use: most handlers never ask, and a deadline context costs a timer.
+func (c *Context) ctx() context.Context {
+	c.once.Do(func() {
+		if dl, ok := c.actor.Deadline(); ok {
+			c.inner, c.cancel = context.WithDeadline(context.Background(), dl)
+			return
+		}
+		c.inner = context.Background()
+	})
+	return c.inner
+}
+
+// Done is closed when the caller's deadline passes.
+func (c *Context) Done() <-chan struct{} { return c.ctx().Done() }
+
+// Err returns context.DeadlineExceeded once the caller's deadline passed.
+func (c *Context) Err() error { return c.ctx().Err() }
+
+// Value returns the values that server interceptors added to the context
+// they passed on, if any.
+func (c *Context) Value(key any) any {
+	if c.values != nil {
+		return c.values.Value(key)
+	}
+	return nil
+}
+
+// release frees the timer of the inner context, if one was made.
+func (c *Context) release() {
+	if c.cancel != nil {
+		c.cancel()
+	}
+}
