@@ -9,9 +9,11 @@ demo:
 
 # Regenerates the repository's generated code from its .proto files; CI
 # fails when this would change a file. It needs no protoc: see "guild help gen".
+# Regenerates the committed generated code. Paths are relative to the
+# repository root, so that each .proto's registered name is unique (a bare
+# "rpc.proto" would clash with etcd's).
 gen:
-	go run ./cmd/guild gen -I rpc/rpcpb -out rpc/rpcpb rpc/rpcpb/rpc.proto
-	go run ./cmd/guild gen -I rpc/internal/echopb -out rpc/internal/echopb rpc/internal/echopb/echo.proto
+	go run ./cmd/guild gen rpc/rpcpb/rpc.proto rpc/internal/echopb/echo.proto examples/echo/echopb/echo.proto
 
 # Benchmarks of the runtime and against peer frameworks; see docs/PERFORMANCE.md.
 bench:

@@ -6,7 +6,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        (unknown)
-// source: rpc.proto
+// source: rpc/rpcpb/rpc.proto
 
 package rpcpb
 
@@ -38,7 +38,7 @@ type Call struct {
 
 func (x *Call) Reset() {
 	*x = Call{}
-	mi := &file_rpc_proto_msgTypes[0]
+	mi := &file_rpc_rpcpb_rpc_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -50,7 +50,7 @@ func (x *Call) String() string {
 func (*Call) ProtoMessage() {}
 
 func (x *Call) ProtoReflect() protoreflect.Message {
-	mi := &file_rpc_proto_msgTypes[0]
+	mi := &file_rpc_rpcpb_rpc_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -63,7 +63,7 @@ func (x *Call) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Call.ProtoReflect.Descriptor instead.
 func (*Call) Descriptor() ([]byte, []int) {
-	return file_rpc_proto_rawDescGZIP(), []int{0}
+	return file_rpc_rpcpb_rpc_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Call) GetMethod() string {
@@ -92,7 +92,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_rpc_proto_msgTypes[1]
+	mi := &file_rpc_rpcpb_rpc_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -104,7 +104,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_rpc_proto_msgTypes[1]
+	mi := &file_rpc_rpcpb_rpc_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -117,7 +117,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_rpc_proto_rawDescGZIP(), []int{1}
+	return file_rpc_rpcpb_rpc_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Status) GetCode() uint32 {
@@ -134,11 +134,11 @@ func (x *Status) GetMessage() string {
 	return ""
 }
 
-var File_rpc_proto protoreflect.FileDescriptor
+var File_rpc_rpcpb_rpc_proto protoreflect.FileDescriptor
 
-const file_rpc_proto_rawDesc = "" +
+const file_rpc_rpcpb_rpc_proto_rawDesc = "" +
 	"\n" +
-	"\trpc.proto\x12\fguild.rpc.v1\"2\n" +
+	"\x13rpc/rpcpb/rpc.proto\x12\fguild.rpc.v1\"2\n" +
 	"\x04Call\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\"6\n" +
@@ -147,23 +147,23 @@ const file_rpc_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessageB%Z#github.com/guildkit/guild/rpc/rpcpbb\x06proto3"
 
 var (
-	file_rpc_proto_rawDescOnce sync.Once
-	file_rpc_proto_rawDescData []byte
+	file_rpc_rpcpb_rpc_proto_rawDescOnce sync.Once
+	file_rpc_rpcpb_rpc_proto_rawDescData []byte
 )
 
-func file_rpc_proto_rawDescGZIP() []byte {
-	file_rpc_proto_rawDescOnce.Do(func() {
-		file_rpc_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_rpc_proto_rawDesc), len(file_rpc_proto_rawDesc)))
+func file_rpc_rpcpb_rpc_proto_rawDescGZIP() []byte {
+	file_rpc_rpcpb_rpc_proto_rawDescOnce.Do(func() {
+		file_rpc_rpcpb_rpc_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_rpc_rpcpb_rpc_proto_rawDesc), len(file_rpc_rpcpb_rpc_proto_rawDesc)))
 	})
-	return file_rpc_proto_rawDescData
+	return file_rpc_rpcpb_rpc_proto_rawDescData
 }
 
-var file_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
-var file_rpc_proto_goTypes = []any{
+var file_rpc_rpcpb_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_rpc_rpcpb_rpc_proto_goTypes = []any{
 	(*Call)(nil),   // 0: guild.rpc.v1.Call
 	(*Status)(nil), // 1: guild.rpc.v1.Status
 }
-var file_rpc_proto_depIdxs = []int32{
+var file_rpc_rpcpb_rpc_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
 	0, // [0:0] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
@@ -171,26 +171,26 @@ var file_rpc_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for field type_name
 }
 
-func init() { file_rpc_proto_init() }
-func file_rpc_proto_init() {
-	if File_rpc_proto != nil {
+func init() { file_rpc_rpcpb_rpc_proto_init() }
+func file_rpc_rpcpb_rpc_proto_init() {
+	if File_rpc_rpcpb_rpc_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rpc_proto_rawDesc), len(file_rpc_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rpc_rpcpb_rpc_proto_rawDesc), len(file_rpc_rpcpb_rpc_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_rpc_proto_goTypes,
-		DependencyIndexes: file_rpc_proto_depIdxs,
-		MessageInfos:      file_rpc_proto_msgTypes,
+		GoTypes:           file_rpc_rpcpb_rpc_proto_goTypes,
+		DependencyIndexes: file_rpc_rpcpb_rpc_proto_depIdxs,
+		MessageInfos:      file_rpc_rpcpb_rpc_proto_msgTypes,
 	}.Build()
-	File_rpc_proto = out.File
-	file_rpc_proto_goTypes = nil
-	file_rpc_proto_depIdxs = nil
+	File_rpc_rpcpb_rpc_proto = out.File
+	file_rpc_rpcpb_rpc_proto_goTypes = nil
+	file_rpc_rpcpb_rpc_proto_depIdxs = nil
 }

@@ -5,7 +5,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        (unknown)
-// source: echo.proto
+// source: rpc/internal/echopb/echo.proto
 
 package echopb
 
@@ -38,7 +38,7 @@ type SayRequest struct {
 
 func (x *SayRequest) Reset() {
 	*x = SayRequest{}
-	mi := &file_echo_proto_msgTypes[0]
+	mi := &file_rpc_internal_echopb_echo_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -50,7 +50,7 @@ func (x *SayRequest) String() string {
 func (*SayRequest) ProtoMessage() {}
 
 func (x *SayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_echo_proto_msgTypes[0]
+	mi := &file_rpc_internal_echopb_echo_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -63,7 +63,7 @@ func (x *SayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SayRequest.ProtoReflect.Descriptor instead.
 func (*SayRequest) Descriptor() ([]byte, []int) {
-	return file_echo_proto_rawDescGZIP(), []int{0}
+	return file_rpc_internal_echopb_echo_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *SayRequest) GetText() string {
@@ -100,7 +100,7 @@ type SayReply struct {
 
 func (x *SayReply) Reset() {
 	*x = SayReply{}
-	mi := &file_echo_proto_msgTypes[1]
+	mi := &file_rpc_internal_echopb_echo_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -112,7 +112,7 @@ func (x *SayReply) String() string {
 func (*SayReply) ProtoMessage() {}
 
 func (x *SayReply) ProtoReflect() protoreflect.Message {
-	mi := &file_echo_proto_msgTypes[1]
+	mi := &file_rpc_internal_echopb_echo_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -125,7 +125,7 @@ func (x *SayReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SayReply.ProtoReflect.Descriptor instead.
 func (*SayReply) Descriptor() ([]byte, []int) {
-	return file_echo_proto_rawDescGZIP(), []int{1}
+	return file_rpc_internal_echopb_echo_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *SayReply) GetText() string {
@@ -149,12 +149,11 @@ func (x *SayReply) GetDeadlineUnixMs() int64 {
 	return 0
 }
 
-var File_echo_proto protoreflect.FileDescriptor
+var File_rpc_internal_echopb_echo_proto protoreflect.FileDescriptor
 
-const file_echo_proto_rawDesc = "" +
+const file_rpc_internal_echopb_echo_proto_rawDesc = "" +
 	"\n" +
-	"\n" +
-	"echo.proto\x12\x12guild.test.echo.v1\x1a\x1bgoogle/protobuf/empty.proto\"H\n" +
+	"\x1erpc/internal/echopb/echo.proto\x12\x12guild.test.echo.v1\x1a\x1bgoogle/protobuf/empty.proto\"H\n" +
 	"\n" +
 	"SayRequest\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x12\n" +
@@ -169,24 +168,24 @@ const file_echo_proto_rawDesc = "" +
 	"\x04Note\x12\x1e.guild.test.echo.v1.SayRequest\x1a\x16.google.protobuf.EmptyB/Z-github.com/guildkit/guild/rpc/internal/echopbb\x06proto3"
 
 var (
-	file_echo_proto_rawDescOnce sync.Once
-	file_echo_proto_rawDescData []byte
+	file_rpc_internal_echopb_echo_proto_rawDescOnce sync.Once
+	file_rpc_internal_echopb_echo_proto_rawDescData []byte
 )
 
-func file_echo_proto_rawDescGZIP() []byte {
-	file_echo_proto_rawDescOnce.Do(func() {
-		file_echo_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_echo_proto_rawDesc), len(file_echo_proto_rawDesc)))
+func file_rpc_internal_echopb_echo_proto_rawDescGZIP() []byte {
+	file_rpc_internal_echopb_echo_proto_rawDescOnce.Do(func() {
+		file_rpc_internal_echopb_echo_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_rpc_internal_echopb_echo_proto_rawDesc), len(file_rpc_internal_echopb_echo_proto_rawDesc)))
 	})
-	return file_echo_proto_rawDescData
+	return file_rpc_internal_echopb_echo_proto_rawDescData
 }
 
-var file_echo_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
-var file_echo_proto_goTypes = []any{
+var file_rpc_internal_echopb_echo_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_rpc_internal_echopb_echo_proto_goTypes = []any{
 	(*SayRequest)(nil),    // 0: guild.test.echo.v1.SayRequest
 	(*SayReply)(nil),      // 1: guild.test.echo.v1.SayReply
 	(*emptypb.Empty)(nil), // 2: google.protobuf.Empty
 }
-var file_echo_proto_depIdxs = []int32{
+var file_rpc_internal_echopb_echo_proto_depIdxs = []int32{
 	0, // 0: guild.test.echo.v1.Echo.Say:input_type -> guild.test.echo.v1.SayRequest
 	0, // 1: guild.test.echo.v1.Echo.Note:input_type -> guild.test.echo.v1.SayRequest
 	1, // 2: guild.test.echo.v1.Echo.Say:output_type -> guild.test.echo.v1.SayReply
@@ -198,26 +197,26 @@ var file_echo_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for field type_name
 }
 
-func init() { file_echo_proto_init() }
-func file_echo_proto_init() {
-	if File_echo_proto != nil {
+func init() { file_rpc_internal_echopb_echo_proto_init() }
+func file_rpc_internal_echopb_echo_proto_init() {
+	if File_rpc_internal_echopb_echo_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_echo_proto_rawDesc), len(file_echo_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rpc_internal_echopb_echo_proto_rawDesc), len(file_rpc_internal_echopb_echo_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_echo_proto_goTypes,
-		DependencyIndexes: file_echo_proto_depIdxs,
-		MessageInfos:      file_echo_proto_msgTypes,
+		GoTypes:           file_rpc_internal_echopb_echo_proto_goTypes,
+		DependencyIndexes: file_rpc_internal_echopb_echo_proto_depIdxs,
+		MessageInfos:      file_rpc_internal_echopb_echo_proto_msgTypes,
 	}.Build()
-	File_echo_proto = out.File
-	file_echo_proto_goTypes = nil
-	file_echo_proto_depIdxs = nil
+	File_rpc_internal_echopb_echo_proto = out.File
+	file_rpc_internal_echopb_echo_proto_goTypes = nil
+	file_rpc_internal_echopb_echo_proto_depIdxs = nil
 }
