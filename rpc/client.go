@@ -61,9 +61,13 @@ func (c *Client) Call(ctx context.Context, to Target, service, method string, re
 		return c.call(ctx, to, service, method, req, nil)
 	}
 	info := &CallInfo{Method: method, Target: to}
-	return chain(c.ics, func(ctx context.Context, info *CallInfo, req proto.Message) (proto.Message, error) {
+	reply, err := chain(c.ics, func(ctx context.Context, info *CallInfo, req proto.Message) (proto.Message, error) {
 		return c.call(ctx, to, service, method, req, info)
 	})(ctx, info, req)
+	if err != nil {
+		return nil, StatusOf(err) // an interceptor's own error too
+	}
+	return reply, nil
 }
 
 func (c *Client) call(ctx context.Context, to Target, service, method string, req proto.Message, info *CallInfo) (proto.Message, error) {
@@ -105,7 +109,15 @@ func (c *Client) CallAsync(ac *actor.Context, to Target, service, method string,
 	} else {
 		_, err = chain(c.ics, send)(ctx, &CallInfo{Method: method, Target: to}, req)
 	}
-	return err
+	return statusOrNil(err)
+}
+
+// statusOrNil returns err as a *Status, or an untyped nil.
+func statusOrNil(err error) error {
+	if err == nil {
+		return nil
+	}
+	return StatusOf(err)
 }
 
 // Send calls a method of service at to one way: no reply, no wait (the
@@ -129,7 +141,7 @@ func (c *Client) Send(ctx context.Context, to Target, service, method string, re
 	} else {
 		_, err = chain(c.ics, send)(ctx, &CallInfo{Method: method, Target: to, OneWay: true}, req)
 	}
-	return err
+	return statusOrNil(err)
 }
 
 // resolveContext bounds the resolution of a target by timeout; a PID needs

@@ -188,26 +188,7 @@ func (s *server) Receive(c *actor.Context) {
 		}
 	}
 	ctx := &Context{actor: c, method: method, md: md}
-	var (
-		reply proto.Message
-		err   error
-	)
-	if len(s.ics) == 0 {
-		reply, err = s.invoke(ctx, req)
-	} else {
-		info := &CallInfo{Method: method, Server: true, Peer: c.Sender(), Remote: remote, OneWay: !c.IsRequest()}
-		reply, err = chain(s.ics, func(ictx context.Context, _ *CallInfo, req proto.Message) (proto.Message, error) {
-			if ictx == context.Context(ctx) {
-				return s.invoke(ctx, req)
-			}
-			// An interceptor passed on a context of its own (with values):
-			// the handler sees it through a Context whose Value reads it.
-			// Its chain of parents ends at ctx, whose values are nil.
-			vctx := &Context{actor: c, method: method, md: md, values: ictx}
-			defer vctx.release()
-			return s.invoke(vctx, req)
-		})(ctx, info, req)
-	}
+	reply, err := s.run(ctx, req, remote)
 	ctx.release()
 	if err == nil && reply == nil {
 		err = Errorf(Internal, "%s returned neither a reply nor an error", method)
@@ -215,15 +196,31 @@ func (s *server) Receive(c *actor.Context) {
 	s.answer(c, remote, reply, err)
 }
 
-// invoke runs the method itself, with panics turned into Internal errors.
-func (s *server) invoke(rc *Context, req proto.Message) (reply proto.Message, err error) {
+// run runs the server interceptors and the method, with a panic in any of
+// them turned into an Internal error (and its stack logged): the service
+// actor answers and lives on.
+func (s *server) run(ctx *Context, req proto.Message, remote bool) (reply proto.Message, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			rc.actor.Logger().Error("rpc: handler panicked", "method", rc.method, "panic", p, "stack", string(debug.Stack()))
-			reply, err = nil, Errorf(Internal, "%s panicked: %v", rc.method, p)
+			ctx.actor.Logger().Error("rpc: handler panicked", "method", ctx.method, "panic", p, "stack", string(debug.Stack()))
+			reply, err = nil, Errorf(Internal, "%s panicked: %v", ctx.method, p)
 		}
 	}()
-	return rc.md.Handle(s.impl, rc, req)
+	if len(s.ics) == 0 {
+		return ctx.md.Handle(s.impl, ctx, req)
+	}
+	c := ctx.actor
+	info := &CallInfo{Method: ctx.method, Server: true, Peer: caller(c), Remote: remote, OneWay: !c.IsRequest()}
+	return chain(s.ics, func(ictx context.Context, _ *CallInfo, req proto.Message) (proto.Message, error) {
+		if ictx == context.Context(ctx) {
+			return ctx.md.Handle(s.impl, ctx, req)
+		}
+		// An interceptor passed on a context of its own (values, a
+		// shorter deadline): the handler sees it through a Context that
+		// reads it. Its chain of parents ends at ctx, which reads none.
+		vctx := &Context{actor: c, method: ctx.method, md: ctx.md, values: ictx}
+		return ctx.md.Handle(s.impl, vctx, req)
+	})(ctx, info, req)
 }
 
 // answer replies to the current call, if it is a request: the reply, or
@@ -237,6 +234,11 @@ func (s *server) answer(c *actor.Context, remote bool, reply proto.Message, err 
 	}
 	if err != nil {
 		st := StatusOf(err)
+		if st.Code == OK {
+			// A failed call is never OK: answer as a remote caller's
+			// result does with a Status of code 0.
+			st = &Status{Code: Unknown, Message: st.Message}
+		}
 		if remote {
 			c.Respond(&rpcpb.Status{Code: uint32(st.Code), Message: st.Message})
 			return
@@ -255,7 +257,7 @@ type Context struct {
 	method string
 	md     *MethodDesc
 
-	values context.Context // set when a server interceptor passed on a context with values
+	values context.Context // set when a server interceptor passed on a context of its own
 
 	once   sync.Once
 	inner  context.Context
@@ -273,14 +275,35 @@ func (c *Context) Method() string { return c.method }
 
 // Caller returns the caller's PID (serial 0 for a caller outside any
 // actor; its Node is the caller's node either way).
-func (c *Context) Caller() actor.PID { return c.actor.Sender() }
+func (c *Context) Caller() actor.PID { return caller(c.actor) }
 
-// Deadline returns the caller's deadline, when it set one.
-func (c *Context) Deadline() (time.Time, bool) { return c.actor.Deadline() }
+// caller returns the sender of the current call. The actor runtime gives a
+// local sender outside any actor as the zero PID (a remote one comes with
+// its node's Addr); such a caller is on this node.
+func caller(c *actor.Context) actor.PID {
+	p := c.Sender()
+	if p.IsZero() {
+		p.Node = c.Self().Node
+	}
+	return p
+}
 
-// ctx returns the context.Context behind Done, Err and Value, made on first
-// use: most handlers never ask, and a deadline context costs a timer.
+// Deadline returns the caller's deadline, when it set one (or a server
+// interceptor's, when it passed on a context with an earlier one).
+func (c *Context) Deadline() (time.Time, bool) {
+	if c.values != nil {
+		return c.values.Deadline()
+	}
+	return c.actor.Deadline()
+}
+
+// ctx returns the context.Context behind Done and Err: the interceptor's,
+// or one made on first use (most handlers never ask, and a deadline
+// context costs a timer).
 func (c *Context) ctx() context.Context {
+	if c.values != nil {
+		return c.values
+	}
 	c.once.Do(func() {
 		if dl, ok := c.actor.Deadline(); ok {
 			c.inner, c.cancel = context.WithDeadline(context.Background(), dl)
@@ -291,10 +314,10 @@ func (c *Context) ctx() context.Context {
 	return c.inner
 }
 
-// Done is closed when the caller's deadline passes.
+// Done is closed when the deadline passes.
 func (c *Context) Done() <-chan struct{} { return c.ctx().Done() }
 
-// Err returns context.DeadlineExceeded once the caller's deadline passed.
+// Err returns context.DeadlineExceeded once the deadline passed.
 func (c *Context) Err() error { return c.ctx().Err() }
 
 // Value returns the values that server interceptors added to the context

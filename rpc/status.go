@@ -93,7 +93,7 @@ func (s *Status) Error() string {
 // Is reports whether target is a *Status with the same code.
 func (s *Status) Is(target error) bool {
 	t, ok := target.(*Status)
-	return ok && t.Code == s.Code
+	return ok && s != nil && t != nil && t.Code == s.Code
 }
 
 // Unwrap returns the runtime error the status was made from, if any.
