@@ -13,7 +13,8 @@ demo:
 # repository root, so that each .proto's registered name is unique (a bare
 # "rpc.proto" would clash with etcd's).
 gen:
-	go run ./cmd/guild gen rpc/rpcpb/rpc.proto rpc/internal/echopb/echo.proto examples/echo/echopb/echo.proto
+	go run ./cmd/guild gen rpc/rpcpb/rpc.proto rpc/internal/echopb/echo.proto examples/echo/echopb/echo.proto \
+		gate/gatepb/gate.proto gate/internal/nodepb/node.proto
 
 # Benchmarks of the runtime and against peer frameworks; see docs/PERFORMANCE.md.
 bench:

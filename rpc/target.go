@@ -81,6 +81,15 @@ func NodeServiceName(service string, node actor.Addr) string {
 	return "rpc/" + service + "@" + node.String()
 }
 
+// Resolve turns t into the PID of the actor that hosts service, as a call
+// would: a PID as it is, a name through the node's names, a node type by
+// picking a member and looking up its NodeServiceName (LocalServiceName
+// when the pick is the caller's own node). Other layers that address
+// services hosted like rpc's (the gateway's routes) use it.
+func (c *Client) Resolve(ctx context.Context, t Target, service string) (actor.PID, error) {
+	return c.resolve(ctx, t, service)
+}
+
 // resolve turns t into the PID of service's actor.
 func (c *Client) resolve(ctx context.Context, t Target, service string) (actor.PID, error) {
 	switch t.kind {

@@ -1,0 +1,151 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster"
+	"github.com/guildkit/guild/gate/gatepb"
+	"github.com/guildkit/guild/rpc"
+)
+
+// ErrBadConfig is returned by New for an invalid Config.
+var ErrBadConfig = errors.New("gate: bad config")
+
+// Defaults of Limits.
+const (
+	DefaultHandshakeTimeout = 5 * time.Second
+	DefaultHeartbeat        = 10 * time.Second
+	DefaultRequestTimeout   = 10 * time.Second
+	DefaultRate             = 50
+	DefaultBurst            = 100
+	DefaultWriteQueue       = 256
+	DefaultMaxConns         = 10000
+)
+
+// Config configures a Gateway.
+type Config struct {
+	// Node is the actor node the gateway runs on: sessions are actors on
+	// it. Required.
+	Node *actor.Node
+	// Members resolves node-type routes (rpc.AnyOf, ByUser): for a cluster
+	// node, its membership.
+	Members cluster.Membership
+	// Routes maps a service name (the part of a route before its last
+	// ".": "chat" for "chat.Send") to where its requests go.
+	Routes map[string]Route
+	// Public lists the routes a session may call before it is
+	// authenticated, such as "auth.Login". Every other route answers
+	// Unauthenticated until then.
+	Public []string
+	// Auth, optional, checks a handshake's token and returns the user it
+	// authenticates; an error refuses the session. Without Auth, a token
+	// is refused and sessions start unauthenticated.
+	Auth func(ctx context.Context, token string) (userID string, err error)
+	// OnOpen and OnClose, optional, are called when a session opens (after
+	// its handshake) and when it closes, with why (nil for a client's
+	// goodbye). They run in the session's actor: they must not block long.
+	OnOpen  func(s *SessionInfo)
+	OnClose func(s *SessionInfo, reason error)
+	// Limits bound what a client may do; zero fields take their defaults.
+	Limits Limits
+	// Logger receives the gateway's logs. Default: the node's logger.
+	Logger *slog.Logger
+}
+
+// Limits bound each connection. A client that breaks one gets a clear
+// error reply (rate limit) or a Close frame with the reason, then the
+// connection is closed; the gateway itself is never stalled.
+type Limits struct {
+	// MaxFrame is the largest frame a client may send, in bytes.
+	// Default gatepb.DefaultMaxFrame (64 KiB).
+	MaxFrame int
+	// HandshakeTimeout bounds the wait for the first frame. Default 5s.
+	HandshakeTimeout time.Duration
+	// Heartbeat is how often a client must send something; a connection
+	// silent for three times as long is closed. Default 10s.
+	Heartbeat time.Duration
+	// RequestTimeout bounds a request's wait for its service. Default 10s.
+	RequestTimeout time.Duration
+	// Rate and Burst bound a session's requests: Rate per second on
+	// average, Burst at once. Requests beyond get ResourceExhausted.
+	// Defaults 50 and 100.
+	Rate  float64
+	Burst int
+	// WriteQueue bounds the frames waiting to be written to one client; a
+	// client too slow to take them is cut off. Default 256.
+	WriteQueue int
+	// MaxConns bounds the gateway's connections; beyond it new ones are
+	// refused with a Close frame. Default 10000.
+	MaxConns int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxFrame == 0 {
+		l.MaxFrame = gatepb.DefaultMaxFrame
+	}
+	if l.HandshakeTimeout == 0 {
+		l.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if l.Heartbeat == 0 {
+		l.Heartbeat = DefaultHeartbeat
+	}
+	if l.RequestTimeout == 0 {
+		l.RequestTimeout = DefaultRequestTimeout
+	}
+	if l.Rate == 0 {
+		l.Rate = DefaultRate
+	}
+	if l.Burst == 0 {
+		l.Burst = DefaultBurst
+	}
+	if l.WriteQueue == 0 {
+		l.WriteQueue = DefaultWriteQueue
+	}
+	if l.MaxConns == 0 {
+		l.MaxConns = DefaultMaxConns
+	}
+	return l
+}
+
+func (l Limits) validate() error {
+	switch {
+	case l.MaxFrame < 0, l.Burst < 0, l.WriteQueue < 0, l.MaxConns < 0, l.Rate < 0:
+		return fmt.Errorf("%w: a limit is negative", ErrBadConfig)
+	case l.HandshakeTimeout < 0, l.Heartbeat < 0, l.RequestTimeout < 0:
+		return fmt.Errorf("%w: a duration is negative", ErrBadConfig)
+	}
+	return nil
+}
+
+// Route says where the requests of one service go.
+type Route struct {
+	target   rpc.Target
+	userType int // >0: by the session's user, on this node type
+}
+
+// To routes to target: a PID, a name, or a node type with a pick (see
+// package rpc's Target).
+func To(target rpc.Target) Route { return Route{target: target} }
+
+// ByUser routes each session's requests to the member of nodeType that
+// its user ID hashes to, so that a player's requests always reach the
+// same node while the members stay the same. Before a session is bound to
+// a user, its session ID is hashed instead.
+func ByUser(nodeType int) Route { return Route{userType: nodeType} }
+
+// target returns where a request of the session s goes.
+func (r Route) resolve(s *session) rpc.Target {
+	if r.userType > 0 {
+		key := s.userID
+		if key == "" {
+			key = s.info.ID
+		}
+		return rpc.ByKey(r.userType, key)
+	}
+	return r.target
+}

@@ -1,0 +1,95 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/rpc"
+)
+
+// ServiceName is the service name under which a gate Service named name
+// is hosted (see rpc.LocalServiceName and rpc.NodeServiceName): routes of
+// the form "name.Method" reach it.
+func ServiceName(name string) string { return "gate/" + name }
+
+func userName(uid string) string   { return "gate.user/" + uid }
+func groupName(g string) string    { return "gate.group/" + g }
+func hubName(a actor.Addr) string  { return "gate.hub/" + a.String() }
+func localName(name string) string { return "." + name }
+
+// The gateway's names are global on a cluster node (etcd), so that any
+// node finds a user's session or a group, and local (".name") on a node
+// without global names, the one-process default.
+
+func register(ctx context.Context, n *actor.Node, name string, pid actor.PID) error {
+	err := n.Register(ctx, name, pid)
+	if errors.Is(err, actor.ErrNoGlobalNames) {
+		return n.Register(ctx, localName(name), pid)
+	}
+	return err
+}
+
+func lookup(ctx context.Context, n *actor.Node, name string) (actor.PID, error) {
+	pid, err := n.Lookup(ctx, name)
+	if errors.Is(err, actor.ErrNoGlobalNames) {
+		return n.Lookup(ctx, localName(name))
+	}
+	return pid, err
+}
+
+// unregisterIfMine removes name if it still points at pid.
+func unregisterIfMine(ctx context.Context, n *actor.Node, name string, pid actor.PID) {
+	if cur, err := lookup(ctx, n, name); err != nil || cur != pid {
+		return
+	}
+	if err := n.Unregister(ctx, name); errors.Is(err, actor.ErrNoGlobalNames) {
+		_ = n.Unregister(ctx, localName(name))
+	}
+}
+
+// ParseSessionID returns the PID of the session actor a session ID names.
+func ParseSessionID(id string) (actor.PID, error) {
+	a, serial, ok := strings.Cut(id, "/")
+	if !ok {
+		return actor.PID{}, rpc.Errorf(rpc.InvalidArgument, "session ID %q is not of the form node/serial", id)
+	}
+	addr, err := actor.ParseAddr(a)
+	if err != nil {
+		return actor.PID{}, rpc.Errorf(rpc.InvalidArgument, "session ID %q: %v", id, err)
+	}
+	s, err := strconv.ParseUint(serial, 10, 64)
+	if err != nil || s == 0 {
+		return actor.PID{}, rpc.Errorf(rpc.InvalidArgument, "session ID %q: bad serial", id)
+	}
+	return actor.PID{Node: addr, Serial: s}, nil
+}
+
+// ensureGroup returns the PID of the group's actor, starting it on n when
+// the group does not exist yet. When two nodes start one at once, the
+// first to register the name wins and the other stops its own.
+func ensureGroup(ctx context.Context, n *actor.Node, name string) (actor.PID, error) {
+	for range 3 {
+		if pid, err := lookup(ctx, n, groupName(name)); err == nil {
+			return pid, nil
+		} else if !errors.Is(err, actor.ErrNameNotFound) {
+			return actor.PID{}, err
+		}
+		pid, err := n.Spawn(func() actor.Actor { return &group{name: name} })
+		if err != nil {
+			return actor.PID{}, err
+		}
+		err = register(ctx, n, groupName(name), pid)
+		if err == nil {
+			return pid, nil
+		}
+		_ = n.Stop(pid)
+		if !errors.Is(err, actor.ErrNameTaken) {
+			return actor.PID{}, err
+		}
+	}
+	return actor.PID{}, fmt.Errorf("gate: group %q: the name keeps changing hands", name)
+}

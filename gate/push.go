@@ -1,0 +1,203 @@
+package gate
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/gate/gatepb"
+	"github.com/guildkit/guild/gate/internal/nodepb"
+	"github.com/guildkit/guild/rpc"
+)
+
+// These functions reach sessions from any node of the cluster: a backend
+// handler, a timer in a game actor, an admin tool. Session IDs come from
+// Session.ID or SessionInfo.ID.
+
+// Push sends the client of session sessionID a push on route. msg is
+// encoded here, once.
+func Push(n *actor.Node, sessionID, route string, msg proto.Message) error {
+	pid, err := ParseSessionID(sessionID)
+	if err != nil {
+		return err
+	}
+	body, err := proto.Marshal(msg)
+	if err != nil {
+		return rpc.Errorf(rpc.InvalidArgument, "push %s: %v", route, err)
+	}
+	return status(n.Send(pid, &nodepb.Push{Route: route, Body: body}))
+}
+
+// PushUser sends a push to the session bound to userID, wherever it is
+// connected. It fails with NotFound when the user has no session.
+func PushUser(ctx context.Context, n *actor.Node, userID, route string, msg proto.Message) error {
+	pid, err := lookup(ctx, n, userName(userID))
+	if err != nil {
+		return rpc.Errorf(rpc.NotFound, "user %q has no session: %v", userID, err)
+	}
+	return Push(n, pid.String(), route, msg)
+}
+
+// Kick closes session sessionID with a Close frame giving reason.
+func Kick(n *actor.Node, sessionID, reason string) error {
+	pid, err := ParseSessionID(sessionID)
+	if err != nil {
+		return err
+	}
+	return status(n.Send(pid, &nodepb.Kick{Code: uint32(rpc.PermissionDenied), Reason: reason}))
+}
+
+// JoinGroup adds session sessionID to the named group (a chat room, a
+// match lobby), creating the group on n when it does not exist. A group
+// spans gateways; a session leaves its groups when it closes.
+func JoinGroup(ctx context.Context, n *actor.Node, group, sessionID string) error {
+	return sessionGroupOp(ctx, n, group, sessionID, true)
+}
+
+// LeaveGroup removes session sessionID from the group.
+func LeaveGroup(ctx context.Context, n *actor.Node, group, sessionID string) error {
+	return sessionGroupOp(ctx, n, group, sessionID, false)
+}
+
+func sessionGroupOp(ctx context.Context, n *actor.Node, group, sessionID string, join bool) error {
+	pid, err := ParseSessionID(sessionID)
+	if err != nil {
+		return err
+	}
+	_, err = n.Call(ctx, pid, &nodepb.SessionGroup{Group: group, Join: join})
+	return status(err)
+}
+
+// Broadcast pushes msg on route to every session of the group. msg is
+// encoded once here, and the push frame once per gateway, however many
+// members the gateway has.
+func Broadcast(ctx context.Context, n *actor.Node, group, route string, msg proto.Message) error {
+	pid, err := lookup(ctx, n, groupName(group))
+	if err != nil {
+		return rpc.Errorf(rpc.NotFound, "group %q: %v", group, err)
+	}
+	body, err := proto.Marshal(msg)
+	if err != nil {
+		return rpc.Errorf(rpc.InvalidArgument, "broadcast %s: %v", route, err)
+	}
+	return status(n.Send(pid, &nodepb.GroupBroadcast{Route: route, Body: body}))
+}
+
+// GroupSize returns how many sessions the group has.
+func GroupSize(ctx context.Context, n *actor.Node, group string) (int, error) {
+	pid, err := lookup(ctx, n, groupName(group))
+	if err != nil {
+		return 0, rpc.Errorf(rpc.NotFound, "group %q: %v", group, err)
+	}
+	reply, err := n.Call(ctx, pid, &nodepb.GroupMembers{})
+	if err != nil {
+		return 0, status(err)
+	}
+	m, ok := reply.(*nodepb.GroupMembers)
+	if !ok {
+		return 0, rpc.Errorf(rpc.Internal, "group %q answered a %T", group, reply)
+	}
+	return int(m.GetCount()), nil
+}
+
+// status turns a runtime error into an *rpc.Status, and nil into nil.
+func status(err error) error {
+	if err == nil {
+		return nil
+	}
+	return rpc.StatusOf(err)
+}
+
+// group is the actor of one group: its members, by gateway.
+type group struct {
+	name    string
+	members map[actor.Addr]map[uint64]struct{}
+}
+
+func (gr *group) Receive(c *actor.Context) {
+	switch m := c.Message().(type) {
+	case *nodepb.GroupJoin:
+		if gr.members == nil {
+			gr.members = make(map[actor.Addr]map[uint64]struct{})
+		}
+		gate := actor.Addr(m.GetGate())
+		if gr.members[gate] == nil {
+			gr.members[gate] = make(map[uint64]struct{})
+		}
+		gr.members[gate][m.GetSerial()] = struct{}{}
+		c.Respond(&nodepb.Ack{})
+	case *nodepb.GroupLeave:
+		gate := actor.Addr(m.GetGate())
+		delete(gr.members[gate], m.GetSerial())
+		if len(gr.members[gate]) == 0 {
+			delete(gr.members, gate)
+		}
+		c.Respond(&nodepb.Ack{})
+	case *nodepb.GroupMembers:
+		count := 0
+		for _, s := range gr.members {
+			count += len(s)
+		}
+		c.Respond(&nodepb.GroupMembers{Count: uint32(count)})
+	case *nodepb.GroupBroadcast:
+		gr.broadcast(c, m)
+	}
+}
+
+// broadcast sends each gateway one GatePush for all its members.
+func (gr *group) broadcast(c *actor.Context, m *nodepb.GroupBroadcast) {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultRequestTimeout)
+	defer cancel()
+	for gate, sessions := range gr.members {
+		hub, err := lookup(ctx, c.Node(), hubName(gate))
+		if err != nil {
+			c.Logger().Warn("gate: group broadcast: no gateway", "group", gr.name, "gate", gate, "err", err)
+			continue
+		}
+		serials := make([]uint64, 0, len(sessions))
+		for s := range sessions {
+			serials = append(serials, s)
+		}
+		if err := c.Send(hub, &nodepb.GatePush{Route: m.GetRoute(), Body: m.GetBody(), Serials: serials}); err != nil {
+			c.Logger().Warn("gate: group broadcast", "group", gr.name, "gate", gate, "err", err)
+		}
+	}
+}
+
+// hub is a gateway's actor for pushes to several of its sessions: it
+// encodes the push frame once and hands the same bytes to each session.
+type hub struct {
+	log *slog.Logger
+}
+
+// startHub starts the gateway's hub and registers it under hubName.
+func startHub(ctx context.Context, g *Gateway) (actor.PID, error) {
+	pid, err := g.node.Spawn(func() actor.Actor { return &hub{log: g.log} })
+	if err != nil {
+		return actor.PID{}, fmt.Errorf("gate: %w", err)
+	}
+	if err := register(ctx, g.node, hubName(g.node.Addr()), pid); err != nil {
+		_ = g.node.Stop(pid)
+		return actor.PID{}, fmt.Errorf("gate: register the gateway: %w", err)
+	}
+	return pid, nil
+}
+
+func (h *hub) Receive(c *actor.Context) {
+	m, ok := c.Message().(*nodepb.GatePush)
+	if !ok {
+		return
+	}
+	frame, err := gatepb.Encode(&gatepb.Frame{Body: &gatepb.Frame_Push{Push: &gatepb.Push{Route: m.GetRoute(), Body: m.GetBody()}}})
+	if err != nil {
+		h.log.Error("gate: cannot encode a push", "route", m.GetRoute(), "err", err)
+		return
+	}
+	self := c.Self().Node
+	for _, serial := range m.GetSerials() {
+		_ = c.Send(actor.PID{Node: self, Serial: serial}, pushFrame{frame: frame})
+	}
+}

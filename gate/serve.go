@@ -1,0 +1,223 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/gate/gatepb"
+	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/wire"
+)
+
+// maxBatch bounds the frames a writer hands the connection at once.
+const maxBatch = 64
+
+// serve runs one connection: the handshake, then its reader loop, in the
+// calling goroutine; it starts the writer goroutine and the session actor.
+// It returns when the connection is done.
+func (g *Gateway) serve(c clientConn) {
+	defer g.release(c)
+	s, err := g.handshake(c)
+	if err != nil {
+		g.log.Debug("gate: handshake failed", "remote", c.remoteAddr(), "listener", c.kind(), "err", err)
+		_ = c.close()
+		return
+	}
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		g.writeLoop(c, s.out)
+	}()
+	pid, err := g.node.Spawn(func() actor.Actor { return s })
+	if err != nil {
+		close(s.out)
+		<-writerDone
+		return
+	}
+	g.readLoop(c, s, pid)
+	<-writerDone
+}
+
+// handshake reads and checks the client's Handshake and returns its
+// session, not yet started. A refused handshake is answered with a
+// HandshakeAck carrying the code.
+func (g *Gateway) handshake(c clientConn) (*session, error) {
+	refuse := func(code rpc.Code, msg string) error {
+		b, err := gatepb.Encode(&gatepb.Frame{Body: &gatepb.Frame_HandshakeAck{HandshakeAck: &gatepb.HandshakeAck{
+			Code: uint32(code), Message: msg, Version: gatepb.Version,
+		}}})
+		if err == nil {
+			_ = c.writeFrames([][]byte{b})
+		}
+		return fmt.Errorf("%v: %s", code, msg)
+	}
+	body, err := c.read(time.Now().Add(g.lim.HandshakeTimeout))
+	if err != nil {
+		return nil, err
+	}
+	var f gatepb.Frame
+	if err := gatepb.Decode(body, &f); err != nil {
+		return nil, refuse(rpc.InvalidArgument, err.Error())
+	}
+	h := f.GetHandshake()
+	if h == nil {
+		return nil, refuse(rpc.InvalidArgument, "the first frame must be a handshake")
+	}
+	if h.GetVersion() != gatepb.Version {
+		return nil, refuse(rpc.FailedPrecondition, fmt.Sprintf("protocol version %d is not supported (this gateway speaks %d)", h.GetVersion(), gatepb.Version))
+	}
+	var uid string
+	if tok := h.GetToken(); tok != "" {
+		if g.cfg.Auth == nil {
+			return nil, refuse(rpc.Unauthenticated, "this gateway takes no tokens")
+		}
+		ctx, cancel := context.WithTimeout(g.ctx, g.lim.RequestTimeout)
+		uid, err = g.authenticate(ctx, tok)
+		cancel()
+		if err != nil {
+			return nil, refuse(rpc.Unauthenticated, err.Error())
+		}
+	}
+	return &session{
+		g:      g,
+		conn:   c,
+		out:    make(chan []byte, g.lim.WriteQueue),
+		userID: uid,
+		info:   SessionInfo{Remote: c.remoteAddr(), Listener: c.kind(), Opened: time.Now()},
+	}, nil
+}
+
+// authenticate runs the Auth hook, with a panic in it turned into an error.
+func (g *Gateway) authenticate(ctx context.Context, token string) (uid string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			g.log.Error("gate: the Auth hook panicked", "panic", p)
+			err = fmt.Errorf("authentication failed")
+		}
+	}()
+	uid, err = g.cfg.Auth(ctx, token)
+	if err == nil && uid == "" {
+		err = errors.New("the token names no user")
+	}
+	return uid, err
+}
+
+// hook runs a user hook, with a panic in it logged, not spread.
+func (g *Gateway) hook(f func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			g.log.Error("gate: a session hook panicked", "panic", p)
+		}
+	}()
+	f()
+}
+
+// readLoop reads the client's frames and hands them to its session until
+// the connection ends.
+func (g *Gateway) readLoop(c clientConn, s *session, pid actor.PID) {
+	idle := 3 * g.lim.Heartbeat
+	bucket := newTokenBucket(g.lim.Rate, g.lim.Burst)
+	end := func(err error, code rpc.Code) {
+		_ = g.node.Send(pid, connEnded{err: err, code: uint32(code)})
+	}
+	var f gatepb.Frame
+	for {
+		body, err := c.read(time.Now().Add(idle))
+		if err != nil {
+			code := rpc.Code(0)
+			switch {
+			case errors.Is(err, wire.ErrFrameTooLarge) || isWSTooBig(err):
+				code = rpc.ResourceExhausted
+				err = fmt.Errorf("frame too large (limit %d bytes)", g.lim.MaxFrame)
+			case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
+				code = rpc.DeadlineExceeded
+				err = fmt.Errorf("nothing received for %v (heartbeat lost)", idle)
+			case errors.Is(err, io.EOF):
+				err = errors.New("the client closed the connection")
+			}
+			end(err, code)
+			return
+		}
+		if err := gatepb.Decode(body, &f); err != nil {
+			end(err, rpc.InvalidArgument)
+			return
+		}
+		switch b := f.Body.(type) {
+		case *gatepb.Frame_Heartbeat:
+			_ = g.node.Send(pid, clientHeartbeat{})
+		case *gatepb.Frame_Request:
+			r := b.Request
+			if !bucket.take(time.Now()) {
+				_ = g.node.Send(pid, &clientRequest{id: r.GetId(), route: rateLimitedRoute, body: nil})
+				continue
+			}
+			// Decoded bodies alias the read buffer: the session gets its own.
+			_ = g.node.Send(pid, &clientRequest{id: r.GetId(), route: r.GetRoute(), body: append([]byte(nil), r.GetBody()...)})
+		case *gatepb.Frame_Close:
+			end(nil, 0)
+			return
+		default:
+			end(fmt.Errorf("a client may not send a %T", b), rpc.InvalidArgument)
+			return
+		}
+	}
+}
+
+// rateLimitedRoute marks a request refused by the rate limit: the session
+// answers it with ResourceExhausted, in order with its other answers.
+const rateLimitedRoute = "\x00rate-limited"
+
+// writeLoop writes the session's frames to the connection, in batches,
+// until the session closes its queue; then it closes the connection.
+func (g *Gateway) writeLoop(c clientConn, out <-chan []byte) {
+	defer c.close()
+	batch := make([][]byte, 0, maxBatch)
+	for f := range out {
+		batch = append(batch[:0], f)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case f, ok := <-out:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, f)
+			default:
+				break fill
+			}
+		}
+		if err := c.writeFrames(batch); err != nil {
+			g.log.Debug("gate: write failed", "remote", c.remoteAddr(), "err", err)
+			return
+		}
+	}
+}
+
+// tokenBucket is a session's rate limit, owned by its reader goroutine.
+type tokenBucket struct {
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newTokenBucket(rate float64, burst int) *tokenBucket {
+	return &tokenBucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+}
+
+func (b *tokenBucket) take(now time.Time) bool {
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

@@ -1,0 +1,322 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/gate/gatepb"
+	"github.com/guildkit/guild/gate/internal/nodepb"
+	"github.com/guildkit/guild/rpc"
+)
+
+// SessionInfo describes a session to the OnOpen and OnClose hooks.
+type SessionInfo struct {
+	// ID is the session's ID, the same the client got in its handshake.
+	ID string
+	// UserID is the user the session is bound to, or "".
+	UserID string
+	// Remote is the client's network address.
+	Remote string
+	// Listener is "tcp", "kcp" or "ws".
+	Listener string
+	// Opened is when the handshake completed.
+	Opened time.Time
+}
+
+// Messages from a connection's reader to its session actor.
+type (
+	clientRequest struct {
+		id    uint64
+		route string
+		body  []byte
+	}
+	clientHeartbeat struct{}
+	// connEnded: the connection is done (read error, client goodbye, a
+	// broken limit). err is nil for a goodbye.
+	connEnded struct {
+		err  error
+		code uint32 // for a Close frame to the client, when not 0
+	}
+	// pushFrame is a push frame encoded once for several sessions.
+	pushFrame struct{ frame []byte }
+)
+
+// session is the actor of one client session. It alone writes to the
+// connection's write queue, so frames reach the client in the order the
+// session decided them. Its fields are its own (actor state).
+type session struct {
+	g      *Gateway
+	conn   clientConn
+	out    chan []byte // the writer's queue; closed when the session stops
+	info   SessionInfo
+	self   actor.PID
+	userID string
+	state  map[string]string // copy-on-write: requests carry it as it is
+	groups map[string]bool
+	reason error // why the session ended, for OnClose
+}
+
+// Receive implements actor.Actor.
+func (s *session) Receive(c *actor.Context) {
+	switch m := c.Message().(type) {
+	case actor.Started:
+		s.started(c)
+	case *clientRequest:
+		s.request(c, m)
+	case clientHeartbeat:
+		s.write(c, &gatepb.Frame{Body: &gatepb.Frame_Heartbeat{Heartbeat: &gatepb.Heartbeat{}}})
+	case connEnded:
+		s.reason = m.err
+		if m.code != 0 && m.err != nil {
+			s.write(c, closeFrame(m.code, m.err.Error()))
+		}
+		_ = c.Stop(c.Self())
+	case *nodepb.Push:
+		s.write(c, &gatepb.Frame{Body: &gatepb.Frame_Push{Push: &gatepb.Push{Route: m.GetRoute(), Body: m.GetBody()}}})
+	case pushFrame:
+		s.enqueue(c, m.frame)
+	case *nodepb.Kick:
+		s.kick(c, m.GetCode(), m.GetReason())
+	case *nodepb.SessionGroup:
+		if err := s.group(c, m); err != nil {
+			c.Respond(err)
+		} else {
+			c.Respond(&nodepb.Ack{})
+		}
+	case actor.Stopped:
+		s.stopped(c)
+	}
+}
+
+func (s *session) started(c *actor.Context) {
+	s.self = c.Self()
+	s.info.ID = s.self.String()
+	s.write(c, &gatepb.Frame{Body: &gatepb.Frame_HandshakeAck{HandshakeAck: &gatepb.HandshakeAck{
+		SessionId:   s.info.ID,
+		UserId:      s.userID,
+		HeartbeatMs: uint32(s.g.lim.Heartbeat / time.Millisecond),
+		Version:     gatepb.Version,
+	}}})
+	if s.userID != "" {
+		uid := s.userID
+		s.userID = ""
+		s.bind(c, uid)
+	}
+	if s.g.cfg.OnOpen != nil {
+		s.g.hook(func() { s.g.cfg.OnOpen(s.snapshotInfo()) })
+	}
+}
+
+func (s *session) snapshotInfo() *SessionInfo {
+	info := s.info
+	info.UserID = s.userID
+	return &info
+}
+
+func (s *session) stopped(c *actor.Context) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.g.lim.RequestTimeout)
+	defer cancel()
+	for name := range s.groups {
+		if pid, err := lookup(ctx, s.g.node, groupName(name)); err == nil {
+			_ = c.Send(pid, &nodepb.GroupLeave{Gate: uint32(s.self.Node), Serial: s.self.Serial})
+		}
+	}
+	if s.userID != "" {
+		unregisterIfMine(ctx, s.g.node, userName(s.userID), s.self)
+	}
+	if s.g.cfg.OnClose != nil {
+		s.g.hook(func() { s.g.cfg.OnClose(s.snapshotInfo(), s.reason) })
+	}
+	close(s.out) // the writer sends what is queued, then closes the connection
+}
+
+// write encodes f and queues it for the client.
+func (s *session) write(c *actor.Context, f *gatepb.Frame) {
+	b, err := gatepb.Encode(f)
+	if err != nil {
+		s.g.log.Error("gate: cannot encode a frame", "session", s.info.ID, "err", err)
+		return
+	}
+	s.enqueue(c, b)
+}
+
+// enqueue queues an encoded frame. A client whose queue is full is too
+// slow: it is cut off, and nothing waits for it.
+func (s *session) enqueue(c *actor.Context, frame []byte) {
+	if s.reason != nil && errors.Is(s.reason, errSlowClient) {
+		return
+	}
+	select {
+	case s.out <- frame:
+	default:
+		s.reason = errSlowClient
+		s.g.log.Warn("gate: cutting off a slow client", "session", s.info.ID, "queue", cap(s.out))
+		_ = s.conn.close()
+		_ = c.Stop(c.Self())
+	}
+}
+
+// errSlowClient is the close reason of a client that does not read fast
+// enough.
+var errSlowClient = errors.New("gate: the client does not read fast enough (write queue full)")
+
+func (s *session) respond(c *actor.Context, id uint64, code rpc.Code, msg string, body []byte) {
+	s.write(c, &gatepb.Frame{Body: &gatepb.Frame_Response{Response: &gatepb.Response{Id: id, Code: uint32(code), Message: msg, Body: body}}})
+}
+
+// request routes a client's request to its service.
+func (s *session) request(c *actor.Context, m *clientRequest) {
+	g := s.g
+	if m.route == rateLimitedRoute {
+		s.respond(c, m.id, rpc.ResourceExhausted, fmt.Sprintf("rate limited: %g requests per second, bursts of %d", g.lim.Rate, g.lim.Burst), nil)
+		return
+	}
+	if s.userID == "" && !g.public[m.route] {
+		s.respond(c, m.id, rpc.Unauthenticated, fmt.Sprintf("%s: log in first", m.route), nil)
+		return
+	}
+	svc := routeService(m.route)
+	r, ok := g.cfg.Routes[svc]
+	if !ok {
+		s.respond(c, m.id, rpc.Unimplemented, fmt.Sprintf("no route %q", m.route), nil)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.lim.RequestTimeout)
+	pid, err := g.client.Resolve(ctx, r.resolve(s), ServiceName(svc))
+	cancel()
+	if err != nil {
+		st := rpc.StatusOf(err)
+		s.respond(c, m.id, st.Code, fmt.Sprintf("%s: %s", m.route, st.Message), nil)
+		return
+	}
+	req := &nodepb.ClientRequest{
+		Session: &nodepb.Session{Gate: uint32(s.self.Node), Serial: s.self.Serial, UserId: s.userID, State: s.state},
+		Route:   m.route,
+		Body:    m.body,
+	}
+	id := m.id
+	err = c.Request(pid, req, g.lim.RequestTimeout, func(reply any, err error) { s.reply(c, id, reply, err) })
+	if err != nil {
+		st := rpc.StatusOf(err)
+		s.respond(c, id, st.Code, st.Message, nil)
+	}
+}
+
+// reply answers a client's request with its service's reply and applies
+// the changes the handler made to the session.
+func (s *session) reply(c *actor.Context, id uint64, reply any, err error) {
+	if err != nil {
+		st := rpc.StatusOf(err)
+		s.respond(c, id, st.Code, st.Message, nil)
+		return
+	}
+	r, ok := reply.(*nodepb.ClientReply)
+	if !ok {
+		s.respond(c, id, rpc.Internal, fmt.Sprintf("the service answered a %T", reply), nil)
+		return
+	}
+	if len(r.GetSetState()) > 0 || len(r.GetDeleteState()) > 0 {
+		st := maps.Clone(s.state)
+		if st == nil {
+			st = make(map[string]string, len(r.GetSetState()))
+		}
+		maps.Copy(st, r.GetSetState())
+		for _, k := range r.GetDeleteState() {
+			delete(st, k)
+		}
+		s.state = st
+	}
+	if u := r.GetBindUser(); u != "" {
+		s.bind(c, u)
+	}
+	s.respond(c, id, rpc.Code(r.GetCode()), r.GetMessage(), r.GetBody())
+	if r.GetKick() {
+		s.kick(c, uint32(rpc.PermissionDenied), r.GetKickReason())
+	}
+}
+
+// kick closes the session with a Close frame.
+func (s *session) kick(c *actor.Context, code uint32, reason string) {
+	s.reason = fmt.Errorf("kicked: %s", reason)
+	s.write(c, closeFrame(code, reason))
+	_ = c.Stop(c.Self())
+}
+
+// bind binds the session to a user. A session of the same user elsewhere
+// is kicked ("logged in elsewhere"): a user has one session at a time.
+func (s *session) bind(c *actor.Context, uid string) {
+	if uid == s.userID {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.g.lim.RequestTimeout)
+	defer cancel()
+	if s.userID != "" {
+		unregisterIfMine(ctx, s.g.node, userName(s.userID), s.self)
+	}
+	s.userID = uid
+	name := userName(uid)
+	for range 3 {
+		err := register(ctx, s.g.node, name, s.self)
+		if !errors.Is(err, actor.ErrNameTaken) {
+			if err != nil {
+				s.g.log.Warn("gate: cannot register the session's user", "session", s.info.ID, "user", uid, "err", err)
+			}
+			return
+		}
+		old, lerr := lookup(ctx, s.g.node, name)
+		if lerr == nil && old != s.self {
+			_ = c.Send(old, &nodepb.Kick{Code: uint32(rpc.AlreadyExists), Reason: "logged in elsewhere"})
+			unregisterIfMine(ctx, s.g.node, name, old)
+		}
+	}
+}
+
+// group joins or leaves a group (see JoinGroup).
+func (s *session) group(c *actor.Context, m *nodepb.SessionGroup) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.g.lim.RequestTimeout)
+	defer cancel()
+	name := m.GetGroup()
+	if m.GetJoin() {
+		pid, err := ensureGroup(ctx, s.g.node, name)
+		if err != nil {
+			return err
+		}
+		if _, err := c.Call(ctx, pid, &nodepb.GroupJoin{Gate: uint32(s.self.Node), Serial: s.self.Serial}); err != nil {
+			return err
+		}
+		if s.groups == nil {
+			s.groups = make(map[string]bool)
+		}
+		s.groups[name] = true
+		return nil
+	}
+	if !s.groups[name] {
+		return nil
+	}
+	delete(s.groups, name)
+	pid, err := lookup(ctx, s.g.node, groupName(name))
+	if err != nil {
+		return err
+	}
+	_, err = c.Call(ctx, pid, &nodepb.GroupLeave{Gate: uint32(s.self.Node), Serial: s.self.Serial})
+	return err
+}
+
+// routeService returns the service of a route: what comes before its last
+// ".", or the whole route when it has none.
+func routeService(route string) string {
+	if i := strings.LastIndexByte(route, '.'); i >= 0 {
+		return route[:i]
+	}
+	return route
+}
+
+// routeMethod returns the method of a route: what comes after its last ".".
+func routeMethod(route string) string {
+	return route[strings.LastIndexByte(route, '.')+1:]
+}
