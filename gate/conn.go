@@ -73,7 +73,7 @@ func (c *streamConn) writeFrames(frames [][]byte) error {
 	return err
 }
 
-func (c *streamConn) close() error      { return c.nc.Close() }
+func (c *streamConn) close() error       { return c.nc.Close() }
 func (c *streamConn) remoteAddr() string { return c.nc.RemoteAddr().String() }
 func (c *streamConn) kind() string       { return c.network }
 
