@@ -12,20 +12,72 @@ import (
 )
 
 // Memory is a membership store held in memory, shared by the nodes of one
-// process: each node gets its own Membership from it with Join. It is the
-// store behind NewLocal, and it lets several nodes run in one process with
-// no etcd (tests, benchmarks, tools). Nothing leaves the process, and
-// there are no leases: a member stays until it leaves or its Membership
-// is closed.
+// process: each node gets its own Membership from it with Join, and global
+// names from Names. It is the store behind NewLocal, and it lets several
+// nodes run in one process with no etcd (tests, benchmarks, tools).
+// Nothing leaves the process, and there are no leases: a member stays
+// until it leaves or its Membership is closed, and then its global names
+// go with it.
 type Memory struct {
-	mu      sync.Mutex // guards view and members; held while publishing, which orders events
+	mu      sync.Mutex // guards view, members and names; held while publishing, which orders events
 	view    map[actor.Addr]Member
 	members map[*memMember]struct{} // the open Memberships
+	names   map[string]actor.PID
 }
 
 // NewMemory returns an empty in-memory membership store.
 func NewMemory() *Memory {
-	return &Memory{view: make(map[actor.Addr]Member), members: make(map[*memMember]struct{})}
+	return &Memory{
+		view:    make(map[actor.Addr]Member),
+		members: make(map[*memMember]struct{}),
+		names:   make(map[string]actor.PID),
+	}
+}
+
+// Names returns the store's registry of global names, for
+// NodeConfig.Names: the first registration of a name wins, and a node's
+// names are released when it leaves.
+func (s *Memory) Names() actor.NameRegistry { return memNames{s} }
+
+// memNames is a Memory's actor.NameRegistry.
+type memNames struct{ s *Memory }
+
+func (n memNames) Register(ctx context.Context, name string, pid actor.PID) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n.s.mu.Lock()
+	defer n.s.mu.Unlock()
+	if cur, ok := n.s.names[name]; ok && cur != pid {
+		return fmt.Errorf("%w: %q is held by %v", actor.ErrNameTaken, name, cur)
+	}
+	n.s.names[name] = pid
+	return nil
+}
+
+func (n memNames) Unregister(ctx context.Context, name string, pid actor.PID) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n.s.mu.Lock()
+	defer n.s.mu.Unlock()
+	if n.s.names[name] == pid {
+		delete(n.s.names, name)
+	}
+	return nil
+}
+
+func (n memNames) Lookup(ctx context.Context, name string) (actor.PID, error) {
+	if err := ctx.Err(); err != nil {
+		return actor.PID{}, err
+	}
+	n.s.mu.Lock()
+	defer n.s.mu.Unlock()
+	pid, ok := n.s.names[name]
+	if !ok {
+		return actor.PID{}, fmt.Errorf("%w: %q", actor.ErrNameNotFound, name)
+	}
+	return pid, nil
 }
 
 // Membership returns the Membership of the node at self on this store. It
@@ -145,6 +197,11 @@ func (l *memMember) leaveLocked() {
 	old := s.view[l.self]
 	delete(s.view, l.self)
 	l.joined = false
+	for name, pid := range s.names {
+		if pid.Node == l.self {
+			delete(s.names, name)
+		}
+	}
 	s.publishLocked(Event{Kind: Leave, Member: old})
 }
 

@@ -195,3 +195,55 @@ func TestMemoryTwoNodes(t *testing.T) {
 		return errors.Is(err, transport.ErrPeerLost) && time.Since(start) < time.Second
 	})
 }
+
+// TestMemoryNames: the store's names are global to its nodes, the first
+// registration wins, and a node's names go when it leaves.
+func TestMemoryNames(t *testing.T) {
+	store := cluster.NewMemory()
+	ctx := context.Background()
+	names := store.Names()
+	ma, mb := store.Membership(addrA), store.Membership(addrB)
+	defer ma.Close()
+	defer mb.Close()
+	for _, m := range []cluster.Membership{ma, mb} {
+		if err := m.Join(ctx, cluster.Member{Addr: addrFor(m, ma)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pa, pb := actor.PID{Node: addrA, Serial: 1<<32 | 1}, actor.PID{Node: addrB, Serial: 1<<32 | 1}
+	if err := names.Register(ctx, "lobby", pa); err != nil {
+		t.Fatal(err)
+	}
+	if err := names.Register(ctx, "lobby", pa); err != nil {
+		t.Fatalf("re-registering the same pair: %v", err)
+	}
+	if err := names.Register(ctx, "lobby", pb); !errors.Is(err, actor.ErrNameTaken) {
+		t.Fatalf("a taken name: %v, want ErrNameTaken", err)
+	}
+	if got, err := names.Lookup(ctx, "lobby"); err != nil || got != pa {
+		t.Fatalf("Lookup = %v, %v", got, err)
+	}
+	if err := ma.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := names.Lookup(ctx, "lobby"); !errors.Is(err, actor.ErrNameNotFound) {
+		t.Fatalf("after the owner left: %v, want ErrNameNotFound", err)
+	}
+	if err := names.Register(ctx, "lobby", pb); err != nil {
+		t.Fatal(err)
+	}
+	if err := names.Unregister(ctx, "lobby", pa); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := names.Lookup(ctx, "lobby"); got != pb {
+		t.Fatalf("Unregister by a non-holder removed the name")
+	}
+}
+
+// addrFor returns the address each membership of TestMemoryNames joins as.
+func addrFor(m, ma cluster.Membership) actor.Addr {
+	if m == ma {
+		return addrA
+	}
+	return addrB
+}

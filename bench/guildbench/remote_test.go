@@ -36,6 +36,7 @@ func startPair(b *testing.B) (a, bn *cluster.Node) {
 			Actor:      actor.Config{Addr: addr, Logger: quiet},
 			Listen:     "127.0.0.1:0",
 			Membership: m,
+			Names:      store.Names(),
 			Logger:     quiet,
 		})
 		if err != nil {
