@@ -1,0 +1,54 @@
+// Package gate is guild's client gateway: where players connect.
+//
+// A Gateway listens on TCP, WebSocket and KCP (ListenTCP, ListenWebSocket,
+// ListenKCP; optional TLS on TCP and WebSocket), any number at once. Every
+// client speaks the framed protocol of package gatepb (docs/PROTOCOL.md):
+// a handshake with a version and an optional auth token, heartbeats,
+// requests to routes such as "chat.Send", responses with codes, pushes,
+// and a Close with a reason. Package client is the Go SDK.
+//
+// # Sessions
+//
+// Each connection is a session, and each session is an actor on the
+// gateway's node, whose PID is the session ID. The session has a user ID
+// once authenticated (by the handshake's token through Config.Auth, or by a
+// handler calling Session.Bind from a public route such as "auth.Login"),
+// and key/value state. A user has one session at a time: binding a user
+// kicks their session elsewhere.
+//
+// # Routing
+//
+// A request's route names a service and a method. Config.Routes maps the
+// service to where it runs: a PID, a name or a node type with a pick
+// (To with an rpc.Target), or the member of a node type that the session's
+// user hashes to (ByUser). There a gate.Service, hosted with Serve, runs the
+// method's handler (Handle) with the request decoded and a *Session: the
+// handler replies, pushes, changes the session's state (which travels back
+// with the reply, so the next request sees it wherever it goes), binds the
+// session to a user, or kicks it.
+//
+// # Push and groups
+//
+// From any node: Push to a session ID, PushUser to a user, Kick. Groups
+// (JoinGroup, LeaveGroup, Broadcast, GroupSize) are named sets of sessions
+// that span gateways; a broadcast sends each gateway one message for all
+// its members, and the gateway encodes the push frame once.
+//
+// # Limits
+//
+// Limits bound each connection: frame size, handshake deadline, heartbeat
+// loss, a per-session rate limit, a per-session write queue (a client too
+// slow to read is cut off, never waited for) and a connection count. A
+// client that breaks one gets an error reply or a Close frame with the
+// reason. Panics in handlers and hooks are recovered.
+//
+// # Goroutines
+//
+// Per connection: one reader goroutine (the handshake, limits, decoding),
+// which hands frames to the session actor, and one writer goroutine, which
+// alone writes to the socket, taking frames from the session's bounded
+// queue in order. The session actor alone puts frames in that queue. Per
+// listener: one accept loop (an HTTP server for WebSocket). Per gateway:
+// one hub actor for multi-session pushes. Close stops the listeners,
+// closes every connection and waits for all of them.
+package gate
