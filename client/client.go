@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"sync"
 	"time"
@@ -225,7 +226,9 @@ func (c *Client) RequestRaw(ctx context.Context, route string, body []byte) ([]b
 	}()
 	f := &gatepb.Frame{Body: &gatepb.Frame_Request{Request: &gatepb.Request{Id: id, Route: route, Body: body}}}
 	if err := cn.write(f); err != nil {
-		return nil, rpc.StatusOf(fmt.Errorf("client: %s: %w: %v", route, ErrClosed, err))
+		// The connection is going: this is a lost connection, like a
+		// request in flight when it goes (not an Unknown error).
+		return nil, rpc.Errorf(rpc.Unavailable, "%s: %v: %v", route, ErrClosed, err)
 	}
 	select {
 	case r := <-ch:
@@ -279,24 +282,40 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// connect dials and runs the handshake.
-func (c *Client) connect(ctx context.Context) (conn, *gatepb.HandshakeAck, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+// connect dials and runs the handshake. A gateway that cannot be reached
+// or does not answer is Unavailable; the end of parent is Canceled or
+// DeadlineExceeded.
+func (c *Client) connect(parent context.Context) (conn, *gatepb.HandshakeAck, error) {
+	ctx, cancel := context.WithTimeout(parent, c.cfg.DialTimeout)
 	defer cancel()
+	failed := func(what string, err error) error {
+		if perr := parent.Err(); perr != nil {
+			return rpc.StatusOf(fmt.Errorf("client: %s %s: %w", what, c.cfg.Addr, perr))
+		}
+		return rpc.Errorf(rpc.Unavailable, "client: %s %s: %v", what, c.cfg.Addr, err)
+	}
 	cn, err := c.dial(ctx)
 	if err != nil {
-		return nil, nil, rpc.StatusOf(fmt.Errorf("client: dial %s: %w", c.cfg.Addr, err))
+		return nil, nil, failed("dial", err)
 	}
+	// A read on a stream does not watch ctx: closing the connection when
+	// ctx ends stops the handshake at once (Close while reconnecting).
+	stop := context.AfterFunc(ctx, func() { cn.close() })
+	defer stop()
 	hs := &gatepb.Frame{Body: &gatepb.Frame_Handshake{Handshake: &gatepb.Handshake{Version: gatepb.Version, Token: c.cfg.Token, Client: "guild-go"}}}
 	if err := cn.write(hs); err != nil {
 		cn.close()
-		return nil, nil, rpc.StatusOf(fmt.Errorf("client: handshake: %w", err))
+		return nil, nil, failed("handshake with", err)
 	}
 	dl, _ := ctx.Deadline()
 	body, err := cn.read(dl)
 	if err != nil {
 		cn.close()
-		return nil, nil, rpc.StatusOf(fmt.Errorf("client: handshake: %w", err))
+		return nil, nil, failed("handshake with", err)
+	}
+	if !stop() {
+		// ctx ended as the answer came: the connection is closed.
+		return nil, nil, failed("handshake with", ctx.Err())
 	}
 	var f gatepb.Frame
 	if err := gatepb.Decode(body, &f); err != nil {
@@ -319,9 +338,17 @@ func (c *Client) connect(ctx context.Context) (conn, *gatepb.HandshakeAck, error
 	return cn, ack, nil
 }
 
-// install makes cn the connection and starts its reader and heartbeat.
+// install makes cn the connection and starts its reader and heartbeat,
+// unless the client was closed meanwhile: then it closes cn.
 func (c *Client) install(cn conn, ack *gatepb.HandshakeAck) {
 	c.mu.Lock()
+	if c.closed {
+		// Close ran after the reconnection's handshake: it did not see cn,
+		// and nothing else would close it.
+		c.mu.Unlock()
+		cn.close()
+		return
+	}
 	c.conn = cn
 	c.sessionID, c.userID = ack.GetSessionId(), ack.GetUserId()
 	close(c.ready)
@@ -475,13 +502,6 @@ func (c *Client) reconnect() {
 		cn, ack, err := c.connect(ctx)
 		cancel()
 		if err == nil {
-			c.mu.Lock()
-			closed := c.closed
-			c.mu.Unlock()
-			if closed {
-				cn.close()
-				return
-			}
 			c.install(cn, ack)
 			return
 		}
@@ -500,7 +520,13 @@ type conn interface {
 func (c *Client) dial(ctx context.Context) (conn, error) {
 	switch c.u.Scheme {
 	case "ws", "wss":
-		ws, _, err := websocket.Dial(ctx, c.u.String(), nil)
+		var opts *websocket.DialOptions
+		if c.cfg.TLS != nil {
+			// Config.TLS configures wss too (a private CA, a client
+			// certificate); without it websocket.Dial uses the defaults.
+			opts = &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: c.cfg.TLS}}}
+		}
+		ws, _, err := websocket.Dial(ctx, c.u.String(), opts)
 		if err != nil {
 			return nil, err
 		}
@@ -522,7 +548,14 @@ func (c *Client) dial(ctx context.Context) (conn, error) {
 		return nil, err
 	}
 	if c.cfg.TLS != nil {
-		tc := tls.Client(nc, c.cfg.TLS)
+		cfg := c.cfg.TLS
+		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+			// As tls.Dial does: verify the certificate against the host
+			// dialled (tls.Client alone refuses a config with no name).
+			cfg = cfg.Clone()
+			cfg.ServerName = c.u.Hostname()
+		}
+		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
 			return nil, err
