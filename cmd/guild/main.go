@@ -9,6 +9,8 @@
 //	demo     run a small chat of actors on one node and print what happened
 //	node     run one cluster node until interrupted
 //	gen      compile .proto files into Go messages and guild services
+//	console  talk to a gateway interactively, one command per line
+//	bot      load-test a gateway with many scripted clients
 //	version  print the version of guild and of Go
 //	help     print this help, or the help of one command
 //
@@ -52,6 +54,8 @@ func commands() []command {
 		{"demo", "run a small chat of actors on one node and print what happened", runDemo},
 		{"node", "run one cluster node until interrupted", runNodeCmd},
 		{"gen", "compile .proto files into Go messages and guild services", runGen},
+		{"console", "talk to a gateway interactively, one command per line", runConsole},
+		{"bot", "load-test a gateway with many scripted clients", runBot},
 		{"version", "print the version of guild and of Go", runVersion},
 		{"help", "print this help, or the help of one command", runHelp},
 	}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeScenario(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "scenario.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// reportValue returns the first number on the report's line that starts
+// with label.
+func reportValue(t *testing.T, report, label string) int {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(label) + `\s+(\d+)`).FindStringSubmatch(report)
+	if m == nil {
+		t.Fatalf("no %q line in the report:\n%s", label, report)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+func TestBotScenario(t *testing.T) {
+	_, addr := startGateway(t)
+	path := writeScenario(t, `steps:
+  - request: {route: chat.Echo, type: google.protobuf.StringValue, json: '"bot-{{.N}}"'}
+  - request: {route: chat.Echo, type: google.protobuf.StringValue, json: '"hello"'}
+    repeat: 3
+  - sleep: 10ms
+`)
+	var stdout, stderr syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	code := bot(ctx, []string{"-addr", addr, "-n", "20", "-duration", "1200ms", "-ramp", "200ms", "-rate", "20", "-scenario", path}, &stdout, &stderr)
+	report := stdout.String()
+	if code != exitOK {
+		t.Fatalf("exit code %d, want 0; stdout:\n%s\nstderr:\n%s", code, report, stderr.String())
+	}
+	if n := reportValue(t, report, "clients"); n != 20 {
+		t.Errorf("%d clients connected, want 20:\n%s", n, report)
+	}
+	if n := reportValue(t, report, "requests"); n == 0 {
+		t.Errorf("no requests:\n%s", report)
+	}
+	if n := reportValue(t, report, "errors"); n != 0 {
+		t.Errorf("%d errors:\n%s", n, report)
+	}
+	if n := reportValue(t, report, "connection errors"); n != 0 {
+		t.Errorf("%d connection errors:\n%s", n, report)
+	}
+	contains(t, "report", report, "latency            p50 ", " p90 ", " p99 ", "requests/s ")
+	contains(t, "progress", stderr.String(), "clients ", "req/s ")
+}
+
+func TestBotDefaultScenarioCountsErrors(t *testing.T) {
+	_, addr := startGateway(t)
+	var stdout, stderr syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// chat.Nope has no method: every request answers Unimplemented.
+	code := bot(ctx, []string{"-addr", addr, "-n", "3", "-duration", "500ms", "-ramp", "0s", "-route", "chat.Nope"}, &stdout, &stderr)
+	report := stdout.String()
+	if code != exitOK {
+		t.Fatalf("exit code %d, want 0; stderr:\n%s", code, stderr.String())
+	}
+	if reportValue(t, report, "errors") == 0 || reportValue(t, report, "errors") != reportValue(t, report, "requests") {
+		t.Errorf("every request should have failed:\n%s", report)
+	}
+	contains(t, "report", report, "Unimplemented", "latency            no replies")
+}
+
+// TestBotIdle holds -n connections until cancelled, as by Ctrl-C, and
+// still reports.
+func TestBotIdle(t *testing.T) {
+	g, addr := startGateway(t)
+	var stdout, stderr syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		done <- bot(ctx, []string{"-addr", addr, "-n", "15", "-duration", "30s", "-ramp", "100ms", "-idle"}, &stdout, &stderr)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for g.Conns() != 15 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections, want 15", g.Conns())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("exit code %d, want 0", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the bot did not stop when cancelled")
+	}
+	report := stdout.String()
+	if n := reportValue(t, report, "clients"); n != 15 {
+		t.Errorf("%d clients connected, want 15:\n%s", n, report)
+	}
+	if strings.Contains(report, "requests") {
+		t.Errorf("an idle report has no requests:\n%s", report)
+	}
+}
+
+func TestBotNoGateway(t *testing.T) {
+	code, out, _ := runCmd("bot", "-addr", "tcp://127.0.0.1:1", "-n", "2", "-duration", "2s", "-ramp", "0s")
+	if code != exitError {
+		t.Errorf("exit code %d, want %d", code, exitError)
+	}
+	if n := reportValue(t, out, "connection errors"); n != 2 {
+		t.Errorf("%d connection errors, want 2:\n%s", n, out)
+	}
+}
+
+func TestBotBadScenario(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"steps: []", "no steps"},
+		{"steps: [{sleep: 1s}]", "no request step"},
+		{"steps: [{sleep: soon}]", "not a duration"},
+		{"steps: [{request: {route: a.B}, sleep: 1s}]", "not both"},
+		{"steps: [{request: {type: google.protobuf.Empty}}]", "no route"},
+		{"steps: [{request: {route: a.B, json: '{}'}}]", "json without a type"},
+		{"steps: [{request: {route: a.B, type: no.Such}}]", `unknown message type "no.Such"`},
+		{"steps: [{request: {route: a.B, type: google.protobuf.StringValue, json: '{{.M}}'}}]", "M"},
+		{"steps: [{request: {route: a.B, type: google.protobuf.StringValue, json: '12'}}]", "google.protobuf.StringValue"},
+		{"steps: [{reqest: {route: a.B}}]", "unknown field"},
+		{"steps: [{}]", "needs request or sleep"},
+	} {
+		path := writeScenario(t, tc.yaml)
+		code, _, errOut := runCmd("bot", "-addr", "tcp://127.0.0.1:1", "-scenario", path)
+		if code != exitUsage {
+			t.Errorf("%s: exit code %d, want %d", tc.yaml, code, exitUsage)
+		}
+		contains(t, tc.yaml, errOut, tc.want)
+	}
+}
+
+// TestBotExampleScenario checks that examples/bot/scenario.yaml loads.
+func TestBotExampleScenario(t *testing.T) {
+	if _, err := loadScenario(filepath.Join("..", "..", "examples", "bot", "scenario.yaml"), typeResolver{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBotFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "-addr is required"},
+		{[]string{"-addr", "tcp://x:1", "-n", "0"}, "-n must be at least 1"},
+		{[]string{"-addr", "tcp://x:1", "-duration", "0s"}, "-duration must be positive"},
+		{[]string{"-addr", "tcp://x:1", "-rate", "-1"}, "-rate must not be negative"},
+	} {
+		code, _, errOut := runCmd(append([]string{"bot"}, tc.args...)...)
+		if code != exitUsage {
+			t.Errorf("%v: exit code %d, want %d", tc.args, code, exitUsage)
+		}
+		contains(t, "stderr", errOut, tc.want, "usage: guild bot")
+	}
+	code, _, errOut := runCmd("bot", "-h")
+	if code != exitOK {
+		t.Errorf("-h: exit code %d", code)
+	}
+	contains(t, "help", errOut, "steps:", "{{.N}}", "-idle", "-token-prefix", "p50")
+}
+
+func TestHistogram(t *testing.T) {
+	var h histogram
+	for i := 1; i <= 1000; i++ {
+		h.record(time.Duration(i) * time.Microsecond)
+	}
+	for _, tc := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Microsecond}, {0.9, 900 * time.Microsecond}, {0.99, 990 * time.Microsecond}, {1, time.Millisecond}} {
+		got := h.quantile(tc.q)
+		if diff := float64(got-tc.want) / float64(tc.want); diff < -0.02 || diff > 0.02 {
+			t.Errorf("quantile(%v) = %v, want %v within 2%%", tc.q, got, tc.want)
+		}
+	}
+	for _, v := range []uint64{0, 1, 63, 64, 65, 127, 128, 1000, 1 << 40, 1<<63 - 1} {
+		i := histIndex(v)
+		if i < 0 || i >= histBuckets {
+			t.Fatalf("histIndex(%d) = %d, out of range", v, i)
+		}
+		if mid := histValue(i); float64(mid) < float64(v)*0.98 || float64(mid) > float64(v)*1.02+1 {
+			t.Errorf("histValue(histIndex(%d)) = %d", v, mid)
+		}
+	}
+}
