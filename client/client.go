@@ -276,11 +276,18 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	if cn != nil {
 		_ = cn.write(&gatepb.Frame{Body: &gatepb.Frame_Close{Close: &gatepb.Close{Reason: "goodbye"}}})
+		if sc, ok := cn.(*streamConn); ok {
+			sc.flush(goodbyeFlush)
+		}
 		_ = cn.close()
 	}
 	c.wg.Wait()
 	return nil
 }
+
+// goodbyeFlush bounds Close's wait for KCP to send the goodbye: closing a
+// KCP session drops what it has not sent yet.
+const goodbyeFlush = 500 * time.Millisecond
 
 // connect dials and runs the handshake. A gateway that cannot be reached
 // or does not answer is Unavailable; the end of parent is Canceled or
@@ -598,6 +605,18 @@ func (s *streamConn) write(f *gatepb.Frame) error {
 }
 
 func (s *streamConn) close() error { return s.nc.Close() }
+
+// flush gives a KCP session time to send what was written to it (its
+// update runs every 10 ms; this kcp-go version has no way to ask whether
+// the send queue is empty): a few intervals plus the smoothed round trip,
+// at most max. TCP needs no wait: the kernel sends what was written.
+func (s *streamConn) flush(max time.Duration) {
+	ks, ok := s.nc.(*kcp.UDPSession)
+	if !ok {
+		return
+	}
+	time.Sleep(min(max, 30*time.Millisecond+time.Duration(ks.GetSRTT())*time.Millisecond))
+}
 
 // wsConn speaks one frame per binary WebSocket message.
 type wsConn struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"time"
 
@@ -134,7 +135,7 @@ func (g *Gateway) readLoop(c clientConn, s *session, pid actor.PID) {
 			case errors.Is(err, wire.ErrFrameTooLarge) || isWSTooBig(err):
 				code = rpc.ResourceExhausted
 				err = fmt.Errorf("frame too large (limit %d bytes)", g.lim.MaxFrame)
-			case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
+			case isTimeout(err):
 				code = rpc.DeadlineExceeded
 				err = fmt.Errorf("nothing received for %v (heartbeat lost)", idle)
 			case errors.Is(err, io.EOF):
@@ -166,6 +167,15 @@ func (g *Gateway) readLoop(c clientConn, s *session, pid actor.PID) {
 			return
 		}
 	}
+}
+
+// isTimeout reports whether a read failed on its deadline: TCP's
+// os.ErrDeadlineExceeded, WebSocket's context.DeadlineExceeded, or KCP's
+// own error, a net.Error whose Timeout is true.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.As(err, &ne) && ne.Timeout()
 }
 
 // rateLimitedRoute marks a request refused by the rate limit: the session

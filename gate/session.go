@@ -22,7 +22,7 @@ type SessionInfo struct {
 	UserID string
 	// Remote is the client's network address.
 	Remote string
-	// Listener is "tcp", "kcp" or "ws".
+	// Listener is "tcp", "kcp", "ws", "mqtt" or "mqtt-ws".
 	Listener string
 	// Opened is when the handshake completed.
 	Opened time.Time
@@ -96,17 +96,18 @@ func (s *session) Receive(c *actor.Context) {
 func (s *session) started(c *actor.Context) {
 	s.self = c.Self()
 	s.info.ID = s.self.String()
+	// Bind first: once the client has its ack, its user must lead here.
+	if s.userID != "" {
+		uid := s.userID
+		s.userID = ""
+		s.bind(c, uid)
+	}
 	s.write(c, &gatepb.Frame{Body: &gatepb.Frame_HandshakeAck{HandshakeAck: &gatepb.HandshakeAck{
 		SessionId:   s.info.ID,
 		UserId:      s.userID,
 		HeartbeatMs: uint32(s.g.lim.Heartbeat / time.Millisecond),
 		Version:     gatepb.Version,
 	}}})
-	if s.userID != "" {
-		uid := s.userID
-		s.userID = ""
-		s.bind(c, uid)
-	}
 	if s.g.cfg.OnOpen != nil {
 		s.g.hook(func() { s.g.cfg.OnOpen(s.snapshotInfo()) })
 	}
