@@ -124,8 +124,9 @@ func (l Limits) validate() error {
 
 // Route says where the requests of one service go.
 type Route struct {
-	target   rpc.Target
-	userType int // >0: by the session's user, on this node type
+	target     rpc.Target
+	userType   int    // >0: by the session's user, on this node type
+	rpcService string // set: a generated RPC service, by its full name
 }
 
 // To routes to target: a PID, a name, or a node type with a pick (see
@@ -137,6 +138,17 @@ func To(target rpc.Target) Route { return Route{target: target} }
 // same node while the members stay the same. Before a session is bound to
 // a user, its session ID is hashed instead.
 func ByUser(nodeType int) Route { return Route{userType: nodeType} }
+
+// RPC routes to a service generated from .proto (package rpc), by its full
+// name ("game.chat.v1.Chat"), hosted at target: the route "chat.Say"
+// calls its method Say with the request body as the method's request
+// message, and the client gets the method's reply. The handler sees the
+// session's ID as its rpc.Context's Caller (a PID; its String is the
+// session ID, for gate.Push), but not the session's state: use a
+// gate.Service for handlers that need it.
+func RPC(service string, target rpc.Target) Route {
+	return Route{target: target, rpcService: service}
+}
 
 // target returns where a request of the session s goes.
 func (r Route) resolve(s *session) rpc.Target {

@@ -8,10 +8,13 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/gate/gatepb"
 	"github.com/guildkit/guild/gate/internal/nodepb"
 	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/rpc/rpcpb"
 )
 
 // SessionInfo describes a session to the OnOpen and OnClose hooks.
@@ -187,12 +190,20 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 		s.respond(c, m.id, rpc.Unimplemented, fmt.Sprintf("no route %q", m.route), nil)
 		return
 	}
+	service := ServiceName(svc)
+	if r.rpcService != "" {
+		service = r.rpcService
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.lim.RequestTimeout)
-	pid, err := g.client.Resolve(ctx, r.resolve(s), ServiceName(svc))
+	pid, err := g.client.Resolve(ctx, r.resolve(s), service)
 	cancel()
 	if err != nil {
 		st := rpc.StatusOf(err)
 		s.respond(c, m.id, st.Code, fmt.Sprintf("%s: %s", m.route, st.Message), nil)
+		return
+	}
+	if r.rpcService != "" {
+		s.callRPC(c, pid, m, rpc.FullMethodName(r.rpcService, routeMethod(m.route)))
 		return
 	}
 	req := &nodepb.ClientRequest{
@@ -202,6 +213,37 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 	}
 	id := m.id
 	err = c.Request(pid, req, g.lim.RequestTimeout, func(reply any, err error) { s.reply(c, id, reply, err) })
+	if err != nil {
+		st := rpc.StatusOf(err)
+		s.respond(c, id, st.Code, st.Message, nil)
+	}
+}
+
+// callRPC sends a request to a generated RPC service as an encoded call,
+// which the service decodes into its method's request type, and answers
+// the client with the method's reply, encoded.
+func (s *session) callRPC(c *actor.Context, pid actor.PID, m *clientRequest, method string) {
+	id := m.id
+	err := c.Request(pid, &rpcpb.Call{Method: method, Body: m.body}, s.g.lim.RequestTimeout, func(reply any, err error) {
+		if err != nil {
+			st := rpc.StatusOf(err)
+			s.respond(c, id, st.Code, st.Message, nil)
+			return
+		}
+		switch r := reply.(type) {
+		case *rpcpb.Status:
+			s.respond(c, id, rpc.Code(r.GetCode()), r.GetMessage(), nil)
+		case proto.Message:
+			body, err := proto.Marshal(r)
+			if err != nil {
+				s.respond(c, id, rpc.Internal, fmt.Sprintf("%s: the reply does not encode: %v", method, err), nil)
+				return
+			}
+			s.respond(c, id, rpc.OK, "", body)
+		default:
+			s.respond(c, id, rpc.Internal, fmt.Sprintf("%s answered a %T", method, reply), nil)
+		}
+	})
 	if err != nil {
 		st := rpc.StatusOf(err)
 		s.respond(c, id, st.Code, st.Message, nil)
