@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -35,24 +38,61 @@ type clientConn interface {
 }
 
 // streamConn is a client on a byte stream (TCP, KCP): every frame is a
-// length prefix and the encoded Frame.
+// length prefix and the encoded Frame. It reads without a buffered reader:
+// the prefix, then the body into a pooled buffer, so that an idle
+// connection, blocked on its next prefix, holds no read buffer.
 type streamConn struct {
 	nc      net.Conn
-	fr      *wire.FrameReader
 	network string
-	headers []byte // writer's scratch: the length prefixes of a batch
-	bufs    net.Buffers
+	max     int
+	bufs    *sync.Pool // of *[]byte, the gateway's read buffers
+	hdr     [gatepb.HeaderSize]byte
+	body    *[]byte // the last frame's buffer, returned on the next read
+	headers []byte  // writer's scratch: the length prefixes of a batch
+	out     net.Buffers
 }
 
-func newStreamConn(nc net.Conn, network string, maxFrame int) *streamConn {
-	return &streamConn{nc: nc, fr: wire.NewFrameReader(nc, maxFrame), network: network}
+func newStreamConn(nc net.Conn, network string, maxFrame int, bufs *sync.Pool) *streamConn {
+	return &streamConn{nc: nc, network: network, max: maxFrame, bufs: bufs}
 }
+
+// pooledBuf is the size of the pooled read buffers; larger frames get a
+// buffer of their own.
+const pooledBuf = 4 << 10
 
 func (c *streamConn) read(deadline time.Time) ([]byte, error) {
+	if c.body != nil {
+		c.bufs.Put(c.body)
+		c.body = nil
+	}
 	if err := c.nc.SetReadDeadline(deadline); err != nil {
 		return nil, err
 	}
-	return c.fr.Next()
+	if _, err := io.ReadFull(c.nc, c.hdr[:]); err != nil {
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint32(c.hdr[:]))
+	if n > c.max || n < 0 {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", wire.ErrFrameTooLarge, n, c.max)
+	}
+	var buf []byte
+	if n <= pooledBuf {
+		p, _ := c.bufs.Get().(*[]byte)
+		if p == nil {
+			b := make([]byte, pooledBuf)
+			p = &b
+		}
+		c.body, buf = p, *p
+	} else {
+		buf = make([]byte, n)
+	}
+	if _, err := io.ReadFull(c.nc, buf[:n]); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf[:n:n], nil
 }
 
 func (c *streamConn) writeFrames(frames [][]byte) error {
@@ -60,16 +100,16 @@ func (c *streamConn) writeFrames(frames [][]byte) error {
 	for _, f := range frames {
 		c.headers = binary.BigEndian.AppendUint32(c.headers, uint32(len(f)))
 	}
-	c.bufs = c.bufs[:0]
+	c.out = c.out[:0]
 	for i, f := range frames {
-		c.bufs = append(c.bufs, c.headers[i*gatepb.HeaderSize:(i+1)*gatepb.HeaderSize], f)
+		c.out = append(c.out, c.headers[i*gatepb.HeaderSize:(i+1)*gatepb.HeaderSize], f)
 	}
 	if err := c.nc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
 		return err
 	}
-	bufs := c.bufs // WriteTo consumes its receiver
+	bufs := c.out // WriteTo consumes its receiver
 	_, err := bufs.WriteTo(c.nc)
-	clear(c.bufs)
+	clear(c.out)
 	return err
 }
 

@@ -39,6 +39,8 @@ type Gateway struct {
 	conns     map[clientConn]struct{}
 	listeners []func() error // each closes one listener
 	wg        sync.WaitGroup // accept loops and connection goroutines
+
+	readBufs sync.Pool // of *[]byte: stream connections' read buffers
 }
 
 // New starts a gateway on cfg.Node. It listens nowhere until ListenTCP,
@@ -219,7 +221,7 @@ func (g *Gateway) serveListener(ln net.Listener, network string) error {
 				continue
 			}
 			delay = 0
-			c := newStreamConn(nc, network, g.lim.MaxFrame)
+			c := newStreamConn(nc, network, g.lim.MaxFrame, &g.readBufs)
 			if !g.admit(c) {
 				continue
 			}

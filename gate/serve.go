@@ -29,19 +29,25 @@ func (g *Gateway) serve(c clientConn) {
 		_ = c.close()
 		return
 	}
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		g.writeLoop(c, s.out)
-	}()
 	pid, err := g.node.Spawn(func() actor.Actor { return s })
 	if err != nil {
-		close(s.out)
-		<-writerDone
+		s.out.close()
+		<-s.out.done
 		return
 	}
 	g.readLoop(c, s, pid)
-	<-writerDone
+	<-s.out.done // the session has stopped and its last frames are written
+}
+
+// startWriter runs a connection's writer on a new goroutine, counted in
+// the gateway's WaitGroup. serve, itself counted, waits for the last
+// writer of its connection, so this never adds to an idle WaitGroup.
+func (g *Gateway) startWriter(run func()) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		run()
+	}()
 }
 
 // handshake reads and checks the client's Handshake and returns its
@@ -87,7 +93,7 @@ func (g *Gateway) handshake(c clientConn) (*session, error) {
 	return &session{
 		g:      g,
 		conn:   c,
-		out:    make(chan []byte, g.lim.WriteQueue),
+		out:    newFrameQueue(g.lim.WriteQueue, c.writeFrames, func() { _ = c.close() }, g.startWriter),
 		userID: uid,
 		info:   SessionInfo{Remote: c.remoteAddr(), Listener: c.kind(), Opened: time.Now()},
 	}, nil
@@ -181,32 +187,6 @@ func isTimeout(err error) bool {
 // rateLimitedRoute marks a request refused by the rate limit: the session
 // answers it with ResourceExhausted, in order with its other answers.
 const rateLimitedRoute = "\x00rate-limited"
-
-// writeLoop writes the session's frames to the connection, in batches,
-// until the session closes its queue; then it closes the connection.
-func (g *Gateway) writeLoop(c clientConn, out <-chan []byte) {
-	defer c.close()
-	batch := make([][]byte, 0, maxBatch)
-	for f := range out {
-		batch = append(batch[:0], f)
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case f, ok := <-out:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, f)
-			default:
-				break fill
-			}
-		}
-		if err := c.writeFrames(batch); err != nil {
-			g.log.Debug("gate: write failed", "remote", c.remoteAddr(), "err", err)
-			return
-		}
-	}
-}
 
 // tokenBucket is a session's rate limit, owned by its reader goroutine.
 type tokenBucket struct {

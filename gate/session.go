@@ -55,7 +55,7 @@ type (
 type session struct {
 	g      *Gateway
 	conn   clientConn
-	out    chan []byte // the writer's queue; closed when the session stops
+	out    *frameQueue // the writer's queue; closed when the session stops
 	info   SessionInfo
 	self   actor.PID
 	userID string
@@ -136,7 +136,7 @@ func (s *session) stopped(c *actor.Context) {
 	if s.g.cfg.OnClose != nil {
 		s.g.hook(func() { s.g.cfg.OnClose(s.snapshotInfo(), s.reason) })
 	}
-	close(s.out) // the writer sends what is queued, then closes the connection
+	s.out.close() // the writer sends what is queued, then closes the connection
 }
 
 // write encodes f and queues it for the client.
@@ -155,11 +155,9 @@ func (s *session) enqueue(c *actor.Context, frame []byte) {
 	if s.reason != nil && errors.Is(s.reason, errSlowClient) {
 		return
 	}
-	select {
-	case s.out <- frame:
-	default:
+	if !s.out.push(frame) {
 		s.reason = errSlowClient
-		s.g.log.Warn("gate: cutting off a slow client", "session", s.info.ID, "queue", cap(s.out))
+		s.g.log.Warn("gate: cutting off a slow client", "session", s.info.ID, "queue", s.out.capacity())
 		_ = s.conn.close()
 		_ = c.Stop(c.Self())
 	}

@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +38,12 @@ const backendType = 2
 // gateCluster starts the two nodes, the backend's "bench" service and the
 // gateway, and returns the gateway's TCP address and the backend node.
 func gateCluster(b *testing.B) (addr string, backend *cluster.Node) {
+	addr, backend, _ = gateClusterGateway(b)
+	return addr, backend
+}
+
+// gateClusterGateway is gateCluster, returning the gateway too.
+func gateClusterGateway(b *testing.B) (string, *cluster.Node, *gate.Gateway) {
 	b.Helper()
 	store := cluster.NewMemory()
 	quietLog := slog.New(slog.DiscardHandler)
@@ -78,7 +87,72 @@ func gateCluster(b *testing.B) (addr string, backend *cluster.Node) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return ln.String(), be
+	return ln.String(), be, g
+}
+
+// idleConns is how many connections BenchmarkGateIdleConns holds: the
+// file limit of a process here is 20,000.
+const idleConns = 19000
+
+// BenchmarkGateIdleConns is the connection-capacity run: "guild bot -idle"
+// (built from this repository) holds 19,000 idle TCP clients on one
+// gateway in this process, and the gateway process's resident memory is
+// read from /proc/self/status before they connect and once they all have
+// (after a GC and returning freed memory to the OS both times). Metric:
+// bytes of RSS per connection.
+func BenchmarkGateIdleConns(b *testing.B) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		b.Skip("needs /proc to read RSS")
+	}
+	bin := filepath.Join(b.TempDir(), "guild")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/guild")
+	build.Dir = filepath.Join("..", "..") // the guild module, with its own dependencies
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build guild: %v\n%s", err, out)
+	}
+	addr, _, g := gateClusterGateway(b)
+	before := settledRSS(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bot := exec.CommandContext(ctx, bin, "bot", "-addr", "tcp://"+addr, "-n", strconv.Itoa(idleConns), "-idle", "-ramp", "10s", "-duration", "3m")
+	bot.Stdout, bot.Stderr = io.Discard, io.Discard
+	if err := bot.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = bot.Process.Kill(); _ = bot.Wait() }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for g.Conns() < idleConns {
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d connections after 2 minutes", g.Conns(), idleConns)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // the last handshakes settle
+	after := settledRSS(b)
+	b.ReportMetric(float64(after-before)/idleConns, "B/conn")
+	b.ReportMetric(float64(g.Conns()), "conns")
+}
+
+// settledRSS returns this process's resident memory after a GC that
+// returns freed memory to the OS.
+func settledRSS(b *testing.B) int64 {
+	runtime.GC()
+	debug.FreeOSMemory()
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmRSS in /proc/self/status")
+	return 0
 }
 
 // BenchmarkGateRequest: client → gateway node → backend node → client,
