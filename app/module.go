@@ -1,0 +1,93 @@
+// Package app runs a guild node from configuration: its membership
+// (an embedded etcd "master" or external etcd endpoints), its transport,
+// its gateway listeners, and the game's modules that the configuration
+// puts on it. A game registers its modules in Go once; which node hosts
+// which module is the configuration's business (mqant's idea), so one
+// binary serves every role, and a one-process game becomes a cluster by
+// changing a file, not code.
+package app
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster"
+	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/rpc"
+)
+
+// Module is one part of a game that a node can host: a world, a chat, a
+// matchmaker. Start runs when the node starts, in the order the node's
+// configuration lists its modules; Stop runs in the reverse order when it
+// shuts down, after the node has left the membership.
+type Module interface {
+	// Start starts the module on env's node. It returns once the module is
+	// ready to serve (its services registered), or with an error that
+	// stops the node's start.
+	Start(ctx context.Context, env *Env) error
+	// Stop stops the module, within ctx's deadline.
+	Stop(ctx context.Context) error
+}
+
+// Env is what a module gets from the node that hosts it.
+type Env struct {
+	// NodeName is the node's name in the configuration ("world1").
+	NodeName string
+	// Actor is the node's actor node: spawn actors, serve rpc services and
+	// gate services on it.
+	Actor *actor.Node
+	// Cluster is the node's cluster node.
+	Cluster *cluster.Node
+	// Members is the cluster's membership view.
+	Members cluster.Membership
+	// RPC is a client for generated RPC services anywhere in the cluster
+	// (node-type targets resolve against Members).
+	RPC *rpc.Client
+	// Gateway is the node's gateway when its configuration has one, else
+	// nil. Modules that serve clients add to it nothing: routes are
+	// configured; they serve gate.Services or rpc services instead.
+	Gateway *gate.Gateway
+	// NodeType returns the node type of a module, from the configuration:
+	// where its services run, for rpc.AnyOf and gate routes.
+	NodeType func(module string) (int, bool)
+	// Settings decodes the module's own section of the configuration
+	// (modules.<name>) into v, a pointer to a struct with yaml tags. A
+	// missing section leaves v as it is.
+	Settings func(v any) error
+	// Logger logs with the node's and the module's names.
+	Logger *slog.Logger
+}
+
+// Registry holds the modules a game offers, by name. The game fills it in
+// Go; a node's configuration picks from it.
+type Registry struct {
+	factories map[string]func() Module
+	order     []string
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{factories: make(map[string]func() Module)} }
+
+// Register offers a module under name; new makes a fresh instance for a
+// node that hosts it. Registering a name twice panics: it is a programming
+// error, found at start-up.
+func (r *Registry) Register(name string, new func() Module) {
+	if _, dup := r.factories[name]; dup {
+		panic("app: module " + name + " registered twice")
+	}
+	r.factories[name] = new
+	r.order = append(r.order, name)
+}
+
+// Names returns the registered module names, in registration order.
+func (r *Registry) Names() []string { return append([]string(nil), r.order...) }
+
+// New returns a fresh instance of the named module.
+func (r *Registry) New(name string) (Module, bool) {
+	f, ok := r.factories[name]
+	if !ok {
+		return nil, false
+	}
+	return f(), true
+}
