@@ -1,0 +1,19 @@
+/**
+ * @guildkit/client: a TypeScript client for guild gateways over WebSocket
+ * (protocol version 1, docs/PROTOCOL.md).
+ *
+ * ```ts
+ * const c = await connect({ url: "ws://localhost:8080/ws", token });
+ * const reply = await c.request("chat.Say", SayRequestSchema, { text: "hi" }, SayReplySchema);
+ * const off = c.onPush("chat.Line", LineSchema, (line) => console.log(line.text));
+ * ```
+ */
+export { connect, DEFAULT_CLIENT_NAME } from "./client.js";
+export type { Client, ConnectOptions, ReconnectOptions, RequestOptions } from "./client.js";
+export { PROTOCOL_VERSION } from "./conn.js";
+export { Code, codeName, FIRST_GAME_CODE } from "./codes.js";
+export type { CodeName } from "./codes.js";
+export { GuildError, isGuildError } from "./errors.js";
+export type { WebSocketConstructor, WebSocketLike } from "./websocket.js";
+/** The protocol's own messages (guild.gate.v1), for tests and tools. */
+export * as gate from "./gen/gate/gatepb/gate_pb.js";

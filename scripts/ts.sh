@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs, type-checks, tests and builds the TypeScript client SDK
+# (clients/ts, "@guildkit/client") from its lockfile, and fails when the
+# committed src/gen no longer matches gate/gatepb/gate.proto. Used by CI.
+#
+#   bash scripts/ts.sh
+set -euo pipefail
+cd "$(dirname "$0")/../clients/ts"
+npm ci --no-audit --no-fund
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+npm run --silent generate -- --output "$tmp"
+if ! diff -r "$tmp/src/gen" src/gen; then
+  echo "clients/ts/src/gen is stale: run 'npm run generate' in clients/ts" >&2
+  exit 1
+fi
+npm run typecheck
+npm test
+npm run build
