@@ -129,6 +129,10 @@ func (l kcpListener) Accept() (net.Conn, error) {
 // no congestion window; both ends use it.
 func tuneKCP(s *kcp.UDPSession) {
 	s.SetNoDelay(1, 10, 2, 1)
+	// Stream mode: frames are length-prefixed, and message mode fails
+	// reads into a buffer smaller than a message (the 4-byte prefix).
+	// Deprecated upstream without a replacement in v5.6.40.
+	//lint:ignore SA1019 stream mode is what the framing needs
 	s.SetStreamMode(true)
 	s.SetWindowSize(256, 256)
 }
