@@ -229,23 +229,23 @@ func (g *Gateway) serveListener(ln net.Listener, network string) error {
 			if !g.admit(c) {
 				continue
 			}
-			g.wg.Add(1)
-			go func() {
-				defer g.wg.Done()
-				g.serve(c)
-			}()
+			go g.serve(c) // counted in g.wg by admit
 		}
 	}()
 	return nil
 }
 
 // admit counts c in, or refuses it with a Close frame when the gateway is
-// full or closed.
+// full or closed. An admitted connection is counted in g.wg, under g.mu,
+// so that Close (which sets closed under g.mu, then waits) waits for it
+// whichever goroutine serves it (an HTTP handler's, for WebSocket);
+// serve marks it done.
 func (g *Gateway) admit(c clientConn) bool {
 	g.mu.Lock()
 	full := len(g.conns) >= g.lim.MaxConns
 	if !g.closed && !full {
 		g.conns[c] = struct{}{}
+		g.wg.Add(1)
 		g.mu.Unlock()
 		return true
 	}

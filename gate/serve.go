@@ -22,6 +22,7 @@ const maxBatch = 64
 // calling goroutine; it starts the writer goroutine and the session actor.
 // It returns when the connection is done.
 func (g *Gateway) serve(c clientConn) {
+	defer g.wg.Done() // counted by admit
 	defer g.release(c)
 	s, err := g.handshake(c)
 	if err != nil {
@@ -40,8 +41,8 @@ func (g *Gateway) serve(c clientConn) {
 }
 
 // startWriter runs a connection's writer on a new goroutine, counted in
-// the gateway's WaitGroup. serve, itself counted, waits for the last
-// writer of its connection, so this never adds to an idle WaitGroup.
+// the gateway's WaitGroup. serve, itself counted (by admit), waits for the
+// last writer of its connection, so this never adds to an idle WaitGroup.
 func (g *Gateway) startWriter(run func()) {
 	g.wg.Add(1)
 	go func() {
