@@ -52,7 +52,9 @@ type Env struct {
 	// where its services run, for rpc.AnyOf and gate routes.
 	NodeType func(module string) (int, bool)
 	// Settings decodes the module's own section of the configuration
-	// (modules.<name>) into v, a pointer to a struct with yaml tags. A
+	// (modules.<name>) into v, a pointer to a struct with yaml tags. The
+	// decoding is strict: a key that v has no field for is an error
+	// naming it. A time.Duration field takes Go's syntax ("50ms"). A
 	// missing section leaves v as it is.
 	Settings func(v any) error
 	// Logger logs with the node's and the module's names.

@@ -1,0 +1,365 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	yaml3 "sigs.k8s.io/yaml/goyaml.v3"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster"
+	"github.com/guildkit/guild/cluster/etcd"
+	"github.com/guildkit/guild/config"
+	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/rpc"
+)
+
+// Errors of Start.
+var (
+	// ErrNoNode: the configuration has no node of the given name.
+	ErrNoNode = errors.New("app: no such node in the configuration")
+	// ErrNoModule: the node's configuration names a module that the
+	// registry does not have.
+	ErrNoModule = errors.New("app: module not in the registry")
+)
+
+// failedStartTimeout bounds the teardown of a node whose start failed.
+const failedStartTimeout = 10 * time.Second
+
+// MetaNode is the key of a member's Meta that holds its node name.
+const MetaNode = "guild.node"
+
+// Node is one running node of a configured cluster: its membership, its
+// cluster node, its gateway when it has one, and its modules.
+type Node struct {
+	name    string
+	log     *slog.Logger
+	emb     *etcd.Embedded // nil unless the master
+	members *etcd.Membership
+	cluster *cluster.Node
+	gateway *gate.Gateway
+	modules []started // in start order
+	ready   Ready
+
+	once sync.Once
+	done chan struct{} // closed when the shutdown is over
+	err  error
+}
+
+// started is a module that started.
+type started struct {
+	name string
+	m    Module
+}
+
+// Ready describes a node that has started, for its ready line.
+type Ready struct {
+	// Node is the node's name in the configuration.
+	Node string `json:"node"`
+	// Addr is its logical address.
+	Addr string `json:"addr"`
+	// Endpoint is where its node-to-node transport listens.
+	Endpoint string `json:"endpoint"`
+	// Etcd are the etcd endpoints it uses: for the master, those of its
+	// embedded etcd (give them to the other nodes when its port was 0).
+	Etcd []string `json:"etcd"`
+	// Gateway maps each gateway listener ("tcp", "ws", "kcp", "mqtt") to
+	// the URL a client dials, such as tcp://127.0.0.1:7000 or
+	// ws://127.0.0.1:8080/ws, with the port it got.
+	Gateway map[string]string `json:"gateway,omitempty"`
+	// Modules are the modules it runs, in start order.
+	Modules []string `json:"modules"`
+}
+
+// Start starts the node named nodeName of cfg (from config.Load) with
+// the modules of reg, and returns once it is ready: its embedded etcd when
+// it is the master, its membership, its cluster node (retrying, for up to
+// the node's join_wait, while a crashed predecessor still holds its
+// address), its gateway and listeners when it has one, then its modules in
+// order. When a step fails, what started is shut down again and Start
+// returns the error.
+//
+// Start does not handle signals: the program does, and calls Shutdown.
+func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Registry, opts ...Option) (_ *Node, err error) {
+	if cfg == nil || reg == nil {
+		return nil, errors.New("app: Start needs a configuration and a registry")
+	}
+	o := collect(opts)
+	spec, ok := cfg.Node(nodeName)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q (it has %s)", ErrNoNode, nodeName, strings.Join(cfg.NodeNames(), ", "))
+	}
+	for _, m := range spec.Modules {
+		if _, ok := reg.factories[m]; !ok {
+			return nil, fmt.Errorf("%w: %q (nodes.%s.modules)", ErrNoModule, m, nodeName)
+		}
+	}
+	addr := spec.Address()
+	log := o.logger.With("node", nodeName)
+	n := &Node{name: nodeName, log: log, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			tctx, cancel := context.WithTimeout(context.Background(), failedStartTimeout)
+			defer cancel()
+			_ = n.teardown(tctx, false)
+		}
+	}()
+
+	endpoints := cfg.EtcdEndpoints()
+	if len(o.etcd) > 0 {
+		endpoints = o.etcd
+	}
+	if spec.Master != "" {
+		n.emb, err = etcd.StartEmbeddedConfig(etcd.EmbeddedConfig{Dir: spec.Data, Listen: spec.Master})
+		if err != nil {
+			return nil, err
+		}
+		endpoints = n.emb.Endpoints()
+		log.Info("embedded etcd started", "endpoints", strings.Join(endpoints, ","))
+	}
+	ec := cfg.Cluster.Etcd
+	n.members, err = etcd.New(etcd.Config{
+		Endpoints: endpoints, Prefix: ec.Prefix, TTL: ec.TTL, DialTimeout: ec.DialTimeout, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	nc := cluster.NodeConfig{
+		Actor:      actor.Config{Addr: addr, Logger: log},
+		Listen:     spec.Listen,
+		Membership: n.members,
+		Names:      n.members.Names(),
+		Logger:     log,
+		Member:     cluster.Member{Services: slices.Clone(spec.Modules), Meta: map[string]string{MetaNode: nodeName}},
+	}
+	if err := retryWhile(ctx, spec.JoinWait, etcd.ErrAddrInUse, log, func() error {
+		var err error
+		n.cluster, err = cluster.Start(ctx, nc)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	n.ready = Ready{
+		Node: nodeName, Addr: addr.String(), Endpoint: n.cluster.Endpoint(),
+		Etcd: slices.Clone(endpoints), Modules: append([]string{}, spec.Modules...),
+	}
+	if spec.Gateway != nil {
+		if err := n.startGateway(cfg, spec.Gateway, o, log); err != nil {
+			return nil, err
+		}
+	}
+	rpcClient := rpc.NewClient(n.cluster.Actor(), rpc.WithMembership(n.members))
+	for _, name := range spec.Modules {
+		m, _ := reg.New(name)
+		env := &Env{
+			NodeName: nodeName,
+			Actor:    n.cluster.Actor(),
+			Cluster:  n.cluster,
+			Members:  n.members,
+			RPC:      rpcClient,
+			Gateway:  n.gateway,
+			NodeType: cfg.NodeType,
+			Settings: settings(cfg, name),
+			Logger:   log.With("module", name),
+		}
+		if err := m.Start(ctx, env); err != nil {
+			return nil, fmt.Errorf("app: start module %s: %w", name, err)
+		}
+		n.modules = append(n.modules, started{name, m})
+		log.Info("module started", "module", name)
+	}
+	return n, nil
+}
+
+// startGateway starts the gateway and its listeners.
+func (n *Node) startGateway(cfg *config.Config, g *config.Gateway, o options, log *slog.Logger) error {
+	routes := make(map[string]gate.Route, len(g.Routes))
+	for svc, r := range g.Routes {
+		routes[svc] = route(cfg, r)
+	}
+	l := g.Limits
+	gw, err := gate.New(gate.Config{
+		Node:    n.cluster.Actor(),
+		Members: n.members,
+		Routes:  routes,
+		Public:  slices.Clone(g.Public),
+		Auth:    o.auth,
+		Limits: gate.Limits{
+			MaxFrame: l.MaxFrame, HandshakeTimeout: l.HandshakeTimeout, Heartbeat: l.Heartbeat,
+			RequestTimeout: l.RequestTimeout, Rate: l.Rate, Burst: l.Burst,
+			WriteQueue: l.WriteQueue, MaxConns: l.MaxConns,
+		},
+		Logger: log.With("gateway", true),
+	})
+	if err != nil {
+		return err
+	}
+	n.gateway = gw
+	n.ready.Gateway = make(map[string]string)
+	for _, ln := range []struct {
+		kind, at string
+		listen   func() (net.Addr, error)
+		url      func(net.Addr) string
+	}{
+		{"tcp", g.TCP, func() (net.Addr, error) { return gw.ListenTCP(g.TCP, nil) }, func(a net.Addr) string { return "tcp://" + a.String() }},
+		{"ws", g.WS, func() (net.Addr, error) { return gw.ListenWebSocket(g.WS, g.WSPath, nil) }, func(a net.Addr) string { return "ws://" + a.String() + g.WSPath }},
+		{"kcp", g.KCP, func() (net.Addr, error) { return gw.ListenKCP(g.KCP) }, func(a net.Addr) string { return "kcp://" + a.String() }},
+		{"mqtt", g.MQTT, func() (net.Addr, error) { return gw.ListenMQTT(g.MQTT, nil) }, func(a net.Addr) string { return "mqtt://" + a.String() }},
+	} {
+		if ln.at == "" {
+			continue
+		}
+		a, err := ln.listen()
+		if err != nil {
+			return fmt.Errorf("app: gateway %s listener: %w", ln.kind, err)
+		}
+		n.ready.Gateway[ln.kind] = ln.url(a)
+		log.Info("gateway listening", "kind", ln.kind, "addr", a.String())
+	}
+	return nil
+}
+
+// route turns a configured route into the gateway's.
+func route(cfg *config.Config, r *config.Route) gate.Route {
+	if r.Name != "" {
+		return gate.To(rpc.Named(r.Name))
+	}
+	t, _ := cfg.NodeType(r.Module) // config has checked that a node hosts it
+	switch {
+	case r.ByUser:
+		return gate.ByUser(t)
+	case r.RPC != "":
+		return gate.RPC(r.RPC, rpc.AnyOf(t, cluster.RoundRobin))
+	}
+	return gate.To(rpc.AnyOf(t, cluster.RoundRobin))
+}
+
+// settings returns the Env.Settings of module name: its section of the
+// configuration, decoded strictly.
+func settings(cfg *config.Config, name string) func(v any) error {
+	return func(v any) error {
+		section, ok := cfg.Modules[name]
+		if !ok || section == nil {
+			return nil
+		}
+		b, err := yaml3.Marshal(section)
+		if err != nil {
+			return fmt.Errorf("modules.%s: %w", name, err)
+		}
+		dec := yaml3.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(v); err != nil {
+			return fmt.Errorf("modules.%s: %w", name, err)
+		}
+		return nil
+	}
+}
+
+// Name returns the node's name in the configuration.
+func (n *Node) Name() string { return n.name }
+
+// Ready describes the started node: its address, endpoints and gateway
+// listeners (with the ports it got).
+func (n *Node) Ready() Ready {
+	r := n.ready
+	r.Etcd = slices.Clone(r.Etcd)
+	r.Modules = slices.Clone(r.Modules)
+	if r.Gateway != nil {
+		r.Gateway = maps.Clone(r.Gateway)
+	}
+	return r
+}
+
+// Cluster returns the node's cluster node.
+func (n *Node) Cluster() *cluster.Node { return n.cluster }
+
+// Members returns the node's membership.
+func (n *Node) Members() cluster.Membership { return n.members }
+
+// Gateway returns the node's gateway, or nil.
+func (n *Node) Gateway() *gate.Gateway { return n.gateway }
+
+// Shutdown stops the node: it leaves the membership first, so that the
+// other nodes stop routing to it, then stops its modules in reverse start
+// order, then its gateway, cluster node, membership and embedded etcd. It
+// returns when that is done or ctx ends, whichever comes first (the rest
+// of the teardown then goes on in the background), with every error met.
+// It is safe to call twice, and concurrently: later calls wait for the
+// first and return its result.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.once.Do(func() {
+		go func() {
+			n.err = n.teardown(ctx, true)
+			close(n.done)
+		}()
+	})
+	select {
+	case <-n.done:
+		return n.err
+	case <-ctx.Done():
+		return fmt.Errorf("app: shutdown of %s: %w", n.name, ctx.Err())
+	}
+}
+
+// teardown stops what has started, in order.
+func (n *Node) teardown(ctx context.Context, logIt bool) error {
+	var errs []error
+	note := func(what string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+		}
+	}
+	if n.members != nil {
+		note("leave", n.members.Leave(ctx))
+		if logIt {
+			n.log.Info("left the cluster")
+		}
+	}
+	for i := len(n.modules) - 1; i >= 0; i-- {
+		m := n.modules[i]
+		note("stop module "+m.name, m.m.Stop(ctx))
+	}
+	if n.gateway != nil {
+		note("close gateway", n.gateway.Close())
+	}
+	if n.cluster != nil {
+		note("close node", n.cluster.Close())
+	}
+	if n.members != nil {
+		note("close membership", n.members.Close())
+	}
+	if n.emb != nil {
+		note("close etcd", n.emb.Close())
+	}
+	if logIt {
+		n.log.Info("stopped")
+	}
+	return errors.Join(errs...)
+}
+
+// retryWhile calls f until it returns nil or an error that does not match
+// target, or until wait has passed or ctx ends.
+func retryWhile(ctx context.Context, wait time.Duration, target error, log *slog.Logger, f func() error) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := f()
+		if err == nil || !errors.Is(err, target) || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn("address still held, waiting for the old lease to expire", "err", err)
+		select {
+		case <-time.After(250 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+		}
+	}
+}

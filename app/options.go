@@ -1,0 +1,58 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+)
+
+// Option changes how Start (or Status) runs a node. Options are for what
+// the configuration file cannot say: values known only at run time, and
+// Go functions.
+type Option interface{ apply(*options) }
+
+type options struct {
+	etcd   []string
+	logger *slog.Logger
+	auth   func(ctx context.Context, token string) (userID string, err error)
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+// WithEtcdEndpoints makes a node that is not the master use these etcd
+// endpoints instead of the configuration's (cluster.etcd.endpoints, or the
+// master's address): for instance the endpoints that a master on port 0
+// reported in its Ready. The master itself always uses its own etcd.
+func WithEtcdEndpoints(endpoints ...string) Option {
+	eps := append([]string(nil), endpoints...)
+	return optionFunc(func(o *options) { o.etcd = eps })
+}
+
+// WithLogger sets the logger of the node, its membership, its gateway and
+// its modules (which get it with "node" and "module" attributes). Default:
+// slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(o *options) { o.logger = l })
+}
+
+// WithGatewayAuth sets the gateway's Auth (see gate.Config.Auth): it
+// checks a client's handshake token and returns the user it
+// authenticates. Without it a gateway refuses tokens and sessions start
+// unauthenticated.
+func WithGatewayAuth(auth func(ctx context.Context, token string) (userID string, err error)) Option {
+	return optionFunc(func(o *options) { o.auth = auth })
+}
+
+func collect(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		if opt != nil {
+			opt.apply(&o)
+		}
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	return o
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/guildkit/guild/app"
+)
+
+// statusAbout is the help text of guild status.
+const statusAbout = `Status reads the membership of the cluster that a cluster file describes,
+from its etcd, without joining it, and prints a table of its nodes:
+
+	NAME    ADDR   TYPE  ENDPOINT         AVAILABLE  UPTIME
+	gate1   1.1.1  1     127.0.0.1:7101   yes        2m31s
+	world1  1.2.1  2     -                no         down
+
+A node of the file that is not in the membership is listed as down. The etcd
+endpoints are the file's (cluster.etcd.endpoints, or the master's address),
+unless -etcd or GUILD_CLUSTER_ETCD_ENDPOINTS gives others: a master that
+listens on port 0 printed its endpoints in its ready line.`
+
+// runStatus is guild status.
+func runStatus(args []string, stdout, stderr io.Writer) int {
+	return statusCmd(context.Background(), args, os.Environ(), stdout, stderr)
+}
+
+// statusCmd runs guild status with the overrides in environ.
+func statusCmd(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("status", "status -c cluster.yaml [flags]", statusAbout, stderr)
+	file := fs.String("c", "", "the cluster `file` (required)")
+	endpoints := fs.String("etcd", "", "comma-separated etcd client `urls`, instead of the file's")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for etcd")
+	if ok, code := parse(fs, args); !ok {
+		return code
+	}
+	if *file == "" {
+		fmt.Fprint(stderr, "guild status: -c is required\n\n")
+		fs.Usage()
+		return exitUsage
+	}
+	// The modules are not checked: status reads any game's cluster file.
+	cfg, code, ok := loadConfig("status", *file, environ, nil, stderr)
+	if !ok {
+		return code
+	}
+	var opts []app.Option
+	if *endpoints != "" {
+		var eps []string
+		for e := range strings.SplitSeq(*endpoints, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				eps = append(eps, e)
+			}
+		}
+		opts = append(opts, app.WithEtcdEndpoints(eps...))
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	members, err := app.Status(ctx, cfg, opts...)
+	if err != nil {
+		fmt.Fprintf(stderr, "guild status: %v\n", err)
+		return exitError
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tADDR\tTYPE\tENDPOINT\tAVAILABLE\tUPTIME")
+	for _, m := range members {
+		name, endpoint, available, uptime := m.Name, m.Endpoint, "no", "down"
+		if name == "" {
+			name = "-"
+		}
+		if endpoint == "" {
+			endpoint = "-"
+		}
+		if m.Available {
+			available = "yes"
+		}
+		if m.Up {
+			uptime = m.Uptime.Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, m.Addr, strconv.Itoa(m.Type), endpoint, available, uptime)
+	}
+	if err := tw.Flush(); err != nil {
+		fmt.Fprintf(stderr, "guild status: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}

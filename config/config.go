@@ -1,0 +1,225 @@
+// Package config reads a guild cluster file: which nodes make up a
+// cluster, where each one listens, which of the game's modules each one
+// hosts, which of them are gateways and how they route, and the modules'
+// own settings.
+//
+// A cluster file is YAML, decoded strictly: a key the schema does not know
+// is an error that names its path (nodes.gate1.gatway). Every field can be
+// overridden by an environment variable GUILD_<PATH> (see Load), and the
+// result is validated as a whole before anything starts: Load returns every
+// problem it finds, each naming the field, joined with errors.Join.
+//
+// docs/CONFIG.md is the reference of the file format.
+package config
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/guildkit/guild/actor"
+)
+
+// Config is a cluster file: the cluster's shared settings, its nodes by
+// name, and the modules' settings. Load returns it validated and with
+// defaults filled in.
+type Config struct {
+	// Cluster holds the settings every node shares.
+	Cluster Cluster `yaml:"cluster"`
+	// Nodes are the cluster's nodes by name ("gate1", "world-2"). A name
+	// is letters, digits, '-' and '_'. One process runs one node:
+	// guild run --node NAME.
+	Nodes map[string]*Node `yaml:"nodes"`
+	// Modules holds each module's own settings by module name, free-form:
+	// the module decodes its section (app.Env.Settings). The file's
+	// sections are kept as decoded YAML (maps, lists, strings, numbers,
+	// booleans).
+	Modules map[string]any `yaml:"modules"`
+}
+
+// Cluster holds the settings that every node of the cluster shares.
+type Cluster struct {
+	// ID, optional, is the cluster's number: when set, every node's
+	// address must carry it as its cluster part. Addresses carry their own
+	// cluster number, so it is only a check.
+	ID int `yaml:"id"`
+	// Etcd is where the nodes meet: the membership and global names.
+	Etcd Etcd `yaml:"etcd"`
+}
+
+// Etcd says how the nodes reach etcd.
+type Etcd struct {
+	// Endpoints are the client URLs of an external etcd cluster
+	// (production), e.g. http://10.0.0.1:2379. When empty and a node is
+	// the master (Node.Master), every node uses the master's embedded
+	// etcd at http://<master>.
+	Endpoints []string `yaml:"endpoints"`
+	// TTL is how long a crashed node's record and names outlive it.
+	// Default 5s, minimum 1s.
+	TTL time.Duration `yaml:"ttl"`
+	// Prefix is the cluster's etcd key prefix. Default /guild; several
+	// clusters may share one etcd with different prefixes.
+	Prefix string `yaml:"prefix"`
+	// DialTimeout bounds connecting to etcd. Default 5s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+}
+
+// Node is one node of the cluster.
+type Node struct {
+	// Name is the node's key in Nodes; Load fills it in (it is not a key
+	// of the file).
+	Name string `yaml:"-"`
+	// Addr is the node's logical address, cluster.type.index, e.g. 1.2.1.
+	// Required and unique. Nodes of one type are interchangeable: routes
+	// and rpc node-type targets pick among them.
+	Addr string `yaml:"addr"`
+	// Listen is the host:port of the node-to-node transport. Default
+	// 127.0.0.1:0 (a free port; the node publishes what it got).
+	Listen string `yaml:"listen"`
+	// Master, when set, makes this node run an embedded one-member etcd
+	// serving clients on this host:port: development mode. At most one
+	// node is the master. Port 0 picks a free port, which only nodes told
+	// the endpoint at run time can find (app.WithEtcdEndpoints or the
+	// GUILD_CLUSTER_ETCD_ENDPOINTS variable).
+	Master string `yaml:"master"`
+	// Data is the embedded etcd's data directory (with Master). Default: a
+	// new temporary directory, removed when the node stops.
+	Data string `yaml:"data"`
+	// JoinWait is how long the node retries joining while its address is
+	// still held by a crashed predecessor's lease. Default 30s.
+	JoinWait time.Duration `yaml:"join_wait"`
+	// Modules are the names of the game's modules (from its registry)
+	// that this node hosts, started in this order and stopped in reverse.
+	// Every node hosting a module must be of the same node type.
+	Modules []string `yaml:"modules"`
+	// Gateway, optional, makes this node a gateway that clients connect
+	// to.
+	Gateway *Gateway `yaml:"gateway"`
+}
+
+// Gateway configures a node's gateway: its client listeners, its routes
+// and its limits. At least one listener is required.
+type Gateway struct {
+	// TCP is the host:port of the framed-TCP listener; empty: none.
+	TCP string `yaml:"tcp"`
+	// WS is the host:port of the WebSocket listener; empty: none.
+	WS string `yaml:"ws"`
+	// WSPath is the WebSocket listener's HTTP path. Default /ws.
+	WSPath string `yaml:"ws_path"`
+	// KCP is the host:port (UDP) of the KCP listener; empty: none.
+	KCP string `yaml:"kcp"`
+	// MQTT is the host:port of the MQTT listener; empty: none.
+	MQTT string `yaml:"mqtt"`
+	// Public lists the routes ("auth.Login") that a session may call
+	// before it is authenticated.
+	Public []string `yaml:"public"`
+	// Routes maps a service name (the part of a route before its last
+	// ".", "arena" for "arena.Join") to where its requests go.
+	Routes map[string]*Route `yaml:"routes"`
+	// Limits bound each client connection; zero fields take the gate
+	// package's defaults.
+	Limits Limits `yaml:"limits"`
+}
+
+// Route says where the requests of one service go. Exactly one of Module
+// and Name is set.
+//
+//	{module: world}                   a gate.Service on a node hosting world, round robin
+//	{module: world, by_user: true}    the same, each user always on the same node
+//	{rpc: pkg.Service, module: world} a generated rpc service on a node hosting world
+//	{name: lobby}                     the service registered under a global name
+type Route struct {
+	// Module routes to the nodes that host this module (their node type),
+	// picking one in turn.
+	Module string `yaml:"module"`
+	// ByUser (with Module) sends each user's requests to the same node,
+	// by hashing the user ID.
+	ByUser bool `yaml:"by_user"`
+	// Name routes to the actor registered under this global name.
+	Name string `yaml:"name"`
+	// RPC (with Module) is the full name of a generated rpc service
+	// ("game.arena.v1.Arena") that the route calls; without it the route
+	// reaches a gate.Service.
+	RPC string `yaml:"rpc"`
+}
+
+// Limits bound each client connection of a gateway (see gate.Limits).
+// Zero fields take their defaults.
+type Limits struct {
+	// MaxFrame is the largest frame a client may send, in bytes (64 KiB).
+	MaxFrame int `yaml:"max_frame"`
+	// HandshakeTimeout bounds the wait for a client's first frame (5s).
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	// Heartbeat is how often a client must send something (10s).
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// RequestTimeout bounds a request's wait for its service (10s).
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// Rate is a session's average requests per second (50).
+	Rate float64 `yaml:"rate"`
+	// Burst is a session's requests at once (100).
+	Burst int `yaml:"burst"`
+	// WriteQueue bounds the frames waiting to be written to one client (256).
+	WriteQueue int `yaml:"write_queue"`
+	// MaxConns bounds the gateway's connections (10000).
+	MaxConns int `yaml:"max_conns"`
+}
+
+// Defaults that Load fills in.
+const (
+	DefaultListen   = "127.0.0.1:0"
+	DefaultWSPath   = "/ws"
+	DefaultJoinWait = 30 * time.Second
+)
+
+// Address returns the node's parsed address. Load has checked it.
+func (n *Node) Address() actor.Addr {
+	a, _ := actor.ParseAddr(n.Addr)
+	return a
+}
+
+// Node returns the node named name.
+func (c *Config) Node(name string) (*Node, bool) {
+	n, ok := c.Nodes[name]
+	return n, ok
+}
+
+// Master returns the node that runs the embedded etcd, if one does.
+func (c *Config) Master() (*Node, bool) {
+	for _, name := range c.NodeNames() {
+		if n := c.Nodes[name]; n.Master != "" {
+			return n, true
+		}
+	}
+	return nil, false
+}
+
+// EtcdEndpoints returns the etcd endpoints the nodes use: the configured
+// ones, or else the master's embedded etcd at http://<master>. For a
+// master on port 0 that address is not known before it starts.
+func (c *Config) EtcdEndpoints() []string {
+	if len(c.Cluster.Etcd.Endpoints) > 0 {
+		return append([]string(nil), c.Cluster.Etcd.Endpoints...)
+	}
+	if m, ok := c.Master(); ok {
+		return []string{"http://" + m.Master}
+	}
+	return nil
+}
+
+// NodeType returns the node type of the nodes that host module.
+func (c *Config) NodeType(module string) (int, bool) {
+	for _, name := range c.NodeNames() {
+		n := c.Nodes[name]
+		for _, m := range n.Modules {
+			if m == module {
+				return n.Address().Type(), true
+			}
+		}
+	}
+	return 0, false
+}
+
+// NodeNames returns the nodes' names, sorted.
+func (c *Config) NodeNames() []string {
+	return slices.Sorted(maps.Keys(c.Nodes))
+}

@@ -1,0 +1,272 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/guildkit/guild/actor"
+)
+
+// fill sets the names and the defaults.
+func (c *Config) fill() {
+	for name, n := range c.Nodes {
+		n.Name = name
+		if n.Listen == "" {
+			n.Listen = DefaultListen
+		}
+		if n.JoinWait == 0 {
+			n.JoinWait = DefaultJoinWait
+		}
+		if g := n.Gateway; g != nil && g.WSPath == "" {
+			g.WSPath = DefaultWSPath
+		}
+	}
+}
+
+// validator collects the problems of a Config.
+type validator struct{ errs []error }
+
+func (v *validator) fail(path, format string, a ...any) {
+	v.errs = append(v.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, a...)))
+}
+
+// validate returns every problem with c. modules are the registered
+// module names; nil skips checking against them.
+func (c *Config) validate(modules []string) []error {
+	v := &validator{}
+	registered := func(name string) bool { return modules == nil || slices.Contains(modules, name) }
+	has := "none"
+	if len(modules) > 0 {
+		has = strings.Join(modules, ", ")
+	}
+
+	if c.Cluster.ID < 0 || c.Cluster.ID > actor.MaxCluster {
+		v.fail("cluster.id", "%d is outside 0..%d", c.Cluster.ID, actor.MaxCluster)
+	}
+	e := c.Cluster.Etcd
+	for i, ep := range e.Endpoints {
+		if strings.TrimSpace(ep) == "" {
+			v.fail(fmt.Sprintf("cluster.etcd.endpoints[%d]", i), "empty endpoint")
+		}
+	}
+	if e.TTL < 0 || (e.TTL > 0 && e.TTL < time.Second) {
+		v.fail("cluster.etcd.ttl", "%v is below the minimum 1s", e.TTL)
+	}
+	if e.DialTimeout < 0 {
+		v.fail("cluster.etcd.dial_timeout", "%v is negative", e.DialTimeout)
+	}
+	if e.Prefix != "" && (!strings.HasPrefix(e.Prefix, "/") || strings.Trim(e.Prefix, "/") == "") {
+		v.fail("cluster.etcd.prefix", "%q must start with / and name something", e.Prefix)
+	}
+	if len(c.Nodes) == 0 {
+		v.fail("nodes", "no nodes")
+	}
+
+	var (
+		byAddr    = make(map[actor.Addr]string) // address -> node
+		byEnvName = make(map[string]string)     // GUILD_ spelling -> node
+		masters   []string
+		hostType  = make(map[string]int)    // module -> node type
+		hostNode  = make(map[string]string) // module -> first node hosting it
+		listeners []listener
+	)
+	names := c.NodeNames()
+	for _, name := range names {
+		n := c.Nodes[name]
+		p := "nodes." + name
+		if !validName(name) {
+			v.fail(p, "a node name is letters, digits, '-' and '_'")
+		}
+		if other, dup := byEnvName[EnvName(name)]; dup {
+			v.fail(p, "the name is nodes.%s's in environment variables (GUILD_NODES_%s_...)", other, EnvName(name))
+		} else {
+			byEnvName[EnvName(name)] = name
+		}
+		var addr actor.Addr
+		switch a, err := actor.ParseAddr(n.Addr); {
+		case n.Addr == "":
+			v.fail(p+".addr", "required: the node's logical address cluster.type.index")
+		case err != nil:
+			v.fail(p+".addr", "%q is not cluster.type.index", n.Addr)
+		case a == 0:
+			v.fail(p+".addr", "0.0.0 is not a node address")
+		default:
+			addr = a
+			if other, dup := byAddr[a]; dup {
+				v.fail(p+".addr", "%s is also the address of nodes.%s", a, other)
+			} else {
+				byAddr[a] = name
+			}
+			if c.Cluster.ID != 0 && a.Cluster() != c.Cluster.ID {
+				v.fail(p+".addr", "%s is not in cluster %d (cluster.id)", a, c.Cluster.ID)
+			}
+		}
+		listeners = v.hostPort(listeners, p+".listen", n.Listen, true)
+		if n.Master != "" {
+			masters = append(masters, name)
+			if len(masters) == 2 {
+				v.fail(p+".master", "nodes.%s is the master already: a cluster has at most one", masters[0])
+			}
+			listeners = v.hostPort(listeners, p+".master", n.Master, true)
+		} else if n.Data != "" {
+			v.fail(p+".data", "the embedded etcd's directory needs master")
+		}
+		if n.JoinWait < 0 {
+			v.fail(p+".join_wait", "%v is negative", n.JoinWait)
+		}
+		seen := make(map[string]bool)
+		for i, m := range n.Modules {
+			mp := fmt.Sprintf("%s.modules[%d]", p, i)
+			switch {
+			case m == "":
+				v.fail(mp, "empty module name")
+				continue
+			case !registered(m):
+				v.fail(mp, "no module %q in the game's registry (it has %s)", m, has)
+			case seen[m]:
+				v.fail(mp, "module %q is listed twice", m)
+				continue
+			}
+			seen[m] = true
+			if addr == 0 {
+				continue
+			}
+			if t, ok := hostType[m]; ok && t != addr.Type() {
+				v.fail(mp, "module %q is hosted by node type %d here but by type %d on nodes.%s: a module's nodes must be of one type", m, addr.Type(), t, hostNode[m])
+			} else if !ok {
+				hostType[m], hostNode[m] = addr.Type(), name
+			}
+		}
+	}
+	if len(e.Endpoints) == 0 && len(masters) == 0 && len(c.Nodes) > 0 {
+		v.fail("cluster.etcd.endpoints", "the nodes have no etcd: give its endpoints, or make one node the master")
+	}
+	for _, name := range names {
+		if g := c.Nodes[name].Gateway; g != nil {
+			listeners = v.gateway("nodes."+name+".gateway", g, listeners, hostType, registered)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Modules)) {
+		if !registered(k) {
+			v.fail("modules."+k, "no module %q in the game's registry (it has %s)", k, has)
+		}
+	}
+	v.clashes(listeners)
+	return v.errs
+}
+
+// validName reports whether a node name is letters, digits, '-' and '_'.
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// gateway checks a gateway's section.
+func (v *validator) gateway(p string, g *Gateway, ls []listener, hostType map[string]int, registered func(string) bool) []listener {
+	if g.TCP == "" && g.WS == "" && g.KCP == "" && g.MQTT == "" {
+		v.fail(p, "no listener: give at least one of tcp, ws, kcp and mqtt")
+	}
+	ls = v.hostPort(ls, p+".tcp", g.TCP, false)
+	ls = v.hostPort(ls, p+".ws", g.WS, false)
+	ls = v.hostPort(ls, p+".kcp", g.KCP, false)
+	ls = v.hostPort(ls, p+".mqtt", g.MQTT, false)
+	if !strings.HasPrefix(g.WSPath, "/") {
+		v.fail(p+".ws_path", "%q does not start with /", g.WSPath)
+	}
+	for i, r := range g.Public {
+		if !strings.Contains(r, ".") {
+			v.fail(fmt.Sprintf("%s.public[%d]", p, i), "%q is not a route service.Method", r)
+		}
+	}
+	for _, svc := range slices.Sorted(maps.Keys(g.Routes)) {
+		r, rp := g.Routes[svc], p+".routes."+svc
+		if svc == "" || strings.Contains(svc, ".") {
+			v.fail(rp, "a route's key is a service name without '.'")
+		}
+		switch {
+		case r.Module == "" && r.Name == "":
+			v.fail(rp, "give module (the nodes hosting it) or name (a global name)")
+		case r.Module != "" && r.Name != "":
+			v.fail(rp, "module and name exclude each other")
+		case r.Name != "" && (r.ByUser || r.RPC != ""):
+			v.fail(rp, "by_user and rpc go with module, not name")
+		case r.ByUser && r.RPC != "":
+			v.fail(rp+".by_user", "by_user does not go with rpc: an rpc route picks nodes in turn")
+		case r.Module != "":
+			if _, ok := hostType[r.Module]; !ok {
+				if registered(r.Module) {
+					v.fail(rp+".module", "no node hosts module %q", r.Module)
+				} else {
+					v.fail(rp+".module", "no module %q in the game's registry, and no node hosts it", r.Module)
+				}
+			}
+		}
+	}
+	l := g.Limits
+	for _, f := range []struct {
+		key string
+		neg bool
+	}{
+		{"max_frame", l.MaxFrame < 0}, {"handshake_timeout", l.HandshakeTimeout < 0},
+		{"heartbeat", l.Heartbeat < 0}, {"request_timeout", l.RequestTimeout < 0},
+		{"rate", l.Rate < 0}, {"burst", l.Burst < 0}, {"write_queue", l.WriteQueue < 0},
+		{"max_conns", l.MaxConns < 0},
+	} {
+		if f.neg {
+			v.fail(p+".limits."+f.key, "negative")
+		}
+	}
+	return ls
+}
+
+// listener is one host:port a node listens on.
+type listener struct{ path, hostport string }
+
+// hostPort checks that s (at path) is host:port and notes it as a
+// listener. An empty s is checked only when required.
+func (v *validator) hostPort(ls []listener, path, s string, required bool) []listener {
+	if s == "" {
+		if required {
+			v.fail(path, "required: host:port")
+		}
+		return ls
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		v.fail(path, "%q is not host:port", s)
+		return ls
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		v.fail(path, "%q: port %q is not 0..65535", s, port)
+		return ls
+	}
+	if n == 0 {
+		return ls // a free port: never clashes
+	}
+	return append(ls, listener{path, net.JoinHostPort(host, strconv.Itoa(n))})
+}
+
+// clashes reports each host:port used twice.
+func (v *validator) clashes(ls []listener) {
+	first := make(map[string]string)
+	for _, l := range ls {
+		if other, dup := first[l.hostport]; dup {
+			v.fail(l.path, "%s is also %s", l.hostport, other)
+			continue
+		}
+		first[l.hostport] = l.path
+	}
+}
