@@ -1,43 +1,115 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"syscall"
+	"time"
 
+	"github.com/guildkit/guild/examples/arena"
 	"github.com/guildkit/guild/examples/chatroom"
 )
 
-// runDemo runs the chat room demo until it ends or the process is
-// interrupted.
-func runDemo(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("demo", "demo [-players N] [-lines N] [-v]",
-		"Demo runs a small chat of actors on one node and prints what happened:\n"+
-			"players join a room and talk, one of them crashes and is restarted by its\n"+
-			"supervisor, and everyone leaves. Its source is examples/chatroom.", stderr)
-	players := fs.Int("players", chatroom.DefaultPlayers, fmt.Sprintf("number of players, 1 to %d", chatroom.MaxPlayers))
-	lines := fs.Int("lines", chatroom.DefaultLines, fmt.Sprintf("lines each player says, 1 to %d", chatroom.MaxLines))
-	verbose := fs.Bool("v", false, "log the node's reports to stderr, such as the deliberate panic with its stack")
-	if ok, code := parse(fs, args); !ok {
-		return code
-	}
-	opts := chatroom.Options{Players: *players, Lines: *lines}
-	if err := opts.Validate(); err != nil || *players < 1 || *lines < 1 {
-		fmt.Fprintf(stderr, "guild demo: -players must be 1 to %d and -lines 1 to %d\n", chatroom.MaxPlayers, chatroom.MaxLines)
-		return exitUsage
-	}
-	if *verbose {
-		opts.Logger = slog.New(slog.NewTextHandler(stderr, nil))
-	}
+// demoAbout is the help text of guild demo.
+const demoAbout = `Demo runs the arena, a small real-time multiplayer game, and serves its page:
+open the printed URL in a browser, pick a name, move with the arrow keys or
+WASD and chat with Enter. Open a second window for a second player, or start
+bots with guild bot (the command is printed). Ctrl-C stops it. Its source is
+examples/arena.
 
+With -nodes 3 the same game runs as three processes (guild run): a gateway
+node (with the embedded etcd), a world node and a chat node, from a cluster
+file written to a temporary directory; this process serves the page and
+passes its WebSocket on to the gateway.
+
+With -chat, demo runs the older chat of actors on one node instead and prints
+what happened: players join a room and talk, one of them crashes and is
+restarted by its supervisor, and everyone leaves. Its source is
+examples/chatroom; -players, -lines and -v are its flags.`
+
+// runDemo runs guild demo until it ends or the process is interrupted.
+func runDemo(args []string, stdout, stderr io.Writer) int {
 	// The binary owns the process's signals; the library never touches them.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return demo(ctx, args, stdout, stderr)
+}
+
+// demo runs guild demo with its flags args until ctx ends.
+func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("demo", "demo [-addr host:port] [-tcp host:port] [-nodes 1|3] | demo -chat [-players N] [-lines N] [-v]", demoAbout, stderr)
+	addr := fs.String("addr", arena.DefaultDemoAddr, "HTTP address of the page and its WebSocket (/ws)")
+	tcpAddr := fs.String("tcp", arena.DefaultDemoTCPAddr, `the gateway's TCP address, for bots ("-": none)`)
+	nodes := fs.Int("nodes", 1, "run the arena as 1 process, or as 3 (gateway, world, chat)")
+	chat := fs.Bool("chat", false, "run the chat of actors instead of the arena")
+	players := fs.Int("players", chatroom.DefaultPlayers, fmt.Sprintf("with -chat: number of players, 1 to %d", chatroom.MaxPlayers))
+	lines := fs.Int("lines", chatroom.DefaultLines, fmt.Sprintf("with -chat: lines each player says, 1 to %d", chatroom.MaxLines))
+	verbose := fs.Bool("v", false, "log the nodes' reports to stderr (with -chat: the deliberate panic with its stack)")
+	if ok, code := parse(fs, args); !ok {
+		return code
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *chat {
+		if set["addr"] || set["tcp"] || set["nodes"] {
+			fmt.Fprintln(stderr, "guild demo: -addr, -tcp and -nodes are the arena's flags, not -chat's")
+			return exitUsage
+		}
+		return chatDemo(ctx, *players, *lines, *verbose, stdout, stderr)
+	}
+	if set["players"] || set["lines"] {
+		fmt.Fprintln(stderr, "guild demo: -players and -lines are flags of guild demo -chat")
+		return exitUsage
+	}
+	var logger *slog.Logger
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	var err error
+	switch *nodes {
+	case 1:
+		err = arena.RunDemo(ctx, arena.DemoOptions{Addr: *addr, TCPAddr: *tcpAddr, Out: stdout, Logger: logger})
+	case 3:
+		err = demoNodes(ctx, *addr, *tcpAddr, *verbose, stdout, stderr)
+	default:
+		fmt.Fprintln(stderr, "guild demo: -nodes must be 1 or 3")
+		return exitUsage
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "guild demo: %v\n", err)
+		return exitError
+	}
+	fmt.Fprintln(stdout, "The arena has stopped.")
+	return exitOK
+}
+
+// chatDemo runs the chat room demo.
+func chatDemo(ctx context.Context, players, lines int, verbose bool, stdout, stderr io.Writer) int {
+	opts := chatroom.Options{Players: players, Lines: lines}
+	if err := opts.Validate(); err != nil || players < 1 || lines < 1 {
+		fmt.Fprintf(stderr, "guild demo: -players must be 1 to %d and -lines 1 to %d\n", chatroom.MaxPlayers, chatroom.MaxLines)
+		return exitUsage
+	}
+	if verbose {
+		opts.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
 	if err := chatroom.Run(ctx, stdout, opts); err != nil {
 		if errors.Is(err, context.Canceled) {
 			err = errors.New("interrupted")
@@ -49,7 +121,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// nextSteps follows the transcript: what happened, and where to look next.
+// nextSteps follows the chat demo's transcript: what happened, and where
+// to look next.
 const nextSteps = `
 What happened: every name above is an actor, a value with a Receive method
 that handles one message at a time, so its state needs no locks. The players
@@ -61,3 +134,284 @@ section explains each of these; examples/chatroom is this demo's source, one
 file per actor; "go doc github.com/guildkit/guild/actor" lists the API, with
 runnable examples.
 `
+
+// Bounds of demoNodes.
+const (
+	demoStartTimeout = 60 * time.Second // a node's port opens
+	demoStopTimeout  = 10 * time.Second // a node exits after its interrupt
+)
+
+// demoNode is one process of demoNodes.
+type demoNode struct {
+	name, addr, modules string
+	cmd                 *exec.Cmd
+	exited              chan struct{}
+	err                 error         // set before exited closes
+	ready               chan struct{} // closed when guild run printed its ready line
+}
+
+// demoNodes runs the arena as three guild run processes and serves the
+// page on addr, passing /ws on to the gateway node.
+func demoNodes(ctx context.Context, addr, tcpAddr string, verbose bool, stdout, stderr io.Writer) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "guild-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	etcdAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	wsAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	if tcpAddr == "-" {
+		tcpAddr = ""
+	} else if tcpAddr, err = freeIfZero(tcpAddr); err != nil {
+		return err
+	}
+	file := filepath.Join(dir, "arena.yaml")
+	if err := os.WriteFile(file, []byte(demoClusterFile(etcdAddr, wsAddr, tcpAddr)), 0o600); err != nil {
+		return err
+	}
+
+	// The page, with /ws passed on to the gateway node.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: wsAddr})
+	proxy.ErrorLog = log.New(stderr, "guild demo: proxy: ", 0)
+	mux := http.NewServeMux()
+	mux.Handle(arena.WebSocketPath, proxy)
+	mux.Handle("/", http.FileServerFS(arena.Page()))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), demoStopTimeout)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		_ = srv.Close() // the proxied WebSockets, hijacked, are not waited for
+		<-served
+	}()
+
+	// The gateway node runs etcd: it starts first, the others join it.
+	procs := []*demoNode{
+		{name: "gate", addr: "1.1.1", modules: "gateway: ws " + wsAddr + tcpNote(tcpAddr) + ", embedded etcd " + etcdAddr},
+		{name: "world", addr: "1.2.1", modules: "module world"},
+		{name: "chat", addr: "1.3.1", modules: "module chat"},
+	}
+	var (
+		wg     sync.WaitGroup
+		exited = make(chan *demoNode, len(procs))
+	)
+	defer func() {
+		for i := len(procs) - 1; i >= 0; i-- {
+			procs[i].stop()
+		}
+		wg.Wait()
+	}()
+	for i, p := range procs {
+		p.cmd = exec.Command(exe, "run", "-c", file, "--node", p.name)
+		p.ready = make(chan struct{})
+		p.cmd.Stdout = &prefixWriter{w: stderr, prefix: "[" + p.name + "] ", quiet: !verbose, ready: p.ready}
+		p.cmd.Stderr = &prefixWriter{w: stderr, prefix: "[" + p.name + "] ", quiet: !verbose}
+		if err := p.cmd.Start(); err != nil {
+			return fmt.Errorf("start the %s node: %w", p.name, err)
+		}
+		p.exited = make(chan struct{})
+		wg.Go(func() {
+			p.err = p.cmd.Wait()
+			close(p.exited)
+			exited <- p
+		})
+		if i == 0 {
+			if err := waitPort(ctx, etcdAddr, p); err != nil {
+				return fmt.Errorf("the gate node's etcd: %w", err)
+			}
+		}
+	}
+	if err := waitPort(ctx, wsAddr, procs[0]); err != nil {
+		return fmt.Errorf("the gateway: %w", err)
+	}
+	for _, p := range procs {
+		if err := waitReady(ctx, p); err != nil {
+			return err
+		}
+	}
+	// Every node has joined; give the gateway's watch of the membership a
+	// moment to see the last of them before players arrive.
+	time.Sleep(demoSettle)
+
+	fmt.Fprintf(stdout, "The arena is running as three processes (guild run -c %s --node NAME):\n\n", file)
+	for _, p := range procs {
+		fmt.Fprintf(stdout, "  %-6s node %s, pid %d: %s\n", p.name, p.addr, p.cmd.Process.Pid, p.modules)
+	}
+	fmt.Fprintf(stdout, "  this process serves the page on %s and passes /ws on to the gateway\n\n", ln.Addr())
+	fmt.Fprintf(stdout, "  open %s in a browser, pick a name, move with the arrow keys or WASD, chat with Enter\n", arena.PageURL(ln.Addr().String()))
+	if tcpAddr != "" {
+		fmt.Fprintf(stdout, "  bots: guild bot -addr tcp://%s -scenario examples/arena/bots.yaml -n 50\n", tcpAddr)
+	}
+	fmt.Fprintf(stdout, "\nPress Ctrl-C to stop all three.\n")
+
+	select {
+	case <-ctx.Done():
+		return nil
+	case p := <-exited:
+		return fmt.Errorf("the %s node exited: %v (run with -v to see its logs)", p.name, p.err)
+	case err := <-served:
+		served <- err
+		return fmt.Errorf("http server: %w", err)
+	}
+}
+
+// stop interrupts the node's process, and kills it if it has not exited
+// within demoStopTimeout.
+func (p *demoNode) stop() {
+	if p.exited == nil {
+		return
+	}
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.exited:
+	case <-time.After(demoStopTimeout):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+func tcpNote(tcpAddr string) string {
+	if tcpAddr == "" {
+		return ""
+	}
+	return ", tcp " + tcpAddr
+}
+
+// demoClusterFile returns the cluster file of demoNodes: a gateway node
+// that also runs the embedded etcd, a world node and a chat node, with the
+// gateway's routes from the arena's own table (arena.ServiceModules).
+func demoClusterFile(etcdAddr, wsAddr, tcpAddr string) string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Written by guild demo -nodes 3: the arena on three nodes.\n")
+	fmt.Fprintf(&b, "cluster:\n  etcd:\n    ttl: 5s\n")
+	fmt.Fprintf(&b, "nodes:\n")
+	fmt.Fprintf(&b, "  gate:\n    addr: 1.1.1\n    master: %q\n    gateway:\n      ws: %q\n", etcdAddr, wsAddr)
+	if tcpAddr != "" {
+		fmt.Fprintf(&b, "      tcp: %q\n", tcpAddr)
+	}
+	fmt.Fprintf(&b, "      public: [%s]\n      routes:\n", strings.Join(arena.PublicRoutes(), ", "))
+	services := arena.ServiceModules()
+	names := make([]string, 0, len(services))
+	for svc := range services {
+		names = append(names, svc)
+	}
+	slices.Sort(names)
+	for _, svc := range names {
+		fmt.Fprintf(&b, "        %s: {module: %s}\n", svc, services[svc])
+	}
+	fmt.Fprintf(&b, "  world:\n    addr: 1.2.1\n    modules: [%s]\n", arena.ModuleWorld)
+	fmt.Fprintf(&b, "  chat:\n    addr: 1.3.1\n    modules: [%s]\n", arena.ModuleChat)
+	fmt.Fprintf(&b, "modules:\n  %s:\n    tick: %v\n    cell: %d\n", arena.ModuleWorld, arena.DefaultTick, arena.DefaultCell)
+	return b.String()
+}
+
+// freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
+func freeAddr() (string, error) { return freeIfZero("127.0.0.1:0") }
+
+// freeIfZero returns addr, or with port 0, addr with a port that was free
+// a moment ago: the node processes must be told the ports in advance.
+func freeIfZero(addr string) (string, error) {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port != "0" {
+		return addr, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// waitPort waits until addr accepts connections, failing early if p exits.
+func waitPort(ctx context.Context, addr string, p *demoNode) error {
+	deadline := time.Now().Add(demoStartTimeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not answer after %v", addr, demoStartTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.exited:
+			return fmt.Errorf("the %s node exited: %v (run with -v to see its logs)", p.name, p.err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// demoSettle is how long demoNodes waits, once every node is ready, for the
+// gateway's view of the membership to catch up.
+const demoSettle = 200 * time.Millisecond
+
+// waitReady waits for p's ready line.
+func waitReady(ctx context.Context, p *demoNode) error {
+	select {
+	case <-p.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.exited:
+		return fmt.Errorf("the %s node exited: %v (run with -v to see its logs)", p.name, p.err)
+	case <-time.After(demoStartTimeout):
+		return fmt.Errorf("the %s node is not ready after %v", p.name, demoStartTimeout)
+	}
+}
+
+// prefixWriter writes each complete line to w with a prefix; quiet drops
+// them. When ready is set, it is closed at the first ready line (guild
+// run's JSON line with "event":"ready").
+type prefixWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	prefix string
+	quiet  bool
+	ready  chan struct{}
+	buf    []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		line := p.buf[:i]
+		if p.ready != nil && bytes.Contains(line, []byte(`"event":"ready"`)) {
+			close(p.ready)
+			p.ready = nil
+		}
+		if !p.quiet {
+			fmt.Fprintf(p.w, "%s%s\n", p.prefix, line)
+		}
+		p.buf = p.buf[i+1:]
+	}
+}

@@ -6,8 +6,10 @@
 //
 // The commands are:
 //
-//	demo     run a small chat of actors on one node and print what happened
+//	demo     run the arena demo, a small multiplayer game, and serve its page
 //	node     run one cluster node until interrupted
+//	run      run a node of a cluster file until interrupted
+//	status   list the nodes of a cluster file's cluster
 //	gen      compile .proto files into Go messages and guild services
 //	console  talk to a gateway interactively, one command per line
 //	bot      load-test a gateway with many scripted clients
@@ -51,8 +53,10 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"demo", "run a small chat of actors on one node and print what happened", runDemo},
+		{"demo", "run the arena demo, a small multiplayer game, and serve its page", runDemo},
 		{"node", "run one cluster node until interrupted", runNodeCmd},
+		{"run", "run a node of a cluster file until interrupted", runRunCmd},
+		{"status", "list the nodes of a cluster file's cluster", runStatus},
 		{"gen", "compile .proto files into Go messages and guild services", runGen},
 		{"console", "talk to a gateway interactively, one command per line", runConsole},
 		{"bot", "load-test a gateway with many scripted clients", runBot},

@@ -38,7 +38,7 @@ func contains(t *testing.T, what, got string, want ...string) {
 }
 
 func TestDemo(t *testing.T) {
-	code, out, errOut := runCmd("demo", "-players", "2", "-lines", "2")
+	code, out, errOut := runCmd("demo", "-chat", "-players", "2", "-lines", "2")
 	if code != exitOK {
 		t.Fatalf("exit code %d, want 0; stderr:\n%s", code, errOut)
 	}
@@ -59,7 +59,7 @@ func TestDemo(t *testing.T) {
 }
 
 func TestDemoVerboseLogsThePanic(t *testing.T) {
-	code, _, errOut := runCmd("demo", "-players", "1", "-lines", "1", "-v")
+	code, _, errOut := runCmd("demo", "-chat", "-players", "1", "-lines", "1", "-v")
 	if code != exitOK {
 		t.Fatalf("exit code %d, want 0; stderr:\n%s", code, errOut)
 	}
@@ -68,10 +68,10 @@ func TestDemoVerboseLogsThePanic(t *testing.T) {
 
 func TestDemoBadUsage(t *testing.T) {
 	for _, args := range [][]string{
-		{"demo", "-players", "0"},
-		{"demo", "-players", "9"},
-		{"demo", "-lines", "-1"},
-		{"demo", "-lines", "many"},
+		{"demo", "-chat", "-players", "0"},
+		{"demo", "-chat", "-players", "9"},
+		{"demo", "-chat", "-lines", "-1"},
+		{"demo", "-chat", "-lines", "many"},
 		{"demo", "-nope"},
 		{"demo", "extra"},
 	} {
