@@ -21,6 +21,7 @@ type Client struct {
 	members cluster.Membership
 	sel     cluster.Selector
 	ics     []Interceptor
+	grains  GrainResolver
 }
 
 // ClientOption configures NewClient.
@@ -30,6 +31,12 @@ type ClientOption func(*Client)
 // against m, for example a cluster node's membership.
 func WithMembership(m cluster.Membership) ClientOption {
 	return func(c *Client) { c.members = m }
+}
+
+// WithGrains lets the client resolve grain targets (Grain) through r,
+// for example a grain.System.
+func WithGrains(r GrainResolver) ClientOption {
+	return func(c *Client) { c.grains = r }
 }
 
 // WithClientInterceptors wraps every call the client makes.

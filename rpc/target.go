@@ -16,6 +16,7 @@ const (
 	targetPID
 	targetName
 	targetType
+	targetGrain
 )
 
 // Target says where a call goes: a PID, a name, or a node type with a way
@@ -54,6 +55,17 @@ func ByKey(nodeType int, key string) Target {
 	return Target{kind: targetType, nodeType: nodeType, pick: cluster.ConsistentHash, key: key}
 }
 
+// Grain targets the virtual actor (grain) of kind and key, wherever it is
+// active, activating it if needed. The client needs a GrainResolver
+// (WithGrains; package grain's System is one).
+func Grain(kind, key string) Target { return Target{kind: targetGrain, name: kind, key: key} }
+
+// GrainResolver finds, activating it if needed, the actor of a grain.
+// Package grain's System implements it.
+type GrainResolver interface {
+	ResolveGrain(ctx context.Context, kind, key string) (actor.PID, error)
+}
+
 // String describes the target.
 func (t Target) String() string {
 	switch t.kind {
@@ -61,6 +73,8 @@ func (t Target) String() string {
 		return t.pid.String()
 	case targetName:
 		return fmt.Sprintf("name %q", t.name)
+	case targetGrain:
+		return fmt.Sprintf("grain %s/%s", t.name, t.key)
 	case targetType:
 		if t.pick == cluster.ConsistentHash {
 			return fmt.Sprintf("node type %d by key %q", t.nodeType, t.key)
@@ -97,6 +111,11 @@ func (c *Client) resolve(ctx context.Context, t Target, service string) (actor.P
 		return t.pid, nil
 	case targetName:
 		return c.node.Lookup(ctx, t.name)
+	case targetGrain:
+		if c.grains == nil {
+			return actor.PID{}, Errorf(FailedPrecondition, "target %v needs grains: create the client with rpc.WithGrains", t)
+		}
+		return c.grains.ResolveGrain(ctx, t.name, t.key)
 	case targetType:
 		if c.members == nil {
 			return actor.PID{}, Errorf(FailedPrecondition, "target %v needs a membership: create the client with rpc.WithMembership", t)
@@ -110,5 +129,5 @@ func (c *Client) resolve(ctx context.Context, t Target, service string) (actor.P
 		}
 		return c.node.Lookup(ctx, NodeServiceName(service, m.Addr))
 	}
-	return actor.PID{}, Error(InvalidArgument, "the zero Target: use rpc.To, Named, AnyOf or ByKey")
+	return actor.PID{}, Error(InvalidArgument, "the zero Target: use rpc.To, Named, AnyOf, ByKey or Grain")
 }
