@@ -140,6 +140,7 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		Names:      n.members.Names(),
 		Logger:     log,
 		Member:     cluster.Member{Services: slices.Clone(spec.Modules), Meta: map[string]string{MetaNode: nodeName}},
+		Transport:  cfg.Cluster.Transport.TCP(),
 	}
 	if err := retryWhile(ctx, spec.JoinWait, etcd.ErrAddrInUse, log, func() error {
 		var err error

@@ -13,6 +13,7 @@
 package config
 
 import (
+	"github.com/guildkit/guild/transport/tcp"
 	"maps"
 	"slices"
 	"time"
@@ -45,6 +46,31 @@ type Cluster struct {
 	ID int `yaml:"id"`
 	// Etcd is where the nodes meet: the membership and global names.
 	Etcd Etcd `yaml:"etcd"`
+	// Transport tunes the node-to-node TCP mesh of every node; zero
+	// fields take transport/tcp's defaults.
+	Transport Transport `yaml:"transport"`
+}
+
+// Transport tunes the node-to-node TCP mesh (package transport/tcp).
+type Transport struct {
+	// PendingQueue bounds the envelopes queued per peer (while it is
+	// connecting or slow); beyond it sends fail at once. Default 4096.
+	PendingQueue int `yaml:"pending_queue"`
+	// MaxFrame is the largest envelope sent or accepted, in bytes.
+	// Default 16 MiB.
+	MaxFrame int `yaml:"max_frame"`
+	// Heartbeat is how often an idle connection sends a heartbeat.
+	// Default 1s.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// DeadAfter is how long a connection may receive nothing before its
+	// peer is declared lost; longer than Heartbeat. Default 3s.
+	DeadAfter time.Duration `yaml:"dead_after"`
+	// DialTimeout bounds a connection attempt. Default 2s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ReconnectMin and ReconnectMax bound the backoff between attempts to
+	// reach a peer. Defaults 50ms and 2s.
+	ReconnectMin time.Duration `yaml:"reconnect_min"`
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
 }
 
 // Etcd says how the nodes reach etcd.
@@ -222,4 +248,18 @@ func (c *Config) NodeType(module string) (int, bool) {
 // NodeNames returns the nodes' names, sorted.
 func (c *Config) NodeNames() []string {
 	return slices.Sorted(maps.Keys(c.Nodes))
+}
+
+// TCP returns the settings as a transport/tcp configuration (its Self,
+// Listen, Resolve, Handler, TLS and Logger are the node's to fill in).
+func (t Transport) TCP() tcp.Config {
+	return tcp.Config{
+		PendingQueue:        t.PendingQueue,
+		MaxFrame:            t.MaxFrame,
+		HeartbeatInterval:   t.Heartbeat,
+		DeadAfter:           t.DeadAfter,
+		DialTimeout:         t.DialTimeout,
+		ReconnectBackoffMin: t.ReconnectMin,
+		ReconnectBackoffMax: t.ReconnectMax,
+	}
 }

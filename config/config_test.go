@@ -392,3 +392,33 @@ func TestLoadErrorsNameTheFile(t *testing.T) {
 		}
 	}
 }
+
+func TestTransportSection(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/c.yaml"
+	write := func(body string) {
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("cluster:\n  transport: {pending_queue: 64, heartbeat: 500ms, dead_after: 2s}\nnodes:\n  a: {addr: 1.1.1, master: 127.0.0.1:0}\n")
+	c, err := Load(path, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := c.Cluster.Transport.TCP()
+	if tc.PendingQueue != 64 || tc.HeartbeatInterval != 500*time.Millisecond || tc.DeadAfter != 2*time.Second {
+		t.Fatalf("TCP() = %+v", tc)
+	}
+	if _, err := Load(path, []string{"GUILD_CLUSTER_TRANSPORT_PENDING_QUEUE=128"}, nil); err != nil {
+		t.Fatalf("override: %v", err)
+	}
+	write("cluster:\n  transport: {heartbeat: 5s, dead_after: 2s}\nnodes:\n  a: {addr: 1.1.1, master: 127.0.0.1:0}\n")
+	if _, err = Load(path, nil, nil); err == nil || !strings.Contains(err.Error(), "cluster.transport: dead_after 2s must be longer than heartbeat 5s") {
+		t.Fatalf("err = %v", err)
+	}
+	write("cluster:\n  transport: {pendng: 1}\nnodes:\n  a: {addr: 1.1.1, master: 127.0.0.1:0}\n")
+	if _, err = Load(path, nil, nil); err == nil || !strings.Contains(err.Error(), "cluster.transport.pendng: unknown key") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/guildkit/guild/transport/tcp"
 	"maps"
 	"net"
 	"slices"
@@ -59,6 +60,9 @@ func (c *Config) validate(modules []string) []error {
 	}
 	if e.DialTimeout < 0 {
 		v.fail("cluster.etcd.dial_timeout", "%v is negative", e.DialTimeout)
+	}
+	if err := c.Cluster.Transport.check(); err != nil {
+		v.fail("cluster.transport", "%v", err)
 	}
 	if e.Prefix != "" && (!strings.HasPrefix(e.Prefix, "/") || strings.Trim(e.Prefix, "/") == "") {
 		v.fail("cluster.etcd.prefix", "%q must start with / and name something", e.Prefix)
@@ -269,4 +273,35 @@ func (v *validator) clashes(ls []listener) {
 		}
 		first[l.hostport] = l.path
 	}
+}
+
+// check validates the transport settings with transport/tcp's rules.
+func (t Transport) check() error {
+	if t.PendingQueue < 0 || t.MaxFrame < 0 {
+		return fmt.Errorf("pending_queue and max_frame may not be negative")
+	}
+	if t.Heartbeat < 0 || t.DeadAfter < 0 || t.DialTimeout < 0 || t.ReconnectMin < 0 || t.ReconnectMax < 0 {
+		return fmt.Errorf("a duration is negative")
+	}
+	hb, dead := t.Heartbeat, t.DeadAfter
+	if hb == 0 {
+		hb = tcp.DefaultHeartbeatInterval
+	}
+	if dead == 0 {
+		dead = tcp.DefaultDeadAfter
+	}
+	if dead <= hb {
+		return fmt.Errorf("dead_after %v must be longer than heartbeat %v", dead, hb)
+	}
+	lo, hi := t.ReconnectMin, t.ReconnectMax
+	if lo == 0 {
+		lo = tcp.DefaultReconnectBackoffMin
+	}
+	if hi == 0 {
+		hi = tcp.DefaultReconnectBackoffMax
+	}
+	if lo > hi {
+		return fmt.Errorf("reconnect_min %v is above reconnect_max %v", lo, hi)
+	}
+	return nil
 }
