@@ -2,9 +2,32 @@
 // documents: one document per (kind, key), written with optimistic
 // concurrency, so that a stale owner can never overwrite a newer state.
 //
-// Backends: an embedded one that needs no server (the default), Redis,
-// PostgreSQL and MySQL/MariaDB. One conformance suite (storetest) runs
-// against every backend.
+// Every write names the version it expects to replace (0: the document
+// must not exist yet). When another owner wrote first, the write fails
+// with ErrVersionConflict and changes nothing; the loser must drop its
+// state, not retry blindly. One conformance suite (package storetest)
+// checks every backend for this, with twenty writers racing on one
+// version.
+//
+// # Choosing a backend
+//
+//   - embedded: the default. One local file (bbolt), no server, fsynced
+//     on every write. For a single node, development and tests. Only one
+//     process can open the file, so grains cannot move between nodes.
+//   - redisstore: Redis. The fastest shared store, for clusters whose
+//     nodes all reach one Redis. Its durability is what Redis is
+//     configured for: turn on AOF persistence (appendonly yes) and
+//     replication, or a restart loses the last writes.
+//   - pgstore: PostgreSQL. Durable (a committed write survives a crash),
+//     and the documents are rows that SQL can query, migrate and back up.
+//     Slower per write than Redis.
+//   - mysqlstore: MySQL or MariaDB, the same as pgstore for shops that
+//     run those.
+//   - memstore: in memory, nothing persisted. For tests of code that
+//     uses a Store.
+//
+// The server backends take a client, pool or database handle that the
+// caller opens and closes; their Close only stops the Store.
 package store
 
 import (
