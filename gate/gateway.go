@@ -99,7 +99,7 @@ func (g *Gateway) ListenTCP(addr string, tlsConfig *tls.Config) (net.Addr, error
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
-	return ln.Addr(), g.serveListener(ln, "tcp")
+	return ln.Addr(), g.serveListener(ln, "tcp", g.streamConn("tcp"))
 }
 
 // ListenKCP accepts clients on a UDP address with KCP (a reliable,
@@ -110,7 +110,12 @@ func (g *Gateway) ListenKCP(addr string) (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gate: listen kcp %s: %w", addr, err)
 	}
-	return ln.Addr(), g.serveListener(kcpListener{ln}, "kcp")
+	return ln.Addr(), g.serveListener(kcpListener{ln}, "kcp", g.streamConn("kcp"))
+}
+
+// streamConn returns the wrapper of a stream listener's connections.
+func (g *Gateway) streamConn(network string) func(net.Conn) clientConn {
+	return func(nc net.Conn) clientConn { return newStreamConn(nc, network, g.lim.MaxFrame, &g.readBufs) }
 }
 
 // kcpListener tunes every accepted KCP session for interactive traffic.
@@ -196,7 +201,11 @@ func (g *Gateway) WebSocketHandler() http.Handler {
 // ErrClosed is returned by the Listen methods after Close.
 var ErrClosed = errors.New("gate: gateway closed")
 
-func (g *Gateway) serveListener(ln net.Listener, network string) error {
+// serveListener accepts connections on ln until Close, wrapping each with
+// wrap. Each one is admitted (or refused, with a Close frame or a CONNACK
+// that may wait for the client) and served on its own goroutine, so a
+// slow client never holds up the accept loop.
+func (g *Gateway) serveListener(ln net.Listener, network string, wrap func(net.Conn) clientConn) error {
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
@@ -225,11 +234,14 @@ func (g *Gateway) serveListener(ln net.Listener, network string) error {
 				continue
 			}
 			delay = 0
-			c := newStreamConn(nc, network, g.lim.MaxFrame, &g.readBufs)
-			if !g.admit(c) {
-				continue
-			}
-			go g.serve(c) // counted in g.wg by admit
+			c := wrap(nc)
+			g.wg.Add(1) // the accept loop is counted: never an idle WaitGroup
+			go func() {
+				defer g.wg.Done()
+				if g.admit(c) {
+					g.serve(c)
+				}
+			}()
 		}
 	}()
 	return nil

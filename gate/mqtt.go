@@ -102,52 +102,9 @@ func (g *Gateway) ListenMQTT(addr string, tlsConfig *tls.Config) (net.Addr, erro
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
-	return ln.Addr(), g.serveMQTTListener(ln)
-}
-
-// serveMQTTListener is serveListener for MQTT connections. A connection is
-// admitted in its own goroutine, not in the accept loop: a refused one is
-// answered with a CONNACK, which waits for its CONNECT.
-func (g *Gateway) serveMQTTListener(ln net.Listener) error {
-	g.mu.Lock()
-	if g.closed {
-		g.mu.Unlock()
-		ln.Close()
-		return ErrClosed
-	}
-	g.listeners = append(g.listeners, ln.Close)
-	g.wg.Add(1)
-	g.mu.Unlock()
-	go func() {
-		defer g.wg.Done()
-		var delay time.Duration
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				if g.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-					return
-				}
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				g.log.Warn("gate: accept failed", "network", "mqtt", "err", err, "retry_in", delay)
-				select {
-				case <-time.After(delay):
-				case <-g.ctx.Done():
-					return
-				}
-				continue
-			}
-			delay = 0
-			c := g.newMQTTConn(nc, nc.Close, nc.RemoteAddr().String(), "mqtt")
-			g.wg.Add(1)
-			go func() {
-				defer g.wg.Done()
-				if g.admit(c) {
-					g.serve(c)
-				}
-			}()
-		}
-	}()
-	return nil
+	return ln.Addr(), g.serveListener(ln, "mqtt", func(nc net.Conn) clientConn {
+		return g.newMQTTConn(nc, nc.Close, nc.RemoteAddr().String(), "mqtt")
+	})
 }
 
 // MQTTWebSocketHandler returns the http.Handler that serves MQTT over
