@@ -119,12 +119,7 @@ func Serve(ctx context.Context, n *actor.Node, desc *ServiceDesc, impl any, opts
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &server{desc: desc, impl: impl, methods: make(map[string]*MethodDesc, len(desc.Methods))}
-	for i := range desc.Methods {
-		m := &desc.Methods[i]
-		s.methods[FullMethodName(desc.Name, m.Name)] = m
-	}
-	s.ics = cfg.ics
+	s := newServer(desc, impl, cfg)
 	spawn := append([]actor.SpawnOption{actor.WithName(LocalServiceName(desc.Name))}, cfg.spawn...)
 	pid, err := n.Spawn(func() actor.Actor { return s }, spawn...)
 	if err != nil {
@@ -152,6 +147,38 @@ type localCall struct {
 	req    proto.Message
 }
 
+// newServer builds the dispatcher of desc's methods on impl.
+func newServer(desc *ServiceDesc, impl any, cfg serveConfig) *server {
+	s := &server{desc: desc, impl: impl, methods: make(map[string]*MethodDesc, len(desc.Methods)), ics: cfg.ics}
+	for i := range desc.Methods {
+		m := &desc.Methods[i]
+		s.methods[FullMethodName(desc.Name, m.Name)] = m
+	}
+	return s
+}
+
+// Dispatcher answers a service's calls inside an actor of your own: a
+// grain (package grain), or an actor that has more to do than serve one
+// service. Serve hosts a service in an actor made for it; a Dispatcher
+// lets the actor's own Receive pass it each message. It is owned by that
+// actor: use it from its turns only.
+type Dispatcher struct{ s *server }
+
+// NewDispatcher returns the dispatcher of desc's methods on impl. Of the
+// ServeOptions, only WithServerInterceptors applies.
+func NewDispatcher(desc *ServiceDesc, impl any, opts ...ServeOption) *Dispatcher {
+	var cfg serveConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Dispatcher{s: newServer(desc, impl, cfg)}
+}
+
+// Handle answers the current message of c if it is a call to the service
+// (from this node or another), and reports whether it was one. Other
+// messages are the caller's to handle.
+func (d *Dispatcher) Handle(c *actor.Context) bool { return d.s.handle(c) }
+
 // server is the actor that hosts a service.
 type server struct {
 	desc    *ServiceDesc
@@ -161,7 +188,10 @@ type server struct {
 }
 
 // Receive implements actor.Actor.
-func (s *server) Receive(c *actor.Context) {
+func (s *server) Receive(c *actor.Context) { s.handle(c) }
+
+// handle answers the current message if it is a call, reporting whether.
+func (s *server) handle(c *actor.Context) bool {
 	var (
 		method string
 		req    proto.Message
@@ -173,18 +203,18 @@ func (s *server) Receive(c *actor.Context) {
 	case *rpcpb.Call:
 		method, remote = m.Method, true
 	default:
-		return // lifecycle messages and strays
+		return false // lifecycle messages and the actor's own
 	}
 	md := s.methods[method]
 	if md == nil {
 		s.answer(c, remote, nil, Errorf(Unimplemented, "service %s has no method %q", s.desc.Name, method))
-		return
+		return true
 	}
 	if remote {
 		req = md.NewRequest()
 		if err := proto.Unmarshal(c.Message().(*rpcpb.Call).Body, req); err != nil {
 			s.answer(c, remote, nil, Errorf(InvalidArgument, "%s: the request does not decode as %T: %v", method, req, err))
-			return
+			return true
 		}
 	}
 	ctx := &Context{actor: c, method: method, md: md}
@@ -194,6 +224,7 @@ func (s *server) Receive(c *actor.Context) {
 		err = Errorf(Internal, "%s returned neither a reply nor an error", method)
 	}
 	s.answer(c, remote, reply, err)
+	return true
 }
 
 // run runs the server interceptors and the method, with a panic in any of

@@ -228,7 +228,9 @@ func (m *Membership) grant(ctx, sctx context.Context, s *session) (<-chan *clien
 	if s.lcancel != nil {
 		s.lcancel()
 	}
+	m.mu.Lock() // Lease reads s.lease under mu
 	s.lease, s.lcancel = lr.ID, lcancel
+	m.mu.Unlock()
 	return ch, nil
 }
 
@@ -371,6 +373,23 @@ func (m *Membership) leaveLocked(ctx context.Context, s *session) error {
 		return fmt.Errorf("cluster/etcd: revoke lease: %w (it expires within %v)", err, m.cfg.TTL)
 	}
 	return nil
+}
+
+// Client returns the Membership's etcd client, for other coordination
+// under the same connection (package grain's claims). It must not be
+// closed: Close closes it.
+func (m *Membership) Client() *clientv3.Client { return m.cli }
+
+// Lease returns the lease of this node's record, under which keys that
+// should vanish with the node are put; 0 when the node has not joined. It
+// changes when the keeper joins again after a lost lease.
+func (m *Membership) Lease() clientv3.LeaseID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sess == nil {
+		return 0
+	}
+	return m.sess.lease
 }
 
 // Members returns a copy of the local view, sorted by Addr.

@@ -1,0 +1,134 @@
+package grain
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster"
+)
+
+// host is a node that hosts a kind, and its grain router.
+type host struct {
+	addr   actor.Addr
+	router actor.PID
+}
+
+// hostView is the placement view: for each kind, the available members
+// that host it. It is rebuilt from the membership on every change and read
+// without locks.
+type hostView struct {
+	kinds map[string][]host
+}
+
+// buildView reads the hosts of every kind from members.
+func buildView(members []cluster.Member) *hostView {
+	v := &hostView{kinds: make(map[string][]host)}
+	for _, m := range members {
+		if !m.Available {
+			continue
+		}
+		router, err := parsePID(m.Meta[routerMeta])
+		if err != nil {
+			continue
+		}
+		for _, s := range m.Services {
+			if kind, ok := strings.CutPrefix(s, servicePrefix); ok {
+				v.kinds[kind] = append(v.kinds[kind], host{addr: m.Addr, router: router})
+			}
+		}
+	}
+	return v
+}
+
+// equal reports whether v and o place every grain alike.
+func (v *hostView) equal(o *hostView) bool {
+	if v == nil || o == nil || len(v.kinds) != len(o.kinds) {
+		return false
+	}
+	for k, hs := range v.kinds {
+		if !slices.Equal(hs, o.kinds[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// owner picks the host of id by rendezvous (highest random weight)
+// hashing over the hosts of its kind, skipping skip (a node that is
+// closing). When one host joins or leaves, only the grains that it wins or
+// held move: about 1/N of them.
+func (v *hostView) owner(id Identity, skip actor.Addr) (host, bool) {
+	hs := v.kinds[id.Kind]
+	h := hashID(id)
+	best, bestW := -1, uint64(0)
+	for i := range hs {
+		if hs[i].addr == skip {
+			continue
+		}
+		w := weight(h, hs[i].addr)
+		if best < 0 || w > bestW || (w == bestW && hs[i].addr < hs[best].addr) {
+			best, bestW = i, w
+		}
+	}
+	if best < 0 {
+		return host{}, false
+	}
+	return hs[best], true
+}
+
+// FNV-1a, 64 bit, and the rendezvous weight: the functions of
+// cluster.Selector's ConsistentHash (cluster/selector.go, unexported
+// there), applied to "kind/key".
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+// hashID hashes "kind/key" without building the string.
+func hashID(id Identity) uint64 {
+	h := uint64(fnvOffset)
+	for i := 0; i < len(id.Kind); i++ {
+		h ^= uint64(id.Kind[i])
+		h *= fnvPrime
+	}
+	h ^= '/'
+	h *= fnvPrime
+	for i := 0; i < len(id.Key); i++ {
+		h ^= uint64(id.Key[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+func weight(h uint64, addr actor.Addr) uint64 {
+	a := uint32(addr)
+	for i := 0; i < 4; i++ {
+		h ^= uint64(byte(a >> (8 * i)))
+		h *= fnvPrime
+	}
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	h ^= h >> 31
+	return h
+}
+
+// parsePID parses actor.PID.String's "cluster.type.index/serial".
+func parsePID(s string) (actor.PID, error) {
+	addr, serial, ok := strings.Cut(s, "/")
+	if !ok {
+		return actor.PID{}, actor.ErrBadAddr
+	}
+	a, err := actor.ParseAddr(addr)
+	if err != nil {
+		return actor.PID{}, err
+	}
+	n, err := strconv.ParseUint(serial, 10, 64)
+	if err != nil || n == 0 {
+		return actor.PID{}, actor.ErrBadAddr
+	}
+	return actor.PID{Node: a, Serial: n}, nil
+}
