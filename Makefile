@@ -14,7 +14,8 @@ demo:
 # "rpc.proto" would clash with etcd's).
 gen:
 	go run ./cmd/guild gen rpc/rpcpb/rpc.proto rpc/internal/echopb/echo.proto examples/echo/echopb/echo.proto \
-		gate/gatepb/gate.proto gate/internal/nodepb/node.proto examples/arena/arenapb/arena.proto
+		gate/gatepb/gate.proto gate/internal/nodepb/node.proto examples/arena/arenapb/arena.proto \
+		examples/players/playerspb/players.proto grain/grainpb/grain.proto
 
 # Benchmarks of the runtime and against peer frameworks; see docs/PERFORMANCE.md.
 bench:

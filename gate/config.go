@@ -42,6 +42,9 @@ type Config struct {
 	// authenticated, such as "auth.Login". Every other route answers
 	// Unauthenticated until then.
 	Public []string
+	// Grains, optional, resolves grain targets: needed by UserGrain
+	// routes (a grain.System).
+	Grains rpc.GrainResolver
 	// Auth, optional, checks a handshake's token and returns the user it
 	// authenticates; an error refuses the session. Without Auth, a token
 	// is refused and sessions start unauthenticated.
@@ -127,6 +130,16 @@ type Route struct {
 	target     rpc.Target
 	userType   int    // >0: by the session's user, on this node type
 	rpcService string // set: a generated RPC service, by its full name
+	grainKind  string // set: the service is served by the user's grain of this kind
+}
+
+// UserGrain routes to a generated RPC service (by its full name, such as
+// "game.player.v1.Player") served by the grain of kind whose key is the
+// session's user ID: each player's requests reach their own player grain
+// (package grain), wherever it is active, activating it if needed. Only
+// authenticated sessions can use it. The gateway needs Config.Grains.
+func UserGrain(kind, service string) Route {
+	return Route{rpcService: service, grainKind: kind}
 }
 
 // To routes to target: a PID, a name, or a node type with a pick (see
@@ -152,6 +165,9 @@ func RPC(service string, target rpc.Target) Route {
 
 // target returns where a request of the session s goes.
 func (r Route) resolve(s *session) rpc.Target {
+	if r.grainKind != "" {
+		return rpc.Grain(r.grainKind, s.userID)
+	}
 	if r.userType > 0 {
 		key := s.userID
 		if key == "" {

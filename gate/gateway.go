@@ -53,7 +53,12 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	for svc, r := range cfg.Routes {
-		if r.userType > 0 && cfg.Members == nil || r.userType == 0 && r.target == (rpc.Target{}) {
+		switch {
+		case r.grainKind != "":
+			if cfg.Grains == nil {
+				return nil, fmt.Errorf("%w: route %q: UserGrain needs Config.Grains", ErrBadConfig, svc)
+			}
+		case r.userType > 0 && cfg.Members == nil || r.userType == 0 && r.target == (rpc.Target{}):
 			return nil, fmt.Errorf("%w: route %q: a zero Route, or ByUser without Members", ErrBadConfig, svc)
 		}
 	}
@@ -74,6 +79,9 @@ func New(cfg Config) (*Gateway, error) {
 	var opts []rpc.ClientOption
 	if cfg.Members != nil {
 		opts = append(opts, rpc.WithMembership(cfg.Members))
+	}
+	if cfg.Grains != nil {
+		opts = append(opts, rpc.WithGrains(cfg.Grains))
 	}
 	g.client = rpc.NewClient(cfg.Node, opts...)
 	for _, r := range cfg.Public {

@@ -188,6 +188,10 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 		s.respond(c, m.id, rpc.Unimplemented, fmt.Sprintf("no route %q", m.route), nil)
 		return
 	}
+	if r.grainKind != "" && s.userID == "" {
+		s.respond(c, m.id, rpc.Unauthenticated, fmt.Sprintf("%s: log in first (it goes to your own %s)", m.route, r.grainKind), nil)
+		return
+	}
 	service := ServiceName(svc)
 	if r.rpcService != "" {
 		service = r.rpcService
