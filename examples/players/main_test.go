@@ -32,7 +32,7 @@ func TestRun(t *testing.T) {
 	got := out.String()
 	for _, want := range []string{
 		"server run 1",
-		"before logging in: rpc: Unauthenticated: player.Inventory: log in first (it goes to your own player)",
+		"before logging in: rpc: Unauthenticated: player.Inventory: log in first",
 		"inventory: gold 100, items map[], visit 1",
 		"bought a sword: gold 20, items map[potion:3 sword:1]",
 		"tried to buy a castle: rpc: Code(1001): not enough gold (code 1001)",
