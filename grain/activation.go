@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"runtime"
+	"sync"
 	"time"
 
 	"sync/atomic"
@@ -55,66 +56,141 @@ const (
 )
 
 // activation is one grain in memory: the actor that runs it and the
-// table entry senders find it by. It is both, to keep an idle grain small.
+// table entry senders find it by. It is both, to keep an idle grain small:
+// a million of them are held at once, so every field counts (112 bytes on
+// 64-bit platforms). What only a failing, deactivating or replacing
+// activation needs is in x, allocated then.
 type activation struct {
-	s    *System
-	k    *Kind
-	id   Identity
-	pid  actor.PID   // set under the shard lock after the spawn
-	prev *activation // a deactivating activation of id on this node, to wait for
+	k      *hostedKind // the kind, its name (the identity's Kind) and the System
+	key    string      // the identity's Key
+	serial uint64      // the actor's PID.Serial (its Node is k.s.self); set under the shard lock after the spawn
 
 	beh     Actor
 	state   any
 	version uint64 // the stored version the state was loaded at or last saved as
 	hash    uint64 // hash of the state's encoding at load or at the last flush
-	ctx     Context
-	phase   uint8
-	claimed bool
-	stale   bool
-	refuse  *grainpb.Refused // set: queued messages are refused, not handled
-	done    chan struct{}    // made at retire; closed once the claim is released
+	x       *activationExtra
 
 	last      atomic.Int64 // coarse time of the last message
 	flushedAt atomic.Int64 // coarse time of the last flush
-	touched   atomic.Bool  // a message was handled since the last flush
-	dirty     atomic.Bool  // MarkDirty was called since the last flush
-	closed    atomic.Bool  // out of the table: senders route again
-	ctlQueued atomic.Bool  // a sweeper message is queued
-	inflight  atomic.Int32 // senders between their check of closed and their push
+	// word holds the flag bits (flag*, and the phase) in its low byte and,
+	// above, the number of senders between their check of flagClosed and
+	// their push: one atomic add both counts a sender in and tells it
+	// whether the activation has retired.
+	word atomic.Uint32
+}
+
+// activationExtra is the rarely needed part of an activation.
+type activationExtra struct {
+	prev   *activation      // a deactivating activation of the id on this node, to wait for
+	refuse *grainpb.Refused // set: queued messages are refused, not handled
+	done   chan struct{}    // made at retire; closed once the claim is released
+}
+
+// Bits of activation.word. touched, dirty, closed and ctlQueued are shared
+// with senders and the sweeper; claimed, stale and the phase belong to the
+// activation's turn.
+const (
+	flagTouched   uint32 = 1 << iota // a message was handled since the last flush
+	flagDirty                        // MarkDirty was called since the last flush
+	flagClosed                       // out of the table: senders route again
+	flagCtlQueued                    // a sweeper message is queued
+	flagClaimed                      // the activation holds the grain's claim
+	flagStale                        // the stored state is newer: never flush
+
+	phaseShift        = 6
+	phaseMask  uint32 = 3 << phaseShift
+
+	inflightShift        = 8
+	inflightOne   uint32 = 1 << inflightShift
+)
+
+// hostedKind is a Kind this System hosts, with the System: an activation
+// reaches both through one pointer.
+type hostedKind struct {
+	Kind
+	s *System
+}
+
+func (a *activation) id() Identity   { return Identity{Kind: a.k.Name, Key: a.key} }
+func (a *activation) pid() actor.PID { return actor.PID{Node: a.k.s.self, Serial: a.serial} }
+
+func (a *activation) has(f uint32) bool { return a.word.Load()&f != 0 }
+func (a *activation) set(f uint32)      { a.word.Or(f) }
+func (a *activation) clear(f uint32)    { a.word.And(^f) }
+
+func (a *activation) phase() uint8 { return uint8((a.word.Load() & phaseMask) >> phaseShift) }
+
+// setPhase is called by the activation's turn only, the one writer of the
+// phase bits.
+func (a *activation) setPhase(p uint8) {
+	a.word.And(^phaseMask)
+	a.word.Or(uint32(p) << phaseShift)
+}
+
+// extra returns a.x, allocating it. Only the activation's turn calls it,
+// except activate, before the spawn.
+func (a *activation) extra() *activationExtra {
+	if a.x == nil {
+		a.x = &activationExtra{}
+	}
+	return a.x
+}
+
+// refusal returns the reply to queued messages, or nil when they are
+// handled.
+func (a *activation) refusal() *grainpb.Refused {
+	if a.x == nil {
+		return nil
+	}
+	return a.x.refuse
+}
+
+// contexts recycles the Contexts handed to Receive: one per activation
+// would cost every idle grain 32 bytes, and one per message an allocation.
+var contexts = sync.Pool{New: func() any { return new(Context) }}
+
+// receive hands msg to the behaviour. The Context is cleared once Receive
+// returns (it is valid only during Receive), then reused.
+func (a *activation) receive(c *actor.Context, msg any) {
+	gc := contexts.Get().(*Context)
+	*gc = Context{ac: c, msg: msg, a: a}
+	a.beh.Receive(gc)
+	*gc = Context{}
+	contexts.Put(gc)
 }
 
 func (a *activation) producer() actor.Actor { return a }
 
 // maybeDirty reports whether a flush may have something to write.
 func (a *activation) maybeDirty() bool {
-	return a.dirty.Load() || (!a.k.TrustMarkDirty && a.touched.Load())
+	w := a.word.Load()
+	return w&flagDirty != 0 || (!a.k.TrustMarkDirty && w&flagTouched != 0)
 }
 
 // push sends msg one-way to the activation, unless it has retired.
 func (a *activation) push(msg any) error {
-	a.inflight.Add(1)
-	defer a.inflight.Add(-1)
-	if a.closed.Load() {
+	defer a.word.Add(^(inflightOne - 1)) // minus one sender
+	if a.word.Add(inflightOne)&flagClosed != 0 {
 		return errRetired
 	}
-	return a.s.node.Send(a.pid, msg)
+	return a.k.s.node.Send(a.pid(), msg)
 }
 
 // forward passes the router's current message on to the activation.
 func (a *activation) forward(c *actor.Context) error {
-	a.inflight.Add(1)
-	defer a.inflight.Add(-1)
-	if a.closed.Load() {
+	defer a.word.Add(^(inflightOne - 1)) // minus one sender
+	if a.word.Add(inflightOne)&flagClosed != 0 {
 		return errRetired
 	}
-	return c.Forward(a.pid)
+	return c.Forward(a.pid())
 }
 
 // Receive implements actor.Actor.
 func (a *activation) Receive(c *actor.Context) {
 	switch m := c.Message().(type) {
 	case actor.Started:
-		if a.phase == phaseLoading {
+		if a.phase() == phaseLoading {
 			a.start(c)
 		}
 		return
@@ -139,43 +215,46 @@ func (a *activation) Receive(c *actor.Context) {
 		m, err := env.GetPayload().UnmarshalNew()
 		if err != nil {
 			if c.IsRequest() {
-				c.Respond(&grainpb.Refused{Code: uint32(rpc.InvalidArgument), Message: fmt.Sprintf("grain %v: decode the message: %v", a.id, err)})
+				c.Respond(&grainpb.Refused{Code: uint32(rpc.InvalidArgument), Message: fmt.Sprintf("grain %v: decode the message: %v", a.id(), err)})
 			}
 			return
 		}
 		msg = m
 	}
-	if a.refuse != nil {
-		a.s.st.refused.Add(1)
+	s := a.k.s
+	if r := a.refusal(); r != nil {
+		s.st.refused.Add(1)
 		if c.IsRequest() {
-			c.Respond(a.refuse)
+			c.Respond(r)
 			return
 		}
 		// A one-way message this activation will not handle: route it
 		// again (to this grain's next activation or its new owner).
-		if err := a.s.Send(a.id, msg); err != nil {
-			a.s.log.Warn("grain: one-way message dropped", "grain", a.id.String(), "err", err)
+		if err := s.Send(a.id(), msg); err != nil {
+			s.log.Warn("grain: one-way message dropped", "grain", a.id().String(), "err", err)
 		}
 		return
 	}
-	a.last.Store(a.s.now.Load())
-	a.touched.Store(true)
-	a.ctx.ac, a.ctx.msg = c, msg
-	a.beh.Receive(&a.ctx)
-	a.ctx.ac, a.ctx.msg = nil, nil
+	a.last.Store(s.now.Load())
+	if !a.has(flagTouched) {
+		a.set(flagTouched)
+	}
+	a.receive(c, msg)
 }
 
 // start claims the grain, loads its state and makes its behaviour. It runs
 // in the first turn, so the grain's first messages wait behind it in the
 // mailbox.
 func (a *activation) start(c *actor.Context) {
-	s := a.s
+	s := a.k.s
+	id := a.id()
 	deadline := time.Now().Add(s.cfg.ClaimTimeout)
-	if p := a.prev; p != nil {
-		a.prev = nil
+	if a.x != nil && a.x.prev != nil {
+		p := a.x.prev
+		a.x = nil
 		t := time.NewTimer(s.cfg.ClaimTimeout)
 		select {
-		case <-p.done:
+		case <-p.x.done:
 		case <-t.C:
 		}
 		t.Stop()
@@ -185,7 +264,7 @@ func (a *activation) start(c *actor.Context) {
 	backoff := 10 * time.Millisecond
 	var holder actor.Addr
 	for {
-		h, err := s.cfg.Claims.TryClaim(ctx, a.id, s.self)
+		h, err := s.cfg.Claims.TryClaim(ctx, id, s.self)
 		if err == nil && h == s.self {
 			break
 		}
@@ -193,9 +272,9 @@ func (a *activation) start(c *actor.Context) {
 			holder = h
 		}
 		if time.Now().Add(backoff).After(deadline) {
-			why := fmt.Sprintf("grain %v: claim still held by %v after %v", a.id, holder, s.cfg.ClaimTimeout)
+			why := fmt.Sprintf("grain %v: claim still held by %v after %v", id, holder, s.cfg.ClaimTimeout)
 			if err != nil {
-				why = fmt.Sprintf("grain %v: claim: %v", a.id, err)
+				why = fmt.Sprintf("grain %v: claim: %v", id, err)
 			}
 			a.fail(c, why)
 			return
@@ -203,28 +282,26 @@ func (a *activation) start(c *actor.Context) {
 		time.Sleep(backoff)
 		backoff = min(2*backoff, 250*time.Millisecond)
 	}
-	a.claimed = true
+	a.set(flagClaimed)
 	if a.k.State != nil {
 		a.state = a.k.State()
 		if err := a.load(); err != nil {
-			a.fail(c, fmt.Sprintf("grain %v: load the state: %v", a.id, err))
+			a.fail(c, fmt.Sprintf("grain %v: load the state: %v", id, err))
 			return
 		}
 	}
-	a.beh = a.k.New(a.id)
-	a.phase = phaseActive
+	a.beh = a.k.New(id)
+	a.setPhase(phaseActive)
 	s.st.activations.Add(1)
-	a.ctx.a = a
-	a.ctx.ac, a.ctx.msg = c, actor.Started{}
-	a.beh.Receive(&a.ctx)
-	a.ctx.ac, a.ctx.msg = nil, nil
+	a.receive(c, actor.Started{})
 }
 
 // load reads the stored state into a.state.
 func (a *activation) load() error {
-	ctx, cancel := context.WithTimeout(context.Background(), a.s.cfg.StoreTimeout)
+	s := a.k.s
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreTimeout)
 	defer cancel()
-	data, ver, err := a.s.cfg.Store.Load(ctx, a.id.Kind, a.id.Key)
+	data, ver, err := s.cfg.Store.Load(ctx, a.k.Name, a.key)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if data, err = encodeState(a.state); err != nil {
@@ -238,28 +315,28 @@ func (a *activation) load() error {
 			return err
 		}
 	}
-	a.version, a.hash = ver, maphash.Bytes(a.s.seed, data)
+	a.version, a.hash = ver, maphash.Bytes(s.seed, data)
 	return nil
 }
 
 // fail ends an activation that could not claim or load the grain: the
 // messages queued for it are refused.
 func (a *activation) fail(c *actor.Context, why string) {
-	a.s.st.failed.Add(1)
-	a.s.log.Error("grain: activation failed", "grain", a.id.String(), "why", why)
-	a.refuse = &grainpb.Refused{Code: uint32(rpc.Unavailable), Message: why}
+	a.k.s.st.failed.Add(1)
+	a.k.s.log.Error("grain: activation failed", "grain", a.id().String(), "why", why)
+	a.extra().refuse = &grainpb.Refused{Code: uint32(rpc.Unavailable), Message: why}
 	a.retire(c)
 }
 
 // control handles the messages of the sweeper, the rebalancer and Close.
 func (a *activation) control(c *actor.Context, m *ctlMsg) {
 	if m == ctlIdle || m == ctlFlush {
-		a.ctlQueued.Store(false)
+		a.clear(flagCtlQueued)
 	}
-	if a.phase != phaseActive {
+	if a.phase() != phaseActive {
 		return
 	}
-	s := a.s
+	s := a.k.s
 	switch m.op {
 	case opFlush:
 		_ = a.flush(c)
@@ -269,7 +346,7 @@ func (a *activation) control(c *actor.Context, m *ctlMsg) {
 			return // a message came since the sweep
 		}
 	case opHandover:
-		if h, ok := s.view.Load().owner(a.id, s.skip()); !ok || h.addr == s.self {
+		if h, ok := s.view.Load().owner(a.id(), s.skip()); !ok || h.addr == s.self {
 			return // the view changed back
 		}
 		s.st.handovers.Add(1)
@@ -298,44 +375,44 @@ func (a *activation) control(c *actor.Context, m *ctlMsg) {
 
 // flush writes the state if it changed since the last flush.
 func (a *activation) flush(c *actor.Context) error {
-	if a.state == nil || a.stale || !a.claimed {
+	if a.state == nil || a.word.Load()&(flagStale|flagClaimed) != flagClaimed {
 		return nil
 	}
 	if !a.maybeDirty() {
 		return nil
 	}
-	s := a.s
+	s := a.k.s
 	data, err := encodeState(a.state)
 	if err != nil {
 		s.st.flushErrors.Add(1)
-		s.log.Error("grain: encode the state", "grain", a.id.String(), "err", err)
+		s.log.Error("grain: encode the state", "grain", a.id().String(), "err", err)
 		return err
 	}
 	h := maphash.Bytes(s.seed, data)
-	a.touched.Store(false)
+	a.clear(flagTouched)
 	if h == a.hash {
-		a.dirty.Store(false)
+		a.clear(flagDirty)
 		return nil // handled messages, changed nothing
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreTimeout)
-	ver, err := s.cfg.Store.Save(ctx, a.id.Kind, a.id.Key, data, a.version)
+	ver, err := s.cfg.Store.Save(ctx, a.k.Name, a.key, data, a.version)
 	cancel()
 	if errors.Is(err, store.ErrVersionConflict) {
 		s.st.conflicts.Add(1)
-		s.log.Warn("grain: stale activation: the stored state is newer; deactivating without a flush", "grain", a.id.String(), "version", a.version, "err", err)
-		a.stale = true
-		a.refuse = &grainpb.Refused{Code: uint32(rpc.Unavailable), Message: fmt.Sprintf("grain %v: the activation was stale", a.id), Retry: true}
+		s.log.Warn("grain: stale activation: the stored state is newer; deactivating without a flush", "grain", a.id().String(), "version", a.version, "err", err)
+		a.set(flagStale)
+		a.extra().refuse = &grainpb.Refused{Code: uint32(rpc.Unavailable), Message: fmt.Sprintf("grain %v: the activation was stale", a.id()), Retry: true}
 		a.retire(c)
 		return ErrStale
 	}
 	if err != nil {
-		a.touched.Store(true) // still to write
+		a.set(flagTouched) // still to write
 		s.st.flushErrors.Add(1)
-		s.log.Warn("grain: flush failed; the state stays dirty", "grain", a.id.String(), "err", err)
-		return fmt.Errorf("grain: flush %v: %w", a.id, err)
+		s.log.Warn("grain: flush failed; the state stays dirty", "grain", a.id().String(), "err", err)
+		return fmt.Errorf("grain: flush %v: %w", a.id(), err)
 	}
 	a.version, a.hash = ver, h
-	a.dirty.Store(false)
+	a.clear(flagDirty)
 	a.flushedAt.Store(s.now.Load())
 	s.st.flushes.Add(1)
 	return nil
@@ -347,20 +424,20 @@ func (a *activation) flush(c *actor.Context) error {
 // more if needed and releases its claim. A new activation of the same
 // grain on this node waits for that.
 func (a *activation) retire(c *actor.Context) {
-	if a.phase == phaseDraining || a.phase == phaseDone {
+	if p := a.phase(); p == phaseDraining || p == phaseDone {
 		return
 	}
-	a.phase = phaseDraining
-	sh := a.s.shardOf(a.id)
+	a.setPhase(phaseDraining)
+	id := a.id()
+	h, sh := a.k.s.shardOf(id)
+	x := a.extra()
 	sh.mu.Lock()
-	if sh.active[a.id] == a {
-		delete(sh.active, a.id)
-	}
-	a.done = make(chan struct{})
-	sh.closing[a.id] = a
-	a.closed.Store(true)
+	sh.remove(h, id, a)
+	x.done = make(chan struct{})
+	sh.closing[id] = a
+	a.set(flagClosed)
 	sh.mu.Unlock()
-	for a.inflight.Load() != 0 {
+	for a.word.Load() >= inflightOne {
 		runtime.Gosched()
 	}
 	_ = c.Poison(c.Self())
@@ -369,54 +446,52 @@ func (a *activation) retire(c *actor.Context) {
 // stopping runs when the actor stops: the behaviour sees Stopping, the
 // state is flushed a last time, and the claim is released.
 func (a *activation) stopping(c *actor.Context) {
-	if a.s.aborted.Load() {
+	s := a.k.s
+	if s.aborted.Load() {
 		return
 	}
-	if a.beh != nil && a.refuse == nil {
-		a.ctx.ac, a.ctx.msg = c, actor.Stopping{}
-		a.beh.Receive(&a.ctx)
-		a.ctx.ac, a.ctx.msg = nil, nil
+	if a.beh != nil && a.refusal() == nil {
+		a.receive(c, actor.Stopping{})
 	}
 	backoff := 50 * time.Millisecond
-	for i := 0; a.refuse == nil; i++ {
+	for i := 0; a.refusal() == nil; i++ {
 		err := a.flush(c)
 		if err == nil || errors.Is(err, ErrStale) {
 			break
 		}
 		if i == 4 {
-			a.s.log.Error("grain: the last flush failed; the grain's latest changes are lost", "grain", a.id.String(), "err", err)
+			s.log.Error("grain: the last flush failed; the grain's latest changes are lost", "grain", a.id().String(), "err", err)
 			break
 		}
 		time.Sleep(backoff)
 		backoff *= 2
 	}
-	if a.claimed {
-		ctx, cancel := context.WithTimeout(context.Background(), a.s.cfg.StoreTimeout)
-		if err := a.s.cfg.Claims.Release(ctx, a.id, a.s.self); err != nil {
-			a.s.log.Warn("grain: release the claim", "grain", a.id.String(), "err", err)
+	if a.has(flagClaimed) {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreTimeout)
+		if err := s.cfg.Claims.Release(ctx, a.id(), s.self); err != nil {
+			s.log.Warn("grain: release the claim", "grain", a.id().String(), "err", err)
 		}
 		cancel()
-		a.claimed = false
+		a.clear(flagClaimed)
 	}
 }
 
 // stopped takes the stopped activation out of the table.
 func (a *activation) stopped() {
-	s := a.s
-	sh := s.shardOf(a.id)
+	s := a.k.s
+	id := a.id()
+	h, sh := s.shardOf(id)
 	sh.mu.Lock()
-	if sh.active[a.id] == a {
-		delete(sh.active, a.id)
+	sh.remove(h, id, a)
+	if sh.closing[id] == a {
+		delete(sh.closing, id)
 	}
-	if sh.closing[a.id] == a {
-		delete(sh.closing, a.id)
-	}
-	a.closed.Store(true)
+	a.set(flagClosed)
 	sh.mu.Unlock()
-	if a.done != nil {
-		close(a.done)
+	if a.x != nil && a.x.done != nil {
+		close(a.x.done)
 	}
-	a.phase = phaseDone
+	a.setPhase(phaseDone)
 	a.beh, a.state = nil, nil
 	s.st.deactivations.Add(1)
 	s.live.Add(-1)

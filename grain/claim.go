@@ -23,9 +23,13 @@ type Claimer interface {
 // LocalClaimer is a Claimer held in memory: right for one node, or for
 // several Systems in one process that share it (tests, benchmarks). It
 // knows nothing of other processes. The zero value is ready to use.
+//
+// Its claims are kept by kind, then by key (an entry is a key and a
+// holder, not a whole Identity), since a node may hold a million.
 type LocalClaimer struct {
 	mu     sync.Mutex
-	claims map[Identity]actor.Addr
+	claims map[string]map[string]actor.Addr // kind → key → holder
+	n      int
 }
 
 // NewLocalClaimer returns an empty LocalClaimer.
@@ -38,13 +42,19 @@ func (l *LocalClaimer) TryClaim(ctx context.Context, id Identity, self actor.Add
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if h, ok := l.claims[id]; ok {
+	keys := l.claims[id.Kind]
+	if h, ok := keys[id.Key]; ok {
 		return h, nil
 	}
-	if l.claims == nil {
-		l.claims = make(map[Identity]actor.Addr)
+	if keys == nil {
+		if l.claims == nil {
+			l.claims = make(map[string]map[string]actor.Addr)
+		}
+		keys = make(map[string]actor.Addr)
+		l.claims[id.Kind] = keys
 	}
-	l.claims[id] = self
+	keys[id.Key] = self
+	l.n++
 	return self, nil
 }
 
@@ -52,10 +62,21 @@ func (l *LocalClaimer) TryClaim(ctx context.Context, id Identity, self actor.Add
 func (l *LocalClaimer) Release(ctx context.Context, id Identity, self actor.Addr) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.claims[id] == self {
-		delete(l.claims, id)
+	keys := l.claims[id.Kind]
+	if h, ok := keys[id.Key]; ok && h == self {
+		l.drop(id.Kind, keys, id.Key)
 	}
 	return nil
+}
+
+// drop deletes the claim of key in kind, whose claims are keys. The caller
+// holds l.mu.
+func (l *LocalClaimer) drop(kind string, keys map[string]actor.Addr, key string) {
+	delete(keys, key)
+	l.n--
+	if len(keys) == 0 {
+		delete(l.claims, kind) // a map never shrinks: let it go
+	}
 }
 
 // ReleaseAll drops every claim of node, as a lease's expiry would: for a
@@ -63,9 +84,11 @@ func (l *LocalClaimer) Release(ctx context.Context, id Identity, self actor.Addr
 func (l *LocalClaimer) ReleaseAll(node actor.Addr) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for id, h := range l.claims {
-		if h == node {
-			delete(l.claims, id)
+	for kind, keys := range l.claims {
+		for key, h := range keys {
+			if h == node {
+				l.drop(kind, keys, key)
+			}
 		}
 	}
 }
@@ -74,5 +97,5 @@ func (l *LocalClaimer) ReleaseAll(node actor.Addr) {
 func (l *LocalClaimer) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.claims)
+	return l.n
 }

@@ -37,7 +37,7 @@ func (c *Context) IsRequest() bool { return c.ac.IsRequest() }
 func (c *Context) Sender() actor.PID { return c.ac.Sender() }
 
 // Identity returns the grain's identity.
-func (c *Context) Identity() Identity { return c.a.id }
+func (c *Context) Identity() Identity { return c.a.id() }
 
 // State returns the grain's state: the value Kind.State made, loaded from
 // the Store. Change it in place. nil for a kind without state.
@@ -46,7 +46,7 @@ func (c *Context) State() any { return c.a.state }
 // MarkDirty says the state changed, so the next flush writes it even when
 // Kind.TrustMarkDirty is set. Without TrustMarkDirty, a change is found
 // anyway (by hashing the state's encoding at flush time).
-func (c *Context) MarkDirty() { c.a.dirty.Store(true) }
+func (c *Context) MarkDirty() { c.a.set(flagDirty) }
 
 // Flush writes the state now, if it changed since the last flush. When it
 // fails with ErrStale the activation is deactivating and its later
@@ -59,4 +59,4 @@ func (c *Context) Flush(_ context.Context) error { return c.a.flush(c.ac) }
 func (c *Context) Deactivate() { _ = c.ac.Send(c.ac.Self(), ctlDeactivate) }
 
 // System returns the System the grain runs in, to message other grains.
-func (c *Context) System() *System { return c.a.s }
+func (c *Context) System() *System { return c.a.k.s }

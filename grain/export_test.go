@@ -8,10 +8,7 @@ import (
 
 // IsActive reports whether id has an activation taking messages here.
 func (s *System) IsActive(id Identity) bool {
-	sh := s.shardOf(id)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	return sh.active[id] != nil
+	return s.lookup(id) != nil
 }
 
 // Hosts returns how many nodes this System's view has for kind.

@@ -41,7 +41,7 @@ type System struct {
 	node  *actor.Node
 	self  actor.Addr
 	log   *slog.Logger
-	kinds map[string]*Kind
+	kinds map[string]*hostedKind
 	seed  maphash.Seed
 
 	shards [numShards]shard
@@ -72,10 +72,67 @@ type System struct {
 }
 
 // shard is one part of the activation table.
+//
+// The activations that take messages are keyed by the hash of their
+// identity (hashID), which is smaller than the identity: a million idle
+// grains are a million entries. An activation whose hash another holds
+// already goes to more, keyed by its identity; that map stays nil unless
+// two identities collide.
 type shard struct {
 	mu      sync.RWMutex
-	active  map[Identity]*activation // the activations that take messages
+	active  map[uint64]*activation   // the activations that take messages, by hashID
+	more    map[Identity]*activation // like active, for the ids whose hash another holds
 	closing map[Identity]*activation // deactivating: a new activation of the id waits for it
+}
+
+// get returns the activation of id (hash h) that takes messages, or nil.
+// The caller holds sh.mu.
+func (sh *shard) get(h uint64, id Identity) *activation {
+	if a := sh.active[h]; a != nil && a.key == id.Key && a.k.Name == id.Kind {
+		return a
+	}
+	if sh.more != nil {
+		return sh.more[id]
+	}
+	return nil
+}
+
+// add puts a, of id (hash h), in the table; it has no activation yet. The
+// caller holds sh.mu for writing.
+func (sh *shard) add(h uint64, id Identity, a *activation) {
+	if _, taken := sh.active[h]; !taken {
+		sh.active[h] = a
+		return
+	}
+	if sh.more == nil {
+		sh.more = make(map[Identity]*activation)
+	}
+	sh.more[id] = a
+}
+
+// remove takes a, of id (hash h), out of the table if it is there. The
+// caller holds sh.mu for writing.
+func (sh *shard) remove(h uint64, id Identity, a *activation) {
+	if sh.active[h] == a {
+		delete(sh.active, h)
+		return
+	}
+	if sh.more[id] == a {
+		delete(sh.more, id)
+		if len(sh.more) == 0 {
+			sh.more = nil
+		}
+	}
+}
+
+// each calls f for every activation in the table. The caller holds sh.mu.
+func (sh *shard) each(f func(a *activation)) {
+	for _, a := range sh.active {
+		f(a)
+	}
+	for _, a := range sh.more {
+		f(a)
+	}
 }
 
 // Stats is a snapshot of a System's counters.
@@ -124,14 +181,14 @@ func Start(ctx context.Context, cfg Config) (*System, error) {
 		node:  cfg.Node,
 		self:  cfg.Node.Addr(),
 		log:   cfg.Logger.With("component", "grain"),
-		kinds: make(map[string]*Kind, len(cfg.Kinds)),
+		kinds: make(map[string]*hostedKind, len(cfg.Kinds)),
 		seed:  maphash.MakeSeed(),
 		quit:  make(chan struct{}),
 	}
 	s.tick = time.Second
 	for _, k := range cfg.Kinds {
 		k = k.withDefaults()
-		s.kinds[k.Name] = &k
+		s.kinds[k.Name] = &hostedKind{Kind: k, s: s}
 		s.tick = min(s.tick, k.IdleTimeout/4)
 		if k.FlushEvery > 0 {
 			s.tick = min(s.tick, k.FlushEvery/4)
@@ -139,7 +196,7 @@ func Start(ctx context.Context, cfg Config) (*System, error) {
 	}
 	s.tick = max(s.tick, 5*time.Millisecond)
 	for i := range s.shards {
-		s.shards[i].active = make(map[Identity]*activation)
+		s.shards[i].active = make(map[uint64]*activation)
 		s.shards[i].closing = make(map[Identity]*activation)
 	}
 	s.now.Store(time.Now().UnixNano())
@@ -282,11 +339,11 @@ func (s *System) rebalance(v *hostView) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for id, a := range sh.active {
-			if h, ok := v.owner(id, skip); ok && h.addr != s.self {
-				_ = s.node.Send(a.pid, ctlHandover)
+		sh.each(func(a *activation) {
+			if h, ok := v.owner(a.id(), skip); ok && h.addr != s.self {
+				_ = s.node.Send(a.pid(), ctlHandover)
 			}
-		}
+		})
 		sh.mu.RUnlock()
 	}
 }
@@ -299,19 +356,24 @@ func (s *System) skip() actor.Addr {
 	return 0
 }
 
-// shardOf returns the shard of id.
-func (s *System) shardOf(id Identity) *shard {
-	return &s.shards[hashID(id)%numShards]
+// shardOf returns the hash of id and its shard.
+func (s *System) shardOf(id Identity) (uint64, *shard) {
+	h := hashID(id)
+	return h, &s.shards[h%numShards]
+}
+
+// lookup returns the activation of id that takes messages here, or nil.
+func (s *System) lookup(id Identity) *activation {
+	h, sh := s.shardOf(id)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.get(h, id)
 }
 
 // locate finds where a message for id goes: a local activation (spawned
 // if this node owns id and none is active), or the router of the owner.
 func (s *System) locate(id Identity) (*activation, actor.PID, error) {
-	sh := s.shardOf(id)
-	sh.mu.RLock()
-	a := sh.active[id]
-	sh.mu.RUnlock()
-	if a != nil {
+	if a := s.lookup(id); a != nil {
 		return a, actor.PID{}, nil
 	}
 	h, ok := s.view.Load().owner(id, s.skip())
@@ -346,25 +408,28 @@ func (s *System) activate(id Identity) (*activation, error) {
 	if k == nil {
 		return nil, unavailable(fmt.Sprintf("kind %q is not hosted on %v", id.Kind, s.self), ErrUnknownKind)
 	}
-	sh := s.shardOf(id)
+	h, sh := s.shardOf(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if a := sh.active[id]; a != nil {
+	if a := sh.get(h, id); a != nil {
 		return a, nil
 	}
 	if s.closing.Load() {
 		return nil, nil
 	}
-	a := &activation{s: s, k: k, id: id, prev: sh.closing[id]}
+	a := &activation{k: k, key: id.Key}
+	if p := sh.closing[id]; p != nil {
+		a.x = &activationExtra{prev: p}
+	}
 	a.last.Store(s.now.Load())
 	a.flushedAt.Store(s.now.Load())
 	pid, err := s.node.Spawn(a.producer, k.SpawnOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("grain: activate %v: %w", id, err)
 	}
-	a.pid = pid
+	a.serial = pid.Serial
 	s.live.Add(1)
-	sh.active[id] = a
+	sh.add(h, id, a)
 	return a, nil
 }
 
@@ -427,7 +492,7 @@ func (s *System) callOnce(ctx context.Context, id Identity, msg any) (reply any,
 		return nil, err, false
 	}
 	if a != nil {
-		reply, err = s.node.Call(ctx, a.pid, msg)
+		reply, err = s.node.Call(ctx, a.pid(), msg)
 	} else {
 		env, werr := s.wrap(id, msg)
 		if werr != nil {
@@ -493,7 +558,7 @@ func (s *System) ResolveGrain(ctx context.Context, kind, key string) (actor.PID,
 			return actor.PID{}, err
 		}
 		if a != nil {
-			return a.pid, nil
+			return a.pid(), nil
 		}
 		reply, err := s.node.Call(ctx, router, &grainpb.Envelope{Kind: kind, Key: key, Resolve: true, MaxHops: uint32(s.cfg.MaxHops)})
 		reply, err, retry := answer(reply, err)
@@ -578,7 +643,7 @@ func (s *System) routerReceive(c *actor.Context) {
 			return
 		}
 		if env.Resolve {
-			c.Respond(&grainpb.PID{Node: uint32(a.pid.Node), Serial: a.pid.Serial})
+			c.Respond(&grainpb.PID{Node: uint32(s.self), Serial: a.serial})
 			return
 		}
 		err = a.forward(c)
@@ -630,7 +695,7 @@ func (s *System) sweepOnce(now int64) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for _, a := range sh.active {
+		sh.each(func(a *activation) {
 			var msg *ctlMsg
 			switch {
 			case now-a.last.Load() >= int64(a.k.IdleTimeout):
@@ -638,14 +703,14 @@ func (s *System) sweepOnce(now int64) {
 			case a.k.FlushEvery > 0 && a.k.State != nil && a.maybeDirty() && now-a.flushedAt.Load() >= int64(a.k.FlushEvery):
 				msg = ctlFlush
 			default:
-				continue
+				return
 			}
-			if a.ctlQueued.CompareAndSwap(false, true) {
-				if s.node.Send(a.pid, msg) != nil {
-					a.ctlQueued.Store(false)
+			if a.word.Or(flagCtlQueued)&flagCtlQueued == 0 {
+				if s.node.Send(a.pid(), msg) != nil {
+					a.clear(flagCtlQueued)
 				}
 			}
-		}
+		})
 		sh.mu.RUnlock()
 	}
 }
@@ -677,9 +742,7 @@ func (s *System) close(ctx context.Context) error {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for _, a := range sh.active {
-			_ = s.node.Send(a.pid, msg)
-		}
+		sh.each(func(a *activation) { _ = s.node.Send(a.pid(), msg) })
 		sh.mu.RUnlock()
 	}
 	for s.live.Load() > 0 {
