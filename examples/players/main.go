@@ -110,12 +110,11 @@ func (p *player) Buy(_ *rpc.Context, req *playerspb.BuyRequest) (*playerspb.Inve
 // server is one run of the game server: a node with the player grains and
 // a gateway.
 type server struct {
-	node  *actor.Node
-	st    *embedded.Store
-	sys   *grain.System
-	gw    *gate.Gateway
-	addr  string
-	close func()
+	node *actor.Node
+	st   *embedded.Store
+	sys  *grain.System
+	gw   *gate.Gateway
+	addr string
 }
 
 func startServer(ctx context.Context, storePath string) (*server, error) {
