@@ -146,7 +146,8 @@ func BenchmarkIdleGrains(b *testing.B) {
 		}
 	})
 	k.New = func(grain.Identity) grain.Actor { return recv }
-	s := localSystem(b, nil, 1, grain.Config{Kinds: []grain.Kind{k}, Claims: grain.NewLocalClaimer()})
+	// One node: the default SoleClaimer, which keeps no per-grain claim.
+	s := localSystem(b, nil, 1, grain.Config{Kinds: []grain.Kind{k}})
 	keys := make([]string, count)
 	for i := range keys {
 		keys[i] = strconv.Itoa(i)

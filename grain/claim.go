@@ -99,3 +99,22 @@ func (l *LocalClaimer) Len() int {
 	defer l.mu.Unlock()
 	return l.n
 }
+
+// SoleClaimer is the Claimer of a System that is the only one hosting its
+// kinds (one node): every claim succeeds at once and costs nothing, since
+// the System's own table of activations already keeps each grain's
+// activation unique on its node. It is the default when Config.Claims is
+// nil. Two Systems that may host the same kind need a shared Claimer
+// (LocalClaimer in one process, EtcdClaimer in a cluster).
+type SoleClaimer struct{}
+
+// TryClaim implements Claimer: self always holds the claim.
+func (SoleClaimer) TryClaim(ctx context.Context, _ Identity, self actor.Addr) (actor.Addr, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return self, nil
+}
+
+// Release implements Claimer.
+func (SoleClaimer) Release(context.Context, Identity, actor.Addr) error { return nil }

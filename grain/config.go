@@ -36,9 +36,9 @@ type Config struct {
 	// own, which lives as long as the process.
 	Store store.Store
 	// Claims decides which node may activate a grain. Use an EtcdClaimer
-	// in a cluster on etcd. nil: a LocalClaimer of this System's own,
-	// right only when this System is the only one hosting grains (several
-	// Systems in one process may share one LocalClaimer).
+	// in a cluster on etcd. nil: SoleClaimer (no per-grain cost), right
+	// only when this System is the only one hosting its kinds (several
+	// Systems in one process may share one LocalClaimer instead).
 	Claims Claimer
 	// Logger receives activations that fail, flush errors and conflicts.
 	// Default: the node's logger.
@@ -96,7 +96,7 @@ func (c Config) withDefaults() Config {
 		c.Store = memstore.New()
 	}
 	if c.Claims == nil {
-		c.Claims = NewLocalClaimer()
+		c.Claims = SoleClaimer{}
 	}
 	return c
 }
