@@ -236,6 +236,13 @@ func (c *Client) RequestRaw(ctx context.Context, route string, body []byte) ([]b
 	case <-ctx.Done():
 		return nil, rpc.StatusOf(ctx.Err())
 	case <-c.done:
+		// The answer may have arrived just before the connection ended (a
+		// kick sends the response, then Close): it wins.
+		select {
+		case r := <-ch:
+			return r.body, r.err
+		default:
+		}
 		return nil, rpc.Errorf(rpc.Unavailable, "%s: %v", route, ErrClosed)
 	}
 }
