@@ -118,14 +118,14 @@ func (s *Selector) Pick(view []Member, self actor.Addr, nodeType int, how Pick, 
 		s.mu.Unlock()
 		best = next
 	case ConsistentHash:
-		h := hashKey(key)
+		h := HashKey(key)
 		var bestW uint64
 		for i := range view {
 			m := &view[i]
 			if !ok(m) {
 				continue
 			}
-			w := weight(h, m.Addr)
+			w := RendezvousWeight(h, m.Addr)
 			if best < 0 || w > bestW || (w == bestW && m.Addr < view[best].Addr) {
 				best, bestW = i, w
 			}
@@ -145,19 +145,27 @@ const (
 	fnvPrime  = 1099511628211
 )
 
-func hashKey(key string) uint64 {
-	h := uint64(fnvOffset)
-	for i := 0; i < len(key); i++ {
-		h ^= uint64(key[i])
+// HashKey returns the hash of key that rendezvous placement starts from
+// (FNV-1a, 64 bit: every node and every run agrees on it). Other
+// placements over members, such as grains', use it and RendezvousWeight so
+// that they spread keys as ConsistentHash does.
+func HashKey(key string) uint64 { return HashMore(fnvOffset, key) }
+
+// HashMore continues a HashKey hash over s: HashMore(HashKey(a), b) is
+// HashKey(a+b), without building the string.
+func HashMore(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
 		h *= fnvPrime
 	}
 	return h
 }
 
-// weight is the rendezvous weight of addr for a key hashed to h: FNV-1a
-// continued over the address bytes, then the splitmix64 finalizer, which
-// spreads FNV's weak low bits over the whole word.
-func weight(h uint64, addr actor.Addr) uint64 {
+// RendezvousWeight is the rendezvous (highest random weight) weight of
+// addr for a key hashed to h: the hash continued over the address bytes,
+// then the splitmix64 finalizer, which spreads FNV's weak low bits over
+// the whole word. The member of highest weight wins the key.
+func RendezvousWeight(h uint64, addr actor.Addr) uint64 {
 	a := uint32(addr)
 	for i := 0; i < 4; i++ {
 		h ^= uint64(byte(a >> (8 * i)))

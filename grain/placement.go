@@ -67,7 +67,7 @@ func (v *hostView) owner(id Identity, skip actor.Addr) (host, bool) {
 		if hs[i].addr == skip {
 			continue
 		}
-		w := weight(h, hs[i].addr)
+		w := cluster.RendezvousWeight(h, hs[i].addr)
 		if best < 0 || w > bestW || (w == bestW && hs[i].addr < hs[best].addr) {
 			best, bestW = i, w
 		}
@@ -78,42 +78,11 @@ func (v *hostView) owner(id Identity, skip actor.Addr) (host, bool) {
 	return hs[best], true
 }
 
-// FNV-1a, 64 bit, and the rendezvous weight: the functions of
-// cluster.Selector's ConsistentHash (cluster/selector.go, unexported
-// there), applied to "kind/key".
-const (
-	fnvOffset = 14695981039346656037
-	fnvPrime  = 1099511628211
-)
-
-// hashID hashes "kind/key" without building the string.
+// hashID hashes "kind/key" as cluster.HashKey would, without building the
+// string: the same placement function as cluster.Selector's
+// ConsistentHash.
 func hashID(id Identity) uint64 {
-	h := uint64(fnvOffset)
-	for i := 0; i < len(id.Kind); i++ {
-		h ^= uint64(id.Kind[i])
-		h *= fnvPrime
-	}
-	h ^= '/'
-	h *= fnvPrime
-	for i := 0; i < len(id.Key); i++ {
-		h ^= uint64(id.Key[i])
-		h *= fnvPrime
-	}
-	return h
-}
-
-func weight(h uint64, addr actor.Addr) uint64 {
-	a := uint32(addr)
-	for i := 0; i < 4; i++ {
-		h ^= uint64(byte(a >> (8 * i)))
-		h *= fnvPrime
-	}
-	h ^= h >> 30
-	h *= 0xbf58476d1ce4e5b9
-	h ^= h >> 27
-	h *= 0x94d049bb133111eb
-	h ^= h >> 31
-	return h
+	return cluster.HashMore(cluster.HashMore(cluster.HashKey(id.Kind), "/"), id.Key)
 }
 
 // parsePID parses actor.PID.String's "cluster.type.index/serial".
