@@ -129,6 +129,7 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	ec := cfg.Cluster.Etcd
 	n.members, err = etcd.New(etcd.Config{
 		Endpoints: endpoints, Prefix: ec.Prefix, TTL: ec.TTL, DialTimeout: ec.DialTimeout, Logger: log,
+		JoinWait: spec.JoinWait,
 	})
 	if err != nil {
 		return nil, err
@@ -142,11 +143,7 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		Member:     cluster.Member{Services: slices.Clone(spec.Modules), Meta: map[string]string{MetaNode: nodeName}},
 		Transport:  cfg.Cluster.Transport.TCP(),
 	}
-	if err := retryWhile(ctx, spec.JoinWait, etcd.ErrAddrInUse, log, func() error {
-		var err error
-		n.cluster, err = cluster.Start(ctx, nc)
-		return err
-	}); err != nil {
+	if n.cluster, err = cluster.Start(ctx, nc); err != nil { // Join waits out a crashed predecessor (JoinWait)
 		return nil, err
 	}
 	n.ready = Ready{
@@ -345,22 +342,4 @@ func (n *Node) teardown(ctx context.Context, logIt bool) error {
 		n.log.Info("stopped")
 	}
 	return errors.Join(errs...)
-}
-
-// retryWhile calls f until it returns nil or an error that does not match
-// target, or until wait has passed or ctx ends.
-func retryWhile(ctx context.Context, wait time.Duration, target error, log *slog.Logger, f func() error) error {
-	deadline := time.Now().Add(wait)
-	for {
-		err := f()
-		if err == nil || !errors.Is(err, target) || time.Now().After(deadline) {
-			return err
-		}
-		log.Warn("address still held, waiting for the old lease to expire", "err", err)
-		select {
-		case <-time.After(250 * time.Millisecond):
-		case <-ctx.Done():
-			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
-		}
-	}
 }

@@ -34,6 +34,10 @@ type Config struct {
 	// DialTimeout bounds connecting to etcd, New's initial read, and each
 	// internal request made without a caller's ctx. Default 5s.
 	DialTimeout time.Duration
+	// JoinWait is how long Join keeps trying while another live record
+	// holds the address (ErrAddrInUse): typically a crashed predecessor of
+	// this node, whose lease expires within TTL. Default 0: fail at once.
+	JoinWait time.Duration
 	// Logger receives lease losses, re-grants and resyncs. Default: discard.
 	Logger *slog.Logger
 }
@@ -54,6 +58,9 @@ func (c Config) Validate() error {
 	}
 	if c.TTL < 0 || (c.TTL > 0 && c.TTL < time.Second) {
 		return fmt.Errorf("%w: TTL %v is below the minimum 1s", ErrBadConfig, c.TTL)
+	}
+	if c.JoinWait < 0 {
+		return fmt.Errorf("%w: negative join wait %v", ErrBadConfig, c.JoinWait)
 	}
 	if c.DialTimeout < 0 {
 		return fmt.Errorf("%w: negative dial timeout %v", ErrBadConfig, c.DialTimeout)

@@ -21,6 +21,9 @@ import (
 	"github.com/guildkit/guild/cluster/internal/fanout"
 )
 
+// joinRetry is the pause between Join's attempts while the address is held.
+const joinRetry = 250 * time.Millisecond
+
 // ErrAddrInUse is returned by Join when another live node holds the same
 // address. A crashed node's record lasts until its lease expires (at most
 // Config.TTL).
@@ -159,6 +162,9 @@ func (m *Membership) release() { <-m.sem }
 // for longer than the TTL), the keeper grants a new one and puts the record
 // again. Members includes this node once the watch delivers the put,
 // normally within milliseconds.
+//
+// While another live record holds the address (ErrAddrInUse), Join keeps
+// trying for Config.JoinWait.
 func (m *Membership) Join(ctx context.Context, mem cluster.Member) error {
 	if mem.Started.IsZero() {
 		mem.Started = time.Now()
@@ -177,6 +183,16 @@ func (m *Membership) Join(ctx context.Context, mem cluster.Member) error {
 	sctx, cancel := context.WithCancel(m.life)
 	s := &session{cancel: cancel, done: make(chan struct{}), member: mem, owned: make(map[string]actor.PID)}
 	ch, err := m.grant(ctx, sctx, s)
+	for deadline := time.Now().Add(m.cfg.JoinWait); errors.Is(err, ErrAddrInUse) && time.Now().Before(deadline); {
+		m.log.Warn("cluster/etcd: address still held, waiting for the old lease to expire", "addr", mem.Addr.String(), "err", err)
+		select {
+		case <-time.After(joinRetry):
+		case <-ctx.Done():
+			cancel()
+			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+		}
+		ch, err = m.grant(ctx, sctx, s)
+	}
 	if err != nil {
 		cancel()
 		return err

@@ -145,6 +145,38 @@ func TestAddrInUse(t *testing.T) {
 	}
 }
 
+// TestJoinWaitsForTheHolder: with JoinWait, Join keeps trying while the
+// address is held, and succeeds once the holder is gone.
+func TestJoinWaitsForTheHolder(t *testing.T) {
+	e := startEtcd(t)
+	ctx := ctxT(t)
+	a := newMembership(t, e, time.Second)
+	b, err := New(Config{Endpoints: e.Endpoints(), TTL: time.Second, DialTimeout: 2 * time.Second, JoinWait: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	addr := actor.MustAddr(0, 1, 1)
+	if err := a.Join(ctx, cluster.Member{Addr: addr}); err != nil {
+		t.Fatal(err)
+	}
+	left := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		left <- a.Leave(ctx)
+	}()
+	start := time.Now()
+	if err := b.Join(ctx, cluster.Member{Addr: addr}); err != nil {
+		t.Fatalf("Join with JoinWait: %v", err)
+	}
+	if err := <-left; err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 250*time.Millisecond {
+		t.Fatalf("Join returned after %v, before the holder left", waited)
+	}
+}
+
 func TestCrashedMemberExpires(t *testing.T) {
 	e := startEtcd(t)
 	ctx := ctxT(t)

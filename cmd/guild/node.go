@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -191,7 +190,7 @@ func serveNode(ctx context.Context, opts nodeOptions, stdout io.Writer, log *slo
 		endpoints = e.Endpoints()
 		log.Info("embedded etcd started", "endpoints", strings.Join(endpoints, ","))
 	}
-	m, err := etcd.New(etcd.Config{Endpoints: endpoints, TTL: opts.ttl, Logger: log})
+	m, err := etcd.New(etcd.Config{Endpoints: endpoints, TTL: opts.ttl, JoinWait: opts.joinWait, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -200,7 +199,13 @@ func serveNode(ctx context.Context, opts nodeOptions, stdout io.Writer, log *slo
 			err = errors.Join(err, fmt.Errorf("close membership: %w", cerr))
 		}
 	}()
-	node, err := startNode(ctx, opts, m, log)
+	node, err := cluster.Start(ctx, cluster.NodeConfig{
+		Actor:      actor.Config{Addr: opts.addr, Logger: log},
+		Listen:     opts.listen,
+		Membership: m, // its Join waits out a crashed predecessor's record (JoinWait)
+		Names:      m.Names(),
+		Logger:     log,
+	})
 	if err != nil {
 		return err
 	}
@@ -212,42 +217,16 @@ func serveNode(ctx context.Context, opts nodeOptions, stdout io.Writer, log *slo
 	if err := startDiag(ctx, node.Actor(), started, opts.joinWait, log); err != nil {
 		return err
 	}
-	line, err := json.Marshal(readyEvent{
+	if err := printJSONLine(stdout, readyEvent{
 		Event: "ready", Addr: opts.addr.String(), Endpoint: node.Endpoint(),
 		Etcd: endpoints, PID: os.Getpid(),
-	})
-	if err != nil {
+	}); err != nil {
 		return err
-	}
-	if _, err := stdout.Write(append(line, '\n')); err != nil {
-		return fmt.Errorf("print the ready line: %w", err)
-	}
-	if f, ok := stdout.(interface{ Sync() error }); ok {
-		_ = f.Sync() // a pipe or terminal cannot sync; what matters is that the line was written
 	}
 	log.Info("node ready", "endpoint", node.Endpoint(), "diag", diagName(opts.addr))
 	<-ctx.Done()
 	log.Info("stopping")
 	return nil
-}
-
-// startNode starts the cluster node, retrying while a crashed predecessor's
-// record still holds the address, for up to opts.joinWait.
-func startNode(ctx context.Context, opts nodeOptions, m *etcd.Membership, log *slog.Logger) (*cluster.Node, error) {
-	cfg := cluster.NodeConfig{
-		Actor:      actor.Config{Addr: opts.addr, Logger: log},
-		Listen:     opts.listen,
-		Membership: m,
-		Names:      m.Names(),
-		Logger:     log,
-	}
-	var node *cluster.Node
-	err := retryWhile(ctx, opts.joinWait, etcd.ErrAddrInUse, log, "address still held, waiting for the old lease to expire", func() error {
-		var err error
-		node, err = cluster.Start(ctx, cfg)
-		return err
-	})
-	return node, err
 }
 
 // startDiag spawns the diagnostic actor and registers its global name,

@@ -136,7 +136,13 @@ type runReady struct {
 
 // printReady prints the ready line.
 func printReady(stdout io.Writer, r app.Ready) error {
-	line, err := json.Marshal(runReady{Event: "ready", Ready: r, PID: os.Getpid()})
+	return printJSONLine(stdout, runReady{Event: "ready", Ready: r, PID: os.Getpid()})
+}
+
+// printJSONLine writes v as one JSON line, for another program (a test,
+// guild demo -nodes 3) to read, and syncs stdout when it can.
+func printJSONLine(stdout io.Writer, v any) error {
+	line, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
