@@ -25,6 +25,11 @@ type NodeConfig struct {
 	Actor actor.Config
 	// Listen is the TCP address of the transport, e.g. "127.0.0.1:0".
 	Listen string
+	// Advertise, optional, is the endpoint ("host:port") other nodes dial
+	// to reach this one, published in its member record: for a node
+	// behind NAT, a container port mapping or a proxy. Empty means the
+	// address the transport listens on.
+	Advertise string
 	// Membership publishes this node and resolves the others, e.g. from
 	// cluster/etcd's New or NewLocal. Required. The Node leaves it on Close
 	// but does not close it.
@@ -108,6 +113,9 @@ func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	m := cfg.Member.Clone()
 	m.Addr = cfg.Actor.Addr
 	m.Endpoint = tr.Addr().String()
+	if cfg.Advertise != "" {
+		m.Endpoint = cfg.Advertise
+	}
 	m.Available = true
 	if err := cfg.Membership.Join(ctx, m); err != nil {
 		n.unsub()
