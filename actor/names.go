@@ -111,3 +111,60 @@ func (l *localNames) release(pid PID) {
 	delete(l.owned, pid)
 	l.mu.Unlock()
 }
+
+// Register binds a name to pid. Local names start with "." and are seen by
+// this node only; they are released when the actor stops. Other names are
+// global and need Config.Names (a cluster); without it they fail with
+// ErrNoGlobalNames.
+func (n *Node) Register(ctx context.Context, name string, pid PID) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if !IsLocalName(name) {
+		if n.cfg.Names == nil {
+			return ErrNoGlobalNames
+		}
+		return n.cfg.Names.Register(ctx, name, pid)
+	}
+	if pid.Node != n.cfg.Addr {
+		return fmt.Errorf("%w: local name %q for %v, which is on another node", ErrBadName, name, pid)
+	}
+	return n.names.register(name, pid, func() bool {
+		p := n.procs.get(pid.Serial)
+		return p != nil && p.alive()
+	})
+}
+
+// Unregister releases a name. Unregistering a name that is not held returns
+// ErrNameNotFound.
+func (n *Node) Unregister(ctx context.Context, name string) error {
+	if !IsLocalName(name) {
+		if n.cfg.Names == nil {
+			return ErrNoGlobalNames
+		}
+		pid, err := n.cfg.Names.Lookup(ctx, name)
+		if err != nil {
+			return err
+		}
+		return n.cfg.Names.Unregister(ctx, name, pid)
+	}
+	if !n.names.unregister(name) {
+		return fmt.Errorf("%w: %q", ErrNameNotFound, name)
+	}
+	return nil
+}
+
+// Lookup resolves a name to a PID, returning ErrNameNotFound when nobody
+// holds it. A local lookup is one map read under a read lock.
+func (n *Node) Lookup(ctx context.Context, name string) (PID, error) {
+	if !IsLocalName(name) {
+		if n.cfg.Names == nil {
+			return PID{}, ErrNoGlobalNames
+		}
+		return n.cfg.Names.Lookup(ctx, name)
+	}
+	if pid, ok := n.names.lookup(name); ok {
+		return pid, nil
+	}
+	return PID{}, fmt.Errorf("%w: %q", ErrNameNotFound, name)
+}
