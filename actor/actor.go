@@ -24,13 +24,18 @@ type Producer func() Actor
 // interceptor may change Message (or Target) before it calls next, or return
 // an error instead of calling next to refuse the send.
 type Envelope struct {
-	Sender  PID
-	Target  PID
-	Message any
+	Sender PID
+	Target PID
+	// TargetName is the name the sender addressed (SendName, CallName,
+	// RequestName), empty when it addressed a PID; Target is then the
+	// name's holder as resolved on the sending node.
+	TargetName string
+	Message    any
 
 	fut      *future
 	corr     uint64
 	deadline int64
+	via      Addr
 }
 
 // IsRequest reports whether the sender waits for a reply (Request or Call).

@@ -15,6 +15,10 @@ import (
 // logged. Request returns an error, and cb never runs, when msg could not be
 // queued.
 func (n *Node) Request(to PID, msg any, timeout time.Duration, cb ReplyFunc) error {
+	return n.request(to, "", msg, timeout, cb)
+}
+
+func (n *Node) request(to PID, name string, msg any, timeout time.Duration, cb ReplyFunc) error {
 	if n.state.Load() != nodeRunning {
 		return ErrNodeClosed
 	}
@@ -24,7 +28,7 @@ func (n *Node) Request(to PID, msg any, timeout time.Duration, cb ReplyFunc) err
 	if !n.workers.track() { // before the send, so that Close's wait covers the callback
 		return ErrNodeClosed
 	}
-	f, id, tm, err := n.startCall(PID{}, to, msg, time.Now().Add(timeout), true, false)
+	f, id, tm, err := n.startCall(PID{}, to, name, msg, time.Now().Add(timeout), true, false)
 	if err != nil {
 		n.wg.Done()
 		return err
@@ -58,16 +62,16 @@ func (n *Node) Call(ctx context.Context, to PID, msg any) (any, error) {
 	if n.state.Load() != nodeRunning {
 		return nil, ErrNodeClosed
 	}
-	return n.call(ctx, PID{}, to, msg)
+	return n.call(ctx, PID{}, to, "", msg)
 }
 
-func (n *Node) call(ctx context.Context, from, to PID, msg any) (any, error) {
+func (n *Node) call(ctx context.Context, from, to PID, name string, msg any) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	dl, hasDeadline := ctx.Deadline()
 	done := ctx.Done()
-	f, id, tm, err := n.startCall(from, to, msg, dl, !hasDeadline, done == nil)
+	f, id, tm, err := n.startCall(from, to, name, msg, dl, !hasDeadline, done == nil)
 	if err != nil {
 		return nil, err
 	}
@@ -103,12 +107,12 @@ func (n *Node) call(ctx context.Context, from, to PID, msg any) (any, error) {
 // whatever arrives meanwhile to a worker. It is used only when the caller's
 // ctx can never be cancelled, because a caller busy running the target's
 // handler cannot stop waiting early.
-func (n *Node) startCall(from, to PID, msg any, deadline time.Time, withTimer, inline bool) (*future, uint64, *timer.Timer, error) {
+func (n *Node) startCall(from, to PID, name string, msg any, deadline time.Time, withTimer, inline bool) (*future, uint64, *timer.Timer, error) {
 	f := n.futures.Get().(*future)
 	id := n.corr.Add(1)
 	f.id.Store(id)
 	f.openTurnGate(inline, n.closedTurn)
-	e := Envelope{Sender: from, Target: to, Message: msg, fut: f, corr: id}
+	e := Envelope{Sender: from, Target: to, TargetName: name, Message: msg, fut: f, corr: id}
 	if !deadline.IsZero() {
 		e.deadline = deadline.UnixNano()
 	}
@@ -149,9 +153,10 @@ func (n *Node) endCall(f *future, id uint64, tm *timer.Timer) {
 	n.futures.Put(f)
 }
 
-// reply answers a request: through the future of a Call, or as a reply
-// message to the requesting actor.
-func (n *Node) reply(from, to PID, fut *future, corr uint64, msg any) {
+// reply answers a request: through the future of a Call, back to the node
+// the request came from (via), or as a reply message to the requesting
+// actor.
+func (n *Node) reply(from, to PID, fut *future, corr uint64, via Addr, msg any) {
 	r := result{msg: msg}
 	if err, ok := msg.(error); ok {
 		r = result{err: err}
@@ -162,8 +167,8 @@ func (n *Node) reply(from, to PID, fut *future, corr uint64, msg any) {
 		}
 		return
 	}
-	if to.Node != n.cfg.Addr && to.Node != 0 { // a remote requester, perhaps outside any actor (serial 0)
-		n.replyRemote(from, to, corr, msg)
+	if via != 0 && via != n.cfg.Addr { // a request from another node: the answer retraces its path
+		n.replyRemote(from, to, corr, via, msg)
 		return
 	}
 	n.deliverForce(to, envelope{msg: &replyMsg{corr: corr, res: r}, sender: from})

@@ -19,17 +19,18 @@ type Context struct {
 	fut      *future
 	corr     uint64
 	deadline int64
+	via      Addr
 	replied  bool
 }
 
 func (c *Context) reset() {
-	c.msg, c.sender, c.fut, c.corr, c.deadline, c.replied = nil, PID{}, nil, 0, 0, false
+	c.msg, c.sender, c.fut, c.corr, c.deadline, c.via, c.replied = nil, PID{}, nil, 0, 0, 0, false
 }
 
 // set prepares the Context for a message that is not a request: a lifecycle
 // message, a timer message or a Request callback.
 func (c *Context) set(msg any, sender PID) {
-	c.msg, c.sender, c.fut, c.corr, c.deadline, c.replied = msg, sender, nil, 0, 0, false
+	c.msg, c.sender, c.fut, c.corr, c.deadline, c.via, c.replied = msg, sender, nil, 0, 0, 0, false
 }
 
 // Message returns the message being handled.
@@ -86,6 +87,10 @@ type ReplyFunc func(reply any, err error)
 // or restarts first, the callback is dropped. Request returns an error, and cb
 // never runs, when msg could not be queued at all.
 func (c *Context) Request(to PID, msg any, timeout time.Duration, cb ReplyFunc) error {
+	return c.request(to, "", msg, timeout, cb)
+}
+
+func (c *Context) request(to PID, name string, msg any, timeout time.Duration, cb ReplyFunc) error {
 	p := c.p
 	n := p.node
 	if timeout <= 0 {
@@ -102,7 +107,7 @@ func (c *Context) Request(to PID, msg any, timeout time.Duration, cb ReplyFunc) 
 		n.schedulePush(p, envelope{msg: &replyMsg{corr: corr, res: result{err: ErrTimeout}}}, false)
 	})
 	x.pending[corr] = r
-	e := Envelope{Sender: p.pid, Target: to, Message: msg, corr: corr, deadline: time.Now().Add(timeout).UnixNano()}
+	e := Envelope{Sender: p.pid, Target: to, TargetName: name, Message: msg, corr: corr, deadline: time.Now().Add(timeout).UnixNano()}
 	if err := n.sendEnvelope(&e); err != nil {
 		delete(x.pending, corr)
 		r.tm.Stop()
@@ -120,7 +125,7 @@ func (c *Context) Call(ctx context.Context, to PID, msg any) (any, error) {
 	if to == c.p.pid {
 		return nil, ErrCallToSelf
 	}
-	return c.p.node.call(ctx, c.p.pid, to, msg)
+	return c.p.node.call(ctx, c.p.pid, to, "", msg)
 }
 
 // Respond answers the current request. Responding with an error value makes
@@ -131,7 +136,7 @@ func (c *Context) Respond(msg any) {
 	if c.corr != 0 {
 		if !c.replied {
 			c.replied = true
-			c.p.node.reply(c.p.pid, c.sender, c.fut, c.corr, msg)
+			c.p.node.reply(c.p.pid, c.sender, c.fut, c.corr, c.via, msg)
 		}
 		return
 	}
@@ -151,13 +156,21 @@ func (c *Context) Responder() Responder {
 		return Responder{}
 	}
 	c.replied = true
-	return Responder{n: c.p.node, from: c.p.pid, to: c.sender, fut: c.fut, corr: c.corr}
+	return Responder{n: c.p.node, from: c.p.pid, to: c.sender, fut: c.fut, corr: c.corr, via: c.via}
 }
 
 // Forward passes the current message on to another actor with its original
-// sender, so that the other actor's Respond answers the original requester.
+// sender, so that the other actor's Respond answers the original requester,
+// with the requester's deadline. It works across nodes and through any
+// chain of forwards: an answer from another node travels back along the
+// path the request took (each node matches it against its own pending
+// requests), so it always reaches the request it answers. A node that
+// forwarded a request stays on its path until the answer passes: if it dies
+// first, the requester fails at once with an error matching
+// transport.ErrPeerLost; a node that shuts down gracefully
+// (cluster.Node.Shutdown) waits for the answers it relays.
 func (c *Context) Forward(to PID) error {
-	e := Envelope{Sender: c.sender, Target: to, Message: c.msg, fut: c.fut, corr: c.corr, deadline: c.deadline}
+	e := Envelope{Sender: c.sender, Target: to, Message: c.msg, fut: c.fut, corr: c.corr, deadline: c.deadline, via: c.via}
 	if err := c.p.node.sendEnvelope(&e); err != nil {
 		return err
 	}
@@ -189,28 +202,13 @@ func (c *Context) Children() []PID {
 	return out
 }
 
-// Stop stops an actor (this one, a child, or any other) at once: it finishes
-// its current message, skips its backlog, and goes through Stopping and
-// Stopped.
+// Stop stops an actor (this one, a child, or any other, on any node) at
+// once: it finishes its current message, skips its backlog, and goes
+// through Stopping and Stopped.
 func (c *Context) Stop(pid PID) error { return c.p.node.Stop(pid) }
 
 // Poison stops an actor after it has handled the messages already queued.
 func (c *Context) Poison(pid PID) error { return c.p.node.Poison(pid) }
-
-// Watch asks for a Terminated message when pid stops. Watching an actor that
-// does not exist delivers Terminated at once; so, for now, does watching an
-// actor on another node (remote watches come with the cluster work).
-func (c *Context) Watch(pid PID) {
-	n := c.p.node
-	if err := n.pushSys(pid, sysWatch{watcher: c.p.pid}); err != nil {
-		n.schedulePush(c.p, envelope{msg: Terminated{PID: pid}, sender: pid}, false)
-	}
-}
-
-// Unwatch cancels a Watch. A Terminated already queued may still arrive.
-func (c *Context) Unwatch(pid PID) {
-	_ = c.p.node.pushSys(pid, sysUnwatch{watcher: c.p.pid})
-}
 
 // TimerID names one of an actor's timers.
 type TimerID uint32
@@ -252,6 +250,7 @@ type Responder struct {
 	to   PID
 	fut  *future
 	corr uint64
+	via  Addr
 }
 
 // Respond sends the answer. Responding with an error value makes the
@@ -261,5 +260,5 @@ func (r Responder) Respond(msg any) {
 	if r.n == nil {
 		return
 	}
-	r.n.reply(r.from, r.to, r.fut, r.corr, msg)
+	r.n.reply(r.from, r.to, r.fut, r.corr, r.via, msg)
 }

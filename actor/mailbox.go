@@ -12,6 +12,7 @@ type envelope struct {
 	fut      *future // set for Call: the blocked caller
 	corr     uint64  // set for Request and Call: the correlation of the reply
 	deadline int64   // unix nanoseconds; 0 when the caller set none
+	via      Addr    // a request from another node: the node it came from, which its reply goes back to
 }
 
 // mailbox is an actor's queue: two lanes (system and user) behind one short

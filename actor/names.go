@@ -2,7 +2,9 @@ package actor
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -19,6 +21,17 @@ type NameRegistry interface {
 	// Lookup resolves name, returning an error matching ErrNameNotFound when
 	// nobody holds it.
 	Lookup(ctx context.Context, name string) (PID, error)
+}
+
+// LeasedNames is a NameRegistry whose names live under this node's lease
+// in the membership (cluster/etcd's is one). LeaseValid reports whether
+// the node can prove that its lease is still valid; from the moment it
+// cannot, another node may already hold any of its names, so the node
+// refuses traffic addressed to the global names it holds (ErrNameNotFound)
+// until it can again.
+type LeasedNames interface {
+	NameRegistry
+	LeaseValid() bool
 }
 
 // IsLocalName reports whether name is a local name: one that starts with "."
@@ -113,18 +126,17 @@ func (l *localNames) release(pid PID) {
 }
 
 // Register binds a name to pid. Local names start with "." and are seen by
-// this node only; they are released when the actor stops. Other names are
-// global and need Config.Names (a cluster); without it they fail with
-// ErrNoGlobalNames.
+// this node only. Other names are global and need Config.Names (a
+// cluster); without it they fail with ErrNoGlobalNames. A global name is
+// registered on the node of its actor (ErrBadName otherwise), under that
+// node's lease. Either kind is released when its actor stops; a global
+// name also when its node leaves the cluster or dies.
 func (n *Node) Register(ctx context.Context, name string, pid PID) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
 	if !IsLocalName(name) {
-		if n.cfg.Names == nil {
-			return ErrNoGlobalNames
-		}
-		return n.cfg.Names.Register(ctx, name, pid)
+		return n.registerGlobal(ctx, name, pid)
 	}
 	if pid.Node != n.cfg.Addr {
 		return fmt.Errorf("%w: local name %q for %v, which is on another node", ErrBadName, name, pid)
@@ -146,6 +158,7 @@ func (n *Node) Unregister(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
+		n.held.drop(name, pid)
 		return n.cfg.Names.Unregister(ctx, name, pid)
 	}
 	if !n.names.unregister(name) {
@@ -167,4 +180,147 @@ func (n *Node) Lookup(ctx context.Context, name string) (PID, error) {
 		return pid, nil
 	}
 	return PID{}, fmt.Errorf("%w: %q", ErrNameNotFound, name)
+}
+
+// heldNames are the global names this node registered for its own actors:
+// the node releases them when their actor stops, and resolves traffic that
+// other nodes address to a name against them.
+type heldNames struct {
+	mu     sync.Mutex
+	byName map[string]PID
+	byPID  map[PID][]string
+}
+
+func (h *heldNames) add(name string, pid PID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.byName == nil {
+		h.byName = make(map[string]PID)
+		h.byPID = make(map[PID][]string)
+	}
+	if cur, ok := h.byName[name]; ok && cur == pid {
+		return
+	}
+	h.byName[name] = pid
+	h.byPID[pid] = append(h.byPID[pid], name)
+}
+
+func (h *heldNames) get(name string) (PID, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	pid, ok := h.byName[name]
+	return pid, ok
+}
+
+// drop forgets name if pid holds it.
+func (h *heldNames) drop(name string, pid PID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cur, ok := h.byName[name]; !ok || cur != pid {
+		return
+	}
+	delete(h.byName, name)
+	names := slices.DeleteFunc(h.byPID[pid], func(n string) bool { return n == name })
+	if len(names) == 0 {
+		delete(h.byPID, pid)
+	} else {
+		h.byPID[pid] = names
+	}
+}
+
+// take forgets and returns every name pid holds.
+func (h *heldNames) take(pid PID) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	names := h.byPID[pid]
+	delete(h.byPID, pid)
+	for _, n := range names {
+		delete(h.byName, n)
+	}
+	return names
+}
+
+// registerGlobal registers a global name for an actor of this node and
+// keeps it until the actor stops.
+func (n *Node) registerGlobal(ctx context.Context, name string, pid PID) error {
+	if n.cfg.Names == nil {
+		return ErrNoGlobalNames
+	}
+	if pid.Node != n.cfg.Addr {
+		return fmt.Errorf("%w: global name %q for %v, which is on another node: register it on that node, whose lease holds it", ErrBadName, name, pid)
+	}
+	p := n.procs.get(pid.Serial)
+	if p == nil || !p.alive() {
+		return fmt.Errorf("%w: %v", ErrActorNotFound, pid)
+	}
+	if err := n.cfg.Names.Register(ctx, name, pid); err != nil {
+		return err
+	}
+	n.held.add(name, pid)
+	if !p.alive() {
+		// The actor stopped meanwhile, and its release may have run before
+		// the add: release again (a second release finds nothing).
+		n.releaseGlobal(pid)
+		return fmt.Errorf("%w: %v stopped while %q was registered", ErrActorNotFound, pid, name)
+	}
+	return nil
+}
+
+// releaseGlobal unregisters, in the background, the global names pid
+// holds. Each is removed only if it still names pid.
+func (n *Node) releaseGlobal(pid PID) {
+	names := n.held.take(pid)
+	if len(names) == 0 || n.cfg.Names == nil || !n.workers.track() {
+		return
+	}
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
+		defer cancel()
+		for _, name := range names {
+			if err := n.cfg.Names.Unregister(ctx, name, pid); err != nil && !errors.Is(err, ErrNameNotFound) {
+				n.log.Warn("actor: release a global name of a stopped actor", "name", name, "pid", pid, "err", err)
+			}
+		}
+	}()
+}
+
+// resolveHeld resolves a name that traffic from another node addressed
+// to this node: a local name, or a global name this node holds while its
+// lease is surely valid.
+func (n *Node) resolveHeld(name string) (PID, error) {
+	if err := checkName(name); err != nil {
+		return PID{}, err
+	}
+	if IsLocalName(name) {
+		if pid, ok := n.names.lookup(name); ok {
+			return pid, nil
+		}
+		return PID{}, fmt.Errorf("%w: %q on node %v", ErrNameNotFound, name, n.cfg.Addr)
+	}
+	pid, ok := n.held.get(name)
+	if !ok {
+		return PID{}, fmt.Errorf("%w: %q is not held on node %v", ErrNameNotFound, name, n.cfg.Addr)
+	}
+	if l, ok := n.cfg.Names.(LeasedNames); ok && !l.LeaseValid() {
+		return PID{}, fmt.Errorf("%w: %q: node %v cannot prove its lease still holds it", ErrNameNotFound, name, n.cfg.Addr)
+	}
+	return pid, nil
+}
+
+// resolveName resolves the name a sender addressed: a local name on this
+// node, or a global name to the PID of its holder (checked against this
+// node's lease when the holder is here).
+func (n *Node) resolveName(ctx context.Context, name string) (PID, error) {
+	if IsLocalName(name) {
+		return n.Lookup(ctx, name)
+	}
+	pid, err := n.Lookup(ctx, name)
+	if err != nil {
+		return PID{}, err
+	}
+	if pid.Node == n.cfg.Addr {
+		return n.resolveHeld(name)
+	}
+	return pid, nil
 }

@@ -26,6 +26,7 @@ type Node struct {
 	log        *slog.Logger
 	procs      registry
 	names      localNames
+	held       heldNames
 	clock      *clock
 	corr       atomic.Uint64
 	live       atomic.Int64

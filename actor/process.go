@@ -54,6 +54,7 @@ type processExtra struct {
 	children    map[PID]childRef
 	incarnation uint32 // restarts so far; children record the one that spawned them
 	watchers    map[PID]struct{}
+	watching    map[PID]struct{} // actors on other nodes this one watches, to unwatch when it stops
 	timers      map[TimerID]*actorTimer
 	nextTimer   TimerID
 	pending     map[uint64]*pendingRequest
@@ -178,14 +179,14 @@ func (p *process) handleUsers(user []envelope, i, n int, sys []envelope) (next, 
 			p.node.bounce(p.pid, e, ErrActorStopped)
 			continue
 		}
-		c.msg, c.sender, c.fut, c.corr, c.deadline, c.replied = e.msg, e.sender, e.fut, e.corr, e.deadline, false
+		c.msg, c.sender, c.fut, c.corr, c.deadline, c.via, c.replied = e.msg, e.sender, e.fut, e.corr, e.deadline, e.via, false
 		if p.recv != nil {
 			p.recv(c)
 		} else {
 			p.actor.Receive(c)
 		}
 		if c.corr != 0 && !c.replied {
-			p.node.reply(p.pid, c.sender, c.fut, c.corr, ErrNoReply)
+			p.node.reply(p.pid, c.sender, c.fut, c.corr, c.via, ErrNoReply)
 		}
 		if n++; n >= throughput {
 			n = 0
@@ -221,7 +222,7 @@ func (p *process) handleSysBatch(sys []envelope) []envelope {
 func (p *process) handleSys(msg any) {
 	if p.state.Load() == stateStopped {
 		if m, ok := msg.(sysWatch); ok {
-			p.node.deliverForce(m.watcher, envelope{msg: Terminated{PID: p.pid}})
+			p.node.notifyTerminated(m.watcher, Terminated{PID: p.pid, Reason: ReasonNotFound})
 		}
 		return
 	}
@@ -298,7 +299,7 @@ func (p *process) onPanic(reason any, stack []byte) {
 	p.node.log.Error("actor panicked", "pid", p.pid, "message", fmt.Sprintf("%T", c.msg), "panic", reason, "stack", string(stack))
 	if c.corr != 0 && !c.replied {
 		c.replied = true
-		p.node.reply(p.pid, c.sender, c.fut, c.corr, fmt.Errorf("%w: %v", ErrPanicked, reason))
+		p.node.reply(p.pid, c.sender, c.fut, c.corr, c.via, fmt.Errorf("%w: %v", ErrPanicked, reason))
 	}
 	c.reset()
 	p.fail(reason)
@@ -404,6 +405,7 @@ func (p *process) finalize() {
 	n := p.node
 	n.procs.remove(p.pid.Serial)
 	n.names.release(p.pid)
+	n.releaseGlobal(p.pid)
 	sys, user := p.mb.close()
 	for i := range sys {
 		p.handleSys(sys[i].msg) // answers late watches with Terminated
@@ -413,7 +415,10 @@ func (p *process) finalize() {
 	}
 	if p.x != nil {
 		for w := range p.x.watchers {
-			n.deliverForce(w, envelope{msg: Terminated{PID: p.pid}, sender: p.pid})
+			n.notifyTerminated(w, Terminated{PID: p.pid, Reason: ReasonStopped})
+		}
+		for t := range p.x.watching {
+			_ = n.sendControl(RemoteUnwatch, t, p.pid, nil)
 		}
 	}
 	p.actor = nil

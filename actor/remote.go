@@ -1,6 +1,7 @@
 package actor
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -14,10 +15,10 @@ import (
 // messages never reach it: a message to an actor on this node never touches
 // a codec or a socket.
 type Remote interface {
-	// Send carries m to the node of m.Target. An error means m was not sent;
-	// the node reports it to the sender and to dead letters. Send must not
-	// keep m after it returns (the node reuses it); m.Message and m.Reply
-	// may be kept.
+	// Send carries m to another node: the node of m.Target, or m.Peer for
+	// a RemoteReply. An error means m was not sent; the node reports it to
+	// the sender and to dead letters. Send must not keep m after it
+	// returns (the node reuses it); m.Message and m.Reply may be kept.
 	Send(m *RemoteMessage) error
 }
 
@@ -31,11 +32,26 @@ const (
 	// RemoteRequest waits for a RemoteReply. Outgoing, it carries Reply,
 	// which the Remote keeps until the reply comes back (or the peer is
 	// lost) and then answers with Responder.Respond. Incoming, its Corr is
-	// the Remote's own correlation, echoed in the reply.
+	// the correlation of the node it came from (Peer), echoed in the reply
+	// that goes back to that node.
 	RemoteRequest
-	// RemoteReply answers a RemoteRequest; Corr is the request's. Message
-	// is the reply, or an error value.
+	// RemoteReply answers a RemoteRequest; Corr is the request's, and Peer
+	// the node the request came from. Message is the reply, or an error
+	// value.
 	RemoteReply
+	// RemoteWatch asks for a RemoteTerminated to Sender (the watcher) when
+	// Target stops.
+	RemoteWatch
+	// RemoteUnwatch cancels a RemoteWatch of Target by Sender.
+	RemoteUnwatch
+	// RemoteTerminated tells the watcher Target that Sender has ended;
+	// Message is the Terminated to deliver.
+	RemoteTerminated
+	// RemoteStop stops Target at once, as Node.Stop does.
+	RemoteStop
+	// RemotePoison stops Target after its queued messages, as Node.Poison
+	// does.
+	RemotePoison
 )
 
 // String names the kind.
@@ -47,6 +63,16 @@ func (k RemoteKind) String() string {
 		return "request"
 	case RemoteReply:
 		return "reply"
+	case RemoteWatch:
+		return "watch"
+	case RemoteUnwatch:
+		return "unwatch"
+	case RemoteTerminated:
+		return "terminated"
+	case RemoteStop:
+		return "stop"
+	case RemotePoison:
+		return "poison"
 	}
 	return fmt.Sprintf("RemoteKind(%d)", k)
 }
@@ -54,12 +80,20 @@ func (k RemoteKind) String() string {
 // RemoteMessage is a message crossing nodes, before encoding (outgoing) or
 // after decoding (incoming).
 type RemoteMessage struct {
-	Kind     RemoteKind
-	Target   PID
-	Sender   PID // for a sender outside any actor: serial 0 with the origin node's Addr
-	Message  any
-	Corr     uint64    // see RemoteRequest and RemoteReply
-	Deadline time.Time // the requester's deadline, zero when none
+	Kind   RemoteKind
+	Target PID
+	// TargetName, for a RemoteSend or RemoteRequest, is the name the
+	// sender addressed: the receiving node resolves it among the names it
+	// holds (Target.Node says which node that is), so a name that moved or
+	// whose lease lapsed is not delivered to a stale holder.
+	TargetName string
+	Sender     PID // for a sender outside any actor: serial 0 with the origin node's Addr
+	Message    any
+	Corr       uint64    // see RemoteRequest and RemoteReply
+	Deadline   time.Time // the requester's deadline, zero when none
+	// Peer is the other node of this hop: for an incoming message, the node
+	// it came from; for an outgoing RemoteReply, the node it goes back to.
+	Peer Addr
 	// Reply answers the local requester of an outgoing RemoteRequest. It is
 	// the zero Responder for other messages.
 	Reply Responder
@@ -67,6 +101,12 @@ type RemoteMessage struct {
 
 // sendRemote hands a message for an actor on another node to Config.Remote.
 func (n *Node) sendRemote(to PID, e *envelope) error {
+	return n.sendRemoteNamed(to, "", e)
+}
+
+// sendRemoteNamed is sendRemote for a message addressed to a name that the
+// node of to holds (name empty: to itself).
+func (n *Node) sendRemoteNamed(to PID, name string, e *envelope) error {
 	r := n.cfg.Remote
 	if r == nil {
 		n.undeliverable(to, e, ErrRemote)
@@ -74,7 +114,7 @@ func (n *Node) sendRemote(to PID, e *envelope) error {
 	}
 	switch e.msg.(type) {
 	case *replyMsg, *actorTimer, poison, sysStart, sysStop, sysWatch, sysUnwatch, sysChildGone, sysEscalate:
-		return ErrRemote // runtime traffic never crosses nodes
+		return ErrRemote // runtime traffic never crosses nodes this way
 	}
 	m, _ := n.remoteMsgs.Get().(*RemoteMessage)
 	if m == nil {
@@ -84,13 +124,13 @@ func (n *Node) sendRemote(to PID, e *envelope) error {
 		*m = RemoteMessage{}
 		n.remoteMsgs.Put(m)
 	}()
-	*m = RemoteMessage{Kind: RemoteSend, Target: to, Sender: e.sender, Message: e.msg}
-	if m.Sender.IsZero() {
-		m.Sender = PID{Node: n.cfg.Addr} // nobody, but the reply knows its way home
+	*m = RemoteMessage{Kind: RemoteSend, Target: to, TargetName: name, Sender: e.sender, Message: e.msg}
+	if m.Sender.Node == 0 {
+		m.Sender = PID{Node: n.cfg.Addr} // nobody, from this node
 	}
 	if e.corr != 0 {
 		m.Kind = RemoteRequest
-		m.Reply = Responder{n: n, from: to, to: e.sender, fut: e.fut, corr: e.corr}
+		m.Reply = Responder{n: n, from: to, to: e.sender, fut: e.fut, corr: e.corr, via: e.via}
 		if e.deadline != 0 {
 			m.Deadline = time.Unix(0, e.deadline)
 		}
@@ -102,51 +142,106 @@ func (n *Node) sendRemote(to PID, e *envelope) error {
 	return nil
 }
 
-// replyRemote sends the answer to a request that came from another node.
-func (n *Node) replyRemote(from, to PID, corr uint64, msg any) {
+// sendControl sends runtime traffic (watch, unwatch, terminated, stop,
+// poison) to another node.
+func (n *Node) sendControl(kind RemoteKind, target, sender PID, msg any) error {
+	r := n.cfg.Remote
+	if r == nil {
+		return ErrRemote
+	}
+	return r.Send(&RemoteMessage{Kind: kind, Target: target, Sender: sender, Message: msg})
+}
+
+// replyRemote sends the answer to a request that came from another node
+// back to that node, peer.
+func (n *Node) replyRemote(from, to PID, corr uint64, peer Addr, msg any) {
 	r := n.cfg.Remote
 	if r == nil {
 		n.deadLetter(DeadLetter{Target: to, Sender: from, Message: msg, Reason: ErrRemote})
 		return
 	}
-	if err := r.Send(&RemoteMessage{Kind: RemoteReply, Target: to, Sender: from, Corr: corr, Message: msg}); err != nil {
+	if err := r.Send(&RemoteMessage{Kind: RemoteReply, Target: to, Sender: from, Corr: corr, Peer: peer, Message: msg}); err != nil {
 		n.deadLetter(DeadLetter{Target: to, Sender: from, Message: msg, Reason: err})
 	}
 }
 
-// ReceiveRemote hands this node a message that arrived from another node:
-// a RemoteSend or a RemoteRequest for one of its actors. (Replies go to the
-// Responder kept from the outgoing request, not here.) A request that cannot
-// be delivered is answered at once with an error reply through Remote; the
-// returned error is for the caller's logs.
+// ReceiveRemote hands this node a message that arrived from another node
+// (m.Peer): a RemoteSend or RemoteRequest for one of its actors (by PID,
+// or by a name this node holds), or runtime traffic (RemoteWatch,
+// RemoteUnwatch, RemoteTerminated, RemoteStop, RemotePoison). Replies go
+// to the Responder kept from the outgoing request, not here. A request
+// that cannot be delivered is answered at once with an error reply through
+// Remote, and a watch of an actor that is not here with a RemoteTerminated;
+// the returned error is for the caller's logs.
 func (n *Node) ReceiveRemote(m *RemoteMessage) error {
-	if m.Target.Node != n.cfg.Addr {
-		return fmt.Errorf("%w: %v is not on node %v", ErrActorNotFound, m.Target, n.cfg.Addr)
-	}
 	switch m.Kind {
-	case RemoteSend:
-		if n.state.Load() == nodeClosed {
-			return ErrNodeClosed
-		}
-		return n.deliver(m.Target, envelope{msg: m.Message, sender: m.Sender}, false)
-	case RemoteRequest:
-		if m.Corr == 0 {
-			return fmt.Errorf("actor: remote request to %v without a correlation", m.Target)
-		}
-		var err error
-		if n.state.Load() == nodeClosed {
-			err = ErrNodeClosed
-		} else {
-			e := envelope{msg: m.Message, sender: m.Sender, corr: m.Corr}
-			if !m.Deadline.IsZero() {
-				e.deadline = m.Deadline.UnixNano()
-			}
-			err = n.deliver(m.Target, e, false)
-		}
+	case RemoteSend, RemoteRequest:
+		return n.receiveRemoteMessage(m)
+	case RemoteWatch:
+		err := n.pushSys(m.Target, sysWatch{watcher: m.Sender})
 		if err != nil {
-			n.replyRemote(m.Target, m.Sender, m.Corr, err)
+			reason := ReasonNotFound
+			if n.state.Load() == nodeClosed {
+				reason = ReasonStopped
+			}
+			if serr := n.sendControl(RemoteTerminated, m.Sender, m.Target, Terminated{PID: m.Target, Reason: reason}); serr != nil {
+				return serr
+			}
+		}
+		return err
+	case RemoteUnwatch:
+		return n.pushSys(m.Target, sysUnwatch{watcher: m.Sender})
+	case RemoteTerminated:
+		t, ok := m.Message.(Terminated)
+		if !ok {
+			return fmt.Errorf("actor: remote terminated carries %T, not Terminated", m.Message)
+		}
+		return n.deliver(m.Target, envelope{msg: t, sender: t.PID}, true)
+	case RemoteStop:
+		return n.pushSys(m.Target, sysStop{})
+	case RemotePoison:
+		return n.pushControl(m.Target, envelope{msg: poison{}}, false)
+	}
+	return fmt.Errorf("actor: ReceiveRemote does not take %v", m.Kind)
+}
+
+func (n *Node) receiveRemoteMessage(m *RemoteMessage) error {
+	isReq := m.Kind == RemoteRequest
+	if isReq && m.Corr == 0 {
+		return fmt.Errorf("actor: remote request to %v without a correlation", m.Target)
+	}
+	fail := func(err error) error {
+		if isReq {
+			n.replyRemote(m.Target, m.Sender, m.Corr, m.Peer, err)
 		}
 		return err
 	}
-	return fmt.Errorf("actor: ReceiveRemote takes sends and requests, not %v", m.Kind)
+	if n.state.Load() == nodeClosed {
+		return fail(ErrNodeClosed)
+	}
+	to := m.Target
+	if m.TargetName != "" {
+		pid, err := n.resolveHeld(m.TargetName)
+		if err != nil {
+			return fail(err)
+		}
+		to = pid
+	} else if to.Node != n.cfg.Addr {
+		return fail(fmt.Errorf("%w: %v is not on node %v", ErrActorNotFound, to, n.cfg.Addr))
+	}
+	e := envelope{msg: m.Message, sender: m.Sender}
+	if isReq {
+		e.corr, e.via = m.Corr, m.Peer
+		if e.via == 0 {
+			e.via = m.Sender.Node
+		}
+		if !m.Deadline.IsZero() {
+			e.deadline = m.Deadline.UnixNano()
+		}
+	}
+	err := n.deliver(to, e, false)
+	if err != nil && isReq && !errors.Is(err, ErrRemote) {
+		n.replyRemote(to, m.Sender, m.Corr, e.via, err)
+	}
+	return err
 }

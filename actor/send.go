@@ -27,8 +27,11 @@ func (n *Node) sendEnvelope(e *Envelope) error {
 }
 
 func (n *Node) deliverEnvelope(e *Envelope) error {
-	env := envelope{msg: e.Message, sender: e.Sender, fut: e.fut, corr: e.corr, deadline: e.deadline}
-	if e.fut == nil || n.isRemote(e.Target) {
+	env := envelope{msg: e.Message, sender: e.Sender, fut: e.fut, corr: e.corr, deadline: e.deadline, via: e.via}
+	if n.isRemote(e.Target) {
+		return n.sendRemoteNamed(e.Target, e.TargetName, &env)
+	}
+	if e.fut == nil {
 		return n.deliver(e.Target, env, false)
 	}
 	p, err := n.lookup(e.Target, &env)
@@ -148,7 +151,7 @@ const maxIdleWorkers = 256
 func (n *Node) bounce(target PID, e *envelope, err error) {
 	n.undeliverable(target, e, err) // counted before the requester wakes
 	if e.corr != 0 {
-		n.reply(target, e.sender, e.fut, e.corr, err)
+		n.reply(target, e.sender, e.fut, e.corr, e.via, err)
 	}
 }
 
@@ -172,13 +175,22 @@ func (n *Node) undeliverable(target PID, e *envelope, err error) {
 
 // Stop stops the actor pid at once: it finishes its current message, skips
 // its backlog (whose requesters get ErrActorStopped), stops its children and
-// goes through Stopping and Stopped.
+// goes through Stopping and Stopped. For an actor on another node, Stop
+// returns once the order is on its way (an error when it cannot be sent);
+// watch the actor to learn when it has stopped.
 func (n *Node) Stop(pid PID) error {
+	if n.isRemote(pid) {
+		return n.sendControl(RemoteStop, pid, PID{}, nil)
+	}
 	return n.pushSys(pid, sysStop{})
 }
 
 // Poison stops the actor pid after it has handled the messages queued before
-// the poison.
+// the poison. For an actor on another node, the poison is ordered after the
+// messages this node sent it before.
 func (n *Node) Poison(pid PID) error {
+	if n.isRemote(pid) {
+		return n.sendControl(RemotePoison, pid, PID{}, nil)
+	}
 	return n.pushControl(pid, envelope{msg: poison{}}, false)
 }

@@ -45,6 +45,10 @@ type NodeConfig struct {
 	// Member holds extra fields for this node's record. Start fills in
 	// Addr, Endpoint and Available (true).
 	Member Member
+	// WatchLinkTimeout is how long a node may stay unreachable, while it
+	// is still a member, before the watches of its actors end with
+	// actor.ReasonLinkLost. Default DefaultWatchLinkTimeout (10s).
+	WatchLinkTimeout time.Duration
 	// Transport, optional, tunes the TCP transport (heartbeats, queues,
 	// backoff). Its Self, Listen, Resolve, Handler, TLS and Logger are
 	// filled in by Start.
@@ -60,6 +64,10 @@ type Node struct {
 	tr     *tcp.Transport
 	remote *remote
 	unsub  func() // stops following the membership
+	member Member // this node's record as joined
+
+	shutOnce sync.Once
+	shutErr  error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -84,7 +92,7 @@ func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if timeout <= 0 {
 		timeout = actor.DefaultConfig().RequestTimeout
 	}
-	r := newRemote(cfg.Actor.Addr, cfg.Types, cfg.Logger, timeout)
+	r := newRemote(cfg.Actor.Addr, cfg.Types, cfg.Logger, timeout, cfg.Membership, cfg.WatchLinkTimeout)
 	ac := cfg.Actor
 	ac.Remote = r
 	ac.Names = cfg.Names
@@ -117,6 +125,7 @@ func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		m.Endpoint = cfg.Advertise
 	}
 	m.Available = true
+	n.member = m.Clone()
 	if err := cfg.Membership.Join(ctx, m); err != nil {
 		n.unsub()
 		_ = an.Close()
@@ -139,6 +148,7 @@ func (n *Node) follow(ev Event) {
 	switch ev.Kind {
 	case Leave:
 		n.tr.Forget(ev.Member.Addr)
+		n.remote.watches.endNode(ev.Member.Addr, actor.ReasonNodeDown)
 	case Join:
 		n.remote.PeerUp(ev.Member.Addr)
 	}
@@ -165,13 +175,61 @@ func (n *Node) Actor() *actor.Node { return n.actor }
 // Endpoint returns the address the transport listens on.
 func (n *Node) Endpoint() string { return n.tr.Addr().String() }
 
-// Close leaves the membership, closes the actor node, then the transport.
-// It does not close the Membership. It is safe to call twice.
+// Shutdown leaves the cluster in order, so that nothing in flight is lost:
+//
+//  1. the node's record is marked unavailable, so other nodes' selectors
+//     (and grain placement) stop choosing it; PIDs already known keep
+//     working;
+//  2. the actor node drains (actor.Node.Shutdown): outside sends are
+//     refused, actors handle what is queued (including requests still
+//     arriving from other nodes) and stop, children first;
+//  3. requests this node is waiting on finish: its actors' own, and those
+//     it forwarded for other nodes, whose answers it relays back;
+//  4. it leaves the membership, writes out what is queued for its peers
+//     and closes the transport.
+//
+// Grains should be handed over before (grain.System.Close), and a gateway
+// should tell its clients first (gate.Gateway.Shutdown); package app does
+// both, in that order. When ctx ends first, Shutdown falls back to Close
+// and returns ctx's error. It does not close the Membership. Shutdown and
+// Close are safe to call twice and together.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.shutOnce.Do(func() { n.shutErr = n.shutdown(ctx) })
+	return n.shutErr
+}
+
+func (n *Node) shutdown(ctx context.Context) error {
+	var errs []error
+	m := n.member.Clone()
+	m.Available = false
+	if err := n.cfg.Membership.Update(ctx, m); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotJoined) {
+		errs = append(errs, fmt.Errorf("cluster: mark unavailable: %w", err))
+	}
+	if err := n.actor.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("cluster: drain the actors: %w", err))
+	}
+	if err := n.remote.waitIdle(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("cluster: %d requests still waiting for answers: %w", n.remote.pendingCount(), err))
+	}
+	n.unsub()
+	if err := n.cfg.Membership.Leave(ctx); err != nil && !errors.Is(err, ErrClosed) {
+		errs = append(errs, fmt.Errorf("cluster: leave: %w", err))
+	}
+	if err := n.tr.Flush(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("cluster: write out the last envelopes: %w", err))
+	}
+	errs = append(errs, n.Close())
+	return errors.Join(errs...)
+}
+
+// Close leaves the membership, closes the actor node, then the transport,
+// at once: requests in flight fail (see Shutdown for the orderly way). It
+// does not close the Membership. It is safe to call twice.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 		defer cancel()
-		n.unsub()
+		n.unsub() // safe to repeat
 		errLeave := n.cfg.Membership.Leave(ctx)
 		if errors.Is(errLeave, ErrClosed) {
 			errLeave = nil // a closed membership has left already

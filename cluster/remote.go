@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,6 +45,8 @@ type remote struct {
 	payloads       *wire.PayloadDecoder
 	log            *slog.Logger
 	requestTimeout time.Duration
+	members        Membership // nil in tests without one: every node counts as a member
+	watches        *watchTable
 
 	node atomic.Pointer[actor.Node]
 	tr   atomic.Pointer[trBox]
@@ -63,17 +66,19 @@ type remote struct {
 	wg        sync.WaitGroup
 }
 
-func newRemote(self actor.Addr, types *protoregistry.Types, log *slog.Logger, requestTimeout time.Duration) *remote {
+func newRemote(self actor.Addr, types *protoregistry.Types, log *slog.Logger, requestTimeout time.Duration, members Membership, linkTimeout time.Duration) *remote {
 	r := &remote{
 		self:           self,
 		types:          types,
 		payloads:       wire.NewPayloadDecoder(types),
 		log:            log,
 		requestTimeout: requestTimeout,
+		members:        members,
 		pending:        make(map[uint64]pendingReq),
 		down:           make(map[actor.Addr]error),
 		quit:           make(chan struct{}),
 	}
+	r.watches = newWatchTable(r, linkTimeout)
 	r.wg.Add(1)
 	go r.sweepLoop()
 	return r
@@ -83,6 +88,7 @@ func newRemote(self actor.Addr, types *protoregistry.Types, log *slog.Logger, re
 func (r *remote) close() {
 	r.closeOnce.Do(func() { close(r.quit) })
 	r.wg.Wait()
+	r.watches.close()
 }
 
 func (r *remote) transport() transport.Transport {
@@ -92,7 +98,19 @@ func (r *remote) transport() transport.Transport {
 	return nil
 }
 
-// pendingCount returns how many requests wait for an answer (for tests).
+// waitIdle waits until no request waits for an answer, or ctx ends.
+func (r *remote) waitIdle(ctx context.Context) error {
+	for r.pendingCount() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// pendingCount returns how many requests wait for an answer.
 func (r *remote) pendingCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -162,7 +180,24 @@ func (r *remote) Send(m *actor.RemoteMessage) error {
 	}
 	peer := m.Target.Node
 	switch m.Kind {
+	case actor.RemoteWatch:
+		r.watches.watch(m.Target, m.Sender)
+		return nil
+	case actor.RemoteUnwatch:
+		r.watches.unwatch(m.Target, m.Sender)
+		return nil
+	case actor.RemoteTerminated, actor.RemoteStop, actor.RemotePoison:
+		env.Kind = wire.KindSystem
+		env.PayloadType = systemOps[m.Kind]
+		if t, ok := m.Message.(actor.Terminated); ok && t.Reason == actor.ReasonNotFound {
+			env.ErrorCode = wire.CodeNotFound
+		} else if m.Kind == actor.RemoteTerminated {
+			env.ErrorCode = wire.CodeStopped
+		}
 	case actor.RemoteSend, actor.RemoteRequest:
+		if m.TargetName != "" {
+			env.Target, env.TargetName = wire.PID{}, m.TargetName
+		}
 		if err := o.marshal(m.Message); err != nil {
 			return fmt.Errorf("cluster: message to %v: %w", m.Target, err)
 		}
@@ -191,6 +226,9 @@ func (r *remote) Send(m *actor.RemoteMessage) error {
 			return nil
 		}
 	case actor.RemoteReply:
+		if m.Peer != 0 {
+			peer = m.Peer // the answer retraces the request's path
+		}
 		env.CorrelationID = m.Corr
 		if err, ok := m.Message.(error); ok {
 			env.Kind = wire.KindError
@@ -227,7 +265,7 @@ func (r *remote) HandleEnvelope(peer actor.Addr, env *wire.Envelope) {
 	case wire.KindSend, wire.KindRequest:
 		r.handleIncoming(peer, env)
 	case wire.KindResponse:
-		p, ok := r.take(env.CorrelationID)
+		p, ok := r.take(env.CorrelationID, peer)
 		if !ok {
 			return
 		}
@@ -238,11 +276,13 @@ func (r *remote) HandleEnvelope(peer actor.Addr, env *wire.Envelope) {
 		}
 		p.reply.Respond(msg)
 	case wire.KindError:
-		p, ok := r.take(env.CorrelationID)
+		p, ok := r.take(env.CorrelationID, peer)
 		if !ok {
 			return
 		}
 		p.reply.Respond(&remoteError{code: env.ErrorCode, msg: env.ErrorMessage})
+	case wire.KindSystem:
+		r.handleSystem(peer, env)
 	default:
 		r.log.Debug("cluster: dropping envelope", "peer", peer, "kind", env.Kind)
 	}
@@ -268,9 +308,12 @@ func (r *remote) handleIncoming(peer actor.Addr, env *wire.Envelope) {
 			r.log.Warn("cluster: cannot answer request", "peer", peer, "err", serr)
 		}
 	}
-	if env.TargetName != "" || target.Node != r.self {
-		fail(wire.CodeNotFound, fmt.Errorf("%w: target %v (name %q) is not on node %v", actor.ErrActorNotFound, target, env.TargetName, r.self))
+	if env.TargetName == "" && target.Node != r.self {
+		fail(wire.CodeNotFound, fmt.Errorf("%w: target %v is not on node %v", actor.ErrActorNotFound, target, r.self))
 		return
+	}
+	if env.TargetName != "" {
+		target = actor.PID{Node: r.self}
 	}
 	msg, err := r.payloads.Unmarshal(env.PayloadType, env.Payload)
 	if err != nil {
@@ -282,7 +325,7 @@ func (r *remote) handleIncoming(peer actor.Addr, env *wire.Envelope) {
 		fail(wire.CodeNodeClosed, actor.ErrNodeClosed)
 		return
 	}
-	m := &actor.RemoteMessage{Kind: actor.RemoteSend, Target: target, Sender: sender, Message: msg, Corr: env.CorrelationID}
+	m := &actor.RemoteMessage{Kind: actor.RemoteSend, Target: target, TargetName: env.TargetName, Sender: sender, Message: msg, Corr: env.CorrelationID, Peer: peer}
 	if isReq {
 		m.Kind = actor.RemoteRequest
 	}
@@ -295,15 +338,21 @@ func (r *remote) handleIncoming(peer actor.Addr, env *wire.Envelope) {
 	}
 }
 
-// take removes and returns the pending request corr.
-func (r *remote) take(corr uint64) (pendingReq, bool) {
+// take removes and returns the pending request corr, if it was sent to
+// peer: an answer is accepted only from the node the request went to.
+func (r *remote) take(corr uint64, peer actor.Addr) (pendingReq, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p, ok := r.pending[corr]
-	if ok {
-		delete(r.pending, corr)
+	if !ok {
+		return p, false
 	}
-	return p, ok
+	if p.peer != peer {
+		r.log.Warn("cluster: dropping an answer from a node the request did not go to", "corr", corr, "from", peer, "sent_to", p.peer)
+		return pendingReq{}, false
+	}
+	delete(r.pending, corr)
+	return p, true
 }
 
 // PeerLost implements transport.Handler: every request waiting on peer fails
@@ -325,6 +374,7 @@ func (r *remote) PeerLost(peer actor.Addr, err error) {
 	for _, p := range lost {
 		p.reply.Respond(fmt.Errorf("cluster: request to %v: %w", peer, err))
 	}
+	r.watches.peerLost(peer)
 }
 
 // PeerUp implements transport.Handler: requests to peer go out again.
@@ -332,6 +382,7 @@ func (r *remote) PeerUp(peer actor.Addr) {
 	r.mu.Lock()
 	delete(r.down, peer)
 	r.mu.Unlock()
+	r.watches.peerUp(peer)
 }
 
 // sweepLoop frees pending requests whose deadline has passed: their
@@ -369,7 +420,7 @@ var codes = []struct {
 }{
 	{actor.ErrActorStopped, wire.CodeStopped},
 	{actor.ErrActorNotFound, wire.CodeNotFound},
-	{actor.ErrNameNotFound, wire.CodeNotFound},
+	{actor.ErrNameNotFound, wire.CodeNameNotFound},
 	{actor.ErrMailboxFull, wire.CodeMailboxFull},
 	{actor.ErrTimeout, wire.CodeTimeout},
 	{actor.ErrNodeClosed, wire.CodeNodeClosed},

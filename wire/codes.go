@@ -9,8 +9,8 @@ const (
 	// answered a request with a plain Go error); ErrorMessage says what
 	// happened. It is the zero value and so is not written on the wire.
 	CodeUnknown uint32 = 0
-	// CodeNotFound: the target actor or name does not exist on the
-	// receiving node (actor.ErrActorNotFound, actor.ErrNameNotFound).
+	// CodeNotFound: the target actor does not exist on the receiving node
+	// (actor.ErrActorNotFound).
 	CodeNotFound uint32 = 1
 	// CodeStopped: the target stopped before it answered
 	// (actor.ErrActorStopped).
@@ -39,6 +39,10 @@ const (
 	// CodeNotEncodable: the target's reply could not be encoded for the
 	// wire (ErrNotEncodable at the replying node).
 	CodeNotEncodable uint32 = 10
+	// CodeNameNotFound: the request addressed a name (target_name) that
+	// the receiving node does not hold, or holds under a lease it cannot
+	// prove still valid (actor.ErrNameNotFound).
+	CodeNameNotFound uint32 = 11
 
 	// CodeFirstApplication is the first code free for applications.
 	CodeFirstApplication uint32 = 1000

@@ -154,6 +154,7 @@ func (c *conn) writeLoop() {
 			}
 			_ = c.nc.SetWriteDeadline(time.Now().Add(t.cfg.DeadAfter))
 			_, err = c.nc.Write(b)
+			out.written()
 			if cap(b) <= maxSpareBuf {
 				spare = b[:0]
 			} else {

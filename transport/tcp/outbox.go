@@ -26,6 +26,7 @@ type outbox struct {
 	mu     sync.Mutex
 	buf    []byte // whole frames, in send order
 	frames int    // frames in buf
+	busy   bool   // a writer took frames and has not finished writing them
 	// ready has room for one signal. Send signals it when buf goes from
 	// empty to non-empty; a writer waits on it.
 	ready chan struct{}
@@ -86,8 +87,24 @@ func (o *outbox) take(spare []byte) []byte {
 	out := o.buf
 	o.buf = spare[:0]
 	o.frames = 0
+	o.busy = len(out) > 0
 	o.mu.Unlock()
 	return out
+}
+
+// written tells the outbox that the frames last taken are written (or
+// failed).
+func (o *outbox) written() {
+	o.mu.Lock()
+	o.busy = false
+	o.mu.Unlock()
+}
+
+// idle reports whether nothing waits and nothing is being written.
+func (o *outbox) idle() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.frames == 0 && !o.busy
 }
 
 // pending reports whether frames are waiting.

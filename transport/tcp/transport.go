@@ -163,6 +163,32 @@ func (t *Transport) Forget(addr actor.Addr) {
 	t.cfg.Handler.PeerLost(addr, fmt.Errorf("%w: %v left the membership", transport.ErrPeerLost, addr))
 }
 
+// Flush waits until every envelope queued for a peer that has a connection
+// has been written to its socket, or ctx ends (returning ctx's error).
+// Envelopes for peers that cannot be reached are not waited for. A node
+// that shuts down calls it before Close, so that its last replies leave.
+func (t *Transport) Flush(ctx context.Context) error {
+	for {
+		done := true
+		if m := t.peers.Load(); m != nil {
+			for _, p := range *m {
+				if p.up.Load() && !p.out.idle() {
+					done = false
+					break
+				}
+			}
+		}
+		if done || t.shut.Load() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
 // Close closes the listener and every connection and waits for all of the
 // transport's goroutines. Queued envelopes are dropped, and Handler.PeerLost
 // is not called for the connections it closes. It is safe to call twice.
