@@ -35,7 +35,7 @@ type watchTable struct {
 	linkTimeout time.Duration
 
 	mu       sync.Mutex
-	byTarget map[actor.PID]map[actor.PID]struct{} // target → its watchers here
+	byTarget map[actor.PID]map[actor.PID]struct{}  // target → its watchers here
 	byNode   map[actor.Addr]map[actor.PID]struct{} // node → targets watched on it
 	links    map[actor.Addr]*time.Timer            // nodes unreachable with watches on them: their link timers
 	closed   bool
