@@ -111,6 +111,20 @@ type Membership interface {
 	Close() error
 }
 
+// Fence is implemented by a Membership whose record lives under a lease
+// that can expire (cluster/etcd's): it tells whether this node can prove
+// that its lease is still valid, so that what it holds under the lease
+// (grain claims, global names) is still its own. A Membership without
+// leases (NewLocal, NewMemory) does not implement it: nothing it holds
+// can expire behind its back.
+type Fence interface {
+	// LeaseValid returns the epoch of the node's lease (counted from 1,
+	// one more each time the lease was lost and granted anew; 0 when not
+	// joined) and whether the lease is surely still valid now. It must
+	// be cheap (no lock, no IO): it is checked for every grain message.
+	LeaseValid() (epoch uint64, valid bool)
+}
+
 // sortMembers sorts by Addr.
 func sortMembers(ms []Member) {
 	slices.SortFunc(ms, func(a, b Member) int { return int(int64(a.Addr) - int64(b.Addr)) })

@@ -29,14 +29,15 @@
 //
 // Lease claims the lowest free machine ID by creating the key
 // "<prefix>/idgen/machines/<n>" under an etcd lease of its own, in a
-// transaction that succeeds only if the key does not exist. A goroutine keeps
-// the lease alive and a second one watches the key. The Generator stops (Next
-// fails with ErrLeaseLost) when the key is deleted or taken over, when etcd
-// says the lease is gone, or when the lease may have expired: every renewal
-// moves a deadline to the time the renewal was sent plus the TTL, and Next
-// refuses to issue an ID after that deadline even if no goroutine has noticed
-// yet. Another node can claim the ID only after etcd has expired the lease, which
-// is after that deadline, so two nodes never issue IDs under one machine ID
+// transaction that succeeds only if the key does not exist. The lease is
+// kept by a cluster/etcd Keeper, the fence that grains and global names use
+// too, and a goroutine watches the key. The Generator stops (Next fails with
+// ErrLeaseLost) when the key is deleted or taken over, when etcd says the
+// lease is gone, or when the lease may have expired: every renewal moves the
+// fence to the time the renewal was sent plus the TTL (less a margin), and
+// Next refuses to issue an ID past the fence even if no goroutine has noticed
+// yet. Another node can claim the ID only after etcd has expired the lease,
+// which is after the fence, so two nodes never issue IDs under one machine ID
 // through an expiry. (An administrator's Revoke is seen through the watch,
 // normally within milliseconds.)
 //

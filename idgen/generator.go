@@ -49,26 +49,12 @@ type Generator struct {
 	state   atomic.Uint64
 	stopErr atomic.Pointer[error] // set before stoppedBit
 
-	fence *fence // nil unless leased
+	fence fence // nil unless leased
 }
 
-// fence is the deadline after which a leased machine ID may have expired.
-type fence struct {
-	base     time.Time    // a reading with a monotonic clock
-	deadline atomic.Int64 // nanoseconds after base
-}
-
-func (f *fence) since(t time.Time) int64 { return int64(t.Sub(f.base)) }
-
-// extend moves the deadline to d if that is later.
-func (f *fence) extend(d int64) {
-	for {
-		old := f.deadline.Load()
-		if d <= old || f.deadline.CompareAndSwap(old, d) {
-			return
-		}
-	}
-}
+// fence tells whether a leased machine ID is surely still this
+// generator's: cluster/etcd's Keeper, the one lease fence of the project.
+type fence interface{ Valid() bool }
 
 // New returns a Generator with a fixed machine ID, 0..MaxMachine. Use it
 // for a single node, or when machine IDs are assigned by configuration; two
@@ -118,7 +104,7 @@ func (g *Generator) Next() (ID, error) {
 		}
 		now := g.clock()
 		if g.fence != nil {
-			if err := g.checkFence(now); err != nil {
+			if err := g.checkFence(); err != nil {
 				return 0, err
 			}
 		}
@@ -160,12 +146,9 @@ func (g *Generator) until(ms int64, now time.Time) time.Duration {
 	return time.UnixMilli(g.epochMs + ms).Sub(now)
 }
 
-// checkFence stops g if the lease's deadline has passed.
-func (g *Generator) checkFence(now time.Time) error {
-	if !g.realTime {
-		now = time.Now()
-	}
-	if g.fence.since(now) < g.fence.deadline.Load() {
+// checkFence stops g if its lease may have expired.
+func (g *Generator) checkFence() error {
+	if g.fence.Valid() {
 		return nil
 	}
 	g.stop(fmt.Errorf("%w: machine %d: not renewed before its TTL ran out", ErrLeaseLost, g.machine))

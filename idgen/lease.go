@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/guildkit/guild/cluster/etcd"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -25,16 +26,19 @@ const releaseTimeout = 5 * time.Second
 // the package doc. Create it with Lease and end it with Release or Close.
 // It is safe for concurrent use.
 //
-// Leased owns two goroutines, started by Lease and stopped by Release: the
-// keeper renews the lease every TTL/3, and the watcher watches the machine
-// key. Either one stops the Generator when it finds the lease lost. Neither
-// tries to lease again: call Lease for a new machine ID.
+// Leased owns three goroutines, started by Lease and stopped by Release:
+// the lease's etcd.Keeper renews it (and keeps its fence, which Next checks
+// for every ID), a guard stops the Generator when the Keeper finds the
+// lease lost, and the watcher watches the machine key and stops the
+// Generator when it is deleted or taken over. None tries to lease again:
+// call Lease for a new machine ID.
 type Leased struct {
 	*Generator
 
 	cli     *clientv3.Client
 	lease   clientv3.LeaseID
 	ttl     time.Duration // as granted
+	keeper  *etcd.Keeper
 	key     string
 	lastKey string
 
@@ -93,9 +97,9 @@ func Lease(ctx context.Context, cli *clientv3.Client, prefix string, ttl time.Du
 		return nil, err
 	}
 	g := newGenerator(machine, cfg)
-	g.fence = &fence{base: base}
 	// etcd granted the lease after base, so it expires after base+TTL.
-	g.fence.deadline.Store(int64(l.ttl))
+	l.keeper = etcd.KeepLease(cli, lr.ID, l.ttl, base, nil)
+	g.fence = l.keeper
 	if last > 0 {
 		g.floor(last)
 	}
@@ -103,7 +107,7 @@ func Lease(ctx context.Context, cli *clientv3.Client, prefix string, ttl time.Du
 	wctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	l.wg.Add(2)
-	go l.keep(wctx)
+	go l.guard(wctx)
 	go l.watch(wctx, rev)
 	return l, nil
 }
@@ -180,39 +184,14 @@ func (l *Leased) finish() {
 	l.cancel()
 }
 
-// keep is the keeper goroutine: it renews the lease every TTL/3 and moves
-// the fence to the time each renewal was sent plus the TTL. It retries
-// failed renewals until the fence has passed.
-func (l *Leased) keep(ctx context.Context) {
+// guard stops the Generator when the Keeper finds the lease lost.
+func (l *Leased) guard(ctx context.Context) {
 	defer l.wg.Done()
-	interval := l.ttl / 3
-	wait := interval
-	for {
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		sent := time.Now()
-		actx, cancel := context.WithTimeout(ctx, interval)
-		resp, err := l.cli.KeepAliveOnce(actx, l.lease)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err == nil:
-			l.fence.extend(l.fence.since(sent) + int64(time.Duration(resp.TTL)*time.Second))
-			wait = interval
-		case errors.Is(err, rpctypes.ErrLeaseNotFound):
-			l.lost(fmt.Errorf("%w: machine %d: lease %x not found", ErrLeaseLost, l.machine, int64(l.lease)))
-			return
-		case l.fence.since(time.Now()) >= l.fence.deadline.Load():
-			l.lost(fmt.Errorf("%w: machine %d: not renewed before its TTL ran out: %v", ErrLeaseLost, l.machine, err))
-			return
-		default:
-			wait = min(interval, 100*time.Millisecond)
+	select {
+	case <-ctx.Done():
+	case <-l.keeper.Done():
+		if errors.Is(l.keeper.Err(), etcd.ErrLeaseLost) {
+			l.lost(fmt.Errorf("%w: machine %d: %w", ErrLeaseLost, l.machine, l.keeper.Err()))
 		}
 	}
 }
@@ -283,6 +262,7 @@ func (l *Leased) Release(ctx context.Context) error {
 		st := l.stop(fmt.Errorf("%w: machine %d", ErrReleased, l.machine))
 		l.finish()
 		l.wg.Wait()
+		l.keeper.Stop()
 		lastUnix := l.epochMs + int64(st>>SeqBits)
 		_, err := l.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.LeaseValue(l.key), "=", int64(l.lease))).

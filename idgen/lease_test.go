@@ -216,7 +216,7 @@ func TestLeaseFenceStopsWithoutKeeper(t *testing.T) {
 	l := mustLease(t, newClient(t, e))
 	// As if no renewal had succeeded for a whole TTL: Next must refuse
 	// even before the keeper notices.
-	l.fence.deadline.Store(0)
+	l.fence = lapsed{}
 	if _, err := l.Next(); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("Next past the fence: %v, want ErrLeaseLost", err)
 	}
@@ -275,3 +275,8 @@ func TestLeaseBadArgs(t *testing.T) {
 		t.Fatalf("nil clock: %v", err)
 	}
 }
+
+// lapsed is a fence that can no longer prove its lease valid.
+type lapsed struct{}
+
+func (lapsed) Valid() bool { return false }

@@ -102,7 +102,9 @@ func (m *Membership) crash() {
 	if s != nil {
 		s.cancel()
 		<-s.done
+		s.keeper.Stop() // no more renewals, and no revoke
 	}
+	m.held.Store(nil)
 	m.Close()
 }
 

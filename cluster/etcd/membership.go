@@ -59,6 +59,12 @@ type Membership struct {
 	namesMu sync.RWMutex
 	names   map[string]actor.PID // global-name cache; written only by the names watcher
 
+	// held is the lease this node holds now, with its epoch, for
+	// LeaseValid (read on hot paths, so without a lock); nil when not
+	// joined. Written under sem.
+	held   atomic.Pointer[heldLease]
+	epochs uint64 // leases granted so far; under sem
+
 	lookupGets atomic.Int64 // Lookups that missed the cache (for tests)
 }
 
@@ -72,13 +78,19 @@ func (m *Membership) session() *session {
 }
 
 type session struct {
-	cancel context.CancelFunc // ends the keepalive and the keeper
-	done   chan struct{}      // closed when the keeper has returned
+	cancel context.CancelFunc // ends the keeper goroutine
+	done   chan struct{}      // closed when the keeper goroutine has returned
 
-	member  cluster.Member
-	lease   clientv3.LeaseID
-	lcancel context.CancelFunc // ends the keepalive of lease
-	owned   map[string]actor.PID
+	member cluster.Member
+	lease  clientv3.LeaseID
+	keeper *Keeper // keeps lease alive and knows its fence
+	owned  map[string]actor.PID
+}
+
+// heldLease is the lease a node holds, with its epoch.
+type heldLease struct {
+	keeper *Keeper
+	epoch  uint64
 }
 
 // New connects to etcd, reads the current members and names, and starts
@@ -182,7 +194,7 @@ func (m *Membership) Join(ctx context.Context, mem cluster.Member) error {
 	}
 	sctx, cancel := context.WithCancel(m.life)
 	s := &session{cancel: cancel, done: make(chan struct{}), member: mem, owned: make(map[string]actor.PID)}
-	ch, err := m.grant(ctx, sctx, s)
+	err := m.grant(ctx, s)
 	for deadline := time.Now().Add(m.cfg.JoinWait); errors.Is(err, ErrAddrInUse) && time.Now().Before(deadline); {
 		m.log.Warn("cluster/etcd: address still held, waiting for the old lease to expire", "addr", mem.Addr.String(), "err", err)
 		select {
@@ -191,7 +203,7 @@ func (m *Membership) Join(ctx context.Context, mem cluster.Member) error {
 			cancel()
 			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
 		}
-		ch, err = m.grant(ctx, sctx, s)
+		err = m.grant(ctx, s)
 	}
 	if err != nil {
 		cancel()
@@ -201,28 +213,29 @@ func (m *Membership) Join(ctx context.Context, mem cluster.Member) error {
 	m.sess = s
 	m.mu.Unlock()
 	m.wg.Add(1)
-	go m.keep(sctx, s, ch)
+	go m.keep(sctx, s)
 	return nil
 }
 
 // grant grants a lease, creates the member record under it (failing with
-// ErrAddrInUse if someone else holds the key) and starts its keepalive
-// with a ctx derived from sctx. It sets s.lease and s.lcancel. Called with
-// sem held.
-func (m *Membership) grant(ctx, sctx context.Context, s *session) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+// ErrAddrInUse if someone else holds the key) and starts its Keeper. It
+// sets s.lease and s.keeper, stopping the keeper of the lease it replaces,
+// and publishes the new lease for LeaseValid. Called with sem held.
+func (m *Membership) grant(ctx context.Context, s *session) error {
 	val, err := encodeMember(s.member)
 	if err != nil {
-		return nil, fmt.Errorf("cluster/etcd: encode member: %w", err)
+		return fmt.Errorf("cluster/etcd: encode member: %w", err)
 	}
+	sent := time.Now()
 	lr, err := m.cli.Grant(ctx, m.cfg.ttlSeconds())
 	if err != nil {
-		return nil, fmt.Errorf("cluster/etcd: grant lease: %w", err)
+		return fmt.Errorf("cluster/etcd: grant lease: %w", err)
 	}
-	fail := func(err error) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+	fail := func(err error) error {
 		rctx, cancel := context.WithTimeout(m.life, m.cfg.DialTimeout)
 		defer cancel()
 		m.cli.Revoke(rctx, lr.ID) //nolint:errcheck // best effort: the lease expires anyway
-		return nil, err
+		return err
 	}
 	key := m.memberKey(s.member.Addr)
 	tr, err := m.cli.Txn(ctx).
@@ -235,37 +248,36 @@ func (m *Membership) grant(ctx, sctx context.Context, s *session) (<-chan *clien
 	if !tr.Succeeded {
 		return fail(fmt.Errorf("%w: %v", ErrAddrInUse, s.member.Addr))
 	}
-	lctx, lcancel := context.WithCancel(sctx)
-	ch, err := m.cli.KeepAlive(lctx, lr.ID)
-	if err != nil {
-		lcancel()
-		return fail(fmt.Errorf("cluster/etcd: keep lease alive: %w", err))
+	k := KeepLease(m.cli, lr.ID, time.Duration(lr.TTL)*time.Second, sent, m.log)
+	if s.keeper != nil {
+		s.keeper.Stop()
 	}
-	if s.lcancel != nil {
-		s.lcancel()
-	}
+	m.epochs++
 	m.mu.Lock() // Lease reads s.lease under mu
-	s.lease, s.lcancel = lr.ID, lcancel
+	s.lease, s.keeper = lr.ID, k
 	m.mu.Unlock()
-	return ch, nil
+	m.held.Store(&heldLease{keeper: k, epoch: m.epochs})
+	return nil
 }
 
-// keep is the keeper goroutine of session s: it drains the keepalive
-// responses and, when the lease is lost, joins again.
-func (m *Membership) keep(sctx context.Context, s *session, ch <-chan *clientv3.LeaseKeepAliveResponse) {
+// keep is the keeper goroutine of session s: when the lease is lost, it
+// joins again with a new one.
+func (m *Membership) keep(sctx context.Context, s *session) {
 	defer m.wg.Done()
 	defer close(s.done)
 	for {
-		for range ch {
-		}
-		if sctx.Err() != nil {
+		m.mu.Lock()
+		k := s.keeper
+		m.mu.Unlock()
+		select {
+		case <-sctx.Done():
 			return
+		case <-k.Done():
 		}
-		m.log.Warn("cluster/etcd: lease lost; joining again", "addr", s.member.Addr.String())
+		m.log.Warn("cluster/etcd: lease lost; joining again", "addr", s.member.Addr.String(), "err", k.Err())
 		backoff := 50 * time.Millisecond
 		for {
-			var err error
-			ch, err = m.regrant(sctx, s)
+			err := m.regrant(sctx, s)
 			if err == nil {
 				break
 			}
@@ -288,28 +300,27 @@ func (m *Membership) keep(sctx context.Context, s *session, ch <-chan *clientv3.
 // regrant replaces s's lost lease: revoke the old one (in case it still
 // lives), grant a new one, put the record, and register the names s held
 // again. A name someone else took meanwhile is dropped and logged.
-func (m *Membership) regrant(sctx context.Context, s *session) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+func (m *Membership) regrant(sctx context.Context, s *session) error {
 	select {
 	case m.sem <- struct{}{}:
 	case <-sctx.Done():
-		return nil, sctx.Err()
+		return sctx.Err()
 	}
 	defer m.release()
 	ctx, cancel := context.WithTimeout(sctx, m.cfg.DialTimeout)
 	defer cancel()
 	if _, err := m.cli.Revoke(ctx, s.lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-		return nil, fmt.Errorf("cluster/etcd: revoke lost lease: %w", err)
+		return fmt.Errorf("cluster/etcd: revoke lost lease: %w", err)
 	}
-	ch, err := m.grant(ctx, sctx, s)
-	if err != nil {
-		return nil, err
+	if err := m.grant(ctx, s); err != nil {
+		return err
 	}
 	for name, pid := range s.owned {
 		ok, holder, err := m.putName(ctx, name, pid, s.lease)
 		if err != nil {
-			// Start over with a fresh lease; this one dies with its keepalive.
-			s.lcancel()
-			return nil, err
+			// Start over with a fresh lease; this one dies with its keeper.
+			s.keeper.end(fmt.Errorf("%w: names not registered again: %w", ErrLeaseLost, err))
+			return err
 		}
 		if !ok {
 			delete(s.owned, name)
@@ -317,7 +328,7 @@ func (m *Membership) regrant(sctx context.Context, s *session) (<-chan *clientv3
 		}
 	}
 	m.log.Info("cluster/etcd: joined again with a new lease", "addr", s.member.Addr.String())
-	return ch, nil
+	return nil
 }
 
 // Update replaces this node's record; see cluster.Membership.
@@ -375,8 +386,12 @@ func (m *Membership) leaveLocked(ctx context.Context, s *session) error {
 	}
 	m.sess = nil
 	m.mu.Unlock()
+	m.held.Store(nil)
 	s.cancel()
 	<-s.done
+	if s.keeper != nil {
+		s.keeper.Stop()
+	}
 	key := m.memberKey(s.member.Addr)
 	_, err := m.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.LeaseValue(key), "=", s.lease)).
@@ -406,6 +421,19 @@ func (m *Membership) Lease() clientv3.LeaseID {
 		return 0
 	}
 	return m.sess.lease
+}
+
+// LeaseValid implements cluster.Fence: the epoch of the lease this node
+// holds (counted from 1, one more each time the lease was lost and granted
+// anew; 0 when not joined) and whether the lease is surely still valid now
+// (see Keeper). It takes no lock: grains and name traffic check it for
+// every message.
+func (m *Membership) LeaseValid() (epoch uint64, valid bool) {
+	h := m.held.Load()
+	if h == nil {
+		return 0, false
+	}
+	return h.epoch, h.keeper.Valid()
 }
 
 // Members returns a copy of the local view, sorted by Addr.
@@ -603,3 +631,4 @@ func (m *Membership) resetMembers(kvs []*mvccpb.KeyValue) {
 		m.setLocked(next[a])
 	}
 }
+var _ cluster.Fence = (*Membership)(nil)

@@ -177,3 +177,12 @@ func (m *Membership) resetNames(kvs []*mvccpb.KeyValue) {
 	m.names = next
 	m.namesMu.Unlock()
 }
+
+// LeaseValid implements actor.LeasedNames: the names live under this
+// node's lease, which is surely valid while this returns true.
+func (n names) LeaseValid() bool {
+	_, ok := n.m.LeaseValid()
+	return ok
+}
+
+var _ actor.LeasedNames = names{}
