@@ -1,0 +1,60 @@
+package grain
+
+import (
+	"slices"
+
+	"github.com/guildkit/guild/actor"
+)
+
+// viewHasSelf reports whether the view lists this node as a host of every
+// kind it hosts, with its router.
+func (s *System) viewHasSelf() bool {
+	if len(s.kinds) == 0 {
+		return true
+	}
+	v := s.view.Load()
+	for name := range s.kinds {
+		if !slices.Contains(v.kinds[name], host{addr: s.self, router: s.router}) {
+			return false
+		}
+	}
+	return true
+}
+
+// refreshView rebuilds the placement view from the membership and, when it
+// changed, hands over the grains this node no longer owns.
+func (s *System) refreshView() {
+	s.viewMu.Lock()
+	defer s.viewMu.Unlock()
+	v := buildView(s.members.Members())
+	if v.equal(s.view.Load()) {
+		return
+	}
+	s.view.Store(v)
+	s.rebalance(v)
+}
+
+// rebalance asks every activation whose owner is now another node to
+// hand over: flush, release the claim, stop. The new owner activates the
+// grain on its next message.
+func (s *System) rebalance(v *hostView) {
+	skip := s.skip()
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		sh.each(func(a *activation) {
+			if h, ok := v.owner(a.id(), skip); ok && h.addr != s.self {
+				_ = s.node.Send(a.pid(), ctlHandover)
+			}
+		})
+		sh.mu.RUnlock()
+	}
+}
+
+// skip is the address placement must skip: this node while it closes.
+func (s *System) skip() actor.Addr {
+	if s.closing.Load() {
+		return s.self
+	}
+	return 0
+}
