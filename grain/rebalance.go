@@ -25,29 +25,37 @@ func (s *System) viewHasSelf() bool {
 // changed, hands over the grains this node no longer owns.
 func (s *System) refreshView() {
 	s.viewMu.Lock()
-	defer s.viewMu.Unlock()
 	v := buildView(s.members.Members())
-	if v.equal(s.view.Load()) {
-		return
+	changed := !v.equal(s.view.Load())
+	if changed {
+		s.view.Store(v)
 	}
-	s.view.Store(v)
-	s.rebalance(v)
+	s.viewMu.Unlock()
+	if changed {
+		s.rebalance(v)
+	}
 }
 
 // rebalance asks every activation whose owner is now another node to
 // hand over: flush, release the claim, stop. The new owner activates the
-// grain on its next message.
+// grain on its next message. The activations are collected under the
+// shard locks and told after, with no lock held (each checks the view
+// again when it handles the order, so a stale order is harmless).
 func (s *System) rebalance(v *hostView) {
 	skip := s.skip()
+	var moving []actor.PID
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
 		sh.each(func(a *activation) {
 			if h, ok := v.owner(a.id(), skip); ok && h.addr != s.self {
-				_ = s.node.Send(a.pid(), ctlHandover)
+				moving = append(moving, a.pid())
 			}
 		})
 		sh.mu.RUnlock()
+	}
+	for _, pid := range moving {
+		_ = s.node.Send(pid, ctlHandover)
 	}
 }
 

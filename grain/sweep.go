@@ -18,17 +18,24 @@ func (s *System) sweep() {
 			s.now.Store(now.UnixNano())
 			s.sweepOnce(now.UnixNano())
 			if s.recheck.Swap(false) {
-				s.viewMu.Lock()
 				s.rebalance(s.view.Load())
-				s.viewMu.Unlock()
 			}
 		}
 	}
 }
 
+// sweepOnce asks the grains that are due to deactivate or flush. Each
+// shard's due grains are collected under its lock and told after, with no
+// lock held.
 func (s *System) sweepOnce(now int64) {
+	type order struct {
+		a   *activation
+		msg *ctlMsg
+	}
+	var due []order
 	for i := range s.shards {
 		sh := &s.shards[i]
+		due = due[:0]
 		sh.mu.RLock()
 		sh.each(func(a *activation) {
 			var msg *ctlMsg
@@ -41,11 +48,14 @@ func (s *System) sweepOnce(now int64) {
 				return
 			}
 			if a.word.Or(flagCtlQueued)&flagCtlQueued == 0 {
-				if s.node.Send(a.pid(), msg) != nil {
-					a.clear(flagCtlQueued)
-				}
+				due = append(due, order{a, msg})
 			}
 		})
 		sh.mu.RUnlock()
+		for _, o := range due {
+			if s.node.Send(o.a.pid(), o.msg) != nil {
+				o.a.clear(flagCtlQueued)
+			}
+		}
 	}
 }

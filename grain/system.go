@@ -32,7 +32,7 @@ type System struct {
 
 	shards [numShards]shard
 	view   atomic.Pointer[hostView]
-	viewMu sync.Mutex // serialises view rebuilds and rebalancing
+	viewMu sync.Mutex // serialises view rebuilds (not the rebalancing that follows, which sends)
 	router actor.PID
 
 	now     atomic.Int64 // coarse clock (UnixNano), advanced by the sweeper
@@ -249,11 +249,8 @@ func (s *System) close(ctx context.Context) error {
 		dl = time.Now().Add(s.cfg.ClaimTimeout)
 	}
 	msg := &ctlMsg{op: opClose, deadline: dl}
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.RLock()
-		sh.each(func(a *activation) { _ = s.node.Send(a.pid(), msg) })
-		sh.mu.RUnlock()
+	for _, pid := range s.activePIDs() {
+		_ = s.node.Send(pid, msg)
 	}
 	for s.live.Load() > 0 {
 		select {

@@ -3,6 +3,8 @@ package grain
 import (
 	"fmt"
 	"sync"
+
+	"github.com/guildkit/guild/actor"
 )
 
 // numShards splits the activation table so that activations on different
@@ -117,4 +119,17 @@ func (s *System) activate(id Identity) (*activation, error) {
 	s.live.Add(1)
 	sh.add(h, id, a)
 	return a, nil
+}
+
+// activePIDs returns the PIDs of the activations in the table, collected
+// under the shard locks, for the caller to message with no lock held.
+func (s *System) activePIDs() []actor.PID {
+	var out []actor.PID
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		sh.each(func(a *activation) { out = append(out, a.pid()) })
+		sh.mu.RUnlock()
+	}
+	return out
 }
