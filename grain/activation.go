@@ -78,6 +78,10 @@ type activation struct {
 	// their push: one atomic add both counts a sender in and tells it
 	// whether the activation has retired.
 	word atomic.Uint32
+	// epoch is the epoch of the lease the claim was made under (see
+	// cluster.Fence): the activation serves only while the node's lease
+	// is that one and surely valid.
+	epoch uint32
 }
 
 // activationExtra is the rarely needed part of an activation.
@@ -222,6 +226,12 @@ func (a *activation) Receive(c *actor.Context) {
 		msg = m
 	}
 	s := a.k.s
+	if r := a.refusal(); r == nil && s.fence != nil {
+		if f := a.fenced(); f != fenceOK {
+			a.refuseFenced(c, msg, f)
+			return
+		}
+	}
 	if r := a.refusal(); r != nil {
 		s.st.refused.Add(1)
 		if c.IsRequest() {
@@ -240,6 +250,60 @@ func (a *activation) Receive(c *actor.Context) {
 		a.set(flagTouched)
 	}
 	a.receive(c, msg)
+}
+
+// Fence states of an activation; see fenced.
+const (
+	fenceOK     = iota // the lease the grain was claimed under is surely valid
+	fenceLapsed        // it cannot be proven valid now (renewals late)
+	fenceLost          // the node's lease is not the one the claim was made under
+)
+
+// fenced checks the node's lease fence for this activation. It costs an
+// atomic load and a clock reading.
+func (a *activation) fenced() int {
+	f := a.k.s.fence
+	if f == nil {
+		return fenceOK
+	}
+	epoch, valid := f.LeaseValid()
+	switch {
+	case uint32(epoch) != a.epoch:
+		return fenceLost
+	case !valid:
+		return fenceLapsed
+	}
+	return fenceOK
+}
+
+// refuseFenced answers a message that arrived while the fence does not
+// hold: a request is refused with a retry (the caller routes it again); a
+// one-way message is dropped. A lost lease also drops the activation,
+// without a flush and without releasing the claim (it was made under a
+// lease that is gone, and may be another node's now).
+func (a *activation) refuseFenced(c *actor.Context, msg any, f int) {
+	s := a.k.s
+	s.st.refused.Add(1)
+	if f == fenceLost {
+		a.abandon(c)
+	}
+	why := fmt.Sprintf("grain %v: node %v cannot prove its lease still holds the grain", a.id(), s.self)
+	if c.IsRequest() {
+		c.Respond(&grainpb.Refused{Code: uint32(rpc.Unavailable), Message: why, Retry: true})
+		return
+	}
+	s.log.Warn("grain: one-way message dropped", "grain", a.id().String(), "why", why, "message", fmt.Sprintf("%T", msg))
+}
+
+// abandon drops an activation whose claim's lease is gone: it writes
+// nothing more and releases nothing; queued messages are refused with a
+// retry, so they reach the grain's next activation.
+func (a *activation) abandon(c *actor.Context) {
+	a.clear(flagClaimed)
+	a.set(flagStale)
+	a.extra().refuse = &grainpb.Refused{Code: uint32(rpc.Unavailable), Message: fmt.Sprintf("grain %v: the node's lease was lost", a.id()), Retry: true}
+	a.k.s.log.Warn("grain: the node's lease was lost; dropping the activation without a flush", "grain", a.id().String())
+	a.retire(c)
 }
 
 // start claims the grain, loads its state and makes its behaviour. It runs
@@ -261,6 +325,17 @@ func (a *activation) start(c *actor.Context) {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	// The claim is made under the node's current lease: the activation
+	// serves while that lease is surely valid (see fenced).
+	var epoch uint64
+	if s.fence != nil {
+		var valid bool
+		if epoch, valid = s.fence.LeaseValid(); !valid {
+			a.failRetry(c, fmt.Sprintf("grain %v: node %v cannot prove its lease; not activating", id, s.self))
+			return
+		}
+	}
+	a.epoch = uint32(epoch)
 	backoff := 10 * time.Millisecond
 	var holder actor.Addr
 	for {
@@ -283,6 +358,14 @@ func (a *activation) start(c *actor.Context) {
 		backoff = min(2*backoff, 250*time.Millisecond)
 	}
 	a.set(flagClaimed)
+	if a.fenced() != fenceOK {
+		// The lease changed or lapsed while claiming: the claim may be
+		// under a lease this node cannot vouch for. Keep it (a later
+		// activation here claims it again) and let the caller retry.
+		a.clear(flagClaimed)
+		a.failRetry(c, fmt.Sprintf("grain %v: node %v's lease changed or lapsed while claiming", id, s.self))
+		return
+	}
 	if a.k.State != nil {
 		a.state = a.k.State()
 		if err := a.load(); err != nil {
@@ -325,6 +408,15 @@ func (a *activation) fail(c *actor.Context, why string) {
 	a.k.s.st.failed.Add(1)
 	a.k.s.log.Error("grain: activation failed", "grain", a.id().String(), "why", why)
 	a.extra().refuse = &grainpb.Refused{Code: uint32(rpc.Unavailable), Message: why}
+	a.retire(c)
+}
+
+// failRetry is fail for a transient cause: the messages queued for the
+// activation are refused with a retry.
+func (a *activation) failRetry(c *actor.Context, why string) {
+	a.k.s.st.failed.Add(1)
+	a.k.s.log.Warn("grain: activation failed; callers retry", "grain", a.id().String(), "why", why)
+	a.extra().refuse = &grainpb.Refused{Code: uint32(rpc.Unavailable), Message: why, Retry: true}
 	a.retire(c)
 }
 
@@ -393,6 +485,18 @@ func (a *activation) flush(c *actor.Context) error {
 	if h == a.hash {
 		a.clear(flagDirty)
 		return nil // handled messages, changed nothing
+	}
+	// Write only while the claim's lease surely holds: once it may have
+	// expired, another activation may have loaded the state already.
+	switch a.fenced() {
+	case fenceLapsed:
+		a.set(flagTouched) // still to write
+		s.st.flushErrors.Add(1)
+		return fmt.Errorf("grain: flush %v: %w", a.id(), ErrFenced)
+	case fenceLost:
+		s.st.flushErrors.Add(1)
+		a.abandon(c)
+		return fmt.Errorf("grain: flush %v: %w: %w", a.id(), ErrStale, ErrFenced)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreTimeout)
 	ver, err := s.cfg.Store.Save(ctx, a.k.Name, a.key, data, a.version)

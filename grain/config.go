@@ -7,6 +7,7 @@ import (
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster"
+	"github.com/guildkit/guild/cluster/etcd"
 	"github.com/guildkit/guild/store"
 	"github.com/guildkit/guild/store/memstore"
 )
@@ -35,10 +36,13 @@ type Config struct {
 	// Store keeps the grains' state. nil: an in-memory store (store/memstore) of this System's
 	// own, which lives as long as the process.
 	Store store.Store
-	// Claims decides which node may activate a grain. Use an EtcdClaimer
-	// in a cluster on etcd. nil: SoleClaimer (no per-grain cost), right
-	// only when this System is the only one hosting its kinds (several
-	// Systems in one process may share one LocalClaimer instead).
+	// Claims decides which node may activate a grain. nil: an EtcdClaimer
+	// when Membership is a cluster/etcd Membership; otherwise SoleClaimer
+	// (no per-grain cost), which is right only while this System is the
+	// only one hosting its kinds: Start fails, and activations of a kind
+	// are refused, while the membership shows another host of one of
+	// them (several Systems in one process may share one LocalClaimer
+	// instead).
 	Claims Claimer
 	// Logger receives activations that fail, flush errors and conflicts.
 	// Default: the node's logger.
@@ -54,6 +58,8 @@ type Config struct {
 	ClaimTimeout time.Duration
 	// StoreTimeout bounds each Load and Save. Default DefaultStoreTimeout.
 	StoreTimeout time.Duration
+
+	implicitSole bool // Claims was nil and defaulted to SoleClaimer
 }
 
 // Validate reports the first problem with c, as an error matching
@@ -96,7 +102,12 @@ func (c Config) withDefaults() Config {
 		c.Store = memstore.New()
 	}
 	if c.Claims == nil {
-		c.Claims = SoleClaimer{}
+		if m, ok := c.Membership.(*etcd.Membership); ok {
+			c.Claims = NewEtcdClaimer(m, m.Prefix())
+		} else {
+			c.Claims = SoleClaimer{}
+			c.implicitSole = true
+		}
 	}
 	return c
 }

@@ -136,4 +136,11 @@ var (
 	// since this one loaded it (store.ErrVersionConflict): this activation
 	// is stale and deactivates without flushing.
 	ErrStale = errors.New("grain: stale activation")
+	// ErrFenced: this node cannot prove that its lease in the membership
+	// still holds (its keepalives are late: etcd unreachable, or the
+	// process was frozen or starved), so another node may own the grain
+	// by now. The grain handles nothing and writes nothing until the
+	// lease is proven again; if the lease was lost, the activation is
+	// dropped without a flush. It matches ErrUnavailable.
+	ErrFenced = fmt.Errorf("%w: this node cannot prove its lease still holds the grain", ErrUnavailable)
 )

@@ -1,6 +1,7 @@
 package grain
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/guildkit/guild/actor"
@@ -29,6 +30,7 @@ func (s *System) refreshView() {
 	changed := !v.equal(s.view.Load())
 	if changed {
 		s.view.Store(v)
+		s.checkSole(v)
 	}
 	s.viewMu.Unlock()
 	if changed {
@@ -65,4 +67,24 @@ func (s *System) skip() actor.Addr {
 		return s.self
 	}
 	return 0
+}
+
+// checkSole sets or clears soleConflict for view v: with Claims defaulted
+// to SoleClaimer, no other node may host a kind this node hosts.
+func (s *System) checkSole(v *hostView) {
+	if !s.cfg.implicitSole {
+		return
+	}
+	for name := range s.kinds {
+		for _, h := range v.kinds[name] {
+			if h.addr != s.self {
+				why := fmt.Sprintf("grain: node %v also hosts kind %q, and Config.Claims is not set, so a grain could be active on both: set Config.Claims to an EtcdClaimer (a cluster on etcd), or to one LocalClaimer shared by the Systems of one process", h.addr, name)
+				if old := s.soleConflict.Swap(&why); old == nil {
+					s.log.Error(why)
+				}
+				return
+			}
+		}
+	}
+	s.soleConflict.Store(nil)
 }

@@ -33,7 +33,11 @@ type System struct {
 	shards [numShards]shard
 	view   atomic.Pointer[hostView]
 	viewMu sync.Mutex // serialises view rebuilds (not the rebalancing that follows, which sends)
-	router actor.PID
+	// soleConflict, when set, says why activations are refused: Claims
+	// defaulted to SoleClaimer and another node hosts one of this node's
+	// kinds, so a grain could be active on both.
+	soleConflict atomic.Pointer[string]
+	router       actor.PID
 
 	now     atomic.Int64 // coarse clock (UnixNano), advanced by the sweeper
 	tick    time.Duration
@@ -42,6 +46,7 @@ type System struct {
 	recheck atomic.Bool // a handover failed: the sweeper checks ownership again
 	aborted atomic.Bool // abort: activations stop without flushing or releasing, as in a crash
 	members cluster.Membership
+	fence   cluster.Fence // the membership's lease fence; nil when it has no lease
 	ownMs   bool // members was made by Start, and is closed by Close
 	joined  bool // Start joined the membership, so Close leaves
 	unsub   func()
@@ -143,6 +148,7 @@ func Start(ctx context.Context, cfg Config) (*System, error) {
 	if s.members == nil {
 		s.members, s.ownMs = cluster.NewLocal(s.self), true
 	}
+	s.fence, _ = s.members.(cluster.Fence)
 	s.unsub = s.members.Subscribe(func(cluster.Event) { s.refreshView() })
 	if err := s.publish(ctx, true); err != nil {
 		return fail(err)
@@ -151,6 +157,9 @@ func Start(ctx context.Context, cfg Config) (*System, error) {
 	// sent right after Start finds this node among the hosts.
 	for {
 		s.refreshView()
+		if why := s.soleConflict.Load(); why != nil {
+			return fail(errors.New(*why))
+		}
 		if s.viewHasSelf() {
 			break
 		}

@@ -96,6 +96,9 @@ func (s *System) activate(id Identity) (*activation, error) {
 	if k == nil {
 		return nil, unavailable(fmt.Sprintf("kind %q is not hosted on %v", id.Kind, s.self), ErrUnknownKind)
 	}
+	if why := s.soleConflict.Load(); why != nil {
+		return nil, unavailable(*why, nil)
+	}
 	h, sh := s.shardOf(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

@@ -406,6 +406,10 @@ func (m *Membership) leaveLocked(ctx context.Context, s *session) error {
 	return nil
 }
 
+// Prefix returns the cluster's key prefix (Config.Prefix, with its
+// default), under which other coordination keys go (package grain's claims).
+func (m *Membership) Prefix() string { return m.cfg.Prefix }
+
 // Client returns the Membership's etcd client, for other coordination
 // under the same connection (package grain's claims). It must not be
 // closed: Close closes it.
