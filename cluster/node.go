@@ -175,6 +175,27 @@ func (n *Node) Actor() *actor.Node { return n.actor }
 // Endpoint returns the address the transport listens on.
 func (n *Node) Endpoint() string { return n.tr.Addr().String() }
 
+// SetAvailable publishes whether other nodes may choose this node for new
+// work: selectors (lookup by node type, rpc.AnyOf) and grain placement
+// skip an unavailable member, while PIDs already known keep working. A
+// node about to leave marks itself unavailable first; Shutdown does.
+func (n *Node) SetAvailable(ctx context.Context, available bool) error {
+	// Start from the record as published (others, such as package grain,
+	// add services and metadata to it), falling back to the joined one.
+	m := n.member.Clone()
+	for _, cur := range n.cfg.Membership.Members() {
+		if cur.Addr == m.Addr {
+			m = cur
+			break
+		}
+	}
+	m.Available = available
+	if err := n.cfg.Membership.Update(ctx, m); err != nil {
+		return fmt.Errorf("cluster: mark %s: %w", map[bool]string{true: "available", false: "unavailable"}[available], err)
+	}
+	return nil
+}
+
 // Shutdown leaves the cluster in order, so that nothing in flight is lost:
 //
 //  1. the node's record is marked unavailable, so other nodes' selectors
@@ -200,10 +221,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 
 func (n *Node) shutdown(ctx context.Context) error {
 	var errs []error
-	m := n.member.Clone()
-	m.Available = false
-	if err := n.cfg.Membership.Update(ctx, m); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotJoined) {
-		errs = append(errs, fmt.Errorf("cluster: mark unavailable: %w", err))
+	if err := n.SetAvailable(ctx, false); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNotJoined) {
+		errs = append(errs, err)
 	}
 	if err := n.actor.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("cluster: drain the actors: %w", err))
