@@ -27,12 +27,13 @@
 // the node's configuration), so a player leaves the world when:
 //
 //   - its client sends arena.Leave;
-//   - its session closes on the world's own node: the world watches those
-//     session actors (and a push to one that is gone fails with NotFound);
+//   - its session closes, or the gateway node holding it leaves or dies:
+//     the world watches every player's session actor, on whichever node
+//     it lives (and a push to one that is gone fails with NotFound);
 //   - it has sent the world nothing (arena.Move) for WorldSettings.Idle,
-//     30s by default: a session on another node cannot be watched yet, so
-//     clients re-send their heading every few seconds, as the page and
-//     bots.yaml do.
+//     30s by default: a safety net for a client that stays connected but
+//     stops playing; the page and bots.yaml re-send their heading every
+//     few seconds.
 //
 // RunDemo runs the whole game in one process, with the page, for
 // "guild demo".

@@ -86,7 +86,8 @@ func (w *worldActor) Receive(c *actor.Context) {
 		}
 		c.Respond(&arenapb.Player{Id: p.id, Name: p.name, X: float32(p.x), Y: float32(p.y)})
 	case actor.Terminated:
-		// A session on this node closed: its player leaves at once.
+		// A session closed, or its gateway node went: its player leaves
+		// at once.
 		if id, ok := w.session[m.PID]; ok {
 			w.remove(c, id)
 		}
@@ -128,13 +129,10 @@ func (w *worldActor) enter(c *actor.Context, m *arenapb.EnterRequest) (*arenapb.
 	if p.pid != pid {
 		w.unwatch(c, p)
 		p.session, p.pid = m.GetSessionId(), pid
-		// A session on this node is watched: its player leaves the moment
-		// it closes. (Watching a remote actor is not supported yet: those
-		// players leave by arena.Leave or by going idle.)
-		if pid.Node == c.Self().Node {
-			w.session[pid] = p.id
-			c.Watch(pid)
-		}
+		// The session is watched, on whichever gateway node it lives:
+		// its player leaves the moment it closes, or its node goes.
+		w.session[pid] = p.id
+		c.Watch(pid)
 	}
 	p.name, p.seen = name, w.now()
 	return &arenapb.JoinReply{
@@ -222,8 +220,7 @@ func (w *worldActor) step(c *actor.Context) {
 			updates[cell] = u
 		}
 		// A session that no longer exists on its node fails with NotFound
-		// (a local one, at once; a remote one may not fail, and leaves by
-		// going idle).
+		// (a local one at once; a remote one is caught by its watch).
 		if err := gate.Push(c.Node(), p.session, PushWorld, u); err != nil && rpc.CodeOf(err) == rpc.NotFound {
 			gone = append(gone, id)
 		}
