@@ -24,14 +24,14 @@ type NameRegistry interface {
 }
 
 // LeasedNames is a NameRegistry whose names live under this node's lease
-// in the membership (cluster/etcd's is one). LeaseValid reports whether
-// the node can prove that its lease is still valid; from the moment it
-// cannot, another node may already hold any of its names, so the node
-// refuses traffic addressed to the global names it holds (ErrNameNotFound)
-// until it can again.
+// in the membership (cluster/etcd's is one). Held returns the actor this
+// node registered name for, if the node still holds the name under a lease
+// it can prove valid; from the moment it cannot, another node may already
+// hold the name, so the node refuses traffic addressed to it
+// (ErrNameNotFound) until it can again.
 type LeasedNames interface {
 	NameRegistry
-	LeaseValid() bool
+	Held(name string) (PID, bool)
 }
 
 // IsLocalName reports whether name is a local name: one that starts with "."
@@ -298,12 +298,16 @@ func (n *Node) resolveHeld(name string) (PID, error) {
 		}
 		return PID{}, fmt.Errorf("%w: %q on node %v", ErrNameNotFound, name, n.cfg.Addr)
 	}
+	if l, ok := n.cfg.Names.(LeasedNames); ok {
+		pid, ok := l.Held(name)
+		if !ok {
+			return PID{}, fmt.Errorf("%w: %q is not held on node %v under a lease it can prove valid", ErrNameNotFound, name, n.cfg.Addr)
+		}
+		return pid, nil
+	}
 	pid, ok := n.held.get(name)
 	if !ok {
 		return PID{}, fmt.Errorf("%w: %q is not held on node %v", ErrNameNotFound, name, n.cfg.Addr)
-	}
-	if l, ok := n.cfg.Names.(LeasedNames); ok && !l.LeaseValid() {
-		return PID{}, fmt.Errorf("%w: %q: node %v cannot prove its lease still holds it", ErrNameNotFound, name, n.cfg.Addr)
 	}
 	return pid, nil
 }

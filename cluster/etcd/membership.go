@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -65,6 +66,8 @@ type Membership struct {
 	held   atomic.Pointer[heldLease]
 	epochs uint64 // leases granted so far; under sem
 
+	ownedMu sync.RWMutex // guards session.owned of the current session; taken after sem
+
 	lookupGets atomic.Int64 // Lookups that missed the cache (for tests)
 }
 
@@ -84,13 +87,25 @@ type session struct {
 	member cluster.Member
 	lease  clientv3.LeaseID
 	keeper *Keeper // keeps lease alive and knows its fence
-	owned  map[string]actor.PID
+	// owned are the global names this node registered, with the epoch of
+	// the lease they are held under now (an older epoch: not registered
+	// again since the lease was lost). Written under sem and ownedMu;
+	// read under ownedMu (Held, for every message sent to a name).
+	owned map[string]ownedName
+}
+
+// ownedName is a global name a node registered: the actor, and the epoch
+// of the lease the name is held under.
+type ownedName struct {
+	pid   actor.PID
+	epoch uint64
 }
 
 // heldLease is the lease a node holds, with its epoch.
 type heldLease struct {
 	keeper *Keeper
 	epoch  uint64
+	sess   *session
 }
 
 // New connects to etcd, reads the current members and names, and starts
@@ -193,7 +208,7 @@ func (m *Membership) Join(ctx context.Context, mem cluster.Member) error {
 		return cluster.ErrAlreadyJoined
 	}
 	sctx, cancel := context.WithCancel(m.life)
-	s := &session{cancel: cancel, done: make(chan struct{}), member: mem, owned: make(map[string]actor.PID)}
+	s := &session{cancel: cancel, done: make(chan struct{}), member: mem, owned: make(map[string]ownedName)}
 	err := m.grant(ctx, s)
 	for deadline := time.Now().Add(m.cfg.JoinWait); errors.Is(err, ErrAddrInUse) && time.Now().Before(deadline); {
 		m.log.Warn("cluster/etcd: address still held, waiting for the old lease to expire", "addr", mem.Addr.String(), "err", err)
@@ -256,7 +271,7 @@ func (m *Membership) grant(ctx context.Context, s *session) error {
 	m.mu.Lock() // Lease reads s.lease under mu
 	s.lease, s.keeper = lr.ID, k
 	m.mu.Unlock()
-	m.held.Store(&heldLease{keeper: k, epoch: m.epochs})
+	m.held.Store(&heldLease{keeper: k, epoch: m.epochs, sess: s})
 	return nil
 }
 
@@ -315,16 +330,25 @@ func (m *Membership) regrant(sctx context.Context, s *session) error {
 	if err := m.grant(ctx, s); err != nil {
 		return err
 	}
-	for name, pid := range s.owned {
-		ok, holder, err := m.putName(ctx, name, pid, s.lease)
+	m.ownedMu.RLock()
+	names := maps.Clone(s.owned)
+	m.ownedMu.RUnlock()
+	for name, o := range names {
+		ok, holder, err := m.putName(ctx, name, o.pid, s.lease)
 		if err != nil {
 			// Start over with a fresh lease; this one dies with its keeper.
 			s.keeper.end(fmt.Errorf("%w: names not registered again: %w", ErrLeaseLost, err))
 			return err
 		}
-		if !ok {
+		m.ownedMu.Lock()
+		if ok {
+			s.owned[name] = ownedName{pid: o.pid, epoch: m.epochs}
+		} else {
 			delete(s.owned, name)
-			m.log.Warn("cluster/etcd: global name lost with the lease: another node took it", "name", name, "pid", pid.String(), "holder", holder)
+		}
+		m.ownedMu.Unlock()
+		if !ok {
+			m.log.Warn("cluster/etcd: global name lost with the lease: another node took it", "name", name, "pid", o.pid.String(), "holder", holder)
 		}
 	}
 	m.log.Info("cluster/etcd: joined again with a new lease", "addr", s.member.Addr.String())
@@ -635,4 +659,5 @@ func (m *Membership) resetMembers(kvs []*mvccpb.KeyValue) {
 		m.setLocked(next[a])
 	}
 }
+
 var _ cluster.Fence = (*Membership)(nil)

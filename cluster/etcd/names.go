@@ -87,7 +87,9 @@ func (n names) Register(ctx context.Context, name string, pid actor.PID) error {
 	if !ok {
 		return fmt.Errorf("%w: %q is held by %s", actor.ErrNameTaken, name, holder)
 	}
-	s.owned[name] = pid
+	m.ownedMu.Lock()
+	s.owned[name] = ownedName{pid: pid, epoch: m.epochs}
+	m.ownedMu.Unlock()
 	return nil
 }
 
@@ -111,8 +113,12 @@ func (n names) Unregister(ctx context.Context, name string, pid actor.PID) error
 		return fmt.Errorf("cluster/etcd: unregister %q: %w", name, err)
 	}
 	s := m.session()
-	if s != nil && s.owned[name] == pid {
-		delete(s.owned, name)
+	if s != nil {
+		m.ownedMu.Lock()
+		if s.owned[name].pid == pid {
+			delete(s.owned, name)
+		}
+		m.ownedMu.Unlock()
 	}
 	if !tr.Succeeded {
 		return fmt.Errorf("%w: %q is not held by %v", actor.ErrNameNotFound, name, pid)
@@ -178,11 +184,24 @@ func (m *Membership) resetNames(kvs []*mvccpb.KeyValue) {
 	m.namesMu.Unlock()
 }
 
-// LeaseValid implements actor.LeasedNames: the names live under this
-// node's lease, which is surely valid while this returns true.
-func (n names) LeaseValid() bool {
-	_, ok := n.m.LeaseValid()
-	return ok
+// Held implements actor.LeasedNames: the actor this node registered name
+// for, if it still holds the name under its current lease and that lease
+// is surely valid. After a lost lease, a name counts again only once the
+// keeper has registered it under the new lease (another node may have
+// taken it meanwhile).
+func (n names) Held(name string) (actor.PID, bool) {
+	m := n.m
+	h := m.held.Load()
+	if h == nil {
+		return actor.PID{}, false
+	}
+	m.ownedMu.RLock()
+	o, ok := h.sess.owned[name]
+	m.ownedMu.RUnlock()
+	if !ok || o.epoch != h.epoch || !h.keeper.Valid() {
+		return actor.PID{}, false
+	}
+	return o.pid, true
 }
 
 var _ actor.LeasedNames = names{}
