@@ -328,3 +328,16 @@ func (n *Node) resolveName(ctx context.Context, name string) (PID, error) {
 	}
 	return pid, nil
 }
+
+// HeldName reports which actor of this node holds the global name, if
+// this node holds it under a lease it can prove valid now (see
+// LeasedNames). A singleton registered under a global name checks it
+// before it acts: from the moment it returns false, another node may
+// hold the name.
+func (n *Node) HeldName(name string) (PID, bool) {
+	if IsLocalName(name) || n.cfg.Names == nil {
+		return PID{}, false
+	}
+	pid, err := n.resolveHeld(name)
+	return pid, err == nil
+}
