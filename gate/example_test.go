@@ -2,6 +2,7 @@ package gate_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -47,9 +48,9 @@ func ExampleGateway_Shutdown() {
 	defer cancel()
 	fmt.Println("shutdown:", g.Shutdown(sctx))
 	err := <-closed
-	fmt.Println("going away:", rpc.CodeOf(err) == gate.GoingAway)
+	fmt.Println("going away:", rpc.CodeOf(err) == gate.GoingAway, errors.Is(err, client.ErrGoingAway))
 	// Output:
 	// echo:hi
 	// shutdown: <nil>
-	// going away: true
+	// going away: true true
 }

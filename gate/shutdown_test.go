@@ -300,8 +300,8 @@ func TestShutdownDrains(t *testing.T) {
 	}
 	for _, rec := range goClosed {
 		err := rec.wait(t)
-		if rpc.CodeOf(err) != gate.GoingAway || !errContains(err, gate.GoingAwayReason) {
-			t.Fatalf("Go client's OnClose: %v, want code GoingAway, %q", err, gate.GoingAwayReason)
+		if !errors.Is(err, client.ErrGoingAway) || rpc.CodeOf(err) != gate.GoingAway || !errContains(err, gate.GoingAwayReason) {
+			t.Fatalf("Go client's OnClose: %v, want ErrGoingAway, code GoingAway, %q", err, gate.GoingAwayReason)
 		}
 	}
 	wantDisconnect8B(t, disc5)
@@ -411,8 +411,8 @@ func TestCloseSendsGoingAway(t *testing.T) {
 		t.Fatalf("Close took %v: it waited for the client that reads nothing", d)
 	}
 	r.wantClose(gate.GoingAway)
-	if err := rec.wait(t); rpc.CodeOf(err) != gate.GoingAway || !errContains(err, gate.GoingAwayReason) {
-		t.Fatalf("Go client's OnClose: %v, want code GoingAway, %q", err, gate.GoingAwayReason)
+	if err := rec.wait(t); !errors.Is(err, client.ErrGoingAway) || rpc.CodeOf(err) != gate.GoingAway {
+		t.Fatalf("Go client's OnClose: %v, want ErrGoingAway, code GoingAway", err)
 	}
 	wantDisconnect8B(t, disc5)
 	recv(t, lost3, "the MQTT 3.1.1 connection's end")
