@@ -144,6 +144,7 @@ type Client struct {
 	mu           sync.Mutex
 	closed       bool
 	link         *link              // where requests go; nil while reconnecting
+	latest       *link              // the last connection installed: its end starts a reconnection
 	ready        chan struct{}      // closed when link is set (replaced when it is unset)
 	live         map[*link]struct{} // connections not ended yet (a gateway going away may still answer)
 	reconnecting bool               // a reconnect goroutine runs
@@ -165,6 +166,7 @@ type link struct {
 	addr    int                  // index in Client.addrs
 	pending map[uint64]chan resp // requests sent on it, waiting for their Response; guarded by Client.mu
 	ended   bool                 // guarded by Client.mu: lost has run
+	kill    *time.Timer          // guarded by Client.mu: closes it, after a failed write
 }
 
 type resp struct {
@@ -347,8 +349,7 @@ func (c *Client) RequestRaw(ctx context.Context, route string, body []byte) ([]b
 			// next one (or fails, without Reconnect).
 			c.forget(l, id)
 			c.cfg.Logger.Debug("client: a write failed", "addr", c.addrs[l.addr].String(), "err", err)
-			_ = l.cn.close() // its reader ends, and the client reconnects
-			c.retire(l, fmt.Errorf("write: %w", err))
+			c.unlink(l)
 			continue
 		}
 		select {
@@ -529,6 +530,7 @@ func (c *Client) install(cn conn, i int, ack *gatepb.HandshakeAck) bool {
 		return false
 	}
 	c.link = l
+	c.latest = l
 	c.live[l] = struct{}{}
 	c.current = c.addrs[i].String()
 	c.lastErr = nil
@@ -640,16 +642,36 @@ func (c *Client) push(route string, body []byte) {
 	}
 }
 
-// retire stops sending requests on l, which is going away, and starts a
-// reconnection (to the next address) unless one runs, while l may still
-// deliver the answers it owes.
+// unlink stops sending requests on l, whose write failed: its reader,
+// which sees why the connection ended (a going-away Close may wait in
+// its buffer), settles it and reconnects. A reader that would see
+// nothing for long, on a dead connection, is stopped after unlinkGrace.
+func (c *Client) unlink(l *link) {
+	c.mu.Lock()
+	if c.link == l {
+		c.link = nil
+		c.ready = make(chan struct{})
+	}
+	if l.kill == nil && !l.ended {
+		l.kill = time.AfterFunc(unlinkGrace, func() { _ = l.cn.close() })
+	}
+	c.mu.Unlock()
+}
+
+// unlinkGrace bounds the wait for the reader of a connection whose write
+// failed.
+const unlinkGrace = time.Second
+
+// retire stops sending requests on l, which is going away, and, when l
+// is the latest connection, starts a reconnection (to the next address)
+// unless one runs, while l may still deliver the answers it owes.
 func (c *Client) retire(l *link, cause error) {
 	c.mu.Lock()
 	if c.link == l {
 		c.link = nil
 		c.ready = make(chan struct{})
 	}
-	start := c.cfg.Reconnect && !c.closed && !c.reconnecting
+	start := c.cfg.Reconnect && !c.closed && !c.reconnecting && c.latest == l
 	if start {
 		c.reconnecting = true
 		c.wg.Add(1)
@@ -672,9 +694,11 @@ func (c *Client) lost(l *link, err error) {
 	resend := c.cfg.Reconnect && errors.Is(err, ErrGoingAway)
 	c.mu.Lock()
 	l.ended = true
+	if l.kill != nil {
+		l.kill.Stop()
+	}
 	delete(c.live, l)
-	current := c.link == l
-	if current {
+	if c.link == l {
 		c.link = nil
 		c.ready = make(chan struct{})
 	}
@@ -704,11 +728,9 @@ func (c *Client) lost(l *link, err error) {
 		c.mu.Unlock()
 		return
 	}
-	if current {
-		c.retire(l, err)
-	}
-	// Otherwise l was retired already (its gateway going away), and the
+	// Unless l was retired already (its gateway going away), and the
 	// reconnection it started runs or has ended.
+	c.retire(l, err)
 }
 
 // reconnect dials until a gateway accepts, starting with the address
