@@ -602,9 +602,10 @@ func (c *Client) readLoop(l *link, idle time.Duration) error {
 				deliver(ch, resp{body: append([]byte(nil), r.GetBody()...)})
 			case r.GetNotForwarded() && rpc.Code(r.GetCode()) == rpc.Unavailable && c.cfg.Reconnect:
 				// The gateway is going away and did not take the request:
-				// it goes to the next gateway, and so do the next ones.
-				deliver(ch, resp{resend: true})
+				// it goes to the next gateway, and so do the next ones
+				// (retired first, so that it is not sent here again).
 				c.retire(l, fmt.Errorf("%w: %s", ErrGoingAway, r.GetMessage()))
+				deliver(ch, resp{resend: true})
 			default:
 				deliver(ch, resp{err: rpc.Error(rpc.Code(r.GetCode()), r.GetMessage())})
 			}
