@@ -7,6 +7,18 @@
 //	var reply chatpb.SendReply
 //	err = c.Request(ctx, "chat.Send", &chatpb.SendRequest{Text: "hi"}, &reply)
 //
+// # Failover
+//
+// Given several gateways (Config.Addrs) and Reconnect, a client moves to
+// the next gateway when its connection ends, and at once when its gateway
+// says it is going away (it shuts down: a Close frame with code 14, which
+// OnClose sees as ErrGoingAway). It logs in again with its token, keeps
+// its push handlers, and sends on the new session the requests made
+// meanwhile and those the old gateway did not forward to a service, so
+// that a gateway's graceful shutdown fails none of them. A request whose
+// connection was lost with no word has no known outcome: it fails with
+// rpc.Unavailable. OnReconnect says where the client went and why.
+//
 // docs/PROTOCOL.md describes the protocol itself.
 package client
 
@@ -16,9 +28,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +50,16 @@ var (
 	// ErrClosed: the client was closed, or its connection ended without
 	// reconnection.
 	ErrClosed = errors.New("client: closed")
+	// ErrGoingAway: the gateway is shutting down. OnClose gets an error
+	// that matches it (errors.Is) when the gateway closes the session with
+	// its "going away" Close frame (code 14, rpc.Unavailable; see
+	// gate.GoingAway and docs/PROTOCOL.md), and so does Reconnection.Cause
+	// after the move to another gateway.
+	ErrGoingAway = errors.New("client: the gateway is going away")
+	// ErrNoGateway: a request waited for a connection to a gateway until
+	// its ctx ended. Its error matches this and ctx's error, and has
+	// code rpc.Unavailable: the request was never sent.
+	ErrNoGateway = errors.New("client: no connection to a gateway")
 )
 
 // Defaults of Config.
@@ -49,71 +73,136 @@ const (
 // Config configures a Client.
 type Config struct {
 	// Addr is the gateway: "tcp://host:port", "kcp://host:port",
-	// "ws://host:port/path" or "wss://host:port/path". Required.
+	// "ws://host:port/path" or "wss://host:port/path". It is shorthand for
+	// Addrs with one address; set one of the two.
 	Addr string
-	// Token, optional, authenticates the session in the handshake.
+	// Addrs lists gateways of the same game, in the form of Addr, for
+	// failover: Dial tries them in order until one accepts, and with
+	// Reconnect the client moves to the next one in the list when its
+	// connection ends (round robin, starting after the address that went
+	// away).
+	Addrs []string
+	// Token, optional, authenticates the session in the handshake, and
+	// again in each reconnection's.
 	Token string
 	// TLS configures tcp (TLS over TCP when set) and wss.
 	TLS *tls.Config
-	// Reconnect makes the client redial, with backoff between
-	// BackoffMin and BackoffMax, when its connection ends; requests in
-	// flight then fail with Unavailable, and later ones wait for the new
-	// session. Without it a lost connection closes the client.
+	// Reconnect makes the client redial when its connection ends: at once
+	// when the gateway says it is going away, else after BackoffMin; the
+	// next address of Addrs first, then the others in turn, waiting
+	// between full rounds of failed attempts, from BackoffMin doubling up
+	// to BackoffMax, with jitter. Requests made meanwhile wait for the new
+	// session (until their ctx ends), and so do those the old gateway did
+	// not forward to a service (a going-away Close frame, or a refusal
+	// with Response.not_forwarded): they are sent again on the new
+	// session. Requests whose connection ended without an answer, and
+	// whose outcome is unknown, fail with rpc.Unavailable. Without
+	// Reconnect a lost connection closes the client.
 	Reconnect              bool
 	BackoffMin, BackoffMax time.Duration
 	// RequestTimeout bounds a request whose ctx has no deadline.
 	// Default 10s.
 	RequestTimeout time.Duration
-	// DialTimeout bounds connecting and the handshake. Default 5s.
+	// DialTimeout bounds connecting and the handshake, for each address.
+	// Default 5s.
 	DialTimeout time.Duration
 	// OnConnect, optional, is called after each handshake (the first and
 	// every reconnection) with the session ID and user ID.
 	OnConnect func(sessionID, userID string)
 	// OnClose, optional, is called when the gateway closes the session
-	// (a kick) or the connection is lost, with why.
+	// (a kick, a shutdown: see ErrGoingAway) or the connection is lost,
+	// with why.
 	OnClose func(err error)
+	// OnReconnect, optional, is called after each reconnection (after
+	// OnConnect) with the address now in use and why the client moved.
+	OnReconnect func(r Reconnection)
 	// Logger receives the client's logs. Default: discarded.
 	Logger *slog.Logger
 }
 
-// Client is a connection to a gateway. Its methods are safe for
-// concurrent use.
-type Client struct {
-	cfg Config
-	u   *url.URL
+// Reconnection tells Config.OnReconnect what happened.
+type Reconnection struct {
+	// Addr is the gateway address the client now uses, and From the one
+	// whose connection ended (the same when Addrs has one address).
+	Addr, From string
+	// Cause is why the connection to From ended: it matches ErrGoingAway
+	// when that gateway shut down.
+	Cause error
+	// Attempts counts the dials it took, this one included.
+	Attempts int
+}
 
-	mu        sync.Mutex
-	closed    bool
-	conn      conn                 // nil while reconnecting
-	ready     chan struct{}        // closed when conn is set (replaced on loss)
-	pending   map[uint64]chan resp // requests waiting for their Response
-	next      uint64
-	sessionID string
-	userID    string
-	pushes    map[string]func(body []byte)
-	anyPush   func(route string, body []byte)
+// Client is a connection to a gateway, and to the next one after it
+// when it fails over (Config.Addrs). Its methods are safe for concurrent
+// use.
+type Client struct {
+	cfg   Config
+	addrs []*url.URL
+
+	// mu guards what follows. It is never held while calling out: not
+	// for a hook, a push handler, or a write to a connection.
+	mu           sync.Mutex
+	closed       bool
+	link         *link              // where requests go; nil while reconnecting
+	latest       *link              // the last connection installed: its end starts a reconnection
+	ready        chan struct{}      // closed when link is set (replaced when it is unset)
+	live         map[*link]struct{} // connections not ended yet (a gateway going away may still answer)
+	reconnecting bool               // a reconnect goroutine runs
+	lastErr      error              // why the last dial failed, for requests that time out waiting
+	current      string             // the address of link, or of the last one
+	next         uint64
+	sessionID    string
+	userID       string
+	pushes       map[string]func(body []byte)
+	anyPush      func(route string, body []byte)
 
 	done chan struct{} // closed by Close
 	wg   sync.WaitGroup
 }
 
+// link is one connection and the requests waiting on it.
+type link struct {
+	cn      conn
+	addr    int                  // index in Client.addrs
+	pending map[uint64]chan resp // requests sent on it, waiting for their Response; guarded by Client.mu
+	ended   bool                 // guarded by Client.mu: lost has run
+	kill    *time.Timer          // guarded by Client.mu: closes it, after a failed write
+}
+
 type resp struct {
 	body []byte
 	err  error
+	// resend: the gateway did not forward the request (it is going away):
+	// send it again on the next connection.
+	resend bool
 }
 
 // Dial connects to the gateway, completes the handshake and returns the
-// client. A refused handshake returns the gateway's code as an
+// client. With several addresses it tries each in turn, and fails when
+// none accepts. A refused handshake returns the gateway's code as an
 // *rpc.Status.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
-	u, err := url.Parse(cfg.Addr)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("client: Addr %q is not a URL like tcp://host:port", cfg.Addr)
+	raw := cfg.Addrs
+	switch {
+	case cfg.Addr != "" && len(cfg.Addrs) > 0:
+		return nil, errors.New("client: set Addr or Addrs, not both")
+	case cfg.Addr != "":
+		raw = []string{cfg.Addr}
+	case len(cfg.Addrs) == 0:
+		return nil, errors.New("client: no gateway address: set Addr or Addrs")
 	}
-	switch u.Scheme {
-	case "tcp", "kcp", "ws", "wss":
-	default:
-		return nil, fmt.Errorf("client: Addr %q: scheme %q is not tcp, kcp, ws or wss", cfg.Addr, u.Scheme)
+	addrs := make([]*url.URL, len(raw))
+	for i, a := range raw {
+		u, err := url.Parse(a)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("client: address %q is not a URL like tcp://host:port", a)
+		}
+		switch u.Scheme {
+		case "tcp", "kcp", "ws", "wss":
+		default:
+			return nil, fmt.Errorf("client: address %q: scheme %q is not tcp, kcp, ws or wss", a, u.Scheme)
+		}
+		addrs[i] = u
 	}
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
@@ -131,19 +220,36 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{
-		cfg:     cfg,
-		u:       u,
-		ready:   make(chan struct{}),
-		pending: make(map[uint64]chan resp),
-		pushes:  make(map[string]func([]byte)),
-		done:    make(chan struct{}),
+		cfg:    cfg,
+		addrs:  addrs,
+		ready:  make(chan struct{}),
+		live:   make(map[*link]struct{}),
+		pushes: make(map[string]func([]byte)),
+		done:   make(chan struct{}),
 	}
-	cn, ack, err := c.connect(ctx)
-	if err != nil {
-		return nil, err
+	var errs []error
+	for i := range addrs {
+		cn, ack, err := c.connect(ctx, i)
+		if err == nil {
+			c.install(cn, i, ack)
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
 	}
-	c.install(cn, ack)
-	return c, nil
+	last := errs[len(errs)-1]
+	if len(errs) == 1 {
+		return nil, last
+	}
+	// The last error carries the code (the gateway's refusal, or
+	// Unavailable); the message has every address's.
+	earlier := make([]string, len(errs)-1)
+	for i, err := range errs[:len(errs)-1] {
+		earlier[i] = err.Error()
+	}
+	return nil, fmt.Errorf("client: no gateway accepted: %s; %w", strings.Join(earlier, "; "), last)
 }
 
 // SessionID returns the current session's ID.
@@ -161,9 +267,18 @@ func (c *Client) UserID() string {
 	return c.userID
 }
 
+// Addr returns the address of the gateway the client is connected to,
+// or was last connected to while it reconnects.
+func (c *Client) Addr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.current
+}
+
 // OnPush sets the handler of pushes on route; it runs on the client's
 // reader goroutine, so it must not block long. body is the push's message,
-// encoded: decode it with proto.Unmarshal.
+// encoded: decode it with proto.Unmarshal. Handlers stay set across
+// reconnections.
 func (c *Client) OnPush(route string, fn func(body []byte)) {
 	c.mu.Lock()
 	c.pushes[route] = fn
@@ -202,72 +317,113 @@ func (c *Client) Request(ctx context.Context, route string, req, resp proto.Mess
 }
 
 // RequestRaw calls route with an encoded body and returns the encoded
-// reply.
+// reply. While the client reconnects, the request waits for the new
+// session (see Config.Reconnect), at most until ctx ends: then it fails
+// with rpc.Unavailable, matching ErrNoGateway and ctx's error.
 func (c *Client) RequestRaw(ctx context.Context, route string, body []byte) ([]byte, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
 		defer cancel()
 	}
-	cn, err := c.waitConn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ch := make(chan resp, 1)
-	c.mu.Lock()
-	c.next++
-	id := c.next
-	c.pending[id] = ch
-	c.mu.Unlock()
-	defer func() {
+	f := &gatepb.Frame{Body: &gatepb.Frame_Request{Request: &gatepb.Request{Route: route, Body: body}}}
+	for {
+		l, err := c.waitLink(ctx, route)
+		if err != nil {
+			return nil, err
+		}
+		ch := make(chan resp, 1)
 		c.mu.Lock()
-		delete(c.pending, id)
+		if l.ended || c.link != l {
+			c.mu.Unlock()
+			continue // it went meanwhile: wait for the next
+		}
+		c.next++
+		id := c.next
+		l.pending[id] = ch
 		c.mu.Unlock()
-	}()
-	f := &gatepb.Frame{Body: &gatepb.Frame_Request{Request: &gatepb.Request{Id: id, Route: route, Body: body}}}
-	if err := cn.write(f); err != nil {
-		// The connection is going: this is a lost connection, like a
-		// request in flight when it goes (not an Unknown error).
-		return nil, rpc.Errorf(rpc.Unavailable, "%s: %v: %v", route, ErrClosed, err)
-	}
-	select {
-	case r := <-ch:
-		return r.body, r.err
-	case <-ctx.Done():
-		return nil, rpc.StatusOf(ctx.Err())
-	case <-c.done:
-		// The answer may have arrived just before the connection ended (a
-		// kick sends the response, then Close): it wins.
+		f.GetRequest().Id = id
+		if err := l.cn.write(f); err != nil {
+			// The frame did not go out whole, so the gateway did not take
+			// it: the connection is broken, and the request goes on the
+			// next one (or fails, without Reconnect).
+			c.forget(l, id)
+			c.cfg.Logger.Debug("client: a write failed", "addr", c.addrs[l.addr].String(), "err", err)
+			c.unlink(l)
+			continue
+		}
 		select {
 		case r := <-ch:
+			if r.resend {
+				continue
+			}
 			return r.body, r.err
-		default:
+		case <-ctx.Done():
+			c.forget(l, id)
+			return nil, rpc.StatusOf(ctx.Err())
+		case <-c.done:
+			c.forget(l, id)
+			// The answer may have arrived just before the connection ended
+			// (a kick sends the response, then Close): it wins.
+			select {
+			case r := <-ch:
+				if !r.resend {
+					return r.body, r.err
+				}
+			default:
+			}
+			return nil, rpc.Errorf(rpc.Unavailable, "%s: %v", route, ErrClosed)
 		}
-		return nil, rpc.Errorf(rpc.Unavailable, "%s: %v", route, ErrClosed)
 	}
 }
 
-// waitConn returns the connection, waiting for a reconnection in progress.
-func (c *Client) waitConn(ctx context.Context) (conn, error) {
+// forget drops a request's wait on l.
+func (c *Client) forget(l *link, id uint64) {
+	c.mu.Lock()
+	delete(l.pending, id)
+	c.mu.Unlock()
+}
+
+// waitLink returns the connection for requests, waiting for a
+// reconnection in progress.
+func (c *Client) waitLink(ctx context.Context, route string) (*link, error) {
 	for {
 		c.mu.Lock()
-		cn, ready, closed := c.conn, c.ready, c.closed
+		l, ready, closed := c.link, c.ready, c.closed
 		c.mu.Unlock()
 		if closed {
-			return nil, rpc.Errorf(rpc.Unavailable, "%v", ErrClosed)
+			return nil, rpc.Errorf(rpc.Unavailable, "%s: %v", route, ErrClosed)
 		}
-		if cn != nil {
-			return cn, nil
+		if l != nil {
+			return l, nil
 		}
 		select {
 		case <-ready:
 		case <-ctx.Done():
-			return nil, rpc.StatusOf(ctx.Err())
+			c.mu.Lock()
+			last := c.lastErr
+			c.mu.Unlock()
+			why := "reconnecting"
+			if last != nil {
+				why = fmt.Sprintf("reconnecting; the last attempt: %v", last)
+			}
+			return nil, &waitError{st: rpc.Errorf(rpc.Unavailable, "%s: %v: %v (%s)", route, ErrNoGateway, ctx.Err(), why), ctx: ctx.Err()}
 		case <-c.done:
-			return nil, rpc.Errorf(rpc.Unavailable, "%v", ErrClosed)
+			return nil, rpc.Errorf(rpc.Unavailable, "%s: %v", route, ErrClosed)
 		}
 	}
 }
+
+// waitError is a request's failure to get a connection before its ctx
+// ended: an *rpc.Status (Unavailable) that also matches ErrNoGateway and
+// ctx's error.
+type waitError struct {
+	st  *rpc.Status
+	ctx error
+}
+
+func (e *waitError) Error() string   { return e.st.Error() }
+func (e *waitError) Unwrap() []error { return []error{e.st, ErrNoGateway, e.ctx} }
 
 // Close says goodbye to the gateway and closes the connection. It is safe
 // to call twice.
@@ -278,15 +434,21 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
-	cn := c.conn
+	cur := c.link
+	links := make([]*link, 0, len(c.live))
+	for l := range c.live {
+		links = append(links, l)
+	}
 	close(c.done)
 	c.mu.Unlock()
-	if cn != nil {
-		_ = cn.write(&gatepb.Frame{Body: &gatepb.Frame_Close{Close: &gatepb.Close{Reason: "goodbye"}}})
-		if sc, ok := cn.(*streamConn); ok {
-			sc.flush(goodbyeFlush)
+	for _, l := range links {
+		if l == cur {
+			_ = l.cn.write(&gatepb.Frame{Body: &gatepb.Frame_Close{Close: &gatepb.Close{Reason: "goodbye"}}})
+			if sc, ok := l.cn.(*streamConn); ok {
+				sc.flush(goodbyeFlush)
+			}
 		}
-		_ = cn.close()
+		_ = l.cn.close()
 	}
 	c.wg.Wait()
 	return nil
@@ -296,19 +458,20 @@ func (c *Client) Close() error {
 // KCP session drops what it has not sent yet.
 const goodbyeFlush = 500 * time.Millisecond
 
-// connect dials and runs the handshake. A gateway that cannot be reached
-// or does not answer is Unavailable; the end of parent is Canceled or
-// DeadlineExceeded.
-func (c *Client) connect(parent context.Context) (conn, *gatepb.HandshakeAck, error) {
+// connect dials address i and runs the handshake. A gateway that cannot
+// be reached or does not answer is Unavailable; the end of parent is
+// Canceled or DeadlineExceeded.
+func (c *Client) connect(parent context.Context, i int) (conn, *gatepb.HandshakeAck, error) {
+	addr := c.addrs[i].String()
 	ctx, cancel := context.WithTimeout(parent, c.cfg.DialTimeout)
 	defer cancel()
 	failed := func(what string, err error) error {
 		if perr := parent.Err(); perr != nil {
-			return rpc.StatusOf(fmt.Errorf("client: %s %s: %w", what, c.cfg.Addr, perr))
+			return rpc.StatusOf(fmt.Errorf("client: %s %s: %w", what, addr, perr))
 		}
-		return rpc.Errorf(rpc.Unavailable, "client: %s %s: %v", what, c.cfg.Addr, err)
+		return rpc.Errorf(rpc.Unavailable, "client: %s %s: %v", what, addr, err)
 	}
-	cn, err := c.dial(ctx)
+	cn, err := c.dial(ctx, c.addrs[i])
 	if err != nil {
 		return nil, nil, failed("dial", err)
 	}
@@ -334,16 +497,16 @@ func (c *Client) connect(parent context.Context) (conn, *gatepb.HandshakeAck, er
 	var f gatepb.Frame
 	if err := gatepb.Decode(body, &f); err != nil {
 		cn.close()
-		return nil, nil, rpc.Errorf(rpc.Internal, "client: handshake: %v", err)
+		return nil, nil, rpc.Errorf(rpc.Internal, "client: handshake with %s: %v", addr, err)
 	}
 	if cl := f.GetClose(); cl != nil {
 		cn.close()
-		return nil, nil, rpc.Errorf(rpc.Code(cl.GetCode()), "%s", cl.GetReason())
+		return nil, nil, rpc.Errorf(rpc.Code(cl.GetCode()), "%s: %s", addr, cl.GetReason())
 	}
 	ack := f.GetHandshakeAck()
 	if ack == nil {
 		cn.close()
-		return nil, nil, rpc.Errorf(rpc.Internal, "client: handshake: the gateway answered a %T", f.Body)
+		return nil, nil, rpc.Errorf(rpc.Internal, "client: handshake with %s: the gateway answered a %T", addr, f.Body)
 	}
 	if ack.GetCode() != 0 {
 		cn.close()
@@ -352,18 +515,25 @@ func (c *Client) connect(parent context.Context) (conn, *gatepb.HandshakeAck, er
 	return cn, ack, nil
 }
 
-// install makes cn the connection and starts its reader and heartbeat,
-// unless the client was closed meanwhile: then it closes cn.
-func (c *Client) install(cn conn, ack *gatepb.HandshakeAck) {
+// install makes cn, to address i, the connection and starts its reader
+// and heartbeat, unless the client was closed meanwhile: then it closes
+// cn. It reports whether it did.
+func (c *Client) install(cn conn, i int, ack *gatepb.HandshakeAck) bool {
+	l := &link{cn: cn, addr: i, pending: make(map[uint64]chan resp)}
 	c.mu.Lock()
+	c.reconnecting = false
 	if c.closed {
 		// Close ran after the reconnection's handshake: it did not see cn,
 		// and nothing else would close it.
 		c.mu.Unlock()
 		cn.close()
-		return
+		return false
 	}
-	c.conn = cn
+	c.link = l
+	c.latest = l
+	c.live[l] = struct{}{}
+	c.current = c.addrs[i].String()
+	c.lastErr = nil
 	c.sessionID, c.userID = ack.GetSessionId(), ack.GetUserId()
 	close(c.ready)
 	c.mu.Unlock()
@@ -382,10 +552,11 @@ func (c *Client) install(cn conn, ack *gatepb.HandshakeAck) {
 	}()
 	go func() {
 		defer c.wg.Done()
-		err := c.readLoop(cn, 3*hb)
+		err := c.readLoop(l, 3*hb)
 		close(stop)
-		c.lost(cn, err)
+		c.lost(l, err)
 	}()
+	return true
 }
 
 func (c *Client) heartbeat(cn conn, every time.Duration, stop <-chan struct{}) {
@@ -406,10 +577,10 @@ func (c *Client) heartbeat(cn conn, every time.Duration, stop <-chan struct{}) {
 }
 
 // readLoop reads frames until the connection fails or is closed.
-func (c *Client) readLoop(cn conn, idle time.Duration) error {
+func (c *Client) readLoop(l *link, idle time.Duration) error {
 	var f gatepb.Frame
 	for {
-		body, err := cn.read(time.Now().Add(idle))
+		body, err := l.cn.read(time.Now().Add(idle))
 		if err != nil {
 			return err
 		}
@@ -420,20 +591,32 @@ func (c *Client) readLoop(cn conn, idle time.Duration) error {
 		case *gatepb.Frame_Response:
 			r := b.Response
 			c.mu.Lock()
-			ch := c.pending[r.GetId()]
+			ch := l.pending[r.GetId()]
+			delete(l.pending, r.GetId())
 			c.mu.Unlock()
 			if ch == nil {
 				continue // its caller gave up
 			}
-			if r.GetCode() != 0 {
-				deliver(ch, resp{err: rpc.Error(rpc.Code(r.GetCode()), r.GetMessage())})
-			} else {
+			switch {
+			case r.GetCode() == 0:
 				deliver(ch, resp{body: append([]byte(nil), r.GetBody()...)})
+			case r.GetNotForwarded() && rpc.Code(r.GetCode()) == rpc.Unavailable && c.cfg.Reconnect:
+				// The gateway is going away and did not take the request:
+				// it goes to the next gateway, and so do the next ones
+				// (retired first, so that it is not sent here again).
+				c.retire(l, fmt.Errorf("%w: %s", ErrGoingAway, r.GetMessage()))
+				deliver(ch, resp{resend: true})
+			default:
+				deliver(ch, resp{err: rpc.Error(rpc.Code(r.GetCode()), r.GetMessage())})
 			}
 		case *gatepb.Frame_Push:
 			c.push(b.Push.GetRoute(), append([]byte(nil), b.Push.GetBody()...))
 		case *gatepb.Frame_Close:
-			return rpc.Errorf(rpc.Code(b.Close.GetCode()), "closed by the gateway: %s", b.Close.GetReason())
+			st := rpc.Errorf(rpc.Code(b.Close.GetCode()), "closed by the gateway: %s", b.Close.GetReason())
+			if st.Code == rpc.Unavailable {
+				return fmt.Errorf("%w: %w", ErrGoingAway, st)
+			}
+			return st
 		case *gatepb.Frame_Heartbeat:
 		}
 	}
@@ -460,21 +643,77 @@ func (c *Client) push(route string, body []byte) {
 	}
 }
 
-// lost handles the end of connection cn: fail what waits on it, then
-// reconnect or close.
-func (c *Client) lost(cn conn, err error) {
-	cn.close()
+// unlink stops sending requests on l, whose write failed: its reader,
+// which sees why the connection ended (a going-away Close may wait in
+// its buffer), settles it and reconnects. A reader that would see
+// nothing for long, on a dead connection, is stopped after unlinkGrace.
+func (c *Client) unlink(l *link) {
 	c.mu.Lock()
-	if c.conn == cn {
-		c.conn = nil
+	if c.link == l {
+		c.link = nil
+		c.ready = make(chan struct{})
+	}
+	if l.kill == nil && !l.ended {
+		l.kill = time.AfterFunc(unlinkGrace, func() { _ = l.cn.close() })
+	}
+	c.mu.Unlock()
+}
+
+// unlinkGrace bounds the wait for the reader of a connection whose write
+// failed.
+const unlinkGrace = time.Second
+
+// retire stops sending requests on l, which is going away, and, when l
+// is the latest connection, starts a reconnection (to the next address)
+// unless one runs, while l may still deliver the answers it owes.
+func (c *Client) retire(l *link, cause error) {
+	c.mu.Lock()
+	if c.link == l {
+		c.link = nil
+		c.ready = make(chan struct{})
+	}
+	start := c.cfg.Reconnect && !c.closed && !c.reconnecting && c.latest == l
+	if start {
+		c.reconnecting = true
+		c.wg.Add(1)
+	}
+	c.mu.Unlock()
+	if start {
+		go func() {
+			defer c.wg.Done()
+			c.reconnect(l.addr, cause)
+		}()
+	}
+}
+
+// lost handles the end of connection l: settle what waits on it, then
+// reconnect or close.
+func (c *Client) lost(l *link, err error) {
+	l.cn.close()
+	// After a going-away Close every request the gateway forwarded has
+	// its answer: those still waiting were handled by no service.
+	resend := c.cfg.Reconnect && errors.Is(err, ErrGoingAway)
+	c.mu.Lock()
+	l.ended = true
+	if l.kill != nil {
+		l.kill.Stop()
+	}
+	delete(c.live, l)
+	if c.link == l {
+		c.link = nil
 		c.ready = make(chan struct{})
 	}
 	closed := c.closed
-	for id, ch := range c.pending {
-		deliver(ch, resp{err: rpc.Errorf(rpc.Unavailable, "the connection was lost: %v", err)})
-		delete(c.pending, id)
-	}
+	pending := l.pending
+	l.pending = nil
 	c.mu.Unlock()
+	for _, ch := range pending {
+		if resend {
+			deliver(ch, resp{resend: true})
+		} else {
+			deliver(ch, resp{err: rpc.Errorf(rpc.Unavailable, "the connection was lost: %v", err)})
+		}
+	}
 	if closed {
 		return
 	}
@@ -490,38 +729,74 @@ func (c *Client) lost(cn conn, err error) {
 		c.mu.Unlock()
 		return
 	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.reconnect()
-	}()
+	// Unless l was retired already (its gateway going away), and the
+	// reconnection it started runs or has ended.
+	c.retire(l, err)
 }
 
-func (c *Client) reconnect() {
+// reconnect dials until a gateway accepts, starting with the address
+// after from, or until Close.
+func (c *Client) reconnect(from int, cause error) {
+	n := len(c.addrs)
 	backoff := c.cfg.BackoffMin
+	// A gateway going away is left at once; a lost connection may be the
+	// network's fault, and everyone redialling at once makes it worse.
+	wait := !errors.Is(cause, ErrGoingAway)
+	attempts := 0
 	for {
-		select {
-		case <-c.done:
-			return
-		case <-time.After(backoff):
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
+		if wait {
 			select {
 			case <-c.done:
-				cancel()
-			case <-ctx.Done():
+				c.mu.Lock()
+				c.reconnecting = false
+				c.mu.Unlock()
+				return
+			case <-time.After(jitter(backoff)):
 			}
-		}()
-		cn, ack, err := c.connect(ctx)
-		cancel()
-		if err == nil {
-			c.install(cn, ack)
-			return
+			backoff = min(2*backoff, c.cfg.BackoffMax)
 		}
-		c.cfg.Logger.Info("client: reconnect failed", "addr", c.cfg.Addr, "err", err, "retry_in", backoff)
-		backoff = min(2*backoff, c.cfg.BackoffMax)
+		wait = true
+		for k := 1; k <= n; k++ {
+			i := (from + k) % n
+			attempts++
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				select {
+				case <-c.done:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			cn, ack, err := c.connect(ctx, i)
+			cancel()
+			if err == nil {
+				if c.install(cn, i, ack) && c.cfg.OnReconnect != nil {
+					c.cfg.OnReconnect(Reconnection{Addr: c.addrs[i].String(), From: c.addrs[from].String(), Cause: cause, Attempts: attempts})
+				}
+				return
+			}
+			c.mu.Lock()
+			c.lastErr = err
+			closed := c.closed
+			c.mu.Unlock()
+			c.cfg.Logger.Info("client: reconnect failed", "addr", c.addrs[i].String(), "err", err)
+			if closed {
+				c.mu.Lock()
+				c.reconnecting = false
+				c.mu.Unlock()
+				return
+			}
+		}
 	}
+}
+
+// jitter returns d less a random part of up to a half, so that clients
+// that lost the same gateway do not all redial at once.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d - rand.N(d/2)
 }
 
 // conn is one connection to the gateway.
@@ -531,8 +806,8 @@ type conn interface {
 	close() error
 }
 
-func (c *Client) dial(ctx context.Context) (conn, error) {
-	switch c.u.Scheme {
+func (c *Client) dial(ctx context.Context, u *url.URL) (conn, error) {
+	switch u.Scheme {
 	case "ws", "wss":
 		var opts *websocket.DialOptions
 		if c.cfg.TLS != nil {
@@ -540,14 +815,14 @@ func (c *Client) dial(ctx context.Context) (conn, error) {
 			// certificate); without it websocket.Dial uses the defaults.
 			opts = &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: c.cfg.TLS}}}
 		}
-		ws, _, err := websocket.Dial(ctx, c.u.String(), opts)
+		ws, _, err := websocket.Dial(ctx, u.String(), opts)
 		if err != nil {
 			return nil, err
 		}
 		ws.SetReadLimit(gatepb.DefaultMaxFrame * 16)
 		return &wsConn{ws: ws}, nil
 	case "kcp":
-		s, err := kcp.DialWithOptions(c.u.Host, nil, 0, 0)
+		s, err := kcp.DialWithOptions(u.Host, nil, 0, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -561,7 +836,7 @@ func (c *Client) dial(ctx context.Context) (conn, error) {
 		return newStreamConn(s), nil
 	}
 	d := net.Dialer{}
-	nc, err := d.DialContext(ctx, "tcp", c.u.Host)
+	nc, err := d.DialContext(ctx, "tcp", u.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -571,7 +846,7 @@ func (c *Client) dial(ctx context.Context) (conn, error) {
 			// As tls.Dial does: verify the certificate against the host
 			// dialled (tls.Client alone refuses a config with no name).
 			cfg = cfg.Clone()
-			cfg.ServerName = c.u.Hostname()
+			cfg.ServerName = u.Hostname()
 		}
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/guildkit/guild/gate/gatepb"
 	"github.com/guildkit/guild/wire"
@@ -31,6 +32,14 @@ type clientConn interface {
 	// writeFrames writes encoded frames (without length prefixes), in
 	// order.
 	writeFrames(frames [][]byte) error
+	// finish ends the connection after its last frames, from the writer:
+	// it shuts down the sending side where the transport has one (TCP,
+	// TLS), so that the client reads everything, sees the end and
+	// closes its side, which ends the reader. It reports whether the
+	// connection is left to linger so (the caller bounds that), or was
+	// closed. Closing at once could lose the last frames: a TCP close
+	// with unread input resets the connection and drops unsent output.
+	finish() bool
 	close() error
 	remoteAddr() string
 	// kind names the listener: "tcp", "kcp" or "ws".
@@ -113,6 +122,25 @@ func (c *streamConn) writeFrames(frames [][]byte) error {
 	return err
 }
 
+func (c *streamConn) finish() bool {
+	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		return hc.CloseWrite() == nil
+	}
+	if ks, ok := c.nc.(*kcp.UDPSession); ok {
+		// KCP has no half close, and its Close sends what is queued once,
+		// with no retransmission. Give the client time to acknowledge the
+		// last segments (a few update intervals and a round trip), as the
+		// client does before its goodbye: a packet from it after the
+		// close would open a new session on the listener.
+		time.Sleep(min(kcpFlush, 30*time.Millisecond+time.Duration(ks.GetSRTT())*time.Millisecond))
+	}
+	_ = c.nc.Close()
+	return false
+}
+
+// kcpFlush bounds finish's wait for a KCP client's acknowledgements.
+const kcpFlush = 500 * time.Millisecond
+
 func (c *streamConn) close() error       { return c.nc.Close() }
 func (c *streamConn) remoteAddr() string { return c.nc.RemoteAddr().String() }
 func (c *streamConn) kind() string       { return c.network }
@@ -141,7 +169,10 @@ func (c *wsConn) read(deadline time.Time) ([]byte, error) {
 var errTextMessage = errors.New("gate: a WebSocket text message (frames are binary messages)")
 
 func (c *wsConn) writeFrames(frames [][]byte) error {
-	ctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+	// Not bounded by the gateway's end: Close cuts off a slow client by
+	// closing the connection, after the last frames had their chance (and
+	// a refusal's Close frame goes out even after Close).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), writeTimeout)
 	defer cancel()
 	for _, f := range frames {
 		if err := c.ws.Write(ctx, websocket.MessageBinary, f); err != nil {
@@ -150,6 +181,11 @@ func (c *wsConn) writeFrames(frames [][]byte) error {
 	}
 	return nil
 }
+
+// finish leaves the connection open for the client to close: a WebSocket
+// has no half close, and the close handshake (ws.Close) may block for
+// seconds on a client that does not answer, past any bound.
+func (c *wsConn) finish() bool { return true }
 
 func (c *wsConn) close() error       { return c.ws.CloseNow() }
 func (c *wsConn) remoteAddr() string { return c.remote }

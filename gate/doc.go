@@ -42,6 +42,22 @@
 // client that breaks one gets an error reply or a Close frame with the
 // reason. Panics in handlers and hooks are recovered.
 //
+// # Shutting down
+//
+// Shutdown stops a gateway gracefully: the listeners stop at once, every
+// session refuses new requests (rpc.Unavailable, marked not forwarded:
+// send it to another gateway), delivers the answers to the requests it
+// forwarded already, then tells its client it is going away: a Close
+// frame with code GoingAway (rpc.Unavailable, 14) and reason
+// GoingAwayReason, or for MQTT 5 a DISCONNECT 0x8B (Server shutting down).
+// A request unanswered at that Close went to no service, so the client
+// can send it to another gateway; package client does so by itself
+// (client.Config.Addrs). When Shutdown's ctx ends first it falls back to
+// Close, which answers the requests in flight at once (rpc.Unavailable,
+// outcome unknown) and sends the same Close frame, giving slow clients
+// about a second before cutting them off. docs/PROTOCOL.md (section 3.7)
+// has the details for client authors.
+//
 // # Goroutines
 //
 // Per connection: one reader goroutine (the handshake, limits, decoding),
@@ -49,6 +65,9 @@
 // alone writes to the socket, taking frames from the session's bounded
 // queue in order. The session actor alone puts frames in that queue. Per
 // listener: one accept loop (an HTTP server for WebSocket). Per gateway:
-// one hub actor for multi-session pushes. Close stops the listeners,
-// closes every connection and waits for all of them.
+// one hub actor for multi-session pushes. Shutdown and Close stop the
+// listeners, end every session and wait for all of them. After a
+// session's last frame the writer half-closes a TCP connection, and the
+// connection is closed once the client has closed its side (the reader
+// sees the end), or after two seconds: the client reads every frame.
 package gate

@@ -20,9 +20,10 @@ import (
 )
 
 // Gateway is where players connect. It accepts connections on any number
-// of listeners (TCP, WebSocket, KCP), runs one session actor per client,
-// and routes each request to the service that handles it, anywhere in the
-// cluster. Create it with New; Close stops it.
+// of listeners (TCP, WebSocket, KCP, MQTT), runs one session actor per
+// client, and routes each request to the service that handles it,
+// anywhere in the cluster. Create it with New; Shutdown stops it
+// gracefully, Close at once.
 type Gateway struct {
 	cfg    Config
 	lim    Limits
@@ -35,12 +36,24 @@ type Gateway struct {
 	cancel context.CancelFunc
 
 	mu        sync.Mutex
-	closed    bool
-	conns     map[clientConn]struct{}
-	listeners []func() error // each closes one listener
-	wg        sync.WaitGroup // accept loops and connection goroutines
+	draining  bool                     // Shutdown or Close began: no new connections
+	closing   bool                     // Close began
+	conns     map[clientConn]actor.PID // each open connection's session; zero during its handshake
+	listeners []listener               // not closed yet
+	drained   chan struct{}            // closed once draining and no connection is left
+	wg        sync.WaitGroup           // accept loops and connection goroutines
+	closed    chan struct{}            // closed when Close has returned
 
 	readBufs sync.Pool // of *[]byte: stream connections' read buffers
+}
+
+// listener is one of the gateway's listeners.
+type listener struct {
+	close func() error
+	// last: closed by Close only, after the connections, not when the
+	// shutdown begins (KCP: the listener's UDP socket carries its
+	// sessions; until then admit refuses new clients).
+	last bool
 }
 
 // New starts a gateway on cfg.Node. It listens nowhere until ListenTCP,
@@ -67,14 +80,16 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{
-		cfg:    cfg,
-		lim:    cfg.Limits.withDefaults(),
-		log:    cfg.Logger,
-		node:   cfg.Node,
-		public: make(map[string]bool, len(cfg.Public)),
-		conns:  make(map[clientConn]struct{}),
-		ctx:    ctx,
-		cancel: cancel,
+		cfg:     cfg,
+		lim:     cfg.Limits.withDefaults(),
+		log:     cfg.Logger,
+		node:    cfg.Node,
+		public:  make(map[string]bool, len(cfg.Public)),
+		conns:   make(map[clientConn]actor.PID),
+		drained: make(chan struct{}),
+		closed:  make(chan struct{}),
+		ctx:     ctx,
+		cancel:  cancel,
 	}
 	var opts []rpc.ClientOption
 	if cfg.Members != nil {
@@ -107,7 +122,7 @@ func (g *Gateway) ListenTCP(addr string, tlsConfig *tls.Config) (net.Addr, error
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
-	return ln.Addr(), g.serveListener(ln, "tcp", g.streamConn("tcp"))
+	return ln.Addr(), g.serveListener(ln, "tcp", false, g.streamConn("tcp"))
 }
 
 // ListenKCP accepts clients on a UDP address with KCP (a reliable,
@@ -118,7 +133,7 @@ func (g *Gateway) ListenKCP(addr string) (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gate: listen kcp %s: %w", addr, err)
 	}
-	return ln.Addr(), g.serveListener(kcpListener{ln}, "kcp", g.streamConn("kcp"))
+	return ln.Addr(), g.serveListener(kcpListener{ln}, "kcp", true, g.streamConn("kcp"))
 }
 
 // streamConn returns the wrapper of a stream listener's connections.
@@ -136,6 +151,21 @@ func (l kcpListener) Accept() (net.Conn, error) {
 	}
 	tuneKCP(s)
 	return s, nil
+}
+
+// Close closes the listener, then the sessions it opened that nobody
+// accepted: kcp-go leaves them running. Any packet from an address with
+// no session opens one (an acknowledgement arriving after a session
+// closed, say), so some may be queued as the listener closes.
+func (l kcpListener) Close() error {
+	err := l.Listener.Close()
+	// AcceptKCP picks at random between a queued session and "closed".
+	for range 32 {
+		if s, err := l.AcceptKCP(); err == nil {
+			_ = s.Close()
+		}
+	}
+	return err
 }
 
 // tuneKCP sets KCP's "fast" mode: no delay, 10 ms interval, fast resend,
@@ -163,12 +193,14 @@ func (g *Gateway) ListenWebSocket(addr, path string, tlsConfig *tls.Config) (net
 	mux.Handle(path, g.WebSocketHandler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: g.lim.HandshakeTimeout, TLSConfig: tlsConfig}
 	g.mu.Lock()
-	if g.closed {
+	if g.draining {
 		g.mu.Unlock()
 		ln.Close()
 		return nil, ErrClosed
 	}
-	g.listeners = append(g.listeners, func() error { return srv.Close() })
+	// Close closes the listener and the connections still in their HTTP
+	// upgrade; hijacked ones (every session) are the gateway's.
+	g.listeners = append(g.listeners, listener{close: srv.Close})
 	g.wg.Add(1)
 	g.mu.Unlock()
 	go func() {
@@ -206,21 +238,23 @@ func (g *Gateway) WebSocketHandler() http.Handler {
 	})
 }
 
-// ErrClosed is returned by the Listen methods after Close.
+// ErrClosed is returned by the Listen methods once Shutdown or Close has
+// begun, and is the reason OnClose gets for the sessions they close.
 var ErrClosed = errors.New("gate: gateway closed")
 
-// serveListener accepts connections on ln until Close, wrapping each with
+// serveListener accepts connections on ln until it is closed (when the
+// shutdown begins, or at Close for a last listener), wrapping each with
 // wrap. Each one is admitted (or refused, with a Close frame or a CONNACK
 // that may wait for the client) and served on its own goroutine, so a
 // slow client never holds up the accept loop.
-func (g *Gateway) serveListener(ln net.Listener, network string, wrap func(net.Conn) clientConn) error {
+func (g *Gateway) serveListener(ln net.Listener, network string, last bool, wrap func(net.Conn) clientConn) error {
 	g.mu.Lock()
-	if g.closed {
+	if g.draining {
 		g.mu.Unlock()
 		ln.Close()
 		return ErrClosed
 	}
-	g.listeners = append(g.listeners, ln.Close)
+	g.listeners = append(g.listeners, listener{close: ln.Close, last: last})
 	g.wg.Add(1)
 	g.mu.Unlock()
 	go func() {
@@ -256,35 +290,79 @@ func (g *Gateway) serveListener(ln net.Listener, network string, wrap func(net.C
 }
 
 // admit counts c in, or refuses it with a Close frame when the gateway is
-// full or closed. An admitted connection is counted in g.wg, under g.mu,
-// so that Close (which sets closed under g.mu, then waits) waits for it
-// whichever goroutine serves it (an HTTP handler's, for WebSocket);
-// serve marks it done.
+// full or shutting down. An admitted connection is counted in g.wg, under
+// g.mu, so that Close (which sets draining under g.mu, then waits) waits
+// for it whichever goroutine serves it (an HTTP handler's, for
+// WebSocket); serve marks it done.
 func (g *Gateway) admit(c clientConn) bool {
 	g.mu.Lock()
 	full := len(g.conns) >= g.lim.MaxConns
-	if !g.closed && !full {
-		g.conns[c] = struct{}{}
+	if !g.draining && !full {
+		g.conns[c] = actor.PID{}
 		g.wg.Add(1)
 		g.mu.Unlock()
 		return true
 	}
 	g.mu.Unlock()
-	reason := "the gateway is closing"
+	reason := GoingAwayReason
 	if full {
 		reason = fmt.Sprintf("the gateway is full (%d connections)", g.lim.MaxConns)
 	}
 	if b, err := gatepb.Encode(closeFrame(uint32(rpc.Unavailable), reason)); err == nil {
 		_ = c.writeFrames([][]byte{b})
 	}
-	_ = c.close()
+	lingerClose(c, refusedLinger)
 	return false
+}
+
+// refusedLinger bounds how long a refused connection waits for its
+// client to close its side after the Close frame.
+const refusedLinger = time.Second
+
+// lingerClose closes c after its last frames, once the client has closed
+// its side (reading whatever it sends meanwhile), or after d: closing a
+// connection with unread input resets it, and the client could lose the
+// frames.
+func lingerClose(c clientConn, d time.Duration) {
+	if c.finish() {
+		deadline := time.Now().Add(d)
+		for {
+			if _, err := c.read(deadline); err != nil {
+				break
+			}
+		}
+	}
+	_ = c.close()
+}
+
+// attach records the session of c, once its actor runs, and reports
+// whether the gateway is shutting down already, and whether it is closing:
+// then the session must be told (goAway), since the shutdown did not see
+// it.
+func (g *Gateway) attach(c clientConn, pid actor.PID) (draining, closing bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.conns[c] = pid
+	return g.draining, g.closing
 }
 
 func (g *Gateway) release(c clientConn) {
 	g.mu.Lock()
 	delete(g.conns, c)
+	g.checkDrainedLocked()
 	g.mu.Unlock()
+}
+
+// checkDrainedLocked closes g.drained once the gateway is draining and
+// its last connection is gone. g.mu is held.
+func (g *Gateway) checkDrainedLocked() {
+	if g.draining && len(g.conns) == 0 {
+		select {
+		case <-g.drained:
+		default:
+			close(g.drained)
+		}
+	}
 }
 
 // Conns returns the number of open client connections.
@@ -294,35 +372,141 @@ func (g *Gateway) Conns() int {
 	return len(g.conns)
 }
 
-// Close stops the listeners, closes every client connection (their
-// sessions end with OnClose) and waits for the gateway's goroutines. It is
-// safe to call twice.
+// GoingAway is the code of the Close frame that tells a client its gateway
+// is shutting down (Shutdown or Close): rpc.Unavailable, 14. It is
+// distinct from a kick (rpc.PermissionDenied) and a login elsewhere
+// (rpc.AlreadyExists). It comes after the answer to every request the
+// gateway forwarded to a service, so a request still unanswered was
+// handled by none: a client may send it again, to another gateway. MQTT 5
+// clients get DISCONNECT 0x8B (Server shutting down) instead.
+const GoingAway = rpc.Unavailable
+
+// GoingAwayReason is the reason of the GoingAway Close frame.
+const GoingAwayReason = "gateway shutting down"
+
+// closeGrace bounds how long Close lets sessions write their last frames
+// (the answers it gives for them, the GoingAway Close frame) before it
+// closes their connections: a slow client is not waited for.
+const closeGrace = time.Second
+
+// Shutdown stops the gateway gracefully. At once, every listener stops
+// accepting connections, connections still in their handshake are closed,
+// and every session stops taking requests: one that arrives now is
+// answered rpc.Unavailable with Response.not_forwarded set (see
+// docs/PROTOCOL.md), which a client reads as "send it to another gateway".
+// Each session lets the requests it forwarded already finish and delivers
+// their answers, then sends its client a Close frame with code GoingAway
+// and reason GoingAwayReason (MQTT 5: DISCONNECT 0x8B; MQTT 3.1.1: nothing)
+// and closes the connection once it is written. Shutdown returns when
+// every connection is closed, after tearing the gateway down as Close
+// does, with the error of closing the listeners, if any.
+//
+// When ctx ends first, Shutdown calls Close, which answers the requests
+// still in flight at once, and returns ctx.Err(). Shutdown and Close may
+// both be called, more than once, from any goroutine; the Listen methods
+// return ErrClosed once either has begun.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	err := g.drain(false)
+	select {
+	case <-g.drained:
+		return errors.Join(err, g.Close())
+	case <-ctx.Done():
+		_ = g.Close()
+		return ctx.Err()
+	}
+}
+
+// Close stops the gateway at once: it stops the listeners, answers every
+// request in flight with rpc.Unavailable (the service may or may not have
+// handled it), sends every session's client the GoingAway Close frame
+// (MQTT 5: DISCONNECT 0x8B) as best it can, giving slow clients at most a
+// second, closes every connection (their sessions end with OnClose, reason
+// ErrClosed) and waits for the gateway's goroutines. It may be called more
+// than once, and during or after Shutdown: later calls wait for the first.
 func (g *Gateway) Close() error {
 	g.mu.Lock()
-	if g.closed {
+	if g.closing {
 		g.mu.Unlock()
+		<-g.closed
 		return nil
 	}
-	g.closed = true
-	listeners := g.listeners
+	g.closing = true
+	g.mu.Unlock()
+	err := g.drain(true)
+	grace := time.NewTimer(closeGrace)
+	select {
+	case <-g.drained:
+	case <-grace.C:
+	}
+	grace.Stop()
+	g.cancel()
+	g.mu.Lock()
 	conns := make([]clientConn, 0, len(g.conns))
 	for c := range g.conns {
 		conns = append(conns, c)
 	}
+	listeners := g.listeners
+	g.listeners = nil
 	g.mu.Unlock()
-	g.cancel()
-	var errs []error
-	for _, close := range listeners {
-		if err := close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			errs = append(errs, err)
-		}
-	}
 	for _, c := range conns {
 		_ = c.close()
 	}
+	errs := []error{err}
+	for _, l := range listeners {
+		errs = append(errs, closeListener(l))
+	}
 	g.wg.Wait()
 	_ = g.node.Stop(g.hub)
+	close(g.closed)
 	return errors.Join(errs...)
+}
+
+// drain begins the shutdown, or hurries it (now): it closes the listeners
+// (the first time), closes the connections still in their handshake and
+// tells every session to go away. It returns the listeners' errors.
+func (g *Gateway) drain(now bool) error {
+	g.mu.Lock()
+	g.draining = true
+	var listeners []listener
+	rest := g.listeners[:0]
+	for _, l := range g.listeners {
+		if l.last {
+			rest = append(rest, l)
+		} else {
+			listeners = append(listeners, l)
+		}
+	}
+	g.listeners = rest
+	var sessions []actor.PID
+	var handshaking []clientConn
+	for c, pid := range g.conns {
+		if pid == (actor.PID{}) {
+			handshaking = append(handshaking, c)
+		} else {
+			sessions = append(sessions, pid)
+		}
+	}
+	g.checkDrainedLocked()
+	g.mu.Unlock()
+	var errs []error
+	for _, l := range listeners {
+		errs = append(errs, closeListener(l))
+	}
+	for _, c := range handshaking {
+		_ = c.close()
+	}
+	for _, pid := range sessions {
+		_ = g.node.Send(pid, goAway{now: now})
+	}
+	return errors.Join(errs...)
+}
+
+// closeListener closes l; closing one closed already is no error.
+func closeListener(l listener) error {
+	if err := l.close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
 }
 
 // closeFrame builds a Close frame.

@@ -24,9 +24,10 @@
 //   - Push{route, body} is a PUBLISH to "push/<route>".
 //   - PINGREQ is a Heartbeat, whose answer is PINGRESP. DISCONNECT is the
 //     client's goodbye (Close). A Close from the gateway (a kick, a broken
-//     limit, the gateway closing) is an MQTT 5 DISCONNECT with a reason
-//     code and the reason as reason string; a 3.1.1 connection is just
-//     closed.
+//     limit, the gateway shutting down) is an MQTT 5 DISCONNECT with a
+//     reason code (0x8B Server shutting down for GoingAway) and the reason
+//     as reason string; a 3.1.1 connection is just closed, after its last
+//     responses (the TCP connection half-closed first, see finish).
 //   - SUBSCRIBE and UNSUBSCRIBE are answered here: SUBACK grants QoS
 //     min(requested, 1) for valid filters ("+" and "#" wildcards; shared
 //     subscriptions are refused). The gateway is not a broker: it delivers
@@ -67,6 +68,7 @@ package gate
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -102,7 +104,7 @@ func (g *Gateway) ListenMQTT(addr string, tlsConfig *tls.Config) (net.Addr, erro
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
-	return ln.Addr(), g.serveListener(ln, "mqtt", func(nc net.Conn) clientConn {
+	return ln.Addr(), g.serveListener(ln, "mqtt", false, func(nc net.Conn) clientConn {
 		return g.newMQTTConn(nc, nc.Close, nc.RemoteAddr().String(), "mqtt")
 	})
 }
@@ -121,7 +123,9 @@ func (g *Gateway) MQTTWebSocketHandler() http.Handler {
 			return // Accept has answered the HTTP request
 		}
 		// NetConn lifts the read limit: the packet reader enforces MaxFrame.
-		nc := websocket.NetConn(g.ctx, ws, websocket.MessageBinary)
+		// Its ctx would close it when it ends: Close closes it itself,
+		// after its last frames had their chance.
+		nc := websocket.NetConn(context.WithoutCancel(g.ctx), ws, websocket.MessageBinary)
 		c := g.newMQTTConn(nc, ws.CloseNow, r.RemoteAddr, "mqtt-ws")
 		if !g.admit(c) {
 			return
@@ -199,6 +203,18 @@ func (g *Gateway) newMQTTConn(nc net.Conn, closeConn func() error, remote, netwo
 		br:        bufio.NewReader(nc),
 		inflight:  make(map[uint16]struct{}),
 	}
+}
+
+// finish half-closes a TCP connection (see clientConn.finish); over
+// WebSocket the client is left to close.
+func (c *mqttConn) finish() bool {
+	c.mu.Lock()
+	c.done = true // the reader answers nothing more
+	c.mu.Unlock()
+	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		return hc.CloseWrite() == nil
+	}
+	return c.network == "mqtt-ws"
 }
 
 func (c *mqttConn) close() error       { return c.closeConn() }

@@ -11,18 +11,19 @@ type frameQueue struct {
 	mu      sync.Mutex
 	frames  [][]byte
 	limit   int
-	closed  bool // no more pushes; the writer closes the connection when drained
+	closed  bool // no more pushes; the writer ends the connection when drained
 	running bool // a writer goroutine is running
 	broken  bool // a write failed: frames are dropped from now on
 	write   func(frames [][]byte) error
 	startW  func(run func()) // starts a writer goroutine
 	closeC  func()           // closes the connection
-	done    chan struct{}    // closed once closed, drained and the connection closed
+	end     func()           // ends the connection after its last frame
+	done    chan struct{}    // closed once closed, drained and the connection ended
 	batch   [][]byte         // the writer's scratch (only one writer runs at a time)
 }
 
-func newFrameQueue(limit int, write func([][]byte) error, closeConn func(), start func(run func())) *frameQueue {
-	return &frameQueue{limit: limit, write: write, closeC: closeConn, startW: start, done: make(chan struct{})}
+func newFrameQueue(limit int, write func([][]byte) error, closeConn, end func(), start func(run func())) *frameQueue {
+	return &frameQueue{limit: limit, write: write, closeC: closeConn, end: end, startW: start, done: make(chan struct{})}
 }
 
 // push queues f, starting a writer if none runs. It reports false when
@@ -43,7 +44,7 @@ func (q *frameQueue) push(f []byte) bool {
 	return true
 }
 
-// close lets the writer finish what is queued, then close the connection.
+// close lets the writer finish what is queued, then end the connection.
 func (q *frameQueue) close() {
 	q.mu.Lock()
 	if q.closed {
@@ -60,7 +61,8 @@ func (q *frameQueue) close() {
 }
 
 // run is the writer: it writes batches until the queue is empty, then
-// ends; the last one, after close, closes the connection.
+// ends; the last one, after close, ends the connection (closes it, after a
+// failed write).
 func (q *frameQueue) run() {
 	for {
 		q.mu.Lock()
@@ -68,10 +70,14 @@ func (q *frameQueue) run() {
 		if n == 0 {
 			q.running = false
 			q.frames = nil // do not keep a burst's backing array
-			finished := q.closed
+			finished, broken := q.closed, q.broken
 			q.mu.Unlock()
 			if finished {
-				q.closeC()
+				if broken {
+					q.closeC()
+				} else {
+					q.end()
+				}
 				close(q.done)
 			}
 			return

@@ -30,15 +30,29 @@ func (g *Gateway) serve(c clientConn) {
 		_ = c.close()
 		return
 	}
+	defer func() {
+		<-s.out.done // the session has stopped and its last frames are written
+		if s.linger != nil {
+			s.linger.Stop()
+		}
+		_ = c.close()
+	}()
 	pid, err := g.node.Spawn(func() actor.Actor { return s })
 	if err != nil {
 		s.out.close()
-		<-s.out.done
 		return
 	}
+	if draining, closing := g.attach(c, pid); draining {
+		// The shutdown began during the handshake and did not see the
+		// session: it goes at once.
+		_ = g.node.Send(pid, goAway{now: closing})
+	}
 	g.readLoop(c, s, pid)
-	<-s.out.done // the session has stopped and its last frames are written
 }
+
+// lingerTimeout bounds how long a connection whose last frames are
+// written waits for its client to close it (see clientConn.finish).
+const lingerTimeout = 2 * time.Second
 
 // startWriter runs a connection's writer on a new goroutine, counted in
 // the gateway's WaitGroup. serve, itself counted (by admit), waits for the
@@ -91,13 +105,14 @@ func (g *Gateway) handshake(c clientConn) (*session, error) {
 			return nil, refuse(rpc.Unauthenticated, err.Error())
 		}
 	}
-	return &session{
+	s := &session{
 		g:      g,
 		conn:   c,
-		out:    newFrameQueue(g.lim.WriteQueue, c.writeFrames, func() { _ = c.close() }, g.startWriter),
 		userID: uid,
 		info:   SessionInfo{Remote: c.remoteAddr(), Listener: c.kind(), Opened: time.Now()},
-	}, nil
+	}
+	s.out = newFrameQueue(g.lim.WriteQueue, c.writeFrames, func() { _ = c.close() }, s.finish, g.startWriter)
+	return s, nil
 }
 
 // authenticate runs the Auth hook, with a panic in it turned into an error.

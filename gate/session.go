@@ -47,6 +47,11 @@ type (
 	}
 	// pushFrame is a push frame encoded once for several sessions.
 	pushFrame struct{ frame []byte }
+	// goAway: the gateway is shutting down (see Gateway.Shutdown). The
+	// session takes no more requests, and sends the GoingAway Close frame
+	// once the requests it forwarded are answered; with now (Close), it
+	// answers them itself at once.
+	goAway struct{ now bool }
 )
 
 // session is the actor of one client session. It alone writes to the
@@ -62,6 +67,17 @@ type session struct {
 	state  map[string]string // copy-on-write: requests carry it as it is
 	groups map[string]bool
 	reason error // why the session ended, for OnClose
+
+	// forwarded counts the requests sent to services and not answered
+	// yet, by the client's request ID (a client may reuse an ID).
+	forwarded  map[uint64]int
+	nforwarded int
+	draining   bool // goAway came: requests are refused, the session ends when nforwarded is 0
+	ending     bool // the session has written its last frame and stops
+
+	// linger is set by finish, on the writer goroutine, after the session
+	// stopped, and read by serve after the writer is done.
+	linger *time.Timer
 }
 
 // Receive implements actor.Actor.
@@ -74,11 +90,17 @@ func (s *session) Receive(c *actor.Context) {
 	case clientHeartbeat:
 		s.write(c, &gatepb.Frame{Body: &gatepb.Frame_Heartbeat{Heartbeat: &gatepb.Heartbeat{}}})
 	case connEnded:
+		if s.ending {
+			return
+		}
+		s.ending = true
 		s.reason = m.err
 		if m.code != 0 && m.err != nil {
 			s.write(c, closeFrame(m.code, m.err.Error()))
 		}
 		_ = c.Stop(c.Self())
+	case goAway:
+		s.goAway(c, m.now)
 	case *nodepb.Push:
 		s.write(c, &gatepb.Frame{Body: &gatepb.Frame_Push{Push: &gatepb.Push{Route: m.GetRoute(), Body: m.GetBody()}}})
 	case pushFrame:
@@ -174,6 +196,15 @@ func (s *session) respond(c *actor.Context, id uint64, code rpc.Code, msg string
 // request routes a client's request to its service.
 func (s *session) request(c *actor.Context, m *clientRequest) {
 	g := s.g
+	if s.draining || s.ending {
+		s.write(c, &gatepb.Frame{Body: &gatepb.Frame_Response{Response: &gatepb.Response{
+			Id:           m.id,
+			Code:         uint32(rpc.Unavailable),
+			Message:      fmt.Sprintf("%s: %s: not forwarded, send it to another gateway", m.route, GoingAwayReason),
+			NotForwarded: true,
+		}}})
+		return
+	}
 	if m.route == rateLimitedRoute {
 		s.respond(c, m.id, rpc.ResourceExhausted, fmt.Sprintf("rate limited: %g requests per second, bursts of %d", g.lim.Rate, g.lim.Burst), nil)
 		return
@@ -214,10 +245,86 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 		Body:    m.body,
 	}
 	id := m.id
-	err = c.Request(pid, req, g.lim.RequestTimeout, func(reply any, err error) { s.reply(c, id, reply, err) })
+	s.forward(id)
+	err = c.Request(pid, req, g.lim.RequestTimeout, func(reply any, err error) {
+		if s.answered(id) {
+			s.reply(c, id, reply, err)
+			s.drained(c)
+		}
+	})
 	if err != nil {
+		s.answered(id)
 		st := rpc.StatusOf(err)
 		s.respond(c, id, st.Code, st.Message, nil)
+	}
+}
+
+// forward counts a request sent to a service.
+func (s *session) forward(id uint64) {
+	if s.forwarded == nil {
+		s.forwarded = make(map[uint64]int)
+	}
+	s.forwarded[id]++
+	s.nforwarded++
+}
+
+// answered uncounts a forwarded request, as its answer came, and reports
+// whether it was still counted: when Close hurried the session, it
+// answered its requests itself, and their late answers are dropped.
+func (s *session) answered(id uint64) bool {
+	n, ok := s.forwarded[id]
+	if !ok {
+		return false
+	}
+	if n > 1 {
+		s.forwarded[id] = n - 1
+	} else {
+		delete(s.forwarded, id)
+	}
+	s.nforwarded--
+	return true
+}
+
+// goAway starts the session's end as the gateway shuts down: no more
+// requests, then, once those forwarded are answered (now: at once, with
+// an error), the GoingAway Close frame.
+func (s *session) goAway(c *actor.Context, now bool) {
+	if s.ending {
+		return
+	}
+	s.draining = true
+	if now {
+		for id, n := range s.forwarded {
+			for range n {
+				s.respond(c, id, rpc.Unavailable, "the gateway closed before the service answered: the request may or may not have been handled", nil)
+			}
+		}
+		clear(s.forwarded)
+		s.nforwarded = 0
+	}
+	s.drained(c)
+}
+
+// drained ends a draining session once its forwarded requests are
+// answered: its client gets the GoingAway Close frame after their
+// answers.
+func (s *session) drained(c *actor.Context) {
+	if !s.draining || s.ending || s.nforwarded > 0 {
+		return
+	}
+	s.ending = true
+	s.reason = ErrClosed
+	s.write(c, closeFrame(uint32(GoingAway), GoingAwayReason))
+	_ = c.Stop(c.Self())
+}
+
+// finish ends the connection after the session's last frame; the writer
+// calls it. Its client gets lingerTimeout to read the last frames and
+// close its side before serve closes the connection.
+func (s *session) finish() {
+	s.linger = time.AfterFunc(lingerTimeout, func() { _ = s.conn.close() })
+	if !s.conn.finish() {
+		_ = s.conn.close()
 	}
 }
 
@@ -226,7 +333,12 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 // the client with the method's reply, encoded.
 func (s *session) callRPC(c *actor.Context, pid actor.PID, m *clientRequest, method string) {
 	id := m.id
+	s.forward(id)
 	err := c.Request(pid, &rpcpb.Call{Method: method, Body: m.body}, s.g.lim.RequestTimeout, func(reply any, err error) {
+		if !s.answered(id) {
+			return
+		}
+		defer s.drained(c)
 		if err != nil {
 			st := rpc.StatusOf(err)
 			s.respond(c, id, st.Code, st.Message, nil)
@@ -247,6 +359,7 @@ func (s *session) callRPC(c *actor.Context, pid actor.PID, m *clientRequest, met
 		}
 	})
 	if err != nil {
+		s.answered(id)
 		st := rpc.StatusOf(err)
 		s.respond(c, id, st.Code, st.Message, nil)
 	}
@@ -287,6 +400,10 @@ func (s *session) reply(c *actor.Context, id uint64, reply any, err error) {
 
 // kick closes the session with a Close frame.
 func (s *session) kick(c *actor.Context, code uint32, reason string) {
+	if s.ending {
+		return
+	}
+	s.ending = true
 	s.reason = fmt.Errorf("kicked: %s", reason)
 	s.write(c, closeFrame(code, reason))
 	_ = c.Stop(c.Self())

@@ -462,9 +462,14 @@ type Response struct {
 	// code is 0 on success, else an error code (see docs/PROTOCOL.md: the
 	// codes of package rpc, such as 16 unauthenticated, 8 rate limited, 12
 	// unknown route, and the game's own from 1000).
-	Code          uint32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	Body          []byte `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
+	Code    uint32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Body    []byte `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
+	// not_forwarded is set on a code 14 (Unavailable) answer from a gateway
+	// that is shutting down: it sent the request to no service, so no
+	// service handled it, and the client may send it again, on another
+	// gateway, even when it is not safe to repeat.
+	NotForwarded  bool `protobuf:"varint,5,opt,name=not_forwarded,json=notForwarded,proto3" json:"not_forwarded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -527,6 +532,13 @@ func (x *Response) GetBody() []byte {
 	return nil
 }
 
+func (x *Response) GetNotForwarded() bool {
+	if x != nil {
+		return x.NotForwarded
+	}
+	return false
+}
+
 // Push is a message the server sends without a request.
 type Push struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -581,7 +593,10 @@ func (x *Push) GetBody() []byte {
 }
 
 // Close ends the session: from the gateway, a kick (with why); from the
-// client, a goodbye. The sender closes the connection after it.
+// client, a goodbye. The sender closes the connection after it. From a
+// gateway, code 14 (Unavailable) means it is going away (shutting down):
+// it has answered every request it forwarded, so a request still
+// unanswered was handled by no service; connect to another gateway.
 type Close struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
@@ -664,12 +679,13 @@ const file_gate_gatepb_gate_proto_rawDesc = "" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05route\x18\x02 \x01(\tR\x05route\x12\x12\n" +
-	"\x04body\x18\x03 \x01(\fR\x04body\"\\\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\"\x81\x01\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x12\n" +
-	"\x04body\x18\x04 \x01(\fR\x04body\"0\n" +
+	"\x04body\x18\x04 \x01(\fR\x04body\x12#\n" +
+	"\rnot_forwarded\x18\x05 \x01(\bR\fnotForwarded\"0\n" +
 	"\x04Push\x12\x14\n" +
 	"\x05route\x18\x01 \x01(\tR\x05route\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\"3\n" +

@@ -7,14 +7,17 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import { Code } from "./codes.js";
-import { Conn } from "./conn.js";
+import { Conn, type Pending } from "./conn.js";
 import { GuildError, unavailable } from "./errors.js";
 import type { WebSocketConstructor } from "./websocket.js";
 
 /** The client name sent in the Handshake unless ConnectOptions.clientName says otherwise. */
 export const DEFAULT_CLIENT_NAME = "ts-sdk/0.1";
 
-/** Backoff between reconnection attempts: minMs, doubling up to maxMs. */
+/**
+ * Backoff between rounds of failed reconnection attempts: minMs, doubling up
+ * to maxMs, less a random part of up to a half.
+ */
 export interface ReconnectOptions {
   /** The first wait, in ms. Default 100. */
   minMs?: number;
@@ -22,17 +25,42 @@ export interface ReconnectOptions {
   maxMs?: number;
 }
 
-export interface ConnectOptions {
-  /** The gateway's WebSocket URL, such as "ws://localhost:8080/ws". */
+/** What onReconnect is told. */
+export interface ReconnectEvent {
+  /** The gateway URL the client now uses. */
   url: string;
+  /** The URL whose session ended (the same when there is one URL). */
+  from: string;
+  /** Why it ended: isGoingAway(cause) when that gateway shut down. */
+  cause: GuildError | undefined;
+  /** The connection attempts it took, this one included. */
+  attempts: number;
+}
+
+export interface ConnectOptions {
+  /**
+   * The gateway's WebSocket URL, such as "ws://localhost:8080/ws". Shorthand
+   * for urls with one URL; set one of the two.
+   */
+  url?: string;
+  /**
+   * Gateways of the same game, for failover: connect() tries them in order
+   * until one accepts, and with reconnect the client moves to the next URL
+   * when its session ends (round robin, starting after the one it leaves).
+   */
+  urls?: string[];
   /** Authenticates the session at once; sent again on every reconnection. */
   token?: string;
   /** Names this client in the gateway's logs. Default "ts-sdk/0.1". */
   clientName?: string;
   /**
-   * Reconnect after the connection is lost, with exponential backoff. true
-   * means { minMs: 100, maxMs: 5000 }. Default false. Each reconnection is
-   * a new session.
+   * Reconnect after the connection is lost: at once when the gateway says it
+   * is going away, else after minMs; the next URL first, then the others in
+   * turn, backing off between full rounds of failures. true means
+   * { minMs: 100, maxMs: 5000 }. Default false. Each reconnection is a new
+   * session. Requests made meanwhile wait for it (within their timeout), and
+   * so do those the old gateway did not forward to a service: they are sent
+   * again on the new session.
    */
   reconnect?: boolean | ReconnectOptions;
   /** How long a request waits for its response, in ms; 0 waits forever. Default 15000. */
@@ -48,11 +76,14 @@ export interface ConnectOptions {
   onConnect?(sessionId: string, userId: string): void;
   /**
    * Called each time a session ends: with the Close frame's code (such as 7
-   * for a kick), 4 when heartbeats were lost, 14 when the connection dropped,
+   * for a kick, 14 when the gateway goes away: isGoingAway(err)), 4 when
+   * heartbeats were lost, 14 when the connection dropped,
    * or undefined after close(). Called once more, with the refusal, when a
    * reconnection attempt is refused for good (codes 6, 9, 16).
    */
   onClose?(err: GuildError | undefined): void;
+  /** Called after each reconnection (after onConnect): where the client went, and why. */
+  onReconnect?(event: ReconnectEvent): void;
   /** Called when a push handler or a callback throws. Default console.error. */
   onError?(err: unknown): void;
 }
@@ -72,13 +103,16 @@ export interface Client {
   readonly heartbeatMs: number;
   /** Whether a session is open now. */
   readonly connected: boolean;
+  /** The URL of the gateway in use, or last used while reconnecting. */
+  readonly url: string;
   /** Whether the client is finished: close() was called, or it will not reconnect. */
   readonly closed: boolean;
 
   /**
    * request calls a route with a typed message and decodes the reply. It
    * rejects with a GuildError: the Response's code, 4 on timeout, 14 when
-   * not connected or when the connection drops.
+   * not connected (with reconnect: when no session opened within the
+   * timeout) or when the connection drops.
    */
   request<I extends DescMessage, O extends DescMessage>(
     route: string,
@@ -111,10 +145,11 @@ export interface Client {
 const FINAL_CODES: ReadonlySet<number> = new Set([Code.AlreadyExists, Code.FailedPrecondition, Code.Unauthenticated]);
 
 /**
- * connect opens a session with a guild gateway. It resolves once the
- * gateway has accepted the handshake, and rejects with a GuildError when it
- * refuses (the HandshakeAck's code), when nothing answers in time (4) or
- * when the connection fails (14). The first connection is not retried.
+ * connect opens a session with a guild gateway. It resolves once a gateway
+ * has accepted the handshake, and rejects with a GuildError when it refuses
+ * (the HandshakeAck's code), when nothing answers in time (4) or when the
+ * connection fails (14); with several URLs, with the last URL's error once
+ * every one failed. The first connection is not retried.
  */
 export async function connect(options: ConnectOptions): Promise<Client> {
   const c = new GuildClient(options);
@@ -122,26 +157,52 @@ export async function connect(options: ConnectOptions): Promise<Client> {
   return c;
 }
 
+/** A request of the client: sent on a Conn, or waiting for one. */
+interface Outgoing extends Pending {
+  route: string;
+  body: Uint8Array;
+  timeoutMs: number;
+  settled: boolean;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** Where it waits for its Response, with its id there. */
+  conn: Conn | undefined;
+  id: number;
+}
+
 class GuildClient implements Client {
   private readonly opts: ConnectOptions;
+  private readonly urls: readonly string[];
   private readonly WS: WebSocketConstructor;
   private readonly backoff: Required<ReconnectOptions> | undefined;
   private readonly handlers = new Map<string, Set<(body: Uint8Array) => void>>();
+  /** The session requests go to; undefined while reconnecting. */
   private conn: Conn | undefined;
+  /** The index in urls of conn, or of the last one. */
+  private index = 0;
+  /** Sessions not ended yet: conn, and one going away that still owes answers. */
+  private readonly live = new Set<Conn>();
+  /** Requests waiting for a session. */
+  private waiting: Outgoing[] = [];
   private nextId = 1;
-  private attempt = 0;
+  private reconnecting = false;
+  private lastError: GuildError | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private finished = false;
 
   constructor(opts: ConnectOptions) {
-    if (!opts || typeof opts.url !== "string" || opts.url === "") {
-      throw new TypeError("guild: connect needs a url");
+    const urls = opts?.urls ?? (typeof opts?.url === "string" && opts.url !== "" ? [opts.url] : []);
+    if (opts?.url !== undefined && opts?.urls !== undefined) {
+      throw new TypeError("guild: connect takes url or urls, not both");
+    }
+    if (urls.length === 0 || urls.some((u) => typeof u !== "string" || u === "")) {
+      throw new TypeError("guild: connect needs a url (or urls)");
     }
     const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!WS) {
       throw new TypeError('guild: no global WebSocket; pass one, e.g. connect({ WebSocket, ... }) with WebSocket from "ws"');
     }
     this.opts = opts;
+    this.urls = [...urls];
     this.WS = WS;
     if (opts.reconnect) {
       const r = opts.reconnect === true ? {} : opts.reconnect;
@@ -164,73 +225,140 @@ class GuildClient implements Client {
   get connected(): boolean {
     return this.conn !== undefined;
   }
+  get url(): string {
+    return this.urls[this.index]!;
+  }
   get closed(): boolean {
     return this.finished;
   }
 
   async start(): Promise<void> {
-    this.opened(await this.dial());
+    let last: GuildError | undefined;
+    for (let i = 0; i < this.urls.length; i++) {
+      try {
+        this.opened(await this.dial(i), i);
+        return;
+      } catch (e) {
+        last = e as GuildError;
+      }
+    }
+    throw last;
   }
 
-  private dial(): Promise<Conn> {
+  private dial(i: number): Promise<Conn> {
     return Conn.dial(
       {
         WebSocket: this.WS,
-        url: this.opts.url,
+        url: this.urls[i]!,
         token: this.opts.token ?? "",
         clientName: this.opts.clientName ?? DEFAULT_CLIENT_NAME,
         handshakeTimeoutMs: this.opts.handshakeTimeoutMs ?? 10_000,
       },
       {
         push: (route, body) => this.dispatch(route, body),
+        goingAway: (conn, err) => this.retire(conn, err),
         end: (conn, err) => this.ended(conn, err),
       },
     );
   }
 
-  private opened(conn: Conn): void {
+  private opened(conn: Conn, i: number): void {
     this.conn = conn;
-    this.attempt = 0;
+    this.index = i;
+    this.live.add(conn);
+    this.lastError = undefined;
     this.callback(() => this.opts.onConnect?.(conn.sessionId, conn.userId));
   }
 
-  private ended(conn: Conn, err: GuildError | undefined): void {
+  /** retire stops sending requests on conn, whose gateway is going away, and reconnects. */
+  private retire(conn: Conn, cause: GuildError): void {
     if (conn !== this.conn) return;
     this.conn = undefined;
-    this.callback(() => this.opts.onClose?.(err));
-    if (err === undefined || this.finished) return;
-    if (!this.backoff || FINAL_CODES.has(err.code)) {
-      this.finished = true;
-      return;
-    }
-    this.scheduleReconnect();
+    this.reconnect(cause);
   }
 
-  private scheduleReconnect(): void {
-    const b = this.backoff!;
-    const delay = Math.min(b.maxMs, b.minMs * 2 ** Math.min(this.attempt, 30));
-    this.attempt++;
-    this.reconnectTimer = setTimeout(() => {
+  private ended(conn: Conn, err: GuildError | undefined): void {
+    // A session opened after close() was never live: it ends unreported.
+    if (!this.live.delete(conn)) return;
+    const current = conn === this.conn;
+    if (current) this.conn = undefined;
+    this.callback(() => this.opts.onClose?.(err));
+    if (!current || err === undefined || this.finished) return;
+    if (!this.backoff || FINAL_CODES.has(err.code)) {
+      this.finish(unavailable(`connection lost: ${err.message}`));
+      return;
+    }
+    this.reconnect(err);
+  }
+
+  /** finish stops the client for good and fails the requests waiting for a session. */
+  private finish(err: GuildError): void {
+    this.finished = true;
+    if (this.reconnectTimer !== undefined) {
+      clearTimeout(this.reconnectTimer);
       this.reconnectTimer = undefined;
-      this.dial().then(
+    }
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const out of waiting) this.settle(out, () => out.reject(err));
+  }
+
+  /**
+   * reconnect dials the URLs in turn, starting after the current one: at
+   * once when the gateway went away, else after minMs; between full rounds
+   * of failures it backs off.
+   */
+  private reconnect(cause: GuildError): void {
+    if (this.reconnecting || this.finished || !this.backoff) return;
+    this.reconnecting = true;
+    const from = this.index;
+    const n = this.urls.length;
+    let backoffMs = this.backoff.minMs;
+    let attempts = 0;
+    const round = (wait: boolean): void => {
+      if (!wait) {
+        attempt(1);
+        return;
+      }
+      const delay = backoffMs - Math.random() * (backoffMs / 2);
+      backoffMs = Math.min(2 * backoffMs, this.backoff!.maxMs);
+      this.reconnectTimer = setTimeout(() => {
+        this.reconnectTimer = undefined;
+        attempt(1);
+      }, delay);
+    };
+    const attempt = (k: number): void => {
+      if (this.finished) return;
+      const i = (from + k) % n;
+      attempts++;
+      this.dial(i).then(
         (conn) => {
           if (this.finished) {
             conn.goodbye(new GuildError(Code.Canceled, "client closed"));
             return;
           }
-          this.opened(conn);
+          this.reconnecting = false;
+          this.opened(conn, i);
+          this.callback(() => this.opts.onReconnect?.({ url: this.urls[i]!, from: this.urls[from]!, cause, attempts }));
+          const waiting = this.waiting;
+          this.waiting = [];
+          for (const out of waiting) this.submit(out);
         },
         (err: GuildError) => {
           if (this.finished) return;
+          this.lastError = err;
           if (FINAL_CODES.has(err.code)) {
-            this.finished = true;
+            this.reconnecting = false;
             this.callback(() => this.opts.onClose?.(err));
+            this.finish(unavailable(`reconnection refused: ${err.message}`));
             return;
           }
-          this.scheduleReconnect();
+          if (k < n) attempt(k + 1);
+          else round(true);
         },
       );
-    }, delay);
+    };
+    round(!cause.goingAway);
   }
 
   private dispatch(route: string, body: Uint8Array): void {
@@ -272,14 +400,79 @@ class GuildClient implements Client {
   }
 
   requestRaw(route: string, body: Uint8Array, options?: RequestOptions): Promise<Uint8Array> {
-    const conn = this.conn;
-    if (!conn) {
-      return Promise.reject(unavailable(this.finished ? "client closed" : "not connected"));
-    }
-    const id = this.nextId++;
-    if (this.nextId > Number.MAX_SAFE_INTEGER) this.nextId = 1;
     const timeoutMs = options?.timeoutMs ?? this.opts.requestTimeoutMs ?? 15_000;
-    return conn.request(id, route, body, timeoutMs);
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const out: Outgoing = {
+        route,
+        body,
+        timeoutMs,
+        settled: false,
+        timer: undefined,
+        conn: undefined,
+        id: 0,
+        resolve: (b) => this.settle(out, () => resolve(b)),
+        reject: (e) => this.settle(out, () => reject(e)),
+        resend: () => {
+          out.conn = undefined;
+          this.submit(out);
+        },
+      };
+      if (timeoutMs > 0) {
+        out.timer = setTimeout(() => this.expire(out), timeoutMs);
+      }
+      this.submit(out);
+    });
+  }
+
+  /** submit sends out on the session, or queues it while reconnecting. */
+  private submit(out: Outgoing): void {
+    if (out.settled) return;
+    const conn = this.conn;
+    if (conn) {
+      const id = this.nextId++;
+      if (this.nextId > Number.MAX_SAFE_INTEGER) this.nextId = 1;
+      try {
+        conn.send(id, out.route, out.body, out);
+      } catch (e) {
+        if (this.backoff && !this.finished) {
+          // Not sent: the socket is closing, and its end reconnects.
+          this.waiting.push(out);
+          return;
+        }
+        out.reject(e instanceof GuildError ? e : unavailable(String(e)));
+        return;
+      }
+      out.conn = conn;
+      out.id = id;
+      return;
+    }
+    if (this.reconnecting && !this.finished) {
+      this.waiting.push(out);
+      return;
+    }
+    out.reject(unavailable(this.finished ? "client closed" : "not connected"));
+  }
+
+  /** expire fails out at its deadline, wherever it waits. */
+  private expire(out: Outgoing): void {
+    out.timer = undefined;
+    if (out.settled) return;
+    if (out.conn) {
+      out.conn.forget(out.id);
+      out.reject(new GuildError(Code.DeadlineExceeded, `${out.route}: no response within ${out.timeoutMs}ms`));
+      return;
+    }
+    this.waiting = this.waiting.filter((w) => w !== out);
+    const last = this.lastError ? `; the last attempt: ${this.lastError.message}` : "";
+    out.reject(unavailable(`${out.route}: no connection to a gateway within ${out.timeoutMs}ms (reconnecting${last})`));
+  }
+
+  private settle(out: Outgoing, f: () => void): void {
+    if (out.settled) return;
+    out.settled = true;
+    if (out.timer !== undefined) clearTimeout(out.timer);
+    out.timer = undefined;
+    f();
   }
 
   onPush<T extends DescMessage>(route: string, schema: T, handler: (msg: MessageShape<T>) => void): () => void {
@@ -312,17 +505,14 @@ class GuildClient implements Client {
   }
 
   async close(): Promise<void> {
-    this.finished = true;
-    if (this.reconnectTimer !== undefined) {
-      clearTimeout(this.reconnectTimer);
-      this.reconnectTimer = undefined;
-    }
-    const conn = this.conn;
-    if (!conn) return;
-    conn.goodbye(new GuildError(Code.Canceled, "client closed"));
-    // Give the socket a moment to close, so that the goodbye goes out.
+    const canceled = new GuildError(Code.Canceled, "client closed");
+    this.finish(canceled);
+    const conns = [...this.live];
+    if (conns.length === 0) return;
+    for (const conn of conns) conn.goodbye(canceled);
+    // Give the sockets a moment to close, so that the goodbyes go out.
     let t: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([conn.socketClosed, new Promise<void>((r) => (t = setTimeout(r, 1000)))]);
+    await Promise.race([Promise.all(conns.map((c) => c.socketClosed)), new Promise<void>((r) => (t = setTimeout(r, 1000)))]);
     clearTimeout(t);
   }
 }

@@ -17,15 +17,26 @@ type Timer = ReturnType<typeof setTimeout>;
 /** FrameBody is one message a Frame can carry, as an initializer. */
 type FrameBody = NonNullable<MessageInitShape<typeof FrameSchema>["body"]>;
 
-interface Pending {
+/** A request sent on a Conn, waiting for its Response. */
+export interface Pending {
   resolve(body: Uint8Array): void;
   reject(err: GuildError): void;
-  timer: Timer | undefined;
+  /**
+   * The gateway did not forward the request to a service (it is going
+   * away): it may be sent again, on another connection.
+   */
+  resend(): void;
 }
 
 /** What a Conn tells its owner. Called from WebSocket event handlers. */
 export interface ConnEvents {
   push(route: string, body: Uint8Array): void;
+  /**
+   * The gateway is going away: it refused a request as not forwarded.
+   * The session still owes the answers to earlier requests, but takes no
+   * new ones. Called before that request's resend.
+   */
+  goingAway(conn: Conn, err: GuildError): void;
   /** The open session ended, with why. Called once, never for a failed handshake. */
   end(conn: Conn, err: GuildError | undefined): void;
 }
@@ -114,7 +125,7 @@ export class Conn {
   private onOpen(): void {
     if (this.state !== "handshake") return;
     try {
-      this.send({ case: "handshake", value: { version: PROTOCOL_VERSION, ...this.hello } });
+      this.sendFrame({ case: "handshake", value: { version: PROTOCOL_VERSION, ...this.hello } });
     } catch (e) {
       this.end(e as GuildError);
     }
@@ -147,7 +158,7 @@ export class Conn {
         if (this.heartbeatMs > 0) this.timer = setTimeout(this.tick, this.heartbeatMs);
         this.settleHandshake?.(undefined);
       } else if (body.case === "close") {
-        this.end(new GuildError(body.value.code || Code.Unavailable, body.value.reason || "closed by the gateway"));
+        this.end(closeError(body.value.code, body.value.reason, false));
       } else {
         this.end(new GuildError(Code.InvalidArgument, `expected a HandshakeAck, got ${body.case ?? "an empty frame"}`));
       }
@@ -159,17 +170,23 @@ export class Conn {
         const p = this.pending.get(Number(res.id));
         if (!p) return; // Timed out already: drop it.
         this.pending.delete(Number(res.id));
-        if (p.timer !== undefined) clearTimeout(p.timer);
-        if (res.code === Code.OK) p.resolve(res.body);
-        else p.reject(new GuildError(res.code, res.message));
+        if (res.code === Code.OK) {
+          p.resolve(res.body);
+        } else if (res.code === Code.Unavailable && res.notForwarded) {
+          this.events?.goingAway(this, new GuildError(res.code, res.message, true));
+          p.resend();
+        } else {
+          p.reject(new GuildError(res.code, res.message));
+        }
         return;
       }
       case "push":
         this.events?.push(body.value.route, body.value.body);
         return;
       case "close":
-        // The gateway closes the connection next; remember why.
-        this.closeErr = new GuildError(body.value.code || Code.Unavailable, body.value.reason || "closed by the gateway");
+        // The gateway closes the connection next: close it now (PROTOCOL.md
+        // section 3.6). Code 14 on an open session: it is going away.
+        this.end(closeError(body.value.code, body.value.reason, body.value.code === Code.Unavailable));
         return;
       default:
         // Heartbeats need nothing beyond lastRecv; anything else a gateway
@@ -190,7 +207,7 @@ export class Conn {
     }
     if (now - this.lastSent >= hb) {
       try {
-        this.send({ case: "heartbeat", value: {} });
+        this.sendFrame({ case: "heartbeat", value: {} });
       } catch (e) {
         this.end(e as GuildError);
         return;
@@ -200,42 +217,33 @@ export class Conn {
     this.timer = setTimeout(this.tick, Math.max(next, 1));
   };
 
-  private send(body: FrameBody): void {
+  private sendFrame(body: FrameBody): void {
     if (this.ws.readyState !== WS_OPEN) throw unavailable("not connected");
     this.ws.send(toBinary(FrameSchema, create(FrameSchema, { body })));
     this.lastSent = Date.now();
   }
 
-  /** request sends a Request and resolves with the Response's body. */
-  request(id: number, route: string, body: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-    return new Promise<Uint8Array>((resolve, reject) => {
-      if (this.state !== "open") {
-        reject(unavailable("not connected"));
-        return;
-      }
-      try {
-        this.send({ case: "request", value: { id: BigInt(id), route, body } });
-      } catch (e) {
-        reject(e instanceof GuildError ? e : unavailable(String(e)));
-        return;
-      }
-      let timer: Timer | undefined;
-      if (timeoutMs > 0) {
-        timer = setTimeout(() => {
-          if (this.pending.delete(id)) {
-            reject(new GuildError(Code.DeadlineExceeded, `${route}: no response within ${timeoutMs}ms`));
-          }
-        }, timeoutMs);
-      }
-      this.pending.set(id, { resolve, reject, timer });
-    });
+  /**
+   * send sends Request{id, route, body} and keeps p until its Response
+   * comes, the session ends or forget(id). It throws a GuildError (14)
+   * when the session is not open.
+   */
+  send(id: number, route: string, body: Uint8Array, p: Pending): void {
+    if (this.state !== "open") throw unavailable("not connected");
+    this.sendFrame({ case: "request", value: { id: BigInt(id), route, body } });
+    this.pending.set(id, p);
+  }
+
+  /** forget drops request id: its caller gave up. A late Response is ignored. */
+  forget(id: number): void {
+    this.pending.delete(id);
   }
 
   /** goodbye sends Close{} and ends the session; in-flight requests fail with err. */
   goodbye(err: GuildError): void {
     if (this.state === "open") {
       try {
-        this.send({ case: "close", value: {} });
+        this.sendFrame({ case: "close", value: {} });
       } catch {
         // The connection is gone already.
       }
@@ -246,8 +254,10 @@ export class Conn {
 
   /**
    * end finishes the connection once: it stops the timer, closes the socket,
-   * fails the requests in flight and tells the owner. Requests in flight fail
-   * with 14 Unavailable, whatever ended the session, unless the user closed.
+   * settles the requests in flight and tells the owner. Requests in flight
+   * fail with 14 Unavailable, whatever ended the session, unless the user
+   * closed; after a going-away Close they were handled by no service
+   * (PROTOCOL.md section 3.7), and are handed back to be sent again.
    */
   private end(err: GuildError, byUser = false): void {
     if (this.state === "ended") return;
@@ -264,12 +274,20 @@ export class Conn {
       this.settleHandshake?.(err);
       return;
     }
-    const inflight = byUser ? err : unavailable(`connection lost: ${err.message}`);
-    for (const p of this.pending.values()) {
-      if (p.timer !== undefined) clearTimeout(p.timer);
-      p.reject(inflight);
-    }
+    const pending = [...this.pending.values()];
     this.pending.clear();
+    if (!byUser && err.goingAway) {
+      this.events?.end(this, err);
+      for (const p of pending) p.resend();
+      return;
+    }
+    const inflight = byUser ? err : unavailable(`connection lost: ${err.message}`);
+    for (const p of pending) p.reject(inflight);
     this.events?.end(this, byUser ? undefined : err);
   }
+}
+
+/** closeError is the error of a Close frame from the gateway. */
+function closeError(code: number, reason: string, goingAway: boolean): GuildError {
+  return new GuildError(code || Code.Unavailable, reason || "closed by the gateway", goingAway);
 }

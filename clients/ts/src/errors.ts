@@ -10,13 +10,20 @@ export class GuildError extends Error {
   readonly code: number;
   /** The code's name from PROTOCOL.md, such as "Unauthenticated". */
   readonly codeName: string;
+  /**
+   * The gateway is going away (shutting down): its Close frame had code
+   * 14 (GOING_AWAY) on an open session, or it refused a request as not
+   * forwarded. See isGoingAway.
+   */
+  readonly goingAway: boolean;
 
-  constructor(code: number, message?: string) {
+  constructor(code: number, message?: string, goingAway = false) {
     const name = codeName(code);
     super(message ? message : name);
     this.name = "GuildError";
     this.code = code;
     this.codeName = name;
+    this.goingAway = goingAway;
   }
 
   override toString(): string {
@@ -30,6 +37,20 @@ export class GuildError extends Error {
  */
 export function isGuildError(err: unknown, code?: number): err is GuildError {
   return err instanceof GuildError && (code === undefined || err.code === code);
+}
+
+/**
+ * GOING_AWAY is the code of the Close frame a gateway sends when it shuts
+ * down (PROTOCOL.md section 3.7): 14, Unavailable. A kick is 7.
+ */
+export const GOING_AWAY = Code.Unavailable;
+
+/**
+ * isGoingAway reports whether err says the gateway is going away (shutting
+ * down): onClose gets such an error, and so does onReconnect's cause.
+ */
+export function isGoingAway(err: unknown): err is GuildError {
+  return err instanceof GuildError && err.goingAway;
 }
 
 /** unavailable is the error of a request that the connection's end cut off. */

@@ -9,11 +9,11 @@
  * ```
  */
 export { connect, DEFAULT_CLIENT_NAME } from "./client.js";
-export type { Client, ConnectOptions, ReconnectOptions, RequestOptions } from "./client.js";
+export type { Client, ConnectOptions, ReconnectEvent, ReconnectOptions, RequestOptions } from "./client.js";
 export { PROTOCOL_VERSION } from "./conn.js";
 export { Code, codeName, FIRST_GAME_CODE } from "./codes.js";
 export type { CodeName } from "./codes.js";
-export { GuildError, isGuildError } from "./errors.js";
+export { GOING_AWAY, GuildError, isGoingAway, isGuildError } from "./errors.js";
 export type { WebSocketConstructor, WebSocketLike } from "./websocket.js";
 /** The protocol's own messages (guild.gate.v1), for tests and tools. */
 export * as gate from "./gen/gate/gatepb/gate_pb.js";

@@ -7,10 +7,13 @@ import {
   codeName,
   connect,
   gate,
+  GOING_AWAY,
   GuildError,
+  isGoingAway,
   isGuildError,
   type Client,
   type ConnectOptions,
+  type ReconnectEvent,
   type WebSocketConstructor,
 } from "../src/index.js";
 import { FakeGateway, waitFor, type FakeGatewayOptions } from "./fakegate.js";
@@ -20,6 +23,7 @@ const unstr = (b: Uint8Array) => fromBinary(StringValueSchema, b).value;
 
 let gw: FakeGateway | undefined;
 let clients: Client[] = [];
+let extra: FakeGateway[] = [];
 
 async function setup(g: FakeGatewayOptions = {}, o: Partial<ConnectOptions> = {}): Promise<{ g: FakeGateway; c: Client }> {
   gw = await FakeGateway.start(g);
@@ -43,7 +47,24 @@ afterEach(async () => {
   clients = [];
   await gw?.stop();
   gw = undefined;
+  for (const g of extra) await g.stop();
+  extra = [];
 });
+
+/** gateway starts a fake gateway that afterEach stops. */
+async function gateway(opts: FakeGatewayOptions = {}): Promise<FakeGateway> {
+  const g = await FakeGateway.start(opts);
+  extra.push(g);
+  return g;
+}
+
+/** deadURL is a gateway URL where nothing listens. */
+async function deadURL(): Promise<string> {
+  const g = await FakeGateway.start();
+  const url = g.url;
+  await g.stop();
+  return url;
+}
 
 describe("codes", () => {
   it("names codes as PROTOCOL.md does", () => {
@@ -280,6 +301,7 @@ describe("connection end", () => {
     expect((await p).code).toBe(14);
     await waitFor(() => closes.length === 1);
     expect([closes[0]!.code, closes[0]!.codeName, closes[0]!.message]).toEqual([7, "PermissionDenied", "kicked"]);
+    expect(isGoingAway(closes[0])).toBe(false);
   });
 
   it("close() says goodbye and cancels requests in flight", async () => {
@@ -351,6 +373,104 @@ describe("reconnect", () => {
     await c.close();
     await new Promise((r) => setTimeout(r, 60));
     expect(g.sessions).toHaveLength(1);
+  });
+});
+
+describe("failover", () => {
+  it("moves to the next URL at once when the gateway goes away, and resends what it did not answer", async () => {
+    const held: bigint[] = [];
+    const g1 = await gateway({ onRequest: (req) => held.push(req.id) });
+    const g2 = await gateway({ onRequest: (req, s) => s.respond(req.id, 0, "", str("g2:" + unstr(req.body))) });
+    const closes: (GuildError | undefined)[] = [];
+    const moves: ReconnectEvent[] = [];
+    const c = await connect({
+      urls: [g1.url, g2.url],
+      WebSocket,
+      token: "tok",
+      // Far longer than the test: only an immediate move passes.
+      reconnect: { minMs: 60_000, maxMs: 60_000 },
+      onClose: (e) => closes.push(e),
+      onReconnect: (ev) => moves.push(ev),
+    });
+    clients.push(c);
+    const pushed: string[] = [];
+    c.onPushRaw("news.Line", (b) => pushed.push(unstr(b)));
+    const ps = ["a", "b", "c"].map((x) => c.requestRaw("svc.X", str(x)));
+    await waitFor(() => held.length === 3);
+    const s1 = g1.session(1);
+    // The gateway answers what it forwarded, then goes away.
+    s1.respond(held[0]!, 0, "", str("g1:a"));
+    s1.goAway();
+    expect((await Promise.all(ps)).map(unstr)).toEqual(["g1:a", "g2:b", "g2:c"]);
+    expect(closes).toHaveLength(1);
+    expect(isGoingAway(closes[0])).toBe(true);
+    expect(closes[0]!.code).toBe(GOING_AWAY);
+    expect(moves).toHaveLength(1);
+    expect(moves[0]!.url).toBe(g2.url);
+    expect(moves[0]!.from).toBe(g1.url);
+    expect(moves[0]!.attempts).toBe(1);
+    expect(isGoingAway(moves[0]!.cause)).toBe(true);
+    expect(c.url).toBe(g2.url);
+    expect(c.sessionId).toBe("s1");
+    // The token went again, push handlers stayed, each request went once to g1.
+    const hs = g2.session(1).frames[0]!.body;
+    expect(hs.case === "handshake" && hs.value.token).toBe("tok");
+    g2.session(1).push("news.Line", str("hello"));
+    await waitFor(() => pushed.length === 1);
+    expect(pushed).toEqual(["hello"]);
+    expect(s1.count("request")).toBe(3);
+    expect(g2.session(1).count("request")).toBe(2);
+  });
+
+  it("sends a request refused as not forwarded to the next gateway, and the next ones too", async () => {
+    const g1 = await gateway({ onRequest: (req, s) => s.refuse(req.id) });
+    const g2 = await gateway({ onRequest: (req, s) => s.respond(req.id, 0, "", str("g2")) });
+    const c = await connect({ urls: [g1.url, g2.url], WebSocket, reconnect: { minMs: 60_000 } });
+    clients.push(c);
+    expect(unstr(await c.requestRaw("svc.X", str("")))).toBe("g2");
+    expect(unstr(await c.requestRaw("svc.X", str("")))).toBe("g2");
+    // The old session is still open (it may owe answers), but gets nothing new.
+    expect(g1.session(1).closed).toBe(false);
+    expect(g1.session(1).count("request")).toBe(1);
+    g1.session(1).goAway();
+  });
+
+  it("keeps requests waiting while it reconnects, and fails them with 14 at their timeout", async () => {
+    const g1 = await gateway();
+    const dead = await deadURL();
+    const c = await connect({ urls: [g1.url, dead], WebSocket, reconnect: { minMs: 10, maxMs: 20 } });
+    clients.push(c);
+    await g1.stop();
+    extra = extra.filter((g) => g !== g1);
+    await waitFor(() => !c.connected);
+    const t0 = Date.now();
+    const e = await rejection(c.requestRaw("svc.X", str("x"), { timeoutMs: 200 }));
+    expect(e.code).toBe(14);
+    expect(e.message).toContain("no connection to a gateway within 200ms");
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
+    expect(c.closed).toBe(false);
+  });
+
+  it("sends a request made while reconnecting once a gateway is back", async () => {
+    const g1 = await gateway();
+    const c = await connect({ urls: [g1.url], WebSocket, reconnect: { minMs: 10, maxMs: 20 } });
+    clients.push(c);
+    g1.session(1).ws.terminate();
+    await waitFor(() => !c.connected);
+    expect(unstr(await c.requestRaw("svc.X", str("later")))).toBe("later");
+    expect(c.sessionId).toBe("s2");
+  });
+
+  it("connects to the first URL that accepts", async () => {
+    const dead = await deadURL();
+    const g = await gateway();
+    const c = await connect({ urls: [dead, g.url], WebSocket });
+    clients.push(c);
+    expect(c.url).toBe(g.url);
+    const e = await rejection(connect({ urls: [dead, dead], WebSocket }));
+    expect(e.code).toBe(14);
+    await expect(connect({ url: g.url, urls: [g.url], WebSocket })).rejects.toThrow(TypeError);
+    await expect(connect({ urls: [], WebSocket })).rejects.toThrow(TypeError);
   });
 });
 

@@ -23,6 +23,15 @@ export class FakeSession {
   push(route: string, body: Uint8Array): void {
     this.send({ case: "push", value: { route, body } });
   }
+  /** refuse answers a request as a gateway that is shutting down does. */
+  refuse(id: bigint): void {
+    this.send({ case: "response", value: { id, code: 14, message: "gateway shutting down: not forwarded", notForwarded: true } });
+  }
+  /** goAway sends the going-away Close and closes the connection. */
+  goAway(): void {
+    this.send({ case: "close", value: { code: 14, reason: "gateway shutting down" } });
+    this.ws.close();
+  }
   count(kind: NonNullable<Frame["body"]["case"]>): number {
     return this.frames.filter((f) => f.body.case === kind).length;
   }

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gate/gatepb/gate.proto.
  */
 export const file_gate_gatepb_gate: GenFile = /*@__PURE__*/
-  fileDesc("ChZnYXRlL2dhdGVwYi9nYXRlLnByb3RvEg1ndWlsZC5nYXRlLnYxIscCCgVGcmFtZRItCgloYW5kc2hha2UYASABKAsyGC5ndWlsZC5nYXRlLnYxLkhhbmRzaGFrZUgAEjQKDWhhbmRzaGFrZV9hY2sYAiABKAsyGy5ndWlsZC5nYXRlLnYxLkhhbmRzaGFrZUFja0gAEi0KCWhlYXJ0YmVhdBgDIAEoCzIYLmd1aWxkLmdhdGUudjEuSGVhcnRiZWF0SAASKQoHcmVxdWVzdBgEIAEoCzIWLmd1aWxkLmdhdGUudjEuUmVxdWVzdEgAEisKCHJlc3BvbnNlGAUgASgLMhcuZ3VpbGQuZ2F0ZS52MS5SZXNwb25zZUgAEiMKBHB1c2gYBiABKAsyEy5ndWlsZC5nYXRlLnYxLlB1c2hIABIlCgVjbG9zZRgHIAEoCzIULmd1aWxkLmdhdGUudjEuQ2xvc2VIAEIGCgRib2R5IjsKCUhhbmRzaGFrZRIPCgd2ZXJzaW9uGAEgASgNEg0KBXRva2VuGAIgASgJEg4KBmNsaWVudBgDIAEoCSJ5CgxIYW5kc2hha2VBY2sSDAoEY29kZRgBIAEoDRIPCgdtZXNzYWdlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSDwoHdXNlcl9pZBgEIAEoCRIUCgxoZWFydGJlYXRfbXMYBSABKA0SDwoHdmVyc2lvbhgGIAEoDSILCglIZWFydGJlYXQiMgoHUmVxdWVzdBIKCgJpZBgBIAEoBBINCgVyb3V0ZRgCIAEoCRIMCgRib2R5GAMgASgMIkMKCFJlc3BvbnNlEgoKAmlkGAEgASgEEgwKBGNvZGUYAiABKA0SDwoHbWVzc2FnZRgDIAEoCRIMCgRib2R5GAQgASgMIiMKBFB1c2gSDQoFcm91dGUYASABKAkSDAoEYm9keRgCIAEoDCIlCgVDbG9zZRIMCgRjb2RlGAEgASgNEg4KBnJlYXNvbhgCIAEoCUInWiVnaXRodWIuY29tL2d1aWxka2l0L2d1aWxkL2dhdGUvZ2F0ZXBiYgZwcm90bzM");
+  fileDesc("ChZnYXRlL2dhdGVwYi9nYXRlLnByb3RvEg1ndWlsZC5nYXRlLnYxIscCCgVGcmFtZRItCgloYW5kc2hha2UYASABKAsyGC5ndWlsZC5nYXRlLnYxLkhhbmRzaGFrZUgAEjQKDWhhbmRzaGFrZV9hY2sYAiABKAsyGy5ndWlsZC5nYXRlLnYxLkhhbmRzaGFrZUFja0gAEi0KCWhlYXJ0YmVhdBgDIAEoCzIYLmd1aWxkLmdhdGUudjEuSGVhcnRiZWF0SAASKQoHcmVxdWVzdBgEIAEoCzIWLmd1aWxkLmdhdGUudjEuUmVxdWVzdEgAEisKCHJlc3BvbnNlGAUgASgLMhcuZ3VpbGQuZ2F0ZS52MS5SZXNwb25zZUgAEiMKBHB1c2gYBiABKAsyEy5ndWlsZC5nYXRlLnYxLlB1c2hIABIlCgVjbG9zZRgHIAEoCzIULmd1aWxkLmdhdGUudjEuQ2xvc2VIAEIGCgRib2R5IjsKCUhhbmRzaGFrZRIPCgd2ZXJzaW9uGAEgASgNEg0KBXRva2VuGAIgASgJEg4KBmNsaWVudBgDIAEoCSJ5CgxIYW5kc2hha2VBY2sSDAoEY29kZRgBIAEoDRIPCgdtZXNzYWdlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSDwoHdXNlcl9pZBgEIAEoCRIUCgxoZWFydGJlYXRfbXMYBSABKA0SDwoHdmVyc2lvbhgGIAEoDSILCglIZWFydGJlYXQiMgoHUmVxdWVzdBIKCgJpZBgBIAEoBBINCgVyb3V0ZRgCIAEoCRIMCgRib2R5GAMgASgMIloKCFJlc3BvbnNlEgoKAmlkGAEgASgEEgwKBGNvZGUYAiABKA0SDwoHbWVzc2FnZRgDIAEoCRIMCgRib2R5GAQgASgMEhUKDW5vdF9mb3J3YXJkZWQYBSABKAgiIwoEUHVzaBINCgVyb3V0ZRgBIAEoCRIMCgRib2R5GAIgASgMIiUKBUNsb3NlEgwKBGNvZGUYASABKA0SDgoGcmVhc29uGAIgASgJQidaJWdpdGh1Yi5jb20vZ3VpbGRraXQvZ3VpbGQvZ2F0ZS9nYXRlcGJiBnByb3RvMw");
 
 /**
  * Frame is one message in either direction.
@@ -269,6 +269,16 @@ export type Response = Message<"guild.gate.v1.Response"> & {
    * @generated from field: bytes body = 4;
    */
   body: Uint8Array;
+
+  /**
+   * not_forwarded is set on a code 14 (Unavailable) answer from a gateway
+   * that is shutting down: it sent the request to no service, so no
+   * service handled it, and the client may send it again, on another
+   * gateway, even when it is not safe to repeat.
+   *
+   * @generated from field: bool not_forwarded = 5;
+   */
+  notForwarded: boolean;
 };
 
 /**
@@ -304,7 +314,10 @@ export const PushSchema: GenMessage<Push> = /*@__PURE__*/
 
 /**
  * Close ends the session: from the gateway, a kick (with why); from the
- * client, a goodbye. The sender closes the connection after it.
+ * client, a goodbye. The sender closes the connection after it. From a
+ * gateway, code 14 (Unavailable) means it is going away (shutting down):
+ * it has answered every request it forwarded, so a request still
+ * unanswered was handled by no service; connect to another gateway.
  *
  * @generated from message guild.gate.v1.Close
  */
