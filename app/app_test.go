@@ -128,6 +128,12 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 	}
 }
 
+// unavailable reports whether m's view holds a as a member marked
+// unavailable.
+func unavailable(m cluster.Membership, a actor.Addr) bool {
+	return slices.ContainsFunc(m.Members(), func(mem cluster.Member) bool { return mem.Addr == a && !mem.Available })
+}
+
 func hasMember(m cluster.Membership, a actor.Addr) bool {
 	return slices.ContainsFunc(m.Members(), func(mem cluster.Member) bool { return mem.Addr == a })
 }
@@ -137,18 +143,20 @@ func TestCluster(t *testing.T) {
 	defer cancel()
 	rec := &recorder{}
 	var gateNode *app.Node              // set before anything stops
-	stopChecks := make(map[string]bool) // node -> gate1's view had dropped it when its world stopped
+	stopChecks := make(map[string]bool) // node -> gate1's view showed it unavailable when its world stopped
 	var checkMu sync.Mutex
 	reg := app.NewRegistry()
 	reg.Register("lobby", func() app.Module { return &echoModule{name: "lobby", rec: rec} })
 	reg.Register("world", func() app.Module {
 		return &echoModule{name: "world", serve: true, rec: rec, onStop: func(node string) {
-			// The node left the membership before its modules stop: the
-			// gateway's view drops it (within the watch's latency).
+			// The node marked itself unavailable before its modules
+			// stop: the gateway's view shows it so (within the watch's
+			// latency), and so no longer picks it for new work; it
+			// leaves only after its modules have stopped.
 			deadline := time.Now().Add(5 * time.Second)
 			gone := false
 			for time.Now().Before(deadline) {
-				if !hasMember(gateNode.Members(), actor.MustAddr(1, 2, 1)) {
+				if unavailable(gateNode.Members(), actor.MustAddr(1, 2, 1)) {
 					gone = true
 					break
 				}
@@ -236,8 +244,9 @@ func TestCluster(t *testing.T) {
 		t.Errorf("status %v, want %v", names, want)
 	}
 
-	// world1 shuts down: it leaves first (the gateway's view drops it
-	// before its world module stops), then stops its modules in reverse.
+	// world1 shuts down: it marks itself unavailable first (the gateway's
+	// view shows that before its world module stops), then stops its
+	// modules in reverse, then leaves.
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 	defer scancel()
 	if err := world.Shutdown(sctx); err != nil {
@@ -250,7 +259,7 @@ func TestCluster(t *testing.T) {
 	gone, checked := stopChecks["world1"]
 	checkMu.Unlock()
 	if !checked || !gone {
-		t.Errorf("the gateway still saw world1 when its world module stopped (checked %v)", checked)
+		t.Errorf("the gateway did not see world1 unavailable when its world module stopped (checked %v)", checked)
 	}
 	// Status now shows world1 down.
 	st, err = app.Status(ctx, cfg3)

@@ -286,13 +286,24 @@ func (n *Node) Members() cluster.Membership { return n.members }
 // Gateway returns the node's gateway, or nil.
 func (n *Node) Gateway() *gate.Gateway { return n.gateway }
 
-// Shutdown stops the node: it leaves the membership first, so that the
-// other nodes stop routing to it, then stops its modules in reverse start
-// order, then its gateway, cluster node, membership and embedded etcd. It
-// returns when that is done or ctx ends, whichever comes first (the rest
-// of the teardown then goes on in the background), with every error met.
-// It is safe to call twice, and concurrently: later calls wait for the
-// first and return its result.
+// Shutdown drains the node so that nothing in flight is lost:
+//
+//  1. it marks itself unavailable, so other nodes stop choosing it for new
+//     work (lookup by node type, rpc.AnyOf) and grain placement moves its
+//     grains to the other hosts;
+//  2. its gateway, if any, stops accepting, answers the requests it has
+//     forwarded, then tells each client it is going away (a Close frame;
+//     MQTT 5 DISCONNECT 0x8B), so clients move to another gateway;
+//  3. its modules stop in reverse start order (a grain module hands its
+//     grains over: flush, then release);
+//  4. the cluster node drains (cluster.Node.Shutdown: mailboxes, requests
+//     it waits on or relays), leaves the membership and closes;
+//  5. the membership and the embedded etcd close.
+//
+// It returns when that is done or ctx ends, whichever comes first (the rest
+// of the teardown then goes on in the background, each step falling back
+// to an immediate close), with every error met. It is safe to call twice,
+// and concurrently: later calls wait for the first and return its result.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.once.Do(func() {
 		go func() {
@@ -316,21 +327,24 @@ func (n *Node) teardown(ctx context.Context, logIt bool) error {
 			errs = append(errs, fmt.Errorf("%s: %w", what, err))
 		}
 	}
-	if n.members != nil {
-		note("leave", n.members.Leave(ctx))
+	if n.cluster != nil {
+		note("mark unavailable", n.cluster.SetAvailable(ctx, false))
 		if logIt {
-			n.log.Info("left the cluster")
+			n.log.Info("unavailable: draining")
 		}
+	}
+	if n.gateway != nil {
+		note("shut the gateway down", n.gateway.Shutdown(ctx))
 	}
 	for i := len(n.modules) - 1; i >= 0; i-- {
 		m := n.modules[i]
 		note("stop module "+m.name, m.m.Stop(ctx))
 	}
-	if n.gateway != nil {
-		note("close gateway", n.gateway.Close())
-	}
 	if n.cluster != nil {
-		note("close node", n.cluster.Close())
+		note("shut the node down", n.cluster.Shutdown(ctx))
+		if logIt {
+			n.log.Info("left the cluster")
+		}
 	}
 	if n.members != nil {
 		note("close membership", n.members.Close())

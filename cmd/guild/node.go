@@ -225,9 +225,17 @@ func serveNode(ctx context.Context, opts nodeOptions, stdout io.Writer, log *slo
 	}
 	log.Info("node ready", "endpoint", node.Endpoint(), "diag", diagName(opts.addr))
 	<-ctx.Done()
-	log.Info("stopping")
+	log.Info("stopping: draining, then leaving")
+	sctx, cancel := context.WithTimeout(context.Background(), nodeDrainTimeout)
+	defer cancel()
+	if err := node.Shutdown(sctx); err != nil {
+		log.Warn("drain incomplete", "err", err)
+	}
 	return nil
 }
+
+// nodeDrainTimeout bounds the drain of "guild node" on SIGINT or SIGTERM.
+const nodeDrainTimeout = 10 * time.Second
 
 // startDiag spawns the diagnostic actor and registers its global name,
 // retrying while a crashed predecessor's lease still holds the name.
