@@ -38,6 +38,7 @@ import (
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/cluster/etcd"
+	"github.com/guildkit/guild/internal/await"
 	"github.com/guildkit/guild/transport/tcp"
 )
 
@@ -264,16 +265,10 @@ func (c *Cluster) closed(i int) bool {
 	return !slices.ContainsFunc(c.Members[i].Members(), func(m cluster.Member) bool { return m.Addr == c.Addrs[i] })
 }
 
-// WaitFor polls cond every 5 ms until it returns true, and fails t
-// (t.Fatal) after WaitTimeout, naming what it waited for. Call it from the
-// test goroutine.
+// WaitFor polls cond until it returns true, and fails t (t.Fatal) after
+// WaitTimeout, naming what it waited for; it is internal/await.True with
+// WaitTimeout. Call it from the test goroutine.
 func (c *Cluster) WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(WaitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("clustertest: timed out after %v waiting for %s", WaitTimeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	await.True(t, WaitTimeout, what, cond)
 }
