@@ -17,10 +17,16 @@ import (
 )
 
 // BenchmarkClusterCall measures a Call round trip from node 0 to an actor
-// on node 1 of a clustertest cluster: what a test built on clustertest
-// pays per remote call (the cost of the fault proxies included).
+// on node 1 of a clustertest cluster, through the fault proxies (what a
+// test built on clustertest pays per remote call) and without them
+// (Options.Direct).
 func BenchmarkClusterCall(b *testing.B) {
-	c := clustertest.Start(b, clustertest.Options{Nodes: 2})
+	b.Run("proxied", func(b *testing.B) { benchCall(b, false) })
+	b.Run("direct", func(b *testing.B) { benchCall(b, true) })
+}
+
+func benchCall(b *testing.B, direct bool) {
+	c := clustertest.Start(b, clustertest.Options{Nodes: 2, Direct: direct})
 	pid, err := c.Node(1).SpawnFunc(func(ctx *actor.Context) {
 		if m, ok := ctx.Message().(*wrapperspb.StringValue); ok {
 			ctx.Respond(m)
@@ -54,10 +60,16 @@ func BenchmarkClusterCall(b *testing.B) {
 }
 
 // BenchmarkClusterSend measures one-way sends from node 0 to an actor on
-// node 1 of a clustertest cluster: ns per message received. A full
-// pending queue is retried, so nothing is dropped.
+// node 1 of a clustertest cluster, through the fault proxies and without
+// them: ns per message received. A full pending queue is retried, so
+// nothing is dropped.
 func BenchmarkClusterSend(b *testing.B) {
-	c := clustertest.Start(b, clustertest.Options{Nodes: 2})
+	b.Run("proxied", func(b *testing.B) { benchSend(b, false) })
+	b.Run("direct", func(b *testing.B) { benchSend(b, true) })
+}
+
+func benchSend(b *testing.B, direct bool) {
+	c := clustertest.Start(b, clustertest.Options{Nodes: 2, Direct: direct})
 	var got atomic.Int64
 	done := make(chan struct{})
 	target := int64(b.N) + 1 // +1: the warm-up message

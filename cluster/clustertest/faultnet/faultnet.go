@@ -121,15 +121,17 @@ type Config struct {
 	IdentifyTimeout time.Duration
 	// DialTimeout bounds each dial of the target: default 2s.
 	DialTimeout time.Duration
-	// Logf, optional, receives a line for each connection the proxy holds,
-	// resets or fails to forward (t.Logf, typically). It is called from
-	// the proxy's goroutines, never with a lock held.
+	// Logf, optional, receives a line for each new connection the proxy
+	// holds, releases or resets, and each it fails to forward (t.Logf,
+	// typically). It is called from the proxy's own goroutines, never with
+	// a lock held, and never from a method such as Set.
 	Logf func(format string, args ...any)
 }
 
 // Proxy forwards the connections it accepts to its target, applying each
 // peer's Mode. Create it with Listen; its methods are safe for concurrent
-// use.
+// use. Its one mutex is held for a few map operations at a time, never
+// while calling out (Identify, Logf) or doing I/O.
 type Proxy struct {
 	cfg    Config
 	ln     net.Listener
@@ -305,15 +307,12 @@ func (p *Proxy) toResetLocked() []*link {
 	return out
 }
 
-// reset resets links; called without p.mu.
+// reset resets links; called without p.mu. It does not log: it runs on
+// the caller's goroutine, which may hold locks of its own.
 func (p *Proxy) reset(links []*link) {
-	if len(links) == 0 {
-		return
-	}
 	for _, l := range links {
 		l.close(true)
 	}
-	p.logf("reset %d connection(s)", len(links))
 }
 
 // state returns what applies to a connection of peer now, and the channel
