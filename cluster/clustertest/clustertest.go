@@ -12,8 +12,9 @@
 //		...
 //	}
 //
-// Start registers a t.Cleanup that closes every node, every membership and
-// the etcd server, in that order, so a test needs no teardown of its own.
+// Start registers a t.Cleanup that closes every node, every membership, the
+// fault proxies and the etcd server, in that order, so a test needs no
+// teardown of its own.
 // A test may close a node earlier (c.Nodes[i].Close()) to see how the others
 // react; closing it again in the cleanup does nothing.
 //
@@ -44,10 +45,12 @@
 //     already on the way are held, and so is a close, so each transport
 //     learns of the partition only from its heartbeats (tcp.Config
 //     HeartbeatInterval and DeadAfter), as on a real network. A connection
-//     dialled across the cut is accepted, and its hello held: the dialler
-//     times out (tcp.Config.DialTimeout) as if its SYN had been lost, and
-//     the node it dialled never sees it. One still waiting when the
-//     partition heals goes through. etcd stays reachable from every group,
+//     dialled across the cut is accepted but its hello is held, so the
+//     dialler times out in the handshake (tcp.Config.DialTimeout), as it
+//     would if its SYN were lost, and the node it dialled never sees it.
+//     It is not refused: a refusal is what a dead process on a live host
+//     looks like, not a partition. One still waiting when the partition
+//     heals goes through. etcd stays reachable from every group,
 //     so the views do not change: a partition tests the transport and what
 //     is built on it, and Pause or EtcdOutage cut etcd.
 //   - Pause(i) blackholes every link of node i, its etcd connection
@@ -58,8 +61,8 @@
 //     lost and joins again with a new one, and the others see it join.
 //     Unlike SIGSTOP, node i's goroutines keep running inside the test
 //     process (its timers fire, its actors run); only its network is
-//     frozen. Package proc runs nodes in child processes that a test can
-//     really stop.
+//     frozen. Package cluster/clustertest/proc runs nodes in child
+//     processes that a test can really stop.
 //   - Kill(i) is a crash (SIGKILL): every connection of node i is reset
 //     (RST) and so is every new one, in both directions; its etcd lease is
 //     not revoked, so the others see it leave only when the lease expires,

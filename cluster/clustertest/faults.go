@@ -22,7 +22,9 @@ import (
 // etcd, talk as before. Nodes that no group lists form one more group
 // together, so c.Partition([]int{0}) isolates node 0 from the rest. A
 // second Partition replaces the first; Heal ends it. See the package doc
-// for what a cut link does to the connections on it and to new ones.
+// for what a cut link does to the connections on it and to new ones. A
+// node the Cluster did not start (one a test started by hand) is in no
+// group: it still reaches every node.
 func (c *Cluster) Partition(groups ...[]int) {
 	c.t.Helper()
 	c.checkFault("Partition")
@@ -177,7 +179,9 @@ func (c *Cluster) Restart(t testing.TB, i int) {
 	if err != nil {
 		t.Fatalf("clustertest: Restart(%d): %v", i, err)
 	}
+	c.mu.Lock() // Kill, perhaps on another goroutine, reads them under mu
 	c.Nodes[i], c.Members[i] = n, m
+	c.mu.Unlock()
 	c.logf("restart node %d (%v): joined after %v", i, c.Addrs[i], time.Since(start).Round(time.Millisecond))
 	c.WaitFor(t, fmt.Sprintf("node %d and the live nodes to see each other after its restart", i), func() bool {
 		if !c.live(i) {
