@@ -3,6 +3,7 @@ package clustertest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -270,4 +271,23 @@ func TestEtcdOutage(t *testing.T) {
 	}
 	pid1, _ := spawnEcho(t, c.Node(1))
 	mustEcho(t, c, 0, pid1, "after the outage")
+}
+
+// TestEndpoints: by default every node advertises its proxy, not its own
+// listener; with Options.Direct it advertises its listener, and the nodes
+// still talk.
+func TestEndpoints(t *testing.T) {
+	for _, direct := range []bool{false, true} {
+		t.Run(fmt.Sprint("direct=", direct), func(t *testing.T) {
+			c := clustertest.Start(t, clustertest.Options{Nodes: 2, Direct: direct})
+			for i := range c.Nodes {
+				got, own := endpointOf(c, 1-i, c.Addrs[i]), c.Nodes[i].Endpoint()
+				if (got == own) != direct {
+					t.Errorf("node %d advertises %s; its listener is %s", i, got, own)
+				}
+			}
+			pid, _ := spawnEcho(t, c.Node(1))
+			mustEcho(t, c, 0, pid, "hello")
+		})
+	}
 }
