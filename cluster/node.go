@@ -15,8 +15,8 @@ import (
 	"github.com/guildkit/guild/transport/tcp"
 )
 
-// leaveTimeout bounds the Leave that Close does.
-const leaveTimeout = 5 * time.Second
+// DefaultLeaveTimeout is NodeConfig.LeaveTimeout's default.
+const DefaultLeaveTimeout = 5 * time.Second
 
 // NodeConfig configures a cluster Node.
 type NodeConfig struct {
@@ -45,6 +45,10 @@ type NodeConfig struct {
 	// Member holds extra fields for this node's record. Start fills in
 	// Addr, Endpoint and Available (true).
 	Member Member
+	// LeaveTimeout bounds the Leave that Close makes (a node that cannot
+	// reach its membership then leaves when its lease expires). Default
+	// DefaultLeaveTimeout (5s).
+	LeaveTimeout time.Duration
 	// WatchLinkTimeout is how long a node may stay unreachable, while it
 	// is still a member, before the watches of its actors end with
 	// actor.ReasonLinkLost. Default DefaultWatchLinkTimeout (10s).
@@ -246,7 +250,11 @@ func (n *Node) shutdown(ctx context.Context) error {
 // does not close the Membership. It is safe to call twice.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+		timeout := n.cfg.LeaveTimeout
+		if timeout <= 0 {
+			timeout = DefaultLeaveTimeout
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		n.unsub() // safe to repeat
 		errLeave := n.cfg.Membership.Leave(ctx)

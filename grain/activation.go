@@ -20,6 +20,9 @@ import (
 	"github.com/guildkit/guild/store"
 )
 
+// releaseTimeout bounds the release of a claim when an activation stops.
+const releaseTimeout = time.Second
+
 // errRetired: the activation left the table between a sender's lookup and
 // its push; the sender routes again.
 var errRetired = errors.New("grain: activation retired")
@@ -320,6 +323,7 @@ func (a *activation) start(c *actor.Context) {
 		select {
 		case <-p.x.done:
 		case <-t.C:
+		case <-s.quit:
 		}
 		t.Stop()
 	}
@@ -354,7 +358,10 @@ func (a *activation) start(c *actor.Context) {
 			a.fail(c, why)
 			return
 		}
-		time.Sleep(backoff)
+		if !s.pause(backoff) {
+			a.failRetry(c, fmt.Sprintf("grain %v: the System is closing", id))
+			return
+		}
 		backoff = min(2*backoff, 250*time.Millisecond)
 	}
 	a.set(flagClaimed)
@@ -571,7 +578,10 @@ func (a *activation) stopping(c *actor.Context) {
 		backoff *= 2
 	}
 	if a.has(flagClaimed) {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreTimeout)
+		// A release that cannot be made soon is not worth waiting for:
+		// the claim then goes with the node's lease, and the grain moves
+		// a little later.
+		ctx, cancel := context.WithTimeout(context.Background(), min(s.cfg.StoreTimeout, releaseTimeout))
 		if err := s.cfg.Claims.Release(ctx, a.id(), s.self); err != nil {
 			s.log.Warn("grain: release the claim", "grain", a.id().String(), "err", err)
 		}

@@ -59,3 +59,17 @@ func (s *System) sweepOnce(now int64) {
 		}
 	}
 }
+
+// pause waits d, or until the System shuts down: it reports false then. An
+// activation waiting for a claim uses it, so that a closing node does not
+// wait for the claim timeout.
+func (s *System) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.quit:
+		return false
+	}
+}

@@ -349,6 +349,9 @@ func (c *Cluster) startNode(i int, joinWait time.Duration) (*cluster.Node, *etcd
 		Logger:     opts.Logger,
 		Member:     member,
 		Transport:  opts.Transport,
+		// A killed node's Close cannot reach etcd: it gives up soon,
+		// and its lease expires as after a crash.
+		LeaveTimeout: time.Second,
 	})
 	if err != nil {
 		_ = m.Close()
