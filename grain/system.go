@@ -47,8 +47,8 @@ type System struct {
 	aborted atomic.Bool // abort: activations stop without flushing or releasing, as in a crash
 	members cluster.Membership
 	fence   cluster.Fence // the membership's lease fence; nil when it has no lease
-	ownMs   bool // members was made by Start, and is closed by Close
-	joined  bool // Start joined the membership, so Close leaves
+	ownMs   bool          // members was made by Start, and is closed by Close
+	joined  bool          // Start joined the membership, so Close leaves
 	unsub   func()
 
 	quit      chan struct{}
