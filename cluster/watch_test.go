@@ -91,7 +91,8 @@ func spawnWatcher(t *testing.T, n *actor.Node) (actor.PID, *termLog) {
 	return pid, l
 }
 
-// mark waits until watcher w has handled every message queued for it so far.
+// mark waits until actor w (a watcher, or a requester actor) has handled
+// every message queued for it so far.
 func mark(t *testing.T, n *actor.Node, w actor.PID) {
 	t.Helper()
 	done := make(chan struct{})
@@ -101,7 +102,7 @@ func mark(t *testing.T, n *actor.Node, w actor.PID) {
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("watcher %v did not handle its marker in 10s", w)
+		t.Fatalf("actor %v did not handle its marker in 10s", w)
 	}
 }
 
