@@ -209,4 +209,37 @@ func TestGlobalNamesFollowTheirActor(t *testing.T) {
 		}
 		stale.set("boss", actor.PID{})
 	})
+
+	t.Run("taken again on its node once its actor stopped", func(t *testing.T) {
+		// The release runs in the background; a registration on the same
+		// node waits for it instead of failing with ErrNameTaken.
+		for i := range 5 {
+			old := spawnNamed(t, b, "old", got)
+			if err := b.Register(ctx, "again", old); err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+			stopped := make(chan actor.Terminated, 1)
+			if _, err := b.Watch(old, func(m actor.Terminated) { stopped <- m }); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Stop(old); err != nil {
+				t.Fatal(err)
+			}
+			recv(t, stopped)
+			next := spawnNamed(t, b, "next", got)
+			if err := b.Register(ctx, "again", next); err != nil {
+				t.Fatalf("round %d: registering the name of a stopped actor on its node: %v", i, err)
+			}
+			if r, err := a.CallName(ctx, "again", wrapperspb.String("hi")); err != nil || answer(r) != "next:hi" {
+				t.Fatalf("round %d: CallName = %v, %v", i, r, err)
+			}
+			if err := b.Stop(next); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, "the name to go", func() bool {
+				_, err := b.Lookup(ctx, "again")
+				return errors.Is(err, actor.ErrNameNotFound)
+			})
+		}
+	})
 }
