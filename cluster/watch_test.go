@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -646,4 +647,111 @@ func TestRemoteWatchLinkLost(t *testing.T) {
 	stopFinalized(t, b, x)
 	settle(t, a, echoB, w)
 	exactlyOne(t, l, x, actor.ReasonLinkLost)
+}
+
+func TestRemoteWatchRacingLeave(t *testing.T) {
+	// Watches issued while their node leaves, from several actors at
+	// once: each ends exactly once, and soon (well before the link
+	// timeout, 10s), as not found (answered by the node) or node down.
+	fc := startFaultCluster(t, 2, nodeOpts{})
+	a := fc.node(0)
+	leaving := fc.add(nodeOpts{})
+	fc.waitView()
+	const watchers, batch = 4, 100
+	type watchMany struct{ from uint64 }
+	var l termLog
+	var issued atomic.Int64
+	var ws []actor.PID
+	for range watchers {
+		w, err := a.SpawnFunc(func(c *actor.Context) {
+			switch m := c.Message().(type) {
+			case watchMany:
+				for i := range uint64(batch) {
+					c.Watch(actor.PID{Node: leaving.addr, Serial: m.from + i})
+				}
+				issued.Add(batch)
+			case markCmd:
+				close(m.done)
+			case actor.Terminated:
+				l.add(m)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
+	}
+	const first = 1 << 30
+	stop := make(chan struct{})
+	sent := make(chan uint64, 1)
+	go func() {
+		next := uint64(first)
+		defer func() { sent <- next }()
+		for k := 0; ; k++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if issued.Load() < int64(next-first)-watchers*batch {
+				time.Sleep(100 * time.Microsecond) // let the watchers keep up
+				continue
+			}
+			if err := a.Send(ws[k%watchers], watchMany{next}); err != nil {
+				return
+			}
+			next += batch
+		}
+	}()
+	waitFor(t, 10*time.Second, "some watches answered", func() bool { return len(l.of(actor.PID{Node: leaving.addr, Serial: first})) > 0 })
+	if err := leaving.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "A to see the node leave", func() bool { return !sees(fc.nodes[0].m, leaving.addr) })
+	close(stop)
+	end := <-sent
+	for _, w := range ws {
+		mark(t, a, w) // every batch sent has been issued
+	}
+	total := int(end - first)
+	ended := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.got)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for ended() < total && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := ended(); n < total {
+		// Say how the late ones end, if they do, for the report.
+		late := time.Now()
+		for ended() < total && time.Since(late) < 12*time.Second {
+			time.Sleep(10 * time.Millisecond)
+		}
+		l.mu.Lock()
+		tail := slices.Clone(l.got[n:])
+		l.mu.Unlock()
+		t.Fatalf("%d of %d watches had not ended 3s after the node left; %v later, %d more ended: %v", total-n, total, time.Since(late), len(tail), tail[:min(len(tail), 5)])
+	}
+	for _, w := range ws {
+		mark(t, a, w)
+	}
+	seen := make(map[actor.PID]int)
+	reasons := make(map[actor.TerminationReason]int)
+	l.mu.Lock()
+	for _, m := range l.got {
+		seen[m.PID]++
+		reasons[m.Reason]++
+	}
+	l.mu.Unlock()
+	for pid, n := range seen {
+		if n != 1 {
+			t.Errorf("%v: %d Terminated", pid, n)
+		}
+	}
+	if len(seen) != total {
+		t.Errorf("%d watches ended, want %d", len(seen), total)
+	}
+	t.Logf("%d watches: %v", total, reasons)
 }
