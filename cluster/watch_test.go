@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/wire"
 )
 
@@ -501,6 +502,13 @@ func TestRemoteWatch(t *testing.T) {
 		settle(t, a, echoB, w)
 		exactlyOne(t, l, x, actor.ReasonNotFound)
 	})
+
+	// Every watch above has ended: the watching nodes hold none.
+	for _, i := range []int{0, 2} {
+		if n := cluster.Watches(fc.nodes[i].Node); n != 0 {
+			t.Errorf("node %v still holds %d watches", fc.nodes[i].addr, n)
+		}
+	}
 }
 
 // reconnect waits until n reaches echo again after its connection was cut.
@@ -606,6 +614,11 @@ func TestRemoteWatchNodeDown(t *testing.T) {
 		exactlyOne(t, lb, tg.x, want...)
 		t.Logf("%s: %v", tg.name, la.of(tg.x)[0].Reason)
 	}
+	for _, n := range fc.nodes[:2] {
+		if w := cluster.Watches(n.Node); w != 0 {
+			t.Errorf("node %v still holds %d watches", n.addr, w)
+		}
+	}
 	// A watch of an actor on a node that went is answered at once.
 	for _, tg := range targets {
 		if err := a.Send(wa, watchCmd{tg.x}); err != nil {
@@ -647,6 +660,9 @@ func TestRemoteWatchLinkLost(t *testing.T) {
 	stopFinalized(t, b, x)
 	settle(t, a, echoB, w)
 	exactlyOne(t, l, x, actor.ReasonLinkLost)
+	if n := cluster.Watches(fc.nodes[0].Node); n != 0 {
+		t.Errorf("A still holds %d watches", n)
+	}
 }
 
 func TestRemoteWatchRacingLeave(t *testing.T) {
@@ -754,4 +770,7 @@ func TestRemoteWatchRacingLeave(t *testing.T) {
 		t.Errorf("%d watches ended, want %d", len(seen), total)
 	}
 	t.Logf("%d watches: %v", total, reasons)
+	if n := cluster.Watches(fc.nodes[0].Node); n != 0 {
+		t.Errorf("A still holds %d watches", n)
+	}
 }
