@@ -150,13 +150,16 @@ func (c *Context) Respond(msg any) {
 // Responder lets the actor answer the current request later, from any
 // goroutine, after Receive has returned: for example when the answer needs
 // another actor's reply first. Taking a Responder tells the runtime not to
-// fail the request with ErrNoReply when Receive returns.
+// fail the request with ErrNoReply when Receive returns. A node that shuts
+// down gracefully (Shutdown) waits for the answers of the Responders its
+// actors took, until their requesters' deadlines, before it ends.
 func (c *Context) Responder() Responder {
 	if c.corr == 0 {
 		return Responder{}
 	}
 	c.replied = true
-	return Responder{n: c.p.node, from: c.p.pid, to: c.sender, fut: c.fut, corr: c.corr, via: c.via}
+	n := c.p.node
+	return Responder{n: n, from: c.p.pid, to: c.sender, fut: c.fut, corr: c.corr, via: c.via, owed: n.owe(c.fut, c.via, c.deadline)}
 }
 
 // Forward passes the current message on to another actor with its original
@@ -251,6 +254,7 @@ type Responder struct {
 	fut  *future
 	corr uint64
 	via  Addr
+	owed *owedAnswer // what Shutdown waits for; nil when nobody outside the node's actors waits
 }
 
 // Respond sends the answer. Responding with an error value makes the
@@ -261,4 +265,7 @@ func (r Responder) Respond(msg any) {
 		return
 	}
 	r.n.reply(r.from, r.to, r.fut, r.corr, r.via, msg)
+	if r.owed != nil {
+		r.n.owed.pay(r.owed)
+	}
 }

@@ -189,6 +189,44 @@ type heldNames struct {
 	mu     sync.Mutex
 	byName map[string]PID
 	byPID  map[PID][]string
+	// releasing maps the names whose release (releaseGlobal) is under way
+	// to a channel closed when it is done.
+	releasing map[string]chan struct{}
+}
+
+// startRelease records that names are being released, until the returned
+// channel is passed to endRelease.
+func (h *heldNames) startRelease(names []string) chan struct{} {
+	done := make(chan struct{})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.releasing == nil {
+		h.releasing = make(map[string]chan struct{})
+	}
+	for _, n := range names {
+		h.releasing[n] = done
+	}
+	return done
+}
+
+// endRelease records that the release of names, started with done, is over.
+func (h *heldNames) endRelease(names []string, done chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, n := range names {
+		if h.releasing[n] == done {
+			delete(h.releasing, n)
+		}
+	}
+	close(done)
+}
+
+// released returns a channel closed once a release of name under way is
+// over, or nil when none is.
+func (h *heldNames) released(name string) chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.releasing[name]
 }
 
 func (h *heldNames) add(name string, pid PID) {
@@ -253,6 +291,15 @@ func (n *Node) registerGlobal(ctx context.Context, name string, pid PID) error {
 	if p == nil || !p.alive() {
 		return fmt.Errorf("%w: %v", ErrActorNotFound, pid)
 	}
+	if done := n.held.released(name); done != nil {
+		// An actor of this node that held the name has stopped, and its
+		// release is on its way: register after it, not against it.
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("actor: register %q: waiting for its release by a stopped actor: %w", name, ctx.Err())
+		}
+	}
 	if err := n.cfg.Names.Register(ctx, name, pid); err != nil {
 		return err
 	}
@@ -267,14 +314,17 @@ func (n *Node) registerGlobal(ctx context.Context, name string, pid PID) error {
 }
 
 // releaseGlobal unregisters, in the background, the global names pid
-// holds. Each is removed only if it still names pid.
+// holds. Each is removed only if it still names pid. A registration of one
+// of them on this node meanwhile waits for its release.
 func (n *Node) releaseGlobal(pid PID) {
 	names := n.held.take(pid)
 	if len(names) == 0 || n.cfg.Names == nil || !n.workers.track() {
 		return
 	}
+	done := n.held.startRelease(names)
 	go func() {
 		defer n.wg.Done()
+		defer n.held.endRelease(names, done)
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
 		defer cancel()
 		for _, name := range names {

@@ -3,7 +3,9 @@ package actor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 )
 
 func TestLocalNames(t *testing.T) {
@@ -129,5 +131,98 @@ func TestGlobalNamesUseTheRegistry(t *testing.T) {
 	}
 	if err := n.Unregister(ctx, "world"); err != nil || len(reg.m) != 0 {
 		t.Fatalf("global Unregister: %v %v", err, reg.m)
+	}
+}
+
+func TestVerbsByLocalName(t *testing.T) {
+	n, _ := newTestNode(t, Config{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	got := make(chan string, 8)
+	lobby := mustSpawn(t, n, func(c *Context) {
+		s, ok := c.Message().(string)
+		if !ok {
+			return
+		}
+		if c.IsRequest() {
+			c.Respond("lobby:" + s)
+			return
+		}
+		got <- "lobby:" + s
+	})
+	if err := n.Register(ctx, ".lobby", lobby); err != nil {
+		t.Fatal(err)
+	}
+
+	// From outside any actor.
+	if err := n.SendName(".lobby", "send"); err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(t, got); m != "lobby:send" {
+		t.Fatalf("SendName delivered %q", m)
+	}
+	if r, err := n.CallName(ctx, ".lobby", "call"); err != nil || r != "lobby:call" {
+		t.Fatalf("CallName = %v, %v", r, err)
+	}
+	replies := make(chan string, 4)
+	if err := n.RequestName(".lobby", "request", time.Second, func(r any, err error) { replies <- fmt.Sprint(r, " ", err) }); err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(t, replies); m != "lobby:request <nil>" {
+		t.Fatalf("RequestName got %q", m)
+	}
+
+	// From inside an actor.
+	mustSpawn(t, n, func(c *Context) {
+		if _, ok := c.Message().(Started); !ok {
+			return
+		}
+		if err := c.SendName(".lobby", "ctx-send"); err != nil {
+			replies <- "SendName: " + err.Error()
+		}
+		r, err := c.CallName(ctx, ".lobby", "ctx-call")
+		replies <- fmt.Sprint(r, " ", err)
+		if err := c.RequestName(".lobby", "ctx-request", time.Second, func(r any, err error) { replies <- fmt.Sprint(r, " ", err) }); err != nil {
+			replies <- "RequestName: " + err.Error()
+		}
+	})
+	if m := recv(t, replies); m != "lobby:ctx-call <nil>" {
+		t.Fatalf("Context.CallName got %q", m)
+	}
+	if m := recv(t, replies); m != "lobby:ctx-request <nil>" {
+		t.Fatalf("Context.RequestName got %q", m)
+	}
+	if m := recv(t, got); m != "lobby:ctx-send" {
+		t.Fatalf("Context.SendName delivered %q", m)
+	}
+
+	// Unknown names, and a name whose actor stopped: ErrNameNotFound, and
+	// RequestName's callback never runs.
+	stopped := make(chan Terminated, 1)
+	if _, err := n.Watch(lobby, func(m Terminated) { stopped <- m }); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Stop(lobby); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, stopped)
+	for _, name := range []string{".nobody", ".lobby"} {
+		if err := n.SendName(name, "x"); !errors.Is(err, ErrNameNotFound) {
+			t.Fatalf("SendName(%q): %v", name, err)
+		}
+		if _, err := n.CallName(ctx, name, "x"); !errors.Is(err, ErrNameNotFound) {
+			t.Fatalf("CallName(%q): %v", name, err)
+		}
+		if err := n.RequestName(name, "x", time.Second, func(r any, err error) { replies <- fmt.Sprint("callback ran: ", r, err) }); !errors.Is(err, ErrNameNotFound) {
+			t.Fatalf("RequestName(%q): %v", name, err)
+		}
+	}
+	// A global name on a node without a registry.
+	if err := n.SendName("lobby", "x"); !errors.Is(err, ErrNoGlobalNames) {
+		t.Fatalf("SendName of a global name without a registry: %v", err)
+	}
+	select {
+	case m := <-replies:
+		t.Fatalf("unexpected %q", m)
+	default:
 	}
 }

@@ -27,6 +27,7 @@ type Node struct {
 	procs      registry
 	names      localNames
 	held       heldNames
+	owed       owedAnswers // answers taken Responders owe, which Shutdown waits for
 	clock      *clock
 	corr       atomic.Uint64
 	live       atomic.Int64

@@ -15,8 +15,12 @@ func (n *Node) processGone() {
 // Shutdown stops the node gracefully. It refuses new top-level spawns and
 // outside sends, lets every top-level actor handle the messages already
 // queued (actors keep messaging each other meanwhile), then stops them,
-// children before parents. When ctx ends first it falls back to Close and
-// returns ctx's error. Safe to call twice, and together with Close.
+// children before parents. Then it waits for the answers that Responders
+// taken by its actors still owe to requesters outside them (a Call or an
+// outside Request, or a request from another node), until each
+// requester's deadline (RequestTimeout for one without). When ctx ends
+// first it falls back to Close and returns ctx's error. Safe to call
+// twice, and together with Close.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.stopMu.Lock()
 	if n.stopped {
@@ -29,6 +33,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.stopMu.Unlock() // a Close may overtake the drain
 	select {
 	case <-n.empty:
+		if err := n.awaitOwed(ctx); err != nil {
+			_ = n.Close()
+			return err
+		}
 		n.stopMu.Lock()
 		defer n.stopMu.Unlock()
 		if !n.stopped {

@@ -3,6 +3,7 @@ package actor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -225,5 +226,90 @@ func TestCloseEndsWaitingCallsAndRequests(t *testing.T) {
 	}
 	if err := recv(t, requestErr); !errors.Is(err, ErrNodeClosed) {
 		t.Fatalf("waiting Request: %v", err)
+	}
+}
+
+func TestShutdownWaitsForOwedAnswers(t *testing.T) {
+	// Requests whose actors took a Responder are answered after their
+	// actors stopped, before Shutdown ends the node; a Responder never
+	// answered holds Shutdown only until its requester gives up.
+	n, err := NewNode(Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	held := make(chan Responder, 3)
+	later := mustSpawn(t, n, func(c *Context) {
+		if c.IsRequest() {
+			held <- c.Responder()
+		}
+	})
+	callRes := make(chan string, 1)
+	go func() {
+		r, err := n.Call(ctxTimeout(t, 10*time.Second), later, "q")
+		callRes <- fmt.Sprint(r, " ", err)
+	}()
+	requestRes := make(chan string, 1)
+	if err := n.Request(later, "q", 10*time.Second, func(r any, err error) { requestRes <- fmt.Sprint(r, " ", err) }); err != nil {
+		t.Fatal(err)
+	}
+	forgotten := make(chan error, 1)
+	go func() {
+		_, err := n.Call(ctxTimeout(t, 300*time.Millisecond), later, "forgotten")
+		forgotten <- err
+	}()
+	rs := []Responder{recv(t, held), recv(t, held), recv(t, held)}
+	shut := make(chan error, 1)
+	go func() { shut <- n.Shutdown(ctxTimeout(t, 10*time.Second)) }()
+	eventually(t, "the actor to stop", func() bool { return n.Stats().Actors == 0 })
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) before the answers owed", err)
+	default:
+	}
+	// Answer the two that still wait; the third requester gives up.
+	for _, r := range rs {
+		r.Respond("late answer")
+	}
+	if err := recv(t, forgotten); !errors.Is(err, context.DeadlineExceeded) && err != nil {
+		t.Fatalf("forgotten Call: %v", err)
+	}
+	if got := recv(t, callRes); got != "late answer <nil>" {
+		t.Fatalf("Call answered after its actor stopped: %q", got)
+	}
+	if got := recv(t, requestRes); got != "late answer <nil>" {
+		t.Fatalf("Request answered after its actor stopped: %q", got)
+	}
+	if err := recv(t, shut); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+
+	// A Responder never answered: Shutdown waits until its requester's
+	// deadline, not for its own ctx.
+	m, err := NewNode(Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	silent := mustSpawn(t, m, func(c *Context) {
+		if c.IsRequest() {
+			held <- c.Responder()
+		}
+	})
+	go func() {
+		_, err := m.Call(ctxTimeout(t, 300*time.Millisecond), silent, "never answered")
+		forgotten <- err
+	}()
+	recv(t, held)
+	start := time.Now()
+	if err := m.Shutdown(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatalf("Shutdown with an unanswered Responder: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Shutdown waited %v for a requester that gave up after 300ms", d)
+	}
+	// The Call ends at its deadline, or as the node closes right then.
+	if err := recv(t, forgotten); !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrNodeClosed) {
+		t.Fatalf("unanswered Call: %v", err)
 	}
 }

@@ -143,18 +143,22 @@ func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 // follow keeps the transport in step with the membership. A member that
 // leaves (gracefully, or when its lease expires after a crash) is
 // forgotten: what was queued for it is dropped, requests waiting on it
-// fail, and it is no longer redialled. A member that joins is presumed
-// reachable, so requests to it go out (and dial) again.
+// fail, and it is no longer redialled; a member that leaves gracefully
+// once it has closed its connection, so that the answers it wrote last are
+// read (remote.forgetLeft). A member that joins is presumed reachable, so
+// requests to it go out (and dial) again.
 func (n *Node) follow(ev Event) {
-	if ev.Member.Addr == n.cfg.Actor.Addr {
+	addr := ev.Member.Addr
+	if addr == n.cfg.Actor.Addr {
 		return
 	}
 	switch ev.Kind {
 	case Leave:
-		n.tr.Forget(ev.Member.Addr)
-		n.remote.watches.endNode(ev.Member.Addr, actor.ReasonNodeDown)
+		n.remote.watches.endNode(addr, actor.ReasonNodeDown)
+		n.remote.forgetLeft(addr, func() { n.tr.Forget(addr) })
 	case Join:
-		n.remote.PeerUp(ev.Member.Addr)
+		n.remote.takeLeft(addr, nil) // back before it was forgotten
+		n.remote.PeerUp(addr)
 	}
 }
 

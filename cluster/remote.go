@@ -20,6 +20,10 @@ import (
 // deadline has passed.
 const sweepInterval = time.Second
 
+// leftDrain bounds how long a member that left while its connection was up
+// is remembered, waiting for it to close that connection (see forgetLeft).
+const leftDrain = 2 * time.Second
+
 // sweepGrace is added to a pending request's deadline before the sweep
 // drops it, so that a reply racing the requester's own timer still finds
 // its Responder.
@@ -58,6 +62,10 @@ type remote struct {
 	// made) and has not come back: a request to one fails at once instead
 	// of waiting in the transport's queue for its timeout.
 	down map[actor.Addr]error
+	// leaving holds the members that left while their connection was up:
+	// they are forgotten once it closes (or after leftDrain).
+	leaving map[actor.Addr]*leftPeer
+	closed  bool
 
 	outPool sync.Pool // of *outgoing
 
@@ -76,6 +84,7 @@ func newRemote(self actor.Addr, types *protoregistry.Types, log *slog.Logger, re
 		members:        members,
 		pending:        make(map[uint64]pendingReq),
 		down:           make(map[actor.Addr]error),
+		leaving:        make(map[actor.Addr]*leftPeer),
 		quit:           make(chan struct{}),
 	}
 	r.watches = newWatchTable(r, linkTimeout)
@@ -87,6 +96,13 @@ func newRemote(self actor.Addr, types *protoregistry.Types, log *slog.Logger, re
 // close stops the sweeper and waits for it. Safe to call twice.
 func (r *remote) close() {
 	r.closeOnce.Do(func() { close(r.quit) })
+	r.mu.Lock()
+	r.closed = true
+	for peer, lp := range r.leaving {
+		lp.timer.Stop()
+		delete(r.leaving, peer)
+	}
+	r.mu.Unlock()
 	r.wg.Wait()
 	r.watches.close()
 }
@@ -370,11 +386,66 @@ func (r *remote) PeerLost(peer actor.Addr, err error) {
 			delete(r.pending, id)
 		}
 	}
+	lp := r.leaving[peer]
+	if lp != nil {
+		lp.timer.Stop()
+		delete(r.leaving, peer)
+	}
 	r.mu.Unlock()
 	for _, p := range lost {
 		p.reply.Respond(fmt.Errorf("cluster: request to %v: %w", peer, err))
 	}
 	r.watches.peerLost(peer)
+	if lp != nil {
+		lp.forget() // it left, and its connection is gone: everything it wrote has been read
+	}
+}
+
+// leftPeer is a member that left while its connection was up.
+type leftPeer struct {
+	forget func()
+	timer  *time.Timer
+}
+
+// forgetLeft forgets peer, which has left the membership (forget drops
+// what is queued for it and stops redialling it). A peer that left
+// gracefully writes its last answers, then closes its connections: it is
+// forgotten only once its connection is lost (PeerLost), so that what it
+// wrote last is read rather than discarded with the socket; at once when
+// its connection is already lost (it crashed, and its record expired),
+// and after leftDrain at the latest.
+func (r *remote) forgetLeft(peer actor.Addr, forget func()) {
+	r.mu.Lock()
+	if _, lost := r.down[peer]; lost || r.closed {
+		r.mu.Unlock()
+		forget()
+		return
+	}
+	if old := r.leaving[peer]; old != nil {
+		old.timer.Stop()
+	}
+	lp := &leftPeer{forget: forget}
+	lp.timer = time.AfterFunc(leftDrain, func() {
+		if r.takeLeft(peer, lp) {
+			forget()
+		}
+	})
+	r.leaving[peer] = lp
+	r.mu.Unlock()
+}
+
+// takeLeft removes peer's leftPeer, if it is lp (any when lp is nil), and
+// reports whether it did.
+func (r *remote) takeLeft(peer actor.Addr, lp *leftPeer) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := r.leaving[peer]
+	if cur == nil || (lp != nil && cur != lp) {
+		return false
+	}
+	cur.timer.Stop()
+	delete(r.leaving, peer)
+	return true
 }
 
 // PeerUp implements transport.Handler: requests to peer go out again.

@@ -79,6 +79,16 @@ func (w *watchTable) watch(target, watcher actor.PID) {
 	}
 	ws[watcher] = struct{}{}
 	w.mu.Unlock()
+	// The node may have left between the check above and the add, and its
+	// watches been ended (endNode) before this one was in the table: look
+	// again. The view changes before the Leave event reaches endNode, so
+	// one of the two ends this watch, and remove lets only one.
+	if !w.r.isMember(target.Node) {
+		if w.remove(target, watcher) {
+			w.r.deliverTerminated(watcher, actor.Terminated{PID: target, Reason: actor.ReasonNodeDown})
+		}
+		return
+	}
 	// A watch that cannot be queued now is sent again when the peer comes
 	// back (PeerUp), or ends with the node or the link.
 	w.r.sendSystem(target.Node, wire.SystemWatch, target, watcher, 0)
