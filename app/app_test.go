@@ -21,6 +21,7 @@ import (
 	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/config"
 	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/internal/await"
 )
 
 // recorder records what the test modules do, in order.
@@ -350,4 +351,56 @@ modules:
 	if err == nil || !strings.Contains(err.Error(), "modules.world") || !strings.Contains(err.Error(), "greting") {
 		t.Errorf("error %v", err)
 	}
+}
+
+// availModule records how its node's own record looks when it starts.
+type availModule struct {
+	seen chan string
+}
+
+func (m *availModule) Start(ctx context.Context, env *app.Env) error {
+	for {
+		for _, mem := range env.Members.Members() {
+			if mem.Addr == env.Actor.Addr() {
+				m.seen <- fmt.Sprintf("available=%v", mem.Available)
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond): // the node's own view lags its join
+		}
+	}
+}
+
+func (m *availModule) Stop(context.Context) error { return nil }
+
+// A node joins marked unavailable, so that nobody routes to modules that
+// have not started yet, and is marked available once they have.
+func TestAvailableOnceModulesStarted(t *testing.T) {
+	seen := make(chan string, 1)
+	reg := app.NewRegistry()
+	reg.Register("m", func() app.Module { return &availModule{seen: seen} })
+	cfg, err := config.Parse([]byte("nodes:\n  n: {addr: 1.1.1, master: 127.0.0.1:0, modules: [m]}\n"), nil, reg.Names())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n, err := app.Start(ctx, cfg, "n", reg, app.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := n.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	if got := <-seen; got != "available=false" {
+		t.Errorf("while its module started, the node's record was %s", got)
+	}
+	await.True(t, 10*time.Second, "the node to be marked available", func() bool {
+		return slices.ContainsFunc(n.Members().Members(), func(m cluster.Member) bool { return m.Addr == actor.MustAddr(1, 1, 1) && m.Available })
+	})
 }

@@ -19,8 +19,12 @@ import (
 
 // Module is one part of a game that a node can host: a world, a chat, a
 // matchmaker. Start runs when the node starts, in the order the node's
-// configuration lists its modules; Stop runs in the reverse order when it
-// shuts down, after the node has left the membership.
+// configuration lists its modules, while the node is a member marked
+// unavailable (nobody picks it for new work until every module has
+// started). Stop runs in the reverse order when it shuts down, once the
+// node is marked unavailable and its gateway has drained, and before its
+// actors drain and it leaves the membership: requests that other nodes
+// sent before they saw it unavailable may still arrive meanwhile.
 type Module interface {
 	// Start starts the module on env's node. It returns once the module is
 	// ready to serve (its services registered), or with an error that

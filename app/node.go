@@ -84,9 +84,12 @@ type Ready struct {
 // the modules of reg, and returns once it is ready: its embedded etcd when
 // it is the master, its membership, its cluster node (retrying, for up to
 // the node's join_wait, while a crashed predecessor still holds its
-// address), its gateway and listeners when it has one, then its modules in
-// order. When a step fails, what started is shut down again and Start
-// returns the error.
+// address), its gateway when it has one, then its modules in order. The
+// node joins the cluster marked unavailable, so that no other node sends
+// it new work (lookup by node type, gateway routes, grain placement)
+// before its modules serve; once they have started it is marked
+// available, and last its gateway's listeners open. When a step fails,
+// what started is shut down again and Start returns the error.
 //
 // Start does not handle signals: the program does, and calls Shutdown.
 func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Registry, opts ...Option) (_ *Node, err error) {
@@ -142,6 +145,9 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		Logger:     log,
 		Member:     cluster.Member{Services: slices.Clone(spec.Modules), Meta: map[string]string{MetaNode: nodeName}},
 		Transport:  cfg.Cluster.Transport.TCP(),
+		// Nobody picks the node before its modules serve: it is marked
+		// available once they have started.
+		JoinUnavailable: true,
 	}
 	if n.cluster, err = cluster.Start(ctx, nc); err != nil { // Join waits out a crashed predecessor (JoinWait)
 		return nil, err
@@ -151,7 +157,7 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		Etcd: slices.Clone(endpoints), Modules: append([]string{}, spec.Modules...),
 	}
 	if spec.Gateway != nil {
-		if err := n.startGateway(cfg, spec.Gateway, o, log); err != nil {
+		if err := n.newGateway(cfg, spec.Gateway, o, log); err != nil {
 			return nil, err
 		}
 	}
@@ -175,11 +181,19 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		n.modules = append(n.modules, started{name, m})
 		log.Info("module started", "module", name)
 	}
+	if err := n.cluster.SetAvailable(ctx, true); err != nil {
+		return nil, err
+	}
+	if spec.Gateway != nil {
+		if err := n.listen(spec.Gateway, log); err != nil {
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
-// startGateway starts the gateway and its listeners.
-func (n *Node) startGateway(cfg *config.Config, g *config.Gateway, o options, log *slog.Logger) error {
+// newGateway makes the node's gateway, without its listeners yet.
+func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log *slog.Logger) error {
 	routes := make(map[string]gate.Route, len(g.Routes))
 	for svc, r := range g.Routes {
 		routes[svc] = route(cfg, r)
@@ -202,6 +216,12 @@ func (n *Node) startGateway(cfg *config.Config, g *config.Gateway, o options, lo
 		return err
 	}
 	n.gateway = gw
+	return nil
+}
+
+// listen opens the gateway's listeners.
+func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
+	gw := n.gateway
 	n.ready.Gateway = make(map[string]string)
 	for _, ln := range []struct {
 		kind, at string

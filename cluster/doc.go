@@ -21,6 +21,10 @@
 // A [Node] connects the pieces: it starts an actor node whose Config.Remote
 // carries messages to actors on other nodes over transport/tcp, resolves a
 // peer's endpoint from the Membership, and joins it with this node's record.
+// A node that starts its services after joining joins marked unavailable
+// (NodeConfig.JoinUnavailable) and marks itself available
+// (Node.SetAvailable) once they serve; it marks itself unavailable again
+// first when it leaves (Node.Shutdown).
 //
 // # Remote verbs
 //

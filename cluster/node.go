@@ -43,8 +43,15 @@ type NodeConfig struct {
 	// Logger receives the node's logs: default slog.Default().
 	Logger *slog.Logger
 	// Member holds extra fields for this node's record. Start fills in
-	// Addr, Endpoint and Available (true).
+	// Addr, Endpoint and Available (true, unless JoinUnavailable).
 	Member Member
+	// JoinUnavailable makes the node join marked unavailable: other
+	// nodes' selectors (lookup by node type, rpc.AnyOf) and grain
+	// placement skip it until SetAvailable(ctx, true). A program that
+	// starts its services after joining (package app does) joins so, and
+	// marks itself available once they serve, so that no request is sent
+	// to a service that is not there yet.
+	JoinUnavailable bool
 	// LeaveTimeout bounds the Leave that Close makes (a node that cannot
 	// reach its membership then leaves when its lease expires). Default
 	// DefaultLeaveTimeout (5s).
@@ -78,7 +85,7 @@ type Node struct {
 }
 
 // Start creates the actor node and its transport and joins the membership
-// with this node's record.
+// with this node's record (marked available unless JoinUnavailable).
 func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if cfg.Actor.Addr == 0 {
 		return nil, errors.New("cluster: NodeConfig.Actor.Addr is not set")
@@ -128,7 +135,7 @@ func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if cfg.Advertise != "" {
 		m.Endpoint = cfg.Advertise
 	}
-	m.Available = true
+	m.Available = !cfg.JoinUnavailable
 	n.member = m.Clone()
 	if err := cfg.Membership.Join(ctx, m); err != nil {
 		n.unsub()

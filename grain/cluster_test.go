@@ -323,3 +323,52 @@ func TestClusterNodeLossRecoversFlushedState(t *testing.T) {
 	}
 	t.Logf("the victim left the views after %v; its %d grains were back after %v", gone.Round(time.Millisecond), len(onVictim), time.Since(start).Round(time.Millisecond))
 }
+
+// A node that joined marked unavailable (as package app starts nodes)
+// starts its System at once and sends to the grains hosted elsewhere; it
+// hosts grains only once it is marked available.
+func TestClusterStartOnUnavailableNode(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Nodes: 1})
+	st := memstore.New()
+	kind := seqKind("p", nil, time.Hour, time.Hour)
+	first := etcdSystems(t, c, st, kind)[0]
+
+	m, err := etcd.New(etcd.Config{Endpoints: c.Etcd.Endpoints(), TTL: c.TTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := cluster.Start(ctx, cluster.NodeConfig{
+		Actor:           actor.Config{Addr: actor.MustAddr(1, 1, 9)},
+		Listen:          "127.0.0.1:0",
+		Membership:      m,
+		Names:           m.Names(),
+		Logger:          slog.New(slog.DiscardHandler),
+		JoinUnavailable: true,
+	})
+	if err != nil {
+		_ = m.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = n.Close()
+		_ = m.Close()
+	})
+	late := startOn(t, n.Actor(), m, st, kind) // returns although the node is no host yet
+	if h := late.Hosts("p"); h != 1 {
+		t.Fatalf("the unavailable node's view has %d hosts of p, want 1", h)
+	}
+	for i := range 20 {
+		if _, err := late.Call(ctx, grain.Identity{Kind: "p", Key: key(i)}, wrapperspb.Int64(1)); err != nil {
+			t.Fatal(err)
+		}
+		if late.IsActive(grain.Identity{Kind: "p", Key: key(i)}) {
+			t.Fatalf("%s active on the unavailable node", key(i))
+		}
+	}
+	if err := n.SetAvailable(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both views to hold both hosts", func() bool { return first.Hosts("p") == 2 && late.Hosts("p") == 2 })
+}

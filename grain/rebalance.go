@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster"
 )
 
 // viewHasSelf reports whether the view lists this node as a host of every
@@ -16,6 +17,20 @@ func (s *System) viewHasSelf() bool {
 	v := s.view.Load()
 	for name := range s.kinds {
 		if !slices.Contains(v.kinds[name], host{addr: s.self, router: s.router}) {
+			return false
+		}
+	}
+	return true
+}
+
+// recordHasSelf reports whether rec, this node's record, lists every kind
+// this node hosts, with its router.
+func (s *System) recordHasSelf(rec cluster.Member) bool {
+	if rec.Meta[routerMeta] != s.router.String() {
+		return false
+	}
+	for name := range s.kinds {
+		if !slices.Contains(rec.Services, serviceName(name)) {
 			return false
 		}
 	}

@@ -97,7 +97,10 @@ func (s *System) Stats() Stats {
 
 // Start validates cfg, spawns the node's grain router, publishes the
 // hosted kinds in the node's membership record and waits until the
-// node's own view shows them (or ctx ends).
+// node's own view shows them (or ctx ends). On a node marked unavailable
+// (cluster.NodeConfig.JoinUnavailable) the grains' placement leaves the
+// node out until it is marked available; until then its System sends to
+// the grains hosted elsewhere.
 func Start(ctx context.Context, cfg Config) (*System, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -154,13 +157,19 @@ func Start(ctx context.Context, cfg Config) (*System, error) {
 		return fail(err)
 	}
 	// Wait until this node's view shows its own record, so that a message
-	// sent right after Start finds this node among the hosts.
+	// sent right after Start finds this node among the hosts. A node
+	// marked unavailable (one that joined so, and has more to start) is no
+	// host yet: its own record with the kinds is enough, and placement
+	// takes it in once it is marked available.
 	for {
 		s.refreshView()
 		if why := s.soleConflict.Load(); why != nil {
 			return fail(errors.New(*why))
 		}
 		if s.viewHasSelf() {
+			break
+		}
+		if rec, ok := s.ownRecord(); ok && !rec.Available && s.recordHasSelf(rec) {
 			break
 		}
 		select {
