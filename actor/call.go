@@ -19,7 +19,7 @@ func (n *Node) Request(to PID, msg any, timeout time.Duration, cb ReplyFunc) err
 }
 
 func (n *Node) request(to PID, name string, msg any, timeout time.Duration, cb ReplyFunc) error {
-	if n.state.Load() != nodeRunning {
+	if n.state.Load() == nodeClosed {
 		return ErrNodeClosed
 	}
 	if timeout <= 0 {
@@ -59,7 +59,7 @@ func (n *Node) request(to PID, name string, msg any, timeout time.Duration, cb R
 // ErrTimeout; when ctx ends first, Call returns ctx's error. A target that
 // stops before answering yields ErrActorStopped at once.
 func (n *Node) Call(ctx context.Context, to PID, msg any) (any, error) {
-	if n.state.Load() != nodeRunning {
+	if n.state.Load() == nodeClosed {
 		return nil, ErrNodeClosed
 	}
 	return n.call(ctx, PID{}, to, "", msg)

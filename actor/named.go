@@ -20,7 +20,7 @@ func (n *Node) lookupTimeout() (context.Context, context.CancelFunc) {
 // outside any actor. It fails with ErrNameNotFound when nobody holds the
 // name, and as Send does otherwise.
 func (n *Node) SendName(name string, msg any) error {
-	if n.state.Load() != nodeRunning {
+	if n.state.Load() == nodeClosed {
 		return ErrNodeClosed
 	}
 	return n.sendNamed(PID{}, name, msg)
@@ -38,7 +38,7 @@ func (n *Node) sendNamed(from PID, name string, msg any) error {
 
 // CallName is Call to the actor registered under name.
 func (n *Node) CallName(ctx context.Context, name string, msg any) (any, error) {
-	if n.state.Load() != nodeRunning {
+	if n.state.Load() == nodeClosed {
 		return nil, ErrNodeClosed
 	}
 	return n.callNamed(ctx, PID{}, name, msg)

@@ -9,7 +9,7 @@ import (
 // Node states.
 const (
 	nodeRunning  int32 = iota
-	nodeDraining       // Shutdown: no new top-level spawns or outside sends; actors drain
+	nodeDraining       // Shutdown: no new top-level spawns; actors drain
 	nodeClosed         // Close: everything refused
 )
 

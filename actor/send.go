@@ -1,11 +1,12 @@
 package actor
 
 // Send sends msg one-way to the actor pid, from outside any actor. It returns
-// ErrActorNotFound, ErrMailboxFull or ErrNodeClosed when msg could not be
-// queued; apart from those refused because the node is closing, they also go
-// to dead letters.
+// ErrActorNotFound, ErrMailboxFull or ErrNodeClosed (once the node is
+// closed; it still sends while Shutdown drains) when msg could not be
+// queued; apart from those refused because the node is closed, they also
+// go to dead letters.
 func (n *Node) Send(to PID, msg any) error {
-	if n.state.Load() != nodeRunning {
+	if n.state.Load() == nodeClosed {
 		return ErrNodeClosed
 	}
 	return n.send(PID{}, to, msg)

@@ -12,10 +12,15 @@ func (n *Node) processGone() {
 	}
 }
 
-// Shutdown stops the node gracefully. It refuses new top-level spawns and
-// outside sends, lets every top-level actor handle the messages already
-// queued (actors keep messaging each other meanwhile), then stops them,
-// children before parents. Then it waits for the answers that Responders
+// Shutdown stops the node gracefully. It refuses new top-level spawns,
+// lets every top-level actor handle the messages already queued (actors
+// keep messaging each other meanwhile), then stops them, children before
+// parents. Send, Call and Request (and their by-name forms) keep working
+// until the node is closed: an actor handling its queued messages may
+// call out through the Node itself, as code that routes for it does
+// (grain.System.Call, an rpc.Client), and the node cannot tell such calls
+// from outside ones. A message for an actor whose stop is queued already
+// is not handled: its requester gets ErrActorStopped. Then it waits for the answers that Responders
 // taken by its actors still owe to requesters outside them (a Call or an
 // outside Request, or a request from another node), until each
 // requester's deadline (RequestTimeout for one without). When ctx ends

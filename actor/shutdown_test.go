@@ -313,3 +313,67 @@ func TestShutdownWaitsForOwedAnswers(t *testing.T) {
 		t.Fatalf("unanswered Call: %v", err)
 	}
 }
+
+// While the node drains, an actor handling its queued messages may still
+// call out through the node's API, as code that routes for it does
+// (grain.System.Call, rpc.Client): the node cannot tell such calls from
+// outside ones, so it refuses sends only once it is closed.
+func TestShutdownLetsTurnsCallThroughTheNode(t *testing.T) {
+	n, err := NewNode(Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan string, 100)
+	parent := mustSpawn(t, n, func(c *Context) {
+		switch c.Message().(type) {
+		case Started:
+			if _, err := c.SpawnFunc(func(c *Context) {
+				if s, ok := c.Message().(string); ok {
+					c.Respond(s + "!")
+				}
+			}, WithName(".helper")); err != nil {
+				t.Error(err)
+			}
+		case int:
+			helper, err := c.Node().Lookup(context.Background(), ".helper")
+			if err != nil {
+				results <- err.Error()
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			reply, err := c.Node().Call(ctx, helper, "call")
+			if err != nil {
+				results <- err.Error()
+				return
+			}
+			if err := c.Node().Send(helper, "send"); err != nil {
+				results <- err.Error()
+				return
+			}
+			results <- reply.(string)
+		}
+	})
+	for i := range 50 {
+		if err := n.Send(parent, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.Shutdown(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	close(results)
+	got := 0
+	for r := range results {
+		if r != "call!" {
+			t.Fatalf("a call made while draining: %s", r)
+		}
+		got++
+	}
+	if got != 50 {
+		t.Fatalf("%d of 50 messages handled", got)
+	}
+	if err := n.Send(parent, 1); !errors.Is(err, ErrNodeClosed) {
+		t.Fatalf("Send after Shutdown: %v", err)
+	}
+}

@@ -216,9 +216,9 @@ func (n *Node) SetAvailable(ctx context.Context, available bool) error {
 //  1. the node's record is marked unavailable, so other nodes' selectors
 //     (and grain placement) stop choosing it; PIDs already known keep
 //     working;
-//  2. the actor node drains (actor.Node.Shutdown): outside sends are
-//     refused, actors handle what is queued (including requests still
-//     arriving from other nodes) and stop, children first;
+//  2. the actor node drains (actor.Node.Shutdown): actors handle what is
+//     queued (including requests still arriving from other nodes, and
+//     calling other nodes as they need to) and stop, children first;
 //  3. requests this node is waiting on finish: its actors' own, and those
 //     it forwarded for other nodes, whose answers it relays back;
 //  4. it leaves the membership, writes out what is queued for its peers
