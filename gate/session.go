@@ -52,6 +52,34 @@ type (
 	// once the requests it forwarded are answered; with now (Close), it
 	// answers them itself at once.
 	goAway struct{ now bool }
+	// reroute: the timer that sends a request again (see session.retry).
+	reroute struct{ o *outgoing }
+)
+
+// outgoing is a client's request on its way to its service, kept until it
+// is answered so that a request that certainly did not reach the service
+// can be routed again (see retry).
+type outgoing struct {
+	id       uint64
+	route    string
+	body     []byte
+	r        Route
+	service  string    // the name the route resolves
+	method   string    // the full method of a generated RPC service; "" for a Service
+	deadline time.Time // RequestTimeout after it arrived, over every attempt
+	tries    int       // times routed again
+}
+
+// Routing a request again: at most maxReroutes times, after a pause that
+// starts at rerouteFirst and doubles up to rerouteMax (about 1.2 s in all),
+// and never past the request's deadline. That is how long a route may keep
+// resolving to a service that has just gone: a backend that left the
+// membership, or shut down before the gateway's view showed it
+// unavailable.
+const (
+	maxReroutes  = 10
+	rerouteFirst = 5 * time.Millisecond
+	rerouteMax   = 200 * time.Millisecond
 )
 
 // session is the actor of one client session. It alone writes to the
@@ -101,6 +129,8 @@ func (s *session) Receive(c *actor.Context) {
 		_ = c.Stop(c.Self())
 	case goAway:
 		s.goAway(c, m.now)
+	case reroute:
+		s.send(c, m.o)
 	case *nodepb.Push:
 		s.write(c, &gatepb.Frame{Body: &gatepb.Frame_Push{Push: &gatepb.Push{Route: m.GetRoute(), Body: m.GetBody()}}})
 	case pushFrame:
@@ -223,40 +253,102 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 		s.respond(c, m.id, rpc.Unauthenticated, fmt.Sprintf("%s: log in first (it goes to your own %s)", m.route, r.grainKind), nil)
 		return
 	}
-	service := ServiceName(svc)
+	o := &outgoing{id: m.id, route: m.route, body: m.body, r: r, service: ServiceName(svc), deadline: time.Now().Add(g.lim.RequestTimeout)}
 	if r.rpcService != "" {
-		service = r.rpcService
+		o.service = r.rpcService
+		o.method = rpc.FullMethodName(r.rpcService, routeMethod(m.route))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), g.lim.RequestTimeout)
-	pid, err := g.client.Resolve(ctx, r.resolve(s), service)
+	s.forward(o.id)
+	s.send(c, o)
+}
+
+// send resolves an outgoing request's route and sends it to the service.
+// A generated RPC service gets an encoded call, which it decodes into its
+// method's request type; a Service gets the request with a snapshot of the
+// session.
+func (s *session) send(c *actor.Context, o *outgoing) {
+	if _, ok := s.forwarded[o.id]; !ok {
+		return // Close answered it while it waited to be routed again
+	}
+	left := max(time.Until(o.deadline), time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), left)
+	pid, err := s.g.client.Resolve(ctx, o.r.resolve(s), o.service)
 	cancel()
 	if err != nil {
-		st := rpc.StatusOf(err)
-		s.respond(c, m.id, st.Code, fmt.Sprintf("%s: %s", m.route, st.Message), nil)
+		s.failed(c, o, err, o.route+": ")
 		return
 	}
-	if r.rpcService != "" {
-		s.callRPC(c, pid, m, rpc.FullMethodName(r.rpcService, routeMethod(m.route)))
-		return
-	}
-	req := &nodepb.ClientRequest{
-		Session: &nodepb.Session{Gate: uint32(s.self.Node), Serial: s.self.Serial, UserId: s.userID, State: s.state},
-		Route:   m.route,
-		Body:    m.body,
-	}
-	id := m.id
-	s.forward(id)
-	err = c.Request(pid, req, g.lim.RequestTimeout, func(reply any, err error) {
-		if s.answered(id) {
-			s.reply(c, id, reply, err)
-			s.drained(c)
+	var msg any = &rpcpb.Call{Method: o.method, Body: o.body}
+	if o.method == "" {
+		msg = &nodepb.ClientRequest{
+			Session: &nodepb.Session{Gate: uint32(s.self.Node), Serial: s.self.Serial, UserId: s.userID, State: s.state},
+			Route:   o.route,
+			Body:    o.body,
 		}
+	}
+	err = c.Request(pid, msg, left, func(reply any, err error) {
+		if err != nil {
+			s.failed(c, o, err, "")
+			return
+		}
+		if !s.answered(o.id) {
+			return
+		}
+		if o.method != "" {
+			s.rpcReply(c, o, reply)
+		} else {
+			s.reply(c, o.id, reply, nil)
+		}
+		s.drained(c)
 	})
 	if err != nil {
-		s.answered(id)
-		st := rpc.StatusOf(err)
-		s.respond(c, id, st.Code, st.Message, nil)
+		s.failed(c, o, err, "")
 	}
+}
+
+// failed answers a request that met err on its way to its service (its
+// message prefixed with prefix), or routes it again when it certainly did
+// not reach the service.
+func (s *session) failed(c *actor.Context, o *outgoing, err error, prefix string) {
+	if notDelivered(err) && s.retry(c, o) {
+		return
+	}
+	if !s.answered(o.id) {
+		return
+	}
+	st := rpc.StatusOf(err)
+	s.respond(c, o.id, st.Code, prefix+st.Message, nil)
+	s.drained(c)
+}
+
+// notDelivered reports whether err says that a request did not reach its
+// service, so that sending it again cannot apply it twice: the route
+// resolved to a name nobody holds any more, or the service's actor was
+// gone, or stopped before it took the request, or its node was closed.
+// A timeout or a lost connection leaves the outcome unknown: not these.
+func notDelivered(err error) bool {
+	return errors.Is(err, actor.ErrActorNotFound) || // ErrActorStopped too
+		errors.Is(err, actor.ErrNameNotFound) ||
+		errors.Is(err, actor.ErrNodeClosed)
+}
+
+// retry routes o again after a pause, unless it has been tried enough,
+// its deadline would pass, or the session is ending. The request stays
+// counted as forwarded meanwhile, so a draining session waits for it.
+func (s *session) retry(c *actor.Context, o *outgoing) bool {
+	if s.ending || o.tries >= maxReroutes {
+		return false
+	}
+	if _, ok := s.forwarded[o.id]; !ok {
+		return false
+	}
+	wait := min(rerouteFirst<<o.tries, rerouteMax)
+	if time.Now().Add(wait).After(o.deadline) {
+		return false
+	}
+	o.tries++
+	c.After(wait, reroute{o})
+	return true
 }
 
 // forward counts a request sent to a service.
@@ -328,40 +420,21 @@ func (s *session) finish() {
 	}
 }
 
-// callRPC sends a request to a generated RPC service as an encoded call,
-// which the service decodes into its method's request type, and answers
-// the client with the method's reply, encoded.
-func (s *session) callRPC(c *actor.Context, pid actor.PID, m *clientRequest, method string) {
-	id := m.id
-	s.forward(id)
-	err := c.Request(pid, &rpcpb.Call{Method: method, Body: m.body}, s.g.lim.RequestTimeout, func(reply any, err error) {
-		if !s.answered(id) {
-			return
-		}
-		defer s.drained(c)
+// rpcReply answers a client's request with the reply of a generated RPC
+// service, encoded.
+func (s *session) rpcReply(c *actor.Context, o *outgoing, reply any) {
+	switch r := reply.(type) {
+	case *rpcpb.Status:
+		s.respond(c, o.id, rpc.Code(r.GetCode()), r.GetMessage(), nil)
+	case proto.Message:
+		body, err := proto.Marshal(r)
 		if err != nil {
-			st := rpc.StatusOf(err)
-			s.respond(c, id, st.Code, st.Message, nil)
+			s.respond(c, o.id, rpc.Internal, fmt.Sprintf("%s: the reply does not encode: %v", o.method, err), nil)
 			return
 		}
-		switch r := reply.(type) {
-		case *rpcpb.Status:
-			s.respond(c, id, rpc.Code(r.GetCode()), r.GetMessage(), nil)
-		case proto.Message:
-			body, err := proto.Marshal(r)
-			if err != nil {
-				s.respond(c, id, rpc.Internal, fmt.Sprintf("%s: the reply does not encode: %v", method, err), nil)
-				return
-			}
-			s.respond(c, id, rpc.OK, "", body)
-		default:
-			s.respond(c, id, rpc.Internal, fmt.Sprintf("%s answered a %T", method, reply), nil)
-		}
-	})
-	if err != nil {
-		s.answered(id)
-		st := rpc.StatusOf(err)
-		s.respond(c, id, st.Code, st.Message, nil)
+		s.respond(c, o.id, rpc.OK, "", body)
+	default:
+		s.respond(c, o.id, rpc.Internal, fmt.Sprintf("%s answered a %T", o.method, reply), nil)
 	}
 }
 
