@@ -135,10 +135,6 @@ func unavailable(m cluster.Membership, a actor.Addr) bool {
 	return slices.ContainsFunc(m.Members(), func(mem cluster.Member) bool { return mem.Addr == a && !mem.Available })
 }
 
-func hasMember(m cluster.Membership, a actor.Addr) bool {
-	return slices.ContainsFunc(m.Members(), func(mem cluster.Member) bool { return mem.Addr == a })
-}
-
 func TestCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
