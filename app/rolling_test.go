@@ -4,63 +4,30 @@ package app_test
 // backend node is shut down (app.Node.Shutdown) and started again, in
 // turn, twice over. It checks the project's goal for a drain: no client
 // request fails, and no acknowledged write is lost or applied twice.
+// Package internal/rolltest has the game and the checks.
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-	"google.golang.org/protobuf/types/known/emptypb"
-	"google.golang.org/protobuf/types/known/wrapperspb"
-
 	"github.com/guildkit/guild/app"
-	"github.com/guildkit/guild/client"
+	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/config"
-	"github.com/guildkit/guild/gate"
-	"github.com/guildkit/guild/grain"
 	"github.com/guildkit/guild/internal/await"
-	"github.com/guildkit/guild/store"
-	"github.com/guildkit/guild/store/redisstore"
+	"github.com/guildkit/guild/internal/rolltest"
 )
 
-const rollRedisAddr = "127.0.0.1:6379"
-
-// rollRedis returns a client of the Redis server on rollRedisAddr, closed
-// at cleanup. When the server does not answer the test skips, or fails on
-// CI (CI=true).
-func rollRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	rc := redis.NewClient(&redis.Options{Addr: rollRedisAddr})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rc.Ping(ctx).Err(); err != nil {
-		_ = rc.Close()
-		msg := "Redis not reachable on " + rollRedisAddr + " (" + err.Error() + "); run `bash scripts/services.sh` (or install and start Redis) to run this test"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(func() { _ = rc.Close() })
-	return rc
-}
-
-// rollingFile is the cluster: gate1 is the gateway and the etcd master,
-// never restarted; play1..play3 host the player module. A client's
-// player.* requests go, by its user, to the player service on one of
-// them, which calls the user's player grain wherever it is active.
+// rollingFile is the cluster (its modules' section comes from
+// rollingModules): gate1 is the gateway and the etcd master, never
+// restarted; play1..play3 host the player module. A client's player.*
+// requests go, by its user, to the player service on one of them, which
+// calls the user's player grain wherever it is active.
 //
 // A game would rather route player.* straight to the user's grain
 // (gate.UserGrain), but a cluster file cannot say so: config.Route has no
@@ -84,120 +51,24 @@ nodes:
   play3: {addr: 1.2.3, join_wait: 10s, modules: [player]}
 `
 
+// rollingModules is the modules' section of the cluster file: where the
+// player grains keep their state.
+func rollingModules(redis, prefix string) string {
+	return fmt.Sprintf("modules:\n  player: {redis: %q, prefix: %q}\n", redis, prefix)
+}
+
 // Shape of the run.
 const (
-	rollBots    = 12
-	rollRounds  = 2                      // full rolls over the backends
-	rollCallTTL = 15 * time.Second       // a bot's deadline for one request
-	rollSettle  = 150                    // acknowledged writes between two restarts
-	rollPace    = 500 * time.Microsecond // a bot's pause between requests
+	rollBots   = 12
+	rollRounds = 2                      // full rolls over the backends
+	rollSettle = 150                    // acknowledged writes between two restarts
+	rollPace   = 500 * time.Microsecond // a bot's pause between requests
 )
-
-// playerState is a player grain's state: the IDs written to it, in order.
-type playerState struct {
-	Writes []string `json:"writes"`
-}
-
-// playerModule hosts the "player" grains on a backend node, and the
-// gateway's "player" service, which passes each client's request to the
-// client's own grain:
-//
-//	player.Write StringValue(id)  append id, flush, then answer "ok"
-//	player.Read  Empty            answer the ids, comma-separated
-//
-// A write is acknowledged only once it is in the store; a write whose
-// flush fails is rolled back and fails.
-type playerModule struct {
-	st  store.Store
-	sys *grain.System
-}
-
-func playerKind() grain.Kind {
-	return grain.Kind{
-		Name:        "player",
-		IdleTimeout: time.Hour,
-		FlushEvery:  -1,
-		State:       func() any { return new(playerState) },
-		New: func(grain.Identity) grain.Actor {
-			return grain.ActorFunc(func(c *grain.Context) {
-				m, ok := c.Message().(*wrapperspb.StringValue)
-				if !ok {
-					return
-				}
-				st := c.State().(*playerState)
-				op, arg, _ := strings.Cut(m.GetValue(), "|")
-				switch op {
-				case "w":
-					st.Writes = append(st.Writes, arg)
-					c.MarkDirty()
-					if err := c.Flush(context.Background()); err != nil {
-						st.Writes = st.Writes[:len(st.Writes)-1]
-						c.Respond(fmt.Errorf("rolled back: %w", err))
-						return
-					}
-					c.Respond(wrapperspb.String("ok"))
-				case "r":
-					c.Respond(wrapperspb.String(strings.Join(st.Writes, ",")))
-				}
-			})
-		},
-	}
-}
-
-func (m *playerModule) Start(ctx context.Context, env *app.Env) error {
-	sys, err := grain.Start(ctx, grain.Config{
-		Node:       env.Actor,
-		Membership: env.Members,
-		Kinds:      []grain.Kind{playerKind()},
-		Store:      m.st,
-		Logger:     env.Logger,
-	})
-	if err != nil {
-		return err
-	}
-	m.sys = sys
-	call := func(s *gate.Session, msg string) (*wrapperspb.StringValue, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), rollCallTTL)
-		defer cancel()
-		reply, err := sys.Call(ctx, grain.Identity{Kind: "player", Key: s.UserID()}, wrapperspb.String(msg))
-		if err != nil {
-			return nil, err
-		}
-		r, ok := reply.(*wrapperspb.StringValue)
-		if !ok {
-			return nil, fmt.Errorf("the grain answered a %T", reply)
-		}
-		return r, nil
-	}
-	svc := gate.NewService("player")
-	gate.Handle(svc, "Write", func(s *gate.Session, req *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
-		return call(s, "w|"+req.GetValue())
-	})
-	gate.Handle(svc, "Read", func(s *gate.Session, _ *emptypb.Empty) (*wrapperspb.StringValue, error) {
-		return call(s, "r|")
-	})
-	if _, err := svc.Serve(ctx, env.Actor); err != nil {
-		return errors.Join(err, sys.Close(ctx))
-	}
-	return nil
-}
-
-func (m *playerModule) Stop(ctx context.Context) error { return m.sys.Close(ctx) }
-
-// botStats is what one bot saw.
-type botStats struct {
-	user     string
-	requests int
-	failures []string // each failed request, with its error
-	acked    []string // acknowledged write IDs, in order
-	sent     []string // every write ID sent
-	missed   []string // reads that lacked an earlier acknowledged write
-}
 
 // syncBuffer is a log sink for several goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
-	b  bytes.Buffer
+	b  strings.Builder
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
@@ -216,18 +87,7 @@ func TestRollingRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a rolling restart of three nodes: skipped in -short")
 	}
-	rc := rollRedis(t)
-	prefix := "guildroll-" + rand.Text()
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := rc.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-		for iter.Next(ctx) {
-			_ = rc.Del(ctx, iter.Val()).Err()
-		}
-	})
-	st := redisstore.New(rc, prefix)
-	defer st.Close()
-
+	rc, prefix := rolltest.Redis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	logs := &syncBuffer{}
@@ -239,18 +99,12 @@ func TestRollingRestart(t *testing.T) {
 	}()
 
 	reg := app.NewRegistry()
-	reg.Register("player", func() app.Module { return &playerModule{st: st} })
-	cfg, err := config.Parse([]byte(rollingFile), nil, reg.Names())
+	rolltest.Register(reg)
+	cfg, err := config.Parse([]byte(rollingFile+rollingModules(rolltest.RedisAddr, prefix)), nil, reg.Names())
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := app.WithGatewayAuth(func(_ context.Context, token string) (string, error) {
-		if !strings.HasPrefix(token, "bot-") {
-			return "", errors.New("not a bot")
-		}
-		return token, nil
-	})
-	gw, err := app.Start(ctx, cfg, "gate1", reg, app.WithLogger(log), auth)
+	gw, err := app.Start(ctx, cfg, "gate1", reg, app.WithLogger(log), app.WithGatewayAuth(rolltest.Auth))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,57 +138,27 @@ func TestRollingRestart(t *testing.T) {
 	}
 	serving := func(name string) bool {
 		addr := cfg.Nodes[name].Address()
-		for _, m := range gw.Members().Members() {
-			if m.Addr == addr {
-				return m.Available && slices.Contains(m.Services, "grain:player")
-			}
-		}
-		return false
+		return slices.ContainsFunc(gw.Members().Members(), func(m cluster.Member) bool {
+			return m.Addr == addr && m.Available && slices.Contains(m.Services, "grain:"+rolltest.Kind)
+		})
 	}
 	await.True(t, 20*time.Second, "the gateway to see the three backends serving", func() bool {
 		return serving("play1") && serving("play2") && serving("play3")
 	})
 
-	// The bots: each its own user, writing unique IDs and reading them
-	// back, as fast as the cluster answers.
-	var (
-		acked atomic.Int64
-		stop  = make(chan struct{})
-		wg    sync.WaitGroup
-		stats = make([]*botStats, rollBots)
-	)
-	stopBots := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	defer stopBots()
-	addr := gw.Ready().Gateway["tcp"]
-	for i := range rollBots {
-		user := fmt.Sprintf("bot-%d", i)
-		bs := &botStats{user: user}
-		stats[i] = bs
-		c, err := client.Dial(ctx, client.Config{Addrs: []string{addr}, Token: user, Reconnect: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer c.Close()
-			bot(c, bs, &acked, stop)
-		}()
+	bots, err := rolltest.StartBots(ctx, gw.Ready().Gateway["tcp"], rollBots, rollPace)
+	if err != nil {
+		t.Fatal(err)
 	}
-
+	defer bots.Stop()
 	settle := func(what string) {
-		from := acked.Load()
+		from := bots.Acked()
 		await.True(t, 20*time.Second, fmt.Sprintf("%d writes acknowledged %s", rollSettle, what), func() bool {
-			return acked.Load() >= from+rollSettle
+			return bots.Acked() >= from+rollSettle
 		})
 	}
 	settle("before the roll")
-	type restart struct {
-		name       string
-		at         time.Time
-		down, back time.Duration
-	}
-	var restarts []restart
+	var restarts []string
 	start := time.Now()
 	for round := range rollRounds {
 		for _, name := range backends {
@@ -354,121 +178,17 @@ func TestRollingRestart(t *testing.T) {
 			}
 			nodes[name] = n
 			await.True(t, 20*time.Second, name+" serving again", func() bool { return serving(name) })
-			restarts = append(restarts, restart{name, t0, down, time.Since(t1)})
+			restarts = append(restarts, fmt.Sprintf("%s at %s: shut down in %v, serving again %v later",
+				name, t0.Format("15:04:05.000"), down.Round(time.Millisecond), time.Since(t1).Round(time.Millisecond)))
 			settle("after " + name + " restarted")
 		}
 	}
 	roll := time.Since(start)
-	stopBots()
 
-	// The figures, then the checks.
-	var requests, failures, ackedWrites, lost, dup, extra, missed int
-	for _, bs := range stats {
-		requests += bs.requests
-		failures += len(bs.failures)
-		ackedWrites += len(bs.acked)
-		missed += len(bs.missed)
-		for _, f := range bs.failures {
-			t.Errorf("%s: failed request: %s", bs.user, f)
-		}
-		for _, m := range bs.missed {
-			t.Errorf("%s: %s", bs.user, m)
-		}
-		data, _, err := st.Load(context.Background(), "player", bs.user)
-		if err != nil {
-			t.Errorf("%s: load the stored state: %v", bs.user, err)
-			continue
-		}
-		var ps playerState
-		if err := json.Unmarshal(data, &ps); err != nil {
-			t.Errorf("%s: decode the stored state: %v", bs.user, err)
-			continue
-		}
-		count := make(map[string]int, len(ps.Writes))
-		for _, id := range ps.Writes {
-			count[id]++
-		}
-		for _, id := range bs.acked {
-			switch count[id] {
-			case 0:
-				lost++
-				t.Errorf("%s: acknowledged write %s is not in the store", bs.user, id)
-			case 1:
-			default:
-				dup++
-				t.Errorf("%s: acknowledged write %s is in the store %d times", bs.user, id, count[id])
-			}
-		}
-		ackedSet := make(map[string]bool, len(bs.acked))
-		for _, id := range bs.acked {
-			ackedSet[id] = true
-		}
-		sentSet := make(map[string]bool, len(bs.sent))
-		for _, id := range bs.sent {
-			sentSet[id] = true
-		}
-		for id := range count {
-			switch {
-			case !sentSet[id]:
-				t.Errorf("%s: the store holds %q, which was never written", bs.user, id)
-			case !ackedSet[id]:
-				extra++ // a write whose request failed: its outcome was unknown
-			}
-		}
+	r := bots.Check(ctx, rc, prefix)
+	for _, p := range r.Problems {
+		t.Error(p)
 	}
-	var lines []string
-	for _, r := range restarts {
-		lines = append(lines, fmt.Sprintf("%s at %s: shut down in %v, serving again %v later", r.name, r.at.Format("05.000"), r.down.Round(time.Millisecond), r.back.Round(time.Millisecond)))
-	}
-	t.Logf("rolling restart: %d rounds over %d backends in %v, %d bots\n"+
-		"  requests %d, failed %d, writes acknowledged %d, lost %d, duplicated %d, stored but unacknowledged %d, reads missing a write %d\n  %s",
-		rollRounds, len(backends), roll.Round(time.Millisecond), rollBots,
-		requests, failures, ackedWrites, lost, dup, extra, missed, strings.Join(lines, "\n  "))
-}
-
-// bot plays as one user until stop is closed: three writes of unique IDs,
-// then a read that must show every write acknowledged so far, and again.
-// Every request must succeed.
-func bot(c *client.Client, bs *botStats, acked *atomic.Int64, stop <-chan struct{}) {
-	pace := time.NewTicker(rollPace)
-	defer pace.Stop()
-	for seq := 0; ; seq++ {
-		select {
-		case <-stop:
-			return
-		case <-pace.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), rollCallTTL)
-		var reply wrapperspb.StringValue
-		t0 := time.Now()
-		bs.requests++
-		if seq%4 == 3 {
-			err := c.Request(ctx, "player.Read", &emptypb.Empty{}, &reply)
-			cancel()
-			if err != nil {
-				bs.failures = append(bs.failures, fmt.Sprintf("[%s] read after %v: %v", t0.Format("05.000"), time.Since(t0).Round(time.Millisecond), err))
-				continue
-			}
-			have := make(map[string]bool)
-			for _, id := range strings.Split(reply.GetValue(), ",") {
-				have[id] = true
-			}
-			for _, id := range bs.acked {
-				if !have[id] {
-					bs.missed = append(bs.missed, fmt.Sprintf("read %d lacks acknowledged write %s", seq, id))
-				}
-			}
-			continue
-		}
-		id := fmt.Sprintf("%s-%d", bs.user, seq)
-		bs.sent = append(bs.sent, id)
-		err := c.Request(ctx, "player.Write", wrapperspb.String(id), &reply)
-		cancel()
-		if err != nil {
-			bs.failures = append(bs.failures, fmt.Sprintf("[%s] write %s after %v: %v", t0.Format("05.000"), id, time.Since(t0).Round(time.Millisecond), err))
-			continue
-		}
-		bs.acked = append(bs.acked, id)
-		acked.Add(1)
-	}
+	t.Logf("rolling restart: %d rounds over %d backends in %v, %d bots\n  %s\n  %s",
+		rollRounds, len(backends), roll.Round(time.Millisecond), rollBots, r, strings.Join(restarts, "\n  "))
 }
