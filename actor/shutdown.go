@@ -51,14 +51,21 @@ func (n *Node) Shutdown(ctx context.Context) error {
 
 // Close stops every actor at once, children before parents, waiting at most
 // Config.StopTimeout for actors still inside Receive. It returns an error
-// naming how many actors did not stop in time. Safe to call twice.
+// naming how many actors did not stop in time. Safe to call twice, and from
+// a Request callback (a call made while another is finishing returns at
+// once).
 func (n *Node) Close() error {
 	n.stopMu.Lock()
-	defer n.stopMu.Unlock()
 	if n.stopped {
+		n.stopMu.Unlock()
 		return nil
 	}
-	return n.close()
+	err := n.close()
+	n.stopMu.Unlock()
+	if err != nil {
+		n.log.Error("actor: close", "err", err) // not under stopMu: the handler is the user's
+	}
+	return err
 }
 
 func (n *Node) close() error {
@@ -71,7 +78,6 @@ func (n *Node) close() error {
 	case <-n.empty:
 	case <-t.C:
 		left := n.live.Load()
-		n.log.Error("actors did not stop in time", "left", left, "timeout", n.cfg.StopTimeout)
 		n.clock.stop()
 		n.workers.close() // busy workers exit when their turn ends
 		n.stopped = true
@@ -100,12 +106,17 @@ func (n *Node) stopAll(stop func(*process)) {
 	}
 }
 
-// teardown runs once every actor has stopped.
+// teardown runs once every actor has stopped. The caller holds stopMu;
+// teardown lets it go while it waits for the node's last goroutines,
+// because a Request callback among them may call Close or Shutdown (which
+// then return at once: the node is stopped).
 func (n *Node) teardown() {
 	n.state.Store(nodeClosed)
 	n.endWaits()
 	n.clock.stop()
 	n.workers.close()
-	n.wg.Wait() // only workers finishing their last turn, and Request callbacks
 	n.stopped = true
+	n.stopMu.Unlock()
+	defer n.stopMu.Lock()
+	n.wg.Wait() // only workers finishing their last turn, and Request callbacks
 }

@@ -364,7 +364,10 @@ func (r *remote) take(corr uint64, peer actor.Addr) (pendingReq, bool) {
 		return p, false
 	}
 	if p.peer != peer {
-		r.log.Warn("cluster: dropping an answer from a node the request did not go to", "corr", corr, "from", peer, "sent_to", p.peer)
+		sentTo := p.peer
+		r.mu.Unlock()
+		r.log.Warn("cluster: dropping an answer from a node the request did not go to", "corr", corr, "from", peer, "sent_to", sentTo)
+		r.mu.Lock() // for the deferred Unlock
 		return pendingReq{}, false
 	}
 	delete(r.pending, corr)
