@@ -142,6 +142,8 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		Logger:     log,
 		Member:     cluster.Member{Services: slices.Clone(spec.Modules), Meta: map[string]string{MetaNode: nodeName}},
 		Transport:  cfg.Cluster.Transport.TCP(),
+
+		WatchLinkTimeout: cfg.Cluster.Transport.WatchLinkTimeout,
 	}
 	if n.cluster, err = cluster.Start(ctx, nc); err != nil { // Join waits out a crashed predecessor (JoinWait)
 		return nil, err
