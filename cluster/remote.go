@@ -358,19 +358,18 @@ func (r *remote) handleIncoming(peer actor.Addr, env *wire.Envelope) {
 // peer: an answer is accepted only from the node the request went to.
 func (r *remote) take(corr uint64, peer actor.Addr) (pendingReq, bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	p, ok := r.pending[corr]
-	if !ok {
-		return p, false
+	if ok && p.peer == peer {
+		delete(r.pending, corr)
 	}
-	if p.peer != peer {
-		sentTo := p.peer
-		r.mu.Unlock()
-		r.log.Warn("cluster: dropping an answer from a node the request did not go to", "corr", corr, "from", peer, "sent_to", sentTo)
-		r.mu.Lock() // for the deferred Unlock
+	r.mu.Unlock()
+	if !ok {
 		return pendingReq{}, false
 	}
-	delete(r.pending, corr)
+	if p.peer != peer {
+		r.log.Warn("cluster: dropping an answer from a node the request did not go to", "corr", corr, "from", peer, "sent_to", p.peer)
+		return pendingReq{}, false
+	}
 	return p, true
 }
 
