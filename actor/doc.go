@@ -8,17 +8,22 @@
 //
 // # The four verbs
 //
-// Messages are any Go values in one process. (Across nodes, once the cluster
-// work connects package wire's transport to the runtime, they will have to
-// be protobuf messages or []byte.) The verbs work from
-// outside any actor (on a Node) and from inside one (on its [Context]):
+// Messages are any Go values in one process; across nodes (package cluster
+// provides the [Remote]) they must be protobuf messages or []byte. The
+// verbs work from outside any actor (on a Node) and from inside one (on its
+// [Context]), on actors of any node:
 //
 //   - Send is one-way.
 //   - Request is asynchronous: its callback runs later inside the requesting
 //     actor's own turn, never concurrently with its Receive.
 //   - Call blocks until the reply comes or its ctx ends.
 //   - Respond answers a Request or a Call; responding with an error value
-//     makes the caller's Call return it as the error.
+//     makes the caller's Call return it as the error. [Context.Forward]
+//     hands a request on; its answer reaches the original requester, and
+//     across nodes it travels back along the path the request took.
+//
+// [Node.SendName], [Node.CallName] and [Node.RequestName] (and their
+// Context forms) address a name instead of a PID.
 //
 // Every failure is a sentinel error matched with errors.Is: [ErrActorNotFound],
 // [ErrActorStopped], [ErrMailboxFull], [ErrTimeout] (or the ctx's own error),
@@ -42,8 +47,10 @@
 //
 // Actors receive [Started] first, then user messages; [Stopping] when they
 // begin to stop; [Stopped] last, after all their children have stopped.
-// Actors spawn children ([Context.Spawn]) and watch any actor
-// ([Context.Watch]), receiving [Terminated] when it stops. A panic in Receive
+// Actors spawn children ([Context.Spawn]) and watch any actor, on any node
+// ([Context.Watch]; [Node.Watch] from outside actors), receiving exactly one
+// [Terminated] when it stops or can no longer be reached, with a
+// [TerminationReason]. A panic in Receive
 // is recovered and logged with its stack; the parent's [Supervisor] then
 // restarts (within a restart budget), resumes, stops or escalates. User code
 // never takes the node down.
@@ -52,7 +59,11 @@
 //
 // Local names start with "." and are seen by one node ([Node.Register],
 // [Node.Lookup], [WithName]); they are released when their actor stops.
-// Names without the dot are global and need a cluster's [NameRegistry].
+// Names without the dot are global and need a cluster's [NameRegistry]; a
+// global name is registered on its actor's node and released when the
+// actor stops. With a [LeasedNames] registry, the node serves traffic to a
+// global name only while it can prove the lease it holds the name under
+// ([Node.HeldName]).
 // Actors get timers that deliver into their own mailbox ([Context.After],
 // [Context.Every]); they run on the node's hierarchical timing wheel (package
 // timer) and are cancelled when the actor stops or restarts.

@@ -451,3 +451,50 @@ func ExampleContext_Watch() {
 	// Output:
 	// the worker stopped: true
 }
+
+// ExampleNode_Watch watches an actor from outside any actor: the function
+// runs once, when the actor stops, with why.
+func ExampleNode_Watch() {
+	node, err := actor.NewNode(actor.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+
+	worker, _ := node.SpawnFunc(func(*actor.Context) {})
+	done := make(chan actor.Terminated, 1)
+	cancel, err := node.Watch(worker, func(t actor.Terminated) { done <- t })
+	if err != nil {
+		fmt.Println("watch:", err)
+		return
+	}
+	defer cancel()
+	_ = node.Stop(worker)
+	t := <-done
+	fmt.Println("stopped:", t.PID == worker, t.Reason)
+	// Output:
+	// stopped: true stopped
+}
+
+// ExampleNode_CallName calls an actor by its name. A local name (".clock")
+// is resolved on this node; a global one on the node that holds it.
+func ExampleNode_CallName() {
+	node, err := actor.NewNode(actor.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+
+	_, _ = node.SpawnFunc(func(c *actor.Context) {
+		if c.Message() == "what time is it?" {
+			c.Respond("tea time")
+		}
+	}, actor.WithName(".clock"))
+	reply, err := node.CallName(context.Background(), ".clock", "what time is it?")
+	fmt.Println(reply, err)
+	_, err = node.CallName(context.Background(), ".nobody", "hello?")
+	fmt.Println(errors.Is(err, actor.ErrNameNotFound))
+	// Output:
+	// tea time <nil>
+	// true
+}

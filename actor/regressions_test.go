@@ -286,3 +286,49 @@ func TestRegressionDeadLetterForwardRecursion(t *testing.T) {
 		t.Fatalf("%d dead letters, want the lost message and the failed forward", got)
 	}
 }
+
+// A Request callback that closes its node (on ErrNodeClosed, say) must not
+// deadlock the Close or Shutdown that ended its request: the teardown waits
+// for callbacks without holding the lock that Close takes.
+func TestCloseFromRequestCallback(t *testing.T) {
+	for _, graceful := range []bool{false, true} {
+		n, err := NewNode(Config{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := n.SpawnFunc(func(c *Context) {
+			if _, ok := c.Message().(string); ok {
+				_ = c.Responder() // answers never: the request waits until the node closes
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		called := make(chan error, 1)
+		if err := n.Request(pid, "q", time.Minute, func(_ any, err error) {
+			_ = n.Close()
+			_ = n.Shutdown(context.Background())
+			called <- err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			if graceful {
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				defer cancel()
+				done <- n.Shutdown(ctx)
+				return
+			}
+			done <- n.Close()
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("graceful=%v: the node's stop is stuck behind a callback that closes the node", graceful)
+		}
+		if err := <-called; !errors.Is(err, ErrNodeClosed) {
+			t.Errorf("graceful=%v: callback got %v, want ErrNodeClosed", graceful, err)
+		}
+	}
+}

@@ -20,12 +20,12 @@ func (n *Node) processGone() {
 // call out through the Node itself, as code that routes for it does
 // (grain.System.Call, an rpc.Client), and the node cannot tell such calls
 // from outside ones. A message for an actor whose stop is queued already
-// is not handled: its requester gets ErrActorStopped. Then it waits for the answers that Responders
-// taken by its actors still owe to requesters outside them (a Call or an
-// outside Request, or a request from another node), until each
-// requester's deadline (RequestTimeout for one without). When ctx ends
-// first it falls back to Close and returns ctx's error. Safe to call
-// twice, and together with Close.
+// is not handled: its requester gets ErrActorStopped. Then it waits for
+// the answers that Responders taken by its actors still owe to requesters
+// outside them (a Call or an outside Request, or a request from another
+// node), until each requester's deadline (RequestTimeout for one
+// without). When ctx ends first it falls back to Close and returns ctx's
+// error. Safe to call twice, and together with Close.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.stopMu.Lock()
 	if n.stopped {
@@ -56,14 +56,21 @@ func (n *Node) Shutdown(ctx context.Context) error {
 
 // Close stops every actor at once, children before parents, waiting at most
 // Config.StopTimeout for actors still inside Receive. It returns an error
-// naming how many actors did not stop in time. Safe to call twice.
+// naming how many actors did not stop in time. Safe to call twice, and from
+// a Request callback (a call made while another is finishing returns at
+// once).
 func (n *Node) Close() error {
 	n.stopMu.Lock()
-	defer n.stopMu.Unlock()
 	if n.stopped {
+		n.stopMu.Unlock()
 		return nil
 	}
-	return n.close()
+	err := n.close()
+	n.stopMu.Unlock()
+	if err != nil {
+		n.log.Error("actor: close", "err", err) // not under stopMu: the handler is the user's
+	}
+	return err
 }
 
 func (n *Node) close() error {
@@ -76,7 +83,6 @@ func (n *Node) close() error {
 	case <-n.empty:
 	case <-t.C:
 		left := n.live.Load()
-		n.log.Error("actors did not stop in time", "left", left, "timeout", n.cfg.StopTimeout)
 		n.clock.stop()
 		n.workers.close() // busy workers exit when their turn ends
 		n.stopped = true
@@ -105,12 +111,17 @@ func (n *Node) stopAll(stop func(*process)) {
 	}
 }
 
-// teardown runs once every actor has stopped.
+// teardown runs once every actor has stopped. The caller holds stopMu;
+// teardown lets it go while it waits for the node's last goroutines,
+// because a Request callback among them may call Close or Shutdown (which
+// then return at once: the node is stopped).
 func (n *Node) teardown() {
 	n.state.Store(nodeClosed)
 	n.endWaits()
 	n.clock.stop()
 	n.workers.close()
-	n.wg.Wait() // only workers finishing their last turn, and Request callbacks
 	n.stopped = true
+	n.stopMu.Unlock()
+	defer n.stopMu.Lock()
+	n.wg.Wait() // only workers finishing their last turn, and Request callbacks
 }

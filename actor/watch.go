@@ -72,20 +72,31 @@ func (n *Node) Watch(pid PID, fn func(Terminated)) (cancel func(), err error) {
 		return nil, ErrNodeClosed
 	}
 	w, err := n.spawn(nil, funcProducer(func(c *Context) {
-		switch m := c.Message().(type) {
-		case Started:
-			c.Watch(pid)
-		case Terminated:
-			if m.PID == pid {
-				_ = c.Stop(c.Self())
-				n.runWatchFunc(fn, m)
-			}
+		if m, ok := c.Message().(Terminated); ok && m.PID == pid {
+			_ = c.Stop(c.Self())
+			n.runWatchFunc(fn, m)
 		}
 	}), nil)
 	if err != nil {
 		return nil, err
 	}
-	return func() { _ = n.Stop(w) }, nil
+	// The watch is placed from this goroutine, before Watch returns, so it
+	// is ordered before anything the caller does next (a Stop of pid, say).
+	if n.isRemote(pid) {
+		if err := n.sendControl(RemoteWatch, pid, w, nil); err != nil {
+			n.deliverForce(w, envelope{msg: Terminated{PID: pid, Reason: ReasonNodeDown}, sender: pid})
+		}
+	} else if err := n.pushSys(pid, sysWatch{watcher: w}); err != nil {
+		n.deliverForce(w, envelope{msg: Terminated{PID: pid, Reason: ReasonNotFound}, sender: pid})
+	}
+	return func() {
+		if n.isRemote(pid) {
+			_ = n.sendControl(RemoteUnwatch, pid, w, nil)
+		} else {
+			_ = n.pushSys(pid, sysUnwatch{watcher: w})
+		}
+		_ = n.Stop(w)
+	}, nil
 }
 
 // runWatchFunc runs the function of an outside watch, logging a panic

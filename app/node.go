@@ -138,13 +138,14 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		return nil, err
 	}
 	nc := cluster.NodeConfig{
-		Actor:      actor.Config{Addr: addr, Logger: log},
-		Listen:     spec.Listen,
-		Membership: n.members,
-		Names:      n.members.Names(),
-		Logger:     log,
-		Member:     cluster.Member{Services: slices.Clone(spec.Modules), Meta: map[string]string{MetaNode: nodeName}},
-		Transport:  cfg.Cluster.Transport.TCP(),
+		Actor:            actor.Config{Addr: addr, Logger: log},
+		Listen:           spec.Listen,
+		Membership:       n.members,
+		Names:            n.members.Names(),
+		Logger:           log,
+		Member:           cluster.Member{Services: slices.Clone(spec.Modules), Meta: map[string]string{MetaNode: nodeName}},
+		Transport:        cfg.Cluster.Transport.TCP(),
+		WatchLinkTimeout: cfg.Cluster.Transport.WatchLinkTimeout,
 		// Nobody picks the node before its modules serve: it is marked
 		// available once they have started.
 		JoinUnavailable: true,

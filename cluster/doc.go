@@ -46,16 +46,41 @@
 //   - A peer that cannot keep up (or cannot be reached) holds at most
 //     tcp.Config.PendingQueue envelopes; beyond that Send, Request and Call
 //     fail at once with transport.ErrPendingQueueFull.
+//   - Forward works across nodes: an answer goes back to the node the
+//     request came from, with that node's correlation, so it retraces the
+//     path of any chain of forwards and reaches the request it answers. A
+//     node accepts an answer only from the peer it asked.
+//   - Watch, Unwatch, Stop and Poison work on remote PIDs. A watcher hears
+//     exactly one Terminated: stopped or not found (from the target's
+//     node), node down (its member record left the view), or link lost
+//     (unreachable for NodeConfig.WatchLinkTimeout). A reconnect causes
+//     none; watches are sent again after one.
+//
+// # Leaving
+//
+// [Node.Shutdown] leaves in order: it marks the node unavailable
+// ([Node.SetAvailable]), drains the actor node, waits for the requests it
+// waits on or relays, leaves the membership and writes out what is queued
+// for its peers. [Node.Close] does it at once.
+//
+// # The lease fence
+//
+// A Membership whose record lives under an expiring lease implements
+// [Fence]: it says whether the node can prove its lease still valid. Grains
+// and global names act only while it holds (see cluster/etcd.Keeper).
 //
 // # Names
 //
 // Names that start with "." are local to a node. Other names are global:
 // with cluster/etcd's Names registry, Register claims them in etcd (the
 // first claim wins, in a transaction), tied to the owner's lease so that
-// they are released when the owner dies. Every node caches the global names
-// through a watch, so Lookup is a map read; a name missing from the cache is
-// looked up in etcd. Resolve a name with Lookup, then use the verbs on the
-// PID: a name that moves to another node resolves to its new PID.
+// they are released when the owner dies; the node also releases them when
+// their actor stops. Every node caches the global names through a watch, so
+// Lookup is a map read; a name missing from the cache is looked up in etcd.
+// The verbs by name (SendName, CallName, RequestName) send the name itself
+// to its holder's node, which delivers it only to the actor it holds the
+// name for under a lease it can prove valid, and answers ErrNameNotFound
+// otherwise.
 //
 // # Running a cluster
 //

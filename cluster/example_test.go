@@ -137,3 +137,61 @@ func Example_twoNodes() {
 	// Output:
 	// hello, player 1 from 1.2.1
 }
+
+// ExampleNode_Shutdown shows the cluster's verbs by name and a remote watch:
+// node A calls B's greeter by its global name and watches it; B then shuts
+// down gracefully, and A's watch ends with a single Terminated.
+func ExampleNode_Shutdown() {
+	e, err := etcd.StartEmbedded("")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := func(addr actor.Addr) (*cluster.Node, *etcd.Membership) {
+		m, err := etcd.New(etcd.Config{Endpoints: e.Endpoints(), TTL: 2 * time.Second})
+		if err != nil {
+			panic(err)
+		}
+		n, err := cluster.Start(ctx, cluster.NodeConfig{
+			Actor: actor.Config{Addr: addr}, Listen: "127.0.0.1:0", Membership: m, Names: m.Names(),
+		})
+		if err != nil {
+			panic(err)
+		}
+		return n, m
+	}
+	a, ma := start(actor.MustAddr(1, 1, 1))
+	defer func() { a.Close(); ma.Close() }()
+	b, mb := start(actor.MustAddr(1, 2, 1))
+	defer mb.Close()
+
+	greeter, _ := b.Actor().SpawnFunc(func(c *actor.Context) {
+		if m, ok := c.Message().(*wrapperspb.StringValue); ok {
+			c.Respond(wrapperspb.String("hello, " + m.Value))
+		}
+	})
+	if err := b.Actor().Register(ctx, "greeter", greeter); err != nil {
+		fmt.Println(err)
+		return
+	}
+	reply, err := a.Actor().CallName(ctx, "greeter", wrapperspb.String("A"))
+	fmt.Println(reply.(*wrapperspb.StringValue).GetValue(), err)
+
+	ended := make(chan actor.Terminated, 2)
+	stop, _ := a.Actor().Watch(greeter, func(t actor.Terminated) { ended <- t })
+	defer stop()
+
+	// B drains and leaves: unavailable, its actors stop, then it leaves.
+	if err := b.Shutdown(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	t := <-ended
+	fmt.Println("greeter ended:", t.PID == greeter)
+	// Output:
+	// hello, A <nil>
+	// greeter ended: true
+}

@@ -358,16 +358,18 @@ func (r *remote) handleIncoming(peer actor.Addr, env *wire.Envelope) {
 // peer: an answer is accepted only from the node the request went to.
 func (r *remote) take(corr uint64, peer actor.Addr) (pendingReq, bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	p, ok := r.pending[corr]
+	if ok && p.peer == peer {
+		delete(r.pending, corr)
+	}
+	r.mu.Unlock()
 	if !ok {
-		return p, false
+		return pendingReq{}, false
 	}
 	if p.peer != peer {
 		r.log.Warn("cluster: dropping an answer from a node the request did not go to", "corr", corr, "from", peer, "sent_to", p.peer)
 		return pendingReq{}, false
 	}
-	delete(r.pending, corr)
 	return p, true
 }
 

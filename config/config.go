@@ -71,6 +71,11 @@ type Transport struct {
 	// reach a peer. Defaults 50ms and 2s.
 	ReconnectMin time.Duration `yaml:"reconnect_min"`
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	// WatchLinkTimeout is how long a peer may stay unreachable, while it
+	// is still a member, before watches of its actors end with
+	// actor.ReasonLinkLost (cluster.NodeConfig.WatchLinkTimeout). Default
+	// 10s.
+	WatchLinkTimeout time.Duration `yaml:"watch_link_timeout"`
 }
 
 // Etcd says how the nodes reach etcd.

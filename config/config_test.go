@@ -413,6 +413,13 @@ func TestTransportSection(t *testing.T) {
 	if _, err := Load(path, []string{"GUILD_CLUSTER_TRANSPORT_PENDING_QUEUE=128"}, nil); err != nil {
 		t.Fatalf("override: %v", err)
 	}
+	c, err = Load(path, []string{"GUILD_CLUSTER_TRANSPORT_WATCH_LINK_TIMEOUT=4s"}, nil)
+	if err != nil || c.Cluster.Transport.WatchLinkTimeout != 4*time.Second {
+		t.Fatalf("watch_link_timeout override: %v, %v", err, c.Cluster.Transport.WatchLinkTimeout)
+	}
+	if _, err := Load(path, []string{"GUILD_CLUSTER_TRANSPORT_WATCH_LINK_TIMEOUT=-1s"}, nil); err == nil {
+		t.Fatal("a negative watch_link_timeout was accepted")
+	}
 	write("cluster:\n  transport: {heartbeat: 5s, dead_after: 2s}\nnodes:\n  a: {addr: 1.1.1, master: 127.0.0.1:0}\n")
 	if _, err = Load(path, nil, nil); err == nil || !strings.Contains(err.Error(), "cluster.transport: dead_after 2s must be longer than heartbeat 5s") {
 		t.Fatalf("err = %v", err)

@@ -280,7 +280,7 @@ func (t Transport) check() error {
 	if t.PendingQueue < 0 || t.MaxFrame < 0 {
 		return fmt.Errorf("pending_queue and max_frame may not be negative")
 	}
-	if t.Heartbeat < 0 || t.DeadAfter < 0 || t.DialTimeout < 0 || t.ReconnectMin < 0 || t.ReconnectMax < 0 {
+	if t.Heartbeat < 0 || t.DeadAfter < 0 || t.DialTimeout < 0 || t.ReconnectMin < 0 || t.ReconnectMax < 0 || t.WatchLinkTimeout < 0 {
 		return fmt.Errorf("a duration is negative")
 	}
 	hb, dead := t.Heartbeat, t.DeadAfter

@@ -43,11 +43,15 @@ func (s *System) refreshView() {
 	s.viewMu.Lock()
 	v := buildView(s.members.Members())
 	changed := !v.equal(s.view.Load())
+	var conflict string
 	if changed {
 		s.view.Store(v)
-		s.checkSole(v)
+		conflict = s.checkSole(v)
 	}
 	s.viewMu.Unlock()
+	if conflict != "" {
+		s.log.Error(conflict)
+	}
 	if changed {
 		s.rebalance(v)
 	}
@@ -85,21 +89,23 @@ func (s *System) skip() actor.Addr {
 }
 
 // checkSole sets or clears soleConflict for view v: with Claims defaulted
-// to SoleClaimer, no other node may host a kind this node hosts.
-func (s *System) checkSole(v *hostView) {
+// to SoleClaimer, no other node may host a kind this node hosts. It
+// returns the conflict when it is new, for the caller to log.
+func (s *System) checkSole(v *hostView) (newConflict string) {
 	if !s.cfg.implicitSole {
-		return
+		return ""
 	}
 	for name := range s.kinds {
 		for _, h := range v.kinds[name] {
 			if h.addr != s.self {
 				why := fmt.Sprintf("grain: node %v also hosts kind %q, and Config.Claims is not set, so a grain could be active on both: set Config.Claims to an EtcdClaimer (a cluster on etcd), or to one LocalClaimer shared by the Systems of one process", h.addr, name)
 				if old := s.soleConflict.Swap(&why); old == nil {
-					s.log.Error(why)
+					return why
 				}
-				return
+				return ""
 			}
 		}
 	}
 	s.soleConflict.Store(nil)
+	return ""
 }

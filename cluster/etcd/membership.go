@@ -598,14 +598,17 @@ func (m *Membership) decodeKV(kv *mvccpb.KeyValue) (cluster.Member, bool) {
 
 // applyMember applies one watch event to the view and publishes the change.
 func (m *Membership) applyMember(ev *clientv3.Event) {
+	var mem cluster.Member
+	if ev.Type == clientv3.EventTypePut {
+		var ok bool
+		if mem, ok = m.decodeKV(ev.Kv); !ok { // decoded (and logged) before locking
+			return
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch ev.Type {
 	case clientv3.EventTypePut:
-		mem, ok := m.decodeKV(ev.Kv)
-		if !ok {
-			return
-		}
 		m.setLocked(mem)
 	case clientv3.EventTypeDelete:
 		addr, ok := m.addrOf(ev.Kv.Key)

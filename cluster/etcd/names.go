@@ -155,13 +155,19 @@ func (n names) Lookup(ctx context.Context, name string) (actor.PID, error) {
 // applyName applies one watch event to the name cache.
 func (m *Membership) applyName(ev *clientv3.Event) {
 	name := strings.TrimPrefix(string(ev.Kv.Key), m.namesPfx)
+	var pid actor.PID
+	var bad error
+	if ev.Type == clientv3.EventTypePut {
+		pid, bad = decodePID(string(ev.Kv.Value))
+		if bad != nil {
+			m.log.Warn("cluster/etcd: ignoring a bad name record", "name", name, "err", bad) // before locking
+		}
+	}
 	m.namesMu.Lock()
 	defer m.namesMu.Unlock()
 	switch ev.Type {
 	case clientv3.EventTypePut:
-		pid, err := decodePID(string(ev.Kv.Value))
-		if err != nil {
-			m.log.Warn("cluster/etcd: ignoring a bad name record", "name", name, "err", err)
+		if bad != nil {
 			delete(m.names, name)
 			return
 		}
