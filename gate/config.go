@@ -137,7 +137,11 @@ type Route struct {
 // "game.player.v1.Player") served by the grain of kind whose key is the
 // session's user ID: each player's requests reach their own player grain
 // (package grain), wherever it is active, activating it if needed. Only
-// authenticated sessions can use it. The gateway needs Config.Grains.
+// authenticated sessions can use it. The gateway needs Config.Grains. A
+// grain that refuses a request (its activation could not load its state
+// or prove its lease) answers the client with an error of the refusal's
+// code; when the refusal says the request was not handled, the gateway
+// routes it again first (see the package doc's Routing).
 func UserGrain(kind, service string) Route {
 	return Route{rpcService: service, grainKind: kind}
 }

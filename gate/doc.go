@@ -29,13 +29,14 @@
 //
 // A route is resolved for each request. When a request certainly did not
 // reach its service (the name the route resolved is held by nobody any
-// more, the service's actor was gone or stopped before taking it, or its
-// node was closed) the gateway resolves the route again and resends it,
-// after a short pause that doubles, for about a second at most and within
-// RequestTimeout: a backend that shuts down or restarts, while the
-// gateway's view still shows it, fails none of its clients' requests. A
-// timeout or a lost connection leaves the outcome unknown and is not
-// retried, nor is an error the handler returned.
+// more, the service's actor was gone or stopped before taking it, its
+// node was closed, or a grain refused it saying so: see UserGrain), the
+// gateway resolves the route again and resends it, after a short pause
+// that doubles, for about a second at most and within RequestTimeout: a
+// backend that shuts down or restarts, while the gateway's view still
+// shows it, fails none of its clients' requests. A timeout or a lost
+// connection leaves the outcome unknown and is not retried, nor is an
+// error the handler returned.
 //
 // # Push and groups
 //

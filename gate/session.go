@@ -13,6 +13,7 @@ import (
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/gate/gatepb"
 	"github.com/guildkit/guild/gate/internal/nodepb"
+	"github.com/guildkit/guild/grain/grainpb"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/rpc/rpcpb"
 )
@@ -287,6 +288,9 @@ func (s *session) send(c *actor.Context, o *outgoing) {
 		}
 	}
 	err = c.Request(pid, msg, left, func(reply any, err error) {
+		if r, ok := reply.(*grainpb.Refused); ok {
+			err = &refusal{st: rpc.Error(rpc.Code(r.GetCode()), r.GetMessage()), retry: r.GetRetry()}
+		}
 		if err != nil {
 			s.failed(c, o, err, "")
 			return
@@ -324,13 +328,29 @@ func (s *session) failed(c *actor.Context, o *outgoing, err error, prefix string
 // notDelivered reports whether err says that a request did not reach its
 // service, so that sending it again cannot apply it twice: the route
 // resolved to a name nobody holds any more, or the service's actor was
-// gone, or stopped before it took the request, or its node was closed.
-// A timeout or a lost connection leaves the outcome unknown: not these.
+// gone, or stopped before it took the request, or its node was closed, or
+// a grain refused it saying it was not handled. A timeout or a lost
+// connection leaves the outcome unknown: not these.
 func notDelivered(err error) bool {
+	var r *refusal
 	return errors.Is(err, actor.ErrActorNotFound) || // ErrActorStopped too
 		errors.Is(err, actor.ErrNameNotFound) ||
-		errors.Is(err, actor.ErrNodeClosed)
+		errors.Is(err, actor.ErrNodeClosed) ||
+		(errors.As(err, &r) && r.retry)
 }
+
+// refusal is a grain's refusal of a request (a grainpb.Refused reply, for
+// a UserGrain route): its activation could not take it (it failed to
+// load, could not prove its lease, or was stale). It is an error for the
+// client, never a reply; with retry, the request was certainly not handled
+// and is routed again.
+type refusal struct {
+	st    *rpc.Status
+	retry bool
+}
+
+func (r *refusal) Error() string { return r.st.Error() }
+func (r *refusal) Unwrap() error { return r.st }
 
 // retry routes o again after a pause, unless it has been tried enough,
 // its deadline would pass, or the session is ending. The request stays
