@@ -40,7 +40,9 @@ const (
 // player module's Redis prefix.
 const rollFile = `
 cluster:
-  etcd: {ttl: 2s, prefix: /rollingmp}
+  # The default TTL: a graceful leave does not wait for it, and a node
+  # starved of CPU (the tests run beside CPU hogs) keeps its lease.
+  etcd: {ttl: 5s, prefix: /rollingmp}
 nodes:
   gate1:
     addr: 1.1.1
