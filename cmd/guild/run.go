@@ -19,8 +19,11 @@ import (
 
 // runAbout is the help text of guild run.
 const runAbout = `Run starts one node of a cluster file and runs it until SIGINT or SIGTERM,
-then shuts it down (it leaves the cluster first, then stops its modules in
-reverse order) and exits 0.
+then drains it and exits 0. The node joins marked unavailable and takes work
+once its modules have started. On a signal it marks itself unavailable,
+shuts its gateway down (the requests it forwarded are answered, its clients
+told it is going away), stops its modules in reverse order (grains are
+handed over), drains its actors, and only then leaves the cluster.
 
 The cluster file (YAML, see docs/CONFIG.md) lists the cluster's nodes: each
 one's address, listeners, modules and gateway. Every field can be overridden
