@@ -19,9 +19,10 @@ import (
 // fastWorld makes the tests quick: players start together in the middle
 // of the room and run fast.
 var fastWorld = arena.WorldSettings{
-	Spawn: []float64{1000, 1000},
-	Speed: 1500,
-	Tick:  arena.Duration(20 * time.Millisecond),
+	Spawn:   []float64{1000, 1000},
+	Speed:   1500,
+	Tick:    arena.Duration(20 * time.Millisecond),
+	OrbLife: arena.Duration(time.Hour), // no orb appears unless one is picked up
 }
 
 // sessionsSettle is how long a test lets closed sessions stop before it

@@ -13,7 +13,9 @@
 //     anywhere and half near players. The first player whose centre comes
 //     within PickupRadius of an orb's scores its value (1; a gold orb, one
 //     in ten, 5); of two players in reach at the same tick the closer one
-//     gets it. A new orb replaces it at once. The world actor alone decides.
+//     gets it. A new orb replaces it at once. An orb nobody picks up makes
+//     way for a new one after about WorldSettings.OrbLife (30s), so orbs
+//     keep coming near every player. The world actor alone decides.
 //   - A round lasts WorldSettings.Round (2 minutes). When it ends, every
 //     player is pushed the round's best three (arena.Round) and every score
 //     starts again from zero.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"time"
 )
 
 // PickupRadius is how close a player's centre must come to an orb's to
@@ -29,9 +30,10 @@ const (
 
 // orb is one orb, owned by the world actor.
 type orb struct {
-	id    uint32
-	x, y  float64
-	value uint32
+	id      uint32
+	x, y    float64
+	value   uint32
+	expires time.Time // when it makes way for a new one
 }
 
 // pickup is an orb's value going to a player.
@@ -40,16 +42,28 @@ type pickup struct {
 	value  uint32
 }
 
-// fillOrbs scatters orbs until the room holds WorldSettings.Orbs.
-func (w *worldActor) fillOrbs() {
+// fillOrbs scatters orbs until the room holds WorldSettings.Orbs, each
+// to last about WorldSettings.OrbLife from now.
+func (w *worldActor) fillOrbs(now time.Time) {
+	life := float64(w.s.OrbLife)
 	for len(w.orbs) < w.s.Orbs {
 		w.nextOrb++
-		o := &orb{id: w.nextOrb, value: 1}
+		o := &orb{id: w.nextOrb, value: 1, expires: now.Add(time.Duration(life * (0.5 + w.rand.Float64())))}
 		if w.rand.IntN(goldEvery) == 0 {
 			o.value = goldValue
 		}
 		o.x, o.y = w.orbPoint()
 		w.addOrb(o)
+	}
+}
+
+// expireOrbs takes out the orbs whose time is up at now.
+func (w *worldActor) expireOrbs(now time.Time) {
+	for id, o := range w.orbs {
+		if !now.Before(o.expires) {
+			delete(w.orbs, id)
+			w.orbGrid.remove(id)
+		}
 	}
 }
 

@@ -74,7 +74,8 @@ func TestPickupsGoToTheClosestPlayer(t *testing.T) {
 
 func TestFillOrbs(t *testing.T) {
 	w := testWorld([]*player{{id: "a", x: 5, y: 5}}, nil)
-	w.fillOrbs()
+	now := time.Now()
+	w.fillOrbs(now)
 	if len(w.orbs) != DefaultOrbs || len(w.orbGrid.where) != DefaultOrbs {
 		t.Fatalf("%d orbs (%d in the grid), want %d", len(w.orbs), len(w.orbGrid.where), DefaultOrbs)
 	}
@@ -89,6 +90,9 @@ func TestFillOrbs(t *testing.T) {
 		if o.value == goldValue {
 			gold++
 		}
+		if life := o.expires.Sub(now); life < DefaultOrbLife/2 || life > DefaultOrbLife*3/2 {
+			t.Errorf("orb %d lasts %v", o.id, life)
+		}
 	}
 	t.Logf("%d gold orbs of %d", gold, len(w.orbs))
 	// One picked up: one new one.
@@ -97,9 +101,28 @@ func TestFillOrbs(t *testing.T) {
 	if len(w.pickups()) == 0 {
 		t.Fatal("no pickup")
 	}
-	w.fillOrbs()
+	w.fillOrbs(now)
 	if len(w.orbs) != DefaultOrbs {
 		t.Errorf("%d orbs after a refill, want %d", len(w.orbs), DefaultOrbs)
+	}
+	// Orbs nobody picks up make way for new ones in time.
+	w.expireOrbs(now.Add(DefaultOrbLife/2 - time.Millisecond))
+	if len(w.orbs) != DefaultOrbs {
+		t.Errorf("%d orbs before any expired, want %d", len(w.orbs), DefaultOrbs)
+	}
+	first := w.nextOrb
+	w.expireOrbs(now.Add(DefaultOrbLife * 3 / 2))
+	if len(w.orbs) != 0 || len(w.orbGrid.where) != 0 {
+		t.Errorf("%d orbs (%d in the grid) once all expired, want 0", len(w.orbs), len(w.orbGrid.where))
+	}
+	w.fillOrbs(now.Add(DefaultOrbLife * 3 / 2))
+	for id := range w.orbs {
+		if id <= first {
+			t.Errorf("orb %d is back after it expired", id)
+		}
+	}
+	if len(w.orbs) != DefaultOrbs {
+		t.Errorf("%d orbs after they expired, want %d new ones", len(w.orbs), DefaultOrbs)
 	}
 }
 

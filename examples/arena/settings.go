@@ -8,14 +8,15 @@ import (
 
 // Defaults of WorldSettings.
 const (
-	DefaultWidth  = 2000
-	DefaultHeight = 2000
-	DefaultCell   = 250
-	DefaultSpeed  = 200
-	DefaultTick   = time.Second / 15
-	DefaultIdle   = 30 * time.Second
-	DefaultOrbs   = 60
-	DefaultRound  = 2 * time.Minute
+	DefaultWidth   = 2000
+	DefaultHeight  = 2000
+	DefaultCell    = 250
+	DefaultSpeed   = 200
+	DefaultTick    = time.Second / 15
+	DefaultIdle    = 30 * time.Second
+	DefaultOrbs    = 60
+	DefaultOrbLife = 30 * time.Second
+	DefaultRound   = 2 * time.Minute
 )
 
 // MaxOrbs bounds WorldSettings.Orbs.
@@ -48,7 +49,7 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // section of a cluster file. Zero fields take their defaults.
 //
 //	modules:
-//	  world: {tick: 50ms, cell: 250, speed: 200, idle: 30s, orbs: 60, round: 2m, store: arena.db}
+//	  world: {tick: 50ms, cell: 250, speed: 200, idle: 30s, orbs: 60, orb_life: 30s, round: 2m, store: arena.db}
 type WorldSettings struct {
 	// Width and Height are the room's size, in world units. Default
 	// 2000 x 2000.
@@ -73,6 +74,11 @@ type WorldSettings struct {
 	// Orbs is how many orbs the room holds: each one picked up is
 	// replaced at once. Default 60; at most MaxOrbs.
 	Orbs int `yaml:"orbs" json:"orbs"`
+	// OrbLife is how long an orb lasts, on average, if nobody picks it
+	// up: each one lasts from half of it to one and a half times it, then
+	// makes way for a new one, so that the orbs keep coming near every
+	// player. Default 30s.
+	OrbLife Duration `yaml:"orb_life" json:"orb_life"`
 	// Round is how long a round lasts: then the best scores are
 	// announced and every score starts again from zero. Default 2m.
 	Round Duration `yaml:"round" json:"round"`
@@ -107,6 +113,9 @@ func (s WorldSettings) withDefaults() WorldSettings {
 	if s.Orbs == 0 {
 		s.Orbs = DefaultOrbs
 	}
+	if s.OrbLife == 0 {
+		s.OrbLife = Duration(DefaultOrbLife)
+	}
 	if s.Round == 0 {
 		s.Round = Duration(DefaultRound)
 	}
@@ -128,6 +137,8 @@ func (s WorldSettings) Validate() error {
 		return fmt.Errorf("%w: idle must be positive", ErrBadSettings)
 	case s.Orbs < 0 || s.Orbs > MaxOrbs:
 		return fmt.Errorf("%w: orbs must be 0 to %d", ErrBadSettings, MaxOrbs)
+	case s.OrbLife < 0:
+		return fmt.Errorf("%w: orb_life must be positive", ErrBadSettings)
 	case s.Round < 0 || (s.Round > 0 && time.Duration(s.Round) < 100*time.Millisecond):
 		return fmt.Errorf("%w: round %v must be at least 100ms", ErrBadSettings, s.Round)
 	case len(s.Spawn) != 0 && len(s.Spawn) != 2:

@@ -108,7 +108,7 @@ func (w *worldActor) Receive(c *actor.Context) {
 		if w.round == 0 {
 			w.round, w.roundEnd = 1, w.last.Add(time.Duration(w.s.Round))
 		}
-		w.fillOrbs()
+		w.fillOrbs(w.last)
 		c.Every(time.Duration(w.s.Tick), tick{})
 		w.loadBoard(c)
 	case tick:
@@ -276,7 +276,7 @@ func (w *worldActor) unwatch(c *actor.Context, p *player) {
 }
 
 // step is one tick: drop the idle players, move the others, hand out the
-// orbs they touch, end the round when its time is up, and send each
+// orbs they touch, replace the orbs picked up or expired, end the round when its time is up, and send each
 // player the players and orbs in the 3x3 cells around it. The players of
 // one cell see the same neighbourhood, so each occupied cell's update is
 // built once.
@@ -302,7 +302,8 @@ func (w *worldActor) step(c *actor.Context) {
 	for _, pk := range w.pickups() {
 		w.report(c, w.players[pk.player], pk.value)
 	}
-	w.fillOrbs()
+	w.expireOrbs(now)
+	w.fillOrbs(now)
 	if !now.Before(w.roundEnd) {
 		w.endRound(c, now)
 	}

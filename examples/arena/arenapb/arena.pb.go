@@ -425,7 +425,8 @@ func (x *Player) GetScore() uint32 {
 }
 
 // Orb is a pickup: the first player to touch it scores its value, and the
-// world scatters a new one.
+// world scatters a new one. An orb nobody picks up is replaced after half
+// a minute or so.
 type Orb struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`

@@ -241,7 +241,8 @@ export const PlayerSchema: GenMessage<Player> = /*@__PURE__*/
 
 /**
  * Orb is a pickup: the first player to touch it scores its value, and the
- * world scatters a new one.
+ * world scatters a new one. An orb nobody picks up is replaced after half
+ * a minute or so.
  *
  * @generated from message arena.v1.Orb
  */
