@@ -45,7 +45,7 @@ const (
 	nearEnough = 150.0
 	legTime    = 500 * time.Millisecond
 	steerEvery = 100 * time.Millisecond
-	seekBelow  = 80.0
+	seekBelow  = 60.0
 )
 
 func main() {
@@ -53,7 +53,7 @@ func main() {
 	name := flag.String("name", "gobot", "the player's name")
 	target := flag.String("goto", "", "x,y: the point to walk to; empty: stay near the spawn point")
 	seek := flag.String("seek", "", "a player's name: once in view, walk to it instead")
-	reach := flag.Float64("reach", 180, "once there, go for the orbs this close to the spot (0: only pace)")
+	reach := flag.Float64("reach", 250, "once there, go for the orbs this close to the spot (0: only pace)")
 	duration := flag.Duration("duration", 2*time.Minute, "stop after this long")
 	flag.Parse()
 
