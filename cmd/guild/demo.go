@@ -267,6 +267,7 @@ func demoNodes(ctx context.Context, addr, tcpAddr, storePath string, verbose boo
 	}()
 	for i, p := range procs {
 		p.cmd = exec.Command(exe, "run", "-c", file, "--node", p.name)
+		ownGroup(p.cmd)
 		p.ready = make(chan struct{})
 		p.cmd.Stdout = &prefixWriter{w: stderr, prefix: "[" + p.name + "] ", quiet: !verbose, ready: p.ready}
 		p.cmd.Stderr = &prefixWriter{w: stderr, prefix: "[" + p.name + "] ", quiet: !verbose}

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +22,11 @@ import (
 
 // demoTimeout bounds each wait of the arena demo's tests.
 const demoTimeout = 30 * time.Second
+
+// demoQuickStop is how long guild demo -nodes 3 may take to stop: well
+// under the nodes' 10s shutdown timeout, which a node that waits on a
+// gone etcd would run into.
+const demoQuickStop = 6 * time.Second
 
 var (
 	pageLine  = regexp.MustCompile(`open (http://\S+) in a browser`)
@@ -343,9 +347,11 @@ func TestDemoClusterFile(t *testing.T) {
 
 // TestDemoNodes runs guild demo -nodes 3 as a process: three guild run
 // processes behind it, the page and its WebSocket proxied by it. It plays
-// (the world node's grains keep the score), stops it, and runs it again on
+// (the world node's grains keep the score), stops it as a terminal's
+// Ctrl-C does (SIGINT to its whole process group), and runs it again on
 // the same -data: the world node's grains wrote the leaderboard on the
-// way out, and read it back.
+// way out, and read it back. Stopping takes seconds, not the nodes'
+// shutdown timeouts.
 func TestDemoNodes(t *testing.T) {
 	if _, ok := lookup("run"); !ok {
 		t.Skip("guild run is not there yet")
@@ -357,6 +363,7 @@ func TestDemoNodes(t *testing.T) {
 	data := t.TempDir()
 	run := func() (b demoBanner, stop func()) {
 		cmd := exec.Command(bin, "demo", "-nodes", "3", "-addr", "127.0.0.1:0", "-tcp", "127.0.0.1:0", "-data", data, "-v")
+		startGroup(cmd) // a process group, as a shell makes
 		lines := make(chan string, 100)
 		cmd.Stdout = &lineWriter{fn: func(l string) {
 			t.Logf("stdout: %s", l)
@@ -373,7 +380,7 @@ func TestDemoNodes(t *testing.T) {
 			close(exited)
 		}()
 		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGKILL)
+			killGroup(cmd)
 			<-exited
 		})
 		b = readBanner(t, lines, exited)
@@ -381,7 +388,8 @@ func TestDemoNodes(t *testing.T) {
 			t.Errorf("the bots' address %s has no port", b.bots)
 		}
 		return b, func() {
-			_ = cmd.Process.Signal(syscall.SIGINT)
+			start := time.Now()
+			interruptGroup(cmd) // Ctrl-C in a terminal
 			select {
 			case <-exited:
 				if waitErr != nil {
@@ -389,6 +397,9 @@ func TestDemoNodes(t *testing.T) {
 				}
 			case <-time.After(demoTimeout):
 				t.Fatal("guild demo -nodes 3 still runs after an interrupt")
+			}
+			if d := time.Since(start); d > demoQuickStop {
+				t.Errorf("guild demo -nodes 3 took %v to stop after a Ctrl-C, want less than %v", d, demoQuickStop)
 			}
 		}
 	}
