@@ -194,6 +194,7 @@ async function join(name: string): Promise<string> {
   scene.height = reply.height || scene.height;
   scene.sprites.clear();
   scene.orbs.clear();
+  ui.players.replaceChildren(); // until the first update of this session
   scene.sprites.set(reply.playerId, {
     id: reply.playerId,
     name,
