@@ -3,9 +3,10 @@
 //
 //   npm run test:browser          (after npm run build; from examples/arena/web)
 //
-// It starts `guild demo` on free ports with a fresh -data directory (`go run
-// ./cmd/guild`, or the binary in $GUILD_BIN; $GUILD_DEMO_ARGS adds flags,
-// such as "-nodes 3"), opens the page in Debian's headless Chromium
+// It starts `guild demo` on free ports with a fresh -data directory (guild
+// built with `go build ./cmd/guild` into its temp directory, or the binary
+// in $GUILD_BIN, run directly so that stopping it waits for it to finish;
+// $GUILD_DEMO_ARGS adds flags, such as "-nodes 3"), opens the page in Debian's headless Chromium
 // ($CHROMIUM, default /usr/bin/chromium) through playwright-core, and checks
 // that
 //   1. before anything is done the page says nothing about a connection,
@@ -105,7 +106,13 @@ async function poll(fn, ms, what, everyMs = 200) {
  */
 function start(name, cmd, args, onLine) {
   log(`start ${name}: ${cmd} ${args.join(" ")}`);
-  const child = spawn(cmd, args, { cwd: repo, detached: true, stdio: ["pipe", "pipe", "pipe"] });
+  // This test's own GUILD_ variables are not for guild: guild run (the
+  // nodes of -nodes 3) reads every GUILD_<PATH> as a setting of its
+  // cluster file, and refuses one that matches no field.
+  const env = { ...process.env };
+  delete env.GUILD_BIN;
+  delete env.GUILD_DEMO_ARGS;
+  const child = spawn(cmd, args, { cwd: repo, env, detached: true, stdio: ["pipe", "pipe", "pipe"] });
   const lines = [];
   const record = (stream, tag) => {
     createInterface({ input: stream }).on("line", (line) => {
@@ -194,10 +201,9 @@ async function myScore(page) {
   return Number(await page.getByTestId("score").getAttribute("data-score"));
 }
 
-/** statusText reads the page's status line and its state. */
+/** status reads the page's status line and its state, at one moment. */
 async function status(page) {
-  const el = page.getByTestId("status");
-  return { text: (await el.textContent()) || "", state: await el.getAttribute("data-state") };
+  return page.getByTestId("status").evaluate((el) => ({ text: el.textContent || "", state: el.dataset.state }));
 }
 
 /** botProc starts a gobot; its JSON lines go to the returned object. */
@@ -218,11 +224,24 @@ function botProc(name, args) {
   return b;
 }
 
+/**
+ * guildBin returns $GUILD_BIN, or builds guild into the work directory
+ * (not `go run`: a signal to `go run` ends it at once, before guild has
+ * stopped and freed its ports and its store).
+ */
+async function guildBin() {
+  if (process.env.GUILD_BIN) return process.env.GUILD_BIN;
+  const bin = join(work, "guild");
+  const build = start("go-build", "go", ["build", "-o", bin, "./cmd/guild"]);
+  const { code } = await withTimeout(build.exited, 240_000, "go build ./cmd/guild");
+  if (code !== 0) throw new Error(`go build ./cmd/guild: exit code ${code}`);
+  return bin;
+}
+
 /** startDemo starts guild demo with args and waits for the URL it prints. */
-async function startDemo(name, args) {
-  const guild = process.env.GUILD_BIN ? [process.env.GUILD_BIN, []] : ["go", ["run", "./cmd/guild"]];
+async function startDemo(name, bin, args) {
   let url;
-  const demo = start(name, guild[0], [...guild[1], "demo", ...args], (line) => {
+  const demo = start(name, bin, ["demo", ...args], (line) => {
     const m = line.match(/https?:\/\/[^\s"'<>]+/);
     if (m && !url) url = m[0];
   });
@@ -239,7 +258,8 @@ async function main() {
   // 1. The server: guild demo, page and gateway on one port.
   const extra = (process.env.GUILD_DEMO_ARGS || "").split(/\s+/).filter(Boolean); // e.g. "-nodes 3"
   const demoArgs = ["-addr", `127.0.0.1:${httpPort}`, "-tcp", `127.0.0.1:${tcpPort}`, "-data", data, ...extra];
-  let { demo, url: pageURL } = await startDemo("demo", demoArgs);
+  const bin = await guildBin();
+  let { demo, url: pageURL } = await startDemo("demo", bin, demoArgs);
   log(`page at ${pageURL}`);
   const wsURL = `ws://127.0.0.1:${httpPort}/ws`;
 
@@ -458,7 +478,7 @@ async function main() {
   );
   if (BAD_STATUS.test(down.text) || !/reconnecting/i.test(down.text)) throw new Error(`the status with the server gone: ${JSON.stringify(down.text)}`);
   log(`with the server gone the page says: ${down.text}`);
-  ({ demo } = await startDemo("demo-again", demoArgs));
+  ({ demo } = await startDemo("demo-again", bin, demoArgs));
   await page.waitForSelector('[data-testid="status"][data-state="connected"]', { timeout: 60_000 });
   await page.waitForSelector('[data-testid="chat-log"] li.system:has-text("Reconnected")', { timeout: 15_000 });
   const after = await poll(
@@ -474,7 +494,7 @@ async function main() {
 
   // Check 10: no 404.
   if (notFound.length) throw new Error(`404s: ${notFound.join(" ")}`);
-  log(`status: ${(await status(page)).text}`);
+  log(`status: ${(await status(page)).text}; in view: ${(await players(page)).map((p) => p.text).join(", ")}`);
   writeFileSync(join(work, "console.log"), consoleLines.join("\n") + "\n");
 }
 
