@@ -228,7 +228,31 @@ func (p *testPlayer) collect(t *testing.T) uint32 {
 		return false
 	})
 	p.move(t, 0, 0)
+	p.waitNextTicks(t, 2) // an update from after the stop: the score stays
 	return p.score()
+}
+
+// goTo steers p to within 40 units of (x, y), then stops it.
+func (p *testPlayer) goTo(t *testing.T, x, y float32) {
+	t.Helper()
+	var sent time.Time
+	await.True(t, waitTimeout, p.name+" to get back", func() bool {
+		me, _ := p.me()
+		if me == nil {
+			return false
+		}
+		dx, dy := x-me.GetX(), y-me.GetY()
+		d := float32(math.Hypot(float64(dx), float64(dy)))
+		if d < 40 {
+			return true
+		}
+		if time.Since(sent) > 100*time.Millisecond {
+			p.move(t, dx/d, dy/d)
+			sent = time.Now()
+		}
+		return false
+	})
+	p.move(t, 0, 0)
 }
 
 func orbDist(p *arenapb.Player, o *arenapb.Orb) float64 {
