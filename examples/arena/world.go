@@ -110,7 +110,9 @@ func (w *worldActor) Receive(c *actor.Context) {
 		}
 		w.fillOrbs(w.last)
 		c.Every(time.Duration(w.s.Tick), tick{})
-		w.loadBoard(c)
+		if w.board.GetVersion() == 0 {
+			w.loadBoard(c) // the module could not load it, or it is empty
+		}
 	case tick:
 		w.step(c)
 	case boardChanged:

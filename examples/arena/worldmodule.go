@@ -73,6 +73,12 @@ func (m *WorldModule) Start(ctx context.Context, env *app.Env) error {
 		return err
 	}
 	w := newWorldActor(s, m.grains)
+	// The leaderboard before the first player: a join's reply holds it.
+	if b, err := m.grains.Call(ctx, leaderboardID, &arenapb.BoardRequest{}); err != nil {
+		m.log.Warn("arena: could not load the leaderboard; the world asks again", "err", err)
+	} else if b, ok := b.(*arenapb.Leaderboard); ok {
+		w.board = b
+	}
 	// The producer hands back the same value: a panic in the world
 	// restarts its timer, and the players stay.
 	pid, err := env.Actor.Spawn(func() actor.Actor { return w })
