@@ -298,7 +298,7 @@ func demoNodes(ctx context.Context, addr, tcpAddr, storePath string, verbose boo
 	// moment to see the last of them before players arrive.
 	time.Sleep(demoSettle)
 
-	fmt.Fprintf(stdout, "The arena is running as three processes (guild run -c %s --node NAME):\n\n", file)
+	fmt.Fprintf(stdout, "The arena is running as three processes (go run ./cmd/guild run -c %s --node NAME):\n\n", file)
 	for _, p := range procs {
 		fmt.Fprintf(stdout, "  %-6s node %s, pid %d: %s\n", p.name, p.addr, p.cmd.Process.Pid, p.modules)
 	}
