@@ -25,19 +25,27 @@ import (
 
 	"github.com/guildkit/guild/examples/arena"
 	"github.com/guildkit/guild/examples/chatroom"
+	"github.com/guildkit/guild/store/embedded"
 )
 
 // demoAbout is the help text of guild demo.
 const demoAbout = `Demo runs the arena, a small real-time multiplayer game, and serves its page:
-open the printed URL in a browser, pick a name, move with the arrow keys or
-WASD and chat with Enter. Open a second window for a second player, or start
-bots with guild bot (the command is printed). Ctrl-C stops it. Its source is
+open the printed URL in a browser, pick a name, steer with the arrow keys,
+WASD or the mouse (a finger on a phone), pick up orbs to score and chat with
+Enter. Rounds last two minutes; the best round score of each name goes on a
+leaderboard. Open a second window for a second player, or start bots with
+guild bot (the command is printed). Ctrl-C stops it. Its source is
 examples/arena.
+
+The leaderboard is kept by grains in an embedded store, the file arena.db in
+the -data directory, so it survives a restart. Only one demo at a time can
+open it: give a second one another -data.
 
 With -nodes 3 the same game runs as three processes (guild run): a gateway
 node (with the embedded etcd), a world node and a chat node, from a cluster
 file written to a temporary directory; this process serves the page and
-passes its WebSocket on to the gateway.
+passes its WebSocket on to the gateway. The world node runs the grains and
+opens the store (the same file as with one process).
 
 With -chat, demo runs the older chat of actors on one node instead and prints
 what happened: players join a room and talk, one of them crashes and is
@@ -54,8 +62,9 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 
 // demo runs guild demo with its flags args until ctx ends.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("demo", "demo [-addr host:port] [-tcp host:port] [-nodes 1|3] | demo -chat [-players N] [-lines N] [-v]", demoAbout, stderr)
+	fs := newFlagSet("demo", "demo [-addr host:port] [-tcp host:port] [-data dir] [-nodes 1|3] | demo -chat [-players N] [-lines N] [-v]", demoAbout, stderr)
 	addr := fs.String("addr", arena.DefaultDemoAddr, "HTTP address of the page and its WebSocket (/ws)")
+	data := fs.String("data", defaultDemoData(), "`directory` of the leaderboard's store (arena.db)")
 	tcpAddr := fs.String("tcp", arena.DefaultDemoTCPAddr, `the gateway's TCP address, for bots ("-": none)`)
 	nodes := fs.Int("nodes", 1, "run the arena as 1 process, or as 3 (gateway, world, chat)")
 	chat := fs.Bool("chat", false, "run the chat of actors instead of the arena")
@@ -68,8 +77,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *chat {
-		if set["addr"] || set["tcp"] || set["nodes"] {
-			fmt.Fprintln(stderr, "guild demo: -addr, -tcp and -nodes are the arena's flags, not -chat's")
+		if set["addr"] || set["tcp"] || set["nodes"] || set["data"] {
+			fmt.Fprintln(stderr, "guild demo: -addr, -tcp, -data and -nodes are the arena's flags, not -chat's")
 			return exitUsage
 		}
 		return chatDemo(ctx, *players, *lines, *verbose, stdout, stderr)
@@ -78,19 +87,32 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "guild demo: -players and -lines are flags of guild demo -chat")
 		return exitUsage
 	}
+	if *nodes != 1 && *nodes != 3 {
+		fmt.Fprintln(stderr, "guild demo: -nodes must be 1 or 3")
+		return exitUsage
+	}
+	if *data == "" {
+		fmt.Fprintln(stderr, "guild demo: -data needs a directory")
+		return exitUsage
+	}
+	dir, err := filepath.Abs(*data) // the same file for the node processes of -nodes 3
+	if err != nil {
+		fmt.Fprintf(stderr, "guild demo: -data %s: %v\n", *data, err)
+		return exitUsage
+	}
+	storePath := filepath.Join(dir, demoStoreFile)
 	var logger *slog.Logger
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
-	var err error
-	switch *nodes {
-	case 1:
-		err = arena.RunDemo(ctx, arena.DemoOptions{Addr: *addr, TCPAddr: *tcpAddr, Out: stdout, Logger: logger})
-	case 3:
-		err = demoNodes(ctx, *addr, *tcpAddr, *verbose, stdout, stderr)
-	default:
-		fmt.Fprintln(stderr, "guild demo: -nodes must be 1 or 3")
-		return exitUsage
+	// Say something at once: the rest can take seconds (three processes
+	// and an etcd with -nodes 3).
+	if *nodes == 1 {
+		fmt.Fprintln(stdout, "Starting the arena on one node…")
+		err = arena.RunDemo(ctx, arena.DemoOptions{Addr: *addr, TCPAddr: *tcpAddr, Out: stdout, Logger: logger, World: arena.WorldSettings{Store: storePath}})
+	} else {
+		fmt.Fprintln(stdout, "Starting the arena as three processes (an etcd, a gateway, a world and a chat node): a few seconds…")
+		err = demoNodes(ctx, *addr, *tcpAddr, storePath, *verbose, stdout, stderr)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "guild demo: %v\n", err)
@@ -98,6 +120,20 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "The arena has stopped.")
 	return exitOK
+}
+
+// demoStoreFile is the name of the demo's store file in its -data
+// directory.
+const demoStoreFile = "arena.db"
+
+// defaultDemoData is the default of guild demo -data: guild/arena in the
+// user's cache directory (~/.cache/guild/arena on Linux), or .guild/arena
+// in the working directory when there is none.
+func defaultDemoData() string {
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "guild", "arena")
+	}
+	return filepath.Join(".guild", "arena")
 }
 
 // chatDemo runs the chat room demo.
@@ -152,9 +188,21 @@ type demoNode struct {
 
 // demoNodes runs the arena as three guild run processes and serves the
 // page on addr, passing /ws on to the gateway node.
-func demoNodes(ctx context.Context, addr, tcpAddr string, verbose bool, stdout, stderr io.Writer) error {
+func demoNodes(ctx context.Context, addr, tcpAddr, storePath string, verbose bool, stdout, stderr io.Writer) error {
 	exe, err := os.Executable()
 	if err != nil {
+		return err
+	}
+	// The world node opens the store: find out now if another process
+	// holds it, rather than from a node that exits.
+	if err := os.MkdirAll(filepath.Dir(storePath), 0o755); err != nil {
+		return fmt.Errorf("the leaderboard's directory (-data): %w", err)
+	}
+	st, err := embedded.Open(storePath)
+	if err != nil {
+		return fmt.Errorf("the leaderboard's store %s (another guild demo? -data changes it): %w", storePath, err)
+	}
+	if err := st.Close(); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "guild-demo-")
@@ -176,14 +224,14 @@ func demoNodes(ctx context.Context, addr, tcpAddr string, verbose bool, stdout, 
 		return err
 	}
 	file := filepath.Join(dir, "arena.yaml")
-	if err := os.WriteFile(file, []byte(demoClusterFile(etcdAddr, wsAddr, tcpAddr)), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(demoClusterFile(etcdAddr, wsAddr, tcpAddr, storePath)), 0o600); err != nil {
 		return err
 	}
 
 	// The page, with /ws passed on to the gateway node.
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", addr, err)
+		return fmt.Errorf("cannot serve the page on %s (-addr changes it): %w", addr, listenCause(err))
 	}
 	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: wsAddr})
 	proxy.ErrorLog = log.New(stderr, "guild demo: proxy: ", 0)
@@ -204,7 +252,7 @@ func demoNodes(ctx context.Context, addr, tcpAddr string, verbose bool, stdout, 
 	// The gateway node runs etcd: it starts first, the others join it.
 	procs := []*demoNode{
 		{name: "gate", addr: "1.1.1", modules: "gateway: ws " + wsAddr + tcpNote(tcpAddr) + ", embedded etcd " + etcdAddr},
-		{name: "world", addr: "1.2.1", modules: "module world"},
+		{name: "world", addr: "1.2.1", modules: "module world, with the leaderboard's grains"},
 		{name: "chat", addr: "1.3.1", modules: "module chat"},
 	}
 	var (
@@ -219,6 +267,7 @@ func demoNodes(ctx context.Context, addr, tcpAddr string, verbose bool, stdout, 
 	}()
 	for i, p := range procs {
 		p.cmd = exec.Command(exe, "run", "-c", file, "--node", p.name)
+		ownGroup(p.cmd)
 		p.ready = make(chan struct{})
 		p.cmd.Stdout = &prefixWriter{w: stderr, prefix: "[" + p.name + "] ", quiet: !verbose, ready: p.ready}
 		p.cmd.Stderr = &prefixWriter{w: stderr, prefix: "[" + p.name + "] ", quiet: !verbose}
@@ -249,15 +298,17 @@ func demoNodes(ctx context.Context, addr, tcpAddr string, verbose bool, stdout, 
 	// moment to see the last of them before players arrive.
 	time.Sleep(demoSettle)
 
-	fmt.Fprintf(stdout, "The arena is running as three processes (guild run -c %s --node NAME):\n\n", file)
+	fmt.Fprintf(stdout, "The arena is running as three processes (go run ./cmd/guild run -c %s --node NAME):\n\n", file)
 	for _, p := range procs {
 		fmt.Fprintf(stdout, "  %-6s node %s, pid %d: %s\n", p.name, p.addr, p.cmd.Process.Pid, p.modules)
 	}
 	fmt.Fprintf(stdout, "  this process serves the page on %s and passes /ws on to the gateway\n\n", ln.Addr())
-	fmt.Fprintf(stdout, "  open %s in a browser, pick a name, move with the arrow keys or WASD, chat with Enter\n", arena.PageURL(ln.Addr().String()))
+	fmt.Fprintf(stdout, "  open %s in a browser, pick a name, steer with the arrow keys, WASD or the mouse,\n", arena.PageURL(ln.Addr().String()))
+	fmt.Fprintf(stdout, "  pick up orbs to score, chat with Enter (open a second window for a second player)\n")
 	if tcpAddr != "" {
-		fmt.Fprintf(stdout, "  bots: guild bot -addr tcp://%s -scenario examples/arena/bots.yaml -n 50\n", tcpAddr)
+		fmt.Fprintf(stdout, "  bots, from the repository's root: %s\n", arena.BotsCommand(tcpAddr))
 	}
+	fmt.Fprintf(stdout, "  %s, by the world node\n", arena.StoreNote(storePath))
 	fmt.Fprintf(stdout, "\nPress Ctrl-C to stop all three.\n")
 
 	select {
@@ -299,9 +350,10 @@ func tcpNote(tcpAddr string) string {
 }
 
 // demoClusterFile returns the cluster file of demoNodes: a gateway node
-// that also runs the embedded etcd, a world node and a chat node, with the
-// gateway's routes from the arena's own table (arena.ServiceModules).
-func demoClusterFile(etcdAddr, wsAddr, tcpAddr string) string {
+// that also runs the embedded etcd, a world node (whose grains keep the
+// leaderboard in storePath) and a chat node, with the gateway's routes
+// from the arena's own table (arena.ServiceModules).
+func demoClusterFile(etcdAddr, wsAddr, tcpAddr, storePath string) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Written by guild demo -nodes 3: the arena on three nodes.\n")
 	fmt.Fprintf(&b, "cluster:\n  etcd:\n    ttl: 5s\n")
@@ -322,8 +374,18 @@ func demoClusterFile(etcdAddr, wsAddr, tcpAddr string) string {
 	}
 	fmt.Fprintf(&b, "  world:\n    addr: 1.2.1\n    modules: [%s]\n", arena.ModuleWorld)
 	fmt.Fprintf(&b, "  chat:\n    addr: 1.3.1\n    modules: [%s]\n", arena.ModuleChat)
-	fmt.Fprintf(&b, "modules:\n  %s:\n    tick: %v\n    cell: %d\n", arena.ModuleWorld, arena.DefaultTick, arena.DefaultCell)
+	fmt.Fprintf(&b, "modules:\n  %s:\n    tick: %v\n    cell: %d\n    store: %q\n", arena.ModuleWorld, arena.DefaultTick, arena.DefaultCell, storePath)
 	return b.String()
+}
+
+// listenCause returns the cause of a failed listen ("bind: address
+// already in use") without the "listen tcp ADDR" around it.
+func listenCause(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
 }
 
 // freeAddr returns a 127.0.0.1 address whose port was free a moment ago.

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"math"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
-	"syscall"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,136 +17,301 @@ import (
 	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/examples/arena"
 	"github.com/guildkit/guild/examples/arena/arenapb"
+	"github.com/guildkit/guild/internal/await"
 )
 
 // demoTimeout bounds each wait of the arena demo's tests.
 const demoTimeout = 30 * time.Second
 
+// demoQuickStop is how long guild demo -nodes 3 may take to stop: well
+// under the nodes' 10s shutdown timeout, which a node that waits on a
+// gone etcd would run into.
+const demoQuickStop = 6 * time.Second
+
 var (
-	pageLine = regexp.MustCompile(`open (http://\S+) in a browser`)
-	botsLine = regexp.MustCompile(`guild bot -addr (tcp://\S+)`)
+	pageLine  = regexp.MustCompile(`open (http://\S+) in a browser`)
+	botsLine  = regexp.MustCompile(`bots, from the repository's root: go run \./cmd/guild (bot -addr (tcp://\S+) .*)$`)
+	storeLine = regexp.MustCompile(`the leaderboard is kept in (\S+) `)
 )
 
-// demoAddrs waits for the demo's instructions on lines and returns the
-// page's address (host:port) and the bots' address (tcp://host:port).
-func demoAddrs(t *testing.T, lines <-chan string, exited <-chan struct{}) (page, bots string) {
-	t.Helper()
-	timeout := time.After(demoTimeout)
-	for page == "" || bots == "" {
-		select {
-		case l := <-lines:
-			if m := pageLine.FindStringSubmatch(l); m != nil {
-				page = strings.TrimPrefix(m[1], "http://")
-			}
-			if m := botsLine.FindStringSubmatch(l); m != nil {
-				bots = m[1]
-			}
-		case <-exited:
-			t.Fatal("the demo exited before it printed its addresses")
-		case <-timeout:
-			t.Fatalf("the demo printed no addresses after %v", demoTimeout)
-		}
-	}
-	return page, bots
+// demoBanner is what a test reads in guild demo's banner.
+type demoBanner struct {
+	page    string   // host:port of the page
+	bots    string   // tcp://host:port of the bots
+	botArgs []string // the arguments of the bots' command, after "go run ./cmd/guild"
+	store   string   // the store's file
 }
 
-// checkArena joins the arena at the WebSocket addr, moves, and waits for
-// a world update that shows the move, and for its own chat line.
-func checkArena(t *testing.T, addr string) {
+// readBanner waits for the demo's banner on lines, up to its last line
+// ("Press Ctrl-C ..."), and returns what it says. The first line must come
+// before anything else: it says the demo is starting.
+func readBanner(t *testing.T, lines <-chan string, exited <-chan struct{}) demoBanner {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), demoTimeout)
-	defer cancel()
+	var b demoBanner
+	timeout := time.After(demoTimeout)
+	for first, done := true, false; !done; first = false {
+		select {
+		case l := <-lines:
+			done = strings.HasPrefix(l, "Press Ctrl-C")
+			if first && !strings.HasPrefix(l, "Starting the arena") {
+				t.Errorf("the demo's first line is %q, want it to say it is starting", l)
+			}
+			if m := pageLine.FindStringSubmatch(l); m != nil {
+				b.page = strings.TrimPrefix(m[1], "http://")
+			}
+			if m := botsLine.FindStringSubmatch(l); m != nil {
+				b.botArgs, b.bots = strings.Fields(m[1]), m[2]
+			}
+			if m := storeLine.FindStringSubmatch(l); m != nil {
+				b.store = m[1]
+			}
+		case <-exited:
+			t.Fatal("the demo exited before it printed its banner")
+		case <-timeout:
+			t.Fatalf("the demo printed no full banner after %v", demoTimeout)
+		}
+	}
+	if b.page == "" || b.store == "" {
+		t.Fatalf("the demo's banner has no page or no store: %+v", b)
+	}
+	return b
+}
+
+// arenaPlayer is a Go client in the arena, with what it was pushed.
+type arenaPlayer struct {
+	c      *client.Client
+	joined *arenapb.JoinReply
+
+	mu     sync.Mutex
+	update *arenapb.WorldUpdate
+	board  *arenapb.Leaderboard
+	chat   []*arenapb.ChatLine
+}
+
+// joinArena joins the arena at the WebSocket addr as name.
+func joinArena(t *testing.T, ctx context.Context, addr, name string) *arenaPlayer {
+	t.Helper()
 	c, err := client.Dial(ctx, client.Config{Addr: addr})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	updates := make(chan *arenapb.WorldUpdate, 100)
+	t.Cleanup(func() { _ = c.Close() })
+	p := &arenaPlayer{c: c}
 	c.OnPush(arena.PushWorld, func(body []byte) {
 		u := new(arenapb.WorldUpdate)
 		if proto.Unmarshal(body, u) == nil {
-			select {
-			case updates <- u:
-			default:
-			}
+			p.mu.Lock()
+			p.update = u
+			p.mu.Unlock()
 		}
 	})
-	chat := make(chan *arenapb.ChatLine, 10)
+	c.OnPush(arena.PushBoard, func(body []byte) {
+		b := new(arenapb.Leaderboard)
+		if proto.Unmarshal(body, b) == nil {
+			p.mu.Lock()
+			p.board = b
+			p.mu.Unlock()
+		}
+	})
 	c.OnPush(arena.PushChat, func(body []byte) {
 		l := new(arenapb.ChatLine)
 		if proto.Unmarshal(body, l) == nil {
-			chat <- l
+			p.mu.Lock()
+			p.chat = append(p.chat, l)
+			p.mu.Unlock()
 		}
 	})
-	var joined arenapb.JoinReply
-	if err := c.Request(ctx, arena.RouteJoin, &arenapb.JoinRequest{Name: "tester"}, &joined); err != nil {
-		t.Fatalf("join: %v", err)
+	p.joined = new(arenapb.JoinReply)
+	if err := c.Request(ctx, arena.RouteJoin, &arenapb.JoinRequest{Name: name}, p.joined); err != nil {
+		t.Fatalf("join as %s: %v", name, err)
 	}
-	dx := float32(1)
-	if joined.GetX() > arena.DefaultWidth/2 {
-		dx = -1
-	}
-	if err := c.Request(ctx, arena.RouteMove, &arenapb.MoveRequest{Dx: dx}, nil); err != nil {
-		t.Fatalf("move: %v", err)
-	}
-	for moved := false; !moved; {
-		select {
-		case u := <-updates:
-			for _, p := range u.GetPlayers() {
-				if p.GetId() == joined.GetPlayerId() && p.GetX() != joined.GetX() {
-					moved = true
-				}
-			}
-		case <-ctx.Done():
-			t.Fatal("no world update shows the move")
+	p.mu.Lock()
+	p.board = p.joined.GetLeaderboard()
+	p.mu.Unlock()
+	return p
+}
+
+// me returns the player as p's last update shows it, with that update.
+func (p *arenaPlayer) me() (*arenapb.Player, *arenapb.WorldUpdate) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, q := range p.update.GetPlayers() {
+		if q.GetId() == p.joined.GetPlayerId() {
+			return q, p.update
 		}
 	}
-	if err := c.Request(ctx, arena.RouteSay, &arenapb.SayRequest{Text: "hi"}, nil); err != nil {
+	return nil, p.update
+}
+
+// onBoard returns name's score on p's last leaderboard, if it is there.
+func (p *arenaPlayer) onBoard(name string) (uint32, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.board.GetEntries() {
+		if e.GetName() == name {
+			return e.GetScore(), true
+		}
+	}
+	return 0, false
+}
+
+// collectOrb steers p onto the nearest orb in view until its score grows,
+// and returns the score.
+func (p *arenaPlayer) collectOrb(t *testing.T, ctx context.Context) uint32 {
+	t.Helper()
+	var (
+		score  uint32
+		goalID uint32
+		sent   time.Time
+	)
+	await.True(t, demoTimeout, "the player to pick up an orb", func() bool {
+		me, u := p.me()
+		if me == nil || len(u.GetOrbs()) == 0 {
+			return false
+		}
+		if me.GetScore() > 0 {
+			score = me.GetScore()
+			_ = p.c.Request(ctx, arena.RouteMove, &arenapb.MoveRequest{}, nil)
+			return true
+		}
+		var goal *arenapb.Orb
+		for _, o := range u.GetOrbs() {
+			if goal == nil || dist(me, o) < dist(me, goal) {
+				goal = o
+			}
+		}
+		if goal.GetId() != goalID || time.Since(sent) > 250*time.Millisecond {
+			d := float32(dist(me, goal))
+			_ = p.c.Request(ctx, arena.RouteMove, &arenapb.MoveRequest{Dx: (goal.GetX() - me.GetX()) / d, Dy: (goal.GetY() - me.GetY()) / d}, nil)
+			goalID, sent = goal.GetId(), time.Now()
+		}
+		return false
+	})
+	return score
+}
+
+func dist(p *arenapb.Player, o *arenapb.Orb) float64 {
+	return math.Hypot(float64(o.GetX()-p.GetX()), float64(o.GetY()-p.GetY()))
+}
+
+// checkArena joins the arena at the WebSocket addr as name, picks up an
+// orb, waits for the leaderboard to show the score, and chats. It returns
+// the score.
+func checkArena(t *testing.T, addr, name string) uint32 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*demoTimeout)
+	defer cancel()
+	p := joinArena(t, ctx, addr, name)
+	defer p.c.Close()
+	score := p.collectOrb(t, ctx)
+	await.True(t, demoTimeout, "the leaderboard to show the score", func() bool {
+		s, ok := p.onBoard(name)
+		return ok && s >= score
+	})
+	if err := p.c.Request(ctx, arena.RouteSay, &arenapb.SayRequest{Text: "hi"}, nil); err != nil {
 		t.Fatalf("say: %v", err)
 	}
-	select {
-	case l := <-chat:
-		if l.GetFrom() != "tester" || l.GetText() != "hi" {
-			t.Errorf("chat line %v", l)
-		}
-	case <-ctx.Done():
-		t.Fatal("no chat line")
+	await.True(t, demoTimeout, "the chat line", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return slices.ContainsFunc(p.chat, func(l *arenapb.ChatLine) bool { return l.GetFrom() == name && l.GetText() == "hi" })
+	})
+	return score
+}
+
+// checkRecords joins the arena at addr as name, and checks that the join
+// reply holds name's best score (at least best) and the leaderboard with
+// name on it: what a server that restarted must still know.
+func checkRecords(t *testing.T, addr, name string, best uint32) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), demoTimeout)
+	defer cancel()
+	p := joinArena(t, ctx, addr, name)
+	defer p.c.Close()
+	if p.joined.GetBest() < best {
+		t.Errorf("%s's best after a restart: %d, want at least %d", name, p.joined.GetBest(), best)
+	}
+	if s, ok := p.onBoard(name); !ok || s < best {
+		t.Errorf("the leaderboard after a restart: %v, want %s with at least %d", p.joined.GetLeaderboard(), name, best)
 	}
 }
 
-// TestDemoArena runs guild demo on free ports, plays it over WebSocket,
-// runs the bots of examples/arena/bots.yaml against it, and stops it.
-func TestDemoArena(t *testing.T) {
+// startDemo runs guild demo in this process with args until the test
+// ends or stop is called, and returns its banner.
+func startDemo(t *testing.T, args ...string) (b demoBanner, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	lines := make(chan string, 100)
 	stdout := &lineWriter{fn: func(l string) { lines <- l }}
 	var stderr syncBuffer
 	done := make(chan int, 1)
 	exited := make(chan struct{})
 	go func() {
-		done <- demo(ctx, []string{"-addr", "127.0.0.1:0", "-tcp", "127.0.0.1:0"}, stdout, &stderr)
+		done <- demo(ctx, args, stdout, &stderr)
 		close(exited)
 	}()
-	page, bots := demoAddrs(t, lines, exited)
-	checkArena(t, "ws://"+page+arena.WebSocketPath)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case code := <-done:
+				if code != exitOK {
+					t.Errorf("exit code %d; stderr:\n%s", code, stderr.String())
+				}
+			case <-time.After(demoTimeout):
+				t.Error("the demo is still running after its ctx ended")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return readBanner(t, lines, exited), stop
+}
 
+// TestDemoArena runs guild demo on free ports, plays it over WebSocket
+// (an orb, the leaderboard, the chat), runs the bots' command that its
+// banner prints, stops it, and starts it again on the same -data: the
+// leaderboard and the player's best are still there.
+func TestDemoArena(t *testing.T) {
+	data := t.TempDir()
+	args := []string{"-addr", "127.0.0.1:0", "-tcp", "127.0.0.1:0", "-data", data}
+	b, stop := startDemo(t, args...)
+	if b.bots == "" {
+		t.Fatal("the banner has no bots' command")
+	}
+	if want := filepath.Join(data, "arena.db"); b.store != want {
+		t.Errorf("the banner's store %q, want %q", b.store, want)
+	}
+	score := checkArena(t, "ws://"+b.page+arena.WebSocketPath, "tester")
+
+	// The bots' command as printed (run from the repository's root, so
+	// the scenario's path is fixed up), with fewer bots for less time.
+	botArgs := slices.Clone(b.botArgs[1:])
+	for i, a := range botArgs {
+		if a == "-scenario" {
+			botArgs[i+1] = filepath.Join("..", "..", botArgs[i+1])
+		}
+	}
+	botArgs = append(botArgs, "-n", "3", "-duration", "2s")
 	var botOut, botErr syncBuffer
-	code := bot(ctx, []string{"-addr", bots, "-scenario", "../../examples/arena/bots.yaml", "-n", "3", "-duration", "1500ms"}, &botOut, &botErr)
-	if code != exitOK {
-		t.Errorf("bots: exit code %d; stderr:\n%s", code, botErr.String())
+	if code := bot(context.Background(), botArgs, &botOut, &botErr); code != exitOK {
+		t.Errorf("bots %q: exit code %d; stderr:\n%s", botArgs, code, botErr.String())
 	}
 	contains(t, "the bots' report", botOut.String(), "clients            3 connected of 3", "errors             0")
+	stop()
 
-	time.Sleep(200 * time.Millisecond) // the bots' sessions stop (see examples/arena's sessionsSettle)
-	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Errorf("exit code %d; stderr:\n%s", code, stderr.String())
-		}
-	case <-time.After(demoTimeout):
-		t.Fatal("the demo is still running after its ctx ended")
+	b, _ = startDemo(t, args...)
+	checkRecords(t, "ws://"+b.page+arena.WebSocketPath, "tester", score)
+}
+
+// TestDemoStoreInUse runs two demos on one -data: the second says the
+// store is in use.
+func TestDemoStoreInUse(t *testing.T) {
+	data := t.TempDir()
+	startDemo(t, "-addr", "127.0.0.1:0", "-tcp", "-", "-data", data)
+	code, _, errOut := runCmd("demo", "-addr", "127.0.0.1:0", "-tcp", "-", "-data", data)
+	if code == exitOK || !strings.Contains(errOut, "in use by another process") || !strings.Contains(errOut, data) {
+		t.Errorf("a second demo on the same -data: exit code %d, stderr:\n%s", code, errOut)
 	}
 }
 
@@ -152,6 +320,8 @@ func TestDemoArenaBadUsage(t *testing.T) {
 		{"demo", "-nodes", "2"},
 		{"demo", "-players", "3"},
 		{"demo", "-chat", "-addr", ":9999"},
+		{"demo", "-chat", "-data", "x"},
+		{"demo", "-data", ""},
 		{"demo", "-addr", "no-such-host-or-port"},
 	} {
 		code, out, errOut := runCmd(args...)
@@ -165,59 +335,78 @@ func TestDemoArenaBadUsage(t *testing.T) {
 }
 
 func TestDemoClusterFile(t *testing.T) {
-	f := demoClusterFile("127.0.0.1:2379", "127.0.0.1:8081", "127.0.0.1:7000")
+	f := demoClusterFile("127.0.0.1:2379", "127.0.0.1:8081", "127.0.0.1:7000", "/data/arena.db")
 	contains(t, "the cluster file", f,
 		`master: "127.0.0.1:2379"`, `ws: "127.0.0.1:8081"`, `tcp: "127.0.0.1:7000"`,
 		"public: [arena.Join]", "arena: {module: world}", "chat: {module: chat}",
-		"modules: [world]", "modules: [chat]", "tick: 66.666666ms")
-	if strings.Contains(demoClusterFile("127.0.0.1:2379", "127.0.0.1:8081", ""), "tcp:") {
+		"modules: [world]", "modules: [chat]", "tick: 66.666666ms", `store: "/data/arena.db"`)
+	if strings.Contains(demoClusterFile("127.0.0.1:2379", "127.0.0.1:8081", "", "/data/arena.db"), "tcp:") {
 		t.Error("a cluster file without TCP has a tcp listener")
 	}
 }
 
 // TestDemoNodes runs guild demo -nodes 3 as a process: three guild run
-// processes behind it, the page and its WebSocket proxied by it.
+// processes behind it, the page and its WebSocket proxied by it. It plays
+// (the world node's grains keep the score), stops it as a terminal's
+// Ctrl-C does (SIGINT to its whole process group), and runs it again on
+// the same -data: the world node's grains wrote the leaderboard on the
+// way out, and read it back. Stopping takes seconds, not the nodes'
+// shutdown timeouts.
 func TestDemoNodes(t *testing.T) {
 	if _, ok := lookup("run"); !ok {
 		t.Skip("guild run is not there yet")
 	}
 	if testing.Short() {
-		t.Skip("builds guild and starts four processes")
+		t.Skip("builds guild and starts four processes, twice")
 	}
 	bin := buildGuild(t)
-	cmd := exec.Command(bin, "demo", "-nodes", "3", "-addr", "127.0.0.1:0", "-tcp", "127.0.0.1:0", "-v")
-	lines := make(chan string, 100)
-	cmd.Stdout = &lineWriter{fn: func(l string) {
-		t.Logf("stdout: %s", l)
-		lines <- l
-	}}
-	cmd.Stderr = &lineWriter{fn: func(l string) { t.Logf("stderr: %s", l) }}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		<-exited
-	})
-	page, bots := demoAddrs(t, lines, exited)
-	if strings.HasSuffix(bots, ":0") {
-		t.Errorf("the bots' address %s has no port", bots)
-	}
-	checkArena(t, "ws://"+page+arena.WebSocketPath)
-
-	_ = cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-exited:
-		if waitErr != nil {
-			t.Errorf("guild demo -nodes 3: %v", waitErr)
+	data := t.TempDir()
+	run := func() (b demoBanner, stop func()) {
+		cmd := exec.Command(bin, "demo", "-nodes", "3", "-addr", "127.0.0.1:0", "-tcp", "127.0.0.1:0", "-data", data, "-v")
+		startGroup(cmd) // a process group, as a shell makes
+		lines := make(chan string, 100)
+		cmd.Stdout = &lineWriter{fn: func(l string) {
+			t.Logf("stdout: %s", l)
+			lines <- l
+		}}
+		cmd.Stderr = &lineWriter{fn: func(l string) { t.Logf("stderr: %s", l) }}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(demoTimeout):
-		t.Fatal("guild demo -nodes 3 still runs after an interrupt")
+		exited := make(chan struct{})
+		var waitErr error
+		go func() {
+			waitErr = cmd.Wait()
+			close(exited)
+		}()
+		t.Cleanup(func() {
+			killGroup(cmd)
+			<-exited
+		})
+		b = readBanner(t, lines, exited)
+		if b.bots == "" || strings.HasSuffix(b.bots, ":0") {
+			t.Errorf("the bots' address %s has no port", b.bots)
+		}
+		return b, func() {
+			start := time.Now()
+			interruptGroup(cmd) // Ctrl-C in a terminal
+			select {
+			case <-exited:
+				if waitErr != nil {
+					t.Errorf("guild demo -nodes 3: %v", waitErr)
+				}
+			case <-time.After(demoTimeout):
+				t.Fatal("guild demo -nodes 3 still runs after an interrupt")
+			}
+			if d := time.Since(start); d > demoQuickStop {
+				t.Errorf("guild demo -nodes 3 took %v to stop after a Ctrl-C, want less than %v", d, demoQuickStop)
+			}
+		}
 	}
+	b, stop := run()
+	score := checkArena(t, "ws://"+b.page+arena.WebSocketPath, "tester")
+	stop()
+	b, stop = run()
+	checkRecords(t, "ws://"+b.page+arena.WebSocketPath, "tester", score)
+	stop()
 }

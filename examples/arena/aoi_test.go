@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func nearIDs(g *grid, x, y float64) []string {
+func nearIDs(g *grid[string], x, y float64) []string {
 	var ids []string
 	g.nearPoint(x, y, func(id string) { ids = append(ids, id) })
 	slices.Sort(ids)
@@ -13,7 +13,7 @@ func nearIDs(g *grid, x, y float64) []string {
 }
 
 func TestGridNear(t *testing.T) {
-	g := newGrid(2000, 2000, 250)
+	g := newGrid[string](2000, 2000, 250)
 	g.move("a", 1000, 1000) // cell (4, 4)
 	g.move("b", 1200, 1100) // cell (4, 4)
 	g.move("c", 1300, 1300) // cell (5, 5): a diagonal neighbour
@@ -36,7 +36,7 @@ func TestGridNear(t *testing.T) {
 }
 
 func TestGridMoveAcrossCells(t *testing.T) {
-	g := newGrid(2000, 2000, 250)
+	g := newGrid[string](2000, 2000, 250)
 	g.move("a", 1000, 1000)
 	g.move("d", 1600, 1000)
 	if slices.Contains(nearIDs(g, 1000, 1000), "d") {
@@ -67,7 +67,7 @@ func TestGridMoveAcrossCells(t *testing.T) {
 // TestWorldUpdatesAreByCell checks the world's updates: each player gets
 // the players of its 3x3 cells, itself included, sorted by ID.
 func TestWorldUpdatesAreByCell(t *testing.T) {
-	w := newWorldActor(WorldSettings{}.withDefaults())
+	w := newWorldActor(WorldSettings{}.withDefaults(), nil)
 	for _, p := range []*player{
 		{id: "a", x: 1000, y: 1000},
 		{id: "b", x: 1100, y: 1240},

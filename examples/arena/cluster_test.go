@@ -3,6 +3,7 @@ package arena_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,11 +15,13 @@ import (
 )
 
 // TestCluster plays the arena on three nodes over real TCP and etcd: the
-// gateway on node 0, the world on node 1, the chat on node 2. Every
-// request crosses nodes, the chat asks the world for names with the
-// generated World client, and the world pushes to sessions on another
-// node.
+// gateway on node 0, the world on node 1 (with its grains, claimed in
+// etcd, and their bbolt store), the chat on node 2. Every request crosses
+// nodes, the chat asks the world for names with the generated World
+// client, and the world pushes to sessions on another node.
 func TestCluster(t *testing.T) {
+	world := fastWorld
+	world.Store = filepath.Join(t.TempDir(), "arena.db")
 	const gateType, worldType, chatType = 1, 2, 3
 	c := clustertest.Start(t, clustertest.Options{Nodes: 3, Types: []int{gateType, worldType, chatType}})
 	nodeType := func(module string) (int, bool) {
@@ -41,7 +44,7 @@ func TestCluster(t *testing.T) {
 			NodeType: nodeType,
 			Settings: func(v any) error {
 				if s, ok := v.(*arena.WorldSettings); ok {
-					*s = fastWorld
+					*s = world
 				}
 				return nil
 			},
@@ -86,6 +89,12 @@ func TestCluster(t *testing.T) {
 	play(t, "ws://"+ws.String()+arena.WebSocketPath, "tcp://"+tcp.String(), func(alice *testPlayer) {
 		_ = alice.c.Close()
 	})
+
+	// A score goes to the grains on the world's node, and the leaderboard
+	// comes back to the player through the gateway's node.
+	dora := join(t, "tcp://"+tcp.String(), "dora")
+	score := dora.collect(t)
+	waitFor(t, "the leaderboard to show dora", func() bool { s, ok := dora.onBoard("dora"); return ok && s == score })
 }
 
 func TestRoutes(t *testing.T) {

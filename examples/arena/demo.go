@@ -68,8 +68,10 @@ type DemoOptions struct {
 // RunDemo runs the arena in this process until ctx ends: one node hosting
 // the world and chat modules and a gateway, with an in-memory membership
 // (no etcd), the page served over HTTP at opts.Addr beside its WebSocket,
-// and a TCP listener for bots. It then shuts down gracefully and returns
-// nil, or an error if it could not start.
+// and a TCP listener for bots. The leaderboard's grains keep their state
+// in opts.World.Store (in memory when it is empty). It then shuts down
+// gracefully (the grains write their state) and returns nil, or an error
+// if it could not start.
 func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 	if opts.Addr == "" {
 		opts.Addr = DefaultDemoAddr
@@ -86,6 +88,14 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 	if err := opts.World.Validate(); err != nil {
 		return err
 	}
+
+	// The page's port first: a port in use is the likeliest mistake, and
+	// nothing else has started yet.
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return fmt.Errorf("arena: cannot serve the page on %s (guild demo -addr changes it): %w", opts.Addr, netCause(err))
+	}
+	defer ln.Close() // after srv.Serve took it, a second Close does nothing
 
 	// One node of type 1 hosts everything.
 	const nodeType = 1
@@ -146,13 +156,18 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 	}
 	defer g.Close()
 
+	tcpAddr := ""
+	if opts.TCPAddr != "-" {
+		a, err := g.ListenTCP(opts.TCPAddr, nil)
+		if err != nil {
+			return fmt.Errorf("arena: cannot listen for bots on %s (guild demo -tcp changes it): %w", opts.TCPAddr, netCause(err))
+		}
+		tcpAddr = a.String()
+	}
+
 	mux := http.NewServeMux()
 	mux.Handle(WebSocketPath, g.WebSocketHandler())
 	mux.Handle("/", http.FileServerFS(Page()))
-	ln, err := net.Listen("tcp", opts.Addr)
-	if err != nil {
-		return fmt.Errorf("arena: listen %s: %w", opts.Addr, err)
-	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -168,16 +183,8 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 		}
 	}()
 
-	tcpAddr := ""
-	if opts.TCPAddr != "-" {
-		a, err := g.ListenTCP(opts.TCPAddr, nil)
-		if err != nil {
-			return err
-		}
-		tcpAddr = a.String()
-	}
 	httpAddr := ln.Addr().String()
-	printDemo(opts.Out, httpAddr, tcpAddr)
+	printDemo(opts.Out, httpAddr, tcpAddr, opts.World.Store)
 	if opts.Ready != nil {
 		opts.Ready(httpAddr, tcpAddr)
 	}
@@ -188,6 +195,17 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 		served <- err // for the deferred shutdown
 		return fmt.Errorf("arena: http server: %w", err)
 	}
+}
+
+// netCause returns the cause of a failed listen ("bind: address already
+// in use") without the "listen tcp ADDR" around it, which the caller says
+// better.
+func netCause(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
 }
 
 func stopModule(m app.Module) {
@@ -209,14 +227,30 @@ func PageURL(addr string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
+// BotsCommand returns the command line that starts 50 bots against the
+// gateway's TCP address, as a banner prints it: run from the repository's
+// root, it needs nothing installed.
+func BotsCommand(tcpAddr string) string {
+	return "go run ./cmd/guild bot -addr tcp://" + tcpAddr + " -scenario examples/arena/bots.yaml -n 50"
+}
+
+// StoreNote says where the leaderboard is kept, for a banner.
+func StoreNote(path string) string {
+	if path == "" {
+		return "the leaderboard is kept in memory: it ends with the demo"
+	}
+	return "the leaderboard is kept in " + path + " (delete it to start afresh)"
+}
+
 // printDemo says what runs and what to do.
-func printDemo(w io.Writer, httpAddr, tcpAddr string) {
+func printDemo(w io.Writer, httpAddr, tcpAddr, storePath string) {
 	url := PageURL(httpAddr)
 	fmt.Fprintf(w, "The arena is running: a world and a chat module behind a gateway, on one node.\n\n")
-	fmt.Fprintf(w, "  open %s in a browser, pick a name, move with the arrow keys or WASD, chat with Enter\n", url)
-	fmt.Fprintf(w, "  (open it in a second window to see two players)\n")
+	fmt.Fprintf(w, "  open %s in a browser, pick a name, steer with the arrow keys, WASD or the mouse,\n", url)
+	fmt.Fprintf(w, "  pick up orbs to score, chat with Enter (open a second window for a second player)\n")
 	if tcpAddr != "" {
-		fmt.Fprintf(w, "  bots: guild bot -addr tcp://%s -scenario examples/arena/bots.yaml -n 50\n", tcpAddr)
+		fmt.Fprintf(w, "  bots, from the repository's root: %s\n", BotsCommand(tcpAddr))
 	}
+	fmt.Fprintf(w, "  %s\n", StoreNote(storePath))
 	fmt.Fprintf(w, "\nPress Ctrl-C to stop.\n")
 }

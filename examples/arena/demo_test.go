@@ -19,9 +19,10 @@ import (
 // fastWorld makes the tests quick: players start together in the middle
 // of the room and run fast.
 var fastWorld = arena.WorldSettings{
-	Spawn: []float64{1000, 1000},
-	Speed: 1500,
-	Tick:  arena.Duration(20 * time.Millisecond),
+	Spawn:   []float64{1000, 1000},
+	Speed:   1500,
+	Tick:    arena.Duration(20 * time.Millisecond),
+	OrbLife: arena.Duration(time.Hour), // no orb appears unless one is picked up
 }
 
 // sessionsSettle is how long a test lets closed sessions stop before it
@@ -32,8 +33,24 @@ const sessionsSettle = 200 * time.Millisecond
 // its HTTP and TCP addresses.
 func startDemo(t *testing.T, world arena.WorldSettings) (httpAddr, tcpAddr string, out *syncBuffer) {
 	t.Helper()
+	d := runDemo(t, world)
+	return d.http, d.tcp, d.out
+}
+
+// demoRun is a RunDemo running for a test.
+type demoRun struct {
+	http, tcp string      // its addresses
+	ws        string      // its WebSocket URL
+	out       *syncBuffer // what it printed
+	stop      func()      // stops it and waits for it to return; safe to call twice
+}
+
+// runDemo runs RunDemo on free ports until the test ends or its stop is
+// called.
+func runDemo(t *testing.T, world arena.WorldSettings) *demoRun {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out = new(syncBuffer)
+	d := &demoRun{out: new(syncBuffer)}
 	type addrs struct{ http, tcp string }
 	ready := make(chan addrs, 1)
 	done := make(chan error, 1)
@@ -41,31 +58,36 @@ func startDemo(t *testing.T, world arena.WorldSettings) (httpAddr, tcpAddr strin
 		done <- arena.RunDemo(ctx, arena.DemoOptions{
 			Addr:    "127.0.0.1:0",
 			TCPAddr: "127.0.0.1:0",
-			Out:     out,
+			Out:     d.out,
 			World:   world,
 			Ready:   func(h, tcp string) { ready <- addrs{h, tcp} },
 		})
 	}()
-	t.Cleanup(func() {
-		// The players' cleanups, registered later, have closed their
-		// clients. Let the gateway's sessions finish stopping before it
-		// closes: gate.Gateway.Close can race with a session that is
-		// stopping at that moment (its writer's WaitGroup.Add against
-		// Close's Wait), which the race detector reports.
-		time.Sleep(sessionsSettle)
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("RunDemo: %v", err)
+	var once sync.Once
+	d.stop = func() {
+		once.Do(func() {
+			// The players' cleanups, registered later, have closed their
+			// clients. Let the gateway's sessions finish stopping before it
+			// closes: gate.Gateway.Close can race with a session that is
+			// stopping at that moment (its writer's WaitGroup.Add against
+			// Close's Wait), which the race detector reports.
+			time.Sleep(sessionsSettle)
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("RunDemo: %v", err)
+				}
+			case <-time.After(waitTimeout):
+				t.Errorf("RunDemo still running %v after its ctx ended", waitTimeout)
 			}
-		case <-time.After(waitTimeout):
-			t.Errorf("RunDemo still running %v after its ctx ended", waitTimeout)
-		}
-	})
+		})
+	}
+	t.Cleanup(d.stop)
 	select {
 	case a := <-ready:
-		return a.http, a.tcp, out
+		d.http, d.tcp, d.ws = a.http, a.tcp, "ws://"+a.http+arena.WebSocketPath
+		return d
 	case err := <-done:
 		t.Fatalf("RunDemo: %v", err)
 	case <-time.After(waitTimeout):
@@ -157,7 +179,7 @@ func play(t *testing.T, aliceAddr, bobAddr string, leave func(alice *testPlayer)
 // TCP; alice leaves by closing her connection.
 func TestDemo(t *testing.T) {
 	httpAddr, tcpAddr, out := startDemo(t, fastWorld)
-	for _, want := range []string{"open http://127.0.0.1:", "arrow keys or WASD", "guild bot -addr tcp://" + tcpAddr} {
+	for _, want := range []string{"open http://127.0.0.1:", "arrow keys, WASD or the mouse", "go run ./cmd/guild bot -addr tcp://" + tcpAddr, "the leaderboard is kept in memory"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("RunDemo's output does not contain %q:\n%s", want, out)
 		}

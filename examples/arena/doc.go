@@ -1,18 +1,63 @@
 // Package arena is the server of guild's arena demo: a small real-time
-// multiplayer game. Players join with a name, move their avatars in a
+// multiplayer game. Players join with a name, steer their avatars in a
 // shared 2000x2000 room, see each other move 15 times a second (only the
-// players near them), and chat. The browser page is in web/, the protocol
-// in arenapb/arena.proto.
+// players near them), pick up orbs to score, and chat. The browser page is
+// in web/, the protocol in arenapb/arena.proto.
+//
+// # The game
+//
+//   - A new player starts near the player who arrived last (near the
+//     room's centre when it is empty), so two players who join one after
+//     the other see each other at once.
+//   - The room holds WorldSettings.Orbs orbs (60), half of them scattered
+//     anywhere and half near players. The first player whose centre comes
+//     within PickupRadius of an orb's scores its value (1; a gold orb, one
+//     in ten, 5); of two players in reach at the same tick the closer one
+//     gets it. A new orb replaces it at once. An orb nobody picks up makes
+//     way for a new one after about WorldSettings.OrbLife (30s), so orbs
+//     keep coming near every player. The world actor alone decides.
+//   - A round lasts WorldSettings.Round (2 minutes). When it ends, every
+//     player is pushed the round's best three (arena.Round) and every score
+//     starts again from zero.
+//   - The leaderboard holds the best round score of each name, the ten
+//     best. It is updated as scores grow, and pushed to every player when
+//     it changes (arena.Board).
+//   - Names are unique among the players online, without regard to case:
+//     a second "Ada" is refused with AlreadyExists and a message saying
+//     so. A page that reconnects sends the resume token of its JoinReply
+//     and gets its player back, with its place and score.
+//
+// # Grains and the store
+//
+// The records outlive the server: each name has an arena.player grain
+// (KindPlayer, keyed by the name in lower case: best round score, orbs
+// picked up, joins) and the leaderboard is one arena.leaderboard grain
+// (KindLeaderboard). The world actor reports each score to the player's
+// grain with a Request (it never waits on a grain), which offers a new
+// best to the leaderboard grain and answers the leaderboard when it
+// changed. The grains keep their state in the embedded store (a bbolt
+// file) named by WorldSettings.Store, flushed every two seconds and when
+// the module stops, so the leaderboard survives a restart. Without a
+// Store they live in memory.
+//
+// The grains run on the node that hosts the world module (its
+// grain.System hosts both kinds), so the store is opened by that node's
+// process alone, as the embedded store requires. In a cluster the grains'
+// claims are kept in etcd. A game with several world nodes would need a
+// shared store (store/redisstore, pgstore or mysqlstore) instead.
+//
+// # Modules
 //
 // The game is two modules (app.Module), which a cluster file places on
 // nodes:
 //
-//   - "world" (NewWorld): one actor owns every player's state. Its timer
-//     (WorldSettings.Tick) moves the players and pushes each one an
-//     arena.World update with the players in the 3x3 area-of-interest
-//     cells around it (WorldSettings.Cell). It serves the generated
-//     arenapb.World rpc service to the other modules, and the "arena" gate
-//     service to clients: arena.Join, arena.Move, arena.Leave.
+//   - "world" (NewWorld): one actor owns every player's and orb's state.
+//     Its timer (WorldSettings.Tick) moves the players, hands out the orbs
+//     they touch, ends the rounds, and pushes each one an arena.World
+//     update with the players and orbs in the 3x3 area-of-interest cells
+//     around it (WorldSettings.Cell). It serves the generated arenapb.World
+//     rpc service to the other modules, and the "arena" gate service to
+//     clients: arena.Join, arena.Move, arena.Leave. It hosts the grains.
 //   - "chat" (NewChat): the "chat" gate service. chat.Say asks the world
 //     for the sender's name through the generated World client, on
 //     whichever node the world runs, and broadcasts a chat.Line to the

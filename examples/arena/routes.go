@@ -23,6 +23,8 @@ const (
 	RouteLeave = "arena.Leave" // google.protobuf.Empty -> google.protobuf.Empty
 	RouteSay   = "chat.Say"    // SayRequest -> SayReply
 	PushWorld  = "arena.World" // WorldUpdate, every tick
+	PushBoard  = "arena.Board" // Leaderboard, when it changes
+	PushRound  = "arena.Round" // RoundOver, when a round ends
 	PushChat   = "chat.Line"   // ChatLine
 	ChatGroup  = "room"        // every player's session, for chat.Line
 )

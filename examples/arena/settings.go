@@ -8,13 +8,19 @@ import (
 
 // Defaults of WorldSettings.
 const (
-	DefaultWidth  = 2000
-	DefaultHeight = 2000
-	DefaultCell   = 250
-	DefaultSpeed  = 200
-	DefaultTick   = time.Second / 15
-	DefaultIdle   = 30 * time.Second
+	DefaultWidth   = 2000
+	DefaultHeight  = 2000
+	DefaultCell    = 250
+	DefaultSpeed   = 200
+	DefaultTick    = time.Second / 15
+	DefaultIdle    = 30 * time.Second
+	DefaultOrbs    = 60
+	DefaultOrbLife = 30 * time.Second
+	DefaultRound   = 2 * time.Minute
 )
+
+// MaxOrbs bounds WorldSettings.Orbs.
+const MaxOrbs = 10_000
 
 // ErrBadSettings is returned for invalid WorldSettings.
 var ErrBadSettings = errors.New("arena: bad settings")
@@ -43,7 +49,7 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // section of a cluster file. Zero fields take their defaults.
 //
 //	modules:
-//	  world: {tick: 50ms, cell: 250, speed: 200, idle: 30s}
+//	  world: {tick: 50ms, cell: 250, speed: 200, idle: 30s, orbs: 60, orb_life: 30s, round: 2m, store: arena.db}
 type WorldSettings struct {
 	// Width and Height are the room's size, in world units. Default
 	// 2000 x 2000.
@@ -61,8 +67,27 @@ type WorldSettings struct {
 	// (arena.Move) before it is dropped. Default 30s.
 	Idle Duration `yaml:"idle" json:"idle"`
 	// Spawn, optional, is the point [x, y] where every player starts;
-	// without it a player starts at a random point of the room.
+	// without it a player starts near the player who arrived last (or
+	// near the room's centre when the room is empty), so that they see
+	// each other.
 	Spawn []float64 `yaml:"spawn" json:"spawn"`
+	// Orbs is how many orbs the room holds: each one picked up is
+	// replaced at once. Default 60; at most MaxOrbs.
+	Orbs int `yaml:"orbs" json:"orbs"`
+	// OrbLife is how long an orb lasts, on average, if nobody picks it
+	// up: each one lasts from half of it to one and a half times it, then
+	// makes way for a new one, so that the orbs keep coming near every
+	// player. Default 30s.
+	OrbLife Duration `yaml:"orb_life" json:"orb_life"`
+	// Round is how long a round lasts: then the best scores are
+	// announced and every score starts again from zero. Default 2m.
+	Round Duration `yaml:"round" json:"round"`
+	// Store, optional, is the file of the embedded store (a bbolt file,
+	// created if missing) that keeps the leaderboard's grains: the
+	// leaderboard and each name's record survive a restart. Only one
+	// process at a time may open it. Empty: the grains are kept in
+	// memory, for as long as the world module runs.
+	Store string `yaml:"store" json:"store"`
 }
 
 // withDefaults returns s with its zero fields set to their defaults.
@@ -85,6 +110,15 @@ func (s WorldSettings) withDefaults() WorldSettings {
 	if s.Idle == 0 {
 		s.Idle = Duration(DefaultIdle)
 	}
+	if s.Orbs == 0 {
+		s.Orbs = DefaultOrbs
+	}
+	if s.OrbLife == 0 {
+		s.OrbLife = Duration(DefaultOrbLife)
+	}
+	if s.Round == 0 {
+		s.Round = Duration(DefaultRound)
+	}
 	return s
 }
 
@@ -101,6 +135,12 @@ func (s WorldSettings) Validate() error {
 		return fmt.Errorf("%w: tick %v must be at least 1ms", ErrBadSettings, s.Tick)
 	case s.Idle < 0:
 		return fmt.Errorf("%w: idle must be positive", ErrBadSettings)
+	case s.Orbs < 0 || s.Orbs > MaxOrbs:
+		return fmt.Errorf("%w: orbs must be 0 to %d", ErrBadSettings, MaxOrbs)
+	case s.OrbLife < 0:
+		return fmt.Errorf("%w: orb_life must be positive", ErrBadSettings)
+	case s.Round < 0 || (s.Round > 0 && time.Duration(s.Round) < 100*time.Millisecond):
+		return fmt.Errorf("%w: round %v must be at least 100ms", ErrBadSettings, s.Round)
 	case len(s.Spawn) != 0 && len(s.Spawn) != 2:
 		return fmt.Errorf("%w: spawn must be [x, y]", ErrBadSettings)
 	}

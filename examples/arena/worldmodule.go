@@ -6,30 +6,47 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	bolterrors "go.etcd.io/bbolt/errors"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/app"
 	"github.com/guildkit/guild/examples/arena/arenapb"
 	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/grain"
 	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/store"
+	"github.com/guildkit/guild/store/embedded"
 )
 
 // callTimeout bounds the calls a handler makes to another actor.
 const callTimeout = 5 * time.Second
 
+// ErrStoreInUse is returned by the world module's Start when another
+// process has its store (WorldSettings.Store) open.
+var ErrStoreInUse = errors.New("arena: the store is in use by another process")
+
 // WorldModule is the "world" module: the world actor that owns the
-// players, the generated arenapb.World rpc service in front of it (for the
-// other modules), and the "arena" gate service that clients reach
-// (arena.Join, arena.Move, arena.Leave). The world is one actor: host the
-// module on one node.
+// players and orbs, the generated arenapb.World rpc service in front of it
+// (for the other modules), the "arena" gate service that clients reach
+// (arena.Join, arena.Move, arena.Leave), and the grains that keep the
+// records and the leaderboard (KindPlayer, KindLeaderboard) in the store
+// of WorldSettings.Store. The world is one actor: host the module on one
+// node. The grains run on the nodes that host the module, that is on the
+// world's node.
 type WorldModule struct {
-	node  *actor.Node
-	pids  []actor.PID // the actors it started, in start order
-	world actor.PID
+	node   *actor.Node
+	pids   []actor.PID // the actors it started, in start order
+	world  actor.PID
+	grains *grain.System
+	store  *embedded.Store // nil: the grains' state is in memory
+	log    *slog.Logger
 }
 
 // NewWorld returns the world module, for app.Registry.Register.
@@ -48,12 +65,25 @@ func (m *WorldModule) Start(ctx context.Context, env *app.Env) error {
 		return err
 	}
 	s = s.withDefaults()
-	m.node = env.Actor
-	w := newWorldActor(s)
+	m.node, m.log = env.Actor, env.Logger
+	if m.log == nil {
+		m.log = env.Actor.Logger()
+	}
+	if err := m.startGrains(ctx, env, s.Store); err != nil {
+		return err
+	}
+	w := newWorldActor(s, m.grains)
+	// The leaderboard before the first player: a join's reply holds it.
+	if b, err := m.grains.Call(ctx, leaderboardID, &arenapb.BoardRequest{}); err != nil {
+		m.log.Warn("arena: could not load the leaderboard; the world asks again", "err", err)
+	} else if b, ok := b.(*arenapb.Leaderboard); ok {
+		w.board = b
+	}
 	// The producer hands back the same value: a panic in the world
 	// restarts its timer, and the players stay.
 	pid, err := env.Actor.Spawn(func() actor.Actor { return w })
 	if err != nil {
+		m.stop()
 		return fmt.Errorf("arena: start the world: %w", err)
 	}
 	m.world = pid
@@ -64,7 +94,7 @@ func (m *WorldModule) Start(ctx context.Context, env *app.Env) error {
 		return err
 	}
 	m.pids = append(m.pids, rpcPID)
-	gatePID, err := arenaService(pid).Serve(ctx, env.Actor)
+	gatePID, err := arenaService(pid, m.grains, m.log).Serve(ctx, env.Actor)
 	if err != nil {
 		m.stop()
 		return err
@@ -73,10 +103,48 @@ func (m *WorldModule) Start(ctx context.Context, env *app.Env) error {
 	return nil
 }
 
-// Stop stops the module's actors.
+// startGrains opens the store at path ("": none, the state in memory)
+// and starts the grains of the records and the leaderboard.
+func (m *WorldModule) startGrains(ctx context.Context, env *app.Env, path string) error {
+	var st store.Store
+	if path != "" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return fmt.Errorf("arena: the store's directory: %w", err)
+		}
+		es, err := embedded.Open(path)
+		if err != nil {
+			if errors.Is(err, bolterrors.ErrTimeout) { // the file's lock, after embedded.LockTimeout
+				return fmt.Errorf("%w: %s (another guild demo or world node? stop it, or give this one another file: guild demo -data DIR)", ErrStoreInUse, path)
+			}
+			return fmt.Errorf("arena: open the store: %w", err)
+		}
+		m.store, st = es, es
+	}
+	sys, err := grain.Start(ctx, grain.Config{
+		Node:       env.Actor,
+		Membership: env.Members,
+		Kinds:      grainKinds(),
+		Store:      st,
+		Logger:     m.log,
+	})
+	if err != nil {
+		m.closeStore()
+		return fmt.Errorf("arena: start the grains: %w", err)
+	}
+	m.grains = sys
+	return nil
+}
+
+// Stop stops the module's actors, then its grains (which write their
+// state to the store) and the store.
 func (m *WorldModule) Stop(ctx context.Context) error {
 	m.stop()
-	return nil
+	var err error
+	if m.grains != nil {
+		err = m.grains.Close(ctx)
+		m.grains = nil
+	}
+	return errors.Join(err, m.closeStore())
 }
 
 func (m *WorldModule) stop() {
@@ -84,6 +152,15 @@ func (m *WorldModule) stop() {
 		_ = m.node.Stop(m.pids[i])
 	}
 	m.pids = nil
+}
+
+func (m *WorldModule) closeStore() error {
+	if m.store == nil {
+		return nil
+	}
+	err := m.store.Close()
+	m.store = nil
+	return err
 }
 
 // worldServer implements arenapb.WorldServer by asking the world actor.
@@ -120,8 +197,9 @@ func ask[T any](ctx context.Context, c *actor.Context, world actor.PID, req any)
 
 // arenaService is the "arena" gate service: the clients' way into the
 // world. Its handlers run in its actor, one request at a time, and ask the
-// world actor on the same node.
-func arenaService(world actor.PID) *gate.Service {
+// world actor on the same node; arena.Join also asks the player's record
+// (a grain) for the player's best score.
+func arenaService(world actor.PID, grains *grain.System, log *slog.Logger) *gate.Service {
 	svc := gate.NewService("arena")
 	call := func(s *gate.Session, req any) (any, context.CancelFunc, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
@@ -136,18 +214,29 @@ func arenaService(world actor.PID) *gate.Service {
 		if id == "" {
 			id = newPlayerID()
 		}
-		reply, cancel, err := call(s, &arenapb.EnterRequest{PlayerId: id, Name: req.GetName(), SessionId: s.ID()})
+		r, cancel, err := call(s, &arenapb.EnterRequest{PlayerId: id, Name: req.GetName(), SessionId: s.ID(), Resume: req.GetResume()})
 		defer cancel()
 		if err != nil {
 			return nil, err
 		}
+		reply := r.(*arenapb.JoinReply)
 		ctx, cancelJoin := context.WithTimeout(context.Background(), callTimeout)
 		defer cancelJoin()
 		if err := gate.JoinGroup(ctx, s.Actor().Node(), ChatGroup, s.ID()); err != nil {
 			return nil, err
 		}
-		s.Bind(id)
-		return reply.(*arenapb.JoinReply), nil
+		// A resumed player keeps its ID, which may not be the one offered.
+		s.Bind(reply.GetPlayerId())
+		if grains != nil {
+			name := strings.TrimSpace(req.GetName())
+			if rec, err := grains.Call(ctx, playerID(name), &arenapb.VisitRequest{Name: name}); err != nil {
+				// The game goes on without the records.
+				log.Warn("arena: a player's record is unavailable", "name", name, "err", err)
+			} else if rec, ok := rec.(*arenapb.PlayerRecord); ok {
+				reply.Best = rec.GetBest()
+			}
+		}
+		return reply, nil
 	})
 	gate.Handle(svc, "Move", func(s *gate.Session, req *arenapb.MoveRequest) (*arenapb.MoveReply, error) {
 		reply, cancel, err := call(s, &arenapb.SteerRequest{PlayerId: s.UserID(), Dx: req.GetDx(), Dy: req.GetDy()})

@@ -1,4 +1,4 @@
-/** A heading: each of dx and dy is -1, 0 or 1, as arena.Move expects. */
+/** A heading: dx and dy in -1..1, of length at most 1, as arena.Move expects. */
 export interface Heading {
   dx: number;
   dy: number;
@@ -16,11 +16,14 @@ const directions: Record<string, Heading> = {
 };
 
 /**
- * Steering turns the keys held down into a heading. y grows downwards, as on
- * the screen and in the world. Opposite keys cancel out.
+ * Steering turns the keys held down, or a pointer held on the canvas (a
+ * mouse button, a finger), into a heading. y grows downwards, as on the
+ * screen and in the world. Opposite keys cancel out. While the pointer is
+ * held it wins over the keys: the player heads towards it.
  */
 export class Steering {
   private readonly held = new Set<string>();
+  private pointer: Heading | undefined;
 
   /** Whether code is a steering key. */
   static handles(code: string): boolean {
@@ -30,21 +33,41 @@ export class Steering {
   /** Records a key going down or up; returns whether the heading changed. */
   set(code: string, down: boolean): boolean {
     if (!Steering.handles(code)) return false;
-    const before = this.heading();
-    if (down) this.held.add(code);
-    else this.held.delete(code);
-    const after = this.heading();
-    return before.dx !== after.dx || before.dy !== after.dy;
+    return this.changes(() => {
+      if (down) this.held.add(code);
+      else this.held.delete(code);
+    });
   }
 
-  /** Lets go of every key (the window lost focus); returns whether the heading changed. */
+  /**
+   * Points the player at (x, y), relative to itself, in any unit (the
+   * pointer's offset from the canvas's centre); within dead of it, the
+   * player stops. Returns whether the heading changed (by more than a few
+   * degrees: a hand is never still).
+   */
+  point(x: number, y: number, dead: number): boolean {
+    const d = Math.hypot(x, y);
+    const before = this.heading();
+    this.pointer = d <= dead ? { dx: 0, dy: 0 } : { dx: x / d, dy: y / d };
+    const after = this.heading();
+    return Math.hypot(after.dx - before.dx, after.dy - before.dy) > 0.08;
+  }
+
+  /** Lets go of the pointer; returns whether the heading changed. */
+  release(): boolean {
+    return this.changes(() => (this.pointer = undefined));
+  }
+
+  /** Lets go of every key and the pointer (the window lost focus); returns whether the heading changed. */
   clear(): boolean {
-    const { dx, dy } = this.heading();
-    this.held.clear();
-    return dx !== 0 || dy !== 0;
+    return this.changes(() => {
+      this.held.clear();
+      this.pointer = undefined;
+    });
   }
 
   heading(): Heading {
+    if (this.pointer) return { ...this.pointer };
     let dx = 0;
     let dy = 0;
     for (const code of this.held) {
@@ -54,6 +77,15 @@ export class Steering {
         dy += d.dy;
       }
     }
-    return { dx: Math.sign(dx), dy: Math.sign(dy) };
+    // Diagonals are as fast as straight lines.
+    const l = Math.hypot(dx, dy);
+    return l === 0 ? { dx: 0, dy: 0 } : { dx: dx / l, dy: dy / l };
+  }
+
+  private changes(f: () => void): boolean {
+    const before = this.heading();
+    f();
+    const after = this.heading();
+    return before.dx !== after.dx || before.dy !== after.dy;
   }
 }

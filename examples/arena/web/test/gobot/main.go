@@ -1,12 +1,14 @@
 // Command gobot is the Go player of the arena's browser test
 // (examples/arena/web/test/browser.spec.mjs). It joins the arena through the
 // gateway with package client, walks to a point (and to a named player once
-// that player is in view), then paces left and right there, so that a
-// browser watching that spot sees it move. It prints what it sees as JSON
-// lines on standard output:
+// that player is in view), then plays there: it goes for the orbs within
+// -reach of that spot, and paces left and right when there are none, so
+// that a browser watching the spot sees it move and score. It prints what
+// it sees as JSON lines on standard output:
 //
 //	{"event":"joined","id":"…","x":812,"y":340,"width":2000,"height":2000}
-//	{"event":"pos","x":830.5,"y":340,"near":true}          about once a second
+//	{"event":"pos","x":830.5,"y":340,"near":true,"score":2}  about once a second
+//	{"event":"score","score":3}                              when its score changes
 //	{"event":"chat","from":"ada","text":"hello","unix_ms":…} every chat.Line
 //
 // and stops after -duration, or when standard input closes or reads "quit".
@@ -43,7 +45,7 @@ const (
 	nearEnough = 150.0
 	legTime    = 500 * time.Millisecond
 	steerEvery = 100 * time.Millisecond
-	seekBelow  = 80.0
+	seekBelow  = 60.0
 )
 
 func main() {
@@ -51,6 +53,7 @@ func main() {
 	name := flag.String("name", "gobot", "the player's name")
 	target := flag.String("goto", "", "x,y: the point to walk to; empty: stay near the spawn point")
 	seek := flag.String("seek", "", "a player's name: once in view, walk to it instead")
+	reach := flag.Float64("reach", 250, "once there, go for the orbs this close to the spot (0: only pace)")
 	duration := flag.Duration("duration", 2*time.Minute, "stop after this long")
 	flag.Parse()
 
@@ -77,7 +80,7 @@ func main() {
 		}
 		goal = &[2]float64{x, y}
 	}
-	if err := run(ctx, *addr, *name, *seek, goal); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+	if err := run(ctx, *addr, *name, *seek, *reach, goal); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		fmt.Fprintf(os.Stderr, "gobot: %v\n", err)
 		os.Exit(1)
 	}
@@ -108,13 +111,15 @@ func out(v map[string]any) {
 type view struct {
 	mu         sync.Mutex
 	x, y       float64 // the bot itself
+	score      uint32
 	seen       bool    // the bot was in an update
 	seekX      float64 // the -seek player, when in view
 	seekY      float64
 	seekInView bool
+	orbs       [][2]float64
 }
 
-func run(ctx context.Context, addr, name, seek string, goal *[2]float64) error {
+func run(ctx context.Context, addr, name, seek string, reach float64, goal *[2]float64) error {
 	c, err := client.Dial(ctx, client.Config{Addr: addr})
 	if err != nil {
 		return err
@@ -140,10 +145,17 @@ func run(ctx context.Context, addr, name, seek string, goal *[2]float64) error {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		v.seekInView = false
+		v.orbs = v.orbs[:0]
+		for _, o := range w.GetOrbs() {
+			v.orbs = append(v.orbs, [2]float64{float64(o.GetX()), float64(o.GetY())})
+		}
 		for _, p := range w.GetPlayers() {
 			switch {
 			case p.GetId() == me:
-				v.x, v.y, v.seen = float64(p.GetX()), float64(p.GetY()), true
+				if p.GetScore() != v.score {
+					out(map[string]any{"event": "score", "score": p.GetScore()})
+				}
+				v.x, v.y, v.seen, v.score = float64(p.GetX()), float64(p.GetY()), true, p.GetScore()
 			case seek != "" && p.GetName() == seek:
 				v.seekX, v.seekY, v.seekInView = float64(p.GetX()), float64(p.GetY()), true
 			}
@@ -178,22 +190,37 @@ func run(ctx context.Context, addr, name, seek string, goal *[2]float64) error {
 		case <-tick.C:
 		}
 		v.mu.Lock()
-		x, y := v.x, v.y
+		x, y, score := v.x, v.y, v.score
 		gx, gy := goal[0], goal[1]
 		if v.seekInView {
 			gx, gy = v.seekX, v.seekY+seekBelow
 		}
+		// The orb within reach of the goal that is nearest the bot.
+		orb, orbD := [2]float64{}, math.Inf(1)
+		for _, o := range v.orbs {
+			if d := math.Hypot(o[0]-x, o[1]-y); math.Hypot(o[0]-gx, o[1]-gy) <= reach && d < orbD {
+				orb, orbD = o, d
+			}
+		}
 		v.mu.Unlock()
 
-		// Walk to the goal; once there, pace left and right across it.
+		// Walk to the goal; once there, go for the orbs near it, or pace
+		// left and right across it.
 		var dx, dy float32
 		ex, ey := gx-x, gy-y
 		near := math.Hypot(ex, ey) < nearEnough
-		if !near {
+		switch {
+		// On the way to an orb within reach of the goal, the bot stays
+		// within reach of it (a disc holds the segment between two of its
+		// points).
+		case math.Hypot(ex, ey) < reach+nearEnough/4 && !math.IsInf(orbD, 1):
+			dx, dy = float32((orb[0]-x)/orbD), float32((orb[1]-y)/orbD)
+			legStart = time.Time{}
+		case !near:
 			d := math.Hypot(ex, ey)
 			dx, dy = float32(ex/d), float32(ey/d)
 			legStart = time.Time{}
-		} else {
+		default:
 			if legStart.IsZero() || time.Since(legStart) > legTime {
 				legStart = time.Now()
 				// Turn back towards the goal's side, so pacing stays near it.
@@ -208,7 +235,7 @@ func run(ctx context.Context, addr, name, seek string, goal *[2]float64) error {
 			dx = leg
 		}
 		// Send on a change, and every 2 s anyway: idle players are dropped.
-		if dx != lastDx || dy != lastDy || time.Since(lastSent) > 2*time.Second {
+		if math.Abs(float64(dx-lastDx)) > 0.02 || math.Abs(float64(dy-lastDy)) > 0.02 || time.Since(lastSent) > 2*time.Second {
 			var mv arenapb.MoveReply
 			rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
 			err := c.Request(rctx, "arena.Move", &arenapb.MoveRequest{Dx: dx, Dy: dy}, &mv)
@@ -223,7 +250,7 @@ func run(ctx context.Context, addr, name, seek string, goal *[2]float64) error {
 		}
 		if time.Since(lastPos) >= time.Second {
 			lastPos = time.Now()
-			out(map[string]any{"event": "pos", "x": x, "y": y, "near": near})
+			out(map[string]any{"event": "pos", "x": x, "y": y, "near": near, "score": score})
 		}
 	}
 }

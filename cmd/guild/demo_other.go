@@ -1,0 +1,8 @@
+//go:build !unix
+
+package main
+
+import "os/exec"
+
+// ownGroup does nothing here: see demo_unix.go.
+func ownGroup(*exec.Cmd) {}
