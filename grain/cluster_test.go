@@ -372,3 +372,36 @@ func TestClusterStartOnUnavailableNode(t *testing.T) {
 	}
 	waitFor(t, "both views to hold both hosts", func() bool { return first.Hosts("p") == 2 && late.Hosts("p") == 2 })
 }
+
+// A node marked unavailable that is the only host of a kind serves its
+// own callers (a module using its node's grains while it starts), and
+// the grain moves to an available host once there is one.
+func TestClusterUnavailableSoleHostServesItself(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Nodes: 1})
+	st := memstore.New()
+	kind := seqKind("p", nil, time.Hour, time.Hour)
+	first := etcdSystems(t, c, st, kind)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Nodes[0].SetAvailable(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the node's view to drop it as a host", func() bool { return first.Hosts("p") == 0 })
+	id := grain.Identity{Kind: "p", Key: "k"}
+	if _, err := first.Call(ctx, id, wrapperspb.Int64(1)); err != nil {
+		t.Fatalf("a call from the sole host, unavailable: %v", err)
+	}
+	if !first.IsActive(id) {
+		t.Fatal("the grain is not active on its sole host")
+	}
+	n, m := extraNode(t, c, 2)
+	second := startOn(t, n.Actor(), m, st, kind)
+	waitFor(t, "the grain to move to the available host", func() bool { return !first.IsActive(id) })
+	reply, err := first.Call(ctx, id, wrapperspb.Int64(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := reply.(*wrapperspb.Int64Value).GetValue(); got != 2 || !second.IsActive(id) {
+		t.Fatalf("after the move: reply %d (want 2: the state moved with it), active on the new host %v", got, second.IsActive(id))
+	}
+}

@@ -21,10 +21,12 @@
 // ("grain:<kind>" in Member.Services) together with the PID of its grain
 // router. The owner of a grain is chosen by rendezvous (highest random
 // weight) hashing of "kind/key" over the available members that host the
-// kind (a node marked unavailable, because it is starting or leaving, is
-// skipped), so every node computes the same owner from the same view without
+// kind, so every node computes the same owner from the same view without
 // asking anyone, and when a node joins or leaves only the grains it wins
-// or held (about 1/N) move. A message for a grain owned by another node
+// or held (about 1/N) move. A node marked unavailable, because it is
+// starting or leaving, is skipped; but when no available member hosts a
+// kind, a node that hosts it and is not closing serves its own callers
+// rather than none (a module may use its node's grains while it starts). A message for a grain owned by another node
 // goes, as a grainpb.Envelope, to that node's router, which forwards it to
 // the activation with the original sender, so the reply goes straight
 // back. Messages to a grain on another node, and their replies, must

@@ -27,7 +27,14 @@ func (s *System) locate(id Identity) (*activation, actor.PID, error) {
 	}
 	h, ok := s.view.Load().owner(id, s.skip())
 	if !ok {
-		return nil, actor.PID{}, s.noHost(id)
+		// No available member hosts the kind. A node that hosts it and is
+		// not closing serves its own callers rather than none: it is
+		// starting (its modules may use their grains before the node is
+		// marked available) or it is the last host, about to leave.
+		if s.kinds[id.Kind] == nil || s.closing.Load() {
+			return nil, actor.PID{}, s.noHost(id)
+		}
+		h = host{addr: s.self, router: s.router}
 	}
 	if h.addr != s.self {
 		return nil, h.router, nil
