@@ -293,3 +293,31 @@ func TestEndpoints(t *testing.T) {
 		})
 	}
 }
+
+// TestLeaseLost: a node whose lease is lost (here revoked behind its back,
+// as when its renewals stall past the TTL) is dropped by the others, which
+// forget it and close their connections; it joins again with a new lease,
+// and then calls in both directions work again, the ones it makes as well
+// as the ones made to it.
+func TestLeaseLost(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Nodes: 3, TTL: 2 * time.Second, Transport: tcp.Config{HeartbeatInterval: heartbeat, DeadAfter: deadAfter}})
+	pid0, _ := spawnEcho(t, c.Node(0))
+	pid2, _ := spawnEcho(t, c.Node(2))
+	mustEcho(t, c, 0, pid2, "before")
+	mustEcho(t, c, 2, pid0, "before")
+	lease := c.Membership(2).Lease()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Membership(2).Client().Revoke(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	await.True(t, clustertest.WaitTimeout, "node 2 to join again with a new lease", func() bool {
+		l := c.Membership(2).Lease()
+		return l != lease && l != 0
+	})
+	c.WaitMembers(t, 3)
+	awaitEcho(t, c, 0, pid2, "node 0 to reach node 2 again")
+	awaitEcho(t, c, 2, pid0, "node 2 to reach node 0 again")
+	awaitEcho(t, c, 1, pid2, "node 1 to reach node 2 again")
+}
