@@ -106,6 +106,22 @@ func (l loggingClaimer) Release(ctx context.Context, id grain.Identity, self act
 	return l.Claimer.Release(ctx, id, self)
 }
 
+// loggingStore reports every write that took effect ("wrote"): the last
+// flush of an activation that is handing over is one, and a flush that
+// the store refused (a version conflict) is not.
+type loggingStore struct {
+	store.Store
+	node string
+}
+
+func (l loggingStore) Save(ctx context.Context, kind, key string, data []byte, expected uint64) (uint64, error) {
+	v, err := l.Store.Save(ctx, kind, key, data, expected)
+	if err == nil {
+		mpEmit(mpEvent{Ev: "wrote", Key: key, Node: l.node})
+	}
+	return v, err
+}
+
 // mpKindOf is the player kind of a child node: its state is the list of
 // sequence numbers it was sent, and it flushes after each one, so a write
 // it acknowledged is in Redis.
@@ -114,8 +130,8 @@ func (l loggingClaimer) Release(ctx context.Context, id grain.Identity, self act
 //	"get"         reply the state as JSON
 //
 // Each activation has a number (Act) in its process; it reports its
-// activation and every message it handled ("served", written after the
-// handler and its flush), which is what checkActivations reads.
+// activation and every write it made (after its flush succeeded) and every
+// read it answered ("served"), which is what checkActivations reads.
 func mpKindOf(node string) grain.Kind {
 	var acts atomic.Int64
 	return grain.Kind{
@@ -128,7 +144,6 @@ func mpKindOf(node string) grain.Kind {
 			mpEmit(mpEvent{Ev: "activate", Key: id.Key, Node: node, Act: act})
 			return grain.ActorFunc(func(c *grain.Context) {
 				st := c.State().(*seqState)
-				defer mpEmit(mpEvent{Ev: "served", Key: id.Key, Node: node, Act: act})
 				switch m := c.Message().(type) {
 				case actor.Started:
 					mpEmit(mpEvent{Ev: "started", Key: id.Key, Node: node, N: st.N})
@@ -141,9 +156,11 @@ func mpKindOf(node string) grain.Kind {
 						c.Respond(wrapperspb.String("flush: " + err.Error()))
 						return
 					}
+					mpEmit(mpEvent{Ev: "served", Key: id.Key, Node: node, Act: act})
 					c.Respond(wrapperspb.Int64(st.N))
 				case *wrapperspb.StringValue:
 					if m.Value == "get" {
+						mpEmit(mpEvent{Ev: "served", Key: id.Key, Node: node, Act: act})
 						b, _ := json.Marshal(st)
 						c.Respond(wrapperspb.String(string(b)))
 					}
@@ -194,7 +211,7 @@ func TestGrainNodeChild(t *testing.T) {
 		Node:       n.Actor(),
 		Membership: m,
 		Kinds:      []grain.Kind{mpKindOf(addr.String())},
-		Store:      redisstore.New(rc, pfx),
+		Store:      loggingStore{redisstore.New(rc, pfx), addr.String()},
 		Claims:     loggingClaimer{grain.NewEtcdClaimer(m, "/"+pfx), addr.String()},
 		Logger:     logger,
 	})
@@ -241,7 +258,6 @@ type mpChild struct {
 	ready      chan struct{}
 	eof        chan struct{} // stdout is drained
 	stderr     string        // file
-	killedAt   int64         // UnixNano of the SIGKILL; 0 if none
 	closedAt   atomic.Int64  // UnixNano of its "closed" event
 }
 
@@ -486,9 +502,6 @@ func (c *mpCluster) waitHosts(n int) {
 func (c *mpCluster) kill(i int) time.Time {
 	ch := c.child(i)
 	at := time.Now()
-	c.mu.Lock()
-	ch.killedAt = at.UnixNano()
-	c.mu.Unlock()
 	if err := ch.cmd.Process.Kill(); err != nil {
 		c.t.Fatal(err)
 	}
@@ -526,19 +539,6 @@ func (c *mpCluster) snapshot() []mpEvent {
 	return slices.Clone(c.events)
 }
 
-// killTimes returns the SIGKILL time of each killed process.
-func (c *mpCluster) killTimes() map[int]int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := map[int]int64{}
-	for _, ch := range c.all {
-		if ch.killedAt != 0 {
-			out[ch.inc] = ch.killedAt
-		}
-	}
-	return out
-}
-
 // owners returns, for each key, the node of its latest activation.
 func (c *mpCluster) owners() map[string]string {
 	out := map[string]string{}
@@ -552,18 +552,17 @@ func (c *mpCluster) owners() map[string]string {
 
 // checkActivations checks that no two activations of a grain ever served
 // at the same time. An activation (a process's Act number) serves from its
-// "activate" (Kind.New, after the claim) until the start of its claim's
-// release (after its last message and flush); one that was never released
-// until its process was killed; one that was neither (it was dropped when
-// its node's lease lapsed, or it is still live) until the last message it
-// handled. Two activations of a grain may overlap by less than skew, the
-// clock tolerance between processes; such overlaps are logged. It returns
-// the number of activations per key.
+// "activate" (Kind.New, after the claim) until the last thing it did that
+// others could see: a write the store took ("wrote", its flushes, the last
+// one of a handover included) or a read it answered ("served"). A claim
+// release, a kill or a lapsed lease does not end it sooner or later: what
+// counts is what it served. Two activations of a grain may overlap by less
+// than skew, the clock tolerance between processes; such overlaps are
+// logged. It returns the number of activations per key.
 func (c *mpCluster) checkActivations(skew time.Duration) map[string]int {
 	t := c.t
 	t.Helper()
 	evs := c.snapshot()
-	killed := c.killTimes()
 	type actKey struct {
 		inc int
 		act int64
@@ -571,12 +570,14 @@ func (c *mpCluster) checkActivations(skew time.Duration) map[string]int {
 	type span struct {
 		inc        int
 		node       string
-		start, end int64
+		start, end int64 // activation, last write or read
 		how        string
+		released   int64  // the start of its claim's release, if any
+		last       string // what it did at end
 	}
 	byKey := map[string][]mpEvent{}
 	for _, ev := range evs {
-		if ev.Ev == "activate" || ev.Ev == "served" || ev.Ev == "release" {
+		if ev.Ev == "activate" || ev.Ev == "served" || ev.Ev == "wrote" || ev.Ev == "release" {
 			byKey[ev.Key] = append(byKey[ev.Key], ev)
 		}
 	}
@@ -594,33 +595,32 @@ func (c *mpCluster) checkActivations(skew time.Duration) map[string]int {
 				acts[key]++
 				index[actKey{ev.inc, ev.Act}] = len(spans)
 				open[ev.inc] = len(spans)
-				spans = append(spans, span{inc: ev.inc, node: ev.Node, start: ev.T, end: ev.T, how: "last served"})
+				spans = append(spans, span{inc: ev.inc, node: ev.Node, start: ev.T, end: ev.T})
 			case "served":
-				if j, ok := index[actKey{ev.inc, ev.Act}]; ok && spans[j].how == "last served" {
-					spans[j].end = max(spans[j].end, ev.T)
+				if j, ok := index[actKey{ev.inc, ev.Act}]; ok && ev.T >= spans[j].end {
+					spans[j].end, spans[j].last = ev.T, "answered a call"
+				}
+			case "wrote": // by the process's latest activation of the key
+				if j, ok := open[ev.inc]; ok && ev.T >= spans[j].end {
+					spans[j].end, spans[j].last = ev.T, "wrote"
 				}
 			case "release":
 				if j, ok := open[ev.inc]; ok {
-					spans[j].end, spans[j].how = max(spans[j].end, ev.T), "released"
-					delete(open, ev.inc)
+					spans[j].how = "released"
+					spans[j].released = ev.T
 				}
-			}
-		}
-		for j := range spans {
-			if k, ok := killed[spans[j].inc]; ok && spans[j].how != "released" && k > spans[j].start {
-				spans[j].end, spans[j].how = k, "killed"
 			}
 		}
 		for i, a := range spans {
 			for _, b := range spans[i+1:] { // b.start >= a.start
 				if b.start >= a.end {
-					if a.how == "released" && a.inc != b.inc {
-						closest = min(closest, time.Duration(b.start-a.end))
+					if a.how == "released" && a.inc != b.inc && b.start >= a.released {
+						closest = min(closest, time.Duration(b.start-a.released))
 					}
 					continue
 				}
-				msg := fmt.Sprintf("%s: activated on %s (process %d) at %s while active on %s (process %d) since %s, %s at %s",
-					key, b.node, b.inc, stamp(b.start), a.node, a.inc, stamp(a.start), a.how, endStamp(a.end))
+				msg := fmt.Sprintf("%s: activated on %s (process %d) at %s while %s (process %d), active since %s, still %s at %s",
+					key, b.node, b.inc, stamp(b.start), a.node, a.inc, stamp(a.start), a.last, stamp(a.end))
 				if a.inc != b.inc && time.Duration(a.end-b.start) < skew {
 					near = append(near, msg)
 					continue
@@ -650,13 +650,6 @@ func cmpInt(a, b int64) int {
 		return 1
 	}
 	return 0
-}
-
-func endStamp(ns int64) string {
-	if ns == math.MaxInt64 {
-		return "never"
-	}
-	return stamp(ns)
 }
 
 func stamp(ns int64) string { return time.Unix(0, ns).Format("15:04:05.000000") }
