@@ -71,7 +71,9 @@ func checkEntry(tok, uid string) error {
 	return nil
 }
 
-func isSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f' }
+func isSpace(r rune) bool {
+	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f'
+}
 
 // ReadFile reads a token file: one "token user" pair a line, separated by
 // spaces or tabs. Blank lines, and lines whose first non-blank character is
