@@ -56,11 +56,12 @@ func runDemo(t *testing.T, world arena.WorldSettings) *demoRun {
 	done := make(chan error, 1)
 	go func() {
 		done <- arena.RunDemo(ctx, arena.DemoOptions{
-			Addr:    "127.0.0.1:0",
-			TCPAddr: "127.0.0.1:0",
-			Out:     d.out,
-			World:   world,
-			Ready:   func(h, tcp string) { ready <- addrs{h, tcp} },
+			Addr:     "127.0.0.1:0",
+			TCPAddr:  "127.0.0.1:0",
+			MQTTAddr: "127.0.0.1:0",
+			Out:      d.out,
+			World:    world,
+			Ready:    func(a arena.DemoAddrs) { ready <- addrs{a.HTTP, a.TCP} },
 		})
 	}()
 	var once sync.Once
