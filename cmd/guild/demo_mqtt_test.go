@@ -170,9 +170,10 @@ func checkDemoMQTT(t *testing.T, b demoBanner) {
 }
 
 // runMQTTDocCommands runs the mosquitto commands of docs/MQTT.md's demo
-// section as written, with the MQTT port the test's demo got for 1884;
-// its go run ./cmd/guild token command runs in this process. It skips
-// when mosquitto-clients is not installed (fails with CI=true).
+// section and of the README's Quickstart as written, with the MQTT port
+// the test's demo got for 1884; their go run ./cmd/guild token commands
+// run in this process. It skips when mosquitto-clients is not installed
+// (fails with CI=true).
 func runMQTTDocCommands(t *testing.T, b demoBanner) {
 	for _, tool := range []string{"mosquitto_pub", "mosquitto_sub", "mosquitto_rr"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -183,11 +184,28 @@ func runMQTTDocCommands(t *testing.T, b demoBanner) {
 			t.Skip(msg)
 		}
 	}
-	cmds := docCommands(t, "../../docs/MQTT.md", "<!-- commands run by cmd/guild TestDemoMQTT -->")
+	const marker = "<!-- commands run by cmd/guild TestDemoMQTT -->"
 	_, port, _ := strings.Cut(b.mqtt, ":")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*demoTimeout)
 	defer cancel()
 	watcher := watchChat(t, ctx, b, "listener")
+	for _, doc := range []struct {
+		path string
+		n    int // mosquitto commands
+	}{{"../../docs/MQTT.md", 3}, {"../../README.md", 1}} {
+		t.Run(doc.path[len("../../"):], func(t *testing.T) {
+			if ran := runDocCommands(t, ctx, docCommands(t, doc.path, marker), port, watcher); ran != doc.n {
+				t.Errorf("ran %d mosquitto commands of %s, want %d", ran, doc.path, doc.n)
+			}
+		})
+	}
+}
+
+// runDocCommands runs the commands cmds of a document against the demo's
+// MQTT port, checking each one's effect (watcher is a player in the
+// arena), and returns how many mosquitto commands it ran.
+func runDocCommands(t *testing.T, ctx context.Context, cmds []string, port string, watcher *arenaPlayer) int {
+	t.Helper()
 	env := os.Environ()
 	ran := 0
 	for _, line := range cmds {
@@ -201,7 +219,7 @@ func runMQTTDocCommands(t *testing.T, b demoBanner) {
 			continue
 		}
 		if !strings.Contains(line, "-p 1884") {
-			t.Fatalf("docs/MQTT.md: %q does not say -p 1884", line)
+			t.Fatalf("%q does not say -p 1884", line)
 		}
 		cmd := exec.CommandContext(ctx, "sh", "-c", strings.ReplaceAll(line, "-p 1884", "-p "+port))
 		cmd.Env = env
@@ -215,6 +233,9 @@ func runMQTTDocCommands(t *testing.T, b demoBanner) {
 				t.Errorf("%s: %v: %s", line, err, out.String())
 			}
 			await.True(t, demoTimeout, "a player to hear @ann's hello from MQTT", func() bool { return watcher.heard("@ann", "hello from MQTT") })
+			watcher.mu.Lock()
+			watcher.chat = nil // the next document's hello is its own
+			watcher.mu.Unlock()
 		case strings.Contains(line, "mosquitto_sub") && strings.Contains(line, "-P wrong"):
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) || !strings.Contains(out.String(), "not authorised") {
@@ -225,12 +246,10 @@ func runMQTTDocCommands(t *testing.T, b demoBanner) {
 				t.Errorf("%s: %v, printed %q; want bob's JoinReply, his player ID first", line, err, out.String())
 			}
 		default:
-			t.Errorf("docs/MQTT.md: no check for %q", line)
+			t.Errorf("no check for %q", line)
 		}
 	}
-	if ran != 3 {
-		t.Errorf("ran %d mosquitto commands of docs/MQTT.md, want 3", ran)
-	}
+	return ran
 }
 
 // docCommands returns the commands of the first sh block after marker in
