@@ -50,7 +50,7 @@ open it: give a second one another -data.
 With -nodes 3 the same game runs as three processes (guild run): a gateway
 node (with the embedded etcd), a world node and a chat node, from a cluster
 file written to a temporary directory; this process serves the page and
-passes its WebSocket on to the gateway. The world node runs the grains and
+passes its WebSocket and MQTT over WebSocket on to the gateway. The world node runs the grains and
 opens the store (the same file as with one process).
 
 With -chat, demo runs the older chat of actors on one node instead and prints
@@ -69,7 +69,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 // demo runs guild demo with its flags args until ctx ends.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("demo", "demo [-addr host:port] [-tcp host:port] [-mqtt host:port] [-data dir] [-nodes 1|3] | demo -chat [-players N] [-lines N] [-v]", demoAbout, stderr)
-	addr := fs.String("addr", arena.DefaultDemoAddr, "HTTP address of the page and its WebSocket (/ws)")
+	addr := fs.String("addr", arena.DefaultDemoAddr, "HTTP address of the page, its WebSocket (/ws) and MQTT over WebSocket (/mqtt)")
 	data := fs.String("data", defaultDemoData(), "`directory` of the leaderboard's store (arena.db)")
 	tcpAddr := fs.String("tcp", arena.DefaultDemoTCPAddr, `the gateway's TCP address, for bots ("-": none)`)
 	mqttAddr := fs.String("mqtt", arena.DefaultDemoMQTTAddr, `the gateway's MQTT address ("-": none; MQTT over WebSocket stays on -addr, at /mqtt)`)
