@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -246,4 +247,25 @@ func rawConnect(t *testing.T, conn net.Conn, version byte, token string) (code b
 		t.Fatal(err)
 	}
 	return ack.ReasonCode, ack.Properties.ReasonString
+}
+
+// TestStartChecksAuthFiles: Start reads the files of the node it starts
+// before it starts anything: a missing token file is a problem of the
+// cluster file (config.ErrInvalid) naming its key.
+func TestStartChecksAuthFiles(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "tokens.txt")
+	reg := app.NewRegistry()
+	reg.Register("who", func() app.Module { return whoModule{} })
+	cfg, err := config.Load(writeFile(t, mqttClusterFile("{tokens_file: "+missing+"}")), nil, reg.Names())
+	if err != nil {
+		t.Fatalf("Load reads no token file, yet: %v", err)
+	}
+	n, err := app.Start(context.Background(), cfg, "gate1", reg, app.WithLogger(slog.New(slog.DiscardHandler)))
+	if err == nil {
+		n.Shutdown(context.Background())
+		t.Fatal("Start took a missing token file")
+	}
+	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "nodes.gate1.gateway.auth.tokens_file: tokenauth: open "+missing) {
+		t.Errorf("Start: %v, want ErrInvalid naming nodes.gate1.gateway.auth.tokens_file", err)
+	}
 }

@@ -83,7 +83,9 @@ type Ready struct {
 }
 
 // Start starts the node named nodeName of cfg (from config.Load) with
-// the modules of reg, and returns once it is ready: its embedded etcd when
+// the modules of reg, and returns once it is ready. First it checks the
+// files the node's settings name (config.Config.CheckFiles: an error
+// matches config.ErrInvalid); then it starts its embedded etcd when
 // it is the master, its membership, its cluster node (retrying, for up to
 // the node's join_wait, while a crashed predecessor still holds its
 // address), its gateway when it has one, then its modules in order. The
@@ -107,6 +109,9 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		if _, ok := reg.factories[m]; !ok {
 			return nil, fmt.Errorf("%w: %q (nodes.%s.modules)", ErrNoModule, m, nodeName)
 		}
+	}
+	if err := cfg.CheckFiles(nodeName); err != nil { // before anything starts
+		return nil, err
 	}
 	addr := spec.Address()
 	log := o.logger.With("node", nodeName)

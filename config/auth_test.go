@@ -83,27 +83,14 @@ func TestGatewayAuth(t *testing.T) {
 		t.Errorf("auth from GUILD_: %+v", a)
 	}
 
-	bad := write("bad", "one two three\n")
-	empty := write("empty", "# nobody\n")
-	short := write("short", "tiny\n")
 	for _, tc := range []struct{ name, gw, want string }{
 		{"empty section", "{tcp: 127.0.0.1:0, auth: {}}", "nodes.g1.gateway.auth: give one of tokens_file, jwt_secret and jwt_secret_file"},
 		{"both set", "{tcp: 127.0.0.1:0, auth: {tokens_file: " + tokens + ", jwt_secret: 0123456789abcdef}}",
 			"nodes.g1.gateway.auth: tokens_file and jwt_secret exclude each other"},
 		{"secret and its file", "{tcp: 127.0.0.1:0, auth: {jwt_secret: 0123456789abcdef, jwt_secret_file: " + secretFile + "}}",
 			"nodes.g1.gateway.auth: jwt_secret and jwt_secret_file exclude each other"},
-		{"missing tokens file", "{tcp: 127.0.0.1:0, auth: {tokens_file: " + filepath.Join(dir, "nope") + "}}",
-			"nodes.g1.gateway.auth.tokens_file: tokenauth: open " + filepath.Join(dir, "nope")},
-		{"bad tokens file", "{tcp: 127.0.0.1:0, auth: {tokens_file: " + bad + "}}",
-			"nodes.g1.gateway.auth.tokens_file: " + bad + `: line 1: want "token user", got 3 fields`},
-		{"empty tokens file", "{tcp: 127.0.0.1:0, auth: {tokens_file: " + empty + "}}",
-			"nodes.g1.gateway.auth.tokens_file: " + empty + " has no token"},
 		{"short secret", "{tcp: 127.0.0.1:0, auth: {jwt_secret: dev}}",
 			"nodes.g1.gateway.auth.jwt_secret: 3 bytes, fewer than 16"},
-		{"missing secret file", "{tcp: 127.0.0.1:0, auth: {jwt_secret_file: " + filepath.Join(dir, "nope") + "}}",
-			"nodes.g1.gateway.auth.jwt_secret_file: tokenauth: open"},
-		{"short secret file", "{tcp: 127.0.0.1:0, auth: {jwt_secret_file: " + short + "}}",
-			"nodes.g1.gateway.auth.jwt_secret_file: tokenauth: " + short + ": the secret has 4 bytes"},
 		{"unknown auth key", "{tcp: 127.0.0.1:0, auth: {secret: x}}",
 			"nodes.g1.gateway.auth.secret: unknown key (the keys here are jwt_secret, jwt_secret_file, tokens_file)"},
 		{"bad mqtt_ws", "{mqtt_ws: nowhere}", `nodes.g1.gateway.mqtt_ws: "nowhere" is not host:port`},
@@ -125,5 +112,53 @@ func TestGatewayAuth(t *testing.T) {
 	_, err = Parse([]byte(gatewayFile("{tcp: 127.0.0.1:0, auth: {jwt_secret: sekrit}}")), nil, nil)
 	if err == nil || strings.Contains(err.Error(), "sekrit") {
 		t.Errorf("short secret: %v", err)
+	}
+}
+
+// TestCheckFiles: Load reads no file that a node's settings name, since
+// the file may be on that node's machine only; CheckFiles reads the
+// files of one node and says what is wrong with them, naming the field.
+func TestCheckFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("tokens", "good-ann ann\n")
+	secret := write("secret", "0123456789abcdef0123456789abcdef\n")
+	bad := write("bad", "one two three\n")
+	empty := write("empty", "# nobody\n")
+	short := write("short", "tiny\n")
+	missing := filepath.Join(dir, "nope")
+	for _, tc := range []struct{ name, auth, want string }{
+		{"tokens file", "{tokens_file: " + good + "}", ""},
+		{"secret file", "{jwt_secret_file: " + secret + "}", ""},
+		{"secret", "{jwt_secret: 0123456789abcdef}", ""},
+		{"missing tokens file", "{tokens_file: " + missing + "}", "nodes.g1.gateway.auth.tokens_file: tokenauth: open " + missing},
+		{"bad tokens file", "{tokens_file: " + bad + "}", "nodes.g1.gateway.auth.tokens_file: " + bad + `: line 1: want "token user", got 3 fields`},
+		{"empty tokens file", "{tokens_file: " + empty + "}", "nodes.g1.gateway.auth.tokens_file: " + empty + " has no token"},
+		{"missing secret file", "{jwt_secret_file: " + missing + "}", "nodes.g1.gateway.auth.jwt_secret_file: tokenauth: open " + missing},
+		{"short secret file", "{jwt_secret_file: " + short + "}", "nodes.g1.gateway.auth.jwt_secret_file: tokenauth: " + short + ": the secret has 4 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := gatewayFile("{tcp: 127.0.0.1:0, auth: "+tc.auth+"}") + "  other: {addr: 1.2.1}\n"
+			c, err := Parse([]byte(file), nil, nil)
+			if err != nil {
+				t.Fatalf("Parse reads no file, yet: %v", err)
+			}
+			if err := c.CheckFiles("other"); err != nil {
+				t.Errorf("CheckFiles of a node without files: %v", err)
+			}
+			err = c.CheckFiles("g1")
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("CheckFiles: %v", err)
+			case tc.want != "" && (err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("CheckFiles: %v, want %q (ErrInvalid)", err, tc.want)
+			}
+		})
 	}
 }

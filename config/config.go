@@ -164,10 +164,10 @@ type Gateway struct {
 }
 
 // Auth says how a gateway checks tokens, with package gate/tokenauth.
-// Exactly one field is set. Files are read when the configuration is
-// loaded (to check them) and when the node starts, not after: a change
-// takes effect at the node's next start. A relative path is relative to
-// the working directory.
+// Exactly one field is set. Files are read when the node starts
+// (Config.CheckFiles, then the gateway), not after: a change takes effect
+// at the node's next start. A relative path is relative to the working
+// directory.
 type Auth struct {
 	// TokensFile is a file of "token user" lines (tokenauth.ReadFile): a
 	// token in it authenticates its user; any other token is refused.

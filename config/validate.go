@@ -246,7 +246,8 @@ func (v *validator) gateway(p string, g *Gateway, ls []listener, hostType map[st
 	return ls
 }
 
-// auth checks a gateway's auth section, reading its files.
+// auth checks a gateway's auth section, without reading its files (see
+// CheckFiles).
 func (v *validator) auth(p string, a *Auth) {
 	var set []string
 	for _, f := range []struct{ key, val string }{
@@ -259,11 +260,25 @@ func (v *validator) auth(p string, a *Auth) {
 	switch {
 	case len(set) == 0:
 		v.fail(p, "give one of tokens_file, jwt_secret and jwt_secret_file")
-		return
 	case len(set) > 1:
 		v.fail(p, "%s exclude each other: give one", strings.Join(set, " and "))
-		return
+	case a.JWTSecret != "" && len(a.JWTSecret) < tokenauth.MinSecret:
+		v.fail(p+".jwt_secret", "%d bytes, fewer than %d (openssl rand -hex 32 makes a good one)", len(a.JWTSecret), tokenauth.MinSecret)
 	}
+}
+
+// CheckFiles reads the files that the settings of the node named name
+// point to (its gateway's auth files) and returns every problem with
+// them, each naming its field, all matching ErrInvalid. Load does not
+// read them: every machine loads the whole cluster file, and a node's
+// files are on its own machine. app.Start checks the node it starts.
+func (c *Config) CheckFiles(name string) error {
+	n, ok := c.Nodes[name]
+	if !ok || n.Gateway == nil || n.Gateway.Auth == nil {
+		return nil
+	}
+	v := &validator{}
+	p, a := "nodes."+name+".gateway.auth", n.Gateway.Auth
 	switch {
 	case a.TokensFile != "":
 		t, err := tokenauth.ReadFile(a.TokensFile)
@@ -273,15 +288,15 @@ func (v *validator) auth(p string, a *Auth) {
 		case t.Len() == 0:
 			v.fail(p+".tokens_file", "%s has no token", a.TokensFile)
 		}
-	case a.JWTSecret != "":
-		if len(a.JWTSecret) < tokenauth.MinSecret {
-			v.fail(p+".jwt_secret", "%d bytes, fewer than %d (openssl rand -hex 32 makes a good one)", len(a.JWTSecret), tokenauth.MinSecret)
-		}
-	default:
+	case a.JWTSecretFile != "":
 		if _, err := tokenauth.ReadSecret(a.JWTSecretFile); err != nil {
 			v.fail(p+".jwt_secret_file", "%v", err)
 		}
 	}
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return invalid("", v.errs...)
 }
 
 // listener is one host:port a node listens on.
