@@ -232,12 +232,24 @@ func demoNodes(ctx context.Context, a demoAddrs, storePath string, verbose bool,
 			return err
 		}
 	}
-	for _, p := range []*string{&a.tcp, &a.mqtt} {
-		if *p == "-" {
-			*p = ""
-		} else if *p, err = freeIfZero(*p); err != nil {
-			return err
+	for _, l := range []struct {
+		at         *string
+		flag, what string
+	}{{&a.tcp, "tcp", "bots (TCP)"}, {&a.mqtt, "mqtt", "MQTT"}} {
+		if *l.at == "-" {
+			*l.at = ""
+			continue
 		}
+		// The gateway node listens there: say now, and which flag moves
+		// it, if the port is taken (a local broker on MQTT's, say).
+		ln, err := net.Listen("tcp", *l.at)
+		if err != nil {
+			return fmt.Errorf("cannot listen for %s on %s (-%s changes it): %w", l.what, *l.at, l.flag, listenCause(err))
+		}
+		if _, port, _ := net.SplitHostPort(*l.at); port == "0" {
+			*l.at = ln.Addr().String() // the node processes are told the port
+		}
+		ln.Close()
 	}
 	addr, etcdAddr, wsAddr, tcpAddr := a.page, a.etcd, a.ws, a.tcp
 	file := filepath.Join(dir, "arena.yaml")

@@ -277,3 +277,21 @@ func docCommands(t *testing.T, path, marker string) []string {
 	}
 	return cmds
 }
+
+// TestDemoMQTTPortInUse: with its MQTT port taken (a local broker's, say),
+// guild demo says so and names the flag that moves it, on one node and on
+// three, before it starts a process.
+func TestDemoMQTTPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	busy := ln.Addr().String()
+	for _, nodes := range []string{"1", "3"} {
+		code, _, errOut := runCmd("demo", "-nodes", nodes, "-addr", "127.0.0.1:0", "-tcp", "-", "-mqtt", busy, "-data", t.TempDir())
+		if code != exitError || !strings.Contains(errOut, "cannot listen for MQTT on "+busy) || !strings.Contains(errOut, "-mqtt changes it") {
+			t.Errorf("-nodes %s, -mqtt %s in use: exit %d, stderr:\n%s", nodes, busy, code, errOut)
+		}
+	}
+}
