@@ -20,6 +20,7 @@ import (
 	"github.com/guildkit/guild/cluster/etcd"
 	"github.com/guildkit/guild/config"
 	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/gate/tokenauth"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -72,16 +73,19 @@ type Ready struct {
 	// Etcd are the etcd endpoints it uses: for the master, those of its
 	// embedded etcd (give them to the other nodes when its port was 0).
 	Etcd []string `json:"etcd"`
-	// Gateway maps each gateway listener ("tcp", "ws", "kcp", "mqtt") to
-	// the URL a client dials, such as tcp://127.0.0.1:7000 or
-	// ws://127.0.0.1:8080/ws, with the port it got.
+	// Gateway maps each gateway listener ("tcp", "ws", "kcp", "mqtt",
+	// "mqtt-ws") to the URL a client dials, such as tcp://127.0.0.1:7000,
+	// ws://127.0.0.1:8080/ws or ws://127.0.0.1:8083/mqtt, with the port it
+	// got.
 	Gateway map[string]string `json:"gateway,omitempty"`
 	// Modules are the modules it runs, in start order.
 	Modules []string `json:"modules"`
 }
 
 // Start starts the node named nodeName of cfg (from config.Load) with
-// the modules of reg, and returns once it is ready: its embedded etcd when
+// the modules of reg, and returns once it is ready. First it checks the
+// files the node's settings name (config.Config.CheckFiles: an error
+// matches config.ErrInvalid); then it starts its embedded etcd when
 // it is the master, its membership, its cluster node (retrying, for up to
 // the node's join_wait, while a crashed predecessor still holds its
 // address), its gateway when it has one, then its modules in order. The
@@ -105,6 +109,9 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		if _, ok := reg.factories[m]; !ok {
 			return nil, fmt.Errorf("%w: %q (nodes.%s.modules)", ErrNoModule, m, nodeName)
 		}
+	}
+	if err := cfg.CheckFiles(nodeName); err != nil { // before anything starts
+		return nil, err
 	}
 	addr := spec.Address()
 	log := o.logger.With("node", nodeName)
@@ -199,13 +206,20 @@ func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log 
 	for svc, r := range g.Routes {
 		routes[svc] = route(cfg, r)
 	}
+	auth := o.auth
+	if auth == nil && g.Auth != nil {
+		var err error
+		if auth, err = gatewayAuth(g.Auth); err != nil {
+			return fmt.Errorf("app: nodes.%s.gateway.auth: %w", n.name, err)
+		}
+	}
 	l := g.Limits
 	gw, err := gate.New(gate.Config{
 		Node:    n.cluster.Actor(),
 		Members: n.members,
 		Routes:  routes,
 		Public:  slices.Clone(g.Public),
-		Auth:    o.auth,
+		Auth:    auth,
 		Limits: gate.Limits{
 			MaxFrame: l.MaxFrame, HandshakeTimeout: l.HandshakeTimeout, Heartbeat: l.Heartbeat,
 			RequestTimeout: l.RequestTimeout, Rate: l.Rate, Burst: l.Burst,
@@ -218,6 +232,32 @@ func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log 
 	}
 	n.gateway = gw
 	return nil
+}
+
+// gatewayAuth makes the Auth hook of a gateway's auth section.
+func gatewayAuth(a *config.Auth) (func(ctx context.Context, token string) (string, error), error) {
+	switch {
+	case a.TokensFile != "":
+		t, err := tokenauth.ReadFile(a.TokensFile)
+		if err != nil {
+			return nil, err
+		}
+		return t.Auth, nil
+	case a.JWTSecret != "" || a.JWTSecretFile != "":
+		secret := []byte(a.JWTSecret)
+		if a.JWTSecretFile != "" {
+			var err error
+			if secret, err = tokenauth.ReadSecret(a.JWTSecretFile); err != nil {
+				return nil, err
+			}
+		}
+		j, err := tokenauth.NewJWT(secret)
+		if err != nil {
+			return nil, err
+		}
+		return j.Auth, nil
+	}
+	return nil, errors.New("no tokens_file, jwt_secret or jwt_secret_file")
 }
 
 // listen opens the gateway's listeners.
@@ -233,6 +273,7 @@ func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
 		{"ws", g.WS, func() (net.Addr, error) { return gw.ListenWebSocket(g.WS, g.WSPath, nil) }, func(a net.Addr) string { return "ws://" + a.String() + g.WSPath }},
 		{"kcp", g.KCP, func() (net.Addr, error) { return gw.ListenKCP(g.KCP) }, func(a net.Addr) string { return "kcp://" + a.String() }},
 		{"mqtt", g.MQTT, func() (net.Addr, error) { return gw.ListenMQTT(g.MQTT, nil) }, func(a net.Addr) string { return "mqtt://" + a.String() }},
+		{"mqtt-ws", g.MQTTWS, func() (net.Addr, error) { return gw.ListenMQTTWebSocket(g.MQTTWS, g.MQTTWSPath, nil) }, func(a net.Addr) string { return "ws://" + a.String() + g.MQTTWSPath }},
 	} {
 		if ln.at == "" {
 			continue

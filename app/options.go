@@ -38,8 +38,9 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithGatewayAuth sets the gateway's Auth (see gate.Config.Auth): it
 // checks a client's handshake token and returns the user it
-// authenticates. Without it a gateway refuses tokens and sessions start
-// unauthenticated.
+// authenticates. It takes precedence over the cluster file's
+// gateway.auth. Without either, a gateway refuses tokens and sessions
+// start unauthenticated.
 func WithGatewayAuth(auth func(ctx context.Context, token string) (userID string, err error)) Option {
 	return optionFunc(func(o *options) { o.auth = auth })
 }

@@ -141,6 +141,17 @@ type Gateway struct {
 	KCP string `yaml:"kcp"`
 	// MQTT is the host:port of the MQTT listener; empty: none.
 	MQTT string `yaml:"mqtt"`
+	// MQTTWS is the host:port of the MQTT-over-WebSocket listener; empty:
+	// none.
+	MQTTWS string `yaml:"mqtt_ws"`
+	// MQTTWSPath is the MQTT-over-WebSocket listener's HTTP path. Default
+	// /mqtt.
+	MQTTWSPath string `yaml:"mqtt_ws_path"`
+	// Auth, optional, says how the gateway checks the token a client
+	// presents in its handshake (over MQTT, its password). Without it a
+	// token is refused and sessions start unauthenticated, unless the
+	// program sets a hook of its own (app.WithGatewayAuth).
+	Auth *Auth `yaml:"auth"`
 	// Public lists the routes ("auth.Login") that a session may call
 	// before it is authenticated.
 	Public []string `yaml:"public"`
@@ -150,6 +161,24 @@ type Gateway struct {
 	// Limits bound each client connection; zero fields take the gate
 	// package's defaults.
 	Limits Limits `yaml:"limits"`
+}
+
+// Auth says how a gateway checks tokens, with package gate/tokenauth.
+// Exactly one field is set. Files are read when the node starts
+// (Config.CheckFiles, then the gateway), not after: a change takes effect
+// at the node's next start. A relative path is relative to the working
+// directory.
+type Auth struct {
+	// TokensFile is a file of "token user" lines (tokenauth.ReadFile): a
+	// token in it authenticates its user; any other token is refused.
+	TokensFile string `yaml:"tokens_file"`
+	// JWTSecret is the secret (at least 16 bytes) that signs the tokens:
+	// JSON Web Tokens signed with HS256, whose "sub" is the user and whose
+	// "exp", when present, their expiry (guild token mints one).
+	JWTSecret string `yaml:"jwt_secret"`
+	// JWTSecretFile is a file holding JWTSecret (the white space around it
+	// is ignored), to keep the secret out of the cluster file.
+	JWTSecretFile string `yaml:"jwt_secret_file"`
 }
 
 // Route says where the requests of one service go. Exactly one of Module
@@ -197,9 +226,11 @@ type Limits struct {
 
 // Defaults that Load fills in.
 const (
-	DefaultListen   = "127.0.0.1:0"
-	DefaultWSPath   = "/ws"
-	DefaultJoinWait = 30 * time.Second
+	DefaultListen = "127.0.0.1:0"
+	DefaultWSPath = "/ws"
+	// DefaultMQTTWSPath is gate.DefaultMQTTWebSocketPath.
+	DefaultMQTTWSPath = "/mqtt"
+	DefaultJoinWait   = 30 * time.Second
 )
 
 // Address returns the node's parsed address. Load has checked it.

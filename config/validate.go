@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/gate/tokenauth"
 )
 
 // fill sets the names and the defaults.
@@ -25,6 +26,9 @@ func (c *Config) fill() {
 		}
 		if g := n.Gateway; g != nil && g.WSPath == "" {
 			g.WSPath = DefaultWSPath
+		}
+		if g := n.Gateway; g != nil && g.MQTTWSPath == "" {
+			g.MQTTWSPath = DefaultMQTTWSPath
 		}
 	}
 }
@@ -179,15 +183,22 @@ func validName(s string) bool {
 
 // gateway checks a gateway's section.
 func (v *validator) gateway(p string, g *Gateway, ls []listener, hostType map[string]int, registered func(string) bool) []listener {
-	if g.TCP == "" && g.WS == "" && g.KCP == "" && g.MQTT == "" {
-		v.fail(p, "no listener: give at least one of tcp, ws, kcp and mqtt")
+	if g.TCP == "" && g.WS == "" && g.KCP == "" && g.MQTT == "" && g.MQTTWS == "" {
+		v.fail(p, "no listener: give at least one of tcp, ws, kcp, mqtt and mqtt_ws")
 	}
 	ls = v.hostPort(ls, p+".tcp", g.TCP, false)
 	ls = v.hostPort(ls, p+".ws", g.WS, false)
 	ls = v.hostPort(ls, p+".kcp", g.KCP, false)
 	ls = v.hostPort(ls, p+".mqtt", g.MQTT, false)
+	ls = v.hostPort(ls, p+".mqtt_ws", g.MQTTWS, false)
 	if !strings.HasPrefix(g.WSPath, "/") {
 		v.fail(p+".ws_path", "%q does not start with /", g.WSPath)
+	}
+	if !strings.HasPrefix(g.MQTTWSPath, "/") {
+		v.fail(p+".mqtt_ws_path", "%q does not start with /", g.MQTTWSPath)
+	}
+	if g.Auth != nil {
+		v.auth(p+".auth", g.Auth)
 	}
 	for i, r := range g.Public {
 		if !strings.Contains(r, ".") {
@@ -233,6 +244,59 @@ func (v *validator) gateway(p string, g *Gateway, ls []listener, hostType map[st
 		}
 	}
 	return ls
+}
+
+// auth checks a gateway's auth section, without reading its files (see
+// CheckFiles).
+func (v *validator) auth(p string, a *Auth) {
+	var set []string
+	for _, f := range []struct{ key, val string }{
+		{"tokens_file", a.TokensFile}, {"jwt_secret", a.JWTSecret}, {"jwt_secret_file", a.JWTSecretFile},
+	} {
+		if f.val != "" {
+			set = append(set, f.key)
+		}
+	}
+	switch {
+	case len(set) == 0:
+		v.fail(p, "give one of tokens_file, jwt_secret and jwt_secret_file")
+	case len(set) > 1:
+		v.fail(p, "%s exclude each other: give one", strings.Join(set, " and "))
+	case a.JWTSecret != "" && len(a.JWTSecret) < tokenauth.MinSecret:
+		v.fail(p+".jwt_secret", "%d bytes, fewer than %d (openssl rand -hex 32 makes a good one)", len(a.JWTSecret), tokenauth.MinSecret)
+	}
+}
+
+// CheckFiles reads the files that the settings of the node named name
+// point to (its gateway's auth files) and returns every problem with
+// them, each naming its field, all matching ErrInvalid. Load does not
+// read them: every machine loads the whole cluster file, and a node's
+// files are on its own machine. app.Start checks the node it starts.
+func (c *Config) CheckFiles(name string) error {
+	n, ok := c.Nodes[name]
+	if !ok || n.Gateway == nil || n.Gateway.Auth == nil {
+		return nil
+	}
+	v := &validator{}
+	p, a := "nodes."+name+".gateway.auth", n.Gateway.Auth
+	switch {
+	case a.TokensFile != "":
+		t, err := tokenauth.ReadFile(a.TokensFile)
+		switch {
+		case err != nil:
+			v.fail(p+".tokens_file", "%v", err)
+		case t.Len() == 0:
+			v.fail(p+".tokens_file", "%s has no token", a.TokensFile)
+		}
+	case a.JWTSecretFile != "":
+		if _, err := tokenauth.ReadSecret(a.JWTSecretFile); err != nil {
+			v.fail(p+".jwt_secret_file", "%v", err)
+		}
+	}
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return invalid("", v.errs...)
 }
 
 // listener is one host:port a node listens on.

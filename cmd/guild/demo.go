@@ -37,6 +37,12 @@ leaderboard. Open a second window for a second player, or start bots with
 guild bot (the command is printed). Ctrl-C stops it. Its source is
 examples/arena.
 
+MQTT clients connect too (docs/MQTT.md): on -mqtt (127.0.0.1:1884, beside a
+local broker's 1883), and over WebSocket at /mqtt on the page's address. No
+token is needed; a token signed with the demo's public secret logs a client
+in as its user (guild token -secret guild-demo-secret-not-for-production
+-user ann), which may then chat without joining.
+
 The leaderboard is kept by grains in an embedded store, the file arena.db in
 the -data directory, so it survives a restart. Only one demo at a time can
 open it: give a second one another -data.
@@ -44,7 +50,7 @@ open it: give a second one another -data.
 With -nodes 3 the same game runs as three processes (guild run): a gateway
 node (with the embedded etcd), a world node and a chat node, from a cluster
 file written to a temporary directory; this process serves the page and
-passes its WebSocket on to the gateway. The world node runs the grains and
+passes its WebSocket and MQTT over WebSocket on to the gateway. The world node runs the grains and
 opens the store (the same file as with one process).
 
 With -chat, demo runs the older chat of actors on one node instead and prints
@@ -62,10 +68,11 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 
 // demo runs guild demo with its flags args until ctx ends.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("demo", "demo [-addr host:port] [-tcp host:port] [-data dir] [-nodes 1|3] | demo -chat [-players N] [-lines N] [-v]", demoAbout, stderr)
-	addr := fs.String("addr", arena.DefaultDemoAddr, "HTTP address of the page and its WebSocket (/ws)")
+	fs := newFlagSet("demo", "demo [-addr host:port] [-tcp host:port] [-mqtt host:port] [-data dir] [-nodes 1|3] | demo -chat [-players N] [-lines N] [-v]", demoAbout, stderr)
+	addr := fs.String("addr", arena.DefaultDemoAddr, "HTTP address of the page, its WebSocket (/ws) and MQTT over WebSocket (/mqtt)")
 	data := fs.String("data", defaultDemoData(), "`directory` of the leaderboard's store (arena.db)")
 	tcpAddr := fs.String("tcp", arena.DefaultDemoTCPAddr, `the gateway's TCP address, for bots ("-": none)`)
+	mqttAddr := fs.String("mqtt", arena.DefaultDemoMQTTAddr, `the gateway's MQTT address ("-": none; MQTT over WebSocket stays on -addr, at /mqtt)`)
 	nodes := fs.Int("nodes", 1, "run the arena as 1 process, or as 3 (gateway, world, chat)")
 	chat := fs.Bool("chat", false, "run the chat of actors instead of the arena")
 	players := fs.Int("players", chatroom.DefaultPlayers, fmt.Sprintf("with -chat: number of players, 1 to %d", chatroom.MaxPlayers))
@@ -77,8 +84,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *chat {
-		if set["addr"] || set["tcp"] || set["nodes"] || set["data"] {
-			fmt.Fprintln(stderr, "guild demo: -addr, -tcp, -data and -nodes are the arena's flags, not -chat's")
+		if set["addr"] || set["tcp"] || set["mqtt"] || set["nodes"] || set["data"] {
+			fmt.Fprintln(stderr, "guild demo: -addr, -tcp, -mqtt, -data and -nodes are the arena's flags, not -chat's")
 			return exitUsage
 		}
 		return chatDemo(ctx, *players, *lines, *verbose, stdout, stderr)
@@ -109,10 +116,10 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// and an etcd with -nodes 3).
 	if *nodes == 1 {
 		fmt.Fprintln(stdout, "Starting the arena on one node…")
-		err = arena.RunDemo(ctx, arena.DemoOptions{Addr: *addr, TCPAddr: *tcpAddr, Out: stdout, Logger: logger, World: arena.WorldSettings{Store: storePath}})
+		err = arena.RunDemo(ctx, arena.DemoOptions{Addr: *addr, TCPAddr: *tcpAddr, MQTTAddr: *mqttAddr, Out: stdout, Logger: logger, World: arena.WorldSettings{Store: storePath}})
 	} else {
 		fmt.Fprintln(stdout, "Starting the arena as three processes (an etcd, a gateway, a world and a chat node): a few seconds…")
-		err = demoNodes(ctx, *addr, *tcpAddr, storePath, *verbose, stdout, stderr)
+		err = demoNodes(ctx, demoAddrs{page: *addr, tcp: *tcpAddr, mqtt: *mqttAddr}, storePath, *verbose, stdout, stderr)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "guild demo: %v\n", err)
@@ -186,9 +193,19 @@ type demoNode struct {
 	ready               chan struct{} // closed when guild run printed its ready line
 }
 
+// demoAddrs are the addresses of guild demo -nodes 3: its flags, then
+// the gateway node's listeners (with the ports picked for them).
+type demoAddrs struct {
+	page      string // -addr: the page, /ws and /mqtt
+	tcp, mqtt string // -tcp and -mqtt; "" for none
+	etcd      string // the gateway node's embedded etcd
+	ws        string // the gateway node's WebSocket, behind /ws
+	mqttWS    string // the gateway node's MQTT over WebSocket, behind /mqtt
+}
+
 // demoNodes runs the arena as three guild run processes and serves the
-// page on addr, passing /ws on to the gateway node.
-func demoNodes(ctx context.Context, addr, tcpAddr, storePath string, verbose bool, stdout, stderr io.Writer) error {
+// page on a.page, passing /ws and /mqtt on to the gateway node.
+func demoNodes(ctx context.Context, a demoAddrs, storePath string, verbose bool, stdout, stderr io.Writer) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -210,21 +227,33 @@ func demoNodes(ctx context.Context, addr, tcpAddr, storePath string, verbose boo
 		return err
 	}
 	defer os.RemoveAll(dir)
-	etcdAddr, err := freeAddr()
-	if err != nil {
-		return err
+	for _, p := range []*string{&a.etcd, &a.ws, &a.mqttWS} {
+		if *p, err = freeAddr(); err != nil {
+			return err
+		}
 	}
-	wsAddr, err := freeAddr()
-	if err != nil {
-		return err
+	for _, l := range []struct {
+		at         *string
+		flag, what string
+	}{{&a.tcp, "tcp", "bots (TCP)"}, {&a.mqtt, "mqtt", "MQTT"}} {
+		if *l.at == "-" {
+			*l.at = ""
+			continue
+		}
+		// The gateway node listens there: say now, and which flag moves
+		// it, if the port is taken (a local broker on MQTT's, say).
+		ln, err := net.Listen("tcp", *l.at)
+		if err != nil {
+			return fmt.Errorf("cannot listen for %s on %s (-%s changes it): %w", l.what, *l.at, l.flag, listenCause(err))
+		}
+		if _, port, _ := net.SplitHostPort(*l.at); port == "0" {
+			*l.at = ln.Addr().String() // the node processes are told the port
+		}
+		ln.Close()
 	}
-	if tcpAddr == "-" {
-		tcpAddr = ""
-	} else if tcpAddr, err = freeIfZero(tcpAddr); err != nil {
-		return err
-	}
+	addr, etcdAddr, wsAddr, tcpAddr := a.page, a.etcd, a.ws, a.tcp
 	file := filepath.Join(dir, "arena.yaml")
-	if err := os.WriteFile(file, []byte(demoClusterFile(etcdAddr, wsAddr, tcpAddr, storePath)), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(demoClusterFile(a, storePath)), 0o600); err != nil {
 		return err
 	}
 
@@ -235,8 +264,11 @@ func demoNodes(ctx context.Context, addr, tcpAddr, storePath string, verbose boo
 	}
 	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: wsAddr})
 	proxy.ErrorLog = log.New(stderr, "guild demo: proxy: ", 0)
+	mqttProxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: a.mqttWS})
+	mqttProxy.ErrorLog = proxy.ErrorLog
 	mux := http.NewServeMux()
 	mux.Handle(arena.WebSocketPath, proxy)
+	mux.Handle(arena.MQTTWebSocketPath, mqttProxy)
 	mux.Handle("/", http.FileServerFS(arena.Page()))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
@@ -251,7 +283,7 @@ func demoNodes(ctx context.Context, addr, tcpAddr, storePath string, verbose boo
 
 	// The gateway node runs etcd: it starts first, the others join it.
 	procs := []*demoNode{
-		{name: "gate", addr: "1.1.1", modules: "gateway: ws " + wsAddr + tcpNote(tcpAddr) + ", embedded etcd " + etcdAddr},
+		{name: "gate", addr: "1.1.1", modules: "gateway: ws " + wsAddr + tcpNote(tcpAddr) + mqttNote(a) + ", embedded etcd " + etcdAddr},
 		{name: "world", addr: "1.2.1", modules: "module world, with the leaderboard's grains"},
 		{name: "chat", addr: "1.3.1", modules: "module chat"},
 	}
@@ -302,12 +334,14 @@ func demoNodes(ctx context.Context, addr, tcpAddr, storePath string, verbose boo
 	for _, p := range procs {
 		fmt.Fprintf(stdout, "  %-6s node %s, pid %d: %s\n", p.name, p.addr, p.cmd.Process.Pid, p.modules)
 	}
-	fmt.Fprintf(stdout, "  this process serves the page on %s and passes /ws on to the gateway\n\n", ln.Addr())
+	fmt.Fprintf(stdout, "  this process serves the page on %s and passes /ws and /mqtt on to the gateway\n\n", ln.Addr())
 	fmt.Fprintf(stdout, "  open %s in a browser, pick a name, steer with the arrow keys, WASD or the mouse,\n", arena.PageURL(ln.Addr().String()))
 	fmt.Fprintf(stdout, "  pick up orbs to score, chat with Enter (open a second window for a second player)\n")
 	if tcpAddr != "" {
 		fmt.Fprintf(stdout, "  bots, from the repository's root: %s\n", arena.BotsCommand(tcpAddr))
 	}
+	fmt.Fprintf(stdout, "  %s\n", arena.MQTTNote(ln.Addr().String(), a.mqtt))
+	fmt.Fprintf(stdout, "  an MQTT password (optional; it logs you in as ann): %s\n", arena.TokenCommand("ann"))
 	fmt.Fprintf(stdout, "  %s, by the world node\n", arena.StoreNote(storePath))
 	fmt.Fprintf(stdout, "\nPress Ctrl-C to stop all three.\n")
 
@@ -349,19 +383,33 @@ func tcpNote(tcpAddr string) string {
 	return ", tcp " + tcpAddr
 }
 
+func mqttNote(a demoAddrs) string {
+	s := ", mqtt-ws " + a.mqttWS
+	if a.mqtt != "" {
+		s = ", mqtt " + a.mqtt + s
+	}
+	return s
+}
+
 // demoClusterFile returns the cluster file of demoNodes: a gateway node
 // that also runs the embedded etcd, a world node (whose grains keep the
 // leaderboard in storePath) and a chat node, with the gateway's routes
-// from the arena's own table (arena.ServiceModules).
-func demoClusterFile(etcdAddr, wsAddr, tcpAddr, storePath string) string {
+// from the arena's own table (arena.ServiceModules) and the demo's token
+// secret (arena.DemoSecret).
+func demoClusterFile(a demoAddrs, storePath string) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Written by guild demo -nodes 3: the arena on three nodes.\n")
 	fmt.Fprintf(&b, "cluster:\n  etcd:\n    ttl: 5s\n")
 	fmt.Fprintf(&b, "nodes:\n")
-	fmt.Fprintf(&b, "  gate:\n    addr: 1.1.1\n    master: %q\n    gateway:\n      ws: %q\n", etcdAddr, wsAddr)
-	if tcpAddr != "" {
-		fmt.Fprintf(&b, "      tcp: %q\n", tcpAddr)
+	fmt.Fprintf(&b, "  gate:\n    addr: 1.1.1\n    master: %q\n    gateway:\n      ws: %q\n", a.etcd, a.ws)
+	if a.tcp != "" {
+		fmt.Fprintf(&b, "      tcp: %q\n", a.tcp)
 	}
+	if a.mqtt != "" {
+		fmt.Fprintf(&b, "      mqtt: %q\n", a.mqtt)
+	}
+	fmt.Fprintf(&b, "      mqtt_ws: %q\n", a.mqttWS)
+	fmt.Fprintf(&b, "      auth: {jwt_secret: %q}\n", arena.DemoSecret)
 	fmt.Fprintf(&b, "      public: [%s]\n      routes:\n", strings.Join(arena.PublicRoutes(), ", "))
 	services := arena.ServiceModules()
 	names := make([]string, 0, len(services))

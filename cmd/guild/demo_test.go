@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/guildkit/guild/client"
+	"github.com/guildkit/guild/config"
 	"github.com/guildkit/guild/examples/arena"
 	"github.com/guildkit/guild/examples/arena/arenapb"
 	"github.com/guildkit/guild/internal/await"
@@ -32,6 +33,8 @@ var (
 	pageLine  = regexp.MustCompile(`open (http://\S+) in a browser`)
 	botsLine  = regexp.MustCompile(`bots, from the repository's root: go run \./cmd/guild (bot -addr (tcp://\S+) .*)$`)
 	storeLine = regexp.MustCompile(`the leaderboard is kept in (\S+) `)
+	mqttLine  = regexp.MustCompile(`MQTT: (\S+), and over WebSocket (ws://\S+) `)
+	tokenLine = regexp.MustCompile(`an MQTT password \(optional; it logs you in as ann\): go run \./cmd/guild (token .*)$`)
 )
 
 // demoBanner is what a test reads in guild demo's banner.
@@ -40,6 +43,9 @@ type demoBanner struct {
 	bots    string   // tcp://host:port of the bots
 	botArgs []string // the arguments of the bots' command, after "go run ./cmd/guild"
 	store   string   // the store's file
+	mqtt    string   // host:port of MQTT
+	mqttWS  string   // ws://host:port/mqtt
+	token   []string // the arguments of the token command, after "go run ./cmd/guild"
 }
 
 // readBanner waits for the demo's banner on lines, up to its last line
@@ -64,6 +70,12 @@ func readBanner(t *testing.T, lines <-chan string, exited <-chan struct{}) demoB
 			}
 			if m := storeLine.FindStringSubmatch(l); m != nil {
 				b.store = m[1]
+			}
+			if m := mqttLine.FindStringSubmatch(l); m != nil {
+				b.mqtt, b.mqttWS = m[1], m[2]
+			}
+			if m := tokenLine.FindStringSubmatch(l); m != nil {
+				b.token = strings.Fields(m[1])
 			}
 		case <-exited:
 			t.Fatal("the demo exited before it printed its banner")
@@ -274,7 +286,7 @@ func startDemo(t *testing.T, args ...string) (b demoBanner, stop func()) {
 // leaderboard and the player's best are still there.
 func TestDemoArena(t *testing.T) {
 	data := t.TempDir()
-	args := []string{"-addr", "127.0.0.1:0", "-tcp", "127.0.0.1:0", "-data", data}
+	args := []string{"-addr", "127.0.0.1:0", "-tcp", "127.0.0.1:0", "-mqtt", "127.0.0.1:0", "-data", data}
 	b, stop := startDemo(t, args...)
 	if b.bots == "" {
 		t.Fatal("the banner has no bots' command")
@@ -308,8 +320,8 @@ func TestDemoArena(t *testing.T) {
 // store is in use.
 func TestDemoStoreInUse(t *testing.T) {
 	data := t.TempDir()
-	startDemo(t, "-addr", "127.0.0.1:0", "-tcp", "-", "-data", data)
-	code, _, errOut := runCmd("demo", "-addr", "127.0.0.1:0", "-tcp", "-", "-data", data)
+	startDemo(t, "-addr", "127.0.0.1:0", "-tcp", "-", "-mqtt", "-", "-data", data)
+	code, _, errOut := runCmd("demo", "-addr", "127.0.0.1:0", "-tcp", "-", "-mqtt", "-", "-data", data)
 	if code == exitOK || !strings.Contains(errOut, "in use by another process") || !strings.Contains(errOut, data) {
 		t.Errorf("a second demo on the same -data: exit code %d, stderr:\n%s", code, errOut)
 	}
@@ -321,6 +333,7 @@ func TestDemoArenaBadUsage(t *testing.T) {
 		{"demo", "-players", "3"},
 		{"demo", "-chat", "-addr", ":9999"},
 		{"demo", "-chat", "-data", "x"},
+		{"demo", "-chat", "-mqtt", "127.0.0.1:0"},
 		{"demo", "-data", ""},
 		{"demo", "-addr", "no-such-host-or-port"},
 	} {
@@ -335,13 +348,19 @@ func TestDemoArenaBadUsage(t *testing.T) {
 }
 
 func TestDemoClusterFile(t *testing.T) {
-	f := demoClusterFile("127.0.0.1:2379", "127.0.0.1:8081", "127.0.0.1:7000", "/data/arena.db")
+	a := demoAddrs{etcd: "127.0.0.1:2379", ws: "127.0.0.1:8081", tcp: "127.0.0.1:7000", mqtt: "127.0.0.1:1884", mqttWS: "127.0.0.1:8083"}
+	f := demoClusterFile(a, "/data/arena.db")
 	contains(t, "the cluster file", f,
 		`master: "127.0.0.1:2379"`, `ws: "127.0.0.1:8081"`, `tcp: "127.0.0.1:7000"`,
+		`mqtt: "127.0.0.1:1884"`, `mqtt_ws: "127.0.0.1:8083"`, `auth: {jwt_secret: "`+arena.DemoSecret+`"}`,
 		"public: [arena.Join]", "arena: {module: world}", "chat: {module: chat}",
 		"modules: [world]", "modules: [chat]", "tick: 66.666666ms", `store: "/data/arena.db"`)
-	if strings.Contains(demoClusterFile("127.0.0.1:2379", "127.0.0.1:8081", "", "/data/arena.db"), "tcp:") {
-		t.Error("a cluster file without TCP has a tcp listener")
+	a.tcp, a.mqtt = "", ""
+	if f := demoClusterFile(a, "/data/arena.db"); strings.Contains(f, "tcp:") || strings.Contains(f, "mqtt:") {
+		t.Errorf("a cluster file without TCP and MQTT has their listeners:\n%s", f)
+	}
+	if _, err := config.Parse([]byte(f), nil, []string{arena.ModuleWorld, arena.ModuleChat}); err != nil {
+		t.Errorf("the cluster file does not load: %v\n%s", err, f)
 	}
 }
 
@@ -362,7 +381,7 @@ func TestDemoNodes(t *testing.T) {
 	bin := buildGuild(t)
 	data := t.TempDir()
 	run := func() (b demoBanner, stop func()) {
-		cmd := exec.Command(bin, "demo", "-nodes", "3", "-addr", "127.0.0.1:0", "-tcp", "127.0.0.1:0", "-data", data, "-v")
+		cmd := exec.Command(bin, "demo", "-nodes", "3", "-addr", "127.0.0.1:0", "-tcp", "127.0.0.1:0", "-mqtt", "127.0.0.1:0", "-data", data, "-v")
 		startGroup(cmd) // a process group, as a shell makes
 		lines := make(chan string, 100)
 		cmd.Stdout = &lineWriter{fn: func(l string) {
@@ -405,6 +424,7 @@ func TestDemoNodes(t *testing.T) {
 	}
 	b, stop := run()
 	score := checkArena(t, "ws://"+b.page+arena.WebSocketPath, "tester")
+	checkDemoMQTT(t, b) // through the gateway node's listeners, /mqtt proxied
 	stop()
 	b, stop = run()
 	checkRecords(t, "ws://"+b.page+arena.WebSocketPath, "tester", score)

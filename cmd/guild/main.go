@@ -13,6 +13,7 @@
 //	gen      compile .proto files into Go messages and guild services
 //	console  talk to a gateway interactively, one command per line
 //	bot      load-test a gateway with many scripted clients
+//	token    print a signed token for a user, for a gateway's jwt_secret
 //	version  print the version of guild and of Go
 //	help     print this help, or the help of one command
 //
@@ -60,6 +61,7 @@ func commands() []command {
 		{"gen", "compile .proto files into Go messages and guild services", runGen},
 		{"console", "talk to a gateway interactively, one command per line", runConsole},
 		{"bot", "load-test a gateway with many scripted clients", runBot},
+		{"token", "print a signed token for a user, for a gateway's jwt_secret", runToken},
 		{"version", "print the version of guild and of Go", runVersion},
 		{"help", "print this help, or the help of one command", runHelp},
 	}

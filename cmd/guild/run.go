@@ -91,6 +91,10 @@ func runApp(ctx context.Context, args, environ []string, reg *app.Registry, stdo
 		fmt.Fprintf(stderr, "guild run: %s has no node %q (it has %s)\n", opts.file, opts.node, strings.Join(cfg.NodeNames(), ", "))
 		return exitUsage
 	}
+	if err := cfg.CheckFiles(opts.node); err != nil { // the files on this machine: its gateway's tokens or secret
+		fmt.Fprintf(stderr, "guild run: invalid cluster file:\n%v\n", err)
+		return exitUsage
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	node, err := app.Start(ctx, cfg, opts.node, reg, app.WithLogger(log))
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/guildkit/guild/app"
+	"github.com/guildkit/guild/config"
 )
 
 // writeClusterFile writes a cluster file into a temporary directory.
@@ -208,5 +209,27 @@ func TestStatusErrors(t *testing.T) {
 func TestGuildModules(t *testing.T) {
 	if guildModules() == nil {
 		t.Fatal("nil registry")
+	}
+}
+
+// TestRunMissingAuthFile: guild run reads the files of the node it runs
+// before it starts anything; a missing one is a problem of the cluster
+// file, naming its key (exit 2). The other nodes do not read them.
+func TestRunMissingAuthFile(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "tokens.txt")
+	path := writeClusterFile(t, `
+nodes:
+  gate: {addr: 1.1.1, master: 127.0.0.1:0, gateway: {mqtt: 127.0.0.1:0, auth: {tokens_file: `+missing+`}}}
+  world: {addr: 1.2.1}
+`)
+	var out, errOut syncBuffer
+	code := runApp(context.Background(), []string{"-c", path, "-node", "gate"}, nil, app.NewRegistry(), &out, &errOut)
+	if code != exitUsage || out.String() != "" {
+		t.Errorf("exit code %d, stdout %q; want %d and nothing", code, out.String(), exitUsage)
+	}
+	contains(t, "stderr", errOut.String(), "guild run: invalid cluster file:\n",
+		"nodes.gate.gateway.auth.tokens_file: tokenauth: open "+missing)
+	if _, err := config.Load(path, nil, nil); err != nil {
+		t.Errorf("loading the file elsewhere (the world node, guild status) reads no token file: %v", err)
 	}
 }

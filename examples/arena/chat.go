@@ -21,7 +21,8 @@ const MaxChatLen = 200
 // ChatModule is the "chat" module: the "chat" gate service (chat.Say). It
 // asks the world module for the sender's name with the generated World
 // client, wherever the world runs, then broadcasts the line to the room's
-// group, which every player joined with arena.Join.
+// group, which every player joined with arena.Join. A session logged in by
+// a token that has not joined speaks as "@" and its user ID.
 type ChatModule struct {
 	node *actor.Node
 	pid  actor.PID
@@ -72,11 +73,20 @@ func chatService(world arenapb.WorldClient, at rpc.Target) *gate.Service {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 		defer cancel()
+		from := ""
 		who, err := world.Who(ctx, at, &arenapb.WhoRequest{PlayerId: s.UserID()})
-		if err != nil {
+		switch {
+		case err == nil:
+			from = who.GetName()
+		case rpc.CodeOf(err) == rpc.NotFound:
+			// A client logged in by its token (an MQTT client of guild
+			// demo, say) that has not joined: it speaks as "@" and its
+			// user ID, which no player's name is confused with.
+			from = "@" + s.UserID()
+		default:
 			return nil, err
 		}
-		line := &arenapb.ChatLine{From: who.GetName(), Text: text, UnixMs: time.Now().UnixMilli()}
+		line := &arenapb.ChatLine{From: from, Text: text, UnixMs: time.Now().UnixMilli()}
 		if err := gate.Broadcast(ctx, s.Actor().Node(), ChatGroup, PushChat, line); err != nil {
 			return nil, err
 		}

@@ -10,12 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/app"
 	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/gate/tokenauth"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -38,8 +40,18 @@ func Page() fs.FS {
 const (
 	DefaultDemoAddr    = ":8080"
 	DefaultDemoTCPAddr = "127.0.0.1:7000"
+	// DefaultDemoMQTTAddr is the MQTT listener's: port 1884, beside a
+	// local MQTT broker's 1883.
+	DefaultDemoMQTTAddr = "127.0.0.1:1884"
 	// WebSocketPath is where the page's WebSocket connects.
 	WebSocketPath = "/ws"
+	// MQTTWebSocketPath is where MQTT over WebSocket connects, on the
+	// page's HTTP address (MQTT.js: ws://localhost:8080/mqtt).
+	MQTTWebSocketPath = "/mqtt"
+	// DemoSecret signs the demo's tokens (package gate/tokenauth, HS256):
+	// guild token -secret DemoSecret -user NAME mints one. It is public:
+	// never use it for anything but the demo.
+	DemoSecret = "guild-demo-secret-not-for-production"
 )
 
 // shutdownTimeout bounds the demo's graceful shutdown.
@@ -53,6 +65,10 @@ type DemoOptions struct {
 	// TCPAddr is the gateway's framed-TCP address, for bots. Default
 	// "127.0.0.1:7000"; "-" turns it off.
 	TCPAddr string
+	// MQTTAddr is the gateway's MQTT address. Default "127.0.0.1:1884";
+	// "-" turns it off. MQTT over WebSocket is always served on Addr, at
+	// MQTTWebSocketPath.
+	MQTTAddr string
 	// Out receives what the demo prints: where to point a browser and the
 	// bots. Default: discarded.
 	Out io.Writer
@@ -61,14 +77,26 @@ type DemoOptions struct {
 	// World sets the world module's settings.
 	World WorldSettings
 	// Ready, optional, is called once the demo listens, with the addresses
-	// it got (tcpAddr is "" without TCP).
-	Ready func(httpAddr, tcpAddr string)
+	// it got.
+	Ready func(DemoAddrs)
+}
+
+// DemoAddrs are the addresses a running demo got.
+type DemoAddrs struct {
+	// HTTP serves the page, its WebSocket and MQTT over WebSocket.
+	HTTP string
+	// TCP is the gateway's framed-TCP listener; "" without one.
+	TCP string
+	// MQTT is the gateway's MQTT listener; "" without one.
+	MQTT string
 }
 
 // RunDemo runs the arena in this process until ctx ends: one node hosting
 // the world and chat modules and a gateway, with an in-memory membership
-// (no etcd), the page served over HTTP at opts.Addr beside its WebSocket,
-// and a TCP listener for bots. The leaderboard's grains keep their state
+// (no etcd), the page served over HTTP at opts.Addr beside its WebSocket
+// and MQTT over WebSocket, a TCP listener for bots and an MQTT listener.
+// Clients need no token (arena.Join is public); a token signed with
+// DemoSecret logs one in as its user. The leaderboard's grains keep their state
 // in opts.World.Store (in memory when it is empty). It then shuts down
 // gracefully (the grains write their state) and returns nil, or an error
 // if it could not start.
@@ -78,6 +106,9 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 	}
 	if opts.TCPAddr == "" {
 		opts.TCPAddr = DefaultDemoTCPAddr
+	}
+	if opts.MQTTAddr == "" {
+		opts.MQTTAddr = DefaultDemoMQTTAddr
 	}
 	if opts.Out == nil {
 		opts.Out = io.Discard
@@ -150,23 +181,35 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	g, err := gate.New(gate.Config{Node: node.Actor(), Members: members, Routes: routes, Public: public, Logger: opts.Logger})
+	tokens, err := tokenauth.NewJWT([]byte(DemoSecret))
+	if err != nil {
+		return err
+	}
+	g, err := gate.New(gate.Config{Node: node.Actor(), Members: members, Routes: routes, Public: public, Auth: tokens.Auth, Logger: opts.Logger})
 	if err != nil {
 		return err
 	}
 	defer g.Close()
 
-	tcpAddr := ""
+	var addrs DemoAddrs
 	if opts.TCPAddr != "-" {
 		a, err := g.ListenTCP(opts.TCPAddr, nil)
 		if err != nil {
 			return fmt.Errorf("arena: cannot listen for bots on %s (guild demo -tcp changes it): %w", opts.TCPAddr, netCause(err))
 		}
-		tcpAddr = a.String()
+		addrs.TCP = a.String()
+	}
+	if opts.MQTTAddr != "-" {
+		a, err := g.ListenMQTT(opts.MQTTAddr, nil)
+		if err != nil {
+			return fmt.Errorf("arena: cannot listen for MQTT on %s (guild demo -mqtt changes it): %w", opts.MQTTAddr, netCause(err))
+		}
+		addrs.MQTT = a.String()
 	}
 
 	mux := http.NewServeMux()
 	mux.Handle(WebSocketPath, g.WebSocketHandler())
+	mux.Handle(MQTTWebSocketPath, g.MQTTWebSocketHandler())
 	mux.Handle("/", http.FileServerFS(Page()))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
@@ -183,10 +226,10 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 		}
 	}()
 
-	httpAddr := ln.Addr().String()
-	printDemo(opts.Out, httpAddr, tcpAddr, opts.World.Store)
+	addrs.HTTP = ln.Addr().String()
+	printDemo(opts.Out, addrs, opts.World.Store)
 	if opts.Ready != nil {
-		opts.Ready(httpAddr, tcpAddr)
+		opts.Ready(addrs)
 	}
 	select {
 	case <-ctx.Done():
@@ -234,6 +277,22 @@ func BotsCommand(tcpAddr string) string {
 	return "go run ./cmd/guild bot -addr tcp://" + tcpAddr + " -scenario examples/arena/bots.yaml -n 50"
 }
 
+// MQTTNote says where MQTT clients connect, for a banner: mqttAddr (""
+// for none) and MQTT over WebSocket on the page's httpAddr.
+func MQTTNote(httpAddr, mqttAddr string) string {
+	ws := "ws://" + strings.TrimPrefix(PageURL(httpAddr), "http://") + MQTTWebSocketPath
+	if mqttAddr == "" {
+		return "MQTT over WebSocket: " + ws + " (docs/MQTT.md)"
+	}
+	return "MQTT: " + mqttAddr + ", and over WebSocket " + ws + " (docs/MQTT.md)"
+}
+
+// TokenCommand returns the command line that mints a demo token for user
+// (for MQTT, the password), as a banner prints it.
+func TokenCommand(user string) string {
+	return "go run ./cmd/guild token -secret " + DemoSecret + " -user " + user
+}
+
 // StoreNote says where the leaderboard is kept, for a banner.
 func StoreNote(path string) string {
 	if path == "" {
@@ -243,14 +302,16 @@ func StoreNote(path string) string {
 }
 
 // printDemo says what runs and what to do.
-func printDemo(w io.Writer, httpAddr, tcpAddr, storePath string) {
-	url := PageURL(httpAddr)
+func printDemo(w io.Writer, addrs DemoAddrs, storePath string) {
+	url := PageURL(addrs.HTTP)
 	fmt.Fprintf(w, "The arena is running: a world and a chat module behind a gateway, on one node.\n\n")
 	fmt.Fprintf(w, "  open %s in a browser, pick a name, steer with the arrow keys, WASD or the mouse,\n", url)
 	fmt.Fprintf(w, "  pick up orbs to score, chat with Enter (open a second window for a second player)\n")
-	if tcpAddr != "" {
-		fmt.Fprintf(w, "  bots, from the repository's root: %s\n", BotsCommand(tcpAddr))
+	if addrs.TCP != "" {
+		fmt.Fprintf(w, "  bots, from the repository's root: %s\n", BotsCommand(addrs.TCP))
 	}
+	fmt.Fprintf(w, "  %s\n", MQTTNote(addrs.HTTP, addrs.MQTT))
+	fmt.Fprintf(w, "  an MQTT password (optional; it logs you in as ann): %s\n", TokenCommand("ann"))
 	fmt.Fprintf(w, "  %s\n", StoreNote(storePath))
 	fmt.Fprintf(w, "\nPress Ctrl-C to stop.\n")
 }

@@ -11,8 +11,10 @@ import (
 
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/examples/arena"
 	"github.com/guildkit/guild/examples/arena/arenapb"
+	"github.com/guildkit/guild/gate/tokenauth"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -56,11 +58,12 @@ func runDemo(t *testing.T, world arena.WorldSettings) *demoRun {
 	done := make(chan error, 1)
 	go func() {
 		done <- arena.RunDemo(ctx, arena.DemoOptions{
-			Addr:    "127.0.0.1:0",
-			TCPAddr: "127.0.0.1:0",
-			Out:     d.out,
-			World:   world,
-			Ready:   func(h, tcp string) { ready <- addrs{h, tcp} },
+			Addr:     "127.0.0.1:0",
+			TCPAddr:  "127.0.0.1:0",
+			MQTTAddr: "127.0.0.1:0",
+			Out:      d.out,
+			World:    world,
+			Ready:    func(a arena.DemoAddrs) { ready <- addrs{a.HTTP, a.TCP} },
 		})
 	}()
 	var once sync.Once
@@ -261,5 +264,52 @@ func TestDemoBadJoin(t *testing.T) {
 		if rpc.CodeOf(err) != rpc.InvalidArgument {
 			t.Errorf("join as %q: %v, want InvalidArgument", name, err)
 		}
+	}
+}
+
+// TestDemoTokens: the demo takes tokens signed with DemoSecret. A client
+// logged in by one chats without joining, shown as "@" and its user; a
+// player cannot take such a name; a client without a token cannot chat
+// before it joins; a token of another secret is refused.
+func TestDemoTokens(t *testing.T) {
+	httpAddr, _, _ := startDemo(t, fastWorld)
+	addr := "ws://" + httpAddr + arena.WebSocketPath
+	erin := join(t, addr, "erin")
+
+	j, err := tokenauth.NewJWT([]byte(arena.DemoSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := j.Mint("ann", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann, err := client.Dial(testCtx(t), client.Config{Addr: addr, Token: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ann.Close()
+	if err := ann.Request(testCtx(t), arena.RouteSay, &arenapb.SayRequest{Text: "hi all"}, new(arenapb.SayReply)); err != nil {
+		t.Fatalf("ann says: %v", err)
+	}
+	waitFor(t, "erin to hear @ann", func() bool { return erin.heard("@ann", "hi all") })
+
+	if err := erin.c.Request(testCtx(t), arena.RouteJoin, &arenapb.JoinRequest{Name: "@ann"}, nil); rpc.CodeOf(err) != rpc.InvalidArgument {
+		t.Errorf("join as @ann: %v, want InvalidArgument", err)
+	}
+	anon := dial(t, addr, "anon")
+	if err := anon.c.Request(testCtx(t), arena.RouteSay, &arenapb.SayRequest{Text: "psst"}, new(arenapb.SayReply)); rpc.CodeOf(err) != rpc.Unauthenticated {
+		t.Errorf("say without a token or a join: %v, want Unauthenticated", err)
+	}
+	other, err := tokenauth.NewJWT([]byte("not-the-demo-secret-at-all"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := other.Mint("ann", time.Hour)
+	if c, err := client.Dial(testCtx(t), client.Config{Addr: addr, Token: forged}); err == nil {
+		c.Close()
+		t.Error("a token of another secret was taken")
+	} else if rpc.CodeOf(err) != rpc.Unauthenticated {
+		t.Errorf("a token of another secret: %v, want Unauthenticated", err)
 	}
 }

@@ -61,7 +61,8 @@
 //   - "chat" (NewChat): the "chat" gate service. chat.Say asks the world
 //     for the sender's name through the generated World client, on
 //     whichever node the world runs, and broadcasts a chat.Line to the
-//     room's group.
+//     room's group. A client logged in by a token that has not joined
+//     (an MQTT client, say) speaks as "@" and its user ID.
 //
 // Routes gives a gateway the routes that match: arena.* to the world's
 // nodes, chat.* to the chat's, arena.Join public.

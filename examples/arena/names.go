@@ -13,7 +13,7 @@ const MaxNameLen = 24
 
 // checkName returns name without its surrounding spaces, or an
 // InvalidArgument status that a player can read: a name is 1 to
-// MaxNameLen bytes of printable UTF-8.
+// MaxNameLen bytes of printable UTF-8, not starting with "@".
 func checkName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	switch {
@@ -25,6 +25,9 @@ func checkName(name string) (string, error) {
 		return "", rpc.Error(rpc.InvalidArgument, "the name is not valid UTF-8")
 	case strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
 		return "", rpc.Error(rpc.InvalidArgument, "the name has a character that cannot be shown")
+	case strings.HasPrefix(name, "@"):
+		// "@user" is how a client that chats without playing is shown.
+		return "", rpc.Error(rpc.InvalidArgument, "a name may not start with @")
 	}
 	return name, nil
 }

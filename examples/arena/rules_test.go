@@ -263,6 +263,9 @@ func TestCheckName(t *testing.T) {
 		"x\x07":                     "",
 		"123456789012345678901234":  "123456789012345678901234",
 		"1234567890123456789012345": "",
+		"@ann":                      "",
+		" @ann":                     "",
+		"ann@home":                  "ann@home",
 	} {
 		got, err := checkName(name)
 		if got != want || (want == "") != (err != nil) {
