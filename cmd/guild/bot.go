@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"math/bits"
 	"os"
 	"os/signal"
@@ -59,7 +60,11 @@ cut short by the end of the test are not counted.
 With -idle, the bots only connect and hold their connections (their
 heartbeats keep them open) until -duration: a capacity test.
 
-Bot exits 1 when no client could connect.`
+The report ends with the error rate: the requests answered with an error
+and the connections that could not be made, over the requests answered and
+the connections that could not be made (with -idle: the connections that
+could not be made, over those tried). Bot exits 1 when it is above -max-errors (1% by
+default; -max-errors 100% never fails), or when no client could connect.`
 
 // botOptions are the flags of guild bot.
 type botOptions struct {
@@ -75,6 +80,7 @@ type botOptions struct {
 	protos      stringList
 	importDirs  stringList
 	timeout     time.Duration
+	maxErrors   percent
 }
 
 // runBot runs the load test until its duration or an interrupt.
@@ -119,8 +125,12 @@ func bot(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	<-ctx.Done()
 	close(progressDone)
 	wg.Wait()
-	l.report(stdout, time.Since(l.started))
+	rate := l.report(stdout, time.Since(l.started))
 	if l.everConn.Load() == 0 {
+		return exitError
+	}
+	if rate > float64(opts.maxErrors) {
+		fmt.Fprintf(stderr, "guild bot: the error rate %s is above -max-errors %s\n", fmtPercent(rate), opts.maxErrors.String())
 		return exitError
 	}
 	return exitOK
@@ -141,6 +151,8 @@ func parseBotFlags(args []string, stderr io.Writer) (opts botOptions, ok bool, c
 	fs.Var(&opts.protos, "proto", "a .proto `file` whose messages the scenario may name; repeatable")
 	fs.Var(&opts.importDirs, "I", "import `dir`ectory of the -proto files and their imports; repeatable (default \".\")")
 	fs.DurationVar(&opts.timeout, "timeout", 5*time.Second, "how long a request waits for its reply")
+	opts.maxErrors = 1
+	fs.Var(&opts.maxErrors, "max-errors", "exit 1 when the error rate (failed requests and connections) is above this `percent`, such as 1% or 0.5%")
 	if ok, code := parse(fs, args); !ok {
 		return opts, false, code
 	}
@@ -506,8 +518,9 @@ func (l *loadTest) progress(w io.Writer, done <-chan struct{}) {
 	}
 }
 
-// report writes the final report of a run that lasted elapsed.
-func (l *loadTest) report(w io.Writer, elapsed time.Duration) {
+// report writes the final report of a run that lasted elapsed, and
+// returns its error rate in percent.
+func (l *loadTest) report(w io.Writer, elapsed time.Duration) (rate float64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var connErrs int64
@@ -528,8 +541,26 @@ func (l *loadTest) report(w io.Writer, elapsed time.Duration) {
 		}
 		fmt.Fprintf(w, "  %6d  %s\n", l.connErrs[text], text)
 	}
+	// The error rate: the failed requests and connections over the requests
+	// answered and the failed connections; in an idle run, the failed
+	// connections over the connections tried.
+	failed, tried, what := l.failed.Load()+connErrs, l.requests.Load()+connErrs, "requests and failed connections"
 	if l.opts.idle {
-		return
+		tried, what = l.everConn.Load()+connErrs, "connections tried"
+	}
+	if tried > 0 {
+		rate = 100 * float64(failed) / float64(tried)
+	}
+	defer func() {
+		verdict := "at most"
+		if rate > float64(l.opts.maxErrors) {
+			verdict = "above"
+		}
+		fmt.Fprintf(w, "error rate         %s of %d %s, %s -max-errors %s\n",
+			fmtPercent(rate), tried, what, verdict, l.opts.maxErrors.String())
+	}()
+	if l.opts.idle {
+		return rate
 	}
 	req := l.requests.Load()
 	fmt.Fprintf(w, "requests           %d\n", req)
@@ -546,6 +577,28 @@ func (l *loadTest) report(w io.Writer, elapsed time.Duration) {
 	for _, code := range codes {
 		fmt.Fprintf(w, "  %6d  %s\n", l.errs[code], code)
 	}
+	return rate
+}
+
+// percent is the value of -max-errors: a percentage, written 1% or 1
+// (both mean one in a hundred), from 0 to 100.
+type percent float64
+
+func (p *percent) String() string { return fmtPercent(float64(*p)) }
+
+func (p *percent) Set(s string) error {
+	v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "%")), 64)
+	if err != nil || v < 0 || v > 100 {
+		return errors.New("want a percentage from 0% to 100%, such as 1% or 0.5%")
+	}
+	*p = percent(v)
+	return nil
+}
+
+// fmtPercent formats a percentage without needless zeros: 1%, 0.5%,
+// 33.33%.
+func fmtPercent(v float64) string {
+	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64) + "%"
 }
 
 // maxConnErrLines bounds the kinds of connection errors the report lists,

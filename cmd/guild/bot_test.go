@@ -60,25 +60,45 @@ func TestBotScenario(t *testing.T) {
 	if n := reportValue(t, report, "connection errors"); n != 0 {
 		t.Errorf("%d connection errors:\n%s", n, report)
 	}
-	contains(t, "report", report, "latency            p50 ", " p90 ", " p99 ", "requests/s ")
+	contains(t, "report", report, "latency            p50 ", " p90 ", " p99 ", "requests/s ",
+		"error rate         0% of ", "at most -max-errors 1%")
 	contains(t, "progress", stderr.String(), "clients ", "req/s ")
 }
 
+// TestBotDefaultScenarioCountsErrors runs bots whose every request fails:
+// the report counts the errors, and the run exits 1 because its error rate
+// (100%) is above -max-errors, 1% by default, unless -max-errors allows it.
 func TestBotDefaultScenarioCountsErrors(t *testing.T) {
 	_, addr := startGateway(t)
-	var stdout, stderr syncBuffer
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	// chat.Nope has no method: every request answers Unimplemented.
-	code := bot(ctx, []string{"-addr", addr, "-n", "3", "-duration", "500ms", "-ramp", "0s", "-route", "chat.Nope"}, &stdout, &stderr)
-	report := stdout.String()
-	if code != exitOK {
-		t.Fatalf("exit code %d, want 0; stderr:\n%s", code, stderr.String())
+	for _, tc := range []struct {
+		maxErrors []string
+		code      int
+		verdict   string
+	}{
+		{nil, exitError, "above -max-errors 1%"},
+		{[]string{"-max-errors", "100%"}, exitOK, "at most -max-errors 100%"},
+	} {
+		var stdout, stderr syncBuffer
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		// chat.Nope has no method: every request answers Unimplemented.
+		args := append([]string{"-addr", addr, "-n", "3", "-duration", "500ms", "-ramp", "0s", "-route", "chat.Nope"}, tc.maxErrors...)
+		code := bot(ctx, args, &stdout, &stderr)
+		cancel()
+		report := stdout.String()
+		if code != tc.code {
+			t.Fatalf("%v: exit code %d, want %d; stdout:\n%s\nstderr:\n%s", args, code, tc.code, report, stderr.String())
+		}
+		if reportValue(t, report, "errors") == 0 || reportValue(t, report, "errors") != reportValue(t, report, "requests") {
+			t.Errorf("every request should have failed:\n%s", report)
+		}
+		contains(t, "report", report, "Unimplemented", "latency            no replies", "error rate         100% of ", " requests and failed connections, ", tc.verdict)
+		if lines := strings.Split(strings.TrimSpace(report), "\n"); !strings.HasPrefix(lines[len(lines)-1], "error rate") {
+			t.Errorf("the report's last line is not the error rate:\n%s", report)
+		}
+		if tc.code != exitOK {
+			contains(t, "stderr", stderr.String(), "guild bot: the error rate 100% is above -max-errors 1%")
+		}
 	}
-	if reportValue(t, report, "errors") == 0 || reportValue(t, report, "errors") != reportValue(t, report, "requests") {
-		t.Errorf("every request should have failed:\n%s", report)
-	}
-	contains(t, "report", report, "Unimplemented", "latency            no replies")
 }
 
 // TestBotIdle holds -n connections until cancelled, as by Ctrl-C, and
@@ -118,6 +138,7 @@ func TestBotIdle(t *testing.T) {
 	if strings.Contains(report, "requests") {
 		t.Errorf("an idle report has no requests:\n%s", report)
 	}
+	contains(t, "report", report, "error rate         0% of 15 connections tried, at most -max-errors 1%")
 }
 
 func TestBotNoGateway(t *testing.T) {
@@ -169,6 +190,8 @@ func TestBotFlagErrors(t *testing.T) {
 		{[]string{"-addr", "tcp://x:1", "-n", "0"}, "-n must be at least 1"},
 		{[]string{"-addr", "tcp://x:1", "-duration", "0s"}, "-duration must be positive"},
 		{[]string{"-addr", "tcp://x:1", "-rate", "-1"}, "-rate must not be negative"},
+		{[]string{"-addr", "tcp://x:1", "-max-errors", "101%"}, "want a percentage from 0% to 100%"},
+		{[]string{"-addr", "tcp://x:1", "-max-errors", "lots"}, "want a percentage from 0% to 100%"},
 	} {
 		code, _, errOut := runCmd(append([]string{"bot"}, tc.args...)...)
 		if code != exitUsage {
@@ -180,7 +203,7 @@ func TestBotFlagErrors(t *testing.T) {
 	if code != exitOK {
 		t.Errorf("-h: exit code %d", code)
 	}
-	contains(t, "help", errOut, "steps:", "{{.N}}", "-idle", "-token-prefix", "p50")
+	contains(t, "help", errOut, "steps:", "{{.N}}", "-idle", "-token-prefix", "p50", "-max-errors", "(default 1%)", "exits 1")
 }
 
 func TestHistogram(t *testing.T) {
@@ -205,5 +228,25 @@ func TestHistogram(t *testing.T) {
 		if mid := histValue(i); float64(mid) < float64(v)*0.98 || float64(mid) > float64(v)*1.02+1 {
 			t.Errorf("histValue(histIndex(%d)) = %d", v, mid)
 		}
+	}
+}
+
+func TestPercentFlag(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want float64
+		text string
+	}{{"1%", 1, "1%"}, {"0.5%", 0.5, "0.5%"}, {"2", 2, "2%"}, {" 100 % ", 100, "100%"}, {"0", 0, "0%"}} {
+		var p percent
+		if err := p.Set(tc.in); err != nil {
+			t.Errorf("Set(%q): %v", tc.in, err)
+			continue
+		}
+		if float64(p) != tc.want || p.String() != tc.text {
+			t.Errorf("Set(%q) = %v (%s), want %v (%s)", tc.in, float64(p), p.String(), tc.want, tc.text)
+		}
+	}
+	if got := fmtPercent(100.0 / 3); got != "33.33%" {
+		t.Errorf("fmtPercent(100/3) = %s", got)
 	}
 }
