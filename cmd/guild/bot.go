@@ -48,7 +48,8 @@ well-known type such as google.protobuf.StringValue, or a message of a
 string of JSON, as above, or YAML written in place ({text: hi}). Without
 type the body is empty. json is a Go template: {{.N}} is the bot's index,
 from 0. repeat runs a step that many times. Without -scenario, each bot
-sends google.protobuf.Empty to -route.
+sends google.protobuf.Empty to -route. examples/arena/bots.yaml is a
+scenario that plays guild demo's arena.
 
 Every second a progress line goes to standard error: the time elapsed, the
 clients connected, the requests per second and the errors so far. At the

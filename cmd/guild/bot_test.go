@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/yaml"
 )
 
 func writeScenario(t *testing.T, text string) string {
@@ -174,10 +176,82 @@ func TestBotBadScenario(t *testing.T) {
 	}
 }
 
-// TestBotExampleScenario checks that examples/bot/scenario.yaml loads.
-func TestBotExampleScenario(t *testing.T) {
-	if _, err := loadScenario(filepath.Join("..", "..", "examples", "bot", "scenario.yaml"), typeResolver{}); err != nil {
+// shippedScenarios returns the scenario files under examples/: the YAML
+// files with a top-level steps key.
+func shippedScenarios(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	root := filepath.Join(repoRoot(t), "examples")
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || (filepath.Ext(path) != ".yaml" && filepath.Ext(path) != ".yml") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if regexp.MustCompile(`(?m)^steps:`).Match(b) {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no scenario under examples/")
+	}
+	return files
+}
+
+// TestShippedScenarios runs every scenario shipped under examples/ against
+// the demo, started in-process as guild demo: each must run with no error
+// at all. The scenarios' sleeps are left out, so that a short run reaches
+// every request step.
+func TestShippedScenarios(t *testing.T) {
+	files := shippedScenarios(t)
+	b, _ := startDemo(t, "-addr", "127.0.0.1:0", "-tcp", "127.0.0.1:0", "-data", t.TempDir())
+	if b.bots == "" {
+		t.Fatal("the banner has no bots' command")
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(filepath.Dir(file))+"/"+filepath.Base(file), func(t *testing.T) {
+			var f scenarioFile
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := yaml.UnmarshalStrict(raw, &f); err != nil {
+				t.Fatal(err)
+			}
+			var steps []scenarioStep
+			for _, s := range f.Steps {
+				if s.Sleep == "" {
+					steps = append(steps, s)
+				}
+			}
+			out, err := yaml.Marshal(scenarioFile{Steps: steps})
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := writeScenario(t, string(out))
+			var stdout, stderr syncBuffer
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			args := []string{"-addr", b.bots, "-n", "3", "-duration", "2s", "-ramp", "100ms", "-scenario", path, "-max-errors", "0%"}
+			code := bot(ctx, args, &stdout, &stderr)
+			report := stdout.String()
+			if code != exitOK {
+				t.Errorf("exit code %d, want 0; stdout:\n%s\nstderr:\n%s", code, report, stderr.String())
+			}
+			if n := reportValue(t, report, "errors"); n != 0 {
+				t.Errorf("%d errors:\n%s", n, report)
+			}
+			// Each bot went round the scenario at least once.
+			if n := reportValue(t, report, "requests"); n < 3*len(steps) {
+				t.Errorf("%d requests, want at least %d (3 bots, %d request steps):\n%s", n, 3*len(steps), len(steps), report)
+			}
+		})
 	}
 }
 
