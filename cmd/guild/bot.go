@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -139,21 +140,7 @@ func bot(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // parseBotFlags parses the flags of guild bot.
 func parseBotFlags(args []string, stderr io.Writer) (opts botOptions, ok bool, code int) {
-	fs := newFlagSet("bot", "bot -addr url [-n clients] [-duration d] [-scenario file.yaml] [-rate r] [-ramp d] [-idle] [flags]", botAbout, stderr)
-	fs.StringVar(&opts.addr, "addr", "", "the gateway: tcp://host:port, ws://host:port/path, wss://..., kcp://host:port (required)")
-	fs.IntVar(&opts.n, "n", 100, "number of concurrent clients")
-	fs.DurationVar(&opts.duration, "duration", 10*time.Second, "how long the test runs, from the start of the ramp")
-	fs.StringVar(&opts.scenario, "scenario", "", "YAML `file` of the steps each bot runs (default: google.protobuf.Empty to -route)")
-	fs.Float64Var(&opts.rate, "rate", 10, "requests per second per client; 0 for as fast as the replies come")
-	fs.DurationVar(&opts.ramp, "ramp", 2*time.Second, "time over which the clients connect, evenly spread")
-	fs.StringVar(&opts.tokenPrefix, "token-prefix", "", "if set, bot i sends the auth token `prefix`i in its handshake")
-	fs.BoolVar(&opts.idle, "idle", false, "only connect and hold the connections, without requests")
-	fs.StringVar(&opts.route, "route", "bench.Echo", "the route of the default scenario")
-	fs.Var(&opts.protos, "proto", "a .proto `file` whose messages the scenario may name; repeatable")
-	fs.Var(&opts.importDirs, "I", "import `dir`ectory of the -proto files and their imports; repeatable (default \".\")")
-	fs.DurationVar(&opts.timeout, "timeout", 5*time.Second, "how long a request waits for its reply")
-	opts.maxErrors = 1
-	fs.Var(&opts.maxErrors, "max-errors", "exit 1 when the error rate (failed requests and connections) is above this `percent`, such as 1% or 0.5%")
+	fs := botFlags(&opts, stderr)
 	if ok, code := parse(fs, args); !ok {
 		return opts, false, code
 	}
@@ -178,6 +165,26 @@ func parseBotFlags(args []string, stderr io.Writer) (opts botOptions, ok bool, c
 		return opts, false, exitUsage
 	}
 	return opts, true, exitOK
+}
+
+// botFlags defines the flags of guild bot into opts.
+func botFlags(opts *botOptions, stderr io.Writer) *flag.FlagSet {
+	fs := newFlagSet("bot", "bot -addr url [-n clients] [-duration d] [-scenario file.yaml] [-rate r] [-ramp d] [-idle] [flags]", botAbout, stderr)
+	fs.StringVar(&opts.addr, "addr", "", "the gateway: tcp://host:port, ws://host:port/path, wss://..., kcp://host:port (required)")
+	fs.IntVar(&opts.n, "n", 100, "number of concurrent clients")
+	fs.DurationVar(&opts.duration, "duration", 10*time.Second, "how long the test runs, from the start of the ramp")
+	fs.StringVar(&opts.scenario, "scenario", "", "YAML `file` of the steps each bot runs (default: google.protobuf.Empty to -route)")
+	fs.Float64Var(&opts.rate, "rate", 10, "requests per second per client; 0 for as fast as the replies come")
+	fs.DurationVar(&opts.ramp, "ramp", 2*time.Second, "time over which the clients connect, evenly spread")
+	fs.StringVar(&opts.tokenPrefix, "token-prefix", "", "if set, bot i sends the auth token `prefix`i in its handshake")
+	fs.BoolVar(&opts.idle, "idle", false, "only connect and hold the connections, without requests")
+	fs.StringVar(&opts.route, "route", "bench.Echo", "the route of the default scenario")
+	fs.Var(&opts.protos, "proto", "a .proto `file` whose messages the scenario may name; repeatable")
+	fs.Var(&opts.importDirs, "I", "import `dir`ectory of the -proto files and their imports; repeatable (default \".\")")
+	fs.DurationVar(&opts.timeout, "timeout", 5*time.Second, "how long a request waits for its reply")
+	opts.maxErrors = 1
+	fs.Var(&opts.maxErrors, "max-errors", "exit 1 when the error rate (failed requests and connections) is above this `percent`, such as 1% or 0.5%")
+	return fs
 }
 
 // scenarioFile is the YAML of a scenario.
