@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"go/ast"
 	"go/parser"
+	"go/scanner"
 	"go/token"
 	"os"
 	"os/exec"
@@ -348,11 +349,13 @@ func readmeGoFile(t *testing.T, b readmeBlock, pkg string) string {
 		t.Fatalf("README.md:%d: the block's statements do not parse: %v\n%s", b.line, err, src)
 	}
 	var uses []string
+	locals := map[string]bool{}
 	for _, st := range f.Decls[0].(*ast.FuncDecl).Body.List {
 		if as, ok := st.(*ast.AssignStmt); ok && as.Tok == token.DEFINE {
 			for _, e := range as.Lhs {
 				if id, ok := e.(*ast.Ident); ok && id.Name != "_" {
 					uses = append(uses, "_ = "+id.Name)
+					locals[id.Name] = true
 				}
 			}
 		}
@@ -361,9 +364,28 @@ func readmeGoFile(t *testing.T, b readmeBlock, pkg string) string {
 	if len(body) > 0 {
 		code += "func readmeBlock() error {\n" + strings.Join(body, "\n") + "\n" + strings.Join(uses, "\n") + "\nreturn nil\n}\n"
 	}
+	// The packages named as pkg.Name, outside comments and strings.
+	named := map[string]bool{}
+	var sc scanner.Scanner
+	fset := token.NewFileSet()
+	sc.Init(fset.AddFile("", -1, len(code)), []byte(code), nil, 0)
+	prev := ""
+	for {
+		_, tok, lit := sc.Scan()
+		if tok == token.EOF {
+			break
+		}
+		if tok == token.PERIOD && prev != "" {
+			named[prev] = true
+		}
+		prev = ""
+		if tok == token.IDENT {
+			prev = lit
+		}
+	}
 	var imports []string
 	for name, path := range readmeImports {
-		if regexp.MustCompile(`\b` + name + `\.`).MatchString(code) {
+		if named[name] && !locals[name] { // client := ... hides the package client
 			imports = append(imports, fmt.Sprintf("%q", path))
 		}
 	}
