@@ -38,19 +38,22 @@ A scenario file (-scenario) is YAML: a list of steps that each bot runs in
 order, then again from the start until the end:
 
   steps:
-    - request: {route: chat.Login, type: google.protobuf.StringValue, json: '"bot-{{.N}}"'}
-    - request: {route: chat.Say, type: google.protobuf.StringValue, json: '"hello"'}
+    - request: {route: arena.Join, type: arena.v1.JoinRequest, json: '{"name": "bot-{{.N}}"}'}
+    - request: {route: chat.Say, type: arena.v1.SayRequest, json: {text: hello}}
       repeat: 5
     - sleep: 100ms
 
+This one plays guild demo's arena: it joins, says hello five times and
+pauses, round and round (examples/arena/bots.yaml also moves about).
+
 A request's body is the message of type (a full protobuf name: a
-well-known type such as google.protobuf.StringValue, or a message of a
--proto file) that json holds in protobuf's JSON mapping; json may be a
-string of JSON, as above, or YAML written in place ({text: hi}). Without
-type the body is empty. json is a Go template: {{.N}} is the bot's index,
-from 0. repeat runs a step that many times. Without -scenario, each bot
-sends google.protobuf.Empty to -route. examples/arena/bots.yaml is a
-scenario that plays guild demo's arena.
+well-known type such as google.protobuf.StringValue, a message compiled
+into guild such as the arena's arena.v1.*, or a message of a -proto file)
+that json holds in protobuf's JSON mapping; json may be a string of JSON
+or YAML written in place, as above. Without type the body is empty. json
+is a Go template: {{.N}} is the bot's index, from 0. repeat runs a step
+that many times. Without -scenario, each bot sends google.protobuf.Empty
+to -route.
 
 Every second a progress line goes to standard error: the time elapsed, the
 clients connected, the requests per second and the errors so far. At the

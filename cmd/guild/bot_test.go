@@ -204,18 +204,36 @@ func shippedScenarios(t *testing.T) []string {
 	return files
 }
 
-// TestShippedScenarios runs every scenario shipped under examples/ against
-// the demo, started in-process as guild demo: each must run with no error
-// at all. The scenarios' sleeps are left out, so that a short run reaches
-// every request step.
+// helpScenario returns the scenario of guild help bot, in a file.
+func helpScenario(t *testing.T) string {
+	t.Helper()
+	_, after, ok := strings.Cut(botAbout, "\n  steps:\n")
+	example, _, _ := strings.Cut(after, "\n\n")
+	if !ok || example == "" {
+		t.Fatal("no scenario in guild help bot")
+	}
+	text := "steps:\n"
+	for _, l := range strings.Split(example, "\n") {
+		text += strings.TrimPrefix(l, "  ") + "\n"
+	}
+	return writeScenario(t, text)
+}
+
+// TestShippedScenarios runs every scenario shipped under examples/, and
+// the one of guild help bot, against the demo, started in-process as
+// guild demo: each must run with no error at all. The scenarios' sleeps
+// are left out, so that a short run reaches every request step.
 func TestShippedScenarios(t *testing.T) {
-	files := shippedScenarios(t)
+	files := map[string]string{"guild help bot": helpScenario(t)}
+	for _, f := range shippedScenarios(t) {
+		files[filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f)] = f
+	}
 	b, _ := startDemo(t, "-addr", "127.0.0.1:0", "-tcp", "127.0.0.1:0", "-data", t.TempDir())
 	if b.bots == "" {
 		t.Fatal("the banner has no bots' command")
 	}
-	for _, file := range files {
-		t.Run(filepath.Base(filepath.Dir(file))+"/"+filepath.Base(file), func(t *testing.T) {
+	for name, file := range files {
+		t.Run(name, func(t *testing.T) {
 			var f scenarioFile
 			raw, err := os.ReadFile(file)
 			if err != nil {
