@@ -11,6 +11,8 @@ package main
 //     The other commands of the sh blocks must be go run/install of a
 //     package that exists, make with a target of the Makefile, or protoc.
 //   - TestReadmeProto: the ```proto block passes guild gen.
+//   - TestReadmeClusterFiles: each ```yaml block that is a whole cluster
+//     file (it has nodes) loads as guild run loads it.
 //   - TestReadmeGoBlocks: every ```go block compiles and passes go vet, in
 //     a module of its own that requires this one, with the Go code the
 //     proto block generates (its go_package, example.com/game/chat/v1).
@@ -463,4 +465,26 @@ func numbered(src []byte) string {
 		fmt.Fprintf(&b, "%4d  %s\n", i+1, l)
 	}
 	return b.String()
+}
+
+// TestReadmeClusterFiles loads each YAML block of the README that is a
+// whole cluster file (it has nodes) as guild run would, with the modules
+// guild run offers.
+func TestReadmeClusterFiles(t *testing.T) {
+	_, blocks := readReadme(t)
+	n := 0
+	for _, b := range blocks {
+		if b.lang != "yaml" || !regexp.MustCompile(`(?m)^nodes:`).MatchString(b.text) {
+			continue
+		}
+		n++
+		path := writeFile(t, t.TempDir(), "cluster.yaml", b.text)
+		var stderr bytes.Buffer
+		if _, _, ok := loadConfig("run", path, nil, guildModules().Names(), &stderr); !ok {
+			t.Errorf("README.md:%d: the cluster file does not load:\n%s", b.line, stderr.String())
+		}
+	}
+	if n == 0 {
+		t.Error("no cluster file in the README")
+	}
 }
