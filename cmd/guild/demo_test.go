@@ -32,6 +32,9 @@ var (
 	pageLine  = regexp.MustCompile(`open (http://\S+) in a browser`)
 	botsLine  = regexp.MustCompile(`bots, from the repository's root: go run \./cmd/guild (bot -addr (tcp://\S+) .*)$`)
 	storeLine = regexp.MustCompile(`the leaderboard is kept in (\S+) `)
+	// bannerCommand is a command line in the banner, up to a ")" or the
+	// end of the line.
+	bannerCommand = regexp.MustCompile(`go run \./cmd/guild ([^)]*)`)
 )
 
 // demoBanner is what a test reads in guild demo's banner.
@@ -64,6 +67,12 @@ func readBanner(t *testing.T, lines <-chan string, exited <-chan struct{}) demoB
 			}
 			if m := storeLine.FindStringSubmatch(l); m != nil {
 				b.store = m[1]
+			}
+			// Every command the banner prints parses as guild's.
+			for _, m := range bannerCommand.FindAllStringSubmatch(l, -1) {
+				if err := checkGuildArgs(strings.Fields(m[1])); err != nil {
+					t.Errorf("the banner's command %q: %v", m[0], err)
+				}
 			}
 		case <-exited:
 			t.Fatal("the demo exited before it printed its banner")
