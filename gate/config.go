@@ -39,8 +39,14 @@ type Config struct {
 	// ".": "chat" for "chat.Send") to where its requests go.
 	Routes map[string]Route
 	// Public lists the routes a session may call before it is
-	// authenticated, such as "auth.Login". Every other route answers
-	// Unauthenticated until then.
+	// authenticated, such as "auth.Login". Every other route of a service
+	// in Routes answers Unauthenticated until then, with a message that
+	// names the public routes. A route whose service is not in Routes
+	// answers Unimplemented ("no route"), authenticated or not: that is
+	// checked first, in the gateway's own table. The gateway knows
+	// services, not their methods, so a method a routed service lacks
+	// answers Unauthenticated before login (finding out would send an
+	// unauthenticated request to the service) and Unimplemented after.
 	Public []string
 	// Grains, optional, resolves grain targets: needed by UserGrain
 	// routes (a grain.System).

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -152,6 +153,22 @@ func TestAuth(t *testing.T) {
 		wantCode(t, "a route to no service", err, rpc.Unimplemented)
 		_, err = call(t, c, "chat.Nope", "")
 		wantCode(t, "a method the service lacks", err, rpc.Unimplemented)
+	})
+	t.Run("unknown route before login", func(t *testing.T) {
+		// A route to no service says so even to a session that has not
+		// logged in; a private route of a routed service asks to log in,
+		// and names the routes open before login.
+		c := dial(t, client.Config{Addr: f.url})
+		_, err := call(t, c, "nope.Do", "")
+		wantCode(t, "a route to no service, before login", err, rpc.Unimplemented)
+		if err == nil || !strings.Contains(err.Error(), `no route "nope.Do"`) {
+			t.Errorf("a route to no service, before login: %v, want it to say no route", err)
+		}
+		_, err = call(t, c, "chat.Whoami", "")
+		wantCode(t, "a private route before login", err, rpc.Unauthenticated)
+		if err == nil || !strings.Contains(err.Error(), "chat.Whoami: log in first (open before login: chat.Echo, chat.Login)") {
+			t.Errorf("a private route before login: %v, want it to name the public routes", err)
+		}
 	})
 	t.Run("no Auth hook", func(t *testing.T) {
 		g := startOneNode(t, gate.Config{})

@@ -31,9 +31,11 @@ type Gateway struct {
 	node   *actor.Node
 	client *rpc.Client
 	public map[string]bool
-	hub    actor.PID // the gateway actor: pushes to several sessions
-	ctx    context.Context
-	cancel context.CancelFunc
+	// loginHint ends a "log in first" refusal: the public routes, sorted.
+	loginHint string
+	hub       actor.PID // the gateway actor: pushes to several sessions
+	ctx       context.Context
+	cancel    context.CancelFunc
 
 	mu        sync.Mutex
 	draining  bool                     // Shutdown or Close began: no new connections
@@ -102,6 +104,7 @@ func New(cfg Config) (*Gateway, error) {
 	for _, r := range cfg.Public {
 		g.public[r] = true
 	}
+	g.loginHint = loginHint(g.public)
 	hub, err := startHub(ctx, g)
 	if err != nil {
 		cancel()

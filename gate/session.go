@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -240,14 +241,18 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 		s.respond(c, m.id, rpc.ResourceExhausted, fmt.Sprintf("rate limited: %g requests per second, bursts of %d", g.lim.Rate, g.lim.Burst), nil)
 		return
 	}
-	if s.userID == "" && !g.public[m.route] {
-		s.respond(c, m.id, rpc.Unauthenticated, fmt.Sprintf("%s: log in first", m.route), nil)
-		return
-	}
+	// The route table first: a route to no service says so, logged in or
+	// not. The table is the gateway's own, so this costs no lookup. It
+	// knows services, not their methods: a method the service lacks is
+	// the service's to answer, and only logged-in sessions reach it.
 	svc := routeService(m.route)
 	r, ok := g.cfg.Routes[svc]
 	if !ok {
 		s.respond(c, m.id, rpc.Unimplemented, fmt.Sprintf("no route %q", m.route), nil)
+		return
+	}
+	if s.userID == "" && !g.public[m.route] {
+		s.respond(c, m.id, rpc.Unauthenticated, fmt.Sprintf("%s: log in first%s", m.route, g.loginHint), nil)
 		return
 	}
 	if r.grainKind != "" && s.userID == "" {
@@ -561,6 +566,23 @@ func (s *session) group(c *actor.Context, m *nodepb.SessionGroup) error {
 	_, err = c.Call(ctx, pid, &nodepb.GroupLeave{Gate: uint32(s.self.Node), Serial: s.self.Serial})
 	return err
 }
+
+// loginHint returns the end of a "log in first" refusal, which names the
+// routes open before login: " (open before login: auth.Login)", or
+// " (no route is open before login)".
+func loginHint(public map[string]bool) string {
+	if len(public) == 0 {
+		return " (no route is open before login)"
+	}
+	routes := slices.Sorted(maps.Keys(public))
+	if len(routes) > maxLoginHint {
+		routes = append(routes[:maxLoginHint], "…")
+	}
+	return " (open before login: " + strings.Join(routes, ", ") + ")"
+}
+
+// maxLoginHint bounds the routes a "log in first" refusal names.
+const maxLoginHint = 8
 
 // routeService returns the service of a route: what comes before its last
 // ".", or the whole route when it has none.

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"math/bits"
 	"os"
 	"os/signal"
@@ -36,18 +38,22 @@ A scenario file (-scenario) is YAML: a list of steps that each bot runs in
 order, then again from the start until the end:
 
   steps:
-    - request: {route: chat.Login, type: google.protobuf.StringValue, json: '"bot-{{.N}}"'}
-    - request: {route: chat.Say, type: google.protobuf.StringValue, json: '"hello"'}
+    - request: {route: arena.Join, type: arena.v1.JoinRequest, json: '{"name": "bot-{{.N}}"}'}
+    - request: {route: chat.Say, type: arena.v1.SayRequest, json: {text: hello}}
       repeat: 5
     - sleep: 100ms
 
+This one plays guild demo's arena: it joins, says hello five times and
+pauses, round and round (examples/arena/bots.yaml also moves about).
+
 A request's body is the message of type (a full protobuf name: a
-well-known type such as google.protobuf.StringValue, or a message of a
--proto file) that json holds in protobuf's JSON mapping; json may be a
-string of JSON, as above, or YAML written in place ({text: hi}). Without
-type the body is empty. json is a Go template: {{.N}} is the bot's index,
-from 0. repeat runs a step that many times. Without -scenario, each bot
-sends google.protobuf.Empty to -route.
+well-known type such as google.protobuf.StringValue, a message compiled
+into guild such as the arena's arena.v1.*, or a message of a -proto file)
+that json holds in protobuf's JSON mapping; json may be a string of JSON
+or YAML written in place, as above. Without type the body is empty. json
+is a Go template: {{.N}} is the bot's index, from 0. repeat runs a step
+that many times. Without -scenario, each bot sends google.protobuf.Empty
+to -route.
 
 Every second a progress line goes to standard error: the time elapsed, the
 clients connected, the requests per second and the errors so far. At the
@@ -59,7 +65,11 @@ cut short by the end of the test are not counted.
 With -idle, the bots only connect and hold their connections (their
 heartbeats keep them open) until -duration: a capacity test.
 
-Bot exits 1 when no client could connect.`
+The report ends with the error rate: the requests answered with an error
+and the connections that could not be made, over the requests answered and
+the connections that could not be made (with -idle: the connections that
+could not be made, over those tried). Bot exits 1 when it is above -max-errors (1% by
+default; -max-errors 100% never fails), or when no client could connect.`
 
 // botOptions are the flags of guild bot.
 type botOptions struct {
@@ -75,6 +85,7 @@ type botOptions struct {
 	protos      stringList
 	importDirs  stringList
 	timeout     time.Duration
+	maxErrors   percent
 }
 
 // runBot runs the load test until its duration or an interrupt.
@@ -119,8 +130,12 @@ func bot(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	<-ctx.Done()
 	close(progressDone)
 	wg.Wait()
-	l.report(stdout, time.Since(l.started))
+	rate := l.report(stdout, time.Since(l.started))
 	if l.everConn.Load() == 0 {
+		return exitError
+	}
+	if rate > float64(opts.maxErrors) {
+		fmt.Fprintf(stderr, "guild bot: the error rate %s is above -max-errors %s\n", fmtPercent(rate), opts.maxErrors.String())
 		return exitError
 	}
 	return exitOK
@@ -128,19 +143,7 @@ func bot(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // parseBotFlags parses the flags of guild bot.
 func parseBotFlags(args []string, stderr io.Writer) (opts botOptions, ok bool, code int) {
-	fs := newFlagSet("bot", "bot -addr url [-n clients] [-duration d] [-scenario file.yaml] [-rate r] [-ramp d] [-idle] [flags]", botAbout, stderr)
-	fs.StringVar(&opts.addr, "addr", "", "the gateway: tcp://host:port, ws://host:port/path, wss://..., kcp://host:port (required)")
-	fs.IntVar(&opts.n, "n", 100, "number of concurrent clients")
-	fs.DurationVar(&opts.duration, "duration", 10*time.Second, "how long the test runs, from the start of the ramp")
-	fs.StringVar(&opts.scenario, "scenario", "", "YAML `file` of the steps each bot runs (default: google.protobuf.Empty to -route)")
-	fs.Float64Var(&opts.rate, "rate", 10, "requests per second per client; 0 for as fast as the replies come")
-	fs.DurationVar(&opts.ramp, "ramp", 2*time.Second, "time over which the clients connect, evenly spread")
-	fs.StringVar(&opts.tokenPrefix, "token-prefix", "", "if set, bot i sends the auth token `prefix`i in its handshake")
-	fs.BoolVar(&opts.idle, "idle", false, "only connect and hold the connections, without requests")
-	fs.StringVar(&opts.route, "route", "bench.Echo", "the route of the default scenario")
-	fs.Var(&opts.protos, "proto", "a .proto `file` whose messages the scenario may name; repeatable")
-	fs.Var(&opts.importDirs, "I", "import `dir`ectory of the -proto files and their imports; repeatable (default \".\")")
-	fs.DurationVar(&opts.timeout, "timeout", 5*time.Second, "how long a request waits for its reply")
+	fs := botFlags(&opts, stderr)
 	if ok, code := parse(fs, args); !ok {
 		return opts, false, code
 	}
@@ -165,6 +168,26 @@ func parseBotFlags(args []string, stderr io.Writer) (opts botOptions, ok bool, c
 		return opts, false, exitUsage
 	}
 	return opts, true, exitOK
+}
+
+// botFlags defines the flags of guild bot into opts.
+func botFlags(opts *botOptions, stderr io.Writer) *flag.FlagSet {
+	fs := newFlagSet("bot", "bot -addr url [-n clients] [-duration d] [-scenario file.yaml] [-rate r] [-ramp d] [-idle] [flags]", botAbout, stderr)
+	fs.StringVar(&opts.addr, "addr", "", "the gateway: tcp://host:port, ws://host:port/path, wss://..., kcp://host:port (required)")
+	fs.IntVar(&opts.n, "n", 100, "number of concurrent clients")
+	fs.DurationVar(&opts.duration, "duration", 10*time.Second, "how long the test runs, from the start of the ramp")
+	fs.StringVar(&opts.scenario, "scenario", "", "YAML `file` of the steps each bot runs (default: google.protobuf.Empty to -route)")
+	fs.Float64Var(&opts.rate, "rate", 10, "requests per second per client; 0 for as fast as the replies come")
+	fs.DurationVar(&opts.ramp, "ramp", 2*time.Second, "time over which the clients connect, evenly spread")
+	fs.StringVar(&opts.tokenPrefix, "token-prefix", "", "if set, bot i sends the auth token `prefix`i in its handshake")
+	fs.BoolVar(&opts.idle, "idle", false, "only connect and hold the connections, without requests")
+	fs.StringVar(&opts.route, "route", "bench.Echo", "the route of the default scenario")
+	fs.Var(&opts.protos, "proto", "a .proto `file` whose messages the scenario may name; repeatable")
+	fs.Var(&opts.importDirs, "I", "import `dir`ectory of the -proto files and their imports; repeatable (default \".\")")
+	fs.DurationVar(&opts.timeout, "timeout", 5*time.Second, "how long a request waits for its reply")
+	opts.maxErrors = 1
+	fs.Var(&opts.maxErrors, "max-errors", "exit 1 when the error rate (failed requests and connections) is above this `percent`, such as 1% or 0.5%")
+	return fs
 }
 
 // scenarioFile is the YAML of a scenario.
@@ -506,8 +529,9 @@ func (l *loadTest) progress(w io.Writer, done <-chan struct{}) {
 	}
 }
 
-// report writes the final report of a run that lasted elapsed.
-func (l *loadTest) report(w io.Writer, elapsed time.Duration) {
+// report writes the final report of a run that lasted elapsed, and
+// returns its error rate in percent.
+func (l *loadTest) report(w io.Writer, elapsed time.Duration) (rate float64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var connErrs int64
@@ -528,8 +552,26 @@ func (l *loadTest) report(w io.Writer, elapsed time.Duration) {
 		}
 		fmt.Fprintf(w, "  %6d  %s\n", l.connErrs[text], text)
 	}
+	// The error rate: the failed requests and connections over the requests
+	// answered and the failed connections; in an idle run, the failed
+	// connections over the connections tried.
+	failed, tried, what := l.failed.Load()+connErrs, l.requests.Load()+connErrs, "requests and failed connections"
 	if l.opts.idle {
-		return
+		tried, what = l.everConn.Load()+connErrs, "connections tried"
+	}
+	if tried > 0 {
+		rate = 100 * float64(failed) / float64(tried)
+	}
+	defer func() {
+		verdict := "at most"
+		if rate > float64(l.opts.maxErrors) {
+			verdict = "above"
+		}
+		fmt.Fprintf(w, "error rate         %s of %d %s, %s -max-errors %s\n",
+			fmtPercent(rate), tried, what, verdict, l.opts.maxErrors.String())
+	}()
+	if l.opts.idle {
+		return rate
 	}
 	req := l.requests.Load()
 	fmt.Fprintf(w, "requests           %d\n", req)
@@ -546,6 +588,28 @@ func (l *loadTest) report(w io.Writer, elapsed time.Duration) {
 	for _, code := range codes {
 		fmt.Fprintf(w, "  %6d  %s\n", l.errs[code], code)
 	}
+	return rate
+}
+
+// percent is the value of -max-errors: a percentage, written 1% or 1
+// (both mean one in a hundred), from 0 to 100.
+type percent float64
+
+func (p *percent) String() string { return fmtPercent(float64(*p)) }
+
+func (p *percent) Set(s string) error {
+	v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "%")), 64)
+	if err != nil || v < 0 || v > 100 {
+		return errors.New("want a percentage from 0% to 100%, such as 1% or 0.5%")
+	}
+	*p = percent(v)
+	return nil
+}
+
+// fmtPercent formats a percentage without needless zeros: 1%, 0.5%,
+// 33.33%.
+func fmtPercent(v float64) string {
+	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64) + "%"
 }
 
 // maxConnErrLines bounds the kinds of connection errors the report lists,

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/yaml"
 )
 
 func writeScenario(t *testing.T, text string) string {
@@ -60,25 +62,45 @@ func TestBotScenario(t *testing.T) {
 	if n := reportValue(t, report, "connection errors"); n != 0 {
 		t.Errorf("%d connection errors:\n%s", n, report)
 	}
-	contains(t, "report", report, "latency            p50 ", " p90 ", " p99 ", "requests/s ")
+	contains(t, "report", report, "latency            p50 ", " p90 ", " p99 ", "requests/s ",
+		"error rate         0% of ", "at most -max-errors 1%")
 	contains(t, "progress", stderr.String(), "clients ", "req/s ")
 }
 
+// TestBotDefaultScenarioCountsErrors runs bots whose every request fails:
+// the report counts the errors, and the run exits 1 because its error rate
+// (100%) is above -max-errors, 1% by default, unless -max-errors allows it.
 func TestBotDefaultScenarioCountsErrors(t *testing.T) {
 	_, addr := startGateway(t)
-	var stdout, stderr syncBuffer
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	// chat.Nope has no method: every request answers Unimplemented.
-	code := bot(ctx, []string{"-addr", addr, "-n", "3", "-duration", "500ms", "-ramp", "0s", "-route", "chat.Nope"}, &stdout, &stderr)
-	report := stdout.String()
-	if code != exitOK {
-		t.Fatalf("exit code %d, want 0; stderr:\n%s", code, stderr.String())
+	for _, tc := range []struct {
+		maxErrors []string
+		code      int
+		verdict   string
+	}{
+		{nil, exitError, "above -max-errors 1%"},
+		{[]string{"-max-errors", "100%"}, exitOK, "at most -max-errors 100%"},
+	} {
+		var stdout, stderr syncBuffer
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		// chat.Nope has no method: every request answers Unimplemented.
+		args := append([]string{"-addr", addr, "-n", "3", "-duration", "500ms", "-ramp", "0s", "-route", "chat.Nope"}, tc.maxErrors...)
+		code := bot(ctx, args, &stdout, &stderr)
+		cancel()
+		report := stdout.String()
+		if code != tc.code {
+			t.Fatalf("%v: exit code %d, want %d; stdout:\n%s\nstderr:\n%s", args, code, tc.code, report, stderr.String())
+		}
+		if reportValue(t, report, "errors") == 0 || reportValue(t, report, "errors") != reportValue(t, report, "requests") {
+			t.Errorf("every request should have failed:\n%s", report)
+		}
+		contains(t, "report", report, "Unimplemented", "latency            no replies", "error rate         100% of ", " requests and failed connections, ", tc.verdict)
+		if lines := strings.Split(strings.TrimSpace(report), "\n"); !strings.HasPrefix(lines[len(lines)-1], "error rate") {
+			t.Errorf("the report's last line is not the error rate:\n%s", report)
+		}
+		if tc.code != exitOK {
+			contains(t, "stderr", stderr.String(), "guild bot: the error rate 100% is above -max-errors 1%")
+		}
 	}
-	if reportValue(t, report, "errors") == 0 || reportValue(t, report, "errors") != reportValue(t, report, "requests") {
-		t.Errorf("every request should have failed:\n%s", report)
-	}
-	contains(t, "report", report, "Unimplemented", "latency            no replies")
 }
 
 // TestBotIdle holds -n connections until cancelled, as by Ctrl-C, and
@@ -118,6 +140,7 @@ func TestBotIdle(t *testing.T) {
 	if strings.Contains(report, "requests") {
 		t.Errorf("an idle report has no requests:\n%s", report)
 	}
+	contains(t, "report", report, "error rate         0% of 15 connections tried, at most -max-errors 1%")
 }
 
 func TestBotNoGateway(t *testing.T) {
@@ -153,10 +176,100 @@ func TestBotBadScenario(t *testing.T) {
 	}
 }
 
-// TestBotExampleScenario checks that examples/bot/scenario.yaml loads.
-func TestBotExampleScenario(t *testing.T) {
-	if _, err := loadScenario(filepath.Join("..", "..", "examples", "bot", "scenario.yaml"), typeResolver{}); err != nil {
+// shippedScenarios returns the scenario files under examples/: the YAML
+// files with a top-level steps key.
+func shippedScenarios(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	root := filepath.Join(repoRoot(t), "examples")
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || (filepath.Ext(path) != ".yaml" && filepath.Ext(path) != ".yml") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if regexp.MustCompile(`(?m)^steps:`).Match(b) {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no scenario under examples/")
+	}
+	return files
+}
+
+// helpScenario returns the scenario of guild help bot, in a file.
+func helpScenario(t *testing.T) string {
+	t.Helper()
+	_, after, ok := strings.Cut(botAbout, "\n  steps:\n")
+	example, _, _ := strings.Cut(after, "\n\n")
+	if !ok || example == "" {
+		t.Fatal("no scenario in guild help bot")
+	}
+	text := "steps:\n"
+	for _, l := range strings.Split(example, "\n") {
+		text += strings.TrimPrefix(l, "  ") + "\n"
+	}
+	return writeScenario(t, text)
+}
+
+// TestShippedScenarios runs every scenario shipped under examples/, and
+// the one of guild help bot, against the demo, started in-process as
+// guild demo: each must run with no error at all. The scenarios' sleeps
+// are left out, so that a short run reaches every request step.
+func TestShippedScenarios(t *testing.T) {
+	files := map[string]string{"guild help bot": helpScenario(t)}
+	for _, f := range shippedScenarios(t) {
+		files[filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f)] = f
+	}
+	b, _ := startDemo(t, "-addr", "127.0.0.1:0", "-tcp", "127.0.0.1:0", "-data", t.TempDir())
+	if b.bots == "" {
+		t.Fatal("the banner has no bots' command")
+	}
+	for name, file := range files {
+		t.Run(name, func(t *testing.T) {
+			var f scenarioFile
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := yaml.UnmarshalStrict(raw, &f); err != nil {
+				t.Fatal(err)
+			}
+			var steps []scenarioStep
+			for _, s := range f.Steps {
+				if s.Sleep == "" {
+					steps = append(steps, s)
+				}
+			}
+			out, err := yaml.Marshal(scenarioFile{Steps: steps})
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := writeScenario(t, string(out))
+			var stdout, stderr syncBuffer
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			args := []string{"-addr", b.bots, "-n", "3", "-duration", "2s", "-ramp", "100ms", "-scenario", path, "-max-errors", "0%"}
+			code := bot(ctx, args, &stdout, &stderr)
+			report := stdout.String()
+			if code != exitOK {
+				t.Errorf("exit code %d, want 0; stdout:\n%s\nstderr:\n%s", code, report, stderr.String())
+			}
+			if n := reportValue(t, report, "errors"); n != 0 {
+				t.Errorf("%d errors:\n%s", n, report)
+			}
+			// Each bot went round the scenario at least once.
+			if n := reportValue(t, report, "requests"); n < 3*len(steps) {
+				t.Errorf("%d requests, want at least %d (3 bots, %d request steps):\n%s", n, 3*len(steps), len(steps), report)
+			}
+		})
 	}
 }
 
@@ -169,6 +282,8 @@ func TestBotFlagErrors(t *testing.T) {
 		{[]string{"-addr", "tcp://x:1", "-n", "0"}, "-n must be at least 1"},
 		{[]string{"-addr", "tcp://x:1", "-duration", "0s"}, "-duration must be positive"},
 		{[]string{"-addr", "tcp://x:1", "-rate", "-1"}, "-rate must not be negative"},
+		{[]string{"-addr", "tcp://x:1", "-max-errors", "101%"}, "want a percentage from 0% to 100%"},
+		{[]string{"-addr", "tcp://x:1", "-max-errors", "lots"}, "want a percentage from 0% to 100%"},
 	} {
 		code, _, errOut := runCmd(append([]string{"bot"}, tc.args...)...)
 		if code != exitUsage {
@@ -180,7 +295,7 @@ func TestBotFlagErrors(t *testing.T) {
 	if code != exitOK {
 		t.Errorf("-h: exit code %d", code)
 	}
-	contains(t, "help", errOut, "steps:", "{{.N}}", "-idle", "-token-prefix", "p50")
+	contains(t, "help", errOut, "steps:", "{{.N}}", "-idle", "-token-prefix", "p50", "-max-errors", "(default 1%)", "exits 1")
 }
 
 func TestHistogram(t *testing.T) {
@@ -205,5 +320,25 @@ func TestHistogram(t *testing.T) {
 		if mid := histValue(i); float64(mid) < float64(v)*0.98 || float64(mid) > float64(v)*1.02+1 {
 			t.Errorf("histValue(histIndex(%d)) = %d", v, mid)
 		}
+	}
+}
+
+func TestPercentFlag(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want float64
+		text string
+	}{{"1%", 1, "1%"}, {"0.5%", 0.5, "0.5%"}, {"2", 2, "2%"}, {" 100 % ", 100, "100%"}, {"0", 0, "0%"}} {
+		var p percent
+		if err := p.Set(tc.in); err != nil {
+			t.Errorf("Set(%q): %v", tc.in, err)
+			continue
+		}
+		if float64(p) != tc.want || p.String() != tc.text {
+			t.Errorf("Set(%q) = %v (%s), want %v (%s)", tc.in, float64(p), p.String(), tc.want, tc.text)
+		}
+	}
+	if got := fmtPercent(100.0 / 3); got != "33.33%" {
+		t.Errorf("fmtPercent(100/3) = %s", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -80,6 +81,7 @@ type consoleOptions struct {
 	importDirs  stringList // -I
 	pushTypes   map[string]string
 	timeout     time.Duration
+	pushes      stringList // -push, as given
 }
 
 // runConsole runs the console on the process's standard input until it
@@ -176,14 +178,7 @@ func console(ctx context.Context, args []string, in io.Reader, stdout, stderr io
 
 // parseConsoleFlags parses the flags of guild console.
 func parseConsoleFlags(args []string, stderr io.Writer) (opts consoleOptions, ok bool, code int) {
-	fs := newFlagSet("console", "console -addr url [-token t] [-proto file.proto]... [-I dir]... [-push route=Type]...", consoleAbout, stderr)
-	fs.StringVar(&opts.addr, "addr", "", "the gateway: tcp://host:port, ws://host:port/path, wss://..., kcp://host:port (required)")
-	fs.StringVar(&opts.token, "token", "", "auth token sent in the handshake")
-	fs.Var(&opts.protos, "proto", "a .proto `file` whose messages the commands may name; repeatable")
-	fs.Var(&opts.importDirs, "I", "import `dir`ectory of the -proto files and their imports; repeatable (default \".\")")
-	var pushes stringList
-	fs.Var(&pushes, "push", "print the pushes of `route=Type` as JSON of that message type; repeatable")
-	fs.DurationVar(&opts.timeout, "timeout", 10*time.Second, "how long a request waits for its reply")
+	fs := consoleFlags(&opts, stderr)
 	if ok, code := parse(fs, args); !ok {
 		return opts, false, code
 	}
@@ -197,7 +192,7 @@ func parseConsoleFlags(args []string, stderr io.Writer) (opts consoleOptions, ok
 		return opts, false, exitUsage
 	}
 	opts.pushTypes = make(map[string]string)
-	for _, p := range pushes {
+	for _, p := range opts.pushes {
 		route, name, found := strings.Cut(p, "=")
 		if !found || route == "" || name == "" {
 			fmt.Fprintf(stderr, "guild console: -push %q is not route=Type\n", p)
@@ -206,6 +201,18 @@ func parseConsoleFlags(args []string, stderr io.Writer) (opts consoleOptions, ok
 		opts.pushTypes[route] = name
 	}
 	return opts, true, exitOK
+}
+
+// consoleFlags defines the flags of guild console into opts.
+func consoleFlags(opts *consoleOptions, stderr io.Writer) *flag.FlagSet {
+	fs := newFlagSet("console", "console -addr url [-token t] [-proto file.proto]... [-I dir]... [-push route=Type]...", consoleAbout, stderr)
+	fs.StringVar(&opts.addr, "addr", "", "the gateway: tcp://host:port, ws://host:port/path, wss://..., kcp://host:port (required)")
+	fs.StringVar(&opts.token, "token", "", "auth token sent in the handshake")
+	fs.Var(&opts.protos, "proto", "a .proto `file` whose messages the commands may name; repeatable")
+	fs.Var(&opts.importDirs, "I", "import `dir`ectory of the -proto files and their imports; repeatable (default \".\")")
+	fs.Var(&opts.pushes, "push", "print the pushes of `route=Type` as JSON of that message type; repeatable")
+	fs.DurationVar(&opts.timeout, "timeout", 10*time.Second, "how long a request waits for its reply")
+	return fs
 }
 
 // consoleRequest runs the command "request <rest>".

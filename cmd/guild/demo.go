@@ -66,60 +66,77 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	return demo(ctx, args, stdout, stderr)
 }
 
+// demoOptions are the flags of guild demo.
+type demoOptions struct {
+	addr, data, tcpAddr string
+	mqttAddr            string
+	nodes               int
+	chat                bool
+	players, lines      int
+	verbose             bool
+}
+
+// demoFlags defines the flags of guild demo into o.
+func demoFlags(o *demoOptions, stderr io.Writer) *flag.FlagSet {
+	fs := newFlagSet("demo", "demo [-addr host:port] [-tcp host:port] [-mqtt host:port] [-data dir] [-nodes 1|3] | demo -chat [-players N] [-lines N] [-v]", demoAbout, stderr)
+	fs.StringVar(&o.addr, "addr", arena.DefaultDemoAddr, "HTTP address of the page, its WebSocket (/ws) and MQTT over WebSocket (/mqtt)")
+	fs.StringVar(&o.data, "data", defaultDemoData(), "`directory` of the leaderboard's store (arena.db)")
+	fs.StringVar(&o.tcpAddr, "tcp", arena.DefaultDemoTCPAddr, `the gateway's TCP address, for bots ("-": none)`)
+	fs.StringVar(&o.mqttAddr, "mqtt", arena.DefaultDemoMQTTAddr, `the gateway's MQTT address ("-": none; MQTT over WebSocket stays on -addr, at /mqtt)`)
+	fs.IntVar(&o.nodes, "nodes", 1, "run the arena as 1 process, or as 3 (gateway, world, chat)")
+	fs.BoolVar(&o.chat, "chat", false, "run the chat of actors instead of the arena")
+	fs.IntVar(&o.players, "players", chatroom.DefaultPlayers, fmt.Sprintf("with -chat: number of players, 1 to %d", chatroom.MaxPlayers))
+	fs.IntVar(&o.lines, "lines", chatroom.DefaultLines, fmt.Sprintf("with -chat: lines each player says, 1 to %d", chatroom.MaxLines))
+	fs.BoolVar(&o.verbose, "v", false, "log the nodes' reports to stderr (with -chat: the deliberate panic with its stack)")
+	return fs
+}
+
 // demo runs guild demo with its flags args until ctx ends.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("demo", "demo [-addr host:port] [-tcp host:port] [-mqtt host:port] [-data dir] [-nodes 1|3] | demo -chat [-players N] [-lines N] [-v]", demoAbout, stderr)
-	addr := fs.String("addr", arena.DefaultDemoAddr, "HTTP address of the page, its WebSocket (/ws) and MQTT over WebSocket (/mqtt)")
-	data := fs.String("data", defaultDemoData(), "`directory` of the leaderboard's store (arena.db)")
-	tcpAddr := fs.String("tcp", arena.DefaultDemoTCPAddr, `the gateway's TCP address, for bots ("-": none)`)
-	mqttAddr := fs.String("mqtt", arena.DefaultDemoMQTTAddr, `the gateway's MQTT address ("-": none; MQTT over WebSocket stays on -addr, at /mqtt)`)
-	nodes := fs.Int("nodes", 1, "run the arena as 1 process, or as 3 (gateway, world, chat)")
-	chat := fs.Bool("chat", false, "run the chat of actors instead of the arena")
-	players := fs.Int("players", chatroom.DefaultPlayers, fmt.Sprintf("with -chat: number of players, 1 to %d", chatroom.MaxPlayers))
-	lines := fs.Int("lines", chatroom.DefaultLines, fmt.Sprintf("with -chat: lines each player says, 1 to %d", chatroom.MaxLines))
-	verbose := fs.Bool("v", false, "log the nodes' reports to stderr (with -chat: the deliberate panic with its stack)")
+	var o demoOptions
+	fs := demoFlags(&o, stderr)
 	if ok, code := parse(fs, args); !ok {
 		return code
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if *chat {
+	if o.chat {
 		if set["addr"] || set["tcp"] || set["mqtt"] || set["nodes"] || set["data"] {
 			fmt.Fprintln(stderr, "guild demo: -addr, -tcp, -mqtt, -data and -nodes are the arena's flags, not -chat's")
 			return exitUsage
 		}
-		return chatDemo(ctx, *players, *lines, *verbose, stdout, stderr)
+		return chatDemo(ctx, o.players, o.lines, o.verbose, stdout, stderr)
 	}
 	if set["players"] || set["lines"] {
 		fmt.Fprintln(stderr, "guild demo: -players and -lines are flags of guild demo -chat")
 		return exitUsage
 	}
-	if *nodes != 1 && *nodes != 3 {
+	if o.nodes != 1 && o.nodes != 3 {
 		fmt.Fprintln(stderr, "guild demo: -nodes must be 1 or 3")
 		return exitUsage
 	}
-	if *data == "" {
+	if o.data == "" {
 		fmt.Fprintln(stderr, "guild demo: -data needs a directory")
 		return exitUsage
 	}
-	dir, err := filepath.Abs(*data) // the same file for the node processes of -nodes 3
+	dir, err := filepath.Abs(o.data) // the same file for the node processes of -nodes 3
 	if err != nil {
-		fmt.Fprintf(stderr, "guild demo: -data %s: %v\n", *data, err)
+		fmt.Fprintf(stderr, "guild demo: -data %s: %v\n", o.data, err)
 		return exitUsage
 	}
 	storePath := filepath.Join(dir, demoStoreFile)
 	var logger *slog.Logger
-	if *verbose {
+	if o.verbose {
 		logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
 	// Say something at once: the rest can take seconds (three processes
 	// and an etcd with -nodes 3).
-	if *nodes == 1 {
+	if o.nodes == 1 {
 		fmt.Fprintln(stdout, "Starting the arena on one node…")
-		err = arena.RunDemo(ctx, arena.DemoOptions{Addr: *addr, TCPAddr: *tcpAddr, MQTTAddr: *mqttAddr, Out: stdout, Logger: logger, World: arena.WorldSettings{Store: storePath}})
+		err = arena.RunDemo(ctx, arena.DemoOptions{Addr: o.addr, TCPAddr: o.tcpAddr, MQTTAddr: o.mqttAddr, Out: stdout, Logger: logger, World: arena.WorldSettings{Store: storePath}})
 	} else {
 		fmt.Fprintln(stdout, "Starting the arena as three processes (an etcd, a gateway, a world and a chat node): a few seconds…")
-		err = demoNodes(ctx, demoAddrs{page: *addr, tcp: *tcpAddr, mqtt: *mqttAddr}, storePath, *verbose, stdout, stderr)
+		err = demoNodes(ctx, demoAddrs{page: o.addr, tcp: o.tcpAddr, mqtt: o.mqttAddr}, storePath, o.verbose, stdout, stderr)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "guild demo: %v\n", err)

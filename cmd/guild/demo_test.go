@@ -35,6 +35,9 @@ var (
 	storeLine = regexp.MustCompile(`the leaderboard is kept in (\S+) `)
 	mqttLine  = regexp.MustCompile(`MQTT: (\S+), and over WebSocket (ws://\S+) `)
 	tokenLine = regexp.MustCompile(`an MQTT password \(optional; it logs you in as ann\): go run \./cmd/guild (token .*)$`)
+	// bannerCommand is a command line in the banner, up to a ")" or the
+	// end of the line.
+	bannerCommand = regexp.MustCompile(`go run \./cmd/guild ([^)]*)`)
 )
 
 // demoBanner is what a test reads in guild demo's banner.
@@ -76,6 +79,12 @@ func readBanner(t *testing.T, lines <-chan string, exited <-chan struct{}) demoB
 			}
 			if m := tokenLine.FindStringSubmatch(l); m != nil {
 				b.token = strings.Fields(m[1])
+			}
+			// Every command the banner prints parses as guild's.
+			for _, m := range bannerCommand.FindAllStringSubmatch(l, -1) {
+				if err := checkGuildArgs(strings.Fields(m[1])); err != nil {
+					t.Errorf("the banner's command %q: %v", m[0], err)
+				}
 			}
 		case <-exited:
 			t.Fatal("the demo exited before it printed its banner")

@@ -53,14 +53,20 @@ type stringList []string
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 
+// genFlags defines the flags of guild gen into p.
+func genFlags(p *genParams, stderr io.Writer) *flag.FlagSet {
+	flags := newFlagSet("gen", "gen [-I dir]... [-out dir] [-paths source_relative|import] file.proto...", genAbout, stderr)
+	flags.Var((*stringList)(&p.importDirs), "I", "import `dir`ectory where .proto files and their imports are found; repeatable, searched in order (default \".\")")
+	flags.StringVar(&p.outDir, "out", ".", "`dir`ectory to write the generated files under")
+	flags.StringVar(&p.paths, "paths", "source_relative", "where a file's output goes under -out: source_relative, beside the path of the .proto\n"+
+		"relative to its import directory; or import, under its go_package import path")
+	return flags
+}
+
 // runGen compiles .proto files and writes the Go code generated from them.
 func runGen(args []string, stdout, stderr io.Writer) int {
-	flags := newFlagSet("gen", "gen [-I dir]... [-out dir] [-paths source_relative|import] file.proto...", genAbout, stderr)
-	var importDirs stringList
-	flags.Var(&importDirs, "I", "import `dir`ectory where .proto files and their imports are found; repeatable, searched in order (default \".\")")
-	outDir := flags.String("out", ".", "`dir`ectory to write the generated files under")
-	paths := flags.String("paths", "source_relative", "where a file's output goes under -out: source_relative, beside the path of the .proto\n"+
-		"relative to its import directory; or import, under its go_package import path")
+	var p genParams
+	flags := genFlags(&p, stderr)
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -72,11 +78,10 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 		flags.Usage()
 		return exitUsage
 	}
-	if *paths != "source_relative" && *paths != "import" {
-		fmt.Fprintf(stderr, "guild gen: -paths must be source_relative or import, not %q\n", *paths)
+	if p.paths != "source_relative" && p.paths != "import" {
+		fmt.Fprintf(stderr, "guild gen: -paths must be source_relative or import, not %q\n", p.paths)
 		return exitUsage
 	}
-	p := genParams{importDirs: importDirs, outDir: *outDir, paths: *paths}
 	if len(p.importDirs) == 0 {
 		p.importDirs = []string{"."}
 	}

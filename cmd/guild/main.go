@@ -46,24 +46,37 @@ func main() {
 
 // command is one subcommand. run parses its own flags from args and returns
 // the exit code; given -h, it prints its help to stderr and returns exitOK.
+// flags returns a new flag set of the command, the one run parses, whose
+// values nothing reads: it checks a command line without running it.
+// operands says whether arguments may follow the flags.
 type command struct {
-	name    string
-	summary string
-	run     func(args []string, stdout, stderr io.Writer) int
+	name     string
+	summary  string
+	run      func(args []string, stdout, stderr io.Writer) int
+	flags    func(stderr io.Writer) *flag.FlagSet
+	operands bool
 }
 
 func commands() []command {
 	return []command{
-		{"demo", "run the arena demo, a small multiplayer game, and serve its page", runDemo},
-		{"node", "run one cluster node until interrupted", runNodeCmd},
-		{"run", "run a node of a cluster file until interrupted", runRunCmd},
-		{"status", "list the nodes of a cluster file's cluster", runStatus},
-		{"gen", "compile .proto files into Go messages and guild services", runGen},
-		{"console", "talk to a gateway interactively, one command per line", runConsole},
-		{"bot", "load-test a gateway with many scripted clients", runBot},
-		{"token", "print a signed token for a user, for a gateway's jwt_secret", runToken},
-		{"version", "print the version of guild and of Go", runVersion},
-		{"help", "print this help, or the help of one command", runHelp},
+		{"demo", "run the arena demo, a small multiplayer game, and serve its page", runDemo,
+			func(w io.Writer) *flag.FlagSet { return demoFlags(new(demoOptions), w) }, false},
+		{"node", "run one cluster node until interrupted", runNodeCmd,
+			func(w io.Writer) *flag.FlagSet { return nodeFlags(new(nodeOptions), w) }, false},
+		{"run", "run a node of a cluster file until interrupted", runRunCmd,
+			func(w io.Writer) *flag.FlagSet { return runFlags(new(runOptions), w) }, false},
+		{"status", "list the nodes of a cluster file's cluster", runStatus,
+			func(w io.Writer) *flag.FlagSet { return statusFlags(new(statusOptions), w) }, false},
+		{"gen", "compile .proto files into Go messages and guild services", runGen,
+			func(w io.Writer) *flag.FlagSet { return genFlags(new(genParams), w) }, true},
+		{"console", "talk to a gateway interactively, one command per line", runConsole,
+			func(w io.Writer) *flag.FlagSet { return consoleFlags(new(consoleOptions), w) }, false},
+		{"bot", "load-test a gateway with many scripted clients", runBot,
+			func(w io.Writer) *flag.FlagSet { return botFlags(new(botOptions), w) }, false},
+		{"token", "print a signed token for a user, for a gateway's jwt_secret", runToken,
+			func(w io.Writer) *flag.FlagSet { return tokenFlags(new(tokenOptions), w) }, false},
+		{"version", "print the version of guild and of Go", runVersion, versionFlags, false},
+		{"help", "print this help, or the help of one command", runHelp, helpFlags, true},
 	}
 }
 
@@ -139,6 +152,13 @@ func parse(fs *flag.FlagSet, args []string) (ok bool, code int) {
 	return true, exitOK
 }
 
+// helpFlags returns the flag set of guild help, which has no flags.
+func helpFlags(stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("help", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
 // runHelp prints the usage, or one command's help.
 func runHelp(args []string, stdout, stderr io.Writer) int {
 	switch len(args) {
@@ -162,9 +182,14 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
+// versionFlags returns the flag set of guild version, which has no flags.
+func versionFlags(stderr io.Writer) *flag.FlagSet {
+	return newFlagSet("version", "version", "Version prints the version of guild and of the Go toolchain that built it.", stderr)
+}
+
 // runVersion prints guild's version and the Go version it was built with.
 func runVersion(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("version", "version", "Version prints the version of guild and of the Go toolchain that built it.", stderr)
+	fs := versionFlags(stderr)
 	if ok, code := parse(fs, args); !ok {
 		return code
 	}

@@ -135,3 +135,22 @@ func TestUnknownCommand(t *testing.T) {
 	}
 	contains(t, "stderr", errOut, `unknown command "launch"`, "The commands are:", "demo")
 }
+
+// TestCommandFlags checks that each command's flags are the flag set that
+// its run parses: both print the same help.
+func TestCommandFlags(t *testing.T) {
+	for _, cmd := range commands() {
+		if cmd.name == "help" {
+			continue // help has no flags, and its own help text
+		}
+		var fromFlags strings.Builder
+		cmd.flags(&fromFlags).Usage()
+		code, _, fromRun := runCmd(cmd.name, "-h")
+		if code != exitOK {
+			t.Errorf("guild %s -h: exit code %d", cmd.name, code)
+		}
+		if fromFlags.String() != fromRun {
+			t.Errorf("guild %s: the help of its flags:\n%s\nis not the help of its run:\n%s", cmd.name, fromFlags.String(), fromRun)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -73,6 +74,8 @@ type nodeOptions struct {
 	ttl      time.Duration
 	data     string
 	joinWait time.Duration
+
+	addrText, etcdText string // -addr and -etcd as given
 }
 
 // runNodeCmd is guild node: runNode until SIGINT or SIGTERM.
@@ -101,14 +104,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // parseNodeFlags parses and checks the flags of guild node. When ok is false
 // the command should exit with code.
 func parseNodeFlags(args []string, stderr io.Writer) (opts nodeOptions, ok bool, code int) {
-	fs := newFlagSet("node", "node -addr c.t.i (-master host:port | -etcd url[,url...]) [flags]", nodeAbout, stderr)
-	addr := fs.String("addr", "", "the node's logical `address` cluster.type.index, e.g. 1.2.3 (required)")
-	fs.StringVar(&opts.listen, "listen", "127.0.0.1:0", "`host:port` of the node-to-node TCP transport; port 0 picks a free one")
-	fs.StringVar(&opts.master, "master", "", "run an embedded etcd in this process, serving clients on `host:port` (port 0 picks a free one)")
-	endpoints := fs.String("etcd", "", "comma-separated etcd client `urls` to join, e.g. http://127.0.0.1:2379")
-	fs.DurationVar(&opts.ttl, "ttl", etcd.DefaultTTL, "etcd lease TTL: how long a crashed node's record and names outlive it (at least 1s)")
-	fs.StringVar(&opts.data, "data", "", "`dir`ectory of the embedded etcd's data with -master; default a temporary one, removed on exit")
-	fs.DurationVar(&opts.joinWait, "join-wait", 30*time.Second, "how long to retry while the address or the diagnostic name is still held by a crashed predecessor")
+	fs := nodeFlags(&opts, stderr)
 	if ok, code := parse(fs, args); !ok {
 		return opts, false, code
 	}
@@ -117,10 +113,10 @@ func parseNodeFlags(args []string, stderr io.Writer) (opts nodeOptions, ok bool,
 		fs.Usage()
 		return opts, false, exitUsage
 	}
-	if *addr == "" {
+	if opts.addrText == "" {
 		return usageErr("-addr is required")
 	}
-	a, err := actor.ParseAddr(*addr)
+	a, err := actor.ParseAddr(opts.addrText)
 	if err != nil {
 		return usageErr("-addr: %v", err)
 	}
@@ -131,10 +127,10 @@ func parseNodeFlags(args []string, stderr io.Writer) (opts nodeOptions, ok bool,
 	if _, _, err := net.SplitHostPort(opts.listen); err != nil {
 		return usageErr("-listen: %v", err)
 	}
-	if *endpoints != "" {
-		for e := range strings.SplitSeq(*endpoints, ",") {
+	if opts.etcdText != "" {
+		for e := range strings.SplitSeq(opts.etcdText, ",") {
 			if e = strings.TrimSpace(e); e == "" {
-				return usageErr("-etcd: empty endpoint in %q", *endpoints)
+				return usageErr("-etcd: empty endpoint in %q", opts.etcdText)
 			}
 			opts.etcd = append(opts.etcd, e)
 		}
@@ -160,6 +156,19 @@ func parseNodeFlags(args []string, stderr io.Writer) (opts nodeOptions, ok bool,
 		return usageErr("-join-wait %v is negative", opts.joinWait)
 	}
 	return opts, true, exitOK
+}
+
+// nodeFlags defines the flags of guild node into opts.
+func nodeFlags(opts *nodeOptions, stderr io.Writer) *flag.FlagSet {
+	fs := newFlagSet("node", "node -addr c.t.i (-master host:port | -etcd url[,url...]) [flags]", nodeAbout, stderr)
+	fs.StringVar(&opts.addrText, "addr", "", "the node's logical `address` cluster.type.index, e.g. 1.2.3 (required)")
+	fs.StringVar(&opts.listen, "listen", "127.0.0.1:0", "`host:port` of the node-to-node TCP transport; port 0 picks a free one")
+	fs.StringVar(&opts.master, "master", "", "run an embedded etcd in this process, serving clients on `host:port` (port 0 picks a free one)")
+	fs.StringVar(&opts.etcdText, "etcd", "", "comma-separated etcd client `urls` to join, e.g. http://127.0.0.1:2379")
+	fs.DurationVar(&opts.ttl, "ttl", etcd.DefaultTTL, "etcd lease TTL: how long a crashed node's record and names outlive it (at least 1s)")
+	fs.StringVar(&opts.data, "data", "", "`dir`ectory of the embedded etcd's data with -master; default a temporary one, removed on exit")
+	fs.DurationVar(&opts.joinWait, "join-wait", 30*time.Second, "how long to retry while the address or the diagnostic name is still held by a crashed predecessor")
+	return fs
 }
 
 // readyEvent is the line guild node prints when it is ready.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,15 +58,21 @@ func runRunCmd(args []string, stdout, stderr io.Writer) int {
 	return runApp(ctx, args, os.Environ(), guildModules(), stdout, stderr)
 }
 
+// runFlags defines the flags of guild run into opts.
+func runFlags(opts *runOptions, stderr io.Writer) *flag.FlagSet {
+	fs := newFlagSet("run", "run -c cluster.yaml -node NAME [flags]", runAbout, stderr)
+	fs.StringVar(&opts.file, "c", "", "the cluster `file` (required)")
+	fs.StringVar(&opts.node, "node", "", "the `name` of the node to run, a key of the file's nodes (required)")
+	fs.DurationVar(&opts.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long the shutdown may take after SIGINT or SIGTERM")
+	return fs
+}
+
 // runApp parses the flags of guild run, loads the cluster file with the
 // overrides in environ, starts the node with the modules of reg and runs
 // it until ctx ends, then shuts it down.
 func runApp(ctx context.Context, args, environ []string, reg *app.Registry, stdout, stderr io.Writer) int {
-	fs := newFlagSet("run", "run -c cluster.yaml -node NAME [flags]", runAbout, stderr)
 	var opts runOptions
-	fs.StringVar(&opts.file, "c", "", "the cluster `file` (required)")
-	fs.StringVar(&opts.node, "node", "", "the `name` of the node to run, a key of the file's nodes (required)")
-	fs.DurationVar(&opts.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long the shutdown may take after SIGINT or SIGTERM")
+	fs := runFlags(&opts, stderr)
 	if ok, code := parse(fs, args); !ok {
 		return code
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,36 +32,49 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	return statusCmd(context.Background(), args, os.Environ(), stdout, stderr)
 }
 
+// statusOptions are the flags of guild status.
+type statusOptions struct {
+	file, endpoints string
+	timeout         time.Duration
+}
+
+// statusFlags defines the flags of guild status into opts.
+func statusFlags(opts *statusOptions, stderr io.Writer) *flag.FlagSet {
+	fs := newFlagSet("status", "status -c cluster.yaml [flags]", statusAbout, stderr)
+	fs.StringVar(&opts.file, "c", "", "the cluster `file` (required)")
+	fs.StringVar(&opts.endpoints, "etcd", "", "comma-separated etcd client `urls`, instead of the file's")
+	fs.DurationVar(&opts.timeout, "timeout", 5*time.Second, "how long to wait for etcd")
+	return fs
+}
+
 // statusCmd runs guild status with the overrides in environ.
 func statusCmd(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("status", "status -c cluster.yaml [flags]", statusAbout, stderr)
-	file := fs.String("c", "", "the cluster `file` (required)")
-	endpoints := fs.String("etcd", "", "comma-separated etcd client `urls`, instead of the file's")
-	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for etcd")
+	var flags statusOptions
+	fs := statusFlags(&flags, stderr)
 	if ok, code := parse(fs, args); !ok {
 		return code
 	}
-	if *file == "" {
+	if flags.file == "" {
 		fmt.Fprint(stderr, "guild status: -c is required\n\n")
 		fs.Usage()
 		return exitUsage
 	}
 	// The modules are not checked: status reads any game's cluster file.
-	cfg, code, ok := loadConfig("status", *file, environ, nil, stderr)
+	cfg, code, ok := loadConfig("status", flags.file, environ, nil, stderr)
 	if !ok {
 		return code
 	}
 	var opts []app.Option
-	if *endpoints != "" {
+	if flags.endpoints != "" {
 		var eps []string
-		for e := range strings.SplitSeq(*endpoints, ",") {
+		for e := range strings.SplitSeq(flags.endpoints, ",") {
 			if e = strings.TrimSpace(e); e != "" {
 				eps = append(eps, e)
 			}
 		}
 		opts = append(opts, app.WithEtcdEndpoints(eps...))
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, flags.timeout)
 	defer cancel()
 	members, err := app.Status(ctx, cfg, opts...)
 	if err != nil {

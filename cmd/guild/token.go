@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -19,15 +20,29 @@ banner.
   guild token -secret "$SECRET" -user ann -ttl 1h`
 
 // runToken runs guild token.
-func runToken(args []string, stdout, stderr io.Writer) int {
+// tokenOptions are guild token's flags.
+type tokenOptions struct {
+	secret, secretFile, user string
+	ttl                      time.Duration
+}
+
+// tokenFlags is guild token's flag set, bound to opts.
+func tokenFlags(opts *tokenOptions, stderr io.Writer) *flag.FlagSet {
 	fs := newFlagSet("token", "token (-secret S | -secret-file F) -user ID [-ttl D]", tokenAbout, stderr)
-	secret := fs.String("secret", "", fmt.Sprintf("the shared secret, at least %d bytes", tokenauth.MinSecret))
-	secretFile := fs.String("secret-file", "", "a `file` holding the secret (white space around it ignored)")
-	user := fs.String("user", "", "the user ID the token authenticates")
-	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid; 0: it never expires")
+	fs.StringVar(&opts.secret, "secret", "", fmt.Sprintf("the shared secret, at least %d bytes", tokenauth.MinSecret))
+	fs.StringVar(&opts.secretFile, "secret-file", "", "a `file` holding the secret (white space around it ignored)")
+	fs.StringVar(&opts.user, "user", "", "the user ID the token authenticates")
+	fs.DurationVar(&opts.ttl, "ttl", 24*time.Hour, "how long the token is valid; 0: it never expires")
+	return fs
+}
+
+func runToken(args []string, stdout, stderr io.Writer) int {
+	var opts tokenOptions
+	fs := tokenFlags(&opts, stderr)
 	if ok, code := parse(fs, args); !ok {
 		return code
 	}
+	secret, secretFile, user, ttl := &opts.secret, &opts.secretFile, &opts.user, &opts.ttl
 	switch {
 	case *user == "":
 		fmt.Fprintln(stderr, "guild token: -user is required")
