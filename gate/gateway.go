@@ -223,12 +223,15 @@ func (g *Gateway) ListenWebSocket(addr, path string, tlsConfig *tls.Config) (net
 // web page, say).
 func (g *Gateway) WebSocketHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		hw := &hijackConn{ResponseWriter: w}
+		ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 		if err != nil {
 			return // Accept has answered the HTTP request
 		}
-		ws.SetReadLimit(int64(g.lim.MaxFrame))
-		c := &wsConn{ws: ws, remote: r.RemoteAddr, ctx: g.ctx}
+		// wsConn.read enforces MaxFrame; this limit, above it, is a
+		// backstop.
+		ws.SetReadLimit(int64(g.lim.MaxFrame) + 1)
+		c := &wsConn{ws: ws, raw: hw.conn, remote: r.RemoteAddr, ctx: g.ctx, max: g.lim.MaxFrame}
 		if !g.admit(c) {
 			return
 		}
@@ -304,14 +307,12 @@ func (g *Gateway) admit(c clientConn) bool {
 		return true
 	}
 	g.mu.Unlock()
-	reason := GoingAwayReason
+	e := goingAway()
 	if full {
-		reason = fmt.Sprintf("the gateway is full (%d connections)", g.lim.MaxConns)
+		e = gatewayFull(g.lim.MaxConns)
 	}
-	if b, err := gatepb.Encode(closeFrame(uint32(rpc.Unavailable), reason)); err == nil {
-		_ = c.writeFrames([][]byte{b})
-	}
-	lingerClose(c, refusedLinger)
+	e.refuse = true
+	lingerClose(c, e, refusedLinger)
 	return false
 }
 
@@ -319,12 +320,14 @@ func (g *Gateway) admit(c clientConn) bool {
 // client to close its side after the Close frame.
 const refusedLinger = time.Second
 
-// lingerClose closes c after its last frames, once the client has closed
-// its side (reading whatever it sends meanwhile), or after d: closing a
-// connection with unread input resets it, and the client could lose the
-// frames.
-func lingerClose(c clientConn, d time.Duration) {
-	if c.finish() {
+// lingerClose ends c with e (see clientConn.finish) and closes it once
+// the client has closed its side (reading whatever it sends meanwhile), or
+// after d: closing a connection with unread input resets it, and the
+// client could lose the last frames.
+func lingerClose(c clientConn, e ending, d time.Duration) {
+	bound := time.AfterFunc(d, func() { _ = c.close() })
+	defer bound.Stop()
+	if c.finish(e) {
 		deadline := time.Now().Add(d)
 		for {
 			if _, err := c.read(deadline); err != nil {
@@ -371,18 +374,6 @@ func (g *Gateway) Conns() int {
 	defer g.mu.Unlock()
 	return len(g.conns)
 }
-
-// GoingAway is the code of the Close frame that tells a client its gateway
-// is shutting down (Shutdown or Close): rpc.Unavailable, 14. It is
-// distinct from a kick (rpc.PermissionDenied) and a login elsewhere
-// (rpc.AlreadyExists). It comes after the answer to every request the
-// gateway forwarded to a service, so a request still unanswered was
-// handled by none: a client may send it again, to another gateway. MQTT 5
-// clients get DISCONNECT 0x8B (Server shutting down) instead.
-const GoingAway = rpc.Unavailable
-
-// GoingAwayReason is the reason of the GoingAway Close frame.
-const GoingAwayReason = "gateway shutting down"
 
 // closeGrace bounds how long Close lets sessions write their last frames
 // (the answers it gives for them, the GoingAway Close frame) before it
