@@ -239,7 +239,7 @@ func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
 		}
 		a, err := ln.listen()
 		if err != nil {
-			return fmt.Errorf("app: gateway %s listener: %w", ln.kind, err)
+			return fmt.Errorf("app: %w (change it with gateway.%s in the cluster file)", err, ln.kind)
 		}
 		n.ready.Gateway[ln.kind] = ln.url(a)
 		log.Info("gateway listening", "kind", ln.kind, "addr", a.String())

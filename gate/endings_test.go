@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -648,5 +649,25 @@ func TestEndingGoingAwayEveryListener(t *testing.T) {
 	}
 	if err := recv(t, done, "Shutdown"); err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestListenAddrInUse: a listener on an address in use says so once,
+// naming the listener and the address, and wraps EADDRINUSE.
+func TestListenAddrInUse(t *testing.T) {
+	f := startOneNode(t, gate.Config{})
+	for _, l := range []struct {
+		kind   string
+		listen func(addr string) error
+	}{
+		{"tcp", func(a string) error { _, err := f.g.ListenTCP(a, nil); return err }},
+		{"ws", func(a string) error { _, err := f.g.ListenWebSocket(a, "/ws", nil); return err }},
+		{"mqtt", func(a string) error { _, err := f.g.ListenMQTT(a, nil); return err }},
+	} {
+		err := l.listen(f.addr) // the TCP listener's
+		want := fmt.Sprintf("gate: %s listener: %s is in use", l.kind, f.addr)
+		if err == nil || err.Error() != want || !errors.Is(err, syscall.EADDRINUSE) {
+			t.Errorf("%s on an address in use: %v, want %q wrapping EADDRINUSE", l.kind, err, want)
+		}
 	}
 }

@@ -99,7 +99,7 @@ import (
 func (g *Gateway) ListenMQTT(addr string, tlsConfig *tls.Config) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("gate: listen mqtt %s: %w", addr, err)
+		return nil, &listenError{kind: "mqtt", addr: addr, err: err}
 	}
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)

@@ -28,6 +28,7 @@ func (g *Gateway) serve(c clientConn) {
 		lingerClose(c, g.handshakeEnding(err), refusedLinger)
 		return
 	}
+	g.opened(c)
 	defer func() {
 		<-s.out.done // the session has stopped and its last frames are written
 		if s.linger != nil {
