@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	yaml3 "sigs.k8s.io/yaml/goyaml.v3"
@@ -151,6 +152,9 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		JoinUnavailable: true,
 	}
 	if n.cluster, err = cluster.Start(ctx, nc); err != nil { // Join waits out a crashed predecessor (JoinWait)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			err = fmt.Errorf("app: %w (change it with nodes.%s.listen in the cluster file)", err, nodeName)
+		}
 		return nil, err
 	}
 	n.ready = Ready{

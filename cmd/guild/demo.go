@@ -222,6 +222,9 @@ func demoNodes(ctx context.Context, addr, tcpAddr, storePath string, verbose boo
 		tcpAddr = ""
 	} else if tcpAddr, err = freeIfZero(tcpAddr); err != nil {
 		return err
+	} else if err := portFree(tcpAddr); err != nil {
+		// Said here: the gateway node would say it in its cluster file's terms.
+		return fmt.Errorf("gateway tcp listener: %w (change it with -tcp)", err)
 	}
 	file := filepath.Join(dir, "arena.yaml")
 	if err := os.WriteFile(file, []byte(demoClusterFile(etcdAddr, wsAddr, tcpAddr, storePath)), 0o600); err != nil {
@@ -386,6 +389,19 @@ func listenCause(err error) error {
 		return op.Err
 	}
 	return err
+}
+
+// portFree reports, as an error, that addr cannot be listened on (a
+// moment ago): "ADDR is in use", or the cause.
+func portFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%s is in use", addr)
+		}
+		return fmt.Errorf("%s: %w", addr, listenCause(err))
+	}
+	return ln.Close()
 }
 
 // freeAddr returns a 127.0.0.1 address whose port was free a moment ago.

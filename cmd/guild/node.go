@@ -206,6 +206,9 @@ func serveNode(ctx context.Context, opts nodeOptions, stdout io.Writer, log *slo
 		Names:      m.Names(),
 		Logger:     log,
 	})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w (change it with -listen)", err)
+	}
 	if err != nil {
 		return err
 	}
