@@ -23,11 +23,13 @@
 //     {"code":<n>,"message":"..."} (JSON).
 //   - Push{route, body} is a PUBLISH to "push/<route>".
 //   - PINGREQ is a Heartbeat, whose answer is PINGRESP. DISCONNECT is the
-//     client's goodbye (Close). A Close from the gateway (a kick, a broken
-//     limit, the gateway shutting down) is an MQTT 5 DISCONNECT with a
-//     reason code (0x8B Server shutting down for GoingAway) and the reason
-//     as reason string; a 3.1.1 connection is just closed, after its last
-//     responses (the TCP connection half-closed first, see finish).
+//     client's goodbye (Close). The gateway's ending of a session (a kick,
+//     a broken limit, the gateway shutting down; see ending) is an MQTT 5
+//     DISCONNECT with its reason code (0x8B Server shutting down for
+//     GoingAway) and the reason as reason string; a 3.1.1 connection is
+//     just closed, after its last responses (the TCP connection
+//     half-closed first, see finish). Over WebSocket the connection then
+//     ends with a close handshake: 1000 once MQTT said why.
 //   - SUBSCRIBE and UNSUBSCRIBE are answered here: SUBACK grants QoS
 //     min(requested, 1) for valid filters ("+" and "#" wildcards; shared
 //     subscriptions are refused). The gateway is not a broker: it delivers
@@ -56,7 +58,8 @@
 //     closes the connection (MQTT 5: DISCONNECT Packet too large; CONNACK
 //     announces the Maximum Packet Size). A malformed packet or a protocol
 //     violation closes it with the reason logged (and sent in an MQTT 5
-//     DISCONNECT). A PUBLISH to a topic that is not req/<route>/<id> gets,
+//     DISCONNECT). A keep alive timeout's DISCONNECT (0x8D) says the
+//     deadline that passed. A PUBLISH to a topic that is not req/<route>/<id> gets,
 //     at QoS 1, a PUBACK with Topic name invalid (0x90; 3.1.1: a plain
 //     PUBACK) and is dropped; at QoS 0 it is dropped.
 //
