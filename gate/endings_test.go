@@ -355,6 +355,7 @@ type mqttClient struct {
 	br *bufio.Reader
 	nc net.Conn  // TCP
 	ws *wsStream // WebSocket
+	v3 bool      // MQTT 3.1.1
 }
 
 func dialMQTT(t *testing.T, env *endEnv, kind, user string, keepAlive uint16) *mqttClient {
@@ -407,6 +408,9 @@ func (c *mqttClient) next() (packets.Packet, error) {
 		_ = c.nc.SetReadDeadline(time.Now().Add(waitTimeout))
 	}
 	pk := packets.Packet{ProtocolVersion: 5}
+	if c.v3 {
+		pk.ProtocolVersion = 4
+	}
 	b, err := c.br.ReadByte()
 	if err != nil {
 		return pk, err
@@ -670,4 +674,189 @@ func TestListenAddrInUse(t *testing.T) {
 			t.Errorf("%s on an address in use: %v, want %q wrapping EADDRINUSE", l.kind, err, want)
 		}
 	}
+}
+
+// connectEnd dials listener kind of env and, with hello, sends a
+// handshake with token (a CONNECT, for MQTT 5), then reads until the
+// connection ends. The code it returns is the HandshakeAck's (refused),
+// the Close frame's, the CONNACK's (refused) or the DISCONNECT's.
+func connectEnd(t *testing.T, env *endEnv, kind string, hello bool, token string) ended {
+	t.Helper()
+	e := ended{code: -1}
+	var ws *wsStream
+	if strings.HasPrefix(kind, "mqtt") {
+		c := &mqttClient{t: t}
+		if kind == "mqtt" {
+			nc, err := net.DialTimeout("tcp", env.mqtt, waitTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = nc.Close() })
+			c.nc, c.rw = nc, nc
+		} else {
+			ws = dialWS(t, env.mqws, "mqtt")
+			c.ws, c.rw = ws, ws
+		}
+		c.br = bufio.NewReader(c.rw)
+		if hello {
+			pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5}
+			pk.Connect = packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, ClientIdentifier: "x",
+				PasswordFlag: true, Password: []byte(token)}
+			c.send(pk.ConnectEncode)
+		}
+		for {
+			pk, err := c.next()
+			if err != nil {
+				break
+			}
+			if t := pk.FixedHeader.Type; t == packets.Connack || t == packets.Disconnect {
+				e.code, e.reason = int(pk.ReasonCode), pk.Properties.ReasonString
+			}
+		}
+	} else {
+		c := &framedClient{t: t, kind: kind}
+		switch kind {
+		case "tcp":
+			nc, err := net.DialTimeout("tcp", env.tcp, waitTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.nc = nc
+		case "kcp":
+			s, err := kcp.DialWithOptions(env.kcp, nil, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.SetNoDelay(1, 10, 2, 1)
+			//lint:ignore SA1019 stream mode is what the framing needs
+			s.SetStreamMode(true)
+			c.nc = s
+		case "ws":
+			ws = dialWS(t, env.ws)
+			c.ws = ws
+		}
+		if c.nc != nil {
+			t.Cleanup(func() { _ = c.nc.Close() })
+			c.fr = wire.NewFrameReader(c.nc, 16*gatepb.DefaultMaxFrame)
+		}
+		if hello {
+			c.send(handshakeFrame(token))
+		}
+		for {
+			f, err := c.next()
+			if err != nil {
+				break
+			}
+			if ack := f.GetHandshakeAck(); ack != nil {
+				e.code, e.reason = int(ack.GetCode()), ack.GetMessage()
+			}
+			if cl := f.GetClose(); cl != nil {
+				e.code, e.reason = int(cl.GetCode()), cl.GetReason()
+			}
+			if e.code >= 0 && kind == "kcp" {
+				break // KCP has no end of stream to wait for
+			}
+		}
+	}
+	if ws != nil {
+		wsEnd(ws, &e)
+	}
+	return e
+}
+
+// TestEndingsAtConnect: the endings of a connection before its session,
+// on each listener: no handshake in time, a refused token, a full
+// gateway. A KCP client without a handshake sends nothing, so the
+// gateway never hears of it: that case is TCP and WebSocket only.
+func TestEndingsAtConnect(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		limits gate.Limits
+		hello  bool
+		token  string
+		full   bool
+		code   rpc.Code // HandshakeAck's or Close's; 0: none
+		ws     websocket.StatusCode
+		mqtt   byte // CONNACK's or DISCONNECT's; 0: none
+		reason string
+	}{
+		{name: "no handshake", limits: gate.Limits{HandshakeTimeout: 300 * time.Millisecond},
+			code: rpc.DeadlineExceeded, ws: 4004, reason: "no handshake within 300ms"},
+		{name: "bad token", hello: true, token: "nobody",
+			code: rpc.Unauthenticated, ws: 4016, mqtt: packets.ErrNotAuthorized.Code, reason: "bad token"},
+		{name: "gateway full", limits: gate.Limits{MaxConns: 1}, hello: true, token: "u:late", full: true,
+			code: rpc.Unavailable, ws: websocket.StatusTryAgainLater, mqtt: packets.ErrServerUnavailable.Code, reason: "the gateway is full (1 connections)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			env := startEndEnv(t, c.limits)
+			if c.full {
+				dialFramed(t, env, "tcp", "first")
+				env.session(t, "first")
+			}
+			for _, kind := range endKinds {
+				if kind == "kcp" && !c.hello {
+					continue
+				}
+				got := connectEnd(t, env, kind, c.hello, c.token)
+				wantCode, wantWS, reason := int(c.code), c.ws, c.reason
+				if strings.HasPrefix(kind, "mqtt") {
+					wantCode = int(c.mqtt)
+					if c.mqtt != 0 {
+						wantWS = websocket.StatusNormalClosure // the CONNACK said why
+					}
+				}
+				if wantCode == 0 {
+					wantCode, reason = -1, ""
+				}
+				if got.code != wantCode || !strings.Contains(got.reason, reason) {
+					t.Errorf("%s: got %v, want code %d with a reason saying %q", kind, got, wantCode, reason)
+				}
+				if strings.HasSuffix(kind, "ws") && (got.ws != wantWS || !strings.Contains(got.wsReason, c.reason)) {
+					t.Errorf("%s: got %v, want WebSocket %d with a reason saying %q", kind, got, wantWS, c.reason)
+				}
+			}
+		})
+	}
+}
+
+// TestEndingsOtherForms: endings with a form of their own: a WebSocket
+// text message (1003), a malformed MQTT packet (0x81), and MQTT 3.1.1
+// over WebSocket, which has no DISCONNECT: its close status says why.
+func TestEndingsOtherForms(t *testing.T) {
+	env := startEndEnv(t, gate.Limits{MaxFrame: 1024})
+	t.Run("text message", func(t *testing.T) {
+		c := dialFramed(t, env, "ws", "text")
+		if err := c.ws.ws.Write(testCtx(t), websocket.MessageText, []byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		got := c.end()
+		if got.code != int(rpc.InvalidArgument) || got.ws != websocket.StatusUnsupportedData || !strings.Contains(got.wsReason, "text message") {
+			t.Errorf("got %v, want Close 3 and WebSocket 1003 saying it was a text message", got)
+		}
+	})
+	t.Run("malformed", func(t *testing.T) {
+		c := dialMQTT(t, env, "mqtt", "malformed", 0)
+		// A PUBLISH whose topic length runs past its end.
+		c.write([]byte{0x30, 0x03, 0x00, 0x09, 'a'})
+		if got := c.end(); got.code != int(packets.ErrMalformedPacket.Code) {
+			t.Errorf("got %v, want DISCONNECT 0x81 Malformed packet", got)
+		}
+	})
+	t.Run("MQTT 3.1.1 over WebSocket", func(t *testing.T) {
+		ws := dialWS(t, env.mqws, "mqtt")
+		c := &mqttClient{t: t, rw: ws, ws: ws, br: bufio.NewReader(ws), v3: true}
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4}
+		pk.Connect = packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, ClientIdentifier: "v3",
+			PasswordFlag: true, UsernameFlag: true, Username: []byte("x"), Password: []byte("u:v3")}
+		c.send(pk.ConnectEncode)
+		if ca, err := c.next(); err != nil || ca.FixedHeader.Type != packets.Connack {
+			t.Fatalf("CONNECT: %v, %v", ca.FixedHeader, err)
+		}
+		c.tooLarge()
+		got := c.end()
+		if got.code != -1 || got.ws != websocket.StatusMessageTooBig || !strings.Contains(got.wsReason, "1024 bytes") {
+			t.Errorf("got %v, want no DISCONNECT and WebSocket 1009 saying the limit", got)
+		}
+	})
 }
