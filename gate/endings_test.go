@@ -821,7 +821,9 @@ func TestEndingsAtConnect(t *testing.T) {
 }
 
 // TestEndingsOtherForms: endings with a form of their own: a WebSocket
-// text message (1003), a malformed MQTT packet (0x81), and MQTT 3.1.1
+// text message (1003), a malformed MQTT packet (0x81), an MQTT 5 client
+// that leaves more QoS 1 publishes unacknowledged than its Receive Maximum
+// (0x93), and MQTT 3.1.1
 // over WebSocket, which has no DISCONNECT: its close status says why.
 func TestEndingsOtherForms(t *testing.T) {
 	env := startEndEnv(t, gate.Limits{MaxFrame: 1024})
@@ -841,6 +843,37 @@ func TestEndingsOtherForms(t *testing.T) {
 		c.write([]byte{0x30, 0x03, 0x00, 0x09, 'a'})
 		if got := c.end(); got.code != int(packets.ErrMalformedPacket.Code) {
 			t.Errorf("got %v, want DISCONNECT 0x81 Malformed packet", got)
+		}
+	})
+	t.Run("receive maximum", func(t *testing.T) {
+		nc, err := net.DialTimeout("tcp", env.mqtt, waitTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = nc.Close() })
+		c := &mqttClient{t: t, nc: nc, rw: nc, br: bufio.NewReader(nc)}
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5}
+		pk.Connect = packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, ClientIdentifier: "quota",
+			PasswordFlag: true, Password: []byte("u:quota")}
+		pk.Properties.ReceiveMaximum = 2
+		c.send(pk.ConnectEncode)
+		if ca, err := c.next(); err != nil || ca.ReasonCode != 0 {
+			t.Fatalf("CONNECT: %v %#x, %v", ca.FixedHeader, ca.ReasonCode, err)
+		}
+		sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 5, PacketID: 1,
+			Filters: packets.Subscriptions{{Filter: "push/#", Qos: 1}}}
+		c.send(sub.SubscribeEncode)
+		if sa, err := c.next(); err != nil || sa.FixedHeader.Type != packets.Suback {
+			t.Fatalf("SUBSCRIBE: %v, %v", sa.FixedHeader, err)
+		}
+		id := env.session(t, "quota")
+		for range 3 { // and no PUBACK
+			if err := gate.Push(env.n, id, "p", wrapperspb.String("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := c.end(); got.code != int(packets.ErrReceiveMaximum.Code) || !strings.Contains(got.reason, "more than 2") {
+			t.Errorf("got %v, want DISCONNECT 0x93 Receive Maximum exceeded", got)
 		}
 	})
 	t.Run("MQTT 3.1.1 over WebSocket", func(t *testing.T) {

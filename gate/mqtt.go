@@ -710,6 +710,17 @@ func (c *mqttConn) writeFrames(frames [][]byte) error {
 		case *gatepb.Frame_Push:
 			err = c.deliverLocked("push/"+m.Push.GetRoute(), m.Push.GetBody(), nil)
 		}
+		if errors.Is(err, errAckQuota) && c.version == mqtt5 {
+			// Cut off: what was encoded, then why, as best it can (the
+			// connection is closed at once, see frameQueue.run).
+			pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: mqtt5, ReasonCode: packets.ErrReceiveMaximum.Code}
+			pk.Properties.ReasonString = fmt.Sprintf("more than %d QoS 1 publishes unacknowledged", c.receiveMax)
+			pk.Mods.MaxSize = c.clientMax
+			if pk.DisconnectEncode(&c.out) == nil {
+				_ = c.flushLocked()
+			}
+			c.done = true
+		}
 		if err != nil {
 			return err
 		}
