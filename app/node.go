@@ -124,6 +124,9 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	}
 	if spec.Master != "" {
 		n.emb, err = etcd.StartEmbeddedConfig(etcd.EmbeddedConfig{Dir: spec.Data, Listen: spec.Master})
+		if errors.Is(err, syscall.EADDRINUSE) {
+			err = fmt.Errorf("app: %w (change it with nodes.%s.master in the cluster file)", err, nodeName)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -243,7 +246,7 @@ func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
 		}
 		a, err := ln.listen()
 		if err != nil {
-			return fmt.Errorf("app: %w (change it with gateway.%s in the cluster file)", err, ln.kind)
+			return fmt.Errorf("app: %w (change it with nodes.%s.gateway.%s in the cluster file)", err, n.ready.Node, ln.kind)
 		}
 		n.ready.Gateway[ln.kind] = ln.url(a)
 		log.Info("gateway listening", "kind", ln.kind, "addr", a.String())

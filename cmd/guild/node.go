@@ -179,6 +179,9 @@ func serveNode(ctx context.Context, opts nodeOptions, stdout io.Writer, log *slo
 	endpoints := opts.etcd
 	if opts.master != "" {
 		e, err := etcd.StartEmbeddedConfig(etcd.EmbeddedConfig{Dir: opts.data, Listen: opts.master})
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%w (change it with -master)", err)
+		}
 		if err != nil {
 			return err
 		}

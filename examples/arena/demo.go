@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/guildkit/guild/actor"
@@ -160,7 +161,10 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 	if opts.TCPAddr != "-" {
 		a, err := g.ListenTCP(opts.TCPAddr, nil)
 		if err != nil {
-			return fmt.Errorf("arena: cannot listen for bots on %s (guild demo -tcp changes it): %w", opts.TCPAddr, netCause(err))
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("arena: gateway tcp listener: %s is in use (change it with guild demo -tcp)", opts.TCPAddr)
+			}
+			return fmt.Errorf("arena: gateway tcp listener, for bots, on %s (guild demo -tcp changes it): %w", opts.TCPAddr, netCause(err))
 		}
 		tcpAddr = a.String()
 	}
