@@ -69,9 +69,10 @@ func (q *frameQueue) close(e ending) {
 }
 
 // cutGrace bounds how long a client cut off for being slow has to take
-// its last frame (the Close frame that says why) before its connection is
-// closed.
-const cutGrace = time.Second
+// its last frames (the one being written, and the Close frame that says
+// why) before its connection is closed: as long as any client has to read
+// its last frames (lingerTimeout).
+const cutGrace = lingerTimeout
 
 // cut cuts off a client too slow to read: the frames waiting are dropped
 // and no more are taken, so that close's ending (the Close frame saying
