@@ -31,8 +31,8 @@ type ending struct {
 	// mqtt is the MQTT 5 DISCONNECT reason code; 0 for none.
 	mqtt byte
 	// told: the client was told already, in its own protocol's terms (a
-	// refusing CONNACK): an MQTT client gets no DISCONNECT, and MQTT over
-	// WebSocket closes with 1000.
+	// refusing HandshakeAck or CONNACK): no Close frame or DISCONNECT
+	// follows, and MQTT over WebSocket closes with 1000.
 	told bool
 	// refuse: the gateway refuses the connection before its handshake
 	// (full, or shutting down): an MQTT client's CONNECT is awaited
@@ -48,11 +48,7 @@ var clean = ending{ws: websocket.StatusNormalClosure}
 // the usual terms of each protocol; see the functions below for the
 // endings that differ.
 func endingOf(code rpc.Code, reason string) ending {
-	e := ending{code: code, reason: reason, ws: wsStatus(code), mqtt: mqttDisconnectCode(code).Code}
-	if code == 0 {
-		e.ws = websocket.StatusNormalClosure
-	}
-	return e
+	return ending{code: code, reason: reason, ws: wsStatus(code), mqtt: mqttDisconnectCode(code).Code}
 }
 
 // wsStatus is the WebSocket close status for a Close frame's code: the
