@@ -508,10 +508,10 @@ func TestEveryEndingSaysWhy(t *testing.T) {
 		},
 		{
 			name:   "idle",
-			limits: gate.Limits{Heartbeat: time.Second}, // 3 s; MQTT: 1.5 × the keep alive of 1 s
+			limits: gate.Limits{Heartbeat: 500 * time.Millisecond}, // 1.5 s; MQTT: 1.5 × the keep alive of 1 s
 			run:    func(t *testing.T, env *endEnv, c endClient, user string) {},
 			want: want{code: rpc.DeadlineExceeded, ws: 4004, mqtt: packets.ErrKeepAliveTimeout.Code,
-				reason: "nothing received for 3s (heartbeat lost)", mqttReason: "nothing received for 1.5s (keep alive 1s)",
+				reason: "nothing received for 1.5s (heartbeat lost)", mqttReason: "nothing received for 1.5s (keep alive 1s)",
 				why: "nothing received for "},
 		},
 		{
@@ -572,6 +572,7 @@ func TestEveryEndingSaysWhy(t *testing.T) {
 			env := startEndEnv(t, end.limits)
 			for _, kind := range endKinds {
 				t.Run(kind, func(t *testing.T) {
+					t.Parallel()
 					user := strings.ReplaceAll(end.name, " ", "-") + "-" + kind
 					var c endClient
 					if strings.HasPrefix(kind, "mqtt") {
@@ -585,8 +586,13 @@ func TestEveryEndingSaysWhy(t *testing.T) {
 					}
 					env.session(t, user)
 					end.run(t, env, c, user)
-					got := c.end()
-					checkEnding(t, kind, got, end.want.code, end.want.ws, end.want.mqtt, end.want.reason, end.want.mqttReason)
+					if kind == "kcp" && end.want.code == 0 {
+						// KCP has no end of stream to read up to: that the
+						// gateway ended the session cleanly is OnClose's nil.
+					} else {
+						got := c.end()
+						checkEnding(t, kind, got, end.want.code, end.want.ws, end.want.mqtt, end.want.reason, end.want.mqttReason)
+					}
 					why := env.reason(t, user)
 					switch w := end.want.why; {
 					case w == "" && end.name == "goodbye" && why != nil:
