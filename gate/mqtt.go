@@ -59,9 +59,10 @@
 //     announces the Maximum Packet Size). A malformed packet or a protocol
 //     violation closes it with the reason logged (and sent in an MQTT 5
 //     DISCONNECT). A keep alive timeout's DISCONNECT (0x8D) says the
-//     deadline that passed. A PUBLISH to a topic that is not req/<route>/<id> gets,
-//     at QoS 1, a PUBACK with Topic name invalid (0x90; 3.1.1: a plain
-//     PUBACK) and is dropped; at QoS 0 it is dropped.
+//     deadline that passed. A PUBLISH to a topic that is not
+//     req/<route>/<id> gets, at QoS 1, a PUBACK with Topic name invalid
+//     (0x90; 3.1.1: a plain PUBACK) and is dropped; at QoS 0 it is
+//     dropped.
 //
 // SessionInfo.Listener is "mqtt" for ListenMQTT and "mqtt-ws" for
 // MQTTWebSocketHandler.
