@@ -39,7 +39,7 @@ type Gateway struct {
 	mu        sync.Mutex
 	draining  bool                     // Shutdown or Close began: no new connections
 	closing   bool                     // Close began
-	conns     map[clientConn]connState // each open connection's
+	conns     map[clientConn]connState // each open connection: in its handshake, opened, its session
 	listeners []listener               // not closed yet
 	drained   chan struct{}            // closed once draining and no connection is left
 	wg        sync.WaitGroup           // accept loops and connection goroutines
@@ -332,9 +332,11 @@ const refusedLinger = time.Second
 // lingerClose ends c with e (see clientConn.finish) and closes it once
 // the client has closed its side (reading whatever it sends meanwhile), or
 // after d: closing a connection with unread input resets it, and the
-// client could lose the last frames.
+// client could lose the last frames. finish itself may wait up to d (an
+// MQTT CONNECT to refuse, a WebSocket close handshake): all of it is
+// bounded by 2 × d.
 func lingerClose(c clientConn, e ending, d time.Duration) {
-	bound := time.AfterFunc(d, func() { _ = c.close() })
+	bound := time.AfterFunc(2*d, func() { _ = c.close() })
 	defer bound.Stop()
 	if c.finish(e) {
 		deadline := time.Now().Add(d)
