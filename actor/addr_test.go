@@ -2,6 +2,7 @@ package actor
 
 import (
 	"errors"
+	"strconv"
 	"testing"
 )
 
@@ -78,5 +79,36 @@ func TestPID(t *testing.T) {
 	m := map[PID]int{p: 1}
 	if m[PID{Node: MustAddr(1, 2, 3), Serial: 42}] != 1 {
 		t.Error("PID is not usable as a map key")
+	}
+}
+
+// TestPIDText: a PID whose slot was reused reads as slot.generation, and
+// ParsePID reads every form String writes, and the plain serial.
+func TestPIDText(t *testing.T) {
+	a := MustAddr(1, 1, 1)
+	for _, c := range []struct {
+		serial uint64
+		text   string
+	}{
+		{3, "1.1.1/3"},
+		{1<<32 | 3, "1.1.1/3.1"},
+		{7<<32 | 12, "1.1.1/12.7"},
+		{1 << 32, "1.1.1/0.1"},
+		{^uint64(0), "1.1.1/4294967295.4294967295"},
+	} {
+		p := PID{Node: a, Serial: c.serial}
+		if p.String() != c.text {
+			t.Errorf("serial %d: %q, want %q", c.serial, p.String(), c.text)
+		}
+		for _, s := range []string{c.text, "1.1.1/" + strconv.FormatUint(c.serial, 10)} {
+			if got, err := ParsePID(s); err != nil || got != p {
+				t.Errorf("ParsePID(%q) = %v, %v; want %v", s, got, err, p)
+			}
+		}
+	}
+	for _, bad := range []string{"nobody", "", "1.1.1", "1.1.1/0", "1.1.1/3.0", "1.1.1/3.", "1.1.1/.1", "1.1.1/4294967296.1", "1.1.1/1.4294967296", "1.1.1/-1", "x/1", "1.1.1/1.2.3"} {
+		if p, err := ParsePID(bad); !errors.Is(err, ErrBadPID) {
+			t.Errorf("ParsePID(%q) = %v, %v; want ErrBadPID", bad, p, err)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	yaml3 "sigs.k8s.io/yaml/goyaml.v3"
@@ -130,6 +131,9 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	}
 	if spec.Master != "" {
 		n.emb, err = etcd.StartEmbeddedConfig(etcd.EmbeddedConfig{Dir: spec.Data, Listen: spec.Master})
+		if errors.Is(err, syscall.EADDRINUSE) {
+			err = fmt.Errorf("app: %w (change it with nodes.%s.master in the cluster file)", err, nodeName)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -158,6 +162,9 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		JoinUnavailable: true,
 	}
 	if n.cluster, err = cluster.Start(ctx, nc); err != nil { // Join waits out a crashed predecessor (JoinWait)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			err = fmt.Errorf("app: %w (change it with nodes.%s.listen in the cluster file)", err, nodeName)
+		}
 		return nil, err
 	}
 	n.ready = Ready{
@@ -280,7 +287,7 @@ func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
 		}
 		a, err := ln.listen()
 		if err != nil {
-			return fmt.Errorf("app: gateway %s listener: %w", ln.kind, err)
+			return fmt.Errorf("app: %w (change it with nodes.%s.gateway.%s in the cluster file)", err, n.ready.Node, ln.kind)
 		}
 		n.ready.Gateway[ln.kind] = ln.url(a)
 		log.Info("gateway listening", "kind", ln.kind, "addr", a.String())

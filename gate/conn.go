@@ -1,12 +1,14 @@
 package gate
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -32,14 +34,18 @@ type clientConn interface {
 	// writeFrames writes encoded frames (without length prefixes), in
 	// order.
 	writeFrames(frames [][]byte) error
-	// finish ends the connection after its last frames, from the writer:
-	// it shuts down the sending side where the transport has one (TCP,
-	// TLS), so that the client reads everything, sees the end and
-	// closes its side, which ends the reader. It reports whether the
-	// connection is left to linger so (the caller bounds that), or was
-	// closed. Closing at once could lose the last frames: a TCP close
-	// with unread input resets the connection and drops unsent output.
-	finish() bool
+	// finish ends the connection after its last frames, from the writer
+	// (or from the goroutine that refuses a connection, when no writer
+	// runs): it tells the client why, as its protocol says it (a Close
+	// frame, an MQTT 5 DISCONNECT, a WebSocket close status), then shuts
+	// down the sending side where the transport has one (TCP, TLS), so
+	// that the client reads everything, sees the end and closes its side,
+	// which ends the reader. It reports whether the connection is left to
+	// linger so, or was closed; the caller bounds both (a WebSocket's
+	// close handshake waits for the client), by closing the connection.
+	// Closing at once could lose the last frames: a TCP close with unread
+	// input resets the connection and drops unsent output.
+	finish(e ending) bool
 	close() error
 	remoteAddr() string
 	// kind names the listener: "tcp", "kcp" or "ws".
@@ -122,7 +128,12 @@ func (c *streamConn) writeFrames(frames [][]byte) error {
 	return err
 }
 
-func (c *streamConn) finish() bool {
+func (c *streamConn) finish(e ending) bool {
+	if e.code != 0 && !e.told {
+		if b, err := gatepb.Encode(closeFrame(uint32(e.code), e.reason)); err == nil {
+			_ = c.writeFrames([][]byte{b})
+		}
+	}
 	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		return hc.CloseWrite() == nil
 	}
@@ -147,20 +158,44 @@ func (c *streamConn) kind() string       { return c.network }
 
 // wsConn is a client on WebSocket: every frame is one binary message.
 type wsConn struct {
-	ws     *websocket.Conn
+	ws *websocket.Conn
+	// raw is the connection under ws (see hijackConn), where reads get
+	// their deadline: a read whose context ends closes the WebSocket at
+	// once, leaving no way to tell the client why. nil when the handler
+	// could not see it: reads then take a context deadline.
+	raw    net.Conn
 	remote string
-	ctx    context.Context // ends when the connection's HTTP request does
+	ctx    context.Context // ends when the gateway closes
+	max    int             // Limits.MaxFrame
 }
 
 func (c *wsConn) read(deadline time.Time) ([]byte, error) {
-	ctx, cancel := context.WithDeadline(c.ctx, deadline)
-	defer cancel()
-	typ, b, err := c.ws.Read(ctx)
+	ctx := c.ctx
+	if c.raw != nil {
+		if err := c.raw.SetReadDeadline(deadline); err != nil {
+			return nil, err
+		}
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(c.ctx, deadline)
+		defer cancel()
+	}
+	typ, r, err := c.ws.Reader(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if typ != websocket.MessageBinary {
 		return nil, errTextMessage
+	}
+	// One byte more than the limit tells a message too large, which is
+	// left unread (the close handshake skips it); the WebSocket's own
+	// limit, just above, would close the connection without a word.
+	b, err := io.ReadAll(io.LimitReader(r, int64(c.max)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > c.max {
+		return nil, fmt.Errorf("%w: a WebSocket message of more than %d bytes", wire.ErrFrameTooLarge, c.max)
 	}
 	return b, nil
 }
@@ -182,14 +217,57 @@ func (c *wsConn) writeFrames(frames [][]byte) error {
 	return nil
 }
 
-// finish leaves the connection open for the client to close: a WebSocket
-// has no half close, and the close handshake (ws.Close) may block for
-// seconds on a client that does not answer, past any bound.
-func (c *wsConn) finish() bool { return true }
+// finish writes the Close frame, then closes the WebSocket with its
+// status and reason: the close handshake, which waits for the client's
+// close (the caller bounds the wait by closing the connection).
+func (c *wsConn) finish(e ending) bool {
+	if e.code != 0 && !e.told {
+		if b, err := gatepb.Encode(closeFrame(uint32(e.code), e.reason)); err == nil {
+			_ = c.writeFrames([][]byte{b})
+		}
+	}
+	wsClose(c.ws, c.raw, e.ws, e.reason)
+	return false
+}
 
-func (c *wsConn) close() error       { return c.ws.CloseNow() }
+// wsClose closes ws with a close handshake: status and reason, then the
+// client's close, read under a fresh deadline (a reader that timed out
+// left one in the past), bounded by lingerTimeout.
+func wsClose(ws *websocket.Conn, raw net.Conn, status websocket.StatusCode, reason string) {
+	if raw != nil {
+		_ = raw.SetReadDeadline(time.Now().Add(lingerTimeout))
+	}
+	_ = ws.Close(status, wsReason(reason))
+}
+
+// close closes the connection at once: the socket first, which ends a
+// close handshake in progress (ws.CloseNow would wait for it).
+func (c *wsConn) close() error {
+	if c.raw != nil {
+		_ = c.raw.Close()
+	}
+	return c.ws.CloseNow()
+}
 func (c *wsConn) remoteAddr() string { return c.remote }
 func (c *wsConn) kind() string       { return "ws" }
+
+// hijackConn is an http.ResponseWriter that keeps the connection
+// websocket.Accept hijacks, so that the gateway can set read deadlines on
+// it (see wsConn.raw).
+type hijackConn struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+// Hijack implements http.Hijacker.
+func (h *hijackConn) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	h.conn = nc
+	return nc, brw, err
+}
+
+// Unwrap returns the ResponseWriter it wraps (see http.ResponseController).
+func (h *hijackConn) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 // isWSTooBig reports whether err is WebSocket's "message too big" (the
 // read limit, which is MaxFrame).

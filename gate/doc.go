@@ -10,10 +10,11 @@
 // # Sessions
 //
 // Each connection is a session, and each session is an actor on the
-// gateway's node, whose PID is the session ID. The session has a user ID
-// once authenticated (by the handshake's token through Config.Auth, or by a
-// handler calling Session.Bind from a public route such as "auth.Login"),
-// and key/value state. A user has one session at a time: binding a user
+// gateway's node, whose PID (its String: "1.1.1/3", or "1.1.1/3.1" for a
+// later session in the same actor slot) is the session ID. The session
+// has a user ID once authenticated (by the handshake's token through
+// Config.Auth, or by a handler calling Session.Bind from a public route
+// such as "auth.Login"), and key/value state. A user has one session at a time: binding a user
 // kicks their session elsewhere.
 //
 // # Routing

@@ -72,7 +72,7 @@ func FuzzDecodeFrame(f *testing.F) {
 // FuzzParseSessionID: ParseSessionID never panics, and a valid ID names a
 // PID whose String parses back to it.
 func FuzzParseSessionID(f *testing.F) {
-	for _, s := range []string{"1.1.1/1", "1.2.3/18446744073709551615", "1.1.1/0", "1.1.1/01", "1.1.1/-1", "", "/", "a/b", "1.1.1", "1.1.1/1/1", "0.0.0/5", "1.1.1/18446744073709551616"} {
+	for _, s := range []string{"1.1.1/1", "1.1.1/3.1", "1.1.1/3.0", "1.2.3/18446744073709551615", "1.1.1/0", "1.1.1/01", "1.1.1/-1", "", "/", "a/b", "1.1.1", "1.1.1/1/1", "0.0.0/5", "1.1.1/18446744073709551616"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, id string) {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -40,13 +41,21 @@ type Gateway struct {
 	mu        sync.Mutex
 	draining  bool                     // Shutdown or Close began: no new connections
 	closing   bool                     // Close began
-	conns     map[clientConn]actor.PID // each open connection's session; zero during its handshake
+	conns     map[clientConn]connState // each open connection: in its handshake, opened, its session
 	listeners []listener               // not closed yet
 	drained   chan struct{}            // closed once draining and no connection is left
 	wg        sync.WaitGroup           // accept loops and connection goroutines
 	closed    chan struct{}            // closed when Close has returned
 
 	readBufs sync.Pool // of *[]byte: stream connections' read buffers
+}
+
+// connState is where a connection is: in its handshake, then with its
+// session starting (its actor's Started may already write to the client),
+// then with its session's PID.
+type connState struct {
+	opened bool      // the handshake is done
+	pid    actor.PID // the session, once attached
 }
 
 // listener is one of the gateway's listeners.
@@ -87,7 +96,7 @@ func New(cfg Config) (*Gateway, error) {
 		log:     cfg.Logger,
 		node:    cfg.Node,
 		public:  make(map[string]bool, len(cfg.Public)),
-		conns:   make(map[clientConn]actor.PID),
+		conns:   make(map[clientConn]connState),
 		drained: make(chan struct{}),
 		closed:  make(chan struct{}),
 		ctx:     ctx,
@@ -120,7 +129,7 @@ func New(cfg Config) (*Gateway, error) {
 func (g *Gateway) ListenTCP(addr string, tlsConfig *tls.Config) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("gate: listen tcp %s: %w", addr, err)
+		return nil, &listenError{kind: "tcp", addr: addr, err: err}
 	}
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
@@ -134,7 +143,7 @@ func (g *Gateway) ListenTCP(addr string, tlsConfig *tls.Config) (net.Addr, error
 func (g *Gateway) ListenKCP(addr string) (net.Addr, error) {
 	ln, err := kcp.ListenWithOptions(addr, nil, 0, 0)
 	if err != nil {
-		return nil, fmt.Errorf("gate: listen kcp %s: %w", addr, err)
+		return nil, &listenError{kind: "kcp", addr: addr, err: err}
 	}
 	return ln.Addr(), g.serveListener(kcpListener{ln}, "kcp", true, g.streamConn("kcp"))
 }
@@ -190,7 +199,7 @@ func tuneKCP(s *kcp.UDPSession) {
 func (g *Gateway) ListenWebSocket(addr, path string, tlsConfig *tls.Config) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("gate: listen websocket %s: %w", addr, err)
+		return nil, &listenError{kind: "ws", addr: addr, err: err}
 	}
 	mux := http.NewServeMux()
 	mux.Handle(path, g.WebSocketHandler())
@@ -226,12 +235,15 @@ func (g *Gateway) ListenWebSocket(addr, path string, tlsConfig *tls.Config) (net
 // web page, say).
 func (g *Gateway) WebSocketHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		hw := &hijackConn{ResponseWriter: w}
+		ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 		if err != nil {
 			return // Accept has answered the HTTP request
 		}
-		ws.SetReadLimit(int64(g.lim.MaxFrame))
-		c := &wsConn{ws: ws, remote: r.RemoteAddr, ctx: g.ctx}
+		// wsConn.read enforces MaxFrame; this limit, above it, is a
+		// backstop.
+		ws.SetReadLimit(int64(g.lim.MaxFrame) + 1)
+		c := &wsConn{ws: ws, raw: hw.conn, remote: r.RemoteAddr, ctx: g.ctx, max: g.lim.MaxFrame}
 		if !g.admit(c) {
 			return
 		}
@@ -301,20 +313,18 @@ func (g *Gateway) admit(c clientConn) bool {
 	g.mu.Lock()
 	full := len(g.conns) >= g.lim.MaxConns
 	if !g.draining && !full {
-		g.conns[c] = actor.PID{}
+		g.conns[c] = connState{}
 		g.wg.Add(1)
 		g.mu.Unlock()
 		return true
 	}
 	g.mu.Unlock()
-	reason := GoingAwayReason
+	e := goingAway()
 	if full {
-		reason = fmt.Sprintf("the gateway is full (%d connections)", g.lim.MaxConns)
+		e = gatewayFull(g.lim.MaxConns)
 	}
-	if b, err := gatepb.Encode(closeFrame(uint32(rpc.Unavailable), reason)); err == nil {
-		_ = c.writeFrames([][]byte{b})
-	}
-	lingerClose(c, refusedLinger)
+	e.refuse = true
+	lingerClose(c, e, refusedLinger)
 	return false
 }
 
@@ -322,12 +332,16 @@ func (g *Gateway) admit(c clientConn) bool {
 // client to close its side after the Close frame.
 const refusedLinger = time.Second
 
-// lingerClose closes c after its last frames, once the client has closed
-// its side (reading whatever it sends meanwhile), or after d: closing a
-// connection with unread input resets it, and the client could lose the
-// frames.
-func lingerClose(c clientConn, d time.Duration) {
-	if c.finish() {
+// lingerClose ends c with e (see clientConn.finish) and closes it once
+// the client has closed its side (reading whatever it sends meanwhile), or
+// after d: closing a connection with unread input resets it, and the
+// client could lose the last frames. finish itself may wait up to d (an
+// MQTT CONNECT to refuse, a WebSocket close handshake): all of it is
+// bounded by 2 × d.
+func lingerClose(c clientConn, e ending, d time.Duration) {
+	bound := time.AfterFunc(2*d, func() { _ = c.close() })
+	defer bound.Stop()
+	if c.finish(e) {
 		deadline := time.Now().Add(d)
 		for {
 			if _, err := c.read(deadline); err != nil {
@@ -338,6 +352,17 @@ func lingerClose(c clientConn, d time.Duration) {
 	_ = c.close()
 }
 
+// opened records that the handshake of c is done: from now on a shutdown
+// leaves it to its session (see attach), which says goodbye, instead of
+// closing it as a connection still in its handshake.
+func (g *Gateway) opened(c clientConn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.conns[c]; ok {
+		g.conns[c] = connState{opened: true}
+	}
+}
+
 // attach records the session of c, once its actor runs, and reports
 // whether the gateway is shutting down already, and whether it is closing:
 // then the session must be told (goAway), since the shutdown did not see
@@ -345,7 +370,7 @@ func lingerClose(c clientConn, d time.Duration) {
 func (g *Gateway) attach(c clientConn, pid actor.PID) (draining, closing bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.conns[c] = pid
+	g.conns[c] = connState{opened: true, pid: pid}
 	return g.draining, g.closing
 }
 
@@ -374,18 +399,6 @@ func (g *Gateway) Conns() int {
 	defer g.mu.Unlock()
 	return len(g.conns)
 }
-
-// GoingAway is the code of the Close frame that tells a client its gateway
-// is shutting down (Shutdown or Close): rpc.Unavailable, 14. It is
-// distinct from a kick (rpc.PermissionDenied) and a login elsewhere
-// (rpc.AlreadyExists). It comes after the answer to every request the
-// gateway forwarded to a service, so a request still unanswered was
-// handled by none: a client may send it again, to another gateway. MQTT 5
-// clients get DISCONNECT 0x8B (Server shutting down) instead.
-const GoingAway = rpc.Unavailable
-
-// GoingAwayReason is the reason of the GoingAway Close frame.
-const GoingAwayReason = "gateway shutting down"
 
 // closeGrace bounds how long Close lets sessions write their last frames
 // (the answers it gives for them, the GoingAway Close frame) before it
@@ -482,12 +495,14 @@ func (g *Gateway) drain(now bool) error {
 	g.listeners = rest
 	var sessions []actor.PID
 	var handshaking []clientConn
-	for c, pid := range g.conns {
-		if pid == (actor.PID{}) {
+	for c, st := range g.conns {
+		switch {
+		case !st.opened:
 			handshaking = append(handshaking, c)
-		} else {
-			sessions = append(sessions, pid)
+		case st.pid != (actor.PID{}):
+			sessions = append(sessions, st.pid)
 		}
+		// A session starting is told by attach.
 	}
 	g.checkDrainedLocked()
 	g.mu.Unlock()
@@ -516,3 +531,27 @@ func closeListener(l listener) error {
 func closeFrame(code uint32, reason string) *gatepb.Frame {
 	return &gatepb.Frame{Body: &gatepb.Frame_Close{Close: &gatepb.Close{Code: code, Reason: reason}}}
 }
+
+// listenError is a listener the gateway could not open. Its message names
+// the listener and the address once ("gate: tcp listener: 127.0.0.1:7000
+// is in use"), where net's says "listen tcp" around its own cause; it
+// wraps net's error, so errors.Is(err, syscall.EADDRINUSE) holds for an
+// address in use.
+type listenError struct {
+	kind, addr string
+	err        error
+}
+
+func (e *listenError) Error() string {
+	if errors.Is(e.err, syscall.EADDRINUSE) {
+		return fmt.Sprintf("gate: %s listener: %s is in use", e.kind, e.addr)
+	}
+	cause := e.err
+	var op *net.OpError
+	if errors.As(cause, &op) && op.Err != nil {
+		cause = op.Err
+	}
+	return fmt.Sprintf("gate: %s listener on %s: %v", e.kind, e.addr, cause)
+}
+
+func (e *listenError) Unwrap() error { return e.err }

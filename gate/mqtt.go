@@ -23,11 +23,13 @@
 //     {"code":<n>,"message":"..."} (JSON).
 //   - Push{route, body} is a PUBLISH to "push/<route>".
 //   - PINGREQ is a Heartbeat, whose answer is PINGRESP. DISCONNECT is the
-//     client's goodbye (Close). A Close from the gateway (a kick, a broken
-//     limit, the gateway shutting down) is an MQTT 5 DISCONNECT with a
-//     reason code (0x8B Server shutting down for GoingAway) and the reason
-//     as reason string; a 3.1.1 connection is just closed, after its last
-//     responses (the TCP connection half-closed first, see finish).
+//     client's goodbye (Close). The gateway's ending of a session (a kick,
+//     a broken limit, the gateway shutting down; see ending) is an MQTT 5
+//     DISCONNECT with its reason code (0x8B Server shutting down for
+//     GoingAway) and the reason as reason string; a 3.1.1 connection is
+//     just closed, after its last responses (the TCP connection
+//     half-closed first, see finish). Over WebSocket the connection then
+//     ends with a close handshake: 1000 once MQTT said why.
 //   - SUBSCRIBE and UNSUBSCRIBE are answered here: SUBACK grants QoS
 //     min(requested, 1) for valid filters ("+" and "#" wildcards; shared
 //     subscriptions are refused). The gateway is not a broker: it delivers
@@ -56,9 +58,11 @@
 //     closes the connection (MQTT 5: DISCONNECT Packet too large; CONNACK
 //     announces the Maximum Packet Size). A malformed packet or a protocol
 //     violation closes it with the reason logged (and sent in an MQTT 5
-//     DISCONNECT). A PUBLISH to a topic that is not req/<route>/<id> gets,
-//     at QoS 1, a PUBACK with Topic name invalid (0x90; 3.1.1: a plain
-//     PUBACK) and is dropped; at QoS 0 it is dropped.
+//     DISCONNECT). A keep alive timeout's DISCONNECT (0x8D) says the
+//     deadline that passed. A PUBLISH to a topic that is not
+//     req/<route>/<id> gets, at QoS 1, a PUBACK with Topic name invalid
+//     (0x90; 3.1.1: a plain PUBACK) and is dropped; at QoS 0 it is
+//     dropped.
 //
 // SessionInfo.Listener is "mqtt" for ListenMQTT and "mqtt-ws" for
 // MQTTWebSocketHandler.
@@ -99,13 +103,13 @@ import (
 func (g *Gateway) ListenMQTT(addr string, tlsConfig *tls.Config) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("gate: listen mqtt %s: %w", addr, err)
+		return nil, &listenError{kind: "mqtt", addr: addr, err: err}
 	}
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
 	return ln.Addr(), g.serveListener(ln, "mqtt", false, func(nc net.Conn) clientConn {
-		return g.newMQTTConn(nc, nc.Close, nc.RemoteAddr().String(), "mqtt")
+		return g.newMQTTConn(nc, nc.RemoteAddr().String(), "mqtt")
 	})
 }
 
@@ -115,7 +119,8 @@ func (g *Gateway) ListenMQTT(addr string, tlsConfig *tls.Config) (net.Addr, erro
 // example.
 func (g *Gateway) MQTTWebSocketHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		hw := &hijackConn{ResponseWriter: w}
+		ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 			Subprotocols:       []string{"mqtt"},
 			InsecureSkipVerify: true,
 		})
@@ -124,9 +129,12 @@ func (g *Gateway) MQTTWebSocketHandler() http.Handler {
 		}
 		// NetConn lifts the read limit: the packet reader enforces MaxFrame.
 		// Its ctx would close it when it ends: Close closes it itself,
-		// after its last frames had their chance.
+		// after its last frames had their chance. Its read deadlines
+		// would close the WebSocket with no word (see wsConn.raw): they
+		// go to the connection under it instead.
 		nc := websocket.NetConn(context.WithoutCancel(g.ctx), ws, websocket.MessageBinary)
-		c := g.newMQTTConn(nc, ws.CloseNow, r.RemoteAddr, "mqtt-ws")
+		c := g.newMQTTConn(nc, r.RemoteAddr, "mqtt-ws")
+		c.ws, c.raw = ws, hw.conn
 		if !g.admit(c) {
 			return
 		}
@@ -160,8 +168,11 @@ type mqttSub struct {
 // writeFrames runs in the writer goroutine. Both write to the connection,
 // under mu.
 type mqttConn struct {
-	nc        net.Conn
-	closeConn func() error
+	nc net.Conn
+	// Over WebSocket: the WebSocket under nc, to close it with a status,
+	// and the connection under that, for read deadlines (see wsConn.raw).
+	ws        *websocket.Conn
+	raw       net.Conn
 	remote    string
 	network   string
 	log       *slog.Logger
@@ -188,12 +199,35 @@ type mqttConn struct {
 	nextID          uint16
 	done            bool         // refused or disconnected: nothing more is written
 	out             bytes.Buffer // packets to write
+	notes           []mqttNote   // logs, written once mu is released
 }
 
-func (g *Gateway) newMQTTConn(nc net.Conn, closeConn func() error, remote, network string) *mqttConn {
+// mqttNote is a log line noted under mqttConn.mu and written after it:
+// the log handler is user code.
+type mqttNote struct {
+	level slog.Level
+	msg   string
+	args  []any
+}
+
+// noteLocked notes a log line; c.mu is held.
+func (c *mqttConn) noteLocked(level slog.Level, msg string, args ...any) {
+	c.notes = append(c.notes, mqttNote{level, msg, args})
+}
+
+// unlock releases c.mu and writes the log lines noted under it.
+func (c *mqttConn) unlock() {
+	notes := c.notes
+	c.notes = nil
+	c.mu.Unlock()
+	for _, n := range notes {
+		c.log.Log(context.Background(), n.level, n.msg, n.args...)
+	}
+}
+
+func (g *Gateway) newMQTTConn(nc net.Conn, remote, network string) *mqttConn {
 	return &mqttConn{
 		nc:        nc,
-		closeConn: closeConn,
 		remote:    remote,
 		network:   network,
 		log:       g.log,
@@ -205,19 +239,56 @@ func (g *Gateway) newMQTTConn(nc net.Conn, closeConn func() error, remote, netwo
 	}
 }
 
-// finish half-closes a TCP connection (see clientConn.finish); over
-// WebSocket the client is left to close.
-func (c *mqttConn) finish() bool {
+// finish tells the client why the connection ends: a refusing CONNACK
+// to a connection refused before its CONNECT, or an MQTT 5 DISCONNECT
+// with e's reason code and reason string (not after the client's own
+// DISCONNECT, nor after a refusing CONNACK). Then it half-closes a TCP
+// connection (see clientConn.finish), or closes a WebSocket: with 1000
+// (normal closure) once MQTT has said why (a DISCONNECT either way, a
+// CONNACK), with e's status and reason otherwise (MQTT 3.1.1, or no
+// CONNECT yet).
+func (c *mqttConn) finish(e ending) bool {
+	if e.refuse && !c.connected && c.refuseUnread(e.reason) {
+		e.told = true
+	}
 	c.mu.Lock()
+	said := e.told || e.code == 0
+	if c.version == mqtt5 && !c.done && !said {
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: mqtt5, ReasonCode: e.mqtt}
+		pk.Properties.ReasonString = e.reason
+		pk.Mods.MaxSize = c.clientMax
+		c.out.Reset()
+		if err := pk.DisconnectEncode(&c.out); err == nil {
+			said = c.flushLocked() == nil
+		}
+	}
 	c.done = true // the reader answers nothing more
-	c.mu.Unlock()
+	c.unlock()
+	if c.ws != nil {
+		status := e.ws
+		if said {
+			status = websocket.StatusNormalClosure
+		}
+		wsClose(c.ws, c.raw, status, e.reason)
+		return false
+	}
 	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		return hc.CloseWrite() == nil
 	}
-	return c.network == "mqtt-ws"
+	return false
 }
 
-func (c *mqttConn) close() error       { return c.closeConn() }
+// close closes the connection at once (see wsConn.close).
+func (c *mqttConn) close() error {
+	if c.ws == nil {
+		return c.nc.Close()
+	}
+	if c.raw != nil {
+		_ = c.raw.Close()
+	}
+	return c.ws.CloseNow()
+}
+
 func (c *mqttConn) remoteAddr() string { return c.remote }
 func (c *mqttConn) kind() string       { return c.network }
 
@@ -229,7 +300,7 @@ func (c *mqttConn) read(deadline time.Time) ([]byte, error) {
 		if c.keepalive > 0 {
 			limit = c.keepalive * 3 / 2
 		}
-		if err := c.nc.SetReadDeadline(time.Now().Add(limit)); err != nil {
+		if err := c.setReadDeadline(time.Now().Add(limit)); err != nil {
 			return nil, err
 		}
 		fh, body, err := c.readPacket()
@@ -237,6 +308,13 @@ func (c *mqttConn) read(deadline time.Time) ([]byte, error) {
 			return nil, c.violation(pe.code, pe.detail)
 		}
 		if err != nil {
+			if isTimeout(err) {
+				ie := &idleError{limit: limit, err: err}
+				if c.keepalive > 0 {
+					ie.keepAlive = c.keepalive
+				}
+				return nil, ie
+			}
 			return nil, err
 		}
 		f, err := c.handle(fh, body)
@@ -249,6 +327,15 @@ func (c *mqttConn) read(deadline time.Time) ([]byte, error) {
 		c.frame, err = proto.MarshalOptions{}.MarshalAppend(c.frame[:0], f)
 		return c.frame, err
 	}
+}
+
+// setReadDeadline sets the deadline of the reads: on the connection under
+// a WebSocket (see wsConn.raw).
+func (c *mqttConn) setReadDeadline(t time.Time) error {
+	if c.raw != nil {
+		return c.raw.SetReadDeadline(t)
+	}
+	return c.nc.SetReadDeadline(t)
 }
 
 // mqttPacketError is a packet that readPacket cannot frame.
@@ -401,11 +488,13 @@ func (c *mqttConn) connect(fh packets.FixedHeader, body []byte) (*gatepb.Frame, 
 // error that closes the connection.
 func (c *mqttConn) refuseConnect(version byte, code packets.Code, reason string) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.writeConnackLocked(version, code, reason)
 	c.done = true
-	c.log.Info("gate: MQTT connection refused", "remote", c.remote, "listener", c.network, "code", code.Code, "reason", reason)
-	return fmt.Errorf("%w: CONNECT refused: %s", errMQTT, reason)
+	c.noteLocked(slog.LevelInfo, "gate: MQTT connection refused", "remote", c.remote, "listener", c.network, "code", code.Code, "reason", reason)
+	c.unlock()
+	e := endingOf(rpc.InvalidArgument, reason)
+	e.told = true
+	return &handshakeError{e: e, err: fmt.Errorf("%w: CONNECT refused: %s", errMQTT, reason)}
 }
 
 // writeConnackLocked writes a refusing CONNACK: MQTT 5 has the code and
@@ -441,9 +530,10 @@ func connackV3(code packets.Code) packets.Code {
 	}
 }
 
-// violation closes the connection for a malformed packet or a protocol
-// error: it logs why, tells an MQTT 5 client in a DISCONNECT, and returns
-// the error for the reader.
+// violation ends the connection for a malformed packet or a protocol
+// error: it logs why and returns the error for the reader, an
+// *mqttViolation, whose reason code the session's ending carries (an MQTT
+// 5 client gets it in a DISCONNECT, see finish).
 func (c *mqttConn) violation(code packets.Code, detail string) error {
 	reason := code.Reason
 	if detail != "" {
@@ -451,18 +541,21 @@ func (c *mqttConn) violation(code packets.Code, detail string) error {
 	}
 	c.log.Info("gate: MQTT client broke the protocol", "remote", c.remote, "listener", c.network, "reason", reason)
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.version == mqtt5 && !c.done {
-		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: mqtt5, ReasonCode: code.Code}
-		pk.Properties.ReasonString = reason
-		c.out.Reset()
-		if err := pk.DisconnectEncode(&c.out); err == nil {
-			_ = c.flushLocked()
-		}
-	}
-	c.done = true
-	return fmt.Errorf("%w: %s", errMQTT, reason)
+	c.done = c.done || c.version != mqtt5 // nothing more, but the DISCONNECT
+	c.mu.Unlock()
+	return &mqttViolation{code: code, reason: reason}
 }
+
+// mqttViolation is the error of a connection closed for breaking the
+// protocol: a malformed packet (an MQTT 5 reason code 0x81) or a protocol
+// error (0x82, or a more precise code).
+type mqttViolation struct {
+	code   packets.Code
+	reason string
+}
+
+func (e *mqttViolation) Error() string { return fmt.Sprintf("%v: %s", errMQTT, e.reason) }
+func (e *mqttViolation) Unwrap() error { return errMQTT }
 
 // publish turns a client's PUBLISH into a request.
 func (c *mqttConn) publish(pk *packets.Packet) (*gatepb.Frame, error) {
@@ -596,7 +689,7 @@ func (c *mqttConn) flushLocked() error {
 // at once.
 func (c *mqttConn) writeFrames(frames [][]byte) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	c.out.Reset()
 	var f gatepb.Frame
 	for _, b := range frames {
@@ -617,8 +710,17 @@ func (c *mqttConn) writeFrames(frames [][]byte) error {
 			err = c.responseLocked(m.Response)
 		case *gatepb.Frame_Push:
 			err = c.deliverLocked("push/"+m.Push.GetRoute(), m.Push.GetBody(), nil)
-		case *gatepb.Frame_Close:
-			err = c.disconnectLocked(m.Close)
+		}
+		if errors.Is(err, errAckQuota) && c.version == mqtt5 {
+			// Cut off: what was encoded, then why, as best it can (the
+			// connection is closed at once, see frameQueue.run).
+			pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: mqtt5, ReasonCode: packets.ErrReceiveMaximum.Code}
+			pk.Properties.ReasonString = fmt.Sprintf("more than %d QoS 1 publishes unacknowledged", c.receiveMax)
+			pk.Mods.MaxSize = c.clientMax
+			if pk.DisconnectEncode(&c.out) == nil {
+				_ = c.flushLocked()
+			}
+			c.done = true
 		}
 		if err != nil {
 			return err
@@ -639,7 +741,7 @@ func (c *mqttConn) connackLocked(ack *gatepb.HandshakeAck) error {
 		case rpc.InvalidArgument, rpc.FailedPrecondition:
 			code = packets.ErrProtocolViolation
 		}
-		c.log.Debug("gate: MQTT connection refused", "remote", c.remote, "listener", c.network, "code", ack.GetCode(), "reason", ack.GetMessage())
+		c.noteLocked(slog.LevelDebug, "gate: MQTT connection refused", "remote", c.remote, "listener", c.network, "code", ack.GetCode(), "reason", ack.GetMessage())
 		c.out.Reset()
 		c.writeConnackLocked(c.version, code, ack.GetMessage())
 		c.done = true
@@ -716,7 +818,7 @@ func (c *mqttConn) deliverLocked(topic string, payload []byte, user []packets.Us
 		}
 	}
 	if !ok {
-		c.log.Debug("gate: MQTT publish with no subscription dropped", "remote", c.remote, "topic", topic)
+		c.noteLocked(slog.LevelDebug, "gate: MQTT publish with no subscription dropped", "remote", c.remote, "topic", topic)
 		return nil
 	}
 	pk := packets.Packet{
@@ -747,68 +849,32 @@ func (c *mqttConn) deliverLocked(topic string, payload []byte, user []packets.Us
 		// MQTT 5: a packet beyond the client's maximum is not sent.
 		c.out.Truncate(start)
 		delete(c.inflight, pk.PacketID)
-		c.log.Warn("gate: MQTT publish larger than the client's Maximum Packet Size dropped", "remote", c.remote, "topic", topic, "max", c.clientMax)
+		c.noteLocked(slog.LevelWarn, "gate: MQTT publish larger than the client's Maximum Packet Size dropped", "remote", c.remote, "topic", topic, "max", c.clientMax)
 	}
 	return nil
 }
 
-// disconnectLocked ends the connection for a Close from the gateway: an
-// MQTT 5 client gets a DISCONNECT with the reason. Before CONNECT (the
-// gateway is full or closing), the client's CONNECT is awaited briefly to
-// answer it with a refusing CONNACK instead.
-func (c *mqttConn) disconnectLocked(m *gatepb.Close) error {
-	if c.version == 0 {
-		c.refuseUnread(m.GetReason())
-		return nil
-	}
-	c.done = true
-	if c.version != mqtt5 {
-		return nil
-	}
-	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: mqtt5, ReasonCode: disconnectCode(rpc.Code(m.GetCode())).Code}
-	pk.Properties.ReasonString = m.GetReason()
-	pk.Mods.MaxSize = c.clientMax
-	return pk.DisconnectEncode(&c.out)
-}
-
 // refuseUnread answers a connection that the gateway refuses before its
 // CONNECT was read (admit, before any reader runs): it waits at most a
-// second for the CONNECT and answers Server unavailable.
-func (c *mqttConn) refuseUnread(reason string) {
-	c.done = true
-	if err := c.nc.SetReadDeadline(time.Now().Add(min(c.hsTimeout, time.Second))); err != nil {
-		return
+// second for the CONNECT and answers Server unavailable with reason. It
+// reports whether it answered.
+func (c *mqttConn) refuseUnread(reason string) bool {
+	if err := c.setReadDeadline(time.Now().Add(min(c.hsTimeout, time.Second))); err != nil {
+		return false
 	}
 	fh, body, err := c.readPacket()
 	if err != nil || fh.Type != packets.Connect {
-		return
+		return false
 	}
 	pk := packets.Packet{FixedHeader: fh}
 	if pk.ConnectDecode(body) != nil {
-		return
+		return false
 	}
+	c.mu.Lock()
 	c.writeConnackLocked(pk.ProtocolVersion, packets.ErrServerUnavailable, reason)
-}
-
-// disconnectCode maps the code of a gateway's Close to an MQTT 5
-// DISCONNECT reason code.
-func disconnectCode(code rpc.Code) packets.Code {
-	switch code {
-	case rpc.AlreadyExists:
-		return packets.ErrSessionTakenOver // logged in elsewhere
-	case rpc.PermissionDenied:
-		return packets.ErrAdministrativeAction // kicked
-	case rpc.DeadlineExceeded:
-		return packets.ErrKeepAliveTimeout
-	case rpc.ResourceExhausted:
-		return packets.ErrPacketTooLarge
-	case rpc.InvalidArgument:
-		return packets.ErrProtocolViolation
-	case rpc.Unavailable:
-		return packets.ErrServerShuttingDown
-	default:
-		return packets.ErrUnspecifiedError
-	}
+	c.done = true
+	c.unlock()
+	return true
 }
 
 // codeOf returns the MQTT reason code that err carries, or def.

@@ -46,7 +46,7 @@ func FuzzMQTTStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		server, peer := net.Pipe()
 		defer peer.Close()
-		c := g.newMQTTConn(server, server.Close, "pipe", "mqtt")
+		c := g.newMQTTConn(server, "pipe", "mqtt")
 		defer c.close()
 		go func() { _, _ = io.Copy(io.Discard, peer) }() // what the adapter answers
 		go func() {

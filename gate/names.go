@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/rpc"
@@ -52,20 +50,14 @@ func unregisterIfMine(ctx context.Context, n *actor.Node, name string, pid actor
 }
 
 // ParseSessionID returns the PID of the session actor a session ID names.
+// A session ID is its PID's String: "1.1.1/3", or "1.1.1/3.1" for the
+// session after it in the same slot (see actor.PID.String).
 func ParseSessionID(id string) (actor.PID, error) {
-	a, serial, ok := strings.Cut(id, "/")
-	if !ok {
-		return actor.PID{}, rpc.Errorf(rpc.InvalidArgument, "session ID %q is not of the form node/serial", id)
-	}
-	addr, err := actor.ParseAddr(a)
+	pid, err := actor.ParsePID(id)
 	if err != nil {
-		return actor.PID{}, rpc.Errorf(rpc.InvalidArgument, "session ID %q: %v", id, err)
+		return actor.PID{}, rpc.Errorf(rpc.InvalidArgument, "session ID %q is not of the form node/slot or node/slot.generation: %v", id, err)
 	}
-	s, err := strconv.ParseUint(serial, 10, 64)
-	if err != nil || s == 0 {
-		return actor.PID{}, rpc.Errorf(rpc.InvalidArgument, "session ID %q: bad serial", id)
-	}
-	return actor.PID{Node: addr, Serial: s}, nil
+	return pid, nil
 }
 
 // ensureGroup returns the PID of the group's actor, starting it on n when

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/gate/gatepb"
 	"github.com/guildkit/guild/rpc"
-	"github.com/guildkit/guild/wire"
 )
 
 // maxBatch bounds the frames a writer hands the connection at once.
@@ -27,9 +25,10 @@ func (g *Gateway) serve(c clientConn) {
 	s, err := g.handshake(c)
 	if err != nil {
 		g.log.Debug("gate: handshake failed", "remote", c.remoteAddr(), "listener", c.kind(), "err", err)
-		_ = c.close()
+		lingerClose(c, g.handshakeEnding(err), refusedLinger)
 		return
 	}
+	g.opened(c)
 	defer func() {
 		<-s.out.done // the session has stopped and its last frames are written
 		if s.linger != nil {
@@ -39,7 +38,7 @@ func (g *Gateway) serve(c clientConn) {
 	}()
 	pid, err := g.node.Spawn(func() actor.Actor { return s })
 	if err != nil {
-		s.out.close()
+		s.out.close(goingAway())
 		return
 	}
 	if draining, closing := g.attach(c, pid); draining {
@@ -76,7 +75,9 @@ func (g *Gateway) handshake(c clientConn) (*session, error) {
 		if err == nil {
 			_ = c.writeFrames([][]byte{b})
 		}
-		return fmt.Errorf("%v: %s", code, msg)
+		e := endingOf(code, msg)
+		e.told = true
+		return &handshakeError{e: e, err: fmt.Errorf("%v: %s", code, msg)}
 	}
 	body, err := c.read(time.Now().Add(g.lim.HandshakeTimeout))
 	if err != nil {
@@ -115,6 +116,23 @@ func (g *Gateway) handshake(c clientConn) (*session, error) {
 	return s, nil
 }
 
+// handshakeEnding returns the ending of a connection whose handshake
+// failed with err: a refusal was answered already (a HandshakeAck with
+// its code, a refusing CONNACK); a client silent past the deadline is told
+// so.
+func (g *Gateway) handshakeEnding(err error) ending {
+	var he *handshakeError
+	var ie *idleError
+	switch {
+	case errors.As(err, &he):
+		return he.e
+	case errors.As(err, &ie) || isTimeout(err):
+		return endingOf(rpc.DeadlineExceeded, fmt.Sprintf("no handshake within %v", g.lim.HandshakeTimeout))
+	}
+	e, _ := g.readEnding(err, g.lim.HandshakeTimeout)
+	return e
+}
+
 // authenticate runs the Auth hook, with a panic in it turned into an error.
 func (g *Gateway) authenticate(ctx context.Context, token string) (uid string, err error) {
 	defer func() {
@@ -145,29 +163,22 @@ func (g *Gateway) hook(f func()) {
 func (g *Gateway) readLoop(c clientConn, s *session, pid actor.PID) {
 	idle := 3 * g.lim.Heartbeat
 	bucket := newTokenBucket(g.lim.Rate, g.lim.Burst)
-	end := func(err error, code rpc.Code) {
-		_ = g.node.Send(pid, connEnded{err: err, code: uint32(code)})
+	end := func(err error) {
+		e, why := g.readEnding(err, idle)
+		_ = g.node.Send(pid, connEnded{err: why, e: e})
+	}
+	protocolError := func(err error) {
+		_ = g.node.Send(pid, connEnded{err: err, e: endingOf(rpc.InvalidArgument, err.Error())})
 	}
 	var f gatepb.Frame
 	for {
 		body, err := c.read(time.Now().Add(idle))
 		if err != nil {
-			code := rpc.Code(0)
-			switch {
-			case errors.Is(err, wire.ErrFrameTooLarge) || isWSTooBig(err):
-				code = rpc.ResourceExhausted
-				err = fmt.Errorf("frame too large (limit %d bytes)", g.lim.MaxFrame)
-			case isTimeout(err):
-				code = rpc.DeadlineExceeded
-				err = fmt.Errorf("nothing received for %v (heartbeat lost)", idle)
-			case errors.Is(err, io.EOF):
-				err = errors.New("the client closed the connection")
-			}
-			end(err, code)
+			end(err)
 			return
 		}
 		if err := gatepb.Decode(body, &f); err != nil {
-			end(err, rpc.InvalidArgument)
+			protocolError(err)
 			return
 		}
 		switch b := f.Body.(type) {
@@ -182,10 +193,10 @@ func (g *Gateway) readLoop(c clientConn, s *session, pid actor.PID) {
 			// Decoded bodies alias the read buffer: the session gets its own.
 			_ = g.node.Send(pid, &clientRequest{id: r.GetId(), route: r.GetRoute(), body: append([]byte(nil), r.GetBody()...)})
 		case *gatepb.Frame_Close:
-			end(nil, 0)
+			end(nil)
 			return
 		default:
-			end(fmt.Errorf("a client may not send a %T", b), rpc.InvalidArgument)
+			protocolError(fmt.Errorf("a client may not send a %T", b))
 			return
 		}
 	}

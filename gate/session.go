@@ -42,10 +42,10 @@ type (
 	}
 	clientHeartbeat struct{}
 	// connEnded: the connection is done (read error, client goodbye, a
-	// broken limit). err is nil for a goodbye.
+	// broken limit). err is nil for a goodbye; e says why to the client.
 	connEnded struct {
-		err  error
-		code uint32 // for a Close frame to the client, when not 0
+		err error
+		e   ending
 	}
 	// pushFrame is a push frame encoded once for several sessions.
 	pushFrame struct{ frame []byte }
@@ -96,7 +96,8 @@ type session struct {
 	userID string
 	state  map[string]string // copy-on-write: requests carry it as it is
 	groups map[string]bool
-	reason error // why the session ended, for OnClose
+	reason error  // why the session ended, for OnClose
+	bye    ending // why the session ended, for its client (see clientConn.finish)
 
 	// forwarded counts the requests sent to services and not answered
 	// yet, by the client's request ID (a client may reuse an ID).
@@ -125,9 +126,7 @@ func (s *session) Receive(c *actor.Context) {
 		}
 		s.ending = true
 		s.reason = m.err
-		if m.code != 0 && m.err != nil {
-			s.write(c, closeFrame(m.code, m.err.Error()))
-		}
+		s.bye = m.e
 		_ = c.Stop(c.Self())
 	case goAway:
 		s.goAway(c, m.now)
@@ -190,7 +189,7 @@ func (s *session) stopped(c *actor.Context) {
 	if s.g.cfg.OnClose != nil {
 		s.g.hook(func() { s.g.cfg.OnClose(s.snapshotInfo(), s.reason) })
 	}
-	s.out.close() // the writer sends what is queued, then closes the connection
+	s.out.close(s.bye) // the writer sends what is queued, then ends the connection with s.bye
 }
 
 // write encodes f and queues it for the client.
@@ -204,22 +203,22 @@ func (s *session) write(c *actor.Context, f *gatepb.Frame) {
 }
 
 // enqueue queues an encoded frame. A client whose queue is full is too
-// slow: it is cut off, and nothing waits for it.
+// slow: it is cut off (its frames waiting are dropped, and it gets only
+// the Close frame that says why, see frameQueue.cut), and nothing waits
+// for it.
 func (s *session) enqueue(c *actor.Context, frame []byte) {
 	if s.reason != nil && errors.Is(s.reason, errSlowClient) {
 		return
 	}
 	if !s.out.push(frame) {
+		s.ending = true
 		s.reason = errSlowClient
+		s.bye = slowClient(s.out.capacity())
 		s.g.log.Warn("gate: cutting off a slow client", "session", s.info.ID, "queue", s.out.capacity())
-		_ = s.conn.close()
+		s.out.cut()
 		_ = c.Stop(c.Self())
 	}
 }
-
-// errSlowClient is the close reason of a client that does not read fast
-// enough.
-var errSlowClient = errors.New("gate: the client does not read fast enough (write queue full)")
 
 func (s *session) respond(c *actor.Context, id uint64, code rpc.Code, msg string, body []byte) {
 	s.write(c, &gatepb.Frame{Body: &gatepb.Frame_Response{Response: &gatepb.Response{Id: id, Code: uint32(code), Message: msg, Body: body}}})
@@ -431,16 +430,16 @@ func (s *session) drained(c *actor.Context) {
 	}
 	s.ending = true
 	s.reason = ErrClosed
-	s.write(c, closeFrame(uint32(GoingAway), GoingAwayReason))
+	s.bye = goingAway()
 	_ = c.Stop(c.Self())
 }
 
-// finish ends the connection after the session's last frame; the writer
-// calls it. Its client gets lingerTimeout to read the last frames and
-// close its side before serve closes the connection.
-func (s *session) finish() {
+// finish ends the connection with e after the session's last frame; the
+// writer calls it. Its client gets lingerTimeout to read the last frames
+// and close its side before serve closes the connection.
+func (s *session) finish(e ending) {
 	s.linger = time.AfterFunc(lingerTimeout, func() { _ = s.conn.close() })
-	if !s.conn.finish() {
+	if !s.conn.finish(e) {
 		_ = s.conn.close()
 	}
 }
@@ -503,7 +502,7 @@ func (s *session) kick(c *actor.Context, code uint32, reason string) {
 	}
 	s.ending = true
 	s.reason = fmt.Errorf("kicked: %s", reason)
-	s.write(c, closeFrame(code, reason))
+	s.bye = endingOf(rpc.Code(code), reason)
 	_ = c.Stop(c.Self())
 }
 

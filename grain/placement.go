@@ -85,19 +85,13 @@ func hashID(id Identity) uint64 {
 	return cluster.HashMore(cluster.HashMore(cluster.HashKey(id.Kind), "/"), id.Key)
 }
 
-// parsePID parses actor.PID.String's "cluster.type.index/serial".
-func parsePID(s string) (actor.PID, error) {
-	addr, serial, ok := strings.Cut(s, "/")
-	if !ok {
-		return actor.PID{}, actor.ErrBadAddr
-	}
-	a, err := actor.ParseAddr(addr)
-	if err != nil {
-		return actor.PID{}, err
-	}
-	n, err := strconv.ParseUint(serial, 10, 64)
-	if err != nil || n == 0 {
-		return actor.PID{}, actor.ErrBadAddr
-	}
-	return actor.PID{Node: a, Serial: n}, nil
+// parsePID parses what routerText writes (actor.ParsePID, which takes
+// actor.PID.String's form too).
+func parsePID(s string) (actor.PID, error) { return actor.ParsePID(s) }
+
+// routerText is the text of a router's PID in its member's Meta: the
+// serial as one number, which every version of guild parses (a PID's
+// String writes a reused slot as slot.generation).
+func routerText(p actor.PID) string {
+	return p.Node.String() + "/" + strconv.FormatUint(p.Serial, 10)
 }

@@ -26,7 +26,7 @@ func (s *System) viewHasSelf() bool {
 // recordHasSelf reports whether rec, this node's record, lists every kind
 // this node hosts, with its router.
 func (s *System) recordHasSelf(rec cluster.Member) bool {
-	if rec.Meta[routerMeta] != s.router.String() {
+	if rec.Meta[routerMeta] != routerText(s.router) {
 		return false
 	}
 	for name := range s.kinds {

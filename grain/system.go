@@ -211,7 +211,7 @@ func (s *System) publish(ctx context.Context, on bool) error {
 		if rec.Meta == nil {
 			rec.Meta = map[string]string{}
 		}
-		rec.Meta[routerMeta] = s.router.String()
+		rec.Meta[routerMeta] = routerText(s.router)
 		var err error
 		if found {
 			err = s.members.Update(ctx, rec)

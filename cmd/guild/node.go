@@ -188,6 +188,9 @@ func serveNode(ctx context.Context, opts nodeOptions, stdout io.Writer, log *slo
 	endpoints := opts.etcd
 	if opts.master != "" {
 		e, err := etcd.StartEmbeddedConfig(etcd.EmbeddedConfig{Dir: opts.data, Listen: opts.master})
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%w (change it with -master)", err)
+		}
 		if err != nil {
 			return err
 		}
@@ -215,6 +218,9 @@ func serveNode(ctx context.Context, opts nodeOptions, stdout io.Writer, log *slo
 		Names:      m.Names(),
 		Logger:     log,
 	})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w (change it with -listen)", err)
+	}
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/guildkit/guild/actor"
@@ -195,7 +196,10 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 	if opts.TCPAddr != "-" {
 		a, err := g.ListenTCP(opts.TCPAddr, nil)
 		if err != nil {
-			return fmt.Errorf("arena: cannot listen for bots on %s (guild demo -tcp changes it): %w", opts.TCPAddr, netCause(err))
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("arena: gateway tcp listener: %s is in use (change it with guild demo -tcp)", opts.TCPAddr)
+			}
+			return fmt.Errorf("arena: gateway tcp listener, for bots, on %s (guild demo -tcp changes it): %w", opts.TCPAddr, netCause(err))
 		}
 		addrs.TCP = a.String()
 	}

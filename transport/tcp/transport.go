@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/guildkit/guild/actor"
@@ -80,7 +81,7 @@ func New(cfg Config) (*Transport, error) {
 	cfg = cfg.withDefaults()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("tcp: listen on %s: %w", cfg.Listen, err)
+		return nil, &listenError{addr: cfg.Listen, err: err}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{
@@ -574,3 +575,26 @@ func (t *Transport) connLost(c *conn, cause error) {
 	t.mu.Unlock()
 	t.cfg.Handler.PeerLost(p.addr, fmt.Errorf("%w: %v: %w", transport.ErrPeerLost, p.addr, cause))
 }
+
+// listenError is a failed listen on addr. Its message names the address
+// once ("tcp: node-to-node listener: 127.0.0.1:7946 is in use"), where
+// net's says "listen tcp ADDR" around its cause; it wraps net's error, so
+// errors.Is(err, syscall.EADDRINUSE) holds for an address in use.
+type listenError struct {
+	addr string
+	err  error
+}
+
+func (e *listenError) Error() string {
+	if errors.Is(e.err, syscall.EADDRINUSE) {
+		return fmt.Sprintf("tcp: node-to-node listener: %s is in use", e.addr)
+	}
+	cause := e.err
+	var op *net.OpError
+	if errors.As(cause, &op) && op.Err != nil {
+		cause = op.Err
+	}
+	return fmt.Sprintf("tcp: node-to-node listener on %s: %v", e.addr, cause)
+}
+
+func (e *listenError) Unwrap() error { return e.err }

@@ -1,0 +1,215 @@
+package gate
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/wire"
+)
+
+// An ending is why the gateway ends a connection, in the words of each
+// protocol: the framed protocol's Close frame (code and reason), the
+// WebSocket close status, and the MQTT 5 DISCONNECT reason code. Every
+// way a connection ends that the gateway chooses has one, so that the
+// client is told why (docs/PROTOCOL.md, section 3.6). The session decides
+// it; the connection says it after the last frames (clientConn.finish).
+type ending struct {
+	// code is the Close frame's code; 0 for a clean end (the client's
+	// goodbye, or the client closed the connection), which has no Close
+	// frame.
+	code   rpc.Code
+	reason string
+	// ws is the WebSocket close status: 1000 for a clean end.
+	ws websocket.StatusCode
+	// mqtt is the MQTT 5 DISCONNECT reason code; 0 for none.
+	mqtt byte
+	// told: the client was told already, in its own protocol's terms (a
+	// refusing HandshakeAck or CONNACK): no Close frame or DISCONNECT
+	// follows, and MQTT over WebSocket closes with 1000.
+	told bool
+	// refuse: the gateway refuses the connection before its handshake
+	// (full, or shutting down): an MQTT client's CONNECT is awaited
+	// briefly, to answer it with a refusing CONNACK.
+	refuse bool
+}
+
+// clean is the ending of a connection that its client ended: no Close
+// frame, WebSocket 1000.
+var clean = ending{ws: websocket.StatusNormalClosure}
+
+// endingOf returns the ending for a Close frame with code and reason, in
+// the usual terms of each protocol; see the functions below for the
+// endings that differ.
+func endingOf(code rpc.Code, reason string) ending {
+	return ending{code: code, reason: reason, ws: wsStatus(code), mqtt: mqttDisconnectCode(code).Code}
+}
+
+// wsStatus is the WebSocket close status for a Close frame's code: the
+// protocol's own status where one fits (1001 going away, 1002 protocol
+// error, 1009 too big), otherwise 4000 plus the code (4004 heartbeat lost,
+// 4006 logged in elsewhere, 4007 kicked, 4016 unauthenticated), and 1008
+// (policy violation) for a game's code from 1000 up, which does not fit in
+// the private range.
+func wsStatus(code rpc.Code) websocket.StatusCode {
+	switch code {
+	case rpc.OK:
+		return websocket.StatusNormalClosure
+	case rpc.Unavailable:
+		return websocket.StatusGoingAway
+	case rpc.InvalidArgument:
+		return websocket.StatusProtocolError
+	case rpc.ResourceExhausted:
+		return websocket.StatusMessageTooBig
+	}
+	if code < 1000 {
+		return websocket.StatusCode(4000 + int(code))
+	}
+	return websocket.StatusPolicyViolation
+}
+
+// mqttDisconnectCode maps the code of a gateway's Close to an MQTT 5
+// DISCONNECT reason code.
+func mqttDisconnectCode(code rpc.Code) packets.Code {
+	switch code {
+	case rpc.AlreadyExists:
+		return packets.ErrSessionTakenOver // logged in elsewhere
+	case rpc.PermissionDenied:
+		return packets.ErrAdministrativeAction // kicked
+	case rpc.DeadlineExceeded:
+		return packets.ErrKeepAliveTimeout
+	case rpc.ResourceExhausted:
+		return packets.ErrPacketTooLarge
+	case rpc.InvalidArgument:
+		return packets.ErrProtocolViolation
+	case rpc.Unavailable:
+		return packets.ErrServerShuttingDown
+	default:
+		return packets.ErrUnspecifiedError
+	}
+}
+
+// GoingAway is the code of the Close frame that tells a client its gateway
+// is shutting down (Shutdown or Close): rpc.Unavailable, 14. It is
+// distinct from a kick (rpc.PermissionDenied) and a login elsewhere
+// (rpc.AlreadyExists). It comes after the answer to every request the
+// gateway forwarded to a service, so a request still unanswered was
+// handled by none: a client may send it again, to another gateway. MQTT 5
+// clients get DISCONNECT 0x8B (Server shutting down) instead; WebSocket
+// clients then get close status 1001 (going away).
+const GoingAway = rpc.Unavailable
+
+// GoingAwayReason is the reason of the GoingAway Close frame.
+const GoingAwayReason = "gateway shutting down"
+
+// goingAway is the ending of a session whose gateway shuts down.
+func goingAway() ending { return endingOf(GoingAway, GoingAwayReason) }
+
+// gatewayFull is the ending of a connection refused because the gateway
+// has max connections: WebSocket 1013 (try again later).
+func gatewayFull(max int) ending {
+	e := endingOf(rpc.Unavailable, fmt.Sprintf("the gateway is full (%d connections)", max))
+	e.ws = websocket.StatusTryAgainLater
+	e.mqtt = packets.ErrServerBusy.Code
+	return e
+}
+
+// slowClient is the ending of a client too slow to read its frames (its
+// write queue is full): Close{8}, WebSocket 1008 (policy violation), MQTT
+// 5 Quota exceeded (0x97).
+func slowClient(queue int) ending {
+	e := endingOf(rpc.ResourceExhausted, fmt.Sprintf("the client does not read fast enough (write queue full: %d frames)", queue))
+	e.ws = websocket.StatusPolicyViolation
+	e.mqtt = packets.ErrQuotaExceeded.Code
+	return e
+}
+
+// errSlowClient is the close reason of a client that does not read fast
+// enough.
+var errSlowClient = errors.New("gate: the client does not read fast enough (write queue full)")
+
+// idleError is a read that found nothing within the connection's idle
+// limit: 3 × Limits.Heartbeat, or 1.5 × an MQTT client's keep alive.
+type idleError struct {
+	limit     time.Duration
+	keepAlive time.Duration // the MQTT keep alive, when it set the limit
+	err       error
+}
+
+func (e *idleError) Error() string {
+	if e.keepAlive > 0 {
+		return fmt.Sprintf("nothing received for %v (keep alive %v)", e.limit, e.keepAlive)
+	}
+	return fmt.Sprintf("nothing received for %v (heartbeat lost)", e.limit)
+}
+
+func (e *idleError) Unwrap() error { return e.err }
+
+// handshakeError is a handshake that failed: refused (its client was told
+// by a HandshakeAck or a CONNACK), or broken.
+type handshakeError struct {
+	e   ending
+	err error
+}
+
+func (e *handshakeError) Error() string { return e.err.Error() }
+func (e *handshakeError) Unwrap() error { return e.err }
+
+// readEnding returns the ending for err, the error that ended a
+// connection's reads (its reader's), and the error OnClose gets (nil for a
+// goodbye, which is err nil).
+func (g *Gateway) readEnding(err error, idle time.Duration) (ending, error) {
+	if err == nil {
+		return clean, nil
+	}
+	var he *handshakeError
+	if errors.As(err, &he) {
+		return he.e, err
+	}
+	var ve *mqttViolation
+	if errors.As(err, &ve) {
+		e := endingOf(rpc.InvalidArgument, ve.reason)
+		e.mqtt = ve.code.Code
+		return e, err
+	}
+	var ie *idleError
+	switch {
+	case errors.Is(err, wire.ErrFrameTooLarge) || isWSTooBig(err):
+		err = fmt.Errorf("frame too large (limit %d bytes)", g.lim.MaxFrame)
+		return endingOf(rpc.ResourceExhausted, err.Error()), err
+	case errors.As(err, &ie):
+		return endingOf(rpc.DeadlineExceeded, ie.Error()), ie
+	case isTimeout(err):
+		ie = &idleError{limit: idle, err: err}
+		return endingOf(rpc.DeadlineExceeded, ie.Error()), ie
+	case errors.Is(err, errTextMessage):
+		e := endingOf(rpc.InvalidArgument, "a WebSocket text message (frames are binary messages)")
+		e.ws = websocket.StatusUnsupportedData
+		return e, err
+	case errors.Is(err, io.EOF) || websocket.CloseStatus(err) != -1:
+		return clean, errors.New("the client closed the connection")
+	}
+	// The connection failed (reset, closed under the reader): nobody is
+	// left to tell.
+	return clean, err
+}
+
+// wsReason returns reason cut to fit a WebSocket close frame (123 bytes),
+// on a UTF-8 boundary.
+func wsReason(reason string) string {
+	const max = 123
+	if len(reason) <= max {
+		return reason
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut]
+}
