@@ -918,13 +918,14 @@ func (c *mpCluster) checkLive(gs []*mpGrain) {
 	t.Helper()
 	var errs []error
 	applied := 0
+	// A call that fails fast (a peer lost a moment ago, a grain moving) is
+	// tried again, for 60 s in all: this reads the state, it does not time
+	// the recovery.
+	deadline := time.Now().Add(60 * time.Second)
 	for _, g := range gs {
-		// A call that fails fast (a peer lost a moment ago, a grain
-		// moving) is tried again for up to 30 s: this reads the state, it
-		// does not time the recovery.
 		var r any
 		var err error
-		for deadline := time.Now().Add(30 * time.Second); ; {
+		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			r, err = c.sys.Call(ctx, g.id, wrapperspb.String("get"))
 			cancel()
