@@ -37,7 +37,8 @@ var ErrLeaseLost = errors.New("cluster/etcd: lease lost")
 // taken what it holds) and the fence holds again. The lease is lost when
 // etcd says it no longer exists; Done is then closed and Err says why.
 //
-// A Keeper owns one goroutine, which Stop ends.
+// A Keeper owns one goroutine, and the renewals it has waiting on etcd
+// (up to four, each a goroutine of its own); Stop ends them all.
 type Keeper struct {
 	cli    *clientv3.Client
 	id     clientv3.LeaseID
@@ -144,37 +145,57 @@ func (k *Keeper) extend(sent time.Time, ttl time.Duration) {
 // that three can fail or be late before the fence lapses.
 func (k *Keeper) renewEvery() time.Duration { return max(k.ttl/4, 10*time.Millisecond) }
 
-// run is the Keeper's goroutine.
+// maxInFlight bounds the renewals a Keeper has waiting on etcd at once.
+const maxInFlight = 4
+
+// run is the Keeper's goroutine. It sends a renewal every renewEvery
+// without waiting for the previous one's answer (up to maxInFlight at
+// once): when etcd is slow, renewals overlap, and each answer that comes
+// back extends the fence from when its request was sent. A renewal waits
+// at most TTL - margin, after which its answer could not extend the fence.
 func (k *Keeper) run(ctx context.Context) {
 	defer k.wg.Done()
-	every := k.renewEvery()
-	wait := every
+	var renewals sync.WaitGroup
+	defer renewals.Wait()
+	slots := make(chan struct{}, maxInFlight)
+	t := time.NewTicker(k.renewEvery())
+	defer t.Stop()
 	for {
-		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
 		case <-t.C:
 		}
-		sent := time.Now()
-		rctx, cancel := context.WithTimeout(ctx, max(every, time.Second))
-		resp, err := k.cli.KeepAliveOnce(rctx, k.id)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err == nil && resp.TTL > 0:
-			k.extend(sent, time.Duration(resp.TTL)*time.Second)
-			wait = every
-		case err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound):
-			k.end(fmt.Errorf("%w: lease %x is gone", ErrLeaseLost, int64(k.id)))
-			return
+		select {
+		case slots <- struct{}{}:
 		default:
-			if !k.Valid() {
-				k.log.Warn("cluster/etcd: lease not renewed before its fence; retrying", "lease", fmt.Sprintf("%x", int64(k.id)), "err", err)
-			}
-			wait = min(every, 100*time.Millisecond)
+			continue // maxInFlight renewals are waiting on etcd already
+		}
+		renewals.Add(1)
+		go func() {
+			defer renewals.Done()
+			defer func() { <-slots }()
+			k.renew(ctx)
+		}()
+	}
+}
+
+// renew sends one renewal and extends the fence by its answer, or ends
+// the Keeper when etcd says the lease is gone.
+func (k *Keeper) renew(ctx context.Context) {
+	sent := time.Now()
+	rctx, cancel := context.WithTimeout(ctx, k.ttl-k.margin)
+	resp, err := k.cli.KeepAliveOnce(rctx, k.id)
+	cancel()
+	switch {
+	case ctx.Err() != nil:
+	case err == nil && resp.TTL > 0:
+		k.extend(sent, time.Duration(resp.TTL)*time.Second)
+	case err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound):
+		k.end(fmt.Errorf("%w: lease %x is gone", ErrLeaseLost, int64(k.id)))
+	default:
+		if !k.Valid() {
+			k.log.Warn("cluster/etcd: lease not renewed before its fence; retrying", "lease", fmt.Sprintf("%x", int64(k.id)), "err", err)
 		}
 	}
 }
