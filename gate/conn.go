@@ -262,6 +262,11 @@ type hijackConn struct {
 // Hijack implements http.Hijacker.
 func (h *hijackConn) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if nc != nil {
+		// The server's read and write deadlines (ReadTimeout,
+		// WriteTimeout) are not the session's: it sets its own.
+		_ = nc.SetDeadline(time.Time{})
+	}
 	h.conn = nc
 	return nc, brw, err
 }

@@ -119,12 +119,18 @@ func (g *Gateway) ListenMQTT(addr string, tlsConfig *tls.Config) (net.Addr, erro
 // example.
 func (g *Gateway) MQTTWebSocketHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		src, ok := g.httpSource(w, r)
+		if !ok {
+			return
+		}
 		hw := &hijackConn{ResponseWriter: w}
 		ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 			Subprotocols:       []string{"mqtt"},
 			InsecureSkipVerify: true,
 		})
+		src = g.upgraded(src, hw.conn)
 		if err != nil {
+			g.limits.close(src)
 			return // Accept has answered the HTTP request
 		}
 		// NetConn lifts the read limit: the packet reader enforces MaxFrame.
@@ -135,7 +141,7 @@ func (g *Gateway) MQTTWebSocketHandler() http.Handler {
 		nc := websocket.NetConn(context.WithoutCancel(g.ctx), ws, websocket.MessageBinary)
 		c := g.newMQTTConn(nc, r.RemoteAddr, "mqtt-ws")
 		c.ws, c.raw = ws, hw.conn
-		if !g.admit(c) {
+		if !g.admit(c, src) {
 			return
 		}
 		// The handler's goroutine serves the connection: net/http keeps

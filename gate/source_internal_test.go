@@ -1,0 +1,113 @@
+package gate
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/guildkit/guild/gate/gatepb"
+	"github.com/guildkit/guild/rpc"
+)
+
+func TestSourceKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.1.2.3:4567":            "s:10.1.2.3",
+		"[::ffff:10.1.2.3]:80":     "s:10.1.2.3",
+		"[2001:db8:1:2:3:4:5:6]:1": "s:2001:db8:1:2::/64",
+		"[2001:db8:1:2:ff::1]:9":   "s:2001:db8:1:2::/64",
+		"[fe80::1%eth0]:9":         "s:fe80::/64",
+		"2001:db8:1:3::1":          "s:2001:db8:1:3::/64",
+		"not an address":           "s:not an address",
+	} {
+		if got := sourceKey(in); got != want {
+			t.Errorf("sourceKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestLimitTableBounded: the table never holds more than its size plus
+// the entries held, and an entry still held keeps its bucket.
+func TestLimitTableBounded(t *testing.T) {
+	lim := Limits{}.withDefaults()
+	lim.MaxConns = 100
+	tab := newLimitTable(lim)
+	now := time.Now()
+	held, _, ok := tab.open("192.0.2.1:1", now)
+	if !ok {
+		t.Fatal("the first connection was refused")
+	}
+	for range lim.SourceBurst {
+		tab.take(held, now)
+	}
+	if tab.take(held, now) {
+		t.Fatal("an empty source bucket gave a token")
+	}
+	for i := range 10 * tab.size {
+		e, _, ok := tab.open(fmt.Sprintf("[2001:db8:%x::1]:1", i), now)
+		if !ok {
+			t.Fatalf("connection %d refused", i)
+		}
+		tab.close(e)
+		if n := tab.len(); n > tab.size+1 {
+			t.Fatalf("the table holds %d entries, size %d", n, tab.size)
+		}
+	}
+	if tab.take(held, now) {
+		t.Fatal("a held entry was dropped and refilled")
+	}
+}
+
+func TestLimitTablePerSource(t *testing.T) {
+	lim := Limits{PerSourceConns: 3, ConnRate: 1, ConnBurst: 4}.withDefaults()
+	tab := newLimitTable(lim)
+	now := time.Now()
+	var held []*limitEntry
+	for i := range 3 {
+		e, _, ok := tab.open(fmt.Sprintf("192.0.2.1:%d", i), now)
+		if !ok {
+			t.Fatalf("connection %d refused", i)
+		}
+		held = append(held, e)
+	}
+	if _, e, ok := tab.open("192.0.2.1:9", now); ok || e.code != rpc.ResourceExhausted {
+		t.Fatalf("a fourth connection: ok %v, ending %+v", ok, e)
+	}
+	if _, _, ok := tab.open("192.0.2.2:9", now); !ok {
+		t.Fatal("another address was refused")
+	}
+	tab.close(held[0])
+	tab.close(held[1])
+	if _, _, ok := tab.open("192.0.2.1:9", now); !ok {
+		t.Fatal("refused after a close")
+	}
+	// 4 taken of the burst: the rate now refuses.
+	_, e, ok := tab.open("192.0.2.1:10", now)
+	if ok || e.reason == "" || e.mqtt != 0x9F {
+		t.Fatalf("over the connection rate: ok %v, ending %+v", ok, e)
+	}
+	if _, _, ok := tab.open("192.0.2.1:10", now.Add(1100*time.Millisecond)); !ok {
+		t.Fatal("refused a second later")
+	}
+}
+
+func TestRateLimitedFrame(t *testing.T) {
+	g := &Gateway{rateTail: rateLimitedTail(Limits{}.withDefaults())}
+	for _, id := range []uint64{0, 1, 300, 1 << 40} {
+		var f gatepb.Frame
+		if err := gatepb.Decode(g.rateLimitedFrame(id), &f); err != nil {
+			t.Fatal(err)
+		}
+		r := f.GetResponse()
+		if r.GetId() != id || r.GetCode() != uint32(rpc.ResourceExhausted) || r.GetMessage() != "rate limited: 50 requests per second, bursts of 100" {
+			t.Fatalf("id %d: %v", id, r)
+		}
+	}
+}
+
+func BenchmarkRateLimitedFrame(b *testing.B) {
+	g := &Gateway{rateTail: rateLimitedTail(Limits{}.withDefaults())}
+	b.ReportAllocs()
+	for i := range b.N {
+		_ = g.rateLimitedFrame(uint64(i))
+	}
+}
