@@ -139,6 +139,13 @@ type Limits struct {
 	// LoginTimeout closes a session not bound to a user this long after
 	// its handshake, with Close{16}. Default 60s; negative: never.
 	LoginTimeout time.Duration
+	// LimitLoopback applies the per-source limits (PerSourceConns,
+	// ConnRate, SourceRate) to loopback addresses (127.0.0.0/8, ::1) too.
+	// By default they are exempt: behind a reverse proxy on the same host
+	// every client comes from 127.0.0.1, and so does a load test run on
+	// the gateway's machine (guild bot). The per-user and per-session
+	// limits apply to every address.
+	LimitLoopback bool
 	// MaxRefused closes a session that has more than this many requests
 	// (or heartbeats) refused by the rate limits within 10 seconds, with
 	// Close{8}. Default 100; negative: never.

@@ -26,7 +26,9 @@ import (
 )
 
 // hostileIP is the source address of the hostile clients of these tests;
-// the good ones connect from 127.0.0.1, another source.
+// the good ones connect from 127.0.0.1, another source. Tests of the
+// per-source limits set Limits.LimitLoopback: loopback is exempt by
+// default.
 const hostileIP = "127.0.0.2"
 
 // rawDialFrom is rawDial from the address ip.
@@ -72,7 +74,7 @@ func goodClient(t *testing.T, url string) *client.Client {
 // connections; the next is refused before its handshake with Close{8},
 // while another address connects; a slot freed is taken again.
 func TestSourceConnectionCap(t *testing.T) {
-	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, Limits: gate.Limits{PerSourceConns: 2}})
+	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, Limits: gate.Limits{PerSourceConns: 2, LimitLoopback: true}})
 	var held []*rawConn
 	for range 2 {
 		r := rawDialFrom(t, f.addr, hostileIP)
@@ -97,7 +99,7 @@ func TestSourceConnectionCap(t *testing.T) {
 // connections at once, then ConnRate a second; beyond, Close{8} before the
 // handshake, while another address connects.
 func TestSourceConnectionRate(t *testing.T) {
-	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, Limits: gate.Limits{ConnRate: 0.1, ConnBurst: 3}})
+	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, Limits: gate.Limits{ConnRate: 0.1, ConnBurst: 3, LimitLoopback: true}})
 	for range 3 {
 		r := rawDialFrom(t, f.addr, hostileIP)
 		r.handshake()
@@ -112,7 +114,7 @@ func TestSourceConnectionRate(t *testing.T) {
 // counts toward its source's limit from its accept, before any request:
 // one more is answered 429 with the reason; another address upgrades.
 func TestWebSocketSourceLimits(t *testing.T) {
-	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, Limits: gate.Limits{PerSourceConns: 1}})
+	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, Limits: gate.Limits{PerSourceConns: 1, LimitLoopback: true}})
 	ws, err := f.g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -341,7 +343,7 @@ func TestRateLimitKeptAcrossReconnects(t *testing.T) {
 	f := startOneNode(t, gate.Config{
 		Public: []string{"chat.Echo"},
 		Auth:   func(_ context.Context, token string) (string, error) { return token, nil },
-		Limits: gate.Limits{Rate: 20, Burst: 10, SourceRate: 20, SourceBurst: 10, ConnRate: -1},
+		Limits: gate.Limits{Rate: 20, Burst: 10, SourceRate: 20, SourceBurst: 10, ConnRate: -1, LimitLoopback: true},
 	})
 	good := goodClient(t, f.url)
 	start := time.Now()

@@ -57,7 +57,9 @@
 // Some limits outlive a connection, in a bounded table: per source
 // address (an IPv4 address, or an IPv6 /64) the connections open and the
 // rate of new ones, and the request rate of its sessions not logged in;
-// per user the request rate, so that reconnecting does not refill it.
+// per user the request rate, so that reconnecting does not refill it
+// (loopback addresses are exempt from the per-source limits unless
+// Limits.LimitLoopback is set).
 // Heartbeats have a bucket of their own; a refused request costs the
 // gateway one small frame, and a session refused too often is closed. A
 // session that does not log in within LoginTimeout is closed. The

@@ -102,6 +102,16 @@ func sourceKey(remote string) string {
 	return "s:" + p.String()
 }
 
+// isLoopback reports whether remote ("host:port") is a loopback address.
+func isLoopback(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
 // userKey returns the key of a user's entry.
 func userKey(uid string) string { return "u:" + uid }
 
@@ -148,6 +158,9 @@ func (t *limitTable) sweepLocked(now time.Time) {
 // source's entry, to give back with close, or the ending that refuses the
 // connection.
 func (t *limitTable) open(remote string, now time.Time) (*limitEntry, ending, bool) {
+	if !t.lim.LimitLoopback && isLoopback(remote) {
+		return nil, ending{}, true
+	}
 	key := sourceKey(remote)
 	t.mu.Lock()
 	defer t.mu.Unlock()

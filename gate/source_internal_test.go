@@ -90,6 +90,21 @@ func TestLimitTablePerSource(t *testing.T) {
 	}
 }
 
+// TestLoopbackExempt: loopback addresses escape the per-source limits
+// unless LimitLoopback is set.
+func TestLoopbackExempt(t *testing.T) {
+	for _, limit := range []bool{false, true} {
+		tab := newLimitTable(Limits{PerSourceConns: 1, LimitLoopback: limit}.withDefaults())
+		now := time.Now()
+		for _, addr := range []string{"127.0.0.1:1", "[::1]:1"} {
+			tab.open(addr, now)
+			if _, _, ok := tab.open(addr, now); ok == limit {
+				t.Errorf("LimitLoopback %v: a second connection from %s: ok %v", limit, addr, ok)
+			}
+		}
+	}
+}
+
 func TestRateLimitedFrame(t *testing.T) {
 	g := &Gateway{rateTail: rateLimitedTail(Limits{}.withDefaults())}
 	for _, id := range []uint64{0, 1, 300, 1 << 40} {
