@@ -441,3 +441,19 @@ func TestCloseReasonsOfFrames(t *testing.T) {
 	slow.write(append(binary.BigEndian.AppendUint32(nil, 100), 1, 2, 3))
 	slow.closeReason(rpc.DeadlineExceeded, "a frame did not arrive whole in time (7 of 104 bytes): a frame must arrive whole within the read deadline, 900ms")
 }
+
+// TestSourceLimitEveryListener: a source over its connection limit is
+// refused before its handshake on every stream listener, each in its own
+// terms: Close{8} on TCP and KCP, CONNACK 0x97 (Quota exceeded) on MQTT.
+func TestSourceLimitEveryListener(t *testing.T) {
+	env := startEndEnv(t, gate.Limits{PerSourceConns: 1, LimitLoopback: true})
+	dialFramed(t, env, "tcp", "first")
+	env.session(t, "first")
+	const reason = "too many connections from your address (limit 1)"
+	for kind, code := range map[string]int{"tcp": int(rpc.ResourceExhausted), "kcp": int(rpc.ResourceExhausted), "mqtt": 0x97} {
+		got := connectEnd(t, env, kind, true, "u:late")
+		if got.code != code || !strings.Contains(got.reason, reason) {
+			t.Errorf("%s: got %v, want code %d with %q", kind, got, code, reason)
+		}
+	}
+}

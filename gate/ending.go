@@ -38,6 +38,9 @@ type ending struct {
 	// (full, or shutting down): an MQTT client's CONNECT is awaited
 	// briefly, to answer it with a refusing CONNACK.
 	refuse bool
+	// connack is the MQTT 5 CONNACK reason code of such a refusal; 0 for
+	// Server unavailable (0x88).
+	connack byte
 }
 
 // clean is the ending of a connection that its client ended: no Close

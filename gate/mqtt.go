@@ -254,7 +254,7 @@ func (g *Gateway) newMQTTConn(nc net.Conn, remote, network string) *mqttConn {
 // CONNACK), with e's status and reason otherwise (MQTT 3.1.1, or no
 // CONNECT yet).
 func (c *mqttConn) finish(e ending) bool {
-	if e.refuse && !c.connected && c.refuseUnread(e.reason) {
+	if e.refuse && !c.connected && c.refuseUnread(e.connack, e.reason) {
 		e.told = true
 	}
 	c.mu.Lock()
@@ -862,9 +862,9 @@ func (c *mqttConn) deliverLocked(topic string, payload []byte, user []packets.Us
 
 // refuseUnread answers a connection that the gateway refuses before its
 // CONNECT was read (admit, before any reader runs): it waits at most a
-// second for the CONNECT and answers Server unavailable with reason. It
-// reports whether it answered.
-func (c *mqttConn) refuseUnread(reason string) bool {
+// second for the CONNECT and answers code (Server unavailable when 0)
+// with reason. It reports whether it answered.
+func (c *mqttConn) refuseUnread(code byte, reason string) bool {
 	if err := c.setReadDeadline(time.Now().Add(min(c.hsTimeout, time.Second))); err != nil {
 		return false
 	}
@@ -877,7 +877,11 @@ func (c *mqttConn) refuseUnread(reason string) bool {
 		return false
 	}
 	c.mu.Lock()
-	c.writeConnackLocked(pk.ProtocolVersion, packets.ErrServerUnavailable, reason)
+	rc := packets.ErrServerUnavailable
+	if code != 0 {
+		rc = packets.Code{Code: code, Reason: reason}
+	}
+	c.writeConnackLocked(pk.ProtocolVersion, rc, reason)
 	c.done = true
 	c.unlock()
 	return true

@@ -227,7 +227,7 @@ func sourceFull(n int) ending {
 	e := endingOf(rpc.ResourceExhausted, fmt.Sprintf("too many connections from your address (limit %d)", n))
 	e.ws = websocket.StatusTryAgainLater
 	e.mqtt = packets.ErrQuotaExceeded.Code
-	e.refuse = true
+	e.refuse, e.connack = true, packets.ErrQuotaExceeded.Code
 	return e
 }
 
@@ -238,6 +238,6 @@ func sourceRate(rate float64, burst int) ending {
 	e := endingOf(rpc.ResourceExhausted, fmt.Sprintf("your address opens connections too fast (limit %g per second, bursts of %d)", rate, burst))
 	e.ws = websocket.StatusTryAgainLater
 	e.mqtt = packets.ErrConnectionRateExceeded.Code
-	e.refuse = true
+	e.refuse, e.connack = true, packets.ErrConnectionRateExceeded.Code
 	return e
 }
