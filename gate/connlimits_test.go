@@ -457,3 +457,39 @@ func TestSourceLimitEveryListener(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRefusedRequest: the gateway's cost of a request refused by the
+// rate limit, end to end on one connection (requests pipelined in batches
+// of 100), against BenchmarkAcceptedRequest's the same way.
+func BenchmarkRefusedRequest(b *testing.B) {
+	benchRequests(b, gate.Limits{Rate: 1e-9, Burst: 1, MaxRefused: -1}, rpc.ResourceExhausted)
+}
+
+// BenchmarkAcceptedRequest: see BenchmarkRefusedRequest.
+func BenchmarkAcceptedRequest(b *testing.B) {
+	benchRequests(b, gate.Limits{Rate: 1e9, Burst: 1 << 30}, rpc.OK)
+}
+
+func benchRequests(b *testing.B, lim gate.Limits, want rpc.Code) {
+	f := startOneNode(b, gate.Config{Public: []string{"chat.Echo"}, Limits: lim})
+	r := rawDial(b, f.addr)
+	r.handshake()
+	if want != rpc.OK { // spend the burst
+		r.send(requestFrame(1, "chat.Echo", "x"))
+		r.mustNext()
+	}
+	var batch []byte
+	for i := range 100 {
+		batch, _ = gatepb.AppendStream(batch, requestFrame(uint64(i+2), "chat.Echo", "x"))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n += 100 {
+		r.write(batch)
+		for range 100 {
+			if c := rpc.Code(r.mustNext().GetResponse().GetCode()); c != want {
+				b.Fatalf("code %v, want %v", c, want)
+			}
+		}
+	}
+}
