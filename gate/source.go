@@ -21,14 +21,18 @@ import (
 //
 // Its mutex is a leaf: nothing is called under it. The table is bounded:
 // an entry nobody holds whose buckets are full again is the same as no
-// entry, and is dropped when the table reaches its size (sweep); past it,
-// entries nobody holds are dropped, fullest first not guaranteed (the
-// map's order), so the table holds at most its size plus the entries held
-// by live connections (two each at most).
+// entry, and is dropped when the table reaches its size (sweep); then,
+// while it is still above three quarters of its size, other entries
+// nobody holds are dropped too (in the map's order). Entries held by live
+// connections (two each at most: source and user) stay, so the table
+// holds at most its size or, when the held ones are more, them plus a
+// quarter of its size: the next sweep waits for that much growth, so
+// that a table full of held entries is not swept on every new key.
 type limitTable struct {
 	mu      sync.Mutex
 	entries map[string]*limitEntry
 	size    int
+	sweepAt int // sweep when the table reaches this many entries
 	lim     Limits
 }
 
@@ -78,7 +82,8 @@ func (b *bucket) full(now time.Time) bool {
 }
 
 func newLimitTable(lim Limits) *limitTable {
-	return &limitTable{entries: make(map[string]*limitEntry), size: max(1024, 2*lim.MaxConns), lim: lim}
+	size := max(1024, 2*lim.MaxConns)
+	return &limitTable{entries: make(map[string]*limitEntry), size: size, sweepAt: size, lim: lim}
 }
 
 // sourceKey returns the source of a remote address ("host:port", or a
@@ -119,8 +124,9 @@ func userKey(uid string) string { return "u:" + uid }
 func (t *limitTable) getLocked(key string, now time.Time, source bool) *limitEntry {
 	e := t.entries[key]
 	if e == nil {
-		if len(t.entries) >= t.size {
+		if len(t.entries) >= t.sweepAt {
 			t.sweepLocked(now)
+			t.sweepAt = max(t.size, len(t.entries)+t.size/4)
 		}
 		e = &limitEntry{key: key}
 		if source {

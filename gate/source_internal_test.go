@@ -55,6 +55,20 @@ func TestLimitTableBounded(t *testing.T) {
 	if tab.take(held, now) {
 		t.Fatal("a held entry was dropped and refilled")
 	}
+	// Held entries beyond the size: the table grows by them plus at most
+	// a quarter of its size.
+	for i := range 2 * tab.size {
+		if _, _, ok := tab.open(fmt.Sprintf("198.51.%d.%d:1", i>>8, i&255), now); !ok {
+			t.Fatalf("connection %d refused", i)
+		}
+	}
+	for i := range tab.size {
+		e, _, _ := tab.open(fmt.Sprintf("[2001:db8:%x::1]:1", i), now)
+		tab.close(e)
+		if n := tab.len(); n > 2*tab.size+1+tab.size/4+1 {
+			t.Fatalf("the table holds %d entries, %d held, size %d", n, 2*tab.size+1, tab.size)
+		}
+	}
 }
 
 func TestLimitTablePerSource(t *testing.T) {
