@@ -34,13 +34,14 @@ type Gateway struct {
 	client *rpc.Client
 	public map[string]bool
 	// loginHint ends a "log in first" refusal: the public routes, sorted.
-	loginHint string
-	rateTail  []byte    // the end of a rate-limit refusal (see rateLimitedFrame)
-	hub       actor.PID // the gateway actor: pushes to several sessions
-	ctx       context.Context
-	cancel    context.CancelFunc
-	limits    *limitTable  // per source and per user, across connections
-	refusing  atomic.Int32 // refused connections lingering (see refuse)
+	loginHint  string
+	rateTail   []byte    // the end of a rate-limit refusal (see rateLimitedFrame)
+	sourceTail []byte    // the same for the source's rate before login
+	hub        actor.PID // the gateway actor: pushes to several sessions
+	ctx        context.Context
+	cancel     context.CancelFunc
+	limits     *limitTable  // per source and per user, across connections
+	refusing   atomic.Int32 // refused connections lingering (see refuse)
 
 	mu        sync.Mutex
 	draining  bool                     // Shutdown or Close began: no new connections
@@ -126,7 +127,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.public[r] = true
 	}
 	g.loginHint = loginHint(g.public)
-	g.rateTail = rateLimitedTail(g.lim)
+	g.rateTail, g.sourceTail = rateLimitedTail(g.lim), sourceLimitedTail(g.lim)
 	hub, err := startHub(ctx, g)
 	if err != nil {
 		cancel()

@@ -226,14 +226,14 @@ func (g *Gateway) readLoop(c clientConn, s *session, src *limitEntry, pid actor.
 		case *gatepb.Frame_Request:
 			r := b.Request
 			now := time.Now()
-			var ok bool
+			ok, tail := true, g.rateTail
 			if u := s.limUser.Load(); u != nil {
 				ok = g.limits.take(u, now)
-			} else {
-				ok = own.take(now) && (src == nil || g.limits.take(src, now))
+			} else if ok = own.take(now); ok && src != nil {
+				ok, tail = g.limits.take(src, now), g.sourceTail
 			}
 			if !ok {
-				_ = g.node.Send(pid, refusedRequest{frame: g.rateLimitedFrame(r.GetId())})
+				_ = g.node.Send(pid, refusedRequest{frame: rateLimitedFrame(r.GetId(), tail)})
 				if refused(now) {
 					return
 				}
@@ -287,23 +287,34 @@ func tooManyRefused(max int) ending {
 }
 
 // rateLimitedFrame returns the Response frame that refuses request id for
-// the rate limit, appended by hand to the gateway's precomputed tail
-// (code and message): a refusal costs one small allocation, no
-// protobuf marshalling.
-func (g *Gateway) rateLimitedFrame(id uint64) []byte {
-	n := 1 + protowire.SizeVarint(id) + len(g.rateTail)
+// a rate limit, appended by hand to one of the gateway's precomputed
+// tails (code and message: rateTail, sourceTail): a refusal costs one
+// small allocation, no protobuf marshalling.
+func rateLimitedFrame(id uint64, tail []byte) []byte {
+	n := 1 + protowire.SizeVarint(id) + len(tail)
 	b := make([]byte, 0, 1+protowire.SizeVarint(uint64(n))+n)
 	b = protowire.AppendTag(b, 5, protowire.BytesType) // Frame.response
 	b = protowire.AppendVarint(b, uint64(n))
 	b = protowire.AppendTag(b, 1, protowire.VarintType) // Response.id
 	b = protowire.AppendVarint(b, id)
-	return append(b, g.rateTail...)
+	return append(b, tail...)
 }
 
-// rateLimitedTail encodes the code and message fields of a rate-limit
-// refusal's Response.
+// rateLimitedTail encodes the code and message fields of the Response
+// that refuses a request over the session's or user's rate (Rate, Burst).
 func rateLimitedTail(lim Limits) []byte {
-	msg := fmt.Sprintf("rate limited: %g requests per second, bursts of %d", lim.Rate, lim.Burst)
+	return refusalTail(fmt.Sprintf("rate limited: %g requests per second, bursts of %d", lim.Rate, lim.Burst))
+}
+
+// sourceLimitedTail is rateLimitedTail for the source's rate before login
+// (SourceRate, SourceBurst).
+func sourceLimitedTail(lim Limits) []byte {
+	return refusalTail(fmt.Sprintf("rate limited: your address's sessions not logged in: %g requests per second, bursts of %d", lim.SourceRate, lim.SourceBurst))
+}
+
+// refusalTail encodes a ResourceExhausted code and msg as the end of a
+// Response.
+func refusalTail(msg string) []byte {
 	b := protowire.AppendTag(nil, 2, protowire.VarintType) // Response.code
 	b = protowire.AppendVarint(b, uint64(rpc.ResourceExhausted))
 	b = protowire.AppendTag(b, 3, protowire.BytesType) // Response.message

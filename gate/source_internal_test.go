@@ -120,23 +120,28 @@ func TestLoopbackExempt(t *testing.T) {
 }
 
 func TestRateLimitedFrame(t *testing.T) {
-	g := &Gateway{rateTail: rateLimitedTail(Limits{}.withDefaults())}
-	for _, id := range []uint64{0, 1, 300, 1 << 40} {
-		var f gatepb.Frame
-		if err := gatepb.Decode(g.rateLimitedFrame(id), &f); err != nil {
-			t.Fatal(err)
-		}
-		r := f.GetResponse()
-		if r.GetId() != id || r.GetCode() != uint32(rpc.ResourceExhausted) || r.GetMessage() != "rate limited: 50 requests per second, bursts of 100" {
-			t.Fatalf("id %d: %v", id, r)
+	lim := Limits{}.withDefaults()
+	for tail, msg := range map[string]string{
+		string(rateLimitedTail(lim)):   "rate limited: 50 requests per second, bursts of 100",
+		string(sourceLimitedTail(lim)): "rate limited: your address's sessions not logged in: 200 requests per second, bursts of 400",
+	} {
+		for _, id := range []uint64{0, 1, 300, 1 << 40} {
+			var f gatepb.Frame
+			if err := gatepb.Decode(rateLimitedFrame(id, []byte(tail)), &f); err != nil {
+				t.Fatal(err)
+			}
+			r := f.GetResponse()
+			if r.GetId() != id || r.GetCode() != uint32(rpc.ResourceExhausted) || r.GetMessage() != msg {
+				t.Fatalf("id %d: %v", id, r)
+			}
 		}
 	}
 }
 
 func BenchmarkRateLimitedFrame(b *testing.B) {
-	g := &Gateway{rateTail: rateLimitedTail(Limits{}.withDefaults())}
+	tail := rateLimitedTail(Limits{}.withDefaults())
 	b.ReportAllocs()
 	for i := range b.N {
-		_ = g.rateLimitedFrame(uint64(i))
+		_ = rateLimitedFrame(uint64(i), tail)
 	}
 }
