@@ -247,7 +247,9 @@ func (g *Gateway) ListenWebSocket(addr, path string, tlsConfig *tls.Config) (net
 
 // WebSocketHandler returns the http.Handler that upgrades requests to
 // WebSocket sessions, to mount on a server of your own (beside the game's
-// web page, say).
+// web page, say): HTTPServer makes one with the gateway's HTTP limits. On
+// another server, the handler checks the source's limits (PerSourceConns,
+// ConnRate) when a request arrives, and answers 429 over them.
 func (g *Gateway) WebSocketHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		src, ok := g.httpSource(w, r)

@@ -116,7 +116,7 @@ func (g *Gateway) ListenMQTT(addr string, tlsConfig *tls.Config) (net.Addr, erro
 // MQTTWebSocketHandler returns the http.Handler that serves MQTT over
 // WebSocket (subprotocol "mqtt"; binary messages carry the MQTT packets,
 // as a byte stream), to mount on a server of your own, at "/mqtt" for
-// example.
+// example (see HTTPServer and WebSocketHandler for the limits).
 func (g *Gateway) MQTTWebSocketHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		src, ok := g.httpSource(w, r)
