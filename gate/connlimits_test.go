@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/gatepb"
@@ -491,5 +493,35 @@ func benchRequests(b *testing.B, lim gate.Limits, want rpc.Code) {
 				b.Fatalf("code %v, want %v", c, want)
 			}
 		}
+	}
+}
+
+// TestWebSocketHandlerOwnServer: the WebSocket handler mounted on a server
+// of the caller's own checks its source's limits at the request: over
+// them, 429 with the reason, before the upgrade.
+func TestWebSocketHandlerOwnServer(t *testing.T) {
+	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, Limits: gate.Limits{PerSourceConns: 1, LimitLoopback: true}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", f.g.WebSocketHandler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: waitTimeout}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		<-served
+	})
+	url := "ws://" + ln.Addr().String() + "/ws"
+	goodClient(t, url)
+	_, resp, err := websocket.Dial(testCtx(t), url, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a second WebSocket from the address: %v, %v; want 429", resp, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), "too many connections from your address (limit 1)") {
+		t.Fatalf("429 %q, want the reason", body)
 	}
 }
