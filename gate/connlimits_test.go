@@ -525,3 +525,35 @@ func TestWebSocketHandlerOwnServer(t *testing.T) {
 		t.Fatalf("429 %q, want the reason", body)
 	}
 }
+
+// TestWebSocketFailedUpgradeKeepsCount: a connection whose upgrade
+// request fails (not a WebSocket handshake) still counts toward its
+// source's limit on the gateway's HTTP server: its next request, a real
+// upgrade, does not escape it.
+func TestWebSocketFailedUpgradeKeepsCount(t *testing.T) {
+	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, Limits: gate.Limits{PerSourceConns: 1, LimitLoopback: true}})
+	ws, err := f.g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := dialFrom(t, ws.String(), hostileIP)
+	_ = nc.SetDeadline(time.Now().Add(waitTimeout))
+	if _, err := nc.Write([]byte("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		t.Fatal("a plain GET was upgraded")
+	}
+	// The first connection, alive (keep-alive), still holds the slot.
+	nc2 := dialFrom(t, ws.String(), hostileIP)
+	_ = nc2.SetDeadline(time.Now().Add(waitTimeout))
+	resp, err = http.ReadResponse(bufio.NewReader(nc2), nil)
+	if err != nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a second connection from the address: %v %v, want 429", resp, err)
+	}
+}

@@ -128,15 +128,26 @@ func (g *Gateway) httpSource(w http.ResponseWriter, r *http.Request) (*limitEntr
 	return src, true
 }
 
-// upgraded settles the source entry of a WebSocket request after the
+// upgraded settles the source entry of WebSocket request r after the
 // upgrade: hijacked (nc non-nil), the session holds it; otherwise
-// (Accept refused the request) it is given back, and the connection, which
-// may live on as an HTTP one, still counts toward MaxConns when it is one
-// of the gateway's.
-func (g *Gateway) upgraded(src *limitEntry, nc net.Conn) *limitEntry {
-	if nc == nil {
-		g.limits.close(src)
-		return nil
+// (Accept refused the request) it goes back to the connection, which may
+// live on as an HTTP one, when it is one of the gateway's servers', or to
+// the table.
+func (g *Gateway) upgraded(src *limitEntry, nc net.Conn, r *http.Request) *limitEntry {
+	if nc != nil {
+		return src
 	}
-	return src
+	if own, ok := r.Context().Value(httpConnKey{g}).(net.Conn); ok {
+		g.mu.Lock()
+		_, open := g.httpConns[own]
+		if open {
+			g.httpConns[own] = src
+		}
+		g.mu.Unlock()
+		if open {
+			return nil
+		}
+	}
+	g.limits.close(src)
+	return nil
 }

@@ -128,7 +128,7 @@ func (g *Gateway) MQTTWebSocketHandler() http.Handler {
 			Subprotocols:       []string{"mqtt"},
 			InsecureSkipVerify: true,
 		})
-		src = g.upgraded(src, hw.conn)
+		src = g.upgraded(src, hw.conn, r)
 		if err != nil {
 			g.limits.close(src)
 			return // Accept has answered the HTTP request
