@@ -231,6 +231,10 @@ func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log 
 			MaxFrame: l.MaxFrame, HandshakeTimeout: l.HandshakeTimeout, Heartbeat: l.Heartbeat,
 			RequestTimeout: l.RequestTimeout, Rate: l.Rate, Burst: l.Burst,
 			WriteQueue: l.WriteQueue, MaxConns: l.MaxConns,
+			MaxHeaderBytes: l.MaxHeaderBytes, HTTPIdleTimeout: l.HTTPIdleTimeout,
+			PerSourceConns: l.PerSourceConns, ConnRate: l.ConnRate, ConnBurst: l.ConnBurst,
+			SourceRate: l.SourceRate, SourceBurst: l.SourceBurst, LimitLoopback: l.LimitLoopback,
+			LoginTimeout: l.LoginTimeout, MaxRefused: l.MaxRefused,
 		},
 		Logger: log.With("gateway", true),
 	})

@@ -222,6 +222,30 @@ type Limits struct {
 	WriteQueue int `yaml:"write_queue"`
 	// MaxConns bounds the gateway's connections (10000).
 	MaxConns int `yaml:"max_conns"`
+	// MaxHeaderBytes bounds an HTTP request's header on the gateway's
+	// WebSocket listeners (8 KiB).
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// HTTPIdleTimeout closes an idle HTTP keep-alive connection (30s).
+	HTTPIdleTimeout time.Duration `yaml:"http_idle_timeout"`
+	// PerSourceConns bounds the connections of one address (128;
+	// negative: none).
+	PerSourceConns int `yaml:"per_source_conns"`
+	// ConnRate and ConnBurst bound the new connections of one address
+	// (10 per second, bursts of 64; a negative rate: none).
+	ConnRate  float64 `yaml:"conn_rate"`
+	ConnBurst int     `yaml:"conn_burst"`
+	// SourceRate and SourceBurst bound the requests of one address's
+	// sessions not logged in, together (200, 400; a negative rate: none).
+	SourceRate  float64 `yaml:"source_rate"`
+	SourceBurst int     `yaml:"source_burst"`
+	// LimitLoopback applies the per-source limits to loopback addresses.
+	LimitLoopback bool `yaml:"limit_loopback"`
+	// LoginTimeout closes a session not logged in this long after its
+	// handshake (60s; negative: never).
+	LoginTimeout time.Duration `yaml:"login_timeout"`
+	// MaxRefused closes a session with more requests refused by the rate
+	// limits within 10 s (100; negative: never).
+	MaxRefused int `yaml:"max_refused"`
 }
 
 // Defaults that Load fills in.

@@ -237,7 +237,9 @@ func (v *validator) gateway(p string, g *Gateway, ls []listener, hostType map[st
 		{"max_frame", l.MaxFrame < 0}, {"handshake_timeout", l.HandshakeTimeout < 0},
 		{"heartbeat", l.Heartbeat < 0}, {"request_timeout", l.RequestTimeout < 0},
 		{"rate", l.Rate < 0}, {"burst", l.Burst < 0}, {"write_queue", l.WriteQueue < 0},
-		{"max_conns", l.MaxConns < 0},
+		{"max_conns", l.MaxConns < 0}, {"max_header_bytes", l.MaxHeaderBytes < 0},
+		{"http_idle_timeout", l.HTTPIdleTimeout < 0}, {"conn_burst", l.ConnBurst < 0},
+		{"source_burst", l.SourceBurst < 0},
 	} {
 		if f.neg {
 			v.fail(p+".limits."+f.key, "negative")

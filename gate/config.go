@@ -25,6 +25,15 @@ const (
 	DefaultBurst            = 100
 	DefaultWriteQueue       = 256
 	DefaultMaxConns         = 10000
+	DefaultMaxHeaderBytes   = 8 << 10
+	DefaultHTTPIdleTimeout  = 30 * time.Second
+	DefaultPerSourceConns   = 128
+	DefaultConnRate         = 10
+	DefaultConnBurst        = 64
+	DefaultSourceRate       = 200
+	DefaultSourceBurst      = 400
+	DefaultLoginTimeout     = 60 * time.Second
+	DefaultMaxRefused       = 100
 )
 
 // Config configures a Gateway.
@@ -91,8 +100,56 @@ type Limits struct {
 	// client too slow to take them is cut off. Default 256.
 	WriteQueue int
 	// MaxConns bounds the gateway's connections; beyond it new ones are
-	// refused with a Close frame. Default 10000.
+	// refused with a Close frame. Default 10000. It counts HTTP
+	// connections of the gateway's own servers (ListenWebSocket,
+	// ListenMQTTWebSocket, HTTPServer) from their accept: one still
+	// sending its request's header holds a slot.
 	MaxConns int
+
+	// MaxHeaderBytes bounds an HTTP request's header on the gateway's HTTP
+	// servers (larger: 431). Default 8 KiB.
+	MaxHeaderBytes int
+	// HTTPIdleTimeout closes an HTTP keep-alive connection of the
+	// gateway's HTTP servers that is idle between requests (before any
+	// upgrade) this long. Default 30s. Their header deadline is
+	// HandshakeTimeout.
+	HTTPIdleTimeout time.Duration
+
+	// PerSourceConns bounds the connections open at once from one source
+	// address: an IPv4 address, or an IPv6 /64. Default 128: players
+	// behind one NAT (a household, an internet café, a carrier-grade NAT)
+	// share an address, and 128 lets a large venue play while one address
+	// holds at most 1.3% of the default MaxConns. Negative: no limit.
+	PerSourceConns int
+	// ConnRate and ConnBurst bound how fast one source may open
+	// connections (a token bucket): ConnRate per second on average,
+	// ConnBurst at once. Defaults 10 and 64 (a venue's players
+	// reconnecting at once after a gateway restart). A negative ConnRate:
+	// no limit.
+	ConnRate  float64
+	ConnBurst int
+	// SourceRate and SourceBurst bound the requests of all the sessions of
+	// one source that are not logged in (bound to a user), together, on
+	// top of each session's own Rate and Burst. Once a session is bound
+	// to a user, its requests count against the user's own bucket (Rate,
+	// Burst), kept across reconnects. Defaults 200 and 400. A negative
+	// SourceRate: no limit.
+	SourceRate  float64
+	SourceBurst int
+	// LoginTimeout closes a session not bound to a user this long after
+	// its handshake, with Close{16}. Default 60s; negative: never.
+	LoginTimeout time.Duration
+	// LimitLoopback applies the per-source limits (PerSourceConns,
+	// ConnRate, SourceRate) to loopback addresses (127.0.0.0/8, ::1) too.
+	// By default they are exempt: behind a reverse proxy on the same host
+	// every client comes from 127.0.0.1, and so does a load test run on
+	// the gateway's machine (guild bot). The per-user and per-session
+	// limits apply to every address.
+	LimitLoopback bool
+	// MaxRefused closes a session that has more than this many requests
+	// (or heartbeats) refused by the rate limits within 10 seconds, with
+	// Close{8}. Default 100; negative: never.
+	MaxRefused int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -120,14 +177,42 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxConns == 0 {
 		l.MaxConns = DefaultMaxConns
 	}
+	if l.MaxHeaderBytes == 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if l.HTTPIdleTimeout == 0 {
+		l.HTTPIdleTimeout = DefaultHTTPIdleTimeout
+	}
+	if l.PerSourceConns == 0 {
+		l.PerSourceConns = DefaultPerSourceConns
+	}
+	if l.ConnRate == 0 {
+		l.ConnRate = DefaultConnRate
+	}
+	if l.ConnBurst == 0 {
+		l.ConnBurst = DefaultConnBurst
+	}
+	if l.SourceRate == 0 {
+		l.SourceRate = DefaultSourceRate
+	}
+	if l.SourceBurst == 0 {
+		l.SourceBurst = DefaultSourceBurst
+	}
+	if l.LoginTimeout == 0 {
+		l.LoginTimeout = DefaultLoginTimeout
+	}
+	if l.MaxRefused == 0 {
+		l.MaxRefused = DefaultMaxRefused
+	}
 	return l
 }
 
 func (l Limits) validate() error {
 	switch {
-	case l.MaxFrame < 0, l.Burst < 0, l.WriteQueue < 0, l.MaxConns < 0, l.Rate < 0:
+	case l.MaxFrame < 0, l.Burst < 0, l.WriteQueue < 0, l.MaxConns < 0, l.Rate < 0,
+		l.MaxHeaderBytes < 0, l.ConnBurst < 0, l.SourceBurst < 0:
 		return fmt.Errorf("%w: a limit is negative", ErrBadConfig)
-	case l.HandshakeTimeout < 0, l.Heartbeat < 0, l.RequestTimeout < 0:
+	case l.HandshakeTimeout < 0, l.Heartbeat < 0, l.RequestTimeout < 0, l.HTTPIdleTimeout < 0:
 		return fmt.Errorf("%w: a duration is negative", ErrBadConfig)
 	}
 	return nil

@@ -83,7 +83,10 @@ func (c *streamConn) read(deadline time.Time) ([]byte, error) {
 	if err := c.nc.SetReadDeadline(deadline); err != nil {
 		return nil, err
 	}
-	if _, err := io.ReadFull(c.nc, c.hdr[:]); err != nil {
+	if got, err := io.ReadFull(c.nc, c.hdr[:]); err != nil {
+		if got > 0 && isTimeout(err) {
+			return nil, &slowFrameError{got: got, err: err}
+		}
 		return nil, err
 	}
 	n := int(binary.BigEndian.Uint32(c.hdr[:]))
@@ -101,9 +104,12 @@ func (c *streamConn) read(deadline time.Time) ([]byte, error) {
 	} else {
 		buf = make([]byte, n)
 	}
-	if _, err := io.ReadFull(c.nc, buf[:n]); err != nil {
+	if got, err := io.ReadFull(c.nc, buf[:n]); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
+		}
+		if isTimeout(err) {
+			return nil, &slowFrameError{got: gatepb.HeaderSize + got, size: gatepb.HeaderSize + n, err: err}
 		}
 		return nil, err
 	}
@@ -192,6 +198,9 @@ func (c *wsConn) read(deadline time.Time) ([]byte, error) {
 	// limit, just above, would close the connection without a word.
 	b, err := io.ReadAll(io.LimitReader(r, int64(c.max)+1))
 	if err != nil {
+		if isTimeout(err) {
+			return nil, &slowFrameError{got: len(b), err: err}
+		}
 		return nil, err
 	}
 	if len(b) > c.max {
@@ -262,6 +271,11 @@ type hijackConn struct {
 // Hijack implements http.Hijacker.
 func (h *hijackConn) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if nc != nil {
+		// The server's read and write deadlines (ReadTimeout,
+		// WriteTimeout) are not the session's: it sets its own.
+		_ = nc.SetDeadline(time.Time{})
+	}
 	h.conn = nc
 	return nc, brw, err
 }

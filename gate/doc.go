@@ -54,6 +54,21 @@
 // client that breaks one gets an error reply or a Close frame with the
 // reason. Panics in handlers and hooks are recovered.
 //
+// Some limits outlive a connection, in a bounded table: per source
+// address (an IPv4 address, or an IPv6 /64) the connections open and the
+// rate of new ones, and the request rate of its sessions not logged in;
+// per user the request rate, so that reconnecting does not refill it
+// (loopback addresses are exempt from the per-source limits unless
+// Limits.LimitLoopback is set).
+// Heartbeats have a bucket of their own; a refused request costs the
+// gateway one small frame, and a session refused too often is closed. A
+// session that does not log in within LoginTimeout is closed. The
+// gateway's HTTP servers (HTTPServer, which ListenWebSocket uses) bound
+// header size and time, idle keep-alive and write time, and count their
+// connections toward MaxConns from their accept. docs/PROTOCOL.md
+// (section 5) lists every limit, its default and what a client gets when
+// it breaks it.
+//
 // # Shutting down
 //
 // Shutdown stops a gateway gracefully: the listeners stop at once, every

@@ -38,6 +38,9 @@ type ending struct {
 	// (full, or shutting down): an MQTT client's CONNECT is awaited
 	// briefly, to answer it with a refusing CONNACK.
 	refuse bool
+	// connack is the MQTT 5 CONNACK reason code of such a refusal; 0 for
+	// Server unavailable (0x88).
+	connack byte
 }
 
 // clean is the ending of a connection that its client ended: no Close
@@ -151,6 +154,25 @@ func (e *idleError) Error() string {
 
 func (e *idleError) Unwrap() error { return e.err }
 
+// slowFrameError is a read that timed out in the middle of a frame: the
+// client began the frame and did not finish it before the read deadline
+// (a frame must arrive whole within it), which is not the same as
+// sending nothing.
+type slowFrameError struct {
+	got  int // bytes of the frame received, its length prefix included
+	size int // the frame's size with its prefix; 0 when unknown
+	err  error
+}
+
+func (e *slowFrameError) Error() string {
+	if e.size > 0 {
+		return fmt.Sprintf("a frame did not arrive whole in time (%d of %d bytes)", e.got, e.size)
+	}
+	return fmt.Sprintf("a frame did not arrive whole in time (%d bytes)", e.got)
+}
+
+func (e *slowFrameError) Unwrap() error { return e.err }
+
 // handshakeError is a handshake that failed: refused (its client was told
 // by a HandshakeAck or a CONNACK), or broken.
 type handshakeError struct {
@@ -179,7 +201,11 @@ func (g *Gateway) readEnding(err error, idle time.Duration) (ending, error) {
 		return e, err
 	}
 	var ie *idleError
+	var se *slowFrameError
 	switch {
+	case errors.As(err, &se):
+		err = fmt.Errorf("%s: a frame must arrive whole within the read deadline, %v (3 × heartbeat)", se.Error(), idle)
+		return endingOf(rpc.DeadlineExceeded, err.Error()), err
 	case errors.Is(err, wire.ErrFrameTooLarge) || isWSTooBig(err):
 		err = fmt.Errorf("frame too large (limit %d bytes)", g.lim.MaxFrame)
 		return endingOf(rpc.ResourceExhausted, err.Error()), err

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,10 +34,14 @@ type Gateway struct {
 	client *rpc.Client
 	public map[string]bool
 	// loginHint ends a "log in first" refusal: the public routes, sorted.
-	loginHint string
-	hub       actor.PID // the gateway actor: pushes to several sessions
-	ctx       context.Context
-	cancel    context.CancelFunc
+	loginHint  string
+	rateTail   []byte    // the end of a rate-limit refusal (see rateLimitedFrame)
+	sourceTail []byte    // the same for the source's rate before login
+	hub        actor.PID // the gateway actor: pushes to several sessions
+	ctx        context.Context
+	cancel     context.CancelFunc
+	limits     *limitTable  // per source and per user, across connections
+	refusing   atomic.Int32 // refused connections lingering (see refuse)
 
 	mu        sync.Mutex
 	draining  bool                     // Shutdown or Close began: no new connections
@@ -46,6 +51,10 @@ type Gateway struct {
 	drained   chan struct{}            // closed once draining and no connection is left
 	wg        sync.WaitGroup           // accept loops and connection goroutines
 	closed    chan struct{}            // closed when Close has returned
+	// httpConns are the connections of the gateway's HTTP servers, from
+	// their accept until they close or are hijacked (see httpServer),
+	// with their sources; they count toward MaxConns.
+	httpConns map[net.Conn]*limitEntry
 
 	readBufs sync.Pool // of *[]byte: stream connections' read buffers
 }
@@ -54,8 +63,9 @@ type Gateway struct {
 // session starting (its actor's Started may already write to the client),
 // then with its session's PID.
 type connState struct {
-	opened bool      // the handshake is done
-	pid    actor.PID // the session, once attached
+	opened bool        // the handshake is done
+	pid    actor.PID   // the session, once attached
+	src    *limitEntry // its source's entry in the limit table, or nil
 }
 
 // listener is one of the gateway's listeners.
@@ -90,17 +100,20 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.Logger = cfg.Node.Logger()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	lim := cfg.Limits.withDefaults()
 	g := &Gateway{
-		cfg:     cfg,
-		lim:     cfg.Limits.withDefaults(),
-		log:     cfg.Logger,
-		node:    cfg.Node,
-		public:  make(map[string]bool, len(cfg.Public)),
-		conns:   make(map[clientConn]connState),
-		drained: make(chan struct{}),
-		closed:  make(chan struct{}),
-		ctx:     ctx,
-		cancel:  cancel,
+		cfg:       cfg,
+		lim:       lim,
+		limits:    newLimitTable(lim),
+		httpConns: make(map[net.Conn]*limitEntry),
+		log:       cfg.Logger,
+		node:      cfg.Node,
+		public:    make(map[string]bool, len(cfg.Public)),
+		conns:     make(map[clientConn]connState),
+		drained:   make(chan struct{}),
+		closed:    make(chan struct{}),
+		ctx:       ctx,
+		cancel:    cancel,
 	}
 	var opts []rpc.ClientOption
 	if cfg.Members != nil {
@@ -114,6 +127,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.public[r] = true
 	}
 	g.loginHint = loginHint(g.public)
+	g.rateTail, g.sourceTail = rateLimitedTail(g.lim), sourceLimitedTail(g.lim)
 	hub, err := startHub(ctx, g)
 	if err != nil {
 		cancel()
@@ -203,7 +217,8 @@ func (g *Gateway) ListenWebSocket(addr, path string, tlsConfig *tls.Config) (net
 	}
 	mux := http.NewServeMux()
 	mux.Handle(path, g.WebSocketHandler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: g.lim.HandshakeTimeout, TLSConfig: tlsConfig}
+	srv := g.HTTPServer(mux)
+	srv.TLSConfig = tlsConfig
 	g.mu.Lock()
 	if g.draining {
 		g.mu.Unlock()
@@ -232,19 +247,27 @@ func (g *Gateway) ListenWebSocket(addr, path string, tlsConfig *tls.Config) (net
 
 // WebSocketHandler returns the http.Handler that upgrades requests to
 // WebSocket sessions, to mount on a server of your own (beside the game's
-// web page, say).
+// web page, say): HTTPServer makes one with the gateway's HTTP limits. On
+// another server, the handler checks the source's limits (PerSourceConns,
+// ConnRate) when a request arrives, and answers 429 over them.
 func (g *Gateway) WebSocketHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		src, ok := g.httpSource(w, r)
+		if !ok {
+			return
+		}
 		hw := &hijackConn{ResponseWriter: w}
 		ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		src = g.upgraded(src, hw.conn, r)
 		if err != nil {
+			g.limits.close(src)
 			return // Accept has answered the HTTP request
 		}
 		// wsConn.read enforces MaxFrame; this limit, above it, is a
 		// backstop.
 		ws.SetReadLimit(int64(g.lim.MaxFrame) + 1)
 		c := &wsConn{ws: ws, raw: hw.conn, remote: r.RemoteAddr, ctx: g.ctx, max: g.lim.MaxFrame}
-		if !g.admit(c) {
+		if !g.admit(c, src) {
 			return
 		}
 		// The handler's goroutine serves the connection: net/http keeps
@@ -291,11 +314,14 @@ func (g *Gateway) serveListener(ln net.Listener, network string, last bool, wrap
 				continue
 			}
 			delay = 0
+			src, e, ok := g.limits.open(nc.RemoteAddr().String(), time.Now())
 			c := wrap(nc)
 			g.wg.Add(1) // the accept loop is counted: never an idle WaitGroup
 			go func() {
 				defer g.wg.Done()
-				if g.admit(c) {
+				if !ok {
+					g.refuse(c, e)
+				} else if g.admit(c, src) {
 					g.serve(c)
 				}
 			}()
@@ -308,24 +334,46 @@ func (g *Gateway) serveListener(ln net.Listener, network string, last bool, wrap
 // full or shutting down. An admitted connection is counted in g.wg, under
 // g.mu, so that Close (which sets draining under g.mu, then waits) waits
 // for it whichever goroutine serves it (an HTTP handler's, for
-// WebSocket); serve marks it done.
-func (g *Gateway) admit(c clientConn) bool {
+// WebSocket); serve marks it done. src, its source's entry in the limit
+// table (or nil), is given back when it ends (release), or now if it is
+// refused.
+func (g *Gateway) admit(c clientConn, src *limitEntry) bool {
 	g.mu.Lock()
-	full := len(g.conns) >= g.lim.MaxConns
+	full := len(g.conns)+len(g.httpConns) >= g.lim.MaxConns
 	if !g.draining && !full {
-		g.conns[c] = connState{}
+		g.conns[c] = connState{src: src}
 		g.wg.Add(1)
 		g.mu.Unlock()
 		return true
 	}
 	g.mu.Unlock()
+	g.limits.close(src)
 	e := goingAway()
 	if full {
 		e = gatewayFull(g.lim.MaxConns)
 	}
 	e.refuse = true
-	lingerClose(c, e, refusedLinger)
+	g.refuse(c, e)
 	return false
+}
+
+// maxRefusing bounds the refused connections that linger at once (see
+// refuse).
+const maxRefusing = 64
+
+// refuse ends a connection refused before its handshake with e: it
+// lingers for the client to take its Close frame (lingerClose), unless
+// maxRefusing refused connections linger already; then the connection is
+// closed at once, without a word, so that a flood of refused connections
+// costs little.
+func (g *Gateway) refuse(c clientConn, e ending) {
+	if g.refusing.Add(1) > maxRefusing {
+		g.refusing.Add(-1)
+		_ = c.close()
+		return
+	}
+	defer g.refusing.Add(-1)
+	lingerClose(c, e, refusedLinger)
 }
 
 // refusedLinger bounds how long a refused connection waits for its
@@ -358,8 +406,9 @@ func lingerClose(c clientConn, e ending, d time.Duration) {
 func (g *Gateway) opened(c clientConn) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if _, ok := g.conns[c]; ok {
-		g.conns[c] = connState{opened: true}
+	if st, ok := g.conns[c]; ok {
+		st.opened = true
+		g.conns[c] = st
 	}
 }
 
@@ -370,15 +419,19 @@ func (g *Gateway) opened(c clientConn) {
 func (g *Gateway) attach(c clientConn, pid actor.PID) (draining, closing bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.conns[c] = connState{opened: true, pid: pid}
+	st := g.conns[c]
+	st.opened, st.pid = true, pid
+	g.conns[c] = st
 	return g.draining, g.closing
 }
 
 func (g *Gateway) release(c clientConn) {
 	g.mu.Lock()
+	src := g.conns[c].src
 	delete(g.conns, c)
 	g.checkDrainedLocked()
 	g.mu.Unlock()
+	g.limits.close(src)
 }
 
 // checkDrainedLocked closes g.drained once the gateway is draining and

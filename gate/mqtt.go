@@ -116,15 +116,21 @@ func (g *Gateway) ListenMQTT(addr string, tlsConfig *tls.Config) (net.Addr, erro
 // MQTTWebSocketHandler returns the http.Handler that serves MQTT over
 // WebSocket (subprotocol "mqtt"; binary messages carry the MQTT packets,
 // as a byte stream), to mount on a server of your own, at "/mqtt" for
-// example.
+// example (see HTTPServer and WebSocketHandler for the limits).
 func (g *Gateway) MQTTWebSocketHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		src, ok := g.httpSource(w, r)
+		if !ok {
+			return
+		}
 		hw := &hijackConn{ResponseWriter: w}
 		ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 			Subprotocols:       []string{"mqtt"},
 			InsecureSkipVerify: true,
 		})
+		src = g.upgraded(src, hw.conn, r)
 		if err != nil {
+			g.limits.close(src)
 			return // Accept has answered the HTTP request
 		}
 		// NetConn lifts the read limit: the packet reader enforces MaxFrame.
@@ -135,7 +141,7 @@ func (g *Gateway) MQTTWebSocketHandler() http.Handler {
 		nc := websocket.NetConn(context.WithoutCancel(g.ctx), ws, websocket.MessageBinary)
 		c := g.newMQTTConn(nc, r.RemoteAddr, "mqtt-ws")
 		c.ws, c.raw = ws, hw.conn
-		if !g.admit(c) {
+		if !g.admit(c, src) {
 			return
 		}
 		// The handler's goroutine serves the connection: net/http keeps
@@ -248,7 +254,7 @@ func (g *Gateway) newMQTTConn(nc net.Conn, remote, network string) *mqttConn {
 // CONNACK), with e's status and reason otherwise (MQTT 3.1.1, or no
 // CONNECT yet).
 func (c *mqttConn) finish(e ending) bool {
-	if e.refuse && !c.connected && c.refuseUnread(e.reason) {
+	if e.refuse && !c.connected && c.refuseUnread(e.connack, e.reason) {
 		e.told = true
 	}
 	c.mu.Lock()
@@ -856,9 +862,9 @@ func (c *mqttConn) deliverLocked(topic string, payload []byte, user []packets.Us
 
 // refuseUnread answers a connection that the gateway refuses before its
 // CONNECT was read (admit, before any reader runs): it waits at most a
-// second for the CONNECT and answers Server unavailable with reason. It
-// reports whether it answered.
-func (c *mqttConn) refuseUnread(reason string) bool {
+// second for the CONNECT and answers code (Server unavailable when 0)
+// with reason. It reports whether it answered.
+func (c *mqttConn) refuseUnread(code byte, reason string) bool {
 	if err := c.setReadDeadline(time.Now().Add(min(c.hsTimeout, time.Second))); err != nil {
 		return false
 	}
@@ -871,7 +877,11 @@ func (c *mqttConn) refuseUnread(reason string) bool {
 		return false
 	}
 	c.mu.Lock()
-	c.writeConnackLocked(pk.ProtocolVersion, packets.ErrServerUnavailable, reason)
+	rc := packets.ErrServerUnavailable
+	if code != 0 {
+		rc = packets.Code{Code: code, Reason: reason}
+	}
+	c.writeConnackLocked(pk.ProtocolVersion, rc, reason)
 	c.done = true
 	c.unlock()
 	return true

@@ -25,7 +25,8 @@ func (g *Gateway) ListenMQTTWebSocket(addr, path string, tlsConfig *tls.Config) 
 	}
 	mux := http.NewServeMux()
 	mux.Handle(path, g.MQTTWebSocketHandler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: g.lim.HandshakeTimeout, TLSConfig: tlsConfig}
+	srv := g.HTTPServer(mux)
+	srv.TLSConfig = tlsConfig
 	g.mu.Lock()
 	if g.draining {
 		g.mu.Unlock()

@@ -8,6 +8,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"google.golang.org/protobuf/encoding/protowire"
+
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/gate/gatepb"
 	"github.com/guildkit/guild/rpc"
@@ -46,7 +50,14 @@ func (g *Gateway) serve(c clientConn) {
 		// session: it goes at once.
 		_ = g.node.Send(pid, goAway{now: closing})
 	}
-	g.readLoop(c, s, pid)
+	g.readLoop(c, s, g.sourceOf(c), pid)
+}
+
+// sourceOf returns the source entry of an admitted connection, or nil.
+func (g *Gateway) sourceOf(c clientConn) *limitEntry {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.conns[c].src
 }
 
 // lingerTimeout bounds how long a connection whose last frames are
@@ -159,10 +170,32 @@ func (g *Gateway) hook(f func()) {
 }
 
 // readLoop reads the client's frames and hands them to its session until
-// the connection ends.
-func (g *Gateway) readLoop(c clientConn, s *session, pid actor.PID) {
+// the connection ends. It applies the rate limits: a request takes a
+// token from its user's bucket once the session is bound to one (kept
+// across reconnects, see limitTable), before that from the session's own
+// bucket and from its source's (src, nil for none); a heartbeat takes one
+// from the connection's heartbeat bucket. A refused request is answered
+// with a frame built without the session's help beyond queueing it; a
+// refused heartbeat gets no answer. Too many refusals close the session.
+func (g *Gateway) readLoop(c clientConn, s *session, src *limitEntry, pid actor.PID) {
 	idle := 3 * g.lim.Heartbeat
-	bucket := newTokenBucket(g.lim.Rate, g.lim.Burst)
+	own := newBucket(g.lim.Rate, g.lim.Burst)
+	beats := newBucket(heartbeatRate(g.lim.Heartbeat), heartbeatBurst)
+	var refusedN int
+	var window time.Time
+	// refused counts a refusal and reports whether the session is to be
+	// closed for too many.
+	refused := func(now time.Time) bool {
+		if now.Sub(window) > refusedWindow {
+			window, refusedN = now, 0
+		}
+		refusedN++
+		if g.lim.MaxRefused > 0 && refusedN > g.lim.MaxRefused {
+			_ = g.node.Send(pid, connEnded{err: errTooManyRefused, e: tooManyRefused(g.lim.MaxRefused)})
+			return true
+		}
+		return false
+	}
 	end := func(err error) {
 		e, why := g.readEnding(err, idle)
 		_ = g.node.Send(pid, connEnded{err: why, e: e})
@@ -183,11 +216,27 @@ func (g *Gateway) readLoop(c clientConn, s *session, pid actor.PID) {
 		}
 		switch b := f.Body.(type) {
 		case *gatepb.Frame_Heartbeat:
+			if now := time.Now(); !beats.take(now) {
+				if refused(now) {
+					return
+				}
+				continue
+			}
 			_ = g.node.Send(pid, clientHeartbeat{})
 		case *gatepb.Frame_Request:
 			r := b.Request
-			if !bucket.take(time.Now()) {
-				_ = g.node.Send(pid, &clientRequest{id: r.GetId(), route: rateLimitedRoute, body: nil})
+			now := time.Now()
+			ok, tail := true, g.rateTail
+			if u := s.limUser.Load(); u != nil {
+				ok = g.limits.take(u, now)
+			} else if ok = own.take(now); ok && src != nil {
+				ok, tail = g.limits.take(src, now), g.sourceTail
+			}
+			if !ok {
+				_ = g.node.Send(pid, refusedRequest{frame: rateLimitedFrame(r.GetId(), tail)})
+				if refused(now) {
+					return
+				}
 				continue
 			}
 			// Decoded bodies alias the read buffer: the session gets its own.
@@ -211,30 +260,63 @@ func isTimeout(err error) bool {
 		errors.As(err, &ne) && ne.Timeout()
 }
 
-// rateLimitedRoute marks a request refused by the rate limit: the session
-// answers it with ResourceExhausted, in order with its other answers.
-const rateLimitedRoute = "\x00rate-limited"
+// refusedWindow is the window in which Limits.MaxRefused counts.
+const refusedWindow = 10 * time.Second
 
-// tokenBucket is a session's rate limit, owned by its reader goroutine.
-type tokenBucket struct {
-	rate   float64
-	burst  float64
-	tokens float64
-	last   time.Time
+// heartbeatBurst is the burst of a connection's heartbeat bucket.
+const heartbeatBurst = 10
+
+// heartbeatRate is the rate of a connection's heartbeat bucket: one per
+// second, or three per heartbeat interval if that is more.
+func heartbeatRate(hb time.Duration) float64 {
+	return max(1, 3/hb.Seconds())
 }
 
-func newTokenBucket(rate float64, burst int) *tokenBucket {
-	return &tokenBucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+// errTooManyRefused is the close reason of a session closed for too many
+// refused requests.
+var errTooManyRefused = errors.New("gate: too many requests refused by the rate limit")
+
+// tooManyRefused is the ending of a session closed for more than max
+// refusals within refusedWindow: Close{8}, WebSocket 1008 (policy
+// violation), MQTT 5 Message rate too high (0x96).
+func tooManyRefused(max int) ending {
+	e := endingOf(rpc.ResourceExhausted, fmt.Sprintf("too many requests refused by the rate limit (more than %d within %v)", max, refusedWindow))
+	e.ws = websocket.StatusPolicyViolation
+	e.mqtt = packets.ErrMessageRateTooHigh.Code
+	return e
 }
 
-func (b *tokenBucket) take(now time.Time) bool {
-	if !b.last.IsZero() {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+// rateLimitedFrame returns the Response frame that refuses request id for
+// a rate limit, appended by hand to one of the gateway's precomputed
+// tails (code and message: rateTail, sourceTail): a refusal costs one
+// small allocation, no protobuf marshalling.
+func rateLimitedFrame(id uint64, tail []byte) []byte {
+	n := 1 + protowire.SizeVarint(id) + len(tail)
+	b := make([]byte, 0, 1+protowire.SizeVarint(uint64(n))+n)
+	b = protowire.AppendTag(b, 5, protowire.BytesType) // Frame.response
+	b = protowire.AppendVarint(b, uint64(n))
+	b = protowire.AppendTag(b, 1, protowire.VarintType) // Response.id
+	b = protowire.AppendVarint(b, id)
+	return append(b, tail...)
+}
+
+// rateLimitedTail encodes the code and message fields of the Response
+// that refuses a request over the session's or user's rate (Rate, Burst).
+func rateLimitedTail(lim Limits) []byte {
+	return refusalTail(fmt.Sprintf("rate limited: %g requests per second, bursts of %d", lim.Rate, lim.Burst))
+}
+
+// sourceLimitedTail is rateLimitedTail for the source's rate before login
+// (SourceRate, SourceBurst).
+func sourceLimitedTail(lim Limits) []byte {
+	return refusalTail(fmt.Sprintf("rate limited: your address's sessions not logged in: %g requests per second, bursts of %d", lim.SourceRate, lim.SourceBurst))
+}
+
+// refusalTail encodes a ResourceExhausted code and msg as the end of a
+// Response.
+func refusalTail(msg string) []byte {
+	b := protowire.AppendTag(nil, 2, protowire.VarintType) // Response.code
+	b = protowire.AppendVarint(b, uint64(rpc.ResourceExhausted))
+	b = protowire.AppendTag(b, 3, protowire.BytesType) // Response.message
+	return protowire.AppendString(b, msg)
 }

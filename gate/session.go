@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -56,6 +57,11 @@ type (
 	goAway struct{ now bool }
 	// reroute: the timer that sends a request again (see session.retry).
 	reroute struct{ o *outgoing }
+	// refusedRequest: the reader refused a request for the rate limit;
+	// frame is its answer, encoded.
+	refusedRequest struct{ frame []byte }
+	// loginDeadline: Limits.LoginTimeout has passed since the handshake.
+	loginDeadline struct{}
 )
 
 // outgoing is a client's request on its way to its service, kept until it
@@ -109,6 +115,9 @@ type session struct {
 	// linger is set by finish, on the writer goroutine, after the session
 	// stopped, and read by serve after the writer is done.
 	linger *time.Timer
+	// limUser is the user's entry in the limit table once the session is
+	// bound (set by the actor, read by the reader for each request).
+	limUser atomic.Pointer[limitEntry]
 }
 
 // Receive implements actor.Actor.
@@ -132,6 +141,10 @@ func (s *session) Receive(c *actor.Context) {
 		s.goAway(c, m.now)
 	case reroute:
 		s.send(c, m.o)
+	case refusedRequest:
+		s.enqueue(c, m.frame)
+	case loginDeadline:
+		s.loginDeadline(c)
 	case *nodepb.Push:
 		s.write(c, &gatepb.Frame{Body: &gatepb.Frame_Push{Push: &gatepb.Push{Route: m.GetRoute(), Body: m.GetBody()}}})
 	case pushFrame:
@@ -167,7 +180,25 @@ func (s *session) started(c *actor.Context) {
 	if s.g.cfg.OnOpen != nil {
 		s.g.hook(func() { s.g.cfg.OnOpen(s.snapshotInfo()) })
 	}
+	if s.userID == "" && s.g.lim.LoginTimeout > 0 {
+		c.After(s.g.lim.LoginTimeout, loginDeadline{})
+	}
 }
+
+// loginDeadline closes the session if it is still not bound to a user.
+func (s *session) loginDeadline(c *actor.Context) {
+	if s.userID != "" || s.ending {
+		return
+	}
+	s.ending = true
+	s.reason = errLoginTimeout
+	s.bye = endingOf(rpc.Unauthenticated, fmt.Sprintf("not logged in within %v", s.g.lim.LoginTimeout))
+	_ = c.Stop(c.Self())
+}
+
+// errLoginTimeout is the close reason of a session closed for not logging
+// in within Limits.LoginTimeout.
+var errLoginTimeout = errors.New("gate: not logged in in time")
 
 func (s *session) snapshotInfo() *SessionInfo {
 	info := s.info
@@ -189,6 +220,7 @@ func (s *session) stopped(c *actor.Context) {
 	if s.g.cfg.OnClose != nil {
 		s.g.hook(func() { s.g.cfg.OnClose(s.snapshotInfo(), s.reason) })
 	}
+	s.g.limits.release(s.limUser.Swap(nil))
 	s.out.close(s.bye) // the writer sends what is queued, then ends the connection with s.bye
 }
 
@@ -234,10 +266,6 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 			Message:      fmt.Sprintf("%s: %s: not forwarded, send it to another gateway", m.route, GoingAwayReason),
 			NotForwarded: true,
 		}}})
-		return
-	}
-	if m.route == rateLimitedRoute {
-		s.respond(c, m.id, rpc.ResourceExhausted, fmt.Sprintf("rate limited: %g requests per second, bursts of %d", g.lim.Rate, g.lim.Burst), nil)
 		return
 	}
 	// The route table first: a route to no service says so, logged in or
@@ -518,6 +546,7 @@ func (s *session) bind(c *actor.Context, uid string) {
 		unregisterIfMine(ctx, s.g.node, userName(s.userID), s.self)
 	}
 	s.userID = uid
+	s.g.limits.release(s.limUser.Swap(s.g.limits.user(uid)))
 	name := userName(uid)
 	for range 3 {
 		err := register(ctx, s.g.node, name, s.self)

@@ -76,7 +76,7 @@ func gateClusterGateway(b *testing.B) (string, *cluster.Node, *gate.Gateway) {
 		Members: gm,
 		Routes:  map[string]gate.Route{"bench": gate.To(rpc.AnyOf(backendType, cluster.RoundRobin))},
 		Public:  []string{"bench.Echo", "bench.Join"},
-		Limits:  gate.Limits{Rate: 1e9, Burst: 1 << 30, MaxConns: 19000},
+		Limits:  gate.Limits{Rate: 1e9, Burst: 1 << 30, MaxConns: 19000, LoginTimeout: -1}, // idle bots never log in
 		Logger:  quietLog,
 	})
 	if err != nil {

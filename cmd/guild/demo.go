@@ -25,6 +25,7 @@ import (
 
 	"github.com/guildkit/guild/examples/arena"
 	"github.com/guildkit/guild/examples/chatroom"
+	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/store/embedded"
 )
 
@@ -287,7 +288,14 @@ func demoNodes(ctx context.Context, a demoAddrs, storePath string, verbose bool,
 	mux.Handle(arena.WebSocketPath, proxy)
 	mux.Handle(arena.MQTTWebSocketPath, mqttProxy)
 	mux.Handle("/", http.FileServerFS(arena.Page()))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Bounded headers and idle keep-alive (the gateway's defaults). No
+	// WriteTimeout: the proxied WebSockets keep the deadline it sets.
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    gate.DefaultMaxHeaderBytes,
+		IdleTimeout:       gate.DefaultHTTPIdleTimeout,
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	defer func() {

@@ -215,7 +215,9 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 	mux.Handle(WebSocketPath, g.WebSocketHandler())
 	mux.Handle(MQTTWebSocketPath, g.MQTTWebSocketHandler())
 	mux.Handle("/", http.FileServerFS(Page()))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// The gateway's limits: header size and time, idle keep-alive, and
+	// every connection counted toward its MaxConns and per-source limits.
+	srv := g.HTTPServer(mux)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	defer func() {
