@@ -1130,8 +1130,13 @@ func TestGrainKill9(t *testing.T) {
 	c.kill(victim)
 	killDone := time.Since(killed)
 
-	// Every grain must answer again, from a survivor, within TTL + 5s.
-	limit := mpTTL + 5*time.Second
+	// Every grain must answer again, from a survivor, within TTL + 10s:
+	// the lease expires after the TTL, then the survivors claim and load
+	// the victim's grains. With two CPU hogs beside the four race-built
+	// processes it took 3.5-7 s in most runs and 11.2 s at worst (when
+	// even the survivors' own grains took 6 s to answer the starved
+	// parent); on an idle machine, about TTL + 1 s.
+	limit := mpTTL + 10*time.Second
 	var missing []*mpGrain
 	for {
 		missing = missing[:0]
@@ -1174,7 +1179,7 @@ func TestGrainKill9(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("%d grains did not answer within %v of the kill; e.g. %v: %s", len(missing), time.Since(killed).Round(time.Millisecond), missing[0].id, missing[0].lastErr)
 	} else if worst > limit && lapsed == "" {
-		t.Errorf("the last grain answered %v after the kill, more than TTL + 5s = %v", worst.Round(time.Millisecond), limit)
+		t.Errorf("the last grain answered %v after the kill, more than TTL + 10s = %v", worst.Round(time.Millisecond), limit)
 	}
 	time.Sleep(time.Second) // some more calls on the new owners
 	close(stop)
