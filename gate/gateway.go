@@ -48,6 +48,7 @@ type Gateway struct {
 	closed    chan struct{}            // closed when Close has returned
 
 	readBufs sync.Pool // of *[]byte: stream connections' read buffers
+	pushes   pushStats // see PushStats
 }
 
 // connState is where a connection is: in its handshake, then with its

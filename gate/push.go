@@ -20,6 +20,29 @@ import (
 // Push sends the client of session sessionID a push on route. msg is
 // encoded here, once.
 func Push(n *actor.Node, sessionID, route string, msg proto.Message) error {
+	return PushWith(n, sessionID, route, msg, PushOptions{})
+}
+
+// PushOptions say what a client's write queue may do with a push that the
+// client is slow to take, before the client is cut off as too slow (see
+// Limits.WriteQueueBytes). The zero value: the push is queued, and a
+// client whose queue is over its bounds is cut off.
+type PushOptions struct {
+	// Coalesce, when set, makes the push latest-wins under this key: it
+	// takes the place of the push of the same key still waiting in the
+	// client's write queue, which is then never sent (counted in
+	// Gateway.PushStats). For state that a newer push makes obsolete, such
+	// as world updates or a score; pushes of one key keep their order.
+	Coalesce string
+	// Droppable lets the gateway drop the push, rather than queue it, once
+	// the client's write queue holds half of Limits.WriteQueueBytes
+	// (counted in Gateway.PushStats). For pushes a client can do without:
+	// chat lines under a flood, cosmetic effects.
+	Droppable bool
+}
+
+// PushWith is Push with options.
+func PushWith(n *actor.Node, sessionID, route string, msg proto.Message, opts PushOptions) error {
 	pid, err := ParseSessionID(sessionID)
 	if err != nil {
 		return err
@@ -28,7 +51,78 @@ func Push(n *actor.Node, sessionID, route string, msg proto.Message) error {
 	if err != nil {
 		return rpc.Errorf(rpc.InvalidArgument, "push %s: %v", route, err)
 	}
-	return status(n.Send(pid, &nodepb.Push{Route: route, Body: body}))
+	return status(n.Send(pid, &nodepb.Push{Route: route, Body: body, Coalesce: opts.Coalesce, Droppable: opts.Droppable}))
+}
+
+// PushMany sends one push on route to the clients of every session in
+// sessionIDs, wherever they are connected, encoding it once: msg once here,
+// and the push frame once per gateway node, whose sessions share its
+// bytes. Sessions on n itself get the frame directly; those of each other
+// gateway node through that gateway, in one message. It is for pushes to
+// sets of sessions that are not groups, such as the players near an area
+// of the world.
+//
+// A session that has gone is skipped: watch sessions (actor.Context.Watch
+// on the PID of ParseSessionID) to learn that they end. PushMany fails with
+// InvalidArgument, before sending anything, when a session ID does not
+// parse or msg does not encode; with the error of the first gateway node
+// it could not reach (NotFound: no gateway there), after pushing to the
+// others.
+func PushMany(ctx context.Context, n *actor.Node, sessionIDs []string, route string, msg proto.Message, opts PushOptions) error {
+	if len(sessionIDs) == 0 {
+		return nil
+	}
+	body, err := proto.Marshal(msg)
+	if err != nil {
+		return rpc.Errorf(rpc.InvalidArgument, "push %s: %v", route, err)
+	}
+	self := n.Addr()
+	var local []actor.PID
+	var remote map[actor.Addr][]uint64
+	for _, id := range sessionIDs {
+		pid, err := ParseSessionID(id)
+		if err != nil {
+			return err
+		}
+		if pid.Node == self {
+			local = append(local, pid)
+			continue
+		}
+		if remote == nil {
+			remote = make(map[actor.Addr][]uint64)
+		}
+		remote[pid.Node] = append(remote[pid.Node], pid.Serial)
+	}
+	if len(local) > 0 {
+		frame, err := pushFrameOf(route, body)
+		if err != nil {
+			return err
+		}
+		m := pushFrame{frame: frame, coalesce: opts.Coalesce, droppable: opts.Droppable}
+		for _, pid := range local {
+			_ = n.Send(pid, m) // a session that has gone is skipped
+		}
+	}
+	var first error
+	for gate, serials := range remote {
+		hub, err := lookup(ctx, n, hubName(gate))
+		if err == nil {
+			err = n.Send(hub, &nodepb.GatePush{Route: route, Body: body, Serials: serials, Coalesce: opts.Coalesce, Droppable: opts.Droppable})
+		}
+		if err != nil && first == nil {
+			first = rpc.Errorf(rpc.NotFound, "push %s: gateway %v: %v", route, gate, err)
+		}
+	}
+	return first
+}
+
+// pushFrameOf encodes the client frame of a push.
+func pushFrameOf(route string, body []byte) ([]byte, error) {
+	frame, err := gatepb.Encode(&gatepb.Frame{Body: &gatepb.Frame_Push{Push: &gatepb.Push{Route: route, Body: body}}})
+	if err != nil {
+		return nil, rpc.Errorf(rpc.InvalidArgument, "push %s: %v", route, err)
+	}
+	return frame, nil
 }
 
 // PushUser sends a push to the session bound to userID, wherever it is
@@ -75,6 +169,12 @@ func sessionGroupOp(ctx context.Context, n *actor.Node, group, sessionID string,
 // encoded once here, and the push frame once per gateway, however many
 // members the gateway has.
 func Broadcast(ctx context.Context, n *actor.Node, group, route string, msg proto.Message) error {
+	return BroadcastWith(ctx, n, group, route, msg, PushOptions{})
+}
+
+// BroadcastWith is Broadcast with options, which apply to each member's
+// push.
+func BroadcastWith(ctx context.Context, n *actor.Node, group, route string, msg proto.Message, opts PushOptions) error {
 	pid, err := lookup(ctx, n, groupName(group))
 	if err != nil {
 		return rpc.Errorf(rpc.NotFound, "group %q: %v", group, err)
@@ -83,7 +183,7 @@ func Broadcast(ctx context.Context, n *actor.Node, group, route string, msg prot
 	if err != nil {
 		return rpc.Errorf(rpc.InvalidArgument, "broadcast %s: %v", route, err)
 	}
-	return status(n.Send(pid, &nodepb.GroupBroadcast{Route: route, Body: body}))
+	return status(n.Send(pid, &nodepb.GroupBroadcast{Route: route, Body: body, Coalesce: opts.Coalesce, Droppable: opts.Droppable}))
 }
 
 // GroupSize returns how many sessions the group has.
@@ -161,7 +261,7 @@ func (gr *group) broadcast(c *actor.Context, m *nodepb.GroupBroadcast) {
 		for s := range sessions {
 			serials = append(serials, s)
 		}
-		if err := c.Send(hub, &nodepb.GatePush{Route: m.GetRoute(), Body: m.GetBody(), Serials: serials}); err != nil {
+		if err := c.Send(hub, &nodepb.GatePush{Route: m.GetRoute(), Body: m.GetBody(), Serials: serials, Coalesce: m.GetCoalesce(), Droppable: m.GetDroppable()}); err != nil {
 			c.Logger().Warn("gate: group broadcast", "group", gr.name, "gate", gate, "err", err)
 		}
 	}
@@ -191,13 +291,14 @@ func (h *hub) Receive(c *actor.Context) {
 	if !ok {
 		return
 	}
-	frame, err := gatepb.Encode(&gatepb.Frame{Body: &gatepb.Frame_Push{Push: &gatepb.Push{Route: m.GetRoute(), Body: m.GetBody()}}})
+	frame, err := pushFrameOf(m.GetRoute(), m.GetBody())
 	if err != nil {
 		h.log.Error("gate: cannot encode a push", "route", m.GetRoute(), "err", err)
 		return
 	}
 	self := c.Self().Node
+	pf := pushFrame{frame: frame, coalesce: m.GetCoalesce(), droppable: m.GetDroppable()}
 	for _, serial := range m.GetSerials() {
-		_ = c.Send(actor.PID{Node: self, Serial: serial}, pushFrame{frame: frame})
+		_ = c.Send(actor.PID{Node: self, Serial: serial}, pf)
 	}
 }
