@@ -157,4 +157,3 @@ func BenchmarkPushMany(b *testing.B) {
 		})
 	})
 }
-
