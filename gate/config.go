@@ -26,6 +26,8 @@ const (
 	DefaultWriteQueue       = 4096
 	DefaultWriteQueueBytes  = 256 << 10
 	DefaultSlowClientAfter  = 5 * time.Second
+	DefaultGroupRate        = 100
+	DefaultGroupBurst       = 200
 	DefaultMaxConns         = 10000
 )
 
@@ -111,6 +113,14 @@ type Limits struct {
 	// has waited longer cuts it off as too slow (Close 8), however little
 	// its queue holds. Default 5s.
 	SlowClientAfter time.Duration
+	// GroupRate and GroupBurst bound the broadcasts of each group that a
+	// session of this gateway starts (by joining it first): GroupRate a
+	// second on average, GroupBurst at once. A broadcast beyond them is
+	// dropped and counted (PushStats.Throttled): a flood of broadcasts,
+	// such as chat lines, cannot overwhelm the members. Defaults 100 and
+	// 200.
+	GroupRate  float64
+	GroupBurst int
 	// MaxConns bounds the gateway's connections; beyond it new ones are
 	// refused with a Close frame. Default 10000.
 	MaxConns int
@@ -147,6 +157,12 @@ func (l Limits) withDefaults() Limits {
 	if l.SlowClientAfter == 0 {
 		l.SlowClientAfter = DefaultSlowClientAfter
 	}
+	if l.GroupRate == 0 {
+		l.GroupRate = DefaultGroupRate
+	}
+	if l.GroupBurst == 0 {
+		l.GroupBurst = DefaultGroupBurst
+	}
 	return l
 }
 
@@ -158,6 +174,8 @@ func (l Limits) validate() error {
 		return fmt.Errorf("%w: WriteQueueBytes is negative", ErrBadConfig)
 	case l.SlowClientAfter < 0:
 		return fmt.Errorf("%w: SlowClientAfter is negative", ErrBadConfig)
+	case l.GroupRate < 0, l.GroupBurst < 0:
+		return fmt.Errorf("%w: GroupRate or GroupBurst is negative", ErrBadConfig)
 	case l.HandshakeTimeout < 0, l.Heartbeat < 0, l.RequestTimeout < 0:
 		return fmt.Errorf("%w: a duration is negative", ErrBadConfig)
 	}

@@ -10,14 +10,23 @@ type PushStats struct {
 	// Coalesced counts the pushes that took the place of a waiting push of
 	// the same coalescing key (which was never sent).
 	Coalesced uint64
+	// Throttled counts the broadcasts dropped by the groups this gateway
+	// started, for being beyond Limits.GroupRate and GroupBurst.
+	Throttled uint64
 }
 
 // PushStats returns the gateway's push counters since it started.
 func (g *Gateway) PushStats() PushStats {
-	return PushStats{Dropped: g.pushes.dropped.Load(), Coalesced: g.pushes.coalesced.Load()}
+	return PushStats{Dropped: g.pushes.dropped.Load(), Coalesced: g.pushes.coalesced.Load(), Throttled: g.pushes.throttled.Load()}
 }
 
 // queueLimits returns the bounds of a session's write queue.
 func (g *Gateway) queueLimits() queueLimits {
 	return queueLimits{frames: g.lim.WriteQueue, bytes: g.lim.WriteQueueBytes, after: g.lim.SlowClientAfter, stats: &g.pushes}
+}
+
+// groupBudget returns the broadcast budget of the groups the gateway
+// starts.
+func (g *Gateway) groupBudget() groupBudget {
+	return groupBudget{rate: g.lim.GroupRate, burst: g.lim.GroupBurst, stats: &g.pushes}
 }

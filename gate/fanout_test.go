@@ -157,3 +157,32 @@ func BenchmarkPushMany(b *testing.B) {
 		})
 	})
 }
+
+// TestGroupBroadcastBudget: a group sends at most its gateway's
+// GroupBurst broadcasts at once and GroupRate a second; those beyond are
+// dropped and counted, and the group sends again once its budget refills.
+func TestGroupBroadcastBudget(t *testing.T) {
+	f := startOneNode(t, gate.Config{Limits: gate.Limits{GroupRate: 2, GroupBurst: 3}})
+	c := dial(t, client.Config{Addr: f.url})
+	var got atomic.Int64
+	c.OnPush("room", func([]byte) { got.Add(1) })
+	ctx := testCtx(t)
+	if err := gate.JoinGroup(ctx, f.n, "room", c.SessionID()); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if err := gate.Broadcast(ctx, f.n, "room", "room", wrapperspb.String("flood")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	await.True(t, waitTimeout, "the burst's broadcasts to arrive", func() bool { return got.Load() >= 3 })
+	if n := got.Load(); n > 4 { // a token may refill meanwhile
+		t.Fatalf("%d of 10 broadcasts at once arrived, want the burst of 3", n)
+	}
+	await.True(t, waitTimeout, "the dropped broadcasts to be counted", func() bool { return f.g.PushStats().Throttled+uint64(got.Load()) == 10 })
+	before := got.Load()
+	await.True(t, waitTimeout, "a broadcast to pass once the budget refills", func() bool {
+		_ = gate.Broadcast(ctx, f.n, "room", "room", wrapperspb.String("later"))
+		return got.Load() > before
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -167,7 +168,11 @@ func sessionGroupOp(ctx context.Context, n *actor.Node, group, sessionID string,
 
 // Broadcast pushes msg on route to every session of the group. msg is
 // encoded once here, and the push frame once per gateway, however many
-// members the gateway has.
+// members the gateway has. A group sends at most Limits.GroupRate
+// broadcasts a second (bursts of GroupBurst), the limits of the gateway
+// whose session started it: a broadcast beyond them is dropped, counted
+// in Gateway.PushStats, so that a flood of broadcasts cannot overwhelm
+// the members.
 func Broadcast(ctx context.Context, n *actor.Node, group, route string, msg proto.Message) error {
 	return BroadcastWith(ctx, n, group, route, msg, PushOptions{})
 }
@@ -211,10 +216,36 @@ func status(err error) error {
 	return rpc.StatusOf(err)
 }
 
-// group is the actor of one group: its members, by gateway.
+// group is the actor of one group: its members, by gateway, and its
+// broadcast budget (Limits.GroupRate and GroupBurst of the gateway that
+// started it).
 type group struct {
 	name    string
 	members map[actor.Addr]map[uint64]struct{}
+	budget  groupBudget
+	tokens  float64   // broadcasts it may send now
+	at      time.Time // when tokens was last refilled
+}
+
+// groupBudget bounds a group's broadcasts: rate a second, bursts of burst.
+type groupBudget struct {
+	rate  float64
+	burst int
+	stats *pushStats // where the broadcasts over it are counted
+}
+
+// allow reports whether a broadcast at now is within the group's budget,
+// and takes its token.
+func (gr *group) allow(now time.Time) bool {
+	if !gr.at.IsZero() {
+		gr.tokens = min(float64(gr.budget.burst), gr.tokens+now.Sub(gr.at).Seconds()*gr.budget.rate)
+	}
+	gr.at = now
+	if gr.tokens < 1 {
+		return false
+	}
+	gr.tokens--
+	return true
 }
 
 func (gr *group) Receive(c *actor.Context) {
@@ -243,6 +274,10 @@ func (gr *group) Receive(c *actor.Context) {
 		}
 		c.Respond(&nodepb.GroupMembers{Count: uint32(count)})
 	case *nodepb.GroupBroadcast:
+		if !gr.allow(time.Now()) {
+			gr.budget.stats.throttled.Add(1)
+			return
+		}
 		gr.broadcast(c, m)
 	}
 }

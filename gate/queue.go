@@ -33,6 +33,7 @@ type queueLimits struct {
 type pushStats struct {
 	dropped   atomic.Uint64
 	coalesced atomic.Uint64
+	throttled atomic.Uint64
 }
 
 // pushResult is what frameQueue.push did with a frame.

@@ -555,7 +555,7 @@ func (s *session) group(c *actor.Context, m *nodepb.SessionGroup) error {
 	defer cancel()
 	name := m.GetGroup()
 	if m.GetJoin() {
-		pid, err := ensureGroup(ctx, s.g.node, name)
+		pid, err := ensureGroup(ctx, s.g.node, name, s.g.groupBudget())
 		if err != nil {
 			return err
 		}
