@@ -7,6 +7,8 @@ import "time"
 // with ResourceExhausted and reaches nobody, so that a few flooding
 // players cannot fill everyone's screen (nor their write queues; the
 // room's group also bounds its broadcasts, see gate.Limits.GroupRate).
+// The budget is kept by each chat node: with several, a user's requests
+// go to them in turn, and the bound is that many times these.
 const (
 	ChatRate  = 2
 	ChatBurst = 5
