@@ -231,6 +231,8 @@ func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log 
 			MaxFrame: l.MaxFrame, HandshakeTimeout: l.HandshakeTimeout, Heartbeat: l.Heartbeat,
 			RequestTimeout: l.RequestTimeout, Rate: l.Rate, Burst: l.Burst,
 			WriteQueue: l.WriteQueue, MaxConns: l.MaxConns,
+			WriteQueueBytes: l.WriteQueueBytes, SlowClientAfter: l.SlowClientAfter,
+			GroupRate: l.GroupRate, GroupBurst: l.GroupBurst,
 		},
 		Logger: log.With("gateway", true),
 	})

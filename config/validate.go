@@ -238,6 +238,8 @@ func (v *validator) gateway(p string, g *Gateway, ls []listener, hostType map[st
 		{"heartbeat", l.Heartbeat < 0}, {"request_timeout", l.RequestTimeout < 0},
 		{"rate", l.Rate < 0}, {"burst", l.Burst < 0}, {"write_queue", l.WriteQueue < 0},
 		{"max_conns", l.MaxConns < 0},
+		{"write_queue_bytes", l.WriteQueueBytes < 0}, {"slow_client_after", l.SlowClientAfter < 0},
+		{"group_rate", l.GroupRate < 0}, {"group_burst", l.GroupBurst < 0},
 	} {
 		if f.neg {
 			v.fail(p+".limits."+f.key, "negative")
