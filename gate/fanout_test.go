@@ -3,6 +3,7 @@ package gate_test
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -185,4 +186,46 @@ func TestGroupBroadcastBudget(t *testing.T) {
 		_ = gate.Broadcast(ctx, f.n, "room", "room", wrapperspb.String("later"))
 		return got.Load() > before
 	})
+}
+
+// TestPushPoliciesSpareASlowReader: a client that stops reading is sent
+// far more than its write queue's byte budget, in pushes marked
+// latest-wins or droppable: it is not cut off (its queue holds one
+// waiting world update and at most half its budget of droppable pushes),
+// the gateway counts what it coalesced and dropped, and once the client
+// reads again the last world update it gets is the latest.
+func TestPushPoliciesSpareASlowReader(t *testing.T) {
+	const pushes = 1000
+	lim := gate.Limits{WriteQueueBytes: 256 << 10, SlowClientAfter: time.Minute}
+	f := startOneNode(t, gate.Config{Limits: lim})
+	r := rawDial(t, f.addr)
+	id := r.handshake().GetSessionId()
+	pad := strings.Repeat("x", 16<<10)
+	for i := range pushes { // 16 MB each kind: 64 times the budget, 4 times what the kernel's buffers hold
+		if err := gate.PushWith(f.n, id, "world", wrapperspb.String(fmt.Sprint(i, pad)), gate.PushOptions{Coalesce: "world"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := gate.PushWith(f.n, id, "fx", wrapperspb.String(pad), gate.PushOptions{Droppable: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	await.True(t, waitTimeout, "pushes to be coalesced and dropped", func() bool {
+		st := f.g.PushStats()
+		return st.Coalesced > 0 && st.Dropped > 0
+	})
+	last := fmt.Sprint(pushes-1, pad)
+	for {
+		fr, err := r.next()
+		if err != nil {
+			t.Fatalf("the slow reader, reading again: %v (stats %+v)", err, f.g.PushStats())
+		}
+		if p := fr.GetPush(); p != nil && p.GetRoute() == "world" && decodeString(p.GetBody()) == last {
+			break
+		}
+		if fr.GetClose() != nil {
+			t.Fatalf("the slow reader was cut off: %v", fr.GetClose())
+		}
+	}
+	st := f.g.PushStats()
+	t.Logf("%d world updates and %d droppable pushes of 16 KiB: %d coalesced, %d dropped", pushes, pushes, st.Coalesced, st.Dropped)
 }
