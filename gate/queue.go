@@ -243,9 +243,12 @@ func (q *frameQueue) run() {
 		}
 		q.inflight, q.nflight = q.frames[0].at, n
 		q.head += uint64(n)
-		rest := copy(q.frames, q.frames[n:])
-		clear(q.frames[rest:])
-		q.frames = q.frames[:rest]
+		// Advance past the batch rather than shift what is left: appends
+		// reuse the room at the end, and when it runs out, append copies
+		// only the waiting frames to a new array (amortised O(1) a frame,
+		// where a shift would cost the whole queue for every batch).
+		clear(q.frames[:n])
+		q.frames = q.frames[n:]
 		broken := q.broken
 		q.mu.Unlock()
 		failed := false

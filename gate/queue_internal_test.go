@@ -139,3 +139,46 @@ func mustQueue(t *testing.T, q *frameQueue, f, key string, droppable bool) {
 		t.Fatalf("push %.8q: %v %s, want it queued", f, r, why)
 	}
 }
+
+// BenchmarkQueuePush: the session's side of a push, a frame queued for a
+// writer that takes batches as they come (its write returns at once):
+// plain, latest-wins under one key, and droppable; against a buffered
+// channel and its reader.
+func BenchmarkQueuePush(b *testing.B) {
+	frame := make([]byte, 200)
+	for _, bc := range []struct {
+		name      string
+		key       string
+		droppable bool
+	}{{"plain", "", false}, {"coalesce", "world", false}, {"droppable", "", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			done := make(chan struct{})
+			q := newFrameQueue(queueLimits{frames: 1 << 20, bytes: 1 << 30, after: time.Minute},
+				func([][]byte) error { return nil }, func() {}, func(ending) { close(done) }, func(run func()) { go run() })
+			b.ReportAllocs()
+			for b.Loop() {
+				if r, why := q.push(frame, bc.key, bc.droppable); r != queued {
+					b.Fatalf("push: %v %s", r, why)
+				}
+			}
+			q.close(ending{})
+			<-done
+		})
+	}
+	// The baseline: a buffered channel with a goroutine taking from it.
+	b.Run("chan", func(b *testing.B) {
+		ch := make(chan []byte, 4096)
+		done := make(chan struct{})
+		go func() {
+			for range ch {
+			}
+			close(done)
+		}()
+		b.ReportAllocs()
+		for b.Loop() {
+			ch <- frame
+		}
+		close(ch)
+		<-done
+	})
+}
