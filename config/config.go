@@ -218,8 +218,18 @@ type Limits struct {
 	Rate float64 `yaml:"rate"`
 	// Burst is a session's requests at once (100).
 	Burst int `yaml:"burst"`
-	// WriteQueue bounds the frames waiting to be written to one client (256).
+	// WriteQueue bounds the frames waiting to be written to one client (4096).
 	WriteQueue int `yaml:"write_queue"`
+	// WriteQueueBytes bounds the bytes waiting to be written to one client
+	// (256 KiB): the gateway's write memory is at most max_conns times it.
+	WriteQueueBytes int `yaml:"write_queue_bytes"`
+	// SlowClientAfter cuts off a client whose oldest frame not yet written
+	// has waited this long (5s).
+	SlowClientAfter time.Duration `yaml:"slow_client_after"`
+	// GroupRate and GroupBurst bound each group's broadcasts a second and
+	// at once (100, 200).
+	GroupRate  float64 `yaml:"group_rate"`
+	GroupBurst int     `yaml:"group_burst"`
 	// MaxConns bounds the gateway's connections (10000).
 	MaxConns int `yaml:"max_conns"`
 	// MaxHeaderBytes bounds an HTTP request's header on the gateway's

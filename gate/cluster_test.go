@@ -2,6 +2,7 @@ package gate_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -107,6 +108,28 @@ func TestCrossNode(t *testing.T) {
 			mustCall(t, ana, "prof.Where", "", want)
 		}
 		mustCall(t, bea, "prof.Where", "", c.Addrs[1].String()+"/bea")
+	})
+
+	t.Run("PushMany across gateways", func(t *testing.T) {
+		got := make(chan string, 4)
+		ana.OnPush("chat.Many", func(body []byte) { got <- "ana:" + decodeString(body) })
+		bea.OnPush("chat.Many", func(body []byte) { got <- "bea:" + decodeString(body) })
+		ids := []string{ana.SessionID(), bea.SessionID()}
+		// From the backend, where neither lives; then from gateway A,
+		// where ana does.
+		for _, from := range []int{1, 0} {
+			msg := wrapperspb.String(fmt.Sprint("from ", from))
+			if err := gate.PushMany(ctx, c.Node(from), ids, "chat.Many", msg, gate.PushOptions{}); err != nil {
+				t.Fatalf("PushMany from node %d: %v", from, err)
+			}
+			seen := map[string]bool{recv(t, got, "a push"): true, recv(t, got, "a push"): true}
+			if !seen["ana:"+msg.Value] || !seen["bea:"+msg.Value] {
+				t.Fatalf("PushMany from node %d reached %v, want ana and bea", from, seen)
+			}
+		}
+		if err := gate.PushMany(ctx, c.Node(1), []string{"nonsense"}, "chat.Many", wrapperspb.String("x"), gate.PushOptions{}); rpc.CodeOf(err) != rpc.InvalidArgument {
+			t.Fatalf("PushMany to a bad session ID: %v, want InvalidArgument", err)
+		}
 	})
 
 	t.Run("groups across gateways", func(t *testing.T) {

@@ -23,7 +23,11 @@ const (
 	DefaultRequestTimeout   = 10 * time.Second
 	DefaultRate             = 50
 	DefaultBurst            = 100
-	DefaultWriteQueue       = 256
+	DefaultWriteQueue       = 4096
+	DefaultWriteQueueBytes  = 256 << 10
+	DefaultSlowClientAfter  = 5 * time.Second
+	DefaultGroupRate        = 100
+	DefaultGroupBurst       = 200
 	DefaultMaxConns         = 10000
 	DefaultMaxHeaderBytes   = 8 << 10
 	DefaultHTTPIdleTimeout  = 30 * time.Second
@@ -96,9 +100,36 @@ type Limits struct {
 	// Defaults 50 and 100.
 	Rate  float64
 	Burst int
-	// WriteQueue bounds the frames waiting to be written to one client; a
-	// client too slow to take them is cut off. Default 256.
+	// WriteQueue bounds the frames waiting to be written to one client
+	// (those being written count until they are written); a client too
+	// slow to take them is cut off. It is a backstop: WriteQueueBytes and
+	// SlowClientAfter are what judge a slow client. Default 4096.
 	WriteQueue int
+	// WriteQueueBytes bounds the bytes waiting to be written to one client,
+	// counting each frame's bytes plus 64 for its entry, and frames being
+	// written until they are written. A push that would take a client's
+	// queue past it cuts the client off as too slow (Close 8). Pushes
+	// marked droppable (PushOptions.Droppable) are dropped instead once the
+	// queue holds half of it, and a push with a coalescing key
+	// (PushOptions.Coalesce) replaces the one of the same key still
+	// waiting. A frame encoded once for many sessions (Broadcast, PushMany)
+	// is charged to each queue, though its bytes are shared. This is the
+	// per-connection bound of the gateway's write memory: at most MaxConns
+	// × WriteQueueBytes in all. Default 256 KiB.
+	WriteQueueBytes int
+	// SlowClientAfter bounds how long a frame may wait to be written to a
+	// client: the next push to a client whose oldest frame not yet written
+	// has waited longer cuts it off as too slow (Close 8), however little
+	// its queue holds. Default 5s.
+	SlowClientAfter time.Duration
+	// GroupRate and GroupBurst bound the broadcasts of each group that a
+	// session of this gateway starts (by joining it first): GroupRate a
+	// second on average, GroupBurst at once. A broadcast beyond them is
+	// dropped and counted (PushStats.Throttled): a flood of broadcasts,
+	// such as chat lines, cannot overwhelm the members. Defaults 100 and
+	// 200.
+	GroupRate  float64
+	GroupBurst int
 	// MaxConns bounds the gateway's connections; beyond it new ones are
 	// refused with a Close frame. Default 10000. It counts HTTP
 	// connections of the gateway's own servers (ListenWebSocket,
@@ -204,6 +235,18 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxRefused == 0 {
 		l.MaxRefused = DefaultMaxRefused
 	}
+	if l.WriteQueueBytes == 0 {
+		l.WriteQueueBytes = DefaultWriteQueueBytes
+	}
+	if l.SlowClientAfter == 0 {
+		l.SlowClientAfter = DefaultSlowClientAfter
+	}
+	if l.GroupRate == 0 {
+		l.GroupRate = DefaultGroupRate
+	}
+	if l.GroupBurst == 0 {
+		l.GroupBurst = DefaultGroupBurst
+	}
 	return l
 }
 
@@ -212,6 +255,12 @@ func (l Limits) validate() error {
 	case l.MaxFrame < 0, l.Burst < 0, l.WriteQueue < 0, l.MaxConns < 0, l.Rate < 0,
 		l.MaxHeaderBytes < 0, l.ConnBurst < 0, l.SourceBurst < 0:
 		return fmt.Errorf("%w: a limit is negative", ErrBadConfig)
+	case l.WriteQueueBytes < 0:
+		return fmt.Errorf("%w: WriteQueueBytes is negative", ErrBadConfig)
+	case l.SlowClientAfter < 0:
+		return fmt.Errorf("%w: SlowClientAfter is negative", ErrBadConfig)
+	case l.GroupRate < 0, l.GroupBurst < 0:
+		return fmt.Errorf("%w: GroupRate or GroupBurst is negative", ErrBadConfig)
 	case l.HandshakeTimeout < 0, l.Heartbeat < 0, l.RequestTimeout < 0, l.HTTPIdleTimeout < 0:
 		return fmt.Errorf("%w: a duration is negative", ErrBadConfig)
 	}

@@ -49,10 +49,21 @@
 // # Limits
 //
 // Limits bound each connection: frame size, handshake deadline, heartbeat
-// loss, a per-session rate limit, a per-session write queue (a client too
-// slow to read is cut off, never waited for) and a connection count. A
-// client that breaks one gets an error reply or a Close frame with the
-// reason. Panics in handlers and hooks are recovered.
+// loss, a per-session rate limit, a per-session write queue bounded in
+// bytes and in time (a client too slow to read is cut off, never waited
+// for) and a connection count. A client that breaks one gets an error
+// reply or a Close frame with the reason. Panics in handlers and hooks
+// are recovered.
+//
+// # Fan-out
+//
+// PushMany pushes one message to any set of sessions (the players near
+// an area of the world, say), encoding it once and sharing the frame's
+// bytes between the sessions of each gateway. PushOptions say what a
+// slow client's queue may do with a push before the client is cut off:
+// Coalesce (latest wins: world state) or Droppable (chat lines). Each
+// group's broadcasts have a budget (Limits.GroupRate and GroupBurst).
+// Gateway.PushStats counts what was dropped, coalesced and throttled.
 //
 // Some limits outlive a connection, in a bounded table: per source
 // address (an IPv4 address, or an IPv6 /64) the connections open and the

@@ -124,10 +124,11 @@ func gatewayFull(max int) ending {
 }
 
 // slowClient is the ending of a client too slow to read its frames (its
-// write queue is full): Close{8}, WebSocket 1008 (policy violation), MQTT
-// 5 Quota exceeded (0x97).
-func slowClient(queue int) ending {
-	e := endingOf(rpc.ResourceExhausted, fmt.Sprintf("the client does not read fast enough (write queue full: %d frames)", queue))
+// write queue is over its bounds, which why names: "write queue full:
+// 262144 bytes", "write queue 5s behind"): Close{8}, WebSocket 1008
+// (policy violation), MQTT 5 Quota exceeded (0x97).
+func slowClient(why string) ending {
+	e := endingOf(rpc.ResourceExhausted, fmt.Sprintf("the client does not read fast enough (%s)", why))
 	e.ws = websocket.StatusPolicyViolation
 	e.mqtt = packets.ErrQuotaExceeded.Code
 	return e
@@ -135,7 +136,7 @@ func slowClient(queue int) ending {
 
 // errSlowClient is the close reason of a client that does not read fast
 // enough.
-var errSlowClient = errors.New("gate: the client does not read fast enough (write queue full)")
+var errSlowClient = errors.New("gate: the client does not read fast enough")
 
 // idleError is a read that found nothing within the connection's idle
 // limit: 3 × Limits.Heartbeat, or 1.5 × an MQTT client's keep alive.

@@ -57,6 +57,7 @@ type Gateway struct {
 	httpConns map[net.Conn]*limitEntry
 
 	readBufs sync.Pool // of *[]byte: stream connections' read buffers
+	pushes   pushStats // see PushStats
 }
 
 // connState is where a connection is: in its handshake, then with its

@@ -63,14 +63,14 @@ func ParseSessionID(id string) (actor.PID, error) {
 // ensureGroup returns the PID of the group's actor, starting it on n when
 // the group does not exist yet. When two nodes start one at once, the
 // first to register the name wins and the other stops its own.
-func ensureGroup(ctx context.Context, n *actor.Node, name string) (actor.PID, error) {
+func ensureGroup(ctx context.Context, n *actor.Node, name string, budget groupBudget) (actor.PID, error) {
 	for range 3 {
 		if pid, err := lookup(ctx, n, groupName(name)); err == nil {
 			return pid, nil
 		} else if !errors.Is(err, actor.ErrNameNotFound) {
 			return actor.PID{}, err
 		}
-		pid, err := n.Spawn(func() actor.Actor { return &group{name: name} })
+		pid, err := n.Spawn(func() actor.Actor { return &group{name: name, budget: budget, tokens: float64(budget.burst)} })
 		if err != nil {
 			return actor.PID{}, err
 		}

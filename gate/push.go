@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -20,6 +21,29 @@ import (
 // Push sends the client of session sessionID a push on route. msg is
 // encoded here, once.
 func Push(n *actor.Node, sessionID, route string, msg proto.Message) error {
+	return PushWith(n, sessionID, route, msg, PushOptions{})
+}
+
+// PushOptions say what a client's write queue may do with a push that the
+// client is slow to take, before the client is cut off as too slow (see
+// Limits.WriteQueueBytes). The zero value: the push is queued, and a
+// client whose queue is over its bounds is cut off.
+type PushOptions struct {
+	// Coalesce, when set, makes the push latest-wins under this key: it
+	// takes the place of the push of the same key still waiting in the
+	// client's write queue, which is then never sent (counted in
+	// Gateway.PushStats). For state that a newer push makes obsolete, such
+	// as world updates or a score; pushes of one key keep their order.
+	Coalesce string
+	// Droppable lets the gateway drop the push, rather than queue it, once
+	// the client's write queue holds half of Limits.WriteQueueBytes
+	// (counted in Gateway.PushStats). For pushes a client can do without:
+	// chat lines under a flood, cosmetic effects.
+	Droppable bool
+}
+
+// PushWith is Push with options.
+func PushWith(n *actor.Node, sessionID, route string, msg proto.Message, opts PushOptions) error {
 	pid, err := ParseSessionID(sessionID)
 	if err != nil {
 		return err
@@ -28,7 +52,78 @@ func Push(n *actor.Node, sessionID, route string, msg proto.Message) error {
 	if err != nil {
 		return rpc.Errorf(rpc.InvalidArgument, "push %s: %v", route, err)
 	}
-	return status(n.Send(pid, &nodepb.Push{Route: route, Body: body}))
+	return status(n.Send(pid, &nodepb.Push{Route: route, Body: body, Coalesce: opts.Coalesce, Droppable: opts.Droppable}))
+}
+
+// PushMany sends one push on route to the clients of every session in
+// sessionIDs, wherever they are connected, encoding it once: msg once here,
+// and the push frame once per gateway node, whose sessions share its
+// bytes. Sessions on n itself get the frame directly; those of each other
+// gateway node through that gateway, in one message. It is for pushes to
+// sets of sessions that are not groups, such as the players near an area
+// of the world.
+//
+// A session that has gone is skipped: watch sessions (actor.Context.Watch
+// on the PID of ParseSessionID) to learn that they end. PushMany fails with
+// InvalidArgument, before sending anything, when a session ID does not
+// parse or msg does not encode; with the error of the first gateway node
+// it could not reach (NotFound: no gateway there), after pushing to the
+// others.
+func PushMany(ctx context.Context, n *actor.Node, sessionIDs []string, route string, msg proto.Message, opts PushOptions) error {
+	if len(sessionIDs) == 0 {
+		return nil
+	}
+	body, err := proto.Marshal(msg)
+	if err != nil {
+		return rpc.Errorf(rpc.InvalidArgument, "push %s: %v", route, err)
+	}
+	self := n.Addr()
+	var local []actor.PID
+	var remote map[actor.Addr][]uint64
+	for _, id := range sessionIDs {
+		pid, err := ParseSessionID(id)
+		if err != nil {
+			return err
+		}
+		if pid.Node == self {
+			local = append(local, pid)
+			continue
+		}
+		if remote == nil {
+			remote = make(map[actor.Addr][]uint64)
+		}
+		remote[pid.Node] = append(remote[pid.Node], pid.Serial)
+	}
+	if len(local) > 0 {
+		frame, err := pushFrameOf(route, body)
+		if err != nil {
+			return err
+		}
+		m := pushFrame{frame: frame, coalesce: opts.Coalesce, droppable: opts.Droppable}
+		for _, pid := range local {
+			_ = n.Send(pid, m) // a session that has gone is skipped
+		}
+	}
+	var first error
+	for gate, serials := range remote {
+		hub, err := lookup(ctx, n, hubName(gate))
+		if err == nil {
+			err = n.Send(hub, &nodepb.GatePush{Route: route, Body: body, Serials: serials, Coalesce: opts.Coalesce, Droppable: opts.Droppable})
+		}
+		if err != nil && first == nil {
+			first = rpc.Errorf(rpc.NotFound, "push %s: gateway %v: %v", route, gate, err)
+		}
+	}
+	return first
+}
+
+// pushFrameOf encodes the client frame of a push.
+func pushFrameOf(route string, body []byte) ([]byte, error) {
+	frame, err := gatepb.Encode(&gatepb.Frame{Body: &gatepb.Frame_Push{Push: &gatepb.Push{Route: route, Body: body}}})
+	if err != nil {
+		return nil, rpc.Errorf(rpc.InvalidArgument, "push %s: %v", route, err)
+	}
+	return frame, nil
 }
 
 // PushUser sends a push to the session bound to userID, wherever it is
@@ -73,8 +168,18 @@ func sessionGroupOp(ctx context.Context, n *actor.Node, group, sessionID string,
 
 // Broadcast pushes msg on route to every session of the group. msg is
 // encoded once here, and the push frame once per gateway, however many
-// members the gateway has.
+// members the gateway has. A group sends at most Limits.GroupRate
+// broadcasts a second (bursts of GroupBurst), the limits of the gateway
+// whose session started it: a broadcast beyond them is dropped, counted
+// in Gateway.PushStats, so that a flood of broadcasts cannot overwhelm
+// the members.
 func Broadcast(ctx context.Context, n *actor.Node, group, route string, msg proto.Message) error {
+	return BroadcastWith(ctx, n, group, route, msg, PushOptions{})
+}
+
+// BroadcastWith is Broadcast with options, which apply to each member's
+// push.
+func BroadcastWith(ctx context.Context, n *actor.Node, group, route string, msg proto.Message, opts PushOptions) error {
 	pid, err := lookup(ctx, n, groupName(group))
 	if err != nil {
 		return rpc.Errorf(rpc.NotFound, "group %q: %v", group, err)
@@ -83,7 +188,7 @@ func Broadcast(ctx context.Context, n *actor.Node, group, route string, msg prot
 	if err != nil {
 		return rpc.Errorf(rpc.InvalidArgument, "broadcast %s: %v", route, err)
 	}
-	return status(n.Send(pid, &nodepb.GroupBroadcast{Route: route, Body: body}))
+	return status(n.Send(pid, &nodepb.GroupBroadcast{Route: route, Body: body, Coalesce: opts.Coalesce, Droppable: opts.Droppable}))
 }
 
 // GroupSize returns how many sessions the group has.
@@ -111,10 +216,36 @@ func status(err error) error {
 	return rpc.StatusOf(err)
 }
 
-// group is the actor of one group: its members, by gateway.
+// group is the actor of one group: its members, by gateway, and its
+// broadcast budget (Limits.GroupRate and GroupBurst of the gateway that
+// started it).
 type group struct {
 	name    string
 	members map[actor.Addr]map[uint64]struct{}
+	budget  groupBudget
+	tokens  float64   // broadcasts it may send now
+	at      time.Time // when tokens was last refilled
+}
+
+// groupBudget bounds a group's broadcasts: rate a second, bursts of burst.
+type groupBudget struct {
+	rate  float64
+	burst int
+	stats *pushStats // where the broadcasts over it are counted
+}
+
+// allow reports whether a broadcast at now is within the group's budget,
+// and takes its token.
+func (gr *group) allow(now time.Time) bool {
+	if !gr.at.IsZero() {
+		gr.tokens = min(float64(gr.budget.burst), gr.tokens+now.Sub(gr.at).Seconds()*gr.budget.rate)
+	}
+	gr.at = now
+	if gr.tokens < 1 {
+		return false
+	}
+	gr.tokens--
+	return true
 }
 
 func (gr *group) Receive(c *actor.Context) {
@@ -143,6 +274,10 @@ func (gr *group) Receive(c *actor.Context) {
 		}
 		c.Respond(&nodepb.GroupMembers{Count: uint32(count)})
 	case *nodepb.GroupBroadcast:
+		if !gr.allow(time.Now()) {
+			gr.budget.stats.throttled.Add(1)
+			return
+		}
 		gr.broadcast(c, m)
 	}
 }
@@ -161,7 +296,7 @@ func (gr *group) broadcast(c *actor.Context, m *nodepb.GroupBroadcast) {
 		for s := range sessions {
 			serials = append(serials, s)
 		}
-		if err := c.Send(hub, &nodepb.GatePush{Route: m.GetRoute(), Body: m.GetBody(), Serials: serials}); err != nil {
+		if err := c.Send(hub, &nodepb.GatePush{Route: m.GetRoute(), Body: m.GetBody(), Serials: serials, Coalesce: m.GetCoalesce(), Droppable: m.GetDroppable()}); err != nil {
 			c.Logger().Warn("gate: group broadcast", "group", gr.name, "gate", gate, "err", err)
 		}
 	}
@@ -191,13 +326,14 @@ func (h *hub) Receive(c *actor.Context) {
 	if !ok {
 		return
 	}
-	frame, err := gatepb.Encode(&gatepb.Frame{Body: &gatepb.Frame_Push{Push: &gatepb.Push{Route: m.GetRoute(), Body: m.GetBody()}}})
+	frame, err := pushFrameOf(m.GetRoute(), m.GetBody())
 	if err != nil {
 		h.log.Error("gate: cannot encode a push", "route", m.GetRoute(), "err", err)
 		return
 	}
 	self := c.Self().Node
+	pf := pushFrame{frame: frame, coalesce: m.GetCoalesce(), droppable: m.GetDroppable()}
 	for _, serial := range m.GetSerials() {
-		_ = c.Send(actor.PID{Node: self, Serial: serial}, pushFrame{frame: frame})
+		_ = c.Send(actor.PID{Node: self, Serial: serial}, pf)
 	}
 }

@@ -123,7 +123,7 @@ func (g *Gateway) handshake(c clientConn) (*session, error) {
 		userID: uid,
 		info:   SessionInfo{Remote: c.remoteAddr(), Listener: c.kind(), Opened: time.Now()},
 	}
-	s.out = newFrameQueue(g.lim.WriteQueue, c.writeFrames, func() { _ = c.close() }, s.finish, g.startWriter)
+	s.out = newFrameQueue(g.queueLimits(), c.writeFrames, func() { _ = c.close() }, s.finish, g.startWriter)
 	return s, nil
 }
 

@@ -48,8 +48,13 @@ type (
 		err error
 		e   ending
 	}
-	// pushFrame is a push frame encoded once for several sessions.
-	pushFrame struct{ frame []byte }
+	// pushFrame is a push frame encoded once for several sessions, with
+	// its PushOptions.
+	pushFrame struct {
+		frame     []byte
+		coalesce  string
+		droppable bool
+	}
 	// goAway: the gateway is shutting down (see Gateway.Shutdown). The
 	// session takes no more requests, and sends the GoingAway Close frame
 	// once the requests it forwarded are answered; with now (Close), it
@@ -146,9 +151,14 @@ func (s *session) Receive(c *actor.Context) {
 	case loginDeadline:
 		s.loginDeadline(c)
 	case *nodepb.Push:
-		s.write(c, &gatepb.Frame{Body: &gatepb.Frame_Push{Push: &gatepb.Push{Route: m.GetRoute(), Body: m.GetBody()}}})
+		b, err := gatepb.Encode(&gatepb.Frame{Body: &gatepb.Frame_Push{Push: &gatepb.Push{Route: m.GetRoute(), Body: m.GetBody()}}})
+		if err != nil {
+			s.g.log.Error("gate: cannot encode a push", "session", s.info.ID, "route", m.GetRoute(), "err", err)
+			return
+		}
+		s.push(c, b, m.GetCoalesce(), m.GetDroppable())
 	case pushFrame:
-		s.enqueue(c, m.frame)
+		s.push(c, m.frame, m.coalesce, m.droppable)
 	case *nodepb.Kick:
 		s.kick(c, m.GetCode(), m.GetReason())
 	case *nodepb.SessionGroup:
@@ -234,19 +244,23 @@ func (s *session) write(c *actor.Context, f *gatepb.Frame) {
 	s.enqueue(c, b)
 }
 
-// enqueue queues an encoded frame. A client whose queue is full is too
-// slow: it is cut off (its frames waiting are dropped, and it gets only
-// the Close frame that says why, see frameQueue.cut), and nothing waits
-// for it.
-func (s *session) enqueue(c *actor.Context, frame []byte) {
+// enqueue queues an encoded frame that must reach the client (a
+// response, a heartbeat); see push.
+func (s *session) enqueue(c *actor.Context, frame []byte) { s.push(c, frame, "", false) }
+
+// push queues an encoded frame, with a push's options (see frameQueue.push).
+// A client whose queue is over its bounds is too slow: it is cut off (its
+// frames waiting are dropped, and it gets only the Close frame that says
+// why, see frameQueue.cut), and nothing waits for it.
+func (s *session) push(c *actor.Context, frame []byte, coalesce string, droppable bool) {
 	if s.reason != nil && errors.Is(s.reason, errSlowClient) {
 		return
 	}
-	if !s.out.push(frame) {
+	if r, why := s.out.push(frame, coalesce, droppable); r == tooSlow {
 		s.ending = true
-		s.reason = errSlowClient
-		s.bye = slowClient(s.out.capacity())
-		s.g.log.Warn("gate: cutting off a slow client", "session", s.info.ID, "queue", s.out.capacity())
+		s.reason = fmt.Errorf("%w: %s", errSlowClient, why)
+		s.bye = slowClient(why)
+		s.g.log.Warn("gate: cutting off a slow client", "session", s.info.ID, "why", why)
 		s.out.cut()
 		_ = c.Stop(c.Self())
 	}
@@ -570,7 +584,7 @@ func (s *session) group(c *actor.Context, m *nodepb.SessionGroup) error {
 	defer cancel()
 	name := m.GetGroup()
 	if m.GetJoin() {
-		pid, err := ensureGroup(ctx, s.g.node, name)
+		pid, err := ensureGroup(ctx, s.g.node, name, s.g.groupBudget())
 		if err != nil {
 			return err
 		}

@@ -379,7 +379,7 @@ func TestShutdownDeadline(t *testing.T) {
 // client that reads nothing: its connection is cut after a bounded
 // grace, well before the 10s write timeout.
 func TestCloseSendsGoingAway(t *testing.T) {
-	sg := startSlowGate(t, gate.Limits{WriteQueue: 1 << 16})
+	sg := startSlowGate(t, gate.Limits{WriteQueue: 1 << 16, WriteQueueBytes: 64 << 20, SlowClientAfter: time.Minute})
 	r := rawDial(t, sg.tcp)
 	r.handshake()
 	rec := newCloseRecorder()

@@ -61,7 +61,11 @@ func (m *ChatModule) Stop(ctx context.Context) error {
 // chatService is the "chat" gate service.
 func chatService(world arenapb.WorldClient, at rpc.Target) *gate.Service {
 	svc := gate.NewService("chat")
+	var budget speakers // per user: the service's handlers run one at a time
 	gate.Handle(svc, "Say", func(s *gate.Session, req *arenapb.SayRequest) (*arenapb.SayReply, error) {
+		if !budget.allow(s.UserID(), time.Now()) {
+			return nil, rpc.Errorf(rpc.ResourceExhausted, "say: at most %d lines a second, %d at once", ChatRate, ChatBurst)
+		}
 		text := strings.TrimSpace(req.GetText())
 		switch {
 		case text == "":
@@ -87,7 +91,9 @@ func chatService(world arenapb.WorldClient, at rpc.Target) *gate.Service {
 			return nil, err
 		}
 		line := &arenapb.ChatLine{From: from, Text: text, UnixMs: time.Now().UnixMilli()}
-		if err := gate.Broadcast(ctx, s.Actor().Node(), ChatGroup, PushChat, line); err != nil {
+		// Droppable: a player whose write queue is backed up misses chat
+		// lines rather than being cut off for them.
+		if err := gate.BroadcastWith(ctx, s.Actor().Node(), ChatGroup, PushChat, line, gate.PushOptions{Droppable: true}); err != nil {
 			return nil, err
 		}
 		return &arenapb.SayReply{}, nil

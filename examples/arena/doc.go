@@ -55,14 +55,19 @@
 //     Its timer (WorldSettings.Tick) moves the players, hands out the orbs
 //     they touch, ends the rounds, and pushes each one an arena.World
 //     update with the players and orbs in the 3x3 area-of-interest cells
-//     around it (WorldSettings.Cell). It serves the generated arenapb.World
+//     around it (WorldSettings.Cell): one update per occupied cell,
+//     encoded once for its players (gate.PushMany) and latest-wins, so a
+//     player slow to read gets the newest, not a backlog. It serves the generated arenapb.World
 //     rpc service to the other modules, and the "arena" gate service to
 //     clients: arena.Join, arena.Move, arena.Leave. It hosts the grains.
 //   - "chat" (NewChat): the "chat" gate service. chat.Say asks the world
 //     for the sender's name through the generated World client, on
 //     whichever node the world runs, and broadcasts a chat.Line to the
-//     room's group. A client logged in by a token that has not joined
-//     (an MQTT client, say) speaks as "@" and its user ID.
+//     room's group, as a droppable push. Each user may say ChatRate lines
+//     a second, ChatBurst at once (ResourceExhausted beyond), and the
+//     room's broadcasts have the gateway's group budget. A client logged
+//     in by a token that has not joined (an MQTT client, say) speaks as
+//     "@" and its user ID.
 //
 // Routes gives a gateway the routes that match: arena.* to the world's
 // nodes, chat.* to the chat's, arena.Join public.
@@ -75,7 +80,7 @@
 //   - its client sends arena.Leave;
 //   - its session closes, or the gateway node holding it leaves or dies:
 //     the world watches every player's session actor, on whichever node
-//     it lives (and a push to one that is gone fails with NotFound);
+//     it lives;
 //   - it has sent the world nothing (arena.Move) for WorldSettings.Idle,
 //     30s by default: a safety net for a client that stays connected but
 //     stops playing; the page and bots.yaml re-send their heading every

@@ -2,6 +2,7 @@ package arena
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/guildkit/guild/actor"
@@ -69,7 +71,8 @@ type worldActor struct {
 	byResume map[string]string    // player ID by resume token
 	session  map[actor.PID]string // player ID by the session actors it watches
 	grid     *grid[string]
-	lastIn   string // the ID of the player who arrived last, to spawn near
+	byCell   map[int][]string // each cell's sessions, rebuilt each tick (empty: no player)
+	lastIn   string           // the ID of the player who arrived last, to spawn near
 	orbs     map[uint32]*orb
 	orbGrid  *grid[uint32]
 	nextOrb  uint32
@@ -91,6 +94,7 @@ func newWorldActor(s WorldSettings, grains *grain.System) *worldActor {
 		byResume: make(map[string]string),
 		session:  make(map[actor.PID]string),
 		grid:     newGrid[string](s.Width, s.Height, s.Cell),
+		byCell:   make(map[int][]string),
 		orbs:     make(map[uint32]*orb),
 		orbGrid:  newGrid[uint32](s.Width, s.Height, s.Cell),
 		board:    &arenapb.Leaderboard{},
@@ -311,24 +315,45 @@ func (w *worldActor) step(c *actor.Context) {
 	}
 
 	roundLeft := w.roundLeftMs(now)
-	updates := make(map[int]*arenapb.WorldUpdate)
-	var gone []string
+	for cell, sessions := range w.byCell {
+		w.byCell[cell] = sessions[:0] // keep the slices: at most one per cell
+	}
 	for id, p := range w.players {
 		cell := w.grid.where[id]
-		u, ok := updates[cell]
-		if !ok {
-			u = w.update(cell)
-			u.Round, u.RoundLeftMs = w.round, roundLeft
-			updates[cell] = u
+		w.byCell[cell] = append(w.byCell[cell], p.session)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	for cell, sessions := range w.byCell {
+		if len(sessions) == 0 {
+			continue
 		}
-		// A session that no longer exists on its node fails with NotFound
-		// (a local one at once; a remote one is caught by its watch).
-		if err := gate.Push(c.Node(), p.session, PushWorld, u); err != nil && rpc.CodeOf(err) == rpc.NotFound {
-			gone = append(gone, id)
+		u := w.update(cell)
+		u.Round, u.RoundLeftMs = w.round, roundLeft
+		// One update per cell, encoded once for all its players. A
+		// session that has gone is skipped: its watch removes its player.
+		// The update is latest-wins: a player slow to read gets the newest
+		// in place of one still waiting, not a backlog.
+		if err := gate.PushMany(ctx, c.Node(), sessions, PushWorld, u, worldPush); err != nil {
+			c.Logger().Warn("arena: a world update was not pushed to every gateway", "cell", cell, "err", err)
 		}
 	}
-	for _, id := range gone {
-		w.remove(c, id)
+}
+
+// worldPush: a world update replaces the one still waiting for a slow
+// client (see gate.PushOptions).
+var worldPush = gate.PushOptions{Coalesce: PushWorld}
+
+// pushAll pushes msg on route to every player, encoded once.
+func (w *worldActor) pushAll(c *actor.Context, route string, msg proto.Message, opts gate.PushOptions) {
+	sessions := make([]string, 0, len(w.players))
+	for _, p := range w.players {
+		sessions = append(sessions, p.session)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	if err := gate.PushMany(ctx, c.Node(), sessions, route, msg, opts); err != nil {
+		c.Logger().Warn("arena: a push was not sent to every gateway", "route", route, "err", err)
 	}
 }
 
@@ -358,8 +383,8 @@ func (w *worldActor) roundLeftMs(now time.Time) uint32 {
 // on the leaderboard: each one was reported as it grew.
 func (w *worldActor) endRound(c *actor.Context, now time.Time) {
 	over := &arenapb.RoundOver{Round: w.round, Top: w.top(3), Next: w.round + 1, NextMs: uint32(time.Duration(w.s.Round).Milliseconds())}
+	w.pushAll(c, PushRound, over, gate.PushOptions{})
 	for _, p := range w.players {
-		_ = gate.Push(c.Node(), p.session, PushRound, over)
 		p.score = 0
 	}
 	w.round++
@@ -432,9 +457,7 @@ func (w *worldActor) setBoard(c *actor.Context, board *arenapb.Leaderboard) {
 		return
 	}
 	w.board = board
-	for _, p := range w.players {
-		_ = gate.Push(c.Node(), p.session, PushBoard, board)
-	}
+	w.pushAll(c, PushBoard, board, gate.PushOptions{Coalesce: PushBoard})
 }
 
 // newToken returns a fresh random resume token: 32 hex digits, which no

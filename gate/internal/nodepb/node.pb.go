@@ -258,11 +258,14 @@ func (x *ClientReply) GetKickReason() string {
 	return ""
 }
 
-// Push asks a session to send its client a push.
+// Push asks a session to send its client a push. coalesce and droppable
+// are its gate.PushOptions.
 type Push struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Route         string                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
 	Body          []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	Coalesce      string                 `protobuf:"bytes,3,opt,name=coalesce,proto3" json:"coalesce,omitempty"`
+	Droppable     bool                   `protobuf:"varint,4,opt,name=droppable,proto3" json:"droppable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -309,6 +312,20 @@ func (x *Push) GetBody() []byte {
 		return x.Body
 	}
 	return nil
+}
+
+func (x *Push) GetCoalesce() string {
+	if x != nil {
+		return x.Coalesce
+	}
+	return ""
+}
+
+func (x *Push) GetDroppable() bool {
+	if x != nil {
+		return x.Droppable
+	}
+	return false
 }
 
 // Kick asks a session to close with a reason.
@@ -474,6 +491,8 @@ type GroupBroadcast struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Route         string                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
 	Body          []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	Coalesce      string                 `protobuf:"bytes,3,opt,name=coalesce,proto3" json:"coalesce,omitempty"`
+	Droppable     bool                   `protobuf:"varint,4,opt,name=droppable,proto3" json:"droppable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -522,6 +541,20 @@ func (x *GroupBroadcast) GetBody() []byte {
 	return nil
 }
 
+func (x *GroupBroadcast) GetCoalesce() string {
+	if x != nil {
+		return x.Coalesce
+	}
+	return ""
+}
+
+func (x *GroupBroadcast) GetDroppable() bool {
+	if x != nil {
+		return x.Droppable
+	}
+	return false
+}
+
 // GatePush asks a gateway to push one message to several of its
 // sessions: the frame is encoded once for all of them.
 type GatePush struct {
@@ -529,6 +562,8 @@ type GatePush struct {
 	Route         string                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
 	Body          []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
 	Serials       []uint64               `protobuf:"varint,3,rep,packed,name=serials,proto3" json:"serials,omitempty"`
+	Coalesce      string                 `protobuf:"bytes,4,opt,name=coalesce,proto3" json:"coalesce,omitempty"`
+	Droppable     bool                   `protobuf:"varint,5,opt,name=droppable,proto3" json:"droppable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -582,6 +617,20 @@ func (x *GatePush) GetSerials() []uint64 {
 		return x.Serials
 	}
 	return nil
+}
+
+func (x *GatePush) GetCoalesce() string {
+	if x != nil {
+		return x.Coalesce
+	}
+	return ""
+}
+
+func (x *GatePush) GetDroppable() bool {
+	if x != nil {
+		return x.Droppable
+	}
+	return false
 }
 
 // GroupMembers answers a group's member count query.
@@ -750,10 +799,12 @@ const file_gate_internal_nodepb_node_proto_rawDesc = "" +
 	"kickReason\x1a;\n" +
 	"\rSetStateEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"0\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"j\n" +
 	"\x04Push\x12\x14\n" +
 	"\x05route\x18\x01 \x01(\tR\x05route\x12\x12\n" +
-	"\x04body\x18\x02 \x01(\fR\x04body\"2\n" +
+	"\x04body\x18\x02 \x01(\fR\x04body\x12\x1a\n" +
+	"\bcoalesce\x18\x03 \x01(\tR\bcoalesce\x12\x1c\n" +
+	"\tdroppable\x18\x04 \x01(\bR\tdroppable\"2\n" +
 	"\x04Kick\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"7\n" +
@@ -763,14 +814,18 @@ const file_gate_internal_nodepb_node_proto_rawDesc = "" +
 	"\n" +
 	"GroupLeave\x12\x12\n" +
 	"\x04gate\x18\x01 \x01(\rR\x04gate\x12\x16\n" +
-	"\x06serial\x18\x02 \x01(\x04R\x06serial\":\n" +
+	"\x06serial\x18\x02 \x01(\x04R\x06serial\"t\n" +
 	"\x0eGroupBroadcast\x12\x14\n" +
 	"\x05route\x18\x01 \x01(\tR\x05route\x12\x12\n" +
-	"\x04body\x18\x02 \x01(\fR\x04body\"N\n" +
+	"\x04body\x18\x02 \x01(\fR\x04body\x12\x1a\n" +
+	"\bcoalesce\x18\x03 \x01(\tR\bcoalesce\x12\x1c\n" +
+	"\tdroppable\x18\x04 \x01(\bR\tdroppable\"\x88\x01\n" +
 	"\bGatePush\x12\x14\n" +
 	"\x05route\x18\x01 \x01(\tR\x05route\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x18\n" +
-	"\aserials\x18\x03 \x03(\x04R\aserials\"$\n" +
+	"\aserials\x18\x03 \x03(\x04R\aserials\x12\x1a\n" +
+	"\bcoalesce\x18\x04 \x01(\tR\bcoalesce\x12\x1c\n" +
+	"\tdroppable\x18\x05 \x01(\bR\tdroppable\"$\n" +
 	"\fGroupMembers\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\rR\x05count\"8\n" +
 	"\fSessionGroup\x12\x14\n" +
