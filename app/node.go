@@ -227,6 +227,7 @@ func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log 
 		Routes:  routes,
 		Public:  slices.Clone(g.Public),
 		Auth:    auth,
+		Origins: slices.Clone(g.WSOrigins),
 		Limits: gate.Limits{
 			MaxFrame: l.MaxFrame, HandshakeTimeout: l.HandshakeTimeout, Heartbeat: l.Heartbeat,
 			RequestTimeout: l.RequestTimeout, Rate: l.Rate, Burst: l.Burst,

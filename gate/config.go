@@ -62,6 +62,16 @@ type Config struct {
 	// goodbye). They run in the session's actor: they must not block long.
 	OnOpen  func(s *SessionInfo)
 	OnClose func(s *SessionInfo, reason error)
+	// Origins lists the web pages whose scripts may open a WebSocket
+	// (ListenWebSocket, ListenMQTTWebSocket and their handlers), as
+	// patterns matched against the upgrade's Origin header:
+	// "https://game.example.com", "game.example.com" (http or https),
+	// "*.example.com" (its subdomains), "*" (any page). Empty: only pages
+	// from the gateway's own host (the Host the request names, ports
+	// aside), as `guild demo` serves. A request without an Origin (not a
+	// browser) is always allowed; a refused one gets 403 Forbidden with
+	// the reason. See package gate/origin and docs/SECURITY.md.
+	Origins []string
 	// Limits bound what a client may do; zero fields take their defaults.
 	Limits Limits
 	// Logger receives the gateway's logs. Default: the node's logger.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/gate/gatepb"
+	"github.com/guildkit/guild/gate/origin"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -48,6 +49,8 @@ type Gateway struct {
 	closed    chan struct{}            // closed when Close has returned
 
 	readBufs sync.Pool // of *[]byte: stream connections' read buffers
+
+	origins *origin.Policy // Config.Origins, parsed
 }
 
 // connState is where a connection is: in its handshake, then with its
@@ -76,6 +79,10 @@ func New(cfg Config) (*Gateway, error) {
 	if err := cfg.Limits.validate(); err != nil {
 		return nil, err
 	}
+	origins, err := origin.Parse(cfg.Origins)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Origins: %w", ErrBadConfig, err)
+	}
 	for svc, r := range cfg.Routes {
 		switch {
 		case r.grainKind != "":
@@ -101,6 +108,7 @@ func New(cfg Config) (*Gateway, error) {
 		closed:  make(chan struct{}),
 		ctx:     ctx,
 		cancel:  cancel,
+		origins: origins,
 	}
 	var opts []rpc.ClientOption
 	if cfg.Members != nil {
@@ -235,6 +243,9 @@ func (g *Gateway) ListenWebSocket(addr, path string, tlsConfig *tls.Config) (net
 // web page, say).
 func (g *Gateway) WebSocketHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !g.allowOrigin(w, r) {
+			return
+		}
 		hw := &hijackConn{ResponseWriter: w}
 		ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 		if err != nil {
