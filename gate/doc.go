@@ -39,6 +39,12 @@
 // connection leaves the outcome unknown and is not retried, nor is an
 // error the handler returned.
 //
+// Config.Validate, optional, checks every request before it leaves the
+// gateway (after the route table and the login check): the game's first
+// line against hostile input, for every service at once. Its refusal
+// answers InvalidArgument with its message; a panic in it is recovered
+// and answers Internal.
+//
 // # Push and groups
 //
 // From any node: Push to a session ID, PushUser to a user, Kick. Groups
@@ -52,7 +58,10 @@
 // loss, a per-session rate limit, a per-session write queue (a client too
 // slow to read is cut off, never waited for) and a connection count. A
 // client that breaks one gets an error reply or a Close frame with the
-// reason. Panics in handlers and hooks are recovered.
+// reason. Panics in handlers and hooks are recovered. A WebSocket
+// upgrade from a web page that is neither the gateway's own host nor in
+// Config.Origins is refused with 403 (package gate/origin). Every limit,
+// its default and the attack it stops are listed in docs/SECURITY.md.
 //
 // # Shutting down
 //
