@@ -551,7 +551,6 @@ func HostileInput(ctx context.Context, t Target, n int) Report {
 	return Report{Ops: ops.Load(), Unit: "hostile names and lines", Violations: bad}
 }
 
-
 // impersonations returns name written so that it looks the same: in
 // other case, full width, and with Cyrillic lookalikes.
 func impersonations(name string) []string {

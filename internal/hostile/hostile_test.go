@@ -328,4 +328,3 @@ func startDemo(t *testing.T) hostile.Target {
 		Refused: "nope.Nothing",
 	}
 }
-
