@@ -62,7 +62,7 @@ func Attacks() []Attack {
 		{"heartbeat-flood", 7, "heartbeats as fast as the connection takes them", 4, 20, HeartbeatFlood},
 		{"refused-flood", 7, "requests the gateway refuses, as fast as the connection takes them", 4, 20, RefusedFlood},
 		{"non-reading", 8, "clients that join and then never read", 100, 2000, NonReading},
-		{"chat-flood", 1, "joined sessions each chatting at 45 lines/s, just under the rate limit", 10, 20, ChatFlood},
+		{"chat-flood", 1, "joined sessions each chatting at 45 lines/s, just under the rate limit", 20, 20, ChatFlood},
 		{"hostile-input", 9, "names and chat lines with control characters, ANSI escapes, bidi overrides, invisible characters and other players' names", 2, 4, HostileInput},
 		{"cross-origin", 9, "WebSocket upgrades from another site's page", 2, 4, CrossOrigin},
 	}
