@@ -59,8 +59,8 @@ func Attacks() []Attack {
 		{"join-flood", 4, "anonymous clients that join the game and stay", 200, 2000, JoinFlood},
 		{"reconnect-reset", 5, "reconnect after every burst of 120 requests, to start each with a full rate limit; 100 sessions/s a worker", 4, 20, ReconnectReset},
 		{"idle-sessions", 6, "sessions that heartbeat but never log in, holding gateway slots", 300, 9950, IdleSessions},
-		{"heartbeat-flood", 7, "heartbeats as fast as the connection takes them", 4, 20, HeartbeatFlood},
-		{"refused-flood", 7, "requests the gateway refuses, as fast as the connection takes them", 4, 20, RefusedFlood},
+		{"heartbeat-flood", 7, "heartbeats in batches of 256, 25 600/s a session", 4, 20, HeartbeatFlood},
+		{"refused-flood", 7, "requests the gateway refuses, in batches of 256, 25 600/s a session", 4, 20, RefusedFlood},
 		{"non-reading", 8, "clients that join and then never read", 100, 2000, NonReading},
 		{"chat-flood", 1, "joined sessions each chatting at 45 lines/s, just under the rate limit", 20, 20, ChatFlood},
 		{"hostile-input", 9, "names and chat lines with control characters, ANSI escapes, bidi overrides, invisible characters and other players' names", 2, 4, HostileInput},
@@ -356,8 +356,9 @@ func IdleSessions(ctx context.Context, t Target, n int) Report {
 
 var errClosed = fmt.Errorf("hostile: closed")
 
-// flood opens n sessions that each write batches of 256 frame until the
-// attack ends, reading (and discarding) what comes back.
+// flood opens n sessions that each write a batch of 256 frames every
+// 10 ms (25 600 frames/s a session) until the attack ends, reading (and
+// discarding) what comes back.
 func flood(ctx context.Context, t Target, n int, frame func(i uint64) *gatepb.Frame) Report {
 	var sent atomic.Int64
 	workers(n, func(int) {
@@ -372,7 +373,7 @@ func flood(ctx context.Context, t Target, n int, frame func(i uint64) *gatepb.Fr
 			}
 			go r.drain()
 			var id uint64
-			for ctx.Err() == nil {
+			for next := pace(ctx, 10*time.Millisecond); next(); {
 				var b []byte
 				for range 256 {
 					id++
@@ -389,15 +390,14 @@ func flood(ctx context.Context, t Target, n int, frame func(i uint64) *gatepb.Fr
 	return Report{Ops: sent.Load(), Unit: "frames"}
 }
 
-// HeartbeatFlood: n sessions send heartbeats as fast as the gateway
-// reads them.
+// HeartbeatFlood: n sessions send heartbeats, 25 600/s each.
 func HeartbeatFlood(ctx context.Context, t Target, n int) Report {
 	hb := heartbeatFrame()
 	return flood(ctx, t, n, func(uint64) *gatepb.Frame { return hb })
 }
 
 // RefusedFlood: n sessions send requests the gateway refuses (a route
-// with no service, or rate limited) as fast as the gateway reads them.
+// with no service, or rate limited), 25 600/s each.
 func RefusedFlood(ctx context.Context, t Target, n int) Report {
 	return flood(ctx, t, n, func(id uint64) *gatepb.Frame { return requestFrame(id, t.Refused, nil) })
 }
