@@ -28,6 +28,9 @@ type Report struct {
 	// Held counts the attacker's connections still open when the attack
 	// ended (for attacks that hold connections).
 	Held int64
+	// Answered counts the frames the gateway sent back, and Sessions the
+	// sessions the attacker opened (the floods).
+	Answered, Sessions int64
 	// Violations lists what the gateway or the game let through that it
 	// should have refused (a hostile name accepted, a cross-origin
 	// WebSocket upgraded).
@@ -360,7 +363,7 @@ var errClosed = fmt.Errorf("hostile: closed")
 // 10 ms (25 600 frames/s a session) until the attack ends, reading (and
 // discarding) what comes back.
 func flood(ctx context.Context, t Target, n int, frame func(i uint64) *gatepb.Frame) Report {
-	var sent atomic.Int64
+	var sent, answered, sessions atomic.Int64
 	workers(n, func(int) {
 		for ctx.Err() == nil {
 			r, err := dialRaw(ctx, t.TCP)
@@ -371,7 +374,17 @@ func flood(ctx context.Context, t Target, n int, frame func(i uint64) *gatepb.Fr
 				r.close()
 				continue
 			}
-			go r.drain()
+			sessions.Add(1)
+			ended := make(chan struct{})
+			go func() { // count what the gateway answers, until it closes
+				defer close(ended)
+				for {
+					if _, err := r.next(time.Hour); err != nil {
+						return
+					}
+					answered.Add(1)
+				}
+			}()
 			var id uint64
 			for next := pace(ctx, 10*time.Millisecond); next(); {
 				var b []byte
@@ -385,9 +398,10 @@ func flood(ctx context.Context, t Target, n int, frame func(i uint64) *gatepb.Fr
 				sent.Add(256)
 			}
 			r.close()
+			<-ended
 		}
 	})
-	return Report{Ops: sent.Load(), Unit: "frames"}
+	return Report{Ops: sent.Load(), Unit: "frames", Answered: answered.Load(), Sessions: sessions.Load()}
 }
 
 // HeartbeatFlood: n sessions send heartbeats, 25 600/s each.

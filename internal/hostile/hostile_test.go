@@ -173,6 +173,20 @@ func runAttack(t *testing.T, p plan, a hostile.Attack) {
 		t.Errorf("peak heap %d MiB with %d unfinished HTTP headers, over %d MiB: the header limit is not well under their 1 MiB",
 			tr.peak>>20, size, slowlorisHeap>>20)
 	}
+	// The floods' own goals: heartbeats count toward the rate limit, and a
+	// session that keeps being refused is closed (or its refusals dropped),
+	// so what the gateway sends back to a flooding session stays within
+	// 2 × the default rate limit, per second.
+	perSession := float64(rep.Answered) / elapsed.Seconds() / float64(size)
+	if a.Name == "heartbeat-flood" && perSession > p.reconnectLimit {
+		t.Errorf("the gateway answered %.0f heartbeats/s a session, over %.0f: heartbeats are not inside the rate limit", perSession, p.reconnectLimit)
+	}
+	if a.Name == "refused-flood" && perSession > p.reconnectLimit {
+		t.Errorf("the gateway answered %.0f refusals/s a flooding session, over %.0f: refusals are not cheap, or the session is not closed", perSession, p.reconnectLimit)
+	}
+	if rep.Sessions > 0 {
+		t.Logf("%s: the gateway answered %d frames (%.0f/s a session); the attacker opened %d sessions", a.Name, rep.Answered, perSession, rep.Sessions)
+	}
 	if a.Name == "reconnect-reset" {
 		if rate := float64(rep.Ops) / elapsed.Seconds(); rate > p.reconnectLimit {
 			t.Errorf("one source got %.0f requests/s past the rate limit by reconnecting, over %.0f", rate, p.reconnectLimit)
