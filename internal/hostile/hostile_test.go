@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode"
@@ -96,6 +97,7 @@ func TestHostile(t *testing.T) {
 // runAttack measures a baseline, then attack a, and checks the goal.
 func runAttack(t *testing.T, p plan, a hostile.Attack) {
 	target := startDemo(t)
+	var chatLines atomic.Int64 // chat lines pushed to the good bots
 	var (
 		mu     sync.Mutex
 		unsafe []string // what the bots were pushed that the game should have cleaned
@@ -106,6 +108,7 @@ func runAttack(t *testing.T, p plan, a hostile.Attack) {
 			if route != arena.PushChat {
 				return
 			}
+			chatLines.Add(1)
 			var line arenapb.ChatLine
 			if proto.Unmarshal(body, &line) != nil {
 				return
@@ -161,6 +164,9 @@ func runAttack(t *testing.T, p plan, a hostile.Attack) {
 		}
 	}
 	rep, elapsed := tr.rep, tr.elapsed
+	if n := chatLines.Load(); n > 0 {
+		t.Logf("%s: each good bot was pushed %d chat lines", a.Name, n/int64(p.bots))
+	}
 	for _, v := range rep.Violations {
 		t.Errorf("let through: %s", v)
 	}
