@@ -1,13 +1,16 @@
 package arena
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/guildkit/guild/examples/arena/arenapb"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -122,4 +125,35 @@ func FuzzCleanChat(f *testing.F) {
 			t.Fatalf("CleanChat(%q) = %q: not UTF-8", in, out)
 		}
 	})
+}
+
+// TestValidate: the arena's gateway check refuses what the world would,
+// before it leaves the gateway, and lets the rest through.
+func TestValidate(t *testing.T) {
+	join := func(name string) []byte {
+		b, _ := proto.Marshal(&arenapb.JoinRequest{Name: name})
+		return b
+	}
+	say := func(text string) []byte {
+		b, _ := proto.Marshal(&arenapb.SayRequest{Text: text})
+		return b
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		route string
+		body  []byte
+		ok    bool
+	}{
+		{RouteJoin, join("Ada"), true},
+		{RouteJoin, join("evil\u202Egnp"), false},
+		{RouteJoin, []byte{0xff}, false},
+		{RouteSay, say("\x1b[31mhi"), true}, // cleaned by the chat service
+		{RouteSay, say(strings.Repeat("x", 4*MaxChatLen+1)), false},
+		{RouteMove, []byte{0xff}, true}, // not the check's to refuse
+	} {
+		err := Validate(ctx, nil, c.route, c.body)
+		if (err == nil) != c.ok || (err != nil && rpc.CodeOf(err) != rpc.InvalidArgument) {
+			t.Errorf("Validate(%s, %q) = %v, want ok=%v", c.route, c.body, err, c.ok)
+		}
+	}
 }
