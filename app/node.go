@@ -222,11 +222,13 @@ func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log 
 	}
 	l := g.Limits
 	gw, err := gate.New(gate.Config{
-		Node:    n.cluster.Actor(),
-		Members: n.members,
-		Routes:  routes,
-		Public:  slices.Clone(g.Public),
-		Auth:    auth,
+		Node:     n.cluster.Actor(),
+		Members:  n.members,
+		Routes:   routes,
+		Public:   slices.Clone(g.Public),
+		Auth:     auth,
+		Origins:  slices.Clone(g.WSOrigins),
+		Validate: o.validate,
 		Limits: gate.Limits{
 			MaxFrame: l.MaxFrame, HandshakeTimeout: l.HandshakeTimeout, Heartbeat: l.Heartbeat,
 			RequestTimeout: l.RequestTimeout, Rate: l.Rate, Burst: l.Burst,

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"log/slog"
+
+	"github.com/guildkit/guild/gate"
 )
 
 // Option changes how Start (or Status) runs a node. Options are for what
@@ -14,6 +16,8 @@ type options struct {
 	etcd   []string
 	logger *slog.Logger
 	auth   func(ctx context.Context, token string) (userID string, err error)
+	// validate is the gateway's request check (gate.Config.Validate).
+	validate func(ctx context.Context, s *gate.SessionInfo, route string, body []byte) error
 }
 
 type optionFunc func(*options)
@@ -43,6 +47,14 @@ func WithLogger(l *slog.Logger) Option {
 // start unauthenticated.
 func WithGatewayAuth(auth func(ctx context.Context, token string) (userID string, err error)) Option {
 	return optionFunc(func(o *options) { o.auth = auth })
+}
+
+// WithGatewayValidate sets the gateway's request check (see
+// gate.Config.Validate): it sees each client request before the gateway
+// routes it, and its error refuses the request with InvalidArgument. A
+// node without a gateway ignores it.
+func WithGatewayValidate(validate func(ctx context.Context, s *gate.SessionInfo, route string, body []byte) error) Option {
+	return optionFunc(func(o *options) { o.validate = validate })
 }
 
 func collect(opts []Option) options {

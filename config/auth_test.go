@@ -14,6 +14,17 @@ func gatewayFile(gw string) string {
 	return "nodes:\n  g1:\n    addr: 1.1.1\n    master: 127.0.0.1:0\n    gateway: " + gw + "\n"
 }
 
+// TestGatewayWSOrigins: ws_origins is read as a list of patterns.
+func TestGatewayWSOrigins(t *testing.T) {
+	c, err := Parse([]byte(gatewayFile("{ws: 127.0.0.1:0, ws_origins: [https://game.example.com, '*.example.org']}")), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := c.Nodes["g1"].Gateway.WSOrigins; len(o) != 2 || o[1] != "*.example.org" {
+		t.Errorf("ws_origins %q", o)
+	}
+}
+
 func TestGatewayMQTTWebSocket(t *testing.T) {
 	c, err := Parse([]byte(gatewayFile("{mqtt: 127.0.0.1:1884, mqtt_ws: 127.0.0.1:8083}")), nil, nil)
 	if err != nil {
@@ -96,6 +107,8 @@ func TestGatewayAuth(t *testing.T) {
 		{"bad mqtt_ws", "{mqtt_ws: nowhere}", `nodes.g1.gateway.mqtt_ws: "nowhere" is not host:port`},
 		{"bad mqtt_ws_path", "{mqtt_ws: 127.0.0.1:0, mqtt_ws_path: mqtt}", `nodes.g1.gateway.mqtt_ws_path: "mqtt" does not start with /`},
 		{"mqtt_ws clash", "{ws: 127.0.0.1:8083, mqtt_ws: 127.0.0.1:8083}", "nodes.g1.gateway.mqtt_ws: 127.0.0.1:8083 is also nodes.g1.gateway.ws"},
+		{"bad ws_origins", "{ws: 127.0.0.1:0, ws_origins: [https://game.example.com, https://x.org/page]}",
+			`nodes.g1.gateway.ws_origins[1]: origin pattern "https://x.org/page": an origin is scheme://host[:port], with no path, query or user`},
 		{"no listener", "{auth: {jwt_secret: 0123456789abcdef}}", "no listener: give at least one of tcp, ws, kcp, mqtt and mqtt_ws"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -147,6 +147,12 @@ type Gateway struct {
 	// MQTTWSPath is the MQTT-over-WebSocket listener's HTTP path. Default
 	// /mqtt.
 	MQTTWSPath string `yaml:"mqtt_ws_path"`
+	// WSOrigins lists the web pages whose scripts may open a WebSocket to
+	// the ws and mqtt_ws listeners (gate.Config.Origins):
+	// "https://game.example.com", "game.example.com", "*.example.com",
+	// or "*" for any page. Empty: only pages from the gateway's own host.
+	// Clients that send no Origin (not browsers) are always allowed.
+	WSOrigins []string `yaml:"ws_origins"`
 	// Auth, optional, says how the gateway checks the token a client
 	// presents in its handshake (over MQTT, its password). Without it a
 	// token is refused and sessions start unauthenticated, unless the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/gate/origin"
 	"github.com/guildkit/guild/gate/tokenauth"
 )
 
@@ -199,6 +200,11 @@ func (v *validator) gateway(p string, g *Gateway, ls []listener, hostType map[st
 	}
 	if g.Auth != nil {
 		v.auth(p+".auth", g.Auth)
+	}
+	for i, o := range g.WSOrigins {
+		if err := origin.Check(o); err != nil {
+			v.fail(fmt.Sprintf("%s.ws_origins[%d]", p, i), "%v", err)
+		}
 	}
 	for i, r := range g.Public {
 		if !strings.Contains(r, ".") {

@@ -75,6 +75,32 @@ type Config struct {
 	// goodbye). They run in the session's actor: they must not block long.
 	OnOpen  func(s *SessionInfo)
 	OnClose func(s *SessionInfo, reason error)
+	// Validate, optional, checks each client request before it is
+	// routed: after the route table and the login check, before the
+	// request leaves the gateway. It gets the session (its user, once
+	// logged in), the route ("arena.Join") and the request's body, the
+	// encoded protobuf message: decode it into the route's request type
+	// to check fields (lengths, characters, ranges). A nil error routes
+	// the request; an error answers it at once with InvalidArgument and
+	// the error's message, or with the code and message of an
+	// *rpc.Status it wraps. A panic is recovered, logged, and answers
+	// Internal. It runs in the session's actor, one request at a time per
+	// session and concurrently across sessions, so it must be safe for
+	// concurrent use and must not block long; ctx ends after
+	// Limits.RequestTimeout. Services should still check what they rely
+	// on: this hook is the gateway's first line, for every service at
+	// once.
+	Validate func(ctx context.Context, s *SessionInfo, route string, body []byte) error
+	// Origins lists the web pages whose scripts may open a WebSocket
+	// (ListenWebSocket, ListenMQTTWebSocket and their handlers), as
+	// patterns matched against the upgrade's Origin header:
+	// "https://game.example.com", "game.example.com" (http or https),
+	// "*.example.com" (its subdomains), "*" (any page). Empty: only pages
+	// from the gateway's own host (the Host the request names, ports
+	// aside), as `guild demo` serves. A request without an Origin (not a
+	// browser) is always allowed; a refused one gets 403 Forbidden with
+	// the reason. See package gate/origin and docs/SECURITY.md.
+	Origins []string
 	// Limits bound what a client may do; zero fields take their defaults.
 	Limits Limits
 	// Logger receives the gateway's logs. Default: the node's logger.

@@ -39,6 +39,12 @@
 // connection leaves the outcome unknown and is not retried, nor is an
 // error the handler returned.
 //
+// Config.Validate, optional, checks every request before it leaves the
+// gateway (after the route table and the login check): the game's first
+// line against hostile input, for every service at once. Its refusal
+// answers InvalidArgument with its message; a panic in it is recovered
+// and answers Internal.
+//
 // # Push and groups
 //
 // From any node: Push to a session ID, PushUser to a user, Kick. Groups
@@ -79,6 +85,10 @@
 // connections toward MaxConns from their accept. docs/PROTOCOL.md
 // (section 5) lists every limit, its default and what a client gets when
 // it breaks it.
+//
+// A WebSocket upgrade from a web page that is neither the gateway's own
+// host nor in Config.Origins is refused with 403 (package gate/origin).
+// docs/SECURITY.md lists every limit, its default and the attack it stops.
 //
 // # Shutting down
 //

@@ -18,6 +18,7 @@ import (
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/gate/gatepb"
+	"github.com/guildkit/guild/gate/origin"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -58,6 +59,8 @@ type Gateway struct {
 
 	readBufs sync.Pool // of *[]byte: stream connections' read buffers
 	pushes   pushStats // see PushStats
+
+	origins *origin.Policy // Config.Origins, parsed
 }
 
 // connState is where a connection is: in its handshake, then with its
@@ -87,6 +90,10 @@ func New(cfg Config) (*Gateway, error) {
 	if err := cfg.Limits.validate(); err != nil {
 		return nil, err
 	}
+	origins, err := origin.Parse(cfg.Origins)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Origins: %w", ErrBadConfig, err)
+	}
 	for svc, r := range cfg.Routes {
 		switch {
 		case r.grainKind != "":
@@ -115,6 +122,7 @@ func New(cfg Config) (*Gateway, error) {
 		closed:    make(chan struct{}),
 		ctx:       ctx,
 		cancel:    cancel,
+		origins:   origins,
 	}
 	var opts []rpc.ClientOption
 	if cfg.Members != nil {
@@ -253,6 +261,9 @@ func (g *Gateway) ListenWebSocket(addr, path string, tlsConfig *tls.Config) (net
 // ConnRate) when a request arrives, and answers 429 over them.
 func (g *Gateway) WebSocketHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !g.allowOrigin(w, r) {
+			return
+		}
 		src, ok := g.httpSource(w, r)
 		if !ok {
 			return

@@ -119,6 +119,9 @@ func (g *Gateway) ListenMQTT(addr string, tlsConfig *tls.Config) (net.Addr, erro
 // example (see HTTPServer and WebSocketHandler for the limits).
 func (g *Gateway) MQTTWebSocketHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !g.allowOrigin(w, r) {
+			return
+		}
 		src, ok := g.httpSource(w, r)
 		if !ok {
 			return

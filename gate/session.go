@@ -300,6 +300,10 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 		s.respond(c, m.id, rpc.Unauthenticated, fmt.Sprintf("%s: log in first (it goes to your own %s)", m.route, r.grainKind), nil)
 		return
 	}
+	if code, msg, ok := s.check(m); !ok {
+		s.respond(c, m.id, code, msg, nil)
+		return
+	}
 	o := &outgoing{id: m.id, route: m.route, body: m.body, r: r, service: ServiceName(svc), deadline: time.Now().Add(g.lim.RequestTimeout)}
 	if r.rpcService != "" {
 		o.service = r.rpcService

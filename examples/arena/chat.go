@@ -3,7 +3,6 @@ package arena
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -15,7 +14,7 @@ import (
 	"github.com/guildkit/guild/rpc"
 )
 
-// MaxChatLen bounds a chat line, in characters.
+// MaxChatLen bounds a chat line, in characters, after CleanChat.
 const MaxChatLen = 200
 
 // ChatModule is the "chat" module: the "chat" gate service (chat.Say). It
@@ -66,12 +65,13 @@ func chatService(world arenapb.WorldClient, at rpc.Target) *gate.Service {
 		if !budget.allow(s.UserID(), time.Now()) {
 			return nil, rpc.Errorf(rpc.ResourceExhausted, "say: at most %d lines a second, %d at once", ChatRate, ChatBurst)
 		}
-		text := strings.TrimSpace(req.GetText())
+		if len(req.GetText()) > 4*MaxChatLen*4 { // bound the work of cleaning it
+			return nil, rpc.Errorf(rpc.InvalidArgument, "say: longer than %d characters", MaxChatLen)
+		}
+		text := CleanChat(req.GetText())
 		switch {
 		case text == "":
 			return nil, rpc.Error(rpc.InvalidArgument, "say: nothing to say")
-		case !utf8.ValidString(text):
-			return nil, rpc.Error(rpc.InvalidArgument, "say: the text is not UTF-8")
 		case utf8.RuneCountInString(text) > MaxChatLen:
 			return nil, rpc.Errorf(rpc.InvalidArgument, "say: longer than %d characters", MaxChatLen)
 		}

@@ -186,7 +186,8 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	g, err := gate.New(gate.Config{Node: node.Actor(), Members: members, Routes: routes, Public: public, Auth: tokens.Auth, Logger: opts.Logger})
+	g, err := gate.New(gate.Config{Node: node.Actor(), Members: members, Routes: routes, Public: public, Auth: tokens.Auth, Logger: opts.Logger,
+		Validate: Validate})
 	if err != nil {
 		return err
 	}

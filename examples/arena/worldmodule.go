@@ -228,7 +228,7 @@ func arenaService(world actor.PID, grains *grain.System, log *slog.Logger) *gate
 		// A resumed player keeps its ID, which may not be the one offered.
 		s.Bind(reply.GetPlayerId())
 		if grains != nil {
-			name := strings.TrimSpace(req.GetName())
+			name, _ := checkName(req.GetName()) // the world accepted it
 			if rec, err := grains.Call(ctx, playerID(name), &arenapb.VisitRequest{Name: name}); err != nil {
 				// The game goes on without the records.
 				log.Warn("arena: a player's record is unavailable", "name", name, "err", err)

@@ -42,9 +42,9 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// JoinRequest enters the room as name: 1 to 24 bytes of printable UTF-8,
+// JoinRequest enters the room as name: 1 to 16 printable characters,
 // not the name of another player online (names are compared without
-// regard to case).
+// regard to case, width or lookalike letters).
 type JoinRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`

@@ -1,0 +1,359 @@
+package hostile_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unicode"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/guildkit/guild/client"
+	"github.com/guildkit/guild/examples/arena"
+	"github.com/guildkit/guild/examples/arena/arenapb"
+	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/internal/hostile"
+	"github.com/guildkit/guild/rpc"
+)
+
+// pending maps the attacks whose fix is not on this branch yet to the fix
+// they need. TestHostile skips them unless GUILD_HOSTILE_ALL is set (to
+// see what they do now); remove an entry when its fix lands.
+var pending = map[string]string{
+	"slowloris-headers": "the HTTP servers' header-size and read-header limits (issue 19 item 2, branch hostile-conn)",
+	"idle-keepalive":    "the HTTP servers' idle timeout and connection count (issue 19 item 3, branch hostile-conn)",
+	"join-flood":        "per-source limits and encode-once pushes in the arena (issue 19 item 4, branches hostile-conn and hostile-fanout)",
+	"reconnect-reset":   "rate limits kept per source across reconnections (issue 19 item 5, branch hostile-conn)",
+	"idle-sessions":     "the login deadline and a per-IP cap (issue 19 item 6, branch hostile-conn)",
+	"heartbeat-flood":   "heartbeats inside the rate limit (issue 19 item 7, branch hostile-conn)",
+	"refused-flood":     "cheap refusals that close a session refused too often (issue 19 item 7, branch hostile-conn)",
+	"non-reading":       "the write queue bounded in bytes (issue 19 item 8, branch hostile-fanout)",
+	"chat-flood":        "broadcast budgets and the slow-client policy (issue 19 item 1, branch hostile-fanout)",
+}
+
+// plan sizes a run: the short one of go test, or the full one that
+// GUILD_HOSTILE (a duration, such as 60s) asks for.
+type plan struct {
+	full           bool
+	bots           int
+	every          time.Duration // each bot's request period
+	round          time.Duration // one measuring window
+	baseRounds     int
+	attackRounds   int
+	ramp           time.Duration // the attack runs this long before it is measured
+	floor          time.Duration // p99 may exceed 2× the baseline by this much
+	heapLimit      uint64        // the process's peak heap, bots and attackers included
+	reconnectLimit float64       // requests/s a source may get past the rate limit by reconnecting
+}
+
+func newPlan(t *testing.T) plan {
+	p := plan{bots: 20, every: 50 * time.Millisecond, round: time.Second, baseRounds: 3, attackRounds: 3,
+		ramp: 500 * time.Millisecond, floor: 10 * time.Millisecond, heapLimit: 512 << 20}
+	if s := os.Getenv("GUILD_HOSTILE"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 10*time.Second {
+			t.Fatalf("GUILD_HOSTILE=%q: want a duration of 10s or more, such as 60s", s)
+		}
+		p = plan{full: true, bots: 50, every: 100 * time.Millisecond, round: 5 * time.Second, baseRounds: 4,
+			attackRounds: int(d / (5 * time.Second)), ramp: 5 * time.Second, floor: 5 * time.Millisecond, heapLimit: 4 << 30}
+	}
+	p.reconnectLimit = 2 * gate.DefaultRate
+	return p
+}
+
+// TestHostile runs each attack of package hostile against the arena demo,
+// in-process on real sockets, beside well-behaved bots, and asserts the
+// goal of issue 19: under the attack the gateway stays up (a new player
+// can still join), no good bot is disconnected or gets an error, the
+// bots' p99 (the median over rounds) stays within 2× the baseline
+// measured just before in the same run plus a floor (10 ms in the short
+// run, 5 ms in the full one: this is a shared 2-core machine, and the
+// attacker runs in the same process) in one of maxTrials trials, the
+// process's peak heap stays under the plan's limit, and the game lets no
+// hostile input through. The short run takes about 6 s an attack (20
+// bots, 20 requests/s each); GUILD_HOSTILE=60s runs each attack for 60 s
+// beside 50 bots. Every trial prints its figures. GUILD_HOSTILE_ALL=1
+// runs the attacks whose fix is pending too.
+func TestHostile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the hostile-client suite takes about a minute")
+	}
+	p := newPlan(t)
+	for _, a := range hostile.Attacks() {
+		t.Run(a.Name, func(t *testing.T) {
+			if need, ok := pending[a.Name]; ok && os.Getenv("GUILD_HOSTILE_ALL") == "" {
+				t.Skip("needs " + need)
+			}
+			runAttack(t, p, a)
+		})
+	}
+}
+
+// runAttack measures a baseline, then attack a, and checks the goal.
+func runAttack(t *testing.T, p plan, a hostile.Attack) {
+	target := startDemo(t)
+	var chatLines atomic.Int64 // chat lines pushed to the good bots
+	var (
+		mu     sync.Mutex
+		unsafe []string // what the bots were pushed that the game should have cleaned
+	)
+	bots, err := hostile.StartBots(testCtx(t, 30*time.Second), target, hostile.BotConfig{
+		N: p.bots, Every: p.every, Name: "good",
+		OnPush: func(route string, body []byte) {
+			if route != arena.PushChat {
+				return
+			}
+			chatLines.Add(1)
+			var line arenapb.ChatLine
+			if proto.Unmarshal(body, &line) != nil {
+				return
+			}
+			if bad := unclean(line.GetFrom()) + unclean(line.GetText()); bad != "" {
+				mu.Lock()
+				if len(unsafe) < 5 {
+					unsafe = append(unsafe, fmt.Sprintf("%q: %q has %s", line.GetFrom(), line.GetText(), bad))
+				}
+				mu.Unlock()
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bots.Close()
+
+	size := a.Short
+	if p.full {
+		size = a.Full
+	}
+	// Up to maxTrials trials of a baseline then the attack: the latency
+	// goal holds if it holds in one (a machine shared with other work has
+	// bursts that no median over a few rounds hides; a real regression
+	// fails every trial); every other goal must hold in every trial.
+	var tr trial
+	for n := 1; n <= maxTrials; n++ {
+		tr = measure(t, p, a, target, bots, size)
+		t.Logf("%-17s (item %d, trial %d) base p50 %v p99 %v | under attack p50 %v p99 %v, %d requests, %d errors, %d disconnects | attacker: %d %s (%.0f/s), %d held | peak heap %d MiB",
+			a.Name, a.Problem, n, round(tr.base.P50), round(tr.base.P99), round(tr.under.P50), round(tr.under.P99), tr.under.N,
+			tr.errors, tr.disconnects, tr.rep.Ops, tr.rep.Unit, float64(tr.rep.Ops)/tr.elapsed.Seconds(), tr.rep.Held, tr.peak>>20)
+		if tr.upErr != nil {
+			t.Errorf("a new player could not join under the attack: %v", tr.upErr)
+		}
+		if tr.errors > 0 {
+			t.Errorf("the good bots got %d errors", tr.errors)
+		}
+		if tr.disconnects > 0 {
+			t.Errorf("%d good bots were disconnected", tr.disconnects)
+		}
+		if tr.under.N == 0 {
+			t.Error("the good bots got no answer under the attack")
+		}
+		if tr.peak > p.heapLimit {
+			t.Errorf("peak heap %d MiB, over the limit of %d MiB", tr.peak>>20, p.heapLimit>>20)
+		}
+		if t.Failed() || tr.under.P99 <= 2*tr.base.P99+p.floor {
+			break
+		}
+		if n == maxTrials {
+			t.Errorf("the good bots' p99 is %v under the attack, over 2 × the baseline's %v + %v, in %d trials out of %d", tr.under.P99, tr.base.P99, p.floor, n, n)
+		}
+	}
+	rep, elapsed := tr.rep, tr.elapsed
+	if n := chatLines.Load(); n > 0 {
+		t.Logf("%s: each good bot was pushed %d chat lines", a.Name, n/int64(p.bots))
+	}
+	for _, v := range rep.Violations {
+		t.Errorf("let through: %s", v)
+	}
+	mu.Lock()
+	for _, u := range unsafe {
+		t.Errorf("a good bot was pushed an unclean chat line: %s", u)
+	}
+	mu.Unlock()
+	if a.Name == "slowloris-headers" && !p.full && tr.peak > slowlorisHeap {
+		t.Errorf("peak heap %d MiB with %d unfinished HTTP headers, over %d MiB: the header limit is not well under their 1 MiB",
+			tr.peak>>20, size, slowlorisHeap>>20)
+	}
+	// The floods' own goals: heartbeats count toward the rate limit, and a
+	// session that keeps being refused is closed (or its refusals dropped),
+	// so what the gateway sends back to a flooding session stays within
+	// 2 × the default rate limit, per second.
+	perSession := float64(rep.Answered) / elapsed.Seconds() / float64(size)
+	if a.Name == "heartbeat-flood" && perSession > p.reconnectLimit {
+		t.Errorf("the gateway answered %.0f heartbeats/s a session, over %.0f: heartbeats are not inside the rate limit", perSession, p.reconnectLimit)
+	}
+	if a.Name == "refused-flood" && perSession > p.reconnectLimit {
+		t.Errorf("the gateway answered %.0f refusals/s a flooding session, over %.0f: refusals are not cheap, or the session is not closed", perSession, p.reconnectLimit)
+	}
+	if rep.Sessions > 0 {
+		t.Logf("%s: the gateway answered %d frames (%.0f/s a session); the attacker opened %d sessions", a.Name, rep.Answered, perSession, rep.Sessions)
+	}
+	if a.Name == "reconnect-reset" {
+		if rate := float64(rep.Ops) / elapsed.Seconds(); rate > p.reconnectLimit {
+			t.Errorf("one source got %.0f requests/s past the rate limit by reconnecting, over %.0f", rate, p.reconnectLimit)
+		}
+	}
+}
+
+// slowlorisHeap bounds the short run's peak heap under slowloris-headers:
+// its 40 connections' headers would take 40 MiB at Go's default header
+// limit of 1 MiB (more, as the buffers grow by doubling).
+const slowlorisHeap = 32 << 20
+
+// maxTrials bounds the trials of runAttack's latency goal.
+const maxTrials = 3
+
+// trial is one baseline and one attack's figures.
+type trial struct {
+	base, under         hostile.Window
+	errors, disconnects int
+	upErr               error
+	rep                 hostile.Report
+	elapsed             time.Duration
+	peak                uint64
+}
+
+// measure measures a baseline, then runs attack a (of size) and measures
+// under it, and stops it.
+func measure(t *testing.T, p plan, a hostile.Attack, target hostile.Target, bots *hostile.Bots, size int) trial {
+	rounds := func(n int) []hostile.Window {
+		var ws []hostile.Window
+		for range n {
+			time.Sleep(p.round) // a measuring window (not a wait for a condition): the bots run meanwhile
+			ws = append(ws, bots.Window())
+		}
+		return ws
+	}
+	var tr trial
+	bots.Window() // what came before (the joins, an earlier trial) is not the baseline
+	base := rounds(p.baseRounds)
+	tr.base = hostile.Median(base)
+
+	heap := hostile.StartHeapPeak(50 * time.Millisecond)
+	actx, stop := context.WithCancel(context.Background())
+	done := make(chan hostile.Report, 1)
+	start := time.Now()
+	go func() { done <- a.Run(actx, target, size) }()
+	time.Sleep(p.ramp) // the attack builds up before it is measured
+	ramp := bots.Window()
+	under := rounds(p.attackRounds)
+	tr.under = hostile.Median(under)
+	// The gateway is up: a new player can join, under the attack.
+	tr.upErr = joinOnce(target)
+	stop()
+	select {
+	case tr.rep = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the attack did not stop within 30s of its end")
+	}
+	tr.elapsed = time.Since(start)
+	tr.peak = heap.Stop()
+	after := bots.Window()
+	for _, w := range append(append(base, ramp, after), under...) {
+		tr.errors += w.Errors
+		tr.disconnects += w.Disconnects
+	}
+	return tr
+}
+
+func round(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
+
+// TestOversizedFrameBeforeHandshake: a frame over MaxFrame before the
+// handshake gets the Close frame docs/PROTOCOL.md gives it, 8
+// ResourceExhausted, not a silent close (issue 19 item 10).
+func TestOversizedFrameBeforeHandshake(t *testing.T) {
+	target := startDemo(t)
+	c, err := hostile.PreHandshakeOversize(testCtx(t, 15*time.Second), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c == nil || rpc.Code(c.GetCode()) != rpc.ResourceExhausted || c.GetReason() == "" {
+		t.Fatalf("the gateway answered %v, want a Close frame with 8 ResourceExhausted and a reason", c)
+	}
+}
+
+// unclean says what a string pushed to players has that the game should
+// have removed: a control character or a bidi control.
+func unclean(s string) string {
+	for _, r := range s {
+		if unicode.IsControl(r) || r >= 0x202A && r <= 0x202E || r >= 0x2066 && r <= 0x2069 {
+			return fmt.Sprintf("%U", r)
+		}
+	}
+	return ""
+}
+
+// joinOnce dials the gateway and joins as a new player.
+func joinOnce(t hostile.Target) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Config{Addr: "tcp://" + t.TCP})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return t.Join(ctx, c, "newcomer")
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// startDemo runs the arena demo in-process on random ports, stopped when
+// the test ends, and returns it as a target.
+func startDemo(t *testing.T) hostile.Target {
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan arena.DemoAddrs, 1)
+	ended := make(chan error, 1)
+	go func() {
+		ended <- arena.RunDemo(ctx, arena.DemoOptions{
+			Addr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", MQTTAddr: "-",
+			Ready: func(a arena.DemoAddrs) { ready <- a },
+		})
+	}()
+	var addrs arena.DemoAddrs
+	select {
+	case addrs = <-ready:
+	case err := <-ended:
+		cancel()
+		t.Fatalf("the demo did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("the demo did not start within 30s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-ended:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("the demo: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("the demo did not stop within 30s")
+		}
+	})
+	return hostile.Target{
+		TCP: addrs.TCP, HTTP: addrs.HTTP, WSPath: arena.WebSocketPath,
+		Join: func(ctx context.Context, c *client.Client, name string) error {
+			return c.Request(ctx, arena.RouteJoin, &arenapb.JoinRequest{Name: name}, &arenapb.JoinReply{})
+		},
+		Step: func(ctx context.Context, c *client.Client) error {
+			return c.Request(ctx, arena.RouteMove, &arenapb.MoveRequest{Dx: 1}, &arenapb.MoveReply{})
+		},
+		Say: func(ctx context.Context, c *client.Client, text string) error {
+			return c.Request(ctx, arena.RouteSay, &arenapb.SayRequest{Text: text}, &arenapb.SayReply{})
+		},
+		JoinRequest: func(name string) (string, []byte) {
+			b, _ := proto.Marshal(&arenapb.JoinRequest{Name: name})
+			return arena.RouteJoin, b
+		},
+		Refused: "nope.Nothing",
+	}
+}
