@@ -39,12 +39,14 @@ order, then again from the start until the end:
 
   steps:
     - request: {route: arena.Join, type: arena.v1.JoinRequest, json: '{"name": "bot-{{.N}}"}'}
-    - request: {route: chat.Say, type: arena.v1.SayRequest, json: {text: hello}}
+    - request: {route: arena.Move, type: arena.v1.MoveRequest, json: {dx: 1, dy: 0.5}}
       repeat: 5
-    - sleep: 100ms
+    - request: {route: chat.Say, type: arena.v1.SayRequest, json: {text: hello}}
+    - sleep: 1s
 
-This one plays guild demo's arena: it joins, says hello five times and
-pauses, round and round (examples/arena/bots.yaml also moves about).
+This one plays guild demo's arena: it joins, moves five times, says hello
+and pauses, round and round (the arena takes at most 2 chat lines a second
+from a player; examples/arena/bots.yaml wanders more).
 
 A request's body is the message of type (a full protobuf name: a
 well-known type such as google.protobuf.StringValue, a message compiled
