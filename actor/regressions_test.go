@@ -296,9 +296,11 @@ func TestCloseFromRequestCallback(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		got := make(chan struct{})
 		pid, err := n.SpawnFunc(func(c *Context) {
 			if _, ok := c.Message().(string); ok {
 				_ = c.Responder() // answers never: the request waits until the node closes
+				close(got)
 			}
 		})
 		if err != nil {
@@ -311,6 +313,11 @@ func TestCloseFromRequestCallback(t *testing.T) {
 			called <- err
 		}); err != nil {
 			t.Fatal(err)
+		}
+		select { // the request is owed an answer, not still in the mailbox
+		case <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the actor never got the request")
 		}
 		done := make(chan error, 1)
 		go func() {
