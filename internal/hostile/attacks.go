@@ -31,6 +31,9 @@ type Report struct {
 	// Answered counts the frames the gateway sent back, and Sessions the
 	// sessions the attacker opened (the floods).
 	Answered, Sessions int64
+	// Refused counts the attacker's requests refused with
+	// ResourceExhausted by a budget of the game (chat-flood).
+	Refused int64
 	// Violations lists what the gateway or the game let through that it
 	// should have refused (a hostile name accepted, a cross-origin
 	// WebSocket upgraded).
@@ -109,7 +112,7 @@ func GarbageBytes(ctx context.Context, t Target, n int) Report {
 	workers(n, func(int) {
 		buf := make([]byte, 4096)
 		for next := pace(ctx, 20*time.Millisecond); next(); {
-			r, err := dialRaw(ctx, t.TCP)
+			r, err := dialRaw(ctx, t)
 			if err != nil {
 				continue
 			}
@@ -132,7 +135,7 @@ func OversizedFrames(ctx context.Context, t Target, n int) Report {
 	workers(n, func(w int) {
 		next := pace(ctx, 20*time.Millisecond)
 		for i := 0; next(); i++ {
-			r, err := dialRaw(ctx, t.TCP)
+			r, err := dialRaw(ctx, t)
 			if err != nil {
 				continue
 			}
@@ -158,7 +161,7 @@ func OversizedFrames(ctx context.Context, t Target, n int) Report {
 // and returns the Close frame the gateway answers with (nil: it closed
 // without one).
 func PreHandshakeOversize(ctx context.Context, t Target) (*gatepb.Close, error) {
-	r, err := dialRaw(ctx, t.TCP)
+	r, err := dialRaw(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -175,8 +178,7 @@ func PreHandshakeOversize(ctx context.Context, t Target) (*gatepb.Close, error) 
 func SlowlorisHeaders(ctx context.Context, t Target, n int) Report {
 	var sent, held atomic.Int64
 	workers(n, func(int) {
-		var d net.Dialer
-		nc, err := d.DialContext(ctx, "tcp", t.HTTP)
+		nc, err := t.dialer().DialContext(ctx, "tcp", t.HTTP)
 		if err != nil {
 			return
 		}
@@ -218,8 +220,7 @@ func SlowlorisHeaders(ctx context.Context, t Target, n int) Report {
 func IdleKeepAlive(ctx context.Context, t Target, n int) Report {
 	var ops, held atomic.Int64
 	workers(n, func(int) {
-		var d net.Dialer
-		nc, err := d.DialContext(ctx, "tcp", t.HTTP)
+		nc, err := t.dialer().DialContext(ctx, "tcp", t.HTTP)
 		if err != nil {
 			return
 		}
@@ -262,7 +263,7 @@ func JoinFlood(ctx context.Context, t Target, n int) Report {
 		case <-ctx.Done():
 			return
 		}
-		c, err := client.Dial(ctx, client.Config{Addr: "tcp://" + t.TCP})
+		c, err := t.dial(ctx)
 		if err == nil {
 			mu.Lock()
 			clients = append(clients, c)
@@ -293,7 +294,7 @@ func ReconnectReset(ctx context.Context, t Target, n int) Report {
 			frames[i] = requestFrame(uint64(i+1), t.Refused, nil)
 		}
 		for next := pace(ctx, 10*time.Millisecond); next(); {
-			r, err := dialRaw(ctx, t.TCP)
+			r, err := dialRaw(ctx, t)
 			if err != nil {
 				continue
 			}
@@ -317,10 +318,10 @@ func ReconnectReset(ctx context.Context, t Target, n int) Report {
 }
 
 // IdleSessions: n connections open a session, 50 at a time, never log
-// in, and heartbeat every 5 s to stay open. Held is how many were still
-// open when the attack ended.
+// in, and heartbeat every 5 s to stay open. Sessions is how many were
+// opened, Held how many were still open when the attack ended.
 func IdleSessions(ctx context.Context, t Target, n int) Report {
-	var held atomic.Int64
+	var held, sessions atomic.Int64
 	sem := make(chan struct{}, 50)
 	workers(n, func(int) {
 		select {
@@ -328,7 +329,7 @@ func IdleSessions(ctx context.Context, t Target, n int) Report {
 		case <-ctx.Done():
 			return
 		}
-		r, err := dialRaw(ctx, t.TCP)
+		r, err := dialRaw(ctx, t)
 		if err == nil && r.handshake() != nil {
 			r.close()
 			err = errClosed
@@ -337,6 +338,7 @@ func IdleSessions(ctx context.Context, t Target, n int) Report {
 		if err != nil {
 			return
 		}
+		sessions.Add(1)
 		defer r.close()
 		closed := make(chan struct{})
 		go func() { r.drain(); close(closed) }()
@@ -354,7 +356,7 @@ func IdleSessions(ctx context.Context, t Target, n int) Report {
 			}
 		}
 	})
-	return Report{Ops: held.Load(), Unit: "sessions held", Held: held.Load()}
+	return Report{Ops: sessions.Load(), Unit: "sessions opened", Held: held.Load(), Sessions: sessions.Load()}
 }
 
 var errClosed = fmt.Errorf("hostile: closed")
@@ -366,7 +368,7 @@ func flood(ctx context.Context, t Target, n int, frame func(i uint64) *gatepb.Fr
 	var sent, answered, sessions atomic.Int64
 	workers(n, func(int) {
 		for ctx.Err() == nil {
-			r, err := dialRaw(ctx, t.TCP)
+			r, err := dialRaw(ctx, t)
 			if err != nil {
 				continue
 			}
@@ -429,7 +431,7 @@ func NonReading(ctx context.Context, t Target, n int) Report {
 		case <-ctx.Done():
 			return
 		}
-		r, err := dialRaw(ctx, t.TCP)
+		r, err := dialRaw(ctx, t)
 		if err == nil {
 			if tc, ok := r.nc.(*net.TCPConn); ok {
 				_ = tc.SetReadBuffer(4096)
@@ -466,12 +468,13 @@ func NonReading(ctx context.Context, t Target, n int) Report {
 }
 
 // ChatFlood: n clients join and each sends 45 chat lines a second, just
-// under the gateway's default rate limit (50/s), so every line is
-// accepted and fanned out to the whole room.
+// under the gateway's default rate limit (50/s), so that every line
+// passes the gateway and reaches the game's chat budget: Refused counts
+// the lines it refused.
 func ChatFlood(ctx context.Context, t Target, n int) Report {
-	var said atomic.Int64
+	var said, refused atomic.Int64
 	workers(n, func(i int) {
-		c, err := client.Dial(ctx, client.Config{Addr: "tcp://" + t.TCP})
+		c, err := t.dial(ctx)
 		if err != nil {
 			return
 		}
@@ -487,12 +490,15 @@ func ChatFlood(ctx context.Context, t Target, n int) Report {
 				return
 			case <-tick.C:
 			}
-			if t.Say(ctx, c, fmt.Sprintf("spam %d from %d", said.Load(), i)) == nil {
+			switch err := t.Say(ctx, c, fmt.Sprintf("spam %d from %d", said.Load(), i)); {
+			case err == nil:
 				said.Add(1)
+			case rpc.CodeOf(err) == rpc.ResourceExhausted:
+				refused.Add(1)
 			}
 		}
 	})
-	return Report{Ops: said.Load(), Unit: "chat lines"}
+	return Report{Ops: said.Load(), Unit: "chat lines", Refused: refused.Load()}
 }
 
 // HostileNames are names a game must refuse: control characters, ANSI
@@ -523,7 +529,7 @@ func HostileInput(ctx context.Context, t Target, n int) Report {
 	workers(n, func(w int) {
 		next := pace(ctx, 10*time.Millisecond)
 		for round := 0; ctx.Err() == nil; round++ {
-			c, err := client.Dial(ctx, client.Config{Addr: "tcp://" + t.TCP})
+			c, err := t.dial(ctx)
 			if err != nil {
 				continue
 			}
@@ -534,7 +540,7 @@ func HostileInput(ctx context.Context, t Target, n int) Report {
 				continue
 			}
 			// A second session under the same name, in other letters.
-			c2, err := client.Dial(ctx, client.Config{Addr: "tcp://" + t.TCP})
+			c2, err := t.dial(ctx)
 			if err == nil {
 				for _, name := range names {
 					if !next() {
@@ -587,9 +593,10 @@ func CrossOrigin(ctx context.Context, t Target, n int) Report {
 	var bad []string
 	workers(n, func(int) {
 		h := http.Header{"Origin": {"https://evil.example"}}
+		hc := &http.Client{Transport: &http.Transport{DialContext: t.dialer().DialContext}}
 		for next := pace(ctx, 10*time.Millisecond); next(); {
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			ws, resp, err := websocket.Dial(dctx, "ws://"+t.HTTP+t.WSPath, &websocket.DialOptions{HTTPHeader: h})
+			ws, resp, err := websocket.Dial(dctx, "ws://"+t.HTTP+t.WSPath, &websocket.DialOptions{HTTPHeader: h, HTTPClient: hc})
 			cancel()
 			switch {
 			case err == nil:
