@@ -34,6 +34,14 @@ type Report struct {
 	// Refused counts the attacker's requests refused with
 	// ResourceExhausted by a budget of the game (chat-flood).
 	Refused int64
+	// Unread sums the bytes the gateway had sent to the clients still
+	// held at the end that they never read (in their kernel receive
+	// queue; non-reading, on Linux).
+	Unread int64
+	// CPU is the CPU time the attacker's own goroutines took, where it is
+	// measured (the floods and reconnect-reset, on Linux): the gateway
+	// runs in the same process, on the same cores.
+	CPU time.Duration
 	// Violations lists what the gateway or the game let through that it
 	// should have refused (a hostile name accepted, a cross-origin
 	// WebSocket upgraded).
@@ -287,34 +295,41 @@ func JoinFlood(ctx context.Context, t Target, n int) Report {
 // per source across reconnections, it stays near the rate limit times the
 // time; reset on every reconnection, it grows with the reconnections.
 func ReconnectReset(ctx context.Context, t Target, n int) Report {
-	var accepted atomic.Int64
+	var accepted, sessions, cpu atomic.Int64
 	workers(n, func(int) {
-		frames := make([]*gatepb.Frame, 120)
-		for i := range frames {
-			frames[i] = requestFrame(uint64(i+1), t.Refused, nil)
-		}
-		for next := pace(ctx, 10*time.Millisecond); next(); {
-			r, err := dialRaw(ctx, t)
-			if err != nil {
-				continue
+		cpu.Add(int64(threadCPU(func() {
+			frames := make([]*gatepb.Frame, 120)
+			for i := range frames {
+				frames[i] = requestFrame(uint64(i+1), t.Refused, nil)
 			}
-			if r.handshake() != nil || r.send(frames...) != nil {
-				r.close()
-				continue
-			}
-			for range frames {
-				f, err := r.next(5 * time.Second)
+			for next := pace(ctx, 10*time.Millisecond); next(); {
+				r, err := dialRaw(ctx, t)
 				if err != nil {
-					break
+					continue
 				}
-				if resp := f.GetResponse(); resp != nil && rpc.Code(resp.GetCode()) != rpc.ResourceExhausted {
-					accepted.Add(1)
+				if r.handshake() != nil {
+					r.close()
+					continue
 				}
+				sessions.Add(1)
+				if r.send(frames...) != nil {
+					r.close()
+					continue
+				}
+				for range frames {
+					f, err := r.next(5 * time.Second)
+					if err != nil {
+						break
+					}
+					if resp := f.GetResponse(); resp != nil && rpc.Code(resp.GetCode()) != rpc.ResourceExhausted {
+						accepted.Add(1)
+					}
+				}
+				r.close()
 			}
-			r.close()
-		}
+		})))
 	})
-	return Report{Ops: accepted.Load(), Unit: "requests not rate limited"}
+	return Report{Ops: accepted.Load(), Unit: "requests not rate limited", Sessions: sessions.Load(), CPU: time.Duration(cpu.Load())}
 }
 
 // IdleSessions: n connections open a session, 50 at a time, never log
@@ -365,45 +380,49 @@ var errClosed = fmt.Errorf("hostile: closed")
 // 10 ms (25 600 frames/s a session) until the attack ends, reading (and
 // discarding) what comes back.
 func flood(ctx context.Context, t Target, n int, frame func(i uint64) *gatepb.Frame) Report {
-	var sent, answered, sessions atomic.Int64
+	var sent, answered, sessions, cpu atomic.Int64
 	workers(n, func(int) {
-		for ctx.Err() == nil {
-			r, err := dialRaw(ctx, t)
-			if err != nil {
-				continue
-			}
-			if r.handshake() != nil {
-				r.close()
-				continue
-			}
-			sessions.Add(1)
-			ended := make(chan struct{})
-			go func() { // count what the gateway answers, until it closes
-				defer close(ended)
-				for {
-					if _, err := r.next(time.Hour); err != nil {
-						return
+		cpu.Add(int64(threadCPU(func() {
+			for ctx.Err() == nil {
+				r, err := dialRaw(ctx, t)
+				if err != nil {
+					continue
+				}
+				if r.handshake() != nil {
+					r.close()
+					continue
+				}
+				sessions.Add(1)
+				ended := make(chan struct{})
+				go func() { // count what the gateway answers, until it closes
+					defer close(ended)
+					cpu.Add(int64(threadCPU(func() {
+						for {
+							if _, err := r.next(time.Hour); err != nil {
+								return
+							}
+							answered.Add(1)
+						}
+					})))
+				}()
+				var id uint64
+				for next := pace(ctx, 10*time.Millisecond); next(); {
+					var b []byte
+					for range 256 {
+						id++
+						b, _ = gatepb.AppendStream(b, frame(id))
 					}
-					answered.Add(1)
+					if r.write(b) != nil {
+						break
+					}
+					sent.Add(256)
 				}
-			}()
-			var id uint64
-			for next := pace(ctx, 10*time.Millisecond); next(); {
-				var b []byte
-				for range 256 {
-					id++
-					b, _ = gatepb.AppendStream(b, frame(id))
-				}
-				if r.write(b) != nil {
-					break
-				}
-				sent.Add(256)
+				r.close()
+				<-ended
 			}
-			r.close()
-			<-ended
-		}
+		})))
 	})
-	return Report{Ops: sent.Load(), Unit: "frames", Answered: answered.Load(), Sessions: sessions.Load()}
+	return Report{Ops: sent.Load(), Unit: "frames", Answered: answered.Load(), Sessions: sessions.Load(), CPU: time.Duration(cpu.Load())}
 }
 
 // HeartbeatFlood: n sessions send heartbeats, 25 600/s each.
@@ -423,7 +442,7 @@ func RefusedFlood(ctx context.Context, t Target, n int) Report {
 // the gateway. Held is how many the gateway had not cut off when the
 // attack ended.
 func NonReading(ctx context.Context, t Target, n int) Report {
-	var held, joined atomic.Int64
+	var held, joined, pending atomic.Int64
 	sem := make(chan struct{}, 10)
 	workers(n, func(i int) {
 		select {
@@ -455,6 +474,9 @@ func NonReading(ctx context.Context, t Target, n int) Report {
 			select {
 			case <-ctx.Done():
 				held.Add(1)
+				if u := unread(r.nc); u >= 0 {
+					pending.Add(int64(u))
+				}
 				return
 			case <-tick.C:
 			}
@@ -464,7 +486,7 @@ func NonReading(ctx context.Context, t Target, n int) Report {
 			}
 		}
 	})
-	return Report{Ops: joined.Load(), Unit: "clients joined", Held: held.Load()}
+	return Report{Ops: joined.Load(), Unit: "clients joined", Held: held.Load(), Unread: pending.Load()}
 }
 
 // ChatFlood: n clients join and each sends 45 chat lines a second, just

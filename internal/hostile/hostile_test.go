@@ -25,16 +25,15 @@ import (
 // plan sizes a run: the short one of go test, or the full one that
 // GUILD_HOSTILE (a duration, such as 60s) asks for.
 type plan struct {
-	full           bool
-	bots           int
-	every          time.Duration // each bot's request period
-	round          time.Duration // one measuring window
-	baseRounds     int
-	attackRounds   int
-	ramp           time.Duration // the attack runs this long before it is measured
-	floor          time.Duration // p99 may exceed 2× the baseline by this much
-	heapLimit      uint64        // the process's peak heap, bots and attackers included
-	reconnectLimit float64       // requests/s a source may get past the rate limit by reconnecting
+	full         bool
+	bots         int
+	every        time.Duration // each bot's request period
+	round        time.Duration // one measuring window
+	baseRounds   int
+	attackRounds int
+	ramp         time.Duration // the attack runs this long before it is measured
+	floor        time.Duration // p99 may exceed 2× the baseline by this much
+	heapLimit    uint64        // the process's peak heap, bots and attackers included
 }
 
 func newPlan(t *testing.T) plan {
@@ -48,7 +47,6 @@ func newPlan(t *testing.T) plan {
 		p = plan{full: true, bots: 50, every: 100 * time.Millisecond, round: 5 * time.Second, baseRounds: 4,
 			attackRounds: int(d / (5 * time.Second)), ramp: 5 * time.Second, floor: 5 * time.Millisecond, heapLimit: 4 << 30}
 	}
-	p.reconnectLimit = 2 * gate.DefaultRate
 	return p
 }
 
@@ -122,9 +120,9 @@ func runAttack(t *testing.T, p plan, a hostile.Attack) {
 	var tr trial
 	for n := 1; n <= maxTrials; n++ {
 		tr = measure(t, p, a, target, bots, size)
-		t.Logf("%-17s (item %d, trial %d) base p50 %v p99 %v | under attack p50 %v p99 %v, %d requests, %d errors, %d disconnects | attacker: %d %s (%.0f/s), %d held | peak heap %d MiB",
+		t.Logf("%-17s (item %d, trial %d) base p50 %v p99 %v | under attack p50 %v p99 %v, %d requests, %d errors, %d disconnects | attacker: %d %s (%.0f/s), %d held | peak heap %d MiB | process CPU %.2f → %.2f cores",
 			a.Name, a.Problem, n, round(tr.base.P50), round(tr.base.P99), round(tr.under.P50), round(tr.under.P99), tr.under.N,
-			tr.errors, tr.disconnects, tr.rep.Ops, tr.rep.Unit, float64(tr.rep.Ops)/tr.elapsed.Seconds(), tr.rep.Held, tr.peak>>20)
+			tr.errors, tr.disconnects, tr.rep.Ops, tr.rep.Unit, float64(tr.rep.Ops)/tr.elapsed.Seconds(), tr.rep.Held, tr.peak>>20, tr.cpuBase, tr.cpuUnder)
 		if tr.upErr != nil {
 			t.Errorf("a new player could not join under the attack: %v", tr.upErr)
 		}
@@ -163,19 +161,29 @@ func runAttack(t *testing.T, p plan, a hostile.Attack) {
 		t.Errorf("peak heap %d MiB with %d unfinished HTTP headers, over %d MiB: the header limit is not well under their 1 MiB",
 			tr.peak>>20, size, slowlorisHeap>>20)
 	}
-	// The floods' own goals: heartbeats count toward the rate limit, and a
-	// session that keeps being refused is closed (or its refusals dropped),
-	// so what the gateway sends back to a flooding session stays within
-	// 2 × the default rate limit, per second.
-	perSession := float64(rep.Answered) / elapsed.Seconds() / float64(size)
-	if a.Name == "heartbeat-flood" && perSession > p.reconnectLimit {
-		t.Errorf("the gateway answered %.0f heartbeats/s a session, over %.0f: heartbeats are not inside the rate limit", perSession, p.reconnectLimit)
-	}
-	if a.Name == "refused-flood" && perSession > p.reconnectLimit {
-		t.Errorf("the gateway answered %.0f refusals/s a flooding session, over %.0f: refusals are not cheap, or the session is not closed", perSession, p.reconnectLimit)
+	// The floods' own goals: heartbeats count toward the rate limits, and
+	// a session refused more than MaxRefused times in 10 s is closed, so
+	// what the gateway answers the flooding source stays within what its
+	// sessions' refusals before the close and the source's request rate
+	// allow, and the source opens sessions no faster than ConnRate allows.
+	if a.Name == "heartbeat-flood" || a.Name == "refused-flood" {
+		secs := elapsed.Seconds()
+		if most := gate.DefaultConnBurst + gate.DefaultConnRate*secs; float64(rep.Sessions) > most*1.1 {
+			t.Errorf("the attacker opened %d sessions in %.1fs from one source, over the %.0f that ConnRate and ConnBurst allow", rep.Sessions, secs, most)
+		}
+		most := float64(rep.Sessions)*(gate.DefaultMaxRefused+1) + gate.DefaultSourceBurst + gate.DefaultSourceRate*secs
+		if float64(rep.Answered) > most*1.1 {
+			t.Errorf("the gateway answered the flooding source %d frames in %.1fs, over the %.0f that MaxRefused (a session), SourceRate and SourceBurst allow: heartbeats or refusals are not inside the limits",
+				rep.Answered, secs, most)
+		}
 	}
 	if rep.Sessions > 0 {
-		t.Logf("%s: the gateway answered %d frames (%.0f/s a session); the attacker opened %d sessions", a.Name, rep.Answered, perSession, rep.Sessions)
+		t.Logf("%s: the gateway answered %d frames (%.0f/s); the attacker opened %d sessions (%.1f/s)",
+			a.Name, rep.Answered, float64(rep.Answered)/elapsed.Seconds(), rep.Sessions, float64(rep.Sessions)/elapsed.Seconds())
+	}
+	if rep.CPU > 0 {
+		t.Logf("%s: the attacker's own goroutines used %.2f cores (%v of CPU in %v); the process used %.2f cores under the attack, %.2f in the baseline",
+			a.Name, rep.CPU.Seconds()/elapsed.Seconds(), rep.CPU.Round(time.Millisecond), elapsed.Round(time.Millisecond), tr.cpuUnder, tr.cpuBase)
 	}
 	// The goals owned by a fix whose own assertion the common ones above
 	// do not make.
@@ -203,11 +211,21 @@ func runAttack(t *testing.T, p plan, a hostile.Attack) {
 	case "non-reading":
 		// The clients that never read are cut off (by their write queue's
 		// byte budget, or the time its oldest frame waited) while the good
-		// bots, checked above, kept going.
+		// bots, checked above, kept going. The gateway's queue only holds
+		// what the kernel's socket buffers do not: at the demo's push rate
+		// (a few KiB/s a client) their receive buffer (8 KiB here) and the
+		// gateway's send buffer (16 KiB, growing) take 10 s or more to
+		// fill, before SlowClientAfter (5 s) starts. The short run's
+		// attack lasts about 4 s: it logs how much each had unread, and
+		// the full run asserts the cut-off.
 		if rep.Ops == 0 {
 			t.Error("no non-reading client joined: the attack did not run")
 		}
 		if rep.Held > 0 {
+			t.Logf("non-reading: %d of %d clients still connected after %v, each with %d bytes unread in its receive queue",
+				rep.Held, rep.Ops, elapsed.Round(time.Second), rep.Unread/rep.Held)
+		}
+		if p.full && rep.Held > 0 {
 			t.Errorf("%d of %d clients that never read were still connected after %v: the write queue's budget did not cut them off",
 				rep.Held, rep.Ops, elapsed.Round(time.Second))
 		}
@@ -220,8 +238,14 @@ func runAttack(t *testing.T, p plan, a hostile.Attack) {
 		t.Logf("chat-flood: %d lines said, %d refused by the chat budget", rep.Ops, rep.Refused)
 	}
 	if a.Name == "reconnect-reset" {
-		if rate := float64(rep.Ops) / elapsed.Seconds(); rate > p.reconnectLimit {
-			t.Errorf("one source got %.0f requests/s past the rate limit by reconnecting, over %.0f", rate, p.reconnectLimit)
+		// Its sessions never log in, so they share their source's bucket
+		// (SourceRate, SourceBurst), which reconnecting does not refill:
+		// without it, each session's full Burst made this grow with the
+		// reconnections (45 000/s from 20 workers, issue 19 item 5).
+		secs := elapsed.Seconds()
+		if most := gate.DefaultSourceBurst + gate.DefaultSourceRate*secs; float64(rep.Ops) > most*1.1 {
+			t.Errorf("one source got %d requests (%.0f/s) past the rate limits in %.1fs by reconnecting %d times, over the %.0f that SourceRate and SourceBurst allow",
+				rep.Ops, float64(rep.Ops)/secs, secs, rep.Sessions, most)
 		}
 	}
 }
@@ -242,6 +266,7 @@ type trial struct {
 	rep                 hostile.Report
 	elapsed             time.Duration
 	peak                uint64
+	cpuBase, cpuUnder   float64 // the process's CPU, in cores
 }
 
 // measure measures a baseline, then runs attack a (of size) and measures
@@ -257,8 +282,10 @@ func measure(t *testing.T, p plan, a hostile.Attack, target hostile.Target, bots
 	}
 	var tr trial
 	bots.Window() // what came before (the joins, an earlier trial) is not the baseline
+	cpu0, t0 := hostile.ProcessCPU(), time.Now()
 	base := rounds(p.baseRounds)
 	tr.base = hostile.Median(base)
+	tr.cpuBase = (hostile.ProcessCPU() - cpu0).Seconds() / time.Since(t0).Seconds()
 
 	heap := hostile.StartHeapPeak(50 * time.Millisecond)
 	actx, stop := context.WithCancel(context.Background())
@@ -267,8 +294,10 @@ func measure(t *testing.T, p plan, a hostile.Attack, target hostile.Target, bots
 	go func() { done <- a.Run(actx, target, size) }()
 	time.Sleep(p.ramp) // the attack builds up before it is measured
 	ramp := bots.Window()
+	cpu0, t0 = hostile.ProcessCPU(), time.Now()
 	under := rounds(p.attackRounds)
 	tr.under = hostile.Median(under)
+	tr.cpuUnder = (hostile.ProcessCPU() - cpu0).Seconds() / time.Since(t0).Seconds()
 	// The gateway is up: a new player can join, under the attack.
 	tr.upErr = joinOnce(target)
 	stop()
