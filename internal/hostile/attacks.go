@@ -32,7 +32,8 @@ type Report struct {
 	// sessions the attacker opened (the floods).
 	Answered, Sessions int64
 	// Refused counts the attacker's requests refused with
-	// ResourceExhausted by a budget of the game (chat-flood).
+	// ResourceExhausted by a budget of the game (chat-flood), or its
+	// connections refused by a per-source limit (cross-origin: HTTP 429).
 	Refused int64
 	// Unread sums the bytes the gateway had sent to the clients still
 	// held at the end that they never read (in their kernel receive
@@ -608,14 +609,19 @@ func impersonations(name string) []string {
 
 // CrossOrigin: n workers repeatedly try a WebSocket upgrade from another
 // site's page (Origin: https://evil.example), which must get 403.
-// Violations lists upgrades that succeeded.
+// Ops counts the upgrades refused with 403, Refused those a per-source
+// limit refused first (429). Violations lists upgrades that succeeded.
 func CrossOrigin(ctx context.Context, t Target, n int) Report {
-	var ops atomic.Int64
+	var ops, limited atomic.Int64
 	var mu sync.Mutex
 	var bad []string
 	workers(n, func(int) {
 		h := http.Header{"Origin": {"https://evil.example"}}
-		hc := &http.Client{Transport: &http.Transport{DialContext: t.dialer().DialContext}}
+		// A connection for each upgrade, as a browser's page reloaded
+		// would: a gateway that refuses a connection at accept (429 from
+		// a per-source limit) answers before any request, which a pooled
+		// idle connection would take as unsolicited.
+		hc := &http.Client{Transport: &http.Transport{DialContext: t.dialer().DialContext, DisableKeepAlives: true}}
 		for next := pace(ctx, 10*time.Millisecond); next(); {
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			ws, resp, err := websocket.Dial(dctx, "ws://"+t.HTTP+t.WSPath, &websocket.DialOptions{HTTPHeader: h, HTTPClient: hc})
@@ -628,11 +634,13 @@ func CrossOrigin(ctx context.Context, t Target, n int) Report {
 				mu.Unlock()
 			case resp != nil && resp.StatusCode == http.StatusForbidden:
 				ops.Add(1)
+			case resp != nil && resp.StatusCode == http.StatusTooManyRequests:
+				limited.Add(1)
 			}
 		}
 	})
 	if len(bad) > 3 {
 		bad = append(bad[:3], fmt.Sprintf("and %d more", len(bad)-3))
 	}
-	return Report{Ops: ops.Load(), Unit: "upgrades refused", Violations: bad}
+	return Report{Ops: ops.Load(), Unit: "upgrades refused", Refused: limited.Load(), Violations: bad}
 }

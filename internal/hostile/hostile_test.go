@@ -229,6 +229,8 @@ func runAttack(t *testing.T, p plan, a hostile.Attack) {
 			t.Errorf("%d of %d clients that never read were still connected after %v: the write queue's budget did not cut them off",
 				rep.Held, rep.Ops, elapsed.Round(time.Second))
 		}
+	case "cross-origin":
+		t.Logf("cross-origin: %d upgrades refused with 403, %d connections refused first by the per-source limits (429)", rep.Ops, rep.Refused)
 	case "chat-flood":
 		// The receivers were not disconnected (checked above), and the
 		// chat budget refused the flood's excess.
