@@ -40,7 +40,8 @@ type Report struct {
 	// queue; non-reading, on Linux).
 	Unread int64
 	// CPU is the CPU time the attacker's own goroutines took, where it is
-	// measured (the floods and reconnect-reset, on Linux): the gateway
+	// measured (oversized-frames, the floods and reconnect-reset, on
+	// Linux): the gateway
 	// runs in the same process, on the same cores.
 	CPU time.Duration
 	// Violations lists what the gateway or the game let through that it
@@ -140,30 +141,32 @@ func GarbageBytes(ctx context.Context, t Target, n int) Report {
 // OversizedFrames: n workers send a frame whose length prefix claims 2
 // GiB before the handshake, or 1 MiB after it, then wait for the close.
 func OversizedFrames(ctx context.Context, t Target, n int) Report {
-	var ops atomic.Int64
+	var ops, cpu atomic.Int64
 	workers(n, func(w int) {
-		next := pace(ctx, 20*time.Millisecond)
-		for i := 0; next(); i++ {
-			r, err := dialRaw(ctx, t)
-			if err != nil {
-				continue
-			}
-			size := uint32(1 << 31)
-			if (w+i)%2 == 1 {
-				if r.handshake() != nil {
-					r.close()
+		cpu.Add(int64(threadCPU(func() {
+			next := pace(ctx, 20*time.Millisecond)
+			for i := 0; next(); i++ {
+				r, err := dialRaw(ctx, t)
+				if err != nil {
 					continue
 				}
-				size = 1 << 20
+				size := uint32(1 << 31)
+				if (w+i)%2 == 1 {
+					if r.handshake() != nil {
+						r.close()
+						continue
+					}
+					size = 1 << 20
+				}
+				b := binary.BigEndian.AppendUint32(nil, size)
+				_ = r.write(append(b, make([]byte, 8192)...))
+				r.untilClosed(2 * time.Second)
+				r.close()
+				ops.Add(1)
 			}
-			b := binary.BigEndian.AppendUint32(nil, size)
-			_ = r.write(append(b, make([]byte, 8192)...))
-			r.untilClosed(2 * time.Second)
-			r.close()
-			ops.Add(1)
-		}
+		})))
 	})
-	return Report{Ops: ops.Load(), Unit: "connections"}
+	return Report{Ops: ops.Load(), Unit: "connections", CPU: time.Duration(cpu.Load())}
 }
 
 // PreHandshakeOversize sends one frame over MaxFrame before the handshake

@@ -55,7 +55,8 @@ func newPlan(t *testing.T) plan {
 // goal of issue 19: under the attack the gateway stays up (a new player
 // can still join), no good bot is disconnected or gets an error, the
 // bots' p99 (the median over rounds) stays within 2× the baseline
-// measured just before in the same run plus a floor (10 ms in the short
+// measured in the same run (the lowest of its trials' baselines, so that
+// a burst of other work in a baseline cannot loosen the goal) plus a floor (10 ms in the short
 // run, 5 ms in the full one: this is a shared 2-core machine, and the
 // attacker runs in the same process) in one of maxTrials trials, the
 // process's peak heap stays under the plan's limit, and the game lets no
@@ -118,8 +119,14 @@ func runAttack(t *testing.T, p plan, a hostile.Attack) {
 	// bursts that no median over a few rounds hides; a real regression
 	// fails every trial); every other goal must hold in every trial.
 	var tr trial
+	var ref time.Duration // the lowest baseline p99 of the trials so far
 	for n := 1; n <= maxTrials; n++ {
 		tr = measure(t, p, a, target, bots, size)
+		// A burst of other work during a baseline would loosen the goal:
+		// it is judged against the quietest baseline of the run.
+		if n == 1 || tr.base.P99 < ref {
+			ref = tr.base.P99
+		}
 		t.Logf("%-17s (item %d, trial %d) base p50 %v p99 %v | under attack p50 %v p99 %v, %d requests, %d errors, %d disconnects | attacker: %d %s (%.0f/s), %d held | peak heap %d MiB | process CPU %.2f → %.2f cores",
 			a.Name, a.Problem, n, round(tr.base.P50), round(tr.base.P99), round(tr.under.P50), round(tr.under.P99), tr.under.N,
 			tr.errors, tr.disconnects, tr.rep.Ops, tr.rep.Unit, float64(tr.rep.Ops)/tr.elapsed.Seconds(), tr.rep.Held, tr.peak>>20, tr.cpuBase, tr.cpuUnder)
@@ -138,11 +145,11 @@ func runAttack(t *testing.T, p plan, a hostile.Attack) {
 		if tr.peak > p.heapLimit {
 			t.Errorf("peak heap %d MiB, over the limit of %d MiB", tr.peak>>20, p.heapLimit>>20)
 		}
-		if t.Failed() || tr.under.P99 <= 2*tr.base.P99+p.floor {
+		if t.Failed() || tr.under.P99 <= 2*ref+p.floor {
 			break
 		}
 		if n == maxTrials {
-			t.Errorf("the good bots' p99 is %v under the attack, over 2 × the baseline's %v + %v, in %d trials out of %d", tr.under.P99, tr.base.P99, p.floor, n, n)
+			t.Errorf("the good bots' p99 is %v under the attack, over 2 × the quietest baseline's %v + %v, in %d trials out of %d", tr.under.P99, ref, p.floor, n, n)
 		}
 	}
 	rep, elapsed := tr.rep, tr.elapsed
