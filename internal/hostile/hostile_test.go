@@ -55,10 +55,11 @@ func newPlan(t *testing.T) plan {
 // goal of issue 19: under the attack the gateway stays up (a new player
 // can still join), no good bot is disconnected or gets an error, the
 // bots' p99 (the median over rounds) stays within 2× the baseline
-// measured in the same run (the lowest of its trials' baselines, so that
-// a burst of other work in a baseline cannot loosen the goal) plus a floor (10 ms in the short
-// run, 5 ms in the full one: this is a shared 2-core machine, and the
-// attacker runs in the same process) in one of maxTrials trials, the
+// measured in the same run (the lowest of its trials' baselines, so
+// that a burst of other work in a baseline cannot loosen the goal) plus
+// a floor (10 ms in the short run, 5 ms in the full one: this is a
+// shared 2-core machine, and the attacker runs in the same process) in
+// one of maxTrials trials, the
 // process's peak heap stays under the plan's limit, and the game lets no
 // hostile input through. The short run takes about 6 s an attack (20
 // bots, 20 requests/s each); GUILD_HOSTILE=60s runs each attack for 60 s
