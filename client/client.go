@@ -87,6 +87,10 @@ type Config struct {
 	Token string
 	// TLS configures tcp (TLS over TCP when set) and wss.
 	TLS *tls.Config
+	// Dialer, optional, connects tcp, ws and wss addresses (not kcp):
+	// its LocalAddr chooses the source address, for example. Default: a
+	// zero net.Dialer.
+	Dialer *net.Dialer
 	// Reconnect makes the client redial when its connection ends: at once
 	// when the gateway says it is going away, else after BackoffMin; the
 	// next address of Addrs first, then the others in turn, waiting
@@ -810,10 +814,15 @@ func (c *Client) dial(ctx context.Context, u *url.URL) (conn, error) {
 	switch u.Scheme {
 	case "ws", "wss":
 		var opts *websocket.DialOptions
-		if c.cfg.TLS != nil {
+		if c.cfg.TLS != nil || c.cfg.Dialer != nil {
 			// Config.TLS configures wss too (a private CA, a client
-			// certificate); without it websocket.Dial uses the defaults.
-			opts = &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: c.cfg.TLS}}}
+			// certificate), and Config.Dialer connects; without them
+			// websocket.Dial uses the defaults.
+			tr := &http.Transport{TLSClientConfig: c.cfg.TLS}
+			if c.cfg.Dialer != nil {
+				tr.DialContext = c.cfg.Dialer.DialContext
+			}
+			opts = &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}}
 		}
 		ws, _, err := websocket.Dial(ctx, u.String(), opts)
 		if err != nil {
@@ -835,7 +844,10 @@ func (c *Client) dial(ctx context.Context, u *url.URL) (conn, error) {
 		s.SetWindowSize(256, 256)
 		return newStreamConn(s), nil
 	}
-	d := net.Dialer{}
+	d := c.cfg.Dialer
+	if d == nil {
+		d = &net.Dialer{}
+	}
 	nc, err := d.DialContext(ctx, "tcp", u.Host)
 	if err != nil {
 		return nil, err

@@ -77,6 +77,8 @@ type DemoOptions struct {
 	Logger *slog.Logger
 	// World sets the world module's settings.
 	World WorldSettings
+	// Limits are the gateway's limits; zero fields take gate's defaults.
+	Limits gate.Limits
 	// Ready, optional, is called once the demo listens, with the addresses
 	// it got.
 	Ready func(DemoAddrs)
@@ -187,7 +189,7 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 		return err
 	}
 	g, err := gate.New(gate.Config{Node: node.Actor(), Members: members, Routes: routes, Public: public, Auth: tokens.Auth, Logger: opts.Logger,
-		Validate: Validate})
+		Validate: Validate, Limits: opts.Limits})
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,19 @@ type Report struct {
 	// Answered counts the frames the gateway sent back, and Sessions the
 	// sessions the attacker opened (the floods).
 	Answered, Sessions int64
+	// Refused counts the attacker's requests refused with
+	// ResourceExhausted by a budget of the game (chat-flood), or its
+	// connections refused by a per-source limit (cross-origin: HTTP 429).
+	Refused int64
+	// Unread sums the bytes the gateway had sent to the clients still
+	// held at the end that they never read (in their kernel receive
+	// queue; non-reading, on Linux).
+	Unread int64
+	// CPU is the CPU time the attacker's own goroutines took, where it is
+	// measured (oversized-frames, the floods and reconnect-reset, on
+	// Linux): the gateway
+	// runs in the same process, on the same cores.
+	CPU time.Duration
 	// Violations lists what the gateway or the game let through that it
 	// should have refused (a hostile name accepted, a cross-origin
 	// WebSocket upgraded).
@@ -109,7 +122,7 @@ func GarbageBytes(ctx context.Context, t Target, n int) Report {
 	workers(n, func(int) {
 		buf := make([]byte, 4096)
 		for next := pace(ctx, 20*time.Millisecond); next(); {
-			r, err := dialRaw(ctx, t.TCP)
+			r, err := dialRaw(ctx, t)
 			if err != nil {
 				continue
 			}
@@ -128,37 +141,39 @@ func GarbageBytes(ctx context.Context, t Target, n int) Report {
 // OversizedFrames: n workers send a frame whose length prefix claims 2
 // GiB before the handshake, or 1 MiB after it, then wait for the close.
 func OversizedFrames(ctx context.Context, t Target, n int) Report {
-	var ops atomic.Int64
+	var ops, cpu atomic.Int64
 	workers(n, func(w int) {
-		next := pace(ctx, 20*time.Millisecond)
-		for i := 0; next(); i++ {
-			r, err := dialRaw(ctx, t.TCP)
-			if err != nil {
-				continue
-			}
-			size := uint32(1 << 31)
-			if (w+i)%2 == 1 {
-				if r.handshake() != nil {
-					r.close()
+		cpu.Add(int64(threadCPU(func() {
+			next := pace(ctx, 20*time.Millisecond)
+			for i := 0; next(); i++ {
+				r, err := dialRaw(ctx, t)
+				if err != nil {
 					continue
 				}
-				size = 1 << 20
+				size := uint32(1 << 31)
+				if (w+i)%2 == 1 {
+					if r.handshake() != nil {
+						r.close()
+						continue
+					}
+					size = 1 << 20
+				}
+				b := binary.BigEndian.AppendUint32(nil, size)
+				_ = r.write(append(b, make([]byte, 8192)...))
+				r.untilClosed(2 * time.Second)
+				r.close()
+				ops.Add(1)
 			}
-			b := binary.BigEndian.AppendUint32(nil, size)
-			_ = r.write(append(b, make([]byte, 8192)...))
-			r.untilClosed(2 * time.Second)
-			r.close()
-			ops.Add(1)
-		}
+		})))
 	})
-	return Report{Ops: ops.Load(), Unit: "connections"}
+	return Report{Ops: ops.Load(), Unit: "connections", CPU: time.Duration(cpu.Load())}
 }
 
 // PreHandshakeOversize sends one frame over MaxFrame before the handshake
 // and returns the Close frame the gateway answers with (nil: it closed
 // without one).
 func PreHandshakeOversize(ctx context.Context, t Target) (*gatepb.Close, error) {
-	r, err := dialRaw(ctx, t.TCP)
+	r, err := dialRaw(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -175,8 +190,7 @@ func PreHandshakeOversize(ctx context.Context, t Target) (*gatepb.Close, error) 
 func SlowlorisHeaders(ctx context.Context, t Target, n int) Report {
 	var sent, held atomic.Int64
 	workers(n, func(int) {
-		var d net.Dialer
-		nc, err := d.DialContext(ctx, "tcp", t.HTTP)
+		nc, err := t.dialer().DialContext(ctx, "tcp", t.HTTP)
 		if err != nil {
 			return
 		}
@@ -218,8 +232,7 @@ func SlowlorisHeaders(ctx context.Context, t Target, n int) Report {
 func IdleKeepAlive(ctx context.Context, t Target, n int) Report {
 	var ops, held atomic.Int64
 	workers(n, func(int) {
-		var d net.Dialer
-		nc, err := d.DialContext(ctx, "tcp", t.HTTP)
+		nc, err := t.dialer().DialContext(ctx, "tcp", t.HTTP)
 		if err != nil {
 			return
 		}
@@ -262,7 +275,7 @@ func JoinFlood(ctx context.Context, t Target, n int) Report {
 		case <-ctx.Done():
 			return
 		}
-		c, err := client.Dial(ctx, client.Config{Addr: "tcp://" + t.TCP})
+		c, err := t.dial(ctx)
 		if err == nil {
 			mu.Lock()
 			clients = append(clients, c)
@@ -286,41 +299,48 @@ func JoinFlood(ctx context.Context, t Target, n int) Report {
 // per source across reconnections, it stays near the rate limit times the
 // time; reset on every reconnection, it grows with the reconnections.
 func ReconnectReset(ctx context.Context, t Target, n int) Report {
-	var accepted atomic.Int64
+	var accepted, sessions, cpu atomic.Int64
 	workers(n, func(int) {
-		frames := make([]*gatepb.Frame, 120)
-		for i := range frames {
-			frames[i] = requestFrame(uint64(i+1), t.Refused, nil)
-		}
-		for next := pace(ctx, 10*time.Millisecond); next(); {
-			r, err := dialRaw(ctx, t.TCP)
-			if err != nil {
-				continue
+		cpu.Add(int64(threadCPU(func() {
+			frames := make([]*gatepb.Frame, 120)
+			for i := range frames {
+				frames[i] = requestFrame(uint64(i+1), t.Refused, nil)
 			}
-			if r.handshake() != nil || r.send(frames...) != nil {
-				r.close()
-				continue
-			}
-			for range frames {
-				f, err := r.next(5 * time.Second)
+			for next := pace(ctx, 10*time.Millisecond); next(); {
+				r, err := dialRaw(ctx, t)
 				if err != nil {
-					break
+					continue
 				}
-				if resp := f.GetResponse(); resp != nil && rpc.Code(resp.GetCode()) != rpc.ResourceExhausted {
-					accepted.Add(1)
+				if r.handshake() != nil {
+					r.close()
+					continue
 				}
+				sessions.Add(1)
+				if r.send(frames...) != nil {
+					r.close()
+					continue
+				}
+				for range frames {
+					f, err := r.next(5 * time.Second)
+					if err != nil {
+						break
+					}
+					if resp := f.GetResponse(); resp != nil && rpc.Code(resp.GetCode()) != rpc.ResourceExhausted {
+						accepted.Add(1)
+					}
+				}
+				r.close()
 			}
-			r.close()
-		}
+		})))
 	})
-	return Report{Ops: accepted.Load(), Unit: "requests not rate limited"}
+	return Report{Ops: accepted.Load(), Unit: "requests not rate limited", Sessions: sessions.Load(), CPU: time.Duration(cpu.Load())}
 }
 
 // IdleSessions: n connections open a session, 50 at a time, never log
-// in, and heartbeat every 5 s to stay open. Held is how many were still
-// open when the attack ended.
+// in, and heartbeat every 5 s to stay open. Sessions is how many were
+// opened, Held how many were still open when the attack ended.
 func IdleSessions(ctx context.Context, t Target, n int) Report {
-	var held atomic.Int64
+	var held, sessions atomic.Int64
 	sem := make(chan struct{}, 50)
 	workers(n, func(int) {
 		select {
@@ -328,7 +348,7 @@ func IdleSessions(ctx context.Context, t Target, n int) Report {
 		case <-ctx.Done():
 			return
 		}
-		r, err := dialRaw(ctx, t.TCP)
+		r, err := dialRaw(ctx, t)
 		if err == nil && r.handshake() != nil {
 			r.close()
 			err = errClosed
@@ -337,6 +357,7 @@ func IdleSessions(ctx context.Context, t Target, n int) Report {
 		if err != nil {
 			return
 		}
+		sessions.Add(1)
 		defer r.close()
 		closed := make(chan struct{})
 		go func() { r.drain(); close(closed) }()
@@ -354,7 +375,7 @@ func IdleSessions(ctx context.Context, t Target, n int) Report {
 			}
 		}
 	})
-	return Report{Ops: held.Load(), Unit: "sessions held", Held: held.Load()}
+	return Report{Ops: sessions.Load(), Unit: "sessions opened", Held: held.Load(), Sessions: sessions.Load()}
 }
 
 var errClosed = fmt.Errorf("hostile: closed")
@@ -363,45 +384,49 @@ var errClosed = fmt.Errorf("hostile: closed")
 // 10 ms (25 600 frames/s a session) until the attack ends, reading (and
 // discarding) what comes back.
 func flood(ctx context.Context, t Target, n int, frame func(i uint64) *gatepb.Frame) Report {
-	var sent, answered, sessions atomic.Int64
+	var sent, answered, sessions, cpu atomic.Int64
 	workers(n, func(int) {
-		for ctx.Err() == nil {
-			r, err := dialRaw(ctx, t.TCP)
-			if err != nil {
-				continue
-			}
-			if r.handshake() != nil {
-				r.close()
-				continue
-			}
-			sessions.Add(1)
-			ended := make(chan struct{})
-			go func() { // count what the gateway answers, until it closes
-				defer close(ended)
-				for {
-					if _, err := r.next(time.Hour); err != nil {
-						return
+		cpu.Add(int64(threadCPU(func() {
+			for ctx.Err() == nil {
+				r, err := dialRaw(ctx, t)
+				if err != nil {
+					continue
+				}
+				if r.handshake() != nil {
+					r.close()
+					continue
+				}
+				sessions.Add(1)
+				ended := make(chan struct{})
+				go func() { // count what the gateway answers, until it closes
+					defer close(ended)
+					cpu.Add(int64(threadCPU(func() {
+						for {
+							if _, err := r.next(time.Hour); err != nil {
+								return
+							}
+							answered.Add(1)
+						}
+					})))
+				}()
+				var id uint64
+				for next := pace(ctx, 10*time.Millisecond); next(); {
+					var b []byte
+					for range 256 {
+						id++
+						b, _ = gatepb.AppendStream(b, frame(id))
 					}
-					answered.Add(1)
+					if r.write(b) != nil {
+						break
+					}
+					sent.Add(256)
 				}
-			}()
-			var id uint64
-			for next := pace(ctx, 10*time.Millisecond); next(); {
-				var b []byte
-				for range 256 {
-					id++
-					b, _ = gatepb.AppendStream(b, frame(id))
-				}
-				if r.write(b) != nil {
-					break
-				}
-				sent.Add(256)
+				r.close()
+				<-ended
 			}
-			r.close()
-			<-ended
-		}
+		})))
 	})
-	return Report{Ops: sent.Load(), Unit: "frames", Answered: answered.Load(), Sessions: sessions.Load()}
+	return Report{Ops: sent.Load(), Unit: "frames", Answered: answered.Load(), Sessions: sessions.Load(), CPU: time.Duration(cpu.Load())}
 }
 
 // HeartbeatFlood: n sessions send heartbeats, 25 600/s each.
@@ -421,7 +446,7 @@ func RefusedFlood(ctx context.Context, t Target, n int) Report {
 // the gateway. Held is how many the gateway had not cut off when the
 // attack ended.
 func NonReading(ctx context.Context, t Target, n int) Report {
-	var held, joined atomic.Int64
+	var held, joined, pending atomic.Int64
 	sem := make(chan struct{}, 10)
 	workers(n, func(i int) {
 		select {
@@ -429,7 +454,7 @@ func NonReading(ctx context.Context, t Target, n int) Report {
 		case <-ctx.Done():
 			return
 		}
-		r, err := dialRaw(ctx, t.TCP)
+		r, err := dialRaw(ctx, t)
 		if err == nil {
 			if tc, ok := r.nc.(*net.TCPConn); ok {
 				_ = tc.SetReadBuffer(4096)
@@ -453,6 +478,9 @@ func NonReading(ctx context.Context, t Target, n int) Report {
 			select {
 			case <-ctx.Done():
 				held.Add(1)
+				if u := unread(r.nc); u >= 0 {
+					pending.Add(int64(u))
+				}
 				return
 			case <-tick.C:
 			}
@@ -462,16 +490,17 @@ func NonReading(ctx context.Context, t Target, n int) Report {
 			}
 		}
 	})
-	return Report{Ops: joined.Load(), Unit: "clients joined", Held: held.Load()}
+	return Report{Ops: joined.Load(), Unit: "clients joined", Held: held.Load(), Unread: pending.Load()}
 }
 
 // ChatFlood: n clients join and each sends 45 chat lines a second, just
-// under the gateway's default rate limit (50/s), so every line is
-// accepted and fanned out to the whole room.
+// under the gateway's default rate limit (50/s), so that every line
+// passes the gateway and reaches the game's chat budget: Refused counts
+// the lines it refused.
 func ChatFlood(ctx context.Context, t Target, n int) Report {
-	var said atomic.Int64
+	var said, refused atomic.Int64
 	workers(n, func(i int) {
-		c, err := client.Dial(ctx, client.Config{Addr: "tcp://" + t.TCP})
+		c, err := t.dial(ctx)
 		if err != nil {
 			return
 		}
@@ -487,12 +516,15 @@ func ChatFlood(ctx context.Context, t Target, n int) Report {
 				return
 			case <-tick.C:
 			}
-			if t.Say(ctx, c, fmt.Sprintf("spam %d from %d", said.Load(), i)) == nil {
+			switch err := t.Say(ctx, c, fmt.Sprintf("spam %d from %d", said.Load(), i)); {
+			case err == nil:
 				said.Add(1)
+			case rpc.CodeOf(err) == rpc.ResourceExhausted:
+				refused.Add(1)
 			}
 		}
 	})
-	return Report{Ops: said.Load(), Unit: "chat lines"}
+	return Report{Ops: said.Load(), Unit: "chat lines", Refused: refused.Load()}
 }
 
 // HostileNames are names a game must refuse: control characters, ANSI
@@ -523,7 +555,7 @@ func HostileInput(ctx context.Context, t Target, n int) Report {
 	workers(n, func(w int) {
 		next := pace(ctx, 10*time.Millisecond)
 		for round := 0; ctx.Err() == nil; round++ {
-			c, err := client.Dial(ctx, client.Config{Addr: "tcp://" + t.TCP})
+			c, err := t.dial(ctx)
 			if err != nil {
 				continue
 			}
@@ -534,7 +566,7 @@ func HostileInput(ctx context.Context, t Target, n int) Report {
 				continue
 			}
 			// A second session under the same name, in other letters.
-			c2, err := client.Dial(ctx, client.Config{Addr: "tcp://" + t.TCP})
+			c2, err := t.dial(ctx)
 			if err == nil {
 				for _, name := range names {
 					if !next() {
@@ -580,16 +612,22 @@ func impersonations(name string) []string {
 
 // CrossOrigin: n workers repeatedly try a WebSocket upgrade from another
 // site's page (Origin: https://evil.example), which must get 403.
-// Violations lists upgrades that succeeded.
+// Ops counts the upgrades refused with 403, Refused those a per-source
+// limit refused first (429). Violations lists upgrades that succeeded.
 func CrossOrigin(ctx context.Context, t Target, n int) Report {
-	var ops atomic.Int64
+	var ops, limited atomic.Int64
 	var mu sync.Mutex
 	var bad []string
 	workers(n, func(int) {
 		h := http.Header{"Origin": {"https://evil.example"}}
+		// A connection for each upgrade, as a browser's page reloaded
+		// would: a gateway that refuses a connection at accept (429 from
+		// a per-source limit) answers before any request, which a pooled
+		// idle connection would take as unsolicited.
+		hc := &http.Client{Transport: &http.Transport{DialContext: t.dialer().DialContext, DisableKeepAlives: true}}
 		for next := pace(ctx, 10*time.Millisecond); next(); {
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			ws, resp, err := websocket.Dial(dctx, "ws://"+t.HTTP+t.WSPath, &websocket.DialOptions{HTTPHeader: h})
+			ws, resp, err := websocket.Dial(dctx, "ws://"+t.HTTP+t.WSPath, &websocket.DialOptions{HTTPHeader: h, HTTPClient: hc})
 			cancel()
 			switch {
 			case err == nil:
@@ -599,11 +637,13 @@ func CrossOrigin(ctx context.Context, t Target, n int) Report {
 				mu.Unlock()
 			case resp != nil && resp.StatusCode == http.StatusForbidden:
 				ops.Add(1)
+			case resp != nil && resp.StatusCode == http.StatusTooManyRequests:
+				limited.Add(1)
 			}
 		}
 	})
 	if len(bad) > 3 {
 		bad = append(bad[:3], fmt.Sprintf("and %d more", len(bad)-3))
 	}
-	return Report{Ops: ops.Load(), Unit: "upgrades refused", Violations: bad}
+	return Report{Ops: ops.Load(), Unit: "upgrades refused", Refused: limited.Load(), Violations: bad}
 }

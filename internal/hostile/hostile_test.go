@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -21,34 +22,18 @@ import (
 	"github.com/guildkit/guild/rpc"
 )
 
-// pending maps the attacks whose fix is not on this branch yet to the fix
-// they need. TestHostile skips them unless GUILD_HOSTILE_ALL is set (to
-// see what they do now); remove an entry when its fix lands.
-var pending = map[string]string{
-	"slowloris-headers": "the HTTP servers' header-size and read-header limits (issue 19 item 2, branch hostile-conn)",
-	"idle-keepalive":    "the HTTP servers' idle timeout and connection count (issue 19 item 3, branch hostile-conn)",
-	"join-flood":        "per-source limits and encode-once pushes in the arena (issue 19 item 4, branches hostile-conn and hostile-fanout)",
-	"reconnect-reset":   "rate limits kept per source across reconnections (issue 19 item 5, branch hostile-conn)",
-	"idle-sessions":     "the login deadline and a per-IP cap (issue 19 item 6, branch hostile-conn)",
-	"heartbeat-flood":   "heartbeats inside the rate limit (issue 19 item 7, branch hostile-conn)",
-	"refused-flood":     "cheap refusals that close a session refused too often (issue 19 item 7, branch hostile-conn)",
-	"non-reading":       "the write queue bounded in bytes (issue 19 item 8, branch hostile-fanout)",
-	"chat-flood":        "broadcast budgets and the slow-client policy (issue 19 item 1, branch hostile-fanout)",
-}
-
 // plan sizes a run: the short one of go test, or the full one that
 // GUILD_HOSTILE (a duration, such as 60s) asks for.
 type plan struct {
-	full           bool
-	bots           int
-	every          time.Duration // each bot's request period
-	round          time.Duration // one measuring window
-	baseRounds     int
-	attackRounds   int
-	ramp           time.Duration // the attack runs this long before it is measured
-	floor          time.Duration // p99 may exceed 2× the baseline by this much
-	heapLimit      uint64        // the process's peak heap, bots and attackers included
-	reconnectLimit float64       // requests/s a source may get past the rate limit by reconnecting
+	full         bool
+	bots         int
+	every        time.Duration // each bot's request period
+	round        time.Duration // one measuring window
+	baseRounds   int
+	attackRounds int
+	ramp         time.Duration // the attack runs this long before it is measured
+	floor        time.Duration // p99 may exceed 2× the baseline by this much
+	heapLimit    uint64        // the process's peak heap, bots and attackers included
 }
 
 func newPlan(t *testing.T) plan {
@@ -62,7 +47,6 @@ func newPlan(t *testing.T) plan {
 		p = plan{full: true, bots: 50, every: 100 * time.Millisecond, round: 5 * time.Second, baseRounds: 4,
 			attackRounds: int(d / (5 * time.Second)), ramp: 5 * time.Second, floor: 5 * time.Millisecond, heapLimit: 4 << 30}
 	}
-	p.reconnectLimit = 2 * gate.DefaultRate
 	return p
 }
 
@@ -71,14 +55,17 @@ func newPlan(t *testing.T) plan {
 // goal of issue 19: under the attack the gateway stays up (a new player
 // can still join), no good bot is disconnected or gets an error, the
 // bots' p99 (the median over rounds) stays within 2× the baseline
-// measured just before in the same run plus a floor (10 ms in the short
-// run, 5 ms in the full one: this is a shared 2-core machine, and the
-// attacker runs in the same process) in one of maxTrials trials, the
+// measured in the same run (the lowest of its trials' baselines, so
+// that a burst of other work in a baseline cannot loosen the goal) plus
+// a floor (10 ms in the short run, 5 ms in the full one: this is a
+// shared 2-core machine, and the attacker runs in the same process) in
+// one of maxTrials trials, the
 // process's peak heap stays under the plan's limit, and the game lets no
 // hostile input through. The short run takes about 6 s an attack (20
 // bots, 20 requests/s each); GUILD_HOSTILE=60s runs each attack for 60 s
-// beside 50 bots. Every trial prints its figures. GUILD_HOSTILE_ALL=1
-// runs the attacks whose fix is pending too.
+// beside 50 bots. Every trial prints its figures. The attackers
+// dial from 127.0.0.2 and the good bots from 127.0.0.1, and the demo's
+// gateway applies its per-source limits to loopback (see startDemo).
 func TestHostile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the hostile-client suite takes about a minute")
@@ -86,9 +73,6 @@ func TestHostile(t *testing.T) {
 	p := newPlan(t)
 	for _, a := range hostile.Attacks() {
 		t.Run(a.Name, func(t *testing.T) {
-			if need, ok := pending[a.Name]; ok && os.Getenv("GUILD_HOSTILE_ALL") == "" {
-				t.Skip("needs " + need)
-			}
 			runAttack(t, p, a)
 		})
 	}
@@ -136,11 +120,17 @@ func runAttack(t *testing.T, p plan, a hostile.Attack) {
 	// bursts that no median over a few rounds hides; a real regression
 	// fails every trial); every other goal must hold in every trial.
 	var tr trial
+	var ref time.Duration // the lowest baseline p99 of the trials so far
 	for n := 1; n <= maxTrials; n++ {
 		tr = measure(t, p, a, target, bots, size)
-		t.Logf("%-17s (item %d, trial %d) base p50 %v p99 %v | under attack p50 %v p99 %v, %d requests, %d errors, %d disconnects | attacker: %d %s (%.0f/s), %d held | peak heap %d MiB",
+		// A burst of other work during a baseline would loosen the goal:
+		// it is judged against the quietest baseline of the run.
+		if n == 1 || tr.base.P99 < ref {
+			ref = tr.base.P99
+		}
+		t.Logf("%-17s (item %d, trial %d) base p50 %v p99 %v | under attack p50 %v p99 %v, %d requests, %d errors, %d disconnects | attacker: %d %s (%.0f/s), %d held | peak heap %d MiB | process CPU %.2f → %.2f cores",
 			a.Name, a.Problem, n, round(tr.base.P50), round(tr.base.P99), round(tr.under.P50), round(tr.under.P99), tr.under.N,
-			tr.errors, tr.disconnects, tr.rep.Ops, tr.rep.Unit, float64(tr.rep.Ops)/tr.elapsed.Seconds(), tr.rep.Held, tr.peak>>20)
+			tr.errors, tr.disconnects, tr.rep.Ops, tr.rep.Unit, float64(tr.rep.Ops)/tr.elapsed.Seconds(), tr.rep.Held, tr.peak>>20, tr.cpuBase, tr.cpuUnder)
 		if tr.upErr != nil {
 			t.Errorf("a new player could not join under the attack: %v", tr.upErr)
 		}
@@ -156,11 +146,11 @@ func runAttack(t *testing.T, p plan, a hostile.Attack) {
 		if tr.peak > p.heapLimit {
 			t.Errorf("peak heap %d MiB, over the limit of %d MiB", tr.peak>>20, p.heapLimit>>20)
 		}
-		if t.Failed() || tr.under.P99 <= 2*tr.base.P99+p.floor {
+		if t.Failed() || tr.under.P99 <= 2*ref+p.floor {
 			break
 		}
 		if n == maxTrials {
-			t.Errorf("the good bots' p99 is %v under the attack, over 2 × the baseline's %v + %v, in %d trials out of %d", tr.under.P99, tr.base.P99, p.floor, n, n)
+			t.Errorf("the good bots' p99 is %v under the attack, over 2 × the quietest baseline's %v + %v, in %d trials out of %d", tr.under.P99, ref, p.floor, n, n)
 		}
 	}
 	rep, elapsed := tr.rep, tr.elapsed
@@ -179,23 +169,93 @@ func runAttack(t *testing.T, p plan, a hostile.Attack) {
 		t.Errorf("peak heap %d MiB with %d unfinished HTTP headers, over %d MiB: the header limit is not well under their 1 MiB",
 			tr.peak>>20, size, slowlorisHeap>>20)
 	}
-	// The floods' own goals: heartbeats count toward the rate limit, and a
-	// session that keeps being refused is closed (or its refusals dropped),
-	// so what the gateway sends back to a flooding session stays within
-	// 2 × the default rate limit, per second.
-	perSession := float64(rep.Answered) / elapsed.Seconds() / float64(size)
-	if a.Name == "heartbeat-flood" && perSession > p.reconnectLimit {
-		t.Errorf("the gateway answered %.0f heartbeats/s a session, over %.0f: heartbeats are not inside the rate limit", perSession, p.reconnectLimit)
-	}
-	if a.Name == "refused-flood" && perSession > p.reconnectLimit {
-		t.Errorf("the gateway answered %.0f refusals/s a flooding session, over %.0f: refusals are not cheap, or the session is not closed", perSession, p.reconnectLimit)
+	// The floods' own goals: heartbeats count toward the rate limits, and
+	// a session refused more than MaxRefused times in 10 s is closed, so
+	// what the gateway answers the flooding source stays within what its
+	// sessions' refusals before the close and the source's request rate
+	// allow, and the source opens sessions no faster than ConnRate allows.
+	if a.Name == "heartbeat-flood" || a.Name == "refused-flood" {
+		secs := elapsed.Seconds()
+		if most := gate.DefaultConnBurst + gate.DefaultConnRate*secs; float64(rep.Sessions) > most*1.1 {
+			t.Errorf("the attacker opened %d sessions in %.1fs from one source, over the %.0f that ConnRate and ConnBurst allow", rep.Sessions, secs, most)
+		}
+		most := float64(rep.Sessions)*(gate.DefaultMaxRefused+1) + gate.DefaultSourceBurst + gate.DefaultSourceRate*secs
+		if float64(rep.Answered) > most*1.1 {
+			t.Errorf("the gateway answered the flooding source %d frames in %.1fs, over the %.0f that MaxRefused (a session), SourceRate and SourceBurst allow: heartbeats or refusals are not inside the limits",
+				rep.Answered, secs, most)
+		}
 	}
 	if rep.Sessions > 0 {
-		t.Logf("%s: the gateway answered %d frames (%.0f/s a session); the attacker opened %d sessions", a.Name, rep.Answered, perSession, rep.Sessions)
+		t.Logf("%s: the gateway answered %d frames (%.0f/s); the attacker opened %d sessions (%.1f/s)",
+			a.Name, rep.Answered, float64(rep.Answered)/elapsed.Seconds(), rep.Sessions, float64(rep.Sessions)/elapsed.Seconds())
+	}
+	if rep.CPU > 0 {
+		t.Logf("%s: the attacker's own goroutines used %.2f cores (%v of CPU in %v); the process used %.2f cores under the attack, %.2f in the baseline",
+			a.Name, rep.CPU.Seconds()/elapsed.Seconds(), rep.CPU.Round(time.Millisecond), elapsed.Round(time.Millisecond), tr.cpuUnder, tr.cpuBase)
+	}
+	// The goals owned by a fix whose own assertion the common ones above
+	// do not make.
+	switch a.Name {
+	case "idle-keepalive":
+		// Every idle keep-alive connection was closed by the HTTP idle
+		// timeout (1 s here) long before the attack ended.
+		if rep.Ops == 0 {
+			t.Error("no keep-alive request was answered: the attack did not run")
+		}
+		if rep.Held > 0 {
+			t.Errorf("%d of %d idle keep-alive connections were still open after %v: the HTTP idle timeout of %v did not close them",
+				rep.Held, rep.Ops, elapsed.Round(time.Second), httpIdleTimeout)
+		}
+	case "idle-sessions":
+		// Sessions that never log in are closed by the login deadline (2 s
+		// here), and a new player could join (checked above).
+		if rep.Sessions == 0 {
+			t.Error("no idle session was opened: the attack did not run")
+		}
+		if rep.Held > 0 {
+			t.Errorf("%d of %d sessions that never logged in were still open after %v: the login deadline of %v did not close them",
+				rep.Held, rep.Sessions, elapsed.Round(time.Second), loginTimeout)
+		}
+	case "non-reading":
+		// The clients that never read are cut off (by their write queue's
+		// byte budget, or the time its oldest frame waited) while the good
+		// bots, checked above, kept going. The gateway's queue only holds
+		// what the kernel's socket buffers do not: at the demo's push rate
+		// (a few KiB/s a client) their receive buffer (8 KiB here) and the
+		// gateway's send buffer (16 KiB, growing) take 10 s or more to
+		// fill, before SlowClientAfter (5 s) starts. The short run's
+		// attack lasts about 4 s: it logs how much each had unread, and
+		// the full run asserts the cut-off.
+		if rep.Ops == 0 {
+			t.Error("no non-reading client joined: the attack did not run")
+		}
+		if rep.Held > 0 {
+			t.Logf("non-reading: %d of %d clients still connected after %v, each with %d bytes unread in its receive queue",
+				rep.Held, rep.Ops, elapsed.Round(time.Second), rep.Unread/rep.Held)
+		}
+		if p.full && rep.Held > 0 {
+			t.Errorf("%d of %d clients that never read were still connected after %v: the write queue's budget did not cut them off",
+				rep.Held, rep.Ops, elapsed.Round(time.Second))
+		}
+	case "cross-origin":
+		t.Logf("cross-origin: %d upgrades refused with 403, %d connections refused first by the per-source limits (429)", rep.Ops, rep.Refused)
+	case "chat-flood":
+		// The receivers were not disconnected (checked above), and the
+		// chat budget refused the flood's excess.
+		if rep.Refused == 0 {
+			t.Errorf("the chat budget refused none of %d lines", rep.Ops)
+		}
+		t.Logf("chat-flood: %d lines said, %d refused by the chat budget", rep.Ops, rep.Refused)
 	}
 	if a.Name == "reconnect-reset" {
-		if rate := float64(rep.Ops) / elapsed.Seconds(); rate > p.reconnectLimit {
-			t.Errorf("one source got %.0f requests/s past the rate limit by reconnecting, over %.0f", rate, p.reconnectLimit)
+		// Its sessions never log in, so they share their source's bucket
+		// (SourceRate, SourceBurst), which reconnecting does not refill:
+		// without it, each session's full Burst made this grow with the
+		// reconnections (45 000/s from 20 workers, issue 19 item 5).
+		secs := elapsed.Seconds()
+		if most := gate.DefaultSourceBurst + gate.DefaultSourceRate*secs; float64(rep.Ops) > most*1.1 {
+			t.Errorf("one source got %d requests (%.0f/s) past the rate limits in %.1fs by reconnecting %d times, over the %.0f that SourceRate and SourceBurst allow",
+				rep.Ops, float64(rep.Ops)/secs, secs, rep.Sessions, most)
 		}
 	}
 }
@@ -216,6 +276,7 @@ type trial struct {
 	rep                 hostile.Report
 	elapsed             time.Duration
 	peak                uint64
+	cpuBase, cpuUnder   float64 // the process's CPU, in cores
 }
 
 // measure measures a baseline, then runs attack a (of size) and measures
@@ -231,8 +292,10 @@ func measure(t *testing.T, p plan, a hostile.Attack, target hostile.Target, bots
 	}
 	var tr trial
 	bots.Window() // what came before (the joins, an earlier trial) is not the baseline
+	cpu0, t0 := hostile.ProcessCPU(), time.Now()
 	base := rounds(p.baseRounds)
 	tr.base = hostile.Median(base)
+	tr.cpuBase = (hostile.ProcessCPU() - cpu0).Seconds() / time.Since(t0).Seconds()
 
 	heap := hostile.StartHeapPeak(50 * time.Millisecond)
 	actx, stop := context.WithCancel(context.Background())
@@ -241,8 +304,10 @@ func measure(t *testing.T, p plan, a hostile.Attack, target hostile.Target, bots
 	go func() { done <- a.Run(actx, target, size) }()
 	time.Sleep(p.ramp) // the attack builds up before it is measured
 	ramp := bots.Window()
+	cpu0, t0 = hostile.ProcessCPU(), time.Now()
 	under := rounds(p.attackRounds)
 	tr.under = hostile.Median(under)
+	tr.cpuUnder = (hostile.ProcessCPU() - cpu0).Seconds() / time.Since(t0).Seconds()
 	// The gateway is up: a new player can join, under the attack.
 	tr.upErr = joinOnce(target)
 	stop()
@@ -315,7 +380,8 @@ func startDemo(t *testing.T) hostile.Target {
 	go func() {
 		ended <- arena.RunDemo(ctx, arena.DemoOptions{
 			Addr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", MQTTAddr: "-",
-			Ready: func(a arena.DemoAddrs) { ready <- a },
+			Limits: demoLimits,
+			Ready:  func(a arena.DemoAddrs) { ready <- a },
 		})
 	}()
 	var addrs arena.DemoAddrs
@@ -355,5 +421,26 @@ func startDemo(t *testing.T) hostile.Target {
 			return arena.RouteJoin, b
 		},
 		Refused: "nope.Nothing",
+		Dialer:  &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(attackerIP)}},
 	}
 }
+
+// attackerIP is the attackers' source address; the good bots come from
+// 127.0.0.1. Linux routes all of 127.0.0.0/8 to the loopback interface.
+const attackerIP = "127.0.0.2"
+
+// demoLimits are the demo gateway's limits in the suite: the defaults,
+// with the per-source limits applied to loopback (so that they tell the
+// attackers at 127.0.0.2 from the good bots at 127.0.0.1), and the two
+// deadlines whose default (30 s, 60 s) is longer than a short run
+// shortened, so that the run sees them close what they should.
+var demoLimits = gate.Limits{
+	LimitLoopback:   true,
+	LoginTimeout:    loginTimeout,
+	HTTPIdleTimeout: httpIdleTimeout,
+}
+
+const (
+	loginTimeout    = 2 * time.Second
+	httpIdleTimeout = time.Second
+)

@@ -17,12 +17,11 @@ type rawConn struct {
 	fr *wire.FrameReader
 }
 
-// dialRaw connects to a framed-TCP gateway.
-func dialRaw(ctx context.Context, addr string) (*rawConn, error) {
-	var d net.Dialer
+// dialRaw connects to t's framed-TCP gateway, with t's attackers' dialer.
+func dialRaw(ctx context.Context, t Target) (*rawConn, error) {
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	nc, err := d.DialContext(dctx, "tcp", addr)
+	nc, err := t.dialer().DialContext(dctx, "tcp", t.TCP)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package hostile
 
 import (
 	"context"
+	"net"
 
 	"github.com/guildkit/guild/client"
 )
@@ -25,4 +26,23 @@ type Target struct {
 	// Refused is a route the gateway refuses for a session that has not
 	// logged in (one with no service, say).
 	Refused string
+	// Dialer, optional, is what the attackers connect with: its LocalAddr
+	// gives them a source address of their own (127.0.0.2, say), so that
+	// a gateway's per-source limits tell them from the good clients.
+	// Default: a zero net.Dialer.
+	Dialer *net.Dialer
+}
+
+// dialer returns the attackers' dialer.
+func (t Target) dialer() *net.Dialer {
+	if t.Dialer != nil {
+		return t.Dialer
+	}
+	return &net.Dialer{}
+}
+
+// dial connects an attacker's client to the gateway's framed-TCP
+// listener.
+func (t Target) dial(ctx context.Context) (*client.Client, error) {
+	return client.Dial(ctx, client.Config{Addr: "tcp://" + t.TCP, Dialer: t.dialer()})
 }
