@@ -131,12 +131,10 @@ func TestEscalateFailsTheParent(t *testing.T) {
 		t.Fatal("the child was not replaced")
 	}
 	eventually(t, "parent restarted", func() bool { return j.index("parent Restarting boom") >= 0 })
-	if j.index("child actor.Stopped") < 0 {
-		t.Fatalf("the failed child was not stopped: %q", j.list())
-	}
-	if n.Stats().Actors != 2 {
-		t.Fatalf("%d actors, want parent and new child", n.Stats().Actors)
-	}
+	// The failed child stops on its own turn: possibly after the restarted
+	// parent has spawned the new one.
+	eventually(t, "the failed child stopped", func() bool { return j.index("child actor.Stopped") >= 0 })
+	eventually(t, "only the parent and its new child to be left", func() bool { return n.Stats().Actors == 2 })
 	_ = parent
 }
 
