@@ -194,6 +194,11 @@ func (n *Node) Endpoint() string { return n.tr.Addr().String() }
 // work: selectors (lookup by node type, rpc.AnyOf) and grain placement
 // skip an unavailable member, while PIDs already known keep working. A
 // node about to leave marks itself unavailable first; Shutdown does.
+//
+// It returns once this node's own view of the membership shows the change
+// (so its own selectors agree at once), or when ctx ends, or after 5 s:
+// the record is published either way, and other nodes see it as their
+// views catch up.
 func (n *Node) SetAvailable(ctx context.Context, available bool) error {
 	// Start from the record as published (others, such as package grain,
 	// add services and metadata to it), falling back to the joined one.
@@ -208,7 +213,31 @@ func (n *Node) SetAvailable(ctx context.Context, available bool) error {
 	if err := n.cfg.Membership.Update(ctx, m); err != nil {
 		return fmt.Errorf("cluster: mark %s: %w", map[bool]string{true: "available", false: "unavailable"}[available], err)
 	}
+	for give := time.Now().Add(viewWait); !n.viewShows(m.Addr, available) && time.Now().Before(give); {
+		t := time.NewTimer(2 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
 	return nil
+}
+
+// viewWait bounds how long SetAvailable waits for its own view to show
+// the change.
+const viewWait = 5 * time.Second
+
+// viewShows reports whether this node's view has addr's record with the
+// given availability.
+func (n *Node) viewShows(addr actor.Addr, available bool) bool {
+	for _, cur := range n.cfg.Membership.Members() {
+		if cur.Addr == addr {
+			return cur.Available == available
+		}
+	}
+	return false
 }
 
 // Shutdown leaves the cluster in order, so that nothing in flight is lost:
