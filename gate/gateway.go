@@ -220,12 +220,20 @@ func tuneKCP(s *kcp.UDPSession) {
 // messages. To serve WebSocket beside other HTTP handlers (the game's
 // page), mount WebSocketHandler on your own server instead.
 func (g *Gateway) ListenWebSocket(addr, path string, tlsConfig *tls.Config) (net.Addr, error) {
+	return g.listenHTTP("ws", addr, path, g.WebSocketHandler(), tlsConfig)
+}
+
+// listenHTTP serves h at path on a server of the gateway's own (HTTPServer)
+// on addr, with TLS when tlsConfig is set, until the gateway closes: the
+// WebSocket listeners of the framed protocol and of MQTT. kind names the
+// listener in errors and logs.
+func (g *Gateway) listenHTTP(kind, addr, path string, h http.Handler, tlsConfig *tls.Config) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, &listenError{kind: "ws", addr: addr, err: err}
+		return nil, &listenError{kind: kind, addr: addr, err: err}
 	}
 	mux := http.NewServeMux()
-	mux.Handle(path, g.WebSocketHandler())
+	mux.Handle(path, h)
 	srv := g.HTTPServer(mux)
 	srv.TLSConfig = tlsConfig
 	g.mu.Lock()
@@ -248,7 +256,7 @@ func (g *Gateway) ListenWebSocket(addr, path string, tlsConfig *tls.Config) (net
 			err = srv.Serve(ln)
 		}
 		if !errors.Is(err, http.ErrServerClosed) {
-			g.log.Error("gate: websocket listener stopped", "err", err)
+			g.log.Error("gate: "+kind+" listener stopped", "err", err)
 		}
 	}()
 	return ln.Addr(), nil
