@@ -319,6 +319,9 @@ func (w *worldActor) step(c *actor.Context) {
 		w.byCell[cell] = sessions[:0] // keep the slices: at most one per cell
 	}
 	for id, p := range w.players {
+		if p.session == "" { // not behind a gateway: nothing to push to
+			continue
+		}
 		cell := w.grid.where[id]
 		w.byCell[cell] = append(w.byCell[cell], p.session)
 	}
@@ -348,7 +351,9 @@ var worldPush = gate.PushOptions{Coalesce: PushWorld}
 func (w *worldActor) pushAll(c *actor.Context, route string, msg proto.Message, opts gate.PushOptions) {
 	sessions := make([]string, 0, len(w.players))
 	for _, p := range w.players {
-		sessions = append(sessions, p.session)
+		if p.session != "" { // not behind a gateway: nothing to push to
+			sessions = append(sessions, p.session)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
