@@ -137,7 +137,10 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = arena.RunDemo(ctx, arena.DemoOptions{Addr: o.addr, TCPAddr: o.tcpAddr, MQTTAddr: o.mqttAddr, Out: stdout, Logger: logger, World: arena.WorldSettings{Store: storePath}})
 	} else {
 		fmt.Fprintln(stdout, "Starting the arena as three processes (an etcd, a gateway, a world and a chat node): a few seconds…")
-		err = demoNodes(ctx, demoAddrs{page: o.addr, tcp: o.tcpAddr, mqtt: o.mqttAddr}, storePath, o.verbose, stdout, stderr)
+		var exe string
+		if exe, err = os.Executable(); err == nil {
+			err = demoNodes(ctx, exe, demoAddrs{page: o.addr, givenTCP: o.tcpAddr, givenMQTT: o.mqttAddr}, storePath, o.verbose, stdout, stderr)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "guild demo: %v\n", err)
@@ -214,20 +217,20 @@ type demoNode struct {
 // demoAddrs are the addresses of guild demo -nodes 3: its flags, then
 // the gateway node's listeners (with the ports picked for them).
 type demoAddrs struct {
-	page      string // -addr: the page, /ws and /mqtt
-	tcp, mqtt string // -tcp and -mqtt; "" for none
-	etcd      string // the gateway node's embedded etcd
-	ws        string // the gateway node's WebSocket, behind /ws
-	mqttWS    string // the gateway node's MQTT over WebSocket, behind /mqtt
+	page      string                 // -addr: the page, /ws and /mqtt
+	tcp, mqtt string                 // -tcp and -mqtt, with the ports picked for them; "" for none
+	givenTCP  string                 // -tcp as given ("" for none), port 0 included
+	givenMQTT string                 // -mqtt as given
+	free      func() (string, error) // picks a port; nil for freeAddr (tests take one)
+	etcd      string                 // the gateway node's embedded etcd
+	ws        string                 // the gateway node's WebSocket, behind /ws
+	mqttWS    string                 // the gateway node's MQTT over WebSocket, behind /mqtt
 }
 
 // demoNodes runs the arena as three guild run processes and serves the
 // page on a.page, passing /ws and /mqtt on to the gateway node.
-func demoNodes(ctx context.Context, a demoAddrs, storePath string, verbose bool, stdout, stderr io.Writer) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
+// exe is the guild binary the nodes run.
+func demoNodes(ctx context.Context, exe string, a demoAddrs, storePath string, verbose bool, stdout, stderr io.Writer) error {
 	// The world node opens the store: find out now if another process
 	// holds it, rather than from a node that exits.
 	if err := os.MkdirAll(filepath.Dir(storePath), 0o755); err != nil {
@@ -245,15 +248,10 @@ func demoNodes(ctx context.Context, a demoAddrs, storePath string, verbose bool,
 		return err
 	}
 	defer os.RemoveAll(dir)
-	for _, p := range []*string{&a.etcd, &a.ws, &a.mqttWS} {
-		if *p, err = freeAddr(); err != nil {
-			return err
-		}
-	}
 	for _, l := range []struct {
 		at         *string
 		flag, what string
-	}{{&a.tcp, "tcp", "bots (TCP)"}, {&a.mqtt, "mqtt", "MQTT"}} {
+	}{{&a.givenTCP, "tcp", "bots (TCP)"}, {&a.givenMQTT, "mqtt", "MQTT"}} {
 		if *l.at == "-" {
 			*l.at = ""
 			continue
@@ -264,23 +262,86 @@ func demoNodes(ctx context.Context, a demoAddrs, storePath string, verbose bool,
 		if err != nil {
 			return fmt.Errorf("cannot listen for %s on %s (-%s changes it): %w", l.what, *l.at, l.flag, listenCause(err))
 		}
-		if _, port, _ := net.SplitHostPort(*l.at); port == "0" {
-			*l.at = ln.Addr().String() // the node processes are told the port
-		}
 		ln.Close()
 	}
-	addr, etcdAddr, wsAddr, tcpAddr := a.page, a.etcd, a.ws, a.tcp
 	file := filepath.Join(dir, "arena.yaml")
-	if err := os.WriteFile(file, []byte(demoClusterFile(a, storePath)), 0o600); err != nil {
-		return err
+
+	// The page: its address is the user's, so it is taken first.
+	ln, err := net.Listen("tcp", a.page)
+	if err != nil {
+		return fmt.Errorf("cannot serve the page on %s (-addr changes it): %w", a.page, listenCause(err))
+	}
+	defer ln.Close()
+
+	var (
+		wg    sync.WaitGroup
+		procs []*demoNode
+	)
+	defer func() {
+		for i := len(procs) - 1; i >= 0; i-- {
+			procs[i].stop()
+		}
+		wg.Wait()
+	}()
+	start := func(p *demoNode) error {
+		p.cmd = exec.Command(exe, "run", "-c", file, "--node", p.name)
+		ownGroup(p.cmd)
+		p.ready = make(chan struct{})
+		p.cmd.Stdout = &prefixWriter{w: stderr, prefix: "[" + p.name + "] ", quiet: !verbose, ready: p.ready}
+		p.cmd.Stderr = &prefixWriter{w: stderr, prefix: "[" + p.name + "] ", quiet: !verbose}
+		if err := p.cmd.Start(); err != nil {
+			return fmt.Errorf("start the %s node: %w", p.name, err)
+		}
+		p.exited = make(chan struct{})
+		procs = append(procs, p)
+		wg.Go(func() {
+			p.err = p.cmd.Wait()
+			close(p.exited)
+		})
+		return nil
 	}
 
-	// The page, with /ws passed on to the gateway node.
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("cannot serve the page on %s (-addr changes it): %w", addr, listenCause(err))
+	// The gateway node runs etcd: it starts first, the others join it.
+	// The ports of its listeners are picked here (the other nodes must be
+	// told etcd's), so another program may take one before the node
+	// listens: then the node is started again with other ports.
+	for attempt := 1; ; attempt++ {
+		if err := a.pickPorts(); err != nil {
+			return err
+		}
+		if err := os.WriteFile(file, []byte(demoClusterFile(a, storePath)), 0o600); err != nil {
+			return err
+		}
+		g := &demoNode{name: "gate", addr: "1.1.1", modules: "gateway: ws " + a.ws + tcpNote(a.tcp) + mqttNote(a) + ", embedded etcd " + a.etcd}
+		if err := start(g); err != nil {
+			return err
+		}
+		err := waitReady(ctx, g)
+		if err == nil {
+			break
+		}
+		select {
+		case <-g.exited:
+		default:
+			return err // not ready in time, or interrupted
+		}
+		if attempt == demoGateAttempts {
+			return err
+		}
+		procs = procs[:0]
+		fmt.Fprintf(stderr, "guild demo: the gate node exited at start (%v; a port picked for it was taken?): starting it again with other ports\n", g.err)
 	}
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: wsAddr})
+	for _, p := range []*demoNode{
+		{name: "world", addr: "1.2.1", modules: "module world, with the leaderboard's grains"},
+		{name: "chat", addr: "1.3.1", modules: "module chat"},
+	} {
+		if err := start(p); err != nil {
+			return err
+		}
+	}
+
+	// The page, with /ws and /mqtt passed on to the gateway node.
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: a.ws})
 	proxy.ErrorLog = log.New(stderr, "guild demo: proxy: ", 0)
 	mqttProxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: a.mqttWS})
 	mqttProxy.ErrorLog = proxy.ErrorLog
@@ -306,46 +367,6 @@ func demoNodes(ctx context.Context, a demoAddrs, storePath string, verbose bool,
 		<-served
 	}()
 
-	// The gateway node runs etcd: it starts first, the others join it.
-	procs := []*demoNode{
-		{name: "gate", addr: "1.1.1", modules: "gateway: ws " + wsAddr + tcpNote(tcpAddr) + mqttNote(a) + ", embedded etcd " + etcdAddr},
-		{name: "world", addr: "1.2.1", modules: "module world, with the leaderboard's grains"},
-		{name: "chat", addr: "1.3.1", modules: "module chat"},
-	}
-	var (
-		wg     sync.WaitGroup
-		exited = make(chan *demoNode, len(procs))
-	)
-	defer func() {
-		for i := len(procs) - 1; i >= 0; i-- {
-			procs[i].stop()
-		}
-		wg.Wait()
-	}()
-	for i, p := range procs {
-		p.cmd = exec.Command(exe, "run", "-c", file, "--node", p.name)
-		ownGroup(p.cmd)
-		p.ready = make(chan struct{})
-		p.cmd.Stdout = &prefixWriter{w: stderr, prefix: "[" + p.name + "] ", quiet: !verbose, ready: p.ready}
-		p.cmd.Stderr = &prefixWriter{w: stderr, prefix: "[" + p.name + "] ", quiet: !verbose}
-		if err := p.cmd.Start(); err != nil {
-			return fmt.Errorf("start the %s node: %w", p.name, err)
-		}
-		p.exited = make(chan struct{})
-		wg.Go(func() {
-			p.err = p.cmd.Wait()
-			close(p.exited)
-			exited <- p
-		})
-		if i == 0 {
-			if err := waitPort(ctx, etcdAddr, p); err != nil {
-				return fmt.Errorf("the gate node's etcd: %w", err)
-			}
-		}
-	}
-	if err := waitPort(ctx, wsAddr, procs[0]); err != nil {
-		return fmt.Errorf("the gateway: %w", err)
-	}
 	for _, p := range procs {
 		if err := waitReady(ctx, p); err != nil {
 			return err
@@ -362,14 +383,21 @@ func demoNodes(ctx context.Context, a demoAddrs, storePath string, verbose bool,
 	fmt.Fprintf(stdout, "  this process serves the page on %s and passes /ws and /mqtt on to the gateway\n\n", ln.Addr())
 	fmt.Fprintf(stdout, "  open %s in a browser, pick a name, steer with the arrow keys, WASD or the mouse,\n", arena.PageURL(ln.Addr().String()))
 	fmt.Fprintf(stdout, "  pick up orbs to score, chat with Enter (open a second window for a second player)\n")
-	if tcpAddr != "" {
-		fmt.Fprintf(stdout, "  bots, from the repository's root: %s\n", arena.BotsCommand(tcpAddr))
+	if a.tcp != "" {
+		fmt.Fprintf(stdout, "  bots, from the repository's root: %s\n", arena.BotsCommand(a.tcp))
 	}
 	fmt.Fprintf(stdout, "  %s\n", arena.MQTTNote(ln.Addr().String(), a.mqtt))
 	fmt.Fprintf(stdout, "  an MQTT password (optional; it logs you in as ann): %s\n", arena.TokenCommand("ann"))
 	fmt.Fprintf(stdout, "  %s, by the world node\n", arena.StoreNote(storePath))
 	fmt.Fprintf(stdout, "\nPress Ctrl-C to stop all three.\n")
 
+	exited := make(chan *demoNode, len(procs))
+	for _, p := range procs {
+		wg.Go(func() {
+			<-p.exited
+			exited <- p
+		})
+	}
 	select {
 	case <-ctx.Done():
 		return nil
@@ -461,13 +489,38 @@ func listenCause(err error) error {
 	return err
 }
 
+// demoGateAttempts is how many times demoNodes starts the gateway node
+// when it exits at start (a port picked for it was taken meanwhile).
+const demoGateAttempts = 3
+
+// pickPorts picks the ports of the gateway node's listeners: new ones for
+// etcd and the proxied WebSockets, and for -tcp and -mqtt when their port
+// is 0 (a.given keeps the flags).
+func (a *demoAddrs) pickPorts() error {
+	free := a.free
+	if free == nil {
+		free = freeAddr
+	}
+	var err error
+	for _, p := range []*string{&a.etcd, &a.ws, &a.mqttWS} {
+		if *p, err = free(); err != nil {
+			return err
+		}
+	}
+	if a.tcp, err = freeIfZero(a.givenTCP); err != nil {
+		return err
+	}
+	a.mqtt, err = freeIfZero(a.givenMQTT)
+	return err
+}
+
 // freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
 func freeAddr() (string, error) { return freeIfZero("127.0.0.1:0") }
 
-// freeIfZero returns addr, or with port 0, addr with a port that was free
+// freeIfZero returns addr ("" stays ""), or with port 0, addr with a port that was free
 // a moment ago: the node processes must be told the ports in advance.
 func freeIfZero(addr string) (string, error) {
-	if _, port, err := net.SplitHostPort(addr); err != nil || port != "0" {
+	if _, port, err := net.SplitHostPort(addr); addr == "" || err != nil || port != "0" {
 		return addr, nil
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -476,28 +529,6 @@ func freeIfZero(addr string) (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
-}
-
-// waitPort waits until addr accepts connections, failing early if p exits.
-func waitPort(ctx context.Context, addr string, p *demoNode) error {
-	deadline := time.Now().Add(demoStartTimeout)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s does not answer after %v", addr, demoStartTimeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-p.exited:
-			return fmt.Errorf("the %s node exited: %v (run with -v to see its logs)", p.name, p.err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // demoSettle is how long demoNodes waits, once every node is ready, for the

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"math"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -438,4 +440,61 @@ func TestDemoNodes(t *testing.T) {
 	b, stop = run()
 	checkRecords(t, "ws://"+b.page+arena.WebSocketPath, "tester", score)
 	stop()
+}
+
+// TestDemoNodesPortTaken takes the port picked for the gateway node's
+// WebSocket before the node listens, as another program on the machine
+// may: guild demo -nodes 3 starts the node again with other ports, and
+// the arena runs.
+func TestDemoNodesPortTaken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds guild and starts four processes")
+	}
+	bin := buildGuild(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	var picks atomic.Int32
+	free := func() (string, error) {
+		if picks.Add(1) == 2 { // etcd, then the WebSocket: a taken one
+			return taken.Addr().String(), nil
+		}
+		return freeAddr()
+	}
+	a := demoAddrs{page: "127.0.0.1:0", free: free}
+	var banner atomic.Bool
+	var stderr syncBuffer
+	stdout := &lineWriter{fn: func(l string) {
+		t.Logf("stdout: %s", l)
+		if strings.Contains(l, "Press Ctrl-C") {
+			banner.Store(true)
+		}
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- demoNodes(ctx, bin, a, filepath.Join(t.TempDir(), "arena.db"), false, stdout, &stderr) }()
+	await.True(t, demoTimeout, "the arena to run", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("guild demo -nodes 3 ended: %v\n%s", err, stderr.String())
+		default:
+		}
+		return banner.Load()
+	})
+	contains(t, "guild demo's output", stderr.String(), "the gate node exited at start", "starting it again with other ports")
+	if n := picks.Load(); n < 6 {
+		t.Errorf("%d ports picked, want two rounds of three", n)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("guild demo -nodes 3 after its context ended: %v", err)
+		}
+	case <-time.After(demoTimeout):
+		t.Fatal("guild demo -nodes 3 still runs after its context ended")
+	}
 }
