@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/bench/internal/benchkit"
@@ -258,5 +259,44 @@ func BenchmarkRemoteRequestPipelined(b *testing.B) {
 			b.Fatalf("after %d of %d replies: %v", d.replied, b.N, d.err)
 		}
 		benchkit.ReportRate(b, "rt/s")
+	})
+}
+
+// BenchmarkRemoteRequestDeadline is BenchmarkRemoteRequest with the ctx a
+// server passes: one from context.WithTimeout (an hour, so it never ends).
+// Its p50 is to stay within 1.1× of BenchmarkRemoteRequest's.
+func BenchmarkRemoteRequestDeadline(b *testing.B) {
+	b.Run("guild", func(b *testing.B) {
+		a, bn := startPair(b)
+		pid := spawnResponder(b, bn)
+		msg := benchkit.NewRemotePing()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		call := func() (any, error) { return a.Actor().Call(ctx, pid, msg) }
+		for range benchkit.RemoteWarmup {
+			if _, err := call(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		benchkit.RunRequestsCheck(b, benchkit.IsRemotePong, call)
+	})
+}
+
+// BenchmarkRemoteRequestConcurrent: 64 goroutines on node A call the
+// responder on node B at once (Node.Call with context.Background(), each
+// one request at a time). "rt/s" is round trips per second.
+func BenchmarkRemoteRequestConcurrent(b *testing.B) {
+	b.Run("guild", func(b *testing.B) {
+		a, bn := startPair(b)
+		pid := spawnResponder(b, bn)
+		msg := benchkit.NewRemotePing()
+		ctx := context.Background()
+		call := func() (any, error) { return a.Actor().Call(ctx, pid, msg) }
+		for range benchkit.RemoteWarmup {
+			if _, err := call(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		benchkit.RunConcurrent(b, benchkit.ConcurrentCallers, benchkit.IsRemotePong, call)
 	})
 }

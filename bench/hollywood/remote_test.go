@@ -114,3 +114,24 @@ func BenchmarkRemoteRequest(b *testing.B) {
 		benchkit.RunRequestsCheck(b, benchkit.IsRemotePong, call)
 	})
 }
+
+// BenchmarkRemoteRequestConcurrent: 64 goroutines on engine A request the
+// responder on engine B at once (Engine.Request(...).Result(), each one
+// request at a time). "rt/s" is round trips per second.
+func BenchmarkRemoteRequestConcurrent(b *testing.B) {
+	b.Run("hollywood", func(b *testing.B) {
+		ea, eb := startRemote(b), startRemote(b)
+		pong := benchkit.NewRemotePong()
+		pid := spawnOn(b, eb, func() actor.Receiver { return &remoteResponder{pong: pong} }, "responder")
+		msg := benchkit.NewRemotePing()
+		call := func() (any, error) {
+			return ea.Request(pid, msg, benchkit.RequestTimeout).Result()
+		}
+		for range benchkit.RemoteWarmup {
+			if _, err := call(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		benchkit.RunConcurrent(b, benchkit.ConcurrentCallers, benchkit.IsRemotePong, call)
+	})
+}

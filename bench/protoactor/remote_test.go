@@ -109,3 +109,24 @@ func BenchmarkRemoteRequest(b *testing.B) {
 		benchkit.RunRequestsCheck(b, benchkit.IsRemotePong, call)
 	})
 }
+
+// BenchmarkRemoteRequestConcurrent: 64 goroutines on system A request the
+// responder on system B at once (RequestFuture(...).Result(), each one
+// request at a time). "rt/s" is round trips per second.
+func BenchmarkRemoteRequestConcurrent(b *testing.B) {
+	b.Run("protoactor", func(b *testing.B) {
+		sa, sb := startRemote(b), startRemote(b)
+		pong := benchkit.NewRemotePong()
+		pid := spawnOn(b, sb, props(func() actor.Actor { return &remoteResponder{pong: pong} }))
+		msg := benchkit.NewRemotePing()
+		call := func() (any, error) {
+			return sa.Root.RequestFuture(pid, msg, benchkit.RequestTimeout).Result()
+		}
+		for range benchkit.RemoteWarmup {
+			if _, err := call(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		benchkit.RunConcurrent(b, benchkit.ConcurrentCallers, benchkit.IsRemotePong, call)
+	})
+}

@@ -1,7 +1,10 @@
 package benchkit
 
 import (
+	"fmt"
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,4 +113,45 @@ func FreePort(b *testing.B) int {
 		b.Fatal(err)
 	}
 	return port
+}
+
+// ConcurrentCallers is how many goroutines the RemoteRequestConcurrent
+// benchmarks call from at once.
+const ConcurrentCallers = 64
+
+// RunConcurrent is the body of every BenchmarkRemoteRequestConcurrent: it
+// resets the timer and makes b.N requests with call from callers
+// goroutines at once (each makes its share, one at a time), checks each
+// reply with ok, and reports round trips per second as "rt/s".
+func RunConcurrent(b *testing.B, callers int, ok func(reply any) bool, call func() (any, error)) {
+	var (
+		wg     sync.WaitGroup
+		failed atomic.Pointer[error]
+	)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range callers {
+		share := b.N / callers
+		if i < b.N%callers {
+			share++
+		}
+		wg.Go(func() {
+			for range share {
+				res, err := call()
+				if err == nil && !ok(res) {
+					err = fmt.Errorf("unexpected reply %#v", res)
+				}
+				if err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	ReportRate(b, "rt/s")
 }
