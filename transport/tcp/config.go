@@ -66,6 +66,13 @@ type Config struct {
 	// jitter: defaults 50ms and 2s.
 	ReconnectBackoffMin time.Duration
 	ReconnectBackoffMax time.Duration
+	// NoDirectWrites leaves every write to the connection's writer
+	// goroutine. By default a sender finding nothing being written writes
+	// its frame itself, with one non-blocking system call (over plain TCP
+	// on Unix), which saves waking the writer; what the socket does not
+	// take at once is left to the writer. Set it to compare, or where a
+	// sender's goroutine must never make a system call.
+	NoDirectWrites bool
 	// Logger receives the transport's logs: default slog.Default().
 	Logger *slog.Logger
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/guildkit/guild/wire"
@@ -20,6 +21,10 @@ type conn struct {
 	nc     net.Conn // raw, or the *tls.Conn over it
 	raw    net.Conn // the TCP connection
 	dialed bool     // this node dialled it
+	// rawConn writes to raw without Go's blocking write (see tryWrite);
+	// nil over TLS, where senders never write directly.
+	rawConn syscall.RawConn
+	try     tryState // tryWrite's
 
 	established time.Time     // set by installLocked
 	prevWriter  chan struct{} // the previous connection's writerDone: wait for it
@@ -30,11 +35,18 @@ type conn struct {
 }
 
 func (t *Transport) newConn(p *peer, nc, raw net.Conn, dialed bool) *conn {
-	return &conn{
+	c := &conn{
 		t: t, peer: p, nc: nc, raw: raw, dialed: dialed,
 		writerDone: make(chan struct{}),
 		done:       make(chan struct{}),
 	}
+	if sc, ok := raw.(syscall.Conn); ok && nc == raw && !t.cfg.NoDirectWrites {
+		if rc, err := sc.SyscallConn(); err == nil && canTryWrite {
+			c.rawConn = rc
+			c.initTry()
+		}
+	}
+	return c
 }
 
 // fail closes the connection for cause, once, and tells the transport.
@@ -119,6 +131,26 @@ func (c *conn) readFailed(err error) {
 	c.fail(err)
 }
 
+// writeFailed logs a failed write (unless the connection was closing
+// anyway) and closes the connection.
+func (c *conn) writeFailed(err error) {
+	if !c.closing() {
+		c.t.log.Info("tcp: write failed", "peer", c.peer.addr.String(), "err", err)
+	}
+	c.fail(err)
+}
+
+// directFailed handles a failed direct write, on a sender's goroutine: it
+// logs it and closes the socket, so that the reader fails the connection
+// from its own goroutine (the sender's may hold its caller's locks, and
+// PeerLost calls into the cluster).
+func (c *conn) directFailed(err error) {
+	if !c.closing() {
+		c.t.log.Info("tcp: write failed", "peer", c.peer.addr.String(), "err", err)
+	}
+	_ = c.raw.Close()
+}
+
 // writeLoop drains the peer's outbox into the connection: each time the
 // outbox is signalled it takes every waiting frame and writes them with one
 // call, never waiting on a timer. It writes a heartbeat when nothing was
@@ -136,6 +168,10 @@ func (c *conn) writeLoop() {
 	}
 	t := c.t
 	out := c.peer.out
+	if c.rawConn != nil {
+		out.attach(c)
+		defer out.detach(c)
+	}
 	out.signal() // frames may have waited for this connection
 	var spare []byte
 	beat := make([]byte, wire.FrameHeaderSize) // a heartbeat: an empty frame
@@ -161,14 +197,14 @@ func (c *conn) writeLoop() {
 				spare = nil
 			}
 		case <-hb.C:
-			_ = c.nc.SetWriteDeadline(time.Now().Add(t.cfg.DeadAfter))
-			_, err = c.nc.Write(beat)
+			if out.claim() { // else a sender is writing: no need to beat
+				_ = c.nc.SetWriteDeadline(time.Now().Add(t.cfg.DeadAfter))
+				_, err = c.nc.Write(beat)
+				out.written()
+			}
 		}
 		if err != nil {
-			if !c.closing() {
-				t.log.Info("tcp: write failed", "peer", c.peer.addr.String(), "err", err)
-			}
-			c.fail(err)
+			c.writeFailed(err)
 			return
 		}
 		hb.Reset(t.cfg.HeartbeatInterval)

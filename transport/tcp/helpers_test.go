@@ -209,3 +209,8 @@ func checkOrder(t *testing.T, envs []wire.Envelope, n int) {
 		}
 	}
 }
+
+// peerOf returns the transport's state for addr (nil if none).
+func (t *Transport) peerOf(addr actor.Addr) *peer {
+	return (*t.peers.Load())[addr]
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/transport"
@@ -15,18 +16,43 @@ import (
 // does not pin its memory.
 const maxSpareBuf = 1 << 20
 
+// directAfter is how long a connection must have been quiet (no write
+// ended) for a sender to write to it directly. A request every round trip
+// (tens of µs) is written at once; a stream of sends, closer than this,
+// goes to the writer, which writes them in batches.
+const directAfter = 10 * time.Microsecond
+
 // outbox holds the frames waiting to be written to one peer: encoded,
 // back to back, in one buffer. Senders append to it under its mutex; the
 // connection's writer swaps the whole buffer for an empty one and writes it
 // with one system call, so a burst of sends costs a few writes, not one per
 // message. It outlives connections, so a reconnect loses nothing that was
 // not yet taken by a writer.
+//
+// When nothing is being written, a sender writes the frames itself (see
+// put): one non-blocking write from the sender's goroutine, instead of
+// waking the writer goroutine, which on a busy machine costs more than
+// the write. What the socket does not take at once goes back to the front
+// of the buffer for the writer. Whoever writes holds busy, so frames leave
+// in order and never interleave.
 type outbox struct {
 	peer   actor.Addr
 	mu     sync.Mutex
 	buf    []byte // whole frames, in send order
 	frames int    // frames in buf
-	busy   bool   // a writer took frames and has not finished writing them
+	busy   bool   // a writer (or a sender writing directly) took frames and has not finished writing them
+	// direct is the connection senders may write to themselves, set by its
+	// writer once it may write (nil while there is none, and for TLS).
+	direct *conn
+	spare  []byte // an emptied buffer for put's direct writes to swap in
+	// lastWrite is when the last write ended (monotonic clock, see
+	// elapsed): a sender writes directly only to a connection that has
+	// been quiet for directAfter, so a stream of sends is batched by the
+	// writer, not written one system call each.
+	lastWrite time.Time
+	// Direct writes made, and those the socket did not take whole: for
+	// tests, which must see both paths taken.
+	directWrites, directShort int
 	// ready has room for one signal. Send signals it when buf goes from
 	// empty to non-empty; a writer waits on it.
 	ready chan struct{}
@@ -64,12 +90,91 @@ func (o *outbox) put(env *wire.Envelope, limit, maxFrame int) error {
 	}
 	binary.BigEndian.PutUint32(o.buf[start:], uint32(body))
 	o.frames++
+	if c := o.direct; c != nil && !o.busy && time.Since(o.lastWrite) >= directAfter {
+		o.writeDirect(c) // unlocks o.mu
+		return nil
+	}
 	wasEmpty := start == 0
 	o.mu.Unlock()
 	if wasEmpty {
 		o.signal()
 	}
 	return nil
+}
+
+// writeDirect writes the waiting frames to c from the caller's goroutine,
+// with one non-blocking write; o.mu is held, and released. What the
+// socket does not take (it is full, or took part) goes back to the front
+// of the buffer and the writer is woken for it. A failed write closes the
+// connection (its reader then fails it, from its own goroutine), which
+// loses the frames as a writer's failed write does.
+func (o *outbox) writeDirect(c *conn) {
+	b := o.buf
+	o.buf, o.spare = o.spare[:0], nil
+	o.frames = 0
+	o.busy = true
+	o.mu.Unlock()
+
+	n, err := c.tryWrite(b)
+
+	o.mu.Lock()
+	o.busy = false
+	o.lastWrite = time.Now()
+	o.directWrites++
+	if rest := b[n:]; err == nil && len(rest) > 0 {
+		o.directShort++
+		// Unwritten: first in line, before what was put meanwhile.
+		b = append(b[:copy(b, rest)], o.buf...)
+		o.spare, o.buf = o.buf[:0], b
+		o.frames++ // at least one frame, whole or in part
+	} else if cap(b) <= maxSpareBuf {
+		o.spare = b[:0]
+	}
+	wake := len(o.buf) > 0
+	o.mu.Unlock()
+	if err != nil {
+		c.directFailed(err)
+	}
+	if wake {
+		o.signal()
+	}
+}
+
+// attach lets senders write to c directly (see writeDirect); its writer
+// calls it once it is the peer's only writer.
+func (o *outbox) attach(c *conn) {
+	o.mu.Lock()
+	o.direct = c
+	o.mu.Unlock()
+}
+
+// detach stops direct writes to c; its writer calls it as it ends.
+func (o *outbox) detach(c *conn) {
+	o.mu.Lock()
+	if o.direct == c {
+		o.direct = nil
+	}
+	o.mu.Unlock()
+}
+
+// claim takes the right to write (for a heartbeat) if nobody is writing;
+// written gives it back.
+func (o *outbox) claim() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.busy {
+		return false
+	}
+	o.busy = true
+	return true
+}
+
+// drop discards the waiting frames.
+func (o *outbox) drop() {
+	o.mu.Lock()
+	o.buf = o.buf[:0]
+	o.frames = 0
+	o.mu.Unlock()
 }
 
 // signal wakes the writer, if it is not already due to wake.
@@ -81,9 +186,15 @@ func (o *outbox) signal() {
 }
 
 // take returns the waiting frames and gives the outbox spare, emptied, to
-// fill next. The caller owns the returned buffer.
+// fill next. The caller owns the returned buffer. While a sender writes
+// directly it returns spare, empty: that sender wakes the writer again if
+// frames are left when it is done.
 func (o *outbox) take(spare []byte) []byte {
 	o.mu.Lock()
+	if o.busy {
+		o.mu.Unlock()
+		return spare[:0]
+	}
 	out := o.buf
 	o.buf = spare[:0]
 	o.frames = 0
@@ -97,6 +208,7 @@ func (o *outbox) take(spare []byte) []byte {
 func (o *outbox) written() {
 	o.mu.Lock()
 	o.busy = false
+	o.lastWrite = time.Now()
 	o.mu.Unlock()
 }
 

@@ -156,7 +156,7 @@ func (t *Transport) Forget(addr actor.Addr) {
 	p.backoff = 0
 	c := p.conn
 	t.mu.Unlock()
-	p.out.take(nil)
+	p.out.drop()
 	if c != nil {
 		c.fail(errors.New("the peer left the membership"))
 		return

@@ -1,9 +1,13 @@
 package tcp
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -510,5 +514,71 @@ func TestPeerUpAndForget(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if got := hb2.count(addrA); got != 1 {
 		t.Fatalf("B received %d envelopes, want only the one sent after Forget", got)
+	}
+}
+
+// TestDirectWritesKeepOrder mixes every way a frame can leave: written by
+// its sender directly (the connection was quiet), left whole or in part
+// to the writer when the socket's buffer is full (the receiver stalls
+// now and then), and batched by the writer (bursts). Four senders share
+// the peer. Everything arrives, in each sender's order, and both the
+// direct and the short-write paths were taken.
+func TestDirectWritesKeepOrder(t *testing.T) {
+	if !canTryWrite {
+		t.Skip("no direct writes on this platform")
+	}
+	const n, senders = 3000, 4
+	res := newResolver()
+	ha, hb := newRecorder(), newRecorder()
+	var mu sync.Mutex
+	next := map[uint64]uint64{}
+	var got atomic.Int64
+	var bad atomic.Value
+	hb.onEnv = func(_ actor.Addr, env *wire.Envelope) {
+		// One in 500 envelopes stalls the reader, so the socket fills.
+		if env.CorrelationID%500 == 499 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		mu.Lock()
+		if want := next[env.Sender.Serial]; env.CorrelationID != want {
+			bad.CompareAndSwap(nil, fmt.Sprintf("sender %d: envelope %d after %d", env.Sender.Serial, env.CorrelationID, want-1))
+		}
+		next[env.Sender.Serial] = env.CorrelationID + 1
+		mu.Unlock()
+		got.Add(1)
+	}
+	a := start(t, fastConfig(addrA, res, ha), res)
+	start(t, fastConfig(addrB, res, hb), res)
+
+	big := bytes.Repeat([]byte("x"), 48<<10) // a few fill the socket's buffer
+	var wg sync.WaitGroup
+	for sender := range uint64(senders) {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(sender, 1))
+			for i := range uint64(n) {
+				env := seqEnv(addrA, i)
+				env.Sender.Serial = sender
+				if rng.IntN(4) == 0 {
+					env.Payload = big
+				}
+				sendRetry(t, a, addrB, env)
+				if rng.IntN(8) == 0 { // a quiet moment: the next send writes directly
+					time.Sleep(50 * time.Microsecond)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, 30*time.Second, "every envelope", func() bool { return got.Load() == senders*n })
+	if b := bad.Load(); b != nil {
+		t.Fatalf("order lost: %v", b)
+	}
+	out := a.peerOf(addrB).out
+	out.mu.Lock()
+	direct, short := out.directWrites, out.directShort
+	out.mu.Unlock()
+	t.Logf("%d direct writes, %d of them short", direct, short)
+	if direct == 0 || short == 0 {
+		t.Errorf("%d direct writes, %d short: a path was not taken", direct, short)
 	}
 }
