@@ -58,11 +58,6 @@ func (n *Node) request(to PID, name string, msg any, timeout time.Duration, cb R
 // has no deadline, Config.RequestTimeout applies and ends the wait with
 // ErrTimeout; when ctx ends first, Call returns ctx's error. A target that
 // stops before answering yields ErrActorStopped at once.
-//
-// When the target is a local actor with nothing to do, Call runs its turn
-// on the calling goroutine instead of waking a worker: a handler that
-// blocks then holds its caller until it returns, even past ctx's end (the
-// handler sees the caller's deadline in Context.Deadline; honour it).
 func (n *Node) Call(ctx context.Context, to PID, msg any) (any, error) {
 	if n.state.Load() == nodeClosed {
 		return nil, ErrNodeClosed
@@ -76,9 +71,7 @@ func (n *Node) call(ctx context.Context, from, to PID, name string, msg any) (an
 	}
 	dl, hasDeadline := ctx.Deadline()
 	done := ctx.Done()
-	// The caller runs an idle target's turn itself, whatever its ctx (see
-	// startCall).
-	f, id, tm, err := n.startCall(from, to, name, msg, dl, !hasDeadline, true)
+	f, id, tm, err := n.startCall(from, to, name, msg, dl, !hasDeadline, done == nil)
 	if err != nil {
 		return nil, err
 	}
@@ -111,11 +104,9 @@ func (n *Node) call(ctx context.Context, from, to PID, name string, msg any) (an
 // the target's turn itself when the target was idle, instead of waking a
 // worker and then sleeping: that saves two goroutine switches per Call. The
 // inline turn handles one batch (normally just this request) and hands
-// whatever arrives meanwhile to a worker. A caller busy running the
-// target's handler cannot stop waiting early: if its ctx ends meanwhile,
-// Call returns when the handler does (the handler sees the same deadline
-// through Context.Deadline). That is the trade: a Call with a deadline,
-// which every server makes, costs what one without does.
+// whatever arrives meanwhile to a worker. It is used only when the caller's
+// ctx can never be cancelled, because a caller busy running the target's
+// handler cannot stop waiting early.
 func (n *Node) startCall(from, to PID, name string, msg any, deadline time.Time, withTimer, inline bool) (*future, uint64, *timer.Timer, error) {
 	f := n.futures.Get().(*future)
 	id := n.corr.Add(1)
