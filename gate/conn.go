@@ -145,18 +145,25 @@ func (c *streamConn) finish(e ending) bool {
 	}
 	if ks, ok := c.nc.(*kcp.UDPSession); ok {
 		// KCP has no half close, and its Close sends what is queued once,
-		// with no retransmission. Give the client time to acknowledge the
-		// last segments (a few update intervals and a round trip), as the
-		// client does before its goodbye: a packet from it after the
-		// close would open a new session on the listener.
-		time.Sleep(min(kcpFlush, 30*time.Millisecond+time.Duration(ks.GetSRTT())*time.Millisecond))
+		// with no retransmission, and kcp-go does not say when the client
+		// has acknowledged everything. Give it time to take what was
+		// queued, the Close frame last: a client that had stopped reading
+		// (cut off as slow) must first make room in its window, and on a
+		// busy machine a few update intervals and a round trip were too
+		// little. A packet from the client after the close would open a
+		// new session on the listener, another reason to wait.
+		time.Sleep(min(kcpFlush, kcpLinger+4*time.Duration(ks.GetSRTT())*time.Millisecond))
 	}
 	_ = c.nc.Close()
 	return false
 }
 
-// kcpFlush bounds finish's wait for a KCP client's acknowledgements.
-const kcpFlush = 500 * time.Millisecond
+// kcpLinger is finish's wait for a KCP client to take its last frames,
+// plus four round trips, up to kcpFlush.
+const (
+	kcpLinger = 250 * time.Millisecond
+	kcpFlush  = time.Second
+)
 
 func (c *streamConn) close() error       { return c.nc.Close() }
 func (c *streamConn) remoteAddr() string { return c.nc.RemoteAddr().String() }
