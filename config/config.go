@@ -232,6 +232,10 @@ type Limits struct {
 	// SlowClientAfter cuts off a client whose oldest frame not yet written
 	// has waited this long (5s).
 	SlowClientAfter time.Duration `yaml:"slow_client_after"`
+	// SendBuffer is the kernel's send buffer of each client connection,
+	// in bytes (gate.Limits.SendBuffer): default 64 KiB, -1 for the
+	// system's.
+	SendBuffer int `yaml:"send_buffer"`
 	// GroupRate and GroupBurst bound each group's broadcasts a second and
 	// at once (100, 200).
 	GroupRate  float64 `yaml:"group_rate"`

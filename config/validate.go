@@ -246,7 +246,7 @@ func (v *validator) gateway(p string, g *Gateway, ls []listener, hostType map[st
 		{"max_conns", l.MaxConns < 0}, {"max_header_bytes", l.MaxHeaderBytes < 0},
 		{"http_idle_timeout", l.HTTPIdleTimeout < 0}, {"conn_burst", l.ConnBurst < 0},
 		{"source_burst", l.SourceBurst < 0},
-		{"write_queue_bytes", l.WriteQueueBytes < 0}, {"slow_client_after", l.SlowClientAfter < 0},
+		{"write_queue_bytes", l.WriteQueueBytes < 0}, {"slow_client_after", l.SlowClientAfter < 0}, {"send_buffer", l.SendBuffer < -1},
 		{"group_rate", l.GroupRate < 0}, {"group_burst", l.GroupBurst < 0},
 	} {
 		if f.neg {

@@ -26,6 +26,7 @@ const (
 	DefaultWriteQueue       = 4096
 	DefaultWriteQueueBytes  = 256 << 10
 	DefaultSlowClientAfter  = 5 * time.Second
+	DefaultSendBuffer       = 64 << 10
 	DefaultGroupRate        = 100
 	DefaultGroupBurst       = 200
 	DefaultMaxConns         = 10000
@@ -148,6 +149,16 @@ type Limits struct {
 	// has waited longer cuts it off as too slow (Close 8), however little
 	// its queue holds. Default 5s.
 	SlowClientAfter time.Duration
+	// SendBuffer is the kernel's send buffer (SO_SNDBUF) of every client
+	// TCP connection (framed, MQTT, and under WebSocket), in bytes: what a
+	// client that stops reading can take before frames wait in the
+	// gateway's queue, where WriteQueueBytes and SlowClientAfter judge it.
+	// Linux doubles the value for its own bookkeeping, and without it
+	// grows a loopback or LAN socket's buffer to megabytes, so a client
+	// that reads nothing could take minutes of small pushes before it was
+	// noticed. It also bounds the kernel memory of each connection.
+	// Default 64 KiB (128 KiB counted by Linux); -1 keeps the system's.
+	SendBuffer int
 	// GroupRate and GroupBurst bound the broadcasts of each group that a
 	// session of this gateway starts (by joining it first): GroupRate a
 	// second on average, GroupBurst at once. A broadcast beyond them is
@@ -267,6 +278,9 @@ func (l Limits) withDefaults() Limits {
 	if l.SlowClientAfter == 0 {
 		l.SlowClientAfter = DefaultSlowClientAfter
 	}
+	if l.SendBuffer == 0 {
+		l.SendBuffer = DefaultSendBuffer
+	}
 	if l.GroupRate == 0 {
 		l.GroupRate = DefaultGroupRate
 	}
@@ -285,6 +299,8 @@ func (l Limits) validate() error {
 		return fmt.Errorf("%w: WriteQueueBytes is negative", ErrBadConfig)
 	case l.SlowClientAfter < 0:
 		return fmt.Errorf("%w: SlowClientAfter is negative", ErrBadConfig)
+	case l.SendBuffer < -1:
+		return fmt.Errorf("%w: SendBuffer %d (bytes, or -1 for the system's)", ErrBadConfig, l.SendBuffer)
 	case l.GroupRate < 0, l.GroupBurst < 0:
 		return fmt.Errorf("%w: GroupRate or GroupBurst is negative", ErrBadConfig)
 	case l.HandshakeTimeout < 0, l.Heartbeat < 0, l.RequestTimeout < 0, l.HTTPIdleTimeout < 0:

@@ -2,6 +2,7 @@ package gate_test
 
 import (
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -236,4 +237,42 @@ func TestPushPoliciesSpareASlowReader(t *testing.T) {
 	}
 	st := f.g.PushStats()
 	t.Logf("%d world updates and %d droppable pushes of 16 KiB: %d coalesced, %d dropped", pushes, pushes, st.Coalesced, st.Dropped)
+}
+
+// TestSendBufferBoundsTheKernel pushes 1 KiB every 10 ms to a client that
+// never reads (its receive buffer is 4 KiB). With the kernel's send buffer
+// bounded (Limits.SendBuffer, 64 KiB by default) it fills within about
+// two seconds, frames then wait in the gateway's queue, and
+// SlowClientAfter cuts the client off: well within 15 s. With the
+// system's autotuned buffer (SendBuffer -1: up to tcp_wmem's 4 MiB on
+// Linux) the same client was still connected after 15 s.
+func TestSendBufferBoundsTheKernel(t *testing.T) {
+	cut := make(chan time.Time, 1)
+	onClose := func(_ *gate.SessionInfo, reason error) {
+		if errContains(reason, "does not read fast enough") {
+			cut <- time.Now()
+		}
+	}
+	lim := gate.Limits{SlowClientAfter: time.Second, Heartbeat: time.Hour}
+	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, OnClose: onClose, Limits: lim})
+	r := rawDial(t, f.addr)
+	_ = r.nc.(*net.TCPConn).SetReadBuffer(4 << 10)
+	id := r.handshake().GetSessionId() // and then never reads
+
+	push := wrapperspb.Bytes(make([]byte, 1<<10))
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case at := <-cut:
+			t.Logf("a client that never reads was cut off %v after the first push", at.Sub(start).Round(time.Millisecond))
+			return
+		case <-tick.C:
+		}
+		if d := time.Since(start); d > 15*time.Second {
+			t.Fatalf("a client that never reads is still connected after %v of 1 KiB pushes every 10 ms", d.Round(time.Second))
+		}
+		_ = gate.Push(f.n, id, "flood", push)
+	}
 }

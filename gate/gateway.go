@@ -334,6 +334,7 @@ func (g *Gateway) serveListener(ln net.Listener, network string, last bool, wrap
 				continue
 			}
 			delay = 0
+			g.tuneSocket(nc)
 			src, e, ok := g.limits.open(nc.RemoteAddr().String(), time.Now())
 			c := wrap(nc)
 			g.wg.Add(1) // the accept loop is counted: never an idle WaitGroup

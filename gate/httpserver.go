@@ -69,6 +69,7 @@ func (g *Gateway) httpConnState(nc net.Conn, state http.ConnState) {
 			}
 			g.mu.Unlock()
 			if !full {
+				g.tuneSocket(nc)
 				return
 			}
 			g.limits.close(src)
@@ -84,6 +85,20 @@ func (g *Gateway) httpConnState(nc net.Conn, state http.ConnState) {
 		if ok {
 			g.limits.close(src)
 		}
+	}
+}
+
+// tuneSocket sets the kernel's send buffer of a client's TCP connection
+// (Limits.SendBuffer), under TLS too.
+func (g *Gateway) tuneSocket(nc net.Conn) {
+	if g.lim.SendBuffer <= 0 {
+		return
+	}
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(g.lim.SendBuffer)
 	}
 }
 
