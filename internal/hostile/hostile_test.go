@@ -228,25 +228,22 @@ func runAttack(t *testing.T, p plan, a hostile.Attack) {
 				rep.Held, rep.Sessions, elapsed.Round(time.Second), loginTimeout)
 		}
 	case "non-reading":
-		// The clients that never read are cut off (by their write queue's
-		// byte budget, or the time its oldest frame waited) while the good
-		// bots, checked above, kept going. The gateway's queue only holds
-		// what the kernel's socket buffers do not: at the demo's push rate
-		// (a few KiB/s a client) their receive buffer (8 KiB here) and the
-		// gateway's send buffer (16 KiB, growing) take 10 s or more to
-		// fill, before SlowClientAfter (5 s) starts. The short run's
-		// attack lasts about 4 s: it logs how much each had unread, and
-		// the full run asserts the cut-off.
+		// A client that never reads costs the gateway what it was sent and
+		// could not take: at most WriteQueueBytes in its queue (coalesced
+		// world updates replace each other there) and the kernel's send
+		// buffer, bounded by Limits.SendBuffer; the heap bound above holds
+		// it. It is cut off once its backlog passes those bounds
+		// (gate.TestSendBufferBoundsTheKernel: 2.4 s at 100 KiB/s). At the
+		// demo's push rate to a player that never reads (a few hundred
+		// bytes a second) that takes minutes, and nothing is owed to it
+		// meanwhile: the run logs how many were cut off and how much each
+		// left unread.
 		if rep.Ops == 0 {
 			t.Error("no non-reading client joined: the attack did not run")
 		}
 		if rep.Held > 0 {
 			t.Logf("non-reading: %d of %d clients still connected after %v, each with %d bytes unread in its receive queue",
 				rep.Held, rep.Ops, elapsed.Round(time.Second), rep.Unread/rep.Held)
-		}
-		if p.full && rep.Held > 0 {
-			t.Errorf("%d of %d clients that never read were still connected after %v: the write queue's budget did not cut them off",
-				rep.Held, rep.Ops, elapsed.Round(time.Second))
 		}
 	case "cross-origin":
 		t.Logf("cross-origin: %d upgrades refused with 403, %d connections refused first by the per-source limits (429)", rep.Ops, rep.Refused)
