@@ -36,7 +36,7 @@ for r in $(seq 1 "$rounds"); do
       "$out/$p.test" -test.run '^$' -test.bench '^BenchmarkLocal' -test.benchtime 1s -test.benchmem >>"$out/peers.txt"
     fi
     if want remote; then
-      "$out/$p.test" -test.run '^$' -test.bench '^Benchmark(Remote|RPC)' -test.benchtime 2s -test.benchmem >>"$out/remote.txt"
+      "$out/$p.test" -test.run '^$' -test.bench '^Benchmark(TCPPingPong|Remote|RPC)' -test.benchtime 2s -test.benchmem >>"$out/remote.txt"
     fi
   done
 done
