@@ -103,7 +103,7 @@ func (c *Context) request(to PID, name string, msg any, timeout time.Duration, c
 	x.nextCorr++
 	corr := x.nextCorr
 	r := &pendingRequest{cb: cb}
-	r.tm = n.clock.after(timeout, func() {
+	r.tm = n.clock.timeout(timeout, func() {
 		n.schedulePush(p, envelope{msg: &replyMsg{corr: corr, res: result{err: ErrTimeout}}}, false)
 	})
 	x.pending[corr] = r

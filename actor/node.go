@@ -103,6 +103,6 @@ func (n *Node) Stats() Stats {
 		Spawned:     n.spawned.Load(),
 		Restarts:    n.restarts.Load(),
 		DeadLetters: n.deadCount.Load(),
-		Timers:      n.clock.wheel.Len(),
+		Timers:      n.clock.pending(),
 	}
 }
