@@ -183,7 +183,7 @@ func (c *conn) writeLoop() {
 		case <-c.done:
 			return
 		case <-out.ready:
-			b := out.take(spare)
+			b := out.take(spare, c)
 			if len(b) == 0 {
 				spare = b
 				continue

@@ -50,6 +50,13 @@ type outbox struct {
 	// been quiet for directAfter, so a stream of sends is batched by the
 	// writer, not written one system call each.
 	lastWrite time.Time
+	// rest is what a direct write left of a frame the socket took only
+	// part of, with the frames after it: it must follow on restConn, the
+	// connection that has the frame's start, before anything else; any
+	// other connection drops it (see take), as a failed write loses what
+	// it had taken.
+	rest     []byte
+	restConn *conn
 	// Direct writes made, and those the socket did not take whole: for
 	// tests, which must see both paths taken.
 	directWrites, directShort int
@@ -90,7 +97,7 @@ func (o *outbox) put(env *wire.Envelope, limit, maxFrame int) error {
 	}
 	binary.BigEndian.PutUint32(o.buf[start:], uint32(body))
 	o.frames++
-	if c := o.direct; c != nil && !o.busy && time.Since(o.lastWrite) >= directAfter {
+	if c := o.direct; c != nil && !o.busy && o.rest == nil && time.Since(o.lastWrite) >= directAfter {
 		o.writeDirect(c) // unlocks o.mu
 		return nil
 	}
@@ -103,11 +110,12 @@ func (o *outbox) put(env *wire.Envelope, limit, maxFrame int) error {
 }
 
 // writeDirect writes the waiting frames to c from the caller's goroutine,
-// with one non-blocking write; o.mu is held, and released. What the
-// socket does not take (it is full, or took part) goes back to the front
-// of the buffer and the writer is woken for it. A failed write closes the
-// connection (its reader then fails it, from its own goroutine), which
-// loses the frames as a writer's failed write does.
+// with one non-blocking write; o.mu is held, and released. When the
+// socket takes nothing (it is full) the frames go back to the front of
+// the buffer, for any connection's writer; when it takes part, the rest
+// (which starts inside a frame) is kept for c's writer only (o.rest). A
+// failed write closes the connection (its reader then fails it, from its
+// own goroutine), which loses the frames as a writer's failed write does.
 func (o *outbox) writeDirect(c *conn) {
 	b := o.buf
 	o.buf, o.spare = o.spare[:0], nil
@@ -123,14 +131,17 @@ func (o *outbox) writeDirect(c *conn) {
 	o.directWrites++
 	if rest := b[n:]; err == nil && len(rest) > 0 {
 		o.directShort++
-		// Unwritten: first in line, before what was put meanwhile.
-		b = append(b[:copy(b, rest)], o.buf...)
-		o.spare, o.buf = o.buf[:0], b
+		if n == 0 { // whole frames: first in line, before what was put meanwhile
+			b = append(b, o.buf...)
+			o.spare, o.buf = o.buf[:0], b
+		} else {
+			o.rest, o.restConn = rest, c
+		}
 		o.frames++ // at least one frame, whole or in part
 	} else if cap(b) <= maxSpareBuf {
 		o.spare = b[:0]
 	}
-	wake := len(o.buf) > 0
+	wake := len(o.buf) > 0 || o.rest != nil
 	o.mu.Unlock()
 	if err != nil {
 		c.directFailed(err)
@@ -173,6 +184,7 @@ func (o *outbox) claim() bool {
 func (o *outbox) drop() {
 	o.mu.Lock()
 	o.buf = o.buf[:0]
+	o.rest, o.restConn = nil, nil
 	o.frames = 0
 	o.mu.Unlock()
 }
@@ -185,15 +197,30 @@ func (o *outbox) signal() {
 	}
 }
 
-// take returns the waiting frames and gives the outbox spare, emptied, to
-// fill next. The caller owns the returned buffer. While a sender writes
-// directly it returns spare, empty: that sender wakes the writer again if
-// frames are left when it is done.
-func (o *outbox) take(spare []byte) []byte {
+// take returns the waiting frames for c's writer and gives the outbox
+// spare, emptied, to fill next. The caller owns the returned buffer. While
+// a sender writes directly it returns spare, empty: that sender wakes the
+// writer again if frames are left when it is done. What a direct write
+// left of a frame on c comes first; left on another connection, it is
+// dropped.
+func (o *outbox) take(spare []byte, c *conn) []byte {
 	o.mu.Lock()
 	if o.busy {
 		o.mu.Unlock()
 		return spare[:0]
+	}
+	if o.rest != nil {
+		rest, on := o.rest, o.restConn
+		o.rest, o.restConn = nil, nil
+		if on == c {
+			out := make([]byte, 0, len(rest)+len(o.buf))
+			out = append(append(out, rest...), o.buf...)
+			o.buf = o.buf[:0] // copied into out
+			o.frames = 0
+			o.busy = true
+			o.mu.Unlock()
+			return out
+		}
 	}
 	out := o.buf
 	o.buf = spare[:0]
@@ -216,7 +243,7 @@ func (o *outbox) written() {
 func (o *outbox) idle() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.frames == 0 && !o.busy
+	return o.frames == 0 && !o.busy && o.rest == nil
 }
 
 // pending reports whether frames are waiting.

@@ -582,3 +582,36 @@ func TestDirectWritesKeepOrder(t *testing.T) {
 		t.Errorf("%d direct writes, %d short: a path was not taken", direct, short)
 	}
 }
+
+// TestOutboxRestStaysOnItsConnection: what a direct write left of a frame
+// (the socket took its start) is written by that connection's writer,
+// before the frames put since; another connection's writer drops it, so a
+// new connection never starts inside a frame.
+func TestOutboxRestStaysOnItsConnection(t *testing.T) {
+	c1, c2 := &conn{}, &conn{}
+	for _, tc := range []struct {
+		name   string
+		writer *conn
+		want   string
+	}{{"its own writer", c1, "tail-of-frame|next"}, {"another connection's writer", c2, "next"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOutbox(addrB, 10)
+			o.rest, o.restConn = []byte("tail-of-frame|"), c1
+			o.buf = append(o.buf, "next"...)
+			o.frames = 2
+			if o.idle() {
+				t.Fatal("an outbox with a frame's rest waiting says it is idle")
+			}
+			if got := string(o.take(nil, tc.writer)); got != tc.want {
+				t.Fatalf("take = %q, want %q", got, tc.want)
+			}
+			if o.rest != nil || o.frames != 0 || len(o.buf) != 0 {
+				t.Fatalf("after take: rest %q, %d frames, buf %q", o.rest, o.frames, o.buf)
+			}
+			o.written()
+			if !o.idle() {
+				t.Fatal("the outbox is not idle once everything was taken and written")
+			}
+		})
+	}
+}
