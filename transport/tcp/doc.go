@@ -46,6 +46,21 @@
 // timer: a burst goes out in few system calls and a lone message goes out
 // at once.
 //
+// A lone message need not wake the writer at all: a Send that finds the
+// connection quiet (nothing being written, no write ended in the last
+// 10 µs) writes its frames itself, on the caller's goroutine, with one
+// non-blocking system call (plain TCP on Unix; not over TLS, nor with
+// Config.NoDirectWrites). That saves a goroutine hand-off on each side of
+// a request's round trip. A stream of sends, closer together than that,
+// is left to the writer and batched as above. What the socket does not
+// take at once is left to the writer: whole frames at the front of the
+// outbox, and the rest of a frame the socket took in part for that
+// connection's writer only (another connection never starts inside a
+// frame). Whoever writes holds the outbox's busy flag, so frames never
+// interleave and leave in order. A direct write that fails closes the
+// socket, and the connection's reader fails it, as for any lost
+// connection.
+//
 // # Liveness
 //
 // A writer that has written nothing for Config.HeartbeatInterval writes a
@@ -112,5 +127,6 @@
 // while calling the Handler, dialling, or reading; it is held while the
 // acceptor writes its 16-byte hello, so that the hello precedes anything
 // the new writer sends. Each peer's outbox has its own mutex, taken by
-// Send and by the writer's swap, never together with Transport.mu.
+// Send and by the writer's swap, never together with Transport.mu, and
+// never held during a write (a direct write holds the busy flag instead).
 package tcp
