@@ -221,6 +221,10 @@ func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log 
 		}
 	}
 	l := g.Limits
+	proxies, err := l.Proxies() // checked by config.Validate
+	if err != nil {
+		return err
+	}
 	gw, err := gate.New(gate.Config{
 		Node:     n.cluster.Actor(),
 		Members:  n.members,
@@ -238,7 +242,7 @@ func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log 
 			SourceRate: l.SourceRate, SourceBurst: l.SourceBurst, LimitLoopback: l.LimitLoopback,
 			LoginTimeout: l.LoginTimeout, MaxRefused: l.MaxRefused,
 			WriteQueueBytes: l.WriteQueueBytes, SlowClientAfter: l.SlowClientAfter, SendBuffer: l.SendBuffer,
-			GroupRate: l.GroupRate, GroupBurst: l.GroupBurst,
+			GroupRate: l.GroupRate, GroupBurst: l.GroupBurst, TrustedProxies: proxies,
 		},
 		Logger: log.With("gateway", true),
 	})

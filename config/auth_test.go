@@ -2,8 +2,10 @@ package config
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -173,5 +175,26 @@ func TestCheckFiles(t *testing.T) {
 				t.Errorf("CheckFiles: %v, want %q (ErrInvalid)", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestTrustedProxies: limits.trusted_proxies takes addresses and prefixes,
+// as prefixes, and names a bad entry.
+func TestTrustedProxies(t *testing.T) {
+	c, err := Parse([]byte(gatewayFile("{ws: 127.0.0.1:0, limits: {trusted_proxies: [10.0.0.0/8, 192.0.2.7, \"2001:db8::/32\", 10.1.2.3/8]}}")), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := c.Nodes["g1"].Gateway.Limits.Proxies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("10.0.0.0/8")}
+	if !slices.Equal(ps, want) {
+		t.Errorf("Proxies() = %v, want %v", ps, want)
+	}
+	_, err = Parse([]byte(gatewayFile("{ws: 127.0.0.1:0, limits: {trusted_proxies: [proxy.example.com]}}")), nil, nil)
+	if err == nil || !strings.Contains(err.Error(), `nodes.g1.gateway.limits.trusted_proxies: "proxy.example.com" is neither an address nor a prefix`) {
+		t.Errorf("a host name as a trusted proxy: %v", err)
 	}
 }

@@ -13,8 +13,10 @@
 package config
 
 import (
+	"fmt"
 	"github.com/guildkit/guild/transport/tcp"
 	"maps"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -260,6 +262,11 @@ type Limits struct {
 	SourceBurst int     `yaml:"source_burst"`
 	// LimitLoopback applies the per-source limits to loopback addresses.
 	LimitLoopback bool `yaml:"limit_loopback"`
+	// TrustedProxies are the reverse proxies in front of the gateway, as
+	// addresses or prefixes ("10.0.0.0/8", "192.0.2.7"): WebSocket
+	// clients behind them are limited by the address X-Forwarded-For
+	// gives (gate.Limits.TrustedProxies).
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// LoginTimeout closes a session not logged in this long after its
 	// handshake (60s; negative: never).
 	LoginTimeout time.Duration `yaml:"login_timeout"`
@@ -342,4 +349,23 @@ func (t Transport) TCP() tcp.Config {
 		ReconnectBackoffMin: t.ReconnectMin,
 		ReconnectBackoffMax: t.ReconnectMax,
 	}
+}
+
+// Proxies returns TrustedProxies as prefixes: a bare address is its own
+// prefix (/32, /128).
+func (l Limits) Proxies() ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	for _, s := range l.TrustedProxies {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			ps = append(ps, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a prefix (10.0.0.0/8)", s)
+		}
+		a = a.Unmap()
+		ps = append(ps, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return ps, nil
 }

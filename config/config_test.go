@@ -42,7 +42,7 @@ func TestLoadExample(t *testing.T) {
 	}
 	want := Limits{MaxFrame: 65536, HandshakeTimeout: 5 * time.Second, Heartbeat: 10 * time.Second,
 		RequestTimeout: 10 * time.Second, Rate: 50, Burst: 100, WriteQueue: 256, MaxConns: 10000}
-	if gw.Limits != want {
+	if !reflect.DeepEqual(gw.Limits, want) {
 		t.Errorf("limits %+v, want %+v", gw.Limits, want)
 	}
 	if w := c.Nodes["world-2"]; w.JoinWait != 10*time.Second || w.Address().Type() != 2 {

@@ -236,6 +236,9 @@ func (v *validator) gateway(p string, g *Gateway, ls []listener, hostType map[st
 		}
 	}
 	l := g.Limits
+	if _, err := l.Proxies(); err != nil {
+		v.fail(p+".limits.trusted_proxies", "%v", err)
+	}
 	for _, f := range []struct {
 		key string
 		neg bool

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/guildkit/guild/actor"
@@ -214,6 +216,18 @@ type Limits struct {
 	// the gateway's machine (guild bot). The per-user and per-session
 	// limits apply to every address.
 	LimitLoopback bool
+	// TrustedProxies are the reverse proxies and load balancers in front
+	// of the gateway, as address prefixes ("10.0.0.0/8",
+	// "192.0.2.7/32"). A connection from one of them is not counted
+	// against its own address's limits. Each WebSocket request (framed or
+	// MQTT) that one forwards is counted, and limited, as coming from the
+	// client it names in X-Forwarded-For: the rightmost address there
+	// that is not itself a trusted proxy; that address is also the
+	// session's remote address (SessionInfo.Remote). X-Forwarded-For from
+	// any other address is ignored. The TCP, KCP and MQTT listeners do
+	// not read the PROXY protocol yet: their clients behind a trusted
+	// proxy are not limited per source. Default none.
+	TrustedProxies []netip.Prefix
 	// MaxRefused closes a session that has more than this many requests
 	// (or heartbeats) refused by the rate limits within 10 seconds, with
 	// Close{8}. Default 100; negative: never.
@@ -299,6 +313,8 @@ func (l Limits) validate() error {
 		return fmt.Errorf("%w: WriteQueueBytes is negative", ErrBadConfig)
 	case l.SlowClientAfter < 0:
 		return fmt.Errorf("%w: SlowClientAfter is negative", ErrBadConfig)
+	case slices.ContainsFunc(l.TrustedProxies, func(p netip.Prefix) bool { return !p.IsValid() }):
+		return fmt.Errorf("%w: TrustedProxies holds an invalid prefix", ErrBadConfig)
 	case l.SendBuffer < -1:
 		return fmt.Errorf("%w: SendBuffer %d (bytes, or -1 for the system's)", ErrBadConfig, l.SendBuffer)
 	case l.GroupRate < 0, l.GroupBurst < 0:

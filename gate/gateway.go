@@ -272,7 +272,7 @@ func (g *Gateway) WebSocketHandler() http.Handler {
 		if !g.allowOrigin(w, r) {
 			return
 		}
-		src, ok := g.httpSource(w, r)
+		src, remote, ok := g.httpSource(w, r)
 		if !ok {
 			return
 		}
@@ -286,7 +286,7 @@ func (g *Gateway) WebSocketHandler() http.Handler {
 		// wsConn.read enforces MaxFrame; this limit, above it, is a
 		// backstop.
 		ws.SetReadLimit(int64(g.lim.MaxFrame) + 1)
-		c := &wsConn{ws: ws, raw: hw.conn, remote: r.RemoteAddr, ctx: g.ctx, max: g.lim.MaxFrame}
+		c := &wsConn{ws: ws, raw: hw.conn, remote: remote, ctx: g.ctx, max: g.lim.MaxFrame}
 		if !g.admit(c, src) {
 			return
 		}

@@ -120,27 +120,47 @@ func refuseHTTP(nc net.Conn, status int, reason string) {
 const refuseWriteTimeout = 100 * time.Millisecond
 
 // httpSource returns the source entry of a WebSocket request about to be
-// upgraded, to be passed to upgraded. On one of the gateway's HTTP
-// servers the connection was counted at its accept: its entry moves to
-// the session. On a server of the caller's own, the source's limits are
-// checked now, and a request over them is answered 429 (ok false).
-func (g *Gateway) httpSource(w http.ResponseWriter, r *http.Request) (*limitEntry, bool) {
-	if nc, ok := r.Context().Value(httpConnKey{g}).(net.Conn); ok {
+// upgraded, to be passed to upgraded, and the client's address. On one of
+// the gateway's HTTP servers the connection was counted at its accept:
+// its entry moves to the session. On a server of the caller's own, the
+// source's limits are checked now. A request forwarded by a trusted proxy
+// (Limits.TrustedProxies) is checked now, as coming from the client that
+// X-Forwarded-For names. A request over its source's limits is answered
+// 429 (ok false).
+func (g *Gateway) httpSource(w http.ResponseWriter, r *http.Request) (src *limitEntry, remote string, ok bool) {
+	remote = r.RemoteAddr
+	var counted bool
+	if nc, own := r.Context().Value(httpConnKey{g}).(net.Conn); own {
 		g.mu.Lock()
-		src := g.httpConns[nc]
+		src = g.httpConns[nc]
 		if src != nil {
 			g.httpConns[nc] = nil // the upgrade holds it now
 		}
 		g.mu.Unlock()
-		return src, true
+		counted = true
 	}
-	src, e, ok := g.limits.open(r.RemoteAddr, time.Now())
+	if g.limits.trusted(remote) {
+		client := g.limits.forwardedClient(r)
+		if client == "" {
+			return src, remote, true // the proxy's own request: exempt
+		}
+		remote, counted = client, false
+		// A proxy's connection holds no entry of its own; one left by a
+		// failed upgrade of an earlier request (see upgraded) is that
+		// client's, given back now.
+		g.limits.close(src)
+		src = nil
+	}
+	if counted {
+		return src, remote, true
+	}
+	src, e, ok := g.limits.open(remote, time.Now())
 	if !ok {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, e.reason, http.StatusTooManyRequests)
-		return nil, false
+		return nil, "", false
 	}
-	return src, true
+	return src, remote, true
 }
 
 // upgraded settles the source entry of WebSocket request r after the

@@ -122,7 +122,7 @@ func (g *Gateway) MQTTWebSocketHandler() http.Handler {
 		if !g.allowOrigin(w, r) {
 			return
 		}
-		src, ok := g.httpSource(w, r)
+		src, remote, ok := g.httpSource(w, r)
 		if !ok {
 			return
 		}
@@ -142,7 +142,7 @@ func (g *Gateway) MQTTWebSocketHandler() http.Handler {
 		// would close the WebSocket with no word (see wsConn.raw): they
 		// go to the connection under it instead.
 		nc := websocket.NetConn(context.WithoutCancel(g.ctx), ws, websocket.MessageBinary)
-		c := g.newMQTTConn(nc, r.RemoteAddr, "mqtt-ws")
+		c := g.newMQTTConn(nc, remote, "mqtt-ws")
 		c.ws, c.raw = ws, hw.conn
 		if !g.admit(c, src) {
 			return

@@ -3,7 +3,10 @@ package gate
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -107,6 +110,51 @@ func sourceKey(remote string) string {
 	return "s:" + p.String()
 }
 
+// addrOf parses the address of remote ("host:port", or a bare host).
+func addrOf(remote string) (netip.Addr, bool) {
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap().WithZone(""), true
+}
+
+// trusted reports whether remote is one of Limits.TrustedProxies.
+func (t *limitTable) trusted(remote string) bool {
+	if len(t.lim.TrustedProxies) == 0 {
+		return false
+	}
+	a, ok := addrOf(remote)
+	return ok && slices.ContainsFunc(t.lim.TrustedProxies, func(p netip.Prefix) bool { return p.Contains(a) })
+}
+
+// forwardedClient returns the client a trusted proxy names in r's
+// X-Forwarded-For: the rightmost address that is not itself a trusted
+// proxy (each proxy appends the address it was reached from), or "" when
+// there is none that parses.
+func (t *limitTable) forwardedClient(r *http.Request) string {
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		for _, hop := range strings.Split(h, ",") {
+			hops = append(hops, strings.TrimSpace(hop))
+		}
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, ok := addrOf(hops[i])
+		if !ok {
+			return "" // a hop that does not parse: trust nothing left of it
+		}
+		if !t.trusted(a.String()) {
+			return a.String()
+		}
+	}
+	return ""
+}
+
 // isLoopback reports whether remote ("host:port") is a loopback address.
 func isLoopback(remote string) bool {
 	host, _, err := net.SplitHostPort(remote)
@@ -164,7 +212,7 @@ func (t *limitTable) sweepLocked(now time.Time) {
 // source's entry, to give back with close, or the ending that refuses the
 // connection.
 func (t *limitTable) open(remote string, now time.Time) (*limitEntry, ending, bool) {
-	if !t.lim.LimitLoopback && isLoopback(remote) {
+	if !t.lim.LimitLoopback && isLoopback(remote) || t.trusted(remote) {
 		return nil, ending{}, true
 	}
 	key := sourceKey(remote)

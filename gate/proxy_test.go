@@ -1,0 +1,109 @@
+package gate_test
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"testing"
+
+	"github.com/coder/websocket"
+
+	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/gate/gatepb"
+	"github.com/guildkit/guild/internal/await"
+)
+
+// TestTrustedProxyForwardedFor: behind a trusted proxy (hostileIP here),
+// each WebSocket is counted against the client that X-Forwarded-For names
+// (PerSourceConns 1 each), and the session's remote address is the
+// client's. From any other address X-Forwarded-For is ignored: the
+// connection counts against its own address, whatever it claims.
+func TestTrustedProxyForwardedFor(t *testing.T) {
+	var mu sync.Mutex
+	remotes := map[string]bool{}
+	onOpen := func(si *gate.SessionInfo) {
+		mu.Lock()
+		remotes[si.Remote] = true
+		mu.Unlock()
+	}
+	lim := gate.Limits{PerSourceConns: 1, LimitLoopback: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix(hostileIP + "/32")}}
+	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, OnOpen: onOpen, Limits: lim})
+	addr, err := f.g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "ws://" + addr.String() + "/ws"
+	dial := func(from, forwardedFor string) (*websocket.Conn, int) {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		opts := &websocket.DialOptions{
+			HTTPClient: &http.Client{Transport: &http.Transport{DialContext: d.DialContext}},
+			HTTPHeader: http.Header{},
+		}
+		if forwardedFor != "" {
+			opts.HTTPHeader.Set("X-Forwarded-For", forwardedFor)
+		}
+		ws, resp, err := websocket.Dial(testCtx(t), url, opts)
+		if err != nil {
+			if resp == nil {
+				t.Fatalf("dial from %s: %v", from, err)
+			}
+			return nil, resp.StatusCode
+		}
+		t.Cleanup(func() { _ = ws.CloseNow() })
+		return ws, http.StatusSwitchingProtocols
+	}
+	open := func(ws *websocket.Conn) {
+		t.Helper()
+		b, err := gatepb.Encode(handshakeFrame(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ws.Write(testCtx(t), websocket.MessageBinary, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Through the proxy: one connection per client.
+	a, code := dial(hostileIP, "203.0.113.5")
+	if a == nil {
+		t.Fatalf("client A through the proxy: HTTP %d, want an upgrade", code)
+	}
+	if _, code := dial(hostileIP, "198.51.100.1, 203.0.113.5"); code != http.StatusTooManyRequests {
+		t.Errorf("a second connection of client A (the rightmost address) through the proxy: HTTP %d, want 429", code)
+	}
+	if b, code := dial(hostileIP, "203.0.113.6"); b == nil {
+		t.Errorf("client B through the proxy: HTTP %d, want an upgrade (its own limit)", code)
+	}
+	if c, code := dial(hostileIP, "203.0.113.7, "+hostileIP); c == nil {
+		t.Errorf("client C through two trusted hops: HTTP %d, want an upgrade", code)
+	}
+	open(a)
+	await.True(t, waitTimeout, "client A's session to open with its own address", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return remotes["203.0.113.5"]
+	})
+
+	// Not through a trusted proxy: X-Forwarded-For is ignored.
+	const direct = "127.0.0.3"
+	d, code := dial(direct, "203.0.113.5") // A is full: a lie would be refused
+	if d == nil {
+		t.Fatalf("a direct client claiming to be A: HTTP %d, want an upgrade (counted as itself)", code)
+	}
+	if _, code := dial(direct, "203.0.113.99"); code != http.StatusTooManyRequests {
+		t.Errorf("a second direct connection from %s claiming another address: HTTP %d, want 429", direct, code)
+	}
+	open(d)
+	await.True(t, waitTimeout, "the direct session to open with its real address", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for r := range remotes {
+			if host, _, _ := net.SplitHostPort(r); host == direct {
+				return true
+			}
+		}
+		return false
+	})
+}
