@@ -2,6 +2,7 @@ package gate_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -109,6 +110,37 @@ func TestSourceConnectionRate(t *testing.T) {
 	}
 	r := rawDialFrom(t, f.addr, hostileIP)
 	r.closeReason(rpc.ResourceExhausted, "your address opens connections too fast (limit 0.1 per second, bursts of 3)")
+	goodClient(t, f.url)
+}
+
+// TestRefusalsGoQuiet: a source whose connections keep being refused is
+// told why for the first 8 of them in a second (a Close frame with the
+// reason), and the rest are closed without a word (no bytes, no linger):
+// a connection flood from one address costs an accept and a close each.
+func TestRefusalsGoQuiet(t *testing.T) {
+	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, Limits: gate.Limits{ConnRate: 1e-6, ConnBurst: 1, LimitLoopback: true}})
+	r := rawDialFrom(t, f.addr, hostileIP)
+	r.handshake()
+	start := time.Now()
+	told, silent := 0, 0
+	for range 20 {
+		nc := dialFrom(t, f.addr, hostileIP)
+		_ = nc.SetReadDeadline(time.Now().Add(waitTimeout))
+		b, _ := io.ReadAll(nc) // to the end: the gateway closes it either way
+		if len(b) == 0 {
+			silent++
+		} else if bytes.Contains(b, []byte("your address opens connections too fast")) {
+			told++
+		} else {
+			t.Fatalf("a refused connection got %q", b)
+		}
+	}
+	if time.Since(start) < time.Second && (told != 8 || silent != 12) {
+		t.Errorf("%d refused connections told why, %d closed silently; want 8 and 12", told, silent)
+	}
+	if told < 8 || told+silent != 20 {
+		t.Errorf("%d refused connections told why, %d closed silently, of 20", told, silent)
+	}
 	goodClient(t, f.url)
 }
 

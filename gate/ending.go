@@ -41,6 +41,10 @@ type ending struct {
 	// connack is the MQTT 5 CONNACK reason code of such a refusal; 0 for
 	// Server unavailable (0x88).
 	connack byte
+	// silent: a refusal of a source that was told why refusalTells times
+	// in the last second: the connection is closed without a word (see
+	// limitTable.open).
+	silent bool
 }
 
 // clean is the ending of a connection that its client ended: no Close

@@ -334,8 +334,10 @@ func (g *Gateway) serveListener(ln net.Listener, network string, last bool, wrap
 				continue
 			}
 			delay = 0
-			g.tuneSocket(nc)
 			src, e, ok := g.limits.open(nc.RemoteAddr().String(), time.Now())
+			if ok {
+				g.tuneSocket(nc)
+			}
 			c := wrap(nc)
 			g.wg.Add(1) // the accept loop is counted: never an idle WaitGroup
 			go func() {
@@ -388,6 +390,10 @@ const maxRefusing = 64
 // closed at once, without a word, so that a flood of refused connections
 // costs little.
 func (g *Gateway) refuse(c clientConn, e ending) {
+	if e.silent {
+		_ = c.close()
+		return
+	}
 	if g.refusing.Add(1) > maxRefusing {
 		g.refusing.Add(-1)
 		_ = c.close()

@@ -75,6 +75,10 @@ func (g *Gateway) httpConnState(nc net.Conn, state http.ConnState) {
 			g.limits.close(src)
 			e, status = gatewayFull(g.lim.MaxConns), http.StatusServiceUnavailable
 		}
+		if e.silent {
+			_ = nc.Close()
+			return
+		}
 		refuseHTTP(nc, status, e.reason)
 	case http.StateHijacked, http.StateClosed:
 		g.mu.Lock()

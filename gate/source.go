@@ -47,6 +47,9 @@ type limitEntry struct {
 	conns int    // source: connections open
 	req   bucket // requests
 	dial  bucket // source: new connections
+	// source: refused connections told why since toldSince (see open)
+	told      int
+	toldSince time.Time
 }
 
 // bucket is a token bucket; its zero value with a rate of 0 never refuses.
@@ -219,17 +222,34 @@ func (t *limitTable) open(remote string, now time.Time) (*limitEntry, ending, bo
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := t.getLocked(key, now, true)
+	var refusal ending
 	switch {
 	case t.lim.PerSourceConns > 0 && e.conns >= t.lim.PerSourceConns:
-		e.refs--
-		return nil, sourceFull(t.lim.PerSourceConns), false
+		refusal = sourceFull(t.lim.PerSourceConns)
 	case !e.dial.take(now):
-		e.refs--
-		return nil, sourceRate(t.lim.ConnRate, t.lim.ConnBurst), false
+		refusal = sourceRate(t.lim.ConnRate, t.lim.ConnBurst)
+	default:
+		e.conns++
+		return e, ending{}, true
 	}
-	e.conns++
-	return e, ending{}, true
+	// Past refusalTells refused connections told why in a second, a
+	// source's next ones are closed without a word: a flood of
+	// connections from one address costs an accept and a close each, no
+	// write and no linger.
+	if now.Sub(e.toldSince) >= time.Second {
+		e.told, e.toldSince = 0, now
+	}
+	refusal.silent = e.told >= refusalTells
+	if !refusal.silent {
+		e.told++
+	}
+	e.refs--
+	return nil, refusal, false
 }
+
+// refusalTells is how many refused connections of one source a second are
+// told why; the others are closed without a word.
+const refusalTells = 8
 
 // close gives back a connection's source entry; nil is no entry.
 func (t *limitTable) close(e *limitEntry) {
