@@ -124,7 +124,14 @@ func (n *Node) startCall(from, to PID, name string, msg any, deadline time.Time,
 		}
 		tm = n.clock.afterCoarse(d, f.onTimeout)
 	}
-	err := n.sendEnvelope(&e)
+	var err error
+	if n.sendHook != nil {
+		ep := new(Envelope) // the interceptors may keep it
+		*ep = e
+		err = n.sendHook(ep)
+	} else {
+		err = n.deliverEnvelope(&e) // e stays on the stack
+	}
 	// Whatever the interceptors did (copied the envelope, called next twice
 	// or later, or failed after next), the turn handed over is run here or by
 	// a worker, never lost.

@@ -36,7 +36,7 @@ type Node struct {
 	state      atomic.Int32
 	wg         sync.WaitGroup
 	futures    sync.Pool
-	remoteMsgs sync.Pool // of *RemoteMessage, reused by sendRemote
+	remoteMsgs sync.Pool // of *RemoteMessage, reused by sendRemoteNamed and replyRemote
 	chunks     sync.Pool // *laneChunk buffers for deep user lanes
 	workers    workers
 	sendHook   SendFunc // the SendInterceptors chain; nil when there are none

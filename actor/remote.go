@@ -160,7 +160,15 @@ func (n *Node) replyRemote(from, to PID, corr uint64, peer Addr, msg any) {
 		n.deadLetter(DeadLetter{Target: to, Sender: from, Message: msg, Reason: ErrRemote})
 		return
 	}
-	if err := r.Send(&RemoteMessage{Kind: RemoteReply, Target: to, Sender: from, Corr: corr, Peer: peer, Message: msg}); err != nil {
+	m, _ := n.remoteMsgs.Get().(*RemoteMessage)
+	if m == nil {
+		m = new(RemoteMessage)
+	}
+	*m = RemoteMessage{Kind: RemoteReply, Target: to, Sender: from, Corr: corr, Peer: peer, Message: msg}
+	err := r.Send(m)
+	*m = RemoteMessage{}
+	n.remoteMsgs.Put(m)
+	if err != nil {
 		n.deadLetter(DeadLetter{Target: to, Sender: from, Message: msg, Reason: err})
 	}
 }
