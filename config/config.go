@@ -263,9 +263,9 @@ type Limits struct {
 	// LimitLoopback applies the per-source limits to loopback addresses.
 	LimitLoopback bool `yaml:"limit_loopback"`
 	// TrustedProxies are the reverse proxies in front of the gateway, as
-	// addresses or prefixes ("10.0.0.0/8", "192.0.2.7"): WebSocket
-	// clients behind them are limited by the address X-Forwarded-For
-	// gives (gate.Limits.TrustedProxies).
+	// addresses or prefixes ("10.0.0.0/8", "192.0.2.7"): clients behind
+	// them are limited by the address X-Forwarded-For (WebSocket) or the
+	// PROXY protocol header (TCP, MQTT) gives (gate.Limits.TrustedProxies).
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// LoginTimeout closes a session not logged in this long after its
 	// handshake (60s; negative: never).

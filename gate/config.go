@@ -224,9 +224,13 @@ type Limits struct {
 	// client it names in X-Forwarded-For: the rightmost address there
 	// that is not itself a trusted proxy; that address is also the
 	// session's remote address (SessionInfo.Remote). X-Forwarded-For from
-	// any other address is ignored. The TCP, KCP and MQTT listeners do
-	// not read the PROXY protocol yet: their clients behind a trusted
-	// proxy are not limited per source. Default none.
+	// any other address is ignored. On the TCP and MQTT listeners, a
+	// connection from a trusted proxy may start with a PROXY protocol
+	// header (v1 or v2; github.com/pires/go-proxyproto), whose client
+	// address then counts and is the session's; from any other address a
+	// PROXY header is not read. KCP (over UDP) has no such header: its
+	// clients behind a trusted proxy are not limited per source. Default
+	// none.
 	TrustedProxies []netip.Prefix
 	// MaxRefused closes a session that has more than this many requests
 	// (or heartbeats) refused by the rate limits within 10 seconds, with

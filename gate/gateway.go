@@ -154,6 +154,7 @@ func (g *Gateway) ListenTCP(addr string, tlsConfig *tls.Config) (net.Addr, error
 	if err != nil {
 		return nil, &listenError{kind: "tcp", addr: addr, err: err}
 	}
+	ln = g.proxyListener(ln)
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
@@ -334,14 +335,16 @@ func (g *Gateway) serveListener(ln net.Listener, network string, last bool, wrap
 				continue
 			}
 			delay = 0
-			src, e, ok := g.limits.open(nc.RemoteAddr().String(), time.Now())
-			if ok {
-				g.tuneSocket(nc)
-			}
-			c := wrap(nc)
 			g.wg.Add(1) // the accept loop is counted: never an idle WaitGroup
 			go func() {
 				defer g.wg.Done()
+				// Here, not in the accept loop: behind a trusted proxy,
+				// RemoteAddr reads the PROXY header first.
+				src, e, ok := g.limits.open(nc.RemoteAddr().String(), time.Now())
+				if ok {
+					g.tuneSocket(nc)
+				}
+				c := wrap(nc)
 				if !ok {
 					g.refuse(c, e)
 				} else if g.admit(c, src) {

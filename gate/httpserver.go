@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/pires/go-proxyproto"
 )
 
 // HTTPServer returns an http.Server for handler with the gateway's HTTP
@@ -100,6 +102,9 @@ func (g *Gateway) tuneSocket(nc net.Conn) {
 	}
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
+	}
+	if pc, ok := nc.(*proxyproto.Conn); ok {
+		nc = pc.Raw()
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetWriteBuffer(g.lim.SendBuffer)

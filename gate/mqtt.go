@@ -105,6 +105,7 @@ func (g *Gateway) ListenMQTT(addr string, tlsConfig *tls.Config) (net.Addr, erro
 	if err != nil {
 		return nil, &listenError{kind: "mqtt", addr: addr, err: err}
 	}
+	ln = g.proxyListener(ln)
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}

@@ -1,11 +1,15 @@
 package gate_test
 
 import (
+	"github.com/guildkit/guild/rpc"
+	"github.com/pires/go-proxyproto"
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -106,4 +110,63 @@ func TestTrustedProxyForwardedFor(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestProxyProtocolTCP: behind a trusted proxy (hostileIP), a framed TCP
+// connection that starts with a PROXY header (v1 or v2) is counted as the
+// client the header names, PerSourceConns 1 each, and its session's remote
+// address is the client's; the proxy's own connection without a header
+// keeps the proxy's address. A PROXY header from any other address is not
+// read: it is bytes the framed protocol refuses.
+func TestProxyProtocolTCP(t *testing.T) {
+	var mu sync.Mutex
+	remotes := map[string]bool{}
+	onOpen := func(si *gate.SessionInfo) {
+		mu.Lock()
+		remotes[si.Remote] = true
+		mu.Unlock()
+	}
+	lim := gate.Limits{PerSourceConns: 1, LimitLoopback: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix(hostileIP + "/32")}}
+	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, OnOpen: onOpen, Limits: lim})
+	gw, err := net.ResolveTCPAddr("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaProxy := func(version byte, client string) *rawConn {
+		t.Helper()
+		r := rawDialFrom(t, f.addr, hostileIP)
+		src := net.TCPAddrFromAddrPort(netip.MustParseAddrPort(client))
+		if _, err := proxyproto.HeaderProxyFromAddrs(version, src, gw).WriteTo(r.nc); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	viaProxy(1, "203.0.113.5:5555").handshake()
+	viaProxy(2, "203.0.113.6:6666").handshake()
+	viaProxy(2, "203.0.113.5:5556").closeReason(rpc.ResourceExhausted, "too many connections from your address (limit 1)")
+	rawDialFrom(t, f.addr, hostileIP).handshake() // the proxy itself: exempt
+	await.True(t, waitTimeout, "the sessions to open with the clients' addresses", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return remotes["203.0.113.5:5555"] && remotes["203.0.113.6:6666"]
+	})
+
+	// Not a trusted proxy: the header is not read, and is no frame.
+	r := rawDialFrom(t, f.addr, "127.0.0.3")
+	src := net.TCPAddrFromAddrPort(netip.MustParseAddrPort("203.0.113.7:7777"))
+	if _, err := proxyproto.HeaderProxyFromAddrs(1, src, gw).WriteTo(r.nc); err != nil {
+		t.Fatal(err)
+	}
+	r.send(handshakeFrame(""))
+	_ = r.nc.SetReadDeadline(time.Now().Add(waitTimeout))
+	if fr, err := r.next(); err == nil && fr.GetClose() == nil {
+		t.Fatalf("a PROXY header from an untrusted address: got %v, want a Close frame", fr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for r := range remotes {
+		if strings.HasPrefix(r, "203.0.113.7:") || strings.HasPrefix(r, "127.0.0.3:") {
+			t.Fatalf("a connection from an untrusted address that sent a PROXY header has a session (%s)", r)
+		}
+	}
 }
