@@ -82,6 +82,18 @@ func spawnResponder(b *testing.B, n *cluster.Node) actor.PID {
 	return pid
 }
 
+// remoteCaller starts nodes A and B and a responder on B, and returns a
+// call from outside any actor on A to it with ctx, warmed up.
+func remoteCaller(b *testing.B, ctx context.Context) func() (any, error) {
+	b.Helper()
+	a, bn := startPair(b)
+	pid := spawnResponder(b, bn)
+	msg := benchkit.NewRemotePing()
+	call := func() (any, error) { return a.Actor().Call(ctx, pid, msg) }
+	benchkit.WarmUp(b, call)
+	return call
+}
+
 // sendRetry sends msg from outside any actor, retrying after
 // runtime.Gosched while the transport's per-peer queue is full. It returns
 // how many times it had to retry.
@@ -139,17 +151,7 @@ func BenchmarkRemoteSend(b *testing.B) {
 // in flight at a time. Besides ns/op it reports p50 and p99 in µs.
 func BenchmarkRemoteRequest(b *testing.B) {
 	b.Run("guild", func(b *testing.B) {
-		a, bn := startPair(b)
-		pid := spawnResponder(b, bn)
-		msg := benchkit.NewRemotePing()
-		ctx := context.Background()
-		call := func() (any, error) { return a.Actor().Call(ctx, pid, msg) }
-		for range benchkit.RemoteWarmup {
-			if _, err := call(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		benchkit.RunRequestsCheck(b, benchkit.IsRemotePong, call)
+		benchkit.RunRequestsCheck(b, benchkit.IsRemotePong, remoteCaller(b, context.Background()))
 	})
 }
 
@@ -267,18 +269,9 @@ func BenchmarkRemoteRequestPipelined(b *testing.B) {
 // Its p50 is to stay within 1.1× of BenchmarkRemoteRequest's.
 func BenchmarkRemoteRequestDeadline(b *testing.B) {
 	b.Run("guild", func(b *testing.B) {
-		a, bn := startPair(b)
-		pid := spawnResponder(b, bn)
-		msg := benchkit.NewRemotePing()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 		defer cancel()
-		call := func() (any, error) { return a.Actor().Call(ctx, pid, msg) }
-		for range benchkit.RemoteWarmup {
-			if _, err := call(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		benchkit.RunRequestsCheck(b, benchkit.IsRemotePong, call)
+		benchkit.RunRequestsCheck(b, benchkit.IsRemotePong, remoteCaller(b, ctx))
 	})
 }
 
@@ -287,16 +280,6 @@ func BenchmarkRemoteRequestDeadline(b *testing.B) {
 // one request at a time). "rt/s" is round trips per second.
 func BenchmarkRemoteRequestConcurrent(b *testing.B) {
 	b.Run("guild", func(b *testing.B) {
-		a, bn := startPair(b)
-		pid := spawnResponder(b, bn)
-		msg := benchkit.NewRemotePing()
-		ctx := context.Background()
-		call := func() (any, error) { return a.Actor().Call(ctx, pid, msg) }
-		for range benchkit.RemoteWarmup {
-			if _, err := call(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		benchkit.RunConcurrent(b, benchkit.ConcurrentCallers, benchkit.IsRemotePong, call)
+		benchkit.RunConcurrent(b, benchkit.ConcurrentCallers, benchkit.IsRemotePong, remoteCaller(b, context.Background()))
 	})
 }

@@ -99,19 +99,7 @@ func BenchmarkRemoteSend(b *testing.B) {
 // B, one in flight at a time. Besides ns/op it reports p50 and p99 in µs.
 func BenchmarkRemoteRequest(b *testing.B) {
 	b.Run("hollywood", func(b *testing.B) {
-		ea, eb := startRemote(b), startRemote(b)
-		pong := benchkit.NewRemotePong()
-		pid := spawnOn(b, eb, func() actor.Receiver { return &remoteResponder{pong: pong} }, "responder")
-		msg := benchkit.NewRemotePing()
-		call := func() (any, error) {
-			return ea.Request(pid, msg, benchkit.RequestTimeout).Result()
-		}
-		for range benchkit.RemoteWarmup {
-			if _, err := call(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		benchkit.RunRequestsCheck(b, benchkit.IsRemotePong, call)
+		benchkit.RunRequestsCheck(b, benchkit.IsRemotePong, remoteCaller(b))
 	})
 }
 
@@ -120,18 +108,21 @@ func BenchmarkRemoteRequest(b *testing.B) {
 // request at a time). "rt/s" is round trips per second.
 func BenchmarkRemoteRequestConcurrent(b *testing.B) {
 	b.Run("hollywood", func(b *testing.B) {
-		ea, eb := startRemote(b), startRemote(b)
-		pong := benchkit.NewRemotePong()
-		pid := spawnOn(b, eb, func() actor.Receiver { return &remoteResponder{pong: pong} }, "responder")
-		msg := benchkit.NewRemotePing()
-		call := func() (any, error) {
-			return ea.Request(pid, msg, benchkit.RequestTimeout).Result()
-		}
-		for range benchkit.RemoteWarmup {
-			if _, err := call(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		benchkit.RunConcurrent(b, benchkit.ConcurrentCallers, benchkit.IsRemotePong, call)
+		benchkit.RunConcurrent(b, benchkit.ConcurrentCallers, benchkit.IsRemotePong, remoteCaller(b))
 	})
+}
+
+// remoteCaller starts two remote systems, A and B, and a responder on B,
+// and returns a request from outside any actor on A to it, warmed up.
+func remoteCaller(b *testing.B) func() (any, error) {
+	b.Helper()
+	ea, eb := startRemote(b), startRemote(b)
+	pong := benchkit.NewRemotePong()
+	pid := spawnOn(b, eb, func() actor.Receiver { return &remoteResponder{pong: pong} }, "responder")
+	msg := benchkit.NewRemotePing()
+	call := func() (any, error) {
+		return ea.Request(pid, msg, benchkit.RequestTimeout).Result()
+	}
+	benchkit.WarmUp(b, call)
+	return call
 }

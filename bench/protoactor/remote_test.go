@@ -94,19 +94,7 @@ func BenchmarkRemoteSend(b *testing.B) {
 // B, one in flight at a time. Besides ns/op it reports p50 and p99 in µs.
 func BenchmarkRemoteRequest(b *testing.B) {
 	b.Run("protoactor", func(b *testing.B) {
-		sa, sb := startRemote(b), startRemote(b)
-		pong := benchkit.NewRemotePong()
-		pid := spawnOn(b, sb, props(func() actor.Actor { return &remoteResponder{pong: pong} }))
-		msg := benchkit.NewRemotePing()
-		call := func() (any, error) {
-			return sa.Root.RequestFuture(pid, msg, benchkit.RequestTimeout).Result()
-		}
-		for range benchkit.RemoteWarmup {
-			if _, err := call(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		benchkit.RunRequestsCheck(b, benchkit.IsRemotePong, call)
+		benchkit.RunRequestsCheck(b, benchkit.IsRemotePong, remoteCaller(b))
 	})
 }
 
@@ -115,18 +103,21 @@ func BenchmarkRemoteRequest(b *testing.B) {
 // request at a time). "rt/s" is round trips per second.
 func BenchmarkRemoteRequestConcurrent(b *testing.B) {
 	b.Run("protoactor", func(b *testing.B) {
-		sa, sb := startRemote(b), startRemote(b)
-		pong := benchkit.NewRemotePong()
-		pid := spawnOn(b, sb, props(func() actor.Actor { return &remoteResponder{pong: pong} }))
-		msg := benchkit.NewRemotePing()
-		call := func() (any, error) {
-			return sa.Root.RequestFuture(pid, msg, benchkit.RequestTimeout).Result()
-		}
-		for range benchkit.RemoteWarmup {
-			if _, err := call(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		benchkit.RunConcurrent(b, benchkit.ConcurrentCallers, benchkit.IsRemotePong, call)
+		benchkit.RunConcurrent(b, benchkit.ConcurrentCallers, benchkit.IsRemotePong, remoteCaller(b))
 	})
+}
+
+// remoteCaller starts two remote systems, A and B, and a responder on B,
+// and returns a request from outside any actor on A to it, warmed up.
+func remoteCaller(b *testing.B) func() (any, error) {
+	b.Helper()
+	sa, sb := startRemote(b), startRemote(b)
+	pong := benchkit.NewRemotePong()
+	pid := spawnOn(b, sb, props(func() actor.Actor { return &remoteResponder{pong: pong} }))
+	msg := benchkit.NewRemotePing()
+	call := func() (any, error) {
+		return sa.Root.RequestFuture(pid, msg, benchkit.RequestTimeout).Result()
+	}
+	benchkit.WarmUp(b, call)
+	return call
 }

@@ -115,6 +115,17 @@ func FreePort(b *testing.B) int {
 	return port
 }
 
+// WarmUp makes RemoteWarmup requests with call before a benchmark's timer
+// starts, failing b on the first error.
+func WarmUp(b *testing.B, call func() (any, error)) {
+	b.Helper()
+	for range RemoteWarmup {
+		if _, err := call(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // ConcurrentCallers is how many goroutines the RemoteRequestConcurrent
 // benchmarks call from at once.
 const ConcurrentCallers = 64
