@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,15 +25,7 @@ import (
 // client's. From any other address X-Forwarded-For is ignored: the
 // connection counts against its own address, whatever it claims.
 func TestTrustedProxyForwardedFor(t *testing.T) {
-	var mu sync.Mutex
-	remotes := map[string]bool{}
-	onOpen := func(si *gate.SessionInfo) {
-		mu.Lock()
-		remotes[si.Remote] = true
-		mu.Unlock()
-	}
-	lim := gate.Limits{PerSourceConns: 1, LimitLoopback: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix(hostileIP + "/32")}}
-	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, OnOpen: onOpen, Limits: lim})
+	f, remotes := startBehindProxy(t)
 	addr, err := f.g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -85,9 +78,7 @@ func TestTrustedProxyForwardedFor(t *testing.T) {
 	}
 	open(a)
 	await.True(t, waitTimeout, "client A's session to open with its own address", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return remotes["203.0.113.5"]
+		return remotes.any(func(r string) bool { return r == "203.0.113.5" })
 	})
 
 	// Not through a trusted proxy: X-Forwarded-For is ignored.
@@ -101,14 +92,10 @@ func TestTrustedProxyForwardedFor(t *testing.T) {
 	}
 	open(d)
 	await.True(t, waitTimeout, "the direct session to open with its real address", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		for r := range remotes {
-			if host, _, _ := net.SplitHostPort(r); host == direct {
-				return true
-			}
-		}
-		return false
+		return remotes.any(func(r string) bool {
+			host, _, _ := net.SplitHostPort(r)
+			return host == direct
+		})
 	})
 }
 
@@ -119,15 +106,7 @@ func TestTrustedProxyForwardedFor(t *testing.T) {
 // keeps the proxy's address. A PROXY header from any other address is not
 // read: it is bytes the framed protocol refuses.
 func TestProxyProtocolTCP(t *testing.T) {
-	var mu sync.Mutex
-	remotes := map[string]bool{}
-	onOpen := func(si *gate.SessionInfo) {
-		mu.Lock()
-		remotes[si.Remote] = true
-		mu.Unlock()
-	}
-	lim := gate.Limits{PerSourceConns: 1, LimitLoopback: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix(hostileIP + "/32")}}
-	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, OnOpen: onOpen, Limits: lim})
+	f, remotes := startBehindProxy(t)
 	gw, err := net.ResolveTCPAddr("tcp", f.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -146,9 +125,8 @@ func TestProxyProtocolTCP(t *testing.T) {
 	viaProxy(2, "203.0.113.5:5556").closeReason(rpc.ResourceExhausted, "too many connections from your address (limit 1)")
 	rawDialFrom(t, f.addr, hostileIP).handshake() // the proxy itself: exempt
 	await.True(t, waitTimeout, "the sessions to open with the clients' addresses", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return remotes["203.0.113.5:5555"] && remotes["203.0.113.6:6666"]
+		return remotes.any(func(r string) bool { return r == "203.0.113.5:5555" }) &&
+			remotes.any(func(r string) bool { return r == "203.0.113.6:6666" })
 	})
 
 	// Not a trusted proxy: the header is not read, and is no frame.
@@ -162,11 +140,38 @@ func TestProxyProtocolTCP(t *testing.T) {
 	if fr, err := r.next(); err == nil && fr.GetClose() == nil {
 		t.Fatalf("a PROXY header from an untrusted address: got %v, want a Close frame", fr)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for r := range remotes {
-		if strings.HasPrefix(r, "203.0.113.7:") || strings.HasPrefix(r, "127.0.0.3:") {
-			t.Fatalf("a connection from an untrusted address that sent a PROXY header has a session (%s)", r)
-		}
+	if remotes.any(func(r string) bool { return strings.HasPrefix(r, "203.0.113.7:") || strings.HasPrefix(r, "127.0.0.3:") }) {
+		t.Fatal("a connection from an untrusted address that sent a PROXY header has a session")
 	}
+}
+
+// sessionRemotes records the remote address (SessionInfo.Remote) of
+// every session that opens.
+type sessionRemotes struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (r *sessionRemotes) onOpen(si *gate.SessionInfo) {
+	r.mu.Lock()
+	r.seen = append(r.seen, si.Remote)
+	r.mu.Unlock()
+}
+
+// any reports whether a session opened with a remote address that match
+// accepts.
+func (r *sessionRemotes) any(match func(remote string) bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.ContainsFunc(r.seen, match)
+}
+
+// startBehindProxy starts a gateway that trusts hostileIP as its reverse
+// proxy and allows one connection per source, recording its sessions'
+// remote addresses.
+func startBehindProxy(t *testing.T) (*oneNodeGate, *sessionRemotes) {
+	t.Helper()
+	remotes := &sessionRemotes{}
+	lim := gate.Limits{PerSourceConns: 1, LimitLoopback: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix(hostileIP + "/32")}}
+	return startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, OnOpen: remotes.onOpen, Limits: lim}), remotes
 }
