@@ -97,19 +97,18 @@ func newLimitTable(lim Limits) *limitTable {
 // one subscriber usually has every address. An address that does not
 // parse is its own source.
 func sourceKey(remote string) string {
-	host := remote
-	if h, _, err := net.SplitHostPort(remote); err == nil {
-		host = h
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
+	a, ok := addrOf(remote)
+	if !ok {
+		host := remote
+		if h, _, err := net.SplitHostPort(remote); err == nil {
+			host = h
+		}
 		return "s:" + host
 	}
-	a = a.Unmap()
 	if a.Is4() {
 		return "s:" + a.String()
 	}
-	p, _ := a.WithZone("").Prefix(64)
+	p, _ := a.Prefix(64)
 	return "s:" + p.String()
 }
 
@@ -132,7 +131,11 @@ func (t *limitTable) trusted(remote string) bool {
 		return false
 	}
 	a, ok := addrOf(remote)
-	return ok && slices.ContainsFunc(t.lim.TrustedProxies, func(p netip.Prefix) bool { return p.Contains(a) })
+	return ok && t.trustedAddr(a)
+}
+
+func (t *limitTable) trustedAddr(a netip.Addr) bool {
+	return slices.ContainsFunc(t.lim.TrustedProxies, func(p netip.Prefix) bool { return p.Contains(a) })
 }
 
 // forwardedClient returns the client a trusted proxy names in r's
@@ -151,7 +154,7 @@ func (t *limitTable) forwardedClient(r *http.Request) string {
 		if !ok {
 			return "" // a hop that does not parse: trust nothing left of it
 		}
-		if !t.trusted(a.String()) {
+		if !t.trustedAddr(a) {
 			return a.String()
 		}
 	}
@@ -160,12 +163,8 @@ func (t *limitTable) forwardedClient(r *http.Request) string {
 
 // isLoopback reports whether remote ("host:port") is a loopback address.
 func isLoopback(remote string) bool {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		host = remote
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
+	a, ok := addrOf(remote)
+	return ok && a.IsLoopback()
 }
 
 // userKey returns the key of a user's entry.
