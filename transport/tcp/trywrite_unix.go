@@ -12,9 +12,11 @@ const canTryWrite = true
 // buffer is full. It never waits. Only the holder of the outbox's busy
 // flag calls it, so the conn's try fields are its own.
 func (c *conn) tryWrite(b []byte) (int, error) {
-	c.try.b = b
+	// RawConn.Write does not call fn on a closed socket: what fn left
+	// from the last write must not be taken for this one's.
+	c.try.b, c.try.n, c.try.err = b, 0, nil
 	err := c.rawConn.Write(c.try.fn)
-	n, werr := c.try.n, c.try.err
+	n, werr := min(c.try.n, len(b)), c.try.err
 	c.try.b, c.try.err = nil, nil
 	if err != nil {
 		return n, err
