@@ -46,11 +46,11 @@
 // timer: a burst goes out in few system calls and a lone message goes out
 // at once.
 //
-// A lone message need not wake the writer at all: a Send that finds the
-// connection quiet (nothing being written, no write ended in the last
-// 10 µs) writes its frames itself, on the caller's goroutine, with one
-// non-blocking system call (plain TCP on Unix; not over TLS, nor with
-// Config.NoDirectWrites). That saves a goroutine hand-off on each side of
+// With Config.DirectWrites (off by default, see there), a lone message
+// need not wake the writer at all: a Send that finds the connection quiet
+// (nothing being written, no write ended in the last 10 µs) writes its
+// frames itself, on the caller's goroutine, with one non-blocking system
+// call (plain TCP on Unix; not over TLS). That saves a goroutine hand-off on each side of
 // a request's round trip. A stream of sends, closer together than that,
 // is left to the writer and batched as above. What the socket does not
 // take at once is left to the writer: whole frames at the front of the

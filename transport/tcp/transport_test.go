@@ -547,7 +547,9 @@ func TestDirectWritesKeepOrder(t *testing.T) {
 		mu.Unlock()
 		got.Add(1)
 	}
-	a := start(t, fastConfig(addrA, res, ha), res)
+	cfg := fastConfig(addrA, res, ha)
+	cfg.DirectWrites = true
+	a := start(t, cfg, res)
 	start(t, fastConfig(addrB, res, hb), res)
 
 	big := bytes.Repeat([]byte("x"), 48<<10) // a few fill the socket's buffer
