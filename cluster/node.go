@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/transport"
 	"github.com/guildkit/guild/transport/tcp"
 )
 
@@ -23,7 +24,9 @@ type NodeConfig struct {
 	// Actor configures the actor node. Addr must be set; Remote and Names
 	// are filled in by Start.
 	Actor actor.Config
-	// Listen is the TCP address of the transport, e.g. "127.0.0.1:0".
+	// Listen is the TCP address of the transport, e.g. "127.0.0.1:0", for
+	// a transport that listens (the default TCP mesh); a broker transport
+	// ignores it.
 	Listen string
 	// Advertise, optional, is the endpoint ("host:port") other nodes dial
 	// to reach this one, published in its member record: for a node
@@ -36,7 +39,8 @@ type NodeConfig struct {
 	Membership Membership
 	// Names, optional, resolves global names (cluster/etcd's Names()).
 	Names actor.NameRegistry
-	// TLS, optional, secures the transport (see transport/tcp).
+	// TLS, optional, secures the transport: the connections between nodes
+	// (transport/tcp) or to the broker.
 	TLS *tls.Config
 	// Types resolves payload types: nil means protoregistry.GlobalTypes.
 	Types *protoregistry.Types
@@ -60,19 +64,22 @@ type NodeConfig struct {
 	// is still a member, before the watches of its actors end with
 	// actor.ReasonLinkLost. Default DefaultWatchLinkTimeout (10s).
 	WatchLinkTimeout time.Duration
-	// Transport, optional, tunes the TCP transport (heartbeats, queues,
-	// backoff). Its Self, Listen, Resolve, Handler, TLS and Logger are
-	// filled in by Start.
-	Transport tcp.Config
+	// Transport, optional, is the transport the node starts: nil means
+	// the direct TCP mesh with its defaults (tcp.Config{}). Pass a
+	// tcp.Config to tune the mesh (heartbeats, queues, backoff), or a
+	// broker's config (transport/nats, transport/amqp, transport/redis).
+	// Start hands it the node's address, Listen, TLS, Logger, a resolver
+	// over the membership and the node's receiver (transport.Setup).
+	Transport transport.Config
 }
 
 // Node is an actor node connected to a cluster: its actors reach actors on
-// other nodes through a TCP transport, and other nodes find it through the
+// other nodes through its transport, and other nodes find it through the
 // membership.
 type Node struct {
 	cfg    NodeConfig
 	actor  *actor.Node
-	tr     *tcp.Transport
+	tr     transport.Transport
 	remote *remote
 	unsub  func() // stops following the membership
 	member Member // this node's record as joined
@@ -114,13 +121,17 @@ func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	}
 	r.node.Store(an)
 	tc := cfg.Transport
-	tc.Self = cfg.Actor.Addr
-	tc.Listen = cfg.Listen
-	tc.Resolve = resolver(cfg.Membership)
-	tc.Handler = r
-	tc.TLS = cfg.TLS
-	tc.Logger = cfg.Logger
-	tr, err := tcp.New(tc)
+	if tc == nil {
+		tc = tcp.Config{}
+	}
+	tr, err := tc.Start(transport.Setup{
+		Self:    cfg.Actor.Addr,
+		Listen:  cfg.Listen,
+		Resolve: resolver(cfg.Membership),
+		Handler: r,
+		TLS:     cfg.TLS,
+		Logger:  cfg.Logger,
+	})
 	if err != nil {
 		_ = an.Close()
 		r.close()
@@ -131,7 +142,7 @@ func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	n.unsub = cfg.Membership.Subscribe(n.follow)
 	m := cfg.Member.Clone()
 	m.Addr = cfg.Actor.Addr
-	m.Endpoint = tr.Addr().String()
+	m.Endpoint = tr.Endpoint()
 	if cfg.Advertise != "" {
 		m.Endpoint = cfg.Advertise
 	}
@@ -187,8 +198,10 @@ func resolver(ms Membership) func(actor.Addr) (string, error) {
 // Actor returns the actor node.
 func (n *Node) Actor() *actor.Node { return n.actor }
 
-// Endpoint returns the address the transport listens on.
-func (n *Node) Endpoint() string { return n.tr.Addr().String() }
+// Endpoint returns how other nodes reach this one through its transport
+// (transport.Transport's Endpoint): the address the TCP mesh listens on,
+// or the node's subject, queue or key on a broker.
+func (n *Node) Endpoint() string { return n.tr.Endpoint() }
 
 // SetAvailable publishes whether other nodes may choose this node for new
 // work: selectors (lookup by node type, rpc.AnyOf) and grain placement

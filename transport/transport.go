@@ -1,15 +1,46 @@
 // Package transport defines how a guild node exchanges envelopes with other
-// nodes: the Transport a node sends through, and the Handler it receives
-// with. Implementations live in sub-packages; transport/tcp is the default
-// direct TCP mesh.
+// nodes: the Transport a node sends through, the Handler it receives with,
+// and the Config a node starts its transport from. Implementations live in
+// sub-packages: transport/tcp is the default direct TCP mesh,
+// transport/nats, transport/amqp and transport/redis ride a message broker,
+// and transport/memory connects nodes of one process without sockets (for
+// tests). transport/transporttest checks any of them against the promises
+// below.
 //
 // A Transport knows nodes only by their logical address (actor.Addr).
-// Turning an address into a network endpoint is the caller's job (a
-// resolver in the transport's configuration, later the cluster's membership).
+// Turning an address into a network endpoint is the caller's job
+// (Setup.Resolve, which a cluster node answers from its membership).
+//
+// # The promises every Transport keeps
+//
+// The cluster layer (package cluster) builds requests, deadlines, watches
+// and forwarding on these, and transporttest.Run checks each of them:
+//
+//   - Order: envelopes sent by one node to another arrive in the order
+//     Send accepted them, or not at all; none arrives twice.
+//   - Bounded queues: what waits for a peer (while it is being reached, or
+//     is slower than its senders) is bounded per peer; beyond the bound
+//     Send fails at once with an error matching ErrPendingQueueFull and
+//     nothing is queued. Send never blocks on the network.
+//   - Fail fast: when a peer cannot be reached, or the link to it is lost
+//     (the peer died, the network or the broker went away), the Handler's
+//     PeerLost is called within a bounded time (the transport's dead-peer
+//     detection, seconds), so that requests waiting on it fail then, not
+//     at their deadlines. A peer that the node's membership does not know
+//     (Resolve fails) is reported lost at once.
+//   - Recovery: a peer that comes back is reached again by the next Send,
+//     and PeerUp is called; nothing needs restarting.
+//   - Corrupt input closes only what it must: bytes that do not decode as
+//     an envelope end the one link they came on (or are dropped, on a
+//     broker) and never reach the Handler; other peers are untouched.
+//   - Close ends every goroutine the transport started.
 package transport
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
+	"log/slog"
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/wire"
@@ -54,6 +85,39 @@ type Handler interface {
 	PeerUp(peer actor.Addr)
 }
 
+// Setup is what a node hands the transport it starts: who it is, how to
+// find its peers and where to deliver what arrives.
+type Setup struct {
+	// Self is this node's logical address.
+	Self actor.Addr
+	// Listen is the address a transport that accepts connections listens
+	// on (transport/tcp), e.g. "127.0.0.1:0". Transports that ride a
+	// broker ignore it.
+	Listen string
+	// Resolve returns the endpoint a peer published (its member record's
+	// Endpoint, as returned by its Transport's Endpoint), or an error when
+	// the peer is not known (not a member). A transport calls it before
+	// reaching a peer, so it may change over time.
+	Resolve func(actor.Addr) (string, error)
+	// Handler receives envelopes and peer notices. Required.
+	Handler Handler
+	// TLS, optional, secures the transport's connections: between nodes
+	// for transport/tcp, to the broker for the others.
+	TLS *tls.Config
+	// Logger receives the transport's logs. Never nil when set by a
+	// cluster node.
+	Logger *slog.Logger
+}
+
+// Config is a transport's configuration: what a cluster node is given to
+// start its transport with (cluster.NodeConfig.Transport). tcp.Config,
+// nats.Config, amqp.Config, redis.Config and memory.Network's Config
+// implement it.
+type Config interface {
+	// Start starts a transport for the node that s describes.
+	Start(s Setup) (Transport, error)
+}
+
 // Transport carries envelopes between this node and its peers.
 //
 // Its methods are safe for concurrent use.
@@ -67,6 +131,22 @@ type Transport interface {
 	// It returns an error matching ErrPendingQueueFull when the peer's
 	// queue is full, and ErrClosed after Close.
 	Send(peer actor.Addr, env *wire.Envelope) error
+	// Forget drops everything queued for peer and stops trying to reach
+	// it, as when it has left the membership for good; requests waiting
+	// on it are failed through Handler.PeerLost. A later Send to peer
+	// starts afresh.
+	Forget(peer actor.Addr)
+	// Flush waits until every envelope queued for a reachable peer has
+	// been handed to the network (or the broker), or ctx ends, returning
+	// ctx's error. Envelopes for peers that cannot be reached are not
+	// waited for. A node that shuts down calls it before Close, so that
+	// its last replies leave.
+	Flush(ctx context.Context) error
+	// Endpoint is how other nodes reach this one: what the node publishes
+	// in its member record and what their Setup.Resolve returns for it
+	// ("host:port" for transport/tcp, the node's subject, queue or key on
+	// a broker).
+	Endpoint() string
 	// Close stops the transport: it closes every connection and waits for
 	// the transport's goroutines to end. Envelopes still queued are dropped.
 	// Close is safe to call more than once.

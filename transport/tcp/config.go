@@ -80,6 +80,23 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Start implements transport.Config: it takes Self, Listen, Resolve and
+// Handler from s, and TLS and Logger too unless c sets them, and starts
+// the Transport (New).
+func (c Config) Start(s transport.Setup) (transport.Transport, error) {
+	c.Self = s.Self
+	c.Listen = s.Listen
+	c.Resolve = s.Resolve
+	c.Handler = s.Handler
+	if c.TLS == nil {
+		c.TLS = s.TLS
+	}
+	if c.Logger == nil {
+		c.Logger = s.Logger
+	}
+	return New(c)
+}
+
 // Validate reports whether the Config can be used, as an error matching
 // ErrBadConfig that names the first bad field.
 func (c Config) Validate() error {

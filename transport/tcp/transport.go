@@ -102,6 +102,10 @@ func New(cfg Config) (*Transport, error) {
 // Addr returns the address the transport listens on.
 func (t *Transport) Addr() net.Addr { return t.ln.Addr() }
 
+// Endpoint returns the address the transport listens on, as "host:port":
+// what peers dial (see transport.Transport).
+func (t *Transport) Endpoint() string { return t.ln.Addr().String() }
+
 // Send encodes env into the outbox of the node at addr and returns at once;
 // see transport.Transport. It does not keep env. Besides
 // ErrPendingQueueFull and ErrClosed it refuses a nil envelope, an envelope

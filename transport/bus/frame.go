@@ -1,0 +1,76 @@
+package bus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/guildkit/guild/actor"
+)
+
+// The frame header: magic, kind, the sender's address (4 bytes, big
+// endian) and its incarnation (8 bytes, big endian).
+const (
+	frameMagic  = 0x67 // 'g'
+	headerSize  = 1 + 1 + 4 + 8
+	maxInboxLen = 1024
+)
+
+// frameKind says what a frame is for.
+type frameKind byte
+
+const (
+	kindData frameKind = 1 // an envelope follows
+	kindPing frameKind = 2 // the sender's inbox follows; answer with a pong
+	kindPong frameKind = 3 // the sender's inbox follows
+	kindBye  frameKind = 4 // the sender is closing
+)
+
+// header is a decoded frame header.
+type header struct {
+	kind frameKind
+	from actor.Addr
+	inc  uint64
+}
+
+// appendHeader appends a frame header to dst.
+func appendHeader(dst []byte, h header) []byte {
+	dst = append(dst, frameMagic, byte(h.kind))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(h.from))
+	return binary.BigEndian.AppendUint64(dst, h.inc)
+}
+
+// errBadFrame is the cause of every frame that does not decode.
+var errBadFrame = errors.New("bus: bad frame")
+
+// parseFrame splits msg into its header and body. The body aliases msg.
+// It checks what does not depend on the kind's body: the magic, a known
+// kind, a non-zero sender, and for a ping or pong an inbox name of a
+// sane length.
+func parseFrame(msg []byte) (header, []byte, error) {
+	if len(msg) < headerSize {
+		return header{}, nil, fmt.Errorf("%w: %d bytes, shorter than a header", errBadFrame, len(msg))
+	}
+	if msg[0] != frameMagic {
+		return header{}, nil, fmt.Errorf("%w: magic %#x", errBadFrame, msg[0])
+	}
+	h := header{
+		kind: frameKind(msg[1]),
+		from: actor.Addr(binary.BigEndian.Uint32(msg[2:6])),
+		inc:  binary.BigEndian.Uint64(msg[6:14]),
+	}
+	body := msg[headerSize:]
+	switch h.kind {
+	case kindData, kindBye:
+	case kindPing, kindPong:
+		if len(body) == 0 || len(body) > maxInboxLen {
+			return header{}, nil, fmt.Errorf("%w: an inbox name of %d bytes", errBadFrame, len(body))
+		}
+	default:
+		return header{}, nil, fmt.Errorf("%w: kind %d", errBadFrame, h.kind)
+	}
+	if h.from == 0 {
+		return header{}, nil, fmt.Errorf("%w: no sender", errBadFrame)
+	}
+	return h, body, nil
+}

@@ -1,0 +1,568 @@
+package bus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/transport"
+	"github.com/guildkit/guild/wire"
+)
+
+// peerState is where a peer stands with this node.
+type peerState int
+
+const (
+	stIdle     peerState = iota // not reached (or lost): Send starts reaching it
+	stReaching                  // pinged, not heard from yet: data is held
+	stUp                        // heard from: data is published
+)
+
+// peer is what the transport knows of one other node. Every field but
+// addr and wake is guarded by Transport.mu.
+type peer struct {
+	addr actor.Addr
+	wake chan struct{} // 1-buffered: there is work for the writer
+
+	state     peerState
+	inbox     string   // where to publish: learned from its ping or pong, else resolved
+	inc       uint64   // its incarnation, 0 until heard from
+	held      [][]byte // data frames: held while reaching, then the writer's
+	ctrl      [][]byte // ping, pong frames for the writer
+	probe     bool     // the writer should ask the Prober about its inbox
+	reachBy   time.Time
+	lastHeard time.Time
+	lastPing  time.Time
+	writing   bool   // the writer is publishing frames it took
+	epoch     uint64 // counts losses: a writer's error from an older epoch is stale
+}
+
+// notice is a PeerLost (err set) or PeerUp for the notifier to deliver.
+type notice struct {
+	addr actor.Addr
+	err  error
+}
+
+// busTransport is a transport.Transport over a Broker.
+type busTransport struct {
+	s       transport.Setup
+	o       Options
+	inbox   string
+	inc     uint64
+	log     *slog.Logger
+	broker  Broker
+	prober  Prober // nil unless broker implements it
+	quit    chan struct{}
+	wg      sync.WaitGroup
+	nwake   chan struct{} // 1-buffered: notices are waiting
+	shut    atomic.Bool
+	badLog  atomic.Int64 // unix nanoseconds of the last bad-frame log
+	badSeen atomic.Uint64
+
+	mu       sync.Mutex
+	closed   bool
+	peers    map[actor.Addr]*peer
+	notices  []notice
+	wasUp    []actor.Addr // peers up when the broker went down, reached again on Up
+	brokerOK bool
+}
+
+// Start starts a transport that publishes to the inboxes of its peers and
+// reads its own, named inbox, through the broker that connect connects
+// to. Broker transports call it from their Config's Start.
+func Start(s transport.Setup, inbox string, o Options, connect Connect) (transport.Transport, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case s.Self == 0:
+		return nil, errors.New("bus: Setup.Self is not set")
+	case s.Handler == nil:
+		return nil, errors.New("bus: Setup.Handler is nil")
+	case s.Resolve == nil:
+		return nil, errors.New("bus: Setup.Resolve is nil")
+	case inbox == "" || len(inbox) > maxInboxLen:
+		return nil, fmt.Errorf("bus: inbox name %q is empty or longer than %d bytes", inbox, maxInboxLen)
+	}
+	log := s.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	t := &busTransport{
+		s:        s,
+		o:        o.withDefaults(),
+		inbox:    inbox,
+		inc:      binary.BigEndian.Uint64(b[:]) | 1, // never 0
+		log:      log.With("self", s.Self.String(), "inbox", inbox),
+		quit:     make(chan struct{}),
+		nwake:    make(chan struct{}, 1),
+		peers:    map[actor.Addr]*peer{},
+		brokerOK: true,
+	}
+	br, err := connect(inbox, (*receiver)(t))
+	if err != nil {
+		return nil, err
+	}
+	t.broker = br
+	t.prober, _ = br.(Prober)
+	t.wg.Add(2)
+	go t.ticker()
+	go t.notifier()
+	return t, nil
+}
+
+// Endpoint returns the inbox this node reads.
+func (t *busTransport) Endpoint() string { return t.inbox }
+
+// Send encodes env as a data frame for peer; see transport.Transport.
+func (t *busTransport) Send(addr actor.Addr, env *wire.Envelope) error {
+	if env == nil {
+		return errors.New("bus: Send of a nil envelope")
+	}
+	if addr == t.s.Self {
+		return fmt.Errorf("bus: Send to this node itself (%v)", addr)
+	}
+	if t.shut.Load() {
+		return transport.ErrClosed
+	}
+	frame := appendHeader(make([]byte, 0, headerSize+env.Size()), header{kind: kindData, from: t.s.Self, inc: t.inc})
+	frame = env.AppendTo(frame)
+	if len(frame)-headerSize > t.o.MaxFrame {
+		return fmt.Errorf("bus: an envelope of %d bytes for %v, above MaxFrame %d: %w", len(frame)-headerSize, addr, t.o.MaxFrame, wire.ErrFrameTooLarge)
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return transport.ErrClosed
+	}
+	p := t.peerLocked(addr)
+	if n := len(p.held); n >= t.o.PendingQueue {
+		t.mu.Unlock()
+		return fmt.Errorf("bus: %v: %d envelopes wait already: %w", addr, n, transport.ErrPendingQueueFull)
+	}
+	p.held = append(p.held, frame)
+	switch p.state {
+	case stIdle:
+		t.reachLocked(p, time.Now())
+	case stUp:
+		wake(p)
+	}
+	t.mu.Unlock()
+	return nil
+}
+
+// Forget drops what waits for peer and reports it lost.
+func (t *busTransport) Forget(addr actor.Addr) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peers[addr]
+	if p == nil || t.closed {
+		return
+	}
+	t.loseLocked(p, fmt.Errorf("%v left the membership", addr), true)
+}
+
+// Flush waits until the writers of up peers have published everything
+// they hold, then flushes the broker's client.
+func (t *busTransport) Flush(ctx context.Context) error {
+	for !t.written() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.quit:
+			return nil
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if f, ok := t.broker.(Flusher); ok {
+		return f.Flush(ctx)
+	}
+	return nil
+}
+
+// written reports whether no up peer has frames left to publish.
+func (t *busTransport) written() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, p := range t.peers {
+		if p.state == stUp && (len(p.held) > 0 || len(p.ctrl) > 0 || p.writing) {
+			return false
+		}
+	}
+	return true
+}
+
+// Close says goodbye to the up peers, disconnects from the broker and
+// waits for the transport's goroutines. What was queued is dropped and no
+// PeerLost is reported for it. It is safe to call twice.
+func (t *busTransport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	t.shut.Store(true)
+	var byes []string
+	for _, p := range t.peers {
+		if p.state == stUp && p.inbox != "" {
+			byes = append(byes, p.inbox)
+		}
+	}
+	t.notices = nil
+	t.mu.Unlock()
+	close(t.quit)
+	bye := appendHeader(nil, header{kind: kindBye, from: t.s.Self, inc: t.inc})
+	for _, in := range byes {
+		_ = t.broker.Publish(in, [][]byte{bye})
+	}
+	if f, ok := t.broker.(Flusher); ok && len(byes) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), t.o.HeartbeatInterval)
+		_ = f.Flush(ctx)
+		cancel()
+	}
+	err := t.broker.Close()
+	t.wg.Wait()
+	return err
+}
+
+// peerLocked returns addr's peer, creating it and its writer if needed.
+func (t *busTransport) peerLocked(addr actor.Addr) *peer {
+	if p := t.peers[addr]; p != nil {
+		return p
+	}
+	p := &peer{addr: addr, wake: make(chan struct{}, 1)}
+	t.peers[addr] = p
+	t.wg.Add(1)
+	go t.writer(p)
+	return p
+}
+
+// wake tells p's writer there is work.
+func wake(p *peer) {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// reachLocked starts reaching p: a ping (and a probe) goes out, data is
+// held until p answers or ReachTimeout passes.
+func (t *busTransport) reachLocked(p *peer, now time.Time) {
+	p.state = stReaching
+	p.reachBy = now.Add(t.o.ReachTimeout)
+	t.pingLocked(p, now)
+}
+
+// pingLocked queues a ping for p, and a probe.
+func (t *busTransport) pingLocked(p *peer, now time.Time) {
+	p.lastPing = now
+	p.ctrl = append(p.ctrl, t.control(kindPing))
+	p.probe = t.prober != nil
+	wake(p)
+}
+
+// control returns a ping or pong frame carrying this node's inbox.
+func (t *busTransport) control(k frameKind) []byte {
+	f := appendHeader(make([]byte, 0, headerSize+len(t.inbox)), header{kind: k, from: t.s.Self, inc: t.inc})
+	return append(f, t.inbox...)
+}
+
+// loseLocked reports p lost (when it was reached or being reached, or
+// always) and drops what was held for it.
+func (t *busTransport) loseLocked(p *peer, cause error, always bool) {
+	active := p.state != stIdle || len(p.held) > 0
+	p.state = stIdle
+	p.held = nil
+	p.ctrl = nil
+	p.probe = false
+	p.inbox = ""
+	p.epoch++
+	if (active || always) && !t.closed {
+		t.noticeLocked(notice{addr: p.addr, err: fmt.Errorf("%w: %v: %w", transport.ErrPeerLost, p.addr, cause)})
+	}
+}
+
+// noticeLocked queues a notice for the notifier.
+func (t *busTransport) noticeLocked(n notice) {
+	if t.closed {
+		return
+	}
+	t.notices = append(t.notices, n)
+	select {
+	case t.nwake <- struct{}{}:
+	default:
+	}
+}
+
+// notifier calls PeerLost and PeerUp, in the order the notices were
+// made, with no lock held.
+func (t *busTransport) notifier() {
+	defer t.wg.Done()
+	for {
+		select {
+		case <-t.quit:
+			return
+		case <-t.nwake:
+		}
+		for {
+			t.mu.Lock()
+			if len(t.notices) == 0 || t.closed {
+				t.notices = nil
+				t.mu.Unlock()
+				break
+			}
+			n := t.notices[0]
+			t.notices = t.notices[1:]
+			t.mu.Unlock()
+			if n.err != nil {
+				t.s.Handler.PeerLost(n.addr, n.err)
+			} else {
+				t.s.Handler.PeerUp(n.addr)
+			}
+		}
+	}
+}
+
+// writer publishes p's frames: control frames at once, data once p is up.
+func (t *busTransport) writer(p *peer) {
+	defer t.wg.Done()
+	for {
+		select {
+		case <-t.quit:
+			return
+		case <-p.wake:
+		}
+		for t.writeOnce(p) {
+		}
+	}
+}
+
+// writeOnce publishes what p's writer may publish now, and reports
+// whether it found anything.
+func (t *busTransport) writeOnce(p *peer) bool {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return false
+	}
+	batch := p.ctrl
+	p.ctrl = nil
+	if p.state == stUp {
+		batch = append(batch, p.held...)
+		p.held = nil
+	}
+	probe := p.probe
+	p.probe = false
+	if len(batch) == 0 && !probe {
+		p.writing = false
+		t.mu.Unlock()
+		return false
+	}
+	p.writing = true
+	inbox, epoch := p.inbox, p.epoch
+	t.mu.Unlock()
+
+	fail := func(cause error) bool {
+		t.mu.Lock()
+		if p.epoch == epoch && !t.closed {
+			t.loseLocked(p, cause, false)
+		}
+		p.writing = false
+		t.mu.Unlock()
+		return true
+	}
+	if inbox == "" {
+		in, err := t.s.Resolve(p.addr)
+		if err != nil {
+			return fail(err)
+		}
+		inbox = in
+		t.mu.Lock()
+		if p.epoch == epoch && p.inbox == "" {
+			p.inbox = in
+		}
+		t.mu.Unlock()
+	}
+	if probe {
+		ctx, cancel := context.WithTimeout(context.Background(), t.o.ReachTimeout)
+		err := t.prober.Probe(ctx, inbox)
+		cancel()
+		if errors.Is(err, ErrNoReader) {
+			return fail(fmt.Errorf("nobody reads its inbox %q", inbox))
+		}
+	}
+	if len(batch) > 0 {
+		if err := t.broker.Publish(inbox, batch); err != nil {
+			return fail(fmt.Errorf("publish to %q: %w", inbox, err))
+		}
+	}
+	t.mu.Lock()
+	p.writing = false
+	t.mu.Unlock()
+	return true
+}
+
+// ticker pings up peers, and loses those that stay silent or do not
+// answer.
+func (t *busTransport) ticker() {
+	defer t.wg.Done()
+	step := min(t.o.HeartbeatInterval, t.o.ReachTimeout, t.o.DeadAfter) / 4
+	step = max(step, time.Millisecond)
+	tk := time.NewTicker(step)
+	defer tk.Stop()
+	for {
+		select {
+		case <-t.quit:
+			return
+		case now := <-tk.C:
+			t.tick(now)
+		}
+	}
+}
+
+// tick does one round of the ticker's checks.
+func (t *busTransport) tick(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, p := range t.peers {
+		switch p.state {
+		case stReaching:
+			if now.After(p.reachBy) {
+				t.loseLocked(p, fmt.Errorf("no answer within %v", t.o.ReachTimeout), false)
+			} else if now.Sub(p.lastPing) >= t.o.HeartbeatInterval {
+				t.pingLocked(p, now)
+			}
+		case stUp:
+			if now.Sub(p.lastHeard) > t.o.DeadAfter {
+				t.loseLocked(p, fmt.Errorf("silent for %v", t.o.DeadAfter), false)
+			} else if now.Sub(p.lastPing) >= t.o.HeartbeatInterval {
+				t.pingLocked(p, now)
+			}
+		}
+	}
+}
+
+// receiver is the transport as the Broker sees it.
+type receiver busTransport
+
+// Deliver handles one frame read from the inbox.
+func (r *receiver) Deliver(msg []byte) {
+	t := (*busTransport)(r)
+	if t.shut.Load() {
+		return
+	}
+	h, body, err := parseFrame(msg)
+	if err == nil && h.from == t.s.Self {
+		err = fmt.Errorf("%w: from this node itself", errBadFrame)
+	}
+	if err == nil && h.kind == kindData && len(body) > t.o.MaxFrame {
+		err = fmt.Errorf("%w: an envelope of %d bytes, above MaxFrame %d: %w", errBadFrame, len(body), t.o.MaxFrame, wire.ErrFrameTooLarge)
+	}
+	var env wire.Envelope
+	if err == nil && h.kind == kindData {
+		if uerr := env.Unmarshal(body); uerr != nil {
+			err = fmt.Errorf("%w: %w", errBadFrame, uerr)
+		}
+	}
+	if err != nil {
+		t.bad(err)
+		return
+	}
+	now := time.Now()
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	p := t.peerLocked(h.from)
+	if h.kind == kindBye {
+		if p.inc == h.inc && p.state != stIdle {
+			t.loseLocked(p, errors.New("it closed its transport"), false)
+		}
+		t.mu.Unlock()
+		return
+	}
+	if p.inc != 0 && p.inc != h.inc && p.state != stIdle {
+		t.loseLocked(p, errors.New("it restarted"), false)
+	}
+	p.inc = h.inc
+	p.lastHeard = now
+	switch h.kind {
+	case kindPing:
+		p.inbox = string(body)
+		p.ctrl = append(p.ctrl, t.control(kindPong))
+		wake(p)
+	case kindPong:
+		p.inbox = string(body)
+	}
+	if p.state != stUp {
+		p.state = stUp
+		p.lastPing = now
+		t.noticeLocked(notice{addr: p.addr})
+		if len(p.held) > 0 {
+			wake(p)
+		}
+	}
+	t.mu.Unlock()
+	if h.kind == kindData {
+		t.s.Handler.HandleEnvelope(h.from, &env)
+	}
+}
+
+// Down loses every peer at once: the broker is gone.
+func (r *receiver) Down(err error) {
+	t := (*busTransport)(r)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.brokerOK {
+		return
+	}
+	t.brokerOK = false
+	t.wasUp = t.wasUp[:0]
+	for _, p := range t.peers {
+		if p.state == stUp {
+			t.wasUp = append(t.wasUp, p.addr)
+		}
+		t.loseLocked(p, fmt.Errorf("the connection to the broker was lost: %w", err), false)
+	}
+	t.log.Warn("bus: lost the broker", "err", err)
+}
+
+// Up reaches again the peers that were up when the broker went down.
+func (r *receiver) Up() {
+	t := (*busTransport)(r)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.brokerOK {
+		return
+	}
+	t.brokerOK = true
+	now := time.Now()
+	for _, a := range t.wasUp {
+		if p := t.peers[a]; p != nil && p.state == stIdle {
+			t.reachLocked(p, now)
+		}
+	}
+	t.wasUp = t.wasUp[:0]
+	t.log.Info("bus: the broker is back")
+}
+
+// bad drops a frame that does not decode, logging at most once a second.
+func (t *busTransport) bad(err error) {
+	n := t.badSeen.Add(1)
+	now := time.Now().UnixNano()
+	last := t.badLog.Load()
+	if now-last >= int64(time.Second) && t.badLog.CompareAndSwap(last, now) {
+		t.log.Warn("bus: dropped a frame that does not decode", "err", err, "dropped_so_far", n)
+	}
+}
