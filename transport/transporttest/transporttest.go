@@ -524,7 +524,7 @@ func testGarbage(t *testing.T, o Options) {
 		{},
 		[]byte("hello"),
 		bytes.Repeat([]byte{0xff}, 64),
-		{0x67, 1, 0, 0, 0, 0},                                  // a cut header
+		{0x67, 1, 0, 0, 0, 0}, // a cut header
 		{0x67, 1, 0x01, 0x01, 0x00, 0x03, 0, 0, 0, 0, 0, 0, 0, 9, 0xff, 0xff, 0xff}, // a data frame whose envelope does not decode
 		{0x67, 9, 0x01, 0x01, 0x00, 0x03, 0, 0, 0, 0, 0, 0, 0, 9},                   // an unknown kind
 	} {
