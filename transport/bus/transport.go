@@ -60,6 +60,8 @@ type busTransport struct {
 	broker  Broker
 	prober  Prober // nil unless broker implements it
 	quit    chan struct{}
+	ctx     context.Context // ends at Close: for probes
+	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	nwake   chan struct{} // 1-buffered: notices are waiting
 	shut    atomic.Bool
@@ -112,6 +114,7 @@ func Start(s transport.Setup, inbox string, o Options, connect Connect) (transpo
 	if err != nil {
 		return nil, err
 	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.broker = br
 	t.prober, _ = br.(Prober)
 	t.wg.Add(2)
@@ -183,8 +186,10 @@ func (t *busTransport) Flush(ctx context.Context) error {
 		case <-time.After(time.Millisecond):
 		}
 	}
-	if f, ok := t.broker.(Flusher); ok {
-		return f.Flush(ctx)
+	if f, ok := t.broker.(Flusher); ok && !t.shut.Load() {
+		if err := f.Flush(ctx); err != nil && !t.shut.Load() {
+			return err
+		}
 	}
 	return nil
 }
@@ -221,6 +226,7 @@ func (t *busTransport) Close() error {
 	t.notices = nil
 	t.mu.Unlock()
 	close(t.quit)
+	t.cancel()
 	bye := appendHeader(nil, header{kind: kindBye, from: t.s.Self, inc: t.inc})
 	for _, in := range byes {
 		_ = t.broker.Publish(in, [][]byte{bye})
@@ -394,12 +400,7 @@ func (t *busTransport) writeOnce(p *peer) bool {
 		t.mu.Unlock()
 	}
 	if probe {
-		ctx, cancel := context.WithTimeout(context.Background(), t.o.ReachTimeout)
-		err := t.prober.Probe(ctx, inbox)
-		cancel()
-		if errors.Is(err, ErrNoReader) {
-			return fail(fmt.Errorf("nobody reads its inbox %q", inbox))
-		}
+		t.probe(p, inbox, epoch)
 	}
 	if len(batch) > 0 {
 		if err := t.broker.Publish(inbox, batch); err != nil {
@@ -410,6 +411,32 @@ func (t *busTransport) writeOnce(p *peer) bool {
 	p.writing = false
 	t.mu.Unlock()
 	return true
+}
+
+// probe asks the Prober, on a goroutine of its own so that the writer
+// does not wait for the answer, whether anyone reads p's inbox, and loses
+// p if nobody does.
+func (t *busTransport) probe(p *peer, inbox string, epoch uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		ctx, cancel := context.WithTimeout(t.ctx, t.o.ReachTimeout)
+		err := t.prober.Probe(ctx, inbox)
+		cancel()
+		if !errors.Is(err, ErrNoReader) {
+			return
+		}
+		t.mu.Lock()
+		if p.epoch == epoch && !t.closed {
+			t.loseLocked(p, fmt.Errorf("nobody reads its inbox %q", inbox), false)
+		}
+		t.mu.Unlock()
+	}()
 }
 
 // ticker pings up peers, and loses those that stay silent or do not
