@@ -23,6 +23,7 @@ import (
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/tokenauth"
 	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/transport"
 )
 
 // Errors of Start.
@@ -43,14 +44,17 @@ const MetaNode = "guild.node"
 // Node is one running node of a configured cluster: its membership, its
 // cluster node, its gateway when it has one, and its modules.
 type Node struct {
-	name    string
-	log     *slog.Logger
-	emb     *etcd.Embedded // nil unless the master
-	members *etcd.Membership
-	cluster *cluster.Node
-	gateway *gate.Gateway
-	modules []started // in start order
-	ready   Ready
+	name string
+	log  *slog.Logger
+	emb  *etcd.Embedded // nil unless the master
+	// stopTransport, when set, stops what the transport maker started
+	// (an embedded broker).
+	stopTransport func() error
+	members       *etcd.Membership
+	cluster       *cluster.Node
+	gateway       *gate.Gateway
+	modules       []started // in start order
+	ready         Ready
 
 	once sync.Once
 	done chan struct{} // closed when the shutdown is over
@@ -69,7 +73,8 @@ type Ready struct {
 	Node string `json:"node"`
 	// Addr is its logical address.
 	Addr string `json:"addr"`
-	// Endpoint is where its node-to-node transport listens.
+	// Endpoint is how other nodes reach it: the host:port its TCP
+	// transport listens on, or its inbox on the broker.
 	Endpoint string `json:"endpoint"`
 	// Etcd are the etcd endpoints it uses: for the master, those of its
 	// embedded etcd (give them to the other nodes when its port was 0).
@@ -148,6 +153,10 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	if err != nil {
 		return nil, err
 	}
+	tr, err := n.transport(cfg, nodeName, o, log)
+	if err != nil {
+		return nil, err
+	}
 	nc := cluster.NodeConfig{
 		Actor:            actor.Config{Addr: addr, Logger: log},
 		Listen:           spec.Listen,
@@ -155,7 +164,7 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		Names:            n.members.Names(),
 		Logger:           log,
 		Member:           cluster.Member{Services: slices.Clone(spec.Modules), Meta: map[string]string{MetaNode: nodeName}},
-		Transport:        cfg.Cluster.Transport.TCP(),
+		Transport:        tr,
 		WatchLinkTimeout: cfg.Cluster.Transport.WatchLinkTimeout,
 		// Nobody picks the node before its modules serve: it is marked
 		// available once they have started.
@@ -400,6 +409,26 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 }
 
+// transport returns the node's transport from the cluster file: the TCP
+// mesh, or the maker of its kind (WithTransport), whose stop runs at
+// teardown.
+func (n *Node) transport(cfg *config.Config, nodeName string, o options, log *slog.Logger) (transport.Config, error) {
+	kind := cfg.Cluster.Transport.Kind
+	if kind == "" || kind == config.TransportTCP {
+		return cfg.Cluster.Transport.TCP(), nil
+	}
+	make := o.transports[kind]
+	if make == nil {
+		return nil, fmt.Errorf("app: cluster.transport.kind %s: this program does not link that transport (pass the options of package app/brokers to app.Start; guild run does)", kind)
+	}
+	tr, stop, err := make(cfg, nodeName, log)
+	if err != nil {
+		return nil, fmt.Errorf("app: cluster.transport (%s): %w", kind, err)
+	}
+	n.stopTransport = stop
+	return tr, nil
+}
+
 // teardown stops what has started, in order.
 func (n *Node) teardown(ctx context.Context, logIt bool) error {
 	var errs []error
@@ -429,6 +458,9 @@ func (n *Node) teardown(ctx context.Context, logIt bool) error {
 	}
 	if n.members != nil {
 		note("close membership", n.members.Close())
+	}
+	if n.stopTransport != nil {
+		note("stop the transport's broker", n.stopTransport())
 	}
 	if n.emb != nil {
 		note("close etcd", n.emb.Close())

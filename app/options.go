@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/guildkit/guild/config"
 	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/transport"
 )
 
 // Option changes how Start (or Status) runs a node. Options are for what
@@ -18,6 +20,8 @@ type options struct {
 	auth   func(ctx context.Context, token string) (userID string, err error)
 	// validate is the gateway's request check (gate.Config.Validate).
 	validate func(ctx context.Context, s *gate.SessionInfo, route string, body []byte) error
+	// transports are the makers of the transport kinds other than tcp.
+	transports map[string]TransportMaker
 }
 
 type optionFunc func(*options)
@@ -55,6 +59,25 @@ func WithGatewayAuth(auth func(ctx context.Context, token string) (userID string
 // node without a gateway ignores it.
 func WithGatewayValidate(validate func(ctx context.Context, s *gate.SessionInfo, route string, body []byte) error) Option {
 	return optionFunc(func(o *options) { o.validate = validate })
+}
+
+// TransportMaker makes a node's transport from the cluster file, for one
+// kind of cluster.transport. It is called once per node, before the node
+// joins; stop, when not nil, is called once the node has left and closed
+// its transport (an embedded broker stops there).
+type TransportMaker func(cfg *config.Config, node string, log *slog.Logger) (tr transport.Config, stop func() error, err error)
+
+// WithTransport lets the cluster file choose the transport kind kind
+// (cluster.transport.kind) in this program. The TCP mesh is built in;
+// package app/brokers gives the makers of nats, amqp and redis (a
+// program that needs none of them does not link their clients).
+func WithTransport(kind string, make TransportMaker) Option {
+	return optionFunc(func(o *options) {
+		if o.transports == nil {
+			o.transports = map[string]TransportMaker{}
+		}
+		o.transports[kind] = make
+	})
 }
 
 func collect(opts []Option) options {

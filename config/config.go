@@ -14,6 +14,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/guildkit/guild/transport/bus"
 	"github.com/guildkit/guild/transport/tcp"
 	"maps"
 	"net/netip"
@@ -48,13 +49,39 @@ type Cluster struct {
 	ID int `yaml:"id"`
 	// Etcd is where the nodes meet: the membership and global names.
 	Etcd Etcd `yaml:"etcd"`
-	// Transport tunes the node-to-node TCP mesh of every node; zero
-	// fields take transport/tcp's defaults.
+	// Transport chooses and tunes how the nodes reach each other: the
+	// direct TCP mesh (default) or a broker; zero fields take the
+	// defaults.
 	Transport Transport `yaml:"transport"`
 }
 
-// Transport tunes the node-to-node TCP mesh (package transport/tcp).
+// The transport kinds (Transport.Kind).
+const (
+	TransportTCP   = "tcp"
+	TransportNATS  = "nats"
+	TransportAMQP  = "amqp"
+	TransportRedis = "redis"
+)
+
+// Transport chooses the node-to-node transport and tunes it: the direct
+// TCP mesh (package transport/tcp) or a broker (transport/nats,
+// transport/amqp, transport/redis). The tuning fields apply to every kind
+// unless they say otherwise.
 type Transport struct {
+	// Kind is "tcp" (the default: a direct TCP connection between each
+	// pair of nodes), "nats", "amqp" (RabbitMQ) or "redis".
+	Kind string `yaml:"kind"`
+	// URL is the broker: for nats, nats://host:4222 (a cluster's servers
+	// comma-separated; default: the embedded server of the node that sets
+	// nats, else nats://127.0.0.1:4222); for amqp,
+	// amqp://user:pass@host:5672/vhost (required); for redis,
+	// redis://[user:pass@]host:6379/db or host:6379 (required). Not for
+	// tcp.
+	URL string `yaml:"url"`
+	// Prefix starts the cluster's subjects, queues or keys on its broker,
+	// so that several clusters can share one. Default "guild". Not for
+	// tcp.
+	Prefix string `yaml:"prefix"`
 	// PendingQueue bounds the envelopes queued per peer (while it is
 	// connecting or slow); beyond it sends fail at once. Default 4096.
 	PendingQueue int `yaml:"pending_queue"`
@@ -67,10 +94,11 @@ type Transport struct {
 	// DeadAfter is how long a connection may receive nothing before its
 	// peer is declared lost; longer than Heartbeat. Default 3s.
 	DeadAfter time.Duration `yaml:"dead_after"`
-	// DialTimeout bounds a connection attempt. Default 2s.
+	// DialTimeout bounds a connection attempt (on a broker: how long a
+	// peer has to answer its first ping). Default 2s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// ReconnectMin and ReconnectMax bound the backoff between attempts to
-	// reach a peer. Defaults 50ms and 2s.
+	// reach a peer (tcp) or the broker (amqp). Defaults 50ms and 2s.
 	ReconnectMin time.Duration `yaml:"reconnect_min"`
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
 	// WatchLinkTimeout is how long a peer may stay unreachable, while it
@@ -115,6 +143,12 @@ type Node struct {
 	// the endpoint at run time can find (app.WithEtcdEndpoints or the
 	// GUILD_CLUSTER_ETCD_ENDPOINTS variable).
 	Master string `yaml:"master"`
+	// NATS, when set, makes this node run an embedded NATS server
+	// listening on this host:port, for cluster.transport.kind nats
+	// without a url: development mode, like Master. At most one node
+	// embeds NATS; the other nodes connect to nats://<this address>, so
+	// its port must not be 0 when there are others.
+	NATS string `yaml:"nats"`
 	// Data is the embedded etcd's data directory (with Master). Default: a
 	// new temporary directory, removed when the node stops.
 	Data string `yaml:"data"`
@@ -335,6 +369,33 @@ func (c *Config) NodeType(module string) (int, bool) {
 // NodeNames returns the nodes' names, sorted.
 func (c *Config) NodeNames() []string {
 	return slices.Sorted(maps.Keys(c.Nodes))
+}
+
+// NATSURL returns the URL of the NATS servers for kind nats: URL when
+// set, else the embedded server of the node that sets nats, else
+// nats://127.0.0.1:4222.
+func (c *Config) NATSURL() string {
+	if c.Cluster.Transport.URL != "" {
+		return c.Cluster.Transport.URL
+	}
+	for _, name := range c.NodeNames() {
+		if n := c.Nodes[name]; n.NATS != "" {
+			return "nats://" + n.NATS
+		}
+	}
+	return "nats://127.0.0.1:4222"
+}
+
+// Bus returns the settings as the options of a broker transport
+// (package transport/bus): DialTimeout is its ReachTimeout.
+func (t Transport) Bus() bus.Options {
+	return bus.Options{
+		PendingQueue:      t.PendingQueue,
+		MaxFrame:          t.MaxFrame,
+		HeartbeatInterval: t.Heartbeat,
+		DeadAfter:         t.DeadAfter,
+		ReachTimeout:      t.DialTimeout,
+	}
 }
 
 // TCP returns the settings as a transport/tcp configuration (its Self,

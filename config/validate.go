@@ -80,6 +80,7 @@ func (c *Config) validate(modules []string) []error {
 		byAddr    = make(map[actor.Addr]string) // address -> node
 		byEnvName = make(map[string]string)     // GUILD_ spelling -> node
 		masters   []string
+		natsNodes []string
 		hostType  = make(map[string]int)    // module -> node type
 		hostNode  = make(map[string]string) // module -> first node hosting it
 		listeners []listener
@@ -124,6 +125,19 @@ func (c *Config) validate(modules []string) []error {
 			listeners = v.hostPort(listeners, p+".master", n.Master, true)
 		} else if n.Data != "" {
 			v.fail(p+".data", "the embedded etcd's directory needs master")
+		}
+		if n.NATS != "" {
+			natsNodes = append(natsNodes, name)
+			if len(natsNodes) == 2 {
+				v.fail(p+".nats", "nodes.%s embeds NATS already: a cluster has at most one", natsNodes[0])
+			}
+			if c.Cluster.Transport.Kind != TransportNATS || c.Cluster.Transport.URL != "" {
+				v.fail(p+".nats", "an embedded NATS serves cluster.transport.kind nats without a url")
+			}
+			listeners = v.hostPort(listeners, p+".nats", n.NATS, true)
+			if _, port, err := net.SplitHostPort(n.NATS); err == nil && port == "0" && len(c.Nodes) > 1 {
+				v.fail(p+".nats", "port 0 would hide the server from the other nodes: give a port")
+			}
 		}
 		if n.JoinWait < 0 {
 			v.fail(p+".join_wait", "%v is negative", n.JoinWait)
@@ -354,6 +368,22 @@ func (v *validator) clashes(ls []listener) {
 
 // check validates the transport settings with transport/tcp's rules.
 func (t Transport) check() error {
+	switch t.Kind {
+	case "", TransportTCP:
+		if t.URL != "" || t.Prefix != "" {
+			return fmt.Errorf("url and prefix are for a broker (kind nats, amqp or redis), not the tcp mesh")
+		}
+	case TransportNATS:
+	case TransportAMQP, TransportRedis:
+		if t.URL == "" {
+			return fmt.Errorf("kind %s needs the broker's url", t.Kind)
+		}
+	default:
+		return fmt.Errorf("kind %q is not tcp, nats, amqp or redis", t.Kind)
+	}
+	if strings.ContainsAny(t.Prefix, " \t\r\n*>{}") {
+		return fmt.Errorf("prefix %q may not hold spaces, wildcards or braces", t.Prefix)
+	}
 	if t.PendingQueue < 0 || t.MaxFrame < 0 {
 		return fmt.Errorf("pending_queue and max_frame may not be negative")
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/guildkit/guild/app"
+	"github.com/guildkit/guild/app/brokers"
 	"github.com/guildkit/guild/config"
 )
 
@@ -103,7 +104,7 @@ func runApp(ctx context.Context, args, environ []string, reg *app.Registry, stdo
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	node, err := app.Start(ctx, cfg, opts.node, reg, app.WithLogger(log))
+	node, err := app.Start(ctx, cfg, opts.node, reg, append(brokers.Options(), app.WithLogger(log))...)
 	if err != nil {
 		fmt.Fprintf(stderr, "guild run: %v\n", err)
 		return exitError

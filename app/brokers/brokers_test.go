@@ -1,0 +1,149 @@
+package brokers_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/guildkit/guild/app"
+	"github.com/guildkit/guild/app/brokers"
+	"github.com/guildkit/guild/client"
+	"github.com/guildkit/guild/config"
+	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/internal/await"
+)
+
+// TestMain fails the package when a test leaves a goroutine behind.
+// kcp-go's timer scheduler (the gateway links KCP), started at its
+// package initialisation, lives as long as the process: no leak of ours.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/xtaci/kcp-go/v5.(*TimedSched).sched"),
+		goleak.IgnoreTopFunction("github.com/xtaci/kcp-go/v5.(*TimedSched).prepend"),
+	)
+}
+
+// echo serves the gate service "echo" on the nodes that host it.
+type echo struct{}
+
+func (echo) Start(ctx context.Context, env *app.Env) error {
+	svc := gate.NewService("echo")
+	gate.Handle(svc, "Say", func(_ *gate.Session, req *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
+		return wrapperspb.String(env.NodeName + ": " + req.GetValue()), nil
+	})
+	_, err := svc.Serve(ctx, env.Actor)
+	return err
+}
+
+func (echo) Stop(context.Context) error { return nil }
+
+// freePort returns a port nothing listens on at the moment.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// load writes a cluster file and loads it.
+func load(t *testing.T, file string, reg *app.Registry) *config.Config {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, nil, reg.Names())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestClusterOnEmbeddedNATS runs a gateway node and a world node on
+// NATS, chosen in the cluster file, with the NATS server embedded in the
+// gateway node (development mode: nothing installed), and sends a client
+// request through the gateway to the world node over it.
+func TestClusterOnEmbeddedNATS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	reg := app.NewRegistry()
+	reg.Register("lobby", func() app.Module { return struct{ echo }{} })
+	reg.Register("world", func() app.Module { return echo{} })
+	cfg := load(t, `
+cluster:
+  etcd: {ttl: 2s, prefix: /natsapptest}
+  transport: {kind: nats, prefix: apptest, heartbeat: 200ms, dead_after: 1s}
+nodes:
+  gate1:
+    addr: 1.1.1
+    master: 127.0.0.1:0
+    nats: `+freePort(t)+`
+    modules: [lobby]
+    gateway:
+      tcp: 127.0.0.1:0
+      public: [echo.Say]
+      routes:
+        echo: {module: world}
+  world1:
+    addr: 1.2.1
+    modules: [world]
+`, reg)
+	log := slog.New(slog.DiscardHandler)
+
+	// Without the brokers' options, a program cannot run on NATS, and
+	// says what to do.
+	if _, err := app.Start(ctx, cfg, "gate1", reg, app.WithLogger(log)); err == nil || !strings.Contains(err.Error(), "app/brokers") {
+		t.Fatalf("Start without brokers.Options: %v, want an error naming app/brokers", err)
+	}
+
+	opts := append(brokers.Options(), app.WithLogger(log))
+	gw, err := app.Start(ctx, cfg, "gate1", reg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Shutdown(context.Background())
+	ready := gw.Ready()
+	if ready.Endpoint != "apptest.node.1.1.1" {
+		t.Fatalf("the gateway node's endpoint is %q, want its NATS subject apptest.node.1.1.1", ready.Endpoint)
+	}
+	world, err := app.Start(ctx, cfg, "world1", reg, append(opts, app.WithEtcdEndpoints(ready.Etcd...))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer world.Shutdown(context.Background())
+	await.True(t, 10*time.Second, "2 members in the gateway's view", func() bool { return len(gw.Members().Members()) == 2 })
+
+	c, err := client.Dial(ctx, client.Config{Addr: ready.Gateway["tcp"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 20 {
+		var resp wrapperspb.StringValue
+		if err := c.Request(ctx, "echo.Say", wrapperspb.String("hi"), &resp); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if resp.GetValue() != "world1: hi" {
+			t.Fatalf("reply %q, want %q", resp.GetValue(), "world1: hi")
+		}
+	}
+	sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
+	defer scancel()
+	if err := world.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+}
