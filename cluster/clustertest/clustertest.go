@@ -77,6 +77,21 @@
 //     changes meanwhile; membership changes made during it, such as a
 //     node's Leave, complete when it ends.
 //
+// # Transports
+//
+// The nodes talk over the TCP mesh unless Options.Transport says
+// otherwise, or, when it is nil, the environment variable
+// GUILD_TEST_TRANSPORT=nats does: then the Cluster runs an embedded NATS
+// server (transport/nats/natsembed) and every node reaches it through a
+// fault proxy of its own, so Pause, Kill and Restart act on that link
+// (a killed node's subscription goes away, and its peers learn it from
+// NATS's "no responders" within a heartbeat; a paused node stays
+// subscribed but answers nothing, and its peers declare it dead after
+// DeadAfter). Partition and Heal skip the test: the nodes share the
+// broker, and there is no link between two nodes to cut. guild's CI runs
+// the cluster, RPC, grain and gateway suites both ways, so that no layer
+// above the transport depends on the TCP mesh by accident.
+//
 // The faults combine: a killed node stays killed through Heal, a paused
 // node stays paused through EtcdRestore, and so on; each fault is undone
 // only by its own counterpart (or, for a kill, by Restart). The cleanup
@@ -88,6 +103,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -99,8 +115,16 @@ import (
 	"github.com/guildkit/guild/cluster/clustertest/faultnet"
 	"github.com/guildkit/guild/cluster/etcd"
 	"github.com/guildkit/guild/internal/await"
+	"github.com/guildkit/guild/transport"
+	"github.com/guildkit/guild/transport/nats"
+	"github.com/guildkit/guild/transport/nats/natsembed"
 	"github.com/guildkit/guild/transport/tcp"
 )
+
+// TransportEnv names the environment variable that chooses the transport
+// of a Cluster whose Options.Transport is nil: "tcp" (or unset) or
+// "nats".
+const TransportEnv = "GUILD_TEST_TRANSPORT"
 
 // Defaults used by Start for zero Options fields.
 const (
@@ -139,11 +163,20 @@ type Options struct {
 	// is replaced per node; its Remote and Names are set by cluster.Start.
 	// A nil Actor.Logger means Logger.
 	Actor actor.Config
-	// Transport is the template of every node's TCP transport
-	// configuration (queue bound, heartbeats, backoff); the zero value
-	// means tcp's defaults. Its Self, Listen, Resolve, Handler, TLS and
-	// Logger are set by cluster.Start.
-	Transport tcp.Config
+	// Transport is the template of every node's transport: nil, a
+	// tcp.Config (queue bound, heartbeats, backoff) or a nats.Config.
+	// nil means the TCP mesh with its defaults, unless the environment
+	// variable GUILD_TEST_TRANSPORT says "nats": then it means
+	// nats.Config{}, so that a whole test suite can run on NATS without a
+	// change (see the package doc's Transports).
+	//
+	// On NATS, the Cluster runs an embedded NATS server, and each node
+	// reaches it through a fault proxy of its own (its URL is replaced):
+	// Pause, Kill and Restart work on that link; Partition and Heal skip
+	// the test, since the nodes share the broker and have no link between
+	// them to cut. Another transport.Config is used as it is, without
+	// fault proxies between the nodes (as with Direct).
+	Transport transport.Config
 	// Direct connects the nodes to each other and to etcd without the
 	// fault proxies, for benchmarks. A proxy adds a loopback hop and a
 	// copy to every connection: on a 2-CPU machine a call round trip's
@@ -175,7 +208,8 @@ type Cluster struct {
 
 	t           testing.TB
 	opts        Options
-	nodeProxies []*faultnet.Proxy // nodeProxies[i] is in front of node i's transport
+	nats        *natsembed.Server // the broker, on NATS
+	nodeProxies []*faultnet.Proxy // nodeProxies[i] is in front of node i's transport (on NATS: between it and the broker)
 	etcdProxies []*faultnet.Proxy // etcdProxies[i] is between node i and etcd
 	bg          sync.WaitGroup    // background closes of killed nodes
 
@@ -213,6 +247,15 @@ func (opts Options) resolved() (Options, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Transport == nil {
+		switch env := os.Getenv(TransportEnv); env {
+		case "", "tcp":
+		case "nats":
+			opts.Transport = nats.Config{}
+		default:
+			return opts, fmt.Errorf("%s=%q: want tcp or nats", TransportEnv, env)
+		}
 	}
 	if opts.Actor.Logger == nil {
 		opts.Actor.Logger = opts.Logger
@@ -278,6 +321,12 @@ func Start(t testing.TB, opts Options) *Cluster {
 		}
 	})
 	etcdAddr := strings.TrimPrefix(e.Endpoints()[0], "http://")
+	_, onNATS := opts.Transport.(nats.Config)
+	if onNATS {
+		if c.nats, err = natsembed.Start("127.0.0.1:0"); err != nil {
+			t.Fatalf("clustertest: %v", err)
+		}
+	}
 	for i, addr := range c.Addrs {
 		if opts.Direct {
 			break
@@ -291,11 +340,18 @@ func Start(t testing.TB, opts Options) *Cluster {
 			t.Fatalf("clustertest: node %d (%v): %v", i, addr, err)
 		}
 		c.etcdProxies = append(c.etcdProxies, ep)
-		np, err := faultnet.Listen(faultnet.Config{
+		npc := faultnet.Config{
 			Name:     fmt.Sprintf("proxy of node %d (%v)", i, addr),
 			Identify: helloPeer,
 			Logf:     c.proxyLogf,
-		})
+		}
+		if onNATS {
+			npc.Name = fmt.Sprintf("NATS proxy of node %d (%v)", i, addr)
+			npc.Identify, npc.Target = nil, c.nats.Addr()
+		} else if _, tcpMesh := opts.Transport.(tcp.Config); opts.Transport != nil && !tcpMesh {
+			continue // a transport clustertest cannot put proxies in front of
+		}
+		np, err := faultnet.Listen(npc)
 		if err != nil {
 			t.Fatalf("clustertest: node %d (%v): %v", i, addr, err)
 		}
@@ -319,8 +375,21 @@ func Start(t testing.TB, opts Options) *Cluster {
 func (c *Cluster) startNode(i int, joinWait time.Duration) (*cluster.Node, *etcd.Membership, error) {
 	opts := c.opts
 	endpoints, advertise := c.Etcd.Endpoints(), ""
-	if !opts.Direct {
+	tr := opts.Transport
+	if nc, ok := tr.(nats.Config); ok {
+		nc.URL = c.nats.URL()
+		if nc.Prefix == "" {
+			nc.Prefix = "clustertest"
+		}
+		if len(c.nodeProxies) > i {
+			nc.URL = "nats://" + c.nodeProxies[i].Addr()
+		}
+		tr = nc
+	}
+	if len(c.etcdProxies) > i {
 		endpoints = []string{"http://" + c.etcdProxies[i].Addr()}
+	}
+	if len(c.nodeProxies) > i && c.nats == nil {
 		advertise = c.nodeProxies[i].Addr()
 	}
 	m, err := etcd.New(etcd.Config{
@@ -348,7 +417,7 @@ func (c *Cluster) startNode(i int, joinWait time.Duration) (*cluster.Node, *etcd
 		Names:      m.Names(),
 		Logger:     opts.Logger,
 		Member:     member,
-		Transport:  opts.Transport,
+		Transport:  tr,
 		// A killed node's Close cannot reach etcd: it gives up soon,
 		// and its lease expires as after a crash.
 		LeaveTimeout: time.Second,
@@ -357,7 +426,7 @@ func (c *Cluster) startNode(i int, joinWait time.Duration) (*cluster.Node, *etcd
 		_ = m.Close()
 		return nil, nil, err
 	}
-	if !opts.Direct {
+	if len(c.nodeProxies) > i && c.nats == nil {
 		c.nodeProxies[i].SetTarget(n.Endpoint())
 	}
 	return n, m, nil
@@ -403,7 +472,22 @@ func (c *Cluster) close() error {
 	if err := c.Etcd.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("etcd: %w", err))
 	}
+	if c.nats != nil {
+		c.nats.Close()
+	}
 	return errors.Join(errs...)
+}
+
+// TransportKind says what the nodes talk over: "tcp" (the TCP mesh),
+// "nats" or "other" (a transport.Config clustertest does not know).
+func (c *Cluster) TransportKind() string {
+	switch c.opts.Transport.(type) {
+	case nil, tcp.Config:
+		return "tcp"
+	case nats.Config:
+		return "nats"
+	}
+	return "other"
 }
 
 // Node returns the actor node of node i: c.Nodes[i].Actor().

@@ -165,7 +165,7 @@ func (c *Cluster) Restart(t testing.TB, i int) {
 		err := errors.Join(c.Nodes[i].Close(), c.Members[i].Close())
 		c.logf("restart node %d (%v): the old node is closed (%v)", i, c.Addrs[i], err)
 	}
-	if !c.opts.Direct {
+	if len(c.nodeProxies) > i && c.nats == nil {
 		c.nodeProxies[i].SetTarget("") // new connections wait for the new node
 	}
 	c.mu.Lock()
@@ -228,6 +228,12 @@ func (c *Cluster) checkFault(fault string) {
 	c.t.Helper()
 	if c.opts.Direct {
 		c.t.Fatalf("clustertest: %s: the cluster was started with Options.Direct, without fault proxies", fault)
+	}
+	if c.nats != nil && (fault == "Partition" || fault == "Heal") {
+		c.t.Skipf("clustertest: %s cuts links between nodes; on NATS every node talks through the broker, with no link of its own to another node to cut", fault)
+	}
+	if len(c.nodeProxies) == 0 && len(c.Addrs) > 0 {
+		c.t.Fatalf("clustertest: %s: the cluster's transport (%T) runs without fault proxies", fault, c.opts.Transport)
 	}
 }
 

@@ -519,7 +519,10 @@ func (r *receiver) Deliver(msg []byte) {
 		t.mu.Unlock()
 		return
 	}
-	if p.inc != 0 && p.inc != h.inc && p.state != stIdle {
+	if p.inc != 0 && p.inc != h.inc && p.state == stUp {
+		// It restarted while up here: what was sent to the old one is
+		// lost. (While it is being reached, a new incarnation is just
+		// the one that answers.)
 		t.loseLocked(p, errors.New("it restarted"), false)
 	}
 	p.inc = h.inc
