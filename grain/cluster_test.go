@@ -72,6 +72,7 @@ func extraNode(t *testing.T, c *clustertest.Cluster, index int) (*cluster.Node, 
 	n, err := cluster.Start(ctx, cluster.NodeConfig{
 		Actor:      actor.Config{Addr: actor.MustAddr(1, 1, index)},
 		Listen:     "127.0.0.1:0",
+		Transport:  c.Transport(),
 		Membership: m,
 		Names:      m.Names(),
 		Logger:     slog.New(slog.DiscardHandler),
@@ -342,6 +343,7 @@ func TestClusterStartOnUnavailableNode(t *testing.T) {
 	n, err := cluster.Start(ctx, cluster.NodeConfig{
 		Actor:           actor.Config{Addr: actor.MustAddr(1, 1, 9)},
 		Listen:          "127.0.0.1:0",
+		Transport:       c.Transport(),
 		Membership:      m,
 		Names:           m.Names(),
 		Logger:          slog.New(slog.DiscardHandler),

@@ -379,7 +379,7 @@ func (c *Cluster) startNode(i int, joinWait time.Duration) (*cluster.Node, *etcd
 	if nc, ok := tr.(nats.Config); ok {
 		nc.URL = c.nats.URL()
 		if nc.Prefix == "" {
-			nc.Prefix = "clustertest"
+			nc.Prefix = natsPrefix
 		}
 		if len(c.nodeProxies) > i {
 			nc.URL = "nats://" + c.nodeProxies[i].Addr()
@@ -477,6 +477,24 @@ func (c *Cluster) close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Transport returns the transport configuration for a node a test
+// starts by hand to join the Cluster (cluster.NodeConfig.Transport): the
+// nodes' own, reaching the broker directly, without a fault proxy.
+func (c *Cluster) Transport() transport.Config {
+	if nc, ok := c.opts.Transport.(nats.Config); ok {
+		nc.URL = c.nats.URL()
+		if nc.Prefix == "" {
+			nc.Prefix = natsPrefix
+		}
+		return nc
+	}
+	return c.opts.Transport
+}
+
+// natsPrefix is the subject prefix of the nodes on NATS, unless
+// Options.Transport sets one.
+const natsPrefix = "clustertest"
 
 // TransportKind says what the nodes talk over: "tcp" (the TCP mesh),
 // "nats" or "other" (a transport.Config clustertest does not know).
