@@ -208,7 +208,9 @@ type Cluster struct {
 
 	t           testing.TB
 	opts        Options
-	nats        *natsembed.Server // the broker, on NATS
+	onNATS      bool              // the nodes talk over NATS
+	nats        *natsembed.Server // the broker, on NATS; guarded by mu once started
+	natsAddr    string            // its address while BrokerStop has it down
 	nodeProxies []*faultnet.Proxy // nodeProxies[i] is in front of node i's transport (on NATS: between it and the broker)
 	etcdProxies []*faultnet.Proxy // etcdProxies[i] is between node i and etcd
 	bg          sync.WaitGroup    // background closes of killed nodes
@@ -326,6 +328,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 		if c.nats, err = natsembed.Start("127.0.0.1:0"); err != nil {
 			t.Fatalf("clustertest: %v", err)
 		}
+		c.onNATS = true
 	}
 	for i, addr := range c.Addrs {
 		if opts.Direct {
@@ -377,7 +380,7 @@ func (c *Cluster) startNode(i int, joinWait time.Duration) (*cluster.Node, *etcd
 	endpoints, advertise := c.Etcd.Endpoints(), ""
 	tr := opts.Transport
 	if nc, ok := tr.(nats.Config); ok {
-		nc.URL = c.nats.URL()
+		nc.URL = c.natsServer().URL()
 		if nc.Prefix == "" {
 			nc.Prefix = natsPrefix
 		}
@@ -389,7 +392,7 @@ func (c *Cluster) startNode(i int, joinWait time.Duration) (*cluster.Node, *etcd
 	if len(c.etcdProxies) > i {
 		endpoints = []string{"http://" + c.etcdProxies[i].Addr()}
 	}
-	if len(c.nodeProxies) > i && c.nats == nil {
+	if len(c.nodeProxies) > i && !c.onNATS {
 		advertise = c.nodeProxies[i].Addr()
 	}
 	m, err := etcd.New(etcd.Config{
@@ -426,7 +429,7 @@ func (c *Cluster) startNode(i int, joinWait time.Duration) (*cluster.Node, *etcd
 		_ = m.Close()
 		return nil, nil, err
 	}
-	if len(c.nodeProxies) > i && c.nats == nil {
+	if len(c.nodeProxies) > i && !c.onNATS {
 		c.nodeProxies[i].SetTarget(n.Endpoint())
 	}
 	return n, m, nil
@@ -472,8 +475,8 @@ func (c *Cluster) close() error {
 	if err := c.Etcd.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("etcd: %w", err))
 	}
-	if c.nats != nil {
-		c.nats.Close()
+	if s := c.natsServer(); s != nil {
+		s.Close() // safe after BrokerStop's
 	}
 	return errors.Join(errs...)
 }
@@ -483,13 +486,20 @@ func (c *Cluster) close() error {
 // nodes' own, reaching the broker directly, without a fault proxy.
 func (c *Cluster) Transport() transport.Config {
 	if nc, ok := c.opts.Transport.(nats.Config); ok {
-		nc.URL = c.nats.URL()
+		nc.URL = c.natsServer().URL()
 		if nc.Prefix == "" {
 			nc.Prefix = natsPrefix
 		}
 		return nc
 	}
 	return c.opts.Transport
+}
+
+// natsServer returns the NATS server, or nil on another transport.
+func (c *Cluster) natsServer() *natsembed.Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nats
 }
 
 // natsPrefix is the subject prefix of the nodes on NATS, unless

@@ -11,6 +11,7 @@ import (
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster/clustertest/faultnet"
+	"github.com/guildkit/guild/transport/nats/natsembed"
 )
 
 // The fault methods below are safe to call from any goroutine (a chaos
@@ -165,7 +166,7 @@ func (c *Cluster) Restart(t testing.TB, i int) {
 		err := errors.Join(c.Nodes[i].Close(), c.Members[i].Close())
 		c.logf("restart node %d (%v): the old node is closed (%v)", i, c.Addrs[i], err)
 	}
-	if len(c.nodeProxies) > i && c.nats == nil {
+	if len(c.nodeProxies) > i && !c.onNATS {
 		c.nodeProxies[i].SetTarget("") // new connections wait for the new node
 	}
 	c.mu.Lock()
@@ -194,6 +195,52 @@ func (c *Cluster) Restart(t testing.TB, i int) {
 		}
 		return true
 	})
+}
+
+// BrokerStop stops the NATS server the nodes talk through, as a broker
+// crash or restart looks to them: every node's connection to it closes,
+// so each node reports all its peers lost at once (requests waiting on
+// them fail) and its sends fail fast until BrokerStart. etcd is untouched,
+// so the views do not change. On the TCP mesh there is no broker: the
+// test is skipped.
+func (c *Cluster) BrokerStop() {
+	c.t.Helper()
+	c.checkFault("BrokerStop")
+	s := c.natsServer()
+	if s == nil {
+		c.t.Skip("clustertest: BrokerStop needs a broker transport (GUILD_TEST_TRANSPORT=nats or Options.Transport nats.Config)")
+	}
+	c.natsAddr = s.Addr()
+	s.Close()
+	c.logf("fault: broker stopped: the NATS server on %s is down", c.natsAddr)
+}
+
+// BrokerStart starts the NATS server again on the address it had, after
+// BrokerStop: the nodes reconnect by themselves (within about a second)
+// and reach each other again. It fails t if the address cannot be taken
+// again within WaitTimeout.
+func (c *Cluster) BrokerStart() {
+	c.t.Helper()
+	c.checkFault("BrokerStart")
+	if c.natsAddr == "" {
+		c.t.Fatal("clustertest: BrokerStart without BrokerStop")
+	}
+	var err error
+	for deadline := time.Now().Add(WaitTimeout); ; {
+		var s *natsembed.Server
+		if s, err = natsembed.Start(c.natsAddr); err == nil {
+			c.mu.Lock()
+			c.nats = s
+			c.mu.Unlock()
+			break
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("clustertest: BrokerStart: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // the port is released a moment after the close
+	}
+	c.logf("fault: broker started again on %s", c.natsAddr)
+	c.natsAddr = ""
 }
 
 // EtcdOutage blackholes every node's etcd connection, existing and new,
@@ -229,7 +276,7 @@ func (c *Cluster) checkFault(fault string) {
 	if c.opts.Direct {
 		c.t.Fatalf("clustertest: %s: the cluster was started with Options.Direct, without fault proxies", fault)
 	}
-	if c.nats != nil && (fault == "Partition" || fault == "Heal") {
+	if c.onNATS && (fault == "Partition" || fault == "Heal") {
 		c.t.Skipf("clustertest: %s cuts links between nodes; on NATS every node talks through the broker, with no link of its own to another node to cut", fault)
 	}
 	if len(c.nodeProxies) == 0 && len(c.Addrs) > 0 {
