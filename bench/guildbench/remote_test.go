@@ -29,6 +29,12 @@ var (
 // shutdown with b.Cleanup.
 func startPair(b *testing.B) (a, bn *cluster.Node) {
 	b.Helper()
+	return startPairOn(b, nil)
+}
+
+// startPairOn is startPair on the transport tr (nil: the TCP mesh).
+func startPairOn(b *testing.B, tr transport.Config) (a, bn *cluster.Node) {
+	b.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	store := cluster.NewMemory() // an in-process membership: no etcd
 	start := func(addr actor.Addr) *cluster.Node {
@@ -39,6 +45,7 @@ func startPair(b *testing.B) (a, bn *cluster.Node) {
 			Membership: m,
 			Names:      store.Names(),
 			Logger:     quiet,
+			Transport:  tr,
 		})
 		if err != nil {
 			b.Fatal(err)

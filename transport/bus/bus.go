@@ -93,6 +93,19 @@ type Flusher interface {
 	Flush(ctx context.Context) error
 }
 
+// Buffered is implemented by a Broker whose Publish only appends to the
+// client's own buffer, which the client writes out on its own goroutine
+// (nats.go does): it never waits for the network. When Buffered returns
+// true, a Send that finds nothing queued ahead of its frame for an up peer
+// publishes it on its own goroutine instead of waking the peer's writer,
+// which saves a goroutine hand-off on each side of a round trip; order is
+// kept, since the writer waits while such a Send publishes. A Broker whose
+// Publish is a round trip to the broker (Redis, AMQP with confirms) must
+// not say so: Send would then wait for the network.
+type Buffered interface {
+	Buffered() bool
+}
+
 // Receiver is what a Broker delivers to.
 type Receiver interface {
 	// Deliver is called for every message read from the inbox, one at a

@@ -41,6 +41,7 @@ type peer struct {
 	lastHeard time.Time
 	lastPing  time.Time
 	writing   bool   // the writer is publishing frames it took
+	inline    bool   // a Send is publishing its frame itself: the writer waits
 	epoch     uint64 // counts losses: a writer's error from an older epoch is stale
 }
 
@@ -59,6 +60,7 @@ type busTransport struct {
 	log     *slog.Logger
 	broker  Broker
 	prober  Prober // nil unless broker implements it
+	inline  bool   // the broker is Buffered: a lone frame is published by its Send
 	quit    chan struct{}
 	ctx     context.Context // ends at Close: for probes
 	cancel  context.CancelFunc
@@ -117,6 +119,9 @@ func Start(s transport.Setup, inbox string, o Options, connect Connect) (transpo
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.broker = br
 	t.prober, _ = br.(Prober)
+	if bb, ok := br.(Buffered); ok {
+		t.inline = bb.Buffered()
+	}
 	t.wg.Add(2)
 	go t.ticker()
 	go t.notifier()
@@ -151,6 +156,23 @@ func (t *busTransport) Send(addr actor.Addr, env *wire.Envelope) error {
 	if n := len(p.held); n >= t.o.PendingQueue {
 		t.mu.Unlock()
 		return fmt.Errorf("bus: %v: %d envelopes wait already: %w", addr, n, transport.ErrPendingQueueFull)
+	}
+	if p.state == stUp && t.inline && p.inbox != "" && !p.writing && !p.inline && len(p.held) == 0 && len(p.ctrl) == 0 {
+		// Nothing is ahead of it: publish it on this goroutine, which
+		// saves waking the writer (see Buffered).
+		p.inline = true
+		inbox, epoch := p.inbox, p.epoch
+		t.mu.Unlock()
+		err := t.broker.Publish(inbox, [][]byte{frame})
+		t.mu.Lock()
+		p.inline = false
+		if err != nil && p.epoch == epoch && !t.closed {
+			t.loseLocked(p, fmt.Errorf("publish to %q: %w", inbox, err), false)
+		} else if len(p.held) > 0 || len(p.ctrl) > 0 {
+			wake(p) // what others queued meanwhile
+		}
+		t.mu.Unlock()
+		return nil
 	}
 	p.held = append(p.held, frame)
 	switch p.state {
@@ -199,7 +221,7 @@ func (t *busTransport) written() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, p := range t.peers {
-		if p.state == stUp && (len(p.held) > 0 || len(p.ctrl) > 0 || p.writing) {
+		if p.state == stUp && (len(p.held) > 0 || len(p.ctrl) > 0 || p.writing || p.inline) {
 			return false
 		}
 	}
@@ -357,9 +379,9 @@ func (t *busTransport) writer(p *peer) {
 // whether it found anything.
 func (t *busTransport) writeOnce(p *peer) bool {
 	t.mu.Lock()
-	if t.closed {
+	if t.closed || p.inline {
 		t.mu.Unlock()
-		return false
+		return false // the inline Send wakes the writer when it is done
 	}
 	batch := p.ctrl
 	p.ctrl = nil

@@ -24,8 +24,10 @@
 // at once. A node that is not a member of the cluster is reported lost
 // without a message (the membership resolves its subject).
 //
-// The connection to NATS pings the server every HeartbeatInterval and
-// gives up after two unanswered pings; then every peer is reported lost
+// The connection to NATS pings the server every DeadAfter (at least
+// bus.DefaultDeadAfter: a busy client must not take a slow pong for a
+// dead server) and gives up after two unanswered pings, or at once when
+// the server closes it; then every peer is reported lost
 // (bus.Receiver.Down), publishing fails at once (the client buffers
 // nothing while reconnecting, so nothing sent before the loss arrives
 // after requests failed), and the client reconnects every 250 ms, for
@@ -103,12 +105,9 @@ func (c Config) Start(s transport.Setup) (transport.Transport, error) {
 		url = DefaultURL
 	}
 	o := c.Options
-	hb := o.HeartbeatInterval
-	if hb == 0 {
-		hb = bus.DefaultHeartbeatInterval
-	}
+	ping := max(o.DeadAfter, bus.DefaultDeadAfter)
 	connect := func(inbox string, r bus.Receiver) (bus.Broker, error) {
-		return dial(url, inbox, hb, s, r)
+		return dial(url, inbox, ping, s, r)
 	}
 	return bus.Start(s, Subject(c.Prefix, s.Self.String()), o, connect)
 }
@@ -122,7 +121,7 @@ type conn struct {
 }
 
 // dial connects and subscribes to inbox.
-func dial(url, inbox string, heartbeat time.Duration, s transport.Setup, r bus.Receiver) (*conn, error) {
+func dial(url, inbox string, ping time.Duration, s transport.Setup, r bus.Receiver) (*conn, error) {
 	c := &conn{closed: make(chan struct{})}
 	opts := []nats.Option{
 		nats.Name("guild node " + s.Self.String()),
@@ -130,7 +129,7 @@ func dial(url, inbox string, heartbeat time.Duration, s transport.Setup, r bus.R
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.ReconnectBufSize(-1), // fail publishes while disconnected: see the package doc
-		nats.PingInterval(heartbeat),
+		nats.PingInterval(ping),
 		nats.MaxPingsOutstanding(2),
 		nats.Timeout(2 * time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -185,6 +184,10 @@ func (c *conn) Publish(to string, msgs [][]byte) error {
 
 // aliveSuffix ends the subject a node answers probes on.
 const aliveSuffix = ".alive"
+
+// Buffered implements bus.Buffered: nats.go's Publish appends to the
+// connection's buffer, which its flusher goroutine writes out.
+func (c *conn) Buffered() bool { return true }
 
 // Probe implements bus.Prober with a request to the inbox's probe
 // subject: NATS answers "no responders" at once when nobody subscribes to

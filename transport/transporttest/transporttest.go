@@ -331,6 +331,11 @@ func testOrderBothWays(t *testing.T, o Options) {
 	if t.Failed() {
 		return
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("node 1 got %d from node 2, node 2 got %d from node 1; lost: %v", a.rec.count(b.addr), b.rec.count(a.addr), append(a.rec.lostErrors(), b.rec.lostErrors()...))
+		}
+	})
 	await.True(t, 4*o.Detect, fmt.Sprintf("%d envelopes each way", n), func() bool {
 		return a.rec.count(b.addr) == n && b.rec.count(a.addr) == n
 	})

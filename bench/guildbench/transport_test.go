@@ -1,0 +1,134 @@
+package guildbench
+
+import (
+	"context"
+	"crypto/rand"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/guildkit/guild/bench/internal/benchkit"
+	"github.com/guildkit/guild/transport"
+	"github.com/guildkit/guild/transport/nats"
+	"github.com/guildkit/guild/transport/tcp"
+)
+
+// The brokers of the transport benchmarks: the servers this machine runs
+// on loopback (scripts/services.sh starts them). A benchmark whose broker
+// does not answer is skipped.
+const (
+	natsURL = "nats://127.0.0.1:4222"
+)
+
+// TransportCallers is how many goroutines BenchmarkTransportRequestConcurrent
+// calls from at once (the figure mqant's NATS RPC is known by).
+const TransportCallers = 25
+
+// brokerUp skips b unless something accepts connections on hostport.
+func brokerUp(b *testing.B, name, hostport string) {
+	b.Helper()
+	c, err := net.DialTimeout("tcp", hostport, time.Second)
+	if err != nil {
+		b.Skipf("%s is not reachable on %s (%v): run `bash scripts/services.sh`", name, hostport, err)
+	}
+	_ = c.Close()
+}
+
+// uniquePrefix returns a subject, queue or key prefix no other run uses.
+func uniquePrefix() string { return "bench" + strings.ToLower(rand.Text()[:10]) }
+
+// guildTransports are the transports the guild benchmarks run on, by the
+// name of their sub-benchmark; each returns the configuration of a fresh
+// pair of nodes, or skips b.
+var guildTransports = []struct {
+	name string
+	cfg  func(b *testing.B) transport.Config
+}{
+	{"tcp", func(*testing.B) transport.Config { return tcp.Config{} }},
+	{"nats", func(b *testing.B) transport.Config {
+		brokerUp(b, "NATS", strings.TrimPrefix(natsURL, "nats://"))
+		return nats.Config{URL: natsURL, Prefix: uniquePrefix()}
+	}},
+}
+
+// transportCaller starts a pair of nodes on tr and a responder on the
+// second, and returns a warmed-up call from outside any actor on the
+// first.
+func transportCaller(b *testing.B, tr transport.Config) func() (any, error) {
+	b.Helper()
+	a, bn := startPairOn(b, tr)
+	pid := spawnResponder(b, bn)
+	msg := benchkit.NewRemotePing()
+	ctx := context.Background()
+	call := func() (any, error) { return a.Actor().Call(ctx, pid, msg) }
+	benchkit.WarmUp(b, call)
+	return call
+}
+
+// natsBare returns a round trip with nats.go alone: a request of a
+// 64-byte body to a subscriber on a second connection, which answers it
+// (nats.Conn.Request), the anchor of guild over NATS.
+func natsBare(b *testing.B) func() (any, error) {
+	b.Helper()
+	brokerUp(b, "NATS", strings.TrimPrefix(natsURL, "nats://"))
+	server, err := natsgo.Connect(natsURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(server.Close)
+	client, err := natsgo.Connect(natsURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(client.Close)
+	subject := uniquePrefix() + ".echo"
+	if _, err := server.Subscribe(subject, func(m *natsgo.Msg) { _ = m.Respond(m.Data) }); err != nil {
+		b.Fatal(err)
+	}
+	if err := server.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	body := make([]byte, pingPongFrame)
+	call := func() (any, error) {
+		m, err := client.Request(subject, body, 5*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		return len(m.Data), nil
+	}
+	benchkit.WarmUp(b, call)
+	return call
+}
+
+// BenchmarkTransportRequest: sequential requests between two nodes on
+// each transport (a Call from outside any actor to an actor on the other
+// node, as BenchmarkRemoteRequest), and, in the same run, the same round
+// trip with each broker's own client alone ("-bare"), the physical anchor
+// of guild over that broker. p50-µs and p99-µs are per round trip.
+func BenchmarkTransportRequest(b *testing.B) {
+	for _, tr := range guildTransports {
+		b.Run(tr.name, func(b *testing.B) {
+			benchkit.RunRequestsCheck(b, benchkit.IsRemotePong, transportCaller(b, tr.cfg(b)))
+		})
+	}
+	b.Run("nats-bare", func(b *testing.B) {
+		benchkit.RunRequestsCheck(b, func(r any) bool { return r == pingPongFrame }, natsBare(b))
+	})
+}
+
+// BenchmarkTransportRequestConcurrent: TransportCallers goroutines on one
+// node call an actor on the other at once, on each transport, and the
+// bare broker clients do the same; "rt/s" is round trips per second.
+func BenchmarkTransportRequestConcurrent(b *testing.B) {
+	for _, tr := range guildTransports {
+		b.Run(tr.name, func(b *testing.B) {
+			benchkit.RunConcurrent(b, TransportCallers, benchkit.IsRemotePong, transportCaller(b, tr.cfg(b)))
+		})
+	}
+	b.Run("nats-bare", func(b *testing.B) {
+		benchkit.RunConcurrent(b, TransportCallers, func(r any) bool { return r == pingPongFrame }, natsBare(b))
+	})
+}
