@@ -575,8 +575,8 @@ func (r *receiver) Deliver(msg []byte) {
 func (r *receiver) Down(err error) {
 	t := (*busTransport)(r)
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if !t.brokerOK {
+		t.mu.Unlock()
 		return
 	}
 	t.brokerOK = false
@@ -587,6 +587,7 @@ func (r *receiver) Down(err error) {
 		}
 		t.loseLocked(p, fmt.Errorf("the connection to the broker was lost: %w", err), false)
 	}
+	t.mu.Unlock()
 	t.log.Warn("bus: lost the broker", "err", err)
 }
 
@@ -594,8 +595,8 @@ func (r *receiver) Down(err error) {
 func (r *receiver) Up() {
 	t := (*busTransport)(r)
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.brokerOK {
+		t.mu.Unlock()
 		return
 	}
 	t.brokerOK = true
@@ -606,6 +607,7 @@ func (r *receiver) Up() {
 		}
 	}
 	t.wasUp = t.wasUp[:0]
+	t.mu.Unlock()
 	t.log.Info("bus: the broker is back")
 }
 
