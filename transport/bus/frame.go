@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/wire"
 )
 
 // The frame header: magic, kind, the sender's address (4 bytes, big
@@ -71,6 +72,29 @@ func parseFrame(msg []byte) (header, []byte, error) {
 	}
 	if h.from == 0 {
 		return header{}, nil, fmt.Errorf("%w: no sender", errBadFrame)
+	}
+	return h, body, nil
+}
+
+// decode checks a message read from the inbox of self and decodes it: its
+// header, its body (an inbox name for a ping or pong) and, for a data
+// frame, its envelope into env (aliasing msg). A frame from self itself,
+// or whose envelope is above maxFrame or does not decode, is an error.
+func decode(msg []byte, self actor.Addr, maxFrame int, env *wire.Envelope) (header, []byte, error) {
+	h, body, err := parseFrame(msg)
+	if err != nil {
+		return h, nil, err
+	}
+	if h.from == self {
+		return h, nil, fmt.Errorf("%w: from this node itself", errBadFrame)
+	}
+	if h.kind == kindData {
+		if len(body) > maxFrame {
+			return h, nil, fmt.Errorf("%w: an envelope of %d bytes, above MaxFrame %d: %w", errBadFrame, len(body), maxFrame, wire.ErrFrameTooLarge)
+		}
+		if err := env.Unmarshal(body); err != nil {
+			return h, nil, fmt.Errorf("%w: %w", errBadFrame, err)
+		}
 	}
 	return h, body, nil
 }

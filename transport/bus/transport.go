@@ -510,19 +510,8 @@ func (r *receiver) Deliver(msg []byte) {
 	if t.shut.Load() {
 		return
 	}
-	h, body, err := parseFrame(msg)
-	if err == nil && h.from == t.s.Self {
-		err = fmt.Errorf("%w: from this node itself", errBadFrame)
-	}
-	if err == nil && h.kind == kindData && len(body) > t.o.MaxFrame {
-		err = fmt.Errorf("%w: an envelope of %d bytes, above MaxFrame %d: %w", errBadFrame, len(body), t.o.MaxFrame, wire.ErrFrameTooLarge)
-	}
 	var env wire.Envelope
-	if err == nil && h.kind == kindData {
-		if uerr := env.Unmarshal(body); uerr != nil {
-			err = fmt.Errorf("%w: %w", errBadFrame, uerr)
-		}
-	}
+	h, body, err := decode(msg, t.s.Self, t.o.MaxFrame, &env)
 	if err != nil {
 		t.bad(err)
 		return
