@@ -117,7 +117,7 @@ type conn struct {
 	nc     *nats.Conn
 	sub    *nats.Subscription
 	alive  *nats.Subscription // answers probes
-	closed chan struct{} // closed by nats.go's closed callback
+	closed chan struct{}      // closed by nats.go's closed callback
 }
 
 // dial connects and subscribes to inbox.
