@@ -2,7 +2,8 @@
 // chooses among them.
 //
 // A [Member] is one node: its logical [actor.Addr] (cluster.type.index), the
-// endpoint its transport listens on, and clustergo's two flags: Available
+// endpoint its transport is reached at (a host:port, or its inbox on a
+// broker), and clustergo's two flags: Available
 // (the node takes new work) and Export (the node may be used from other
 // clusters). A [Membership] keeps the local view of all members and tells
 // subscribers about every change as an [Event].
@@ -19,8 +20,10 @@
 // that only about 1/N of the keys move when a member joins or leaves.
 //
 // A [Node] connects the pieces: it starts an actor node whose Config.Remote
-// carries messages to actors on other nodes over transport/tcp, resolves a
-// peer's endpoint from the Membership, and joins it with this node's record.
+// carries messages to actors on other nodes over its transport (the direct
+// TCP mesh of transport/tcp by default, or a broker: NodeConfig.Transport
+// takes any transport.Config), resolves a peer's endpoint from the
+// Membership, and joins it with this node's record.
 // A node that starts its services after joining joins marked unavailable
 // (NodeConfig.JoinUnavailable) and marks itself available
 // (Node.SetAvailable) once they serve; it marks itself unavailable again
@@ -43,9 +46,10 @@
 //     transport.ErrPeerLost: it does not wait for its timeout.
 //   - An error reply matches, with errors.Is, the actor sentinel its wire
 //     code stands for (ErrActorNotFound, ErrMailboxFull, ErrTimeout, ...).
-//   - A peer that cannot keep up (or cannot be reached) holds at most
-//     tcp.Config.PendingQueue envelopes; beyond that Send, Request and Call
-//     fail at once with transport.ErrPendingQueueFull.
+//   - A peer that cannot keep up (or cannot be reached) holds at most the
+//     transport's PendingQueue envelopes (tcp.Config's, or bus.Options' on
+//     a broker); beyond that Send, Request and Call fail at once with
+//     transport.ErrPendingQueueFull.
 //   - Forward works across nodes: an answer goes back to the node the
 //     request came from, with that node's correlation, so it retraces the
 //     path of any chain of forwards and reaches the request it answers. A
