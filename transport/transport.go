@@ -138,7 +138,7 @@ type Transport interface {
 	Forget(peer actor.Addr)
 	// Flush waits until every envelope queued for a reachable peer has
 	// been handed to the network (or the broker), or ctx ends, returning
-	// ctx's error. Envelopes for peers that cannot be reached are not
+	// ctx's error (or the broker's, when it refused some). Envelopes for peers that cannot be reached are not
 	// waited for. A node that shuts down calls it before Close, so that
 	// its last replies leave.
 	Flush(ctx context.Context) error

@@ -33,9 +33,20 @@
 // (a bye frame, sent by Close); it came back with another incarnation (it
 // restarted: lost, then up again); the broker says nobody reads its inbox
 // (a Broker that implements Prober, such as NATS's "no responders", is
-// asked on every reach and every heartbeat, so a killed peer is lost
+// asked on every reach and every heartbeat, on a goroutine of its own so
+// that data does not wait for the answer, and a killed peer is lost
 // within one heartbeat); publishing to it failed; or the connection to the
 // broker was lost (every peer at once).
+//
+// # What arrives
+//
+// A message that is not a frame, whose envelope does not decode, that
+// claims to come from this node, or that is above MaxFrame is dropped and
+// counted (logged at most once a second). A frame from a new address
+// creates a peer only while the transport has fewer than MaxPeers, so
+// whoever can publish to the broker cannot grow a node without bound.
+// The Receiver's methods wait until Start has returned, so a broker may
+// deliver as soon as it is connected.
 //
 // # Order and duplicates
 //
@@ -50,9 +61,9 @@
 //
 // A Transport started by Start owns: one writer per peer it has sent to or
 // heard from, one ticker (heartbeats, timeouts), one notifier (it calls
-// PeerLost and PeerUp in order, with no lock held) and whatever the Broker
-// runs to deliver (its own goroutines, which call Deliver one at a time).
-// Close ends them all.
+// PeerLost and PeerUp in order, with no lock held), one goroutine per probe
+// in flight, and whatever the Broker runs to deliver (its own goroutines,
+// which call Deliver one at a time). Close ends them all.
 package bus
 
 import (

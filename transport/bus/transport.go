@@ -66,6 +66,7 @@ type busTransport struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	nwake   chan struct{} // 1-buffered: notices are waiting
+	ready   chan struct{} // closed once Start has set broker: the Receiver waits for it
 	shut    atomic.Bool
 	badLog  atomic.Int64 // unix nanoseconds of the last bad-frame log
 	badSeen atomic.Uint64
@@ -112,8 +113,11 @@ func Start(s transport.Setup, inbox string, o Options, connect Connect) (transpo
 		peers:    map[actor.Addr]*peer{},
 		brokerOK: true,
 	}
+	t.ready = make(chan struct{})
 	br, err := connect(inbox, (*receiver)(t))
 	if err != nil {
+		t.shut.Store(true) // what the failed connection still delivers is dropped
+		close(t.ready)
 		return nil, err
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
@@ -125,6 +129,7 @@ func Start(s transport.Setup, inbox string, o Options, connect Connect) (transpo
 	t.wg.Add(2)
 	go t.ticker()
 	go t.notifier()
+	close(t.ready) // the Receiver may act from now on
 	return t, nil
 }
 
@@ -199,13 +204,17 @@ func (t *busTransport) Forget(addr actor.Addr) {
 // Flush waits until the writers of up peers have published everything
 // they hold, then flushes the broker's client.
 func (t *busTransport) Flush(ctx context.Context) error {
-	for !t.written() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.quit:
-			return nil
-		case <-time.After(time.Millisecond):
+	if !t.written() {
+		tk := time.NewTicker(time.Millisecond)
+		defer tk.Stop()
+		for !t.written() {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.quit:
+				return nil
+			case <-tk.C:
+			}
 		}
 	}
 	if f, ok := t.broker.(Flusher); ok && !t.shut.Load() {
@@ -262,6 +271,12 @@ func (t *busTransport) Close() error {
 	t.wg.Wait()
 	return err
 }
+
+// MaxPeers bounds the peers a transport keeps (each with a writer
+// goroutine): a frame from a new address past it is dropped, so that
+// whoever can publish to the broker cannot grow a node without limit.
+// Sends to new peers past it still work (they are this node's choice).
+const MaxPeers = 4096
 
 // peerLocked returns addr's peer, creating it and its writer if needed.
 func (t *busTransport) peerLocked(addr actor.Addr) *peer {
@@ -507,6 +522,7 @@ type receiver busTransport
 // Deliver handles one frame read from the inbox.
 func (r *receiver) Deliver(msg []byte) {
 	t := (*busTransport)(r)
+	<-t.ready
 	if t.shut.Load() {
 		return
 	}
@@ -520,6 +536,11 @@ func (r *receiver) Deliver(msg []byte) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
+		return
+	}
+	if t.peers[h.from] == nil && len(t.peers) >= MaxPeers {
+		t.mu.Unlock()
+		t.bad(fmt.Errorf("%w: from %v, a peer past MaxPeers (%d)", errBadFrame, h.from, MaxPeers))
 		return
 	}
 	p := t.peerLocked(h.from)
@@ -563,6 +584,7 @@ func (r *receiver) Deliver(msg []byte) {
 // Down loses every peer at once: the broker is gone.
 func (r *receiver) Down(err error) {
 	t := (*busTransport)(r)
+	<-t.ready
 	t.mu.Lock()
 	if !t.brokerOK {
 		t.mu.Unlock()
@@ -583,6 +605,7 @@ func (r *receiver) Down(err error) {
 // Up reaches again the peers that were up when the broker went down.
 func (r *receiver) Up() {
 	t := (*busTransport)(r)
+	<-t.ready
 	t.mu.Lock()
 	if t.brokerOK {
 		t.mu.Unlock()
