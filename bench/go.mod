@@ -59,6 +59,7 @@ require (
 	github.com/asynkron/protoactor-go v0.0.0-20240822202345-3c0e61ca19c9
 	github.com/guildkit/guild v0.0.0-00010101000000-000000000000
 	github.com/nats-io/nats.go v1.56.0
+	github.com/rabbitmq/amqp091-go v1.17.0
 	google.golang.org/protobuf v1.36.12
 )
 

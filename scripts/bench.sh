@@ -6,15 +6,18 @@
 #
 #   bash scripts/bench.sh            # 6 rounds of every set
 #   ROUNDS=10 bash scripts/bench.sh
-#   SETS=remote bash scripts/bench.sh   # only some sets: actor timer peers remote idle
+#   SETS=remote bash scripts/bench.sh   # only some sets: actor timer peers remote transports idle
+#
+# The transports set needs the machine's NATS, RabbitMQ and Redis
+# (scripts/services.sh); a broker that does not answer is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-6}
 out=bench-results
 mkdir -p "$out"
-sets=" ${SETS:-actor timer peers remote idle} "
+sets=" ${SETS:-actor timer peers remote transports idle} "
 want() { [[ "$sets" == *" $1 "* ]]; }
-for f in actor timer peers remote idle; do if want "$f"; then : >"$out/$f.txt"; fi; done
+for f in actor timer peers remote transports idle; do if want "$f"; then : >"$out/$f.txt"; fi; done
 GOFLAGS= go install golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 benchstat="$(go env GOPATH)/bin/benchstat"
 
@@ -39,12 +42,15 @@ for r in $(seq 1 "$rounds"); do
       "$out/$p.test" -test.run '^$' -test.bench '^Benchmark(TCPPingPong|Remote|RPC)' -test.benchtime 2s -test.benchmem >>"$out/remote.txt"
     fi
   done
+  if want transports; then
+    "$out/guildbench.test" -test.run '^$' -test.bench '^Benchmark(TCPPingPong|Transport)' -test.benchtime 2s -test.benchmem >>"$out/transports.txt"
+  fi
 done
 if want idle; then
   "$out/actor.test" -test.run '^$' -test.bench '^BenchmarkIdleActors$' -test.benchtime 1000000x >>"$out/idle.txt"
 fi
 
-for f in actor timer peers remote idle; do
+for f in actor timer peers remote transports idle; do
   if want "$f"; then
     echo "== $f"
     "$benchstat" "$out/$f.txt"

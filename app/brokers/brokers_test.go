@@ -2,6 +2,7 @@ package brokers_test
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"net"
 	"os"
@@ -72,23 +73,66 @@ func load(t *testing.T, file string, reg *app.Registry) *config.Config {
 
 // TestClusterOnEmbeddedNATS runs a gateway node and a world node on
 // NATS, chosen in the cluster file, with the NATS server embedded in the
-// gateway node (development mode: nothing installed), and sends a client
-// request through the gateway to the world node over it.
+// gateway node (development mode: nothing installed), and sends client
+// requests through the gateway to the world node over it. Without the
+// brokers' options a program cannot run on NATS, and says what to do.
 func TestClusterOnEmbeddedNATS(t *testing.T) {
+	runCluster(t, "{kind: nats, prefix: apptest, heartbeat: 200ms, dead_after: 1s}", "nats: "+freePort(t), true)
+}
+
+// TestClusterOnRabbitMQ is the same on the machine's RabbitMQ.
+func TestClusterOnRabbitMQ(t *testing.T) {
+	reachable(t, "RabbitMQ", "127.0.0.1:5672")
+	runCluster(t, "{kind: amqp, url: 'amqp://guest:guest@127.0.0.1:5672/', prefix: "+uniquePrefix()+"}", "", false)
+}
+
+// TestClusterOnRedis is the same on the machine's Redis.
+func TestClusterOnRedis(t *testing.T) {
+	reachable(t, "Redis", "127.0.0.1:6379")
+	runCluster(t, "{kind: redis, url: 'redis://127.0.0.1:6379/0', prefix: "+uniquePrefix()+"}", "", false)
+}
+
+// uniquePrefix returns a prefix no other run uses.
+func uniquePrefix() string { return "apptest" + strings.ToLower(rand.Text()[:8]) }
+
+// reachable skips the test, or fails it on CI (CI=true), when nothing
+// accepts connections on hostport.
+func reachable(t *testing.T, name, hostport string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", hostport, 2*time.Second)
+	if err == nil {
+		_ = c.Close()
+		return
+	}
+	msg := name + " not reachable on " + hostport + " (" + err.Error() + "); run `bash scripts/services.sh` to run this test"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// runCluster starts a gateway node and a world node of a cluster file
+// whose cluster.transport is transportYAML (gateExtra is added to the
+// gateway node's section), and checks that client requests cross from one
+// to the other. withoutBrokers also checks that Start without the
+// brokers' options fails and names app/brokers.
+func runCluster(t *testing.T, transportYAML, gateExtra string, withoutBrokers bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	reg := app.NewRegistry()
 	reg.Register("lobby", func() app.Module { return struct{ echo }{} })
 	reg.Register("world", func() app.Module { return echo{} })
+	if gateExtra != "" {
+		gateExtra = "\n    " + gateExtra
+	}
 	cfg := load(t, `
 cluster:
-  etcd: {ttl: 2s, prefix: /natsapptest}
-  transport: {kind: nats, prefix: apptest, heartbeat: 200ms, dead_after: 1s}
+  etcd: {ttl: 2s, prefix: /brokerapptest}
+  transport: `+transportYAML+`
 nodes:
   gate1:
     addr: 1.1.1
-    master: 127.0.0.1:0
-    nats: `+freePort(t)+`
+    master: 127.0.0.1:0`+gateExtra+`
     modules: [lobby]
     gateway:
       tcp: 127.0.0.1:0
@@ -100,13 +144,11 @@ nodes:
     modules: [world]
 `, reg)
 	log := slog.New(slog.DiscardHandler)
-
-	// Without the brokers' options, a program cannot run on NATS, and
-	// says what to do.
-	if _, err := app.Start(ctx, cfg, "gate1", reg, app.WithLogger(log)); err == nil || !strings.Contains(err.Error(), "app/brokers") {
-		t.Fatalf("Start without brokers.Options: %v, want an error naming app/brokers", err)
+	if withoutBrokers {
+		if _, err := app.Start(ctx, cfg, "gate1", reg, app.WithLogger(log)); err == nil || !strings.Contains(err.Error(), "app/brokers") {
+			t.Fatalf("Start without brokers.Options: %v, want an error naming app/brokers", err)
+		}
 	}
-
 	opts := append(brokers.Options(), app.WithLogger(log))
 	gw, err := app.Start(ctx, cfg, "gate1", reg, opts...)
 	if err != nil {
@@ -114,8 +156,8 @@ nodes:
 	}
 	defer gw.Shutdown(context.Background())
 	ready := gw.Ready()
-	if ready.Endpoint != "apptest.node.1.1.1" {
-		t.Fatalf("the gateway node's endpoint is %q, want its NATS subject apptest.node.1.1.1", ready.Endpoint)
+	if want := cfg.Cluster.Transport.Prefix; !strings.HasPrefix(ready.Endpoint, want) {
+		t.Fatalf("the gateway node's endpoint is %q, want its inbox under %q", ready.Endpoint, want)
 	}
 	world, err := app.Start(ctx, cfg, "world1", reg, append(opts, app.WithEtcdEndpoints(ready.Etcd...))...)
 	if err != nil {

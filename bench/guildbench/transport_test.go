@@ -3,15 +3,18 @@ package guildbench
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/guildkit/guild/bench/internal/benchkit"
 	"github.com/guildkit/guild/transport"
+	"github.com/guildkit/guild/transport/amqp"
 	"github.com/guildkit/guild/transport/nats"
 	"github.com/guildkit/guild/transport/tcp"
 )
@@ -20,7 +23,9 @@ import (
 // on loopback (scripts/services.sh starts them). A benchmark whose broker
 // does not answer is skipped.
 const (
-	natsURL = "nats://127.0.0.1:4222"
+	natsURL      = "nats://127.0.0.1:4222"
+	amqpURL      = "amqp://guest:guest@127.0.0.1:5672/"
+	amqpHostPort = "127.0.0.1:5672"
 )
 
 // TransportCallers is how many goroutines BenchmarkTransportRequestConcurrent
@@ -52,6 +57,78 @@ var guildTransports = []struct {
 		brokerUp(b, "NATS", strings.TrimPrefix(natsURL, "nats://"))
 		return nats.Config{URL: natsURL, Prefix: uniquePrefix()}
 	}},
+	{"amqp", func(b *testing.B) transport.Config {
+		brokerUp(b, "RabbitMQ", amqpHostPort)
+		return amqp.Config{URL: amqpURL, Prefix: uniquePrefix()}
+	}},
+}
+
+// amqpBare returns a round trip with amqp091-go alone: a publish of a
+// 64-byte body to a queue whose consumer, on a second connection,
+// publishes it back to a reply queue the caller consumes (a raw AMQP RPC,
+// without publisher confirms), the anchor of guild over RabbitMQ.
+func amqpBare(b *testing.B) func() (any, error) {
+	b.Helper()
+	brokerUp(b, "RabbitMQ", amqpHostPort)
+	dial := func() *amqp091.Connection {
+		c, err := amqp091.Dial(amqpURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return c
+	}
+	client, server := dial(), dial()
+	b.Cleanup(func() { _ = client.Close() })
+	prefix := uniquePrefix()
+	reqQ, replyQ := prefix+".req", prefix+".reply"
+	cch, err := client.Channel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sch, err := server.Channel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := sch.QueueDeclare(reqQ, false, true, false, false, nil); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := cch.QueueDeclare(replyQ, false, true, false, false, nil); err != nil {
+		b.Fatal(err)
+	}
+	reqs, err := sch.Consume(reqQ, "", true, true, false, false, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	replies, err := cch.Consume(replyQ, "", true, true, false, false, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	b.Cleanup(func() {
+		_ = server.Close() // ends the replier's loop
+		<-done
+	})
+	go func() {
+		defer close(done)
+		for d := range reqs {
+			_ = sch.PublishWithContext(context.Background(), "", d.ReplyTo, false, false, amqp091.Publishing{Body: d.Body})
+		}
+	}()
+	ctx := context.Background()
+	body := make([]byte, pingPongFrame)
+	call := func() (any, error) {
+		if err := cch.PublishWithContext(ctx, "", reqQ, false, false, amqp091.Publishing{ReplyTo: replyQ, Body: body}); err != nil {
+			return nil, err
+		}
+		select {
+		case d := <-replies:
+			return len(d.Body), nil
+		case <-time.After(10 * time.Second):
+			return nil, errors.New("no AMQP reply within 10s")
+		}
+	}
+	benchkit.WarmUp(b, call)
+	return call
 }
 
 // transportCaller starts a pair of nodes on tr and a responder on the
@@ -116,6 +193,9 @@ func BenchmarkTransportRequest(b *testing.B) {
 	}
 	b.Run("nats-bare", func(b *testing.B) {
 		benchkit.RunRequestsCheck(b, func(r any) bool { return r == pingPongFrame }, natsBare(b))
+	})
+	b.Run("amqp-bare", func(b *testing.B) {
+		benchkit.RunRequestsCheck(b, func(r any) bool { return r == pingPongFrame }, amqpBare(b))
 	})
 }
 

@@ -36,7 +36,10 @@
 // asked on every reach and every heartbeat, on a goroutine of its own so
 // that data does not wait for the answer, and a killed peer is lost
 // within one heartbeat); publishing to it failed; or the connection to the
-// broker was lost (every peer at once).
+// broker was lost (every peer at once). When the connection comes back the
+// transport draws a new incarnation: its peers, which may not have noticed
+// the outage but whose frames to it may have been lost meanwhile, lose it
+// (failing their requests to it at once) and reach it again.
 //
 // # What arrives
 //

@@ -56,7 +56,7 @@ type busTransport struct {
 	s       transport.Setup
 	o       Options
 	inbox   string
-	inc     uint64
+	inc     atomic.Uint64 // this transport's incarnation: drawn at Start, again after a broker outage
 	log     *slog.Logger
 	broker  Broker
 	prober  Prober // nil unless broker implements it
@@ -100,19 +100,17 @@ func Start(s transport.Setup, inbox string, o Options, connect Connect) (transpo
 	if log == nil {
 		log = slog.Default()
 	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
 	t := &busTransport{
 		s:        s,
 		o:        o.withDefaults(),
 		inbox:    inbox,
-		inc:      binary.BigEndian.Uint64(b[:]) | 1, // never 0
 		log:      log.With("self", s.Self.String(), "inbox", inbox),
 		quit:     make(chan struct{}),
 		nwake:    make(chan struct{}, 1),
 		peers:    map[actor.Addr]*peer{},
 		brokerOK: true,
 	}
+	t.inc.Store(incarnation())
 	t.ready = make(chan struct{})
 	br, err := connect(inbox, (*receiver)(t))
 	if err != nil {
@@ -147,7 +145,7 @@ func (t *busTransport) Send(addr actor.Addr, env *wire.Envelope) error {
 	if t.shut.Load() {
 		return transport.ErrClosed
 	}
-	frame := appendHeader(make([]byte, 0, headerSize+env.Size()), header{kind: kindData, from: t.s.Self, inc: t.inc})
+	frame := appendHeader(make([]byte, 0, headerSize+env.Size()), header{kind: kindData, from: t.s.Self, inc: t.inc.Load()})
 	frame = env.AppendTo(frame)
 	if len(frame)-headerSize > t.o.MaxFrame {
 		return fmt.Errorf("bus: an envelope of %d bytes for %v, above MaxFrame %d: %w", len(frame)-headerSize, addr, t.o.MaxFrame, wire.ErrFrameTooLarge)
@@ -258,18 +256,38 @@ func (t *busTransport) Close() error {
 	t.mu.Unlock()
 	close(t.quit)
 	t.cancel()
-	bye := appendHeader(nil, header{kind: kindBye, from: t.s.Self, inc: t.inc})
-	for _, in := range byes {
-		_ = t.broker.Publish(in, [][]byte{bye})
-	}
-	if f, ok := t.broker.(Flusher); ok && len(byes) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), t.o.HeartbeatInterval)
-		_ = f.Flush(ctx)
-		cancel()
+	// The byes get one heartbeat interval: a broker that does not take
+	// them by then is cut off by its Close.
+	said := make(chan struct{})
+	go func() {
+		defer close(said)
+		bye := appendHeader(nil, header{kind: kindBye, from: t.s.Self, inc: t.inc.Load()})
+		for _, in := range byes {
+			if t.broker.Publish(in, [][]byte{bye}) != nil {
+				return
+			}
+		}
+		if f, ok := t.broker.(Flusher); ok && len(byes) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), t.o.HeartbeatInterval)
+			_ = f.Flush(ctx)
+			cancel()
+		}
+	}()
+	select {
+	case <-said:
+	case <-time.After(t.o.HeartbeatInterval):
 	}
 	err := t.broker.Close()
+	<-said
 	t.wg.Wait()
 	return err
+}
+
+// incarnation draws a random non-zero incarnation.
+func incarnation() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:]) | 1
 }
 
 // MaxPeers bounds the peers a transport keeps (each with a writer
@@ -316,7 +334,7 @@ func (t *busTransport) pingLocked(p *peer, now time.Time) {
 
 // control returns a ping or pong frame carrying this node's inbox.
 func (t *busTransport) control(k frameKind) []byte {
-	f := appendHeader(make([]byte, 0, headerSize+len(t.inbox)), header{kind: k, from: t.s.Self, inc: t.inc})
+	f := appendHeader(make([]byte, 0, headerSize+len(t.inbox)), header{kind: k, from: t.s.Self, inc: t.inc.Load()})
 	return append(f, t.inbox...)
 }
 
@@ -586,7 +604,7 @@ func (r *receiver) Down(err error) {
 	t := (*busTransport)(r)
 	<-t.ready
 	t.mu.Lock()
-	if !t.brokerOK {
+	if !t.brokerOK || t.closed {
 		t.mu.Unlock()
 		return
 	}
@@ -607,11 +625,16 @@ func (r *receiver) Up() {
 	t := (*busTransport)(r)
 	<-t.ready
 	t.mu.Lock()
-	if t.brokerOK {
+	if t.brokerOK || t.closed {
 		t.mu.Unlock()
 		return
 	}
 	t.brokerOK = true
+	// What peers sent while this node was away from the broker may be
+	// lost, and they may not have noticed the outage: a new incarnation
+	// makes each of them lose this node (failing its requests to it at
+	// once) and reach it again.
+	t.inc.Store(incarnation())
 	now := time.Now()
 	for _, a := range t.wasUp {
 		if p := t.peers[a]; p != nil && p.state == stIdle {

@@ -1,0 +1,523 @@
+package redis_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster/clustertest/faultnet"
+	"github.com/guildkit/guild/internal/await"
+	"github.com/guildkit/guild/transport"
+	"github.com/guildkit/guild/transport/bus"
+	"github.com/guildkit/guild/transport/redis"
+	"github.com/guildkit/guild/transport/transporttest"
+	"github.com/guildkit/guild/wire"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// redisAddr is where the tests find Redis.
+const redisAddr = "127.0.0.1:6379"
+
+var probe struct {
+	once sync.Once
+	err  error
+}
+
+// reachable skips the test, or fails it on CI (CI=true), when the Redis
+// server on redisAddr does not answer. It asks the server once per run.
+func reachable(tb testing.TB) {
+	tb.Helper()
+	probe.once.Do(func() {
+		client := goredis.NewClient(&goredis.Options{Addr: redisAddr, MaxRetries: -1})
+		defer client.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		probe.err = client.Ping(ctx).Err()
+	})
+	if probe.err != nil {
+		msg := "Redis not reachable on " + redisAddr + " (" + probe.err.Error() + "); run `bash scripts/services.sh` (or install and start it) to run this test"
+		if os.Getenv("CI") == "true" {
+			tb.Fatal(msg)
+		}
+		tb.Skip(msg)
+	}
+}
+
+// plain returns a client of Redis for the test's own commands, closed at
+// cleanup.
+func plain(tb testing.TB) *goredis.Client {
+	tb.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: redisAddr})
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// freshPrefix returns a random key prefix whose keys are deleted at
+// cleanup (after the nodes that use it closed: cleanups run last in
+// first).
+func freshPrefix(tb testing.TB) string {
+	tb.Helper()
+	reachable(tb)
+	prefix := "guildtest-" + rand.Text()
+	client := goredis.NewClient(&goredis.Options{Addr: redisAddr})
+	tb.Cleanup(func() {
+		defer client.Close()
+		ctx := context.Background()
+		iter := client.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			if err := client.Del(ctx, iter.Val()).Err(); err != nil {
+				tb.Errorf("cleanup: %v", err)
+			}
+		}
+		if err := iter.Err(); err != nil {
+			tb.Errorf("cleanup: %v", err)
+		}
+	})
+	return prefix
+}
+
+// newProxy returns a faultnet proxy in front of Redis, closed at cleanup.
+func newProxy(tb testing.TB) *faultnet.Proxy {
+	tb.Helper()
+	p, err := faultnet.Listen(faultnet.Config{Target: redisAddr})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// fast detects a lost peer within a second.
+var fast = bus.Options{PendingQueue: 64, MaxFrame: 1 << 20, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 500 * time.Millisecond, ReachTimeout: 500 * time.Millisecond}
+
+func TestConformance(t *testing.T) {
+	reachable(t)
+	var proxies sync.Map // prefix -> *faultnet.Proxy
+	transporttest.Run(t, transporttest.Options{
+		New: func(t *testing.T) transport.Config {
+			prefix := freshPrefix(t)
+			p := newProxy(t)
+			proxies.Store(prefix, p)
+			t.Cleanup(func() { proxies.Delete(prefix) })
+			return redis.Config{Addr: p.Addr(), Prefix: prefix, Options: fast}
+		},
+		PendingQueue: fast.PendingQueue,
+		MaxFrame:     fast.MaxFrame,
+		Silent: func(t *testing.T, cfg transport.Config) string {
+			// An inbox whose liveness key exists, which nobody pops.
+			prefix := cfg.(redis.Config).Prefix
+			if err := plain(t).Set(context.Background(), prefix+":alive:silent", "1", 0).Err(); err != nil {
+				t.Fatalf("silent: %v", err)
+			}
+			return prefix + ":inbox:silent"
+		},
+		Inject: func(t *testing.T, cfg transport.Config, endpoint string, raw []byte) {
+			if err := plain(t).RPush(context.Background(), endpoint, raw).Err(); err != nil {
+				t.Fatalf("inject: %v", err)
+			}
+		},
+		Outage: func(t *testing.T, cfg transport.Config) func() {
+			v, _ := proxies.Load(cfg.(redis.Config).Prefix)
+			p := v.(*faultnet.Proxy)
+			p.SetDefault(faultnet.Reset)
+			return func() { p.SetDefault(faultnet.Pass) }
+		},
+	})
+}
+
+// recorder is a transport.Handler that keeps the correlation ids of what
+// it gets, and counts peer notices.
+type recorder struct {
+	mu   sync.Mutex
+	ids  map[actor.Addr][]uint64
+	lost map[actor.Addr][]error
+	up   map[actor.Addr]int
+}
+
+func newRecorder() *recorder {
+	return &recorder{ids: map[actor.Addr][]uint64{}, lost: map[actor.Addr][]error{}, up: map[actor.Addr]int{}}
+}
+
+func (r *recorder) HandleEnvelope(peer actor.Addr, env *wire.Envelope) {
+	r.mu.Lock()
+	r.ids[peer] = append(r.ids[peer], env.CorrelationID)
+	r.mu.Unlock()
+}
+
+func (r *recorder) PeerLost(peer actor.Addr, err error) {
+	r.mu.Lock()
+	r.lost[peer] = append(r.lost[peer], err)
+	r.mu.Unlock()
+}
+
+func (r *recorder) PeerUp(peer actor.Addr) {
+	r.mu.Lock()
+	r.up[peer]++
+	r.mu.Unlock()
+}
+
+func (r *recorder) got(peer actor.Addr) []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]uint64(nil), r.ids[peer]...)
+}
+
+func (r *recorder) lostErrs(peer actor.Addr) []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]error(nil), r.lost[peer]...)
+}
+
+func (r *recorder) upCount(peer actor.Addr) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.up[peer]
+}
+
+// pair is two started nodes, A and B, and what they got.
+type pair struct {
+	a, b       transport.Transport
+	aAddr      actor.Addr
+	bAddr      actor.Addr
+	aRec, bRec *recorder
+}
+
+// startPair starts nodes 1.1.1 (A) and 1.1.2 (B) from ca and cb, which
+// resolve each other through a map, and closes them at cleanup.
+func startPair(t *testing.T, ca, cb redis.Config) *pair {
+	t.Helper()
+	p := &pair{aAddr: actor.MustAddr(1, 1, 1), bAddr: actor.MustAddr(1, 1, 2), aRec: newRecorder(), bRec: newRecorder()}
+	var mu sync.Mutex
+	endpoints := map[actor.Addr]string{}
+	resolve := func(a actor.Addr) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if e, ok := endpoints[a]; ok {
+			return e, nil
+		}
+		return "", errors.New("not a member")
+	}
+	start := func(c redis.Config, self actor.Addr, h transport.Handler) transport.Transport {
+		tr, err := c.Start(transport.Setup{Self: self, Resolve: resolve, Handler: h})
+		if err != nil {
+			t.Fatalf("start %v: %v", self, err)
+		}
+		t.Cleanup(func() { _ = tr.Close() })
+		mu.Lock()
+		endpoints[self] = tr.Endpoint()
+		mu.Unlock()
+		return tr
+	}
+	p.a = start(ca, p.aAddr, p.aRec)
+	p.b = start(cb, p.bAddr, p.bRec)
+	return p
+}
+
+// envelope returns envelope number i from A.
+func envelope(i int) *wire.Envelope {
+	return &wire.Envelope{Kind: wire.KindSend, Target: wire.PID{Node: 2, Serial: 9}, CorrelationID: uint64(i), PayloadType: wire.RawBytesType, Payload: []byte("hello")}
+}
+
+// sendRetry sends env, retrying while the peer's queue is full.
+func sendRetry(t *testing.T, tr transport.Transport, to actor.Addr, env *wire.Envelope) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := tr.Send(to, env)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, transport.ErrPendingQueueFull) || time.Now().After(deadline) {
+			t.Fatalf("Send to %v: %v", to, err)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// checkSequence fails t unless ids is 1, 2, ..., n.
+func checkSequence(t *testing.T, ids []uint64, n int) {
+	t.Helper()
+	if len(ids) != n {
+		t.Fatalf("got %d envelopes, want %d: %v", len(ids), n, ids)
+	}
+	for i, id := range ids {
+		if id != uint64(i+1) {
+			t.Fatalf("envelope %d carries number %d: out of order, repeated or missing: %v", i+1, id, ids)
+		}
+	}
+}
+
+// TestReconnectMissesNothing: B's connection to Redis is cut while A keeps
+// sending to it; when the connection is back, B gets every envelope that A
+// published before it reported B lost, in order, none twice, and traffic
+// resumes.
+func TestReconnectMissesNothing(t *testing.T) {
+	prefix := freshPrefix(t)
+	// A long DeadAfter: A loses B through the prober, once B's liveness
+	// key has expired (AliveTTL), not through heartbeat silence.
+	o := bus.Options{PendingQueue: 256, MaxFrame: 1 << 20, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 20 * time.Second, ReachTimeout: time.Second}
+	proxy := newProxy(t)
+	ca := redis.Config{Addr: redisAddr, Prefix: prefix, Options: o, AliveTTL: 2 * time.Second}
+	cb := ca
+	cb.Addr = proxy.Addr()
+	p := startPair(t, ca, cb)
+
+	sendRetry(t, p.a, p.bAddr, envelope(1))
+	await.True(t, 5*time.Second, "B to get the first envelope", func() bool { return len(p.bRec.got(p.aAddr)) == 1 })
+	await.True(t, 5*time.Second, "A to see B up", func() bool { return p.aRec.upCount(p.bAddr) >= 1 })
+
+	proxy.SetDefault(faultnet.Reset)
+	await.True(t, 5*time.Second, "B to lose its connection (and so A)", func() bool { return len(p.bRec.lostErrs(p.aAddr)) >= 1 })
+	if err := p.bRec.lostErrs(p.aAddr)[0]; !errors.Is(err, redis.ErrDown) {
+		t.Fatalf("B lost A with %v, want an error matching redis.ErrDown", err)
+	}
+
+	// A still believes in B (its liveness key has not expired yet): what A
+	// sends now is queued in B's list.
+	const n = 200
+	for i := 2; i <= n; i++ {
+		sendRetry(t, p.a, p.bAddr, envelope(i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.a.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	if errs := p.aRec.lostErrs(p.bAddr); len(errs) != 0 {
+		t.Fatalf("A lost B before everything was published (the test needs a longer AliveTTL on this machine): %v", errs)
+	}
+	// A reports B lost when B's liveness key expires, long before its
+	// DeadAfter.
+	took := await.True(t, 10*time.Second, "A to report B lost (its liveness key expired)", func() bool { return len(p.aRec.lostErrs(p.bAddr)) >= 1 })
+	t.Logf("A reported B lost %v after the envelopes were published: %v", took, p.aRec.lostErrs(p.bAddr))
+	if l, err := plain(t).LLen(context.Background(), p.b.Endpoint()).Result(); err != nil || l < n-1 {
+		t.Fatalf("B's inbox holds %d messages (%v), want at least %d", l, err, n-1)
+	}
+
+	proxy.SetDefault(faultnet.Pass)
+	await.True(t, 10*time.Second, "B to get what was queued for it", func() bool { return len(p.bRec.got(p.aAddr)) >= n })
+	checkSequence(t, p.bRec.got(p.aAddr), n)
+
+	// Traffic resumes by itself, after the last envelope of before.
+	i := n + 1
+	await.True(t, 10*time.Second, "traffic from A to B to resume", func() bool {
+		if len(p.bRec.got(p.aAddr)) > n {
+			return true
+		}
+		_ = p.a.Send(p.bAddr, envelope(i))
+		i++
+		time.Sleep(20 * time.Millisecond) // pace the retries; the wait itself is await's
+		return len(p.bRec.got(p.aAddr)) > n
+	})
+	ids := p.bRec.got(p.aAddr)
+	seen := map[uint64]bool{}
+	for k, id := range ids {
+		if seen[id] || (k > 0 && id <= ids[k-1]) {
+			t.Fatalf("envelopes out of order or repeated after the connection came back: %v", ids)
+		}
+		seen[id] = true
+	}
+}
+
+// TestInboxBound: while B is away, its inbox fills up to MaxQueued; the
+// publish that would pass the bound is refused whole, A reports B lost
+// with ErrInboxFull, and B, back, gets the oldest of what A sent: they
+// are never dropped for the newest.
+func TestInboxBound(t *testing.T) {
+	prefix := freshPrefix(t)
+	o := bus.Options{PendingQueue: 64, MaxFrame: 1 << 20, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 20 * time.Second, ReachTimeout: time.Second}
+	const maxQueued = 128
+	proxy := newProxy(t)
+	ca := redis.Config{Addr: redisAddr, Prefix: prefix, Options: o, MaxQueued: maxQueued, AliveTTL: 10 * time.Second}
+	cb := ca
+	cb.Addr = proxy.Addr()
+	p := startPair(t, ca, cb)
+
+	sendRetry(t, p.a, p.bAddr, envelope(1))
+	await.True(t, 5*time.Second, "B to get the first envelope", func() bool { return len(p.bRec.got(p.aAddr)) == 1 })
+	await.True(t, 5*time.Second, "A to see B up", func() bool { return p.aRec.upCount(p.bAddr) >= 1 })
+	proxy.SetDefault(faultnet.Reset)
+	await.True(t, 5*time.Second, "B to lose its connection", func() bool { return len(p.bRec.lostErrs(p.aAddr)) >= 1 })
+
+	i := 2
+	await.True(t, 10*time.Second, "A to report B lost when its inbox is full", func() bool {
+		// Send until A's queue for B is full (its writer publishes
+		// meanwhile), or B is lost.
+		for len(p.aRec.lostErrs(p.bAddr)) == 0 && i <= 10*maxQueued {
+			if err := p.a.Send(p.bAddr, envelope(i)); err != nil {
+				break
+			}
+			i++
+		}
+		return len(p.aRec.lostErrs(p.bAddr)) > 0
+	})
+	if err := p.aRec.lostErrs(p.bAddr)[0]; !errors.Is(err, redis.ErrInboxFull) || !errors.Is(err, transport.ErrPeerLost) {
+		t.Fatalf("A lost B with %v, want an error matching redis.ErrInboxFull and transport.ErrPeerLost", err)
+	}
+	if l, err := plain(t).LLen(context.Background(), p.b.Endpoint()).Result(); err != nil || l > maxQueued || l < maxQueued/4 {
+		t.Fatalf("B's inbox holds %d messages (%v), want between %d and MaxQueued (%d)", l, err, maxQueued/4, maxQueued)
+	}
+
+	proxy.SetDefault(faultnet.Pass)
+	await.True(t, 10*time.Second, "B to read its inbox again", func() bool { return p.bRec.upCount(p.aAddr) >= 2 })
+	await.True(t, 10*time.Second, "B's inbox to be empty", func() bool {
+		l, err := plain(t).LLen(context.Background(), p.b.Endpoint()).Result()
+		return err == nil && l == 0
+	})
+	// B got the oldest envelopes, 1 to at least maxQueued/4 with no gap
+	// (the refused batch held up to PendingQueue = maxQueued/2 envelopes,
+	// and A's pings took a few places), then, in order, any that A sent
+	// after it dropped the refused batch (sends that raced with the
+	// report of the loss reach B again).
+	ids := p.bRec.got(p.aAddr)
+	if len(ids) < maxQueued/4 {
+		t.Fatalf("B got %d envelopes, want at least %d", len(ids), maxQueued/4)
+	}
+	checkSequence(t, ids[:maxQueued/4], maxQueued/4)
+	for k := 1; k < len(ids); k++ {
+		if ids[k] <= ids[k-1] {
+			t.Fatalf("envelopes out of order or repeated: %v", ids)
+		}
+	}
+}
+
+// TestPartition: a partition between the nodes and Redis (no reset: the
+// bytes are held, as on a network that drops packets) is detected by the
+// commands' timeouts, long before the heartbeats' DeadAfter: both nodes
+// report each other lost with ErrDown, and traffic resumes by itself when
+// it heals.
+func TestPartition(t *testing.T) {
+	prefix := freshPrefix(t)
+	proxy := newProxy(t)
+	o := bus.Options{PendingQueue: 64, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 30 * time.Second, ReachTimeout: time.Second}
+	c := redis.Config{Addr: proxy.Addr(), Prefix: prefix, Options: o}
+	p := startPair(t, c, c)
+	sendRetry(t, p.a, p.bAddr, envelope(1))
+	sendRetry(t, p.b, p.aAddr, envelope(1))
+	await.True(t, 5*time.Second, "A and B to exchange an envelope", func() bool {
+		return len(p.bRec.got(p.aAddr)) == 1 && len(p.aRec.got(p.bAddr)) == 1
+	})
+	proxy.SetDefault(faultnet.Blackhole)
+	await.True(t, 10*time.Second, "A and B to report each other lost", func() bool {
+		return len(p.aRec.lostErrs(p.bAddr)) >= 1 && len(p.bRec.lostErrs(p.aAddr)) >= 1
+	})
+	for _, err := range append(p.aRec.lostErrs(p.bAddr), p.bRec.lostErrs(p.aAddr)...) {
+		if !errors.Is(err, redis.ErrDown) {
+			t.Fatalf("a peer lost with %v, want an error matching redis.ErrDown", err)
+		}
+	}
+	proxy.SetDefault(faultnet.Pass)
+	for _, dir := range []struct {
+		from transport.Transport
+		to   actor.Addr
+		rec  *recorder
+		peer actor.Addr
+	}{{p.a, p.bAddr, p.bRec, p.aAddr}, {p.b, p.aAddr, p.aRec, p.bAddr}} {
+		i := 100
+		await.True(t, 20*time.Second, "traffic to resume after the partition", func() bool {
+			if len(dir.rec.got(dir.peer)) > 1 {
+				return true
+			}
+			_ = dir.from.Send(dir.to, envelope(i))
+			i++
+			time.Sleep(20 * time.Millisecond) // pace the retries; the wait itself is await's
+			return len(dir.rec.got(dir.peer)) > 1
+		})
+		ids := dir.rec.got(dir.peer)
+		for k := 1; k < len(ids); k++ {
+			if ids[k] <= ids[k-1] {
+				t.Fatalf("envelopes from %v out of order or repeated: %v", dir.peer, ids)
+			}
+		}
+	}
+}
+
+// TestCloseRemovesKeys: a closed node's liveness key and inbox are gone,
+// and a peer that sends to it reports it lost at once (the prober), not
+// after ReachTimeout.
+func TestCloseRemovesKeys(t *testing.T) {
+	prefix := freshPrefix(t)
+	o := bus.Options{PendingQueue: 64, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 20 * time.Second, ReachTimeout: 20 * time.Second}
+	c := redis.Config{Addr: redisAddr, Prefix: prefix, Options: o}
+	p := startPair(t, c, c)
+	client := plain(t)
+	ctx := context.Background()
+	alive := prefix + ":alive:" + p.bAddr.String()
+	if n, err := client.Exists(ctx, alive).Result(); err != nil || n != 1 {
+		t.Fatalf("B's liveness key %q: %d, %v; want it set", alive, n, err)
+	}
+	if err := p.b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := client.Exists(ctx, alive, p.b.Endpoint()).Result(); err != nil || n != 0 {
+		t.Fatalf("after Close, %d of B's keys remain (%v)", n, err)
+	}
+	sendRetry(t, p.a, p.bAddr, envelope(1))
+	await.True(t, 5*time.Second, "A to report the closed B lost through the prober", func() bool { return len(p.aRec.lostErrs(p.bAddr)) >= 1 })
+}
+
+// TestStartWithoutRedis: Start fails, quickly, when nothing listens at
+// Addr, and leaves no goroutine behind (TestMain checks).
+func TestStartWithoutRedis(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	c := redis.Config{Addr: addr, Timeout: 500 * time.Millisecond}
+	start := time.Now()
+	tr, err := c.Start(transport.Setup{Self: actor.MustAddr(1, 1, 1), Resolve: func(actor.Addr) (string, error) { return "", errors.New("none") }, Handler: newRecorder()})
+	if err == nil {
+		_ = tr.Close()
+		t.Fatal("Start succeeded without Redis")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Start took %v to fail", d)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  redis.Config
+		ok   bool
+	}{
+		{"zero", redis.Config{}, true},
+		{"small bound", redis.Config{Options: bus.Options{PendingQueue: 64}, MaxQueued: 128}, true},
+		{"bound below twice the pending queue", redis.Config{Options: bus.Options{PendingQueue: 64}, MaxQueued: 127}, false},
+		{"bound below the default pending queue", redis.Config{MaxQueued: 1000}, false},
+		{"negative bound", redis.Config{MaxQueued: -1}, false},
+		{"negative DB", redis.Config{DB: -1}, false},
+		{"short AliveTTL", redis.Config{AliveTTL: time.Millisecond}, false},
+		{"negative InboxTTL", redis.Config{InboxTTL: -time.Second}, false},
+		{"negative Timeout", redis.Config{Timeout: -time.Second}, false},
+		{"InboxTTL below AliveTTL", redis.Config{InboxTTL: time.Second, AliveTTL: 2 * time.Second}, false},
+		{"short TTLs", redis.Config{InboxTTL: 100 * time.Millisecond, AliveTTL: 100 * time.Millisecond}, true},
+	} {
+		err := c.cfg.Validate()
+		if (err == nil) != c.ok {
+			t.Errorf("%s: Validate() = %v, want ok=%v", c.name, err, c.ok)
+		}
+		if err != nil && !errors.Is(err, redis.ErrBadConfig) {
+			t.Errorf("%s: %v does not match ErrBadConfig", c.name, err)
+		}
+	}
+	bad := redis.Config{Options: bus.Options{HeartbeatInterval: time.Second, DeadAfter: time.Second}}
+	if err := bad.Validate(); !errors.Is(err, bus.ErrBadOptions) {
+		t.Errorf("bad Options: Validate() = %v, want bus.ErrBadOptions", err)
+	}
+	if _, err := bad.Start(transport.Setup{}); !errors.Is(err, bus.ErrBadOptions) {
+		t.Errorf("bad Options: Start = %v, want bus.ErrBadOptions", err)
+	}
+}
