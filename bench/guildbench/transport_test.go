@@ -11,11 +11,13 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	amqp091 "github.com/rabbitmq/amqp091-go"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/guildkit/guild/bench/internal/benchkit"
 	"github.com/guildkit/guild/transport"
 	"github.com/guildkit/guild/transport/amqp"
 	"github.com/guildkit/guild/transport/nats"
+	"github.com/guildkit/guild/transport/redis"
 	"github.com/guildkit/guild/transport/tcp"
 )
 
@@ -26,6 +28,7 @@ const (
 	natsURL      = "nats://127.0.0.1:4222"
 	amqpURL      = "amqp://guest:guest@127.0.0.1:5672/"
 	amqpHostPort = "127.0.0.1:5672"
+	redisAddr    = "127.0.0.1:6379"
 )
 
 // TransportCallers is how many goroutines BenchmarkTransportRequestConcurrent
@@ -61,6 +64,56 @@ var guildTransports = []struct {
 		brokerUp(b, "RabbitMQ", amqpHostPort)
 		return amqp.Config{URL: amqpURL, Prefix: uniquePrefix()}
 	}},
+	{"redis", func(b *testing.B) transport.Config {
+		brokerUp(b, "Redis", redisAddr)
+		return redis.Config{Addr: redisAddr, Prefix: uniquePrefix()}
+	}},
+}
+
+// redisBare returns a round trip with go-redis alone: RPUSH of a 64-byte
+// body to a list that a second client BLPOPs and RPUSHes back to a reply
+// list, which the caller BLPOPs: the anchor of guild over Redis.
+func redisBare(b *testing.B) func() (any, error) {
+	b.Helper()
+	brokerUp(b, "Redis", redisAddr)
+	prefix := uniquePrefix()
+	reqKey, respKey := prefix+":req", prefix+":resp"
+	ctx := context.Background()
+	caller := goredis.NewClient(&goredis.Options{Addr: redisAddr, MaxRetries: -1})
+	echo := goredis.NewClient(&goredis.Options{Addr: redisAddr, MaxRetries: -1})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			kv, err := echo.BLPop(ctx, 5*time.Second, reqKey).Result()
+			if err != nil || kv[1] == "stop" {
+				return
+			}
+			if err := echo.RPush(ctx, respKey, kv[1]).Err(); err != nil {
+				return
+			}
+		}
+	}()
+	b.Cleanup(func() {
+		_ = caller.RPush(ctx, reqKey, "stop").Err()
+		<-done
+		_ = caller.Del(ctx, reqKey, respKey).Err()
+		_ = caller.Close()
+		_ = echo.Close()
+	})
+	body := make([]byte, pingPongFrame)
+	call := func() (any, error) {
+		if err := caller.RPush(ctx, reqKey, body).Err(); err != nil {
+			return nil, err
+		}
+		kv, err := caller.BLPop(ctx, 5*time.Second, respKey).Result()
+		if err != nil {
+			return nil, err
+		}
+		return len(kv[1]), nil
+	}
+	benchkit.WarmUp(b, call)
+	return call
 }
 
 // amqpBare returns a round trip with amqp091-go alone: a publish of a
@@ -196,6 +249,9 @@ func BenchmarkTransportRequest(b *testing.B) {
 	})
 	b.Run("amqp-bare", func(b *testing.B) {
 		benchkit.RunRequestsCheck(b, func(r any) bool { return r == pingPongFrame }, amqpBare(b))
+	})
+	b.Run("redis-bare", func(b *testing.B) {
+		benchkit.RunRequestsCheck(b, func(r any) bool { return r == pingPongFrame }, redisBare(b))
 	})
 }
 

@@ -939,3 +939,7 @@ func (b *broker) Close() error {
 	b.wg.Wait()
 	return nil
 }
+
+// Packs implements bus.Packing: the broker's cost is per message, so the
+// writers pack envelopes.
+func (b *broker) Packs() bool { return true }

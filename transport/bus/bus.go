@@ -120,6 +120,17 @@ type Buffered interface {
 	Buffered() bool
 }
 
+// Packing is implemented by a Broker whose cost is per message more than
+// per byte (NATS, AMQP): when Packs returns true, a peer's writer packs
+// the data frames it publishes together (what queued while its previous
+// publish went out) into pack frames of many envelopes each, so that the
+// broker routes, and its consumer acknowledges, one message for many. A
+// Broker that bounds an inbox by its number of messages (Redis) must not
+// say so, or the bound would no longer bound its bytes.
+type Packing interface {
+	Packs() bool
+}
+
 // Receiver is what a Broker delivers to.
 type Receiver interface {
 	// Deliver is called for every message read from the inbox, one at a

@@ -25,7 +25,13 @@ const (
 	kindPing frameKind = 2 // the sender's inbox follows; answer with a pong
 	kindPong frameKind = 3 // the sender's inbox follows
 	kindBye  frameKind = 4 // the sender is closing
+	kindPack frameKind = 5 // several envelopes follow, each after its 4-byte length
 )
+
+// packLimit bounds the body of a pack frame: a writer packs the data
+// frames it publishes together into packs of at most min(MaxFrame,
+// packLimit) bytes (a larger envelope goes alone).
+const packLimit = 256 << 10
 
 // header is a decoded frame header.
 type header struct {
@@ -62,7 +68,7 @@ func parseFrame(msg []byte) (header, []byte, error) {
 	}
 	body := msg[headerSize:]
 	switch h.kind {
-	case kindData, kindBye:
+	case kindData, kindBye, kindPack:
 	case kindPing, kindPong:
 		if len(body) == 0 || len(body) > maxInboxLen {
 			return header{}, nil, fmt.Errorf("%w: an inbox name of %d bytes", errBadFrame, len(body))
@@ -88,6 +94,21 @@ func decode(msg []byte, self actor.Addr, maxFrame int, env *wire.Envelope) (head
 	if h.from == self {
 		return h, nil, fmt.Errorf("%w: from this node itself", errBadFrame)
 	}
+	if h.kind == kindPack {
+		if len(body) > maxFrame {
+			return h, nil, fmt.Errorf("%w: a pack of %d bytes, above MaxFrame %d: %w", errBadFrame, len(body), maxFrame, wire.ErrFrameTooLarge)
+		}
+		n := 0
+		for rest := body; len(rest) > 0; n++ {
+			if len(rest) < 4 || int(binary.BigEndian.Uint32(rest)) > len(rest)-4 {
+				return h, nil, fmt.Errorf("%w: envelope %d of a pack is cut", errBadFrame, n)
+			}
+			rest = rest[4+binary.BigEndian.Uint32(rest):]
+		}
+		if n == 0 {
+			return h, nil, fmt.Errorf("%w: an empty pack", errBadFrame)
+		}
+	}
 	if h.kind == kindData {
 		if len(body) > maxFrame {
 			return h, nil, fmt.Errorf("%w: an envelope of %d bytes, above MaxFrame %d: %w", errBadFrame, len(body), maxFrame, wire.ErrFrameTooLarge)
@@ -97,4 +118,18 @@ func decode(msg []byte, self actor.Addr, maxFrame int, env *wire.Envelope) (head
 		}
 	}
 	return h, body, nil
+}
+
+// appendPacked appends the envelope of data frame f (its body, after the
+// header) to a pack body, after its length.
+func appendPacked(pack, f []byte) []byte {
+	pack = binary.BigEndian.AppendUint32(pack, uint32(len(f)-headerSize))
+	return append(pack, f[headerSize:]...)
+}
+
+// nextPacked splits the first envelope off a pack body that decode
+// checked.
+func nextPacked(body []byte) (env, rest []byte) {
+	n := binary.BigEndian.Uint32(body)
+	return body[4 : 4+n], body[4+n:]
 }

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"testing"
 
@@ -21,6 +22,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(append(appendHeader(nil, header{kind: kindPing, from: from, inc: 5}), "guild.node.1.1.2"...))
 	f.Add(append(appendHeader(nil, header{kind: kindPong, from: from, inc: 5}), "guild.node.1.1.2"...))
 	f.Add(appendHeader(nil, header{kind: kindBye, from: from, inc: 5}))
+	f.Add(appendPacked(appendPacked(appendHeader(nil, header{kind: kindPack, from: from, inc: 5}), data), data))
 	f.Add(appendHeader(nil, header{kind: kindData, from: self, inc: 5}))
 	f.Add([]byte{})
 	f.Add([]byte{frameMagic})
@@ -51,6 +53,13 @@ func FuzzDecode(f *testing.F) {
 			again = append(again, body...)
 		case kindBye:
 			again = append(again, body...)
+		case kindPack:
+			for rest := body; len(rest) > 0; {
+				var one []byte
+				one, rest = nextPacked(rest)
+				again = binary.BigEndian.AppendUint32(again, uint32(len(one)))
+				again = append(again, one...)
+			}
 		default:
 			t.Fatalf("accepted kind %d", h.kind)
 		}

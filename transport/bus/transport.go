@@ -61,6 +61,7 @@ type busTransport struct {
 	broker  Broker
 	prober  Prober // nil unless broker implements it
 	inline  bool   // the broker is Buffered: a lone frame is published by its Send
+	packs   bool   // the broker is Packing: the writers pack data frames
 	quit    chan struct{}
 	ctx     context.Context // ends at Close: for probes
 	cancel  context.CancelFunc
@@ -124,6 +125,9 @@ func Start(s transport.Setup, inbox string, o Options, connect Connect) (transpo
 	if bb, ok := br.(Buffered); ok {
 		t.inline = bb.Buffered()
 	}
+	if pk, ok := br.(Packing); ok {
+		t.packs = pk.Packs()
+	}
 	t.wg.Add(2)
 	go t.ticker()
 	go t.notifier()
@@ -162,7 +166,8 @@ func (t *busTransport) Send(addr actor.Addr, env *wire.Envelope) error {
 	}
 	if p.state == stUp && t.inline && p.inbox != "" && !p.writing && !p.inline && len(p.held) == 0 && len(p.ctrl) == 0 {
 		// Nothing is ahead of it: publish it on this goroutine, which
-		// saves waking the writer (see Buffered).
+		// saves waking the writer (see Buffered). Frames that queue
+		// meanwhile are the writer's, which packs them.
 		p.inline = true
 		inbox, epoch := p.inbox, p.epoch
 		t.mu.Unlock()
@@ -419,7 +424,11 @@ func (t *busTransport) writeOnce(p *peer) bool {
 	batch := p.ctrl
 	p.ctrl = nil
 	if p.state == stUp {
-		batch = append(batch, p.held...)
+		if t.packs {
+			batch = t.pack(batch, p.held)
+		} else {
+			batch = append(batch, p.held...)
+		}
 		p.held = nil
 	}
 	probe := p.probe
@@ -492,6 +501,49 @@ func (t *busTransport) probe(p *peer, inbox string, epoch uint64) {
 		}
 		t.mu.Unlock()
 	}()
+}
+
+// pack appends data frames to out, packing runs of them into pack frames
+// of at most min(MaxFrame, packLimit) bytes: a broker handles one message
+// for many envelopes (what a stream of sends, or many callers at once,
+// queues while the previous batch is published).
+func (t *busTransport) pack(out, frames [][]byte) [][]byte {
+	if len(frames) < 2 {
+		return append(out, frames...)
+	}
+	limit := min(t.o.MaxFrame, packLimit)
+	var cur []byte // the pack being built, header included
+	n := 0         // envelopes in cur
+	flush := func() {
+		switch n {
+		case 0:
+		case 1: // a pack of one is sent as the data frame it was
+			body := cur[headerSize+4:]
+			f := appendHeader(make([]byte, 0, headerSize+len(body)), header{kind: kindData, from: t.s.Self, inc: t.inc.Load()})
+			out = append(out, append(f, body...))
+		default:
+			out = append(out, cur)
+		}
+		cur, n = nil, 0
+	}
+	for _, f := range frames {
+		size := 4 + len(f) - headerSize
+		if size > limit {
+			flush()
+			out = append(out, f)
+			continue
+		}
+		if cur != nil && len(cur)-headerSize+size > limit {
+			flush()
+		}
+		if cur == nil {
+			cur = appendHeader(make([]byte, 0, headerSize+min(limit, 4096)), header{kind: kindPack, from: t.s.Self, inc: t.inc.Load()})
+		}
+		cur = appendPacked(cur, f)
+		n++
+	}
+	flush()
+	return out
 }
 
 // ticker pings up peers, and loses those that stay silent or do not
@@ -594,8 +646,23 @@ func (r *receiver) Deliver(msg []byte) {
 		}
 	}
 	t.mu.Unlock()
-	if h.kind == kindData {
+	switch h.kind {
+	case kindData:
 		t.s.Handler.HandleEnvelope(h.from, &env)
+	case kindPack:
+		for rest := body; len(rest) > 0; {
+			var one []byte
+			one, rest = nextPacked(rest)
+			if len(one) > t.o.MaxFrame {
+				t.bad(fmt.Errorf("%w: a packed envelope of %d bytes, above MaxFrame %d", errBadFrame, len(one), t.o.MaxFrame))
+				return
+			}
+			if err := env.Unmarshal(one); err != nil {
+				t.bad(fmt.Errorf("%w: a packed envelope: %w", errBadFrame, err))
+				return // the rest of the pack cannot be trusted either
+			}
+			t.s.Handler.HandleEnvelope(h.from, &env)
+		}
 	}
 }
 

@@ -213,3 +213,7 @@ func (c *conn) Close() error {
 	<-c.closed
 	return nil
 }
+
+// Packs implements bus.Packing: the broker's cost is per message, so the
+// writers pack envelopes.
+func (c *conn) Packs() bool { return true }
