@@ -71,10 +71,13 @@ type Config struct {
 	// Unix), instead of waking the connection's writer goroutine; what the
 	// socket does not take at once is left to the writer. It saves a
 	// goroutine hand-off on each side of a request's round trip (p50
-	// 27 → 24 µs in bench/). Off by default: with it on, a test that
-	// exchanges 10,000 envelopes each way between two transports
-	// (TestExchangeBothWaysKeepsOrder) stalled in 3 of 7 runs beside a CPU
-	// hog, and the cause was not found.
+	// 27 → 24 µs in bench/). Off by default while it soaks: it had two
+	// bugs, both fixed (a direct write failed with the timeout of a write
+	// deadline the writer had left on the socket, closing a healthy
+	// connection on a busy machine; a heartbeat could be written inside a
+	// frame a direct write had left half written), and with them fixed the
+	// test that exposed them (TestExchangeBothWaysKeepsOrder with it on)
+	// passed 12 runs of 12 beside a CPU hog, where it stalled in 3 of 7.
 	DirectWrites bool
 	// Logger receives the transport's logs: default slog.Default().
 	Logger *slog.Logger

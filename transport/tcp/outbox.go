@@ -168,12 +168,14 @@ func (o *outbox) detach(c *conn) {
 	o.mu.Unlock()
 }
 
-// claim takes the right to write (for a heartbeat) if nobody is writing;
-// written gives it back.
+// claim takes the right to write (for a heartbeat) if nobody is writing
+// and no direct write left part of a frame to finish (a heartbeat then
+// would land inside that frame: the stream would be corrupt); written
+// gives it back.
 func (o *outbox) claim() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.busy {
+	if o.busy || o.rest != nil {
 		return false
 	}
 	o.busy = true

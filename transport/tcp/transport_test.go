@@ -587,9 +587,13 @@ func TestDirectWritesKeepOrder(t *testing.T) {
 	direct, short := out.directWrites, out.directShort
 	out.mu.Unlock()
 	t.Logf("%d direct writes, %d of them short", direct, short)
-	if direct == 0 || short == 0 {
-		t.Errorf("%d direct writes, %d short: a path was not taken", direct, short)
+	if direct == 0 {
+		t.Errorf("no direct write: the path was not taken")
 	}
+	// A short direct write needs the socket's buffer full at that moment,
+	// which a busy machine may never give this test (its reader then
+	// keeps up); TestOutboxRestStaysOnItsConnection covers what follows
+	// one.
 }
 
 // TestOutboxRestStaysOnItsConnection: what a direct write left of a frame

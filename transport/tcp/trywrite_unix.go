@@ -2,7 +2,12 @@
 
 package tcp
 
-import "syscall"
+import (
+	"errors"
+	"os"
+	"syscall"
+	"time"
+)
 
 // canTryWrite: this platform has tryWrite.
 const canTryWrite = true
@@ -16,6 +21,14 @@ func (c *conn) tryWrite(b []byte) (int, error) {
 	// from the last write must not be taken for this one's.
 	c.try.b, c.try.n, c.try.err = b, 0, nil
 	err := c.rawConn.Write(c.try.fn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The deadline the writer set for its last write has passed
+		// (writes since were direct): it says nothing of this socket, and
+		// a write that never waits needs none. Clear it and try again.
+		_ = c.nc.SetWriteDeadline(time.Time{})
+		c.try.n, c.try.err = 0, nil
+		err = c.rawConn.Write(c.try.fn)
+	}
 	n, werr := min(c.try.n, len(b)), c.try.err
 	c.try.b, c.try.err = nil, nil
 	if err != nil {
