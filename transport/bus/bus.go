@@ -37,8 +37,9 @@
 // that data does not wait for the answer, and a killed peer is lost
 // within one heartbeat); publishing to it failed; or the connection to the
 // broker was lost (every peer at once). When the connection comes back the
-// transport draws a new incarnation: its peers, which may not have noticed
-// the outage but whose frames to it may have been lost meanwhile, lose it
+// transport draws a new incarnation (unless its broker keeps the inbox
+// meanwhile, see Keeping): its peers, which may not have noticed the
+// outage but whose frames to it may have been lost meanwhile, lose it
 // (failing their requests to it at once) and reach it again.
 //
 // # What arrives
@@ -79,6 +80,15 @@ import (
 
 // ErrNoReader is what a Prober returns when nobody reads the inbox.
 var ErrNoReader = errors.New("bus: nobody reads the inbox")
+
+// ErrFull is what a Broker's Publish returns (wrapped) when the peer's
+// inbox is at its bound and took none of the messages: the peer is slow,
+// not lost. The transport keeps the frames, in order, and publishes them
+// again after a short pause; meanwhile what waits for the peer grows to
+// Options.PendingQueue and Send then fails with
+// transport.ErrPendingQueueFull, as on a TCP connection the peer does not
+// read fast enough. Nothing is lost.
+var ErrFull = errors.New("bus: the peer's inbox is full")
 
 // Broker is a connection to a message broker, as a broker transport
 // implements it.
@@ -129,6 +139,16 @@ type Buffered interface {
 // say so, or the bound would no longer bound its bytes.
 type Packing interface {
 	Packs() bool
+}
+
+// Keeping is implemented by a Broker that keeps what is published to a
+// node's inbox while the node's connection to it is down, and delivers it
+// once the node is back (Redis's lists). When KeepsInbox returns true the
+// transport keeps its incarnation across a broker outage: its peers, which
+// lost nothing, need not fail their requests to it. Otherwise it draws a
+// new one (see the package doc).
+type Keeping interface {
+	KeepsInbox() bool
 }
 
 // Receiver is what a Broker delivers to.

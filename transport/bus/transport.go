@@ -40,9 +40,10 @@ type peer struct {
 	reachBy   time.Time
 	lastHeard time.Time
 	lastPing  time.Time
-	writing   bool   // the writer is publishing frames it took
-	inline    bool   // a Send is publishing its frame itself: the writer waits
-	epoch     uint64 // counts losses: a writer's error from an older epoch is stale
+	writing   bool          // the writer is publishing frames it took
+	fullWait  time.Duration // the writer's pause after the peer's inbox was last full
+	inline    bool          // a Send is publishing its frame itself: the writer waits
+	epoch     uint64        // counts losses: a writer's error from an older epoch is stale
 }
 
 // notice is a PeerLost (err set) or PeerUp for the notifier to deliver.
@@ -62,6 +63,7 @@ type busTransport struct {
 	prober  Prober // nil unless broker implements it
 	inline  bool   // the broker is Buffered: a lone frame is published by its Send
 	packs   bool   // the broker is Packing: the writers pack data frames
+	keeps   bool   // the broker is Keeping: the incarnation survives an outage
 	quit    chan struct{}
 	ctx     context.Context // ends at Close: for probes
 	cancel  context.CancelFunc
@@ -127,6 +129,9 @@ func Start(s transport.Setup, inbox string, o Options, connect Connect) (transpo
 	}
 	if pk, ok := br.(Packing); ok {
 		t.packs = pk.Packs()
+	}
+	if kp, ok := br.(Keeping); ok {
+		t.keeps = kp.KeepsInbox()
 	}
 	t.wg.Add(2)
 	go t.ticker()
@@ -295,6 +300,11 @@ func incarnation() uint64 {
 	return binary.BigEndian.Uint64(b[:]) | 1
 }
 
+// fullPause is how long a writer first waits before publishing again to a
+// peer whose inbox was full (ErrFull); the pause doubles while it stays
+// full, up to half a heartbeat interval.
+const fullPause = 5 * time.Millisecond
+
 // MaxPeers bounds the peers a transport keeps (each with a writer
 // goroutine): a frame from a new address past it is dropped, so that
 // whoever can publish to the broker cannot grow a node without limit.
@@ -423,7 +433,9 @@ func (t *busTransport) writeOnce(p *peer) bool {
 	}
 	batch := p.ctrl
 	p.ctrl = nil
+	var data [][]byte // the data frames taken, as queued: put back if the inbox is full
 	if p.state == stUp {
+		data = p.held
 		if t.packs {
 			batch = t.pack(batch, p.held)
 		} else {
@@ -467,12 +479,31 @@ func (t *busTransport) writeOnce(p *peer) bool {
 		t.probe(p, inbox, epoch)
 	}
 	if len(batch) > 0 {
-		if err := t.broker.Publish(inbox, batch); err != nil {
+		err := t.broker.Publish(inbox, batch)
+		if errors.Is(err, ErrFull) {
+			t.mu.Lock()
+			if p.epoch == epoch && !t.closed {
+				p.held = append(data, p.held...) // first in line again
+			}
+			p.writing = false
+			// Let the peer read some of its inbox, longer each time it
+			// is still full: a retry costs the broker the whole batch.
+			p.fullWait = min(max(2*p.fullWait, fullPause), t.o.HeartbeatInterval/2)
+			wait := p.fullWait
+			t.mu.Unlock()
+			select {
+			case <-t.quit:
+			case <-time.After(wait):
+			}
+			return true
+		}
+		if err != nil {
 			return fail(fmt.Errorf("publish to %q: %w", inbox, err))
 		}
 	}
 	t.mu.Lock()
 	p.writing = false
+	p.fullWait = 0
 	t.mu.Unlock()
 	return true
 }
@@ -701,7 +732,9 @@ func (r *receiver) Up() {
 	// lost, and they may not have noticed the outage: a new incarnation
 	// makes each of them lose this node (failing its requests to it at
 	// once) and reach it again.
-	t.inc.Store(incarnation())
+	if !t.keeps {
+		t.inc.Store(incarnation())
+	}
 	now := time.Now()
 	for _, a := range t.wasUp {
 		if p := t.peers[a]; p != nil && p.state == stIdle {

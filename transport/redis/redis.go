@@ -55,11 +55,13 @@
 //
 // An inbox holds at most Config.MaxQueued messages (default 65536). A
 // batch that would not fit is refused whole: the script pushes nothing
-// and Publish returns an error matching ErrInboxFull, which makes the
-// sender report the peer lost (Handler.PeerLost) so that requests waiting
-// on it fail fast. The list is never trimmed: trimming would drop the
-// oldest frames silently, breaking the order and loss promises for
-// frames that were already accepted.
+// and Publish returns an error matching ErrInboxFull (and bus.ErrFull), so
+// the sender keeps the batch, in order, and publishes it again shortly,
+// while what waits for the peer grows to its PendingQueue and Send then
+// fails with transport.ErrPendingQueueFull: a slow reader slows its
+// senders down, as over TCP, and nothing is lost. The list is never
+// trimmed: trimming would drop the oldest frames silently, breaking the
+// order and loss promises for frames that were already accepted.
 //
 // # TTLs: a dead node's inbox disappears
 //
@@ -176,11 +178,12 @@ const maxWait = 250 * time.Millisecond
 
 // Errors. Match them with errors.Is.
 var (
-	// ErrInboxFull is why a publish to a peer's inbox failed, and so the
-	// cause the sender's Handler.PeerLost gets, when the inbox holds too
-	// many messages for the batch (Config.MaxQueued). Nothing of the batch
-	// was pushed.
-	ErrInboxFull = errors.New("redis: the inbox is full")
+	// ErrInboxFull is why a publish to a peer's inbox was refused: the
+	// inbox holds too many messages for the batch (Config.MaxQueued).
+	// Nothing of the batch was pushed. It matches bus.ErrFull: the sender
+	// keeps the batch and publishes it again shortly (backpressure, not a
+	// lost peer).
+	ErrInboxFull = fmt.Errorf("redis: the inbox is full: %w", bus.ErrFull)
 	// ErrDown is what publishing and probing fail with, at once, while the
 	// connection to Redis is lost and not yet back. The error the bus
 	// core's Receiver.Down gets, and so every PeerLost it causes, matches
@@ -273,8 +276,8 @@ type Config struct {
 	// Options tunes the core (queues, heartbeats, timeouts).
 	Options bus.Options
 	// MaxQueued bounds a node's inbox list: a batch that would take it
-	// past the bound is refused (ErrInboxFull) and the sender reports the
-	// node lost. The bound counts the messages a node delivered and removes
+	// past the bound is refused (ErrInboxFull) and the sender publishes it
+	// again shortly (see The bound). The bound counts the messages a node delivered and removes
 	// with its next read (up to 128). Default DefaultMaxQueued; it may not
 	// be below twice Options.PendingQueue (with its default applied), room
 	// for one full batch while another waits to be read.
@@ -874,3 +877,8 @@ func (b *broker) sleep(d time.Duration) bool {
 		return true
 	}
 }
+
+// KeepsInbox implements bus.Keeping: a node's list keeps what is pushed
+// to it while the node is away from Redis (up to InboxTTL and MaxQueued),
+// so its peers need not fail their requests to it after an outage.
+func (b *broker) KeepsInbox() bool { return true }
