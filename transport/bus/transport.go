@@ -26,7 +26,7 @@ const (
 )
 
 // peer is what the transport knows of one other node. Every field but
-// addr and wake is guarded by Transport.mu.
+// addr and wake is guarded by busTransport.mu.
 type peer struct {
 	addr actor.Addr
 	wake chan struct{} // 1-buffered: there is work for the writer
