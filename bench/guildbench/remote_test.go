@@ -126,30 +126,35 @@ func sendRetry(b *testing.B, n *actor.Node, to actor.PID, msg any) int {
 // after runtime.Gosched (nothing is dropped); "fullq/op" is the number of
 // such refusals per message.
 func BenchmarkRemoteSend(b *testing.B) {
-	b.Run("guild", func(b *testing.B) {
-		a, bn := startPair(b)
-		cnt := benchkit.NewCounter(benchkit.RemoteWarmup, b.N)
-		pid, err := bn.Actor().Spawn(func() actor.Actor { return &remoteCounter{c: cnt} })
-		if err != nil {
-			b.Fatal(err)
-		}
-		msg := benchkit.NewRemotePing()
-		for range benchkit.RemoteWarmup {
-			sendRetry(b, a.Actor(), pid, msg)
-		}
-		benchkit.Wait(b, cnt.Warmed, "the warm-up messages")
+	b.Run("guild", func(b *testing.B) { runSends(b, nil) })
+}
 
-		retries := 0
-		b.ReportAllocs()
-		b.ResetTimer()
-		for range b.N {
-			retries += sendRetry(b, a.Actor(), pid, msg)
-		}
-		benchkit.Wait(b, cnt.Done, "the receiver to get every message")
-		b.StopTimer()
-		benchkit.ReportRate(b, "msgs/s")
-		b.ReportMetric(float64(retries)/float64(b.N), "fullq/op")
-	})
+// runSends is the body of BenchmarkRemoteSend and BenchmarkTransportSend:
+// a pair of nodes on tr (nil: the TCP mesh), b.N one-way messages from A
+// to a counting actor on B, the clock stopped when B has them all.
+func runSends(b *testing.B, tr transport.Config) {
+	a, bn := startPairOn(b, tr)
+	cnt := benchkit.NewCounter(benchkit.RemoteWarmup, b.N)
+	pid, err := bn.Actor().Spawn(func() actor.Actor { return &remoteCounter{c: cnt} })
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := benchkit.NewRemotePing()
+	for range benchkit.RemoteWarmup {
+		sendRetry(b, a.Actor(), pid, msg)
+	}
+	benchkit.Wait(b, cnt.Warmed, "the warm-up messages")
+
+	retries := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		retries += sendRetry(b, a.Actor(), pid, msg)
+	}
+	benchkit.Wait(b, cnt.Done, "the receiver to get every message")
+	b.StopTimer()
+	benchkit.ReportRate(b, "msgs/s")
+	b.ReportMetric(float64(retries)/float64(b.N), "fullq/op")
 }
 
 // BenchmarkRemoteRequest: request/response round trips from outside any

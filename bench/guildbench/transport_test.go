@@ -13,7 +13,6 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/bench/internal/benchkit"
 	"github.com/guildkit/guild/transport"
 	"github.com/guildkit/guild/transport/amqp"
@@ -277,28 +276,6 @@ func BenchmarkTransportRequestConcurrent(b *testing.B) {
 // refused with transport.ErrPendingQueueFull is retried ("fullq/op").
 func BenchmarkTransportSend(b *testing.B) {
 	for _, tr := range guildTransports {
-		b.Run(tr.name, func(b *testing.B) {
-			a, bn := startPairOn(b, tr.cfg(b))
-			cnt := benchkit.NewCounter(benchkit.RemoteWarmup, b.N)
-			pid, err := bn.Actor().Spawn(func() actor.Actor { return &remoteCounter{c: cnt} })
-			if err != nil {
-				b.Fatal(err)
-			}
-			msg := benchkit.NewRemotePing()
-			for range benchkit.RemoteWarmup {
-				sendRetry(b, a.Actor(), pid, msg)
-			}
-			benchkit.Wait(b, cnt.Warmed, "the warm-up messages")
-			retries := 0
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				retries += sendRetry(b, a.Actor(), pid, msg)
-			}
-			benchkit.Wait(b, cnt.Done, "the receiver to get every message")
-			b.StopTimer()
-			benchkit.ReportRate(b, "msgs/s")
-			b.ReportMetric(float64(retries)/float64(b.N), "fullq/op")
-		})
+		b.Run(tr.name, func(b *testing.B) { runSends(b, tr.cfg(b)) })
 	}
 }
