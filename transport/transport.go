@@ -28,8 +28,12 @@
 //     detection, seconds), so that requests waiting on it fail then, not
 //     at their deadlines. A peer that the node's membership does not know
 //     (Resolve fails) is reported lost at once.
-//   - Recovery: a peer that comes back is reached again by the next Send,
-//     and PeerUp is called; nothing needs restarting.
+//   - Recovery: a lost peer that comes back is reached again, at once by
+//     the next Send and by the transport itself (retrying with backoff
+//     until Forget), and PeerUp is called; nothing needs restarting. The
+//     retrying is not optional: the cluster layer fails a request to a
+//     lost peer at once, without a Send, until PeerUp, so a node that only
+//     makes requests relies on it.
 //   - Corrupt input closes only what it must: bytes that do not decode as
 //     an envelope end the one link they came on (or are dropped, on a
 //     broker) and never reach the Handler; other peers are untouched.

@@ -74,13 +74,6 @@ func TestBrokerRestart(t *testing.T) {
 // of its own, and the outage resets every connection and refuses new ones
 // for a second, which is how a broker restart looks to its clients.
 func TestBrokerOutageRabbitMQ(t *testing.T) {
-	if os.Getenv("GUILD_FLAKY") != "1" {
-		// Known defect, open in issue 14: in about 1 run in 6, one pair of
-		// nodes does not call each other again within 15 s of the
-		// outage's end (the transport-level outage check of
-		// transport/amqp passes). Run it with GUILD_FLAKY=1.
-		t.Skip("known flaky on RabbitMQ (1 run in 6 a pair does not resume within 15 s after the outage; issue 14): GUILD_FLAKY=1 runs it")
-	}
 	opts := bus.Options{HeartbeatInterval: 200 * time.Millisecond, DeadAfter: time.Second}
 	prefix := "guildtest" + strconv.FormatInt(rand.Int64N(1<<40), 36)
 	proxiedBrokerOutage(t, "RabbitMQ", "127.0.0.1:5672", func(proxy string) transport.Config {
@@ -111,6 +104,9 @@ func proxiedBrokerOutage(t *testing.T, name, hostport string, cfg func(proxy str
 	}
 	members := cluster.NewMemory()
 	quiet := slog.New(slog.DiscardHandler)
+	if os.Getenv("GUILD_TEST_LOG") == "1" {
+		quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	var (
 		proxies []*faultnet.Proxy
 		nodes   []*actor.Node
@@ -253,6 +249,33 @@ func brokerOutage(t *testing.T, nodes []*actor.Node, stop, start func()) {
 	time.Sleep(time.Second) // the outage lasts a second more: calls keep failing fast meanwhile
 	start()
 	restarted := time.Now()
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		// Say which pairs did not resume, and how their calls ended.
+		mu.Lock()
+		defer mu.Unlock()
+		for from := range 3 {
+			for to := range 3 {
+				if from == to {
+					continue
+				}
+				var n, ok int
+				var last outcome
+				for _, o := range history {
+					if o.from == from && o.to == to && o.start.After(restarted) {
+						n++
+						if o.err == nil {
+							ok++
+						}
+						last = o
+					}
+				}
+				t.Logf("after the return, node %d to node %d: %d calls, %d answered; the last at %s took %v: %v", from, to, n, ok, last.start.Format("15:04:05.000"), last.took, last.err)
+			}
+		}
+	})
 	took := await.True(t, 15*time.Second, "calls between every pair of nodes after the broker's return", every(restarted))
 	t.Logf("traffic resumed %v after the broker's return", took.Round(time.Millisecond))
 	stopLoops()

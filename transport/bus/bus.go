@@ -42,6 +42,18 @@
 // outage but whose frames to it may have been lost meanwhile, lose it
 // (failing their requests to it at once) and reach it again.
 //
+// A lost peer is reached again by itself: the ticker pings (and probes)
+// it after a wait that starts at a quarter of HeartbeatInterval and
+// doubles up to DeadAfter, jittered, until it answers (PeerUp), Forget is
+// called, or the membership no longer knows it; while the broker is away
+// it waits, and when the broker is back every such peer is reached at
+// once. A failed retry is not reported again (the peer was reported lost,
+// and nothing waited for it); a Send reaches a lost peer at once, and its
+// failure is reported. The retrying matters because the cluster layer
+// fails requests to a lost peer without a Send until PeerUp: after a
+// broker outage, or a probe that raced the peer's own reconnection, a
+// node that only makes requests would otherwise never reach it again.
+//
 // # What arrives
 //
 // A message that is not a frame, whose envelope does not decode, that

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,7 +45,22 @@ type peer struct {
 	fullWait  time.Duration // the writer's pause after the peer's inbox was last full
 	inline    bool          // a Send is publishing its frame itself: the writer waits
 	epoch     uint64        // counts losses: a writer's error from an older epoch is stale
+
+	// A lost peer is reached again by the ticker, with backoff, until it
+	// is up, forgotten or unknown to the membership (see retryLocked).
+	retryAt  time.Time     // when to reach it again; zero: not retrying
+	backoff  time.Duration // the last wait before retryAt
+	retrying bool          // the current reach is the ticker's: its failure is not reported again
 }
+
+// loss says what follows the loss of a peer.
+type loss int
+
+const (
+	lossRetry   loss = iota // reach it again by itself, with backoff
+	lossForget              // Forget: report it, and leave it until the next Send
+	lossUnknown             // the membership does not know it: leave it until the next Send
+)
 
 // notice is a PeerLost (err set) or PeerUp for the notifier to deliver.
 type notice struct {
@@ -78,7 +94,6 @@ type busTransport struct {
 	closed   bool
 	peers    map[actor.Addr]*peer
 	notices  []notice
-	wasUp    []actor.Addr // peers up when the broker went down, reached again on Up
 	brokerOK bool
 }
 
@@ -180,7 +195,7 @@ func (t *busTransport) Send(addr actor.Addr, env *wire.Envelope) error {
 		t.mu.Lock()
 		p.inline = false
 		if err != nil && p.epoch == epoch && !t.closed {
-			t.loseLocked(p, fmt.Errorf("publish to %q: %w", inbox, err), false)
+			t.loseLocked(p, fmt.Errorf("publish to %q: %w", inbox, err), lossRetry)
 		} else if len(p.held) > 0 || len(p.ctrl) > 0 {
 			wake(p) // what others queued meanwhile
 		}
@@ -206,7 +221,7 @@ func (t *busTransport) Forget(addr actor.Addr) {
 	if p == nil || t.closed {
 		return
 	}
-	t.loseLocked(p, fmt.Errorf("%v left the membership", addr), true)
+	t.loseLocked(p, fmt.Errorf("%v left the membership", addr), lossForget)
 }
 
 // Flush waits until the writers of up peers have published everything
@@ -335,6 +350,7 @@ func wake(p *peer) {
 // held until p answers or ReachTimeout passes.
 func (t *busTransport) reachLocked(p *peer, now time.Time) {
 	p.state = stReaching
+	p.retrying = false
 	p.reachBy = now.Add(t.o.ReachTimeout)
 	t.pingLocked(p, now)
 }
@@ -353,19 +369,49 @@ func (t *busTransport) control(k frameKind) []byte {
 	return append(f, t.inbox...)
 }
 
-// loseLocked reports p lost (when it was reached or being reached, or
-// always) and drops what was held for it.
-func (t *busTransport) loseLocked(p *peer, cause error, always bool) {
-	active := p.state != stIdle || len(p.held) > 0
+// loseLocked drops what was held for p and reports p lost: always on
+// Forget, otherwise when it was up, when data waited for it, or when a
+// Send was reaching it (a failed retry of the ticker's is not reported:
+// p was reported lost already, and nobody waits on it). Then, unless how
+// says otherwise, it schedules p to be reached again.
+func (t *busTransport) loseLocked(p *peer, cause error, how loss) {
+	active := p.state == stUp || len(p.held) > 0 || (p.state == stReaching && !p.retrying)
 	p.state = stIdle
+	p.retrying = false
 	p.held = nil
 	p.ctrl = nil
 	p.probe = false
 	p.inbox = ""
 	p.epoch++
-	if (active || always) && !t.closed {
+	if (active || how == lossForget) && !t.closed {
 		t.noticeLocked(notice{addr: p.addr, err: fmt.Errorf("%w: %v: %w", transport.ErrPeerLost, p.addr, cause)})
 	}
+	if how == lossRetry {
+		t.retryLocked(p, time.Now())
+	} else {
+		p.retryAt, p.backoff = time.Time{}, 0
+	}
+}
+
+// Bounds of the wait before the ticker reaches a lost peer again: it
+// starts at a quarter of HeartbeatInterval and doubles up to DeadAfter
+// (each wait jittered between half and all of it).
+func (t *busTransport) retryBounds() (lo, hi time.Duration) {
+	lo = max(t.o.HeartbeatInterval/4, time.Millisecond)
+	return lo, max(t.o.DeadAfter, lo)
+}
+
+// retryLocked schedules the lost peer p to be reached again by the
+// ticker. The transport keeps reaching a lost peer by itself because the
+// cluster layer fails requests to it at once, without a Send, until
+// PeerUp: waiting for the next Send would leave a node that only makes
+// requests cut off for good after a broker outage or a race with the
+// peer's own reconnection.
+func (t *busTransport) retryLocked(p *peer, now time.Time) {
+	lo, hi := t.retryBounds()
+	p.backoff = min(max(2*p.backoff, lo), hi)
+	d := p.backoff/2 + mathrand.N(p.backoff/2+1)
+	p.retryAt = now.Add(d)
 }
 
 // noticeLocked queues a notice for the notifier.
@@ -454,10 +500,10 @@ func (t *busTransport) writeOnce(p *peer) bool {
 	inbox, epoch := p.inbox, p.epoch
 	t.mu.Unlock()
 
-	fail := func(cause error) bool {
+	fail := func(cause error, how loss) bool {
 		t.mu.Lock()
 		if p.epoch == epoch && !t.closed {
-			t.loseLocked(p, cause, false)
+			t.loseLocked(p, cause, how)
 		}
 		p.writing = false
 		t.mu.Unlock()
@@ -466,7 +512,7 @@ func (t *busTransport) writeOnce(p *peer) bool {
 	if inbox == "" {
 		in, err := t.s.Resolve(p.addr)
 		if err != nil {
-			return fail(err)
+			return fail(err, lossUnknown)
 		}
 		inbox = in
 		t.mu.Lock()
@@ -498,7 +544,7 @@ func (t *busTransport) writeOnce(p *peer) bool {
 			return true
 		}
 		if err != nil {
-			return fail(fmt.Errorf("publish to %q: %w", inbox, err))
+			return fail(fmt.Errorf("publish to %q: %w", inbox, err), lossRetry)
 		}
 	}
 	t.mu.Lock()
@@ -528,7 +574,7 @@ func (t *busTransport) probe(p *peer, inbox string, epoch uint64) {
 		}
 		t.mu.Lock()
 		if p.epoch == epoch && !t.closed {
-			t.loseLocked(p, fmt.Errorf("nobody reads its inbox %q", inbox), false)
+			t.loseLocked(p, fmt.Errorf("nobody reads its inbox %q", inbox), lossRetry)
 		}
 		t.mu.Unlock()
 	}()
@@ -577,8 +623,8 @@ func (t *busTransport) pack(out, frames [][]byte) [][]byte {
 	return out
 }
 
-// ticker pings up peers, and loses those that stay silent or do not
-// answer.
+// ticker pings up peers, loses those that stay silent or do not answer,
+// and reaches lost peers again.
 func (t *busTransport) ticker() {
 	defer t.wg.Done()
 	step := min(t.o.HeartbeatInterval, t.o.ReachTimeout, t.o.DeadAfter) / 4
@@ -601,15 +647,20 @@ func (t *busTransport) tick(now time.Time) {
 	defer t.mu.Unlock()
 	for _, p := range t.peers {
 		switch p.state {
+		case stIdle:
+			if t.brokerOK && !p.retryAt.IsZero() && !now.Before(p.retryAt) {
+				t.reachLocked(p, now)
+				p.retrying = true
+			}
 		case stReaching:
 			if now.After(p.reachBy) {
-				t.loseLocked(p, fmt.Errorf("no answer within %v", t.o.ReachTimeout), false)
+				t.loseLocked(p, fmt.Errorf("no answer within %v", t.o.ReachTimeout), lossRetry)
 			} else if now.Sub(p.lastPing) >= t.o.HeartbeatInterval {
 				t.pingLocked(p, now)
 			}
 		case stUp:
 			if now.Sub(p.lastHeard) > t.o.DeadAfter {
-				t.loseLocked(p, fmt.Errorf("silent for %v", t.o.DeadAfter), false)
+				t.loseLocked(p, fmt.Errorf("silent for %v", t.o.DeadAfter), lossRetry)
 			} else if now.Sub(p.lastPing) >= t.o.HeartbeatInterval {
 				t.pingLocked(p, now)
 			}
@@ -647,7 +698,7 @@ func (r *receiver) Deliver(msg []byte) {
 	p := t.peerLocked(h.from)
 	if h.kind == kindBye {
 		if p.inc == h.inc && p.state != stIdle {
-			t.loseLocked(p, errors.New("it closed its transport"), false)
+			t.loseLocked(p, errors.New("it closed its transport"), lossRetry)
 		}
 		t.mu.Unlock()
 		return
@@ -656,7 +707,7 @@ func (r *receiver) Deliver(msg []byte) {
 		// It restarted while up here: what was sent to the old one is
 		// lost. (While it is being reached, a new incarnation is just
 		// the one that answers.)
-		t.loseLocked(p, errors.New("it restarted"), false)
+		t.loseLocked(p, errors.New("it restarted"), lossRetry)
 	}
 	p.inc = h.inc
 	p.lastHeard = now
@@ -670,6 +721,8 @@ func (r *receiver) Deliver(msg []byte) {
 	}
 	if p.state != stUp {
 		p.state = stUp
+		p.retrying = false
+		p.retryAt, p.backoff = time.Time{}, 0
 		p.lastPing = now
 		t.noticeLocked(notice{addr: p.addr})
 		if len(p.held) > 0 {
@@ -707,18 +760,17 @@ func (r *receiver) Down(err error) {
 		return
 	}
 	t.brokerOK = false
-	t.wasUp = t.wasUp[:0]
 	for _, p := range t.peers {
-		if p.state == stUp {
-			t.wasUp = append(t.wasUp, p.addr)
+		if p.state != stIdle || len(p.held) > 0 {
+			t.loseLocked(p, fmt.Errorf("the connection to the broker was lost: %w", err), lossRetry)
 		}
-		t.loseLocked(p, fmt.Errorf("the connection to the broker was lost: %w", err), false)
 	}
 	t.mu.Unlock()
 	t.log.Warn("bus: lost the broker", "err", err)
 }
 
-// Up reaches again the peers that were up when the broker went down.
+// Up reaches again, at once, the lost peers that the ticker was to reach
+// again (those up or being reached when the broker went down among them).
 func (r *receiver) Up() {
 	t := (*busTransport)(r)
 	<-t.ready
@@ -736,12 +788,13 @@ func (r *receiver) Up() {
 		t.inc.Store(incarnation())
 	}
 	now := time.Now()
-	for _, a := range t.wasUp {
-		if p := t.peers[a]; p != nil && p.state == stIdle {
+	for _, p := range t.peers {
+		if p.state == stIdle && !p.retryAt.IsZero() {
+			p.backoff = 0
 			t.reachLocked(p, now)
+			p.retrying = true
 		}
 	}
-	t.wasUp = t.wasUp[:0]
 	t.mu.Unlock()
 	t.log.Info("bus: the broker is back")
 }

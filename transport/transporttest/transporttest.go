@@ -21,7 +21,8 @@
 // bound and ErrPendingQueueFull while a peer is being reached; fail fast
 // (PeerLost) for a peer that closes, one that never answers and one that
 // is not a member; recovery when a peer comes back with a new
-// incarnation; Forget; Flush; Close; the frame-size limit; garbage on the
+// incarnation, on the next Send and with nothing sent; Forget; Flush;
+// Close; the frame-size limit; garbage on the
 // wire dropped without harm (with Options.Inject); and, with
 // Options.Outage, a broker outage failing every peer fast and traffic
 // resuming by itself when it ends.
@@ -91,6 +92,7 @@ func Run(t *testing.T, o Options) {
 	t.Run("PeerCloses", func(t *testing.T) { testPeerCloses(t, o) })
 	t.Run("NotAMember", func(t *testing.T) { testNotAMember(t, o) })
 	t.Run("PeerComesBack", func(t *testing.T) { testPeerComesBack(t, o) })
+	t.Run("ReachedAgainUnasked", func(t *testing.T) { testReachedAgainUnasked(t, o) })
 	t.Run("Forget", func(t *testing.T) { testForget(t, o) })
 	t.Run("FlushAndClose", func(t *testing.T) { testFlushAndClose(t, o) })
 	t.Run("FrameLimit", func(t *testing.T) { testFrameLimit(t, o) })
@@ -413,6 +415,25 @@ func testPeerComesBack(t *testing.T, o Options) {
 	})
 }
 
+// testReachedAgainUnasked: a lost peer that comes back is reached again,
+// and reported up, with nothing sent to it. The cluster layer fails
+// requests to a lost peer at once, without a Send, until PeerUp: a
+// transport that waited for the next Send would cut a node that only
+// makes requests off that peer for good.
+func testReachedAgainUnasked(t *testing.T, o Options) {
+	m := newMesh(t, o)
+	a, b := m.start(1), m.start(2)
+	send(t, a.tr, b.addr, message(a.addr, 1), time.Now().Add(o.Detect))
+	await.True(t, o.Detect, "node 2 to get the first envelope", func() bool { return b.rec.count(a.addr) == 1 })
+	if err := b.tr.Close(); err != nil {
+		t.Fatalf("close node 2: %v", err)
+	}
+	await.True(t, o.Detect, "node 1 to report node 2 lost", func() bool { return a.rec.lostCount(b.addr) >= 1 })
+	ups := a.rec.upCount(b.addr)
+	m.start(2) // the same address, a new incarnation; neither node sends
+	await.True(t, 2*o.Detect, "node 1 to report node 2 up again with nothing sent", func() bool { return a.rec.upCount(b.addr) > ups })
+}
+
 func testForget(t *testing.T, o Options) {
 	m := newMesh(t, o)
 	a, b := m.start(1), m.start(2)
@@ -570,8 +591,20 @@ func testOutage(t *testing.T, o Options) {
 		t.Fatalf("Send during the outage: %v", err)
 	}
 	await.True(t, o.Detect, "a send during the outage to be reported lost", func() bool { return a.rec.lostCount(b.addr) > lost })
+	pairs := [][2]*node{{a, b}, {a, c}, {b, a}, {b, c}, {c, a}, {c, b}}
+	ups := make([]int, len(pairs))
+	for i, pair := range pairs {
+		ups[i] = pair[0].rec.upCount(pair[1].addr)
+	}
 	restore()
 	restored = true
+	// Every node reaches its peers again by itself, with nothing sent
+	// (the cluster layer sends no request to a lost peer until PeerUp).
+	for i, pair := range pairs {
+		await.True(t, 2*o.Detect, fmt.Sprintf("%v to report %v up again after the outage, with nothing sent", pair[0].addr, pair[1].addr), func() bool {
+			return pair[0].rec.upCount(pair[1].addr) > ups[i]
+		})
+	}
 	// Traffic resumes by itself: no node is restarted.
 	for _, pair := range [][2]*node{{a, b}, {b, a}, {c, a}} {
 		from, to := pair[0], pair[1]
