@@ -164,6 +164,9 @@ func (n *Node) endCall(f *future, id uint64, tm *timer.Timer) {
 // the request came from (via), or as a reply message to the requesting
 // actor.
 func (n *Node) reply(from, to PID, fut *future, corr uint64, via Addr, msg any) {
+	if w, ok := msg.(*withMetadata); ok {
+		msg = w.msg // replies carry no metadata
+	}
 	r := result{msg: msg}
 	if err, ok := msg.(error); ok {
 		r = result{err: err}

@@ -21,20 +21,27 @@ type Context struct {
 	deadline int64
 	via      Addr
 	replied  bool
+	md       Metadata
 }
 
 func (c *Context) reset() {
 	c.msg, c.sender, c.fut, c.corr, c.deadline, c.via, c.replied = nil, PID{}, nil, 0, 0, 0, false
+	c.md = Metadata{}
 }
 
 // set prepares the Context for a message that is not a request: a lifecycle
 // message, a timer message or a Request callback.
 func (c *Context) set(msg any, sender PID) {
+	msg, c.md = SplitMetadata(msg)
 	c.msg, c.sender, c.fut, c.corr, c.deadline, c.via, c.replied = msg, sender, nil, 0, 0, 0, false
 }
 
 // Message returns the message being handled.
 func (c *Context) Message() any { return c.msg }
+
+// Metadata returns the metadata the current message carries (see
+// WithMetadata): empty for a message sent without any.
+func (c *Context) Metadata() Metadata { return c.md }
 
 // Sender returns the sending actor, or the zero PID when the message came
 // from outside any actor (or from a timer, whose sender is Self).
@@ -173,7 +180,7 @@ func (c *Context) Responder() Responder {
 // transport.ErrPeerLost; a node that shuts down gracefully
 // (cluster.Node.Shutdown) waits for the answers it relays.
 func (c *Context) Forward(to PID) error {
-	e := Envelope{Sender: c.sender, Target: to, Message: c.msg, fut: c.fut, corr: c.corr, deadline: c.deadline, via: c.via}
+	e := Envelope{Sender: c.sender, Target: to, Message: WithMetadata(c.msg, c.md), fut: c.fut, corr: c.corr, deadline: c.deadline, via: c.via}
 	if err := c.p.node.sendEnvelope(&e); err != nil {
 		return err
 	}

@@ -68,6 +68,15 @@
 // [Context.Every]); they run on the node's hierarchical timing wheel (package
 // timer) and are cancelled when the actor stops or restarts.
 //
+// # Metadata
+//
+// A message can carry a [Metadata], a small immutable set of string
+// key-values ([WithMetadata]): trace context, who is asking, keys of the
+// application. The handler reads it with [Context.Metadata] (and
+// [Context.Message] is the message alone); it crosses nodes with the
+// message and goes on with [Context.Forward]; replies carry none. A
+// message sent without metadata pays nothing for it.
+//
 // # Goroutines and ownership
 //
 // Everything an actor owns (its fields, its children, timers and pending

@@ -180,6 +180,11 @@ func (p *process) handleUsers(user []envelope, i, n int, sys []envelope) (next, 
 			continue
 		}
 		c.msg, c.sender, c.fut, c.corr, c.deadline, c.via, c.replied = e.msg, e.sender, e.fut, e.corr, e.deadline, e.via, false
+		if w, ok := e.msg.(*withMetadata); ok {
+			c.msg, c.md = w.msg, w.md
+		} else if c.md.kv != nil {
+			c.md = Metadata{}
+		}
 		if p.recv != nil {
 			p.recv(c)
 		} else {

@@ -97,6 +97,9 @@ type RemoteMessage struct {
 	// Reply answers the local requester of an outgoing RemoteRequest. It is
 	// the zero Responder for other messages.
 	Reply Responder
+	// Metadata, for a RemoteSend or RemoteRequest, is what the message
+	// carries (see WithMetadata); Message is then the message alone.
+	Metadata Metadata
 }
 
 // sendRemote hands a message for an actor on another node to Config.Remote.
@@ -125,6 +128,9 @@ func (n *Node) sendRemoteNamed(to PID, name string, e *envelope) error {
 		n.remoteMsgs.Put(m)
 	}()
 	*m = RemoteMessage{Kind: RemoteSend, Target: to, TargetName: name, Sender: e.sender, Message: e.msg}
+	if w, ok := e.msg.(*withMetadata); ok {
+		m.Message, m.Metadata = w.msg, w.md
+	}
 	if m.Sender.Node == 0 {
 		m.Sender = PID{Node: n.cfg.Addr} // nobody, from this node
 	}
@@ -237,7 +243,7 @@ func (n *Node) receiveRemoteMessage(m *RemoteMessage) error {
 	} else if to.Node != n.cfg.Addr {
 		return fail(fmt.Errorf("%w: %v is not on node %v", ErrActorNotFound, to, n.cfg.Addr))
 	}
-	e := envelope{msg: m.Message, sender: m.Sender}
+	e := envelope{msg: WithMetadata(m.Message, m.Metadata), sender: m.Sender}
 	if isReq {
 		e.corr, e.via = m.Corr, m.Peer
 		if e.via == 0 {

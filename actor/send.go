@@ -171,7 +171,8 @@ func (n *Node) undeliverable(target PID, e *envelope, err error) {
 	case *actorTimer, poison, sysStart, sysStop, sysWatch, sysUnwatch, sysChildGone, sysEscalate:
 		return // runtime traffic to a stopped actor is dropped silently
 	}
-	n.deadLetter(DeadLetter{Target: target, Sender: e.sender, Message: e.msg, Reason: err})
+	msg, _ := SplitMetadata(e.msg)
+	n.deadLetter(DeadLetter{Target: target, Sender: e.sender, Message: msg, Reason: err})
 }
 
 // Stop stops the actor pid at once: it finishes its current message, skips

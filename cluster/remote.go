@@ -143,6 +143,7 @@ func fromWirePID(p wire.PID) actor.PID { return actor.PID{Node: actor.Addr(p.Nod
 type outgoing struct {
 	env     wire.Envelope
 	payload []byte
+	meta    []byte // the metadata's encoding
 }
 
 // maxPooledPayload is the largest payload buffer kept for reuse.
@@ -161,6 +162,10 @@ func (r *remote) putOutgoing(o *outgoing) {
 		o.payload = nil
 	}
 	o.payload = o.payload[:0]
+	if cap(o.meta) > actor.MaxMetadataSize*2 {
+		o.meta = nil
+	}
+	o.meta = o.meta[:0]
 	r.outPool.Put(o)
 }
 
@@ -216,6 +221,15 @@ func (r *remote) Send(m *actor.RemoteMessage) error {
 		}
 		if err := o.marshal(m.Message); err != nil {
 			return fmt.Errorf("cluster: message to %v: %w", m.Target, err)
+		}
+		if m.Metadata.Len() > 0 {
+			if err := m.Metadata.Validate(); err != nil {
+				return fmt.Errorf("cluster: message to %v: %w", m.Target, err)
+			}
+			for k, v := range m.Metadata.All() {
+				o.meta = wire.AppendMetadataPair(o.meta, k, v)
+			}
+			env.Metadata = o.meta
 		}
 		env.Kind = wire.KindSend
 		if m.Kind == actor.RemoteRequest {
@@ -342,6 +356,14 @@ func (r *remote) handleIncoming(peer actor.Addr, env *wire.Envelope) {
 		return
 	}
 	m := &actor.RemoteMessage{Kind: actor.RemoteSend, Target: target, TargetName: env.TargetName, Sender: sender, Message: msg, Corr: env.CorrelationID, Peer: peer}
+	if len(env.Metadata) > 0 {
+		pairs, err := wire.ParseMetadata(env.Metadata, actor.MaxMetadataEntries, actor.MaxMetadataSize)
+		if err != nil {
+			fail(wire.CodeBadPayload, err)
+			return
+		}
+		m.Metadata = actor.NewMetadata(pairs...)
+	}
 	if isReq {
 		m.Kind = actor.RemoteRequest
 	}

@@ -39,6 +39,12 @@
 // connection leaves the outcome unknown and is not retried, nor is an
 // error the handler returned.
 //
+// Every request the gateway routes carries the session's ID and, once it
+// is logged in, its user's, as metadata (MetadataSessionID,
+// MetadataUserID; see actor.Metadata): a generated RPC service reads them
+// with rpc.IncomingMetadata, a grain or an actor with its Context's
+// Metadata.
+//
 // Config.Validate, optional, checks every request before it leaves the
 // gateway (after the route table and the login check): the game's first
 // line against hostile input, for every service at once. Its refusal

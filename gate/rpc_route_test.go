@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/examples/echo/echopb"
@@ -19,12 +21,17 @@ func (rpcEcho) Echo(ctx *rpc.Context, req *echopb.EchoRequest) (*echopb.EchoRepl
 	if req.GetText() == "" {
 		return nil, rpc.Error(rpc.InvalidArgument, "nothing to echo")
 	}
+	if req.GetText() == "who" { // the metadata the gateway adds
+		md := rpc.IncomingMetadata(ctx)
+		return &echopb.EchoReply{Text: "session=" + md.Get(gate.MetadataSessionID) + " user=" + md.Get(gate.MetadataUserID), Node: ctx.Caller().String()}, nil
+	}
 	return &echopb.EchoReply{Text: req.GetText(), Node: ctx.Caller().String()}, nil
 }
 
 // TestRouteToGeneratedRPC: a route can lead to a service generated from
 // .proto; the client's body is the method's request, the reply its reply,
-// and the handler knows the session by its caller.
+// and the handler knows the session by its caller and by the metadata the
+// gateway adds (session ID, and user ID once logged in).
 func TestRouteToGeneratedRPC(t *testing.T) {
 	n, err := actor.NewNode(actor.Config{})
 	if err != nil {
@@ -37,10 +44,11 @@ func TestRouteToGeneratedRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	chatPID := serve(t, n, chatService("chat"))
 	g, err := gate.New(gate.Config{
 		Node:   n,
-		Routes: map[string]gate.Route{"echo": gate.RPC(echopb.Echo_ServiceName, rpc.To(pid))},
-		Public: []string{"echo.Echo", "echo.Nope"},
+		Routes: map[string]gate.Route{"echo": gate.RPC(echopb.Echo_ServiceName, rpc.To(pid)), "chat": gate.To(rpc.To(chatPID))},
+		Public: []string{"echo.Echo", "echo.Nope", "chat.Login"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -68,5 +76,21 @@ func TestRouteToGeneratedRPC(t *testing.T) {
 	}
 	if err := c.Request(ctx, "echo.Nope", &echopb.EchoRequest{Text: "x"}, &reply); rpc.CodeOf(err) != rpc.Unimplemented {
 		t.Fatalf("unknown method: %v, want Unimplemented", err)
+	}
+	if err := c.Request(ctx, "echo.Echo", &echopb.EchoRequest{Text: "who"}, &reply); err != nil {
+		t.Fatal(err)
+	}
+	if want := "session=" + c.SessionID() + " user="; reply.GetText() != want {
+		t.Fatalf("before login the handler saw %q, want %q", reply.GetText(), want)
+	}
+	var who wrapperspb.StringValue
+	if err := c.Request(ctx, "chat.Login", wrapperspb.String("alice"), &who); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Request(ctx, "echo.Echo", &echopb.EchoRequest{Text: "who"}, &reply); err != nil {
+		t.Fatal(err)
+	}
+	if want := "session=" + c.SessionID() + " user=alice"; reply.GetText() != want {
+		t.Fatalf("after login the handler saw %q, want %q", reply.GetText(), want)
 	}
 }

@@ -337,7 +337,7 @@ func (s *session) send(c *actor.Context, o *outgoing) {
 			Body:    o.body,
 		}
 	}
-	err = c.Request(pid, msg, left, func(reply any, err error) {
+	err = c.Request(pid, actor.WithMetadata(msg, s.metadata()), left, func(reply any, err error) {
 		if r, ok := reply.(*grainpb.Refused); ok {
 			err = &refusal{st: rpc.Error(rpc.Code(r.GetCode()), r.GetMessage()), retry: r.GetRetry()}
 		}
@@ -358,6 +358,16 @@ func (s *session) send(c *actor.Context, o *outgoing) {
 	if err != nil {
 		s.failed(c, o, err, "")
 	}
+}
+
+// metadata is what a request of this session carries to its service:
+// the session's ID and, once logged in, its user's (MetadataSessionID,
+// MetadataUserID).
+func (s *session) metadata() actor.Metadata {
+	if s.userID == "" {
+		return actor.NewMetadata(MetadataSessionID, s.self.String())
+	}
+	return actor.NewMetadata(MetadataSessionID, s.self.String(), MetadataUserID, s.userID)
 }
 
 // failed answers a request that met err on its way to its service (its

@@ -243,7 +243,7 @@ func (a *activation) Receive(c *actor.Context) {
 		}
 		// A one-way message this activation will not handle: route it
 		// again (to this grain's next activation or its new owner).
-		if err := s.Send(a.id(), msg); err != nil {
+		if err := s.Send(a.id(), actor.WithMetadata(msg, c.Metadata())); err != nil {
 			s.log.Warn("grain: one-way message dropped", "grain", a.id().String(), "err", err)
 		}
 		return

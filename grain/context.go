@@ -26,6 +26,10 @@ func (c *Context) Actor() *actor.Context { return c.ac }
 // actor.Stopping.
 func (c *Context) Message() any { return c.msg }
 
+// Metadata returns the metadata the current message carries (see
+// actor.WithMetadata): a gateway route's user and session, trace context.
+func (c *Context) Metadata() actor.Metadata { return c.ac.Metadata() }
+
 // Respond answers the current request; see actor.Context.Respond.
 func (c *Context) Respond(msg any) { c.ac.Respond(msg) }
 

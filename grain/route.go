@@ -73,7 +73,7 @@ func (s *System) Send(id Identity, msg any) error {
 		if a != nil {
 			err = a.push(msg)
 		} else {
-			var env *grainpb.Envelope
+			var env any
 			if env, err = s.wrap(id, msg); err != nil {
 				return err
 			}
@@ -210,7 +210,10 @@ func (s *System) checkID(id Identity) error {
 }
 
 // wrap puts msg in an Envelope for the router of another node.
-func (s *System) wrap(id Identity, msg any) (*grainpb.Envelope, error) {
+// Metadata the message carries (actor.WithMetadata) goes with the
+// envelope: the activation finds it in its Context.
+func (s *System) wrap(id Identity, msg any) (any, error) {
+	msg, md := actor.SplitMetadata(msg)
 	pm, ok := msg.(proto.Message)
 	if !ok {
 		return nil, fmt.Errorf("%w: %T for %v", ErrNotProto, msg, id)
@@ -219,7 +222,8 @@ func (s *System) wrap(id Identity, msg any) (*grainpb.Envelope, error) {
 	if err != nil {
 		return nil, fmt.Errorf("grain: encode %T for %v: %w", msg, id, err)
 	}
-	return &grainpb.Envelope{Kind: id.Kind, Key: id.Key, Payload: payload, MaxHops: uint32(s.cfg.MaxHops)}, nil
+	env := &grainpb.Envelope{Kind: id.Kind, Key: id.Key, Payload: payload, MaxHops: uint32(s.cfg.MaxHops)}
+	return actor.WithMetadata(env, md), nil
 }
 
 // unavailable builds the error of a refused message: it matches

@@ -110,6 +110,9 @@ func (c *Client) CallAsync(ac *actor.Context, to Target, service, method string,
 	}
 	ctx, cancel := c.resolveContext(to, timeout)
 	defer cancel()
+	if in := ac.Metadata(); in.Len() > 0 {
+		ctx = incomingContext{Context: ctx, md: in}
+	}
 	var err error
 	if len(c.ics) == 0 {
 		_, err = send(ctx, nil, req)
@@ -171,14 +174,15 @@ func (c *Client) prepare(ctx context.Context, to Target, service, method string,
 	if info != nil {
 		info.Peer, info.Remote = pid, remote
 	}
+	md := OutgoingMetadata(ctx)
 	if !remote {
-		return pid, &localCall{method: method, req: req}, nil
+		return pid, actor.WithMetadata(&localCall{method: method, req: req}, md), nil
 	}
 	body, err := proto.Marshal(req)
 	if err != nil {
 		return actor.PID{}, nil, Errorf(InvalidArgument, "%s: the request does not encode: %v", method, err)
 	}
-	return pid, &rpcpb.Call{Method: method, Body: body}, nil
+	return pid, actor.WithMetadata(&rpcpb.Call{Method: method, Body: body}, md), nil
 }
 
 // result turns what the actor runtime returned into a reply or a *Status.

@@ -48,4 +48,14 @@
 // Client and server interceptors have one shape, Interceptor: they see the
 // call's CallInfo and request, call next (or not), and see the reply and
 // error. The first one given runs outermost.
+//
+// # Metadata
+//
+// A call carries the actor.Metadata of its context (WithMetadata), on the
+// caller's node and across nodes alike; the handler and the server
+// interceptors read it with IncomingMetadata. A client interceptor adds to
+// it by passing on a context of its own (trace context, an auth token). A
+// request routed by a gateway carries the session's ID and user ID (see
+// package gate's MetadataSessionID and MetadataUserID). Metadata is not
+// passed on by the calls a handler makes unless it says so.
 package rpc

@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -85,6 +86,9 @@ func (h *echoServer) Say(ctx *rpc.Context, req *echopb.SayRequest) (*echopb.SayR
 		return &echopb.SayReply{Text: v, Node: self(ctx).Node.String()}, nil
 	case "caller":
 		return &echopb.SayReply{Text: ctx.Caller().String(), Node: self(ctx).Node.String()}, nil
+	case "metadata": // the value of the key named by the text, and how many keys came
+		md := rpc.IncomingMetadata(ctx)
+		return &echopb.SayReply{Text: fmt.Sprintf("%s=%s n=%d", req.GetText(), md.Get(req.GetText()), md.Len()), Node: self(ctx).Node.String()}, nil
 	case "sleep":
 		d, err := time.ParseDuration(req.GetText())
 		if err != nil {

@@ -217,7 +217,7 @@ func (s *server) handle(c *actor.Context) bool {
 			return true
 		}
 	}
-	ctx := &Context{actor: c, method: method, md: md}
+	ctx := &Context{actor: c, method: method, md: md, in: c.Metadata()}
 	reply, err := s.run(ctx, req, remote)
 	ctx.release()
 	if err == nil && reply == nil {
@@ -249,7 +249,7 @@ func (s *server) run(ctx *Context, req proto.Message, remote bool) (reply proto.
 		// An interceptor passed on a context of its own (values, a
 		// shorter deadline): the handler sees it through a Context that
 		// reads it. Its chain of parents ends at ctx, which reads none.
-		vctx := &Context{actor: c, method: ctx.method, md: ctx.md, values: ictx}
+		vctx := &Context{actor: c, method: ctx.method, md: ctx.md, in: ctx.in, values: ictx}
 		return ctx.md.Handle(s.impl, vctx, req)
 	})(ctx, info, req)
 }
@@ -287,6 +287,7 @@ type Context struct {
 	actor  *actor.Context
 	method string
 	md     *MethodDesc
+	in     actor.Metadata // what the call carries: IncomingMetadata
 
 	values context.Context // set when a server interceptor passed on a context of its own
 
@@ -352,10 +353,13 @@ func (c *Context) Done() <-chan struct{} { return c.ctx().Done() }
 func (c *Context) Err() error { return c.ctx().Err() }
 
 // Value returns the values that server interceptors added to the context
-// they passed on, if any.
+// they passed on, if any, and the call's metadata (IncomingMetadata).
 func (c *Context) Value(key any) any {
 	if c.values != nil {
 		return c.values.Value(key)
+	}
+	if key == (incomingKey{}) {
+		return c.in
 	}
 	return nil
 }

@@ -29,7 +29,7 @@
 //	  PID sender = 4;
 //	  uint64 correlation_id = 5;
 //	  sfixed64 deadline = 6;       // unix nanoseconds, 0 = none
-//	  bytes trace = 7;             // opaque trace context
+//	  bytes metadata = 7;          // key-values: a Metadata message (below)
 //	  string payload_type = 8;     // protobuf full name, or "guild.raw"
 //	  bytes payload = 9;
 //	  uint32 error_code = 10;      // KIND_ERROR
@@ -39,7 +39,7 @@
 // The package encodes and decodes it by hand with protowire: no reflection
 // and no generated code. Envelope.Unmarshal follows protobuf's rules
 // (unknown fields are skipped, so newer peers can add fields) and allocates
-// nothing: Trace and Payload alias the decoded buffer, and a string equal to
+// nothing: Metadata and Payload alias the decoded buffer, and a string equal to
 // the one the Envelope held before is reused (see Envelope.Unmarshal). An
 // envelope's PIDs are wire.PID values; the cluster layer converts them to
 // and from actor.PID, since wire does not import actor.

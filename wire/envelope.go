@@ -42,7 +42,7 @@ import (
 //	  PID sender = 4;             // absent: no sender
 //	  uint64 correlation_id = 5;  // pairs a REQUEST with its RESPONSE or ERROR
 //	  sfixed64 deadline = 6;      // unix nanoseconds; absent or 0: none
-//	  bytes trace = 7;            // opaque trace context, e.g. a W3C traceparent
+//	  bytes metadata = 7;         // key-values, encoded as a Metadata message
 //	  string payload_type = 8;    // protobuf full message name, or "guild.raw"
 //	  bytes payload = 9;          // the encoded payload
 //	  uint32 error_code = 10;     // KIND_ERROR only
@@ -56,7 +56,7 @@ const (
 	fieldSender        protowire.Number = 4
 	fieldCorrelationID protowire.Number = 5
 	fieldDeadline      protowire.Number = 6
-	fieldTrace         protowire.Number = 7
+	fieldMetadata      protowire.Number = 7
 	fieldPayloadType   protowire.Number = 8
 	fieldPayload       protowire.Number = 9
 	fieldErrorCode     protowire.Number = 10
@@ -137,9 +137,11 @@ type Envelope struct {
 	// Deadline is when a request stops being worth handling, in unix
 	// nanoseconds; zero means no deadline.
 	Deadline int64
-	// Trace is the sender's trace context, opaque to wire (for example a
-	// W3C traceparent). After Unmarshal it aliases the decoded buffer.
-	Trace []byte
+	// Metadata is the message's key-values (trace context, the user a
+	// gateway request comes from...), encoded as a Metadata message: see
+	// AppendMetadata and ParseMetadata. After Unmarshal it aliases the
+	// decoded buffer.
+	Metadata []byte
 	// PayloadType names the payload's type: a protobuf message's full name
 	// (as MarshalPayload returns it), or RawBytesType. Empty with an empty
 	// payload means no payload.
@@ -183,8 +185,8 @@ func (e *Envelope) Size() int {
 	if e.Deadline != 0 {
 		n += 1 + protowire.SizeFixed64()
 	}
-	if len(e.Trace) > 0 {
-		n += 1 + protowire.SizeBytes(len(e.Trace))
+	if len(e.Metadata) > 0 {
+		n += 1 + protowire.SizeBytes(len(e.Metadata))
 	}
 	if e.PayloadType != "" {
 		n += 1 + protowire.SizeBytes(len(validUTF8(e.PayloadType)))
@@ -207,7 +209,7 @@ func (e *Envelope) Size() int {
 func (e *Envelope) AppendTo(dst []byte) []byte {
 	// Grow once by an upper bound of the size (unless a string needs its
 	// invalid UTF-8 replaced), cheaper to compute than Size.
-	dst = slices.Grow(dst, maxFixedSize+len(e.TargetName)+len(e.Trace)+len(e.PayloadType)+len(e.Payload)+len(e.ErrorMessage))
+	dst = slices.Grow(dst, maxFixedSize+len(e.TargetName)+len(e.Metadata)+len(e.PayloadType)+len(e.Payload)+len(e.ErrorMessage))
 	if e.Kind != 0 {
 		dst = protowire.AppendTag(dst, fieldKind, protowire.VarintType)
 		dst = protowire.AppendVarint(dst, uint64(int64(e.Kind)))
@@ -229,9 +231,9 @@ func (e *Envelope) AppendTo(dst []byte) []byte {
 		dst = protowire.AppendTag(dst, fieldDeadline, protowire.Fixed64Type)
 		dst = protowire.AppendFixed64(dst, uint64(e.Deadline))
 	}
-	if len(e.Trace) > 0 {
-		dst = protowire.AppendTag(dst, fieldTrace, protowire.BytesType)
-		dst = protowire.AppendBytes(dst, e.Trace)
+	if len(e.Metadata) > 0 {
+		dst = protowire.AppendTag(dst, fieldMetadata, protowire.BytesType)
+		dst = protowire.AppendBytes(dst, e.Metadata)
 	}
 	if e.PayloadType != "" {
 		dst = protowire.AppendTag(dst, fieldPayloadType, protowire.BytesType)
@@ -254,7 +256,7 @@ func (e *Envelope) AppendTo(dst []byte) []byte {
 
 // Unmarshal decodes an envelope from b, replacing every field of e.
 //
-// Trace and Payload alias b: they are valid only as long as b is (for a
+// Metadata and Payload alias b: they are valid only as long as b is (for a
 // FrameReader's body, until its next Next), so copy them to keep them.
 // Strings never alias b. A string equal to the value e held for the same
 // field before the call is reused rather than allocated, so decoding a
@@ -319,8 +321,8 @@ func (e *Envelope) unmarshal(b []byte) error {
 			if v, n, err = consumeFixed64(typ, b); err == nil {
 				e.Deadline = int64(v)
 			}
-		case fieldTrace:
-			e.Trace, n, err = consumeBytes(typ, b)
+		case fieldMetadata:
+			e.Metadata, n, err = consumeBytes(typ, b)
 		case fieldPayloadType:
 			var v []byte
 			if v, n, err = consumeBytes(typ, b); err == nil {
@@ -352,8 +354,8 @@ func (e *Envelope) unmarshal(b []byte) error {
 	if haveTargetPID && haveTargetName {
 		return fmt.Errorf("%w: envelope has both target_pid (field 2) and target_name (field 3)", ErrMalformed)
 	}
-	if len(e.Trace) == 0 {
-		e.Trace = nil
+	if len(e.Metadata) == 0 {
+		e.Metadata = nil
 	}
 	if len(e.Payload) == 0 {
 		e.Payload = nil
@@ -376,8 +378,8 @@ func fieldName(num protowire.Number) string {
 		return "correlation_id"
 	case fieldDeadline:
 		return "deadline"
-	case fieldTrace:
-		return "trace"
+	case fieldMetadata:
+		return "metadata"
 	case fieldPayloadType:
 		return "payload_type"
 	case fieldPayload:

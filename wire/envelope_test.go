@@ -25,7 +25,7 @@ func TestEnvelopeRoundTripAllCombinations(t *testing.T) {
 		{"sender", func(e *Envelope) { e.Sender = full.Sender }},
 		{"correlation_id", func(e *Envelope) { e.CorrelationID = full.CorrelationID }},
 		{"deadline", func(e *Envelope) { e.Deadline = full.Deadline }},
-		{"trace", func(e *Envelope) { e.Trace = full.Trace }},
+		{"metadata", func(e *Envelope) { e.Metadata = full.Metadata }},
 		{"payload_type", func(e *Envelope) { e.PayloadType = full.PayloadType }},
 		{"payload", func(e *Envelope) { e.Payload = full.Payload }},
 		{"error_code", func(e *Envelope) { e.ErrorCode = full.ErrorCode }},
@@ -75,7 +75,7 @@ func TestEnvelopeRoundTripEdgeValues(t *testing.T) {
 		{"pid with node only", Envelope{Target: PID{Node: 5}, Sender: PID{Node: 6}}},
 		{"pid with serial only", Envelope{Target: PID{Serial: 5}, Sender: PID{Serial: 6}}},
 		{"unicode strings", Envelope{TargetName: "公会/大厅", PayloadType: "game.v1.Ärger", ErrorMessage: "échec ✗"}},
-		{"binary trace and payload", Envelope{Trace: []byte{0, 0xff, 0x80}, Payload: bytes.Repeat([]byte{0, 1, 2, 0xff}, 10000)}},
+		{"binary metadata and payload", Envelope{Metadata: []byte{0, 0xff, 0x80}, Payload: bytes.Repeat([]byte{0, 1, 2, 0xff}, 10000)}},
 		{"raw bytes payload", Envelope{Kind: KindSend, PayloadType: RawBytesType, Payload: []byte("raw")}},
 		{"error reply", Envelope{Kind: KindError, Target: PID{Node: 1, Serial: 2}, CorrelationID: 3, ErrorCode: CodeFirstApplication + 7, ErrorMessage: "not enough gold"}},
 		{"full", *fullEnvelope()},
@@ -86,13 +86,13 @@ func TestEnvelopeRoundTripEdgeValues(t *testing.T) {
 }
 
 func TestEnvelopeEmptySlicesDecodeAsNil(t *testing.T) {
-	e := Envelope{Trace: []byte{}, Payload: []byte{}}
+	e := Envelope{Metadata: []byte{}, Payload: []byte{}}
 	b := e.AppendTo(nil)
 	if len(b) != 0 {
-		t.Fatalf("empty trace and payload encoded as %x, want nothing", b)
+		t.Fatalf("empty metadata and payload encoded as %x, want nothing", b)
 	}
 	// A peer may write empty bytes fields explicitly.
-	b = protowire.AppendTag(b, fieldTrace, protowire.BytesType)
+	b = protowire.AppendTag(b, fieldMetadata, protowire.BytesType)
 	b = protowire.AppendBytes(b, nil)
 	b = protowire.AppendTag(b, fieldPayload, protowire.BytesType)
 	b = protowire.AppendBytes(b, nil)
@@ -100,8 +100,8 @@ func TestEnvelopeEmptySlicesDecodeAsNil(t *testing.T) {
 	if err := got.Unmarshal(b); err != nil {
 		t.Fatal(err)
 	}
-	if got.Trace != nil || got.Payload != nil {
-		t.Fatalf("empty fields decoded as %#v and %#v, want nil", got.Trace, got.Payload)
+	if got.Metadata != nil || got.Payload != nil {
+		t.Fatalf("empty fields decoded as %#v and %#v, want nil", got.Metadata, got.Payload)
 	}
 }
 
@@ -266,7 +266,7 @@ func TestEnvelopeMalformed(t *testing.T) {
 		{"truncated tag", []byte{0x80}, "field tag"},
 		{"field number zero", []byte{0x00, 0x01}, "field tag"},
 		{"length beyond buffer", cat(tag(fieldPayload, protowire.BytesType), []byte{10, 1, 2, 3}), "payload"},
-		{"huge length", cat(tag(fieldTrace, protowire.BytesType), protowire.AppendVarint(nil, math.MaxUint64)), "trace"},
+		{"huge length", cat(tag(fieldMetadata, protowire.BytesType), protowire.AppendVarint(nil, math.MaxUint64)), "metadata"},
 		{"truncated fixed64", cat(tag(fieldDeadline, protowire.Fixed64Type), []byte{1, 2, 3}), "deadline"},
 		{"kind as bytes", cat(tag(fieldKind, protowire.BytesType), []byte{1, 1}), "kind"},
 		{"payload as varint", cat(tag(fieldPayload, protowire.VarintType), []byte{1}), "wire type varint"},
@@ -331,8 +331,8 @@ func TestEnvelopeAliasing(t *testing.T) {
 	if !bytes.Equal(e.Payload, bytes.Repeat([]byte("X"), len(e.Payload))) {
 		t.Fatalf("Payload does not alias the buffer as documented")
 	}
-	if !bytes.Equal(e.Trace, bytes.Repeat([]byte("X"), len(e.Trace))) {
-		t.Fatalf("Trace does not alias the buffer as documented")
+	if !bytes.Equal(e.Metadata, bytes.Repeat([]byte("X"), len(e.Metadata))) {
+		t.Fatalf("Metadata does not alias the buffer as documented")
 	}
 	if name != fullEnvelope().PayloadType || e.PayloadType != name {
 		t.Fatalf("PayloadType changed with the buffer: %q", e.PayloadType)
@@ -342,7 +342,7 @@ func TestEnvelopeAliasing(t *testing.T) {
 func TestEnvelopeReset(t *testing.T) {
 	e := fullEnvelope()
 	e.Reset()
-	if !equalEnvelope(e, &Envelope{}) || e.Trace != nil || e.Payload != nil {
+	if !equalEnvelope(e, &Envelope{}) || e.Metadata != nil || e.Payload != nil {
 		t.Fatalf("Reset left %s", dump(e))
 	}
 }

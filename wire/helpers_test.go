@@ -11,13 +11,13 @@ import (
 func equalEnvelope(a, b *Envelope) bool {
 	return a.Kind == b.Kind && a.Target == b.Target && a.TargetName == b.TargetName &&
 		a.Sender == b.Sender && a.CorrelationID == b.CorrelationID && a.Deadline == b.Deadline &&
-		bytes.Equal(a.Trace, b.Trace) && a.PayloadType == b.PayloadType &&
+		bytes.Equal(a.Metadata, b.Metadata) && a.PayloadType == b.PayloadType &&
 		bytes.Equal(a.Payload, b.Payload) && a.ErrorCode == b.ErrorCode && a.ErrorMessage == b.ErrorMessage
 }
 
 func dump(e *Envelope) string {
-	return fmt.Sprintf("{kind=%v target=%+v name=%q sender=%+v corr=%d deadline=%d trace=%q type=%q payload=%q code=%d msg=%q}",
-		e.Kind, e.Target, e.TargetName, e.Sender, e.CorrelationID, e.Deadline, e.Trace, e.PayloadType, e.Payload, e.ErrorCode, e.ErrorMessage)
+	return fmt.Sprintf("{kind=%v target=%+v name=%q sender=%+v corr=%d deadline=%d metadata=%q type=%q payload=%q code=%d msg=%q}",
+		e.Kind, e.Target, e.TargetName, e.Sender, e.CorrelationID, e.Deadline, e.Metadata, e.PayloadType, e.Payload, e.ErrorCode, e.ErrorMessage)
 }
 
 // roundTrip encodes e, decodes the bytes, and fails unless the result
@@ -46,7 +46,7 @@ func fullEnvelope() *Envelope {
 		Sender:        PID{Node: 1<<20 | 2<<12 | 4, Serial: 42},
 		CorrelationID: 9001,
 		Deadline:      1_760_000_000_123_456_789,
-		Trace:         []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+		Metadata:      []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
 		PayloadType:   "google.protobuf.StringValue",
 		Payload:       []byte{0x0a, 0x05, 'h', 'e', 'l', 'l', 'o'},
 		ErrorCode:     CodeTimeout,

@@ -37,7 +37,7 @@ func (r *recorder) HandleEnvelope(peer actor.Addr, env *wire.Envelope) {
 	}
 	cp := *env
 	cp.Payload = bytes.Clone(env.Payload)
-	cp.Trace = bytes.Clone(env.Trace)
+	cp.Metadata = bytes.Clone(env.Metadata)
 	r.mu.Lock()
 	r.envs[peer] = append(r.envs[peer], cp)
 	r.mu.Unlock()

@@ -185,7 +185,7 @@ func newRecorder() *recorder {
 func (r *recorder) HandleEnvelope(peer actor.Addr, env *wire.Envelope) {
 	cp := *env
 	cp.Payload = bytes.Clone(env.Payload)
-	cp.Trace = bytes.Clone(env.Trace)
+	cp.Metadata = bytes.Clone(env.Metadata)
 	r.mu.Lock()
 	r.envs[peer] = append(r.envs[peer], cp)
 	f := r.onEnv
@@ -247,7 +247,7 @@ func message(from actor.Addr, i int) *wire.Envelope {
 		Sender:        wire.PID{Node: uint32(from), Serial: 42},
 		CorrelationID: uint64(i),
 		Deadline:      time.Unix(1_900_000_000, int64(i)).UnixNano(),
-		Trace:         []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+		Metadata:      []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
 		PayloadType:   "guild.test.Message",
 		Payload:       fmt.Appendf(nil, "payload %d from %v", i, from),
 	}
@@ -257,7 +257,7 @@ func message(from actor.Addr, i int) *wire.Envelope {
 func same(got, want *wire.Envelope) bool {
 	return got.Kind == want.Kind && got.Target == want.Target && got.TargetName == want.TargetName &&
 		got.Sender == want.Sender && got.CorrelationID == want.CorrelationID && got.Deadline == want.Deadline &&
-		bytes.Equal(got.Trace, want.Trace) && got.PayloadType == want.PayloadType &&
+		bytes.Equal(got.Metadata, want.Metadata) && got.PayloadType == want.PayloadType &&
 		bytes.Equal(got.Payload, want.Payload) && got.ErrorCode == want.ErrorCode && got.ErrorMessage == want.ErrorMessage
 }
 
