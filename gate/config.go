@@ -94,6 +94,19 @@ type Config struct {
 	// on: this hook is the gateway's first line, for every service at
 	// once.
 	Validate func(ctx context.Context, s *SessionInfo, route string, body []byte) error
+	// Observe, optional, sees every request the gateway routes to a
+	// service, once, as it leaves (after the route table, the login check
+	// and Validate): it gets the request's route and the metadata it
+	// carries (the session's keys, see MetadataSessionID) and returns the
+	// metadata to send instead (with trace context added, say) and a
+	// function, or nil, that the gateway calls once with the code of the
+	// answer its client gets (rpc.OK for a reply; Unavailable for a
+	// request that the session's end left unanswered). It is how a tracer
+	// (package telemetry/tracing) makes a span of each gateway request. It
+	// runs in the session's actor, so it must return at once and be safe
+	// for concurrent use; a panic in it is recovered and logged, and the
+	// request goes on without it.
+	Observe func(route string, md actor.Metadata) (actor.Metadata, func(code rpc.Code))
 	// Origins lists the web pages whose scripts may open a WebSocket
 	// (ListenWebSocket, ListenMQTTWebSocket and their handlers), as
 	// patterns matched against the upgrade's Origin header:

@@ -81,6 +81,7 @@ type outgoing struct {
 	method   string    // the full method of a generated RPC service; "" for a Service
 	deadline time.Time // RequestTimeout after it arrived, over every attempt
 	tries    int       // times routed again
+	md       actor.Metadata
 }
 
 // Routing a request again: at most maxReroutes times, after a pause that
@@ -114,8 +115,11 @@ type session struct {
 	// yet, by the client's request ID (a client may reuse an ID).
 	forwarded  map[uint64]int
 	nforwarded int
-	draining   bool // goAway came: requests are refused, the session ends when nforwarded is 0
-	ending     bool // the session has written its last frame and stops
+	// observed holds, by request ID, what Config.Observe returned for the
+	// requests routed and not answered yet.
+	observed map[uint64]func(rpc.Code)
+	draining bool // goAway came: requests are refused, the session ends when nforwarded is 0
+	ending   bool // the session has written its last frame and stops
 
 	// linger is set by finish, on the writer goroutine, after the session
 	// stopped, and read by serve after the writer is done.
@@ -231,6 +235,10 @@ func (s *session) stopped(c *actor.Context) {
 		s.g.hook(func() { s.g.cfg.OnClose(s.snapshotInfo(), s.reason) })
 	}
 	s.g.limits.release(s.limUser.Swap(nil))
+	for id, done := range s.observed { // requests the session's end left unanswered
+		delete(s.observed, id)
+		s.observed1(done, rpc.Unavailable)
+	}
 	s.out.close(s.bye) // the writer sends what is queued, then ends the connection with s.bye
 }
 
@@ -268,6 +276,43 @@ func (s *session) push(c *actor.Context, frame []byte, coalesce string, droppabl
 
 func (s *session) respond(c *actor.Context, id uint64, code rpc.Code, msg string, body []byte) {
 	s.write(c, &gatepb.Frame{Body: &gatepb.Frame_Response{Response: &gatepb.Response{Id: id, Code: uint32(code), Message: msg, Body: body}}})
+	if done, ok := s.observed[id]; ok {
+		delete(s.observed, id)
+		s.observed1(done, code)
+	}
+}
+
+// observe passes o to Config.Observe, keeping the function it returns
+// until o is answered.
+func (s *session) observe(o *outgoing) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.g.log.Error("gate: Config.Observe panicked", "route", o.route, "panic", r)
+		}
+	}()
+	md, done := s.g.cfg.Observe(o.route, o.md)
+	o.md = md
+	if done != nil {
+		if s.observed == nil {
+			s.observed = make(map[uint64]func(rpc.Code))
+		}
+		if prev, ok := s.observed[o.id]; ok {
+			// The client reused the ID of a request still in flight:
+			// the answers cannot be told apart any more.
+			s.observed1(prev, rpc.Unknown)
+		}
+		s.observed[o.id] = done
+	}
+}
+
+// observed1 calls one function Config.Observe returned, recovering a panic.
+func (s *session) observed1(done func(rpc.Code), code rpc.Code) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.g.log.Error("gate: the function Config.Observe returned panicked", "panic", r)
+		}
+	}()
+	done(code)
 }
 
 // request routes a client's request to its service.
@@ -304,7 +349,10 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 		s.respond(c, m.id, code, msg, nil)
 		return
 	}
-	o := &outgoing{id: m.id, route: m.route, body: m.body, r: r, service: ServiceName(svc), deadline: time.Now().Add(g.lim.RequestTimeout)}
+	o := &outgoing{id: m.id, route: m.route, body: m.body, r: r, service: ServiceName(svc), deadline: time.Now().Add(g.lim.RequestTimeout), md: s.metadata()}
+	if g.cfg.Observe != nil {
+		s.observe(o)
+	}
 	if r.rpcService != "" {
 		o.service = r.rpcService
 		o.method = rpc.FullMethodName(r.rpcService, routeMethod(m.route))
@@ -337,7 +385,7 @@ func (s *session) send(c *actor.Context, o *outgoing) {
 			Body:    o.body,
 		}
 	}
-	err = c.Request(pid, actor.WithMetadata(msg, s.metadata()), left, func(reply any, err error) {
+	err = c.Request(pid, actor.WithMetadata(msg, o.md), left, func(reply any, err error) {
 		if r, ok := reply.(*grainpb.Refused); ok {
 			err = &refusal{st: rpc.Error(rpc.Code(r.GetCode()), r.GetMessage()), retry: r.GetRetry()}
 		}
