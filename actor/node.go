@@ -33,6 +33,9 @@ type Node struct {
 	live       atomic.Int64
 	spawned    atomic.Uint64
 	restarts   atomic.Uint64
+	handled    atomic.Uint64 // user-lane messages taken for handling, added once per batch
+	handledSys atomic.Uint64 // system-lane messages taken for handling
+	panics     atomic.Uint64
 	state      atomic.Int32
 	wg         sync.WaitGroup
 	futures    sync.Pool
@@ -87,13 +90,25 @@ func (n *Node) Addr() Addr { return n.cfg.Addr }
 // Logger returns the node's logger.
 func (n *Node) Logger() *slog.Logger { return n.log }
 
-// Stats is a snapshot of a node's counters.
+// Stats is a snapshot of a node's counters. Reading it costs a few atomic
+// loads; keeping the counters costs the hot path one atomic add per batch
+// of messages an actor takes from its mailbox.
 type Stats struct {
 	Actors      int64  // live actors
 	Spawned     uint64 // actors spawned since start
 	Restarts    uint64 // supervisor restarts since start
 	DeadLetters uint64 // messages that could not be delivered, since start
 	Timers      int    // pending timers and timeouts
+	// Messages counts the user-lane messages actors took from their
+	// mailboxes to handle since start: user messages, replies to their
+	// Requests, their timers' messages and poison pills.
+	Messages uint64
+	// SystemMessages counts the system-lane messages handled since start
+	// (start, stop, watch, unwatch, child gone, escalate).
+	SystemMessages uint64
+	// Panics counts the panics recovered from actors' Receive, lifecycle
+	// messages and Request callbacks since start.
+	Panics uint64
 }
 
 // Stats returns the node's counters.
@@ -104,5 +119,9 @@ func (n *Node) Stats() Stats {
 		Restarts:    n.restarts.Load(),
 		DeadLetters: n.deadCount.Load(),
 		Timers:      n.clock.pending(),
+
+		Messages:       n.handled.Load(),
+		SystemMessages: n.handledSys.Load(),
+		Panics:         n.panics.Load(),
 	}
 }

@@ -126,6 +126,13 @@ func (p *process) run() {
 // goroutine every Config.Throughput messages (n counts them across batches).
 // It returns the emptied system-lane buffer for reuse.
 func (p *process) handleBatch(sys []envelope, full [][]envelope, user []envelope, n int) ([]envelope, int) {
+	taken := len(user)
+	for _, chunk := range full {
+		taken += len(chunk)
+	}
+	if taken > 0 {
+		p.node.handled.Add(uint64(taken)) // once per batch: Stats.Messages
+	}
 	sys = p.handleSysBatch(sys)
 	for _, chunk := range full {
 		for i := 0; i < len(chunk); {
@@ -217,6 +224,9 @@ func (p *process) runInline() {
 }
 
 func (p *process) handleSysBatch(sys []envelope) []envelope {
+	if len(sys) > 0 {
+		p.node.handledSys.Add(uint64(len(sys))) // Stats.SystemMessages
+	}
 	for i := range sys {
 		p.handleSys(sys[i].msg)
 	}
@@ -294,12 +304,14 @@ func (p *process) invokeLifecycle(msg any) {
 		p.onPanic(reason, stack)
 		return
 	}
+	p.node.panics.Add(1)
 	p.node.log.Error("actor panicked in lifecycle message", "pid", p.pid, "message", fmt.Sprintf("%T", msg), "panic", reason, "stack", string(stack))
 }
 
 // onPanic reports a panic, fails a pending request at once, and applies the
 // supervisor.
 func (p *process) onPanic(reason any, stack []byte) {
+	p.node.panics.Add(1)
 	c := &p.ctx
 	p.node.log.Error("actor panicked", "pid", p.pid, "message", fmt.Sprintf("%T", c.msg), "panic", reason, "stack", string(stack))
 	if c.corr != 0 && !c.replied {

@@ -15,6 +15,7 @@ import (
 	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/telemetry/prom"
 )
 
 // Module is one part of a game that a node can host: a world, a chat, a
@@ -63,6 +64,17 @@ type Env struct {
 	Settings func(v any) error
 	// Logger logs with the node's and the module's names.
 	Logger *slog.Logger
+	// Serve are the options every rpc service the module serves should
+	// take: pass them to rpc.Serve, a generated Register...Server or
+	// rpc.NewDispatcher (grain.Kind services). They hold the node's server
+	// interceptors: RPC metrics when the node serves metrics
+	// (telemetry.metrics); empty otherwise.
+	Serve []rpc.ServeOption
+	// Metrics is the node's metrics registry when it serves metrics
+	// (telemetry.metrics), else nil. A module adds what it owns: a
+	// grain.System (Metrics.AddGrains), its own collectors
+	// (Metrics.Registry).
+	Metrics *prom.Metrics
 }
 
 // Registry holds the modules a game offers, by name. The game fills it in

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/tokenauth"
 	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/telemetry/prom"
 	"github.com/guildkit/guild/transport"
 )
 
@@ -55,6 +57,11 @@ type Node struct {
 	gateway       *gate.Gateway
 	modules       []started // in start order
 	ready         Ready
+	metrics       *prom.Metrics // nil unless the node serves metrics
+	metricsSrv    *prom.Server  // likewise
+	// serving is true from the end of Start until Shutdown begins: what
+	// /readyz reports.
+	serving atomic.Bool
 
 	once sync.Once
 	done chan struct{} // closed when the shutdown is over
@@ -86,6 +93,10 @@ type Ready struct {
 	Gateway map[string]string `json:"gateway,omitempty"`
 	// Modules are the modules it runs, in start order.
 	Modules []string `json:"modules"`
+	// Metrics is the URL of its metrics listener's /metrics
+	// (telemetry.metrics), with the port it got; empty when it has none.
+	// /healthz, /readyz and /debug/pprof/ are beside it.
+	Metrics string `json:"metrics,omitempty"`
 }
 
 // Start starts the node named nodeName of cfg (from config.Load) with
@@ -185,7 +196,16 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 			return nil, err
 		}
 	}
-	rpcClient := rpc.NewClient(n.cluster.Actor(), rpc.WithMembership(n.members))
+	if err := n.serveMetrics(cfg, log); err != nil {
+		return nil, err
+	}
+	clientOpts := []rpc.ClientOption{rpc.WithMembership(n.members)}
+	var serveOpts []rpc.ServeOption
+	if n.metrics != nil {
+		clientOpts = append(clientOpts, rpc.WithClientInterceptors(n.metrics.ClientInterceptor()))
+		serveOpts = append(serveOpts, rpc.WithServerInterceptors(n.metrics.ServerInterceptor()))
+	}
+	rpcClient := rpc.NewClient(n.cluster.Actor(), clientOpts...)
 	for _, name := range spec.Modules {
 		m, _ := reg.New(name)
 		env := &Env{
@@ -198,6 +218,8 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 			NodeType: cfg.NodeType,
 			Settings: settings(cfg, name),
 			Logger:   log.With("module", name),
+			Serve:    slices.Clone(serveOpts),
+			Metrics:  n.metrics,
 		}
 		if err := m.Start(ctx, env); err != nil {
 			return nil, fmt.Errorf("app: start module %s: %w", name, err)
@@ -213,8 +235,57 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 			return nil, err
 		}
 	}
+	n.serving.Store(true)
 	return n, nil
 }
+
+// serveMetrics starts the node's metrics listener when the configuration
+// gives it one (telemetry.metrics), with the node's actor, peer,
+// membership and gateway metrics. Modules add theirs through Env.Metrics.
+func (n *Node) serveMetrics(cfg *config.Config, log *slog.Logger) error {
+	listen := cfg.MetricsListen(n.name)
+	if listen == "" {
+		return nil
+	}
+	token, err := cfg.MetricsToken() // its file was checked by CheckFiles
+	if err != nil {
+		return fmt.Errorf("app: telemetry.token_file: %w", err)
+	}
+	m := prom.New()
+	for _, err := range []error{
+		m.AddActor(n.cluster.Actor()), m.AddPeers(n.cluster), m.AddMembers(n.members),
+	} {
+		if err != nil {
+			return fmt.Errorf("app: metrics: %w", err)
+		}
+	}
+	if n.gateway != nil {
+		if err := m.AddGateway(n.gateway); err != nil {
+			return fmt.Errorf("app: metrics: %w", err)
+		}
+	}
+	srv, err := prom.Serve(prom.Config{Listen: listen, Metrics: m, Token: token, Ready: n.serving.Load, Logger: log})
+	if err != nil {
+		key := "telemetry.metrics"
+		if t := cfg.Nodes[n.name].Telemetry; t != nil && t.Metrics != "" {
+			key = "nodes." + n.name + ".telemetry.metrics"
+		}
+		return fmt.Errorf("app: %w (change it with %s in the cluster file)", err, key)
+	}
+	n.metrics, n.metricsSrv = m, srv
+	n.ready.Metrics = srv.URL() + "/metrics"
+	log.Info("metrics listening", "addr", srv.Addr().String())
+	return nil
+}
+
+// Metrics returns the node's metrics registry, or nil when the node
+// serves no metrics (telemetry.metrics).
+func (n *Node) Metrics() *prom.Metrics { return n.metrics }
+
+// Serving reports whether the node is ready for work: Start has finished
+// (it joined, its modules started, its gateway listens) and Shutdown has
+// not begun. Its metrics listener's /readyz says the same.
+func (n *Node) Serving() bool { return n.serving.Load() }
 
 // newGateway makes the node's gateway, without its listeners yet.
 func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log *slog.Logger) error {
@@ -388,7 +459,10 @@ func (n *Node) Gateway() *gate.Gateway { return n.gateway }
 //     grains over: flush, then release);
 //  4. the cluster node drains (cluster.Node.Shutdown: mailboxes, requests
 //     it waits on or relays), leaves the membership and closes;
-//  5. the membership and the embedded etcd close.
+//  5. the membership and the embedded etcd close;
+//  6. its metrics listener, if any, stops.
+//
+// From its first step, the metrics listener's /readyz answers 503.
 //
 // It returns when that is done or ctx ends, whichever comes first (the rest
 // of the teardown then goes on in the background, each step falling back
@@ -437,6 +511,7 @@ func (n *Node) teardown(ctx context.Context, logIt bool) error {
 			errs = append(errs, fmt.Errorf("%s: %w", what, err))
 		}
 	}
+	n.serving.Store(false) // /readyz: 503 from now on
 	if n.cluster != nil {
 		note("mark unavailable", n.cluster.SetAvailable(ctx, false))
 		if logIt {
@@ -464,6 +539,9 @@ func (n *Node) teardown(ctx context.Context, logIt bool) error {
 	}
 	if n.emb != nil {
 		note("close etcd", n.emb.Close())
+	}
+	if n.metricsSrv != nil { // last: /readyz says 503 all through the drain
+		note("stop the metrics listener", n.metricsSrv.Shutdown(ctx))
 	}
 	if logIt {
 		n.log.Info("stopped")

@@ -203,6 +203,17 @@ func (n *Node) Actor() *actor.Node { return n.actor }
 // or the node's subject, queue or key on a broker.
 func (n *Node) Endpoint() string { return n.tr.Endpoint() }
 
+// PeerStats returns the per-peer counters of the node's transport (queue
+// depth, frames and bytes in and out, connects, up or down), or nil when
+// its transport keeps none (transport.StatsReporter: the TCP mesh does,
+// the brokers do not yet).
+func (n *Node) PeerStats() []transport.PeerStats {
+	if r, ok := n.tr.(transport.StatsReporter); ok {
+		return r.PeerStats()
+	}
+	return nil
+}
+
 // SetAvailable publishes whether other nodes may choose this node for new
 // work: selectors (lookup by node type, rpc.AnyOf) and grain placement
 // skip an unavailable member, while PIDs already known keep working. A

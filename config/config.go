@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/gate/tokenauth"
 )
 
 // Config is a cluster file: the cluster's shared settings, its nodes by
@@ -34,6 +35,9 @@ type Config struct {
 	// is letters, digits, '-' and '_'. One process runs one node:
 	// guild run --node NAME.
 	Nodes map[string]*Node `yaml:"nodes"`
+	// Telemetry says how the nodes are observed: where each serves its
+	// metrics, health, readiness and profiles (package telemetry/prom).
+	Telemetry Telemetry `yaml:"telemetry"`
 	// Modules holds each module's own settings by module name, free-form:
 	// the module decodes its section (app.Env.Settings). The file's
 	// sections are kept as decoded YAML (maps, lists, strings, numbers,
@@ -108,6 +112,59 @@ type Transport struct {
 	WatchLinkTimeout time.Duration `yaml:"watch_link_timeout"`
 }
 
+// Telemetry configures the observation of every node. A node may
+// override Metrics (Node.Telemetry), for instance when several nodes
+// share a host.
+type Telemetry struct {
+	// Metrics is the host:port on which every node serves /metrics
+	// (Prometheus), /healthz, /readyz and /debug/pprof/, e.g. ":9100".
+	// Empty: no node serves them unless its own telemetry.metrics says
+	// so.
+	Metrics string `yaml:"metrics"`
+	// Token, optional, is the bearer token that /metrics and
+	// /debug/pprof/ require (at least 16 bytes); /healthz and /readyz stay
+	// open. Keep it out of the file with TokenFile or the
+	// GUILD_TELEMETRY_TOKEN variable.
+	Token string `yaml:"token"`
+	// TokenFile is a file holding Token (the white space around it is
+	// ignored), read when the node starts (CheckFiles).
+	TokenFile string `yaml:"token_file"`
+}
+
+// NodeTelemetry is a node's own telemetry settings, over the cluster's.
+type NodeTelemetry struct {
+	// Metrics is the host:port of this node's metrics listener, in place
+	// of telemetry.metrics. Unlike the cluster-wide address (one per
+	// machine), it is checked against the other listeners of the file
+	// for clashes.
+	Metrics string `yaml:"metrics"`
+}
+
+// MetricsListen returns the host:port the node named name serves its
+// metrics on (its own telemetry.metrics, else the cluster's), or "" for
+// none.
+func (c *Config) MetricsListen(name string) string {
+	if n, ok := c.Nodes[name]; ok && n.Telemetry != nil && n.Telemetry.Metrics != "" {
+		return n.Telemetry.Metrics
+	}
+	return c.Telemetry.Metrics
+}
+
+// MetricsToken returns the bearer token of the metrics listeners:
+// telemetry.token, or the contents of telemetry.token_file (read now,
+// without the white space around it). "" means none.
+func (c *Config) MetricsToken() (string, error) {
+	t := c.Telemetry
+	if t.TokenFile == "" {
+		return t.Token, nil
+	}
+	b, err := tokenauth.ReadSecret(t.TokenFile)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
 // Etcd says how the nodes reach etcd.
 type Etcd struct {
 	// Endpoints are the client URLs of an external etcd cluster
@@ -162,6 +219,9 @@ type Node struct {
 	// Gateway, optional, makes this node a gateway that clients connect
 	// to.
 	Gateway *Gateway `yaml:"gateway"`
+	// Telemetry, optional, overrides the cluster's telemetry settings for
+	// this node.
+	Telemetry *NodeTelemetry `yaml:"telemetry"`
 }
 
 // Gateway configures a node's gateway: its client listeners, its routes

@@ -75,6 +75,7 @@ func (c *Config) validate(modules []string) []error {
 	if len(c.Nodes) == 0 {
 		v.fail("nodes", "no nodes")
 	}
+	v.telemetry(c)
 
 	var (
 		byAddr    = make(map[actor.Addr]string) // address -> node
@@ -139,6 +140,12 @@ func (c *Config) validate(modules []string) []error {
 				v.fail(p+".nats", "port 0 would hide the server from the other nodes: give a port")
 			}
 		}
+		if t := n.Telemetry; t != nil {
+			if t.Metrics == "" {
+				v.fail(p+".telemetry.metrics", "required in a node's telemetry section: the host:port of its metrics listener")
+			}
+			listeners = v.hostPort(listeners, p+".telemetry.metrics", t.Metrics, false)
+		}
 		if n.JoinWait < 0 {
 			v.fail(p+".join_wait", "%v is negative", n.JoinWait)
 		}
@@ -181,6 +188,31 @@ func (c *Config) validate(modules []string) []error {
 	}
 	v.clashes(listeners)
 	return v.errs
+}
+
+// telemetry checks the cluster's telemetry section. Its metrics address
+// is each node's (one per machine), so it does not clash with the nodes'
+// listeners; a node's own telemetry.metrics does.
+func (v *validator) telemetry(c *Config) {
+	t := c.Telemetry
+	v.hostPort(nil, "telemetry.metrics", t.Metrics, false)
+	switch {
+	case t.Token != "" && t.TokenFile != "":
+		v.fail("telemetry", "token and token_file exclude each other: give one")
+	case t.Token != "" && len(t.Token) < tokenauth.MinSecret:
+		v.fail("telemetry.token", "%d bytes, fewer than %d (openssl rand -hex 32 makes a good one)", len(t.Token), tokenauth.MinSecret)
+	case t.Token != "" && strings.TrimSpace(t.Token) != t.Token:
+		v.fail("telemetry.token", "white space around the token")
+	}
+	if (t.Token != "" || t.TokenFile != "") && t.Metrics == "" {
+		some := false
+		for _, n := range c.Nodes {
+			some = some || n.Telemetry != nil && n.Telemetry.Metrics != ""
+		}
+		if !some {
+			v.fail("telemetry", "a token guards the metrics listeners, but no node has one: set telemetry.metrics")
+		}
+	}
 }
 
 // validName reports whether a node name is letters, digits, '-' and '_'.
@@ -295,16 +327,28 @@ func (v *validator) auth(p string, a *Auth) {
 }
 
 // CheckFiles reads the files that the settings of the node named name
-// point to (its gateway's auth files) and returns every problem with
+// point to (its gateway's auth files, telemetry.token_file when it serves
+// metrics) and returns every problem with
 // them, each naming its field, all matching ErrInvalid. Load does not
 // read them: every machine loads the whole cluster file, and a node's
 // files are on its own machine. app.Start checks the node it starts.
 func (c *Config) CheckFiles(name string) error {
 	n, ok := c.Nodes[name]
-	if !ok || n.Gateway == nil || n.Gateway.Auth == nil {
+	if !ok {
 		return nil
 	}
 	v := &validator{}
+	if f := c.Telemetry.TokenFile; f != "" && c.MetricsListen(name) != "" {
+		if _, err := tokenauth.ReadSecret(f); err != nil {
+			v.fail("telemetry.token_file", "%v", err)
+		}
+	}
+	if n.Gateway == nil || n.Gateway.Auth == nil {
+		if len(v.errs) == 0 {
+			return nil
+		}
+		return invalid("", v.errs...)
+	}
 	p, a := "nodes."+name+".gateway.auth", n.Gateway.Auth
 	switch {
 	case a.TokensFile != "":

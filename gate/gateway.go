@@ -59,6 +59,7 @@ type Gateway struct {
 
 	readBufs sync.Pool // of *[]byte: stream connections' read buffers
 	pushes   pushStats // see PushStats
+	stats    gateStats // see Stats
 
 	origins *origin.Policy // Config.Origins, parsed
 }

@@ -33,6 +33,7 @@ func (g *Gateway) serve(c clientConn) {
 		return
 	}
 	g.opened(c)
+	defer g.stats.sessionOpened(c.kind())()
 	defer func() {
 		<-s.out.done // the session has stopped and its last frames are written
 		if s.linger != nil {

@@ -151,6 +151,7 @@ func (s *session) Receive(c *actor.Context) {
 	case reroute:
 		s.send(c, m.o)
 	case refusedRequest:
+		s.g.stats.response(rpc.ResourceExhausted)
 		s.enqueue(c, m.frame)
 	case loginDeadline:
 		s.loginDeadline(c)
@@ -160,8 +161,10 @@ func (s *session) Receive(c *actor.Context) {
 			s.g.log.Error("gate: cannot encode a push", "session", s.info.ID, "route", m.GetRoute(), "err", err)
 			return
 		}
+		s.g.stats.pushes.Add(1)
 		s.push(c, b, m.GetCoalesce(), m.GetDroppable())
 	case pushFrame:
+		s.g.stats.pushes.Add(1)
 		s.push(c, m.frame, m.coalesce, m.droppable)
 	case *nodepb.Kick:
 		s.kick(c, m.GetCode(), m.GetReason())
@@ -265,6 +268,7 @@ func (s *session) push(c *actor.Context, frame []byte, coalesce string, droppabl
 		return
 	}
 	if r, why := s.out.push(frame, coalesce, droppable); r == tooSlow {
+		s.g.stats.slow.Add(1)
 		s.ending = true
 		s.reason = fmt.Errorf("%w: %s", errSlowClient, why)
 		s.bye = slowClient(why)
@@ -275,6 +279,7 @@ func (s *session) push(c *actor.Context, frame []byte, coalesce string, droppabl
 }
 
 func (s *session) respond(c *actor.Context, id uint64, code rpc.Code, msg string, body []byte) {
+	s.g.stats.response(code)
 	s.write(c, &gatepb.Frame{Body: &gatepb.Frame_Response{Response: &gatepb.Response{Id: id, Code: uint32(code), Message: msg, Body: body}}})
 	if done, ok := s.observed[id]; ok {
 		delete(s.observed, id)
@@ -319,6 +324,7 @@ func (s *session) observed1(done func(rpc.Code), code rpc.Code) {
 func (s *session) request(c *actor.Context, m *clientRequest) {
 	g := s.g
 	if s.draining || s.ending {
+		s.g.stats.response(rpc.Unavailable)
 		s.write(c, &gatepb.Frame{Body: &gatepb.Frame_Response{Response: &gatepb.Response{
 			Id:           m.id,
 			Code:         uint32(rpc.Unavailable),
@@ -604,6 +610,7 @@ func (s *session) kick(c *actor.Context, code uint32, reason string) {
 	if s.ending {
 		return
 	}
+	s.g.stats.kicks.Add(1)
 	s.ending = true
 	s.reason = fmt.Errorf("kicked: %s", reason)
 	s.bye = endingOf(rpc.Code(code), reason)

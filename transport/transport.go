@@ -156,3 +156,35 @@ type Transport interface {
 	// Close is safe to call more than once.
 	Close() error
 }
+
+// PeerStats is a snapshot of one peer's counters, for monitoring. The
+// counters start when the transport first hears of the peer and survive
+// its reconnects; a peer forgotten (Forget) and reached again starts
+// afresh only if the transport dropped its state.
+type PeerStats struct {
+	// Peer is the peer's address.
+	Peer actor.Addr
+	// Up reports whether a connection to the peer is established now.
+	Up bool
+	// Queued is the number of envelopes waiting to be written to it.
+	Queued int
+	// FramesOut and BytesOut count the envelopes queued for it and their
+	// framed bytes (heartbeats not included).
+	FramesOut, BytesOut uint64
+	// FramesIn and BytesIn count the envelopes read from it and their
+	// bytes (heartbeats not included).
+	FramesIn, BytesIn uint64
+	// Connects counts the connections established with it; each one after
+	// the first is a reconnect.
+	Connects uint64
+}
+
+// StatsReporter is implemented by transports that keep per-peer counters
+// (transport/tcp). It is optional: a monitoring tool checks for it with a
+// type assertion (cluster.Node.PeerStats does).
+type StatsReporter interface {
+	// PeerStats returns a snapshot of every peer the transport knows, in
+	// no particular order. It is safe to call concurrently with Send, and
+	// cheap enough to call on every scrape.
+	PeerStats() []PeerStats
+}

@@ -89,6 +89,7 @@ func (r deadlineReader) Read(b []byte) (int, error) {
 func (c *conn) readLoop() {
 	t := c.t
 	peer := c.peer.addr
+	frames, bytes := &c.peer.recvFrames, &c.peer.recvBytes
 	fr := wire.NewFrameReader(deadlineReader{c.nc, t.cfg.DeadAfter}, t.cfg.MaxFrame)
 	var env wire.Envelope
 	for {
@@ -100,6 +101,8 @@ func (c *conn) readLoop() {
 		if len(body) == 0 {
 			continue // heartbeat
 		}
+		frames.Add(1)
+		bytes.Add(uint64(len(body) + wire.FrameHeaderSize))
 		if err := env.Unmarshal(body); err != nil {
 			t.log.Warn("tcp: closing connection: corrupt frame", "peer", peer.String(), "err", err)
 			c.fail(err)

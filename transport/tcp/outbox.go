@@ -63,6 +63,9 @@ type outbox struct {
 	// ready has room for one signal. Send signals it when buf goes from
 	// empty to non-empty; a writer waits on it.
 	ready chan struct{}
+	// sentFrames and sentBytes count the frames put queued and their
+	// bytes, for Transport.PeerStats (under mu, as put holds it anyway).
+	sentFrames, sentBytes uint64
 	// full is the error put returns when the outbox is full, made once:
 	// under overload, refusing must stay cheap.
 	full error
@@ -97,6 +100,8 @@ func (o *outbox) put(env *wire.Envelope, limit, maxFrame int) error {
 	}
 	binary.BigEndian.PutUint32(o.buf[start:], uint32(body))
 	o.frames++
+	o.sentFrames++
+	o.sentBytes += uint64(body + wire.FrameHeaderSize)
 	if c := o.direct; c != nil && !o.busy && o.rest == nil && time.Since(o.lastWrite) >= directAfter {
 		o.writeDirect(c) // unlocks o.mu
 		return nil
@@ -253,4 +258,12 @@ func (o *outbox) pending() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.frames > 0
+}
+
+// stats returns the outbox's share of a PeerStats: frames waiting, and
+// frames and bytes queued since it was made.
+func (o *outbox) stats() (queued int, frames, bytes uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.frames, o.sentFrames, o.sentBytes
 }

@@ -64,6 +64,9 @@ type peer struct {
 	// up is true while a connection is installed: Send then needs no lock
 	// but the outbox's.
 	up atomic.Bool
+	// Counters for PeerStats: frames and bytes read (by the connection's
+	// reader, one at a time), connections installed (under Transport.mu).
+	recvFrames, recvBytes, connects atomic.Uint64
 
 	// Guarded by Transport.mu.
 	conn       *conn // the installed connection, or nil
@@ -97,6 +100,25 @@ func New(cfg Config) (*Transport, error) {
 	t.wg.Add(1)
 	go t.acceptLoop()
 	return t, nil
+}
+
+var _ transport.StatsReporter = (*Transport)(nil)
+
+// PeerStats returns the counters of every peer the transport knows (see
+// transport.StatsReporter). It takes each peer's outbox lock briefly.
+func (t *Transport) PeerStats() []transport.PeerStats {
+	peers := *t.peers.Load()
+	out := make([]transport.PeerStats, 0, len(peers))
+	for addr, p := range peers {
+		q, fo, bo := p.out.stats()
+		out = append(out, transport.PeerStats{
+			Peer: addr, Up: p.up.Load(), Queued: q,
+			FramesOut: fo, BytesOut: bo,
+			FramesIn: p.recvFrames.Load(), BytesIn: p.recvBytes.Load(),
+			Connects: p.connects.Load(),
+		})
+	}
+	return out
 }
 
 // Addr returns the address the transport listens on.
@@ -401,6 +423,7 @@ func (t *Transport) installLocked(c *conn) *conn {
 	old := p.conn
 	p.conn = c
 	p.up.Store(true)
+	p.connects.Add(1)
 	c.established = time.Now()
 	c.prevWriter = p.lastWriter
 	p.lastWriter = c.writerDone

@@ -1,0 +1,239 @@
+package prom
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster"
+	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/grain"
+	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/transport"
+)
+
+// Every collector here is a pull collector: Collect takes a snapshot
+// from its source and turns it into constant metrics. Nothing runs
+// between scrapes.
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+func counter(d *prometheus.Desc, v uint64, labels ...string) prometheus.Metric {
+	return prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+}
+
+func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
+	return prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+// describe sends every desc of ds.
+func describe(ch chan<- *prometheus.Desc, ds ...*prometheus.Desc) {
+	for _, d := range ds {
+		ch <- d
+	}
+}
+
+// actorCollector exports actor.Node.Stats.
+type actorCollector struct {
+	stats                                                 func() actor.Stats
+	actors, spawned, restarts, panics, dead, msgs, timers *prometheus.Desc
+}
+
+func newActorCollector(stats func() actor.Stats) *actorCollector {
+	return &actorCollector{
+		stats:    stats,
+		actors:   desc("guild_actors", "Actors alive on the node."),
+		spawned:  desc("guild_actors_spawned_total", "Actors spawned since the node started."),
+		restarts: desc("guild_actor_restarts_total", "Actors restarted by their supervisor."),
+		panics:   desc("guild_actor_panics_total", "Panics recovered from actors' Receive, lifecycle messages and Request callbacks."),
+		dead:     desc("guild_dead_letters_total", "Messages that could not be delivered."),
+		msgs:     desc("guild_messages_handled_total", "Messages actors took from their mailboxes, by lane: user (messages, replies, timers) or system (start, stop, watch...).", "lane"),
+		timers:   desc("guild_timers_pending", "Actor timers and request timeouts pending on the node's timing wheel."),
+	}
+}
+
+func (c *actorCollector) Describe(ch chan<- *prometheus.Desc) {
+	describe(ch, c.actors, c.spawned, c.restarts, c.panics, c.dead, c.msgs, c.timers)
+}
+
+func (c *actorCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	ch <- gauge(c.actors, float64(s.Actors))
+	ch <- counter(c.spawned, s.Spawned)
+	ch <- counter(c.restarts, s.Restarts)
+	ch <- counter(c.panics, s.Panics)
+	ch <- counter(c.dead, s.DeadLetters)
+	ch <- counter(c.msgs, s.Messages, "user")
+	ch <- counter(c.msgs, s.SystemMessages, "system")
+	ch <- gauge(c.timers, float64(s.Timers))
+}
+
+// peerCollector exports cluster.Node.PeerStats, by peer address.
+type peerCollector struct {
+	stats                                              func() []transport.PeerStats
+	up, queued, framesOut, bytesOut, framesIn, bytesIn *prometheus.Desc
+	reconnects                                         *prometheus.Desc
+}
+
+func newPeerCollector(stats func() []transport.PeerStats) *peerCollector {
+	const p = "peer"
+	return &peerCollector{
+		stats:      stats,
+		up:         desc("guild_peer_up", "1 while a connection to the peer is established, else 0.", p),
+		queued:     desc("guild_peer_queued_envelopes", "Envelopes waiting to be written to the peer.", p),
+		framesOut:  desc("guild_peer_sent_frames_total", "Envelopes queued for the peer (heartbeats not counted).", p),
+		bytesOut:   desc("guild_peer_sent_bytes_total", "Framed bytes of the envelopes queued for the peer.", p),
+		framesIn:   desc("guild_peer_received_frames_total", "Envelopes read from the peer (heartbeats not counted).", p),
+		bytesIn:    desc("guild_peer_received_bytes_total", "Framed bytes of the envelopes read from the peer.", p),
+		reconnects: desc("guild_peer_reconnects_total", "Connections to the peer established after the first.", p),
+	}
+}
+
+func (c *peerCollector) Describe(ch chan<- *prometheus.Desc) {
+	describe(ch, c.up, c.queued, c.framesOut, c.bytesOut, c.framesIn, c.bytesIn, c.reconnects)
+}
+
+func (c *peerCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.stats() {
+		p := s.Peer.String()
+		up := 0.0
+		if s.Up {
+			up = 1
+		}
+		ch <- gauge(c.up, up, p)
+		ch <- gauge(c.queued, float64(s.Queued), p)
+		ch <- counter(c.framesOut, s.FramesOut, p)
+		ch <- counter(c.bytesOut, s.BytesOut, p)
+		ch <- counter(c.framesIn, s.FramesIn, p)
+		ch <- counter(c.bytesIn, s.BytesIn, p)
+		ch <- counter(c.reconnects, max(s.Connects, 1)-1, p)
+	}
+}
+
+// memberCollector exports the size of a membership's view.
+type memberCollector struct {
+	members func() []cluster.Member
+	count   *prometheus.Desc
+}
+
+func newMemberCollector(members func() []cluster.Member) *memberCollector {
+	return &memberCollector{
+		members: members,
+		count:   desc("guild_members", "Members in this node's view of the membership, by availability.", "available"),
+	}
+}
+
+func (c *memberCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.count }
+
+func (c *memberCollector) Collect(ch chan<- prometheus.Metric) {
+	var yes, no int
+	for _, m := range c.members() {
+		if m.Available {
+			yes++
+		} else {
+			no++
+		}
+	}
+	ch <- gauge(c.count, float64(yes), "true")
+	ch <- gauge(c.count, float64(no), "false")
+}
+
+// gatewayCollector exports gate.Gateway.Stats.
+type gatewayCollector struct {
+	stats                                 func() gate.Stats
+	conns                                 func() int
+	connsD, sessions, opened, responses   *prometheus.Desc
+	pushes, dropped, coalesced, throttled *prometheus.Desc
+	kicks, slow                           *prometheus.Desc
+}
+
+func newGatewayCollector(stats func() gate.Stats, conns func() int) *gatewayCollector {
+	return &gatewayCollector{
+		stats: stats, conns: conns,
+		connsD:    desc("guild_gateway_connections", "Client connections open, in their handshake or with a session."),
+		sessions:  desc("guild_gateway_sessions", "Client sessions open, by listener.", "listener"),
+		opened:    desc("guild_gateway_sessions_opened_total", "Client sessions opened (handshake done), by listener.", "listener"),
+		responses: desc("guild_gateway_responses_total", "Responses to client requests, by code (application codes as Code(1000)); the gateway's own refusals included.", "code"),
+		pushes:    desc("guild_gateway_pushes_total", "Pushes that reached a session."),
+		dropped:   desc("guild_gateway_pushes_dropped_total", "Droppable pushes dropped for a slow client."),
+		coalesced: desc("guild_gateway_pushes_coalesced_total", "Pushes that replaced a waiting push of the same key."),
+		throttled: desc("guild_gateway_broadcasts_throttled_total", "Group broadcasts dropped beyond the group's budget."),
+		kicks:     desc("guild_gateway_kicks_total", "Sessions kicked."),
+		slow:      desc("guild_gateway_slow_clients_total", "Clients cut off for reading too slowly."),
+	}
+}
+
+func (c *gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
+	describe(ch, c.connsD, c.sessions, c.opened, c.responses, c.pushes, c.dropped, c.coalesced, c.throttled, c.kicks, c.slow)
+}
+
+func (c *gatewayCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	ch <- gauge(c.connsD, float64(c.conns()))
+	for _, l := range s.Listeners {
+		ch <- gauge(c.sessions, float64(l.Open), l.Kind)
+		ch <- counter(c.opened, l.Opened, l.Kind)
+	}
+	for code, n := range s.Responses {
+		ch <- counter(c.responses, n, codeLabel(code))
+	}
+	ch <- counter(c.pushes, s.Pushes)
+	ch <- counter(c.dropped, s.Dropped)
+	ch <- counter(c.coalesced, s.Coalesced)
+	ch <- counter(c.throttled, s.Throttled)
+	ch <- counter(c.kicks, s.Kicks)
+	ch <- counter(c.slow, s.SlowClients)
+}
+
+// grainCollector exports grain.System.Stats.
+type grainCollector struct {
+	stats                                                  func() grain.Stats
+	active, activations, deactivations, handovers, flushes *prometheus.Desc
+	flushErrors, conflicts, forwarded, refused, failed     *prometheus.Desc
+}
+
+func newGrainCollector(stats func() grain.Stats) *grainCollector {
+	return &grainCollector{
+		stats:         stats,
+		active:        desc("guild_grains_active", "Grain activations alive on the node."),
+		activations:   desc("guild_grain_activations_total", "Grain activations that loaded their state."),
+		deactivations: desc("guild_grain_deactivations_total", "Grain activations stopped (idle, hand-over, close or failure)."),
+		handovers:     desc("guild_grain_handovers_total", "Grains deactivated because another node became their owner."),
+		flushes:       desc("guild_grain_flushes_total", "Successful writes of grain state to the store."),
+		flushErrors:   desc("guild_grain_flush_errors_total", "Failed writes of grain state (retried)."),
+		conflicts:     desc("guild_grain_conflicts_total", "Flushes refused for a version conflict (stale activations)."),
+		forwarded:     desc("guild_grain_forwarded_total", "Grain messages this node's router forwarded to another node."),
+		refused:       desc("guild_grain_refused_total", "Grain messages refused (too many hops, no host, failed activation)."),
+		failed:        desc("guild_grain_activation_failures_total", "Activations that could not claim or load their grain."),
+	}
+}
+
+func (c *grainCollector) Describe(ch chan<- *prometheus.Desc) {
+	describe(ch, c.active, c.activations, c.deactivations, c.handovers, c.flushes, c.flushErrors, c.conflicts, c.forwarded, c.refused, c.failed)
+}
+
+func (c *grainCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	ch <- gauge(c.active, float64(s.Active))
+	ch <- counter(c.activations, s.Activations)
+	ch <- counter(c.deactivations, s.Deactivations)
+	ch <- counter(c.handovers, s.Handovers)
+	ch <- counter(c.flushes, s.Flushes)
+	ch <- counter(c.flushErrors, s.FlushErrors)
+	ch <- counter(c.conflicts, s.Conflicts)
+	ch <- counter(c.forwarded, s.Forwarded)
+	ch <- counter(c.refused, s.Refused)
+	ch <- counter(c.failed, s.Failed)
+}
+
+// codeLabel is a status code's label value: its name ("OK", "NotFound"),
+// or Code(n) for an application code.
+func codeLabel(c rpc.Code) string {
+	if c >= rpc.FirstApplicationCode {
+		return "Code(" + strconv.FormatUint(uint64(c), 10) + ")"
+	}
+	return c.String()
+}
