@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	yaml3 "sigs.k8s.io/yaml/goyaml.v3"
 
 	"github.com/guildkit/guild/actor"
@@ -25,6 +26,7 @@ import (
 	"github.com/guildkit/guild/gate/tokenauth"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/telemetry/prom"
+	"github.com/guildkit/guild/telemetry/tracing"
 	"github.com/guildkit/guild/transport"
 )
 
@@ -57,8 +59,10 @@ type Node struct {
 	gateway       *gate.Gateway
 	modules       []started // in start order
 	ready         Ready
-	metrics       *prom.Metrics // nil unless the node serves metrics
-	metricsSrv    *prom.Server  // likewise
+	metrics       *prom.Metrics            // nil unless the node serves metrics
+	metricsSrv    *prom.Server             // likewise
+	tracing       *tracing.Tracing         // nil unless the node traces (telemetry.traces)
+	traceProvider *sdktrace.TracerProvider // likewise
 	// serving is true from the end of Start until Shutdown begins: what
 	// /readyz reports.
 	serving atomic.Bool
@@ -132,6 +136,10 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	}
 	addr := spec.Address()
 	log := o.logger.With("node", nodeName)
+	if tracesOn(cfg.Telemetry.Traces) {
+		// Records logged with a handler's ctx carry its trace and span.
+		log = slog.New(tracing.LogHandler(o.logger.Handler())).With("node", nodeName)
+	}
 	n := &Node{name: nodeName, log: log, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -191,6 +199,9 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		Node: nodeName, Addr: addr.String(), Endpoint: n.cluster.Endpoint(),
 		Etcd: slices.Clone(endpoints), Modules: append([]string{}, spec.Modules...),
 	}
+	if err := n.startTracing(ctx, cfg, addr.String()); err != nil {
+		return nil, err
+	}
 	if spec.Gateway != nil {
 		if err := n.newGateway(cfg, spec.Gateway, o, log); err != nil {
 			return nil, err
@@ -201,6 +212,10 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	}
 	clientOpts := []rpc.ClientOption{rpc.WithMembership(n.members)}
 	var serveOpts []rpc.ServeOption
+	if n.tracing != nil { // outermost: the span covers what the metrics time
+		clientOpts = append(clientOpts, rpc.WithClientInterceptors(n.tracing.ClientInterceptor()))
+		serveOpts = append(serveOpts, rpc.WithServerInterceptors(n.tracing.ServerInterceptor()))
+	}
 	if n.metrics != nil {
 		clientOpts = append(clientOpts, rpc.WithClientInterceptors(n.metrics.ClientInterceptor()))
 		serveOpts = append(serveOpts, rpc.WithServerInterceptors(n.metrics.ServerInterceptor()))
@@ -313,6 +328,7 @@ func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log 
 		Auth:     auth,
 		Origins:  slices.Clone(g.WSOrigins),
 		Validate: o.validate,
+		Observe:  n.observe(),
 		Limits: gate.Limits{
 			MaxFrame: l.MaxFrame, HandshakeTimeout: l.HandshakeTimeout, Heartbeat: l.Heartbeat,
 			RequestTimeout: l.RequestTimeout, Rate: l.Rate, Burst: l.Burst,
@@ -539,6 +555,9 @@ func (n *Node) teardown(ctx context.Context, logIt bool) error {
 	}
 	if n.emb != nil {
 		note("close etcd", n.emb.Close())
+	}
+	if n.traceProvider != nil { // sends the spans still buffered
+		note("flush the traces", n.traceProvider.Shutdown(ctx))
 	}
 	if n.metricsSrv != nil { // last: /readyz says 503 all through the drain
 		note("stop the metrics listener", n.metricsSrv.Shutdown(ctx))

@@ -129,6 +129,30 @@ type Telemetry struct {
 	// TokenFile is a file holding Token (the white space around it is
 	// ignored), read when the node starts (CheckFiles).
 	TokenFile string `yaml:"token_file"`
+	// Traces sends OpenTelemetry traces of the gateway requests and RPC
+	// calls to a collector (package telemetry/tracing).
+	Traces Traces `yaml:"traces"`
+}
+
+// Traces configures tracing. Traces are on when Endpoint is set, or when
+// the standard OTEL_EXPORTER_OTLP_ENDPOINT or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT variable is; the other OTEL_*
+// variables of the OTLP exporter and the SDK (headers, TLS, timeouts,
+// OTEL_TRACES_SAMPLER) apply as OpenTelemetry documents them, under what
+// this section sets.
+type Traces struct {
+	// Endpoint is the OTLP/gRPC collector, host:port
+	// ("otel-collector:4317").
+	Endpoint string `yaml:"endpoint"`
+	// Insecure sends without TLS: a collector on the same host or a
+	// private network.
+	Insecure bool `yaml:"insecure"`
+	// SampleRatio, 0 to 1, is the share of the traces a node starts (a
+	// gateway request, a call from outside any trace) that it records;
+	// a call whose caller recorded its trace is recorded whatever this
+	// says, so that traces are whole. Unset: OTEL_TRACES_SAMPLER decides,
+	// else every trace is recorded.
+	SampleRatio *float64 `yaml:"sample_ratio"`
 }
 
 // NodeTelemetry is a node's own telemetry settings, over the cluster's.

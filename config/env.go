@@ -149,6 +149,9 @@ func envValue(leaf reflect.Type, s string) (any, error) {
 		}
 		return v, nil
 	}
+	if leaf.Kind() == reflect.Pointer { // an optional value: set, it is the value's
+		leaf = leaf.Elem()
+	}
 	if leaf == durationType {
 		if _, err := time.ParseDuration(s); err != nil {
 			return nil, fmt.Errorf("%q is not a duration (like 5s or 250ms)", s)

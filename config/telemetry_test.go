@@ -103,3 +103,39 @@ func TestTelemetryValidation(t *testing.T) {
 		t.Errorf("two nodes on telemetry.metrics: %v", err)
 	}
 }
+
+// TestTraces: telemetry.traces is read, from the file and GUILD_
+// variables, and checked.
+func TestTraces(t *testing.T) {
+	const file = `
+telemetry: {traces: {endpoint: "collector:4317", insecure: true, sample_ratio: 0.25}}
+nodes:
+  a: {addr: 1.1.1, master: 127.0.0.1:0}
+`
+	c, err := Parse([]byte(file), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := c.Telemetry.Traces
+	if tr.Endpoint != "collector:4317" || !tr.Insecure || tr.SampleRatio == nil || *tr.SampleRatio != 0.25 {
+		t.Fatalf("traces %+v", tr)
+	}
+	c, err = Parse([]byte(file), []string{"GUILD_TELEMETRY_TRACES_SAMPLE_RATIO=1", "GUILD_TELEMETRY_TRACES_ENDPOINT=other:4317"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := c.Telemetry.Traces; tr.Endpoint != "other:4317" || *tr.SampleRatio != 1 {
+		t.Fatalf("traces from the environment %+v", tr)
+	}
+	for bad, key := range map[string]string{
+		`telemetry: {traces: {sample_ratio: 1.5}}`:            "telemetry.traces.sample_ratio",
+		`telemetry: {traces: {sample_ratio: -0.1}}`:           "telemetry.traces.sample_ratio",
+		`telemetry: {traces: {endpoint: "no-port"}}`:          "telemetry.traces.endpoint",
+		`telemetry: {traces: {endpoint: "x:4317", bogus: 1}}`: "bogus",
+	} {
+		_, err := Parse([]byte(bad+"\nnodes:\n  a: {addr: 1.1.1, master: 127.0.0.1:0}\n"), nil, nil)
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: %v, want an error naming %s", bad, err, key)
+		}
+	}
+}

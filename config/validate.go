@@ -196,6 +196,10 @@ func (c *Config) validate(modules []string) []error {
 func (v *validator) telemetry(c *Config) {
 	t := c.Telemetry
 	v.hostPort(nil, "telemetry.metrics", t.Metrics, false)
+	v.hostPort(nil, "telemetry.traces.endpoint", t.Traces.Endpoint, false)
+	if r := t.Traces.SampleRatio; r != nil && !(*r >= 0 && *r <= 1) {
+		v.fail("telemetry.traces.sample_ratio", "%v is not between 0 and 1", *r)
+	}
 	switch {
 	case t.Token != "" && t.TokenFile != "":
 		v.fail("telemetry", "token and token_file exclude each other: give one")

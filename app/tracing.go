@@ -1,0 +1,70 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/config"
+	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/telemetry/tracing"
+)
+
+// tracesOn reports whether the node traces: telemetry.traces.endpoint, or
+// the OTLP exporter's standard endpoint variables.
+func tracesOn(t config.Traces) bool {
+	return t.Endpoint != "" || os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+}
+
+// startTracing sets up the node's tracer provider, exporting to the OTLP
+// collector that telemetry.traces (or the OTEL_* variables) names, when
+// tracing is on. The exporter connects in the background: a collector
+// that is down costs the spans it misses, never the node's start.
+func (n *Node) startTracing(ctx context.Context, cfg *config.Config, addr string) error {
+	t := cfg.Telemetry.Traces
+	if !tracesOn(t) {
+		return nil
+	}
+	var opts []otlptracegrpc.Option
+	if t.Endpoint != "" {
+		opts = append(opts, otlptracegrpc.WithEndpoint(t.Endpoint))
+	}
+	if t.Insecure {
+		opts = append(opts, otlptracegrpc.WithInsecure())
+	}
+	exp, err := otlptracegrpc.New(ctx, opts...)
+	if err != nil {
+		return fmt.Errorf("app: telemetry.traces: %w", err)
+	}
+	// The node's own attributes, under what OTEL_SERVICE_NAME and
+	// OTEL_RESOURCE_ATTRIBUTES say.
+	res, err := resource.Merge(
+		resource.NewSchemaless(attribute.String("service.name", n.name), attribute.String("guild.node.addr", addr)),
+		resource.Environment(),
+	)
+	if err != nil {
+		res = resource.NewSchemaless(attribute.String("service.name", n.name))
+	}
+	popts := []sdktrace.TracerProviderOption{sdktrace.WithBatcher(exp), sdktrace.WithResource(res)}
+	if r := t.SampleRatio; r != nil {
+		popts = append(popts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(*r))))
+	}
+	n.traceProvider = sdktrace.NewTracerProvider(popts...)
+	n.tracing = tracing.New(tracing.Config{Provider: n.traceProvider})
+	return nil
+}
+
+// observe is the gateway's Config.Observe: the tracer's, when the node
+// traces.
+func (n *Node) observe() func(string, actor.Metadata) (actor.Metadata, func(rpc.Code)) {
+	if n.tracing == nil {
+		return nil
+	}
+	return n.tracing.Observe
+}
