@@ -22,6 +22,7 @@ type Client struct {
 	sel     cluster.Selector
 	ics     []Interceptor
 	grains  GrainResolver
+	chained Handler // ics around the call, built once (nil without ics)
 }
 
 // ClientOption configures NewClient.
@@ -50,6 +51,11 @@ func NewClient(n *actor.Node, opts ...ClientOption) *Client {
 	for _, o := range opts {
 		o(c)
 	}
+	if len(c.ics) > 0 {
+		c.chained = chain(c.ics, func(ctx context.Context, info *CallInfo, req proto.Message) (proto.Message, error) {
+			return c.call(ctx, info.Target, info.service, info.Method, req, info)
+		})
+	}
 	return c
 }
 
@@ -67,10 +73,7 @@ func (c *Client) Call(ctx context.Context, to Target, service, method string, re
 	if len(c.ics) == 0 {
 		return c.call(ctx, to, service, method, req, nil)
 	}
-	info := &CallInfo{Method: method, Target: to}
-	reply, err := chain(c.ics, func(ctx context.Context, info *CallInfo, req proto.Message) (proto.Message, error) {
-		return c.call(ctx, to, service, method, req, info)
-	})(ctx, info, req)
+	reply, err := c.chained(ctx, &CallInfo{Method: method, Target: to, service: service}, req)
 	if err != nil {
 		return nil, StatusOf(err) // an interceptor's own error too
 	}

@@ -65,6 +65,8 @@ type CallInfo struct {
 	Remote bool
 	// OneWay is true for a call that is not answered.
 	OneWay bool
+
+	service string // the service's name, for the client's last handler
 }
 
 // chain builds the handler that runs ics around last.
@@ -154,6 +156,9 @@ func newServer(desc *ServiceDesc, impl any, cfg serveConfig) *server {
 		m := &desc.Methods[i]
 		s.methods[FullMethodName(desc.Name, m.Name)] = m
 	}
+	if len(s.ics) > 0 {
+		s.chained = chain(s.ics, s.method)
+	}
 	return s
 }
 
@@ -185,6 +190,7 @@ type server struct {
 	impl    any
 	methods map[string]*MethodDesc // by full method name
 	ics     []Interceptor
+	chained Handler // ics around method, built once (nil without ics)
 }
 
 // Receive implements actor.Actor.
@@ -242,17 +248,29 @@ func (s *server) run(ctx *Context, req proto.Message, remote bool) (reply proto.
 	}
 	c := ctx.actor
 	info := &CallInfo{Method: ctx.method, Server: true, Peer: caller(c), Remote: remote, OneWay: !c.IsRequest()}
-	return chain(s.ics, func(ictx context.Context, _ *CallInfo, req proto.Message) (proto.Message, error) {
-		if ictx == context.Context(ctx) {
-			return ctx.md.Handle(s.impl, ctx, req)
-		}
-		// An interceptor passed on a context of its own (values, a
-		// shorter deadline): the handler sees it through a Context that
-		// reads it. Its chain of parents ends at ctx, which reads none.
-		vctx := &Context{actor: c, method: ctx.method, md: ctx.md, in: ctx.in, values: ictx}
-		return ctx.md.Handle(s.impl, vctx, req)
-	})(ctx, info, req)
+	return s.chained(ctx, info, req)
 }
+
+// method is the last handler of the server interceptors' chain: the
+// method itself, with the Context the chain passed on.
+func (s *server) method(ictx context.Context, _ *CallInfo, req proto.Message) (proto.Message, error) {
+	if ctx, ok := ictx.(*Context); ok {
+		return ctx.md.Handle(s.impl, ctx, req)
+	}
+	// An interceptor passed on a context of its own (values, a shorter
+	// deadline): the handler sees it through a Context that reads it. Its
+	// chain of parents ends at the call's Context, which reads none.
+	ctx, ok := ictx.Value(callContextKey{}).(*Context)
+	if !ok {
+		return nil, Errorf(Internal, "a server interceptor passed on a context that does not derive from the call's")
+	}
+	vctx := &Context{actor: ctx.actor, method: ctx.method, md: ctx.md, in: ctx.in, values: ictx}
+	return ctx.md.Handle(s.impl, vctx, req)
+}
+
+// callContextKey finds, through the contexts interceptors derive from it,
+// the Context of the call.
+type callContextKey struct{}
 
 // answer replies to the current call, if it is a request: the reply, or
 // the error as a Status (as a message when it crosses nodes).
@@ -358,8 +376,11 @@ func (c *Context) Value(key any) any {
 	if c.values != nil {
 		return c.values.Value(key)
 	}
-	if key == (incomingKey{}) {
+	switch key {
+	case incomingKey{}:
 		return c.in
+	case callContextKey{}:
+		return c
 	}
 	return nil
 }
