@@ -275,6 +275,10 @@ func TestMetrics(t *testing.T) {
 	grew("world1", wBefore, wAfter, "guild_peer_received_frames_total", 25, "peer", "1.1.1")
 	grew("gate1", gBefore, gAfter, "guild_gateway_sessions_opened_total", 1, "listener", "tcp")
 	grew("gate1", gBefore, gAfter, "guild_gateway_responses_total", 5, "code", "OK")
+	// The gateway times a request once its answer is written: by route.
+	await.True(t, 10*time.Second, "gate1 to time the 5 gateway requests by route", func() bool {
+		return metricValue(scrapeMetrics(t, gm), "guild_gateway_request_duration_seconds", "route", "echo.Say", "code", "OK") >= 5
+	})
 	if v := metricValue(gAfter, "guild_peer_up", "peer", "1.2.1"); v != 1 {
 		t.Errorf("gate1: guild_peer_up{peer=1.2.1} = %v", v)
 	}

@@ -202,6 +202,9 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	if err := n.startTracing(ctx, cfg, addr.String()); err != nil {
 		return nil, err
 	}
+	if cfg.MetricsListen(nodeName) != "" {
+		n.metrics = prom.New() // served by serveMetrics, once the gateway is there
+	}
 	if spec.Gateway != nil {
 		if err := n.newGateway(cfg, spec.Gateway, o, log); err != nil {
 			return nil, err
@@ -266,7 +269,7 @@ func (n *Node) serveMetrics(cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("app: telemetry.token_file: %w", err)
 	}
-	m := prom.New()
+	m := n.metrics // made before the gateway, which it observes
 	for _, err := range []error{
 		m.AddActor(n.cluster.Actor()), m.AddPeers(n.cluster), m.AddMembers(n.members),
 	} {
@@ -287,7 +290,7 @@ func (n *Node) serveMetrics(cfg *config.Config, log *slog.Logger) error {
 		}
 		return fmt.Errorf("app: %w (change it with %s in the cluster file)", err, key)
 	}
-	n.metrics, n.metricsSrv = m, srv
+	n.metricsSrv = srv
 	n.ready.Metrics = srv.URL() + "/metrics"
 	log.Info("metrics listening", "addr", srv.Addr().String())
 	return nil
@@ -295,6 +298,9 @@ func (n *Node) serveMetrics(cfg *config.Config, log *slog.Logger) error {
 
 // Metrics returns the node's metrics registry, or nil when the node
 // serves no metrics (telemetry.metrics).
+//
+// The gateway's requests are timed by route into it (through
+// gate.Config.Observe).
 func (n *Node) Metrics() *prom.Metrics { return n.metrics }
 
 // Serving reports whether the node is ready for work: Start has finished

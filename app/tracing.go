@@ -10,9 +10,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/config"
-	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/telemetry/tracing"
 )
 
@@ -60,11 +59,16 @@ func (n *Node) startTracing(ctx context.Context, cfg *config.Config, addr string
 	return nil
 }
 
-// observe is the gateway's Config.Observe: the tracer's, when the node
-// traces.
-func (n *Node) observe() func(string, actor.Metadata) (actor.Metadata, func(rpc.Code)) {
-	if n.tracing == nil {
-		return nil
+// observe is the gateway's Config.Observe: the tracer's span (first, so
+// that it holds the whole request) and the metrics' timing by route, for
+// what the node has of them.
+func (n *Node) observe() gate.ObserveFunc {
+	var obs []gate.ObserveFunc
+	if n.tracing != nil {
+		obs = append(obs, n.tracing.Observe)
 	}
-	return n.tracing.Observe
+	if n.metrics != nil {
+		obs = append(obs, n.metrics.Observe)
+	}
+	return gate.Observers(obs...)
 }

@@ -106,7 +106,8 @@ type Config struct {
 	// runs in the session's actor, so it must return at once and be safe
 	// for concurrent use; a panic in it is recovered and logged, and the
 	// request goes on without it.
-	Observe func(route string, md actor.Metadata) (actor.Metadata, func(code rpc.Code))
+	// Several observers (a tracer and metrics) chain with Observers.
+	Observe ObserveFunc
 	// Origins lists the web pages whose scripts may open a WebSocket
 	// (ListenWebSocket, ListenMQTTWebSocket and their handlers), as
 	// patterns matched against the upgrade's Origin header:

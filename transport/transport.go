@@ -180,8 +180,10 @@ type PeerStats struct {
 }
 
 // StatsReporter is implemented by transports that keep per-peer counters
-// (transport/tcp). It is optional: a monitoring tool checks for it with a
-// type assertion (cluster.Node.PeerStats does).
+// (transport/tcp, and the broker transports through package bus, where
+// Up means the peer answers and Connects counts the times it came up).
+// It is optional: a monitoring tool checks for it with a type assertion
+// (cluster.Node.PeerStats does).
 type StatsReporter interface {
 	// PeerStats returns a snapshot of every peer the transport knows, in
 	// no particular order. It is safe to call concurrently with Send, and

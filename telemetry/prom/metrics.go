@@ -26,6 +26,7 @@ var ErrAlreadyAdded = errors.New("prom: a source of this kind is already added")
 type Metrics struct {
 	reg *prometheus.Registry
 	rpc *rpcMetrics
+	gw  *gatewayRequests
 }
 
 // New returns a Metrics holding the Go runtime's (go_...) and the
@@ -33,8 +34,8 @@ type Metrics struct {
 func New() *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := &Metrics{reg: reg, rpc: newRPCMetrics()}
-	reg.MustRegister(m.rpc.client, m.rpc.server)
+	m := &Metrics{reg: reg, rpc: newRPCMetrics(), gw: newGatewayRequests()}
+	reg.MustRegister(m.rpc.client, m.rpc.server, m.gw.vec)
 	return m
 }
 
@@ -72,8 +73,9 @@ func (m *Metrics) AddActor(n *actor.Node) error {
 }
 
 // AddPeers exports n's per-peer transport counters
-// (cluster.Node.PeerStats), labelled by the peer's node address. On a
-// transport that keeps none (the brokers), the metrics are absent.
+// (cluster.Node.PeerStats), labelled by the peer's node address: the TCP
+// mesh's and the brokers' (package bus) alike. On a transport that keeps
+// none, the metrics are absent.
 func (m *Metrics) AddPeers(n *cluster.Node) error {
 	if n == nil {
 		return errors.New("prom: AddPeers of a nil node")

@@ -51,6 +51,12 @@ type peer struct {
 	retryAt  time.Time     // when to reach it again; zero: not retrying
 	backoff  time.Duration // the last wait before retryAt
 	retrying bool          // the current reach is the ticker's: its failure is not reported again
+
+	// Counters for PeerStats: out and ups under busTransport.mu, in as
+	// atomics (Deliver counts a pack's envelopes with no lock held).
+	framesOut, bytesOut uint64
+	ups                 uint64
+	framesIn, bytesIn   atomic.Uint64
 }
 
 // loss says what follows the loss of a peer.
@@ -184,6 +190,8 @@ func (t *busTransport) Send(addr actor.Addr, env *wire.Envelope) error {
 		t.mu.Unlock()
 		return fmt.Errorf("bus: %v: %d envelopes wait already: %w", addr, n, transport.ErrPendingQueueFull)
 	}
+	p.framesOut++
+	p.bytesOut += uint64(len(frame) - headerSize)
 	if p.state == stUp && t.inline && p.inbox != "" && !p.writing && !p.inline && len(p.held) == 0 && len(p.ctrl) == 0 {
 		// Nothing is ahead of it: publish it on this goroutine, which
 		// saves waking the writer (see Buffered). Frames that queue
@@ -211,6 +219,25 @@ func (t *busTransport) Send(addr actor.Addr, env *wire.Envelope) error {
 	}
 	t.mu.Unlock()
 	return nil
+}
+
+// PeerStats implements transport.StatsReporter: every peer the transport
+// knows, with its counters. Queued is what waits for the peer (held while
+// it is reached, or not yet taken by its writer); Connects counts the
+// times it became up.
+func (t *busTransport) PeerStats() []transport.PeerStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]transport.PeerStats, 0, len(t.peers))
+	for _, p := range t.peers {
+		out = append(out, transport.PeerStats{
+			Peer: p.addr, Up: p.state == stUp, Queued: len(p.held),
+			FramesOut: p.framesOut, BytesOut: p.bytesOut,
+			FramesIn: p.framesIn.Load(), BytesIn: p.bytesIn.Load(),
+			Connects: p.ups,
+		})
+	}
+	return out
 }
 
 // Forget drops what waits for peer and reports it lost.
@@ -721,6 +748,7 @@ func (r *receiver) Deliver(msg []byte) {
 	}
 	if p.state != stUp {
 		p.state = stUp
+		p.ups++
 		p.retrying = false
 		p.retryAt, p.backoff = time.Time{}, 0
 		p.lastPing = now
@@ -732,6 +760,8 @@ func (r *receiver) Deliver(msg []byte) {
 	t.mu.Unlock()
 	switch h.kind {
 	case kindData:
+		p.framesIn.Add(1)
+		p.bytesIn.Add(uint64(len(body)))
 		t.s.Handler.HandleEnvelope(h.from, &env)
 	case kindPack:
 		for rest := body; len(rest) > 0; {
@@ -745,6 +775,8 @@ func (r *receiver) Deliver(msg []byte) {
 				t.bad(fmt.Errorf("%w: a packed envelope: %w", errBadFrame, err))
 				return // the rest of the pack cannot be trusted either
 			}
+			p.framesIn.Add(1)
+			p.bytesIn.Add(uint64(len(one)))
 			t.s.Handler.HandleEnvelope(h.from, &env)
 		}
 	}

@@ -300,6 +300,27 @@ func testExchange(t *testing.T, o Options) {
 	if n := a.rec.lostCount(b.addr) + b.rec.lostCount(a.addr); n != 0 {
 		t.Fatalf("%d peers reported lost on a healthy link: %v", n, append(a.rec.lostErrors(), b.rec.lostErrors()...))
 	}
+	// A transport that keeps per-peer counters counts what went each way.
+	sa, ok := a.tr.(transport.StatsReporter)
+	if !ok {
+		return
+	}
+	sb := b.tr.(transport.StatsReporter)
+	await.True(t, o.Detect, "each node's PeerStats to count the envelope it sent and the one it got", func() bool {
+		pa, pb := peerStats(sa, b.addr), peerStats(sb, a.addr)
+		return pa.Up && pb.Up && pa.FramesOut >= 1 && pa.FramesIn >= 1 && pb.FramesOut >= 1 && pb.FramesIn >= 1 &&
+			pa.BytesOut > 0 && pa.BytesIn > 0 && pa.Connects >= 1 && pb.Connects >= 1
+	})
+}
+
+// peerStats returns the PeerStats of peer, or zero ones.
+func peerStats(r transport.StatsReporter, peer actor.Addr) transport.PeerStats {
+	for _, s := range r.PeerStats() {
+		if s.Peer == peer {
+			return s
+		}
+	}
+	return transport.PeerStats{}
 }
 
 func testOrderBothWays(t *testing.T, o Options) {
