@@ -162,6 +162,8 @@ next:
 			sum += m.GetGauge().GetValue()
 		case m.Histogram != nil:
 			sum += float64(m.GetHistogram().GetSampleCount())
+		case m.Summary != nil:
+			sum += float64(m.GetSummary().GetSampleCount())
 		}
 	}
 	return sum
@@ -281,6 +283,12 @@ func TestMetrics(t *testing.T) {
 	})
 	if v := metricValue(gAfter, "guild_peer_up", "peer", "1.2.1"); v != 1 {
 		t.Errorf("gate1: guild_peer_up{peer=1.2.1} = %v", v)
+	}
+	await.True(t, 10*time.Second, "gate1 to count a renewal of its lease (every TTL/4, 0.5 s)", func() bool {
+		return metricValue(scrapeMetrics(t, gm), "guild_membership_lease_renew_seconds") >= 1
+	})
+	if v := metricValue(gAfter, "guild_membership_lease_grants_total"); v != 1 {
+		t.Errorf("gate1: guild_membership_lease_grants_total = %v", v)
 	}
 	if v := metricValue(gAfter, "guild_members", "available", "true"); v != 2 {
 		t.Errorf("gate1: guild_members{available=true} = %v", v)

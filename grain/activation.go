@@ -506,7 +506,10 @@ func (a *activation) flush(c *actor.Context) error {
 		return fmt.Errorf("grain: flush %v: %w: %w", a.id(), ErrStale, ErrFenced)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreTimeout)
+	began := time.Now()
 	ver, err := s.cfg.Store.Save(ctx, a.k.Name, a.key, data, a.version)
+	s.st.saveNanos.Add(uint64(time.Since(began)))
+	s.st.saves.Add(1)
 	cancel()
 	if errors.Is(err, store.ErrVersionConflict) {
 		s.st.conflicts.Add(1)

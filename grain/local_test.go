@@ -34,6 +34,9 @@ func TestSingleNodeStateSurvivesDeactivation(t *testing.T) {
 	if _, v, err := st.Load(context.Background(), id.Kind, id.Key); err != nil || v != 1 || s.Stats().Flushes != 1 {
 		t.Fatalf("stored version %d (%v), %d flushes; want 1 and 1", v, err, s.Stats().Flushes)
 	}
+	if ss := s.Stats(); ss.Saves != 1 || ss.SaveTime <= 0 {
+		t.Fatalf("%d saves taking %v, want 1 taking some time", ss.Saves, ss.SaveTime)
+	}
 	got := getState(t, s, id)
 	if got.N != 5 || len(got.Seqs) != 5 {
 		t.Fatalf("after reactivation: %+v", got)

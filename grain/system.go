@@ -59,21 +59,24 @@ type System struct {
 	st struct {
 		activations, deactivations, handovers, flushes, flushErrors,
 		conflicts, forwarded, refused, failed atomic.Uint64
+		saves, saveNanos atomic.Uint64
 	}
 }
 
 // Stats is a snapshot of a System's counters.
 type Stats struct {
-	Active        int64  // activations alive now (loading, active or deactivating)
-	Activations   uint64 // activations that loaded their state and ran New
-	Deactivations uint64 // activations stopped (idle, handover, close or failure)
-	Handovers     uint64 // deactivations because another node became the owner
-	Flushes       uint64 // successful writes of state to the Store
-	FlushErrors   uint64 // failed writes (the state stays dirty and is retried)
-	Conflicts     uint64 // flushes refused with store.ErrVersionConflict: stale activations
-	Forwarded     uint64 // messages this node's router forwarded to another node
-	Refused       uint64 // messages refused (too many hops, no host, failed activation)
-	Failed        uint64 // activations that could not claim or load the grain
+	Active        int64         // activations alive now (loading, active or deactivating)
+	Activations   uint64        // activations that loaded their state and ran New
+	Deactivations uint64        // activations stopped (idle, handover, close or failure)
+	Handovers     uint64        // deactivations because another node became the owner
+	Flushes       uint64        // successful writes of state to the Store
+	FlushErrors   uint64        // failed writes (the state stays dirty and is retried)
+	Conflicts     uint64        // flushes refused with store.ErrVersionConflict: stale activations
+	Forwarded     uint64        // messages this node's router forwarded to another node
+	Refused       uint64        // messages refused (too many hops, no host, failed activation)
+	Failed        uint64        // activations that could not claim or load the grain
+	Saves         uint64        // writes tried on the Store (Save calls), whatever their outcome
+	SaveTime      time.Duration // the time those Save calls took, summed
 }
 
 // Node returns the actor node the System runs on.
@@ -92,6 +95,8 @@ func (s *System) Stats() Stats {
 		Forwarded:     s.st.forwarded.Load(),
 		Refused:       s.st.refused.Load(),
 		Failed:        s.st.failed.Load(),
+		Saves:         s.st.saves.Load(),
+		SaveTime:      time.Duration(s.st.saveNanos.Load()),
 	}
 }
 

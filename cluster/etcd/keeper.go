@@ -54,6 +54,31 @@ type Keeper struct {
 	err    atomic.Pointer[error]
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	renewals, failures atomic.Uint64 // renewals answered, and failed
+	renewNanos         atomic.Uint64 // the answered renewals' round trips, summed
+}
+
+// KeeperStats counts a Keeper's renewals.
+type KeeperStats struct {
+	// Renewals counts the renewals etcd answered.
+	Renewals uint64
+	// Failures counts the renewals that failed (etcd unreachable, or no
+	// answer in time).
+	Failures uint64
+	// RenewTime is the time the answered renewals took, summed: divided
+	// by Renewals, the mean round trip to etcd.
+	RenewTime time.Duration
+}
+
+// Stats returns the Keeper's counters.
+func (k *Keeper) Stats() KeeperStats {
+	return KeeperStats{Renewals: k.renewals.Load(), Failures: k.failures.Load(), RenewTime: time.Duration(k.renewNanos.Load())}
+}
+
+// add returns the sum of s and o.
+func (s KeeperStats) add(o KeeperStats) KeeperStats {
+	return KeeperStats{Renewals: s.Renewals + o.Renewals, Failures: s.Failures + o.Failures, RenewTime: s.RenewTime + o.RenewTime}
 }
 
 // KeepLease starts keeping lease id alive. sent is when the request that
@@ -190,10 +215,13 @@ func (k *Keeper) renew(ctx context.Context) {
 	switch {
 	case ctx.Err() != nil:
 	case err == nil && resp.TTL > 0:
+		k.renewals.Add(1)
+		k.renewNanos.Add(uint64(time.Since(sent)))
 		k.extend(sent, time.Duration(resp.TTL)*time.Second)
 	case err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound):
 		k.end(fmt.Errorf("%w: lease %x is gone", ErrLeaseLost, int64(k.id)))
 	default:
+		k.failures.Add(1)
 		if !k.Valid() {
 			k.log.Warn("cluster/etcd: lease not renewed before its fence; retrying", "lease", fmt.Sprintf("%x", int64(k.id)), "err", err)
 		}

@@ -69,6 +69,28 @@ type Membership struct {
 	ownedMu sync.RWMutex // guards session.owned of the current session; taken after sem
 
 	lookupGets atomic.Int64 // Lookups that missed the cache (for tests)
+
+	retired KeeperStats // the renewals of the keepers replaced so far; under mu
+	grants  atomic.Uint64
+}
+
+// Stats counts a Membership's work with etcd, for monitoring.
+type Stats struct {
+	KeeperStats // the lease renewals, of every lease this Membership held
+	// Grants counts the leases granted: one per Join, and one each time
+	// a lost lease was replaced.
+	Grants uint64
+}
+
+// Stats returns the Membership's counters.
+func (m *Membership) Stats() Stats {
+	m.mu.Lock()
+	ks := m.retired
+	m.mu.Unlock()
+	if h := m.held.Load(); h != nil {
+		ks = ks.add(h.keeper.Stats())
+	}
+	return Stats{KeeperStats: ks, Grants: m.grants.Load()}
 }
 
 // session is one Join: its lease and keeper. The fields below done are
@@ -264,14 +286,19 @@ func (m *Membership) grant(ctx context.Context, s *session) error {
 		return fail(fmt.Errorf("%w: %v", ErrAddrInUse, s.member.Addr))
 	}
 	k := KeepLease(m.cli, lr.ID, time.Duration(lr.TTL)*time.Second, sent, m.log)
-	if s.keeper != nil {
-		s.keeper.Stop()
+	m.grants.Add(1)
+	old := s.keeper
+	if old != nil {
+		old.Stop()
 	}
 	m.epochs++
 	m.mu.Lock() // Lease reads s.lease under mu
 	s.lease, s.keeper = lr.ID, k
+	if old != nil {
+		m.retired = m.retired.add(old.Stats())
+	}
+	m.held.Store(&heldLease{keeper: k, epoch: m.epochs, sess: s}) // with retired, under mu: Stats counts each keeper once
 	m.mu.Unlock()
-	m.held.Store(&heldLease{keeper: k, epoch: m.epochs, sess: s})
 	return nil
 }
 
@@ -409,8 +436,11 @@ func (m *Membership) leaveLocked(ctx context.Context, s *session) error {
 		return nil
 	}
 	m.sess = nil
-	m.mu.Unlock()
+	if s.keeper != nil {
+		m.retired = m.retired.add(s.keeper.Stats()) // before held forgets it: Stats counts it once
+	}
 	m.held.Store(nil)
+	m.mu.Unlock()
 	s.cancel()
 	<-s.done
 	if s.keeper != nil {

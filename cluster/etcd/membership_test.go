@@ -228,6 +228,7 @@ func TestLeaseLostRejoins(t *testing.T) {
 	if err := m.Names().Register(ctx, "svc", pid); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 5*time.Second, "a renewal of the first lease", func() bool { return m.Stats().Renewals >= 1 })
 	var r recorder
 	other.Subscribe(r.add)
 	waitFor(t, 5*time.Second, "join seen", func() bool { return r.count(cluster.Join, addr) == 1 })
@@ -253,6 +254,12 @@ func TestLeaseLostRejoins(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// The stats count both leases' renewals, and the two grants.
+	before := m.Stats()
+	if before.Grants != 2 || before.Renewals < 1 || before.RenewTime <= 0 {
+		t.Fatalf("stats after the re-grant: %+v", before)
+	}
+	waitFor(t, 5*time.Second, "a renewal of the new lease", func() bool { return m.Stats().Renewals > before.Renewals })
 }
 
 // sem2 runs f holding sem, where session fields may be read.

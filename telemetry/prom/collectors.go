@@ -7,6 +7,7 @@ import (
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster"
+	"github.com/guildkit/guild/cluster/etcd"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/grain"
 	"github.com/guildkit/guild/rpc"
@@ -128,6 +129,33 @@ func newMemberCollector(members func() []cluster.Member) *memberCollector {
 
 func (c *memberCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.count }
 
+// leaseCollector exports an etcd membership's lease renewals
+// (etcd.Membership.Stats).
+type leaseCollector struct {
+	stats                   func() etcd.Stats
+	renew, failures, grants *prometheus.Desc
+}
+
+func newLeaseCollector(stats func() etcd.Stats) *leaseCollector {
+	return &leaseCollector{
+		stats:    stats,
+		renew:    desc("guild_membership_lease_renew_seconds", "Renewals of the node's membership lease that etcd answered: count and round-trip time."),
+		failures: desc("guild_membership_lease_renew_failures_total", "Renewals of the node's membership lease that failed (etcd unreachable or slow)."),
+		grants:   desc("guild_membership_lease_grants_total", "Membership leases granted: one per join, one per lost lease replaced."),
+	}
+}
+
+func (c *leaseCollector) Describe(ch chan<- *prometheus.Desc) {
+	describe(ch, c.renew, c.failures, c.grants)
+}
+
+func (c *leaseCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	ch <- prometheus.MustNewConstSummary(c.renew, s.Renewals, s.RenewTime.Seconds(), nil)
+	ch <- counter(c.failures, s.Failures)
+	ch <- counter(c.grants, s.Grants)
+}
+
 func (c *memberCollector) Collect(ch chan<- prometheus.Metric) {
 	var yes, no int
 	for _, m := range c.members() {
@@ -193,6 +221,7 @@ type grainCollector struct {
 	stats                                                  func() grain.Stats
 	active, activations, deactivations, handovers, flushes *prometheus.Desc
 	flushErrors, conflicts, forwarded, refused, failed     *prometheus.Desc
+	saves                                                  *prometheus.Desc
 }
 
 func newGrainCollector(stats func() grain.Stats) *grainCollector {
@@ -208,11 +237,12 @@ func newGrainCollector(stats func() grain.Stats) *grainCollector {
 		forwarded:     desc("guild_grain_forwarded_total", "Grain messages this node's router forwarded to another node."),
 		refused:       desc("guild_grain_refused_total", "Grain messages refused (too many hops, no host, failed activation)."),
 		failed:        desc("guild_grain_activation_failures_total", "Activations that could not claim or load their grain."),
+		saves:         desc("guild_grain_store_save_seconds", "Writes of grain state to the store (Save calls, whatever their outcome): count and time taken."),
 	}
 }
 
 func (c *grainCollector) Describe(ch chan<- *prometheus.Desc) {
-	describe(ch, c.active, c.activations, c.deactivations, c.handovers, c.flushes, c.flushErrors, c.conflicts, c.forwarded, c.refused, c.failed)
+	describe(ch, c.active, c.activations, c.deactivations, c.handovers, c.flushes, c.flushErrors, c.conflicts, c.forwarded, c.refused, c.failed, c.saves)
 }
 
 func (c *grainCollector) Collect(ch chan<- prometheus.Metric) {
@@ -227,6 +257,7 @@ func (c *grainCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- counter(c.forwarded, s.Forwarded)
 	ch <- counter(c.refused, s.Refused)
 	ch <- counter(c.failed, s.Failed)
+	ch <- prometheus.MustNewConstSummary(c.saves, s.Saves, s.SaveTime.Seconds(), nil)
 }
 
 // codeLabel is a status code's label value: its name ("OK", "NotFound"),

@@ -11,6 +11,7 @@ import (
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster"
+	"github.com/guildkit/guild/cluster/etcd"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/grain"
 )
@@ -84,12 +85,19 @@ func (m *Metrics) AddPeers(n *cluster.Node) error {
 }
 
 // AddMembers exports the number of members in ms's view, available or
-// not.
+// not, and, for an etcd membership (cluster/etcd), its lease renewals:
+// their round trips, failures and the leases granted.
 func (m *Metrics) AddMembers(ms cluster.Membership) error {
 	if ms == nil {
 		return errors.New("prom: AddMembers of a nil membership")
 	}
-	return m.add("a membership", newMemberCollector(ms.Members))
+	if err := m.add("a membership", newMemberCollector(ms.Members)); err != nil {
+		return err
+	}
+	if em, ok := ms.(*etcd.Membership); ok {
+		return m.add("an etcd membership's lease", newLeaseCollector(em.Stats))
+	}
+	return nil
 }
 
 // AddGateway exports g's counters (gate.Gateway.Stats and Conns):
