@@ -34,6 +34,7 @@ package tracing
 import (
 	"context"
 	"log/slog"
+	"sync"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -63,6 +64,7 @@ type Config struct {
 type Tracing struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
+	attrs  sync.Map // full method name -> []attribute.KeyValue, made on its first call
 }
 
 // New returns a Tracing with cfg.
@@ -109,14 +111,17 @@ func (t *Tracing) parent(ctx context.Context) context.Context {
 // carries, for CallAsync), and sends its trace context with the call.
 func (t *Tracing) ClientInterceptor() rpc.Interceptor {
 	return func(ctx context.Context, info *rpc.CallInfo, req proto.Message, next rpc.Handler) (proto.Message, error) {
-		ctx, span := t.tracer.Start(t.parent(ctx), spanName(info.Method), trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(methodAttrs(info)...))
+		ctx, span := t.tracer.Start(t.parent(ctx), spanName(info.Method), clientKind)
 		defer span.End()
 		ctx = rpc.WithMetadata(ctx, t.Inject(ctx, rpc.OutgoingMetadata(ctx)))
 		reply, err := next(ctx, info, req)
-		if info.Remote {
-			span.SetAttributes(attribute.String("server.address", info.Peer.Node.String()))
+		if span.IsRecording() { // an unsampled span costs no attributes
+			span.SetAttributes(t.methodAttrs(info.Method)...)
+			if info.Remote {
+				span.SetAttributes(attribute.String("server.address", info.Peer.Node.String()))
+			}
+			end(span, err)
 		}
-		end(span, err)
 		return reply, err
 	}
 }
@@ -127,15 +132,18 @@ func (t *Tracing) ClientInterceptor() rpc.Interceptor {
 // handler a ctx that holds it.
 func (t *Tracing) ServerInterceptor() rpc.Interceptor {
 	return func(ctx context.Context, info *rpc.CallInfo, req proto.Message, next rpc.Handler) (proto.Message, error) {
-		pctx := t.Extract(ctx, rpc.IncomingMetadata(ctx))
-		sctx, span := t.tracer.Start(pctx, spanName(info.Method), trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(methodAttrs(info)...))
+		// sctx derives from ctx: the handler gets ctx's values and
+		// deadline, and the span.
+		sctx, span := t.tracer.Start(t.Extract(ctx, rpc.IncomingMetadata(ctx)), spanName(info.Method), serverKind)
 		defer span.End()
-		if info.Remote {
-			span.SetAttributes(attribute.String("client.address", info.Peer.Node.String()))
+		reply, err := next(sctx, info, req)
+		if span.IsRecording() {
+			span.SetAttributes(t.methodAttrs(info.Method)...)
+			if info.Remote {
+				span.SetAttributes(attribute.String("client.address", info.Peer.Node.String()))
+			}
+			end(span, err)
 		}
-		// The handler gets ctx's values and deadline, and the span.
-		reply, err := next(trace.ContextWithSpan(ctx, trace.SpanFromContext(sctx)), info, req)
-		end(span, err)
 		return reply, err
 	}
 }
@@ -145,13 +153,13 @@ func (t *Tracing) ServerInterceptor() rpc.Interceptor {
 // metadata carries a trace) and sends its trace context with the request;
 // the span ends with the code of the answer.
 func (t *Tracing) Observe(route string, md actor.Metadata) (actor.Metadata, func(rpc.Code)) {
-	ctx, span := t.tracer.Start(t.Extract(context.Background(), md), "gate "+route,
-		trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("rpc.system", "guild"), attribute.String("guild.route", route)))
+	ctx, span := t.tracer.Start(t.Extract(context.Background(), md), "gate "+route, serverKind)
 	return t.Inject(ctx, md), func(code rpc.Code) {
-		span.SetAttributes(attribute.Int("rpc.guild.status_code", int(code)))
-		if code != rpc.OK {
-			span.SetStatus(codes.Error, code.String())
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("rpc.system", "guild"), attribute.String("guild.route", route), attribute.Int("rpc.guild.status_code", int(code)))
+			if code != rpc.OK {
+				span.SetStatus(codes.Error, code.String())
+			}
 		}
 		span.End()
 	}
@@ -175,14 +183,28 @@ func spanName(method string) string {
 	return method
 }
 
-// methodAttrs are the RPC attributes of a call.
-func methodAttrs(info *rpc.CallInfo) []attribute.KeyValue {
-	svc, m := splitMethod(info.Method)
-	return []attribute.KeyValue{
+// The span kinds, made once.
+var (
+	clientKind = trace.WithSpanKind(trace.SpanKindClient)
+	serverKind = trace.WithSpanKind(trace.SpanKindServer)
+)
+
+// methodAttrs returns the RPC attributes of a call of method, made on its
+// first call. The attributes are set once a span is known to be recorded,
+// so that the many unsampled calls pay nothing for them (guild's
+// samplers read none).
+func (t *Tracing) methodAttrs(method string) []attribute.KeyValue {
+	if v, ok := t.attrs.Load(method); ok {
+		return v.([]attribute.KeyValue)
+	}
+	svc, m := splitMethod(method)
+	attrs := []attribute.KeyValue{
 		attribute.String("rpc.system", "guild"),
 		attribute.String("rpc.service", svc),
 		attribute.String("rpc.method", m),
 	}
+	v, _ := t.attrs.LoadOrStore(method, attrs)
+	return v.([]attribute.KeyValue)
 }
 
 // splitMethod splits "/package.Service/Method".
