@@ -52,7 +52,8 @@ func (k FailureKind) String() string {
 }
 
 // Where a failure happened (Failure.Where). Packages rpc and gate use
-// their own: "rpc" and "gate".
+// their own: "rpc" (a service method), "gate" (a gate.Service handler),
+// "gate auth", "gate validate" and "gate hook" (the gateway's hooks).
 const (
 	WhereReceive    = "receive"      // Receive, with lifecycle and timer messages
 	WhereCallback   = "callback"     // a Request callback run in the actor's turn
@@ -85,10 +86,11 @@ type Failure struct {
 	// top-level actor, whose escalation is a stop).
 	Parent PID
 	// Where is which user code failed: one of the Where constants, or
-	// "rpc" and "gate" for those packages' handlers.
+	// those of packages rpc and gate (see WhereReceive).
 	Where string
 	// MessageType is the Go type of the message being handled ("*pb.Move",
-	// "actor.Started"); packages rpc and gate give the method or route.
+	// "actor.Started"); package rpc gives the request's protobuf full name,
+	// package gate the client's route ("chat.Say").
 	// Empty when there was none.
 	MessageType string
 	// Reason is the panic value (or escalated reason), formatted with %v.
