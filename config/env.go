@@ -95,9 +95,9 @@ func resolveEnv(rest string, t reflect.Type, node any, modules []string) (keys [
 				cands = append(cands, cand{k, ft, m[k], isSection(ft)})
 			}
 		}
-	case t.Kind() == reflect.Map: // nodes, routes: the keys present
+	case t.Kind() == reflect.Map: // nodes, routes, headers: the keys present
 		for k, v := range m {
-			cands = append(cands, cand{k, t.Elem(), v, true})
+			cands = append(cands, cand{k, t.Elem(), v, isSection(t.Elem())})
 		}
 	default:
 		return nil, nil, false
@@ -148,6 +148,9 @@ func envValue(leaf reflect.Type, s string) (any, error) {
 			return s, nil // only scalars: the text as it is
 		}
 		return v, nil
+	}
+	for leaf.Kind() == reflect.Pointer { // an optional value (starttls)
+		leaf = leaf.Elem()
 	}
 	if leaf == durationType {
 		if _, err := time.ParseDuration(s); err != nil {

@@ -89,9 +89,16 @@ type SMTP struct {
 	b    *batcher
 }
 
-// NewSMTP checks cfg and starts an SMTP reporter, whose goroutine runs
-// until Close.
-func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
+// Validate reports the first invalid field. Zero fields are valid, except
+// Addr, From and To.
+func (cfg SMTPConfig) Validate() error {
+	_, err := cfg.check()
+	return err
+}
+
+// check validates cfg and returns the SMTP reporter it makes, without its
+// batcher.
+func (cfg SMTPConfig) check() (*SMTP, error) {
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	switch {
 	case cfg.Addr == "":
@@ -104,6 +111,8 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 		return nil, errors.New("report: SMTPConfig.Password without a User")
 	case strings.ContainsAny(cfg.Source, "\r\n"):
 		return nil, errors.New("report: SMTPConfig.Source holds a line break")
+	case cfg.User != "" && cfg.NoStartTLS && !loopback(host):
+		return nil, fmt.Errorf("report: SMTPConfig.User with NoStartTLS would send the password in the clear to %s: only a relay on localhost may do without STARTTLS", host)
 	}
 	s := &SMTP{cfg: cfg, host: host}
 	from, err := mail.ParseAddress(cfg.From)
@@ -124,8 +133,7 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 	if cfg.Batch == 0 {
 		cfg.Batch = DefaultSMTPBatch
 	}
-	lim, err := newLimits("SMTPConfig", cfg.Queue, cfg.Batch, cfg.Interval, DefaultSMTPInterval, cfg.Retries, cfg.Backoff)
-	if err != nil {
+	if _, err := newLimits("SMTPConfig", cfg.Queue, cfg.Batch, cfg.Interval, DefaultSMTPInterval, cfg.Retries, cfg.Backoff); err != nil {
 		return nil, err
 	}
 	if cfg.Timeout == 0 {
@@ -140,7 +148,19 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 	if s.tls.ServerName == "" {
 		s.tls.ServerName = host
 	}
-	s.b = newBatcher(lim, cfg.Source, s.send, cfg.Logger)
+	return s, nil
+}
+
+// NewSMTP checks cfg and starts an SMTP reporter, whose goroutine runs
+// until Close.
+func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
+	s, err := cfg.check()
+	if err != nil {
+		return nil, err
+	}
+	c := s.cfg
+	lim, _ := newLimits("SMTPConfig", c.Queue, c.Batch, c.Interval, DefaultSMTPInterval, c.Retries, c.Backoff)
+	s.b = newBatcher(lim, c.Source, s.send, c.Logger)
 	return s, nil
 }
 
@@ -332,4 +352,13 @@ func body(b *Batch) string {
 		}
 	}
 	return t.String()
+}
+
+// loopback reports whether host is this machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -154,6 +154,7 @@ func TestSMTPConfigErrors(t *testing.T) {
 		{func(c *report.SMTPConfig) { c.Password = "p" }, "Password without a User"},
 		{func(c *report.SMTPConfig) { c.Source = "a\r\nBcc: x@example.com" }, "line break"},
 		{func(c *report.SMTPConfig) { c.Batch = -2 }, "Batch -2 is negative"},
+		{func(c *report.SMTPConfig) { c.Addr, c.User, c.NoStartTLS = "mail.example.com:25", "u", true }, "in the clear"},
 	} {
 		cfg := ok
 		tc.edit(&cfg)

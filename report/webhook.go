@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,9 +70,15 @@ type Webhook struct {
 	b       *batcher
 }
 
-// NewWebhook checks cfg and starts a Webhook, whose goroutine runs until
-// Close.
-func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
+// Validate reports the first invalid field. Zero fields are valid, except
+// URL.
+func (cfg WebhookConfig) Validate() error {
+	_, err := cfg.check()
+	return err
+}
+
+// check validates cfg and returns its parsed URL.
+func (cfg WebhookConfig) check() (*url.URL, error) {
 	u, err := url.Parse(cfg.URL)
 	switch {
 	case cfg.URL == "":
@@ -84,20 +92,32 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	case cfg.Timeout < 0:
 		return nil, fmt.Errorf("report: WebhookConfig.Timeout %v is negative", cfg.Timeout)
 	}
-	h := make(http.Header, len(cfg.Headers))
-	for k, v := range cfg.Headers {
+	for _, k := range slices.Sorted(maps.Keys(cfg.Headers)) {
 		if !validHeaderName(k) {
 			return nil, fmt.Errorf("report: WebhookConfig.Headers: %q is not a header name", k)
 		}
-		if strings.ContainsAny(v, "\r\n\x00") {
+		if strings.ContainsAny(cfg.Headers[k], "\r\n\x00") {
 			return nil, fmt.Errorf("report: WebhookConfig.Headers[%s]: the value holds a line break", k)
 		}
-		h.Set(k, v)
 	}
-	lim, err := newLimits("WebhookConfig", cfg.Queue, cfg.Batch, cfg.Interval, DefaultWebhookInterval, cfg.Retries, cfg.Backoff)
+	if _, err := newLimits("WebhookConfig", cfg.Queue, cfg.Batch, cfg.Interval, DefaultWebhookInterval, cfg.Retries, cfg.Backoff); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// NewWebhook checks cfg and starts a Webhook, whose goroutine runs until
+// Close.
+func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
+	u, err := cfg.check()
 	if err != nil {
 		return nil, err
 	}
+	h := make(http.Header, len(cfg.Headers))
+	for k, v := range cfg.Headers {
+		h.Set(k, v)
+	}
+	lim, _ := newLimits("WebhookConfig", cfg.Queue, cfg.Batch, cfg.Interval, DefaultWebhookInterval, cfg.Retries, cfg.Backoff)
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultWebhookTimeout
 	}
