@@ -340,7 +340,8 @@ func fieldNames(err error) string {
 }
 
 // CheckFiles reads the files that the settings of the node named name
-// point to (its gateway's auth files) and returns every problem with
+// point to (its gateway's auth files, and the report section's password_file
+// and ca_file, which every node reads) and returns every problem with
 // them, each naming its field, all matching ErrInvalid. Load does not
 // read them: every machine loads the whole cluster file, and a node's
 // files are on its own machine. app.Start checks the node it starts.
