@@ -35,12 +35,14 @@ func (n *Node) request(to PID, name string, msg any, timeout time.Duration, cb R
 	}
 	go func() {
 		defer n.wg.Done()
+		var r result
 		defer func() {
-			if r := recover(); r != nil {
-				n.log.Error("Request callback panicked", "target", to, "panic", r, "stack", string(debug.Stack()))
+			if p := recover(); p != nil {
+				stack := debug.Stack()
+				n.log.Error("Request callback panicked", "target", to, "panic", p, "stack", string(stack))
+				n.reportPanic(PID{}, WhereRequest, r.msg, p, stack)
 			}
 		}()
-		var r result
 		select {
 		case r = <-f.ch: // the timeout timer guarantees an answer while the node runs
 		case <-n.quit:

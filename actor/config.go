@@ -40,6 +40,10 @@ type Config struct {
 	// Remote carries messages to actors on other nodes. Nil means this node
 	// stands alone: a PID of another node gets ErrRemote.
 	Remote Remote
+	// Reporter receives every panic the node recovers in user code and
+	// every supervisor escalation (see Reporter and package report). Nil
+	// means failures are only logged, at no cost.
+	Reporter Reporter
 }
 
 // DefaultConfig returns the configuration that NewNode uses for zero fields.

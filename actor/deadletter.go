@@ -1,6 +1,9 @@
 package actor
 
-import "slices"
+import (
+	"runtime/debug"
+	"slices"
+)
 
 // maxDeadLetterDepth bounds the dead-letter deliveries in progress at once.
 const maxDeadLetterDepth = 64
@@ -70,6 +73,9 @@ func (n *Node) callDeadLetterSub(s *deadLetterSub, d DeadLetter) {
 	defer func() {
 		if r := recover(); r != nil {
 			n.log.Error("dead-letter subscriber panicked", "panic", r)
+			if n.reporter != nil {
+				n.reportPanic(PID{}, WhereDeadLetter, d.Message, r, debug.Stack())
+			}
 		}
 	}()
 	s.fn(d)

@@ -53,7 +53,9 @@
 // [TerminationReason]. A panic in Receive
 // is recovered and logged with its stack; the parent's [Supervisor] then
 // restarts (within a restart budget), resumes, stops or escalates. User code
-// never takes the node down.
+// never takes the node down. Every recovered panic and every escalation
+// also goes to Config.Reporter, when set, as a [Failure] (package report
+// delivers them to a webhook or by e-mail).
 //
 // # Names and timers
 //

@@ -115,6 +115,13 @@ func (l *localNames) unregister(name string) bool {
 	return true
 }
 
+// namesOf returns a copy of the names pid holds, or nil.
+func (l *localNames) namesOf(pid PID) []string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return slices.Clone(l.owned[pid])
+}
+
 // release drops every name pid holds.
 func (l *localNames) release(pid PID) {
 	l.mu.Lock()
@@ -264,6 +271,13 @@ func (h *heldNames) drop(name string, pid PID) {
 	} else {
 		h.byPID[pid] = names
 	}
+}
+
+// namesOf returns a copy of the global names pid holds, or nil.
+func (h *heldNames) namesOf(pid PID) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.byPID[pid])
 }
 
 // take forgets and returns every name pid holds.

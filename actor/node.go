@@ -45,6 +45,7 @@ type Node struct {
 	sendHook   SendFunc // the SendInterceptors chain; nil when there are none
 	closedTurn *process // sentinel of a closed turn gate (see future.openTurnGate); never runs
 	recvIcs    []ReceiveInterceptor
+	reporter   Reporter // Config.Reporter; nil when there is none
 
 	deadSubs  atomic.Pointer[[]*deadLetterSub]
 	deadMu    sync.Mutex
@@ -70,6 +71,7 @@ func NewNode(cfg Config) (*Node, error) {
 		log:        cfg.Logger.With("node", cfg.Addr.String()),
 		clock:      newClock(cfg.TimerResolution),
 		recvIcs:    cfg.ReceiveInterceptors,
+		reporter:   cfg.Reporter,
 		empty:      make(chan struct{}),
 		quit:       make(chan struct{}),
 		closedTurn: &process{},

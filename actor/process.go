@@ -157,7 +157,7 @@ func (p *process) handleUsers(user []envelope, i, n int, sys []envelope) (next, 
 		if r := recover(); r != nil {
 			stack := debug.Stack()
 			next, count, sysOut = cur+1, n, sys
-			p.onPanic(r, stack)
+			p.onPanic(r, stack, WhereReceive)
 		}
 	}()
 	throughput := p.node.cfg.Throughput
@@ -301,19 +301,22 @@ func (p *process) invokeLifecycle(msg any) {
 		return
 	}
 	if _, ok := msg.(Started); ok {
-		p.onPanic(reason, stack)
+		c.set(msg, p.pid) // for the report
+		p.onPanic(reason, stack, WhereReceive)
 		return
 	}
 	p.node.panics.Add(1)
 	p.node.log.Error("actor panicked in lifecycle message", "pid", p.pid, "message", fmt.Sprintf("%T", msg), "panic", reason, "stack", string(stack))
+	p.node.reportPanic(p.pid, WhereReceive, msg, reason, stack)
 }
 
-// onPanic reports a panic, fails a pending request at once, and applies the
-// supervisor.
-func (p *process) onPanic(reason any, stack []byte) {
+// onPanic reports a panic (logs it, and hands it to the Reporter), fails
+// a pending request at once, and applies the supervisor.
+func (p *process) onPanic(reason any, stack []byte, where string) {
 	p.node.panics.Add(1)
 	c := &p.ctx
 	p.node.log.Error("actor panicked", "pid", p.pid, "message", fmt.Sprintf("%T", c.msg), "panic", reason, "stack", string(stack))
+	p.node.reportPanic(p.pid, where, c.msg, reason, stack)
 	if c.corr != 0 && !c.replied {
 		c.replied = true
 		p.node.reply(p.pid, c.sender, c.fut, c.corr, c.via, fmt.Errorf("%w: %v", ErrPanicked, reason))
@@ -327,7 +330,11 @@ func (p *process) fail(reason any) {
 	if p.state.Load() != stateAlive {
 		return
 	}
-	d := p.sup.decide(reason)
+	d, dp, dstack := p.sup.decide(reason)
+	if dstack != nil {
+		p.node.log.Error("actor: Supervisor.Decide panicked; stopping the actor", "pid", p.pid, "panic", dp, "stack", string(dstack))
+		p.node.reportPanic(p.pid, WhereDecide, nil, dp, dstack)
+	}
 	if d == Restart {
 		x := p.extra()
 		var ok bool
@@ -343,6 +350,7 @@ func (p *process) fail(reason any) {
 	case Restart:
 		p.restart(reason)
 	case Escalate:
+		p.reportEscalation(reason)
 		// Tell the parent first: once this child is gone (sysChildGone),
 		// the parent no longer knows it and would ignore the escalation.
 		if p.parent != nil {
@@ -354,13 +362,26 @@ func (p *process) fail(reason any) {
 	}
 }
 
+// reportEscalation hands an escalation to the Reporter, if there is one.
+func (p *process) reportEscalation(reason any) {
+	n := p.node
+	if n.reporter == nil {
+		return
+	}
+	f := Failure{Kind: FailureEscalation, PID: p.pid, Where: WhereSupervisor, Reason: reasonText(reason)}
+	if p.parent != nil {
+		f.Parent = p.parent.pid
+	}
+	n.Report(f)
+}
+
 func (p *process) restart(reason any) {
 	p.node.restarts.Add(1)
 	p.invokeLifecycle(Restarting{Reason: reason})
 	p.dropTimersAndRequests()
 	p.stopChildren(false)
 	p.extra().incarnation++
-	a, err := p.node.produce(p.prod)
+	a, err := p.node.produce(p.pid, p.prod)
 	if err != nil {
 		p.node.log.Error("actor producer failed on restart; stopping it", "pid", p.pid, "err", err)
 		p.beginStop(false)
@@ -470,7 +491,7 @@ func (p *process) onReply(m *replyMsg, from PID) {
 	c.set(m.res.msg, from)
 	reason, stack, panicked := p.invokeCallback(c, r.cb, m.res)
 	if panicked {
-		p.onPanic(reason, stack)
+		p.onPanic(reason, stack, WhereCallback)
 		return
 	}
 	c.reset()
@@ -501,7 +522,7 @@ func (p *process) onTimer(t *actorTimer) {
 	c := &p.ctx
 	c.set(t.msg, p.pid)
 	if reason, stack, panicked := p.invoke(c); panicked {
-		p.onPanic(reason, stack)
+		p.onPanic(reason, stack, WhereReceive)
 		return
 	}
 	c.reset()

@@ -3,6 +3,7 @@ package actor
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 )
 
 // Spawn starts a top-level actor made by prod and returns its PID. It fails
@@ -39,7 +40,7 @@ func (n *Node) spawn(parent *process, prod Producer, opts []SpawnOption) (PID, e
 	if err := o.validate(); err != nil {
 		return PID{}, err
 	}
-	a, err := n.produce(prod)
+	a, err := n.produce(PID{}, prod)
 	if err != nil {
 		return PID{}, err
 	}
@@ -98,10 +99,12 @@ func (n *Node) unspawn(p *process) {
 }
 
 // produce calls a Producer, turning a panic or a nil actor into an error.
-func (n *Node) produce(prod Producer) (a Actor, err error) {
+// A panic is also reported, for the actor pid (zero at spawn).
+func (n *Node) produce(pid PID, prod Producer) (a Actor, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("actor: Producer panicked: %v", r)
+			n.reportPanic(pid, WhereProducer, nil, r, debug.Stack())
 		}
 	}()
 	if a = prod(); a == nil {

@@ -2,6 +2,7 @@ package actor
 
 import (
 	"fmt"
+	"runtime/debug"
 	"time"
 )
 
@@ -75,17 +76,18 @@ func (s *Supervisor) validate() error {
 	return nil
 }
 
-// decide runs Decide; a Decide that panics counts as Stop.
-func (s *Supervisor) decide(reason any) (d Directive) {
+// decide runs Decide; a Decide that panics counts as Stop, and its panic
+// value and stack are returned (stack is nil otherwise).
+func (s *Supervisor) decide(reason any) (d Directive, panicked any, stack []byte) {
 	if s.Decide == nil {
-		return Restart
+		return Restart, nil, nil
 	}
 	defer func() {
-		if recover() != nil {
-			d = Stop
+		if r := recover(); r != nil {
+			d, panicked, stack = Stop, r, debug.Stack()
 		}
 	}()
-	return s.Decide(reason)
+	return s.Decide(reason), nil, nil
 }
 
 func (s *Supervisor) budget() (int, time.Duration) {

@@ -104,7 +104,9 @@ func (n *Node) Watch(pid PID, fn func(Terminated)) (cancel func(), err error) {
 func (n *Node) runWatchFunc(fn func(Terminated), t Terminated) {
 	defer func() {
 		if r := recover(); r != nil {
-			n.log.Error("actor: Watch function panicked", "pid", t.PID, "panic", r, "stack", string(debug.Stack()))
+			stack := debug.Stack()
+			n.log.Error("actor: Watch function panicked", "pid", t.PID, "panic", r, "stack", string(stack))
+			n.reportPanic(PID{}, WhereWatch, t, r, stack)
 		}
 	}()
 	fn(t)

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"github.com/guildkit/guild/config"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/tokenauth"
+	"github.com/guildkit/guild/report"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/telemetry/prom"
 	"github.com/guildkit/guild/telemetry/tracing"
@@ -66,6 +68,9 @@ type Node struct {
 	// serving is true from the end of Start until Shutdown begins: what
 	// /readyz reports.
 	serving atomic.Bool
+	// reporters are the failure reporters of the cluster file's report
+	// section, closed once the node has drained.
+	reporters []report.Closer
 
 	once sync.Once
 	done chan struct{} // closed when the shutdown is over
@@ -176,8 +181,12 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	if err != nil {
 		return nil, err
 	}
+	rep, err := n.newReporters(cfg, o, log)
+	if err != nil {
+		return nil, err
+	}
 	nc := cluster.NodeConfig{
-		Actor:            actor.Config{Addr: addr, Logger: log},
+		Actor:            actor.Config{Addr: addr, Logger: log, Reporter: rep},
 		Listen:           spec.Listen,
 		Membership:       n.members,
 		Names:            n.members.Names(),
@@ -307,6 +316,60 @@ func (n *Node) Metrics() *prom.Metrics { return n.metrics }
 // (it joined, its modules started, its gateway listens) and Shutdown has
 // not begun. Its metrics listener's /readyz says the same.
 func (n *Node) Serving() bool { return n.serving.Load() }
+
+// reportGrace bounds the delivery of the failures still queued when
+// Shutdown's ctx has ended.
+const reportGrace = 2 * time.Second
+
+// newReporters starts the failure reporters of the cluster file's report
+// section, and returns them with WithReporter's as the node's Reporter
+// (nil when there is none).
+func (n *Node) newReporters(cfg *config.Config, o options, log *slog.Logger) (actor.Reporter, error) {
+	log = log.With("report", true)
+	if w := cfg.Report.Webhook; w != nil {
+		wc := w.WebhookConfig()
+		wc.Source, wc.Logger = n.name, log
+		r, err := report.NewWebhook(wc)
+		if err != nil {
+			return nil, fmt.Errorf("app: report.webhook: %w", err)
+		}
+		n.reporters = append(n.reporters, r)
+	}
+	if m := cfg.Report.SMTP; m != nil {
+		sc := m.SMTPConfig()
+		sc.Source, sc.Logger = n.name, log
+		if m.PasswordFile != "" {
+			pw, err := config.ReadSecretFile(m.PasswordFile)
+			if err != nil {
+				return nil, fmt.Errorf("app: report.smtp.password_file: %w", err)
+			}
+			sc.Password = pw
+		}
+		if m.CAFile != "" {
+			pool, err := config.ReadCAFile(m.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("app: report.smtp.ca_file: %w", err)
+			}
+			sc.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
+		r, err := report.NewSMTP(sc)
+		if err != nil {
+			return nil, fmt.Errorf("app: report.smtp: %w", err)
+		}
+		n.reporters = append(n.reporters, r)
+	}
+	all := slices.Clone(o.reporters)
+	for _, r := range n.reporters {
+		all = append(all, r)
+	}
+	switch len(all) {
+	case 0:
+		return nil, nil
+	case 1:
+		return all[0], nil
+	}
+	return &report.Fanout{Reporters: all, Logger: log}, nil
+}
 
 // newGateway makes the node's gateway, without its listeners yet.
 func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log *slog.Logger) error {
@@ -481,8 +544,11 @@ func (n *Node) Gateway() *gate.Gateway { return n.gateway }
 //     grains over: flush, then release);
 //  4. the cluster node drains (cluster.Node.Shutdown: mailboxes, requests
 //     it waits on or relays), leaves the membership and closes;
-//  5. the membership and the embedded etcd close;
-//  6. its metrics listener, if any, stops.
+//  5. its failure reporters (the cluster file's report section) deliver
+//     what is queued, within ctx, and stop;
+//  6. the membership and the embedded etcd close, and the spans not yet
+//     sent go to the trace collector;
+//  7. its metrics listener, if any, stops.
 //
 // From its first step, the metrics listener's /readyz answers 503.
 //
@@ -551,6 +617,19 @@ func (n *Node) teardown(ctx context.Context, logIt bool) error {
 		note("shut the node down", n.cluster.Shutdown(ctx))
 		if logIt {
 			n.log.Info("left the cluster")
+		}
+	}
+	if len(n.reporters) > 0 {
+		// The node has drained: deliver what its actors reported, within
+		// ctx (or a short grace when it has ended already).
+		rctx := ctx
+		if ctx.Err() != nil {
+			var cancel context.CancelFunc
+			rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), reportGrace)
+			defer cancel()
+		}
+		for _, r := range n.reporters {
+			note("close a failure reporter", r.Close(rctx))
 		}
 	}
 	if n.members != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/config"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/transport"
@@ -22,6 +23,8 @@ type options struct {
 	validate func(ctx context.Context, s *gate.SessionInfo, route string, body []byte) error
 	// transports are the makers of the transport kinds other than tcp.
 	transports map[string]TransportMaker
+	// reporters get the node's failures, besides the cluster file's.
+	reporters []actor.Reporter
 }
 
 type optionFunc func(*options)
@@ -59,6 +62,19 @@ func WithGatewayAuth(auth func(ctx context.Context, token string) (userID string
 // node without a gateway ignores it.
 func WithGatewayValidate(validate func(ctx context.Context, s *gate.SessionInfo, route string, body []byte) error) Option {
 	return optionFunc(func(o *options) { o.validate = validate })
+}
+
+// WithReporter gives the node's failures (actor.Config.Reporter: the
+// panics it recovers and its supervisors' escalations) to r too, besides
+// the reporters of the cluster file's report section. r must return at
+// once (see actor.Reporter); the program owns it, and closes it after
+// Shutdown if it needs closing.
+func WithReporter(r actor.Reporter) Option {
+	return optionFunc(func(o *options) {
+		if r != nil {
+			o.reporters = append(o.reporters, r)
+		}
+	})
 }
 
 // TransportMaker makes a node's transport from the cluster file, for one

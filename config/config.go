@@ -23,6 +23,7 @@ import (
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/gate/tokenauth"
+	"github.com/guildkit/guild/report"
 )
 
 // Config is a cluster file: the cluster's shared settings, its nodes by
@@ -38,6 +39,10 @@ type Config struct {
 	// Telemetry says how the nodes are observed: where each serves its
 	// metrics, health, readiness and profiles (package telemetry/prom).
 	Telemetry Telemetry `yaml:"telemetry"`
+	// Report, optional, sends the failures of every node (recovered
+	// panics and supervisor escalations) to a webhook and by e-mail
+	// (package report).
+	Report Report `yaml:"report"`
 	// Modules holds each module's own settings by module name, free-form:
 	// the module decodes its section (app.Env.Settings). The file's
 	// sections are kept as decoded YAML (maps, lists, strings, numbers,
@@ -391,6 +396,95 @@ type Limits struct {
 	// MaxRefused closes a session with more requests refused by the rate
 	// limits within 10 s (100; negative: never).
 	MaxRefused int `yaml:"max_refused"`
+}
+
+// Report says where the nodes' failure reports go (package report): the
+// panics they recover in user code and their supervisors' escalations.
+// Each node sends its own, naming itself. Neither section: only the log.
+type Report struct {
+	// Webhook POSTs batches of failures as JSON.
+	Webhook *ReportWebhook `yaml:"webhook"`
+	// SMTP e-mails batches of failures.
+	SMTP *ReportSMTP `yaml:"smtp"`
+}
+
+// ReportWebhook configures the webhook reporter (report.WebhookConfig).
+// Zero fields take the report package's defaults.
+type ReportWebhook struct {
+	// URL receives the batches: http or https. Required.
+	URL string `yaml:"url"`
+	// Headers are sent with every request ("Authorization: Bearer ...").
+	Headers map[string]string `yaml:"headers"`
+	// Queue bounds the failures waiting to be sent (1000).
+	Queue int `yaml:"queue"`
+	// Batch bounds the failures of one request (100).
+	Batch int `yaml:"batch"`
+	// Interval is the least time between two requests: the rate limit (1s).
+	Interval time.Duration `yaml:"interval"`
+	// Timeout bounds one request (10s).
+	Timeout time.Duration `yaml:"timeout"`
+	// Retries is how many times a request that met a network error or a
+	// 5xx is tried again (3; negative: never).
+	Retries int `yaml:"retries"`
+	// Backoff is the wait before the first retry, doubling (500ms).
+	Backoff time.Duration `yaml:"backoff"`
+}
+
+// ReportSMTP configures the e-mail reporter (report.SMTPConfig). Zero
+// fields take the report package's defaults.
+type ReportSMTP struct {
+	// Addr is the server's host:port. Required.
+	Addr string `yaml:"addr"`
+	// From is the sender's address. Required.
+	From string `yaml:"from"`
+	// To are the recipients. At least one.
+	To []string `yaml:"to"`
+	// User logs in with AUTH PLAIN, after STARTTLS.
+	User string `yaml:"user"`
+	// Password is User's password; PasswordFile is a file holding it (the
+	// white space around it is ignored), to keep it out of the file.
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	// StartTLS, true by default, requires STARTTLS; false sends in the
+	// clear, only for a relay on the same host or a trusted network.
+	StartTLS *bool `yaml:"starttls"`
+	// CAFile is a PEM file of the certificates to trust for STARTTLS
+	// instead of the system's (a private relay's own CA).
+	CAFile string `yaml:"ca_file"`
+	// Queue bounds the failures waiting to be sent (1000).
+	Queue int `yaml:"queue"`
+	// Batch bounds the failures of one e-mail (50).
+	Batch int `yaml:"batch"`
+	// Interval is the least time between two e-mails: the rate limit (1m).
+	Interval time.Duration `yaml:"interval"`
+	// Timeout bounds one e-mail (30s).
+	Timeout time.Duration `yaml:"timeout"`
+	// Retries is how many times an e-mail that met a network error or a
+	// 4xx answer is tried again (3; negative: never).
+	Retries int `yaml:"retries"`
+	// Backoff is the wait before the first retry, doubling (500ms).
+	Backoff time.Duration `yaml:"backoff"`
+}
+
+// WebhookConfig returns the settings as a report.WebhookConfig (Source,
+// Client and Logger are the node's to fill in).
+func (w *ReportWebhook) WebhookConfig() report.WebhookConfig {
+	return report.WebhookConfig{
+		URL: w.URL, Headers: maps.Clone(w.Headers), Queue: w.Queue, Batch: w.Batch,
+		Interval: w.Interval, Timeout: w.Timeout, Retries: w.Retries, Backoff: w.Backoff,
+	}
+}
+
+// SMTPConfig returns the settings as a report.SMTPConfig, without what
+// comes from files (PasswordFile, CAFile: see app) and without Source and
+// Logger.
+func (m *ReportSMTP) SMTPConfig() report.SMTPConfig {
+	return report.SMTPConfig{
+		Addr: m.Addr, From: m.From, To: slices.Clone(m.To), User: m.User, Password: m.Password,
+		NoStartTLS: m.StartTLS != nil && !*m.StartTLS,
+		Queue:      m.Queue, Batch: m.Batch, Interval: m.Interval, Timeout: m.Timeout,
+		Retries: m.Retries, Backoff: m.Backoff,
+	}
 }
 
 // Defaults that Load fills in.

@@ -95,9 +95,9 @@ func resolveEnv(rest string, t reflect.Type, node any, modules []string) (keys [
 				cands = append(cands, cand{k, ft, m[k], isSection(ft)})
 			}
 		}
-	case t.Kind() == reflect.Map: // nodes, routes: the keys present
+	case t.Kind() == reflect.Map: // nodes, routes, headers: the keys present
 		for k, v := range m {
-			cands = append(cands, cand{k, t.Elem(), v, true})
+			cands = append(cands, cand{k, t.Elem(), v, isSection(t.Elem())})
 		}
 	default:
 		return nil, nil, false
@@ -149,7 +149,7 @@ func envValue(leaf reflect.Type, s string) (any, error) {
 		}
 		return v, nil
 	}
-	if leaf.Kind() == reflect.Pointer { // an optional value: set, it is the value's
+	for leaf.Kind() == reflect.Pointer { // an optional value (starttls)
 		leaf = leaf.Elem()
 	}
 	if leaf == durationType {

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"crypto/x509"
 	"fmt"
 	"github.com/guildkit/guild/transport/tcp"
 	"maps"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -181,6 +183,7 @@ func (c *Config) validate(modules []string) []error {
 			listeners = v.gateway("nodes."+name+".gateway", g, listeners, hostType, registered)
 		}
 	}
+	v.report(c.Report)
 	for _, k := range slices.Sorted(maps.Keys(c.Modules)) {
 		if !registered(k) {
 			v.fail("modules."+k, "no module %q in the game's registry (it has %s)", k, has)
@@ -330,9 +333,52 @@ func (v *validator) auth(p string, a *Auth) {
 	}
 }
 
+// report checks the report section with the report package's rules,
+// without reading its files (see CheckFiles).
+func (v *validator) report(r Report) {
+	if w := r.Webhook; w != nil {
+		if err := w.WebhookConfig().Validate(); err != nil {
+			v.fail("report.webhook", "%s", fieldNames(err))
+		}
+	}
+	if m := r.SMTP; m != nil {
+		c := m.SMTPConfig()
+		if m.Password != "" && m.PasswordFile != "" {
+			v.fail("report.smtp", "password and password_file exclude each other: give one")
+		}
+		if m.PasswordFile != "" {
+			c.Password = "from password_file"
+			if m.User == "" {
+				v.fail("report.smtp.password_file", "a password without a user")
+			}
+		}
+		if err := c.Validate(); err != nil {
+			v.fail("report.smtp", "%s", fieldNames(err))
+		}
+	}
+}
+
+// fieldNames rewrites a report package error in the cluster file's terms:
+// "report: SMTPConfig.To[1] ..." becomes "to[1] ...".
+func fieldNames(err error) string {
+	s := strings.TrimPrefix(err.Error(), "report: ")
+	for _, r := range []struct{ from, to string }{
+		{"WebhookConfig.URL", "url"}, {"WebhookConfig.Headers", "headers"}, {"WebhookConfig.Queue", "queue"},
+		{"WebhookConfig.Batch", "batch"}, {"WebhookConfig.Interval", "interval"}, {"WebhookConfig.Timeout", "timeout"},
+		{"WebhookConfig.Backoff", "backoff"}, {"SMTPConfig.Addr", "addr"}, {"SMTPConfig.From", "from"},
+		{"SMTPConfig.To", "to"}, {"SMTPConfig.User", "user"}, {"SMTPConfig.Password", "password"},
+		{"SMTPConfig.Queue", "queue"}, {"SMTPConfig.Batch", "batch"}, {"SMTPConfig.Interval", "interval"},
+		{"SMTPConfig.Timeout", "timeout"}, {"SMTPConfig.Backoff", "backoff"}, {"NoStartTLS", "starttls: false"},
+	} {
+		s = strings.ReplaceAll(s, r.from, r.to)
+	}
+	return s
+}
+
 // CheckFiles reads the files that the settings of the node named name
 // point to (its gateway's auth files, telemetry.token_file when it serves
-// metrics) and returns every problem with
+// metrics, and the report section's password_file and ca_file, which every
+// node reads) and returns every problem with
 // them, each naming its field, all matching ErrInvalid. Load does not
 // read them: every machine loads the whole cluster file, and a node's
 // files are on its own machine. app.Start checks the node it starts.
@@ -347,11 +393,20 @@ func (c *Config) CheckFiles(name string) error {
 			v.fail("telemetry.token_file", "%v", err)
 		}
 	}
-	if n.Gateway == nil || n.Gateway.Auth == nil {
-		if len(v.errs) == 0 {
-			return nil
+	if m := c.Report.SMTP; m != nil {
+		if m.PasswordFile != "" {
+			if _, err := ReadSecretFile(m.PasswordFile); err != nil {
+				v.fail("report.smtp.password_file", "%v", err)
+			}
 		}
-		return invalid("", v.errs...)
+		if m.CAFile != "" {
+			if _, err := ReadCAFile(m.CAFile); err != nil {
+				v.fail("report.smtp.ca_file", "%v", err)
+			}
+		}
+	}
+	if n.Gateway == nil || n.Gateway.Auth == nil {
+		return v.result()
 	}
 	p, a := "nodes."+name+".gateway.auth", n.Gateway.Auth
 	switch {
@@ -368,10 +423,45 @@ func (c *Config) CheckFiles(name string) error {
 			v.fail(p+".jwt_secret_file", "%v", err)
 		}
 	}
+	return v.result()
+}
+
+// result returns the problems found as one error matching ErrInvalid, or
+// nil.
+func (v *validator) result() error {
 	if len(v.errs) == 0 {
 		return nil
 	}
 	return invalid("", v.errs...)
+}
+
+// ReadSecretFile reads a secret from a file (report.smtp.password_file):
+// its contents without the white space around them, which must leave
+// something.
+func ReadSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
+}
+
+// ReadCAFile reads a PEM file of certificates (report.smtp.ca_file) into a
+// pool.
+func ReadCAFile(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
 }
 
 // listener is one host:port a node listens on.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/coder/websocket"
@@ -150,6 +151,7 @@ func (g *Gateway) authenticate(ctx context.Context, token string) (uid string, e
 	defer func() {
 		if p := recover(); p != nil {
 			g.log.Error("gate: the Auth hook panicked", "panic", p)
+			g.node.Report(actor.Failure{Where: "gate auth", Reason: fmt.Sprint(p), Stack: debug.Stack()})
 			err = fmt.Errorf("authentication failed")
 		}
 	}()
@@ -165,6 +167,7 @@ func (g *Gateway) hook(f func()) {
 	defer func() {
 		if p := recover(); p != nil {
 			g.log.Error("gate: a session hook panicked", "panic", p)
+			g.node.Report(actor.Failure{Where: "gate hook", Reason: fmt.Sprint(p), Stack: debug.Stack()})
 		}
 	}()
 	f()

@@ -104,7 +104,9 @@ func (a *serviceActor) Receive(c *actor.Context) {
 func (a *serviceActor) run(c *actor.Context, h handler, sess *Session, req *nodepb.ClientRequest) (body []byte, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			c.Logger().Error("gate: handler panicked", "route", req.GetRoute(), "panic", p, "stack", string(debug.Stack()))
+			stack := debug.Stack()
+			c.Logger().Error("gate: handler panicked", "route", req.GetRoute(), "panic", p, "stack", string(stack))
+			c.Node().Report(actor.Failure{PID: c.Self(), Where: "gate", MessageType: req.GetRoute(), Reason: fmt.Sprint(p), Stack: stack})
 			body, err = nil, rpc.Errorf(rpc.Internal, "%s panicked: %v", req.GetRoute(), p)
 		}
 	}()

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 
+	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -23,6 +25,7 @@ func (s *session) check(m *clientRequest) (code rpc.Code, msg string, ok bool) {
 		defer func() {
 			if p := recover(); p != nil {
 				s.g.log.Error("gate: Validate panicked", "route", m.route, "session", s.info.ID, "panic", p)
+				s.g.node.Report(actor.Failure{Where: "gate validate", MessageType: m.route, Reason: fmt.Sprint(p), Stack: debug.Stack()})
 				err = errValidatePanic
 			}
 		}()

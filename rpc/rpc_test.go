@@ -588,3 +588,32 @@ func TestNamedAndServiceNames(t *testing.T) {
 		t.Errorf("Lookup(.lobby) = %v, %v, want %v", pid, err, svc)
 	}
 }
+
+// failures is an actor.Reporter that hands each failure to a channel.
+type failures chan actor.Failure
+
+func (f failures) Report(x actor.Failure) {
+	select {
+	case f <- x:
+	default:
+	}
+}
+
+func TestHandlerPanicIsReported(t *testing.T) {
+	got := make(failures, 4)
+	n, err := actor.NewNode(actor.Config{Logger: slog.New(slog.DiscardHandler), Reporter: got})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	svc, _ := serve(t, n)
+	_, err = newEcho(n).Say(ctxTimeout(t, 5*time.Second), rpc.To(svc), &echopb.SayRequest{Mode: "panic", Text: "secret"})
+	wantCode(t, err, rpc.Internal)
+	f := recv(t, (<-chan actor.Failure)(got))
+	if f.Where != "rpc" || f.PID != svc || f.MessageType != "guild.test.echo.v1.SayRequest" || f.Reason != "boom" || len(f.Stack) == 0 {
+		t.Errorf("failure %+v", f)
+	}
+	if len(f.Names) == 0 {
+		t.Error("the service's name is missing")
+	}
+}

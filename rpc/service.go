@@ -239,7 +239,13 @@ func (s *server) handle(c *actor.Context) bool {
 func (s *server) run(ctx *Context, req proto.Message, remote bool) (reply proto.Message, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			ctx.actor.Logger().Error("rpc: handler panicked", "method", ctx.method, "panic", p, "stack", string(debug.Stack()))
+			stack := debug.Stack()
+			ctx.actor.Logger().Error("rpc: handler panicked", "method", ctx.method, "panic", p, "stack", string(stack))
+			f := actor.Failure{PID: ctx.actor.Self(), Where: "rpc", MessageType: ctx.method, Reason: fmt.Sprint(p), Stack: stack}
+			if req != nil {
+				f.MessageType = string(req.ProtoReflect().Descriptor().FullName())
+			}
+			ctx.actor.Node().Report(f)
 			reply, err = nil, Errorf(Internal, "%s panicked: %v", ctx.method, p)
 		}
 	}()
