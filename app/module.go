@@ -12,6 +12,7 @@ import (
 	"log/slog"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/admin"
 	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/rpc"
@@ -75,6 +76,10 @@ type Env struct {
 	// grain.System (Metrics.AddGrains), its own collectors
 	// (Metrics.Registry).
 	Metrics *prom.Metrics
+	// Admin is the node's admin agent when the cluster file has an admin
+	// dashboard (admin.listen on any node), else nil. A module that runs
+	// grains shows them on the dashboard with Admin.AddGrains(sys).
+	Admin *admin.Agent
 }
 
 // Registry holds the modules a game offers, by name. The game fills it in

@@ -20,6 +20,7 @@ import (
 	yaml3 "sigs.k8s.io/yaml/goyaml.v3"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/admin"
 	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/cluster/etcd"
 	"github.com/guildkit/guild/config"
@@ -65,6 +66,8 @@ type Node struct {
 	metricsSrv    *prom.Server             // likewise
 	tracing       *tracing.Tracing         // nil unless the node traces (telemetry.traces)
 	traceProvider *sdktrace.TracerProvider // likewise
+	adminAgent    *admin.Agent             // nil unless the file has an admin listener anywhere
+	adminSrv      *admin.Server            // nil unless this node serves the dashboard
 	// serving is true from the end of Start until Shutdown begins: what
 	// /readyz reports.
 	serving atomic.Bool
@@ -106,6 +109,9 @@ type Ready struct {
 	// (telemetry.metrics), with the port it got; empty when it has none.
 	// /healthz, /readyz and /debug/pprof/ are beside it.
 	Metrics string `json:"metrics,omitempty"`
+	// Admin is the URL of its admin dashboard (admin.listen), with the
+	// port it got; empty when it serves none.
+	Admin string `json:"admin,omitempty"`
 }
 
 // Start starts the node named nodeName of cfg (from config.Load) with
@@ -222,15 +228,25 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	if err := n.serveMetrics(cfg, log); err != nil {
 		return nil, err
 	}
+	// The RPC timing: the metrics' histograms, which the admin agent
+	// reads too; with the dashboard on and no metrics, histograms that
+	// only the agent reads.
+	rpcTiming := n.metrics
+	if rpcTiming == nil && cfg.AdminOn() {
+		rpcTiming = prom.New()
+	}
+	if err := n.startAdminAgent(ctx, cfg, rpcTiming, log); err != nil {
+		return nil, err
+	}
 	clientOpts := []rpc.ClientOption{rpc.WithMembership(n.members)}
 	var serveOpts []rpc.ServeOption
 	if n.tracing != nil { // outermost: the span covers what the metrics time
 		clientOpts = append(clientOpts, rpc.WithClientInterceptors(n.tracing.ClientInterceptor()))
 		serveOpts = append(serveOpts, rpc.WithServerInterceptors(n.tracing.ServerInterceptor()))
 	}
-	if n.metrics != nil {
-		clientOpts = append(clientOpts, rpc.WithClientInterceptors(n.metrics.ClientInterceptor()))
-		serveOpts = append(serveOpts, rpc.WithServerInterceptors(n.metrics.ServerInterceptor()))
+	if rpcTiming != nil {
+		clientOpts = append(clientOpts, rpc.WithClientInterceptors(rpcTiming.ClientInterceptor()))
+		serveOpts = append(serveOpts, rpc.WithServerInterceptors(rpcTiming.ServerInterceptor()))
 	}
 	rpcClient := rpc.NewClient(n.cluster.Actor(), clientOpts...)
 	for _, name := range spec.Modules {
@@ -247,6 +263,7 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 			Logger:   log.With("module", name),
 			Serve:    slices.Clone(serveOpts),
 			Metrics:  n.metrics,
+			Admin:    n.adminAgent,
 		}
 		if err := m.Start(ctx, env); err != nil {
 			return nil, fmt.Errorf("app: start module %s: %w", name, err)
@@ -262,9 +279,76 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 			return nil, err
 		}
 	}
+	if err := n.serveAdmin(cfg, log); err != nil {
+		return nil, err
+	}
 	n.serving.Store(true)
 	return n, nil
 }
+
+// adminDrainTimeout bounds a drain started from the admin dashboard.
+const adminDrainTimeout = 30 * time.Second
+
+// startAdminAgent starts the node's admin agent when any node of the file
+// serves the dashboard (admin.listen): the dashboards ask it over the
+// cluster. A drain from the dashboard runs Shutdown in the background;
+// Done tells when it is over.
+func (n *Node) startAdminAgent(ctx context.Context, cfg *config.Config, rpcTiming *prom.Metrics, log *slog.Logger) error {
+	if !cfg.AdminOn() {
+		return nil
+	}
+	a, err := admin.StartAgent(ctx, admin.AgentConfig{
+		Node: n.cluster, Name: n.name, Gateway: n.gateway, Metrics: rpcTiming, Logger: log,
+		Drain: func(context.Context) error {
+			go func() {
+				sctx, cancel := context.WithTimeout(context.Background(), adminDrainTimeout)
+				defer cancel()
+				if err := n.Shutdown(sctx); err != nil {
+					n.log.Error("drain from the admin dashboard", "err", err)
+				}
+			}()
+			return nil
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	n.adminAgent = a
+	return nil
+}
+
+// serveAdmin starts the node's admin dashboard when the configuration
+// gives it a listener (admin.listen).
+func (n *Node) serveAdmin(cfg *config.Config, log *slog.Logger) error {
+	listen := cfg.AdminListen(n.name)
+	if listen == "" {
+		return nil
+	}
+	token, err := cfg.AdminToken() // its file was checked by CheckFiles
+	if err != nil {
+		return fmt.Errorf("app: admin.token_file: %w", err)
+	}
+	srv, err := admin.Serve(admin.Config{Listen: listen, Node: n.cluster, Members: n.members, Token: token, Logger: log})
+	if err != nil {
+		key := "admin.listen"
+		if a := cfg.Nodes[n.name].Admin; a != nil && a.Listen != "" {
+			key = "nodes." + n.name + ".admin.listen"
+		}
+		return fmt.Errorf("app: %w (change it with %s in the cluster file)", err, key)
+	}
+	n.adminSrv = srv
+	n.ready.Admin = srv.URL()
+	log.Info("admin dashboard listening", "addr", srv.Addr().String())
+	return nil
+}
+
+// Admin returns the node's admin agent, or nil when the cluster file
+// has no admin dashboard (admin.listen).
+func (n *Node) Admin() *admin.Agent { return n.adminAgent }
+
+// Done is closed once the node's shutdown is over, whoever started it:
+// Shutdown, or a drain from the admin dashboard.
+func (n *Node) Done() <-chan struct{} { return n.done }
 
 // serveMetrics starts the node's metrics listener when the configuration
 // gives it one (telemetry.metrics), with the node's actor, peer,
@@ -542,7 +626,8 @@ func (n *Node) Gateway() *gate.Gateway { return n.gateway }
 //     MQTT 5 DISCONNECT 0x8B), so clients move to another gateway;
 //  3. its modules stop in reverse start order (a grain module hands its
 //     grains over: flush, then release);
-//  4. the cluster node drains (cluster.Node.Shutdown: mailboxes, requests
+//  4. its admin dashboard, if any, stops;
+//  5. the cluster node drains (cluster.Node.Shutdown: mailboxes, requests
 //     it waits on or relays), leaves the membership and closes;
 //  5. its failure reporters (the cluster file's report section) deliver
 //     what is queued, within ctx, and stop;
@@ -612,6 +697,9 @@ func (n *Node) teardown(ctx context.Context, logIt bool) error {
 	for i := len(n.modules) - 1; i >= 0; i-- {
 		m := n.modules[i]
 		note("stop module "+m.name, m.m.Stop(ctx))
+	}
+	if n.adminSrv != nil { // before the node it asks through goes
+		note("stop the admin dashboard", n.adminSrv.Shutdown(ctx))
 	}
 	if n.cluster != nil {
 		note("shut the node down", n.cluster.Shutdown(ctx))

@@ -43,6 +43,8 @@ type Config struct {
 	// panics and supervisor escalations) to a webhook and by e-mail
 	// (package report).
 	Report Report `yaml:"report"`
+	// Admin says where nodes serve the admin dashboard (package admin).
+	Admin Admin `yaml:"admin"`
 	// Modules holds each module's own settings by module name, free-form:
 	// the module decodes its section (app.Env.Settings). The file's
 	// sections are kept as decoded YAML (maps, lists, strings, numbers,
@@ -194,6 +196,74 @@ func (c *Config) MetricsToken() (string, error) {
 	return string(b), nil
 }
 
+// Admin configures the admin dashboard (package admin): a web page, served
+// by the nodes that have a listener, showing every member live and
+// offering actions (mark a node unavailable, drain it, kick a user).
+// When any node of the file has a listener, every node runs the small
+// admin agent that answers the dashboard over the cluster.
+type Admin struct {
+	// Listen is the host:port on which every node serves the dashboard,
+	// e.g. ":9090". Empty: no node serves it unless its own admin.listen
+	// says so.
+	Listen string `yaml:"listen"`
+	// Token, optional, is the bearer token (at least 16 bytes) that the
+	// dashboard's API requires; without one the API is read-only (its
+	// actions are refused). Keep it out of the file with TokenFile or the
+	// GUILD_ADMIN_TOKEN variable.
+	Token string `yaml:"token"`
+	// TokenFile is a file holding Token (the white space around it is
+	// ignored), read when the node starts (CheckFiles).
+	TokenFile string `yaml:"token_file"`
+}
+
+// NodeAdmin is a node's own admin settings, over the cluster's.
+type NodeAdmin struct {
+	// Listen is the host:port of this node's dashboard, in place of
+	// admin.listen. It is checked against the other listeners of the file
+	// for clashes.
+	Listen string `yaml:"listen"`
+}
+
+// AdminListen returns the host:port the node named name serves the admin
+// dashboard on (its own admin.listen, else the cluster's), or "" for
+// none.
+func (c *Config) AdminListen(name string) string {
+	if n, ok := c.Nodes[name]; ok && n.Admin != nil && n.Admin.Listen != "" {
+		return n.Admin.Listen
+	}
+	return c.Admin.Listen
+}
+
+// AdminOn reports whether any node of the file serves the admin
+// dashboard: then every node runs the admin agent that the dashboard
+// asks for its snapshot and actions.
+func (c *Config) AdminOn() bool {
+	if c.Admin.Listen != "" {
+		return true
+	}
+	for _, n := range c.Nodes {
+		if n.Admin != nil && n.Admin.Listen != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// AdminToken returns the bearer token of the admin dashboards:
+// admin.token, or the contents of admin.token_file (read now, without
+// the white space around it). "" means none.
+func (c *Config) AdminToken() (string, error) {
+	a := c.Admin
+	if a.TokenFile == "" {
+		return a.Token, nil
+	}
+	b, err := tokenauth.ReadSecret(a.TokenFile)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
 // Etcd says how the nodes reach etcd.
 type Etcd struct {
 	// Endpoints are the client URLs of an external etcd cluster
@@ -251,6 +321,9 @@ type Node struct {
 	// Telemetry, optional, overrides the cluster's telemetry settings for
 	// this node.
 	Telemetry *NodeTelemetry `yaml:"telemetry"`
+	// Admin, optional, overrides the cluster's admin settings for this
+	// node.
+	Admin *NodeAdmin `yaml:"admin"`
 }
 
 // Gateway configures a node's gateway: its client listeners, its routes

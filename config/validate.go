@@ -78,6 +78,7 @@ func (c *Config) validate(modules []string) []error {
 		v.fail("nodes", "no nodes")
 	}
 	v.telemetry(c)
+	v.admin(c)
 
 	var (
 		byAddr    = make(map[actor.Addr]string) // address -> node
@@ -147,6 +148,12 @@ func (c *Config) validate(modules []string) []error {
 				v.fail(p+".telemetry.metrics", "required in a node's telemetry section: the host:port of its metrics listener")
 			}
 			listeners = v.hostPort(listeners, p+".telemetry.metrics", t.Metrics, false)
+		}
+		if a := n.Admin; a != nil {
+			if a.Listen == "" {
+				v.fail(p+".admin.listen", "required in a node's admin section: the host:port of its dashboard")
+			}
+			listeners = v.hostPort(listeners, p+".admin.listen", a.Listen, false)
 		}
 		if n.JoinWait < 0 {
 			v.fail(p+".join_wait", "%v is negative", n.JoinWait)
@@ -219,6 +226,25 @@ func (v *validator) telemetry(c *Config) {
 		if !some {
 			v.fail("telemetry", "a token guards the metrics listeners, but no node has one: set telemetry.metrics")
 		}
+	}
+}
+
+// admin checks the cluster's admin section. Like telemetry.metrics, its
+// listen address is each node's, so it does not clash with the nodes'
+// listeners; a node's own admin.listen does.
+func (v *validator) admin(c *Config) {
+	a := c.Admin
+	v.hostPort(nil, "admin.listen", a.Listen, false)
+	switch {
+	case a.Token != "" && a.TokenFile != "":
+		v.fail("admin", "token and token_file exclude each other: give one")
+	case a.Token != "" && len(a.Token) < tokenauth.MinSecret:
+		v.fail("admin.token", "%d bytes, fewer than %d (openssl rand -hex 32 makes a good one)", len(a.Token), tokenauth.MinSecret)
+	case a.Token != "" && strings.TrimSpace(a.Token) != a.Token:
+		v.fail("admin.token", "white space around the token")
+	}
+	if (a.Token != "" || a.TokenFile != "") && !c.AdminOn() {
+		v.fail("admin", "a token guards the admin dashboards, but no node serves one: set admin.listen")
 	}
 }
 
@@ -391,6 +417,11 @@ func (c *Config) CheckFiles(name string) error {
 	if f := c.Telemetry.TokenFile; f != "" && c.MetricsListen(name) != "" {
 		if _, err := tokenauth.ReadSecret(f); err != nil {
 			v.fail("telemetry.token_file", "%v", err)
+		}
+	}
+	if f := c.Admin.TokenFile; f != "" && c.AdminListen(name) != "" {
+		if _, err := tokenauth.ReadSecret(f); err != nil {
+			v.fail("admin.token_file", "%v", err)
 		}
 	}
 	if m := c.Report.SMTP; m != nil {

@@ -222,6 +222,19 @@ func TestSessionState(t *testing.T) {
 		}
 		waitFor(t, "the gateway to drop the kicked connection", func() bool { return f.g.Conns() == 0 })
 	})
+	t.Run("kick a user", func(t *testing.T) {
+		closed := newCloseRecorder()
+		c := dial(t, client.Config{Addr: f.url, OnClose: closed.onClose})
+		mustCall(t, c, "chat.Login", "kay", "kay")
+		if err := gate.KickUser(testCtx(t), f.n, "kay", "banned"); err != nil {
+			t.Fatal(err)
+		}
+		if err := closed.wait(t); !errContains(err, "banned") {
+			t.Fatalf("OnClose(%v), want the reason \"banned\"", err)
+		}
+		err := gate.KickUser(testCtx(t), f.n, "nobody", "x")
+		wantCode(t, "KickUser of a user with no session", err, rpc.NotFound)
+	})
 	t.Run("bad session IDs", func(t *testing.T) {
 		for _, id := range []string{"", "x", "1.1.1/0", "nonsense/12"} {
 			if err := gate.Kick(f.n, id, "x"); rpc.CodeOf(err) != rpc.InvalidArgument {

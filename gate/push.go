@@ -145,6 +145,17 @@ func Kick(n *actor.Node, sessionID, reason string) error {
 	return status(n.Send(pid, &nodepb.Kick{Code: uint32(rpc.PermissionDenied), Reason: reason}))
 }
 
+// KickUser closes the session bound to userID, wherever it is connected,
+// with a Close frame giving reason. It fails with NotFound when the user
+// has no session.
+func KickUser(ctx context.Context, n *actor.Node, userID, reason string) error {
+	pid, err := lookup(ctx, n, userName(userID))
+	if err != nil {
+		return rpc.Errorf(rpc.NotFound, "user %q has no session: %v", userID, err)
+	}
+	return Kick(n, pid.String(), reason)
+}
+
 // JoinGroup adds session sessionID to the named group (a chat room, a
 // match lobby), creating the group on n when it does not exist. A group
 // spans gateways; a session leaves its groups when it closes.

@@ -82,6 +82,16 @@ type Stats struct {
 // Node returns the actor node the System runs on.
 func (s *System) Node() *actor.Node { return s.node }
 
+// Kinds returns the names of the kinds the System hosts, sorted.
+func (s *System) Kinds() []string {
+	names := make([]string, 0, len(s.kinds))
+	for name := range s.kinds {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
 // Stats returns the System's counters.
 func (s *System) Stats() Stats {
 	return Stats{

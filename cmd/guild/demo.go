@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -70,6 +72,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 // demoOptions are the flags of guild demo.
 type demoOptions struct {
 	addr, data, tcpAddr string
+	adminAddr           string
 	mqttAddr            string
 	nodes               int
 	chat                bool
@@ -79,11 +82,12 @@ type demoOptions struct {
 
 // demoFlags defines the flags of guild demo into o.
 func demoFlags(o *demoOptions, stderr io.Writer) *flag.FlagSet {
-	fs := newFlagSet("demo", "demo [-addr host:port] [-tcp host:port] [-mqtt host:port] [-data dir] [-nodes 1|3] | demo -chat [-players N] [-lines N] [-v]", demoAbout, stderr)
+	fs := newFlagSet("demo", "demo [-addr host:port] [-tcp host:port] [-mqtt host:port] [-admin host:port] [-data dir] [-nodes 1|3] | demo -chat [-players N] [-lines N] [-v]", demoAbout, stderr)
 	fs.StringVar(&o.addr, "addr", arena.DefaultDemoAddr, "HTTP address of the page, its WebSocket (/ws) and MQTT over WebSocket (/mqtt)")
 	fs.StringVar(&o.data, "data", defaultDemoData(), "`directory` of the leaderboard's store (arena.db)")
 	fs.StringVar(&o.tcpAddr, "tcp", arena.DefaultDemoTCPAddr, `the gateway's TCP address, for bots ("-": none)`)
 	fs.StringVar(&o.mqttAddr, "mqtt", arena.DefaultDemoMQTTAddr, `the gateway's MQTT address ("-": none; MQTT over WebSocket stays on -addr, at /mqtt)`)
+	fs.StringVar(&o.adminAddr, "admin", defaultDemoAdmin, `the admin dashboard's address ("-": none); its token is printed at start`)
 	fs.IntVar(&o.nodes, "nodes", 1, "run the arena as 1 process, or as 3 (gateway, world, chat)")
 	fs.BoolVar(&o.chat, "chat", false, "run the chat of actors instead of the arena")
 	fs.IntVar(&o.players, "players", chatroom.DefaultPlayers, fmt.Sprintf("with -chat: number of players, 1 to %d", chatroom.MaxPlayers))
@@ -102,8 +106,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if o.chat {
-		if set["addr"] || set["tcp"] || set["mqtt"] || set["nodes"] || set["data"] {
-			fmt.Fprintln(stderr, "guild demo: -addr, -tcp, -mqtt, -data and -nodes are the arena's flags, not -chat's")
+		if set["addr"] || set["tcp"] || set["mqtt"] || set["nodes"] || set["data"] || set["admin"] {
+			fmt.Fprintln(stderr, "guild demo: -addr, -tcp, -mqtt, -admin, -data and -nodes are the arena's flags, not -chat's")
 			return exitUsage
 		}
 		return chatDemo(ctx, o.players, o.lines, o.verbose, stdout, stderr)
@@ -126,6 +130,11 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	storePath := filepath.Join(dir, demoStoreFile)
+	adminToken, err := newDemoToken()
+	if err != nil {
+		fmt.Fprintf(stderr, "guild demo: %v\n", err)
+		return exitError
+	}
 	var logger *slog.Logger
 	if o.verbose {
 		logger = slog.New(slog.NewTextHandler(stderr, nil))
@@ -134,12 +143,13 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// and an etcd with -nodes 3).
 	if o.nodes == 1 {
 		fmt.Fprintln(stdout, "Starting the arena on one node…")
-		err = arena.RunDemo(ctx, arena.DemoOptions{Addr: o.addr, TCPAddr: o.tcpAddr, MQTTAddr: o.mqttAddr, Out: stdout, Logger: logger, World: arena.WorldSettings{Store: storePath}})
+		err = arena.RunDemo(ctx, arena.DemoOptions{Addr: o.addr, TCPAddr: o.tcpAddr, MQTTAddr: o.mqttAddr, Out: stdout, Logger: logger, World: arena.WorldSettings{Store: storePath},
+			AdminAddr: o.adminAddr, AdminToken: adminToken})
 	} else {
 		fmt.Fprintln(stdout, "Starting the arena as three processes (an etcd, a gateway, a world and a chat node): a few seconds…")
 		var exe string
 		if exe, err = os.Executable(); err == nil {
-			err = demoNodes(ctx, exe, demoAddrs{page: o.addr, givenTCP: o.tcpAddr, givenMQTT: o.mqttAddr}, storePath, o.verbose, stdout, stderr)
+			err = demoNodes(ctx, exe, demoAddrs{page: o.addr, givenTCP: o.tcpAddr, givenMQTT: o.mqttAddr, givenAdmin: o.adminAddr, adminToken: adminToken}, storePath, o.verbose, stdout, stderr)
 		}
 	}
 	if err != nil {
@@ -148,6 +158,19 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "The arena has stopped.")
 	return exitOK
+}
+
+// defaultDemoAdmin is the default of guild demo -admin.
+const defaultDemoAdmin = "127.0.0.1:9090"
+
+// newDemoToken returns a fresh random token for the demo's admin
+// dashboard: its actions (drain a node, kick a player) need it.
+func newDemoToken() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // demoStoreFile is the name of the demo's store file in its -data
@@ -217,14 +240,17 @@ type demoNode struct {
 // demoAddrs are the addresses of guild demo -nodes 3: its flags, then
 // the gateway node's listeners (with the ports picked for them).
 type demoAddrs struct {
-	page      string                 // -addr: the page, /ws and /mqtt
-	tcp, mqtt string                 // -tcp and -mqtt, with the ports picked for them; "" for none
-	givenTCP  string                 // -tcp as given ("" for none), port 0 included
-	givenMQTT string                 // -mqtt as given
-	free      func() (string, error) // picks a port; nil for freeAddr (tests take one)
-	etcd      string                 // the gateway node's embedded etcd
-	ws        string                 // the gateway node's WebSocket, behind /ws
-	mqttWS    string                 // the gateway node's MQTT over WebSocket, behind /mqtt
+	page       string                 // -addr: the page, /ws and /mqtt
+	tcp, mqtt  string                 // -tcp and -mqtt, with the ports picked for them; "" for none
+	givenTCP   string                 // -tcp as given ("" for none), port 0 included
+	givenMQTT  string                 // -mqtt as given
+	free       func() (string, error) // picks a port; nil for freeAddr (tests take one)
+	etcd       string                 // the gateway node's embedded etcd
+	ws         string                 // the gateway node's WebSocket, behind /ws
+	mqttWS     string                 // the gateway node's MQTT over WebSocket, behind /mqtt
+	givenAdmin string                 // -admin as given ("-": none)
+	admin      string                 // the gateway node's admin dashboard, with the port picked for it; "" for none
+	adminToken string                 // its token
 }
 
 // demoNodes runs the arena as three guild run processes and serves the
@@ -251,7 +277,7 @@ func demoNodes(ctx context.Context, exe string, a demoAddrs, storePath string, v
 	for _, l := range []struct {
 		at         *string
 		flag, what string
-	}{{&a.givenTCP, "tcp", "bots (TCP)"}, {&a.givenMQTT, "mqtt", "MQTT"}} {
+	}{{&a.givenTCP, "tcp", "bots (TCP)"}, {&a.givenMQTT, "mqtt", "MQTT"}, {&a.givenAdmin, "admin", "the admin dashboard"}} {
 		if *l.at == "-" {
 			*l.at = ""
 			continue
@@ -383,6 +409,9 @@ func demoNodes(ctx context.Context, exe string, a demoAddrs, storePath string, v
 	fmt.Fprintf(stdout, "  this process serves the page on %s and passes /ws and /mqtt on to the gateway\n\n", ln.Addr())
 	fmt.Fprintf(stdout, "  open %s in a browser, pick a name, steer with the arrow keys, WASD or the mouse,\n", arena.PageURL(ln.Addr().String()))
 	fmt.Fprintf(stdout, "  pick up orbs to score, chat with Enter (open a second window for a second player)\n")
+	if a.admin != "" {
+		fmt.Fprintf(stdout, "  %s\n", arena.AdminNote("http://"+a.admin+"/", a.adminToken))
+	}
 	if a.tcp != "" {
 		fmt.Fprintf(stdout, "  bots, from the repository's root: %s\n", arena.BotsCommand(a.tcp))
 	}
@@ -398,14 +427,22 @@ func demoNodes(ctx context.Context, exe string, a demoAddrs, storePath string, v
 			exited <- p
 		})
 	}
-	select {
-	case <-ctx.Done():
-		return nil
-	case p := <-exited:
-		return fmt.Errorf("the %s node exited: %v (run with -v to see its logs)", p.name, p.err)
-	case err := <-served:
-		served <- err
-		return fmt.Errorf("http server: %w", err)
+	for left := len(procs); ; {
+		select {
+		case <-ctx.Done():
+			return nil
+		case p := <-exited:
+			left--
+			if p.err != nil || left == 0 {
+				return fmt.Errorf("the %s node exited: %v (run with -v to see its logs)", p.name, p.err)
+			}
+			// A clean exit: drained from the admin dashboard. The others
+			// go on.
+			fmt.Fprintf(stdout, "The %s node has stopped (drained); the others go on.\n", p.name)
+		case err := <-served:
+			served <- err
+			return fmt.Errorf("http server: %w", err)
+		}
 	}
 }
 
@@ -453,8 +490,15 @@ func demoClusterFile(a demoAddrs, storePath string) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Written by guild demo -nodes 3: the arena on three nodes.\n")
 	fmt.Fprintf(&b, "cluster:\n  etcd:\n    ttl: 5s\n")
+	if a.admin != "" {
+		fmt.Fprintf(&b, "admin:\n  token: %q\n", a.adminToken)
+	}
 	fmt.Fprintf(&b, "nodes:\n")
-	fmt.Fprintf(&b, "  gate:\n    addr: 1.1.1\n    master: %q\n    gateway:\n      ws: %q\n", a.etcd, a.ws)
+	fmt.Fprintf(&b, "  gate:\n    addr: 1.1.1\n    master: %q\n", a.etcd)
+	if a.admin != "" {
+		fmt.Fprintf(&b, "    admin: {listen: %q}\n", a.admin)
+	}
+	fmt.Fprintf(&b, "    gateway:\n      ws: %q\n", a.ws)
 	if a.tcp != "" {
 		fmt.Fprintf(&b, "      tcp: %q\n", a.tcp)
 	}
@@ -510,7 +554,10 @@ func (a *demoAddrs) pickPorts() error {
 	if a.tcp, err = freeIfZero(a.givenTCP); err != nil {
 		return err
 	}
-	a.mqtt, err = freeIfZero(a.givenMQTT)
+	if a.mqtt, err = freeIfZero(a.givenMQTT); err != nil {
+		return err
+	}
+	a.admin, err = freeIfZero(a.givenAdmin)
 	return err
 }
 

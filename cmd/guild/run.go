@@ -41,8 +41,10 @@ When the node is ready it prints one JSON line to stdout:
 	 "modules":["arena"],"pid":12345}
 
 endpoint is the transport's address, etcd the endpoints the node uses (for
-the master, those of its own etcd), gateway the URLs clients dial. Logs go
-to stderr.`
+the master, those of its own etcd), gateway the URLs clients dial; metrics
+and admin, when the node serves them, the URLs of its /metrics and of its
+admin dashboard. A drain from the admin dashboard shuts the node down as a
+signal would, and guild run exits 0. Logs go to stderr.`
 
 // runOptions are the flags of guild run.
 type runOptions struct {
@@ -114,7 +116,11 @@ func runApp(ctx context.Context, args, environ []string, reg *app.Registry, stdo
 		fmt.Fprintf(stderr, "guild run: %v\n", err)
 		code = exitError
 	} else {
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-node.Done(): // drained from the admin dashboard
+			log.Info("drained from the admin dashboard", "node", opts.node)
+		}
 	}
 	log.Info("shutting down", "node", opts.node, "timeout", opts.shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/admin"
 	"github.com/guildkit/guild/app"
 	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/gate"
@@ -82,6 +83,12 @@ type DemoOptions struct {
 	// Ready, optional, is called once the demo listens, with the addresses
 	// it got.
 	Ready func(DemoAddrs)
+	// AdminAddr, optional, is where the admin dashboard (package admin)
+	// listens; "" or "-": none. Its actions need AdminToken; the node has
+	// no drain (a drain marks it unavailable only: it is the whole demo).
+	AdminAddr string
+	// AdminToken is the dashboard's bearer token (at least 16 bytes).
+	AdminToken string
 }
 
 // DemoAddrs are the addresses a running demo got.
@@ -92,6 +99,8 @@ type DemoAddrs struct {
 	TCP string
 	// MQTT is the gateway's MQTT listener; "" without one.
 	MQTT string
+	// Admin is the admin dashboard's URL; "" without one.
+	Admin string
 }
 
 // RunDemo runs the arena in this process until ctx ends: one node hosting
@@ -214,6 +223,24 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 		addrs.MQTT = a.String()
 	}
 
+	if opts.AdminAddr != "" && opts.AdminAddr != "-" {
+		agent, err := admin.StartAgent(ctx, admin.AgentConfig{Node: node, Name: "demo", Gateway: g, Logger: opts.Logger})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			_ = agent.Stop(sctx)
+		}()
+		dash, err := admin.Serve(admin.Config{Listen: opts.AdminAddr, Node: node, Members: members, Token: opts.AdminToken, Logger: opts.Logger})
+		if err != nil {
+			return fmt.Errorf("arena: the admin dashboard on %s (guild demo -admin changes it): %w", opts.AdminAddr, netCause(err))
+		}
+		defer dash.Close()
+		addrs.Admin = dash.URL()
+	}
+
 	mux := http.NewServeMux()
 	mux.Handle(WebSocketPath, g.WebSocketHandler())
 	mux.Handle(MQTTWebSocketPath, g.MQTTWebSocketHandler())
@@ -236,7 +263,7 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 	}()
 
 	addrs.HTTP = ln.Addr().String()
-	printDemo(opts.Out, addrs, opts.World.Store)
+	printDemo(opts.Out, addrs, opts.World.Store, opts.AdminToken)
 	if opts.Ready != nil {
 		opts.Ready(addrs)
 	}
@@ -264,6 +291,12 @@ func stopModule(m app.Module) {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	_ = m.Stop(ctx)
+}
+
+// AdminNote says where the admin dashboard is and its token, for a
+// banner.
+func AdminNote(url, token string) string {
+	return "the admin dashboard: " + url + " (its token, for the actions: " + token + ")"
 }
 
 // PageURL returns the URL a browser on this machine opens for a server
@@ -311,10 +344,13 @@ func StoreNote(path string) string {
 }
 
 // printDemo says what runs and what to do.
-func printDemo(w io.Writer, addrs DemoAddrs, storePath string) {
+func printDemo(w io.Writer, addrs DemoAddrs, storePath, adminToken string) {
 	url := PageURL(addrs.HTTP)
 	fmt.Fprintf(w, "The arena is running: a world and a chat module behind a gateway, on one node.\n\n")
 	fmt.Fprintf(w, "  open %s in a browser, pick a name, steer with the arrow keys, WASD or the mouse,\n", url)
+	if addrs.Admin != "" {
+		fmt.Fprintf(w, "  %s\n", AdminNote(addrs.Admin, adminToken))
+	}
 	fmt.Fprintf(w, "  pick up orbs to score, chat with Enter (open a second window for a second player)\n")
 	if addrs.TCP != "" {
 		fmt.Fprintf(w, "  bots, from the repository's root: %s\n", BotsCommand(addrs.TCP))

@@ -131,6 +131,11 @@ func (m *WorldModule) startGrains(ctx context.Context, env *app.Env, path string
 		m.closeStore()
 		return fmt.Errorf("arena: start the grains: %w", err)
 	}
+	if env.Admin != nil { // the admin dashboard shows the leaderboard's grains
+		if err := env.Admin.AddGrains(sys); err != nil {
+			m.log.Warn("arena: show the grains on the admin dashboard", "err", err)
+		}
+	}
 	m.grains = sys
 	return nil
 }

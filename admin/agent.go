@@ -1,0 +1,267 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster"
+	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/grain"
+	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/telemetry/prom"
+)
+
+// AgentConfig configures a node's Agent.
+type AgentConfig struct {
+	// Node is the node the agent reports on and acts on. Required.
+	Node *cluster.Node
+	// Name is the node's name on the dashboard. Default: its address.
+	Name string
+	// Gateway, optional, is the node's gateway.
+	Gateway *gate.Gateway
+	// Metrics, optional, is the node's metrics registry: the agent reads
+	// its RPC latency histograms (the RPC interceptors of package
+	// telemetry/prom). Without it the dashboard shows no RPC figures for
+	// the node.
+	Metrics *prom.Metrics
+	// Drain, optional, starts a graceful shutdown of the node and returns
+	// at once (app.Node's drains: unavailable, gateway drained, modules
+	// stopped, then it leaves). It is called from the agent's actor,
+	// after the node was marked unavailable; it must not wait for the
+	// shutdown, which stops the agent. Nil: "drain" marks the node
+	// unavailable only.
+	Drain func(ctx context.Context) error
+	// TopActors is how many actors the snapshot lists by mailbox depth.
+	// Default 10, at most 100.
+	TopActors int
+	// Logger receives the agent's reports. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults and bounds of AgentConfig.
+const (
+	DefaultTopActors = 10
+	MaxTopActors     = 100
+	// actionTimeout bounds an action's work on the target node (an etcd
+	// write for availability).
+	actionTimeout = 5 * time.Second
+)
+
+// Validate reports the first problem with c.
+func (c AgentConfig) Validate() error {
+	if c.Node == nil {
+		return errors.New("admin: AgentConfig.Node is nil")
+	}
+	if c.TopActors < 0 || c.TopActors > MaxTopActors {
+		return fmt.Errorf("admin: AgentConfig.TopActors %d is outside 0..%d", c.TopActors, MaxTopActors)
+	}
+	return nil
+}
+
+// AgentName returns the global name of the agent of the node at addr.
+func AgentName(addr actor.Addr) string { return "guild.admin/" + addr.String() }
+
+// Agent answers the dashboards for one node. Create it with StartAgent.
+type Agent struct {
+	cfg  AgentConfig
+	node *actor.Node
+	pid  actor.PID
+	name string // the name it is registered under
+
+	mu     sync.Mutex // guards grains
+	grains []*grain.System
+}
+
+// StartAgent validates cfg, spawns the node's agent actor and registers
+// it under AgentName (a global name, held under the node's lease; on a
+// node without global names, the same name with a leading '.'). The
+// agent stops with its node, or with Stop.
+func StartAgent(ctx context.Context, cfg AgentConfig) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.TopActors == 0 {
+		cfg.TopActors = DefaultTopActors
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	n := cfg.Node.Actor()
+	if cfg.Name == "" {
+		cfg.Name = n.Addr().String()
+	}
+	a := &Agent{cfg: cfg, node: n}
+	pid, err := n.SpawnFunc(a.receive)
+	if err != nil {
+		return nil, fmt.Errorf("admin: spawn the agent: %w", err)
+	}
+	a.pid, a.name = pid, AgentName(n.Addr())
+	err = n.Register(ctx, a.name, pid)
+	if errors.Is(err, actor.ErrNoGlobalNames) {
+		a.name = "." + a.name
+		err = n.Register(ctx, a.name, pid)
+	}
+	if err != nil {
+		_ = n.Stop(pid)
+		return nil, fmt.Errorf("admin: register the agent as %s: %w", a.name, err)
+	}
+	return a, nil
+}
+
+// AddGrains shows s's counters on the dashboard, named by its kinds
+// (grain.System.Stats: activations live, activations, deactivations,
+// hand-overs, flushes...). Safe for concurrent use.
+func (a *Agent) AddGrains(s *grain.System) error {
+	if s == nil {
+		return errors.New("admin: AddGrains of a nil System")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, g := range a.grains {
+		if g == s {
+			return errors.New("admin: AddGrains: this System is added already")
+		}
+	}
+	a.grains = append(a.grains, s)
+	return nil
+}
+
+// Name returns the name the agent is registered under.
+func (a *Agent) Name() string { return a.name }
+
+// Stop stops the agent's actor (which releases its name) and waits, up
+// to ctx's end, until it has stopped. It is safe to call twice.
+func (a *Agent) Stop(ctx context.Context) error {
+	done := make(chan struct{})
+	cancel, err := a.node.Watch(a.pid, func(actor.Terminated) { close(done) })
+	if err != nil {
+		return nil // the node is closed: so is the agent
+	}
+	defer cancel()
+	_ = a.node.Stop(a.pid)
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("admin: stop the agent: %w", ctx.Err())
+	}
+}
+
+// request is what a Server asks an agent, as JSON in a
+// wrapperspb.BytesValue (what crosses the cluster is protobuf).
+type request struct {
+	Op        string `json:"op"` // "snapshot", "available", "drain"
+	Available bool   `json:"available,omitempty"`
+}
+
+// actionReply is an agent's answer to an action.
+type actionReply struct {
+	// Draining is true when the node began to drain, false when "drain"
+	// only marked it unavailable (no AgentConfig.Drain).
+	Draining bool `json:"draining"`
+}
+
+func (a *Agent) receive(c *actor.Context) {
+	m, ok := c.Message().(*wrapperspb.BytesValue)
+	if !ok {
+		return // lifecycle messages
+	}
+	var req request
+	if err := json.Unmarshal(m.GetValue(), &req); err != nil {
+		c.Respond(rpc.Errorf(rpc.InvalidArgument, "admin: bad request: %v", err))
+		return
+	}
+	var reply any
+	var err error
+	switch req.Op {
+	case "snapshot":
+		reply, err = a.snapshot()
+	case "available":
+		ctx, cancel := context.WithTimeout(context.Background(), actionTimeout)
+		err = a.cfg.Node.SetAvailable(ctx, req.Available)
+		cancel()
+		reply = actionReply{}
+		if err == nil {
+			a.cfg.Logger.Info("admin: marked from the dashboard", "available", req.Available)
+		}
+	case "drain":
+		reply, err = a.drain()
+	default:
+		err = rpc.Errorf(rpc.InvalidArgument, "admin: unknown request %q", req.Op)
+	}
+	if err != nil {
+		c.Respond(err)
+		return
+	}
+	b, err := json.Marshal(reply)
+	if err != nil {
+		c.Respond(err)
+		return
+	}
+	c.Respond(wrapperspb.Bytes(b))
+}
+
+// drain marks the node unavailable, then starts its drain.
+func (a *Agent) drain() (actionReply, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), actionTimeout)
+	defer cancel()
+	if err := a.cfg.Node.SetAvailable(ctx, false); err != nil {
+		return actionReply{}, err
+	}
+	if a.cfg.Drain == nil {
+		a.cfg.Logger.Info("admin: marked unavailable from the dashboard (this node has no drain)")
+		return actionReply{}, nil
+	}
+	a.cfg.Logger.Info("admin: draining, from the dashboard")
+	if err := a.cfg.Drain(ctx); err != nil {
+		return actionReply{}, err
+	}
+	return actionReply{Draining: true}, nil
+}
+
+// snapshot takes the node's numbers.
+func (a *Agent) snapshot() (*Snapshot, error) {
+	s := &Snapshot{
+		Node:      a.cfg.Name,
+		Addr:      a.node.Addr().String(),
+		Time:      time.Now(),
+		Actor:     a.node.Stats(),
+		Drainable: a.cfg.Drain != nil,
+	}
+	for _, b := range a.node.TopBacklogs(a.cfg.TopActors) {
+		s.Top = append(s.Top, Backlog{PID: b.PID.String(), Messages: b.Messages, Names: b.Names})
+	}
+	if g := a.cfg.Gateway; g != nil {
+		st := g.Stats()
+		gs := &GatewayStats{Conns: g.Conns(), Listeners: st.Listeners, Pushes: st.Pushes, Kicks: st.Kicks, SlowClients: st.SlowClients}
+		for code, n := range st.Responses {
+			gs.Responses += n
+			if code != rpc.OK {
+				gs.Errors += n
+			}
+		}
+		s.Gateway = gs
+	}
+	a.mu.Lock()
+	systems := append([]*grain.System(nil), a.grains...)
+	a.mu.Unlock()
+	for _, sys := range systems {
+		s.Grains = append(s.Grains, GrainStats{Kinds: sys.Kinds(), Stats: sys.Stats()})
+	}
+	if m := a.cfg.Metrics; m != nil {
+		s.RPCTimed = true
+		var err error
+		if s.RPC, s.RPCBounds, err = rpcStats(m); err != nil {
+			return nil, fmt.Errorf("admin: read the RPC metrics: %w", err)
+		}
+	}
+	return s, nil
+}
