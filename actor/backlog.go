@@ -61,4 +61,3 @@ func (m *mailbox) depth() int {
 	m.mu.Unlock()
 	return d
 }
-
