@@ -254,6 +254,9 @@ func TestEnvOverrides(t *testing.T) {
 		"PATH=/bin",
 		"GUILD_DEMO=127.0.0.1:8080",  // another tool's
 		"GUILD_BENCH_GATE_CLIENTS=1", // another tool's
+		"GUILD_BIN=/tmp/guild",       // the browser tests'
+		"GUILD_TEST_TRANSPORT=nats",  // guild's own tests'
+		"GUILD_CHAOS_SEED=7",
 		"GUILD_NODES_GATE1_LISTEN=127.0.0.1:9000",
 		"GUILD_CLUSTER_ETCD_ENDPOINTS=http://a:2379, http://b:2379",
 		"GUILD_CLUSTER_ETCD_TTL=7s",

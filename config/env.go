@@ -17,8 +17,13 @@ import (
 const EnvPrefix = "GUILD_"
 
 // otherTools are the GUILD_ variables (or, ending in "_", prefixes) of
-// other guild tools, which Load leaves alone.
-var otherTools = []string{"GUILD_DEMO", "GUILD_BENCH_"}
+// other guild tools and of guild's own tests, which Load leaves alone: a
+// node started by a test run or a script that sets them must not refuse
+// its cluster file.
+var otherTools = []string{
+	"GUILD_DEMO", "GUILD_BENCH_", "GUILD_BIN", "GUILD_TEST_", "GUILD_CHAOS", "GUILD_CHAOS_",
+	"GUILD_SEED", "GUILD_FLAKY", "GUILD_HOSTILE", "GUILD_HOSTILE_", "GUILD_PROC_", "GUILD_GRAIN_",
+}
 
 // EnvName returns the part of an override variable's name that stands for
 // key: key in upper case with '-' written '_'.
