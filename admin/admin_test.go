@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/admin"
 	"github.com/guildkit/guild/app"
 	"github.com/guildkit/guild/client"
@@ -266,7 +267,39 @@ func TestDashboard(t *testing.T) {
 		w, _ := nodeOf(view(t, base), "1.2.1")
 		return w.Snapshot.Actor.Messages > first.Snapshot.Actor.Messages && w.Snapshot.Time.After(first.Snapshot.Time)
 	})
+	await.True(t, 10*time.Second, "gate1's gateway route echo.Say with a rate and latencies", func() bool {
+		g, _ := nodeOf(view(t, base), "1.1.1")
+		for _, r := range g.RPC {
+			if r.Side == "gateway" && r.Method == "echo.Say" && r.Rate > 0 && r.P50 != nil && *r.P50 > 0 {
+				return true
+			}
+		}
+		return false
+	})
 	close(stop)
+
+	// A panic on world1 shows on the dashboard, with its stack.
+	boom, err := worldNode.Cluster().Actor().SpawnFunc(func(c *actor.Context) {
+		if s, ok := c.Message().(string); ok {
+			panic("dashboard test: " + s)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := worldNode.Cluster().Actor().Send(boom, "kaboom"); err != nil {
+		t.Fatal(err)
+	}
+	await.True(t, 10*time.Second, "world1's panic on the dashboard", func() bool {
+		w, _ := nodeOf(view(t, base), "1.2.1")
+		s := w.Snapshot
+		if s == nil || !s.FailuresKept || s.FailuresTotal < 1 || len(s.Failures) == 0 {
+			return false
+		}
+		f := s.Failures[0]
+		return f.Kind == "panic" && f.PID == boom.String() && f.Reason == "dashboard test: kaboom" &&
+			f.MessageType == "string" && strings.Contains(f.Stack, "admin_test") && !f.Time.IsZero()
+	})
 	if err := <-traffic; err != nil {
 		t.Fatal(err)
 	}

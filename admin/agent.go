@@ -39,6 +39,10 @@ type AgentConfig struct {
 	// shutdown, which stops the agent. Nil: "drain" marks the node
 	// unavailable only.
 	Drain func(ctx context.Context) error
+	// Failures, optional, is the ring of the node's last failures (the
+	// node's actor.Config.Reporter, or one of them): the dashboard shows
+	// them with their stacks. Without it the node shows none.
+	Failures *Failures
 	// TopActors is how many actors the snapshot lists by mailbox depth.
 	// Default 10, at most 100.
 	TopActors int
@@ -255,6 +259,10 @@ func (a *Agent) snapshot() (*Snapshot, error) {
 	a.mu.Unlock()
 	for _, sys := range systems {
 		s.Grains = append(s.Grains, GrainStats{Kinds: sys.Kinds(), Stats: sys.Stats()})
+	}
+	if f := a.cfg.Failures; f != nil {
+		s.Failures, s.FailuresTotal = f.Recent()
+		s.FailuresKept = true
 	}
 	if m := a.cfg.Metrics; m != nil {
 		s.RPCTimed = true

@@ -41,6 +41,12 @@ type Snapshot struct {
 	// Drainable says whether the node drains (AgentConfig.Drain) rather
 	// than only being marked unavailable.
 	Drainable bool `json:"drainable"`
+	// Failures are the node's last failures, the newest first
+	// (AgentConfig.Failures), FailuresTotal how many it reported in all,
+	// and FailuresKept whether it keeps them at all.
+	Failures      []Failure `json:"failures,omitempty"`
+	FailuresTotal uint64    `json:"failures_total"`
+	FailuresKept  bool      `json:"failures_kept"`
 }
 
 // Backlog is an actor's mailbox depth.
@@ -68,13 +74,14 @@ type GrainStats struct {
 	Stats grain.Stats `json:"stats"`
 }
 
-// RPCStats are the RPC calls of one method on one side, with their
-// latency histogram.
+// RPCStats are the RPC calls of one method on one side, or the requests
+// of one gateway route, with their latency histogram.
 type RPCStats struct {
-	// Side is "server" (calls the node's services handled) or "client"
-	// (blocking calls the node made).
+	// Side is "server" (calls the node's services handled), "client"
+	// (blocking calls the node made) or "gateway" (requests its gateway
+	// routed, by route).
 	Side string `json:"side"`
-	// Method is "package.Service/Method".
+	// Method is "package.Service/Method", or the gateway's route.
 	Method string `json:"method"`
 	Calls  uint64 `json:"calls"`
 	Errors uint64 `json:"errors"` // calls whose code is not OK
@@ -84,8 +91,9 @@ type RPCStats struct {
 
 // The histograms of telemetry/prom that RPCStats come from.
 var rpcFamilies = map[string]string{
-	"guild_rpc_server_duration_seconds": "server",
-	"guild_rpc_client_duration_seconds": "client",
+	"guild_rpc_server_duration_seconds":      "server",
+	"guild_rpc_client_duration_seconds":      "client",
+	"guild_gateway_request_duration_seconds": "gateway",
 }
 
 // rpcStats reads the RPC histograms of m, summed over their codes.
@@ -109,13 +117,15 @@ func rpcStats(m *prom.Metrics) ([]RPCStats, []float64, error) {
 			if h == nil {
 				continue
 			}
-			var service, method, code string
+			var service, method, route, code string
 			for _, l := range mt.GetLabel() {
 				switch l.GetName() {
 				case "service":
 					service = l.GetValue()
 				case "method":
 					method = l.GetValue()
+				case "route":
+					route = l.GetValue()
 				case "code":
 					code = l.GetValue()
 				}
@@ -124,6 +134,9 @@ func rpcStats(m *prom.Metrics) ([]RPCStats, []float64, error) {
 				bounds = upperBounds(h.GetBucket())
 			}
 			key := [2]string{side, service + "/" + method}
+			if side == "gateway" {
+				key[1] = route
+			}
 			i, ok := index[key]
 			if !ok {
 				i = len(out)

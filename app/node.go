@@ -67,6 +67,8 @@ type Node struct {
 	tracing       *tracing.Tracing         // nil unless the node traces (telemetry.traces)
 	traceProvider *sdktrace.TracerProvider // likewise
 	adminAgent    *admin.Agent             // nil unless the file has an admin listener anywhere
+	failures      *admin.Failures          // the last failures, for the dashboard; likewise
+	timing        *prom.Metrics            // RPC and gateway timing: metrics, or the dashboard's own; nil without either
 	adminSrv      *admin.Server            // nil unless this node serves the dashboard
 	// serving is true from the end of Start until Shutdown begins: what
 	// /readyz reports.
@@ -220,6 +222,13 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	if cfg.MetricsListen(nodeName) != "" {
 		n.metrics = prom.New() // served by serveMetrics, once the gateway is there
 	}
+	// The timing of RPC calls and gateway requests: the metrics'
+	// histograms, which the admin agent reads too; with the dashboard on
+	// and no metrics, histograms that only the agent reads.
+	n.timing = n.metrics
+	if n.timing == nil && cfg.AdminOn() {
+		n.timing = prom.New()
+	}
 	if spec.Gateway != nil {
 		if err := n.newGateway(cfg, spec.Gateway, o, log); err != nil {
 			return nil, err
@@ -228,13 +237,7 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	if err := n.serveMetrics(cfg, log); err != nil {
 		return nil, err
 	}
-	// The RPC timing: the metrics' histograms, which the admin agent
-	// reads too; with the dashboard on and no metrics, histograms that
-	// only the agent reads.
-	rpcTiming := n.metrics
-	if rpcTiming == nil && cfg.AdminOn() {
-		rpcTiming = prom.New()
-	}
+	rpcTiming := n.timing
 	if err := n.startAdminAgent(ctx, cfg, rpcTiming, log); err != nil {
 		return nil, err
 	}
@@ -298,7 +301,7 @@ func (n *Node) startAdminAgent(ctx context.Context, cfg *config.Config, rpcTimin
 		return nil
 	}
 	a, err := admin.StartAgent(ctx, admin.AgentConfig{
-		Node: n.cluster, Name: n.name, Gateway: n.gateway, Metrics: rpcTiming, Logger: log,
+		Node: n.cluster, Name: n.name, Gateway: n.gateway, Metrics: rpcTiming, Logger: log, Failures: n.failures,
 		Drain: func(context.Context) error {
 			go func() {
 				sctx, cancel := context.WithTimeout(context.Background(), adminDrainTimeout)
@@ -406,8 +409,9 @@ func (n *Node) Serving() bool { return n.serving.Load() }
 const reportGrace = 2 * time.Second
 
 // newReporters starts the failure reporters of the cluster file's report
-// section, and returns them with WithReporter's as the node's Reporter
-// (nil when there is none).
+// section, and returns them with WithReporter's, and the admin
+// dashboard's ring of recent failures when the file has a dashboard, as
+// the node's Reporter (nil when there is none).
 func (n *Node) newReporters(cfg *config.Config, o options, log *slog.Logger) (actor.Reporter, error) {
 	log = log.With("report", true)
 	if w := cfg.Report.Webhook; w != nil {
@@ -445,6 +449,10 @@ func (n *Node) newReporters(cfg *config.Config, o options, log *slog.Logger) (ac
 	all := slices.Clone(o.reporters)
 	for _, r := range n.reporters {
 		all = append(all, r)
+	}
+	if cfg.AdminOn() { // the dashboard shows the node's last failures
+		n.failures = admin.NewFailures(admin.DefaultFailures)
+		all = append(all, n.failures)
 	}
 	switch len(all) {
 	case 0:

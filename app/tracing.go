@@ -60,15 +60,15 @@ func (n *Node) startTracing(ctx context.Context, cfg *config.Config, addr string
 }
 
 // observe is the gateway's Config.Observe: the tracer's span (first, so
-// that it holds the whole request) and the metrics' timing by route, for
-// what the node has of them.
+// that it holds the whole request) and the timing by route (metrics, or
+// the dashboard's), for what the node has of them.
 func (n *Node) observe() gate.ObserveFunc {
 	var obs []gate.ObserveFunc
 	if n.tracing != nil {
 		obs = append(obs, n.tracing.Observe)
 	}
-	if n.metrics != nil {
-		obs = append(obs, n.metrics.Observe)
+	if n.timing != nil {
+		obs = append(obs, n.timing.Observe)
 	}
 	return gate.Observers(obs...)
 }

@@ -143,14 +143,14 @@ function nodeCard(n: NodeView): HTMLElement {
       : el("p", "every mailbox is empty", "hint"),
   );
 
-  card.append(el("h4", "RPC"));
+  card.append(el("h4", "RPC and gateway routes"));
   const rpc = n.rpc ?? [];
   if (!s.rpc_timed) card.append(el("p", "not timed on this node", "hint"));
   else if (!rpc.length) card.append(el("p", "no calls yet", "hint"));
   else
     card.append(
       table(
-        ["side", "method", "calls/s", "p50", "p99", "calls", "errors"],
+        ["side", "method or route", "calls/s", "p50", "p99", "calls", "errors"],
         rpc.map((r) => [r.side, r.method, fmt(r.rate), ms(r.p50), ms(r.p99), r.calls, r.errors]),
         "rpc",
       ),
@@ -175,6 +175,21 @@ function nodeCard(n: NodeView): HTMLElement {
       ),
     );
   }
+  card.append(el("h4", `Recent panics (${s.failures_total ?? 0} in all)`));
+  const failures = s.failures ?? [];
+  if (!s.failures_kept) card.append(el("p", "not kept on this node", "hint"));
+  else if (!failures.length) card.append(el("p", "none", "hint"));
+  else
+    for (const f of failures) {
+      const d = el("details", "", "failure");
+      const names = f.names?.length ? ` (${f.names.join(", ")})` : "";
+      d.append(
+        el("summary", `${new Date(f.time).toLocaleTimeString()} · ${f.kind} in ${f.where} · ${f.pid}${names}` +
+          `${f.message_type ? ` · ${f.message_type}` : ""} · ${f.reason}`),
+        el("pre", f.stack || "(no stack)"),
+      );
+      card.append(d);
+    }
   if (s.grains?.length) {
     card.append(el("h4", "Grains"));
     card.append(

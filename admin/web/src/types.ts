@@ -74,4 +74,18 @@ export interface Snapshot {
   }[];
   rpc_timed: boolean;
   drainable: boolean;
+  failures?: Failure[];
+  failures_total: number;
+  failures_kept: boolean;
+}
+
+export interface Failure {
+  kind: string;
+  time: string;
+  pid: string;
+  names?: string[];
+  where: string;
+  message_type?: string;
+  reason: string;
+  stack?: string;
 }
