@@ -168,8 +168,8 @@ type Options struct {
 	// nil means the TCP mesh with its defaults, unless the environment
 	// variable GUILD_TEST_TRANSPORT says "nats": then it means
 	// nats.Config{}, so that a whole test suite can run on NATS without a
-	// change (see the package doc's Transports); "tcp-direct" means the
-	// mesh with tcp.Config.DirectWrites, to soak that option.
+	// change (see the package doc's Transports); "tcp-queued" means the
+	// mesh with tcp.Config.QueuedWrites (no direct writes).
 	//
 	// On NATS, the Cluster runs an embedded NATS server, and each node
 	// reaches it through a fault proxy of its own (its URL is replaced):
@@ -254,12 +254,12 @@ func (opts Options) resolved() (Options, error) {
 	if opts.Transport == nil {
 		switch env := os.Getenv(TransportEnv); env {
 		case "", "tcp":
-		case "tcp-direct": // the TCP mesh with tcp.Config.DirectWrites, to soak it
-			opts.Transport = tcp.Config{DirectWrites: true}
+		case "tcp-queued": // the TCP mesh without direct writes
+			opts.Transport = tcp.Config{QueuedWrites: true}
 		case "nats":
 			opts.Transport = nats.Config{}
 		default:
-			return opts, fmt.Errorf("%s=%q: want tcp, tcp-direct or nats", TransportEnv, env)
+			return opts, fmt.Errorf("%s=%q: want tcp, tcp-queued or nats", TransportEnv, env)
 		}
 	}
 	if opts.Actor.Logger == nil {

@@ -66,19 +66,21 @@ type Config struct {
 	// jitter: defaults 50ms and 2s.
 	ReconnectBackoffMin time.Duration
 	ReconnectBackoffMax time.Duration
-	// DirectWrites lets a sender that finds the connection quiet write its
-	// frames itself, with one non-blocking system call (over plain TCP on
-	// Unix), instead of waking the connection's writer goroutine; what the
-	// socket does not take at once is left to the writer. It saves a
-	// goroutine hand-off on each side of a request's round trip (p50
-	// 27 → 24 µs in bench/). Off by default while it soaks: it had two
-	// bugs, both fixed (a direct write failed with the timeout of a write
-	// deadline the writer had left on the socket, closing a healthy
-	// connection on a busy machine; a heartbeat could be written inside a
+	// QueuedWrites turns direct writes off: every frame then goes
+	// through the connection's writer goroutine. By default (false) a
+	// sender that finds the connection quiet writes its frames itself,
+	// with one non-blocking system call (over plain TCP on Unix; not over
+	// TLS), instead of waking the writer; what the socket does not take at
+	// once is left to the writer. That saves a goroutine hand-off on each
+	// side of a request's round trip (p50 27 → 24 µs in bench/). Direct
+	// writes were opt-in while they soaked: two bugs found then are fixed
+	// (a direct write failed with the timeout of a write deadline the
+	// writer had left on the socket; a heartbeat could be written inside a
 	// frame a direct write had left half written), and with them fixed the
-	// test that exposed them (TestExchangeBothWaysKeepsOrder with it on)
-	// passed 12 runs of 12 beside a CPU hog, where it stalled in 3 of 7.
-	DirectWrites bool
+	// cluster, RPC, grain, gateway, arena and chaos suites passed with
+	// direct writes on, twice plainly and once beside a CPU hog
+	// (GUILD_TEST_TRANSPORT=tcp-direct), before they became the default.
+	QueuedWrites bool
 	// Logger receives the transport's logs: default slog.Default().
 	Logger *slog.Logger
 }

@@ -40,7 +40,7 @@ func (t *Transport) newConn(p *peer, nc, raw net.Conn, dialed bool) *conn {
 		writerDone: make(chan struct{}),
 		done:       make(chan struct{}),
 	}
-	if sc, ok := raw.(syscall.Conn); ok && nc == raw && t.cfg.DirectWrites {
+	if sc, ok := raw.(syscall.Conn); ok && nc == raw && !t.cfg.QueuedWrites {
 		if rc, err := sc.SyscallConn(); err == nil && canTryWrite {
 			c.rawConn = rc
 			c.initTry()

@@ -46,7 +46,7 @@
 // timer: a burst goes out in few system calls and a lone message goes out
 // at once.
 //
-// With Config.DirectWrites (off by default, see there), a lone message
+// Unless Config.QueuedWrites says otherwise (see there), a lone message
 // need not wake the writer at all: a Send that finds the connection quiet
 // (nothing being written, no write ended in the last 10 µs) writes its
 // frames itself, on the caller's goroutine, with one non-blocking system

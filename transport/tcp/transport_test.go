@@ -555,7 +555,7 @@ func TestDirectWritesKeepOrder(t *testing.T) {
 		got.Add(1)
 	}
 	cfg := fastConfig(addrA, res, ha)
-	cfg.DirectWrites = true
+	cfg.QueuedWrites = false // direct writes: the default, said here
 	a := start(t, cfg, res)
 	start(t, fastConfig(addrB, res, hb), res)
 
