@@ -61,3 +61,13 @@ func (m *mailbox) depth() int {
 	m.mu.Unlock()
 	return d
 }
+
+// EachBacklog calls fn with the mailbox depth of every live actor of the
+// node, empty ones included: what a backlog histogram is made of (package
+// telemetry/prom's guild_mailbox_backlog). It costs what TopBacklogs's
+// scan costs, and nothing until it is called. fn runs on the caller's
+// goroutine, with no lock held (the registry is walked lock-free), once
+// per actor: it should return at once.
+func (n *Node) EachBacklog(fn func(depth int)) {
+	n.procs.each(func(p *process) { fn(p.mb.depth()) })
+}

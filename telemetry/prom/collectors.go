@@ -40,12 +40,19 @@ func describe(ch chan<- *prometheus.Desc, ds ...*prometheus.Desc) {
 // actorCollector exports actor.Node.Stats.
 type actorCollector struct {
 	stats                                                 func() actor.Stats
+	backlogs                                              func(func(depth int)) // nil: no backlog histogram
 	actors, spawned, restarts, panics, dead, msgs, timers *prometheus.Desc
+	backlog                                               *prometheus.Desc
 }
 
-func newActorCollector(stats func() actor.Stats) *actorCollector {
+// backlogBuckets are the upper bounds of guild_mailbox_backlog: an idle
+// actor is in the first, a drowning one past the last.
+var backlogBuckets = []float64{0, 1, 10, 100, 1000, 10000}
+
+func newActorCollector(stats func() actor.Stats, backlogs func(func(int))) *actorCollector {
 	return &actorCollector{
 		stats:    stats,
+		backlogs: backlogs,
 		actors:   desc("guild_actors", "Actors alive on the node."),
 		spawned:  desc("guild_actors_spawned_total", "Actors spawned since the node started."),
 		restarts: desc("guild_actor_restarts_total", "Actors restarted by their supervisor."),
@@ -53,11 +60,15 @@ func newActorCollector(stats func() actor.Stats) *actorCollector {
 		dead:     desc("guild_dead_letters_total", "Messages that could not be delivered."),
 		msgs:     desc("guild_messages_handled_total", "Messages actors took from their mailboxes, by lane: user (messages, replies, timers) or system (start, stop, watch...).", "lane"),
 		timers:   desc("guild_timers_pending", "Actor timers and request timeouts pending on the node's timing wheel."),
+		backlog:  desc("guild_mailbox_backlog", "Live actors by the number of messages waiting in their mailbox (both lanes), read at scrape time by a scan of the node's actors."),
 	}
 }
 
 func (c *actorCollector) Describe(ch chan<- *prometheus.Desc) {
 	describe(ch, c.actors, c.spawned, c.restarts, c.panics, c.dead, c.msgs, c.timers)
+	if c.backlogs != nil {
+		ch <- c.backlog
+	}
 }
 
 func (c *actorCollector) Collect(ch chan<- prometheus.Metric) {
@@ -70,6 +81,24 @@ func (c *actorCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- counter(c.msgs, s.Messages, "user")
 	ch <- counter(c.msgs, s.SystemMessages, "system")
 	ch <- gauge(c.timers, float64(s.Timers))
+	if c.backlogs != nil {
+		counts := make([]uint64, len(backlogBuckets))
+		var n, sum uint64
+		c.backlogs(func(d int) {
+			n++
+			sum += uint64(d)
+			for i, b := range backlogBuckets {
+				if float64(d) <= b {
+					counts[i]++
+				}
+			}
+		})
+		buckets := make(map[float64]uint64, len(backlogBuckets))
+		for i, b := range backlogBuckets {
+			buckets[b] = counts[i]
+		}
+		ch <- prometheus.MustNewConstHistogram(c.backlog, n, float64(sum), buckets)
+	}
 }
 
 // peerCollector exports cluster.Node.PeerStats, by peer address.
