@@ -25,6 +25,14 @@
 //
 //	go build -tags guild_nodemo ./cmd/guild
 //
+// Why a build tag and not a binary of its own (go run ./examples/demo):
+// the nodes of -nodes 3 are guild run processes, so a separate demo binary
+// would have to carry a copy of guild run, or find and start a guild
+// binary built with the arena's modules; and the README's first command
+// would change. With the tag, the one binary guild demo runs is the one
+// its nodes run, as before, and what leaves the demo out is one flag of
+// go build.
+//
 // In such a build guild bot knows the arena's messages (arena.v1.*) only
 // from -proto examples/arena/arenapb/arena.proto, and guild run places only
 // the modules that the team's own build registers.
