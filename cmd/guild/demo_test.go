@@ -3,23 +3,21 @@ package main
 import (
 	"context"
 	"math"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/guildkit/guild/client"
-	"github.com/guildkit/guild/config"
 	"github.com/guildkit/guild/examples/arena"
 	"github.com/guildkit/guild/examples/arena/arenapb"
+	"github.com/guildkit/guild/examples/demo"
 	"github.com/guildkit/guild/internal/await"
 )
 
@@ -270,7 +268,7 @@ func startDemo(t *testing.T, args ...string) (b demoBanner, stop func()) {
 	done := make(chan int, 1)
 	exited := make(chan struct{})
 	go func() {
-		done <- demo(ctx, args, stdout, &stderr)
+		done <- demo.Run(ctx, args, stdout, &stderr)
 		close(exited)
 	}()
 	var once sync.Once
@@ -358,23 +356,6 @@ func TestDemoArenaBadUsage(t *testing.T) {
 	}
 }
 
-func TestDemoClusterFile(t *testing.T) {
-	a := demoAddrs{etcd: "127.0.0.1:2379", ws: "127.0.0.1:8081", tcp: "127.0.0.1:7000", mqtt: "127.0.0.1:1884", mqttWS: "127.0.0.1:8083"}
-	f := demoClusterFile(a, "/data/arena.db")
-	contains(t, "the cluster file", f,
-		`master: "127.0.0.1:2379"`, `ws: "127.0.0.1:8081"`, `tcp: "127.0.0.1:7000"`,
-		`mqtt: "127.0.0.1:1884"`, `mqtt_ws: "127.0.0.1:8083"`, `auth: {jwt_secret: "`+arena.DemoSecret+`"}`,
-		"public: [arena.Join]", "arena: {module: world}", "chat: {module: chat}",
-		"modules: [world]", "modules: [chat]", "tick: 66.666666ms", `store: "/data/arena.db"`)
-	a.tcp, a.mqtt = "", ""
-	if f := demoClusterFile(a, "/data/arena.db"); strings.Contains(f, "tcp:") || strings.Contains(f, "mqtt:") {
-		t.Errorf("a cluster file without TCP and MQTT has their listeners:\n%s", f)
-	}
-	if _, err := config.Parse([]byte(f), nil, []string{arena.ModuleWorld, arena.ModuleChat}); err != nil {
-		t.Errorf("the cluster file does not load: %v\n%s", err, f)
-	}
-}
-
 // TestDemoNodes runs guild demo -nodes 3 as a process: three guild run
 // processes behind it, the page and its WebSocket proxied by it. It plays
 // (the world node's grains keep the score), stops it as a terminal's
@@ -440,61 +421,4 @@ func TestDemoNodes(t *testing.T) {
 	b, stop = run()
 	checkRecords(t, "ws://"+b.page+arena.WebSocketPath, "tester", score)
 	stop()
-}
-
-// TestDemoNodesPortTaken takes the port picked for the gateway node's
-// WebSocket before the node listens, as another program on the machine
-// may: guild demo -nodes 3 starts the node again with other ports, and
-// the arena runs.
-func TestDemoNodesPortTaken(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds guild and starts four processes")
-	}
-	bin := buildGuild(t)
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	var picks atomic.Int32
-	free := func() (string, error) {
-		if picks.Add(1) == 2 { // etcd, then the WebSocket: a taken one
-			return taken.Addr().String(), nil
-		}
-		return freeAddr()
-	}
-	a := demoAddrs{page: "127.0.0.1:0", free: free}
-	var banner atomic.Bool
-	var stderr syncBuffer
-	stdout := &lineWriter{fn: func(l string) {
-		t.Logf("stdout: %s", l)
-		if strings.Contains(l, "Press Ctrl-C") {
-			banner.Store(true)
-		}
-	}}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- demoNodes(ctx, bin, a, filepath.Join(t.TempDir(), "arena.db"), false, stdout, &stderr) }()
-	await.True(t, demoTimeout, "the arena to run", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("guild demo -nodes 3 ended: %v\n%s", err, stderr.String())
-		default:
-		}
-		return banner.Load()
-	})
-	contains(t, "guild demo's output", stderr.String(), "the gate node exited at start", "starting it again with other ports")
-	if n := picks.Load(); n < 6 {
-		t.Errorf("%d ports picked, want two rounds of three", n)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("guild demo -nodes 3 after its context ended: %v", err)
-		}
-	case <-time.After(demoTimeout):
-		t.Fatal("guild demo -nodes 3 still runs after its context ended")
-	}
 }

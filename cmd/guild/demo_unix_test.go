@@ -11,7 +11,7 @@ import (
 // terminal's Ctrl-C reaches all of it.
 
 // startGroup makes cmd start in a process group of its own.
-func startGroup(cmd *exec.Cmd) { ownGroup(cmd) }
+func startGroup(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} }
 
 // interruptGroup sends SIGINT to cmd's process group: a terminal's Ctrl-C.
 func interruptGroup(cmd *exec.Cmd) { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }

@@ -18,6 +18,14 @@
 //	help     print this help, or the help of one command
 //
 // Run "guild help <command>" for a command's flags.
+//
+// The demo (examples/demo) is linked by default; a production build can
+// leave it and every other package under examples/ out:
+//
+//	go build -tags guild_nodemo ./cmd/guild
+//
+// Such a build has no demo command, and guild run places only modules
+// that it registers (none). examples/demo's package doc says why.
 package main
 
 import (
@@ -58,9 +66,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{
-		{"demo", "run the arena demo, a small multiplayer game, and serve its page", runDemo,
-			func(w io.Writer) *flag.FlagSet { return demoFlags(new(demoOptions), w) }, false},
+	return append(demoCommands(), []command{
 		{"node", "run one cluster node until interrupted", runNodeCmd,
 			func(w io.Writer) *flag.FlagSet { return nodeFlags(new(nodeOptions), w) }, false},
 		{"run", "run a node of a cluster file until interrupted", runRunCmd,
@@ -77,7 +83,7 @@ func commands() []command {
 			func(w io.Writer) *flag.FlagSet { return tokenFlags(new(tokenOptions), w) }, false},
 		{"version", "print the version of guild and of Go", runVersion, versionFlags, false},
 		{"help", "print this help, or the help of one command", runHelp, helpFlags, true},
-	}
+	}...)
 }
 
 // run runs the guild command with args (without the program name) and
@@ -94,6 +100,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if cmd, ok := lookup(args[0]); ok {
 		return cmd.run(args[1:], stdout, stderr)
+	}
+	if args[0] == "demo" && noDemo != "" {
+		fmt.Fprintln(stderr, noDemo)
+		return exitUsage
 	}
 	fmt.Fprintf(stderr, "guild: unknown command %q\n\n", args[0])
 	usage(stderr)
@@ -173,6 +183,10 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 		}
 		if cmd, ok := lookup(args[0]); ok {
 			return cmd.run([]string{"-h"}, stdout, stdout)
+		}
+		if args[0] == "demo" && noDemo != "" {
+			fmt.Fprintln(stderr, noDemo)
+			return exitUsage
 		}
 		fmt.Fprintf(stderr, "guild help: unknown command %q\n\n", args[0])
 	default:
