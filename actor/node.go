@@ -22,30 +22,32 @@ const (
 // Close wait for all of them, and end every wait still in progress on the
 // node (a Call or Request) with ErrNodeClosed.
 type Node struct {
-	cfg        Config
-	log        *slog.Logger
-	procs      registry
-	names      localNames
-	held       heldNames
-	owed       owedAnswers // answers taken Responders owe, which Shutdown waits for
-	clock      *clock
-	corr       atomic.Uint64
-	live       atomic.Int64
-	spawned    atomic.Uint64
-	restarts   atomic.Uint64
-	handled    atomic.Uint64 // user-lane messages taken for handling, added once per batch
-	handledSys atomic.Uint64 // system-lane messages taken for handling
-	panics     atomic.Uint64
-	state      atomic.Int32
-	wg         sync.WaitGroup
-	futures    sync.Pool
-	remoteMsgs sync.Pool // of *RemoteMessage, reused by sendRemoteNamed and replyRemote
-	chunks     sync.Pool // *laneChunk buffers for deep user lanes
-	workers    workers
-	sendHook   SendFunc // the SendInterceptors chain; nil when there are none
-	closedTurn *process // sentinel of a closed turn gate (see future.openTurnGate); never runs
-	recvIcs    []ReceiveInterceptor
-	reporter   Reporter // Config.Reporter; nil when there is none
+	cfg      Config
+	log      *slog.Logger
+	procs    registry
+	names    localNames
+	held     heldNames
+	owed     owedAnswers // answers taken Responders owe, which Shutdown waits for
+	clock    *clock
+	corr     atomic.Uint64
+	live     atomic.Int64
+	spawned  atomic.Uint64
+	restarts atomic.Uint64
+	handled  atomic.Uint64 // user-lane messages taken for handling, added once per batch
+	// Of those, by kind, added once per run of handleUsers (when not 0).
+	handledSend, handledReq, handledReply, handledTimer atomic.Uint64
+	handledSys                                          atomic.Uint64 // system-lane messages taken for handling
+	panics                                              atomic.Uint64
+	state                                               atomic.Int32
+	wg                                                  sync.WaitGroup
+	futures                                             sync.Pool
+	remoteMsgs                                          sync.Pool // of *RemoteMessage, reused by sendRemoteNamed and replyRemote
+	chunks                                              sync.Pool // *laneChunk buffers for deep user lanes
+	workers                                             workers
+	sendHook                                            SendFunc // the SendInterceptors chain; nil when there are none
+	closedTurn                                          *process // sentinel of a closed turn gate (see future.openTurnGate); never runs
+	recvIcs                                             []ReceiveInterceptor
+	reporter                                            Reporter // Config.Reporter; nil when there is none
 
 	deadSubs  atomic.Pointer[[]*deadLetterSub]
 	deadMu    sync.Mutex
@@ -111,6 +113,12 @@ type Stats struct {
 	// Panics counts the panics recovered from actors' Receive, lifecycle
 	// messages and Request callbacks since start.
 	Panics uint64
+	// Of Messages, by kind, once their batch is handled: Sends are the
+	// one-way messages (and poison pills), Requests those that wait for a
+	// reply (Request, Call, a request from another node), Replies the
+	// answers to actors' Requests, TimerMessages their timers' messages.
+	// A message of a stopped actor's backlog is counted in none of them.
+	Sends, Requests, Replies, TimerMessages uint64
 }
 
 // Stats returns the node's counters.
@@ -125,5 +133,9 @@ func (n *Node) Stats() Stats {
 		Messages:       n.handled.Load(),
 		SystemMessages: n.handledSys.Load(),
 		Panics:         n.panics.Load(),
+		Sends:          n.handledSend.Load(),
+		Requests:       n.handledReq.Load(),
+		Replies:        n.handledReply.Load(),
+		TimerMessages:  n.handledTimer.Load(),
 	}
 }

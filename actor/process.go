@@ -153,7 +153,20 @@ func (p *process) handleBatch(sys []envelope, full [][]envelope, user []envelope
 // the supervisor and returns, and handleBatch resumes with the next message.
 func (p *process) handleUsers(user []envelope, i, n int, sys []envelope) (next, count int, sysOut []envelope) {
 	cur := i
+	var sends, reqs, replies, timers uint64 // Stats by kind, added once per run
 	defer func() {
+		if sends != 0 {
+			p.node.handledSend.Add(sends)
+		}
+		if reqs != 0 {
+			p.node.handledReq.Add(reqs)
+		}
+		if replies != 0 {
+			p.node.handledReply.Add(replies)
+		}
+		if timers != 0 {
+			p.node.handledTimer.Add(timers)
+		}
 		if r := recover(); r != nil {
 			stack := debug.Stack()
 			next, count, sysOut = cur+1, n, sys
@@ -173,18 +186,26 @@ func (p *process) handleUsers(user []envelope, i, n int, sys []envelope) (next, 
 		e := &user[i]
 		switch m := e.msg.(type) {
 		case *replyMsg:
+			replies++
 			p.onReply(m, e.sender)
 			continue
 		case *actorTimer:
+			timers++
 			p.onTimer(m)
 			continue
 		case poison:
+			sends++
 			p.beginStop(true)
 			continue
 		}
 		if p.state.Load() != stateAlive {
 			p.node.bounce(p.pid, e, ErrActorStopped)
 			continue
+		}
+		if e.corr != 0 {
+			reqs++
+		} else {
+			sends++
 		}
 		c.msg, c.sender, c.fut, c.corr, c.deadline, c.via, c.replied = e.msg, e.sender, e.fut, e.corr, e.deadline, e.via, false
 		if w, ok := e.msg.(*withMetadata); ok {

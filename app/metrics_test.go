@@ -268,6 +268,7 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	grew("world1", wBefore, wAfter, "guild_messages_handled_total", 25, "lane", "user")
+	grew("world1", wBefore, wAfter, "guild_user_messages_total", 20, "kind", "request") // the actor calls and the RPCs
 	grew("world1", wBefore, wAfter, "guild_actors_spawned_total", 1)
 	grew("world1", wBefore, wAfter, "guild_rpc_server_duration_seconds", 10, "service", "test.Echo", "method", "Say", "code", "OK")
 	grew("gate1", gBefore, gAfter, "guild_rpc_client_duration_seconds", 10, "service", "test.Echo", "method", "Say", "code", "OK")

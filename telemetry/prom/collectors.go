@@ -42,7 +42,7 @@ type actorCollector struct {
 	stats                                                 func() actor.Stats
 	backlogs                                              func(func(depth int)) // nil: no backlog histogram
 	actors, spawned, restarts, panics, dead, msgs, timers *prometheus.Desc
-	backlog                                               *prometheus.Desc
+	backlog, kinds                                        *prometheus.Desc
 }
 
 // backlogBuckets are the upper bounds of guild_mailbox_backlog: an idle
@@ -60,12 +60,13 @@ func newActorCollector(stats func() actor.Stats, backlogs func(func(int))) *acto
 		dead:     desc("guild_dead_letters_total", "Messages that could not be delivered."),
 		msgs:     desc("guild_messages_handled_total", "Messages actors took from their mailboxes, by lane: user (messages, replies, timers) or system (start, stop, watch...).", "lane"),
 		timers:   desc("guild_timers_pending", "Actor timers and request timeouts pending on the node's timing wheel."),
+		kinds:    desc("guild_user_messages_total", "User-lane messages actors handled, by kind: send (one-way), request (waiting for a reply), reply (the answer to an actor's Request), timer.", "kind"),
 		backlog:  desc("guild_mailbox_backlog", "Live actors by the number of messages waiting in their mailbox (both lanes), read at scrape time by a scan of the node's actors."),
 	}
 }
 
 func (c *actorCollector) Describe(ch chan<- *prometheus.Desc) {
-	describe(ch, c.actors, c.spawned, c.restarts, c.panics, c.dead, c.msgs, c.timers)
+	describe(ch, c.actors, c.spawned, c.restarts, c.panics, c.dead, c.msgs, c.timers, c.kinds)
 	if c.backlogs != nil {
 		ch <- c.backlog
 	}
@@ -81,6 +82,10 @@ func (c *actorCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- counter(c.msgs, s.Messages, "user")
 	ch <- counter(c.msgs, s.SystemMessages, "system")
 	ch <- gauge(c.timers, float64(s.Timers))
+	ch <- counter(c.kinds, s.Sends, "send")
+	ch <- counter(c.kinds, s.Requests, "request")
+	ch <- counter(c.kinds, s.Replies, "reply")
+	ch <- counter(c.kinds, s.TimerMessages, "timer")
 	if c.backlogs != nil {
 		counts := make([]uint64, len(backlogBuckets))
 		var n, sum uint64
