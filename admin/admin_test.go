@@ -215,6 +215,11 @@ func TestDashboard(t *testing.T) {
 	if w, _ := nodeOf(v, "1.2.1"); w.Snapshot.Gateway != nil || !w.Snapshot.RPCTimed || !w.Snapshot.Drainable {
 		t.Errorf("world1's snapshot: %+v", w.Snapshot)
 	}
+	await.True(t, 10*time.Second, "chat1's lease renewals on the dashboard", func() bool {
+		c, _ := nodeOf(view(t, base), "1.3.1")
+		l := c.Snapshot.Lease
+		return l != nil && l.Grants == 1 && l.Renewals >= 1 && l.MeanRenewSeconds > 0
+	})
 
 	// Traffic moves the numbers: world1's message rate, its RPC rate and
 	// latency by method, gate1's gateway requests.

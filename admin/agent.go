@@ -13,6 +13,7 @@ import (
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster"
+	"github.com/guildkit/guild/cluster/etcd"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/grain"
 	"github.com/guildkit/guild/rpc"
@@ -39,6 +40,9 @@ type AgentConfig struct {
 	// shutdown, which stops the agent. Nil: "drain" marks the node
 	// unavailable only.
 	Drain func(ctx context.Context) error
+	// Membership, optional, is the node's membership: with an etcd one
+	// (cluster/etcd) the snapshot carries its lease's renewals.
+	Membership cluster.Membership
 	// Failures, optional, is the ring of the node's last failures (the
 	// node's actor.Config.Reporter, or one of them): the dashboard shows
 	// them with their stacks. Without it the node shows none.
@@ -263,6 +267,13 @@ func (a *Agent) snapshot() (*Snapshot, error) {
 	if f := a.cfg.Failures; f != nil {
 		s.Failures, s.FailuresTotal = f.Recent()
 		s.FailuresKept = true
+	}
+	if em, ok := a.cfg.Membership.(*etcd.Membership); ok {
+		st := em.Stats()
+		s.Lease = &LeaseStats{Renewals: st.Renewals, Failures: st.Failures, Grants: st.Grants}
+		if st.Renewals > 0 {
+			s.Lease.MeanRenewSeconds = st.RenewTime.Seconds() / float64(st.Renewals)
+		}
 	}
 	if m := a.cfg.Metrics; m != nil {
 		s.RPCTimed = true

@@ -47,6 +47,19 @@ type Snapshot struct {
 	Failures      []Failure `json:"failures,omitempty"`
 	FailuresTotal uint64    `json:"failures_total"`
 	FailuresKept  bool      `json:"failures_kept"`
+	// Lease is the node's membership lease (an etcd membership's
+	// renewals), nil when unknown.
+	Lease *LeaseStats `json:"lease,omitempty"`
+}
+
+// LeaseStats are a node's etcd lease renewals (etcd.Membership.Stats):
+// answered, failed, the mean round trip, and the leases granted (more
+// than one: the node lost its lease and joined again).
+type LeaseStats struct {
+	Renewals         uint64  `json:"renewals"`
+	Failures         uint64  `json:"failures"`
+	Grants           uint64  `json:"grants"`
+	MeanRenewSeconds float64 `json:"mean_renew_seconds"`
 }
 
 // Backlog is an actor's mailbox depth.

@@ -301,7 +301,7 @@ func (n *Node) startAdminAgent(ctx context.Context, cfg *config.Config, rpcTimin
 		return nil
 	}
 	a, err := admin.StartAgent(ctx, admin.AgentConfig{
-		Node: n.cluster, Name: n.name, Gateway: n.gateway, Metrics: rpcTiming, Logger: log, Failures: n.failures,
+		Node: n.cluster, Name: n.name, Gateway: n.gateway, Metrics: rpcTiming, Logger: log, Failures: n.failures, Membership: n.members,
 		Drain: func(context.Context) error {
 			go func() {
 				sctx, cancel := context.WithTimeout(context.Background(), adminDrainTimeout)

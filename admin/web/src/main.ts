@@ -134,6 +134,17 @@ function nodeCard(n: NodeView): HTMLElement {
     `${s.actor.Actors} actors · ${fmt(n.rates.messages)} msg/s (${fmt(n.rates.system_messages)} system) · ` +
     `${s.actor.Timers} timers · ${s.actor.DeadLetters} dead letters · ${s.actor.Restarts} restarts · ${s.actor.Panics} panics`;
   card.append(facts);
+  if (s.lease) {
+    const l = s.lease;
+    card.append(
+      el(
+        "p",
+        `lease: ${l.renewals} renewals (mean ${ms(l.mean_renew_seconds)}) · ${l.failures} failed · ` +
+          `${l.grants} granted${l.grants > 1 ? " (it was lost and taken again)" : ""}`,
+        l.failures > 0 || l.grants > 1 ? "facts lease error" : "facts lease",
+      ),
+    );
+  }
 
   const top = s.top ?? [];
   card.append(el("h4", "Top actors by mailbox backlog"));

@@ -74,6 +74,7 @@ export interface Snapshot {
   }[];
   rpc_timed: boolean;
   drainable: boolean;
+  lease?: { renewals: number; failures: number; grants: number; mean_renew_seconds: number };
   failures?: Failure[];
   failures_total: number;
   failures_kept: boolean;
