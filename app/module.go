@@ -15,6 +15,7 @@ import (
 	"github.com/guildkit/guild/admin"
 	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/grain"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/telemetry/prom"
 )
@@ -68,9 +69,14 @@ type Env struct {
 	// Serve are the options every rpc service the module serves should
 	// take: pass them to rpc.Serve, a generated Register...Server or
 	// rpc.NewDispatcher (grain.Kind services). They hold the node's server
-	// interceptors: RPC metrics when the node serves metrics
-	// (telemetry.metrics); empty otherwise.
+	// interceptors: tracing when the node traces (telemetry.traces), RPC
+	// timing when it serves metrics (telemetry.metrics) or the dashboard;
+	// empty otherwise.
 	Serve []rpc.ServeOption
+	// ObserveGrain, when the node traces (telemetry.traces), makes a span
+	// of each grain activation: pass it as the grain.Config.Observe of
+	// the Systems the module starts. Nil otherwise.
+	ObserveGrain func(id grain.Identity, md actor.Metadata) func(error)
 	// Metrics is the node's metrics registry when it serves metrics
 	// (telemetry.metrics), else nil. A module adds what it owns: a
 	// grain.System (Metrics.AddGrains), its own collectors

@@ -255,18 +255,19 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	for _, name := range spec.Modules {
 		m, _ := reg.New(name)
 		env := &Env{
-			NodeName: nodeName,
-			Actor:    n.cluster.Actor(),
-			Cluster:  n.cluster,
-			Members:  n.members,
-			RPC:      rpcClient,
-			Gateway:  n.gateway,
-			NodeType: cfg.NodeType,
-			Settings: settings(cfg, name),
-			Logger:   log.With("module", name),
-			Serve:    slices.Clone(serveOpts),
-			Metrics:  n.metrics,
-			Admin:    n.adminAgent,
+			NodeName:     nodeName,
+			Actor:        n.cluster.Actor(),
+			Cluster:      n.cluster,
+			Members:      n.members,
+			RPC:          rpcClient,
+			Gateway:      n.gateway,
+			NodeType:     cfg.NodeType,
+			Settings:     settings(cfg, name),
+			Logger:       log.With("module", name),
+			Serve:        slices.Clone(serveOpts),
+			ObserveGrain: n.observeGrain(),
+			Metrics:      n.metrics,
+			Admin:        n.adminAgent,
 		}
 		if err := m.Start(ctx, env); err != nil {
 			return nil, fmt.Errorf("app: start module %s: %w", name, err)

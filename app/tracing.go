@@ -10,8 +10,10 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/config"
 	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/grain"
 	"github.com/guildkit/guild/telemetry/tracing"
 )
 
@@ -57,6 +59,15 @@ func (n *Node) startTracing(ctx context.Context, cfg *config.Config, addr string
 	n.traceProvider = sdktrace.NewTracerProvider(popts...)
 	n.tracing = tracing.New(tracing.Config{Provider: n.traceProvider})
 	return nil
+}
+
+// observeGrain is what modules pass as grain.Config.Observe: the
+// tracer's, when the node traces.
+func (n *Node) observeGrain() func(grain.Identity, actor.Metadata) func(error) {
+	if n.tracing == nil {
+		return nil
+	}
+	return n.tracing.ObserveGrain
 }
 
 // observe is the gateway's Config.Observe: the tracer's span (first, so

@@ -89,9 +89,10 @@ type activation struct {
 
 // activationExtra is the rarely needed part of an activation.
 type activationExtra struct {
-	prev   *activation      // a deactivating activation of the id on this node, to wait for
-	refuse *grainpb.Refused // set: queued messages are refused, not handled
-	done   chan struct{}    // made at retire; closed once the claim is released
+	prev    *activation      // a deactivating activation of the id on this node, to wait for
+	refuse  *grainpb.Refused // set: queued messages are refused, not handled
+	done    chan struct{}    // made at retire; closed once the claim is released
+	trigger actor.Metadata   // the metadata of the message that made it, for Config.Observe
 }
 
 // Bits of activation.word. touched, dirty, closed and ctlQueued are shared
@@ -198,7 +199,7 @@ func (a *activation) Receive(c *actor.Context) {
 	switch m := c.Message().(type) {
 	case actor.Started:
 		if a.phase() == phaseLoading {
-			a.start(c)
+			a.observedStart(c)
 		}
 		return
 	case actor.Stopping:
@@ -312,6 +313,46 @@ func (a *activation) abandon(c *actor.Context) {
 // start claims the grain, loads its state and makes its behaviour. It runs
 // in the first turn, so the grain's first messages wait behind it in the
 // mailbox.
+// observedStart runs start, told to Config.Observe when it is set: with
+// the metadata of the message that made the activation, and with how it
+// ended. A panic in the observer is recovered and logged.
+func (a *activation) observedStart(c *actor.Context) {
+	s := a.k.s
+	obs := s.cfg.Observe
+	if obs == nil {
+		a.start(c)
+		return
+	}
+	var md actor.Metadata
+	if a.x != nil {
+		md = a.x.trigger
+		a.x.trigger = actor.Metadata{}
+	}
+	done := func() (done func(error)) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("grain: Config.Observe panicked", "grain", a.id().String(), "panic", r)
+				done = nil
+			}
+		}()
+		return obs(a.id(), md)
+	}()
+	a.start(c)
+	if done == nil {
+		return
+	}
+	var err error
+	if a.phase() != phaseActive {
+		err = fmt.Errorf("grain %v: the activation failed", a.id())
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("grain: the function Config.Observe returned panicked", "grain", a.id().String(), "panic", r)
+		}
+	}()
+	done(err)
+}
+
 func (a *activation) start(c *actor.Context) {
 	s := a.k.s
 	id := a.id()

@@ -58,6 +58,14 @@ type Config struct {
 	ClaimTimeout time.Duration
 	// StoreTimeout bounds each Load and Save. Default DefaultStoreTimeout.
 	StoreTimeout time.Duration
+	// Observe, optional, is told of every activation as it starts (it
+	// claims the grain and loads its state), with the metadata of the
+	// message that made it (trace context, say), and returns a function,
+	// or nil, called once with how the start ended (nil: the grain is
+	// active). It is how a tracer (package telemetry/tracing, ObserveGrain)
+	// makes a span of each activation. It runs in the activation's turn,
+	// so it must return at once; a panic in it is recovered and logged.
+	Observe func(id Identity, md actor.Metadata) func(err error)
 
 	implicitSole bool // Claims was nil and defaulted to SoleClaimer
 }

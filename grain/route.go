@@ -21,7 +21,8 @@ const maxAttempts = 8
 
 // locate finds where a message for id goes: a local activation (spawned
 // if this node owns id and none is active), or the router of the owner.
-func (s *System) locate(id Identity) (*activation, actor.PID, error) {
+// md is the message's metadata (for Config.Observe).
+func (s *System) locate(id Identity, md actor.Metadata) (*activation, actor.PID, error) {
 	if a := s.lookup(id); a != nil {
 		return a, actor.PID{}, nil
 	}
@@ -39,7 +40,7 @@ func (s *System) locate(id Identity) (*activation, actor.PID, error) {
 	if h.addr != s.self {
 		return nil, h.router, nil
 	}
-	a, err := s.activate(id)
+	a, err := s.activate(id, md)
 	if err != nil {
 		return nil, actor.PID{}, err
 	}
@@ -51,6 +52,12 @@ func (s *System) locate(id Identity) (*activation, actor.PID, error) {
 		return nil, h.router, nil
 	}
 	return a, actor.PID{}, nil
+}
+
+// metadataOf returns the metadata msg carries (actor.WithMetadata).
+func metadataOf(msg any) actor.Metadata {
+	_, md := actor.SplitMetadata(msg)
+	return md
 }
 
 func (s *System) noHost(id Identity) error {
@@ -66,7 +73,7 @@ func (s *System) Send(id Identity, msg any) error {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		a, router, err := s.locate(id)
+		a, router, err := s.locate(id, metadataOf(msg))
 		if err != nil {
 			return err
 		}
@@ -111,7 +118,7 @@ func (s *System) Call(ctx context.Context, id Identity, msg any) (any, error) {
 }
 
 func (s *System) callOnce(ctx context.Context, id Identity, msg any) (reply any, err error, retry bool) {
-	a, router, err := s.locate(id)
+	a, router, err := s.locate(id, metadataOf(msg))
 	if err != nil {
 		return nil, err, false
 	}
@@ -176,15 +183,17 @@ func (s *System) ResolveGrain(ctx context.Context, kind, key string) (actor.PID,
 	if err := s.checkID(id); err != nil {
 		return actor.PID{}, err
 	}
+	md := rpc.OutgoingMetadata(ctx) // the call's: an activation it makes is part of its trace
 	for attempt := 0; ; attempt++ {
-		a, router, err := s.locate(id)
+		a, router, err := s.locate(id, md)
 		if err != nil {
 			return actor.PID{}, err
 		}
 		if a != nil {
 			return a.pid(), nil
 		}
-		reply, err := s.node.Call(ctx, router, &grainpb.Envelope{Kind: kind, Key: key, Resolve: true, MaxHops: uint32(s.cfg.MaxHops)})
+		env := &grainpb.Envelope{Kind: kind, Key: key, Resolve: true, MaxHops: uint32(s.cfg.MaxHops)}
+		reply, err := s.node.Call(ctx, router, actor.WithMetadata(env, md))
 		reply, err, retry := answer(reply, err)
 		if retry && attempt < maxAttempts && ctx.Err() == nil {
 			continue
@@ -253,7 +262,7 @@ func (s *System) routerReceive(c *actor.Context) {
 	}
 	id := Identity{env.Kind, env.Key}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		a, router, err := s.locate(id)
+		a, router, err := s.locate(id, c.Metadata())
 		if err != nil {
 			s.refuse(c, env, err.Error(), false)
 			return

@@ -90,8 +90,9 @@ func (s *System) lookup(id Identity) *activation {
 }
 
 // activate returns the activation of id on this node, spawning it when
-// there is none. It returns nil when the System is closing.
-func (s *System) activate(id Identity) (*activation, error) {
+// there is none (md is the metadata of the message that asks for it, for
+// Config.Observe). It returns nil when the System is closing.
+func (s *System) activate(id Identity, md actor.Metadata) (*activation, error) {
 	k := s.kinds[id.Kind]
 	if k == nil {
 		return nil, unavailable(fmt.Sprintf("kind %q is not hosted on %v", id.Kind, s.self), ErrUnknownKind)
@@ -111,6 +112,12 @@ func (s *System) activate(id Identity) (*activation, error) {
 	a := &activation{k: k, key: id.Key}
 	if p := sh.closing[id]; p != nil {
 		a.x = &activationExtra{prev: p}
+	}
+	if s.cfg.Observe != nil && md.Len() > 0 {
+		if a.x == nil {
+			a.x = &activationExtra{}
+		}
+		a.x.trigger = md
 	}
 	a.last.Store(s.now.Load())
 	a.flushedAt.Store(s.now.Load())

@@ -126,6 +126,7 @@ func (m *WorldModule) startGrains(ctx context.Context, env *app.Env, path string
 		Kinds:      grainKinds(),
 		Store:      st,
 		Logger:     m.log,
+		Observe:    env.ObserveGrain, // a span per activation when the node traces
 	})
 	if err != nil {
 		m.closeStore()

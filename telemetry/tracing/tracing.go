@@ -20,10 +20,14 @@
 // ctx are its children; a CallAsync from inside an actor continues the
 // trace of the message the actor is handling.
 //
+// A grain activation's start (its claim and the load of its state) is a
+// span too, with grain.Config.Observe = ObserveGrain, the child of the call
+// that made it.
+//
 // What is not traced yet: actor messages that are not RPC calls (Extract
-// continues a trace from a message's metadata by hand), grain activations
-// themselves, and the time an asynchronous call (CallAsync, a one-way Send)
-// waits for its answer: its client span ends when the call is sent.
+// continues a trace from a message's metadata by hand), and the time an
+// asynchronous call (CallAsync, a one-way Send) waits for its answer: its
+// client span ends when the call is sent.
 //
 // The interceptors cost nothing beyond the tracer's own work when no span
 // is sampled: an unsampled span is not recorded, and its trace context
@@ -44,6 +48,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/grain"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -252,4 +257,22 @@ func (l logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (l logHandler) WithGroup(name string) slog.Handler {
 	return logHandler{l.Handler.WithGroup(name)}
+}
+
+// ObserveGrain is a grain.Config.Observe: it makes an internal span
+// "grain activate <kind>" of each activation's start (the claim and the
+// load of its state), a child of the span whose context the message that
+// made the activation carries (a root otherwise), ended with the start's
+// outcome.
+func (t *Tracing) ObserveGrain(id grain.Identity, md actor.Metadata) func(error) {
+	_, span := t.tracer.Start(t.Extract(context.Background(), md), "grain activate "+id.Kind, trace.WithSpanKind(trace.SpanKindInternal))
+	return func(err error) {
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("guild.grain.kind", id.Kind), attribute.String("guild.grain.key", id.Key))
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+		}
+		span.End()
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
+	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/cluster/clustertest"
 	"github.com/guildkit/guild/examples/echo/echopb"
@@ -37,7 +38,7 @@ func TestMain(m *testing.M) {
 type relay struct{ client echopb.EchoClient }
 
 func (r relay) Echo(ctx *rpc.Context, req *echopb.EchoRequest) (*echopb.EchoReply, error) {
-	return r.client.Echo(ctx, rpc.Grain("echoer", "k1"), req)
+	return r.client.Echo(ctx, rpc.Grain("echoer", "k-"+req.GetText()), req) // a new grain per text: it activates
 }
 
 // echoGrain answers Echo through a Dispatcher with the tracing server
@@ -50,11 +51,11 @@ func (g *echoGrain) Echo(_ *rpc.Context, req *echopb.EchoRequest) (*echopb.EchoR
 
 func (g *echoGrain) Receive(c *grain.Context) { g.rpc.Handle(c.Actor()) }
 
-func startGrains(t *testing.T, c *clustertest.Cluster, i int, kinds ...grain.Kind) *grain.System {
+func startGrains(t *testing.T, c *clustertest.Cluster, i int, observe func(grain.Identity, actor.Metadata) func(error), kinds ...grain.Kind) *grain.System {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := grain.Start(ctx, grain.Config{Node: c.Node(i), Membership: c.Members[i], Kinds: kinds, Claims: grain.NewEtcdClaimer(c.Members[i], ""), ClaimTimeout: 10 * time.Second})
+	s, err := grain.Start(ctx, grain.Config{Node: c.Node(i), Membership: c.Members[i], Kinds: kinds, Claims: grain.NewEtcdClaimer(c.Members[i], ""), ClaimTimeout: 10 * time.Second, Observe: observe})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,11 +89,11 @@ func TestOneTraceAcrossThreeNodes(t *testing.T) {
 			return g
 		},
 	}
-	startGrains(t, c, 2, kind)
-	caller := startGrains(t, c, 1)
+	startGrains(t, c, 2, tr.ObserveGrain, kind)
+	caller := startGrains(t, c, 1, nil)
 	plain := echopb.NewEchoClient(rpc.NewClient(c.Node(1), rpc.WithGrains(caller)))
 	await.True(t, 10*time.Second, "node 1 to reach the grain on node 2", func() bool {
-		_, err := plain.Echo(ctx, rpc.Grain("echoer", "k1"), &echopb.EchoRequest{Text: "warm-up"})
+		_, err := plain.Echo(ctx, rpc.Grain("echoer", "k-warm-up"), &echopb.EchoRequest{Text: "warm-up"})
 		return err == nil
 	})
 	before := len(rec.Ended()) // the warm-up's grain spans
@@ -130,7 +131,7 @@ func TestOneTraceAcrossThreeNodes(t *testing.T) {
 		t.Fatalf("reply %q, want grain:hi", reply.GetText())
 	}
 	// The gateway's span ends once the answer is written, after the reply.
-	await.True(t, 10*time.Second, "four spans to end", func() bool { return len(rec.Ended()) >= before+4 })
+	await.True(t, 10*time.Second, "five spans to end", func() bool { return len(rec.Ended()) >= before+5 })
 
 	spans := rec.Ended()[before:]
 	find := func(name string, kind trace.SpanKind) sdktrace.ReadOnlySpan {
@@ -174,6 +175,7 @@ func TestOneTraceAcrossThreeNodes(t *testing.T) {
 		{"the relay's server span under the gateway's", relaySpan, gateSpan},
 		{"the relay's client span under its server span", clientSpan, relaySpan},
 		{"the grain's server span under the relay's client span", grainSpan, clientSpan},
+		{"the grain's activation under the relay's client span", find("grain activate echoer", trace.SpanKindInternal), clientSpan},
 	} {
 		if link.child.SpanContext().TraceID() != traceID {
 			t.Errorf("%s: trace %v, want %v", link.what, link.child.SpanContext().TraceID(), traceID)
