@@ -262,7 +262,7 @@ func (a *Agent) snapshot() (*Snapshot, error) {
 	systems := append([]*grain.System(nil), a.grains...)
 	a.mu.Unlock()
 	for _, sys := range systems {
-		s.Grains = append(s.Grains, GrainStats{Kinds: sys.Kinds(), Stats: sys.Stats()})
+		s.Grains = append(s.Grains, GrainStats{Kinds: sys.Kinds(), Stats: sys.Stats(), Active: sys.ActiveByKind()})
 	}
 	if f := a.cfg.Failures; f != nil {
 		s.Failures, s.FailuresTotal = f.Recent()

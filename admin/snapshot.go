@@ -85,6 +85,9 @@ type GatewayStats struct {
 type GrainStats struct {
 	Kinds []string    `json:"kinds"`
 	Stats grain.Stats `json:"stats"`
+	// Active counts the activations taking messages, by kind
+	// (grain.System.ActiveByKind).
+	Active map[string]int `json:"active"`
 }
 
 // RPCStats are the RPC calls of one method on one side, or the requests

@@ -194,3 +194,17 @@ func TestResolveGrain(t *testing.T) {
 		}
 	}
 }
+
+// TestActiveByKind: the count of activations by kind, every hosted kind
+// listed.
+func TestActiveByKind(t *testing.T) {
+	cs := &counts{}
+	s := localSystem(t, nil, 1, grain.Config{Kinds: []grain.Kind{seqKind("p", cs, time.Hour, 0), seqKind("q", cs, time.Hour, 0)}})
+	for _, key := range []string{"1", "2", "3"} {
+		call(t, s, grain.Identity{Kind: "p", Key: key}, 1)
+	}
+	got := s.ActiveByKind()
+	if len(got) != 2 || got["p"] != 3 || got["q"] != 0 {
+		t.Fatalf("ActiveByKind = %v, want p:3 q:0", got)
+	}
+}

@@ -143,3 +143,21 @@ func (s *System) activePIDs() []actor.PID {
 	}
 	return out
 }
+
+// ActiveByKind returns how many activations of each hosted kind take
+// messages now, by kind name (every hosted kind, 0 included). It scans the
+// System's table, one shard lock at a time: for dashboards, not the hot
+// path.
+func (s *System) ActiveByKind() map[string]int {
+	out := make(map[string]int, len(s.kinds))
+	for name := range s.kinds {
+		out[name] = 0
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		sh.each(func(a *activation) { out[a.k.Name]++ })
+		sh.mu.RUnlock()
+	}
+	return out
+}

@@ -205,8 +205,11 @@ function nodeCard(n: NodeView): HTMLElement {
     card.append(el("h4", "Grains"));
     card.append(
       table(
-        ["kinds", "active", "activations", "deactivations", "hand-overs", "flushes", "flush errors"],
-        s.grains.map((g) => [g.kinds.join(", "), g.stats.Active, g.stats.Activations, g.stats.Deactivations, g.stats.Handovers, g.stats.Flushes, g.stats.FlushErrors]),
+        ["active by kind", "active", "activations", "deactivations", "hand-overs", "flushes", "flush errors"],
+        s.grains.map((g) => [
+          g.kinds.map((k) => (g.active ? `${k}: ${g.active[k] ?? 0}` : k)).join(", "),
+          g.stats.Active, g.stats.Activations, g.stats.Deactivations, g.stats.Handovers, g.stats.Flushes, g.stats.FlushErrors,
+        ]),
         "grains",
       ),
     );

@@ -71,6 +71,7 @@ export interface Snapshot {
   grains?: {
     kinds: string[];
     stats: { Active: number; Activations: number; Deactivations: number; Handovers: number; Flushes: number; FlushErrors: number };
+    active?: Record<string, number>;
   }[];
   rpc_timed: boolean;
   drainable: boolean;
