@@ -229,4 +229,7 @@ try {
   clearTimeout(timer);
   await browser?.close().catch(() => {});
   await stopAll();
+  // Exit now: a handle left open (a keep-alive socket, a child's pipe)
+  // must not keep the test, and CI, waiting after it is over.
+  process.exit(process.exitCode ?? 0);
 }
