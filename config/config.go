@@ -185,11 +185,16 @@ func (c *Config) MetricsListen(name string) string {
 // telemetry.token, or the contents of telemetry.token_file (read now,
 // without the white space around it). "" means none.
 func (c *Config) MetricsToken() (string, error) {
-	t := c.Telemetry
-	if t.TokenFile == "" {
-		return t.Token, nil
+	return tokenOrFile(c.Telemetry.Token, c.Telemetry.TokenFile)
+}
+
+// tokenOrFile returns token, or the contents of file (read now, without
+// the white space around it) when file is set.
+func tokenOrFile(token, file string) (string, error) {
+	if file == "" {
+		return token, nil
 	}
-	b, err := tokenauth.ReadSecret(t.TokenFile)
+	b, err := tokenauth.ReadSecret(file)
 	if err != nil {
 		return "", err
 	}
@@ -253,15 +258,7 @@ func (c *Config) AdminOn() bool {
 // admin.token, or the contents of admin.token_file (read now, without
 // the white space around it). "" means none.
 func (c *Config) AdminToken() (string, error) {
-	a := c.Admin
-	if a.TokenFile == "" {
-		return a.Token, nil
-	}
-	b, err := tokenauth.ReadSecret(a.TokenFile)
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
+	return tokenOrFile(c.Admin.Token, c.Admin.TokenFile)
 }
 
 // Etcd says how the nodes reach etcd.
