@@ -518,15 +518,28 @@ func TestValidate(t *testing.T) {
 // with neither side reporting the other lost. (Retrying a refused batch at
 // once, without backing off, once kept Redis so busy that both readers
 // stalled and each node lost the other.)
+//
+// The dead-peer detection is slower than the defaults (DeadAfter 10s,
+// AliveTTL 5s): on a machine starved by other work (-race, packages run
+// in parallel, a CPU hog), a reader that drains 4,096 frames may not
+// refresh its liveness key or answer a ping queued behind them within
+// the defaults' 1.5 s and 3 s, and the peer would be lost for a reason
+// this test is not about; a Redis kept busy by retries stalls the readers
+// for far longer, and is still caught.
 func TestFloodThroughFullInbox(t *testing.T) {
 	prefix := freshPrefix(t)
-	c := redis.Config{Addr: redisAddr, Prefix: prefix, Options: bus.Options{PendingQueue: 1024}, MaxQueued: 4096}
+	c := redis.Config{Addr: redisAddr, Prefix: prefix, Options: bus.Options{PendingQueue: 1024, DeadAfter: 10 * time.Second}, MaxQueued: 4096, AliveTTL: 5 * time.Second}
 	p := startPair(t, c, c)
 	const n = 100000
 	for i := 1; i <= n; i++ {
 		sendRetry(t, p.a, p.bAddr, envelope(i))
 	}
-	await.True(t, 60*time.Second, "every envelope to arrive", func() bool { return len(p.bRec.got(p.aAddr)) >= n })
+	await.True(t, 60*time.Second, "every envelope to arrive", func() bool {
+		if errs := append(p.aRec.lostErrs(p.bAddr), p.bRec.lostErrs(p.aAddr)...); len(errs) != 0 {
+			t.Fatalf("a node reported the other lost, with %d of %d envelopes arrived: %v", len(p.bRec.got(p.aAddr)), n, errs)
+		}
+		return len(p.bRec.got(p.aAddr)) >= n
+	})
 	checkSequence(t, p.bRec.got(p.aAddr), n)
 	if errs := append(p.aRec.lostErrs(p.bAddr), p.bRec.lostErrs(p.aAddr)...); len(errs) != 0 {
 		t.Fatalf("a node reported the other lost: %v", errs)
