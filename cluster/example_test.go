@@ -89,7 +89,7 @@ func Example_twoNodes() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	start := func(addr actor.Addr) (*cluster.Node, func()) {
+	start := func(addr actor.Addr) (*cluster.Node, *etcd.Membership, func()) {
 		m, err := etcd.New(etcd.Config{Endpoints: e.Endpoints(), TTL: 2 * time.Second})
 		if err != nil {
 			panic(err)
@@ -103,12 +103,30 @@ func Example_twoNodes() {
 		if err != nil {
 			panic(err)
 		}
-		return n, func() { n.Close(); m.Close() }
+		return n, m, func() { n.Close(); m.Close() }
 	}
-	a, stopA := start(actor.MustAddr(1, 1, 1))
+	a, membersA, stopA := start(actor.MustAddr(1, 1, 1))
 	defer stopA()
-	b, stopB := start(actor.MustAddr(1, 2, 1))
+	// A reaches B once its view of the membership has B: B's join event.
+	addrB := actor.MustAddr(1, 2, 1)
+	bJoined := make(chan struct{}, 1)
+	unsubscribe := membersA.Subscribe(func(ev cluster.Event) {
+		if ev.Kind == cluster.Join && ev.Member.Addr == addrB {
+			select {
+			case bJoined <- struct{}{}:
+			default:
+			}
+		}
+	})
+	defer unsubscribe()
+	b, _, stopB := start(addrB)
 	defer stopB()
+	select {
+	case <-bJoined:
+	case <-ctx.Done():
+		fmt.Println("B never joined A's view")
+		return
+	}
 
 	// On node B: a greeter, under the global name "greeter".
 	greeter, _ := b.Actor().SpawnFunc(func(c *actor.Context) {
@@ -165,8 +183,26 @@ func ExampleNode_Shutdown() {
 	}
 	a, ma := start(actor.MustAddr(1, 1, 1))
 	defer func() { a.Close(); ma.Close() }()
-	b, mb := start(actor.MustAddr(1, 2, 1))
+	// A reaches B once its view of the membership has B: B's join event.
+	addrB := actor.MustAddr(1, 2, 1)
+	bJoined := make(chan struct{}, 1)
+	unsubscribe := ma.Subscribe(func(ev cluster.Event) {
+		if ev.Kind == cluster.Join && ev.Member.Addr == addrB {
+			select {
+			case bJoined <- struct{}{}:
+			default:
+			}
+		}
+	})
+	defer unsubscribe()
+	b, mb := start(addrB)
 	defer mb.Close()
+	select {
+	case <-bJoined:
+	case <-ctx.Done():
+		fmt.Println("B never joined A's view")
+		return
+	}
 
 	greeter, _ := b.Actor().SpawnFunc(func(c *actor.Context) {
 		if m, ok := c.Message().(*wrapperspb.StringValue); ok {
