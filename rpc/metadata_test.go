@@ -96,3 +96,19 @@ func TestMetadataCallAsync(t *testing.T) {
 		t.Fatal("no reply")
 	}
 }
+
+func TestSplitMethodName(t *testing.T) {
+	for _, c := range []struct {
+		full, service, method string
+		ok                    bool
+	}{
+		{rpc.FullMethodName("game.v1.Arena", "Join"), "game.v1.Arena", "Join", true},
+		{"pkg.Svc/M", "pkg.Svc", "M", true},
+		{"/nomethod", "nomethod", "", false},
+	} {
+		s, m, ok := rpc.SplitMethodName(c.full)
+		if s != c.service || m != c.method || ok != c.ok {
+			t.Errorf("SplitMethodName(%q) = %q, %q, %v", c.full, s, m, ok)
+		}
+	}
+}

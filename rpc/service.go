@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,18 @@ type MethodDesc struct {
 
 // FullMethodName returns "/service/method".
 func FullMethodName(service, method string) string { return "/" + service + "/" + method }
+
+// SplitMethodName is FullMethodName's inverse: it splits
+// "/package.Service/Method" into the service and the method. ok is false
+// when full has no '/' after its leading one; service is then all of it
+// and method empty.
+func SplitMethodName(full string) (service, method string, ok bool) {
+	s := strings.TrimPrefix(full, "/")
+	if i := strings.LastIndexByte(s, '/'); i >= 0 {
+		return s[:i], s[i+1:], true
+	}
+	return s, "", false
+}
 
 // Handler is a call as interceptors see it: on the client, the rest of the
 // chain and then the call itself; on the server, the rest of the chain and

@@ -2,7 +2,6 @@ package prom
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
@@ -68,13 +67,13 @@ func (r *rpcMetrics) observe(byMethod *sync.Map, vec *prometheus.HistogramVec, m
 }
 
 // splitMethod splits "/package.Service/Method" into its service and
-// method names.
+// method names; a name without a service is labelled service "unknown".
 func splitMethod(full string) (service, method string) {
-	s := strings.TrimPrefix(full, "/")
-	if i := strings.LastIndexByte(s, '/'); i >= 0 {
-		return s[:i], s[i+1:]
+	service, method, ok := rpc.SplitMethodName(full)
+	if !ok {
+		return "unknown", service
 	}
-	return "unknown", s
+	return service, method
 }
 
 // ClientInterceptor returns the client interceptor that times every

@@ -202,7 +202,7 @@ func (t *Tracing) methodAttrs(method string) []attribute.KeyValue {
 	if v, ok := t.attrs.Load(method); ok {
 		return v.([]attribute.KeyValue)
 	}
-	svc, m := splitMethod(method)
+	svc, m, _ := rpc.SplitMethodName(method)
 	attrs := []attribute.KeyValue{
 		attribute.String("rpc.system", "guild"),
 		attribute.String("rpc.service", svc),
@@ -212,16 +212,6 @@ func (t *Tracing) methodAttrs(method string) []attribute.KeyValue {
 	return v.([]attribute.KeyValue)
 }
 
-// splitMethod splits "/package.Service/Method".
-func splitMethod(full string) (service, method string) {
-	s := spanName(full)
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '/' {
-			return s[:i], s[i+1:]
-		}
-	}
-	return s, ""
-}
 
 // carrier is a propagation.TextMapCarrier over a Metadata.
 type carrier struct{ md actor.Metadata }
