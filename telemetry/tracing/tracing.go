@@ -212,7 +212,6 @@ func (t *Tracing) methodAttrs(method string) []attribute.KeyValue {
 	return v.([]attribute.KeyValue)
 }
 
-
 // carrier is a propagation.TextMapCarrier over a Metadata.
 type carrier struct{ md actor.Metadata }
 
