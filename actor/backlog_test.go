@@ -2,6 +2,7 @@ package actor
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -34,7 +35,10 @@ func TestTopBacklogs(t *testing.T) {
 		return pid
 	}
 	a, b, c := spawn(".a"), spawn(""), spawn(".c")
-	spawn("") // idle: never listed
+	idle := spawn("") // idle: never listed, once its Started is handled
+	if _, err := n.Call(context.Background(), idle, 0); !errors.Is(err, ErrNoReply) {
+		t.Fatalf("a call to the idle actor: %v, want ErrNoReply", err)
+	}
 	for pid, depth := range map[PID]int{a: 5, b: 20, c: 10} {
 		if err := n.Send(pid, "block"); err != nil {
 			t.Fatal(err)

@@ -164,7 +164,10 @@ nodes:
 		t.Fatal(err)
 	}
 	defer world.Shutdown(context.Background())
-	await.True(t, 10*time.Second, "2 members in the gateway's view", func() bool { return len(gw.Members().Members()) == 2 })
+	await.True(t, 10*time.Second, "2 available members in the gateway's view", func() bool {
+		ms := gw.Members().Members()
+		return len(ms) == 2 && ms[0].Available && ms[1].Available
+	})
 
 	c, err := client.Dial(ctx, client.Config{Addr: ready.Gateway["tcp"]})
 	if err != nil {
