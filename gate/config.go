@@ -175,12 +175,13 @@ type Limits struct {
 	// noticed. It also bounds the kernel memory of each connection.
 	// Default 64 KiB (128 KiB counted by Linux); -1 keeps the system's.
 	SendBuffer int
-	// GroupRate and GroupBurst bound the broadcasts of each group that a
-	// session of this gateway starts (by joining it first): GroupRate a
+	// GroupRate and GroupBurst bound the broadcasts of each group whose
+	// directory shard first heard of it from this gateway (a session here
+	// joined it first, or first since the shard was rebuilt): GroupRate a
 	// second on average, GroupBurst at once. A broadcast beyond them is
-	// dropped and counted (PushStats.Throttled): a flood of broadcasts,
-	// such as chat lines, cannot overwhelm the members. Defaults 100 and
-	// 200.
+	// dropped and counted in the PushStats.Throttled of the gateway that
+	// runs the group's shard: a flood of broadcasts, such as chat lines,
+	// cannot overwhelm the members. Defaults 100 and 200.
 	GroupRate  float64
 	GroupBurst int
 	// MaxConns bounds the gateway's connections; beyond it new ones are

@@ -53,10 +53,37 @@
 //
 // # Push and groups
 //
-// From any node: Push to a session ID, PushUser to a user, Kick. Groups
-// (JoinGroup, LeaveGroup, Broadcast, GroupSize) are named sets of sessions
-// that span gateways; a broadcast sends each gateway one message for all
-// its members, and the gateway encodes the push frame once.
+// From any node: Push to a session ID, PushUser to a user, Kick,
+// KickUser, SessionState and SetSessionState (read and change a
+// session's state), UserSession (a user's session ID). Groups
+// (JoinGroup, LeaveGroup, Broadcast, GroupSize) are named sets of
+// sessions that span gateways; a broadcast sends each gateway with
+// members one message for all of them, and the gateway encodes the push
+// frame once.
+//
+// # The directory
+//
+// Which session each user is bound to, and which gateways have members of
+// each group, is kept in the gateways' directory: DirShards shards, by a
+// hash of the user ID or group name, each an actor on a gateway node (the
+// first gateway that needs a shard starts it) under one global name. A
+// login, a lookup, a group join or a broadcast is a message to a shard,
+// never an etcd write: etcd holds one key per shard, however many players
+// come and go.
+//
+// A group belongs to no node: each gateway keeps its own members (in its
+// hub, one actor per gateway), and the group's shard knows only which
+// gateways have some. A shard holds nothing that cannot be rebuilt: each
+// hub watches the shards it told something, and when one ends (its
+// gateway shut down, died or left the cluster) the hubs start a new one
+// and tell it again what they know; a shard watches the hubs, and drops
+// the users and group members of a gateway that ended. While a dead
+// gateway's lease lasts (the cluster's TTL), the shards it ran cannot be
+// replaced: broadcasts and user lookups that need them fail with
+// Unavailable, never wait; after a graceful shutdown they move within
+// milliseconds. A user bound on two gateways while a shard was being
+// rebuilt keeps the session the shard learned first; the other is kicked
+// ("logged in elsewhere").
 //
 // # Limits
 //
@@ -119,7 +146,8 @@
 // alone writes to the socket, taking frames from the session's bounded
 // queue in order. The session actor alone puts frames in that queue. Per
 // listener: one accept loop (an HTTP server for WebSocket). Per gateway:
-// one hub actor for multi-session pushes. Shutdown and Close stop the
+// one hub actor (multi-session pushes, its side of the directory), and the
+// directory shards it started, as its children. Shutdown and Close stop the
 // listeners, end every session and wait for all of them. After a
 // session's last frame the writer half-closes a TCP connection, and the
 // connection is closed once the client has closed its side (the reader

@@ -24,9 +24,3 @@ func (g *Gateway) PushStats() PushStats {
 func (g *Gateway) queueLimits() queueLimits {
 	return queueLimits{frames: g.lim.WriteQueue, bytes: g.lim.WriteQueueBytes, after: g.lim.SlowClientAfter, stats: &g.pushes}
 }
-
-// groupBudget returns the broadcast budget of the groups the gateway
-// starts.
-func (g *Gateway) groupBudget() groupBudget {
-	return groupBudget{rate: g.lim.GroupRate, burst: g.lim.GroupBurst, stats: &g.pushes}
-}

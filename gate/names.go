@@ -3,7 +3,6 @@ package gate
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/rpc"
@@ -14,8 +13,6 @@ import (
 // the form "name.Method" reach it.
 func ServiceName(name string) string { return "gate/" + name }
 
-func userName(uid string) string   { return "gate.user/" + uid }
-func groupName(g string) string    { return "gate.group/" + g }
 func hubName(a actor.Addr) string  { return "gate.hub/" + a.String() }
 func localName(name string) string { return "." + name }
 
@@ -58,30 +55,4 @@ func ParseSessionID(id string) (actor.PID, error) {
 		return actor.PID{}, rpc.Errorf(rpc.InvalidArgument, "session ID %q is not of the form node/slot or node/slot.generation: %v", id, err)
 	}
 	return pid, nil
-}
-
-// ensureGroup returns the PID of the group's actor, starting it on n when
-// the group does not exist yet. When two nodes start one at once, the
-// first to register the name wins and the other stops its own.
-func ensureGroup(ctx context.Context, n *actor.Node, name string, budget groupBudget) (actor.PID, error) {
-	for range 3 {
-		if pid, err := lookup(ctx, n, groupName(name)); err == nil {
-			return pid, nil
-		} else if !errors.Is(err, actor.ErrNameNotFound) {
-			return actor.PID{}, err
-		}
-		pid, err := n.Spawn(func() actor.Actor { return &group{name: name, budget: budget, tokens: float64(budget.burst)} })
-		if err != nil {
-			return actor.PID{}, err
-		}
-		err = register(ctx, n, groupName(name), pid)
-		if err == nil {
-			return pid, nil
-		}
-		_ = n.Stop(pid)
-		if !errors.Is(err, actor.ErrNameTaken) {
-			return actor.PID{}, err
-		}
-	}
-	return actor.PID{}, fmt.Errorf("gate: group %q: the name keeps changing hands", name)
 }

@@ -2,9 +2,7 @@ package gate
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
-	"time"
+	"errors"
 
 	"google.golang.org/protobuf/proto"
 
@@ -126,12 +124,46 @@ func pushFrameOf(route string, body []byte) ([]byte, error) {
 	return frame, nil
 }
 
+// UserSession returns the ID of the session userID is bound to, wherever
+// it is connected, from the directory (one request to the user's shard:
+// no etcd). It fails with NotFound when the user has no session.
+func UserSession(ctx context.Context, n *actor.Node, userID string) (string, error) {
+	pid, err := userSession(ctx, n, userID)
+	if err != nil {
+		return "", err
+	}
+	return pid.String(), nil
+}
+
+// userSession returns the PID of the session userID is bound to.
+func userSession(ctx context.Context, n *actor.Node, userID string) (actor.PID, error) {
+	shard, err := lookupShard(ctx, n, userShard(userID))
+	if errors.Is(err, actor.ErrNameNotFound) {
+		return actor.PID{}, rpc.Errorf(rpc.NotFound, "user %q has no session", userID)
+	}
+	if err != nil {
+		return actor.PID{}, rpc.Errorf(rpc.Unavailable, "user %q: the directory: %v", userID, err)
+	}
+	reply, err := n.Call(ctx, shard, &nodepb.DirLookup{User: userID})
+	if err != nil {
+		return actor.PID{}, rpc.Errorf(rpc.Unavailable, "user %q: the directory: %v", userID, err)
+	}
+	e, ok := reply.(*nodepb.DirEntry)
+	if !ok {
+		return actor.PID{}, rpc.Errorf(rpc.Internal, "user %q: the directory answered a %T", userID, reply)
+	}
+	if e.GetSerial() == 0 {
+		return actor.PID{}, rpc.Errorf(rpc.NotFound, "user %q has no session", userID)
+	}
+	return sessionPID(e), nil
+}
+
 // PushUser sends a push to the session bound to userID, wherever it is
 // connected. It fails with NotFound when the user has no session.
 func PushUser(ctx context.Context, n *actor.Node, userID, route string, msg proto.Message) error {
-	pid, err := lookup(ctx, n, userName(userID))
+	pid, err := userSession(ctx, n, userID)
 	if err != nil {
-		return rpc.Errorf(rpc.NotFound, "user %q has no session: %v", userID, err)
+		return err
 	}
 	return Push(n, pid.String(), route, msg)
 }
@@ -149,16 +181,53 @@ func Kick(n *actor.Node, sessionID, reason string) error {
 // with a Close frame giving reason. It fails with NotFound when the user
 // has no session.
 func KickUser(ctx context.Context, n *actor.Node, userID, reason string) error {
-	pid, err := lookup(ctx, n, userName(userID))
+	pid, err := userSession(ctx, n, userID)
 	if err != nil {
-		return rpc.Errorf(rpc.NotFound, "user %q has no session: %v", userID, err)
+		return err
 	}
 	return Kick(n, pid.String(), reason)
 }
 
+// SessionState returns a copy of session sessionID's state, from any
+// node: the key/values its services set (Session.Set) and SetSessionState
+// changed.
+func SessionState(ctx context.Context, n *actor.Node, sessionID string) (map[string]string, error) {
+	return sessionState(ctx, n, sessionID, &nodepb.SessionState{})
+}
+
+// SetSessionState changes session sessionID's state from any node (a
+// matchmaker, a timer, an admin tool): it sets the keys of set, then
+// deletes the keys of del. The session's next requests carry the new
+// state. It fails with NotFound when the session has ended.
+func SetSessionState(ctx context.Context, n *actor.Node, sessionID string, set map[string]string, del ...string) error {
+	_, err := sessionState(ctx, n, sessionID, &nodepb.SessionState{Set: set, Delete: del})
+	return err
+}
+
+func sessionState(ctx context.Context, n *actor.Node, sessionID string, op *nodepb.SessionState) (map[string]string, error) {
+	pid, err := ParseSessionID(sessionID)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := n.Call(ctx, pid, op)
+	if err != nil {
+		if errors.Is(err, actor.ErrActorNotFound) {
+			return nil, rpc.Errorf(rpc.NotFound, "session %s has ended", sessionID)
+		}
+		return nil, status(err)
+	}
+	st, ok := reply.(*nodepb.SessionState)
+	if !ok {
+		return nil, rpc.Errorf(rpc.Internal, "session %s answered a %T", sessionID, reply)
+	}
+	return st.GetState(), nil
+}
+
 // JoinGroup adds session sessionID to the named group (a chat room, a
-// match lobby), creating the group on n when it does not exist. A group
-// spans gateways; a session leaves its groups when it closes.
+// match lobby). A group spans gateways and belongs to none: each gateway
+// keeps its own members, and the group's directory shard which gateways
+// have some (see the package doc). JoinGroup returns once a broadcast
+// would reach the session. A session leaves its groups when it closes.
 func JoinGroup(ctx context.Context, n *actor.Node, group, sessionID string) error {
 	return sessionGroupOp(ctx, n, group, sessionID, true)
 }
@@ -180,10 +249,14 @@ func sessionGroupOp(ctx context.Context, n *actor.Node, group, sessionID string,
 // Broadcast pushes msg on route to every session of the group. msg is
 // encoded once here, and the push frame once per gateway, however many
 // members the gateway has. A group sends at most Limits.GroupRate
-// broadcasts a second (bursts of GroupBurst), the limits of the gateway
-// whose session started it: a broadcast beyond them is dropped, counted
-// in Gateway.PushStats, so that a flood of broadcasts cannot overwhelm
-// the members.
+// broadcasts a second (bursts of GroupBurst, the limits of the first
+// gateway that told the group's directory shard it has members): a
+// broadcast beyond them is dropped, counted in the PushStats of the
+// gateway that runs the shard, so that a flood of broadcasts cannot
+// overwhelm the members. A group without members takes the broadcast and
+// does nothing; NotFound means that no gateway has told the group's shard
+// anything since it started (no member since, or the shard is moving to
+// another gateway: see the package doc).
 func Broadcast(ctx context.Context, n *actor.Node, group, route string, msg proto.Message) error {
 	return BroadcastWith(ctx, n, group, route, msg, PushOptions{})
 }
@@ -191,32 +264,61 @@ func Broadcast(ctx context.Context, n *actor.Node, group, route string, msg prot
 // BroadcastWith is Broadcast with options, which apply to each member's
 // push.
 func BroadcastWith(ctx context.Context, n *actor.Node, group, route string, msg proto.Message, opts PushOptions) error {
-	pid, err := lookup(ctx, n, groupName(group))
+	shard, err := groupDir(ctx, n, group)
 	if err != nil {
-		return rpc.Errorf(rpc.NotFound, "group %q: %v", group, err)
+		return err
 	}
 	body, err := proto.Marshal(msg)
 	if err != nil {
 		return rpc.Errorf(rpc.InvalidArgument, "broadcast %s: %v", route, err)
 	}
-	return status(n.Send(pid, &nodepb.GroupBroadcast{Route: route, Body: body, Coalesce: opts.Coalesce, Droppable: opts.Droppable}))
+	return status(n.Send(shard, &nodepb.GroupBroadcast{Group: group, Route: route, Body: body, Coalesce: opts.Coalesce, Droppable: opts.Droppable}))
 }
 
-// GroupSize returns how many sessions the group has.
-func GroupSize(ctx context.Context, n *actor.Node, group string) (int, error) {
-	pid, err := lookup(ctx, n, groupName(group))
-	if err != nil {
-		return 0, rpc.Errorf(rpc.NotFound, "group %q: %v", group, err)
+// groupDir returns the PID of the group's directory shard.
+func groupDir(ctx context.Context, n *actor.Node, group string) (actor.PID, error) {
+	shard, err := lookupShard(ctx, n, groupShard(group))
+	if errors.Is(err, actor.ErrNameNotFound) {
+		return actor.PID{}, rpc.Errorf(rpc.NotFound, "group %q: no gateway has members", group)
 	}
-	reply, err := n.Call(ctx, pid, &nodepb.GroupMembers{})
+	if err != nil {
+		return actor.PID{}, rpc.Errorf(rpc.Unavailable, "group %q: the directory: %v", group, err)
+	}
+	return shard, nil
+}
+
+// GroupSize returns how many sessions the group has, across gateways: it
+// asks the group's directory shard for the gateways with members, then
+// each of them. A group without members has size 0.
+func GroupSize(ctx context.Context, n *actor.Node, group string) (int, error) {
+	shard, err := groupDir(ctx, n, group)
+	if rpc.CodeOf(err) == rpc.NotFound {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	reply, err := n.Call(ctx, shard, &nodepb.DirGates{Group: group})
 	if err != nil {
 		return 0, status(err)
 	}
-	m, ok := reply.(*nodepb.GroupMembers)
+	gates, ok := reply.(*nodepb.DirGates)
 	if !ok {
-		return 0, rpc.Errorf(rpc.Internal, "group %q answered a %T", group, reply)
+		return 0, rpc.Errorf(rpc.Internal, "group %q: the directory answered a %T", group, reply)
 	}
-	return int(m.GetCount()), nil
+	count := 0
+	for _, hub := range gates.GetHubs() {
+		reply, err := n.Call(ctx, sessionPID(hub), &nodepb.GroupMembers{Group: group})
+		if err != nil {
+			return 0, status(err)
+		}
+		m, ok := reply.(*nodepb.GroupMembers)
+		if !ok {
+			return 0, rpc.Errorf(rpc.Internal, "group %q: a gateway answered a %T", group, reply)
+		}
+		count += int(m.GetCount())
+	}
+	return count, nil
 }
 
 // status turns a runtime error into an *rpc.Status, and nil into nil.
@@ -225,126 +327,4 @@ func status(err error) error {
 		return nil
 	}
 	return rpc.StatusOf(err)
-}
-
-// group is the actor of one group: its members, by gateway, and its
-// broadcast budget (Limits.GroupRate and GroupBurst of the gateway that
-// started it).
-type group struct {
-	name    string
-	members map[actor.Addr]map[uint64]struct{}
-	budget  groupBudget
-	tokens  float64   // broadcasts it may send now
-	at      time.Time // when tokens was last refilled
-}
-
-// groupBudget bounds a group's broadcasts: rate a second, bursts of burst.
-type groupBudget struct {
-	rate  float64
-	burst int
-	stats *pushStats // where the broadcasts over it are counted
-}
-
-// allow reports whether a broadcast at now is within the group's budget,
-// and takes its token.
-func (gr *group) allow(now time.Time) bool {
-	if !gr.at.IsZero() {
-		gr.tokens = min(float64(gr.budget.burst), gr.tokens+now.Sub(gr.at).Seconds()*gr.budget.rate)
-	}
-	gr.at = now
-	if gr.tokens < 1 {
-		return false
-	}
-	gr.tokens--
-	return true
-}
-
-func (gr *group) Receive(c *actor.Context) {
-	switch m := c.Message().(type) {
-	case *nodepb.GroupJoin:
-		if gr.members == nil {
-			gr.members = make(map[actor.Addr]map[uint64]struct{})
-		}
-		gate := actor.Addr(m.GetGate())
-		if gr.members[gate] == nil {
-			gr.members[gate] = make(map[uint64]struct{})
-		}
-		gr.members[gate][m.GetSerial()] = struct{}{}
-		c.Respond(&nodepb.Ack{})
-	case *nodepb.GroupLeave:
-		gate := actor.Addr(m.GetGate())
-		delete(gr.members[gate], m.GetSerial())
-		if len(gr.members[gate]) == 0 {
-			delete(gr.members, gate)
-		}
-		c.Respond(&nodepb.Ack{})
-	case *nodepb.GroupMembers:
-		count := 0
-		for _, s := range gr.members {
-			count += len(s)
-		}
-		c.Respond(&nodepb.GroupMembers{Count: uint32(count)})
-	case *nodepb.GroupBroadcast:
-		if !gr.allow(time.Now()) {
-			gr.budget.stats.throttled.Add(1)
-			return
-		}
-		gr.broadcast(c, m)
-	}
-}
-
-// broadcast sends each gateway one GatePush for all its members.
-func (gr *group) broadcast(c *actor.Context, m *nodepb.GroupBroadcast) {
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultRequestTimeout)
-	defer cancel()
-	for gate, sessions := range gr.members {
-		hub, err := lookup(ctx, c.Node(), hubName(gate))
-		if err != nil {
-			c.Logger().Warn("gate: group broadcast: no gateway", "group", gr.name, "gate", gate, "err", err)
-			continue
-		}
-		serials := make([]uint64, 0, len(sessions))
-		for s := range sessions {
-			serials = append(serials, s)
-		}
-		if err := c.Send(hub, &nodepb.GatePush{Route: m.GetRoute(), Body: m.GetBody(), Serials: serials, Coalesce: m.GetCoalesce(), Droppable: m.GetDroppable()}); err != nil {
-			c.Logger().Warn("gate: group broadcast", "group", gr.name, "gate", gate, "err", err)
-		}
-	}
-}
-
-// hub is a gateway's actor for pushes to several of its sessions: it
-// encodes the push frame once and hands the same bytes to each session.
-type hub struct {
-	log *slog.Logger
-}
-
-// startHub starts the gateway's hub and registers it under hubName.
-func startHub(ctx context.Context, g *Gateway) (actor.PID, error) {
-	pid, err := g.node.Spawn(func() actor.Actor { return &hub{log: g.log} })
-	if err != nil {
-		return actor.PID{}, fmt.Errorf("gate: %w", err)
-	}
-	if err := register(ctx, g.node, hubName(g.node.Addr()), pid); err != nil {
-		_ = g.node.Stop(pid)
-		return actor.PID{}, fmt.Errorf("gate: register the gateway: %w", err)
-	}
-	return pid, nil
-}
-
-func (h *hub) Receive(c *actor.Context) {
-	m, ok := c.Message().(*nodepb.GatePush)
-	if !ok {
-		return
-	}
-	frame, err := pushFrameOf(m.GetRoute(), m.GetBody())
-	if err != nil {
-		h.log.Error("gate: cannot encode a push", "route", m.GetRoute(), "err", err)
-		return
-	}
-	self := c.Self().Node
-	pf := pushFrame{frame: frame, coalesce: m.GetCoalesce(), droppable: m.GetDroppable()}
-	for _, serial := range m.GetSerials() {
-		_ = c.Send(actor.PID{Node: self, Serial: serial}, pf)
-	}
 }

@@ -2,6 +2,7 @@ package gate_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -24,6 +25,11 @@ func (rpcEcho) Echo(ctx *rpc.Context, req *echopb.EchoRequest) (*echopb.EchoRepl
 	if req.GetText() == "who" { // the metadata the gateway adds
 		md := rpc.IncomingMetadata(ctx)
 		return &echopb.EchoReply{Text: "session=" + md.Get(gate.MetadataSessionID) + " user=" + md.Get(gate.MetadataUserID), Node: ctx.Caller().String()}, nil
+	}
+	if req.GetText() == "state" { // the session's state, as the metadata carries it
+		md := rpc.IncomingMetadata(ctx)
+		st := gate.StateOf(md)
+		return &echopb.EchoReply{Text: fmt.Sprintf("keys=%d team=%s partial=%s", len(st), st["team"], md.Get(gate.MetadataStatePartial))}, nil
 	}
 	return &echopb.EchoReply{Text: req.GetText(), Node: ctx.Caller().String()}, nil
 }
@@ -93,4 +99,28 @@ func TestRouteToGeneratedRPC(t *testing.T) {
 	if want := "session=" + c.SessionID() + " user=alice"; reply.GetText() != want {
 		t.Fatalf("after login the handler saw %q, want %q", reply.GetText(), want)
 	}
+
+	// The session's state reaches the RPC handler in the metadata, as
+	// much of it as fits, and says when some did not.
+	wantState := func(want string) {
+		t.Helper()
+		if err := c.Request(ctx, "echo.Echo", &echopb.EchoRequest{Text: "state"}, &reply); err != nil {
+			t.Fatal(err)
+		}
+		if reply.GetText() != want {
+			t.Fatalf("the handler saw state %q, want %q", reply.GetText(), want)
+		}
+	}
+	wantState("keys=0 team= partial=")
+	if err := c.Request(ctx, "chat.Set", wrapperspb.String("team=red"), &who); err != nil {
+		t.Fatal(err)
+	}
+	wantState("keys=1 team=red partial=")
+	for i := range gate.MaxMetadataState {
+		if err := c.Request(ctx, "chat.Set", wrapperspb.String(fmt.Sprintf("k%02d=v", i)), &who); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 25 keys, sorted: k00..k23 fit, "team" does not.
+	wantState(fmt.Sprintf("keys=%d team= partial=1", gate.MaxMetadataState))
 }

@@ -168,6 +168,8 @@ func (s *session) Receive(c *actor.Context) {
 		s.push(c, m.frame, m.coalesce, m.droppable)
 	case *nodepb.Kick:
 		s.kick(c, m.GetCode(), m.GetReason())
+	case *nodepb.SessionState:
+		s.sessionState(c, m)
 	case *nodepb.SessionGroup:
 		if err := s.group(c, m); err != nil {
 			c.Respond(err)
@@ -224,15 +226,11 @@ func (s *session) snapshotInfo() *SessionInfo {
 }
 
 func (s *session) stopped(c *actor.Context) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.g.lim.RequestTimeout)
-	defer cancel()
 	for name := range s.groups {
-		if pid, err := lookup(ctx, s.g.node, groupName(name)); err == nil {
-			_ = c.Send(pid, &nodepb.GroupLeave{Gate: uint32(s.self.Node), Serial: s.self.Serial})
-		}
+		_ = c.Send(s.g.hub, hubLeave{group: name, serial: s.self.Serial})
 	}
 	if s.userID != "" {
-		unregisterIfMine(ctx, s.g.node, userName(s.userID), s.self)
+		_ = c.Send(s.g.hub, hubUnbind{user: s.userID, serial: s.self.Serial})
 	}
 	if s.g.cfg.OnClose != nil {
 		s.g.hook(func() { s.g.cfg.OnClose(s.snapshotInfo(), s.reason) })
@@ -355,7 +353,7 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 		s.respond(c, m.id, code, msg, nil)
 		return
 	}
-	o := &outgoing{id: m.id, route: m.route, body: m.body, r: r, service: ServiceName(svc), deadline: time.Now().Add(g.lim.RequestTimeout), md: s.metadata()}
+	o := &outgoing{id: m.id, route: m.route, body: m.body, r: r, service: ServiceName(svc), deadline: time.Now().Add(g.lim.RequestTimeout), md: s.metadata(r.rpcService != "")}
 	if g.cfg.Observe != nil {
 		s.observe(o)
 	}
@@ -416,12 +414,22 @@ func (s *session) send(c *actor.Context, o *outgoing) {
 
 // metadata is what a request of this session carries to its service:
 // the session's ID and, once logged in, its user's (MetadataSessionID,
-// MetadataUserID).
-func (s *session) metadata() actor.Metadata {
-	if s.userID == "" {
-		return actor.NewMetadata(MetadataSessionID, s.self.String())
+// MetadataUserID); with state (for generated RPC services and grains,
+// which do not get the session), the session's state (see
+// MetadataStatePrefix).
+func (s *session) metadata(state bool) actor.Metadata {
+	if !state || len(s.state) == 0 {
+		if s.userID == "" {
+			return actor.NewMetadata(MetadataSessionID, s.self.String())
+		}
+		return actor.NewMetadata(MetadataSessionID, s.self.String(), MetadataUserID, s.userID)
 	}
-	return actor.NewMetadata(MetadataSessionID, s.self.String(), MetadataUserID, s.userID)
+	pairs := make([]string, 0, 4+2*min(len(s.state), MaxMetadataState+1))
+	pairs = append(pairs, MetadataSessionID, s.self.String())
+	if s.userID != "" {
+		pairs = append(pairs, MetadataUserID, s.userID)
+	}
+	return actor.NewMetadata(stateMetadata(pairs, s.state)...)
 }
 
 // failed answers a request that met err on its way to its service (its
@@ -619,63 +627,66 @@ func (s *session) kick(c *actor.Context, code uint32, reason string) {
 
 // bind binds the session to a user. A session of the same user elsewhere
 // is kicked ("logged in elsewhere"): a user has one session at a time.
+// The gateway's hub tells the user's directory shard, and bind returns
+// once the shard knows (see directory.go).
 func (s *session) bind(c *actor.Context, uid string) {
 	if uid == s.userID {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.g.lim.RequestTimeout)
-	defer cancel()
 	if s.userID != "" {
-		unregisterIfMine(ctx, s.g.node, userName(s.userID), s.self)
+		_ = c.Send(s.g.hub, hubUnbind{user: s.userID, serial: s.self.Serial})
 	}
 	s.userID = uid
 	s.g.limits.release(s.limUser.Swap(s.g.limits.user(uid)))
-	name := userName(uid)
-	for range 3 {
-		err := register(ctx, s.g.node, name, s.self)
-		if !errors.Is(err, actor.ErrNameTaken) {
-			if err != nil {
-				s.g.log.Warn("gate: cannot register the session's user", "session", s.info.ID, "user", uid, "err", err)
-			}
-			return
-		}
-		old, lerr := lookup(ctx, s.g.node, name)
-		if lerr == nil && old != s.self {
-			_ = c.Send(old, &nodepb.Kick{Code: uint32(rpc.AlreadyExists), Reason: "logged in elsewhere"})
-			unregisterIfMine(ctx, s.g.node, name, old)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), s.g.lim.RequestTimeout)
+	defer cancel()
+	if _, err := c.Call(ctx, s.g.hub, hubBind{user: uid, serial: s.self.Serial}); err != nil {
+		s.g.log.Warn("gate: the directory did not take the session's user in time", "session", s.info.ID, "user", uid, "err", err)
 	}
 }
 
-// group joins or leaves a group (see JoinGroup).
+// group joins or leaves a group (see JoinGroup): the gateway's hub keeps
+// the group's members here, and tells the group's directory shard.
 func (s *session) group(c *actor.Context, m *nodepb.SessionGroup) error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.g.lim.RequestTimeout)
-	defer cancel()
 	name := m.GetGroup()
 	if m.GetJoin() {
-		pid, err := ensureGroup(ctx, s.g.node, name, s.g.groupBudget())
-		if err != nil {
-			return err
-		}
-		if _, err := c.Call(ctx, pid, &nodepb.GroupJoin{Gate: uint32(s.self.Node), Serial: s.self.Serial}); err != nil {
-			return err
+		ctx, cancel := context.WithTimeout(context.Background(), s.g.lim.RequestTimeout)
+		defer cancel()
+		if dl, ok := c.Deadline(); ok {
+			ctx, cancel = context.WithDeadline(ctx, dl)
+			defer cancel()
 		}
 		if s.groups == nil {
 			s.groups = make(map[string]bool)
 		}
+		// In the group from here on, even if the shard is slow to learn it:
+		// the hub keeps telling it until it knows.
 		s.groups[name] = true
-		return nil
+		_, err := c.Call(ctx, s.g.hub, hubJoin{group: name, serial: s.self.Serial})
+		return err
 	}
 	if !s.groups[name] {
 		return nil
 	}
 	delete(s.groups, name)
-	pid, err := lookup(ctx, s.g.node, groupName(name))
-	if err != nil {
-		return err
+	return c.Send(s.g.hub, hubLeave{group: name, serial: s.self.Serial})
+}
+
+// sessionState applies a SessionState from another node and answers with
+// the state after it.
+func (s *session) sessionState(c *actor.Context, m *nodepb.SessionState) {
+	if len(m.GetSet()) > 0 || len(m.GetDelete()) > 0 {
+		state := maps.Clone(s.state) // copy-on-write: requests in flight keep theirs
+		if state == nil {
+			state = make(map[string]string, len(m.GetSet()))
+		}
+		maps.Copy(state, m.GetSet())
+		for _, k := range m.GetDelete() {
+			delete(state, k)
+		}
+		s.state = state
 	}
-	_, err = c.Call(ctx, pid, &nodepb.GroupLeave{Gate: uint32(s.self.Node), Serial: s.self.Serial})
-	return err
+	c.Respond(&nodepb.SessionState{State: maps.Clone(s.state)})
 }
 
 // loginHint returns the end of a "log in first" refusal, which names the

@@ -381,125 +381,23 @@ func (x *Kick) GetReason() string {
 	return ""
 }
 
-// GroupJoin adds a session to a group; GroupLeave removes it.
-type GroupJoin struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Gate          uint32                 `protobuf:"varint,1,opt,name=gate,proto3" json:"gate,omitempty"`
-	Serial        uint64                 `protobuf:"varint,2,opt,name=serial,proto3" json:"serial,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *GroupJoin) Reset() {
-	*x = GroupJoin{}
-	mi := &file_gate_internal_nodepb_node_proto_msgTypes[5]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *GroupJoin) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*GroupJoin) ProtoMessage() {}
-
-func (x *GroupJoin) ProtoReflect() protoreflect.Message {
-	mi := &file_gate_internal_nodepb_node_proto_msgTypes[5]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use GroupJoin.ProtoReflect.Descriptor instead.
-func (*GroupJoin) Descriptor() ([]byte, []int) {
-	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{5}
-}
-
-func (x *GroupJoin) GetGate() uint32 {
-	if x != nil {
-		return x.Gate
-	}
-	return 0
-}
-
-func (x *GroupJoin) GetSerial() uint64 {
-	if x != nil {
-		return x.Serial
-	}
-	return 0
-}
-
-type GroupLeave struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Gate          uint32                 `protobuf:"varint,1,opt,name=gate,proto3" json:"gate,omitempty"`
-	Serial        uint64                 `protobuf:"varint,2,opt,name=serial,proto3" json:"serial,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *GroupLeave) Reset() {
-	*x = GroupLeave{}
-	mi := &file_gate_internal_nodepb_node_proto_msgTypes[6]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *GroupLeave) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*GroupLeave) ProtoMessage() {}
-
-func (x *GroupLeave) ProtoReflect() protoreflect.Message {
-	mi := &file_gate_internal_nodepb_node_proto_msgTypes[6]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use GroupLeave.ProtoReflect.Descriptor instead.
-func (*GroupLeave) Descriptor() ([]byte, []int) {
-	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{6}
-}
-
-func (x *GroupLeave) GetGate() uint32 {
-	if x != nil {
-		return x.Gate
-	}
-	return 0
-}
-
-func (x *GroupLeave) GetSerial() uint64 {
-	if x != nil {
-		return x.Serial
-	}
-	return 0
-}
-
-// GroupBroadcast asks a group to push to all its members.
+// GroupBroadcast asks the directory shard of a group to push to all its
+// members: it sends each gateway that has some one GatePush naming the
+// group.
 type GroupBroadcast struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Route         string                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
 	Body          []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
 	Coalesce      string                 `protobuf:"bytes,3,opt,name=coalesce,proto3" json:"coalesce,omitempty"`
 	Droppable     bool                   `protobuf:"varint,4,opt,name=droppable,proto3" json:"droppable,omitempty"`
+	Group         string                 `protobuf:"bytes,5,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GroupBroadcast) Reset() {
 	*x = GroupBroadcast{}
-	mi := &file_gate_internal_nodepb_node_proto_msgTypes[7]
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +409,7 @@ func (x *GroupBroadcast) String() string {
 func (*GroupBroadcast) ProtoMessage() {}
 
 func (x *GroupBroadcast) ProtoReflect() protoreflect.Message {
-	mi := &file_gate_internal_nodepb_node_proto_msgTypes[7]
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +422,7 @@ func (x *GroupBroadcast) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupBroadcast.ProtoReflect.Descriptor instead.
 func (*GroupBroadcast) Descriptor() ([]byte, []int) {
-	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{7}
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GroupBroadcast) GetRoute() string {
@@ -555,8 +453,16 @@ func (x *GroupBroadcast) GetDroppable() bool {
 	return false
 }
 
-// GatePush asks a gateway to push one message to several of its
-// sessions: the frame is encoded once for all of them.
+func (x *GroupBroadcast) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+// GatePush asks a gateway's hub to push one message to several of its
+// sessions: those in serials, or, when group is set, its own members of
+// the group. The frame is encoded once for all of them.
 type GatePush struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Route         string                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
@@ -564,13 +470,14 @@ type GatePush struct {
 	Serials       []uint64               `protobuf:"varint,3,rep,packed,name=serials,proto3" json:"serials,omitempty"`
 	Coalesce      string                 `protobuf:"bytes,4,opt,name=coalesce,proto3" json:"coalesce,omitempty"`
 	Droppable     bool                   `protobuf:"varint,5,opt,name=droppable,proto3" json:"droppable,omitempty"`
+	Group         string                 `protobuf:"bytes,6,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GatePush) Reset() {
 	*x = GatePush{}
-	mi := &file_gate_internal_nodepb_node_proto_msgTypes[8]
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +489,7 @@ func (x *GatePush) String() string {
 func (*GatePush) ProtoMessage() {}
 
 func (x *GatePush) ProtoReflect() protoreflect.Message {
-	mi := &file_gate_internal_nodepb_node_proto_msgTypes[8]
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +502,7 @@ func (x *GatePush) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatePush.ProtoReflect.Descriptor instead.
 func (*GatePush) Descriptor() ([]byte, []int) {
-	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{8}
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GatePush) GetRoute() string {
@@ -633,17 +540,26 @@ func (x *GatePush) GetDroppable() bool {
 	return false
 }
 
-// GroupMembers answers a group's member count query.
+func (x *GatePush) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+// GroupMembers asks a gateway's hub how many of its sessions are in group;
+// the answer sets count.
 type GroupMembers struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Count         uint32                 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GroupMembers) Reset() {
 	*x = GroupMembers{}
-	mi := &file_gate_internal_nodepb_node_proto_msgTypes[9]
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +571,7 @@ func (x *GroupMembers) String() string {
 func (*GroupMembers) ProtoMessage() {}
 
 func (x *GroupMembers) ProtoReflect() protoreflect.Message {
-	mi := &file_gate_internal_nodepb_node_proto_msgTypes[9]
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +584,7 @@ func (x *GroupMembers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMembers.ProtoReflect.Descriptor instead.
 func (*GroupMembers) Descriptor() ([]byte, []int) {
-	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{9}
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GroupMembers) GetCount() uint32 {
@@ -678,8 +594,15 @@ func (x *GroupMembers) GetCount() uint32 {
 	return 0
 }
 
+func (x *GroupMembers) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
 // SessionGroup asks a session to join or leave a group; the session
-// answers with an Ack once the group knows.
+// answers with an Ack once the group's directory shard knows.
 type SessionGroup struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
@@ -690,7 +613,7 @@ type SessionGroup struct {
 
 func (x *SessionGroup) Reset() {
 	*x = SessionGroup{}
-	mi := &file_gate_internal_nodepb_node_proto_msgTypes[10]
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -702,7 +625,7 @@ func (x *SessionGroup) String() string {
 func (*SessionGroup) ProtoMessage() {}
 
 func (x *SessionGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_gate_internal_nodepb_node_proto_msgTypes[10]
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -715,7 +638,7 @@ func (x *SessionGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionGroup.ProtoReflect.Descriptor instead.
 func (*SessionGroup) Descriptor() ([]byte, []int) {
-	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{10}
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SessionGroup) GetGroup() string {
@@ -732,6 +655,508 @@ func (x *SessionGroup) GetJoin() bool {
 	return false
 }
 
+// DirClaim tells a directory shard that user is bound to the session
+// (gate, serial), whose gateway's hub is (gate, hub). The answer is a
+// DirEntry: the session the user was bound to before, to be kicked, if
+// any. With reassert (a gateway re-telling a new shard what a lost one
+// knew), an existing binding of the user to another session wins, and
+// the answer names it with conflict set.
+type DirClaim struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Gate          uint32                 `protobuf:"varint,2,opt,name=gate,proto3" json:"gate,omitempty"`
+	Serial        uint64                 `protobuf:"varint,3,opt,name=serial,proto3" json:"serial,omitempty"`
+	Hub           uint64                 `protobuf:"varint,4,opt,name=hub,proto3" json:"hub,omitempty"`
+	Reassert      bool                   `protobuf:"varint,5,opt,name=reassert,proto3" json:"reassert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirClaim) Reset() {
+	*x = DirClaim{}
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirClaim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirClaim) ProtoMessage() {}
+
+func (x *DirClaim) ProtoReflect() protoreflect.Message {
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirClaim.ProtoReflect.Descriptor instead.
+func (*DirClaim) Descriptor() ([]byte, []int) {
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DirClaim) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *DirClaim) GetGate() uint32 {
+	if x != nil {
+		return x.Gate
+	}
+	return 0
+}
+
+func (x *DirClaim) GetSerial() uint64 {
+	if x != nil {
+		return x.Serial
+	}
+	return 0
+}
+
+func (x *DirClaim) GetHub() uint64 {
+	if x != nil {
+		return x.Hub
+	}
+	return 0
+}
+
+func (x *DirClaim) GetReassert() bool {
+	if x != nil {
+		return x.Reassert
+	}
+	return false
+}
+
+// DirRelease tells a directory shard that the session (gate, serial) is
+// no longer bound to user.
+type DirRelease struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Gate          uint32                 `protobuf:"varint,2,opt,name=gate,proto3" json:"gate,omitempty"`
+	Serial        uint64                 `protobuf:"varint,3,opt,name=serial,proto3" json:"serial,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirRelease) Reset() {
+	*x = DirRelease{}
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirRelease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirRelease) ProtoMessage() {}
+
+func (x *DirRelease) ProtoReflect() protoreflect.Message {
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirRelease.ProtoReflect.Descriptor instead.
+func (*DirRelease) Descriptor() ([]byte, []int) {
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DirRelease) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *DirRelease) GetGate() uint32 {
+	if x != nil {
+		return x.Gate
+	}
+	return 0
+}
+
+func (x *DirRelease) GetSerial() uint64 {
+	if x != nil {
+		return x.Serial
+	}
+	return 0
+}
+
+// DirLookup asks a directory shard for user's session; the answer is a
+// DirEntry, with serial 0 when the user has none.
+type DirLookup struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirLookup) Reset() {
+	*x = DirLookup{}
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirLookup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirLookup) ProtoMessage() {}
+
+func (x *DirLookup) ProtoReflect() protoreflect.Message {
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirLookup.ProtoReflect.Descriptor instead.
+func (*DirLookup) Descriptor() ([]byte, []int) {
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DirLookup) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// DirEntry is a session, by its gateway and serial.
+type DirEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Gate          uint32                 `protobuf:"varint,1,opt,name=gate,proto3" json:"gate,omitempty"`
+	Serial        uint64                 `protobuf:"varint,2,opt,name=serial,proto3" json:"serial,omitempty"`
+	Conflict      bool                   `protobuf:"varint,3,opt,name=conflict,proto3" json:"conflict,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirEntry) Reset() {
+	*x = DirEntry{}
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirEntry) ProtoMessage() {}
+
+func (x *DirEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirEntry.ProtoReflect.Descriptor instead.
+func (*DirEntry) Descriptor() ([]byte, []int) {
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DirEntry) GetGate() uint32 {
+	if x != nil {
+		return x.Gate
+	}
+	return 0
+}
+
+func (x *DirEntry) GetSerial() uint64 {
+	if x != nil {
+		return x.Serial
+	}
+	return 0
+}
+
+func (x *DirEntry) GetConflict() bool {
+	if x != nil {
+		return x.Conflict
+	}
+	return false
+}
+
+// DirAnnounce tells a group's directory shard that the gateway whose hub
+// is (gate, hub) has members of group; rate and burst are that gateway's
+// Limits.GroupRate and GroupBurst, the group's budget when it is new. The
+// shard answers with an Ack.
+type DirAnnounce struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Gate          uint32                 `protobuf:"varint,2,opt,name=gate,proto3" json:"gate,omitempty"`
+	Hub           uint64                 `protobuf:"varint,3,opt,name=hub,proto3" json:"hub,omitempty"`
+	Rate          float64                `protobuf:"fixed64,4,opt,name=rate,proto3" json:"rate,omitempty"`
+	Burst         uint32                 `protobuf:"varint,5,opt,name=burst,proto3" json:"burst,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirAnnounce) Reset() {
+	*x = DirAnnounce{}
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirAnnounce) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirAnnounce) ProtoMessage() {}
+
+func (x *DirAnnounce) ProtoReflect() protoreflect.Message {
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirAnnounce.ProtoReflect.Descriptor instead.
+func (*DirAnnounce) Descriptor() ([]byte, []int) {
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DirAnnounce) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *DirAnnounce) GetGate() uint32 {
+	if x != nil {
+		return x.Gate
+	}
+	return 0
+}
+
+func (x *DirAnnounce) GetHub() uint64 {
+	if x != nil {
+		return x.Hub
+	}
+	return 0
+}
+
+func (x *DirAnnounce) GetRate() float64 {
+	if x != nil {
+		return x.Rate
+	}
+	return 0
+}
+
+func (x *DirAnnounce) GetBurst() uint32 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+// DirWithdraw tells a group's directory shard that the gateway has no
+// members of group any more.
+type DirWithdraw struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Gate          uint32                 `protobuf:"varint,2,opt,name=gate,proto3" json:"gate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirWithdraw) Reset() {
+	*x = DirWithdraw{}
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirWithdraw) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirWithdraw) ProtoMessage() {}
+
+func (x *DirWithdraw) ProtoReflect() protoreflect.Message {
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirWithdraw.ProtoReflect.Descriptor instead.
+func (*DirWithdraw) Descriptor() ([]byte, []int) {
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DirWithdraw) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *DirWithdraw) GetGate() uint32 {
+	if x != nil {
+		return x.Gate
+	}
+	return 0
+}
+
+// DirGates asks a group's directory shard which gateways have members of
+// group; the answer sets hubs, the PIDs of their hubs.
+type DirGates struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Hubs          []*DirEntry            `protobuf:"bytes,2,rep,name=hubs,proto3" json:"hubs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirGates) Reset() {
+	*x = DirGates{}
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirGates) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirGates) ProtoMessage() {}
+
+func (x *DirGates) ProtoReflect() protoreflect.Message {
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirGates.ProtoReflect.Descriptor instead.
+func (*DirGates) Descriptor() ([]byte, []int) {
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DirGates) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *DirGates) GetHubs() []*DirEntry {
+	if x != nil {
+		return x.Hubs
+	}
+	return nil
+}
+
+// SessionState reads and changes a session's state from any node: set and
+// delete are applied (deletes last), and the session answers with its
+// state after them in state.
+type SessionState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Set           map[string]string      `protobuf:"bytes,1,rep,name=set,proto3" json:"set,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Delete        []string               `protobuf:"bytes,2,rep,name=delete,proto3" json:"delete,omitempty"`
+	State         map[string]string      `protobuf:"bytes,3,rep,name=state,proto3" json:"state,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionState) Reset() {
+	*x = SessionState{}
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionState) ProtoMessage() {}
+
+func (x *SessionState) ProtoReflect() protoreflect.Message {
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionState.ProtoReflect.Descriptor instead.
+func (*SessionState) Descriptor() ([]byte, []int) {
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SessionState) GetSet() map[string]string {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *SessionState) GetDelete() []string {
+	if x != nil {
+		return x.Delete
+	}
+	return nil
+}
+
+func (x *SessionState) GetState() map[string]string {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
 // Ack is an empty answer.
 type Ack struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -741,7 +1166,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_gate_internal_nodepb_node_proto_msgTypes[11]
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +1178,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_gate_internal_nodepb_node_proto_msgTypes[11]
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +1191,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{11}
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{17}
 }
 
 var File_gate_internal_nodepb_node_proto protoreflect.FileDescriptor
@@ -807,30 +1232,66 @@ const file_gate_internal_nodepb_node_proto_rawDesc = "" +
 	"\tdroppable\x18\x04 \x01(\bR\tdroppable\"2\n" +
 	"\x04Kick\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"7\n" +
-	"\tGroupJoin\x12\x12\n" +
-	"\x04gate\x18\x01 \x01(\rR\x04gate\x12\x16\n" +
-	"\x06serial\x18\x02 \x01(\x04R\x06serial\"8\n" +
-	"\n" +
-	"GroupLeave\x12\x12\n" +
-	"\x04gate\x18\x01 \x01(\rR\x04gate\x12\x16\n" +
-	"\x06serial\x18\x02 \x01(\x04R\x06serial\"t\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x8a\x01\n" +
 	"\x0eGroupBroadcast\x12\x14\n" +
 	"\x05route\x18\x01 \x01(\tR\x05route\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x1a\n" +
 	"\bcoalesce\x18\x03 \x01(\tR\bcoalesce\x12\x1c\n" +
-	"\tdroppable\x18\x04 \x01(\bR\tdroppable\"\x88\x01\n" +
+	"\tdroppable\x18\x04 \x01(\bR\tdroppable\x12\x14\n" +
+	"\x05group\x18\x05 \x01(\tR\x05group\"\x9e\x01\n" +
 	"\bGatePush\x12\x14\n" +
 	"\x05route\x18\x01 \x01(\tR\x05route\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x18\n" +
 	"\aserials\x18\x03 \x03(\x04R\aserials\x12\x1a\n" +
 	"\bcoalesce\x18\x04 \x01(\tR\bcoalesce\x12\x1c\n" +
-	"\tdroppable\x18\x05 \x01(\bR\tdroppable\"$\n" +
+	"\tdroppable\x18\x05 \x01(\bR\tdroppable\x12\x14\n" +
+	"\x05group\x18\x06 \x01(\tR\x05group\":\n" +
 	"\fGroupMembers\x12\x14\n" +
-	"\x05count\x18\x01 \x01(\rR\x05count\"8\n" +
+	"\x05count\x18\x01 \x01(\rR\x05count\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\"8\n" +
 	"\fSessionGroup\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
-	"\x04join\x18\x02 \x01(\bR\x04join\"\x05\n" +
+	"\x04join\x18\x02 \x01(\bR\x04join\"x\n" +
+	"\bDirClaim\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
+	"\x04gate\x18\x02 \x01(\rR\x04gate\x12\x16\n" +
+	"\x06serial\x18\x03 \x01(\x04R\x06serial\x12\x10\n" +
+	"\x03hub\x18\x04 \x01(\x04R\x03hub\x12\x1a\n" +
+	"\breassert\x18\x05 \x01(\bR\breassert\"L\n" +
+	"\n" +
+	"DirRelease\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
+	"\x04gate\x18\x02 \x01(\rR\x04gate\x12\x16\n" +
+	"\x06serial\x18\x03 \x01(\x04R\x06serial\"\x1f\n" +
+	"\tDirLookup\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\"R\n" +
+	"\bDirEntry\x12\x12\n" +
+	"\x04gate\x18\x01 \x01(\rR\x04gate\x12\x16\n" +
+	"\x06serial\x18\x02 \x01(\x04R\x06serial\x12\x1a\n" +
+	"\bconflict\x18\x03 \x01(\bR\bconflict\"s\n" +
+	"\vDirAnnounce\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
+	"\x04gate\x18\x02 \x01(\rR\x04gate\x12\x10\n" +
+	"\x03hub\x18\x03 \x01(\x04R\x03hub\x12\x12\n" +
+	"\x04rate\x18\x04 \x01(\x01R\x04rate\x12\x14\n" +
+	"\x05burst\x18\x05 \x01(\rR\x05burst\"7\n" +
+	"\vDirWithdraw\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
+	"\x04gate\x18\x02 \x01(\rR\x04gate\"R\n" +
+	"\bDirGates\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x120\n" +
+	"\x04hubs\x18\x02 \x03(\v2\x1c.guild.gate.node.v1.DirEntryR\x04hubs\"\x98\x02\n" +
+	"\fSessionState\x12;\n" +
+	"\x03set\x18\x01 \x03(\v2).guild.gate.node.v1.SessionState.SetEntryR\x03set\x12\x16\n" +
+	"\x06delete\x18\x02 \x03(\tR\x06delete\x12A\n" +
+	"\x05state\x18\x03 \x03(\v2+.guild.gate.node.v1.SessionState.StateEntryR\x05state\x1a6\n" +
+	"\bSetEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a8\n" +
+	"\n" +
+	"StateEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x05\n" +
 	"\x03AckB0Z.github.com/guildkit/guild/gate/internal/nodepbb\x06proto3"
 
 var (
@@ -845,32 +1306,43 @@ func file_gate_internal_nodepb_node_proto_rawDescGZIP() []byte {
 	return file_gate_internal_nodepb_node_proto_rawDescData
 }
 
-var file_gate_internal_nodepb_node_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_gate_internal_nodepb_node_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_gate_internal_nodepb_node_proto_goTypes = []any{
 	(*Session)(nil),        // 0: guild.gate.node.v1.Session
 	(*ClientRequest)(nil),  // 1: guild.gate.node.v1.ClientRequest
 	(*ClientReply)(nil),    // 2: guild.gate.node.v1.ClientReply
 	(*Push)(nil),           // 3: guild.gate.node.v1.Push
 	(*Kick)(nil),           // 4: guild.gate.node.v1.Kick
-	(*GroupJoin)(nil),      // 5: guild.gate.node.v1.GroupJoin
-	(*GroupLeave)(nil),     // 6: guild.gate.node.v1.GroupLeave
-	(*GroupBroadcast)(nil), // 7: guild.gate.node.v1.GroupBroadcast
-	(*GatePush)(nil),       // 8: guild.gate.node.v1.GatePush
-	(*GroupMembers)(nil),   // 9: guild.gate.node.v1.GroupMembers
-	(*SessionGroup)(nil),   // 10: guild.gate.node.v1.SessionGroup
-	(*Ack)(nil),            // 11: guild.gate.node.v1.Ack
-	nil,                    // 12: guild.gate.node.v1.Session.StateEntry
-	nil,                    // 13: guild.gate.node.v1.ClientReply.SetStateEntry
+	(*GroupBroadcast)(nil), // 5: guild.gate.node.v1.GroupBroadcast
+	(*GatePush)(nil),       // 6: guild.gate.node.v1.GatePush
+	(*GroupMembers)(nil),   // 7: guild.gate.node.v1.GroupMembers
+	(*SessionGroup)(nil),   // 8: guild.gate.node.v1.SessionGroup
+	(*DirClaim)(nil),       // 9: guild.gate.node.v1.DirClaim
+	(*DirRelease)(nil),     // 10: guild.gate.node.v1.DirRelease
+	(*DirLookup)(nil),      // 11: guild.gate.node.v1.DirLookup
+	(*DirEntry)(nil),       // 12: guild.gate.node.v1.DirEntry
+	(*DirAnnounce)(nil),    // 13: guild.gate.node.v1.DirAnnounce
+	(*DirWithdraw)(nil),    // 14: guild.gate.node.v1.DirWithdraw
+	(*DirGates)(nil),       // 15: guild.gate.node.v1.DirGates
+	(*SessionState)(nil),   // 16: guild.gate.node.v1.SessionState
+	(*Ack)(nil),            // 17: guild.gate.node.v1.Ack
+	nil,                    // 18: guild.gate.node.v1.Session.StateEntry
+	nil,                    // 19: guild.gate.node.v1.ClientReply.SetStateEntry
+	nil,                    // 20: guild.gate.node.v1.SessionState.SetEntry
+	nil,                    // 21: guild.gate.node.v1.SessionState.StateEntry
 }
 var file_gate_internal_nodepb_node_proto_depIdxs = []int32{
-	12, // 0: guild.gate.node.v1.Session.state:type_name -> guild.gate.node.v1.Session.StateEntry
+	18, // 0: guild.gate.node.v1.Session.state:type_name -> guild.gate.node.v1.Session.StateEntry
 	0,  // 1: guild.gate.node.v1.ClientRequest.session:type_name -> guild.gate.node.v1.Session
-	13, // 2: guild.gate.node.v1.ClientReply.set_state:type_name -> guild.gate.node.v1.ClientReply.SetStateEntry
-	3,  // [3:3] is the sub-list for method output_type
-	3,  // [3:3] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	19, // 2: guild.gate.node.v1.ClientReply.set_state:type_name -> guild.gate.node.v1.ClientReply.SetStateEntry
+	12, // 3: guild.gate.node.v1.DirGates.hubs:type_name -> guild.gate.node.v1.DirEntry
+	20, // 4: guild.gate.node.v1.SessionState.set:type_name -> guild.gate.node.v1.SessionState.SetEntry
+	21, // 5: guild.gate.node.v1.SessionState.state:type_name -> guild.gate.node.v1.SessionState.StateEntry
+	6,  // [6:6] is the sub-list for method output_type
+	6,  // [6:6] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_gate_internal_nodepb_node_proto_init() }
@@ -884,7 +1356,7 @@ func file_gate_internal_nodepb_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gate_internal_nodepb_node_proto_rawDesc), len(file_gate_internal_nodepb_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
