@@ -103,7 +103,8 @@ type Ready struct {
 	// Gateway maps each gateway listener ("tcp", "ws", "kcp", "mqtt",
 	// "mqtt-ws") to the URL a client dials, such as tcp://127.0.0.1:7000,
 	// ws://127.0.0.1:8080/ws or ws://127.0.0.1:8083/mqtt, with the port it
-	// got.
+	// got; over TLS (gateway.tls) wss:// and mqtts://, and tcp:// stays
+	// (package client dials TLS when its Config.TLS is set).
 	Gateway map[string]string `json:"gateway,omitempty"`
 	// Modules are the modules it runs, in start order.
 	Modules []string `json:"modules"`
@@ -541,16 +542,25 @@ func gatewayAuth(a *config.Auth) (func(ctx context.Context, token string) (strin
 func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
 	gw := n.gateway
 	n.ready.Gateway = make(map[string]string)
+	var tlsConfig *tls.Config
+	ws, mqtt := "ws://", "mqtt://"
+	if g.TLS != nil {
+		var err error
+		if tlsConfig, err = g.TLS.ServerConfig(); err != nil {
+			return fmt.Errorf("app: nodes.%s.gateway.tls: %w", n.ready.Node, err)
+		}
+		ws, mqtt = "wss://", "mqtts://"
+	}
 	for _, ln := range []struct {
 		kind, at string
 		listen   func() (net.Addr, error)
 		url      func(net.Addr) string
 	}{
-		{"tcp", g.TCP, func() (net.Addr, error) { return gw.ListenTCP(g.TCP, nil) }, func(a net.Addr) string { return "tcp://" + a.String() }},
-		{"ws", g.WS, func() (net.Addr, error) { return gw.ListenWebSocket(g.WS, g.WSPath, nil) }, func(a net.Addr) string { return "ws://" + a.String() + g.WSPath }},
+		{"tcp", g.TCP, func() (net.Addr, error) { return gw.ListenTCP(g.TCP, tlsConfig) }, func(a net.Addr) string { return "tcp://" + a.String() }},
+		{"ws", g.WS, func() (net.Addr, error) { return gw.ListenWebSocket(g.WS, g.WSPath, tlsConfig) }, func(a net.Addr) string { return ws + a.String() + g.WSPath }},
 		{"kcp", g.KCP, func() (net.Addr, error) { return gw.ListenKCP(g.KCP) }, func(a net.Addr) string { return "kcp://" + a.String() }},
-		{"mqtt", g.MQTT, func() (net.Addr, error) { return gw.ListenMQTT(g.MQTT, nil) }, func(a net.Addr) string { return "mqtt://" + a.String() }},
-		{"mqtt-ws", g.MQTTWS, func() (net.Addr, error) { return gw.ListenMQTTWebSocket(g.MQTTWS, g.MQTTWSPath, nil) }, func(a net.Addr) string { return "ws://" + a.String() + g.MQTTWSPath }},
+		{"mqtt", g.MQTT, func() (net.Addr, error) { return gw.ListenMQTT(g.MQTT, tlsConfig) }, func(a net.Addr) string { return mqtt + a.String() }},
+		{"mqtt-ws", g.MQTTWS, func() (net.Addr, error) { return gw.ListenMQTTWebSocket(g.MQTTWS, g.MQTTWSPath, tlsConfig) }, func(a net.Addr) string { return ws + a.String() + g.MQTTWSPath }},
 	} {
 		if ln.at == "" {
 			continue
@@ -671,7 +681,14 @@ func (n *Node) Shutdown(ctx context.Context) error {
 func (n *Node) transport(cfg *config.Config, nodeName string, o options, log *slog.Logger) (transport.Config, error) {
 	kind := cfg.Cluster.Transport.Kind
 	if kind == "" || kind == config.TransportTCP {
-		return cfg.Cluster.Transport.TCP(), nil
+		tc := cfg.Cluster.Transport.TCP()
+		if t := cfg.Cluster.Transport.TLS; t != nil {
+			var err error
+			if tc.TLS, err = t.MeshConfig(); err != nil {
+				return nil, fmt.Errorf("app: cluster.transport.tls: %w", err)
+			}
+		}
+		return tc, nil
 	}
 	make := o.transports[kind]
 	if make == nil {

@@ -117,6 +117,11 @@ type Transport struct {
 	// actor.ReasonLinkLost (cluster.NodeConfig.WatchLinkTimeout). Default
 	// 10s.
 	WatchLinkTimeout time.Duration `yaml:"watch_link_timeout"`
+	// TLS, optional, secures the TCP mesh with mutual TLS: every node
+	// presents its certificate and checks its peer's against the CA (see
+	// TLS). For kind tcp only; a broker's TLS is set in its url
+	// (tls://, amqps://, rediss://).
+	TLS *TLS `yaml:"tls"`
 }
 
 // Telemetry configures the observation of every node. A node may
@@ -362,6 +367,11 @@ type Gateway struct {
 	// Limits bound each client connection; zero fields take the gate
 	// package's defaults.
 	Limits Limits `yaml:"limits"`
+	// TLS, optional, serves the tcp, ws, mqtt and mqtt_ws listeners over
+	// TLS (ws becomes wss) with cert_file and key_file; with ca_file,
+	// clients must present a certificate it signed. Not for kcp (see
+	// kcp's own encryption).
+	TLS *TLS `yaml:"tls"`
 }
 
 // Auth says how a gateway checks tokens, with package gate/tokenauth.

@@ -64,3 +64,31 @@ func TestTransportKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSSections: cluster.transport.tls and gateway.tls are checked for
+// what they lack, and CheckFiles reads their files.
+func TestTLSSections(t *testing.T) {
+	for _, tc := range []struct{ transport, aExtra, want string }{
+		{"{tls: {cert_file: c.pem, key_file: k.pem}}", "", "cluster.transport.tls.ca_file: required"},
+		{"{tls: {cert_file: c.pem, ca_file: ca.pem}}", "", "cluster.transport.tls: cert_file and key_file are both required"},
+		{"{kind: nats, tls: {cert_file: c, key_file: k, ca_file: ca}}", "", "cluster.transport.tls: is for kind tcp"},
+		{"{}", ", gateway: {tcp: 127.0.0.1:0, tls: {cert_file: c, key_file: k, server_name: x}}", "nodes.a.gateway.tls.server_name: is for cluster.transport.tls only"},
+		{"{}", ", gateway: {tcp: 127.0.0.1:0, tls: {key_file: k}}", "nodes.a.gateway.tls: cert_file and key_file are both required"},
+	} {
+		_, err := Parse([]byte(transportFile(tc.transport, tc.aExtra)), nil, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("transport %s, node a%s: %v, want an error containing %q", tc.transport, tc.aExtra, err, tc.want)
+		}
+	}
+	c, err := Parse([]byte(transportFile("{tls: {cert_file: /nope/c.pem, key_file: /nope/k.pem, ca_file: /nope/ca.pem}}",
+		", gateway: {tcp: 127.0.0.1:0, tls: {cert_file: /nope/g.pem, key_file: /nope/gk.pem}}")), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.CheckFiles("a")
+	for _, want := range []string{"cluster.transport.tls: cert_file and key_file: open /nope/c.pem", "nodes.a.gateway.tls: cert_file and key_file: open /nope/g.pem"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckFiles: %v, want an error containing %q", err, want)
+		}
+	}
+}

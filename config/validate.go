@@ -71,6 +71,12 @@ func (c *Config) validate(modules []string) []error {
 	if err := c.Cluster.Transport.check(); err != nil {
 		v.fail("cluster.transport", "%v", err)
 	}
+	if t := c.Cluster.Transport.TLS; t != nil {
+		if k := c.Cluster.Transport.Kind; k != "" && k != TransportTCP {
+			v.fail("cluster.transport.tls", "is for kind tcp; a %s broker's TLS goes in its url", k)
+		}
+		t.validate(v, "cluster.transport.tls", true)
+	}
 	if e.Prefix != "" && (!strings.HasPrefix(e.Prefix, "/") || strings.Trim(e.Prefix, "/") == "") {
 		v.fail("cluster.etcd.prefix", "%q must start with / and name something", e.Prefix)
 	}
@@ -274,6 +280,7 @@ func (v *validator) gateway(p string, g *Gateway, ls []listener, hostType map[st
 	if !strings.HasPrefix(g.WSPath, "/") {
 		v.fail(p+".ws_path", "%q does not start with /", g.WSPath)
 	}
+	g.TLS.validate(v, p+".tls", false)
 	if !strings.HasPrefix(g.MQTTWSPath, "/") {
 		v.fail(p+".mqtt_ws_path", "%q does not start with /", g.MQTTWSPath)
 	}
@@ -402,9 +409,9 @@ func fieldNames(err error) string {
 }
 
 // CheckFiles reads the files that the settings of the node named name
-// point to (its gateway's auth files, telemetry.token_file when it serves
-// metrics, and the report section's password_file and ca_file, which every
-// node reads) and returns every problem with
+// point to (its gateway's auth and TLS files, telemetry.token_file when it
+// serves metrics, and the report section's password_file and ca_file and
+// cluster.transport.tls's files, which every node reads) and returns every problem with
 // them, each naming its field, all matching ErrInvalid. Load does not
 // read them: every machine loads the whole cluster file, and a node's
 // files are on its own machine. app.Start checks the node it starts.
@@ -434,6 +441,16 @@ func (c *Config) CheckFiles(name string) error {
 			if _, err := ReadCAFile(m.CAFile); err != nil {
 				v.fail("report.smtp.ca_file", "%v", err)
 			}
+		}
+	}
+	if t := c.Cluster.Transport.TLS; t != nil {
+		if _, err := t.MeshConfig(); err != nil {
+			v.fail("cluster.transport.tls", "%v", err)
+		}
+	}
+	if n.Gateway != nil && n.Gateway.TLS != nil {
+		if _, err := n.Gateway.TLS.ServerConfig(); err != nil {
+			v.fail("nodes."+name+".gateway.tls", "%v", err)
 		}
 	}
 	if n.Gateway == nil || n.Gateway.Auth == nil {
