@@ -471,10 +471,10 @@ func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log 
 	for svc, r := range g.Routes {
 		routes[svc] = route(cfg, r)
 	}
-	auth := o.auth
-	if auth == nil && g.Auth != nil {
+	var identify func(ctx context.Context, token string) (gate.Identity, error)
+	if o.auth == nil && g.Auth != nil {
 		var err error
-		if auth, err = gatewayAuth(g.Auth); err != nil {
+		if identify, err = gatewayIdentify(g.Auth); err != nil {
 			return fmt.Errorf("app: nodes.%s.gateway.auth: %w", n.name, err)
 		}
 	}
@@ -484,14 +484,16 @@ func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log 
 		return err
 	}
 	gw, err := gate.New(gate.Config{
-		Node:     n.cluster.Actor(),
-		Members:  n.members,
-		Routes:   routes,
-		Public:   slices.Clone(g.Public),
-		Auth:     auth,
-		Origins:  slices.Clone(g.WSOrigins),
-		Validate: o.validate,
-		Observe:  n.observe(),
+		Node:      n.cluster.Actor(),
+		Members:   n.members,
+		Routes:    routes,
+		Public:    slices.Clone(g.Public),
+		Auth:      o.auth,
+		Identify:  identify,
+		Authorize: o.authorize,
+		Origins:   slices.Clone(g.WSOrigins),
+		Validate:  o.validate,
+		Observe:   n.observe(),
 		Limits: gate.Limits{
 			MaxFrame: l.MaxFrame, HandshakeTimeout: l.HandshakeTimeout, Heartbeat: l.Heartbeat,
 			RequestTimeout: l.RequestTimeout, Rate: l.Rate, Burst: l.Burst,
@@ -512,15 +514,19 @@ func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log 
 	return nil
 }
 
-// gatewayAuth makes the Auth hook of a gateway's auth section.
-func gatewayAuth(a *config.Auth) (func(ctx context.Context, token string) (string, error), error) {
+// gatewayIdentify makes the Identify hook of a gateway's auth section: a
+// JWT's roles and expiry come with its user.
+func gatewayIdentify(a *config.Auth) (func(ctx context.Context, token string) (gate.Identity, error), error) {
 	switch {
 	case a.TokensFile != "":
 		t, err := tokenauth.ReadFile(a.TokensFile)
 		if err != nil {
 			return nil, err
 		}
-		return t.Auth, nil
+		return func(ctx context.Context, token string) (gate.Identity, error) {
+			uid, err := t.Auth(ctx, token)
+			return gate.Identity{UserID: uid}, err
+		}, nil
 	case a.JWTSecret != "" || a.JWTSecretFile != "":
 		secret := []byte(a.JWTSecret)
 		if a.JWTSecretFile != "" {
@@ -533,7 +539,10 @@ func gatewayAuth(a *config.Auth) (func(ctx context.Context, token string) (strin
 		if err != nil {
 			return nil, err
 		}
-		return j.Auth, nil
+		return func(ctx context.Context, token string) (gate.Identity, error) {
+			c, err := j.Identify(ctx, token)
+			return gate.Identity{UserID: c.UserID, Roles: c.Roles, Expires: c.Expires}, err
+		}, nil
 	}
 	return nil, errors.New("no tokens_file, jwt_secret or jwt_secret_file")
 }
@@ -577,6 +586,15 @@ func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
 
 // route turns a configured route into the gateway's.
 func route(cfg *config.Config, r *config.Route) gate.Route {
+	gr := routeTarget(cfg, r)
+	if len(r.Roles) > 0 {
+		gr = gr.Require(r.Roles...)
+	}
+	return gr
+}
+
+// routeTarget is where a configured route goes.
+func routeTarget(cfg *config.Config, r *config.Route) gate.Route {
 	if r.Name != "" {
 		return gate.To(rpc.Named(r.Name))
 	}

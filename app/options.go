@@ -21,6 +21,8 @@ type options struct {
 	auth   func(ctx context.Context, token string) (userID string, err error)
 	// validate is the gateway's request check (gate.Config.Validate).
 	validate func(ctx context.Context, s *gate.SessionInfo, route string, body []byte) error
+	// authorize is the gateway's per-request authorization (gate.Config.Authorize).
+	authorize func(ctx context.Context, s *gate.SessionInfo, route string) error
 	// transports are the makers of the transport kinds other than tcp.
 	transports map[string]TransportMaker
 	// reporters get the node's failures, besides the cluster file's.
@@ -62,6 +64,15 @@ func WithGatewayAuth(auth func(ctx context.Context, token string) (userID string
 // node without a gateway ignores it.
 func WithGatewayValidate(validate func(ctx context.Context, s *gate.SessionInfo, route string, body []byte) error) Option {
 	return optionFunc(func(o *options) { o.validate = validate })
+}
+
+// WithGatewayAuthorize sets the gateway's authorization hook (see
+// gate.Config.Authorize): it sees each request of a session with the
+// route it calls, after the route's roles (routes.<service>.roles in the
+// cluster file), and its error refuses the request with PermissionDenied.
+// A node without a gateway ignores it.
+func WithGatewayAuthorize(authorize func(ctx context.Context, s *gate.SessionInfo, route string) error) Option {
+	return optionFunc(func(o *options) { o.authorize = authorize })
 }
 
 // WithReporter gives the node's failures (actor.Config.Reporter: the

@@ -412,6 +412,11 @@ type Route struct {
 	// ("game.arena.v1.Arena") that the route calls; without it the route
 	// reaches a gate.Service.
 	RPC string `yaml:"rpc"`
+	// Roles, optional, opens the route only to sessions whose identity
+	// has one of these roles (gate.Route.Require): from a JWT's "roles"
+	// claim (gateway.auth with a JWT secret) or a handler's
+	// Session.BindIdentity.
+	Roles []string `yaml:"roles"`
 }
 
 // Limits bound each client connection of a gateway (see gate.Limits).

@@ -73,6 +73,21 @@ type Config struct {
 	// gate/tokenauth has two ready-made ones: a table of tokens read from
 	// a file, and HS256 JSON Web Tokens under a shared secret.
 	Auth func(ctx context.Context, token string) (userID string, err error)
+	// Identify, optional, is Auth with more to say: the token's user, its
+	// roles and its expiry (see Identity). Set Auth or Identify, not both.
+	// Package gate/tokenauth's JWT has one (its "roles" and "exp").
+	Identify func(ctx context.Context, token string) (Identity, error)
+	// Authorize, optional, checks each request of a session against the
+	// route it calls, after the route table, the login check and the
+	// route's roles (Route.Require), before Validate: it gets the session
+	// (its user, roles and expiry) and the route. A nil error lets the
+	// request go on; an error answers it with PermissionDenied and the
+	// error's message, or with the code and message of an *rpc.Status it
+	// wraps. A panic is recovered, logged, and answers Internal. It runs
+	// in the session's actor (concurrently across sessions), so it must
+	// be safe for concurrent use and must not block long; ctx ends after
+	// Limits.RequestTimeout.
+	Authorize func(ctx context.Context, s *SessionInfo, route string) error
 	// OnOpen and OnClose, optional, are called when a session opens (after
 	// its handshake) and when it closes, with why (nil for a client's
 	// goodbye). They run in the session's actor: they must not block long.
@@ -346,6 +361,7 @@ func (l Limits) validate() error {
 
 // Route says where the requests of one service go.
 type Route struct {
+	roles      []string // set: a session needs one of them (Require)
 	target     rpc.Target
 	userType   int    // >0: by the session's user, on this node type
 	rpcService string // set: a generated RPC service, by its full name
@@ -363,6 +379,15 @@ type Route struct {
 // routes it again first (see the package doc's Routing).
 func UserGrain(kind, service string) Route {
 	return Route{rpcService: service, grainKind: kind}
+}
+
+// Require returns r opened only to sessions whose identity has one of
+// roles (see Identity); others get PermissionDenied, naming the roles.
+// Public routes of the service are no exception: a session needs a role,
+// so it must be logged in.
+func (r Route) Require(roles ...string) Route {
+	r.roles = slices.Clone(roles)
+	return r
 }
 
 // To routes to target: a PID, a name, or a node type with a pick (see

@@ -45,6 +45,14 @@
 // with rpc.IncomingMetadata, a grain or an actor with its Context's
 // Metadata.
 //
+// A session's Identity is its user, its roles and when its login ends:
+// from the handshake's token (Config.Identify, or Config.Auth for the user
+// alone) or from a handler's Session.BindIdentity. A route that Requires
+// roles answers PermissionDenied to a session without one of them;
+// Config.Authorize, optional, checks every request against its route (a
+// ban list, a per-route rule of the game); a login that expires closes its
+// session with Unauthenticated ("login expired").
+//
 // Config.Validate, optional, checks every request before it leaves the
 // gateway (after the route table and the login check): the game's first
 // line against hostile input, for every service at once. Its refusal

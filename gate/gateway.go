@@ -105,6 +105,9 @@ func New(cfg Config) (*Gateway, error) {
 			return nil, fmt.Errorf("%w: route %q: a zero Route, or ByUser without Members", ErrBadConfig, svc)
 		}
 	}
+	if cfg.Auth != nil && cfg.Identify != nil {
+		return nil, fmt.Errorf("%w: set Auth or Identify, not both", ErrBadConfig)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = cfg.Node.Logger()
 	}

@@ -107,13 +107,13 @@ func (g *Gateway) handshake(c clientConn) (*session, error) {
 	if h.GetVersion() != gatepb.Version {
 		return nil, refuse(rpc.FailedPrecondition, fmt.Sprintf("protocol version %d is not supported (this gateway speaks %d)", h.GetVersion(), gatepb.Version))
 	}
-	var uid string
+	var id Identity
 	if tok := h.GetToken(); tok != "" {
-		if g.cfg.Auth == nil {
+		if g.cfg.Auth == nil && g.cfg.Identify == nil {
 			return nil, refuse(rpc.Unauthenticated, "this gateway takes no tokens")
 		}
 		ctx, cancel := context.WithTimeout(g.ctx, g.lim.RequestTimeout)
-		uid, err = g.authenticate(ctx, tok)
+		id, err = g.identify(ctx, tok)
 		cancel()
 		if err != nil {
 			return nil, refuse(rpc.Unauthenticated, err.Error())
@@ -122,7 +122,8 @@ func (g *Gateway) handshake(c clientConn) (*session, error) {
 	s := &session{
 		g:      g,
 		conn:   c,
-		userID: uid,
+		userID: id.UserID,
+		id:     id,
 		info:   SessionInfo{Remote: c.remoteAddr(), Listener: c.kind(), Opened: time.Now()},
 	}
 	s.out = newFrameQueue(g.queueLimits(), c.writeFrames, func() { _ = c.close() }, s.finish, g.startWriter)
@@ -144,22 +145,6 @@ func (g *Gateway) handshakeEnding(err error) ending {
 	}
 	e, _ := g.readEnding(err, g.lim.HandshakeTimeout)
 	return e
-}
-
-// authenticate runs the Auth hook, with a panic in it turned into an error.
-func (g *Gateway) authenticate(ctx context.Context, token string) (uid string, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			g.log.Error("gate: the Auth hook panicked", "panic", p)
-			g.node.Report(actor.Failure{Where: "gate auth", Reason: fmt.Sprint(p), Stack: debug.Stack()})
-			err = fmt.Errorf("authentication failed")
-		}
-	}()
-	uid, err = g.cfg.Auth(ctx, token)
-	if err == nil && uid == "" {
-		err = errors.New("the token names no user")
-	}
-	return uid, err
 }
 
 // hook runs a user hook, with a panic in it logged, not spread.

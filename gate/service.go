@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"runtime/debug"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -191,8 +192,31 @@ func remove(keys []string, key string) []string {
 
 // Bind binds the session to a user: it is then authenticated, routes
 // that are not public open to it, and PushUser reaches it. A session of
-// the same user elsewhere is kicked.
-func (s *Session) Bind(userID string) { s.reply.BindUser = userID }
+// the same user elsewhere is kicked. It is BindIdentity with no roles and
+// no expiry.
+func (s *Session) Bind(userID string) { s.BindIdentity(Identity{UserID: userID}) }
+
+// BindIdentity binds the session to id.UserID, as Bind does, with its
+// roles (for Route.Require and Config.Authorize) and its expiry, when the
+// session is closed (Close{16}, "login expired"). It replaces the roles
+// and expiry the session had.
+func (s *Session) BindIdentity(id Identity) {
+	s.reply.BindUser = id.UserID
+	s.reply.BindRoles = slices.Clone(id.Roles)
+	s.reply.BindExpires = 0
+	if !id.Expires.IsZero() {
+		s.reply.BindExpires = id.Expires.UnixNano()
+	}
+}
+
+// Roles returns the roles of the session's identity, as changed by
+// BindIdentity in this request.
+func (s *Session) Roles() []string {
+	if s.reply.GetBindUser() != "" {
+		return slices.Clone(s.reply.GetBindRoles())
+	}
+	return slices.Clone(s.snap.GetRoles())
+}
 
 // Kick closes the session after the reply, with reason.
 func (s *Session) Kick(reason string) { s.reply.Kick, s.reply.KickReason = true, reason }

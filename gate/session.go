@@ -32,6 +32,10 @@ type SessionInfo struct {
 	Listener string
 	// Opened is when the handshake completed.
 	Opened time.Time
+	// Roles and Expires are the rest of the session's Identity, once
+	// logged in.
+	Roles   []string
+	Expires time.Time
 }
 
 // Messages from a connection's reader to its session actor.
@@ -106,6 +110,8 @@ type session struct {
 	info   SessionInfo
 	self   actor.PID
 	userID string
+	id     Identity          // its Roles and Expires (its UserID is userID)
+	idGen  int               // counts the identities set: an expiry timer of an older one is stale
 	state  map[string]string // copy-on-write: requests carry it as it is
 	groups map[string]bool
 	reason error  // why the session ended, for OnClose
@@ -155,6 +161,8 @@ func (s *session) Receive(c *actor.Context) {
 		s.enqueue(c, m.frame)
 	case loginDeadline:
 		s.loginDeadline(c)
+	case loginExpired:
+		s.expire(c, m)
 	case *nodepb.Push:
 		b, err := gatepb.Encode(&gatepb.Frame{Body: &gatepb.Frame_Push{Push: &gatepb.Push{Route: m.GetRoute(), Body: m.GetBody()}}})
 		if err != nil {
@@ -186,9 +194,9 @@ func (s *session) started(c *actor.Context) {
 	s.info.ID = s.self.String()
 	// Bind first: once the client has its ack, its user must lead here.
 	if s.userID != "" {
-		uid := s.userID
-		s.userID = ""
-		s.bind(c, uid)
+		id := s.id
+		id.UserID, s.userID = s.userID, ""
+		s.setIdentity(c, id)
 	}
 	s.write(c, &gatepb.Frame{Body: &gatepb.Frame_HandshakeAck{HandshakeAck: &gatepb.HandshakeAck{
 		SessionId:   s.info.ID,
@@ -222,6 +230,8 @@ var errLoginTimeout = errors.New("gate: not logged in in time")
 func (s *session) snapshotInfo() *SessionInfo {
 	info := s.info
 	info.UserID = s.userID
+	info.Roles = slices.Clone(s.id.Roles)
+	info.Expires = s.id.Expires
 	return &info
 }
 
@@ -349,6 +359,10 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 		s.respond(c, m.id, rpc.Unauthenticated, fmt.Sprintf("%s: log in first (it goes to your own %s)", m.route, r.grainKind), nil)
 		return
 	}
+	if code, msg, ok := s.authorize(m, r); !ok {
+		s.respond(c, m.id, code, msg, nil)
+		return
+	}
 	if code, msg, ok := s.check(m); !ok {
 		s.respond(c, m.id, code, msg, nil)
 		return
@@ -384,7 +398,7 @@ func (s *session) send(c *actor.Context, o *outgoing) {
 	var msg any = &rpcpb.Call{Method: o.method, Body: o.body}
 	if o.method == "" {
 		msg = &nodepb.ClientRequest{
-			Session: &nodepb.Session{Gate: uint32(s.self.Node), Serial: s.self.Serial, UserId: s.userID, State: s.state},
+			Session: &nodepb.Session{Gate: uint32(s.self.Node), Serial: s.self.Serial, UserId: s.userID, State: s.state, Roles: s.id.Roles},
 			Route:   o.route,
 			Body:    o.body,
 		}
@@ -605,7 +619,11 @@ func (s *session) reply(c *actor.Context, id uint64, reply any, err error) {
 		s.state = st
 	}
 	if u := r.GetBindUser(); u != "" {
-		s.bind(c, u)
+		id := Identity{UserID: u, Roles: r.GetBindRoles()}
+		if ns := r.GetBindExpires(); ns != 0 {
+			id.Expires = time.Unix(0, ns)
+		}
+		s.setIdentity(c, id)
 	}
 	s.respond(c, id, rpc.Code(r.GetCode()), r.GetMessage(), r.GetBody())
 	if r.GetKick() {

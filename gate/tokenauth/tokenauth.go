@@ -8,7 +8,8 @@
 //   - JWT: signed tokens, JSON Web Tokens signed with HMAC-SHA256 (HS256)
 //     under a secret shared with whatever mints them (NewJWT; Mint, or
 //     guild token, or any JWT library). The token's "sub" claim is the
-//     user ID; "exp", when present, is when it stops being accepted.
+//     user ID; "exp", when present, is when it stops being accepted;
+//     "roles", when present, a list of the user's roles (JWT.Identify).
 //
 // Over MQTT the token is the CONNECT's password (or its username when the
 // password is empty): docs/MQTT.md.
@@ -196,6 +197,56 @@ func (j *JWT) Auth(_ context.Context, token string) (string, error) {
 		return "", fmt.Errorf("%w: no \"sub\" claim (the user)", ErrBadToken)
 	}
 	return claims.Subject, nil
+}
+
+// Claims are what a JWT says of its session: Identify's answer, the
+// fields of a gate.Identity.
+type Claims struct {
+	UserID  string    // "sub"
+	Roles   []string  // "roles"
+	Expires time.Time // "exp"; zero when absent
+}
+
+// roleClaims are the claims Identify reads.
+type roleClaims struct {
+	jwt.RegisteredClaims
+	Roles []string `json:"roles,omitempty"`
+}
+
+// Identify is Auth that returns the token's roles and expiry too: the
+// session is closed when the token expires (see gate.Identity). Its
+// refusals are Auth's.
+func (j *JWT) Identify(_ context.Context, token string) (Claims, error) {
+	var claims roleClaims
+	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return j.secret, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithTimeFunc(j.now),
+	)
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return Claims{}, ErrExpired
+	case err != nil:
+		return Claims{}, fmt.Errorf("%w: %v", ErrBadToken, shortJWTError(err))
+	case claims.Subject == "":
+		return Claims{}, fmt.Errorf("%w: no \"sub\" claim (the user)", ErrBadToken)
+	}
+	c := Claims{UserID: claims.Subject, Roles: claims.Roles}
+	if claims.ExpiresAt != nil {
+		c.Expires = claims.ExpiresAt.Time
+	}
+	return c, nil
+}
+
+// MintRoles is Mint with roles: the token's "roles" claim.
+func (j *JWT) MintRoles(user string, roles []string, ttl time.Duration) (string, error) {
+	if user == "" {
+		return "", errors.New("tokenauth: no user")
+	}
+	claims := roleClaims{RegisteredClaims: jwt.RegisteredClaims{Subject: user, IssuedAt: jwt.NewNumericDate(j.now())}, Roles: roles}
+	if ttl > 0 {
+		claims.ExpiresAt = jwt.NewNumericDate(j.now().Add(ttl))
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(j.secret)
 }
 
 // shortJWTError keeps the first of a jwt error's messages ("token is

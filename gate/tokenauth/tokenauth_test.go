@@ -212,3 +212,36 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestJWTIdentify: MintRoles' roles and expiry come back from Identify;
+// a token of another secret or an expired one is refused as by Auth.
+func TestJWTIdentify(t *testing.T) {
+	j, err := NewJWT([]byte("0123456789abcdef-identify"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := j.MintRoles("gina", []string{"gm", "vip"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := j.Identify(context.Background(), tok)
+	if err != nil || c.UserID != "gina" || strings.Join(c.Roles, ",") != "gm,vip" || time.Until(c.Expires) < 59*time.Minute {
+		t.Fatalf("Identify = %+v, %v", c, err)
+	}
+	if uid, err := j.Auth(context.Background(), tok); err != nil || uid != "gina" {
+		t.Fatalf("Auth of a token with roles = %q, %v", uid, err)
+	}
+	plain, _ := j.Mint("pat", 0)
+	if c, err := j.Identify(context.Background(), plain); err != nil || c.Roles != nil || !c.Expires.IsZero() {
+		t.Fatalf("Identify of a token without roles or expiry = %+v, %v", c, err)
+	}
+	other, _ := NewJWT([]byte("another-secret-of-16-bytes"))
+	forged, _ := other.MintRoles("gina", []string{"admin"}, time.Hour)
+	if _, err := j.Identify(context.Background(), forged); !errors.Is(err, ErrBadToken) {
+		t.Fatalf("a token of another secret: %v, want ErrBadToken", err)
+	}
+	j.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	if _, err := j.Identify(context.Background(), tok); !errors.Is(err, ErrExpired) {
+		t.Fatalf("an expired token: %v, want ErrExpired", err)
+	}
+}

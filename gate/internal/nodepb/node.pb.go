@@ -32,6 +32,7 @@ type Session struct {
 	Serial        uint64            `protobuf:"varint,2,opt,name=serial,proto3" json:"serial,omitempty"`
 	UserId        string            `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	State         map[string]string `protobuf:"bytes,4,rep,name=state,proto3" json:"state,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Roles         []string          `protobuf:"bytes,5,rep,name=roles,proto3" json:"roles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -90,6 +91,13 @@ func (x *Session) GetUserId() string {
 func (x *Session) GetState() map[string]string {
 	if x != nil {
 		return x.State
+	}
+	return nil
+}
+
+func (x *Session) GetRoles() []string {
+	if x != nil {
+		return x.Roles
 	}
 	return nil
 }
@@ -159,15 +167,19 @@ func (x *ClientRequest) GetBody() []byte {
 // ClientReply answers a ClientRequest: the response, plus the changes the
 // handler made to the session, which the gateway applies.
 type ClientReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	Body          []byte                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
-	SetState      map[string]string      `protobuf:"bytes,4,rep,name=set_state,json=setState,proto3" json:"set_state,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	DeleteState   []string               `protobuf:"bytes,5,rep,name=delete_state,json=deleteState,proto3" json:"delete_state,omitempty"`
-	BindUser      string                 `protobuf:"bytes,6,opt,name=bind_user,json=bindUser,proto3" json:"bind_user,omitempty"`
-	Kick          bool                   `protobuf:"varint,7,opt,name=kick,proto3" json:"kick,omitempty"`
-	KickReason    string                 `protobuf:"bytes,8,opt,name=kick_reason,json=kickReason,proto3" json:"kick_reason,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Code        uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message     string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Body        []byte                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	SetState    map[string]string      `protobuf:"bytes,4,rep,name=set_state,json=setState,proto3" json:"set_state,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	DeleteState []string               `protobuf:"bytes,5,rep,name=delete_state,json=deleteState,proto3" json:"delete_state,omitempty"`
+	BindUser    string                 `protobuf:"bytes,6,opt,name=bind_user,json=bindUser,proto3" json:"bind_user,omitempty"`
+	Kick        bool                   `protobuf:"varint,7,opt,name=kick,proto3" json:"kick,omitempty"`
+	KickReason  string                 `protobuf:"bytes,8,opt,name=kick_reason,json=kickReason,proto3" json:"kick_reason,omitempty"`
+	// bind_roles and bind_expires (Unix nanoseconds; 0: never) come with
+	// bind_user: the rest of the gate.Identity the handler bound.
+	BindRoles     []string `protobuf:"bytes,9,rep,name=bind_roles,json=bindRoles,proto3" json:"bind_roles,omitempty"`
+	BindExpires   int64    `protobuf:"varint,10,opt,name=bind_expires,json=bindExpires,proto3" json:"bind_expires,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -256,6 +268,20 @@ func (x *ClientReply) GetKickReason() string {
 		return x.KickReason
 	}
 	return ""
+}
+
+func (x *ClientReply) GetBindRoles() []string {
+	if x != nil {
+		return x.BindRoles
+	}
+	return nil
+}
+
+func (x *ClientReply) GetBindExpires() int64 {
+	if x != nil {
+		return x.BindExpires
+	}
+	return 0
 }
 
 // Push asks a session to send its client a push. coalesce and droppable
@@ -1198,12 +1224,13 @@ var File_gate_internal_nodepb_node_proto protoreflect.FileDescriptor
 
 const file_gate_internal_nodepb_node_proto_rawDesc = "" +
 	"\n" +
-	"\x1fgate/internal/nodepb/node.proto\x12\x12guild.gate.node.v1\"\xc6\x01\n" +
+	"\x1fgate/internal/nodepb/node.proto\x12\x12guild.gate.node.v1\"\xdc\x01\n" +
 	"\aSession\x12\x12\n" +
 	"\x04gate\x18\x01 \x01(\rR\x04gate\x12\x16\n" +
 	"\x06serial\x18\x02 \x01(\x04R\x06serial\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12<\n" +
-	"\x05state\x18\x04 \x03(\v2&.guild.gate.node.v1.Session.StateEntryR\x05state\x1a8\n" +
+	"\x05state\x18\x04 \x03(\v2&.guild.gate.node.v1.Session.StateEntryR\x05state\x12\x14\n" +
+	"\x05roles\x18\x05 \x03(\tR\x05roles\x1a8\n" +
 	"\n" +
 	"StateEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -1211,7 +1238,7 @@ const file_gate_internal_nodepb_node_proto_rawDesc = "" +
 	"\rClientRequest\x125\n" +
 	"\asession\x18\x01 \x01(\v2\x1b.guild.gate.node.v1.SessionR\asession\x12\x14\n" +
 	"\x05route\x18\x02 \x01(\tR\x05route\x12\x12\n" +
-	"\x04body\x18\x03 \x01(\fR\x04body\"\xcd\x02\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\"\x8f\x03\n" +
 	"\vClientReply\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
@@ -1221,7 +1248,11 @@ const file_gate_internal_nodepb_node_proto_rawDesc = "" +
 	"\tbind_user\x18\x06 \x01(\tR\bbindUser\x12\x12\n" +
 	"\x04kick\x18\a \x01(\bR\x04kick\x12\x1f\n" +
 	"\vkick_reason\x18\b \x01(\tR\n" +
-	"kickReason\x1a;\n" +
+	"kickReason\x12\x1d\n" +
+	"\n" +
+	"bind_roles\x18\t \x03(\tR\tbindRoles\x12!\n" +
+	"\fbind_expires\x18\n" +
+	" \x01(\x03R\vbindExpires\x1a;\n" +
 	"\rSetStateEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"j\n" +
