@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/cluster/clustertest"
 	"github.com/guildkit/guild/gate"
@@ -427,5 +428,64 @@ func TestLoginsWriteNothingToEtcd(t *testing.T) {
 	t.Logf("etcd writes during a ramp of %d logins, group joins and logouts on 2 gateways: %d (the directory has %d shards)", ramp, writes, gate.DirShards)
 	if writes > gate.DirShards {
 		t.Errorf("%d etcd writes during %d logins, want at most one per directory shard (%d)", writes, ramp, gate.DirShards)
+	}
+}
+
+// crashHub is a message that makes the test's receive interceptor panic
+// in whatever actor gets it: here, the gateway's hub.
+type crashHub struct{}
+
+// TestHubRestartKeepsDirectory: a panic in the gateway's hub (its state
+// lost) is recovered, and the sessions tell the fresh hub their users and
+// groups again: broadcasts and PushUser still reach them.
+func TestHubRestartKeepsDirectory(t *testing.T) {
+	n, err := actor.NewNode(actor.Config{ReceiveInterceptors: []actor.ReceiveInterceptor{
+		func(next actor.ReceiveFunc) actor.ReceiveFunc {
+			return func(c *actor.Context) {
+				if _, ok := c.Message().(crashHub); ok {
+					panic("the test crashes the hub")
+				}
+				next(c)
+			}
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	ctx := testCtx(t)
+	svc := serve(t, n, roomService())
+	g := newGate(t, gate.Config{Node: n, Routes: map[string]gate.Route{"room": gate.To(rpc.To(svc))}, Public: []string{"room.Join", "room.Login"}})
+	url, _ := listenTCP(t, g)
+	got := make(chan string, 4)
+	c := dial(t, client.Config{Addr: url})
+	c.OnPush("room.Msg", func(body []byte) { got <- decodeString(body) })
+	mustCall(t, c, "room.Login", "ana", "ana")
+	mustCall(t, c, "room.Join", "room", "joined")
+
+	hub, err := n.Lookup(ctx, ".gate.hub/"+n.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Send(hub, crashHub{}); err != nil {
+		t.Fatal(err)
+	}
+	// The fresh hub knows the session again once GroupSize counts it (the
+	// shards, children of the hub, were restarted with it).
+	waitFor(t, "the group to count the session again", func() bool {
+		n, err := gate.GroupSize(ctx, n, "room")
+		return err == nil && n == 1
+	})
+	if err := gate.Broadcast(ctx, n, "room", "room.Msg", wrapperspb.String("after")); err != nil {
+		t.Fatal(err)
+	}
+	if v := recv(t, got, "the broadcast after the restart"); v != "after" {
+		t.Fatalf("got %q", v)
+	}
+	waitFor(t, "PushUser to work again", func() bool {
+		return gate.PushUser(ctx, n, "ana", "room.Msg", wrapperspb.String("direct")) == nil
+	})
+	if v := recv(t, got, "the push after the restart"); v != "direct" {
+		t.Fatalf("got %q", v)
 	}
 }

@@ -459,6 +459,19 @@ func (g *Gateway) attach(c clientConn, pid actor.PID) (draining, closing bool) {
 	return g.draining, g.closing
 }
 
+// sessions returns the PIDs of the gateway's open sessions.
+func (g *Gateway) sessions() []actor.PID {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	pids := make([]actor.PID, 0, len(g.conns))
+	for _, st := range g.conns {
+		if !st.pid.IsZero() {
+			pids = append(pids, st.pid)
+		}
+	}
+	return pids
+}
+
 func (g *Gateway) release(c clientConn) {
 	g.mu.Lock()
 	src := g.conns[c].src

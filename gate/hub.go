@@ -67,6 +67,9 @@ type (
 	}
 	// refreshShard: the timer to look for shard index again.
 	refreshShard struct{ index int }
+	// reannounce asks a session to tell the hub its user and groups again:
+	// the hub restarted after a panic, with nothing.
+	reannounce struct{}
 )
 
 // The pauses between attempts to reach a lost shard: from the first to
@@ -95,6 +98,12 @@ func startHub(ctx context.Context, g *Gateway) (actor.PID, error) {
 // Receive implements actor.Actor.
 func (h *hub) Receive(c *actor.Context) {
 	switch m := c.Message().(type) {
+	case actor.Started:
+		// After a restart (a panic in the hub), the sessions tell a fresh
+		// hub what they are; at the first start there are none.
+		for _, pid := range h.g.sessions() {
+			_ = c.Send(pid, reannounce{})
+		}
 	case *nodepb.GatePush:
 		h.push(c, m)
 	case *nodepb.GroupMembers:

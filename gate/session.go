@@ -178,6 +178,13 @@ func (s *session) Receive(c *actor.Context) {
 		s.kick(c, m.GetCode(), m.GetReason())
 	case *nodepb.SessionState:
 		s.sessionState(c, m)
+	case reannounce:
+		if s.userID != "" {
+			_ = c.Send(s.g.hub, hubBind{user: s.userID, serial: s.self.Serial})
+		}
+		for name := range s.groups {
+			_ = c.Send(s.g.hub, hubJoin{group: name, serial: s.self.Serial})
+		}
 	case *nodepb.SessionGroup:
 		if err := s.group(c, m); err != nil {
 			c.Respond(err)
