@@ -120,6 +120,15 @@ echo "gateway RSS with the idle mass (KiB): $held"
 "$work/scale" bots -addrs "$gates" -n "$ACTIVE" -active "$ACTIVE" -room "$ROOM" -ramp 10s -measure "$MEASURE" -offset 2000000 >"$work/phase2.json" 2>"$work/phase2.err"
 echo "phase 2: $(cat "$work/phase2.json")"
 echo "bot processes' RSS (KiB): $(for p in "${idle[@]}"; do rss "$p"; done | tr '\n' ' ')"
+echo "gateway connections (from /proc, sockets): $(for g in "$pid_gw1" "$pid_gw2" "$pid_gw3"; do ls "/proc/$g/fd" | wc -l; done | tr '\n' ' ')"
+for p in "${idle[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for i in 0 1 2; do
+	for _ in $(seq 300); do
+		[ -s "$work/idle$i.json" ] && break
+		sleep 0.1
+	done
+	echo "idle bots $i: $(cat "$work/idle$i.json")"
+done
 read -r b1 b2 b3 <<<"$base"
 read -r h1 h2 h3 <<<"$held"
 echo "gateway memory per idle connection: $(( (h1 + h2 + h3 - b1 - b2 - b3) * 1024 / IDLE )) bytes"

@@ -169,6 +169,8 @@ type report struct {
 	FullTicks   int     `json:"full_ticks"`   // ticks every member here got
 	FanoutP50   float64 `json:"fanout_p50_ms"`
 	FanoutMax   float64 `json:"fanout_max_ms"` // until the last member got a tick: median and worst over the ticks
+	// Errors counts the failures by message (at most 8 kinds, then "other").
+	Errors map[string]int `json:"errors,omitempty"`
 }
 
 // runBots runs -n clients until -duration ends, then prints a report.
@@ -195,7 +197,21 @@ func runBots(args []string) error {
 		connected atomic.Int64
 		dialErrs  atomic.Int64
 		reqErrs   atomic.Int64
+		errMu     sync.Mutex
+		errs      = map[string]int{}
 	)
+	noteErr := func(what string, err error) {
+		msg := what + ": " + err.Error()
+		if len(msg) > 160 {
+			msg = msg[:160]
+		}
+		errMu.Lock()
+		defer errMu.Unlock()
+		if _, ok := errs[msg]; !ok && len(errs) >= 8 {
+			msg = "other"
+		}
+		errs[msg]++
+	}
 	clients := make([]*client.Client, *n)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -213,11 +229,13 @@ func runBots(args []string) error {
 			c, err := client.Dial(dctx, client.Config{Addr: gates[i%len(gates)], DialTimeout: 20 * time.Second})
 			if err != nil {
 				dialErrs.Add(1)
+				noteErr("dial", err)
 				return
 			}
 			var reply wrapperspb.StringValue
 			if err := c.Request(dctx, "scale.Login", wrapperspb.String(fmt.Sprint("u", *offset+i)), &reply); err != nil {
 				dialErrs.Add(1)
+				noteErr("login", err)
 				_ = c.Close()
 				return
 			}
@@ -240,6 +258,7 @@ func runBots(args []string) error {
 				})
 				if err := c.Request(dctx, "scale.Join", wrapperspb.String("room"), &reply); err != nil {
 					dialErrs.Add(1)
+					noteErr("join", err)
 					_ = c.Close()
 					return
 				}
@@ -282,6 +301,7 @@ func runBots(args []string) error {
 				if err != nil {
 					if mctx.Err() == nil {
 						reqErrs.Add(1)
+						noteErr("echo", err)
 					}
 					continue
 				}
@@ -297,6 +317,11 @@ func runBots(args []string) error {
 	recording.Store(false)
 
 	r := report{Clients: int(connected.Load()), DialErrors: dialErrs.Load(), ReqErrors: reqErrs.Load(), TickMembers: min(*room, *n)}
+	errMu.Lock()
+	if len(errs) > 0 {
+		r.Errors = errs
+	}
+	errMu.Unlock()
 	mu.Lock()
 	slices.Sort(latencies)
 	r.Requests = len(latencies)
