@@ -247,6 +247,16 @@ func (h *hub) announce(c *actor.Context, name string, lg *localGroup) {
 		lg.announcing = false
 		if err != nil {
 			h.lost(c, i, shard)
+		}
+		if h.shards[i] != shard {
+			// The shard was lost and replaced meanwhile (its refresh
+			// skipped this group, being announced): tell the new one.
+			if !h.shards[i].IsZero() {
+				h.announce(c, name, lg)
+			}
+			return
+		}
+		if err != nil {
 			return
 		}
 		h.retryIn[i] = 0
