@@ -37,8 +37,8 @@ import (
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/cluster/etcd"
-	"github.com/guildkit/guild/internal/await"
 	"github.com/guildkit/guild/grain"
+	"github.com/guildkit/guild/internal/await"
 	"github.com/guildkit/guild/store"
 	"github.com/guildkit/guild/store/redisstore"
 )
