@@ -77,6 +77,12 @@ func Start(t testing.TB) *Server {
 	ec.ClientTLSInfo.KeyFile = pki.ServerKey
 	ec.ClientTLSInfo.TrustedCAFile = pki.CAFile
 	ec.ClientTLSInfo.ClientCertAuth = true
+	// etcd's client authenticates again for every stream it opens, and
+	// guild's lease keepers open one for every renewal: at etcd's default
+	// bcrypt cost that is about 60 ms of etcd's CPU each (700 ms under
+	// the race detector, which starves the renewals). The cheapest cost,
+	// as an operator can set with --bcrypt-cost, keeps tests quick.
+	ec.BcryptCost = 4
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
 		t.Fatalf("etcdtest: start etcd: %v", err)
@@ -102,8 +108,7 @@ func Start(t testing.TB) *Server {
 }
 
 // enableAuth creates root, User and CertUser, and enables
-// authentication. Passwords are checked with bcrypt at etcd's default
-// cost, as in production.
+// authentication.
 func (s *Server) enableAuth() error {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints: s.Endpoints, TLS: s.PKI.ClientTLS(), DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
