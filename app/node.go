@@ -178,12 +178,12 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		endpoints = n.emb.Endpoints()
 		log.Info("embedded etcd started", "endpoints", strings.Join(endpoints, ","))
 	}
-	ec := cfg.Cluster.Etcd
-	n.members, err = etcd.New(etcd.Config{
-		Endpoints: endpoints, Prefix: ec.Prefix, TTL: ec.TTL, DialTimeout: ec.DialTimeout, Logger: log,
-		JoinWait: spec.JoinWait,
-	})
+	ec, err := cfg.EtcdConfig() // its files were checked by CheckFiles
 	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	ec.Endpoints, ec.Logger, ec.JoinWait = endpoints, log, spec.JoinWait
+	if n.members, err = etcd.New(ec); err != nil {
 		return nil, err
 	}
 	tr, err := n.transport(cfg, nodeName, o, log)

@@ -35,20 +35,24 @@ type MemberStatus struct {
 // joining it, and returns its members sorted by address, followed by the
 // configured nodes that are not up. The etcd endpoints are the
 // configuration's (cluster.etcd.endpoints, or the master's address) unless
-// WithEtcdEndpoints gives others.
+// WithEtcdEndpoints gives others; the TLS settings and the user are
+// cluster.etcd's, whose files Status reads.
 func Status(ctx context.Context, cfg *config.Config, opts ...Option) ([]MemberStatus, error) {
 	o := collect(opts)
 	endpoints := cfg.EtcdEndpoints()
 	if len(o.etcd) > 0 {
 		endpoints = o.etcd
 	}
-	ec := cfg.Cluster.Etcd
-	dial := ec.DialTimeout
+	ec, err := cfg.EtcdConfig()
+	if err != nil {
+		return nil, fmt.Errorf("app: status: %w", err)
+	}
+	ec.Endpoints = endpoints
 	if d, ok := ctx.Deadline(); ok {
 		if left := time.Until(d); left <= 0 {
 			return nil, ctx.Err()
-		} else if dial == 0 || left < dial {
-			dial = left
+		} else if ec.DialTimeout == 0 || left < ec.DialTimeout {
+			ec.DialTimeout = left
 		}
 	}
 	type result struct {
@@ -57,7 +61,7 @@ func Status(ctx context.Context, cfg *config.Config, opts ...Option) ([]MemberSt
 	}
 	ch := make(chan result, 1)
 	go func() {
-		m, err := etcd.New(etcd.Config{Endpoints: endpoints, Prefix: ec.Prefix, TTL: ec.TTL, DialTimeout: dial})
+		m, err := etcd.New(ec)
 		ch <- result{m, err}
 	}()
 	var r result

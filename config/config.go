@@ -13,17 +13,21 @@
 package config
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
-	"github.com/guildkit/guild/transport/bus"
-	"github.com/guildkit/guild/transport/tcp"
 	"maps"
 	"net/netip"
+	"os"
 	"slices"
 	"time"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster/etcd"
 	"github.com/guildkit/guild/gate/tokenauth"
 	"github.com/guildkit/guild/report"
+	"github.com/guildkit/guild/transport/bus"
+	"github.com/guildkit/guild/transport/tcp"
 )
 
 // Config is a cluster file: the cluster's shared settings, its nodes by
@@ -269,10 +273,27 @@ func (c *Config) AdminToken() (string, error) {
 // Etcd says how the nodes reach etcd.
 type Etcd struct {
 	// Endpoints are the client URLs of an external etcd cluster
-	// (production), e.g. http://10.0.0.1:2379. When empty and a node is
-	// the master (Node.Master), every node uses the master's embedded
-	// etcd at http://<master>.
+	// (production), e.g. http://10.0.0.1:2379, or https://10.0.0.1:2379
+	// with TLS. When empty and a node is the master (Node.Master), every
+	// node uses the master's embedded etcd at http://<master>.
 	Endpoints []string `yaml:"endpoints"`
+	// TLS, when set, makes the nodes reach etcd over TLS: the endpoints
+	// must be https. An empty section trusts the system's CAs.
+	TLS *EtcdTLS `yaml:"tls"`
+	// Username is the nodes' etcd user, for an etcd with authentication
+	// enabled. Its password comes from PasswordFile or from the
+	// GUILD_ETCD_PASSWORD variable, never from the file itself. Without
+	// a username, an etcd that requires client certificates takes the
+	// user from the certificate's common name.
+	Username string `yaml:"username"`
+	// PasswordFile is a file holding Username's password (the white
+	// space around it is ignored), read when the node starts
+	// (CheckFiles).
+	PasswordFile string `yaml:"password_file"`
+	// Password is Username's password when it comes from the
+	// GUILD_ETCD_PASSWORD variable, which Load reads. It is not a key of
+	// the file, nor an override (GUILD_CLUSTER_ETCD_PASSWORD is an error).
+	Password string `yaml:"-" json:"-"`
 	// TTL is how long a crashed node's record and names outlive it.
 	// Default 5s, minimum 1s.
 	TTL time.Duration `yaml:"ttl"`
@@ -281,6 +302,24 @@ type Etcd struct {
 	Prefix string `yaml:"prefix"`
 	// DialTimeout bounds connecting to etcd. Default 5s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
+}
+
+// EtcdTLS says how the nodes reach etcd over TLS. Its files are read when
+// the node starts (CheckFiles), not after; a relative path is relative to
+// the working directory.
+type EtcdTLS struct {
+	// CAFile is a PEM file of the CA certificates that signed etcd's
+	// server certificate (etcd's --trusted-ca-file, often). Empty: the
+	// system's CAs.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile, both or neither, are the PEM certificate and
+	// key that the nodes present to an etcd that requires client
+	// certificates (--client-cert-auth): mutual TLS.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName, optional, is the name to check etcd's certificate
+	// against. Default: each endpoint's host.
+	ServerName string `yaml:"server_name"`
 }
 
 // Node is one node of the cluster.
@@ -614,6 +653,71 @@ func (c *Config) EtcdEndpoints() []string {
 		return []string{"http://" + m.Master}
 	}
 	return nil
+}
+
+// EtcdConfig returns cluster.etcd as the configuration of a node's etcd
+// client (package cluster/etcd): EtcdEndpoints, the prefix, TTL and dial
+// timeout, the TLS configuration and the user with its password, reading
+// the files that the section names now. Its Logger and JoinWait are the
+// node's to fill in. An error names the field whose file failed; it never
+// holds the password.
+func (c *Config) EtcdConfig() (etcd.Config, error) {
+	e := c.Cluster.Etcd
+	ec := etcd.Config{
+		Endpoints: c.EtcdEndpoints(), Prefix: e.Prefix, TTL: e.TTL, DialTimeout: e.DialTimeout,
+		Username: e.Username, Password: e.Password,
+	}
+	var errs []error
+	if e.TLS != nil {
+		var tlsErrs []error
+		ec.TLS, tlsErrs = e.TLS.config()
+		errs = append(errs, tlsErrs...)
+	}
+	if e.PasswordFile != "" {
+		pw, err := ReadSecretFile(e.PasswordFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cluster.etcd.password_file: %w", err))
+		}
+		ec.Password = pw
+	}
+	if len(errs) > 0 {
+		return etcd.Config{}, errors.Join(errs...)
+	}
+	return ec, nil
+}
+
+// config builds the TLS configuration, reading the files, or returns
+// every problem with them, each naming its field.
+func (t *EtcdTLS) config() (*tls.Config, []error) {
+	cfg := &tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}
+	var errs []error
+	if t.CAFile != "" {
+		pool, err := ReadCAFile(t.CAFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cluster.etcd.tls.ca_file: %w", err))
+		}
+		cfg.RootCAs = pool
+	}
+	if t.CertFile == "" || t.KeyFile == "" {
+		return cfg, errs
+	}
+	certPEM, err := os.ReadFile(t.CertFile)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("cluster.etcd.tls.cert_file: %w", err))
+	}
+	keyPEM, kerr := os.ReadFile(t.KeyFile)
+	if kerr != nil {
+		errs = append(errs, fmt.Errorf("cluster.etcd.tls.key_file: %w", kerr))
+	}
+	if err != nil || kerr != nil {
+		return cfg, errs
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return cfg, append(errs, fmt.Errorf("cluster.etcd.tls: cert_file %s and key_file %s: %w", t.CertFile, t.KeyFile, err))
+	}
+	cfg.Certificates = []tls.Certificate{cert}
+	return cfg, errs
 }
 
 // NodeType returns the node type of the nodes that host module.

@@ -16,6 +16,12 @@ import (
 // EnvPrefix starts every override variable.
 const EnvPrefix = "GUILD_"
 
+// EtcdPasswordEnv is the variable that gives the password of
+// cluster.etcd.username, as cluster.etcd.password_file does: a secret
+// kept out of the file. It is not an override: the password is no key of
+// the file.
+const EtcdPasswordEnv = "GUILD_ETCD_PASSWORD"
+
 // otherTools are the GUILD_ variables (or, ending in "_", prefixes) of
 // other guild tools and of guild's own tests, which Load leaves alone: a
 // node started by a test run or a script that sets them must not refuse
@@ -36,7 +42,11 @@ func applyEnv(tree map[string]any, env []string, modules []string) []error {
 	var errs []error
 	for _, kv := range env {
 		name, val, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(name, EnvPrefix) || isOtherTool(name) {
+		if !ok || !strings.HasPrefix(name, EnvPrefix) || isOtherTool(name) || name == EtcdPasswordEnv {
+			continue
+		}
+		if name == EnvPrefix+"CLUSTER_ETCD_PASSWORD" {
+			errs = append(errs, fmt.Errorf("%s: the etcd password is no key of the cluster file: set %s, or cluster.etcd.password_file", name, EtcdPasswordEnv))
 			continue
 		}
 		keys, leaf, ok := resolveEnv(strings.TrimPrefix(name, EnvPrefix), reflect.TypeFor[Config](), tree, modules)
@@ -211,4 +221,17 @@ func set(tree map[string]any, keys []string, v any) error {
 	}
 	m[keys[len(keys)-1]] = v
 	return nil
+}
+
+// etcdPassword returns the value of EtcdPasswordEnv among env (the last
+// one, as the environment keeps one) and whether it is there.
+func etcdPassword(env []string) (string, bool) {
+	var pw string
+	found := false
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, EtcdPasswordEnv+"="); ok {
+			pw, found = v, true
+		}
+	}
+	return pw, found
 }

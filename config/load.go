@@ -29,7 +29,8 @@ var ErrInvalid = errors.New("config: invalid cluster file")
 // module sections that the file has; they do not add nodes. A GUILD_
 // variable that matches no field is an error, so that a typo does not go
 // unnoticed; the variables of other guild tools (GUILD_DEMO, GUILD_BENCH_*)
-// are left alone.
+// are left alone. GUILD_ETCD_PASSWORD (EtcdPasswordEnv) is no override:
+// it gives the password of cluster.etcd.username (Etcd.Password).
 //
 // Load returns every problem it finds, joined with errors.Join, each
 // naming its field path (nodes.gate1.addr) or variable; all of them match
@@ -59,6 +60,12 @@ func parse(data []byte, env []string, modules []string, prefix string) (*Config,
 	d := decoder{}
 	d.value("", tree, reflectValue(c))
 	errs = append(errs, d.errs...)
+	if pw, ok := etcdPassword(env); ok {
+		if pw == "" {
+			errs = append(errs, fmt.Errorf("%s: set but empty", EtcdPasswordEnv))
+		}
+		c.Cluster.Etcd.Password = pw
+	}
 	if len(errs) == 0 {
 		c.fill()
 		errs = append(errs, c.validate(modules)...)

@@ -191,6 +191,7 @@ func (c *Config) validate(modules []string) []error {
 	if len(e.Endpoints) == 0 && len(masters) == 0 && len(c.Nodes) > 0 {
 		v.fail("cluster.etcd.endpoints", "the nodes have no etcd: give its endpoints, or make one node the master")
 	}
+	v.etcdSecurity(e, masters)
 	for _, name := range names {
 		if g := c.Nodes[name].Gateway; g != nil {
 			listeners = v.gateway("nodes."+name+".gateway", g, listeners, hostType, registered)
@@ -204,6 +205,47 @@ func (c *Config) validate(modules []string) []error {
 	}
 	v.clashes(listeners)
 	return v.errs
+}
+
+// etcdSecurity checks cluster.etcd's TLS and credentials, without
+// reading their files (see CheckFiles). masters are the nodes that run an
+// embedded etcd, which serves plain http without users.
+func (v *validator) etcdSecurity(e Etcd, masters []string) {
+	if t := e.TLS; t != nil {
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			v.fail("cluster.etcd.tls", "cert_file and key_file go together: give both (a client certificate, for an etcd that requires one) or neither")
+		}
+		for i, ep := range e.Endpoints {
+			if scheme, _, ok := strings.Cut(ep, "://"); ok && !strings.EqualFold(scheme, "https") {
+				v.fail(fmt.Sprintf("cluster.etcd.endpoints[%d]", i), "%q is not https, but cluster.etcd.tls is set: write https://", ep)
+			}
+		}
+	}
+	var first string
+	for i, ep := range e.Endpoints {
+		scheme, _, ok := strings.Cut(ep, "://")
+		if !ok {
+			continue
+		}
+		if first == "" {
+			first = strings.ToLower(scheme)
+		} else if !strings.EqualFold(scheme, first) {
+			v.fail(fmt.Sprintf("cluster.etcd.endpoints[%d]", i), "%q is not %s like endpoints[0]: etcd's client reaches every endpoint with the first one's scheme", ep, first)
+		}
+	}
+	switch {
+	case e.Password != "" && e.PasswordFile != "":
+		v.fail("cluster.etcd.password_file", "%s is set too: give one of them", EtcdPasswordEnv)
+	case e.Password != "" && e.Username == "":
+		v.fail(EtcdPasswordEnv, "a password without a user: set cluster.etcd.username")
+	case e.PasswordFile != "" && e.Username == "":
+		v.fail("cluster.etcd.password_file", "a password without a user: set cluster.etcd.username")
+	case e.Username != "" && e.Password == "" && e.PasswordFile == "":
+		v.fail("cluster.etcd.username", "no password: give password_file or the %s variable (a user named by the client certificate needs neither username nor password)", EtcdPasswordEnv)
+	}
+	if len(masters) > 0 && (e.TLS != nil || e.Username != "") {
+		v.fail("nodes."+masters[0]+".master", "the embedded etcd serves plain http without users, but cluster.etcd sets tls or username: use an external etcd (cluster.etcd.endpoints) for those")
+	}
 }
 
 // telemetry checks the cluster's telemetry section. Its metrics address
@@ -410,8 +452,8 @@ func fieldNames(err error) string {
 
 // CheckFiles reads the files that the settings of the node named name
 // point to (its gateway's auth and TLS files, telemetry.token_file when it
-// serves metrics, and the report section's password_file and ca_file and
-// cluster.transport.tls's files, which every node reads) and returns every problem with
+// serves metrics, and the files of cluster.etcd, cluster.transport.tls and
+// the report section, which every node reads) and returns every problem with
 // them, each naming its field, all matching ErrInvalid. Load does not
 // read them: every machine loads the whole cluster file, and a node's
 // files are on its own machine. app.Start checks the node it starts.
@@ -430,6 +472,16 @@ func (c *Config) CheckFiles(name string) error {
 		if _, err := tokenauth.ReadSecret(f); err != nil {
 			v.fail("admin.token_file", "%v", err)
 		}
+	}
+	e := c.Cluster.Etcd
+	if e.PasswordFile != "" {
+		if _, err := ReadSecretFile(e.PasswordFile); err != nil {
+			v.fail("cluster.etcd.password_file", "%v", err)
+		}
+	}
+	if e.TLS != nil {
+		_, errs := e.TLS.config()
+		v.errs = append(v.errs, errs...)
 	}
 	if m := c.Report.SMTP; m != nil {
 		if m.PasswordFile != "" {
@@ -483,9 +535,9 @@ func (v *validator) result() error {
 	return invalid("", v.errs...)
 }
 
-// ReadSecretFile reads a secret from a file (report.smtp.password_file):
-// its contents without the white space around them, which must leave
-// something.
+// ReadSecretFile reads a secret from a file (report.smtp.password_file,
+// cluster.etcd.password_file): its contents without the white space
+// around them, which must leave something.
 func ReadSecretFile(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -498,8 +550,8 @@ func ReadSecretFile(path string) (string, error) {
 	return s, nil
 }
 
-// ReadCAFile reads a PEM file of certificates (report.smtp.ca_file) into a
-// pool.
+// ReadCAFile reads a PEM file of certificates (report.smtp.ca_file,
+// cluster.etcd.tls.ca_file) into a pool.
 func ReadCAFile(path string) (*x509.CertPool, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

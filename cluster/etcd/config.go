@@ -1,6 +1,7 @@
 package etcd
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,9 +22,27 @@ const (
 // Config configures a Membership. The zero value of every field but
 // Endpoints selects a default.
 type Config struct {
-	// Endpoints are the etcd client URLs, e.g. "http://127.0.0.1:2379".
-	// Required.
+	// Endpoints are the etcd client URLs, e.g. "http://127.0.0.1:2379",
+	// or "https://etcd-1:2379" for an etcd that serves TLS. Required. They
+	// are all http or all https: etcd's client connects to every endpoint
+	// with the first one's scheme.
 	Endpoints []string
+	// TLS, when set, is the TLS configuration of the connections to etcd,
+	// whose endpoints must then be https: RootCAs (the CA that signed
+	// etcd's server certificate; nil: the system's), ServerName
+	// (default: each endpoint's host) and, for an etcd that requires
+	// client certificates (--client-cert-auth), Certificates: mutual TLS.
+	// Nil with https endpoints: TLS with the system's CAs and no client
+	// certificate. It is not modified.
+	TLS *tls.Config
+	// Username and Password authenticate every request to an etcd that
+	// has authentication enabled (etcdctl auth enable). Give both or
+	// neither: etcd's client sends no credentials without a password.
+	// With neither, an etcd with authentication takes the user from the
+	// client certificate's common name, if TLS gives one. The password
+	// is never logged nor put in an error.
+	Username string
+	Password string
 	// Prefix is the key prefix of this cluster; default "/guild". It must
 	// start with "/"; a trailing "/" is dropped.
 	Prefix string
@@ -65,6 +84,38 @@ func (c Config) Validate() error {
 	if c.DialTimeout < 0 {
 		return fmt.Errorf("%w: negative dial timeout %v", ErrBadConfig, c.DialTimeout)
 	}
+	if err := c.checkSchemes(); err != nil {
+		return err
+	}
+	switch {
+	case c.Password != "" && c.Username == "":
+		return fmt.Errorf("%w: a password without a username", ErrBadConfig)
+	case c.Username != "" && c.Password == "":
+		return fmt.Errorf("%w: username %q without a password (etcd's client would send no credentials)", ErrBadConfig, c.Username)
+	}
+	return nil
+}
+
+// checkSchemes checks that the endpoints are all http or all https, and
+// https when TLS is set: etcd's client uses the first endpoint's scheme
+// for every connection, and drops TLS for http.
+func (c Config) checkSchemes() error {
+	first := ""
+	for _, e := range c.Endpoints {
+		scheme, _, found := strings.Cut(e, "://")
+		if !found {
+			continue // host:port: TLS when set, else plain text
+		}
+		scheme = strings.ToLower(scheme)
+		if c.TLS != nil && (scheme == "http" || scheme == "unix") {
+			return fmt.Errorf("%w: endpoint %q is plain text but TLS is set: write %ss://", ErrBadConfig, e, scheme)
+		}
+		if first == "" {
+			first = scheme
+		} else if scheme != first {
+			return fmt.Errorf("%w: endpoint %q is %s but the first is %s: etcd's client uses one scheme for all", ErrBadConfig, e, scheme, first)
+		}
+	}
 	return nil
 }
 
@@ -89,4 +140,13 @@ func (c Config) withDefaults() Config {
 // ttlSeconds is the lease TTL: TTL rounded up to whole seconds.
 func (c Config) ttlSeconds() int64 {
 	return int64((c.TTL + time.Second - 1) / time.Second)
+}
+
+// as names the user in connection errors, " as user NAME", or "" without
+// one. The password is never shown.
+func (c Config) as() string {
+	if c.Username == "" {
+		return ""
+	}
+	return fmt.Sprintf(" as user %q", c.Username)
 }

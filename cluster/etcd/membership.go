@@ -131,8 +131,11 @@ type heldLease struct {
 }
 
 // New connects to etcd, reads the current members and names, and starts
-// watching them. It returns an error when cfg is invalid (ErrBadConfig) or
-// etcd does not answer within cfg.DialTimeout.
+// watching them. It returns an error when cfg is invalid (ErrBadConfig),
+// when etcd refuses the credentials, or when etcd does not answer within
+// cfg.DialTimeout; in that last case New then spends at most a second
+// connecting to the first endpoint itself, to say why (nothing listening,
+// a TLS handshake refused, an unknown certificate authority).
 func New(cfg Config) (*Membership, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -141,10 +144,13 @@ func New(cfg Config) (*Membership, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   cfg.Endpoints,
 		DialTimeout: cfg.DialTimeout,
+		TLS:         cfg.TLS,
+		Username:    cfg.Username,
+		Password:    cfg.Password,
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cluster/etcd: connect to %v: %w", cfg.Endpoints, err)
+		return nil, fmt.Errorf("cluster/etcd: connect to %v%s: %w", cfg.Endpoints, cfg.as(), cfg.explain(err))
 	}
 	life, stop := context.WithCancel(context.Background())
 	m := &Membership{
@@ -170,7 +176,7 @@ func New(cfg Config) (*Membership, error) {
 	if err != nil {
 		stop()
 		cli.Close()
-		return nil, fmt.Errorf("cluster/etcd: read from %v: %w", cfg.Endpoints, err)
+		return nil, fmt.Errorf("cluster/etcd: read from %v%s: %w", cfg.Endpoints, cfg.as(), cfg.explain(err))
 	}
 	m.fan = fanout.New[cluster.Event](m.log)
 	m.resetMembers(mresp.Kvs)

@@ -1,6 +1,7 @@
 package etcd
 
 import (
+	"crypto/tls"
 	"errors"
 	"testing"
 	"time"
@@ -317,6 +318,10 @@ func TestConfig(t *testing.T) {
 		{Endpoints: []string{"x"}, TTL: 500 * time.Millisecond},
 		{Endpoints: []string{"x"}, TTL: -time.Second},
 		{Endpoints: []string{"x"}, DialTimeout: -1},
+		{Endpoints: []string{"x"}, Password: "pw"},
+		{Endpoints: []string{"x"}, Username: "guild"},
+		{Endpoints: []string{"http://a:2379"}, TLS: &tls.Config{}},
+		{Endpoints: []string{"https://a:2379", "http://b:2379"}},
 	}
 	for _, c := range bad {
 		if err := c.Validate(); !errors.Is(err, ErrBadConfig) {
