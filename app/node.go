@@ -25,6 +25,7 @@ import (
 	"github.com/guildkit/guild/cluster/etcd"
 	"github.com/guildkit/guild/config"
 	"github.com/guildkit/guild/gate"
+	gatekcp "github.com/guildkit/guild/gate/kcp"
 	"github.com/guildkit/guild/gate/tokenauth"
 	"github.com/guildkit/guild/report"
 	"github.com/guildkit/guild/rpc"
@@ -548,7 +549,7 @@ func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
 	}{
 		{"tcp", g.TCP, func() (net.Addr, error) { return gw.ListenTCP(g.TCP, nil) }, func(a net.Addr) string { return "tcp://" + a.String() }},
 		{"ws", g.WS, func() (net.Addr, error) { return gw.ListenWebSocket(g.WS, g.WSPath, nil) }, func(a net.Addr) string { return "ws://" + a.String() + g.WSPath }},
-		{"kcp", g.KCP, func() (net.Addr, error) { return gw.ListenKCP(g.KCP) }, func(a net.Addr) string { return "kcp://" + a.String() }},
+		{"kcp", g.KCP, func() (net.Addr, error) { return gatekcp.Listen(gw, g.KCP, gatekcp.Options{}) }, func(a net.Addr) string { return "kcp://" + a.String() }},
 		{"mqtt", g.MQTT, func() (net.Addr, error) { return gw.ListenMQTT(g.MQTT, nil) }, func(a net.Addr) string { return "mqtt://" + a.String() }},
 		{"mqtt-ws", g.MQTTWS, func() (net.Addr, error) { return gw.ListenMQTTWebSocket(g.MQTTWS, g.MQTTWSPath, nil) }, func(a net.Addr) string { return "ws://" + a.String() + g.MQTTWSPath }},
 	} {
