@@ -541,6 +541,11 @@ func gatewayAuth(a *config.Auth) (func(ctx context.Context, token string) (strin
 // listen opens the gateway's listeners.
 func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
 	gw := n.gateway
+	kcpKey, err := g.KCPSecret() // its file was checked by CheckFiles
+	if err != nil {
+		return fmt.Errorf("app: nodes.%s.gateway.kcp_key_file: %w", n.ready.Node, err)
+	}
+	kcpOpts := gatekcp.Options{Key: []byte(kcpKey)}
 	n.ready.Gateway = make(map[string]string)
 	for _, ln := range []struct {
 		kind, at string
@@ -549,7 +554,7 @@ func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
 	}{
 		{"tcp", g.TCP, func() (net.Addr, error) { return gw.ListenTCP(g.TCP, nil) }, func(a net.Addr) string { return "tcp://" + a.String() }},
 		{"ws", g.WS, func() (net.Addr, error) { return gw.ListenWebSocket(g.WS, g.WSPath, nil) }, func(a net.Addr) string { return "ws://" + a.String() + g.WSPath }},
-		{"kcp", g.KCP, func() (net.Addr, error) { return gatekcp.Listen(gw, g.KCP, gatekcp.Options{}) }, func(a net.Addr) string { return "kcp://" + a.String() }},
+		{"kcp", g.KCP, func() (net.Addr, error) { return gatekcp.Listen(gw, g.KCP, kcpOpts) }, func(a net.Addr) string { return "kcp://" + a.String() }},
 		{"mqtt", g.MQTT, func() (net.Addr, error) { return gw.ListenMQTT(g.MQTT, nil) }, func(a net.Addr) string { return "mqtt://" + a.String() }},
 		{"mqtt-ws", g.MQTTWS, func() (net.Addr, error) { return gw.ListenMQTTWebSocket(g.MQTTWS, g.MQTTWSPath, nil) }, func(a net.Addr) string { return "ws://" + a.String() + g.MQTTWSPath }},
 	} {
@@ -561,7 +566,11 @@ func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
 			return fmt.Errorf("app: %w (change it with nodes.%s.gateway.%s in the cluster file)", err, n.ready.Node, ln.kind)
 		}
 		n.ready.Gateway[ln.kind] = ln.url(a)
-		log.Info("gateway listening", "kind", ln.kind, "addr", a.String())
+		attrs := []any{"kind", ln.kind, "addr", a.String()}
+		if ln.kind == "kcp" {
+			attrs = append(attrs, "encrypted", kcpKey != "")
+		}
+		log.Info("gateway listening", attrs...)
 	}
 	return nil
 }
