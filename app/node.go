@@ -25,6 +25,7 @@ import (
 	"github.com/guildkit/guild/cluster/etcd"
 	"github.com/guildkit/guild/config"
 	"github.com/guildkit/guild/gate"
+	gatekcp "github.com/guildkit/guild/gate/kcp"
 	"github.com/guildkit/guild/gate/tokenauth"
 	"github.com/guildkit/guild/report"
 	"github.com/guildkit/guild/rpc"
@@ -550,6 +551,11 @@ func gatewayIdentify(a *config.Auth) (func(ctx context.Context, token string) (g
 // listen opens the gateway's listeners.
 func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
 	gw := n.gateway
+	kcpKey, err := g.KCPSecret() // its file was checked by CheckFiles
+	if err != nil {
+		return fmt.Errorf("app: nodes.%s.gateway.kcp_key_file: %w", n.ready.Node, err)
+	}
+	kcpOpts := gatekcp.Options{Key: []byte(kcpKey)}
 	n.ready.Gateway = make(map[string]string)
 	var tlsConfig *tls.Config
 	ws, mqtt := "ws://", "mqtt://"
@@ -567,7 +573,7 @@ func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
 	}{
 		{"tcp", g.TCP, func() (net.Addr, error) { return gw.ListenTCP(g.TCP, tlsConfig) }, func(a net.Addr) string { return "tcp://" + a.String() }},
 		{"ws", g.WS, func() (net.Addr, error) { return gw.ListenWebSocket(g.WS, g.WSPath, tlsConfig) }, func(a net.Addr) string { return ws + a.String() + g.WSPath }},
-		{"kcp", g.KCP, func() (net.Addr, error) { return gw.ListenKCP(g.KCP) }, func(a net.Addr) string { return "kcp://" + a.String() }},
+		{"kcp", g.KCP, func() (net.Addr, error) { return gatekcp.Listen(gw, g.KCP, kcpOpts) }, func(a net.Addr) string { return "kcp://" + a.String() }},
 		{"mqtt", g.MQTT, func() (net.Addr, error) { return gw.ListenMQTT(g.MQTT, tlsConfig) }, func(a net.Addr) string { return mqtt + a.String() }},
 		{"mqtt-ws", g.MQTTWS, func() (net.Addr, error) { return gw.ListenMQTTWebSocket(g.MQTTWS, g.MQTTWSPath, tlsConfig) }, func(a net.Addr) string { return ws + a.String() + g.MQTTWSPath }},
 	} {
@@ -579,7 +585,11 @@ func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
 			return fmt.Errorf("app: %w (change it with nodes.%s.gateway.%s in the cluster file)", err, n.ready.Node, ln.kind)
 		}
 		n.ready.Gateway[ln.kind] = ln.url(a)
-		log.Info("gateway listening", "kind", ln.kind, "addr", a.String())
+		attrs := []any{"kind", ln.kind, "addr", a.String()}
+		if ln.kind == "kcp" {
+			attrs = append(attrs, "encrypted", kcpKey != "")
+		}
+		log.Info("gateway listening", attrs...)
 	}
 	return nil
 }

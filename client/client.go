@@ -41,6 +41,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/guildkit/guild/gate/gatepb"
+	gatekcp "github.com/guildkit/guild/gate/kcp"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/wire"
 )
@@ -87,6 +88,14 @@ type Config struct {
 	Token string
 	// TLS configures tcp (TLS over TCP when set) and wss.
 	TLS *tls.Config
+	// KCPKey, optional, is the secret that encrypts kcp addresses' traffic:
+	// the gateway's KCP key (gatekcp.Options.Key, the cluster file's
+	// kcp_key or kcp_key_file), at least gatekcp.MinKeyLen bytes. Empty:
+	// KCP in the clear. A gateway with another key, or none, drops every
+	// packet, so the handshake gets no answer and fails after
+	// DialTimeout, saying so. Package gate/kcp says what KCP's encryption
+	// protects against, and what not.
+	KCPKey []byte
 	// Dialer, optional, connects tcp, ws and wss addresses (not kcp):
 	// its LocalAddr chooses the source address, for example. Default: a
 	// zero net.Dialer.
@@ -207,6 +216,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("client: address %q: scheme %q is not tcp, kcp, ws or wss", a, u.Scheme)
 		}
 		addrs[i] = u
+	}
+	if len(cfg.KCPKey) > 0 {
+		if _, err := gatekcp.DeriveKey(cfg.KCPKey); err != nil {
+			return nil, fmt.Errorf("client: KCPKey: %w", err)
+		}
 	}
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
@@ -492,6 +506,13 @@ func (c *Client) connect(parent context.Context, i int) (conn, *gatepb.Handshake
 	body, err := cn.read(dl)
 	if err != nil {
 		cn.close()
+		var ne net.Error
+		timedOut := ctx.Err() != nil || errors.As(err, &ne) && ne.Timeout()
+		if c.addrs[i].Scheme == "kcp" && parent.Err() == nil && timedOut {
+			// KCP has no connection to refuse: a gateway that cannot
+			// decrypt the packets drops them without a word.
+			err = fmt.Errorf("no answer within %v (is a gateway there, and is Config.KCPKey its key? A KCP gateway drops the packets it cannot decrypt without a word): %w", c.cfg.DialTimeout, err)
+		}
 		return nil, nil, failed("handshake with", err)
 	}
 	if !stop() {
@@ -831,17 +852,10 @@ func (c *Client) dial(ctx context.Context, u *url.URL) (conn, error) {
 		ws.SetReadLimit(gatepb.DefaultMaxFrame * 16)
 		return &wsConn{ws: ws}, nil
 	case "kcp":
-		s, err := kcp.DialWithOptions(u.Host, nil, 0, 0)
+		s, err := gatekcp.Dial(ctx, u.Host, gatekcp.Options{Key: c.cfg.KCPKey})
 		if err != nil {
 			return nil, err
 		}
-		s.SetNoDelay(1, 10, 2, 1)
-		// Stream mode: frames are length-prefixed, and message mode fails
-		// reads into a buffer smaller than a message (the 4-byte prefix).
-		// Deprecated upstream without a replacement in v5.6.40.
-		//lint:ignore SA1019 stream mode is what the framing needs
-		s.SetStreamMode(true)
-		s.SetWindowSize(256, 256)
 		return newStreamConn(s), nil
 	}
 	d := c.cfg.Dialer

@@ -20,6 +20,7 @@ import (
 	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/gatepb"
+	gatekcp "github.com/guildkit/guild/gate/kcp"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -111,7 +112,7 @@ func newEnv(t *testing.T, edit func(*gate.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kcp, err := e.g.ListenKCP("127.0.0.1:0")
+	kcp, err := gatekcp.Listen(e.g, "127.0.0.1:0", gatekcp.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -653,5 +654,38 @@ func TestTLS(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", addr, err)
 		}
+	}
+}
+
+// TestKCPKeyFailover: Config.KCPKey encrypts kcp addresses; a gateway
+// with another key never answers, so Dial gives it up after DialTimeout
+// and moves to the next address, whose key is the client's.
+func TestKCPKeyFailover(t *testing.T) {
+	e := newEnv(t, nil)
+	other, err := gatekcp.Listen(e.g, "127.0.0.1:0", gatekcp.Options{Key: []byte("the other gateway's 32-byte key!")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := gatekcp.Listen(e.g, "127.0.0.1:0", gatekcp.Options{Key: []byte("the client's own key, 32 bytes!!")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	c, err := client.Dial(ctx, client.Config{
+		Addrs:       []string{"kcp://" + other.String(), "kcp://" + mine.String()},
+		KCPKey:      []byte("the client's own key, 32 bytes!!"),
+		Token:       "good:ann",
+		DialTimeout: 300 * time.Millisecond,
+		Logger:      slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.Addr(); got != "kcp://"+mine.String() {
+		t.Errorf("connected to %s, want the gateway with the client's key", got)
+	}
+	if err := echo(ctx, c, "encrypted"); err != nil {
+		t.Fatal(err)
 	}
 }

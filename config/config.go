@@ -378,6 +378,15 @@ type Gateway struct {
 	WSPath string `yaml:"ws_path"`
 	// KCP is the host:port (UDP) of the KCP listener; empty: none.
 	KCP string `yaml:"kcp"`
+	// KCPKey, optional, is the secret (at least 16 bytes) that encrypts
+	// the KCP listener's traffic (package gate/kcp); its clients need the
+	// same one (client.Config.KCPKey, guild bot -kcp-key-file). Empty: KCP
+	// in the clear. Keep it out of the file: set it from the environment
+	// (GUILD_NODES_<NODE>_GATEWAY_KCP_KEY) or use KCPKeyFile.
+	KCPKey string `yaml:"kcp_key"`
+	// KCPKeyFile is a file holding KCPKey (the white space around it is
+	// ignored), read when the node starts. Not with KCPKey.
+	KCPKeyFile string `yaml:"kcp_key_file"`
 	// MQTT is the host:port of the MQTT listener; empty: none.
 	MQTT string `yaml:"mqtt"`
 	// MQTTWS is the host:port of the MQTT-over-WebSocket listener; empty:
@@ -411,6 +420,13 @@ type Gateway struct {
 	// clients must present a certificate it signed. Not for kcp (see
 	// kcp's own encryption).
 	TLS *TLS `yaml:"tls"`
+}
+
+// KCPSecret returns the secret that encrypts the KCP listener: kcp_key,
+// or the contents of kcp_key_file (read now, without the white space
+// around it). "" means none: KCP in the clear.
+func (g *Gateway) KCPSecret() (string, error) {
+	return tokenOrFile(g.KCPKey, g.KCPKeyFile)
 }
 
 // Auth says how a gateway checks tokens, with package gate/tokenauth.

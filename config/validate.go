@@ -317,6 +317,17 @@ func (v *validator) gateway(p string, g *Gateway, ls []listener, hostType map[st
 	ls = v.hostPort(ls, p+".tcp", g.TCP, false)
 	ls = v.hostPort(ls, p+".ws", g.WS, false)
 	ls = v.hostPort(ls, p+".kcp", g.KCP, false)
+	switch {
+	case g.KCPKey != "" && g.KCPKeyFile != "":
+		v.fail(p, "kcp_key and kcp_key_file exclude each other: give one")
+	case g.KCPKey != "" && len(g.KCPKey) < tokenauth.MinSecret:
+		v.fail(p+".kcp_key", "%d bytes, fewer than %d (openssl rand -hex 32 makes a good one)", len(g.KCPKey), tokenauth.MinSecret)
+	case g.KCPKey != "" && strings.TrimSpace(g.KCPKey) != g.KCPKey:
+		v.fail(p+".kcp_key", "white space around the key")
+	}
+	if (g.KCPKey != "" || g.KCPKeyFile != "") && g.KCP == "" {
+		v.fail(p, "a KCP key, but no kcp listener: set kcp")
+	}
 	ls = v.hostPort(ls, p+".mqtt", g.MQTT, false)
 	ls = v.hostPort(ls, p+".mqtt_ws", g.MQTTWS, false)
 	if !strings.HasPrefix(g.WSPath, "/") {
@@ -451,10 +462,11 @@ func fieldNames(err error) string {
 }
 
 // CheckFiles reads the files that the settings of the node named name
-// point to (its gateway's auth and TLS files, telemetry.token_file when it
-// serves metrics, and the files of cluster.etcd, cluster.transport.tls and
-// the report section, which every node reads) and returns every problem with
-// them, each naming its field, all matching ErrInvalid. Load does not
+// point to (its gateway's auth, TLS and kcp_key_file files,
+// telemetry.token_file when it serves metrics, and the files of
+// cluster.etcd, cluster.transport.tls and the report section, which every
+// node reads) and returns every problem with them, each naming its field,
+// all matching ErrInvalid. Load does not
 // read them: every machine loads the whole cluster file, and a node's
 // files are on its own machine. app.Start checks the node it starts.
 func (c *Config) CheckFiles(name string) error {
@@ -503,6 +515,11 @@ func (c *Config) CheckFiles(name string) error {
 	if n.Gateway != nil && n.Gateway.TLS != nil {
 		if _, err := n.Gateway.TLS.ServerConfig(); err != nil {
 			v.fail("nodes."+name+".gateway.tls", "%v", err)
+		}
+	}
+	if n.Gateway != nil && n.Gateway.KCPKeyFile != "" {
+		if _, err := tokenauth.ReadSecret(n.Gateway.KCPKeyFile); err != nil {
+			v.fail("nodes."+name+".gateway.kcp_key_file", "%v", err)
 		}
 	}
 	if n.Gateway == nil || n.Gateway.Auth == nil {

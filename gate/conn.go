@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/guildkit/guild/gate/gatepb"
 	"github.com/guildkit/guild/wire"
@@ -48,14 +47,16 @@ type clientConn interface {
 	finish(e ending) bool
 	close() error
 	remoteAddr() string
-	// kind names the listener: "tcp", "kcp" or "ws".
+	// kind names the listener: "tcp", "ws", "mqtt", "mqtt-ws", or
+	// ServeListener's network ("kcp").
 	kind() string
 }
 
-// streamConn is a client on a byte stream (TCP, KCP): every frame is a
-// length prefix and the encoded Frame. It reads without a buffered reader:
-// the prefix, then the body into a pooled buffer, so that an idle
-// connection, blocked on its next prefix, holds no read buffer.
+// streamConn is a client on a byte stream (TCP, KCP, any listener given
+// to ServeListener): every frame is a length prefix and the encoded
+// Frame. It reads without a buffered reader: the prefix, then the body
+// into a pooled buffer, so that an idle connection, blocked on its next
+// prefix, holds no read buffer.
 type streamConn struct {
 	nc      net.Conn
 	network string
@@ -143,27 +144,14 @@ func (c *streamConn) finish(e ending) bool {
 	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		return hc.CloseWrite() == nil
 	}
-	if ks, ok := c.nc.(*kcp.UDPSession); ok {
-		// KCP has no half close, and its Close sends what is queued once,
-		// with no retransmission, and kcp-go does not say when the client
-		// has acknowledged everything. Give it time to take what was
-		// queued, the Close frame last: a client that had stopped reading
-		// (cut off as slow) must first make room in its window, and on a
-		// busy machine a few update intervals and a round trip were too
-		// little. A packet from the client after the close would open a
-		// new session on the listener, another reason to wait.
-		time.Sleep(min(kcpFlush, kcpLinger+4*time.Duration(ks.GetSRTT())*time.Millisecond))
+	if l, ok := c.nc.(interface{ Linger() time.Duration }); ok {
+		// No half close (KCP): the transport says how long its client
+		// needs to take what was written (see ServeListener).
+		time.Sleep(l.Linger())
 	}
 	_ = c.nc.Close()
 	return false
 }
-
-// kcpLinger is finish's wait for a KCP client to take its last frames,
-// plus four round trips, up to kcpFlush.
-const (
-	kcpLinger = 250 * time.Millisecond
-	kcpFlush  = time.Second
-)
 
 func (c *streamConn) close() error       { return c.nc.Close() }
 func (c *streamConn) remoteAddr() string { return c.nc.RemoteAddr().String() }

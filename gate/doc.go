@@ -1,8 +1,12 @@
 // Package gate is guild's client gateway: where players connect.
 //
-// A Gateway listens on TCP, WebSocket and KCP (ListenTCP, ListenWebSocket,
-// ListenKCP; optional TLS on TCP and WebSocket), any number at once. Every
-// client speaks the framed protocol of package gatepb (docs/PROTOCOL.md):
+// A Gateway listens on TCP, WebSocket and MQTT (ListenTCP,
+// ListenWebSocket, ListenMQTT, ListenMQTTWebSocket; optional TLS), and on
+// KCP with package gate/kcp (gatekcp.Listen, optionally encrypted), any
+// number at once. KCP lives in that leaf package so that a gateway without
+// it does not link kcp-go; it hands its listener to ServeListener, which
+// serves any stream listener opened outside the gateway. Every client but
+// MQTT's speaks the framed protocol of package gatepb (docs/PROTOCOL.md):
 // a handshake with a version and an optional auth token, heartbeats,
 // requests to routes such as "chat.Send", responses with codes, pushes,
 // and a Close with a reason. Package client is the Go SDK.

@@ -19,12 +19,12 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/mochi-mqtt/server/v2/packets"
-	"github.com/xtaci/kcp-go/v5"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/gatepb"
+	gatekcp "github.com/guildkit/guild/gate/kcp"
 	"github.com/guildkit/guild/internal/await"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/wire"
@@ -82,7 +82,7 @@ func startEndEnv(t *testing.T, lim gate.Limits) *endEnv {
 		t.Fatal(err)
 	}
 	env.tcp = a.String()
-	if a, err = env.g.ListenKCP("127.0.0.1:0"); err != nil {
+	if a, err = gatekcp.Listen(env.g, "127.0.0.1:0", gatekcp.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	env.kcp = a.String()
@@ -231,14 +231,10 @@ func dialFramed(t *testing.T, env *endEnv, kind, user string) *framedClient {
 		}
 		c.nc = nc
 	case "kcp":
-		s, err := kcp.DialWithOptions(env.kcp, nil, 0, 0)
+		s, err := gatekcp.Dial(testCtx(t), env.kcp, gatekcp.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.SetNoDelay(1, 10, 2, 1)
-		//lint:ignore SA1019 stream mode is what the framing needs
-		s.SetStreamMode(true)
-		s.SetWindowSize(256, 256)
 		c.nc = s
 	case "ws":
 		c.ws = dialWS(t, env.ws)
@@ -729,13 +725,10 @@ func connectEnd(t *testing.T, env *endEnv, kind string, hello bool, token string
 			}
 			c.nc = nc
 		case "kcp":
-			s, err := kcp.DialWithOptions(env.kcp, nil, 0, 0)
+			s, err := gatekcp.Dial(testCtx(t), env.kcp, gatekcp.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			s.SetNoDelay(1, 10, 2, 1)
-			//lint:ignore SA1019 stream mode is what the framing needs
-			s.SetStreamMode(true)
 			c.nc = s
 		case "ws":
 			ws = dialWS(t, env.ws)

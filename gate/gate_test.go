@@ -16,6 +16,7 @@ import (
 	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/gatepb"
+	gatekcp "github.com/guildkit/guild/gate/kcp"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -36,7 +37,7 @@ func TestListeners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kcpAddr, err := f.g.ListenKCP("127.0.0.1:0")
+	kcpAddr, err := gatekcp.Listen(f.g, "127.0.0.1:0", gatekcp.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/gate/gatepb"
@@ -77,13 +76,14 @@ type connState struct {
 type listener struct {
 	close func() error
 	// last: closed by Close only, after the connections, not when the
-	// shutdown begins (KCP: the listener's UDP socket carries its
-	// sessions; until then admit refuses new clients).
+	// shutdown begins (ServeListener's closeLast; KCP: the listener's UDP
+	// socket carries its sessions; until then admit refuses new clients).
 	last bool
 }
 
 // New starts a gateway on cfg.Node. It listens nowhere until ListenTCP,
-// ListenWebSocket or ListenKCP.
+// ListenWebSocket, ListenMQTT, ListenMQTTWebSocket or ServeListener (KCP:
+// package gate/kcp).
 func New(cfg Config) (*Gateway, error) {
 	if cfg.Node == nil {
 		return nil, fmt.Errorf("%w: Node is nil", ErrBadConfig)
@@ -165,59 +165,52 @@ func (g *Gateway) ListenTCP(addr string, tlsConfig *tls.Config) (net.Addr, error
 	return ln.Addr(), g.serveListener(ln, "tcp", false, g.streamConn("tcp"))
 }
 
-// ListenKCP accepts clients on a UDP address with KCP (a reliable,
-// low-latency protocol over UDP, github.com/xtaci/kcp-go), with no
-// encryption at the KCP layer.
-func (g *Gateway) ListenKCP(addr string) (net.Addr, error) {
-	ln, err := kcp.ListenWithOptions(addr, nil, 0, 0)
-	if err != nil {
-		return nil, &listenError{kind: "kcp", addr: addr, err: err}
+// ServeListener serves clients of the framed protocol (stream frames, as
+// on TCP: docs/PROTOCOL.md) on ln, a stream listener that the gateway did
+// not open: KCP's (package gate/kcp calls it, so that a gateway without
+// KCP does not link a KCP library), or a transport of your own. It
+// returns at once: a goroutine of the gateway accepts ln's connections
+// until ln is closed, and each is served as ListenTCP's are, under the
+// same limits (per source, MaxConns, the handshake and the session's).
+// The per-source limits go by each connection's RemoteAddr: a transport
+// whose connections have no distinct remote addresses counts them all as
+// one source.
+//
+// network names the listener: sessions show it as SessionInfo.Listener,
+// logs as "listener", and Stats counts its sessions when it is one of
+// ListenerKinds ("tcp", "kcp"; other names are not counted). It must not
+// be empty, nor "ws", "mqtt" or "mqtt-ws", whose listeners speak other
+// framings.
+//
+// The gateway closes ln: when Shutdown or Close begins, or, with
+// closeLast, only when Close tears the gateway down, after the
+// connections. closeLast is for a transport whose connections ride on the
+// listener's socket (KCP: one UDP socket carries every session), where
+// closing the listener would cut the sessions off before they said
+// goodbye; meanwhile the gateway answers a new connection on it with
+// Close{14} (going away).
+//
+// A connection with no half close (no CloseWrite method, as a TCP
+// connection has) may have a method Linger() time.Duration: after the
+// session's last frames (its Close frame), the gateway leaves it open that
+// long before closing it, so that the client can take them. Keep it short
+// (KCP's is a second at most): Close waits for it.
+//
+// ServeListener returns ErrClosed once Shutdown or Close has begun, and an
+// error for a bad network name; it closes ln whenever it returns an
+// error.
+func (g *Gateway) ServeListener(ln net.Listener, network string, closeLast bool) error {
+	switch network {
+	case "", "ws", "mqtt", "mqtt-ws":
+		_ = ln.Close()
+		return fmt.Errorf("gate: ServeListener: network %q: give a name of the listener's own, such as \"kcp\", not empty nor ws, mqtt or mqtt-ws", network)
 	}
-	return ln.Addr(), g.serveListener(kcpListener{ln}, "kcp", true, g.streamConn("kcp"))
+	return g.serveListener(ln, network, closeLast, g.streamConn(network))
 }
 
 // streamConn returns the wrapper of a stream listener's connections.
 func (g *Gateway) streamConn(network string) func(net.Conn) clientConn {
 	return func(nc net.Conn) clientConn { return newStreamConn(nc, network, g.lim.MaxFrame, &g.readBufs) }
-}
-
-// kcpListener tunes every accepted KCP session for interactive traffic.
-type kcpListener struct{ *kcp.Listener }
-
-func (l kcpListener) Accept() (net.Conn, error) {
-	s, err := l.AcceptKCP()
-	if err != nil {
-		return nil, err
-	}
-	tuneKCP(s)
-	return s, nil
-}
-
-// Close closes the listener, then the sessions it opened that nobody
-// accepted: kcp-go leaves them running. Any packet from an address with
-// no session opens one (an acknowledgement arriving after a session
-// closed, say), so some may be queued as the listener closes.
-func (l kcpListener) Close() error {
-	err := l.Listener.Close()
-	// AcceptKCP picks at random between a queued session and "closed".
-	for range 32 {
-		if s, err := l.AcceptKCP(); err == nil {
-			_ = s.Close()
-		}
-	}
-	return err
-}
-
-// tuneKCP sets KCP's "fast" mode: no delay, 10 ms interval, fast resend,
-// no congestion window; both ends use it.
-func tuneKCP(s *kcp.UDPSession) {
-	s.SetNoDelay(1, 10, 2, 1)
-	// Stream mode: frames are length-prefixed, and message mode fails
-	// reads into a buffer smaller than a message (the 4-byte prefix).
-	// Deprecated upstream without a replacement in v5.6.40.
-	//lint:ignore SA1019 stream mode is what the framing needs
-	s.SetStreamMode(true)
-	s.SetWindowSize(256, 256)
 }
 
 // ListenWebSocket accepts clients over WebSocket on addr, at path (for

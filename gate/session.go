@@ -28,7 +28,8 @@ type SessionInfo struct {
 	UserID string
 	// Remote is the client's network address.
 	Remote string
-	// Listener is "tcp", "kcp", "ws", "mqtt" or "mqtt-ws".
+	// Listener is "tcp", "kcp", "ws", "mqtt" or "mqtt-ws", or the
+	// network name given to ServeListener.
 	Listener string
 	// Opened is when the handshake completed.
 	Opened time.Time

@@ -21,6 +21,7 @@ import (
 	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/internal/nodepb"
+	gatekcp "github.com/guildkit/guild/gate/kcp"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -105,7 +106,7 @@ func startSlowGate(t *testing.T, lim gate.Limits) *slowGate {
 		t.Fatal(err)
 	}
 	sg.ws = "ws://" + ws.String() + "/ws"
-	kcp, err := g.ListenKCP("127.0.0.1:0")
+	kcp, err := gatekcp.Listen(g, "127.0.0.1:0", gatekcp.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/gate"
+	gatekcp "github.com/guildkit/guild/gate/kcp"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -50,7 +51,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kcpAddr, err := g.ListenKCP("127.0.0.1:0")
+	kcpAddr, err := gatekcp.Listen(g, "127.0.0.1:0", gatekcp.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

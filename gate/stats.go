@@ -7,7 +7,9 @@ import (
 )
 
 // ListenerKinds are the kinds of a gateway's listeners, as Stats and a
-// session's SessionInfo name them.
+// session's SessionInfo name them. Stats counts the sessions of these
+// kinds only: a listener given to ServeListener under another name is not
+// counted.
 var ListenerKinds = [...]string{"tcp", "ws", "kcp", "mqtt", "mqtt-ws"}
 
 // numCodes is the number of response codes counted one by one: rpc's

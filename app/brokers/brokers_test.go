@@ -23,8 +23,9 @@ import (
 )
 
 // TestMain fails the package when a test leaves a goroutine behind.
-// kcp-go's timer scheduler (the gateway links KCP), started at its
-// package initialisation, lives as long as the process: no leak of ours.
+// kcp-go's timer scheduler (package app links KCP for gateways), started
+// at its package initialisation, lives as long as the process: no leak of
+// ours.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreTopFunction("github.com/xtaci/kcp-go/v5.(*TimedSched).sched"),

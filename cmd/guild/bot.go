@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/guildkit/guild/client"
+	"github.com/guildkit/guild/gate/tokenauth"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -88,6 +89,8 @@ type botOptions struct {
 	importDirs  stringList
 	timeout     time.Duration
 	maxErrors   percent
+	kcpKeyFile  string // -kcp-key-file
+	kcpKey      []byte // its contents
 }
 
 // runBot runs the load test until its duration or an interrupt.
@@ -169,6 +172,13 @@ func parseBotFlags(args []string, stderr io.Writer) (opts botOptions, ok bool, c
 		fs.Usage()
 		return opts, false, exitUsage
 	}
+	if opts.kcpKeyFile != "" {
+		var err error
+		if opts.kcpKey, err = tokenauth.ReadSecret(opts.kcpKeyFile); err != nil {
+			fmt.Fprintf(stderr, "guild bot: -kcp-key-file: %v\n", err)
+			return opts, false, exitUsage
+		}
+	}
 	return opts, true, exitOK
 }
 
@@ -187,6 +197,7 @@ func botFlags(opts *botOptions, stderr io.Writer) *flag.FlagSet {
 	fs.Var(&opts.protos, "proto", "a .proto `file` whose messages the scenario may name; repeatable")
 	fs.Var(&opts.importDirs, "I", "import `dir`ectory of the -proto files and their imports; repeatable (default \".\")")
 	fs.DurationVar(&opts.timeout, "timeout", 5*time.Second, "how long a request waits for its reply")
+	fs.StringVar(&opts.kcpKeyFile, "kcp-key-file", "", kcpKeyFileUsage)
 	opts.maxErrors = 1
 	fs.Var(&opts.maxErrors, "max-errors", "exit 1 when the error rate (failed requests and connections) is above this `percent`, such as 1% or 0.5%")
 	return fs
@@ -372,7 +383,7 @@ func (l *loadTest) runBot(ctx context.Context, i int) {
 		l.connError(err)
 		return
 	}
-	cfg := client.Config{Addr: l.opts.addr, RequestTimeout: l.opts.timeout}
+	cfg := client.Config{Addr: l.opts.addr, RequestTimeout: l.opts.timeout, KCPKey: l.opts.kcpKey}
 	if l.opts.tokenPrefix != "" {
 		cfg.Token = l.opts.tokenPrefix + strconv.Itoa(i)
 	}

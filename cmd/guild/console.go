@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/guildkit/guild/client"
+	"github.com/guildkit/guild/gate/tokenauth"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -82,6 +83,8 @@ type consoleOptions struct {
 	pushTypes   map[string]string
 	timeout     time.Duration
 	pushes      stringList // -push, as given
+	kcpKeyFile  string     // -kcp-key-file
+	kcpKey      []byte     // its contents
 }
 
 // runConsole runs the console on the process's standard input until it
@@ -115,6 +118,7 @@ func console(ctx context.Context, args []string, in io.Reader, stdout, stderr io
 	c, err := client.Dial(ctx, client.Config{
 		Addr:    opts.addr,
 		Token:   opts.token,
+		KCPKey:  opts.kcpKey,
 		OnClose: func(err error) { closed <- err }, // called at most once: no Reconnect
 	})
 	if err != nil {
@@ -191,6 +195,13 @@ func parseConsoleFlags(args []string, stderr io.Writer) (opts consoleOptions, ok
 		fmt.Fprint(stderr, "guild console: -timeout must be positive\n")
 		return opts, false, exitUsage
 	}
+	if opts.kcpKeyFile != "" {
+		var err error
+		if opts.kcpKey, err = tokenauth.ReadSecret(opts.kcpKeyFile); err != nil {
+			fmt.Fprintf(stderr, "guild console: -kcp-key-file: %v\n", err)
+			return opts, false, exitUsage
+		}
+	}
 	opts.pushTypes = make(map[string]string)
 	for _, p := range opts.pushes {
 		route, name, found := strings.Cut(p, "=")
@@ -203,6 +214,9 @@ func parseConsoleFlags(args []string, stderr io.Writer) (opts consoleOptions, ok
 	return opts, true, exitOK
 }
 
+// kcpKeyFileUsage describes the -kcp-key-file flag of console and bot.
+const kcpKeyFileUsage = "a `file` holding the secret that encrypts a kcp:// gateway's traffic: the gateway's kcp_key_file (white space around it ignored)"
+
 // consoleFlags defines the flags of guild console into opts.
 func consoleFlags(opts *consoleOptions, stderr io.Writer) *flag.FlagSet {
 	fs := newFlagSet("console", "console -addr url [-token t] [-proto file.proto]... [-I dir]... [-push route=Type]...", consoleAbout, stderr)
@@ -212,6 +226,7 @@ func consoleFlags(opts *consoleOptions, stderr io.Writer) *flag.FlagSet {
 	fs.Var(&opts.importDirs, "I", "import `dir`ectory of the -proto files and their imports; repeatable (default \".\")")
 	fs.Var(&opts.pushes, "push", "print the pushes of `route=Type` as JSON of that message type; repeatable")
 	fs.DurationVar(&opts.timeout, "timeout", 10*time.Second, "how long a request waits for its reply")
+	fs.StringVar(&opts.kcpKeyFile, "kcp-key-file", "", kcpKeyFileUsage)
 	return fs
 }
 

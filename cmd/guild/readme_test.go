@@ -327,6 +327,7 @@ var readmeImports = map[string]string{
 	"config":      "github.com/guildkit/guild/config",
 	"etcd":        "github.com/guildkit/guild/cluster/etcd",
 	"gate":        "github.com/guildkit/guild/gate",
+	"gatekcp":     "github.com/guildkit/guild/gate/kcp",
 	"grain":       "github.com/guildkit/guild/grain",
 	"rpc":         "github.com/guildkit/guild/rpc",
 	"store":       "github.com/guildkit/guild/store",

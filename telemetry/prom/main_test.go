@@ -7,12 +7,6 @@ import (
 )
 
 // TestMain fails the package when a test leaves a goroutine behind.
-// kcp-go's timer scheduler (linked through package gate), started at its
-// package initialisation, lives as long as the process: it is no leak of
-// ours.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/xtaci/kcp-go/v5.(*TimedSched).sched"),
-		goleak.IgnoreTopFunction("github.com/xtaci/kcp-go/v5.(*TimedSched).prepend"),
-	)
+	goleak.VerifyTestMain(m)
 }

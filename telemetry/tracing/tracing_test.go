@@ -24,7 +24,7 @@ import (
 )
 
 // TestMain fails the package when a test leaves a goroutine behind. KCP's
-// library-wide timer scheduler (linked through package gate) lives as
+// library-wide timer scheduler (linked through package client) lives as
 // long as the process: it is no leak of ours.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
