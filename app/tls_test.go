@@ -2,19 +2,9 @@ package app_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,77 +14,8 @@ import (
 	"github.com/guildkit/guild/app"
 	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/config"
+	"github.com/guildkit/guild/internal/testpki"
 )
-
-// testCA is a throwaway certificate authority whose files a test's
-// cluster file names.
-type testCA struct {
-	t    *testing.T
-	dir  string
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-	file string // the CA's PEM
-	next int64
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{t: t, dir: t.TempDir(), cert: cert, key: key, pool: x509.NewCertPool(), next: 2}
-	ca.pool.AddCert(cert)
-	ca.file = ca.write(name+"-ca.pem", "CERTIFICATE", der)
-	return ca
-}
-
-func (ca *testCA) write(name, kind string, der []byte) string {
-	ca.t.Helper()
-	path := filepath.Join(ca.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-		ca.t.Fatal(err)
-	}
-	return path
-}
-
-// issue makes a certificate for 127.0.0.1 and the DNS names, usable by
-// servers and clients, and returns its cert and key files.
-func (ca *testCA) issue(name string, dns ...string) (certFile, keyFile string) {
-	ca.t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		ca.t.Fatal(err)
-	}
-	ca.next++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(ca.next), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: dns,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		ca.t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		ca.t.Fatal(err)
-	}
-	return ca.write(name+".pem", "CERTIFICATE", der), ca.write(name+"-key.pem", "EC PRIVATE KEY", kder)
-}
 
 // TestTLSFromClusterFile: cluster.transport.tls puts the node mesh under
 // mutual TLS (a request crosses it; a peer without a certificate signed
@@ -104,9 +25,7 @@ func (ca *testCA) issue(name string, dns ...string) (certFile, keyFile string) {
 func TestTLSFromClusterFile(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ca := newTestCA(t, "guild-test")
-	nodeCert, nodeKey := ca.issue("node", "guild-node")
-	gateCert, gateKey := ca.issue("gateway", "game.example")
+	pki := testpki.New(t, "guild-node") // its server certificate names localhost, for both
 
 	rec := &recorder{}
 	reg := app.NewRegistry()
@@ -115,7 +34,7 @@ func TestTLSFromClusterFile(t *testing.T) {
 cluster:
   etcd: {ttl: 2s, prefix: /apptest-tls}
   transport:
-    tls: {cert_file: %s, key_file: %s, ca_file: %s, server_name: guild-node}
+    tls: {cert_file: %s, key_file: %s, ca_file: %s, server_name: localhost}
 nodes:
   gate1:
     addr: 1.1.1
@@ -132,7 +51,7 @@ nodes:
     modules: [world]
 modules:
   world: {greeting: hello}
-`, nodeCert, nodeKey, ca.file, gateCert, gateKey)), nil, reg.Names())
+`, pki.ServerCert, pki.ServerKey, pki.CAFile, pki.ServerCert, pki.ServerKey)), nil, reg.Names())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +73,7 @@ modules:
 
 	// A TLS client, over tcp and wss, reaches the world module on the
 	// other node: through the gateway's TLS and the mesh's.
-	clientTLS := &tls.Config{RootCAs: ca.pool, ServerName: "game.example", MinVersion: tls.VersionTLS12}
+	clientTLS := &tls.Config{RootCAs: pki.Pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
 	for _, addr := range []string{ready.Gateway["tcp"], ready.Gateway["ws"]} {
 		c, err := client.Dial(ctx, client.Config{Addr: addr, TLS: clientTLS})
 		if err != nil {
@@ -180,14 +99,13 @@ modules:
 
 	// The mesh refuses a peer without a certificate of the cluster's CA:
 	// one with none, and one with a certificate of another CA.
-	other := newTestCA(t, "other")
-	oc, ok := other.issue("intruder", "guild-node")
-	intruder, err := tls.LoadX509KeyPair(oc, ok)
+	other := testpki.New(t, "intruder")
+	intruder, err := tls.LoadX509KeyPair(other.ServerCert, other.ServerKey) // names localhost too
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, certs := range map[string][]tls.Certificate{"no certificate": nil, "another CA's certificate": {intruder}} {
-		conn, err := tls.Dial("tcp", world.Ready().Endpoint, &tls.Config{RootCAs: ca.pool, ServerName: "guild-node", Certificates: certs, MinVersion: tls.VersionTLS12})
+		conn, err := tls.Dial("tcp", world.Ready().Endpoint, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost", Certificates: certs, MinVersion: tls.VersionTLS12})
 		if err != nil {
 			continue // refused in the handshake
 		}
