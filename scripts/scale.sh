@@ -89,14 +89,27 @@ echo "gateways: $gates; etcd: $etcd"
 
 # rss PID: its resident memory in KiB.
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# cpu: the gateways' and the backends' CPU time so far, in clock ticks.
+cpu() {
+	local sum=0 p
+	for p in "$@"; do
+		sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	echo "$sum"
+}
+ticks=$(getconf CLK_TCK)
 gateway_rss() { echo "$(rss "$pid_gw1") $(rss "$pid_gw2") $(rss "$pid_gw3")"; }
 sleep 2
 base=$(gateway_rss)
 echo "gateway RSS before any client (KiB): $base"
 
 echo "phase 1: $ACTIVE active clients alone, $ROOM of them in the room"
+g0=$(cpu "$pid_gw1" "$pid_gw2" "$pid_gw3")
+b0=$(cpu "$pid_be1" "$pid_be2")
+t0=$(date +%s)
 "$work/scale" bots -addrs "$gates" -n "$ACTIVE" -active "$ACTIVE" -room "$ROOM" -ramp 10s -measure "$MEASURE" -offset 0 >"$work/phase1.json" 2>"$work/phase1.err"
 echo "phase 1: $(cat "$work/phase1.json")"
+echo "phase 1 CPU (cores, over the whole phase with its ramp): gateways $(( ($(cpu "$pid_gw1" "$pid_gw2" "$pid_gw3") - g0) * 100 / ticks / ($(date +%s) - t0) ))%, backends $(( ($(cpu "$pid_be1" "$pid_be2") - b0) * 100 / ticks / ($(date +%s) - t0) ))%"
 
 echo "phase 2: $IDLE idle clients in 3 processes, then the active clients again"
 per=$((IDLE / 3))
@@ -117,8 +130,15 @@ done
 sleep 5
 held=$(gateway_rss)
 echo "gateway RSS with the idle mass (KiB): $held"
+g0=$(cpu "$pid_gw1" "$pid_gw2" "$pid_gw3")
+sleep 10
+echo "the idle mass alone, CPU of the gateways: $(( ($(cpu "$pid_gw1" "$pid_gw2" "$pid_gw3") - g0) * 100 / ticks / 10 ))% of a core"
+g0=$(cpu "$pid_gw1" "$pid_gw2" "$pid_gw3")
+b0=$(cpu "$pid_be1" "$pid_be2")
+t0=$(date +%s)
 "$work/scale" bots -addrs "$gates" -n "$ACTIVE" -active "$ACTIVE" -room "$ROOM" -ramp 10s -measure "$MEASURE" -offset 2000000 >"$work/phase2.json" 2>"$work/phase2.err"
 echo "phase 2: $(cat "$work/phase2.json")"
+echo "phase 2 CPU (cores, over the whole phase with its ramp): gateways $(( ($(cpu "$pid_gw1" "$pid_gw2" "$pid_gw3") - g0) * 100 / ticks / ($(date +%s) - t0) ))%, backends $(( ($(cpu "$pid_be1" "$pid_be2") - b0) * 100 / ticks / ($(date +%s) - t0) ))%"
 echo "bot processes' RSS (KiB): $(for p in "${idle[@]}"; do rss "$p"; done | tr '\n' ' ')"
 echo "gateway connections (from /proc, sockets): $(for g in "$pid_gw1" "$pid_gw2" "$pid_gw3"; do ls "/proc/$g/fd" | wc -l; done | tr '\n' ' ')"
 for p in "${idle[@]}"; do kill -TERM "$p" 2>/dev/null || true; done

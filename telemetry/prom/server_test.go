@@ -153,7 +153,13 @@ func TestActorAndRPCMetricsMove(t *testing.T) {
 	if _, err := n.Call(ctx, pong, "boom"); !errors.Is(err, actor.ErrPanicked) {
 		t.Fatalf("boom: %v", err)
 	}
+	// The restart is counted after the panic's answer has gone: wait for
+	// it rather than read once.
 	after := scrape(t, url, token)
+	await.True(t, 5*time.Second, "the actor's restart to be counted", func() bool {
+		after = scrape(t, url, token)
+		return value(after, "guild_actor_restarts_total") >= max(value(before, "guild_actor_restarts_total"), 0)+1
+	})
 
 	grew := func(name string, by float64, labels ...string) {
 		t.Helper()
