@@ -72,32 +72,10 @@ func (s *session) authorize(m *clientRequest, r Route) (code rpc.Code, msg strin
 	if authorize == nil {
 		return 0, "", true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.g.lim.RequestTimeout)
-	defer cancel()
-	err := func() (err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				s.g.log.Error("gate: Authorize panicked", "route", m.route, "session", s.info.ID, "panic", p)
-				s.g.node.Report(actor.Failure{Where: "gate authorize", MessageType: m.route, Reason: fmt.Sprint(p), Stack: debug.Stack()})
-				err = errAuthorizePanic
-			}
-		}()
+	return s.runHook(m.route, "Authorize", "the gateway's authorization check", rpc.PermissionDenied, func(ctx context.Context) error {
 		return authorize(ctx, s.snapshotInfo(), m.route)
-	}()
-	switch {
-	case err == nil:
-		return 0, "", true
-	case errors.Is(err, errAuthorizePanic):
-		return rpc.Internal, fmt.Sprintf("%s: the gateway's authorization check failed", m.route), false
-	}
-	var st *rpc.Status
-	if errors.As(err, &st) {
-		return st.Code, st.Message, false
-	}
-	return rpc.PermissionDenied, err.Error(), false
+	})
 }
-
-var errAuthorizePanic = errors.New("gate: Authorize panicked")
 
 // setIdentity makes id the session's identity: its user (bound, see
 // bind), its roles, and its expiry, timed.

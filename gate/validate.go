@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/rpc"
@@ -19,29 +20,39 @@ func (s *session) check(m *clientRequest) (code rpc.Code, msg string, ok bool) {
 	if validate == nil {
 		return 0, "", true
 	}
+	return s.runHook(m.route, "Validate", "the gateway's request check", rpc.InvalidArgument, func(ctx context.Context) error {
+		return validate(ctx, s.snapshotInfo(), m.route, m.body)
+	})
+}
+
+// runHook runs a request hook of the game (Validate, Authorize) named
+// name, with a context bounded by RequestTimeout, and says how to answer
+// the request: ok, or the code and message of the *rpc.Status its error
+// wraps, or def and its error's message. A panic in the hook is recovered,
+// logged and reported, and answers Internal, saying that what failed.
+func (s *session) runHook(route, name, what string, def rpc.Code, hook func(ctx context.Context) error) (code rpc.Code, msg string, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.g.lim.RequestTimeout)
 	defer cancel()
+	panicked := false
 	err := func() (err error) {
 		defer func() {
 			if p := recover(); p != nil {
-				s.g.log.Error("gate: Validate panicked", "route", m.route, "session", s.info.ID, "panic", p)
-				s.g.node.Report(actor.Failure{Where: "gate validate", MessageType: m.route, Reason: fmt.Sprint(p), Stack: debug.Stack()})
-				err = errValidatePanic
+				s.g.log.Error("gate: "+name+" panicked", "route", route, "session", s.info.ID, "panic", p)
+				s.g.node.Report(actor.Failure{Where: "gate " + strings.ToLower(name), MessageType: route, Reason: fmt.Sprint(p), Stack: debug.Stack()})
+				panicked = true
 			}
 		}()
-		return validate(ctx, s.snapshotInfo(), m.route, m.body)
+		return hook(ctx)
 	}()
 	switch {
+	case panicked:
+		return rpc.Internal, fmt.Sprintf("%s: %s failed", route, what), false
 	case err == nil:
 		return 0, "", true
-	case errors.Is(err, errValidatePanic):
-		return rpc.Internal, fmt.Sprintf("%s: the gateway's request check failed", m.route), false
 	}
 	var st *rpc.Status
 	if errors.As(err, &st) {
 		return st.Code, st.Message, false
 	}
-	return rpc.InvalidArgument, err.Error(), false
+	return def, err.Error(), false
 }
-
-var errValidatePanic = errors.New("gate: Validate panicked")
