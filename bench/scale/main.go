@@ -159,7 +159,7 @@ func (m *scaleModule) Stop(context.Context) error {
 // report is what a bots process prints at its end.
 type report struct {
 	Clients     int     `json:"clients"`      // connected and logged in
-	DialErrors  int64   `json:"dial_errors"`  // connections or logins that failed
+	DialErrors  int64   `json:"dial_errors"`  // clients that could not connect (3 tries) or log in
 	Requests    int     `json:"requests"`     // Echo requests answered
 	ReqErrors   int64   `json:"req_errors"`   // Echo requests that failed
 	P50Micros   float64 `json:"p50_us"`       // their latency
@@ -169,7 +169,8 @@ type report struct {
 	FullTicks   int     `json:"full_ticks"`   // ticks every member here got
 	FanoutP50   float64 `json:"fanout_p50_ms"`
 	FanoutMax   float64 `json:"fanout_max_ms"` // until the last member got a tick: median and worst over the ticks
-	// Errors counts the failures by message (at most 8 kinds, then "other").
+	// Errors counts the failures by message (at most 8 kinds, then
+	// "other"), each failed try of a dial too.
 	Errors map[string]int `json:"errors,omitempty"`
 }
 
@@ -226,10 +227,19 @@ func runBots(args []string) error {
 			defer wg.Done()
 			dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			defer cancel()
-			c, err := client.Dial(dctx, client.Config{Addr: gates[i%len(gates)], DialTimeout: 20 * time.Second})
+			// A real client tries again: up to 3 times, a failure each
+			// counted (a gateway too busy to see the handshake within its
+			// HandshakeTimeout closes the connection).
+			var c *client.Client
+			var err error
+			for attempt := 0; attempt < 3; attempt++ {
+				if c, err = client.Dial(dctx, client.Config{Addr: gates[i%len(gates)], DialTimeout: 20 * time.Second}); err == nil {
+					break
+				}
+				noteErr("dial", err)
+			}
 			if err != nil {
 				dialErrs.Add(1)
-				noteErr("dial", err)
 				return
 			}
 			var reply wrapperspb.StringValue
