@@ -112,7 +112,7 @@ echo "phase 1: $(cat "$work/phase1.json")"
 echo "phase 1 CPU (cores, over the whole phase with its ramp): gateways $(( ($(cpu "$pid_gw1" "$pid_gw2" "$pid_gw3") - g0) * 100 / ticks / ($(date +%s) - t0) ))%, backends $(( ($(cpu "$pid_be1" "$pid_be2") - b0) * 100 / ticks / ($(date +%s) - t0) ))%"
 
 echo "phase 2: $IDLE idle clients in 3 processes, then the active clients again"
-per=$((IDLE / 3))
+per=$(((IDLE + 2) / 3))
 idle=()
 for i in 0 1 2; do
 	"$work/scale" bots -addrs "$gates" -n "$per" -offset $((1000000 + i * per)) -ramp 60s -measure 1s -hold 1h \
