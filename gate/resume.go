@@ -69,7 +69,7 @@ func (a *attachment) finish(e ending) {
 // drop leaves the connection at once: it is dead or replaced. It reports
 // whether frames were still waiting (lost with it).
 func (a *attachment) drop() bool {
-	lost := a.out.queuedBytes() > 0
+	lost := a.out.waiting() > 0
 	a.out.close(clean)
 	_ = a.conn.close()
 	return lost
@@ -166,7 +166,7 @@ func (s *session) detach(c *actor.Context, why error, bye ending) {
 	s.registered = true
 	a := s.att
 	s.att = nil
-	if a.out.queuedBytes() > 0 {
+	if a.out.waiting() > 0 {
 		s.resync = true // frames the dead connection never took
 	}
 	a.out.close(bye)
