@@ -295,6 +295,15 @@ func (s *session) handOver(c *actor.Context, m *nodepb.ResumeTake) {
 	if !s.id.Expires.IsZero() {
 		rec.Expires = s.id.Expires.UnixNano()
 	}
+	// While it forwards, the session is counted as detached, so that the
+	// gateway's Shutdown and Close wait for it; an attached one registers
+	// before it leaves its connection (whose serve holds the WaitGroup
+	// meanwhile).
+	linger := true
+	if !s.registered {
+		s.registered = s.g.detach(s.self)
+		linger = s.registered
+	}
 	if s.att != nil && s.att.drop() {
 		rec.Resync = true
 	}
@@ -311,6 +320,10 @@ func (s *session) handOver(c *actor.Context, m *nodepb.ResumeTake) {
 	s.secret = ""
 	c.Respond(rec)
 	s.resumeGen++
+	if !linger { // the gateway is closing
+		s.end(c, ErrMoved, clean)
+		return
+	}
 	c.After(min(s.g.lim.ResumeWindow, movedLinger), resumeExpired{gen: s.resumeGen})
 }
 
