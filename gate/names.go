@@ -36,15 +36,6 @@ func lookup(ctx context.Context, n *actor.Node, name string) (actor.PID, error) 
 	return pid, err
 }
 
-// unregisterIfMine removes name if it still points at pid.
-func unregisterIfMine(ctx context.Context, n *actor.Node, name string, pid actor.PID) {
-	if cur, err := lookup(ctx, n, name); err != nil || cur != pid {
-		return
-	}
-	if err := n.Unregister(ctx, name); errors.Is(err, actor.ErrNoGlobalNames) {
-		_ = n.Unregister(ctx, localName(name))
-	}
-}
 
 // ParseSessionID returns the PID of the session actor a session ID names.
 // A session ID is its PID's String: "1.1.1/3", or "1.1.1/3.1" for the
