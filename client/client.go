@@ -616,8 +616,11 @@ func (c *Client) readLoop(l *link, idle time.Duration) error {
 		if err != nil {
 			return err
 		}
-		if err := gatepb.Decode(body, &f); err != nil {
-			return err
+		// Not gatepb.Decode, which refuses a frame with no body: a body
+		// that a later protocol revision added decodes as none, and is
+		// ignored (below).
+		if err := proto.Unmarshal(body, &f); err != nil {
+			return fmt.Errorf("%w: %v", gatepb.ErrBadFrame, err)
 		}
 		switch b := f.Body.(type) {
 		case *gatepb.Frame_Response:

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -9,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/gate/gatepb"
 )
 
 // cutProxy forwards TCP connections to a gateway, and cuts them (closes
@@ -195,4 +198,60 @@ func TestResumeFailsLogsInByToken(t *testing.T) {
 	if r.Resumed || c.SessionID() == id || c.UserID() != "bea" {
 		t.Fatalf("reconnection %+v, session %s (was %s), user %q: want a new session of bea", r, c.SessionID(), id, c.UserID())
 	}
+}
+
+// TestUnknownFrameIgnored: a frame whose body a later protocol revision
+// added (an unknown oneof field: a nil body here) is ignored, as an older
+// client ignores SessionUpdate.
+func TestUnknownFrameIgnored(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		if _, err := newFrameReader(nc).next(); err != nil {
+			return
+		}
+		b, _ := gatepb.AppendStream(nil, &gatepb.Frame{Body: &gatepb.Frame_HandshakeAck{HandshakeAck: &gatepb.HandshakeAck{SessionId: "1.1.1/9", HeartbeatMs: 10000, Version: gatepb.Version}}})
+		if _, err := nc.Write(b); err != nil {
+			return
+		}
+		// After the client's first request: its push handler is set.
+		req, err := newFrameReader(nc).next()
+		if err != nil {
+			return
+		}
+		b = nil
+		unknown := protowire.AppendString(protowire.AppendTag(nil, 99, protowire.BytesType), "from the future")
+		b = binary.BigEndian.AppendUint32(b, uint32(len(unknown)))
+		b = append(b, unknown...)
+		b, _ = gatepb.AppendStream(b, &gatepb.Frame{Body: &gatepb.Frame_Push{Push: &gatepb.Push{Route: "svc.P", Body: []byte{}}}})
+		b, _ = gatepb.AppendStream(b, &gatepb.Frame{Body: &gatepb.Frame_Response{Response: &gatepb.Response{Id: req.GetRequest().GetId()}}})
+		_, _ = nc.Write(b)
+		_, _ = io.Copy(io.Discard, nc)
+	}()
+	c, err := client.Dial(testCtx(t), client.Config{Addr: "tcp://" + ln.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan struct{}, 1)
+	c.OnPush("svc.P", func([]byte) { got <- struct{}{} })
+	if _, err := c.RequestRaw(testCtx(t), "svc.X", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the push after an unknown frame did not arrive")
+	}
+	c.Close()
+	<-done
 }

@@ -277,7 +277,10 @@ type Limits struct {
 	// ResumeBuffer). A session not resumed in time ends (OnClose then). A
 	// client's goodbye, a kick, a login expiry, a login elsewhere and the
 	// LoginTimeout still end a session at once. Default 0: sessions end
-	// with their connection, and no resume token is given.
+	// with their connection, and no resume token is given. Go clients
+	// built with package client from before resume close the connection
+	// on the SessionUpdate frame a login route then brings: update them
+	// first.
 	ResumeWindow time.Duration
 	// ResumeBuffer bounds the pushes a detached session keeps, in frames;
 	// their bytes are bounded by WriteQueueBytes. Pushes past the bounds
