@@ -36,7 +36,6 @@ func lookup(ctx context.Context, n *actor.Node, name string) (actor.PID, error) 
 	return pid, err
 }
 
-
 // ParseSessionID returns the PID of the session actor a session ID names.
 // A session ID is its PID's String: "1.1.1/3", or "1.1.1/3.1" for the
 // session after it in the same slot (see actor.PID.String).
