@@ -335,3 +335,49 @@ func TestResumeOffByDefault(t *testing.T) {
 		t.Fatalf("OnClose(%+v, %v)", cs.info, cs.reason)
 	}
 }
+
+// TestResumeAgainAndAgain: a session resumed on the same gateway detaches
+// again when its new connection is lost, and resumes again, each time
+// with the latest token and the pushes of its absence.
+func TestResumeAgainAndAgain(t *testing.T) {
+	og, _ := startResumeGate(t, gate.Limits{ResumeWindow: waitTimeout})
+	r, id, token := rawLogin(t, og.addr, "ana")
+	for round := range 3 {
+		r.cut()
+		waitFor(t, "the session to detach", func() bool { return og.g.Detached() == 1 })
+		v := fmt.Sprint("round", round)
+		push(t, og.n, id, v)
+		var ack *gatepb.HandshakeAck
+		r, ack = rawResume(t, og.addr, token)
+		if !ack.GetResumed() || ack.GetSessionId() != id {
+			t.Fatalf("round %d: ack %v", round, ack)
+		}
+		token = ack.GetResumeToken()
+		if got := r.pushes(1); got[0] != "chat.P:"+v {
+			t.Fatalf("round %d: %v", round, got)
+		}
+	}
+}
+
+// TestResumeAfterHeartbeatLoss: a client silent past the heartbeat
+// deadline is told so, and its session detaches: it can resume.
+func TestResumeAfterHeartbeatLoss(t *testing.T) {
+	og, h := startResumeGate(t, gate.Limits{ResumeWindow: waitTimeout, Heartbeat: 50 * time.Millisecond})
+	r, id, token := rawLogin(t, og.addr, "ana")
+	h.nextOpened(t)
+	r.wantClose(rpc.DeadlineExceeded)
+	waitFor(t, "the session to detach", func() bool { return og.g.Detached() == 1 })
+	push(t, og.n, id, "missed")
+	r2, ack := rawResume(t, og.addr, token)
+	if !ack.GetResumed() || ack.GetSessionId() != id {
+		t.Fatalf("ack %v", ack)
+	}
+	if got := r2.pushes(1); got[0] != "chat.P:missed" {
+		t.Fatal(got)
+	}
+	select {
+	case cs := <-h.closed:
+		t.Fatalf("OnClose(%s, %v) for a session that detached", cs.info.ID, cs.reason)
+	default:
+	}
+}
