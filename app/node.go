@@ -503,6 +503,7 @@ func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log 
 			PerSourceConns: l.PerSourceConns, ConnRate: l.ConnRate, ConnBurst: l.ConnBurst,
 			SourceRate: l.SourceRate, SourceBurst: l.SourceBurst, LimitLoopback: l.LimitLoopback,
 			LoginTimeout: l.LoginTimeout, MaxRefused: l.MaxRefused,
+			ResumeWindow: l.ResumeWindow, ResumeBuffer: l.ResumeBuffer,
 			WriteQueueBytes: l.WriteQueueBytes, SlowClientAfter: l.SlowClientAfter, SendBuffer: l.SendBuffer,
 			GroupRate: l.GroupRate, GroupBurst: l.GroupBurst, TrustedProxies: proxies,
 		},

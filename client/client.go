@@ -19,6 +19,18 @@
 // connection was lost with no word has no known outcome: it fails with
 // rpc.Unavailable. OnReconnect says where the client went and why.
 //
+// # Resume
+//
+// When the gateway keeps sessions for resumption (gate.Limits.ResumeWindow),
+// a session bound to a user comes with a resume token. With Reconnect,
+// the client keeps the latest one and presents it in each reconnection's
+// handshake (with Config.Token, so that a resume that fails still logs in
+// by token): the session comes back with its user, state and groups, and
+// the pushes sent to it while the client was away arrive first, in
+// order. Reconnection.Resumed says whether it did, and Resync whether
+// some of those pushes were dropped (fetch the state afresh). A session
+// resumed on another gateway has a new ID: SessionID follows it.
+//
 // docs/PROTOCOL.md describes the protocol itself.
 package client
 
@@ -143,6 +155,13 @@ type Reconnection struct {
 	Cause error
 	// Attempts counts the dials it took, this one included.
 	Attempts int
+	// Resumed: the gateway gave the session back (see the package doc's
+	// Resume): same user, state and groups, and the pushes sent while the
+	// client was away. Otherwise the session is new: logged in by
+	// Config.Token, or not logged in.
+	Resumed bool
+	// Resync, with Resumed: pushes were dropped while the client was away.
+	Resync bool
 }
 
 // Client is a connection to a gateway, and to the next one after it
@@ -166,6 +185,7 @@ type Client struct {
 	next         uint64
 	sessionID    string
 	userID       string
+	resumeToken  string // the latest resume token, presented on reconnection
 	pushes       map[string]func(body []byte)
 	anyPush      func(route string, body []byte)
 
@@ -270,15 +290,17 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	return nil, fmt.Errorf("client: no gateway accepted: %s; %w", strings.Join(earlier, "; "), last)
 }
 
-// SessionID returns the current session's ID.
+// SessionID returns the current session's ID. It changes when the client
+// reconnects, unless the session was resumed on the same gateway.
 func (c *Client) SessionID() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sessionID
 }
 
-// UserID returns the user the session was authenticated as in its
-// handshake, if any.
+// UserID returns the user the session is bound to: authenticated as in
+// its handshake, or bound later by a login route (when the gateway says
+// so: it does when it gives resume tokens), if any.
 func (c *Client) UserID() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -481,6 +503,9 @@ const goodbyeFlush = 500 * time.Millisecond
 // Canceled or DeadlineExceeded.
 func (c *Client) connect(parent context.Context, i int) (conn, *gatepb.HandshakeAck, error) {
 	addr := c.addrs[i].String()
+	c.mu.Lock()
+	resume := c.resumeToken
+	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(parent, c.cfg.DialTimeout)
 	defer cancel()
 	failed := func(what string, err error) error {
@@ -497,7 +522,7 @@ func (c *Client) connect(parent context.Context, i int) (conn, *gatepb.Handshake
 	// ctx ends stops the handshake at once (Close while reconnecting).
 	stop := context.AfterFunc(ctx, func() { cn.close() })
 	defer stop()
-	hs := &gatepb.Frame{Body: &gatepb.Frame_Handshake{Handshake: &gatepb.Handshake{Version: gatepb.Version, Token: c.cfg.Token, Client: "guild-go"}}}
+	hs := &gatepb.Frame{Body: &gatepb.Frame_Handshake{Handshake: &gatepb.Handshake{Version: gatepb.Version, Token: c.cfg.Token, Client: "guild-go", Resume: resume}}}
 	if err := cn.write(hs); err != nil {
 		cn.close()
 		return nil, nil, failed("handshake with", err)
@@ -560,6 +585,9 @@ func (c *Client) install(cn conn, i int, ack *gatepb.HandshakeAck) bool {
 	c.current = c.addrs[i].String()
 	c.lastErr = nil
 	c.sessionID, c.userID = ack.GetSessionId(), ack.GetUserId()
+	if c.cfg.Reconnect {
+		c.resumeToken = ack.GetResumeToken()
+	}
 	close(c.ready)
 	c.mu.Unlock()
 	if c.cfg.OnConnect != nil {
@@ -609,8 +637,11 @@ func (c *Client) readLoop(l *link, idle time.Duration) error {
 		if err != nil {
 			return err
 		}
-		if err := gatepb.Decode(body, &f); err != nil {
-			return err
+		// Not gatepb.Decode, which refuses a frame with no body: a body
+		// that a later protocol revision added decodes as none, and is
+		// ignored (below).
+		if err := proto.Unmarshal(body, &f); err != nil {
+			return fmt.Errorf("%w: %v", gatepb.ErrBadFrame, err)
 		}
 		switch b := f.Body.(type) {
 		case *gatepb.Frame_Response:
@@ -636,13 +667,32 @@ func (c *Client) readLoop(l *link, idle time.Duration) error {
 			}
 		case *gatepb.Frame_Push:
 			c.push(b.Push.GetRoute(), append([]byte(nil), b.Push.GetBody()...))
+		case *gatepb.Frame_SessionUpdate:
+			c.mu.Lock()
+			if c.latest == l {
+				c.userID = b.SessionUpdate.GetUserId()
+				if c.cfg.Reconnect {
+					c.resumeToken = b.SessionUpdate.GetResumeToken()
+				}
+			}
+			c.mu.Unlock()
 		case *gatepb.Frame_Close:
 			st := rpc.Errorf(rpc.Code(b.Close.GetCode()), "closed by the gateway: %s", b.Close.GetReason())
 			if st.Code == rpc.Unavailable {
 				return fmt.Errorf("%w: %w", ErrGoingAway, st)
 			}
+			// A kick, a login elsewhere or an expiry ended the session:
+			// there is nothing left to resume.
+			c.mu.Lock()
+			if c.latest == l {
+				c.resumeToken = ""
+			}
+			c.mu.Unlock()
 			return st
 		case *gatepb.Frame_Heartbeat:
+		default:
+			// A frame of a later protocol revision (a nil body: an
+			// unknown oneof field): ignored.
 		}
 	}
 }
@@ -796,7 +846,7 @@ func (c *Client) reconnect(from int, cause error) {
 			cancel()
 			if err == nil {
 				if c.install(cn, i, ack) && c.cfg.OnReconnect != nil {
-					c.cfg.OnReconnect(Reconnection{Addr: c.addrs[i].String(), From: c.addrs[from].String(), Cause: cause, Attempts: attempts})
+					c.cfg.OnReconnect(Reconnection{Addr: c.addrs[i].String(), From: c.addrs[from].String(), Cause: cause, Attempts: attempts, Resumed: ack.GetResumed(), Resync: ack.GetResync()})
 				}
 				return
 			}

@@ -536,6 +536,13 @@ type Limits struct {
 	// MaxRefused closes a session with more requests refused by the rate
 	// limits within 10 s (100; negative: never).
 	MaxRefused int `yaml:"max_refused"`
+	// ResumeWindow keeps a session bound to a user this long after its
+	// connection is lost or its gateway shut down, for its client to
+	// resume it (gate.Limits.ResumeWindow; 0: off).
+	ResumeWindow time.Duration `yaml:"resume_window"`
+	// ResumeBuffer bounds the pushes a detached session keeps, in frames
+	// (256; their bytes are bounded by write_queue_bytes).
+	ResumeBuffer int `yaml:"resume_buffer"`
 }
 
 // Report says where the nodes' failure reports go (package report): the

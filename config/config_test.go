@@ -41,7 +41,8 @@ func TestLoadExample(t *testing.T) {
 		t.Errorf("route lobby %+v", r)
 	}
 	want := Limits{MaxFrame: 65536, HandshakeTimeout: 5 * time.Second, Heartbeat: 10 * time.Second,
-		RequestTimeout: 10 * time.Second, Rate: 50, Burst: 100, WriteQueue: 256, MaxConns: 10000}
+		RequestTimeout: 10 * time.Second, Rate: 50, Burst: 100, WriteQueue: 256, MaxConns: 10000,
+		ResumeWindow: 30 * time.Second, ResumeBuffer: 128}
 	if !reflect.DeepEqual(gw.Limits, want) {
 		t.Errorf("limits %+v, want %+v", gw.Limits, want)
 	}
@@ -203,9 +204,10 @@ nodes:
 		{"short ttl and negatives", `
 cluster: {etcd: {ttl: 500ms, prefix: guild}}
 nodes:
-  a: {addr: 1.1.1, master: 127.0.0.1:0, gateway: {tcp: 127.0.0.1:0, limits: {rate: -1, heartbeat: -1s}}}
+  a: {addr: 1.1.1, master: 127.0.0.1:0, gateway: {tcp: 127.0.0.1:0, limits: {rate: -1, heartbeat: -1s, resume_window: -1s, resume_buffer: -2}}}
 `, []string{"cluster.etcd.ttl: 500ms is below the minimum 1s", `cluster.etcd.prefix: "guild" must start with /`,
-			"nodes.a.gateway.limits.rate: negative", "nodes.a.gateway.limits.heartbeat: negative"}},
+			"nodes.a.gateway.limits.rate: negative", "nodes.a.gateway.limits.heartbeat: negative",
+			"nodes.a.gateway.limits.resume_window: negative", "nodes.a.gateway.limits.resume_buffer: negative"}},
 		{"wrong kinds", `
 cluster: {id: one, etcd: {endpoints: http://x}}
 nodes:

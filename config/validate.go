@@ -390,6 +390,7 @@ func (v *validator) gateway(p string, g *Gateway, ls []listener, hostType map[st
 		{"source_burst", l.SourceBurst < 0},
 		{"write_queue_bytes", l.WriteQueueBytes < 0}, {"slow_client_after", l.SlowClientAfter < 0}, {"send_buffer", l.SendBuffer < -1},
 		{"group_rate", l.GroupRate < 0}, {"group_burst", l.GroupBurst < 0},
+		{"resume_window", l.ResumeWindow < 0}, {"resume_buffer", l.ResumeBuffer < 0},
 	} {
 		if f.neg {
 			v.fail(p+".limits."+f.key, "negative")

@@ -41,6 +41,7 @@ const (
 	DefaultSourceBurst      = 400
 	DefaultLoginTimeout     = 60 * time.Second
 	DefaultMaxRefused       = 100
+	DefaultResumeBuffer     = 256
 )
 
 // Config configures a Gateway.
@@ -266,6 +267,28 @@ type Limits struct {
 	// (or heartbeats) refused by the rate limits within 10 seconds, with
 	// Close{8}. Default 100; negative: never.
 	MaxRefused int
+	// ResumeWindow, when set, keeps a session bound to a user for this
+	// long after its connection is lost (reset, closed without a goodbye,
+	// heartbeat lost) or after its gateway's Shutdown said GoingAway, for
+	// its client to resume it with the resume token it was given
+	// (HandshakeAck.resume_token; docs/PROTOCOL.md): on this gateway, the
+	// same session; on another, a new session with the same user, state
+	// and groups. Meanwhile the session keeps the pushes it gets (see
+	// ResumeBuffer). A session not resumed in time ends (OnClose then). A
+	// client's goodbye, a kick, a login expiry, a login elsewhere and the
+	// LoginTimeout still end a session at once. Default 0: sessions end
+	// with their connection, and no resume token is given. Go clients
+	// built with package client from before resume close the connection
+	// on the SessionUpdate frame a login route then brings: update them
+	// first.
+	ResumeWindow time.Duration
+	// ResumeBuffer bounds the pushes a detached session keeps, in frames;
+	// their bytes are bounded by WriteQueueBytes. Pushes past the bounds
+	// are dropped and the resumed client is told to resync
+	// (HandshakeAck.resync); a droppable push is dropped past half the
+	// bytes, without a resync, and a push with a coalescing key replaces
+	// the one kept with the same key. Default 256.
+	ResumeBuffer int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -335,6 +358,9 @@ func (l Limits) withDefaults() Limits {
 	if l.GroupBurst == 0 {
 		l.GroupBurst = DefaultGroupBurst
 	}
+	if l.ResumeBuffer == 0 {
+		l.ResumeBuffer = DefaultResumeBuffer
+	}
 	return l
 }
 
@@ -353,6 +379,8 @@ func (l Limits) validate() error {
 		return fmt.Errorf("%w: SendBuffer %d (bytes, or -1 for the system's)", ErrBadConfig, l.SendBuffer)
 	case l.GroupRate < 0, l.GroupBurst < 0:
 		return fmt.Errorf("%w: GroupRate or GroupBurst is negative", ErrBadConfig)
+	case l.ResumeWindow < 0, l.ResumeBuffer < 0:
+		return fmt.Errorf("%w: ResumeWindow or ResumeBuffer is negative", ErrBadConfig)
 	case l.HandshakeTimeout < 0, l.Heartbeat < 0, l.RequestTimeout < 0, l.HTTPIdleTimeout < 0:
 		return fmt.Errorf("%w: a duration is negative", ErrBadConfig)
 	}

@@ -135,6 +135,33 @@
 // host nor in Config.Origins is refused with 403 (package gate/origin).
 // docs/SECURITY.md lists every limit, its default and the attack it stops.
 //
+// # Resume
+//
+// With Limits.ResumeWindow set, a session bound to a user gets a resume
+// token ("<session ID>.<secret>", 16 random bytes): in its HandshakeAck
+// when its handshake's token logged it in, or in a SessionUpdate frame
+// when a handler bound it. When its connection is lost (reset, closed
+// without a goodbye, heartbeats lost) the session detaches instead of
+// ending: it keeps its user, state, groups and directory entry, and keeps
+// the pushes it gets, in order (Limits.ResumeBuffer frames and
+// WriteQueueBytes bytes, coalescing keys and droppable pushes honoured;
+// past them it drops them and its client is told to resync). A handshake
+// that presents the token (Handshake.resume) gets the session back: on
+// the same gateway the same session actor takes the new connection (same
+// session ID; an old connection still attached is closed); on another
+// gateway the new session asks the old one, across nodes, to hand itself
+// over, and carries on its user, roles, expiry, state, groups and kept
+// pushes under a new session ID (the old one ends with ErrMoved, and
+// forwards for a second the pushes still sent to it). Either way the
+// client's HandshakeAck says resumed, and the kept pushes follow it. A bad
+// or used token, or one past its window, is ignored: the handshake goes
+// on as a new session. A session not resumed within the window ends, with
+// OnClose. A goodbye, a kick, a login expiry, a login elsewhere and
+// LoginTimeout end a session at once, as without resume; a session of a
+// gateway killed outright is lost (sessions live in their gateway's
+// memory; they are not replicated, not yet). A group broadcast sent during
+// the instant of a handover to another gateway may be missed.
+//
 // # Shutting down
 //
 // Shutdown stops a gateway gracefully: the listeners stop at once, every
@@ -149,7 +176,10 @@
 // Close, which answers the requests in flight at once (rpc.Unavailable,
 // outcome unknown) and sends the same Close frame, giving slow clients
 // about a second before cutting them off. docs/PROTOCOL.md (section 3.7)
-// has the details for client authors.
+// has the details for client authors. With Limits.ResumeWindow a session
+// bound to a user detaches at its GoingAway instead of ending, so that
+// its client, which moves to another gateway, takes it over there;
+// Shutdown waits for those handovers, each at most for the window.
 //
 // # Goroutines
 //

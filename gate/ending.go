@@ -231,6 +231,24 @@ func (g *Gateway) readEnding(err error, idle time.Duration) (ending, error) {
 	return clean, err
 }
 
+// lostConn reports whether err, the error that ended a connection's
+// reads, says the connection was lost rather than ended: reset, closed
+// without a goodbye, silent past the heartbeat deadline. A resumable
+// session detaches then (see resume.go); a goodbye (err nil) and a broken
+// rule (a frame too large or too slow, a text message, an MQTT
+// violation) end it.
+func lostConn(err error) bool {
+	var he *handshakeError
+	var ve *mqttViolation
+	var se *slowFrameError
+	switch {
+	case err == nil, errors.As(err, &he), errors.As(err, &ve), errors.As(err, &se),
+		errors.Is(err, wire.ErrFrameTooLarge), isWSTooBig(err), errors.Is(err, errTextMessage):
+		return false
+	}
+	return true
+}
+
 // wsReason returns reason cut to fit a WebSocket close frame (123 bytes),
 // on a UTF-8 boundary.
 func wsReason(reason string) string {

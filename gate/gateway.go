@@ -47,6 +47,7 @@ type Gateway struct {
 	draining  bool                     // Shutdown or Close began: no new connections
 	closing   bool                     // Close began
 	conns     map[clientConn]connState // each open connection: in its handshake, opened, its session
+	detached  map[actor.PID]struct{}   // sessions kept without a connection, for resumption (see resume.go)
 	listeners []listener               // not closed yet
 	drained   chan struct{}            // closed once draining and no connection is left
 	wg        sync.WaitGroup           // accept loops and connection goroutines
@@ -122,6 +123,7 @@ func New(cfg Config) (*Gateway, error) {
 		node:      cfg.Node,
 		public:    make(map[string]bool, len(cfg.Public)),
 		conns:     make(map[clientConn]connState),
+		detached:  make(map[actor.PID]struct{}),
 		drained:   make(chan struct{}),
 		closed:    make(chan struct{}),
 		ctx:       ctx,
@@ -475,9 +477,10 @@ func (g *Gateway) release(c clientConn) {
 }
 
 // checkDrainedLocked closes g.drained once the gateway is draining and
-// its last connection is gone. g.mu is held.
+// its last connection is gone, and its last detached session. g.mu is
+// held.
 func (g *Gateway) checkDrainedLocked() {
-	if g.draining && len(g.conns) == 0 {
+	if g.draining && len(g.conns) == 0 && len(g.detached) == 0 {
 		select {
 		case <-g.drained:
 		default:
@@ -509,6 +512,12 @@ const closeGrace = time.Second
 // and closes the connection once it is written. Shutdown returns when
 // every connection is closed, after tearing the gateway down as Close
 // does, with the error of closing the listeners, if any.
+//
+// With Limits.ResumeWindow, a session bound to a user does not end at its
+// GoingAway Close frame: it detaches, so that its client, which moves to
+// another gateway, resumes it there (the session hands itself over, see
+// the package doc); Shutdown waits for those handovers too, each at most
+// for the window, then ends the sessions left.
 //
 // When ctx ends first, Shutdown calls Close, which answers the requests
 // still in flight at once, and returns ctx.Err(). Shutdown and Close may
@@ -586,8 +595,13 @@ func (g *Gateway) drain(now bool) error {
 		}
 	}
 	g.listeners = rest
-	var sessions []actor.PID
+	var sessions, detached []actor.PID
 	var handshaking []clientConn
+	if now {
+		for pid := range g.detached {
+			detached = append(detached, pid)
+		}
+	}
 	for c, st := range g.conns {
 		switch {
 		case !st.opened:
@@ -608,6 +622,9 @@ func (g *Gateway) drain(now bool) error {
 	}
 	for _, pid := range sessions {
 		_ = g.node.Send(pid, goAway{now: now})
+	}
+	for _, pid := range detached {
+		_ = g.node.Send(pid, resumeEnd{})
 	}
 	return errors.Join(errs...)
 }

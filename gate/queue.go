@@ -268,6 +268,15 @@ func (q *frameQueue) run() {
 	}
 }
 
+// waiting returns the frames queued and not handed to the connection yet
+// (those being written are not counted: the connection may have taken
+// them).
+func (q *frameQueue) waiting() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.frames)
+}
+
 // queuedBytes returns the bytes the queue holds (see Limits.WriteQueueBytes).
 func (q *frameQueue) queuedBytes() int {
 	q.mu.Lock()

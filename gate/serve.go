@@ -27,7 +27,7 @@ const maxBatch = 64
 func (g *Gateway) serve(c clientConn) {
 	defer g.wg.Done() // counted by admit
 	defer g.release(c)
-	s, err := g.handshake(c)
+	s, att, pid, err := g.handshake(c)
 	if err != nil {
 		g.log.Debug("gate: handshake failed", "remote", c.remoteAddr(), "listener", c.kind(), "err", err)
 		lingerClose(c, g.handshakeEnding(err), refusedLinger)
@@ -36,23 +36,25 @@ func (g *Gateway) serve(c clientConn) {
 	g.opened(c)
 	defer g.stats.sessionOpened(c.kind())()
 	defer func() {
-		<-s.out.done // the session has stopped and its last frames are written
-		if s.linger != nil {
-			s.linger.Stop()
+		<-att.out.done // the session has left the connection and its last frames are written
+		if att.linger != nil {
+			att.linger.Stop()
 		}
 		_ = c.close()
 	}()
-	pid, err := g.node.Spawn(func() actor.Actor { return s })
-	if err != nil {
-		s.out.close(goingAway())
-		return
+	if pid.IsZero() { // a new session; a resumed one runs already
+		pid, err = g.node.Spawn(func() actor.Actor { return s })
+		if err != nil {
+			att.out.close(goingAway())
+			return
+		}
 	}
 	if draining, closing := g.attach(c, pid); draining {
 		// The shutdown began during the handshake and did not see the
 		// session: it goes at once.
 		_ = g.node.Send(pid, goAway{now: closing})
 	}
-	g.readLoop(c, s, g.sourceOf(c), pid)
+	g.readLoop(c, s, att, g.sourceOf(c), pid)
 }
 
 // sourceOf returns the source entry of an admitted connection, or nil.
@@ -78,9 +80,11 @@ func (g *Gateway) startWriter(run func()) {
 }
 
 // handshake reads and checks the client's Handshake and returns its
-// session, not yet started. A refused handshake is answered with a
+// session, not yet started, and the connection's attachment; or, when the
+// handshake resumed a session of this gateway (see resume.go), that
+// session, running, and its PID. A refused handshake is answered with a
 // HandshakeAck carrying the code.
-func (g *Gateway) handshake(c clientConn) (*session, error) {
+func (g *Gateway) handshake(c clientConn) (*session, *attachment, actor.PID, error) {
 	refuse := func(code rpc.Code, msg string) error {
 		b, err := gatepb.Encode(&gatepb.Frame{Body: &gatepb.Frame_HandshakeAck{HandshakeAck: &gatepb.HandshakeAck{
 			Code: uint32(code), Message: msg, Version: gatepb.Version,
@@ -94,40 +98,56 @@ func (g *Gateway) handshake(c clientConn) (*session, error) {
 	}
 	body, err := c.read(time.Now().Add(g.lim.HandshakeTimeout))
 	if err != nil {
-		return nil, err
+		return nil, nil, actor.PID{}, err
 	}
 	var f gatepb.Frame
 	if err := gatepb.Decode(body, &f); err != nil {
-		return nil, refuse(rpc.InvalidArgument, err.Error())
+		return nil, nil, actor.PID{}, refuse(rpc.InvalidArgument, err.Error())
 	}
 	h := f.GetHandshake()
 	if h == nil {
-		return nil, refuse(rpc.InvalidArgument, "the first frame must be a handshake")
+		return nil, nil, actor.PID{}, refuse(rpc.InvalidArgument, "the first frame must be a handshake")
 	}
 	if h.GetVersion() != gatepb.Version {
-		return nil, refuse(rpc.FailedPrecondition, fmt.Sprintf("protocol version %d is not supported (this gateway speaks %d)", h.GetVersion(), gatepb.Version))
+		return nil, nil, actor.PID{}, refuse(rpc.FailedPrecondition, fmt.Sprintf("protocol version %d is not supported (this gateway speaks %d)", h.GetVersion(), gatepb.Version))
+	}
+	// A resume token first: a session of this gateway takes the
+	// connection on; one of another gateway is asked by the new session
+	// (see session.take). A token that resumes nothing is ignored.
+	var from actor.PID
+	var secret string
+	if tok := h.GetResume(); tok != "" && g.lim.ResumeWindow > 0 {
+		s, att, pid, sec, remote := g.tryResume(c, tok)
+		if s != nil {
+			return s, att, pid, nil
+		}
+		if remote {
+			from, secret = pid, sec
+		}
 	}
 	var id Identity
 	if tok := h.GetToken(); tok != "" {
 		if g.cfg.Auth == nil && g.cfg.Identify == nil {
-			return nil, refuse(rpc.Unauthenticated, "this gateway takes no tokens")
+			return nil, nil, actor.PID{}, refuse(rpc.Unauthenticated, "this gateway takes no tokens")
 		}
 		ctx, cancel := context.WithTimeout(g.ctx, g.lim.RequestTimeout)
 		id, err = g.identify(ctx, tok)
 		cancel()
 		if err != nil {
-			return nil, refuse(rpc.Unauthenticated, err.Error())
+			return nil, nil, actor.PID{}, refuse(rpc.Unauthenticated, err.Error())
 		}
 	}
+	att := g.newAttachment(c)
 	s := &session{
-		g:      g,
-		conn:   c,
-		userID: id.UserID,
-		id:     id,
-		info:   SessionInfo{Remote: c.remoteAddr(), Listener: c.kind(), Opened: time.Now()},
+		g:            g,
+		att:          att,
+		userID:       id.UserID,
+		id:           id,
+		info:         SessionInfo{Remote: c.remoteAddr(), Listener: c.kind(), Opened: time.Now()},
+		resumeFrom:   from,
+		resumeSecret: secret,
 	}
-	s.out = newFrameQueue(g.queueLimits(), c.writeFrames, func() { _ = c.close() }, s.finish, g.startWriter)
-	return s, nil
+	return s, att, actor.PID{}, nil
 }
 
 // handshakeEnding returns the ending of a connection whose handshake
@@ -166,7 +186,7 @@ func (g *Gateway) hook(f func()) {
 // from the connection's heartbeat bucket. A refused request is answered
 // with a frame built without the session's help beyond queueing it; a
 // refused heartbeat gets no answer. Too many refusals close the session.
-func (g *Gateway) readLoop(c clientConn, s *session, src *limitEntry, pid actor.PID) {
+func (g *Gateway) readLoop(c clientConn, s *session, att *attachment, src *limitEntry, pid actor.PID) {
 	idle := 3 * g.lim.Heartbeat
 	own := newBucket(g.lim.Rate, g.lim.Burst)
 	beats := newBucket(heartbeatRate(g.lim.Heartbeat), heartbeatBurst)
@@ -180,17 +200,17 @@ func (g *Gateway) readLoop(c clientConn, s *session, src *limitEntry, pid actor.
 		}
 		refusedN++
 		if g.lim.MaxRefused > 0 && refusedN > g.lim.MaxRefused {
-			_ = g.node.Send(pid, connEnded{err: errTooManyRefused, e: tooManyRefused(g.lim.MaxRefused)})
+			_ = g.node.Send(pid, connEnded{att: att, err: errTooManyRefused, e: tooManyRefused(g.lim.MaxRefused)})
 			return true
 		}
 		return false
 	}
 	end := func(err error) {
 		e, why := g.readEnding(err, idle)
-		_ = g.node.Send(pid, connEnded{err: why, e: e})
+		_ = g.node.Send(pid, connEnded{att: att, err: why, e: e, lost: lostConn(err)})
 	}
 	protocolError := func(err error) {
-		_ = g.node.Send(pid, connEnded{err: err, e: endingOf(rpc.InvalidArgument, err.Error())})
+		_ = g.node.Send(pid, connEnded{att: att, err: err, e: endingOf(rpc.InvalidArgument, err.Error())})
 	}
 	var f gatepb.Frame
 	for {
@@ -211,7 +231,7 @@ func (g *Gateway) readLoop(c clientConn, s *session, src *limitEntry, pid actor.
 				}
 				continue
 			}
-			_ = g.node.Send(pid, clientHeartbeat{})
+			_ = g.node.Send(pid, clientHeartbeat{att: att})
 		case *gatepb.Frame_Request:
 			r := b.Request
 			now := time.Now()
@@ -222,14 +242,14 @@ func (g *Gateway) readLoop(c clientConn, s *session, src *limitEntry, pid actor.
 				ok, tail = g.limits.take(src, now), g.sourceTail
 			}
 			if !ok {
-				_ = g.node.Send(pid, refusedRequest{frame: rateLimitedFrame(r.GetId(), tail)})
+				_ = g.node.Send(pid, refusedRequest{att: att, frame: rateLimitedFrame(r.GetId(), tail)})
 				if refused(now) {
 					return
 				}
 				continue
 			}
 			// Decoded bodies alias the read buffer: the session gets its own.
-			_ = g.node.Send(pid, &clientRequest{id: r.GetId(), route: r.GetRoute(), body: append([]byte(nil), r.GetBody()...)})
+			_ = g.node.Send(pid, &clientRequest{att: att, id: r.GetId(), route: r.GetRoute(), body: append([]byte(nil), r.GetBody()...)})
 		case *gatepb.Frame_Close:
 			end(nil)
 			return

@@ -41,17 +41,24 @@ type SessionInfo struct {
 
 // Messages from a connection's reader to its session actor.
 type (
+	// Each names its connection (att): a session that took on another
+	// connection since (a resume) ignores the old one's.
 	clientRequest struct {
+		att   *attachment
 		id    uint64
 		route string
 		body  []byte
 	}
-	clientHeartbeat struct{}
+	clientHeartbeat struct{ att *attachment }
 	// connEnded: the connection is done (read error, client goodbye, a
 	// broken limit). err is nil for a goodbye; e says why to the client.
+	// lost: the connection broke (reset, closed without a goodbye,
+	// heartbeat lost): a resumable session detaches.
 	connEnded struct {
-		err error
-		e   ending
+		att  *attachment
+		err  error
+		e    ending
+		lost bool
 	}
 	// pushFrame is a push frame encoded once for several sessions, with
 	// its PushOptions.
@@ -69,7 +76,10 @@ type (
 	reroute struct{ o *outgoing }
 	// refusedRequest: the reader refused a request for the rate limit;
 	// frame is its answer, encoded.
-	refusedRequest struct{ frame []byte }
+	refusedRequest struct {
+		att   *attachment
+		frame []byte
+	}
 	// loginDeadline: Limits.LoginTimeout has passed since the handshake.
 	loginDeadline struct{}
 )
@@ -106,8 +116,7 @@ const (
 // session decided them. Its fields are its own (actor state).
 type session struct {
 	g      *Gateway
-	conn   clientConn
-	out    *frameQueue // the writer's queue; closed when the session stops
+	att    *attachment // its connection; nil while detached (see resume.go)
 	info   SessionInfo
 	self   actor.PID
 	userID string
@@ -126,11 +135,21 @@ type session struct {
 	// requests routed and not answered yet.
 	observed map[uint64]func(rpc.Code)
 	draining bool // goAway came: requests are refused, the session ends when nforwarded is 0
+	hurried  bool // goAway came from Close: the session ends, never detaches
 	ending   bool // the session has written its last frame and stops
 
-	// linger is set by finish, on the writer goroutine, after the session
-	// stopped, and read by serve after the writer is done.
-	linger *time.Timer
+	// Resumption (see resume.go).
+	secret       string     // the resume secret; "": not resumable
+	registered   bool       // detached, and counted by the gateway (Gateway.detach)
+	resumeGen    int        // counts detachments and attachments: an older resumeExpired is stale
+	detachErr    error      // why the connection was lost, for OnClose if not resumed
+	buf          []bufFrame // pushes kept while detached, in order
+	bufBytes     int        // their bytes, with frameOverhead each
+	resync       bool       // pushes were dropped while detached
+	movedTo      actor.PID  // the session on another gateway this one handed itself over to
+	resumeFrom   actor.PID  // a session on another gateway to take over when starting
+	resumeSecret string     // its secret
+	rejoin       []string   // the groups to join, of a session taken over
 	// limUser is the user's entry in the limit table once the session is
 	// bound (set by the actor, read by the reader for each request).
 	limUser atomic.Pointer[limitEntry]
@@ -142,24 +161,43 @@ func (s *session) Receive(c *actor.Context) {
 	case actor.Started:
 		s.started(c)
 	case *clientRequest:
-		s.request(c, m)
+		if m.att == s.att {
+			s.request(c, m)
+		}
 	case clientHeartbeat:
-		s.write(c, &gatepb.Frame{Body: &gatepb.Frame_Heartbeat{Heartbeat: &gatepb.Heartbeat{}}})
+		if m.att == s.att {
+			s.write(c, &gatepb.Frame{Body: &gatepb.Frame_Heartbeat{Heartbeat: &gatepb.Heartbeat{}}})
+		}
 	case connEnded:
-		if s.ending {
+		if s.ending || m.att != s.att {
 			return
 		}
-		s.ending = true
-		s.reason = m.err
-		s.bye = m.e
-		_ = c.Stop(c.Self())
+		if m.lost && s.resumable() {
+			s.detach(c, m.err, m.e)
+			return
+		}
+		s.end(c, m.err, m.e)
+	case resumeAttach:
+		s.attach(c, m)
+	case *nodepb.ResumeTake:
+		s.handOver(c, m)
+	case resumeExpired:
+		s.resumeExpired(c, m)
+	case resumeEnd:
+		if s.att == nil && !s.ending {
+			s.end(c, ErrClosed, clean)
+		}
+	case *nodepb.SessionFrame:
+		s.push(c, m.GetFrame(), m.GetCoalesce(), m.GetDroppable())
 	case goAway:
 		s.goAway(c, m.now)
 	case reroute:
 		s.send(c, m.o)
 	case refusedRequest:
-		s.g.stats.response(rpc.ResourceExhausted)
-		s.enqueue(c, m.frame)
+		if m.att == s.att {
+			s.g.stats.response(rpc.ResourceExhausted)
+			s.enqueue(c, m.frame)
+		}
 	case loginDeadline:
 		s.loginDeadline(c)
 	case loginExpired:
@@ -176,7 +214,9 @@ func (s *session) Receive(c *actor.Context) {
 		s.g.stats.pushes.Add(1)
 		s.push(c, m.frame, m.coalesce, m.droppable)
 	case *nodepb.Kick:
-		s.kick(c, m.GetCode(), m.GetReason())
+		if s.movedTo.IsZero() { // moved: the directory's "logged in elsewhere" is the move itself
+			s.kick(c, m.GetCode(), m.GetReason())
+		}
 	case *nodepb.SessionState:
 		s.sessionState(c, m)
 	case reannounce:
@@ -200,18 +240,20 @@ func (s *session) Receive(c *actor.Context) {
 func (s *session) started(c *actor.Context) {
 	s.self = c.Self()
 	s.info.ID = s.self.String()
+	resumed := !s.resumeFrom.IsZero() && s.take(c)
 	// Bind first: once the client has its ack, its user must lead here.
 	if s.userID != "" {
 		id := s.id
 		id.UserID, s.userID = s.userID, ""
 		s.setIdentity(c, id)
 	}
-	s.write(c, &gatepb.Frame{Body: &gatepb.Frame_HandshakeAck{HandshakeAck: &gatepb.HandshakeAck{
-		SessionId:   s.info.ID,
-		UserId:      s.userID,
-		HeartbeatMs: uint32(s.g.lim.Heartbeat / time.Millisecond),
-		Version:     gatepb.Version,
-	}}})
+	for _, name := range s.rejoin {
+		if err := s.group(c, &nodepb.SessionGroup{Group: name, Join: true}); err != nil {
+			s.g.log.Warn("gate: a resumed session did not rejoin its group in time", "session", s.info.ID, "group", name, "err", err)
+		}
+	}
+	s.rejoin = nil
+	s.ack(c, resumed)
 	if s.g.cfg.OnOpen != nil {
 		s.g.hook(func() { s.g.cfg.OnOpen(s.snapshotInfo()) })
 	}
@@ -244,6 +286,10 @@ func (s *session) snapshotInfo() *SessionInfo {
 }
 
 func (s *session) stopped(c *actor.Context) {
+	if s.registered {
+		s.registered = false
+		s.g.undetach(s.self)
+	}
 	for name := range s.groups {
 		_ = c.Send(s.g.hub, hubLeave{group: name, serial: s.self.Serial})
 	}
@@ -258,7 +304,9 @@ func (s *session) stopped(c *actor.Context) {
 		delete(s.observed, id)
 		s.observed1(done, rpc.Unavailable)
 	}
-	s.out.close(s.bye) // the writer sends what is queued, then ends the connection with s.bye
+	if s.att != nil {
+		s.att.out.close(s.bye) // the writer sends what is queued, then ends the connection with s.bye
+	}
 }
 
 // write encodes f and queues it for the client.
@@ -272,24 +320,46 @@ func (s *session) write(c *actor.Context, f *gatepb.Frame) {
 }
 
 // enqueue queues an encoded frame that must reach the client (a
-// response, a heartbeat); see push.
-func (s *session) enqueue(c *actor.Context, frame []byte) { s.push(c, frame, "", false) }
+// response, a heartbeat); see push. A detached session has no client to
+// send it to: its client failed its requests when the connection broke.
+func (s *session) enqueue(c *actor.Context, frame []byte) {
+	if s.att != nil {
+		s.queue(c, frame, "", false)
+	}
+}
 
-// push queues an encoded frame, with a push's options (see frameQueue.push).
-// A client whose queue is over its bounds is too slow: it is cut off (its
-// frames waiting are dropped, and it gets only the Close frame that says
-// why, see frameQueue.cut), and nothing waits for it.
+// push queues a push frame, with its options: for the client, or kept for
+// it while the session is detached (see keep), or sent on to the session
+// that took this one over (see handOver).
 func (s *session) push(c *actor.Context, frame []byte, coalesce string, droppable bool) {
+	switch {
+	case !s.movedTo.IsZero():
+		s.forwardPush(c, frame, coalesce, droppable)
+	case s.att == nil:
+		if !s.ending {
+			s.keep(frame, coalesce, droppable)
+		}
+	default:
+		s.queue(c, frame, coalesce, droppable)
+	}
+}
+
+// queue queues an encoded frame, with a push's options (see
+// frameQueue.push). A client whose queue is over its bounds is too slow:
+// it is cut off (its frames waiting are dropped, and it gets only the
+// Close frame that says why, see frameQueue.cut), and nothing waits for
+// it.
+func (s *session) queue(c *actor.Context, frame []byte, coalesce string, droppable bool) {
 	if s.reason != nil && errors.Is(s.reason, errSlowClient) {
 		return
 	}
-	if r, why := s.out.push(frame, coalesce, droppable); r == tooSlow {
+	if r, why := s.att.out.push(frame, coalesce, droppable); r == tooSlow {
 		s.g.stats.slow.Add(1)
 		s.ending = true
 		s.reason = fmt.Errorf("%w: %s", errSlowClient, why)
 		s.bye = slowClient(why)
 		s.g.log.Warn("gate: cutting off a slow client", "session", s.info.ID, "why", why)
-		s.out.cut()
+		s.att.out.cut()
 		_ = c.Stop(c.Self())
 	}
 }
@@ -550,6 +620,11 @@ func (s *session) goAway(c *actor.Context, now bool) {
 	}
 	s.draining = true
 	if now {
+		s.hurried = true
+		if s.att == nil {
+			s.end(c, ErrClosed, clean)
+			return
+		}
 		for id, n := range s.forwarded {
 			for range n {
 				s.respond(c, id, rpc.Unavailable, "the gateway closed before the service answered: the request may or may not have been handled", nil)
@@ -565,23 +640,19 @@ func (s *session) goAway(c *actor.Context, now bool) {
 // answered: its client gets the GoingAway Close frame after their
 // answers.
 func (s *session) drained(c *actor.Context) {
-	if !s.draining || s.ending || s.nforwarded > 0 {
+	if !s.draining || s.ending || s.nforwarded > 0 || s.att == nil {
+		return
+	}
+	if !s.hurried && s.resumable() {
+		// Its client moves to another gateway and takes the session over
+		// there (see Gateway.Shutdown).
+		s.detach(c, ErrClosed, goingAway())
 		return
 	}
 	s.ending = true
 	s.reason = ErrClosed
 	s.bye = goingAway()
 	_ = c.Stop(c.Self())
-}
-
-// finish ends the connection with e after the session's last frame; the
-// writer calls it. Its client gets lingerTimeout to read the last frames
-// and close its side before serve closes the connection.
-func (s *session) finish(e ending) {
-	s.linger = time.AfterFunc(lingerTimeout, func() { _ = s.conn.close() })
-	if !s.conn.finish(e) {
-		_ = s.conn.close()
-	}
 }
 
 // rpcReply answers a client's request with the reply of a generated RPC
@@ -631,7 +702,12 @@ func (s *session) reply(c *actor.Context, id uint64, reply any, err error) {
 		if ns := r.GetBindExpires(); ns != 0 {
 			id.Expires = time.Unix(0, ns)
 		}
+		was := s.userID
 		s.setIdentity(c, id)
+		if s.userID != was && s.secret != "" {
+			// Before the answer: the client has its token when its login returns.
+			s.write(c, &gatepb.Frame{Body: &gatepb.Frame_SessionUpdate{SessionUpdate: &gatepb.SessionUpdate{UserId: s.userID, ResumeToken: s.resumeToken()}}})
+		}
 	}
 	s.respond(c, id, rpc.Code(r.GetCode()), r.GetMessage(), r.GetBody())
 	if r.GetKick() {
@@ -663,6 +739,7 @@ func (s *session) bind(c *actor.Context, uid string) {
 		_ = c.Send(s.g.hub, hubUnbind{user: s.userID, serial: s.self.Serial})
 	}
 	s.userID = uid
+	s.issueSecret()
 	s.g.limits.release(s.limUser.Swap(s.g.limits.user(uid)))
 	ctx, cancel := context.WithTimeout(context.Background(), s.g.lim.RequestTimeout)
 	defer cancel()

@@ -2,6 +2,8 @@
 # Installs, type-checks, tests and builds the TypeScript client SDK
 # (clients/ts, "@guildkit/client") from its lockfile, and fails when the
 # committed src/gen no longer matches gate/gatepb/gate.proto. Used by CI.
+# The tests need Go too: test/resume.test.ts runs a real gateway
+# (test/gateway, with go run).
 #
 #   bash scripts/ts.sh
 set -euo pipefail

@@ -42,6 +42,7 @@ type Frame struct {
 	//	*Frame_Response
 	//	*Frame_Push
 	//	*Frame_Close
+	//	*Frame_SessionUpdate
 	Body          isFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -147,6 +148,15 @@ func (x *Frame) GetClose() *Close {
 	return nil
 }
 
+func (x *Frame) GetSessionUpdate() *SessionUpdate {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_SessionUpdate); ok {
+			return x.SessionUpdate
+		}
+	}
+	return nil
+}
+
 type isFrame_Body interface {
 	isFrame_Body()
 }
@@ -179,6 +189,10 @@ type Frame_Close struct {
 	Close *Close `protobuf:"bytes,7,opt,name=close,proto3,oneof"` // both ways: a kick, or a goodbye
 }
 
+type Frame_SessionUpdate struct {
+	SessionUpdate *SessionUpdate `protobuf:"bytes,8,opt,name=session_update,json=sessionUpdate,proto3,oneof"` // gateway → client: the session was bound to a user
+}
+
 func (*Frame_Handshake) isFrame_Body() {}
 
 func (*Frame_HandshakeAck) isFrame_Body() {}
@@ -193,6 +207,8 @@ func (*Frame_Push) isFrame_Body() {}
 
 func (*Frame_Close) isFrame_Body() {}
 
+func (*Frame_SessionUpdate) isFrame_Body() {}
+
 // Handshake opens a session. It must be the first frame, sent within the
 // gateway's handshake deadline.
 type Handshake struct {
@@ -204,7 +220,13 @@ type Handshake struct {
 	// call public routes only, one of which usually logs in.
 	Token string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
 	// client names the client software, for logs ("ts-sdk/0.1").
-	Client        string `protobuf:"bytes,3,opt,name=client,proto3" json:"client,omitempty"`
+	Client string `protobuf:"bytes,3,opt,name=client,proto3" json:"client,omitempty"`
+	// resume, optional, is a resume token (HandshakeAck.resume_token or
+	// SessionUpdate.resume_token of an earlier session): the gateway gives
+	// the client that session back when it still can (HandshakeAck.resumed),
+	// and otherwise opens a new one as if resume were empty (token, if set,
+	// then applies). A bad or expired resume token is never an error.
+	Resume        string `protobuf:"bytes,4,opt,name=resume,proto3" json:"resume,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -260,6 +282,13 @@ func (x *Handshake) GetClient() string {
 	return ""
 }
 
+func (x *Handshake) GetResume() string {
+	if x != nil {
+		return x.Resume
+	}
+	return ""
+}
+
 // HandshakeAck answers a Handshake. code 0 means the session is open; any
 // other code comes with the gateway closing the connection.
 type HandshakeAck struct {
@@ -275,7 +304,21 @@ type HandshakeAck struct {
 	// that is silent for about three times as long.
 	HeartbeatMs uint32 `protobuf:"varint,5,opt,name=heartbeat_ms,json=heartbeatMs,proto3" json:"heartbeat_ms,omitempty"`
 	// version is the protocol version the gateway speaks.
-	Version       uint32 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
+	Version uint32 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
+	// resume_token, set when the session is bound to a user and the gateway
+	// keeps sessions for resumption, is what the client sends as
+	// Handshake.resume to take the session back after its connection
+	// drops: "<session id>.<secret>". Keep the latest one received (a
+	// SessionUpdate may replace it).
+	ResumeToken string `protobuf:"bytes,7,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	// resumed: the handshake's resume token gave an earlier session back
+	// (its user, state and groups). The pushes it got while the client was
+	// away follow, in order, before anything new. session_id may differ
+	// from the earlier one when the session moved to another gateway.
+	Resumed bool `protobuf:"varint,8,opt,name=resumed,proto3" json:"resumed,omitempty"`
+	// resync, with resumed: some pushes were dropped while the client was
+	// away (more than the gateway keeps): fetch the state afresh.
+	Resync        bool `protobuf:"varint,9,opt,name=resync,proto3" json:"resync,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -352,6 +395,82 @@ func (x *HandshakeAck) GetVersion() uint32 {
 	return 0
 }
 
+func (x *HandshakeAck) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+func (x *HandshakeAck) GetResumed() bool {
+	if x != nil {
+		return x.Resumed
+	}
+	return false
+}
+
+func (x *HandshakeAck) GetResync() bool {
+	if x != nil {
+		return x.Resync
+	}
+	return false
+}
+
+// SessionUpdate tells the client that its session was bound to a user
+// after the handshake (a login route), with the resume token to use from
+// now on ("" when the gateway does not keep sessions for resumption).
+type SessionUpdate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ResumeToken   string                 `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionUpdate) Reset() {
+	*x = SessionUpdate{}
+	mi := &file_gate_gatepb_gate_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionUpdate) ProtoMessage() {}
+
+func (x *SessionUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_gate_gatepb_gate_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionUpdate.ProtoReflect.Descriptor instead.
+func (*SessionUpdate) Descriptor() ([]byte, []int) {
+	return file_gate_gatepb_gate_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SessionUpdate) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SessionUpdate) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
 // Heartbeat keeps a quiet connection alive. The gateway answers a
 // client's heartbeat with one of its own.
 type Heartbeat struct {
@@ -362,7 +481,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_gate_gatepb_gate_proto_msgTypes[3]
+	mi := &file_gate_gatepb_gate_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -374,7 +493,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_gate_gatepb_gate_proto_msgTypes[3]
+	mi := &file_gate_gatepb_gate_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -387,7 +506,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_gate_gatepb_gate_proto_rawDescGZIP(), []int{3}
+	return file_gate_gatepb_gate_proto_rawDescGZIP(), []int{4}
 }
 
 // Request calls a route, such as "chat.Send". The gateway answers with a
@@ -406,7 +525,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_gate_gatepb_gate_proto_msgTypes[4]
+	mi := &file_gate_gatepb_gate_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +537,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_gate_gatepb_gate_proto_msgTypes[4]
+	mi := &file_gate_gatepb_gate_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +550,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_gate_gatepb_gate_proto_rawDescGZIP(), []int{4}
+	return file_gate_gatepb_gate_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Request) GetId() uint64 {
@@ -476,7 +595,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_gate_gatepb_gate_proto_msgTypes[5]
+	mi := &file_gate_gatepb_gate_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -488,7 +607,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_gate_gatepb_gate_proto_msgTypes[5]
+	mi := &file_gate_gatepb_gate_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -501,7 +620,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_gate_gatepb_gate_proto_rawDescGZIP(), []int{5}
+	return file_gate_gatepb_gate_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Response) GetId() uint64 {
@@ -550,7 +669,7 @@ type Push struct {
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_gate_gatepb_gate_proto_msgTypes[6]
+	mi := &file_gate_gatepb_gate_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +681,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_gate_gatepb_gate_proto_msgTypes[6]
+	mi := &file_gate_gatepb_gate_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +694,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_gate_gatepb_gate_proto_rawDescGZIP(), []int{6}
+	return file_gate_gatepb_gate_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Push) GetRoute() string {
@@ -607,7 +726,7 @@ type Close struct {
 
 func (x *Close) Reset() {
 	*x = Close{}
-	mi := &file_gate_gatepb_gate_proto_msgTypes[7]
+	mi := &file_gate_gatepb_gate_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +738,7 @@ func (x *Close) String() string {
 func (*Close) ProtoMessage() {}
 
 func (x *Close) ProtoReflect() protoreflect.Message {
-	mi := &file_gate_gatepb_gate_proto_msgTypes[7]
+	mi := &file_gate_gatepb_gate_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +751,7 @@ func (x *Close) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Close.ProtoReflect.Descriptor instead.
 func (*Close) Descriptor() ([]byte, []int) {
-	return file_gate_gatepb_gate_proto_rawDescGZIP(), []int{7}
+	return file_gate_gatepb_gate_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Close) GetCode() uint32 {
@@ -653,7 +772,7 @@ var File_gate_gatepb_gate_proto protoreflect.FileDescriptor
 
 const file_gate_gatepb_gate_proto_rawDesc = "" +
 	"\n" +
-	"\x16gate/gatepb/gate.proto\x12\rguild.gate.v1\"\x8b\x03\n" +
+	"\x16gate/gatepb/gate.proto\x12\rguild.gate.v1\"\xd2\x03\n" +
 	"\x05Frame\x128\n" +
 	"\thandshake\x18\x01 \x01(\v2\x18.guild.gate.v1.HandshakeH\x00R\thandshake\x12B\n" +
 	"\rhandshake_ack\x18\x02 \x01(\v2\x1b.guild.gate.v1.HandshakeAckH\x00R\fhandshakeAck\x128\n" +
@@ -661,12 +780,14 @@ const file_gate_gatepb_gate_proto_rawDesc = "" +
 	"\arequest\x18\x04 \x01(\v2\x16.guild.gate.v1.RequestH\x00R\arequest\x125\n" +
 	"\bresponse\x18\x05 \x01(\v2\x17.guild.gate.v1.ResponseH\x00R\bresponse\x12)\n" +
 	"\x04push\x18\x06 \x01(\v2\x13.guild.gate.v1.PushH\x00R\x04push\x12,\n" +
-	"\x05close\x18\a \x01(\v2\x14.guild.gate.v1.CloseH\x00R\x05closeB\x06\n" +
-	"\x04body\"S\n" +
+	"\x05close\x18\a \x01(\v2\x14.guild.gate.v1.CloseH\x00R\x05close\x12E\n" +
+	"\x0esession_update\x18\b \x01(\v2\x1c.guild.gate.v1.SessionUpdateH\x00R\rsessionUpdateB\x06\n" +
+	"\x04body\"k\n" +
 	"\tHandshake\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12\x16\n" +
-	"\x06client\x18\x03 \x01(\tR\x06client\"\xb1\x01\n" +
+	"\x06client\x18\x03 \x01(\tR\x06client\x12\x16\n" +
+	"\x06resume\x18\x04 \x01(\tR\x06resume\"\x86\x02\n" +
 	"\fHandshakeAck\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1d\n" +
@@ -674,7 +795,13 @@ const file_gate_gatepb_gate_proto_rawDesc = "" +
 	"session_id\x18\x03 \x01(\tR\tsessionId\x12\x17\n" +
 	"\auser_id\x18\x04 \x01(\tR\x06userId\x12!\n" +
 	"\fheartbeat_ms\x18\x05 \x01(\rR\vheartbeatMs\x12\x18\n" +
-	"\aversion\x18\x06 \x01(\rR\aversion\"\v\n" +
+	"\aversion\x18\x06 \x01(\rR\aversion\x12!\n" +
+	"\fresume_token\x18\a \x01(\tR\vresumeToken\x12\x18\n" +
+	"\aresumed\x18\b \x01(\bR\aresumed\x12\x16\n" +
+	"\x06resync\x18\t \x01(\bR\x06resync\"K\n" +
+	"\rSessionUpdate\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12!\n" +
+	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\"\v\n" +
 	"\tHeartbeat\"C\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
@@ -705,30 +832,32 @@ func file_gate_gatepb_gate_proto_rawDescGZIP() []byte {
 	return file_gate_gatepb_gate_proto_rawDescData
 }
 
-var file_gate_gatepb_gate_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_gate_gatepb_gate_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_gate_gatepb_gate_proto_goTypes = []any{
-	(*Frame)(nil),        // 0: guild.gate.v1.Frame
-	(*Handshake)(nil),    // 1: guild.gate.v1.Handshake
-	(*HandshakeAck)(nil), // 2: guild.gate.v1.HandshakeAck
-	(*Heartbeat)(nil),    // 3: guild.gate.v1.Heartbeat
-	(*Request)(nil),      // 4: guild.gate.v1.Request
-	(*Response)(nil),     // 5: guild.gate.v1.Response
-	(*Push)(nil),         // 6: guild.gate.v1.Push
-	(*Close)(nil),        // 7: guild.gate.v1.Close
+	(*Frame)(nil),         // 0: guild.gate.v1.Frame
+	(*Handshake)(nil),     // 1: guild.gate.v1.Handshake
+	(*HandshakeAck)(nil),  // 2: guild.gate.v1.HandshakeAck
+	(*SessionUpdate)(nil), // 3: guild.gate.v1.SessionUpdate
+	(*Heartbeat)(nil),     // 4: guild.gate.v1.Heartbeat
+	(*Request)(nil),       // 5: guild.gate.v1.Request
+	(*Response)(nil),      // 6: guild.gate.v1.Response
+	(*Push)(nil),          // 7: guild.gate.v1.Push
+	(*Close)(nil),         // 8: guild.gate.v1.Close
 }
 var file_gate_gatepb_gate_proto_depIdxs = []int32{
 	1, // 0: guild.gate.v1.Frame.handshake:type_name -> guild.gate.v1.Handshake
 	2, // 1: guild.gate.v1.Frame.handshake_ack:type_name -> guild.gate.v1.HandshakeAck
-	3, // 2: guild.gate.v1.Frame.heartbeat:type_name -> guild.gate.v1.Heartbeat
-	4, // 3: guild.gate.v1.Frame.request:type_name -> guild.gate.v1.Request
-	5, // 4: guild.gate.v1.Frame.response:type_name -> guild.gate.v1.Response
-	6, // 5: guild.gate.v1.Frame.push:type_name -> guild.gate.v1.Push
-	7, // 6: guild.gate.v1.Frame.close:type_name -> guild.gate.v1.Close
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	4, // 2: guild.gate.v1.Frame.heartbeat:type_name -> guild.gate.v1.Heartbeat
+	5, // 3: guild.gate.v1.Frame.request:type_name -> guild.gate.v1.Request
+	6, // 4: guild.gate.v1.Frame.response:type_name -> guild.gate.v1.Response
+	7, // 5: guild.gate.v1.Frame.push:type_name -> guild.gate.v1.Push
+	8, // 6: guild.gate.v1.Frame.close:type_name -> guild.gate.v1.Close
+	3, // 7: guild.gate.v1.Frame.session_update:type_name -> guild.gate.v1.SessionUpdate
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_gate_gatepb_gate_proto_init() }
@@ -744,6 +873,7 @@ func file_gate_gatepb_gate_proto_init() {
 		(*Frame_Response)(nil),
 		(*Frame_Push)(nil),
 		(*Frame_Close)(nil),
+		(*Frame_SessionUpdate)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -751,7 +881,7 @@ func file_gate_gatepb_gate_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gate_gatepb_gate_proto_rawDesc), len(file_gate_gatepb_gate_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -35,6 +35,16 @@ export interface ReconnectEvent {
   cause: GuildError | undefined;
   /** The connection attempts it took, this one included. */
   attempts: number;
+  /**
+   * The gateway gave the session back (its resume token, see PROTOCOL.md
+   * section 3.8): same user, state and groups, and the pushes sent while the
+   * client was away came first, in order. Otherwise the session is new (logged
+   * in by token, or not at all). sessionId changes when the session resumed on
+   * another gateway.
+   */
+  resumed: boolean;
+  /** With resumed: some pushes were dropped while the client was away: fetch the state afresh. */
+  resync: boolean;
 }
 
 export interface ConnectOptions {
@@ -57,8 +67,10 @@ export interface ConnectOptions {
    * Reconnect after the connection is lost: at once when the gateway says it
    * is going away, else after minMs; the next URL first, then the others in
    * turn, backing off between full rounds of failures. true means
-   * { minMs: 100, maxMs: 5000 }. Default false. Each reconnection is a new
-   * session. Requests made meanwhile wait for it (within their timeout), and
+   * { minMs: 100, maxMs: 5000 }. Default false. A reconnection presents the
+   * latest resume token the gateway gave (with token too), so that a gateway
+   * that keeps sessions gives the session back (ReconnectEvent.resumed);
+   * otherwise it is a new session. Requests made meanwhile wait for it (within their timeout), and
    * so do those the old gateway did not forward to a service: they are sent
    * again on the new session.
    */
@@ -97,7 +109,7 @@ export interface RequestOptions {
 export interface Client {
   /** The current session's ID; "" while disconnected. */
   readonly sessionId: string;
-  /** The user the current session is bound to by its token; "" if none. */
+  /** The user the current session is bound to (by its token, or a login route the gateway reported); "" if none. */
   readonly userId: string;
   /** The heartbeat interval the gateway asked for, in ms. */
   readonly heartbeatMs: number;
@@ -188,6 +200,8 @@ class GuildClient implements Client {
   private lastError: GuildError | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private finished = false;
+  /** The latest resume token (with reconnect), presented on reconnection. */
+  private resumeToken = "";
 
   constructor(opts: ConnectOptions) {
     const urls = opts?.urls ?? (typeof opts?.url === "string" && opts.url !== "" ? [opts.url] : []);
@@ -251,6 +265,7 @@ class GuildClient implements Client {
         WebSocket: this.WS,
         url: this.urls[i]!,
         token: this.opts.token ?? "",
+        resume: this.backoff ? this.resumeToken : "",
         clientName: this.opts.clientName ?? DEFAULT_CLIENT_NAME,
         handshakeTimeoutMs: this.opts.handshakeTimeoutMs ?? 10_000,
       },
@@ -258,6 +273,9 @@ class GuildClient implements Client {
         push: (route, body) => this.dispatch(route, body),
         goingAway: (conn, err) => this.retire(conn, err),
         end: (conn, err) => this.ended(conn, err),
+        update: (conn) => {
+          if (conn === this.conn) this.resumeToken = conn.resumeToken;
+        },
       },
     );
   }
@@ -265,6 +283,7 @@ class GuildClient implements Client {
   private opened(conn: Conn, i: number): void {
     this.conn = conn;
     this.index = i;
+    this.resumeToken = conn.resumeToken;
     this.live.add(conn);
     this.lastError = undefined;
     this.callback(() => this.opts.onConnect?.(conn.sessionId, conn.userId));
@@ -281,7 +300,10 @@ class GuildClient implements Client {
     // A session opened after close() was never live: it ends unreported.
     if (!this.live.delete(conn)) return;
     const current = conn === this.conn;
-    if (current) this.conn = undefined;
+    if (current) {
+      this.conn = undefined;
+      this.resumeToken = conn.resumeToken; // "" after a kick
+    }
     this.callback(() => this.opts.onClose?.(err));
     if (!current || err === undefined || this.finished) return;
     if (!this.backoff || FINAL_CODES.has(err.code)) {
@@ -339,7 +361,7 @@ class GuildClient implements Client {
           }
           this.reconnecting = false;
           this.opened(conn, i);
-          this.callback(() => this.opts.onReconnect?.({ url: this.urls[i]!, from: this.urls[from]!, cause, attempts }));
+          this.callback(() => this.opts.onReconnect?.({ url: this.urls[i]!, from: this.urls[from]!, cause, attempts, resumed: conn.resumed, resync: conn.resync }));
           const waiting = this.waiting;
           this.waiting = [];
           for (const out of waiting) this.submit(out);

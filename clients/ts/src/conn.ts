@@ -39,12 +39,16 @@ export interface ConnEvents {
   goingAway(conn: Conn, err: GuildError): void;
   /** The open session ended, with why. Called once, never for a failed handshake. */
   end(conn: Conn, err: GuildError | undefined): void;
+  /** The session was bound to a user after its handshake (a SessionUpdate): see userId and resumeToken. */
+  update(conn: Conn): void;
 }
 
 export interface DialOptions {
   WebSocket: WebSocketConstructor;
   url: string;
   token: string;
+  /** A resume token of an earlier session, or "". */
+  resume: string;
   clientName: string;
   handshakeTimeoutMs: number;
 }
@@ -58,6 +62,12 @@ export class Conn {
   sessionId = "";
   userId = "";
   heartbeatMs = 0;
+  /** The latest resume token the gateway gave this session ("" for none). */
+  resumeToken = "";
+  /** The handshake resumed an earlier session. */
+  resumed = false;
+  /** With resumed: pushes were dropped while the client was away. */
+  resync = false;
 
   private readonly ws: WebSocketLike;
   private readonly pending = new Map<number, Pending>();
@@ -69,11 +79,11 @@ export class Conn {
   private closeErr: GuildError | undefined;
   private events: ConnEvents | undefined;
   private settleHandshake: ((err: GuildError | undefined) => void) | undefined;
-  private readonly hello: { token: string; client: string };
+  private readonly hello: { token: string; client: string; resume: string };
   /** Resolves when the socket has closed. */
   readonly socketClosed: Promise<void>;
 
-  private constructor(ws: WebSocketLike, hello: { token: string; client: string }) {
+  private constructor(ws: WebSocketLike, hello: { token: string; client: string; resume: string }) {
     this.ws = ws;
     this.hello = hello;
     let done!: () => void;
@@ -105,7 +115,7 @@ export class Conn {
         reject(unavailable(`dial ${opts.url}: ${(e as Error)?.message ?? e}`));
         return;
       }
-      const c = new Conn(ws, { token: opts.token, client: opts.clientName });
+      const c = new Conn(ws, { token: opts.token, client: opts.clientName, resume: opts.resume });
       const timer = setTimeout(() => {
         c.end(new GuildError(Code.DeadlineExceeded, `no handshake answer within ${opts.handshakeTimeoutMs}ms`));
       }, opts.handshakeTimeoutMs);
@@ -154,6 +164,9 @@ export class Conn {
         this.sessionId = ack.sessionId;
         this.userId = ack.userId;
         this.heartbeatMs = ack.heartbeatMs;
+        this.resumeToken = ack.resumeToken;
+        this.resumed = ack.resumed;
+        this.resync = ack.resumed && ack.resync;
         this.state = "open";
         if (this.heartbeatMs > 0) this.timer = setTimeout(this.tick, this.heartbeatMs);
         this.settleHandshake?.(undefined);
@@ -183,9 +196,16 @@ export class Conn {
       case "push":
         this.events?.push(body.value.route, body.value.body);
         return;
+      case "sessionUpdate":
+        this.userId = body.value.userId;
+        this.resumeToken = body.value.resumeToken;
+        this.events?.update(this);
+        return;
       case "close":
         // The gateway closes the connection next: close it now (PROTOCOL.md
-        // section 3.6). Code 14 on an open session: it is going away.
+        // section 3.6). Code 14 on an open session: it is going away; any
+        // other code ended the session for good: nothing is left to resume.
+        if (body.value.code !== Code.Unavailable) this.resumeToken = "";
         this.end(closeError(body.value.code, body.value.reason, body.value.code === Code.Unavailable));
         return;
       default:

@@ -376,6 +376,47 @@ describe("reconnect", () => {
   });
 });
 
+describe("resume", () => {
+  it("presents the latest resume token on reconnection and reports a resumed session", async () => {
+    const events: ReconnectEvent[] = [];
+    const resumes: string[] = [];
+    const pushes: string[] = [];
+    const { g, c } = await setup(
+      {
+        handshake: (_token, n, resume) => {
+          resumes.push(resume);
+          if (n === 1) return { code: 0, resumeToken: "s1.aaa" };
+          if (resume === "s1.bbb") return { code: 0, userId: "ana", sessionId: "s1", resumeToken: "s1.ccc", resumed: true, resync: n === 3 };
+          return { code: 0 };
+        },
+        afterAck: (s, n) => {
+          if (n === 1) s.send({ case: "sessionUpdate", value: { userId: "ana", resumeToken: "s1.bbb" } });
+          if (n === 2) s.push("game.Kept", str("kept"));
+        },
+      },
+      { token: "tok", reconnect: { minMs: 20, maxMs: 100 }, onReconnect: (e) => events.push(e) },
+    );
+    c.onPushRaw("game.Kept", (b) => pushes.push(unstr(b)));
+    await waitFor(() => c.userId === "ana", 2000, "the SessionUpdate");
+    g.session(1).ws.terminate();
+    await waitFor(() => events.length === 1, 2000, "reconnection");
+    expect(resumes).toEqual(["", "s1.bbb"]);
+    expect(events[0]!.resumed).toBe(true);
+    expect(events[0]!.resync).toBe(false);
+    expect(c.sessionId).toBe("s1");
+    await waitFor(() => pushes.length === 1, 2000, "the kept push");
+    expect(pushes).toEqual(["kept"]);
+    const hs = g.session(2).frames[0]!.body;
+    expect(hs.case === "handshake" && hs.value.token).toBe("tok");
+    // A kick ends the session for good: the next reconnection presents no token.
+    g.session(2).send({ case: "close", value: { code: 7, reason: "kicked" } });
+    g.session(2).ws.close();
+    await waitFor(() => events.length === 2, 2000, "reconnection after the kick");
+    expect(resumes[2]).toBe("");
+    expect(events[1]!.resumed).toBe(false);
+  });
+});
+
 describe("failover", () => {
   it("moves to the next URL at once when the gateway goes away, and resends what it did not answer", async () => {
     const held: bigint[] = [];

@@ -39,8 +39,20 @@ export class FakeSession {
 
 export interface FakeGatewayOptions {
   heartbeatMs?: number;
-  /** Answers a Handshake; default accepts. Return a code to refuse. */
-  handshake?(token: string, n: number): { code: number; message?: string; userId?: string } | undefined;
+  /**
+   * Answers a Handshake (its token, the connection's number, its resume
+   * token); default accepts. Return a code to refuse; sessionId, resumeToken,
+   * resumed and resync go in the ack.
+   */
+  handshake?(
+    token: string,
+    n: number,
+    resume: string,
+  ):
+    | { code: number; message?: string; userId?: string; sessionId?: string; resumeToken?: string; resumed?: boolean; resync?: boolean }
+    | undefined;
+  /** Called after an accepting HandshakeAck went out: pushes kept for a resumed session, say. */
+  afterAck?(s: FakeSession, n: number): void;
   /** Sends Close{code} at connect instead of waiting for the handshake. */
   closeAtConnect?: (n: number) => { code: number; reason: string } | undefined;
   /** Answer heartbeats with heartbeats (default true). */
@@ -93,13 +105,13 @@ export class FakeGateway {
       const b = frame.body;
       switch (b.case) {
         case "handshake": {
-          const verdict = this.opts.handshake?.(b.value.token, n);
+          const verdict = this.opts.handshake?.(b.value.token, n, b.value.resume);
           if (verdict && verdict.code !== 0) {
             s.send({ case: "handshakeAck", value: { code: verdict.code, message: verdict.message ?? "", version: 1 } });
             ws.close();
             return;
           }
-          s.sessionId = `s${n}`;
+          s.sessionId = verdict?.sessionId ?? `s${n}`;
           s.send({
             case: "handshakeAck",
             value: {
@@ -108,8 +120,12 @@ export class FakeGateway {
               userId: verdict?.userId ?? "",
               heartbeatMs: this.opts.heartbeatMs ?? 10_000,
               version: 1,
+              resumeToken: verdict?.resumeToken ?? "",
+              resumed: verdict?.resumed ?? false,
+              resync: verdict?.resync ?? false,
             },
           });
+          this.opts.afterAck?.(s, n);
           return;
         }
         case "heartbeat":

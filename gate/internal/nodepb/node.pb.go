@@ -1183,6 +1183,228 @@ func (x *SessionState) GetState() map[string]string {
 	return nil
 }
 
+// ResumeTake asks a detached (or still attached) session on another
+// gateway to hand itself over to the new session (gate, serial) whose
+// client presented the session's resume token with secret. A session
+// whose secret matches answers with a ResumeRecord and stops without a
+// word to its client; any other answers with an error.
+type ResumeTake struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Secret        string                 `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	Gate          uint32                 `protobuf:"varint,2,opt,name=gate,proto3" json:"gate,omitempty"`
+	Serial        uint64                 `protobuf:"varint,3,opt,name=serial,proto3" json:"serial,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeTake) Reset() {
+	*x = ResumeTake{}
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeTake) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeTake) ProtoMessage() {}
+
+func (x *ResumeTake) ProtoReflect() protoreflect.Message {
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeTake.ProtoReflect.Descriptor instead.
+func (*ResumeTake) Descriptor() ([]byte, []int) {
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ResumeTake) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *ResumeTake) GetGate() uint32 {
+	if x != nil {
+		return x.Gate
+	}
+	return 0
+}
+
+func (x *ResumeTake) GetSerial() uint64 {
+	if x != nil {
+		return x.Serial
+	}
+	return 0
+}
+
+// ResumeRecord is a session handed over: its identity, state and groups,
+// and the push frames it kept for its client (in order); resync says
+// that it dropped some.
+type ResumeRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Roles         []string               `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
+	Expires       int64                  `protobuf:"varint,3,opt,name=expires,proto3" json:"expires,omitempty"` // Unix nanoseconds; 0: never
+	State         map[string]string      `protobuf:"bytes,4,rep,name=state,proto3" json:"state,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Groups        []string               `protobuf:"bytes,5,rep,name=groups,proto3" json:"groups,omitempty"`
+	Frames        []*SessionFrame        `protobuf:"bytes,6,rep,name=frames,proto3" json:"frames,omitempty"`
+	Resync        bool                   `protobuf:"varint,7,opt,name=resync,proto3" json:"resync,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeRecord) Reset() {
+	*x = ResumeRecord{}
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeRecord) ProtoMessage() {}
+
+func (x *ResumeRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeRecord.ProtoReflect.Descriptor instead.
+func (*ResumeRecord) Descriptor() ([]byte, []int) {
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ResumeRecord) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ResumeRecord) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *ResumeRecord) GetExpires() int64 {
+	if x != nil {
+		return x.Expires
+	}
+	return 0
+}
+
+func (x *ResumeRecord) GetState() map[string]string {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *ResumeRecord) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *ResumeRecord) GetFrames() []*SessionFrame {
+	if x != nil {
+		return x.Frames
+	}
+	return nil
+}
+
+func (x *ResumeRecord) GetResync() bool {
+	if x != nil {
+		return x.Resync
+	}
+	return false
+}
+
+// SessionFrame is an encoded client frame (a push) with its push options:
+// a session that moved forwards what it still gets to the new one.
+type SessionFrame struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Frame         []byte                 `protobuf:"bytes,1,opt,name=frame,proto3" json:"frame,omitempty"`
+	Coalesce      string                 `protobuf:"bytes,2,opt,name=coalesce,proto3" json:"coalesce,omitempty"`
+	Droppable     bool                   `protobuf:"varint,3,opt,name=droppable,proto3" json:"droppable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionFrame) Reset() {
+	*x = SessionFrame{}
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionFrame) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionFrame) ProtoMessage() {}
+
+func (x *SessionFrame) ProtoReflect() protoreflect.Message {
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionFrame.ProtoReflect.Descriptor instead.
+func (*SessionFrame) Descriptor() ([]byte, []int) {
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SessionFrame) GetFrame() []byte {
+	if x != nil {
+		return x.Frame
+	}
+	return nil
+}
+
+func (x *SessionFrame) GetCoalesce() string {
+	if x != nil {
+		return x.Coalesce
+	}
+	return ""
+}
+
+func (x *SessionFrame) GetDroppable() bool {
+	if x != nil {
+		return x.Droppable
+	}
+	return false
+}
+
 // Ack is an empty answer.
 type Ack struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1192,7 +1414,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_gate_internal_nodepb_node_proto_msgTypes[17]
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1426,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_gate_internal_nodepb_node_proto_msgTypes[17]
+	mi := &file_gate_internal_nodepb_node_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1439,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{17}
+	return file_gate_internal_nodepb_node_proto_rawDescGZIP(), []int{20}
 }
 
 var File_gate_internal_nodepb_node_proto protoreflect.FileDescriptor
@@ -1322,7 +1544,28 @@ const file_gate_internal_nodepb_node_proto_rawDesc = "" +
 	"\n" +
 	"StateEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
+	"\n" +
+	"ResumeTake\x12\x16\n" +
+	"\x06secret\x18\x01 \x01(\tR\x06secret\x12\x12\n" +
+	"\x04gate\x18\x02 \x01(\rR\x04gate\x12\x16\n" +
+	"\x06serial\x18\x03 \x01(\x04R\x06serial\"\xbe\x02\n" +
+	"\fResumeRecord\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05roles\x18\x02 \x03(\tR\x05roles\x12\x18\n" +
+	"\aexpires\x18\x03 \x01(\x03R\aexpires\x12A\n" +
+	"\x05state\x18\x04 \x03(\v2+.guild.gate.node.v1.ResumeRecord.StateEntryR\x05state\x12\x16\n" +
+	"\x06groups\x18\x05 \x03(\tR\x06groups\x128\n" +
+	"\x06frames\x18\x06 \x03(\v2 .guild.gate.node.v1.SessionFrameR\x06frames\x12\x16\n" +
+	"\x06resync\x18\a \x01(\bR\x06resync\x1a8\n" +
+	"\n" +
+	"StateEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
+	"\fSessionFrame\x12\x14\n" +
+	"\x05frame\x18\x01 \x01(\fR\x05frame\x12\x1a\n" +
+	"\bcoalesce\x18\x02 \x01(\tR\bcoalesce\x12\x1c\n" +
+	"\tdroppable\x18\x03 \x01(\bR\tdroppable\"\x05\n" +
 	"\x03AckB0Z.github.com/guildkit/guild/gate/internal/nodepbb\x06proto3"
 
 var (
@@ -1337,7 +1580,7 @@ func file_gate_internal_nodepb_node_proto_rawDescGZIP() []byte {
 	return file_gate_internal_nodepb_node_proto_rawDescData
 }
 
-var file_gate_internal_nodepb_node_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_gate_internal_nodepb_node_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_gate_internal_nodepb_node_proto_goTypes = []any{
 	(*Session)(nil),        // 0: guild.gate.node.v1.Session
 	(*ClientRequest)(nil),  // 1: guild.gate.node.v1.ClientRequest
@@ -1356,24 +1599,30 @@ var file_gate_internal_nodepb_node_proto_goTypes = []any{
 	(*DirWithdraw)(nil),    // 14: guild.gate.node.v1.DirWithdraw
 	(*DirGates)(nil),       // 15: guild.gate.node.v1.DirGates
 	(*SessionState)(nil),   // 16: guild.gate.node.v1.SessionState
-	(*Ack)(nil),            // 17: guild.gate.node.v1.Ack
-	nil,                    // 18: guild.gate.node.v1.Session.StateEntry
-	nil,                    // 19: guild.gate.node.v1.ClientReply.SetStateEntry
-	nil,                    // 20: guild.gate.node.v1.SessionState.SetEntry
-	nil,                    // 21: guild.gate.node.v1.SessionState.StateEntry
+	(*ResumeTake)(nil),     // 17: guild.gate.node.v1.ResumeTake
+	(*ResumeRecord)(nil),   // 18: guild.gate.node.v1.ResumeRecord
+	(*SessionFrame)(nil),   // 19: guild.gate.node.v1.SessionFrame
+	(*Ack)(nil),            // 20: guild.gate.node.v1.Ack
+	nil,                    // 21: guild.gate.node.v1.Session.StateEntry
+	nil,                    // 22: guild.gate.node.v1.ClientReply.SetStateEntry
+	nil,                    // 23: guild.gate.node.v1.SessionState.SetEntry
+	nil,                    // 24: guild.gate.node.v1.SessionState.StateEntry
+	nil,                    // 25: guild.gate.node.v1.ResumeRecord.StateEntry
 }
 var file_gate_internal_nodepb_node_proto_depIdxs = []int32{
-	18, // 0: guild.gate.node.v1.Session.state:type_name -> guild.gate.node.v1.Session.StateEntry
+	21, // 0: guild.gate.node.v1.Session.state:type_name -> guild.gate.node.v1.Session.StateEntry
 	0,  // 1: guild.gate.node.v1.ClientRequest.session:type_name -> guild.gate.node.v1.Session
-	19, // 2: guild.gate.node.v1.ClientReply.set_state:type_name -> guild.gate.node.v1.ClientReply.SetStateEntry
+	22, // 2: guild.gate.node.v1.ClientReply.set_state:type_name -> guild.gate.node.v1.ClientReply.SetStateEntry
 	12, // 3: guild.gate.node.v1.DirGates.hubs:type_name -> guild.gate.node.v1.DirEntry
-	20, // 4: guild.gate.node.v1.SessionState.set:type_name -> guild.gate.node.v1.SessionState.SetEntry
-	21, // 5: guild.gate.node.v1.SessionState.state:type_name -> guild.gate.node.v1.SessionState.StateEntry
-	6,  // [6:6] is the sub-list for method output_type
-	6,  // [6:6] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	23, // 4: guild.gate.node.v1.SessionState.set:type_name -> guild.gate.node.v1.SessionState.SetEntry
+	24, // 5: guild.gate.node.v1.SessionState.state:type_name -> guild.gate.node.v1.SessionState.StateEntry
+	25, // 6: guild.gate.node.v1.ResumeRecord.state:type_name -> guild.gate.node.v1.ResumeRecord.StateEntry
+	19, // 7: guild.gate.node.v1.ResumeRecord.frames:type_name -> guild.gate.node.v1.SessionFrame
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_gate_internal_nodepb_node_proto_init() }
@@ -1387,7 +1636,7 @@ func file_gate_internal_nodepb_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gate_internal_nodepb_node_proto_rawDesc), len(file_gate_internal_nodepb_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

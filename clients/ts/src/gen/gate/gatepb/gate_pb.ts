@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gate/gatepb/gate.proto.
  */
 export const file_gate_gatepb_gate: GenFile = /*@__PURE__*/
-  fileDesc("ChZnYXRlL2dhdGVwYi9nYXRlLnByb3RvEg1ndWlsZC5nYXRlLnYxIscCCgVGcmFtZRItCgloYW5kc2hha2UYASABKAsyGC5ndWlsZC5nYXRlLnYxLkhhbmRzaGFrZUgAEjQKDWhhbmRzaGFrZV9hY2sYAiABKAsyGy5ndWlsZC5nYXRlLnYxLkhhbmRzaGFrZUFja0gAEi0KCWhlYXJ0YmVhdBgDIAEoCzIYLmd1aWxkLmdhdGUudjEuSGVhcnRiZWF0SAASKQoHcmVxdWVzdBgEIAEoCzIWLmd1aWxkLmdhdGUudjEuUmVxdWVzdEgAEisKCHJlc3BvbnNlGAUgASgLMhcuZ3VpbGQuZ2F0ZS52MS5SZXNwb25zZUgAEiMKBHB1c2gYBiABKAsyEy5ndWlsZC5nYXRlLnYxLlB1c2hIABIlCgVjbG9zZRgHIAEoCzIULmd1aWxkLmdhdGUudjEuQ2xvc2VIAEIGCgRib2R5IjsKCUhhbmRzaGFrZRIPCgd2ZXJzaW9uGAEgASgNEg0KBXRva2VuGAIgASgJEg4KBmNsaWVudBgDIAEoCSJ5CgxIYW5kc2hha2VBY2sSDAoEY29kZRgBIAEoDRIPCgdtZXNzYWdlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSDwoHdXNlcl9pZBgEIAEoCRIUCgxoZWFydGJlYXRfbXMYBSABKA0SDwoHdmVyc2lvbhgGIAEoDSILCglIZWFydGJlYXQiMgoHUmVxdWVzdBIKCgJpZBgBIAEoBBINCgVyb3V0ZRgCIAEoCRIMCgRib2R5GAMgASgMIloKCFJlc3BvbnNlEgoKAmlkGAEgASgEEgwKBGNvZGUYAiABKA0SDwoHbWVzc2FnZRgDIAEoCRIMCgRib2R5GAQgASgMEhUKDW5vdF9mb3J3YXJkZWQYBSABKAgiIwoEUHVzaBINCgVyb3V0ZRgBIAEoCRIMCgRib2R5GAIgASgMIiUKBUNsb3NlEgwKBGNvZGUYASABKA0SDgoGcmVhc29uGAIgASgJQidaJWdpdGh1Yi5jb20vZ3VpbGRraXQvZ3VpbGQvZ2F0ZS9nYXRlcGJiBnByb3RvMw");
+  fileDesc("ChZnYXRlL2dhdGVwYi9nYXRlLnByb3RvEg1ndWlsZC5nYXRlLnYxIv8CCgVGcmFtZRItCgloYW5kc2hha2UYASABKAsyGC5ndWlsZC5nYXRlLnYxLkhhbmRzaGFrZUgAEjQKDWhhbmRzaGFrZV9hY2sYAiABKAsyGy5ndWlsZC5nYXRlLnYxLkhhbmRzaGFrZUFja0gAEi0KCWhlYXJ0YmVhdBgDIAEoCzIYLmd1aWxkLmdhdGUudjEuSGVhcnRiZWF0SAASKQoHcmVxdWVzdBgEIAEoCzIWLmd1aWxkLmdhdGUudjEuUmVxdWVzdEgAEisKCHJlc3BvbnNlGAUgASgLMhcuZ3VpbGQuZ2F0ZS52MS5SZXNwb25zZUgAEiMKBHB1c2gYBiABKAsyEy5ndWlsZC5nYXRlLnYxLlB1c2hIABIlCgVjbG9zZRgHIAEoCzIULmd1aWxkLmdhdGUudjEuQ2xvc2VIABI2Cg5zZXNzaW9uX3VwZGF0ZRgIIAEoCzIcLmd1aWxkLmdhdGUudjEuU2Vzc2lvblVwZGF0ZUgAQgYKBGJvZHkiSwoJSGFuZHNoYWtlEg8KB3ZlcnNpb24YASABKA0SDQoFdG9rZW4YAiABKAkSDgoGY2xpZW50GAMgASgJEg4KBnJlc3VtZRgEIAEoCSKwAQoMSGFuZHNoYWtlQWNrEgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEg8KB3VzZXJfaWQYBCABKAkSFAoMaGVhcnRiZWF0X21zGAUgASgNEg8KB3ZlcnNpb24YBiABKA0SFAoMcmVzdW1lX3Rva2VuGAcgASgJEg8KB3Jlc3VtZWQYCCABKAgSDgoGcmVzeW5jGAkgASgIIjYKDVNlc3Npb25VcGRhdGUSDwoHdXNlcl9pZBgBIAEoCRIUCgxyZXN1bWVfdG9rZW4YAiABKAkiCwoJSGVhcnRiZWF0IjIKB1JlcXVlc3QSCgoCaWQYASABKAQSDQoFcm91dGUYAiABKAkSDAoEYm9keRgDIAEoDCJaCghSZXNwb25zZRIKCgJpZBgBIAEoBBIMCgRjb2RlGAIgASgNEg8KB21lc3NhZ2UYAyABKAkSDAoEYm9keRgEIAEoDBIVCg1ub3RfZm9yd2FyZGVkGAUgASgIIiMKBFB1c2gSDQoFcm91dGUYASABKAkSDAoEYm9keRgCIAEoDCIlCgVDbG9zZRIMCgRjb2RlGAEgASgNEg4KBnJlYXNvbhgCIAEoCUInWiVnaXRodWIuY29tL2d1aWxka2l0L2d1aWxkL2dhdGUvZ2F0ZXBiYgZwcm90bzM");
 
 /**
  * Frame is one message in either direction.
@@ -86,6 +86,14 @@ export type Frame = Message<"guild.gate.v1.Frame"> & {
      */
     value: Close;
     case: "close";
+  } | {
+    /**
+     * gateway → client: the session was bound to a user
+     *
+     * @generated from field: guild.gate.v1.SessionUpdate session_update = 8;
+     */
+    value: SessionUpdate;
+    case: "sessionUpdate";
   } | { case: undefined; value?: undefined };
 };
 
@@ -125,6 +133,17 @@ export type Handshake = Message<"guild.gate.v1.Handshake"> & {
    * @generated from field: string client = 3;
    */
   client: string;
+
+  /**
+   * resume, optional, is a resume token (HandshakeAck.resume_token or
+   * SessionUpdate.resume_token of an earlier session): the gateway gives
+   * the client that session back when it still can (HandshakeAck.resumed),
+   * and otherwise opens a new one as if resume were empty (token, if set,
+   * then applies). A bad or expired resume token is never an error.
+   *
+   * @generated from field: string resume = 4;
+   */
+  resume: string;
 };
 
 /**
@@ -180,6 +199,35 @@ export type HandshakeAck = Message<"guild.gate.v1.HandshakeAck"> & {
    * @generated from field: uint32 version = 6;
    */
   version: number;
+
+  /**
+   * resume_token, set when the session is bound to a user and the gateway
+   * keeps sessions for resumption, is what the client sends as
+   * Handshake.resume to take the session back after its connection
+   * drops: "<session id>.<secret>". Keep the latest one received (a
+   * SessionUpdate may replace it).
+   *
+   * @generated from field: string resume_token = 7;
+   */
+  resumeToken: string;
+
+  /**
+   * resumed: the handshake's resume token gave an earlier session back
+   * (its user, state and groups). The pushes it got while the client was
+   * away follow, in order, before anything new. session_id may differ
+   * from the earlier one when the session moved to another gateway.
+   *
+   * @generated from field: bool resumed = 8;
+   */
+  resumed: boolean;
+
+  /**
+   * resync, with resumed: some pushes were dropped while the client was
+   * away (more than the gateway keeps): fetch the state afresh.
+   *
+   * @generated from field: bool resync = 9;
+   */
+  resync: boolean;
 };
 
 /**
@@ -188,6 +236,32 @@ export type HandshakeAck = Message<"guild.gate.v1.HandshakeAck"> & {
  */
 export const HandshakeAckSchema: GenMessage<HandshakeAck> = /*@__PURE__*/
   messageDesc(file_gate_gatepb_gate, 2);
+
+/**
+ * SessionUpdate tells the client that its session was bound to a user
+ * after the handshake (a login route), with the resume token to use from
+ * now on ("" when the gateway does not keep sessions for resumption).
+ *
+ * @generated from message guild.gate.v1.SessionUpdate
+ */
+export type SessionUpdate = Message<"guild.gate.v1.SessionUpdate"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string resume_token = 2;
+   */
+  resumeToken: string;
+};
+
+/**
+ * Describes the message guild.gate.v1.SessionUpdate.
+ * Use `create(SessionUpdateSchema)` to create a new message.
+ */
+export const SessionUpdateSchema: GenMessage<SessionUpdate> = /*@__PURE__*/
+  messageDesc(file_gate_gatepb_gate, 3);
 
 /**
  * Heartbeat keeps a quiet connection alive. The gateway answers a
@@ -203,7 +277,7 @@ export type Heartbeat = Message<"guild.gate.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_gate_gatepb_gate, 3);
+  messageDesc(file_gate_gatepb_gate, 4);
 
 /**
  * Request calls a route, such as "chat.Send". The gateway answers with a
@@ -238,7 +312,7 @@ export type Request = Message<"guild.gate.v1.Request"> & {
  * Use `create(RequestSchema)` to create a new message.
  */
 export const RequestSchema: GenMessage<Request> = /*@__PURE__*/
-  messageDesc(file_gate_gatepb_gate, 4);
+  messageDesc(file_gate_gatepb_gate, 5);
 
 /**
  * Response answers a Request.
@@ -286,7 +360,7 @@ export type Response = Message<"guild.gate.v1.Response"> & {
  * Use `create(ResponseSchema)` to create a new message.
  */
 export const ResponseSchema: GenMessage<Response> = /*@__PURE__*/
-  messageDesc(file_gate_gatepb_gate, 5);
+  messageDesc(file_gate_gatepb_gate, 6);
 
 /**
  * Push is a message the server sends without a request.
@@ -310,7 +384,7 @@ export type Push = Message<"guild.gate.v1.Push"> & {
  * Use `create(PushSchema)` to create a new message.
  */
 export const PushSchema: GenMessage<Push> = /*@__PURE__*/
-  messageDesc(file_gate_gatepb_gate, 6);
+  messageDesc(file_gate_gatepb_gate, 7);
 
 /**
  * Close ends the session: from the gateway, a kick (with why); from the
@@ -338,5 +412,5 @@ export type Close = Message<"guild.gate.v1.Close"> & {
  * Use `create(CloseSchema)` to create a new message.
  */
 export const CloseSchema: GenMessage<Close> = /*@__PURE__*/
-  messageDesc(file_gate_gatepb_gate, 7);
+  messageDesc(file_gate_gatepb_gate, 8);
 

@@ -1,0 +1,429 @@
+package gate
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/gate/gatepb"
+	"github.com/guildkit/guild/gate/internal/nodepb"
+	"github.com/guildkit/guild/rpc"
+)
+
+// Session resume. A session bound to a user gets a resume token,
+// "<session ID>.<secret>" (16 random bytes, base64url), when
+// Limits.ResumeWindow is set. When its connection is lost (no goodbye, no
+// kick) the session detaches instead of ending: it keeps its user, state,
+// groups and directory entry, and keeps the pushes it gets (up to
+// Limits.ResumeBuffer frames and Limits.WriteQueueBytes bytes; past them
+// it drops them and remembers that its client must resync). A handshake
+// that presents the token attaches its connection to the session again:
+// on the same gateway, the session actor itself (same session ID); on
+// another, the old session hands its record over (ResumeTake) and a new
+// session, with a new ID, takes it on. A session not resumed within the
+// window ends as it would have (OnClose then).
+
+// ErrMoved is the reason OnClose gets for a session that was resumed on
+// another gateway: its client goes on there, in a new session.
+var ErrMoved = errors.New("gate: the session was resumed on another gateway")
+
+// errNotResumed wraps the reason of a session that was not resumed within
+// Limits.ResumeWindow.
+var errNotResumed = errors.New("not resumed in time")
+
+// attachment is one connection of a session: a session is attached to
+// one at a time, or to none while detached.
+type attachment struct {
+	conn clientConn
+	out  *frameQueue // the writer's queue; closed when the session leaves the connection
+	// linger is set by finish, on the writer goroutine, after the session
+	// left the connection, and read by serve after the writer is done.
+	linger *time.Timer
+}
+
+// newAttachment returns the attachment of c, with its write queue.
+func (g *Gateway) newAttachment(c clientConn) *attachment {
+	a := &attachment{conn: c}
+	a.out = newFrameQueue(g.queueLimits(), c.writeFrames, func() { _ = c.close() }, a.finish, g.startWriter)
+	return a
+}
+
+// finish ends the connection with e after its last frame; the writer
+// calls it. Its client gets lingerTimeout to read the last frames and
+// close its side before serve closes the connection.
+func (a *attachment) finish(e ending) {
+	a.linger = time.AfterFunc(lingerTimeout, func() { _ = a.conn.close() })
+	if !a.conn.finish(e) {
+		_ = a.conn.close()
+	}
+}
+
+// drop leaves the connection at once: it is dead or replaced. It reports
+// whether frames were still waiting (lost with it).
+func (a *attachment) drop() bool {
+	lost := a.out.waiting() > 0
+	a.out.close(clean)
+	_ = a.conn.close()
+	return lost
+}
+
+// Messages of resumption.
+type (
+	// resumeAttach, a Call from a connection's handshake on this node,
+	// asks the session to take the connection on: the answer is the
+	// *session, or an error (errOtherGateway: the session belongs to
+	// another Gateway on this node).
+	resumeAttach struct {
+		g      *Gateway
+		secret string
+		att    *attachment
+		remote string
+		kind   string
+	}
+	// resumeExpired: Limits.ResumeWindow has passed since the session
+	// detached (gen is its detachment); or, moved, its forwarding ends.
+	resumeExpired struct{ gen int }
+	// resumeEnd: the gateway closes: a detached session ends now.
+	resumeEnd struct{}
+)
+
+var errOtherGateway = errors.New("gate: the session belongs to another gateway")
+
+// bufFrame is a push kept for a detached session's client.
+type bufFrame struct {
+	b         []byte
+	key       string
+	droppable bool
+}
+
+// newSecret returns a fresh resume secret.
+func newSecret() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// parseResumeToken splits a resume token into the session's PID and the
+// secret.
+func parseResumeToken(tok string) (actor.PID, string, bool) {
+	i := strings.LastIndexByte(tok, '.')
+	if i <= 0 || i == len(tok)-1 {
+		return actor.PID{}, "", false
+	}
+	pid, err := actor.ParsePID(tok[:i])
+	if err != nil || pid.IsZero() {
+		return actor.PID{}, "", false
+	}
+	return pid, tok[i+1:], true
+}
+
+// resumeToken returns the session's resume token, or "" when it has none.
+func (s *session) resumeToken() string {
+	if s.secret == "" {
+		return ""
+	}
+	return s.info.ID + "." + s.secret
+}
+
+// issueSecret gives a session that was just bound to a user a new resume
+// secret, when the gateway keeps sessions for resumption and the client
+// speaks the framed protocol (MQTT has no resume).
+func (s *session) issueSecret() {
+	if s.g.lim.ResumeWindow <= 0 || strings.HasPrefix(s.info.Listener, "mqtt") || s.userID == "" {
+		return
+	}
+	s.secret = newSecret()
+}
+
+// resumable reports whether the session detaches, rather than ends, when
+// its connection is lost.
+func (s *session) resumable() bool {
+	return s.secret != "" && s.g.lim.ResumeWindow > 0 && s.movedTo.IsZero() && !s.ending
+}
+
+// secretOK compares a presented secret with the session's in constant
+// time.
+func (s *session) secretOK(secret string) bool {
+	return s.secret != "" && subtle.ConstantTimeCompare([]byte(secret), []byte(s.secret)) == 1
+}
+
+// detach leaves the session's connection (ended with bye) and keeps the
+// session for Limits.ResumeWindow, unless the gateway is closing: then it
+// ends. why is the reason OnClose gets if it is not resumed.
+func (s *session) detach(c *actor.Context, why error, bye ending) {
+	if !s.g.detach(s.self) {
+		s.end(c, why, bye)
+		return
+	}
+	s.registered = true
+	a := s.att
+	s.att = nil
+	if a.out.waiting() > 0 {
+		s.resync = true // frames the dead connection never took
+	}
+	a.out.close(bye)
+	s.detachErr = why
+	s.resumeGen++
+	c.After(s.g.lim.ResumeWindow, resumeExpired{gen: s.resumeGen})
+}
+
+// end stops the session with reason (for OnClose) and bye (for its
+// client).
+func (s *session) end(c *actor.Context, reason error, bye ending) {
+	s.ending = true
+	s.reason = reason
+	s.bye = bye
+	_ = c.Stop(c.Self())
+}
+
+// resumeExpired ends a session left detached for the whole window, or a
+// moved session's forwarding.
+func (s *session) resumeExpired(c *actor.Context, m resumeExpired) {
+	if m.gen != s.resumeGen || s.ending || s.att != nil {
+		return
+	}
+	if !s.movedTo.IsZero() {
+		s.end(c, ErrMoved, clean)
+		return
+	}
+	s.end(c, fmt.Errorf("%w: %w within %v", s.detachErr, errNotResumed, s.g.lim.ResumeWindow), clean)
+}
+
+// keep keeps a push for the detached session's client: in place of the
+// one of the same coalescing key, dropped when droppable past half the
+// byte budget, and dropped (the client must resync) past the bounds.
+func (s *session) keep(frame []byte, key string, droppable bool) {
+	if !s.movedTo.IsZero() {
+		return
+	}
+	size := len(frame) + frameOverhead
+	budget := s.g.lim.WriteQueueBytes
+	if key != "" {
+		for i := range s.buf {
+			if f := &s.buf[i]; f.key == key {
+				s.bufBytes += len(frame) - len(f.b)
+				f.b, f.droppable = frame, droppable
+				s.g.pushes.coalesced.Add(1)
+				return
+			}
+		}
+	}
+	if droppable && s.bufBytes+size > budget/2 {
+		s.g.pushes.dropped.Add(1)
+		return
+	}
+	if len(s.buf) >= s.g.lim.ResumeBuffer || s.bufBytes+size > budget {
+		s.g.pushes.dropped.Add(1)
+		s.resync = true
+		return
+	}
+	s.buf = append(s.buf, bufFrame{b: frame, key: key, droppable: droppable})
+	s.bufBytes += size
+}
+
+// attach takes on the connection of a handshake that presented the
+// session's resume token on this gateway: the old connection, if still
+// attached, is dropped; the client gets the HandshakeAck (resumed), then
+// the pushes kept for it.
+func (s *session) attach(c *actor.Context, m resumeAttach) {
+	switch {
+	case m.g != s.g:
+		c.Respond(errOtherGateway)
+		return
+	case !s.secretOK(m.secret) || s.ending || !s.movedTo.IsZero() || s.draining:
+		c.Respond(rpc.Errorf(rpc.PermissionDenied, "not resumable"))
+		return
+	}
+	if s.att != nil {
+		if s.att.drop() {
+			s.resync = true
+		}
+	}
+	if s.registered {
+		s.registered = false
+		s.g.undetach(s.self)
+	}
+	s.att = m.att
+	s.resumeGen++
+	s.info.Remote, s.info.Listener = m.remote, m.kind
+	s.secret = newSecret()
+	s.ack(c, true)
+	c.Respond(s)
+}
+
+// ack writes the HandshakeAck; resumed, then the pushes kept.
+func (s *session) ack(c *actor.Context, resumed bool) {
+	s.write(c, &gatepb.Frame{Body: &gatepb.Frame_HandshakeAck{HandshakeAck: &gatepb.HandshakeAck{
+		SessionId:   s.info.ID,
+		UserId:      s.userID,
+		HeartbeatMs: uint32(s.g.lim.Heartbeat / time.Millisecond),
+		Version:     gatepb.Version,
+		ResumeToken: s.resumeToken(),
+		Resumed:     resumed,
+		Resync:      resumed && s.resync,
+	}}})
+	buf := s.buf
+	s.buf, s.bufBytes, s.resync = nil, 0, false
+	for _, f := range buf {
+		s.push(c, f.b, f.key, f.droppable)
+	}
+}
+
+// handOver answers a new session on another gateway that presented this
+// session's resume token: the record, then this session stops without a
+// word to its client, forwarding for a moment the pushes still sent here.
+func (s *session) handOver(c *actor.Context, m *nodepb.ResumeTake) {
+	if !s.secretOK(m.GetSecret()) || s.ending || !s.movedTo.IsZero() {
+		c.Respond(rpc.Errorf(rpc.PermissionDenied, "not resumable"))
+		return
+	}
+	rec := &nodepb.ResumeRecord{
+		UserId: s.userID,
+		Roles:  s.id.Roles,
+		State:  maps.Clone(s.state),
+		Groups: slices.Sorted(maps.Keys(s.groups)),
+		Resync: s.resync,
+	}
+	if !s.id.Expires.IsZero() {
+		rec.Expires = s.id.Expires.UnixNano()
+	}
+	// While it forwards, the session is counted as detached, so that the
+	// gateway's Shutdown and Close wait for it; an attached one registers
+	// before it leaves its connection (whose serve holds the WaitGroup
+	// meanwhile).
+	linger := true
+	if !s.registered {
+		s.registered = s.g.detach(s.self)
+		linger = s.registered
+	}
+	if s.att != nil && s.att.drop() {
+		rec.Resync = true
+	}
+	s.att = nil
+	for _, f := range s.buf {
+		rec.Frames = append(rec.Frames, &nodepb.SessionFrame{Frame: f.b, Coalesce: f.key, Droppable: f.droppable})
+	}
+	s.buf, s.bufBytes, s.resync = nil, 0, false
+	for name := range s.groups {
+		_ = c.Send(s.g.hub, hubLeave{group: name, serial: s.self.Serial})
+	}
+	s.groups = nil
+	s.movedTo = actor.PID{Node: actor.Addr(m.GetGate()), Serial: m.GetSerial()}
+	s.secret = ""
+	c.Respond(rec)
+	s.resumeGen++
+	if !linger { // the gateway is closing
+		s.end(c, ErrMoved, clean)
+		return
+	}
+	c.After(min(s.g.lim.ResumeWindow, movedLinger), resumeExpired{gen: s.resumeGen})
+}
+
+// movedLinger bounds how long a session that moved to another gateway
+// forwards the pushes still sent to it (by its old ID, or to its user
+// before the directory learned of the move).
+const movedLinger = time.Second
+
+// forwardPush sends a push frame to the session this one moved to.
+func (s *session) forwardPush(c *actor.Context, frame []byte, key string, droppable bool) {
+	_ = c.Send(s.movedTo, &nodepb.SessionFrame{Frame: frame, Coalesce: key, Droppable: droppable})
+}
+
+// take asks the session a resume token names, on another gateway, to hand
+// itself over, and makes its record this session's. It reports whether
+// it did.
+func (s *session) take(c *actor.Context) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), min(s.g.lim.RequestTimeout, s.g.lim.HandshakeTimeout))
+	defer cancel()
+	reply, err := c.Call(ctx, s.resumeFrom, &nodepb.ResumeTake{Secret: s.resumeSecret, Gate: uint32(s.self.Node), Serial: s.self.Serial})
+	s.resumeSecret = ""
+	if err != nil {
+		s.g.log.Debug("gate: resume refused", "from", s.resumeFrom, "err", err)
+		return false
+	}
+	rec, ok := reply.(*nodepb.ResumeRecord)
+	if !ok || rec.GetUserId() == "" {
+		return false
+	}
+	s.userID = rec.GetUserId()
+	s.id = Identity{UserID: rec.GetUserId(), Roles: rec.GetRoles()}
+	if ns := rec.GetExpires(); ns != 0 {
+		s.id.Expires = time.Unix(0, ns)
+	}
+	if len(rec.GetState()) > 0 {
+		s.state = rec.GetState()
+	}
+	for _, f := range rec.GetFrames() {
+		s.buf = append(s.buf, bufFrame{b: f.GetFrame(), key: f.GetCoalesce(), droppable: f.GetDroppable()})
+	}
+	s.resync = rec.GetResync()
+	s.rejoin = rec.GetGroups()
+	return true
+}
+
+// detach records a detached session of the gateway, counted in its
+// WaitGroup until it ends or is attached again, unless the gateway is
+// closing: it reports whether it did. The session's connection, whose
+// serve is counted until the session leaves it, holds the WaitGroup
+// above zero meanwhile.
+func (g *Gateway) detach(pid actor.PID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closing {
+		return false
+	}
+	g.detached[pid] = struct{}{}
+	g.wg.Add(1)
+	return true
+}
+
+// undetach forgets a detached session: it ended or was attached again.
+func (g *Gateway) undetach(pid actor.PID) {
+	g.mu.Lock()
+	delete(g.detached, pid)
+	g.checkDrainedLocked()
+	g.mu.Unlock()
+	g.wg.Done()
+}
+
+// Detached returns the number of the gateway's sessions kept without a
+// connection, for their clients to resume (see Limits.ResumeWindow).
+func (g *Gateway) Detached() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.detached)
+}
+
+// tryResume attaches c to the session its handshake's resume token names
+// on this gateway. It returns the session and its PID when it did; when
+// the session is on another gateway, that PID and ok false, for the new
+// session to ask it (take).
+func (g *Gateway) tryResume(c clientConn, tok string) (s *session, att *attachment, pid actor.PID, secret string, remote bool) {
+	pid, secret, ok := parseResumeToken(tok)
+	if !ok {
+		return nil, nil, actor.PID{}, "", false
+	}
+	if pid.Node != g.node.Addr() {
+		return nil, nil, pid, secret, true
+	}
+	att = g.newAttachment(c)
+	ctx, cancel := context.WithTimeout(g.ctx, g.lim.RequestTimeout)
+	defer cancel()
+	reply, err := g.node.Call(ctx, pid, resumeAttach{g: g, secret: secret, att: att, remote: c.remoteAddr(), kind: c.kind()})
+	if errors.Is(err, errOtherGateway) {
+		return nil, nil, pid, secret, true
+	}
+	s, _ = reply.(*session)
+	if err != nil || s == nil {
+		return nil, nil, actor.PID{}, "", false
+	}
+	return s, att, pid, "", false
+}
