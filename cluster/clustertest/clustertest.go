@@ -459,6 +459,10 @@ func (c *Cluster) close() error {
 			continue
 		}
 		if err := n.Close(); err != nil {
+			if leaveSlow(err) {
+				c.t.Logf("clustertest: close: node %d (%v): %v", i, c.Addrs[i], err)
+				continue
+			}
 			errs = append(errs, fmt.Errorf("node %d (%v): %w", i, c.Addrs[i], err))
 		}
 	}
@@ -467,6 +471,10 @@ func (c *Cluster) close() error {
 			continue
 		}
 		if err := m.Close(); err != nil {
+			if leaveSlow(err) {
+				c.t.Logf("clustertest: close: membership %d (%v): %v", i, c.Addrs[i], err)
+				continue
+			}
 			errs = append(errs, fmt.Errorf("membership %d (%v): %w", i, c.Addrs[i], err))
 		}
 	}
@@ -482,6 +490,14 @@ func (c *Cluster) close() error {
 		s.Close() // safe after BrokerStop's
 	}
 	return errors.Join(errs...)
+}
+
+// leaveSlow reports whether err is only a Leave that etcd did not answer
+// in time while the cluster closed (a busy machine): the node's lease
+// expires within the TTL anyway, and the embedded etcd closes next, so it
+// is logged, not failed.
+func leaveSlow(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) && strings.Contains(err.Error(), "expires within")
 }
 
 // Transport returns the transport configuration for a node a test
