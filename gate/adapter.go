@@ -89,8 +89,9 @@ type Ending struct {
 	// says which). Finish may wait briefly for the client's handshake, to
 	// answer it with the refusal.
 	Refused bool
-	// Err is the error of the Read that ended the connection, when one
-	// did: an adapter finds its own (an *EndError's) with errors.As.
+	// Err is the *EndError of the adapter's Read that ended the
+	// connection, when one did; nil otherwise. An adapter finds its own
+	// error in it with errors.As.
 	Err error
 }
 
