@@ -26,6 +26,7 @@ import (
 	"github.com/guildkit/guild/config"
 	"github.com/guildkit/guild/gate"
 	gatekcp "github.com/guildkit/guild/gate/kcp"
+	gatemqtt "github.com/guildkit/guild/gate/mqtt"
 	"github.com/guildkit/guild/gate/tokenauth"
 	"github.com/guildkit/guild/report"
 	"github.com/guildkit/guild/rpc"
@@ -575,8 +576,8 @@ func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
 		{"tcp", g.TCP, func() (net.Addr, error) { return gw.ListenTCP(g.TCP, tlsConfig) }, func(a net.Addr) string { return "tcp://" + a.String() }},
 		{"ws", g.WS, func() (net.Addr, error) { return gw.ListenWebSocket(g.WS, g.WSPath, tlsConfig) }, func(a net.Addr) string { return ws + a.String() + g.WSPath }},
 		{"kcp", g.KCP, func() (net.Addr, error) { return gatekcp.Listen(gw, g.KCP, kcpOpts) }, func(a net.Addr) string { return "kcp://" + a.String() }},
-		{"mqtt", g.MQTT, func() (net.Addr, error) { return gw.ListenMQTT(g.MQTT, tlsConfig) }, func(a net.Addr) string { return mqtt + a.String() }},
-		{"mqtt-ws", g.MQTTWS, func() (net.Addr, error) { return gw.ListenMQTTWebSocket(g.MQTTWS, g.MQTTWSPath, tlsConfig) }, func(a net.Addr) string { return ws + a.String() + g.MQTTWSPath }},
+		{"mqtt", g.MQTT, func() (net.Addr, error) { return gatemqtt.Listen(gw, g.MQTT, tlsConfig) }, func(a net.Addr) string { return mqtt + a.String() }},
+		{"mqtt-ws", g.MQTTWS, func() (net.Addr, error) { return gatemqtt.ListenWebSocket(gw, g.MQTTWS, g.MQTTWSPath, tlsConfig) }, func(a net.Addr) string { return ws + a.String() + g.MQTTWSPath }},
 	} {
 		if ln.at == "" {
 			continue

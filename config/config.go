@@ -638,7 +638,7 @@ func (m *ReportSMTP) SMTPConfig() report.SMTPConfig {
 const (
 	DefaultListen = "127.0.0.1:0"
 	DefaultWSPath = "/ws"
-	// DefaultMQTTWSPath is gate.DefaultMQTTWebSocketPath.
+	// DefaultMQTTWSPath is gatemqtt.DefaultWebSocketPath (package gate/mqtt).
 	DefaultMQTTWSPath = "/mqtt"
 	DefaultJoinWait   = 30 * time.Second
 )

@@ -125,7 +125,8 @@ type Config struct {
 	// Several observers (a tracer and metrics) chain with Observers.
 	Observe ObserveFunc
 	// Origins lists the web pages whose scripts may open a WebSocket
-	// (ListenWebSocket, ListenMQTTWebSocket and their handlers), as
+	// (ListenWebSocket, the adapters' ListenWebSocketConns, as
+	// gatemqtt.ListenWebSocket, and their handlers), as
 	// patterns matched against the upgrade's Origin header:
 	// "https://game.example.com", "game.example.com" (http or https),
 	// "*.example.com" (its subdomains), "*" (any page). Empty: only pages
@@ -203,7 +204,7 @@ type Limits struct {
 	// MaxConns bounds the gateway's connections; beyond it new ones are
 	// refused with a Close frame. Default 10000. It counts HTTP
 	// connections of the gateway's own servers (ListenWebSocket,
-	// ListenMQTTWebSocket, HTTPServer) from their accept: one still
+	// ListenWebSocketConns, HTTPServer) from their accept: one still
 	// sending its request's header holds a slot.
 	MaxConns int
 

@@ -36,7 +36,7 @@ type clientConn interface {
 	// finish ends the connection after its last frames, from the writer
 	// (or from the goroutine that refuses a connection, when no writer
 	// runs): it tells the client why, as its protocol says it (a Close
-	// frame, an MQTT 5 DISCONNECT, a WebSocket close status), then shuts
+	// frame, an adapter's Conn.Finish, a WebSocket close status), then shuts
 	// down the sending side where the transport has one (TCP, TLS), so
 	// that the client reads everything, sees the end and closes its side,
 	// which ends the reader. It reports whether the connection is left to
@@ -47,8 +47,8 @@ type clientConn interface {
 	finish(e ending) bool
 	close() error
 	remoteAddr() string
-	// kind names the listener: "tcp", "ws", "mqtt", "mqtt-ws", or
-	// ServeListener's network ("kcp").
+	// kind names the listener: "tcp", "ws", ServeListener's network
+	// ("kcp"), or an adapter's ("mqtt", "mqtt-ws").
 	kind() string
 }
 

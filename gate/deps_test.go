@@ -10,11 +10,12 @@ import (
 	"github.com/guildkit/guild/gate"
 )
 
-// TestNoKCPLink: package gate links no KCP library (a gateway without KCP
-// does not carry kcp-go; package gate/kcp brings it), and package
-// gate/kcp links no gateway (package client imports it for kcp://
+// TestNoOptionalLink: package gate links no KCP or MQTT library (a
+// gateway without KCP or MQTT does not carry kcp-go or mochi-mqtt;
+// packages gate/kcp and gate/mqtt bring them), nor those leaf packages;
+// package gate/kcp links no gateway (package client imports it for kcp://
 // addresses). It asks the go tool, and skips when there is none.
-func TestNoKCPLink(t *testing.T) {
+func TestNoOptionalLink(t *testing.T) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go tool on PATH:", err)
@@ -26,6 +27,8 @@ func TestNoKCPLink(t *testing.T) {
 		{"github.com/guildkit/guild/gate", "github.com/xtaci/kcp-go", true},
 		{"github.com/guildkit/guild/gate", "github.com/guildkit/guild/gate/kcp", false},
 		{"github.com/guildkit/guild/gate/kcp", "github.com/guildkit/guild/gate", false},
+		{"github.com/guildkit/guild/gate", "github.com/mochi-mqtt/server", true},
+		{"github.com/guildkit/guild/gate", "github.com/guildkit/guild/gate/mqtt", false},
 	} {
 		out, err := exec.Command(goTool, "list", "-deps", c.pkg).CombinedOutput()
 		if err != nil {

@@ -1,12 +1,15 @@
 // Package gate is guild's client gateway: where players connect.
 //
-// A Gateway listens on TCP, WebSocket and MQTT (ListenTCP,
-// ListenWebSocket, ListenMQTT, ListenMQTTWebSocket; optional TLS), and on
-// KCP with package gate/kcp (gatekcp.Listen, optionally encrypted), any
-// number at once. KCP lives in that leaf package so that a gateway without
-// it does not link kcp-go; it hands its listener to ServeListener, which
-// serves any stream listener opened outside the gateway. Every client but
-// MQTT's speaks the framed protocol of package gatepb (docs/PROTOCOL.md):
+// A Gateway listens on TCP and WebSocket (ListenTCP, ListenWebSocket;
+// optional TLS), on KCP with package gate/kcp (gatekcp.Listen, optionally
+// encrypted), and on MQTT, over TCP or WebSocket, with package gate/mqtt
+// (gatemqtt.Listen, gatemqtt.ListenWebSocket), any number at once. KCP
+// and MQTT live in those leaf packages so that a gateway without them does
+// not link kcp-go or mochi-mqtt: KCP hands its listener to ServeListener,
+// which serves any stream listener opened outside the gateway; MQTT is an
+// adapter (Conn, served by ListenConns and WebSocketConnHandler), which
+// translates its protocol to frames and back. Every client but an
+// adapter's speaks the framed protocol of package gatepb (docs/PROTOCOL.md):
 // a handshake with a version and an optional auth token, heartbeats,
 // requests to routes such as "chat.Send", responses with codes, pushes,
 // and a Close with a reason. Package client is the Go SDK.
@@ -169,7 +172,8 @@
 // send it to another gateway), delivers the answers to the requests it
 // forwarded already, then tells its client it is going away: a Close
 // frame with code GoingAway (rpc.Unavailable, 14) and reason
-// GoingAwayReason, or for MQTT 5 a DISCONNECT 0x8B (Server shutting down).
+// GoingAwayReason, or for MQTT 5 (package gate/mqtt) a DISCONNECT 0x8B
+// (Server shutting down).
 // A request unanswered at that Close went to no service, so the client
 // can send it to another gateway; package client does so by itself
 // (client.Config.Addrs). When Shutdown's ctx ends first it falls back to

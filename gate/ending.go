@@ -8,15 +8,15 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/wire"
 )
 
 // An ending is why the gateway ends a connection, in the words of each
-// protocol: the framed protocol's Close frame (code and reason), the
-// WebSocket close status, and the MQTT 5 DISCONNECT reason code. Every
+// protocol: the framed protocol's Close frame (code and reason) and the
+// WebSocket close status; an adapter's protocol says it in its own terms
+// from the code and the cause (see Ending). Every
 // way a connection ends that the gateway chooses has one, so that the
 // client is told why (docs/PROTOCOL.md, section 3.6). The session decides
 // it; the connection says it after the last frames (clientConn.finish).
@@ -28,19 +28,18 @@ type ending struct {
 	reason string
 	// ws is the WebSocket close status: 1000 for a clean end.
 	ws websocket.StatusCode
-	// mqtt is the MQTT 5 DISCONNECT reason code; 0 for none.
-	mqtt byte
+	// cause tells apart endings of the same code (see Cause).
+	cause Cause
 	// told: the client was told already, in its own protocol's terms (a
-	// refusing HandshakeAck or CONNACK): no Close frame or DISCONNECT
-	// follows, and MQTT over WebSocket closes with 1000.
+	// refusing HandshakeAck, or an adapter's answer): no Close frame
+	// follows, and an adapter over WebSocket closes with 1000.
 	told bool
 	// refuse: the gateway refuses the connection before its handshake
-	// (full, or shutting down): an MQTT client's CONNECT is awaited
-	// briefly, to answer it with a refusing CONNACK.
+	// (full, shutting down, its source over its limits): an adapter may
+	// await the client's handshake briefly, to answer it with the refusal.
 	refuse bool
-	// connack is the MQTT 5 CONNACK reason code of such a refusal; 0 for
-	// Server unavailable (0x88).
-	connack byte
+	// err is the adapter's *EndError that ended the reads, for its Finish.
+	err error
 	// silent: a refusal of a source that was told why refusalTells times
 	// in the last second: the connection is closed without a word (see
 	// limitTable.open).
@@ -55,7 +54,7 @@ var clean = ending{ws: websocket.StatusNormalClosure}
 // the usual terms of each protocol; see the functions below for the
 // endings that differ.
 func endingOf(code rpc.Code, reason string) ending {
-	return ending{code: code, reason: reason, ws: wsStatus(code), mqtt: mqttDisconnectCode(code).Code}
+	return ending{code: code, reason: reason, ws: wsStatus(code)}
 }
 
 // wsStatus is the WebSocket close status for a Close frame's code: the
@@ -81,35 +80,15 @@ func wsStatus(code rpc.Code) websocket.StatusCode {
 	return websocket.StatusPolicyViolation
 }
 
-// mqttDisconnectCode maps the code of a gateway's Close to an MQTT 5
-// DISCONNECT reason code.
-func mqttDisconnectCode(code rpc.Code) packets.Code {
-	switch code {
-	case rpc.AlreadyExists:
-		return packets.ErrSessionTakenOver // logged in elsewhere
-	case rpc.PermissionDenied:
-		return packets.ErrAdministrativeAction // kicked
-	case rpc.DeadlineExceeded:
-		return packets.ErrKeepAliveTimeout
-	case rpc.ResourceExhausted:
-		return packets.ErrPacketTooLarge
-	case rpc.InvalidArgument:
-		return packets.ErrProtocolViolation
-	case rpc.Unavailable:
-		return packets.ErrServerShuttingDown
-	default:
-		return packets.ErrUnspecifiedError
-	}
-}
-
 // GoingAway is the code of the Close frame that tells a client its gateway
 // is shutting down (Shutdown or Close): rpc.Unavailable, 14. It is
 // distinct from a kick (rpc.PermissionDenied) and a login elsewhere
 // (rpc.AlreadyExists). It comes after the answer to every request the
 // gateway forwarded to a service, so a request still unanswered was
-// handled by none: a client may send it again, to another gateway. MQTT 5
-// clients get DISCONNECT 0x8B (Server shutting down) instead; WebSocket
-// clients then get close status 1001 (going away).
+// handled by none: a client may send it again, to another gateway.
+// WebSocket clients then get close status 1001 (going away); MQTT 5
+// clients (package gate/mqtt) get DISCONNECT 0x8B (Server shutting down)
+// instead.
 const GoingAway = rpc.Unavailable
 
 // GoingAwayReason is the reason of the GoingAway Close frame.
@@ -122,19 +101,17 @@ func goingAway() ending { return endingOf(GoingAway, GoingAwayReason) }
 // has max connections: WebSocket 1013 (try again later).
 func gatewayFull(max int) ending {
 	e := endingOf(rpc.Unavailable, fmt.Sprintf("the gateway is full (%d connections)", max))
-	e.ws = websocket.StatusTryAgainLater
-	e.mqtt = packets.ErrServerBusy.Code
+	e.ws, e.cause = websocket.StatusTryAgainLater, CauseGatewayFull
 	return e
 }
 
 // slowClient is the ending of a client too slow to read its frames (its
 // write queue is over its bounds, which why names: "write queue full:
 // 262144 bytes", "write queue 5s behind"): Close{8}, WebSocket 1008
-// (policy violation), MQTT 5 Quota exceeded (0x97).
+// (policy violation), CauseSlowClient.
 func slowClient(why string) ending {
 	e := endingOf(rpc.ResourceExhausted, fmt.Sprintf("the client does not read fast enough (%s)", why))
-	e.ws = websocket.StatusPolicyViolation
-	e.mqtt = packets.ErrQuotaExceeded.Code
+	e.ws, e.cause = websocket.StatusPolicyViolation, CauseSlowClient
 	return e
 }
 
@@ -143,17 +120,13 @@ func slowClient(why string) ending {
 var errSlowClient = errors.New("gate: the client does not read fast enough")
 
 // idleError is a read that found nothing within the connection's idle
-// limit: 3 × Limits.Heartbeat, or 1.5 × an MQTT client's keep alive.
+// limit: 3 × Limits.Heartbeat.
 type idleError struct {
-	limit     time.Duration
-	keepAlive time.Duration // the MQTT keep alive, when it set the limit
-	err       error
+	limit time.Duration
+	err   error
 }
 
 func (e *idleError) Error() string {
-	if e.keepAlive > 0 {
-		return fmt.Sprintf("nothing received for %v (keep alive %v)", e.limit, e.keepAlive)
-	}
 	return fmt.Sprintf("nothing received for %v (heartbeat lost)", e.limit)
 }
 
@@ -179,7 +152,7 @@ func (e *slowFrameError) Error() string {
 func (e *slowFrameError) Unwrap() error { return e.err }
 
 // handshakeError is a handshake that failed: refused (its client was told
-// by a HandshakeAck or a CONNACK), or broken.
+// by a HandshakeAck), or broken.
 type handshakeError struct {
 	e   ending
 	err error
@@ -199,10 +172,10 @@ func (g *Gateway) readEnding(err error, idle time.Duration) (ending, error) {
 	if errors.As(err, &he) {
 		return he.e, err
 	}
-	var ve *mqttViolation
-	if errors.As(err, &ve) {
-		e := endingOf(rpc.InvalidArgument, ve.reason)
-		e.mqtt = ve.code.Code
+	var ee *EndError
+	if errors.As(err, &ee) {
+		e := endingOf(ee.Code, ee.Reason)
+		e.told, e.err = ee.Told, ee
 		return e, err
 	}
 	var ie *idleError
@@ -235,14 +208,14 @@ func (g *Gateway) readEnding(err error, idle time.Duration) (ending, error) {
 // reads, says the connection was lost rather than ended: reset, closed
 // without a goodbye, silent past the heartbeat deadline. A resumable
 // session detaches then (see resume.go); a goodbye (err nil) and a broken
-// rule (a frame too large or too slow, a text message, an MQTT
-// violation) end it.
+// rule (a frame too large or too slow, a text message, an adapter's
+// EndError) end it.
 func lostConn(err error) bool {
 	var he *handshakeError
-	var ve *mqttViolation
+	var ee *EndError
 	var se *slowFrameError
 	switch {
-	case err == nil, errors.As(err, &he), errors.As(err, &ve), errors.As(err, &se),
+	case err == nil, errors.As(err, &he), errors.As(err, &ee), errors.As(err, &se),
 		errors.Is(err, wire.ErrFrameTooLarge), isWSTooBig(err), errors.Is(err, errTextMessage):
 		return false
 	}

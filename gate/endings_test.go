@@ -25,6 +25,7 @@ import (
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/gatepb"
 	gatekcp "github.com/guildkit/guild/gate/kcp"
+	gatemqtt "github.com/guildkit/guild/gate/mqtt"
 	"github.com/guildkit/guild/internal/await"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/wire"
@@ -86,13 +87,13 @@ func startEndEnv(t *testing.T, lim gate.Limits) *endEnv {
 		t.Fatal(err)
 	}
 	env.kcp = a.String()
-	if a, err = env.g.ListenMQTT("127.0.0.1:0", nil); err != nil {
+	if a, err = gatemqtt.Listen(env.g, "127.0.0.1:0", nil); err != nil {
 		t.Fatal(err)
 	}
 	env.mqtt = a.String()
 	mux := http.NewServeMux()
 	mux.Handle("/ws", env.g.WebSocketHandler())
-	mux.Handle("/mqtt", env.g.MQTTWebSocketHandler())
+	mux.Handle("/mqtt", gatemqtt.WebSocketHandler(env.g))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { _ = env.g.Close() }) // before the server: its handlers serve the connections
@@ -668,7 +669,7 @@ func TestListenAddrInUse(t *testing.T) {
 	}{
 		{"tcp", func(a string) error { _, err := f.g.ListenTCP(a, nil); return err }},
 		{"ws", func(a string) error { _, err := f.g.ListenWebSocket(a, "/ws", nil); return err }},
-		{"mqtt", func(a string) error { _, err := f.g.ListenMQTT(a, nil); return err }},
+		{"mqtt", func(a string) error { _, err := gatemqtt.Listen(f.g, a, nil); return err }},
 	} {
 		err := l.listen(f.addr) // the TCP listener's
 		want := fmt.Sprintf("gate: %s listener: %s is in use", l.kind, f.addr)

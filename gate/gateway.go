@@ -83,8 +83,8 @@ type listener struct {
 }
 
 // New starts a gateway on cfg.Node. It listens nowhere until ListenTCP,
-// ListenWebSocket, ListenMQTT, ListenMQTTWebSocket or ServeListener (KCP:
-// package gate/kcp).
+// ListenWebSocket, ServeListener (KCP: package gate/kcp), ListenConns or
+// ListenWebSocketConns (MQTT: package gate/mqtt).
 func New(cfg Config) (*Gateway, error) {
 	if cfg.Node == nil {
 		return nil, fmt.Errorf("%w: Node is nil", ErrBadConfig)
@@ -182,7 +182,7 @@ func (g *Gateway) ListenTCP(addr string, tlsConfig *tls.Config) (net.Addr, error
 // logs as "listener", and Stats counts its sessions when it is one of
 // ListenerKinds ("tcp", "kcp"; other names are not counted). It must not
 // be empty, nor "ws", "mqtt" or "mqtt-ws", whose listeners speak other
-// framings.
+// framings (mqtt and mqtt-ws: package gate/mqtt's).
 //
 // The gateway closes ln: when Shutdown or Close begins, or, with
 // closeLast, only when Close tears the gateway down, after the
@@ -225,7 +225,7 @@ func (g *Gateway) ListenWebSocket(addr, path string, tlsConfig *tls.Config) (net
 
 // listenHTTP serves h at path on a server of the gateway's own (HTTPServer)
 // on addr, with TLS when tlsConfig is set, until the gateway closes: the
-// WebSocket listeners of the framed protocol and of MQTT. kind names the
+// WebSocket listeners of the framed protocol and of adapters. kind names the
 // listener in errors and logs.
 func (g *Gateway) listenHTTP(kind, addr, path string, h http.Handler, tlsConfig *tls.Config) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
@@ -413,7 +413,7 @@ const refusedLinger = time.Second
 // the client has closed its side (reading whatever it sends meanwhile), or
 // after d: closing a connection with unread input resets it, and the
 // client could lose the last frames. finish itself may wait up to d (an
-// MQTT CONNECT to refuse, a WebSocket close handshake): all of it is
+// adapter's handshake to refuse, a WebSocket close handshake): all of it is
 // bounded by 2 × d.
 func lingerClose(c clientConn, e ending, d time.Duration) {
 	bound := time.AfterFunc(2*d, func() { _ = c.close() })

@@ -12,7 +12,7 @@ import (
 )
 
 // HTTPServer returns an http.Server for handler with the gateway's HTTP
-// limits, the server ListenWebSocket and ListenMQTTWebSocket use; serve
+// limits, the server ListenWebSocket and ListenWebSocketConns use; serve
 // the game's page and WebSocketHandler on it to give them the same:
 //
 //   - a request header of at most Limits.MaxHeaderBytes (8 KiB; larger

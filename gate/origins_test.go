@@ -9,6 +9,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/guildkit/guild/gate"
+	gatemqtt "github.com/guildkit/guild/gate/mqtt"
 )
 
 // TestWebSocketOrigins: a WebSocket upgrade from a page that is neither
@@ -24,7 +25,7 @@ func TestWebSocketOrigins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mq, err := gw.g.ListenMQTTWebSocket("127.0.0.1:0", "/mqtt", nil)
+	mq, err := gatemqtt.ListenWebSocket(gw.g, "127.0.0.1:0", "/mqtt", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,9 +135,9 @@ func (s *session) resumeToken() string {
 
 // issueSecret gives a session that was just bound to a user a new resume
 // secret, when the gateway keeps sessions for resumption and the client
-// speaks the framed protocol (MQTT has no resume).
+// speaks the framed protocol (an adapter's client has no resume).
 func (s *session) issueSecret() {
-	if s.g.lim.ResumeWindow <= 0 || strings.HasPrefix(s.info.Listener, "mqtt") || s.userID == "" {
+	if s.g.lim.ResumeWindow <= 0 || s.adapted || s.userID == "" {
 		return
 	}
 	s.secret = newSecret()

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/mochi-mqtt/server/v2/packets"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/guildkit/guild/actor"
@@ -116,7 +115,8 @@ func (g *Gateway) handshake(c clientConn) (*session, *attachment, actor.PID, err
 	// (see session.take). A token that resumes nothing is ignored.
 	var from actor.PID
 	var secret string
-	if tok := h.GetResume(); tok != "" && g.lim.ResumeWindow > 0 {
+	_, adapted := c.(*adapterConn)
+	if tok := h.GetResume(); tok != "" && g.lim.ResumeWindow > 0 && !adapted {
 		s, att, pid, sec, remote := g.tryResume(c, tok)
 		if s != nil {
 			return s, att, pid, nil
@@ -144,6 +144,7 @@ func (g *Gateway) handshake(c clientConn) (*session, *attachment, actor.PID, err
 		userID:       id.UserID,
 		id:           id,
 		info:         SessionInfo{Remote: c.remoteAddr(), Listener: c.kind(), Opened: time.Now()},
+		adapted:      adapted,
 		resumeFrom:   from,
 		resumeSecret: secret,
 	}
@@ -152,7 +153,7 @@ func (g *Gateway) handshake(c clientConn) (*session, *attachment, actor.PID, err
 
 // handshakeEnding returns the ending of a connection whose handshake
 // failed with err: a refusal was answered already (a HandshakeAck with
-// its code, a refusing CONNACK); a client silent past the deadline is told
+// its code, an adapter's refusal); a client silent past the deadline is told
 // so.
 func (g *Gateway) handshakeEnding(err error) ending {
 	var he *handshakeError
@@ -287,11 +288,10 @@ var errTooManyRefused = errors.New("gate: too many requests refused by the rate 
 
 // tooManyRefused is the ending of a session closed for more than max
 // refusals within refusedWindow: Close{8}, WebSocket 1008 (policy
-// violation), MQTT 5 Message rate too high (0x96).
+// violation), CauseRateLimit.
 func tooManyRefused(max int) ending {
 	e := endingOf(rpc.ResourceExhausted, fmt.Sprintf("too many requests refused by the rate limit (more than %d within %v)", max, refusedWindow))
-	e.ws = websocket.StatusPolicyViolation
-	e.mqtt = packets.ErrMessageRateTooHigh.Code
+	e.ws, e.cause = websocket.StatusPolicyViolation, CauseRateLimit
 	return e
 }
 

@@ -139,6 +139,7 @@ type session struct {
 	ending   bool // the session has written its last frame and stops
 
 	// Resumption (see resume.go).
+	adapted      bool       // the client is an adapter's (ListenConns): never resumable
 	secret       string     // the resume secret; "": not resumable
 	registered   bool       // detached, and counted by the gateway (Gateway.detach)
 	resumeGen    int        // counts detachments and attachments: an older resumeExpired is stale

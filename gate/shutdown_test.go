@@ -22,6 +22,7 @@ import (
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/internal/nodepb"
 	gatekcp "github.com/guildkit/guild/gate/kcp"
+	gatemqtt "github.com/guildkit/guild/gate/mqtt"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -111,7 +112,7 @@ func startSlowGate(t *testing.T, lim gate.Limits) *slowGate {
 		t.Fatal(err)
 	}
 	sg.kcp = "kcp://" + kcp.String()
-	mq, err := g.ListenMQTT("127.0.0.1:0", nil)
+	mq, err := gatemqtt.Listen(g, "127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/guildkit/guild/rpc"
 )
@@ -295,22 +294,18 @@ func (t *limitTable) len() int {
 
 // sourceFull is the ending of a connection refused because its source
 // has PerSourceConns connections open: Close{8}, WebSocket 1013 (try
-// again later), MQTT 5 Quota exceeded (0x97).
+// again later), CauseSourceConns.
 func sourceFull(n int) ending {
 	e := endingOf(rpc.ResourceExhausted, fmt.Sprintf("too many connections from your address (limit %d)", n))
-	e.ws = websocket.StatusTryAgainLater
-	e.mqtt = packets.ErrQuotaExceeded.Code
-	e.refuse, e.connack = true, packets.ErrQuotaExceeded.Code
+	e.ws, e.cause, e.refuse = websocket.StatusTryAgainLater, CauseSourceConns, true
 	return e
 }
 
 // sourceRate is the ending of a connection refused because its source
-// opens connections faster than ConnRate: Close{8}, WebSocket 1013, MQTT
-// 5 Connection rate exceeded (0x9F).
+// opens connections faster than ConnRate: Close{8}, WebSocket 1013,
+// CauseSourceRate.
 func sourceRate(rate float64, burst int) ending {
 	e := endingOf(rpc.ResourceExhausted, fmt.Sprintf("your address opens connections too fast (limit %g per second, bursts of %d)", rate, burst))
-	e.ws = websocket.StatusTryAgainLater
-	e.mqtt = packets.ErrConnectionRateExceeded.Code
-	e.refuse, e.connack = true, packets.ErrConnectionRateExceeded.Code
+	e.ws, e.cause, e.refuse = websocket.StatusTryAgainLater, CauseSourceRate, true
 	return e
 }

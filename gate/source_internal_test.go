@@ -96,7 +96,7 @@ func TestLimitTablePerSource(t *testing.T) {
 	}
 	// 4 taken of the burst: the rate now refuses.
 	_, e, ok := tab.open("192.0.2.1:10", now)
-	if ok || e.reason == "" || e.mqtt != 0x9F {
+	if ok || e.reason == "" || e.cause != CauseSourceRate {
 		t.Fatalf("over the connection rate: ok %v, ending %+v", ok, e)
 	}
 	if _, _, ok := tab.open("192.0.2.1:10", now.Add(1100*time.Millisecond)); !ok {

@@ -19,6 +19,7 @@ import (
 	"github.com/guildkit/guild/app"
 	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/gate"
+	gatemqtt "github.com/guildkit/guild/gate/mqtt"
 	"github.com/guildkit/guild/gate/tokenauth"
 	"github.com/guildkit/guild/rpc"
 )
@@ -216,7 +217,7 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 		addrs.TCP = a.String()
 	}
 	if opts.MQTTAddr != "-" {
-		a, err := g.ListenMQTT(opts.MQTTAddr, nil)
+		a, err := gatemqtt.Listen(g, opts.MQTTAddr, nil)
 		if err != nil {
 			return fmt.Errorf("arena: cannot listen for MQTT on %s (guild demo -mqtt changes it): %w", opts.MQTTAddr, netCause(err))
 		}
@@ -243,7 +244,7 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 
 	mux := http.NewServeMux()
 	mux.Handle(WebSocketPath, g.WebSocketHandler())
-	mux.Handle(MQTTWebSocketPath, g.MQTTWebSocketHandler())
+	mux.Handle(MQTTWebSocketPath, gatemqtt.WebSocketHandler(g))
 	mux.Handle("/", http.FileServerFS(Page()))
 	// The gateway's limits: header size and time, idle keep-alive, and
 	// every connection counted toward its MaxConns and per-source limits.

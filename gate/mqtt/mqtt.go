@@ -1,9 +1,15 @@
-// MQTT listener: iOS, Android and web clients reuse an MQTT library (3.1.1
-// or 5) instead of guild's own client. An MQTT connection is one more
-// clientConn: the adapter translates MQTT packets to gateway frames and
+// Package gatemqtt is guild's MQTT adapter: iOS, Android and web clients
+// reuse an MQTT library (3.1.1 or 5) instead of guild's own client. Listen
+// (TCP), ListenWebSocket and WebSocketHandler (MQTT over WebSocket) give a
+// gateway of package gate MQTT listeners. An MQTT connection is one more
+// gate.Conn: the adapter translates MQTT packets to gateway frames and
 // back, so sessions, routing, auth, limits and pushes work unchanged. The
 // packet codec is github.com/mochi-mqtt/server/v2/packets; docs/MQTT.md
 // describes the scheme for client authors.
+//
+// It lives in a package of its own so that a game whose gateway does not
+// speak MQTT does not link mochi-mqtt: import it (as gatemqtt) where a
+// gateway listens on MQTT.
 //
 // The scheme:
 //
@@ -24,11 +30,11 @@
 //   - Push{route, body} is a PUBLISH to "push/<route>".
 //   - PINGREQ is a Heartbeat, whose answer is PINGRESP. DISCONNECT is the
 //     client's goodbye (Close). The gateway's ending of a session (a kick,
-//     a broken limit, the gateway shutting down; see ending) is an MQTT 5
+//     a broken limit, the gateway shutting down; see gate.Ending) is an MQTT 5
 //     DISCONNECT with its reason code (0x8B Server shutting down for
 //     GoingAway) and the reason as reason string; a 3.1.1 connection is
 //     just closed, after its last responses (the TCP connection
-//     half-closed first, see finish). Over WebSocket the connection then
+//     half-closed first, see gate.Conn's Finish). Over WebSocket the connection then
 //     ends with a close handshake: 1000 once MQTT said why.
 //   - SUBSCRIBE and UNSUBSCRIBE are answered here: SUBACK grants QoS
 //     min(requested, 1) for valid filters ("+" and "#" wildcards; shared
@@ -64,10 +70,9 @@
 //     (0x90; 3.1.1: a plain PUBACK) and is dropped; at QoS 0 it is
 //     dropped.
 //
-// SessionInfo.Listener is "mqtt" for ListenMQTT and "mqtt-ws" for
-// MQTTWebSocketHandler.
-
-package gate
+// SessionInfo.Listener is "mqtt" for Listen and "mqtt-ws" for
+// ListenWebSocket and WebSocketHandler.
+package gatemqtt
 
 import (
 	"bufio"
@@ -82,77 +87,63 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/gatepb"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/wire"
 )
 
-// ListenMQTT accepts MQTT 3.1.1 and 5 clients on a TCP address
+// Network names the MQTT listeners, as SessionInfo.Listener and in
+// Stats: "mqtt" (Listen) and "mqtt-ws" (over WebSocket).
+const (
+	Network          = "mqtt"
+	WebSocketNetwork = "mqtt-ws"
+)
+
+// DefaultWebSocketPath is the usual HTTP path of MQTT over WebSocket
+// (MQTT.js and Paho's JavaScript client connect to ws://host:port/mqtt).
+const DefaultWebSocketPath = "/mqtt"
+
+// Listen accepts MQTT 3.1.1 and 5 clients of g on a TCP address
 // ("127.0.0.1:0" for a random port; 1883 is MQTT's, 8883 with TLS), with
 // TLS when tlsConfig is set, and returns the address it listens on. See
-// docs/MQTT.md for the topics.
-func (g *Gateway) ListenMQTT(addr string, tlsConfig *tls.Config) (net.Addr, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, &listenError{kind: "mqtt", addr: addr, err: err}
-	}
-	ln = g.proxyListener(ln)
-	if tlsConfig != nil {
-		ln = tls.NewListener(ln, tlsConfig)
-	}
-	return ln.Addr(), g.serveListener(ln, "mqtt", false, func(nc net.Conn) clientConn {
-		return g.newMQTTConn(nc, nc.RemoteAddr().String(), "mqtt")
-	})
+// docs/MQTT.md for the topics. It fails with gate.ErrClosed once g's
+// Shutdown or Close has begun.
+func Listen(g *gate.Gateway, addr string, tlsConfig *tls.Config) (net.Addr, error) {
+	return g.ListenConns(Network, addr, tlsConfig, newConn)
 }
 
-// MQTTWebSocketHandler returns the http.Handler that serves MQTT over
-// WebSocket (subprotocol "mqtt"; binary messages carry the MQTT packets,
-// as a byte stream), to mount on a server of your own, at "/mqtt" for
-// example (see HTTPServer and WebSocketHandler for the limits).
-func (g *Gateway) MQTTWebSocketHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !g.allowOrigin(w, r) {
-			return
-		}
-		src, remote, ok := g.httpSource(w, r)
-		if !ok {
-			return
-		}
-		hw := &hijackConn{ResponseWriter: w}
-		ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
-			Subprotocols:       []string{"mqtt"},
-			InsecureSkipVerify: true,
-		})
-		src = g.upgraded(src, hw.conn, r)
-		if err != nil {
-			g.limits.close(src)
-			return // Accept has answered the HTTP request
-		}
-		// NetConn lifts the read limit: the packet reader enforces MaxFrame.
-		// Its ctx would close it when it ends: Close closes it itself,
-		// after its last frames had their chance. Its read deadlines
-		// would close the WebSocket with no word (see wsConn.raw): they
-		// go to the connection under it instead.
-		nc := websocket.NetConn(context.WithoutCancel(g.ctx), ws, websocket.MessageBinary)
-		c := g.newMQTTConn(nc, remote, "mqtt-ws")
-		c.ws, c.raw = ws, hw.conn
-		if !g.admit(c, src) {
-			return
-		}
-		// The handler's goroutine serves the connection: net/http keeps
-		// the hijacked connection while it runs.
-		g.serve(c)
-	})
+// WebSocketHandler returns the http.Handler that serves MQTT over
+// WebSocket for g (subprotocol "mqtt"; binary messages carry the MQTT
+// packets, as a byte stream), to mount on a server of your own, at
+// DefaultWebSocketPath for example (see gate.Gateway's HTTPServer and
+// WebSocketHandler for the limits).
+func WebSocketHandler(g *gate.Gateway) http.Handler {
+	return g.WebSocketConnHandler(WebSocketNetwork, "mqtt", newConn)
 }
+
+// ListenWebSocket accepts MQTT 3.1.1 and 5 clients of g over WebSocket on
+// addr, at path (DefaultWebSocketPath, say), with TLS (wss) when
+// tlsConfig is set, and returns the address it listens on. It serves
+// WebSocketHandler on a server of its own, which g closes with its other
+// listeners; to serve MQTT over WebSocket beside other HTTP handlers,
+// mount WebSocketHandler on your own server instead.
+func ListenWebSocket(g *gate.Gateway, addr, path string, tlsConfig *tls.Config) (net.Addr, error) {
+	return g.ListenWebSocketConns(WebSocketNetwork, addr, path, "mqtt", tlsConfig, newConn)
+}
+
+// writeTimeout bounds one write to a client: a client that takes no bytes
+// for this long is cut off (the gateway's bound for every client).
+const writeTimeout = 10 * time.Second
 
 // MQTT protocol levels.
 const (
@@ -165,7 +156,7 @@ const (
 const mqttMaxSubs = 64
 
 // errMQTT is the error of a connection closed for breaking the protocol.
-var errMQTT = errors.New("gate: mqtt")
+var errMQTT = errors.New("gatemqtt: mqtt")
 
 // mqttSub is one subscription of a connection.
 type mqttSub struct {
@@ -173,16 +164,12 @@ type mqttSub struct {
 	qos    byte
 }
 
-// mqttConn is a client speaking MQTT. read runs in the gateway's reader
-// goroutine and answers SUBSCRIBE, UNSUBSCRIBE and QoS 1 PUBLISH itself;
-// writeFrames runs in the writer goroutine. Both write to the connection,
-// under mu.
+// mqttConn is a client speaking MQTT: a gate.Conn. Read runs in the
+// gateway's reader goroutine and answers SUBSCRIBE, UNSUBSCRIBE and QoS 1
+// PUBLISH itself; WriteFrames runs in the writer goroutine. Both write to
+// the connection, under mu.
 type mqttConn struct {
-	nc net.Conn
-	// Over WebSocket: the WebSocket under nc, to close it with a status,
-	// and the connection under that, for read deadlines (see wsConn.raw).
-	ws        *websocket.Conn
-	raw       net.Conn
+	nc        net.Conn // the client's byte stream (gate.Stream)
 	remote    string
 	network   string
 	log       *slog.Logger
@@ -235,75 +222,106 @@ func (c *mqttConn) unlock() {
 	}
 }
 
-func (g *Gateway) newMQTTConn(nc net.Conn, remote, network string) *mqttConn {
+// newConn is the adapter's gate.NewConn.
+func newConn(s gate.Stream) gate.Conn { return newMQTTConn(s) }
+
+func newMQTTConn(s gate.Stream) *mqttConn {
+	log := s.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &mqttConn{
-		nc:        nc,
-		remote:    remote,
-		network:   network,
-		log:       g.log,
-		maxPacket: g.lim.MaxFrame,
-		heartbeat: g.lim.Heartbeat,
-		hsTimeout: g.lim.HandshakeTimeout,
-		br:        bufio.NewReader(nc),
+		nc:        s.Conn,
+		remote:    s.Remote,
+		network:   s.Network,
+		log:       log,
+		maxPacket: s.Limits.MaxFrame,
+		heartbeat: s.Limits.Heartbeat,
+		hsTimeout: s.Limits.HandshakeTimeout,
+		br:        bufio.NewReader(s.Conn),
 		inflight:  make(map[uint16]struct{}),
 	}
 }
 
-// finish tells the client why the connection ends: a refusing CONNACK
+// Finish tells the client why the connection ends: a refusing CONNACK
 // to a connection refused before its CONNECT, or an MQTT 5 DISCONNECT
 // with e's reason code and reason string (not after the client's own
-// DISCONNECT, nor after a refusing CONNACK). Then it half-closes a TCP
-// connection (see clientConn.finish), or closes a WebSocket: with 1000
-// (normal closure) once MQTT has said why (a DISCONNECT either way, a
-// CONNACK), with e's status and reason otherwise (MQTT 3.1.1, or no
-// CONNECT yet).
-func (c *mqttConn) finish(e ending) bool {
-	if e.refuse && !c.connected && c.refuseUnread(e.connack, e.reason) {
-		e.told = true
+// DISCONNECT, nor after a refusing CONNACK). The gateway then half-closes
+// a TCP connection, or closes a WebSocket: with 1000 (normal closure)
+// once MQTT has said why (a DISCONNECT either way, a CONNACK), with its
+// status and reason otherwise (MQTT 3.1.1, or no CONNECT yet).
+func (c *mqttConn) Finish(e gate.Ending) bool {
+	told := false
+	if e.Refused && !c.connected && c.refuseUnread(connackCode(e), e.Reason) {
+		told = true
 	}
 	c.mu.Lock()
-	said := e.told || e.code == 0
+	said := told || e.Told || e.Code == 0
 	if c.version == mqtt5 && !c.done && !said {
-		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: mqtt5, ReasonCode: e.mqtt}
-		pk.Properties.ReasonString = e.reason
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: mqtt5, ReasonCode: disconnectCode(e).Code}
+		pk.Properties.ReasonString = e.Reason
 		pk.Mods.MaxSize = c.clientMax
 		c.out.Reset()
 		if err := pk.DisconnectEncode(&c.out); err == nil {
-			said = c.flushLocked() == nil
+			told = c.flushLocked() == nil
 		}
 	}
 	c.done = true // the reader answers nothing more
 	c.unlock()
-	if c.ws != nil {
-		status := e.ws
-		if said {
-			status = websocket.StatusNormalClosure
-		}
-		wsClose(c.ws, c.raw, status, e.reason)
-		return false
-	}
-	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok {
-		return hc.CloseWrite() == nil
-	}
-	return false
+	return told
 }
 
-// close closes the connection at once (see wsConn.close).
-func (c *mqttConn) close() error {
-	if c.ws == nil {
-		return c.nc.Close()
+// disconnectCode maps the gateway's ending to an MQTT 5 DISCONNECT reason
+// code: the adapter's own for a violation, otherwise by its cause and its
+// code.
+func disconnectCode(e gate.Ending) packets.Code {
+	var v *mqttViolation
+	if errors.As(e.Err, &v) {
+		return v.code
 	}
-	if c.raw != nil {
-		_ = c.raw.Close()
+	switch e.Cause {
+	case gate.CauseGatewayFull:
+		return packets.ErrServerBusy
+	case gate.CauseSlowClient, gate.CauseSourceConns:
+		return packets.ErrQuotaExceeded
+	case gate.CauseRateLimit:
+		return packets.ErrMessageRateTooHigh
+	case gate.CauseSourceRate:
+		return packets.ErrConnectionRateExceeded
 	}
-	return c.ws.CloseNow()
+	switch e.Code {
+	case rpc.AlreadyExists:
+		return packets.ErrSessionTakenOver // logged in elsewhere
+	case rpc.PermissionDenied:
+		return packets.ErrAdministrativeAction // kicked
+	case rpc.DeadlineExceeded:
+		return packets.ErrKeepAliveTimeout
+	case rpc.ResourceExhausted:
+		return packets.ErrPacketTooLarge
+	case rpc.InvalidArgument:
+		return packets.ErrProtocolViolation
+	case rpc.Unavailable:
+		return packets.ErrServerShuttingDown
+	default:
+		return packets.ErrUnspecifiedError
+	}
 }
 
-func (c *mqttConn) remoteAddr() string { return c.remote }
-func (c *mqttConn) kind() string       { return c.network }
+// connackCode is the MQTT 5 CONNACK reason code of a connection refused
+// before its CONNECT: the source's quota or rate, otherwise Server
+// unavailable (0x88; the gateway full or shutting down).
+func connackCode(e gate.Ending) packets.Code {
+	switch e.Cause {
+	case gate.CauseSourceConns:
+		return packets.ErrQuotaExceeded
+	case gate.CauseSourceRate:
+		return packets.ErrConnectionRateExceeded
+	}
+	return packets.ErrServerUnavailable
+}
 
-// read reads packets until one is a frame for the gateway.
-func (c *mqttConn) read(deadline time.Time) ([]byte, error) {
+// Read reads packets until one is a frame for the gateway.
+func (c *mqttConn) Read(deadline time.Time) ([]byte, error) {
 	idle := time.Until(deadline)
 	for {
 		limit := idle
@@ -318,14 +336,11 @@ func (c *mqttConn) read(deadline time.Time) ([]byte, error) {
 			return nil, c.violation(pe.code, pe.detail)
 		}
 		if err != nil {
-			if isTimeout(err) {
-				ie := &idleError{limit: limit, err: err}
-				if c.keepalive > 0 {
-					ie.keepAlive = c.keepalive
-				}
-				return nil, ie
+			if c.keepalive > 0 && isTimeout(err) {
+				reason := fmt.Sprintf("nothing received for %v (keep alive %v)", limit, c.keepalive)
+				return nil, &gate.EndError{Code: rpc.DeadlineExceeded, Reason: reason, Err: &keepAliveError{reason: reason, err: err}}
 			}
-			return nil, err
+			return nil, err // a timeout without keep alive: the gateway's idle limit
 		}
 		f, err := c.handle(fh, body)
 		if err != nil {
@@ -339,12 +354,24 @@ func (c *mqttConn) read(deadline time.Time) ([]byte, error) {
 	}
 }
 
-// setReadDeadline sets the deadline of the reads: on the connection under
-// a WebSocket (see wsConn.raw).
+// keepAliveError is a read that found nothing within 1.5 × the keep alive.
+type keepAliveError struct {
+	reason string
+	err    error
+}
+
+func (e *keepAliveError) Error() string { return e.reason }
+func (e *keepAliveError) Unwrap() error { return e.err }
+
+// isTimeout reports whether a read failed on its deadline.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// setReadDeadline sets the deadline of the reads (over WebSocket, the
+// stream sets it on the connection under the WebSocket).
 func (c *mqttConn) setReadDeadline(t time.Time) error {
-	if c.raw != nil {
-		return c.raw.SetReadDeadline(t)
-	}
 	return c.nc.SetReadDeadline(t)
 }
 
@@ -435,7 +462,7 @@ func (c *mqttConn) handle(fh packets.FixedHeader, body []byte) (*gatepb.Frame, e
 		if err := pk.DisconnectDecode(body); err != nil {
 			return nil, c.violation(codeOf(err, packets.ErrMalformedPacket), err.Error())
 		}
-		return closeFrame(0, "DISCONNECT"), nil
+		return &gatepb.Frame{Body: &gatepb.Frame_Close{Close: &gatepb.Close{Reason: "DISCONNECT"}}}, nil
 	case packets.Connect:
 		return nil, c.violation(packets.ErrProtocolViolationSecondConnect, "")
 	case packets.Auth:
@@ -502,9 +529,7 @@ func (c *mqttConn) refuseConnect(version byte, code packets.Code, reason string)
 	c.done = true
 	c.noteLocked(slog.LevelInfo, "gate: MQTT connection refused", "remote", c.remote, "listener", c.network, "code", code.Code, "reason", reason)
 	c.unlock()
-	e := endingOf(rpc.InvalidArgument, reason)
-	e.told = true
-	return &handshakeError{e: e, err: fmt.Errorf("%w: CONNECT refused: %s", errMQTT, reason)}
+	return &gate.EndError{Code: rpc.InvalidArgument, Reason: reason, Told: true, Err: fmt.Errorf("%w: CONNECT refused: %s", errMQTT, reason)}
 }
 
 // writeConnackLocked writes a refusing CONNACK: MQTT 5 has the code and
@@ -541,9 +566,10 @@ func connackV3(code packets.Code) packets.Code {
 }
 
 // violation ends the connection for a malformed packet or a protocol
-// error: it logs why and returns the error for the reader, an
-// *mqttViolation, whose reason code the session's ending carries (an MQTT
-// 5 client gets it in a DISCONNECT, see finish).
+// error: it logs why and returns the error for the reader, a
+// gate.EndError around an *mqttViolation, whose reason code the session's
+// ending carries back to Finish (an MQTT 5 client gets it in a
+// DISCONNECT).
 func (c *mqttConn) violation(code packets.Code, detail string) error {
 	reason := code.Reason
 	if detail != "" {
@@ -553,7 +579,7 @@ func (c *mqttConn) violation(code packets.Code, detail string) error {
 	c.mu.Lock()
 	c.done = c.done || c.version != mqtt5 // nothing more, but the DISCONNECT
 	c.mu.Unlock()
-	return &mqttViolation{code: code, reason: reason}
+	return &gate.EndError{Code: rpc.InvalidArgument, Reason: reason, Err: &mqttViolation{code: code, reason: reason}}
 }
 
 // mqttViolation is the error of a connection closed for breaking the
@@ -695,9 +721,9 @@ func (c *mqttConn) flushLocked() error {
 	return err
 }
 
-// writeFrames translates the gateway's frames to packets and writes them
+// WriteFrames translates the gateway's frames to packets and writes them
 // at once.
-func (c *mqttConn) writeFrames(frames [][]byte) error {
+func (c *mqttConn) WriteFrames(frames [][]byte) error {
 	c.mu.Lock()
 	defer c.unlock()
 	c.out.Reset()
@@ -866,9 +892,9 @@ func (c *mqttConn) deliverLocked(topic string, payload []byte, user []packets.Us
 
 // refuseUnread answers a connection that the gateway refuses before its
 // CONNECT was read (admit, before any reader runs): it waits at most a
-// second for the CONNECT and answers code (Server unavailable when 0)
-// with reason. It reports whether it answered.
-func (c *mqttConn) refuseUnread(code byte, reason string) bool {
+// second for the CONNECT and answers code with reason. It reports whether
+// it answered.
+func (c *mqttConn) refuseUnread(code packets.Code, reason string) bool {
 	if err := c.setReadDeadline(time.Now().Add(min(c.hsTimeout, time.Second))); err != nil {
 		return false
 	}
@@ -881,11 +907,7 @@ func (c *mqttConn) refuseUnread(code byte, reason string) bool {
 		return false
 	}
 	c.mu.Lock()
-	rc := packets.ErrServerUnavailable
-	if code != 0 {
-		rc = packets.Code{Code: code, Reason: reason}
-	}
-	c.writeConnackLocked(pk.ProtocolVersion, rc, reason)
+	c.writeConnackLocked(pk.ProtocolVersion, code, reason)
 	c.done = true
 	c.unlock()
 	return true

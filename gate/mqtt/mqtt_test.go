@@ -1,4 +1,4 @@
-package gate_test
+package gatemqtt_test
 
 import (
 	"bufio"
@@ -23,6 +23,7 @@ import (
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/gate"
+	gatemqtt "github.com/guildkit/guild/gate/mqtt"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -102,7 +103,7 @@ func startMQTTGateway(t *testing.T, lim gate.Limits) *mqttEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { env.g.Close() })
-	addr, err := env.g.ListenMQTT("127.0.0.1:0", nil)
+	addr, err := gatemqtt.Listen(env.g, "127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -600,7 +601,7 @@ func TestMQTTBadInput(t *testing.T) {
 func TestMQTTWebSocket(t *testing.T) {
 	env := startMQTTGateway(t, gate.Limits{})
 	mux := http.NewServeMux()
-	mux.Handle("/mqtt", env.g.MQTTWebSocketHandler())
+	mux.Handle("/mqtt", gatemqtt.WebSocketHandler(env.g))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	defer env.g.Close() // before the server: its handlers serve the connections

@@ -1,4 +1,4 @@
-package gate_test
+package gatemqtt_test
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package gate
+package gatemqtt
 
 import (
 	"io"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/guildkit/guild/gate"
 )
 
 // FuzzMQTTTopics: the route/topic mapping never panics; what parses as a
@@ -42,12 +44,12 @@ func FuzzMQTTStream(f *testing.F) {
 	f.Add(append(append([]byte(nil), connect...), 0x30, 0x0A, 0x00, 0x08, 'r', 'e', 'q', '/', 'a', '/', 'b', '/', 'c'))
 	f.Add([]byte{0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F})
 	f.Add([]byte{0xE0, 0x00})
-	g := &Gateway{log: slog.New(slog.DiscardHandler), lim: Limits{MaxFrame: 4096, HandshakeTimeout: time.Second}.withDefaults()}
+	lim := gate.Limits{MaxFrame: 4096, HandshakeTimeout: time.Second, Heartbeat: 10 * time.Second}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		server, peer := net.Pipe()
 		defer peer.Close()
-		c := g.newMQTTConn(server, "pipe", "mqtt")
-		defer c.close()
+		c := newMQTTConn(gate.Stream{Conn: server, Remote: "pipe", Network: Network, Limits: lim, Logger: slog.New(slog.DiscardHandler)})
+		defer server.Close()
 		go func() { _, _ = io.Copy(io.Discard, peer) }() // what the adapter answers
 		go func() {
 			_, _ = peer.Write(in)
@@ -55,7 +57,7 @@ func FuzzMQTTStream(f *testing.F) {
 		}()
 		deadline := time.Now().Add(2 * time.Second)
 		for range 1000 {
-			if _, err := c.read(deadline); err != nil {
+			if _, err := c.Read(deadline); err != nil {
 				return
 			}
 			if time.Now().After(deadline) {

@@ -1,4 +1,4 @@
-package gate_test
+package gatemqtt_test
 
 import (
 	"errors"
@@ -6,20 +6,21 @@ import (
 	"testing"
 
 	"github.com/guildkit/guild/gate"
+	gatemqtt "github.com/guildkit/guild/gate/mqtt"
 )
 
-// TestListenMQTTWebSocket serves MQTT over WebSocket on a listener of the
+// TestListenWebSocket serves MQTT over WebSocket on a listener of the
 // gateway's own: a client on its path has a session; another path is not
 // found; once the gateway is closed, the listener is too, and a new one is
 // refused with ErrClosed.
-func TestListenMQTTWebSocket(t *testing.T) {
+func TestListenWebSocket(t *testing.T) {
 	env := startMQTTGateway(t, gate.Limits{})
-	addr, err := env.g.ListenMQTTWebSocket("127.0.0.1:0", gate.DefaultMQTTWebSocketPath, nil)
+	addr, err := gatemqtt.ListenWebSocket(env.g, "127.0.0.1:0", gatemqtt.DefaultWebSocketPath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := &mqttInbox{}
-	c, tok := dial311(t, "ws://"+addr.String()+gate.DefaultMQTTWebSocketPath, "web", "good", in)
+	c, tok := dial311(t, "ws://"+addr.String()+gatemqtt.DefaultWebSocketPath, "web", "good", in)
 	if err := tok.Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -45,11 +46,11 @@ func TestListenMQTTWebSocket(t *testing.T) {
 	if err := env.g.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if resp, err := http.Get("http://" + addr.String() + gate.DefaultMQTTWebSocketPath); err == nil {
+	if resp, err := http.Get("http://" + addr.String() + gatemqtt.DefaultWebSocketPath); err == nil {
 		resp.Body.Close()
 		t.Errorf("the listener still answers after Close: %s", resp.Status)
 	}
-	if _, err := env.g.ListenMQTTWebSocket("127.0.0.1:0", "/mqtt", nil); !errors.Is(err, gate.ErrClosed) {
-		t.Errorf("ListenMQTTWebSocket after Close: %v, want ErrClosed", err)
+	if _, err := gatemqtt.ListenWebSocket(env.g, "127.0.0.1:0", "/mqtt", nil); !errors.Is(err, gate.ErrClosed) {
+		t.Errorf("ListenWebSocket after Close: %v, want ErrClosed", err)
 	}
 }

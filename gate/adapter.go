@@ -1,0 +1,311 @@
+package gate
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/guildkit/guild/rpc"
+)
+
+// Adapters: a client that speaks a wire protocol other than the framed one
+// of package gatepb (MQTT: package gate/mqtt) is served through an
+// adapter, which translates its protocol to frames and back. The gateway
+// owns the transport (the listener, the per-source and connection limits,
+// PROXY protocol, TLS, the WebSocket upgrade, closing the connection); the
+// adapter owns the bytes on it. Sessions, routing, auth, rate limits and
+// pushes work unchanged. This file is the whole seam: an adapter package
+// uses nothing else of gate's internals, and gate knows nothing of the
+// protocols on the other side.
+
+// Conn is one client connection of an adapter, made by its NewConn. Read
+// is called by the connection's reader goroutine only, WriteFrames by its
+// writer goroutine only, Finish once, by the writer (or by the goroutine
+// that refuses a connection, when neither runs).
+type Conn interface {
+	// Read returns the next frame for the gateway, an encoded
+	// gatepb.Frame, valid until the next Read: the first a Handshake, then
+	// Requests, Heartbeats and a Close for the client's goodbye. It
+	// answers whatever the protocol answers by itself. It fails once
+	// deadline has passed with nothing read (a timeout error, as net.Conn
+	// reads give), with an error wrapping wire.ErrFrameTooLarge for a
+	// message over Stream.Limits.MaxFrame, or with an *EndError for an
+	// ending of the adapter's own (a protocol violation, a refused
+	// handshake, a keep alive of its own).
+	Read(deadline time.Time) ([]byte, error)
+	// WriteFrames translates the gateway's encoded frames (HandshakeAck,
+	// Response, Push, Heartbeat) to the protocol and writes them, in
+	// order.
+	WriteFrames(frames [][]byte) error
+	// Finish tells the client why the connection ends, in the protocol's
+	// terms, after its last frames, and reports whether it did. It must
+	// not close the stream: the gateway then ends the transport (a TCP
+	// half close; a WebSocket close handshake, with status 1000 when the
+	// client was told, or is leaving cleanly) and closes it.
+	Finish(e Ending) (told bool)
+}
+
+// NewConn makes the Conn that serves the client on s.
+type NewConn func(s Stream) Conn
+
+// Stream is a client's connection as an adapter gets it.
+type Stream struct {
+	// Conn is the client's byte stream: over WebSocket, the bytes of its
+	// binary messages, in order (a read deadline there does not close the
+	// WebSocket). The adapter reads and writes it and sets its deadlines;
+	// the gateway closes it.
+	Conn net.Conn
+	// Remote is the client's address (behind a trusted proxy, the one the
+	// proxy gives); Network is the listener's name, SessionInfo.Listener.
+	Remote, Network string
+	// Limits are the gateway's, with their defaults filled in.
+	Limits Limits
+	// Logger is the gateway's logger.
+	Logger *slog.Logger
+}
+
+// Ending is why the gateway ends a connection, as Conn.Finish gets it.
+type Ending struct {
+	// Code is the code of the framed protocol's Close frame; 0 for a clean
+	// end (the client's goodbye, or the client closed the connection).
+	Code rpc.Code
+	// Reason says why, for people.
+	Reason string
+	// Cause tells apart endings that share a Code, which a protocol may
+	// name differently.
+	Cause Cause
+	// Told: the client was told already, in its protocol's terms (a
+	// refusing answer to its handshake): Finish says nothing more.
+	Told bool
+	// Refused: the gateway refuses the connection before reading its
+	// handshake (full, shutting down, or over its source's limits; Cause
+	// says which). Finish may wait briefly for the client's handshake, to
+	// answer it with the refusal.
+	Refused bool
+	// Err is the *EndError of the adapter's Read that ended the
+	// connection, when one did; nil otherwise. An adapter finds its own
+	// error in it with errors.As.
+	Err error
+}
+
+// Cause is the cause of an Ending, where its Code alone does not say.
+type Cause uint8
+
+const (
+	// CauseCode: the usual ending of its Code.
+	CauseCode Cause = iota
+	// CauseGatewayFull: refused, the gateway has Limits.MaxConns
+	// connections (Code rpc.Unavailable).
+	CauseGatewayFull
+	// CauseSlowClient: the client does not read fast enough (Code
+	// rpc.ResourceExhausted).
+	CauseSlowClient
+	// CauseRateLimit: too many requests refused by the rate limit
+	// (Limits.MaxRefused; Code rpc.ResourceExhausted).
+	CauseRateLimit
+	// CauseSourceConns: refused, the client's address has
+	// Limits.PerSourceConns connections (Code rpc.ResourceExhausted).
+	CauseSourceConns
+	// CauseSourceRate: refused, the client's address opens connections
+	// faster than Limits.ConnRate (Code rpc.ResourceExhausted).
+	CauseSourceRate
+)
+
+// An EndError, returned by Conn.Read, ends the connection with the
+// adapter's Code and Reason (the Close frame's, for OnClose and the
+// WebSocket status); Told says that the client was told already (a
+// refused handshake). Err, when set, is the error OnClose gets; the
+// Ending's Err is the EndError, so that Finish finds it again.
+type EndError struct {
+	Code   rpc.Code
+	Reason string
+	Told   bool
+	Err    error
+}
+
+func (e *EndError) Error() string {
+	if e.Err != nil {
+		return e.Err.Error()
+	}
+	return e.Reason
+}
+
+func (e *EndError) Unwrap() error { return e.Err }
+
+// public returns the Ending an adapter gets for e.
+func (e ending) public() Ending {
+	return Ending{Code: e.code, Reason: e.reason, Cause: e.cause, Told: e.told, Refused: e.refuse, Err: e.err}
+}
+
+// ListenConns accepts an adapter's clients on a TCP address
+// ("127.0.0.1:0" for a random port), with TLS when tlsConfig is set, as
+// ListenTCP does (PROXY protocol, per-source limits, MaxConns), and
+// returns the address it listens on. Each connection is served by the
+// Conn newConn makes; network names the listener (SessionInfo.Listener,
+// logs, Stats when it is one of ListenerKinds). An adapter's sessions are
+// not kept for resumption (Limits.ResumeWindow): resume needs the framed
+// protocol.
+func (g *Gateway) ListenConns(network, addr string, tlsConfig *tls.Config, newConn NewConn) (net.Addr, error) {
+	if err := adapterNetwork(network); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &listenError{kind: network, addr: addr, err: err}
+	}
+	ln = g.proxyListener(ln)
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	return ln.Addr(), g.serveListener(ln, network, false, func(nc net.Conn) clientConn {
+		return g.newAdapterConn(nc, nil, nil, nc.RemoteAddr().String(), network, newConn)
+	})
+}
+
+// WebSocketConnHandler returns the http.Handler that serves an adapter's
+// clients over WebSocket, to mount on a server of your own (see
+// HTTPServer and WebSocketHandler for the limits and origins): it accepts
+// the WebSocket subprotocol subprotocol, and gives newConn the bytes of
+// the binary messages as a stream. network names the listener, as for
+// ListenConns; a bad name (empty, tcp, ws or kcp) makes a handler that
+// answers every request 500 and logs why.
+func (g *Gateway) WebSocketConnHandler(network, subprotocol string, newConn NewConn) http.Handler {
+	if err := adapterNetwork(network); err != nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			g.log.Error(err.Error())
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !g.allowOrigin(w, r) {
+			return
+		}
+		src, remote, ok := g.httpSource(w, r)
+		if !ok {
+			return
+		}
+		hw := &hijackConn{ResponseWriter: w}
+		ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
+			Subprotocols:       []string{subprotocol},
+			InsecureSkipVerify: true,
+		})
+		src = g.upgraded(src, hw.conn, r)
+		if err != nil {
+			g.limits.close(src)
+			return // Accept has answered the HTTP request
+		}
+		// NetConn lifts the read limit: the adapter enforces MaxFrame. Its
+		// ctx would close it when it ends: Close closes it itself, after
+		// its last frames had their chance. Its read deadlines would close
+		// the WebSocket with no word (see wsConn.raw): they go to the
+		// connection under it instead (wsStream).
+		nc := websocket.NetConn(context.WithoutCancel(g.ctx), ws, websocket.MessageBinary)
+		c := g.newAdapterConn(wsStream{Conn: nc, raw: hw.conn}, ws, hw.conn, remote, network, newConn)
+		if !g.admit(c, src) {
+			return
+		}
+		// The handler's goroutine serves the connection: net/http keeps
+		// the hijacked connection while it runs.
+		g.serve(c)
+	})
+}
+
+// ListenWebSocketConns serves WebSocketConnHandler at path on a server of
+// the gateway's own on addr, with TLS (wss) when tlsConfig is set, which
+// the gateway closes with its other listeners, and returns the address it
+// listens on.
+func (g *Gateway) ListenWebSocketConns(network, addr, path, subprotocol string, tlsConfig *tls.Config, newConn NewConn) (net.Addr, error) {
+	if err := adapterNetwork(network); err != nil {
+		return nil, err
+	}
+	return g.listenHTTP(network, addr, path, g.WebSocketConnHandler(network, subprotocol, newConn), tlsConfig)
+}
+
+// adapterNetwork checks an adapter listener's name: not empty, nor one of
+// the framed protocol's listeners.
+func adapterNetwork(network string) error {
+	switch network {
+	case "", "tcp", "ws", "kcp":
+		return fmt.Errorf("gate: adapter network %q: give a name of the protocol's own, such as \"mqtt\", not empty nor tcp, ws or kcp", network)
+	}
+	return nil
+}
+
+// adapterConn is a client of an adapter: the adapter's Conn over the
+// gateway's transport.
+type adapterConn struct {
+	conn Conn
+	nc   net.Conn
+	// Over WebSocket: the WebSocket, to close it with a status, and the
+	// connection under it (see wsConn.raw).
+	ws      *websocket.Conn
+	raw     net.Conn
+	remote  string
+	network string
+}
+
+func (g *Gateway) newAdapterConn(nc net.Conn, ws *websocket.Conn, raw net.Conn, remote, network string, newConn NewConn) *adapterConn {
+	c := &adapterConn{nc: nc, ws: ws, raw: raw, remote: remote, network: network}
+	c.conn = newConn(Stream{Conn: nc, Remote: remote, Network: network, Limits: g.lim, Logger: g.log})
+	return c
+}
+
+func (c *adapterConn) read(deadline time.Time) ([]byte, error) { return c.conn.Read(deadline) }
+func (c *adapterConn) writeFrames(frames [][]byte) error       { return c.conn.WriteFrames(frames) }
+func (c *adapterConn) remoteAddr() string                      { return c.remote }
+func (c *adapterConn) kind() string                            { return c.network }
+
+// finish lets the adapter say why, then half-closes a TCP connection (see
+// clientConn.finish), or closes a WebSocket: with 1000 (normal closure)
+// once the client knows why, with e's status and reason otherwise.
+func (c *adapterConn) finish(e ending) bool {
+	said := c.conn.Finish(e.public()) || e.told || e.code == 0
+	if c.ws != nil {
+		status := e.ws
+		if said {
+			status = websocket.StatusNormalClosure
+		}
+		wsClose(c.ws, c.raw, status, e.reason)
+		return false
+	}
+	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		return hc.CloseWrite() == nil
+	}
+	return false
+}
+
+// close closes the connection at once (see wsConn.close).
+func (c *adapterConn) close() error {
+	if c.ws == nil {
+		return c.nc.Close()
+	}
+	if c.raw != nil {
+		_ = c.raw.Close()
+	}
+	return c.ws.CloseNow()
+}
+
+// wsStream is a WebSocket's byte stream (websocket.NetConn) whose read
+// deadlines go to the connection under it, raw, when there is one.
+type wsStream struct {
+	net.Conn
+	raw net.Conn
+}
+
+func (s wsStream) SetReadDeadline(t time.Time) error {
+	if s.raw != nil {
+		return s.raw.SetReadDeadline(t)
+	}
+	return s.Conn.SetReadDeadline(t)
+}
+
+func (s wsStream) SetDeadline(t time.Time) error {
+	return errors.Join(s.SetReadDeadline(t), s.Conn.SetWriteDeadline(t))
+}
