@@ -562,7 +562,6 @@ func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
 	var tlsConfig *tls.Config
 	ws, mqtt := "ws://", "mqtt://"
 	if g.TLS != nil {
-		var err error
 		if tlsConfig, err = g.TLS.ServerConfig(); err != nil {
 			return fmt.Errorf("app: nodes.%s.gateway.tls: %w", n.ready.Node, err)
 		}
