@@ -190,9 +190,7 @@
 // Per connection: one reader goroutine (the handshake, limits, decoding),
 // which hands frames to the session actor, and one writer goroutine, which
 // alone writes to the socket, taking frames from the session's bounded
-// queue in order. The session actor puts frames in that queue, and so does
-// the reader, only to answer a heartbeat (a frame encoded once per
-// gateway), without a turn of the session actor. Per
+// queue in order. The session actor alone puts frames in that queue. Per
 // listener: one accept loop (an HTTP server for WebSocket). Per gateway:
 // one hub actor (multi-session pushes, its side of the directory), and the
 // directory shards it started, as its children. Shutdown and Close stop the

@@ -37,7 +37,6 @@ type Gateway struct {
 	loginHint  string
 	rateTail   []byte    // the end of a rate-limit refusal (see rateLimitedFrame)
 	sourceTail []byte    // the same for the source's rate before login
-	heartbeat  []byte    // the heartbeat frame, encoded once: readers answer heartbeats with it
 	hub        actor.PID // the gateway actor: pushes to several sessions
 	ctx        context.Context
 	cancel     context.CancelFunc
@@ -144,10 +143,6 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.loginHint = loginHint(g.public)
 	g.rateTail, g.sourceTail = rateLimitedTail(g.lim), sourceLimitedTail(g.lim)
-	if g.heartbeat, err = gatepb.Encode(&gatepb.Frame{Body: &gatepb.Frame_Heartbeat{Heartbeat: &gatepb.Heartbeat{}}}); err != nil {
-		cancel()
-		return nil, fmt.Errorf("gate: encode the heartbeat frame: %w", err)
-	}
 	hub, err := startHub(ctx, g)
 	if err != nil {
 		cancel()

@@ -7,11 +7,6 @@ import (
 	"time"
 )
 
-// heartbeatKey is the coalescing key of heartbeat answers in a write
-// queue: a waiting answer is replaced by the next. It starts with a NUL,
-// which no push's key (PushOptions.Coalesce, a route-like name) holds.
-const heartbeatKey = "\x00heartbeat"
-
 // frameOverhead is what a waiting frame costs beyond its bytes (its entry
 // in the queue), charged to the queue's byte budget so that many tiny
 // frames are bounded too.
@@ -52,8 +47,7 @@ const (
 )
 
 // frameQueue holds the encoded frames waiting to be written to one client:
-// the session actor pushes (and the connection's reader, the answers to
-// heartbeats: push is safe for concurrent use), a writer goroutine writes. It is bounded in
+// the session actor pushes, a writer goroutine writes. It is bounded in
 // frames, in bytes (frames being written count until they are written)
 // and in time (how long its oldest frame has waited), its memory grows
 // only with what waits, and its writer runs only while there is something

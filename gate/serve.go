@@ -232,15 +232,7 @@ func (g *Gateway) readLoop(c clientConn, s *session, att *attachment, src *limit
 				}
 				continue
 			}
-			// The reader answers a heartbeat itself, straight into the
-			// write queue (shared by every session, a frame is never
-			// written into; a waiting answer takes the new one's place):
-			// no turn of the session actor, the largest cost of an idle
-			// mass of clients (docs/SCALE.md). A queue over its bounds
-			// is the session's to judge: it gets the heartbeat then.
-			if r, _ := att.out.push(g.heartbeat, heartbeatKey, false); r == tooSlow {
-				_ = g.node.Send(pid, clientHeartbeat{att: att})
-			}
+			_ = g.node.Send(pid, clientHeartbeat{att: att})
 		case *gatepb.Frame_Request:
 			r := b.Request
 			now := time.Now()
