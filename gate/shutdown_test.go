@@ -139,7 +139,7 @@ func mqtt311Client(t *testing.T, addr string, in *mqttInbox) (mqtt.Client, chan 
 		SetProtocolVersion(4).SetKeepAlive(5 * time.Second).
 		SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(5 * time.Second).SetCleanSession(true).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
-			in.add(mqttMsg{topic: m.Topic(), payload: bytes.Clone(m.Payload()), qos: m.Qos()})
+			in.Add(mqttMsg{Topic: m.Topic(), Payload: bytes.Clone(m.Payload()), QoS: m.Qos()})
 		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) { lost <- err })
 	c := mqtt.NewClient(opts)
@@ -310,10 +310,10 @@ func TestShutdownDrains(t *testing.T) {
 	recv(t, lost3, "the MQTT 3.1.1 connection's end")
 	for j := range 5 {
 		id := strconv.Itoa(j + 1)
-		if got := mqttUnstr(t, in5.wait(t, "res/"+id).payload); got != "done:v5-"+id {
+		if got := mqttUnstr(t, in5.Wait(t, "res/"+id).Payload); got != "done:v5-"+id {
 			t.Fatalf("MQTT 5 res/%s: %q", id, got)
 		}
-		if got := mqttUnstr(t, in3.wait(t, "res/"+id).payload); got != "done:v3-"+id {
+		if got := mqttUnstr(t, in3.Wait(t, "res/"+id).Payload); got != "done:v3-"+id {
 			t.Fatalf("MQTT 3.1.1 res/%s: %q", id, got)
 		}
 	}
@@ -367,7 +367,7 @@ func TestShutdownDeadline(t *testing.T) {
 		t.Fatalf("the request in flight: %v, want Unavailable, forwarded", res)
 	}
 	r.wantClose(gate.GoingAway)
-	if m := in5.wait(t, "res/7"); m.user["code"] != "14" {
+	if m := in5.Wait(t, "res/7"); m.User["code"] != "14" {
 		t.Fatalf("MQTT 5 res/7: %+v, want code 14", m)
 	}
 	wantDisconnect8B(t, disc5)

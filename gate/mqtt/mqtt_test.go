@@ -11,18 +11,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/gate/internal/mqtttest"
 	gatemqtt "github.com/guildkit/guild/gate/mqtt"
 	"github.com/guildkit/guild/rpc"
 )
@@ -127,65 +126,18 @@ func (e *mqttEnv) waitClosed(t *testing.T, uid string) mqttClosed {
 	}
 }
 
-// mqttMsg is a publish a test client received.
-type mqttMsg struct {
-	topic   string
-	payload []byte
-	qos     byte
-	user    map[string]string // MQTT 5 user properties
-}
+// The MQTT client helpers, shared with package gate's tests.
+type (
+	mqttMsg   = mqtttest.Msg
+	mqttInbox = mqtttest.Inbox
+)
 
-// mqttInbox collects what a client receives.
-type mqttInbox struct {
-	mu   sync.Mutex
-	msgs []mqttMsg
-}
-
-func (in *mqttInbox) add(m mqttMsg) {
-	in.mu.Lock()
-	in.msgs = append(in.msgs, m)
-	in.mu.Unlock()
-}
-
-// wait polls for a message on topic and takes it.
-func (in *mqttInbox) wait(t *testing.T, topic string) mqttMsg {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		in.mu.Lock()
-		for i, m := range in.msgs {
-			if m.topic == topic {
-				in.msgs = append(in.msgs[:i], in.msgs[i+1:]...)
-				in.mu.Unlock()
-				return m
-			}
-		}
-		in.mu.Unlock()
-		time.Sleep(10 * time.Millisecond)
-	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	t.Fatalf("nothing received on %s (received: %v)", topic, in.msgs)
-	return mqttMsg{}
-}
-
-func mqttStr(t *testing.T, s string) []byte {
-	t.Helper()
-	b, err := proto.Marshal(wrapperspb.String(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func mqttUnstr(t *testing.T, b []byte) string {
-	t.Helper()
-	var v wrapperspb.StringValue
-	if err := proto.Unmarshal(b, &v); err != nil {
-		t.Fatalf("payload %q: %v", b, err)
-	}
-	return v.Value
-}
+var (
+	mqttStr   = mqtttest.Str
+	mqttUnstr = mqtttest.Unstr
+	mqttWait  = mqtttest.WaitToken
+	dial5     = mqtttest.Dial5
+)
 
 // dial311 connects a paho.mqtt.golang (MQTT 3.1.1) client.
 func dial311(t *testing.T, broker, clientID, password string, in *mqttInbox) (mqtt.Client, mqtt.Token) {
@@ -194,7 +146,7 @@ func dial311(t *testing.T, broker, clientID, password string, in *mqttInbox) (mq
 		SetProtocolVersion(4).SetKeepAlive(time.Second).SetPingTimeout(2 * time.Second).
 		SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(5 * time.Second).SetCleanSession(true).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
-			in.add(mqttMsg{topic: m.Topic(), payload: bytes.Clone(m.Payload()), qos: m.Qos()})
+			in.Add(mqttMsg{Topic: m.Topic(), Payload: bytes.Clone(m.Payload()), QoS: m.Qos()})
 		})
 	if password != "" {
 		opts.SetUsername("x").SetPassword(password)
@@ -205,16 +157,6 @@ func dial311(t *testing.T, broker, clientID, password string, in *mqttInbox) (mq
 		t.Fatal("connect: no CONNACK")
 	}
 	return c, tok
-}
-
-func mqttWait(t *testing.T, tok mqtt.Token) {
-	t.Helper()
-	if !tok.WaitTimeout(5 * time.Second) {
-		t.Fatal("no answer")
-	}
-	if err := tok.Error(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestMQTT311(t *testing.T) {
@@ -245,20 +187,20 @@ func TestMQTT311(t *testing.T) {
 
 		// QoS 0 request: the push comes first, then the response.
 		mqttWait(t, c.Publish("req/chat.Echo/1", 0, false, mqttStr(t, "a")))
-		if got := mqttUnstr(t, in.wait(t, "push/chat.Pushed").payload); got != "push:a" {
+		if got := mqttUnstr(t, in.Wait(t, "push/chat.Pushed").Payload); got != "push:a" {
 			t.Errorf("push %q", got)
 		}
-		m := in.wait(t, "res/1")
-		if got := mqttUnstr(t, m.payload); got != "echo:a" || m.qos != 1 {
-			t.Errorf("res/1: %q at QoS %d, want echo:a at QoS 1", got, m.qos)
+		m := in.Wait(t, "res/1")
+		if got := mqttUnstr(t, m.Payload); got != "echo:a" || m.QoS != 1 {
+			t.Errorf("res/1: %q at QoS %d, want echo:a at QoS 1", got, m.QoS)
 		}
 
 		// QoS 1 request.
 		mqttWait(t, c.Publish("req/chat.Echo/2", 1, false, mqttStr(t, "b")))
-		if got := mqttUnstr(t, in.wait(t, "res/2").payload); got != "echo:b" {
+		if got := mqttUnstr(t, in.Wait(t, "res/2").Payload); got != "echo:b" {
 			t.Errorf("res/2 %q", got)
 		}
-		in.wait(t, "push/chat.Pushed")
+		in.Wait(t, "push/chat.Pushed")
 
 		// An error: err/<id> with a JSON payload.
 		mqttWait(t, c.Publish("req/nope.Missing/3", 1, false, []byte{}))
@@ -266,7 +208,7 @@ func TestMQTT311(t *testing.T) {
 			Code    rpc.Code `json:"code"`
 			Message string   `json:"message"`
 		}
-		if err := json.Unmarshal(in.wait(t, "err/3").payload, &e); err != nil || e.Code != rpc.Unimplemented || e.Message == "" {
+		if err := json.Unmarshal(in.Wait(t, "err/3").Payload, &e); err != nil || e.Code != rpc.Unimplemented || e.Message == "" {
 			t.Errorf("err/3: %+v %v, want Unimplemented", e, err)
 		}
 
@@ -280,22 +222,20 @@ func TestMQTT311(t *testing.T) {
 			t.Fatal("the connection did not survive on pings")
 		}
 		mqttWait(t, c.Publish("req/chat.Echo/4", 0, false, mqttStr(t, "c")))
-		in.wait(t, "res/4")
-		in.wait(t, "push/chat.Pushed")
+		in.Wait(t, "res/4")
+		in.Wait(t, "push/chat.Pushed")
 
 		// Unsubscribed topics are not delivered.
 		mqttWait(t, c.Unsubscribe("push/#"))
 		mqttWait(t, c.Publish("req/chat.Echo/5", 0, false, mqttStr(t, "d")))
-		in.wait(t, "res/5")
+		in.Wait(t, "res/5")
 
 		c.Disconnect(100)
 		if cl := env.waitClosed(t, "u1"); cl.reason != nil || cl.info.Listener != "mqtt" {
 			t.Errorf("OnClose: %v on %q, want a goodbye on mqtt", cl.reason, cl.info.Listener)
 		}
-		in.mu.Lock()
-		defer in.mu.Unlock()
-		for _, m := range in.msgs {
-			if m.topic == "push/chat.Pushed" {
+		for _, m := range in.Messages() {
+			if m.Topic == "push/chat.Pushed" {
 				t.Errorf("a push after UNSUBSCRIBE: %v", m)
 			}
 		}
@@ -313,48 +253,16 @@ func TestMQTT311(t *testing.T) {
 		var e struct {
 			Code rpc.Code `json:"code"`
 		}
-		if err := json.Unmarshal(in.wait(t, "err/1").payload, &e); err != nil || e.Code != rpc.Unauthenticated {
+		if err := json.Unmarshal(in.Wait(t, "err/1").Payload, &e); err != nil || e.Code != rpc.Unauthenticated {
 			t.Errorf("before login: %+v %v", e, err)
 		}
 		mqttWait(t, c.Publish("req/auth.Login/2", 0, false, mqttStr(t, "ana")))
-		if got := mqttUnstr(t, in.wait(t, "res/2").payload); got != "welcome ana" {
+		if got := mqttUnstr(t, in.Wait(t, "res/2").Payload); got != "welcome ana" {
 			t.Errorf("login: %q", got)
 		}
 		mqttWait(t, c.Publish("req/chat.Echo/3", 0, false, mqttStr(t, "a")))
-		in.wait(t, "res/3")
+		in.Wait(t, "res/3")
 	})
-}
-
-// dial5 connects a paho.golang (MQTT 5) client.
-func dial5(t *testing.T, addr, clientID, password string, keepalive uint16, in *mqttInbox, onDisconnect func(*paho.Disconnect)) (*paho.Client, *paho.Connack, error) {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := paho.NewClient(paho.ClientConfig{
-		Conn: conn,
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(r paho.PublishReceived) (bool, error) {
-			m := mqttMsg{topic: r.Packet.Topic, payload: bytes.Clone(r.Packet.Payload), qos: r.Packet.QoS, user: map[string]string{}}
-			if p := r.Packet.Properties; p != nil {
-				for _, u := range p.User {
-					m.user[u.Key] = u.Value
-				}
-			}
-			in.add(m)
-			return true, nil
-		}},
-		OnServerDisconnect: onDisconnect,
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	cp := &paho.Connect{ClientID: clientID, KeepAlive: keepalive, CleanStart: true}
-	if password != "" {
-		cp.Username, cp.UsernameFlag = "x", true
-		cp.Password, cp.PasswordFlag = []byte(password), true
-	}
-	ca, err := c.Connect(ctx, cp)
-	return c, ca, err
 }
 
 func TestMQTT5(t *testing.T) {
@@ -403,12 +311,12 @@ func TestMQTT5(t *testing.T) {
 			if _, err := c.Publish(ctx, &paho.Publish{Topic: "req/chat.Echo/" + id, QoS: qos, Payload: mqttStr(t, id)}); err != nil {
 				t.Fatal(err)
 			}
-			if got := mqttUnstr(t, in.wait(t, "push/chat.Pushed").payload); got != "push:"+id {
+			if got := mqttUnstr(t, in.Wait(t, "push/chat.Pushed").Payload); got != "push:"+id {
 				t.Errorf("push %q", got)
 			}
-			m := in.wait(t, "res/"+id)
-			if got := mqttUnstr(t, m.payload); got != "echo:"+id || m.qos != 1 {
-				t.Errorf("res/%s: %q at QoS %d", id, got, m.qos)
+			m := in.Wait(t, "res/"+id)
+			if got := mqttUnstr(t, m.Payload); got != "echo:"+id || m.QoS != 1 {
+				t.Errorf("res/%s: %q at QoS %d", id, got, m.QoS)
 			}
 		}
 
@@ -416,8 +324,8 @@ func TestMQTT5(t *testing.T) {
 		if _, err := c.Publish(ctx, &paho.Publish{Topic: "req/nope.Missing/3", QoS: 1}); err != nil {
 			t.Fatal(err)
 		}
-		m := in.wait(t, "res/3")
-		if m.user["code"] != "12" || m.user["message"] == "" || len(m.payload) != 0 {
+		m := in.Wait(t, "res/3")
+		if m.User["code"] != "12" || m.User["message"] == "" || len(m.Payload) != 0 {
 			t.Errorf("res/3: %+v, want code 12 (Unimplemented) and a message", m)
 		}
 
@@ -432,7 +340,7 @@ func TestMQTT5(t *testing.T) {
 		if _, err := c.Publish(ctx, &paho.Publish{Topic: "req/chat.Echo/4", QoS: 1, Payload: mqttStr(t, "4")}); err != nil {
 			t.Fatal(err)
 		}
-		in.wait(t, "res/4")
+		in.Wait(t, "res/4")
 
 		if err := c.Disconnect(&paho.Disconnect{ReasonCode: 0}); err != nil {
 			t.Fatal(err)
@@ -612,7 +520,7 @@ func TestMQTTWebSocket(t *testing.T) {
 	}
 	mqttWait(t, c.Subscribe("res/#", 1, nil))
 	mqttWait(t, c.Publish("req/chat.Echo/7", 1, false, mqttStr(t, "w")))
-	if got := mqttUnstr(t, in.wait(t, "res/7").payload); got != "echo:w" {
+	if got := mqttUnstr(t, in.Wait(t, "res/7").Payload); got != "echo:w" {
 		t.Errorf("res/7 %q", got)
 	}
 	c.Disconnect(100)

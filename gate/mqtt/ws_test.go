@@ -26,7 +26,7 @@ func TestListenWebSocket(t *testing.T) {
 	}
 	mqttWait(t, c.Subscribe("res/#", 1, nil))
 	mqttWait(t, c.Publish("req/chat.Echo/8", 1, false, mqttStr(t, "l")))
-	if got := mqttUnstr(t, in.wait(t, "res/8").payload); got != "echo:l" {
+	if got := mqttUnstr(t, in.Wait(t, "res/8").Payload); got != "echo:l" {
 		t.Errorf("res/8 %q", got)
 	}
 	c.Disconnect(100)
