@@ -485,6 +485,10 @@ func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log 
 	if err != nil {
 		return err
 	}
+	resumeKey, err := g.ResumeSecret() // its file was checked by CheckFiles
+	if err != nil {
+		return fmt.Errorf("app: nodes.%s.gateway.resume_key_file: %w", n.name, err)
+	}
 	gw, err := gate.New(gate.Config{
 		Node:      n.cluster.Actor(),
 		Members:   n.members,
@@ -496,6 +500,7 @@ func (n *Node) newGateway(cfg *config.Config, g *config.Gateway, o options, log 
 		Origins:   slices.Clone(g.WSOrigins),
 		Validate:  o.validate,
 		Observe:   n.observe(),
+		ResumeKey: []byte(resumeKey),
 		Limits: gate.Limits{
 			MaxFrame: l.MaxFrame, HandshakeTimeout: l.HandshakeTimeout, Heartbeat: l.Heartbeat,
 			RequestTimeout: l.RequestTimeout, Rate: l.Rate, Burst: l.Burst,

@@ -387,6 +387,17 @@ type Gateway struct {
 	// KCPKeyFile is a file holding KCPKey (the white space around it is
 	// ignored), read when the node starts. Not with KCPKey.
 	KCPKeyFile string `yaml:"kcp_key_file"`
+	// ResumeKey, optional, is the secret (at least 16 bytes) under which
+	// the gateway seals each session's record into its resume token, so
+	// that its clients resume on another gateway after this one died
+	// (gate.Config.ResumeKey). Every gateway of the cluster needs the same
+	// one; it needs limits.resume_window. Keep it out of the file: set it
+	// from the environment (GUILD_NODES_<NODE>_GATEWAY_RESUME_KEY) or use
+	// ResumeKeyFile.
+	ResumeKey string `yaml:"resume_key"`
+	// ResumeKeyFile is a file holding ResumeKey (the white space around it
+	// is ignored), read when the node starts. Not with ResumeKey.
+	ResumeKeyFile string `yaml:"resume_key_file"`
 	// MQTT is the host:port of the MQTT listener; empty: none.
 	MQTT string `yaml:"mqtt"`
 	// MQTTWS is the host:port of the MQTT-over-WebSocket listener; empty:
@@ -427,6 +438,13 @@ type Gateway struct {
 // around it). "" means none: KCP in the clear.
 func (g *Gateway) KCPSecret() (string, error) {
 	return tokenOrFile(g.KCPKey, g.KCPKeyFile)
+}
+
+// ResumeSecret returns the secret that seals session records into resume
+// tokens: resume_key, or the contents of resume_key_file (read now,
+// without the white space around it). "" means none.
+func (g *Gateway) ResumeSecret() (string, error) {
+	return tokenOrFile(g.ResumeKey, g.ResumeKeyFile)
 }
 
 // Auth says how a gateway checks tokens, with package gate/tokenauth.

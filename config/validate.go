@@ -328,6 +328,17 @@ func (v *validator) gateway(p string, g *Gateway, ls []listener, hostType map[st
 	if (g.KCPKey != "" || g.KCPKeyFile != "") && g.KCP == "" {
 		v.fail(p, "a KCP key, but no kcp listener: set kcp")
 	}
+	switch {
+	case g.ResumeKey != "" && g.ResumeKeyFile != "":
+		v.fail(p, "resume_key and resume_key_file exclude each other: give one")
+	case g.ResumeKey != "" && len(g.ResumeKey) < tokenauth.MinSecret:
+		v.fail(p+".resume_key", "%d bytes, fewer than %d (openssl rand -hex 32 makes a good one)", len(g.ResumeKey), tokenauth.MinSecret)
+	case g.ResumeKey != "" && strings.TrimSpace(g.ResumeKey) != g.ResumeKey:
+		v.fail(p+".resume_key", "white space around the key")
+	}
+	if (g.ResumeKey != "" || g.ResumeKeyFile != "") && g.Limits.ResumeWindow <= 0 {
+		v.fail(p, "a resume key, but no limits.resume_window: sessions are not kept for resumption")
+	}
 	ls = v.hostPort(ls, p+".mqtt", g.MQTT, false)
 	ls = v.hostPort(ls, p+".mqtt_ws", g.MQTTWS, false)
 	if !strings.HasPrefix(g.WSPath, "/") {
@@ -463,7 +474,7 @@ func fieldNames(err error) string {
 }
 
 // CheckFiles reads the files that the settings of the node named name
-// point to (its gateway's auth, TLS and kcp_key_file files,
+// point to (its gateway's auth, TLS, kcp_key_file and resume_key_file files,
 // telemetry.token_file when it serves metrics, and the files of
 // cluster.etcd, cluster.transport.tls and the report section, which every
 // node reads) and returns every problem with them, each naming its field,
@@ -521,6 +532,11 @@ func (c *Config) CheckFiles(name string) error {
 	if n.Gateway != nil && n.Gateway.KCPKeyFile != "" {
 		if _, err := tokenauth.ReadSecret(n.Gateway.KCPKeyFile); err != nil {
 			v.fail("nodes."+name+".gateway.kcp_key_file", "%v", err)
+		}
+	}
+	if n.Gateway != nil && n.Gateway.ResumeKeyFile != "" {
+		if _, err := tokenauth.ReadSecret(n.Gateway.ResumeKeyFile); err != nil {
+			v.fail("nodes."+name+".gateway.resume_key_file", "%v", err)
 		}
 	}
 	if n.Gateway == nil || n.Gateway.Auth == nil {

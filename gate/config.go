@@ -135,6 +135,18 @@ type Config struct {
 	// browser) is always allowed; a refused one gets 403 Forbidden with
 	// the reason. See package gate/origin and docs/SECURITY.md.
 	Origins []string
+	// ResumeKey, optional, is the secret (at least MinResumeKeyLen bytes)
+	// under which the gateway seals each resumable session's record
+	// (user, roles, expiry, state, groups) into its resume token, so that
+	// the session can be resumed on another gateway after its own died
+	// (killed, crashed, partitioned away): its clients resume, with
+	// Resync, instead of logging in again. Every gateway of the cluster
+	// needs the same key; the cluster file's gateway.resume_key_file
+	// sets it. Empty: a session survives the loss of its connection and
+	// its gateway's Shutdown, not its gateway's death. Only with
+	// Limits.ResumeWindow. See docs/PROTOCOL.md (resume) and
+	// docs/SECURITY.md.
+	ResumeKey []byte
 	// Limits bound what a client may do; zero fields take their defaults.
 	Limits Limits
 	// Logger receives the gateway's logs. Default: the node's logger.

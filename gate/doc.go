@@ -160,10 +160,14 @@
 // or used token, or one past its window, is ignored: the handshake goes
 // on as a new session. A session not resumed within the window ends, with
 // OnClose. A goodbye, a kick, a login expiry, a login elsewhere and
-// LoginTimeout end a session at once, as without resume; a session of a
-// gateway killed outright is lost (sessions live in their gateway's
-// memory; they are not replicated, not yet). A group broadcast sent during
-// the instant of a handover to another gateway may be missed.
+// LoginTimeout end a session at once, as without resume. A session lives
+// in its gateway's memory, so a gateway killed outright takes it along,
+// unless the gateways share a Config.ResumeKey: then its record (user,
+// roles, expiry, state, groups) is also sealed into its client's token
+// (kept fresh with SessionUpdate frames), and another gateway starts the
+// session from it when the old one does not answer, with resync (see
+// seal.go for when it refuses). A group broadcast sent during the instant
+// of a handover to another gateway may be missed.
 //
 // # Shutting down
 //

@@ -2,6 +2,7 @@ package gate
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -42,6 +43,8 @@ type Gateway struct {
 	cancel     context.CancelFunc
 	limits     *limitTable  // per source and per user, across connections
 	refusing   atomic.Int32 // refused connections lingering (see refuse)
+	sealer     cipher.AEAD  // seals session records into resume tokens (seal.go); nil: no Config.ResumeKey
+	started    atomic.Int64 // when the node joined the membership, once known (see nodeStarted)
 
 	mu        sync.Mutex
 	draining  bool                     // Shutdown or Close began: no new connections
@@ -109,6 +112,10 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Auth != nil && cfg.Identify != nil {
 		return nil, fmt.Errorf("%w: set Auth or Identify, not both", ErrBadConfig)
 	}
+	sealer, err := newSealer(cfg.ResumeKey)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = cfg.Node.Logger()
 	}
@@ -124,6 +131,7 @@ func New(cfg Config) (*Gateway, error) {
 		public:    make(map[string]bool, len(cfg.Public)),
 		conns:     make(map[clientConn]connState),
 		detached:  make(map[actor.PID]struct{}),
+		sealer:    sealer,
 		drained:   make(chan struct{}),
 		closed:    make(chan struct{}),
 		ctx:       ctx,

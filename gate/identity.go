@@ -83,6 +83,7 @@ func (s *session) setIdentity(c *actor.Context, id Identity) {
 	s.id.Roles = slices.Clone(id.Roles)
 	s.id.Expires = id.Expires
 	s.idGen++
+	s.recordChanged = true
 	if !id.Expires.IsZero() {
 		c.After(max(time.Until(id.Expires), 0), loginExpired{gen: s.idGen})
 	}

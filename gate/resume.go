@@ -125,10 +125,15 @@ func parseResumeToken(tok string) (actor.PID, string, bool) {
 	return pid, tok[i+1:], true
 }
 
-// resumeToken returns the session's resume token, or "" when it has none.
+// resumeToken returns the session's resume token, or "" when it has none:
+// "<session ID>.<secret>", then "~" and its sealed record when it has one
+// (see seal.go).
 func (s *session) resumeToken() string {
 	if s.secret == "" {
 		return ""
+	}
+	if s.sealed != "" {
+		return s.info.ID + "." + s.secret + tokenSealSep + s.sealed
 	}
 	return s.info.ID + "." + s.secret
 }
@@ -157,8 +162,11 @@ func (s *session) secretOK(secret string) bool {
 
 // detach leaves the session's connection (ended with bye) and keeps the
 // session for Limits.ResumeWindow, unless the gateway is closing: then it
-// ends. why is the reason OnClose gets if it is not resumed.
-func (s *session) detach(c *actor.Context, why error, bye ending) {
+// ends. why is the reason OnClose gets if it is not resumed. lost says
+// the connection is dead: the frames still waiting for it are lost, and
+// its client must resync; otherwise (the gateway going away) they are
+// written before bye.
+func (s *session) detach(c *actor.Context, why error, bye ending, lost bool) {
 	if !s.g.detach(s.self) {
 		s.end(c, why, bye)
 		return
@@ -166,7 +174,7 @@ func (s *session) detach(c *actor.Context, why error, bye ending) {
 	s.registered = true
 	a := s.att
 	s.att = nil
-	if a.out.waiting() > 0 {
+	if lost && a.out.waiting() > 0 {
 		s.resync = true // frames the dead connection never took
 	}
 	a.out.close(bye)
@@ -255,12 +263,17 @@ func (s *session) attach(c *actor.Context, m resumeAttach) {
 	s.resumeGen++
 	s.info.Remote, s.info.Listener = m.remote, m.kind
 	s.secret = newSecret()
+	s.g.stats.resumes.Add(1)
 	s.ack(c, true)
 	c.Respond(s)
 }
 
 // ack writes the HandshakeAck; resumed, then the pushes kept.
 func (s *session) ack(c *actor.Context, resumed bool) {
+	if s.g.sealer != nil && s.secret != "" {
+		now := time.Now()
+		s.sealed, s.sealedAt, s.recordChanged = s.sealRecord(now), now, false
+	}
 	s.write(c, &gatepb.Frame{Body: &gatepb.Frame_HandshakeAck{HandshakeAck: &gatepb.HandshakeAck{
 		SessionId:   s.info.ID,
 		UserId:      s.userID,
@@ -337,22 +350,81 @@ func (s *session) forwardPush(c *actor.Context, frame []byte, key string, droppa
 	_ = c.Send(s.movedTo, &nodepb.SessionFrame{Frame: frame, Coalesce: key, Droppable: droppable})
 }
 
-// take asks the session a resume token names, on another gateway, to hand
-// itself over, and makes its record this session's. It reports whether
-// it did.
+// resumePlan is what a handshake's resume token asks of the new session
+// it starts: take over a session on another gateway (ResumeTake), or
+// start from the token's sealed record (see seal.go), or the first and,
+// when the old session's gateway does not answer, the second.
+type resumePlan struct {
+	from   actor.PID            // the session to take over; zero: none
+	secret string               // its secret
+	ask    bool                 // ask from first
+	sealed *nodepb.ResumeRecord // the token's sealed record, opened; nil: none
+}
+
+// take resumes what the session's plan names, and reports whether it
+// did: the record handed over by the old session, or, when its gateway
+// does not answer (dead, unreachable, or a new process of its node), the
+// token's sealed record.
 func (s *session) take(c *actor.Context) bool {
+	p := s.plan
+	s.plan = nil
+	if p.ask {
+		ctx, cancel := context.WithTimeout(context.Background(), min(s.g.lim.RequestTimeout, s.g.lim.HandshakeTimeout))
+		reply, err := c.Call(ctx, p.from, &nodepb.ResumeTake{Secret: p.secret, Gate: uint32(s.self.Node), Serial: s.self.Serial})
+		cancel()
+		if err == nil {
+			rec, ok := reply.(*nodepb.ResumeRecord)
+			if !ok || rec.GetUserId() == "" {
+				return false
+			}
+			s.restore(rec)
+			return true
+		}
+		s.g.log.Debug("gate: resume refused", "from", p.from, "err", err)
+		if answered(err) {
+			return false
+		}
+	}
+	if p.sealed == nil {
+		return false
+	}
+	return s.takeSealed(c, p)
+}
+
+// answered reports whether err, from a ResumeTake, is the answer of the
+// old session's node: it no longer has the session, or the session
+// refused. Any other failure (the node unreachable, no answer in time)
+// leaves the sealed record to be tried.
+func answered(err error) bool {
+	return errors.Is(err, actor.ErrActorNotFound) || rpc.StatusOf(err).Code == rpc.PermissionDenied
+}
+
+// takeSealed starts the session from the sealed record of a session whose
+// gateway is gone, unless its login has expired or its user is bound to
+// another session since (a replay). The client resyncs: the pushes the
+// old gateway held are lost.
+func (s *session) takeSealed(c *actor.Context, p *resumePlan) bool {
+	rec := p.sealed
+	if ns := rec.GetExpires(); ns != 0 && time.Now().UnixNano() >= ns {
+		s.g.log.Debug("gate: sealed resume refused: the login has expired", "user", rec.GetUserId())
+		return false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), min(s.g.lim.RequestTimeout, s.g.lim.HandshakeTimeout))
-	defer cancel()
-	reply, err := c.Call(ctx, s.resumeFrom, &nodepb.ResumeTake{Secret: s.resumeSecret, Gate: uint32(s.self.Node), Serial: s.self.Serial})
-	s.resumeSecret = ""
-	if err != nil {
-		s.g.log.Debug("gate: resume refused", "from", s.resumeFrom, "err", err)
+	pid, err := userSession(ctx, s.g.node, rec.GetUserId())
+	cancel()
+	if err == nil && pid != p.from {
+		s.g.log.Info("gate: sealed resume refused: the user has another session", "user", rec.GetUserId(), "session", pid)
 		return false
 	}
-	rec, ok := reply.(*nodepb.ResumeRecord)
-	if !ok || rec.GetUserId() == "" {
-		return false
-	}
+	s.restore(rec)
+	s.resync = true
+	s.g.stats.sealed.Add(1)
+	s.g.log.Info("gate: a session resumed from its sealed record: its gateway is gone", "user", rec.GetUserId(), "from", p.from, "session", s.info.ID)
+	return true
+}
+
+// restore makes a record handed over, or sealed, this session's.
+func (s *session) restore(rec *nodepb.ResumeRecord) {
 	s.userID = rec.GetUserId()
 	s.id = Identity{UserID: rec.GetUserId(), Roles: rec.GetRoles()}
 	if ns := rec.GetExpires(); ns != 0 {
@@ -366,7 +438,6 @@ func (s *session) take(c *actor.Context) bool {
 	}
 	s.resync = rec.GetResync()
 	s.rejoin = rec.GetGroups()
-	return true
 }
 
 // detach records a detached session of the gateway, counted in its
@@ -403,27 +474,78 @@ func (g *Gateway) Detached() int {
 }
 
 // tryResume attaches c to the session its handshake's resume token names
-// on this gateway. It returns the session and its PID when it did; when
-// the session is on another gateway, that PID and ok false, for the new
-// session to ask it (take).
-func (g *Gateway) tryResume(c clientConn, tok string) (s *session, att *attachment, pid actor.PID, secret string, remote bool) {
-	pid, secret, ok := parseResumeToken(tok)
+// on this gateway, and returns it and its attachment when it did.
+// Otherwise it returns what the new session is to resume (nil:
+// nothing): take over the session on another gateway (or another
+// Gateway of this node), or start from the token's sealed record when
+// the process that sealed it is gone.
+func (g *Gateway) tryResume(c clientConn, tok string) (*session, *attachment, actor.PID, *resumePlan) {
+	part, sealedText := splitSealed(tok)
+	pid, secret, ok := parseResumeToken(part)
 	if !ok {
-		return nil, nil, actor.PID{}, "", false
+		return nil, nil, actor.PID{}, nil
+	}
+	var sealed *nodepb.ResumeRecord
+	if sealedText != "" {
+		rec, err := g.openRecord(sealedText, part, time.Now())
+		if err != nil {
+			g.log.Debug("gate: a resume token's sealed record is refused", "session", pid, "err", err)
+		}
+		sealed = rec
+	}
+	if sealed != nil && g.sealerGone(pid.Node, sealed.GetNodeStarted()) {
+		return nil, nil, actor.PID{}, &resumePlan{from: pid, sealed: sealed}
 	}
 	if pid.Node != g.node.Addr() {
-		return nil, nil, pid, secret, true
+		return nil, nil, actor.PID{}, &resumePlan{from: pid, secret: secret, ask: true, sealed: sealed}
 	}
-	att = g.newAttachment(c)
+	att := g.newAttachment(c)
 	ctx, cancel := context.WithTimeout(g.ctx, g.lim.RequestTimeout)
 	defer cancel()
 	reply, err := g.node.Call(ctx, pid, resumeAttach{g: g, secret: secret, att: att, remote: c.remoteAddr(), kind: c.kind()})
 	if errors.Is(err, errOtherGateway) {
-		return nil, nil, pid, secret, true
+		return nil, nil, actor.PID{}, &resumePlan{from: pid, secret: secret, ask: true, sealed: sealed}
 	}
-	s, _ = reply.(*session)
+	s, _ := reply.(*session)
 	if err != nil || s == nil {
-		return nil, nil, actor.PID{}, "", false
+		return nil, nil, actor.PID{}, nil
 	}
-	return s, att, pid, "", false
+	return s, att, pid, nil
+}
+
+// sealerGone reports whether the process of node addr that sealed a
+// record, when its membership record said it started at started (Unix
+// nanoseconds; 0: unknown), is gone: the node is not a member, or a
+// later process of it is.
+func (g *Gateway) sealerGone(addr actor.Addr, started int64) bool {
+	if g.cfg.Members == nil || started == 0 {
+		return false
+	}
+	for _, m := range g.cfg.Members.Members() {
+		if m.Addr == addr {
+			return m.Started.UnixNano() != started
+		}
+	}
+	return true
+}
+
+// nodeStarted returns when this gateway's node joined the membership
+// (Unix nanoseconds), or 0 while unknown (no membership, not joined
+// yet). It is sealed into records so that a later process of the same
+// node knows them for another's.
+func (g *Gateway) nodeStarted() int64 {
+	if v := g.started.Load(); v != 0 {
+		return v
+	}
+	if g.cfg.Members == nil {
+		return 0
+	}
+	for _, m := range g.cfg.Members.Members() {
+		if m.Addr == g.node.Addr() {
+			v := m.Started.UnixNano()
+			g.started.Store(v)
+			return v
+		}
+	}
+	return 0
 }

@@ -113,16 +113,15 @@ func (g *Gateway) handshake(c clientConn) (*session, *attachment, actor.PID, err
 	// A resume token first: a session of this gateway takes the
 	// connection on; one of another gateway is asked by the new session
 	// (see session.take). A token that resumes nothing is ignored.
-	var from actor.PID
-	var secret string
+	var plan *resumePlan
 	_, adapted := c.(*adapterConn)
 	if tok := h.GetResume(); tok != "" && g.lim.ResumeWindow > 0 && !adapted {
-		s, att, pid, sec, remote := g.tryResume(c, tok)
+		var s *session
+		var att *attachment
+		var pid actor.PID
+		s, att, pid, plan = g.tryResume(c, tok)
 		if s != nil {
 			return s, att, pid, nil
-		}
-		if remote {
-			from, secret = pid, sec
 		}
 	}
 	var id Identity
@@ -139,14 +138,13 @@ func (g *Gateway) handshake(c clientConn) (*session, *attachment, actor.PID, err
 	}
 	att := g.newAttachment(c)
 	s := &session{
-		g:            g,
-		att:          att,
-		userID:       id.UserID,
-		id:           id,
-		info:         SessionInfo{Remote: c.remoteAddr(), Listener: c.kind(), Opened: time.Now()},
-		adapted:      adapted,
-		resumeFrom:   from,
-		resumeSecret: secret,
+		g:       g,
+		att:     att,
+		userID:  id.UserID,
+		id:      id,
+		info:    SessionInfo{Remote: c.remoteAddr(), Listener: c.kind(), Opened: time.Now()},
+		adapted: adapted,
+		plan:    plan,
 	}
 	return s, att, actor.PID{}, nil
 }

@@ -139,18 +139,22 @@ type session struct {
 	ending   bool // the session has written its last frame and stops
 
 	// Resumption (see resume.go).
-	adapted      bool       // the client is an adapter's (ListenConns): never resumable
-	secret       string     // the resume secret; "": not resumable
-	registered   bool       // detached, and counted by the gateway (Gateway.detach)
-	resumeGen    int        // counts detachments and attachments: an older resumeExpired is stale
-	detachErr    error      // why the connection was lost, for OnClose if not resumed
-	buf          []bufFrame // pushes kept while detached, in order
-	bufBytes     int        // their bytes, with frameOverhead each
-	resync       bool       // pushes were dropped while detached
-	movedTo      actor.PID  // the session on another gateway this one handed itself over to
-	resumeFrom   actor.PID  // a session on another gateway to take over when starting
-	resumeSecret string     // its secret
-	rejoin       []string   // the groups to join, of a session taken over
+	adapted    bool        // the client is an adapter's (ListenConns): never resumable
+	secret     string      // the resume secret; "": not resumable
+	registered bool        // detached, and counted by the gateway (Gateway.detach)
+	resumeGen  int         // counts detachments and attachments: an older resumeExpired is stale
+	detachErr  error       // why the connection was lost, for OnClose if not resumed
+	buf        []bufFrame  // pushes kept while detached, in order
+	bufBytes   int         // their bytes, with frameOverhead each
+	resync     bool        // pushes were dropped while detached
+	movedTo    actor.PID   // the session on another gateway this one handed itself over to
+	plan       *resumePlan // what to resume when starting; nil: nothing
+	rejoin     []string    // the groups to join, of a session taken over
+	// The sealed record in its token (see seal.go): when it was sealed,
+	// and whether the record changed since (the client needs a new one).
+	sealed        string
+	sealedAt      time.Time
+	recordChanged bool
 	// limUser is the user's entry in the limit table once the session is
 	// bound (set by the actor, read by the reader for each request).
 	limUser atomic.Pointer[limitEntry]
@@ -174,7 +178,7 @@ func (s *session) Receive(c *actor.Context) {
 			return
 		}
 		if m.lost && s.resumable() {
-			s.detach(c, m.err, m.e)
+			s.detach(c, m.err, m.e, true)
 			return
 		}
 		s.end(c, m.err, m.e)
@@ -235,23 +239,33 @@ func (s *session) Receive(c *actor.Context) {
 		}
 	case actor.Stopped:
 		s.stopped(c)
+		return
 	}
+	s.checkToken(c)
 }
 
 func (s *session) started(c *actor.Context) {
 	s.self = c.Self()
 	s.info.ID = s.self.String()
-	resumed := !s.resumeFrom.IsZero() && s.take(c)
+	resumed := s.plan != nil && s.take(c)
+	if resumed {
+		s.g.stats.resumes.Add(1)
+	}
 	// Bind first: once the client has its ack, its user must lead here.
 	if s.userID != "" {
 		id := s.id
 		id.UserID, s.userID = s.userID, ""
 		s.setIdentity(c, id)
 	}
+	// Back in its groups at once, without waiting for their shards to
+	// know: a shard lost with the old gateway comes back only once that
+	// gateway's lease expires, and the hub tells it then.
 	for _, name := range s.rejoin {
-		if err := s.group(c, &nodepb.SessionGroup{Group: name, Join: true}); err != nil {
-			s.g.log.Warn("gate: a resumed session did not rejoin its group in time", "session", s.info.ID, "group", name, "err", err)
+		if s.groups == nil {
+			s.groups = make(map[string]bool, len(s.rejoin))
 		}
+		s.groups[name] = true
+		_ = c.Send(s.g.hub, hubJoin{group: name, serial: s.self.Serial})
 	}
 	s.rejoin = nil
 	s.ack(c, resumed)
@@ -647,7 +661,7 @@ func (s *session) drained(c *actor.Context) {
 	if !s.hurried && s.resumable() {
 		// Its client moves to another gateway and takes the session over
 		// there (see Gateway.Shutdown).
-		s.detach(c, ErrClosed, goingAway())
+		s.detach(c, ErrClosed, goingAway(), false)
 		return
 	}
 	s.ending = true
@@ -697,6 +711,7 @@ func (s *session) reply(c *actor.Context, id uint64, reply any, err error) {
 			delete(st, k)
 		}
 		s.state = st
+		s.recordChanged = true
 	}
 	if u := r.GetBindUser(); u != "" {
 		id := Identity{UserID: u, Roles: r.GetBindRoles()}
@@ -707,6 +722,7 @@ func (s *session) reply(c *actor.Context, id uint64, reply any, err error) {
 		s.setIdentity(c, id)
 		if s.userID != was && s.secret != "" {
 			// Before the answer: the client has its token when its login returns.
+			s.sealed, s.sealedAt, s.recordChanged = s.sealRecord(time.Now()), time.Now(), false
 			s.write(c, &gatepb.Frame{Body: &gatepb.Frame_SessionUpdate{SessionUpdate: &gatepb.SessionUpdate{UserId: s.userID, ResumeToken: s.resumeToken()}}})
 		}
 	}
@@ -714,6 +730,7 @@ func (s *session) reply(c *actor.Context, id uint64, reply any, err error) {
 	if r.GetKick() {
 		s.kick(c, uint32(rpc.PermissionDenied), r.GetKickReason())
 	}
+	s.checkToken(c) // replies come to a callback, not to Receive
 }
 
 // kick closes the session with a Close frame.
@@ -766,6 +783,7 @@ func (s *session) group(c *actor.Context, m *nodepb.SessionGroup) error {
 		// In the group from here on, even if the shard is slow to learn it:
 		// the hub keeps telling it until it knows.
 		s.groups[name] = true
+		s.recordChanged = true
 		_, err := c.Call(ctx, s.g.hub, hubJoin{group: name, serial: s.self.Serial})
 		return err
 	}
@@ -773,6 +791,7 @@ func (s *session) group(c *actor.Context, m *nodepb.SessionGroup) error {
 		return nil
 	}
 	delete(s.groups, name)
+	s.recordChanged = true
 	return c.Send(s.g.hub, hubLeave{group: name, serial: s.self.Serial})
 }
 
@@ -789,6 +808,7 @@ func (s *session) sessionState(c *actor.Context, m *nodepb.SessionState) {
 			delete(state, k)
 		}
 		s.state = state
+		s.recordChanged = true
 	}
 	c.Respond(&nodepb.SessionState{State: maps.Clone(s.state)})
 }

@@ -27,6 +27,8 @@ type gateStats struct {
 	pushes    atomic.Uint64                     // pushes that reached a session
 	kicks     atomic.Uint64                     // sessions kicked
 	slow      atomic.Uint64                     // slow clients cut off
+	resumes   atomic.Uint64                     // sessions resumed, sealed ones included
+	sealed    atomic.Uint64                     // sessions resumed from a sealed record
 }
 
 // kindIndex returns the index of a listener kind in ListenerKinds, or -1.
@@ -79,6 +81,11 @@ type Stats struct {
 	// SlowClients counts the clients cut off for being too slow to read
 	// (Close 8).
 	SlowClients uint64
+	// Resumes counts the sessions resumed here (see
+	// Limits.ResumeWindow): on this gateway, taken over from another, or
+	// started from a sealed record (see Config.ResumeKey), which
+	// SealedResumes counts alone.
+	Resumes, SealedResumes uint64
 	// PushStats are the push counters (dropped, coalesced, throttled).
 	PushStats
 }
@@ -103,7 +110,10 @@ func (g *Gateway) Stats() Stats {
 		Pushes:      st.pushes.Load(),
 		Kicks:       st.kicks.Load(),
 		SlowClients: st.slow.Load(),
-		PushStats:   g.PushStats(),
+		Resumes:     st.resumes.Load(),
+
+		SealedResumes: st.sealed.Load(),
+		PushStats:     g.PushStats(),
 	}
 	for i, k := range ListenerKinds {
 		s.Listeners[i] = ListenerStats{Kind: k, Opened: st.opened[i].Load(), Open: st.open[i].Load()}

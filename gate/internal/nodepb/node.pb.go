@@ -1250,16 +1250,25 @@ func (x *ResumeTake) GetSerial() uint64 {
 
 // ResumeRecord is a session handed over: its identity, state and groups,
 // and the push frames it kept for its client (in order); resync says
-// that it dropped some.
+// that it dropped some. Sealed into a resume token (gate/seal.go), it is
+// the session's record without frames, for a resume after its gateway
+// died.
 type ResumeRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Roles         []string               `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
-	Expires       int64                  `protobuf:"varint,3,opt,name=expires,proto3" json:"expires,omitempty"` // Unix nanoseconds; 0: never
-	State         map[string]string      `protobuf:"bytes,4,rep,name=state,proto3" json:"state,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Groups        []string               `protobuf:"bytes,5,rep,name=groups,proto3" json:"groups,omitempty"`
-	Frames        []*SessionFrame        `protobuf:"bytes,6,rep,name=frames,proto3" json:"frames,omitempty"`
-	Resync        bool                   `protobuf:"varint,7,opt,name=resync,proto3" json:"resync,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	UserId  string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Roles   []string               `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
+	Expires int64                  `protobuf:"varint,3,opt,name=expires,proto3" json:"expires,omitempty"` // Unix nanoseconds; 0: never
+	State   map[string]string      `protobuf:"bytes,4,rep,name=state,proto3" json:"state,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Groups  []string               `protobuf:"bytes,5,rep,name=groups,proto3" json:"groups,omitempty"`
+	Frames  []*SessionFrame        `protobuf:"bytes,6,rep,name=frames,proto3" json:"frames,omitempty"`
+	Resync  bool                   `protobuf:"varint,7,opt,name=resync,proto3" json:"resync,omitempty"`
+	// issued is when the record was sealed into a resume token (Unix
+	// nanoseconds); 0 in a record handed over by its session.
+	Issued int64 `protobuf:"varint,8,opt,name=issued,proto3" json:"issued,omitempty"`
+	// node_started is when the sealing gateway's node joined the membership
+	// (Unix nanoseconds; 0: unknown): a later process of the node is
+	// another.
+	NodeStarted   int64 `protobuf:"varint,9,opt,name=node_started,json=nodeStarted,proto3" json:"node_started,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1341,6 +1350,20 @@ func (x *ResumeRecord) GetResync() bool {
 		return x.Resync
 	}
 	return false
+}
+
+func (x *ResumeRecord) GetIssued() int64 {
+	if x != nil {
+		return x.Issued
+	}
+	return 0
+}
+
+func (x *ResumeRecord) GetNodeStarted() int64 {
+	if x != nil {
+		return x.NodeStarted
+	}
+	return 0
 }
 
 // SessionFrame is an encoded client frame (a push) with its push options:
@@ -1549,7 +1572,7 @@ const file_gate_internal_nodepb_node_proto_rawDesc = "" +
 	"ResumeTake\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\x12\x12\n" +
 	"\x04gate\x18\x02 \x01(\rR\x04gate\x12\x16\n" +
-	"\x06serial\x18\x03 \x01(\x04R\x06serial\"\xbe\x02\n" +
+	"\x06serial\x18\x03 \x01(\x04R\x06serial\"\xf9\x02\n" +
 	"\fResumeRecord\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\x12\x18\n" +
@@ -1557,7 +1580,9 @@ const file_gate_internal_nodepb_node_proto_rawDesc = "" +
 	"\x05state\x18\x04 \x03(\v2+.guild.gate.node.v1.ResumeRecord.StateEntryR\x05state\x12\x16\n" +
 	"\x06groups\x18\x05 \x03(\tR\x06groups\x128\n" +
 	"\x06frames\x18\x06 \x03(\v2 .guild.gate.node.v1.SessionFrameR\x06frames\x12\x16\n" +
-	"\x06resync\x18\a \x01(\bR\x06resync\x1a8\n" +
+	"\x06resync\x18\a \x01(\bR\x06resync\x12\x16\n" +
+	"\x06issued\x18\b \x01(\x03R\x06issued\x12!\n" +
+	"\fnode_started\x18\t \x01(\x03R\vnodeStarted\x1a8\n" +
 	"\n" +
 	"StateEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
