@@ -165,7 +165,7 @@ func (g *Gateway) ListenConns(network, addr string, tlsConfig *tls.Config, newCo
 		ln = tls.NewListener(ln, tlsConfig)
 	}
 	return ln.Addr(), g.serveListener(ln, network, false, func(nc net.Conn) clientConn {
-		return g.newAdapterConn(nc, nil, nil, nc.RemoteAddr().String(), network, newConn)
+		return g.newAdapterConn(nc, nil, nc.RemoteAddr().String(), network, newConn)
 	})
 }
 
@@ -196,7 +196,7 @@ func (g *Gateway) WebSocketConnHandler(network, subprotocol string, newConn NewC
 			Subprotocols:       []string{subprotocol},
 			InsecureSkipVerify: true,
 		})
-		src = g.upgraded(src, hw.conn, r)
+		src = g.upgraded(src, err == nil && hw.conn != nil, r)
 		if err != nil {
 			g.limits.close(src)
 			return // Accept has answered the HTTP request
@@ -207,7 +207,8 @@ func (g *Gateway) WebSocketConnHandler(network, subprotocol string, newConn NewC
 		// the WebSocket with no word (see wsConn.raw): they go to the
 		// connection under it instead (wsStream).
 		nc := websocket.NetConn(context.WithoutCancel(g.ctx), ws, websocket.MessageBinary)
-		c := g.newAdapterConn(wsStream{Conn: nc, raw: hw.conn}, ws, hw.conn, remote, network, newConn)
+		c := g.newAdapterConn(wsStream{Conn: nc, raw: hw.conn}, nil, remote, network, newConn)
+		c.ws, c.raw = ws, hw.conn
 		if !g.admit(c, src) {
 			return
 		}
@@ -245,14 +246,17 @@ type adapterConn struct {
 	nc   net.Conn
 	// Over WebSocket: the WebSocket, to close it with a status, and the
 	// connection under it (see wsConn.raw).
-	ws      *websocket.Conn
-	raw     net.Conn
+	ws  *websocket.Conn
+	raw net.Conn
+	// t: over an upgraded connection (UpgradeHandler), its transport,
+	// whose Stream is nc.
+	t       Transport
 	remote  string
 	network string
 }
 
-func (g *Gateway) newAdapterConn(nc net.Conn, ws *websocket.Conn, raw net.Conn, remote, network string, newConn NewConn) *adapterConn {
-	c := &adapterConn{nc: nc, ws: ws, raw: raw, remote: remote, network: network}
+func (g *Gateway) newAdapterConn(nc net.Conn, t Transport, remote, network string, newConn NewConn) *adapterConn {
+	c := &adapterConn{nc: nc, t: t, remote: remote, network: network}
 	c.conn = newConn(Stream{Conn: nc, Remote: remote, Network: network, Limits: g.lim, Logger: g.log})
 	return c
 }
@@ -267,6 +271,16 @@ func (c *adapterConn) kind() string                            { return c.networ
 // once the client knows why, with e's status and reason otherwise.
 func (c *adapterConn) finish(e ending) bool {
 	said := c.conn.Finish(e.public()) || e.told || e.code == 0
+	if c.t != nil {
+		end := e.public()
+		if said {
+			// The client knows why: the transport ends cleanly (a
+			// WebSocket's 1000), with the reason.
+			end = Ending{Reason: e.reason}
+		}
+		c.t.End(end)
+		return false
+	}
 	if c.ws != nil {
 		status := e.ws
 		if said {
@@ -283,6 +297,9 @@ func (c *adapterConn) finish(e ending) bool {
 
 // close closes the connection at once (see wsConn.close).
 func (c *adapterConn) close() error {
+	if c.t != nil {
+		return c.t.Close()
+	}
 	if c.ws == nil {
 		return c.nc.Close()
 	}

@@ -86,7 +86,7 @@ func (c *streamConn) read(deadline time.Time) ([]byte, error) {
 	}
 	if got, err := io.ReadFull(c.nc, c.hdr[:]); err != nil {
 		if got > 0 && isTimeout(err) {
-			return nil, &slowFrameError{got: got, err: err}
+			return nil, &SlowFrameError{Got: got, Err: err}
 		}
 		return nil, err
 	}
@@ -110,7 +110,7 @@ func (c *streamConn) read(deadline time.Time) ([]byte, error) {
 			err = io.ErrUnexpectedEOF
 		}
 		if isTimeout(err) {
-			return nil, &slowFrameError{got: gatepb.HeaderSize + got, size: gatepb.HeaderSize + n, err: err}
+			return nil, &SlowFrameError{Got: gatepb.HeaderSize + got, Size: gatepb.HeaderSize + n, Err: err}
 		}
 		return nil, err
 	}
@@ -194,7 +194,7 @@ func (c *wsConn) read(deadline time.Time) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r, int64(c.max)+1))
 	if err != nil {
 		if isTimeout(err) {
-			return nil, &slowFrameError{got: len(b), err: err}
+			return nil, &SlowFrameError{Got: len(b), Err: err}
 		}
 		return nil, err
 	}

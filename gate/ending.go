@@ -132,24 +132,33 @@ func (e *idleError) Error() string {
 
 func (e *idleError) Unwrap() error { return e.err }
 
-// slowFrameError is a read that timed out in the middle of a frame: the
-// client began the frame and did not finish it before the read deadline
-// (a frame must arrive whole within it), which is not the same as
-// sending nothing.
-type slowFrameError struct {
-	got  int // bytes of the frame received, its length prefix included
-	size int // the frame's size with its prefix; 0 when unknown
-	err  error
+// A SlowFrameError is a read that timed out in the middle of a frame:
+// the client began the frame and did not finish it before the read
+// deadline (a frame must arrive whole within it), which is not the same
+// as sending nothing. The gateway's stream connections return it, and a
+// Transport's Read does. It ends the connection with DeadlineExceeded,
+// and its session is not kept for resumption: the client is too slow,
+// not lost.
+type SlowFrameError struct {
+	// Got is the bytes of the frame received, its length prefix (on a
+	// stream) included.
+	Got int
+	// Size is the frame's size, with its prefix; 0 when unknown (a
+	// message's size is known only once it ends).
+	Size int
+	// Err is the read's timeout error.
+	Err error
 }
 
-func (e *slowFrameError) Error() string {
-	if e.size > 0 {
-		return fmt.Sprintf("a frame did not arrive whole in time (%d of %d bytes)", e.got, e.size)
+func (e *SlowFrameError) Error() string {
+	if e.Size > 0 {
+		return fmt.Sprintf("a frame did not arrive whole in time (%d of %d bytes)", e.Got, e.Size)
 	}
-	return fmt.Sprintf("a frame did not arrive whole in time (%d bytes)", e.got)
+	return fmt.Sprintf("a frame did not arrive whole in time (%d bytes)", e.Got)
 }
 
-func (e *slowFrameError) Unwrap() error { return e.err }
+// Unwrap returns Err.
+func (e *SlowFrameError) Unwrap() error { return e.Err }
 
 // handshakeError is a handshake that failed: refused (its client was told
 // by a HandshakeAck), or broken.
@@ -179,7 +188,7 @@ func (g *Gateway) readEnding(err error, idle time.Duration) (ending, error) {
 		return e, err
 	}
 	var ie *idleError
-	var se *slowFrameError
+	var se *SlowFrameError
 	switch {
 	case errors.As(err, &se):
 		err = fmt.Errorf("%s: a frame must arrive whole within the read deadline, %v (3 × heartbeat)", se.Error(), idle)
@@ -213,7 +222,7 @@ func (g *Gateway) readEnding(err error, idle time.Duration) (ending, error) {
 func lostConn(err error) bool {
 	var he *handshakeError
 	var ee *EndError
-	var se *slowFrameError
+	var se *SlowFrameError
 	switch {
 	case err == nil, errors.As(err, &he), errors.As(err, &ee), errors.As(err, &se),
 		errors.Is(err, wire.ErrFrameTooLarge), isWSTooBig(err), errors.Is(err, errTextMessage):

@@ -278,7 +278,7 @@ func (g *Gateway) WebSocketHandler() http.Handler {
 		}
 		hw := &hijackConn{ResponseWriter: w}
 		ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
-		src = g.upgraded(src, hw.conn, r)
+		src = g.upgraded(src, err == nil && hw.conn != nil, r)
 		if err != nil {
 			g.limits.close(src)
 			return // Accept has answered the HTTP request

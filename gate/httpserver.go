@@ -172,13 +172,12 @@ func (g *Gateway) httpSource(w http.ResponseWriter, r *http.Request) (src *limit
 	return src, remote, true
 }
 
-// upgraded settles the source entry of WebSocket request r after the
-// upgrade: hijacked (nc non-nil), the session holds it; otherwise
-// (Accept refused the request) it goes back to the connection, which may
-// live on as an HTTP one, when it is one of the gateway's servers', or to
-// the table.
-func (g *Gateway) upgraded(src *limitEntry, nc net.Conn, r *http.Request) *limitEntry {
-	if nc != nil {
+// upgraded settles the source entry of request r after its upgrade: done
+// (ok), the session holds it; otherwise (the upgrade refused the request)
+// it goes back to the connection, which may live on as an HTTP one, when
+// it is one of the gateway's servers', or to the table.
+func (g *Gateway) upgraded(src *limitEntry, ok bool, r *http.Request) *limitEntry {
+	if ok {
 		return src
 	}
 	if own, ok := r.Context().Value(httpConnKey{g}).(net.Conn); ok {
