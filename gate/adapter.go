@@ -1,16 +1,11 @@
 package gate
 
 import (
-	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/guildkit/guild/rpc"
 )
@@ -19,7 +14,8 @@ import (
 // of package gatepb (MQTT: package gate/mqtt) is served through an
 // adapter, which translates its protocol to frames and back. The gateway
 // owns the transport (the listener, the per-source and connection limits,
-// PROXY protocol, TLS, the WebSocket upgrade, closing the connection); the
+// PROXY protocol, TLS, closing the connection; over WebSocket, the upgrade
+// through the seam of upgrade.go, with package gate/websocket); the
 // adapter owns the bytes on it. Sessions, routing, auth, rate limits and
 // pushes work unchanged. This file is the whole seam: an adapter package
 // uses nothing else of gate's internals, and gate knows nothing of the
@@ -119,8 +115,8 @@ const (
 )
 
 // An EndError, returned by Conn.Read, ends the connection with the
-// adapter's Code and Reason (the Close frame's, for OnClose and the
-// WebSocket status); Told says that the client was told already (a
+// adapter's Code and Reason (the Close frame's, for OnClose and a
+// transport's ending, such as the WebSocket status); Told says that the client was told already (a
 // refused handshake). Err, when set, is the error OnClose gets; the
 // Ending's Err is the EndError, so that Finish finds it again.
 type EndError struct {
@@ -169,66 +165,6 @@ func (g *Gateway) ListenConns(network, addr string, tlsConfig *tls.Config, newCo
 	})
 }
 
-// WebSocketConnHandler returns the http.Handler that serves an adapter's
-// clients over WebSocket, to mount on a server of your own (see
-// HTTPServer and WebSocketHandler for the limits and origins): it accepts
-// the WebSocket subprotocol subprotocol, and gives newConn the bytes of
-// the binary messages as a stream. network names the listener, as for
-// ListenConns; a bad name (empty, tcp, ws or kcp) makes a handler that
-// answers every request 500 and logs why.
-func (g *Gateway) WebSocketConnHandler(network, subprotocol string, newConn NewConn) http.Handler {
-	if err := adapterNetwork(network); err != nil {
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			g.log.Error(err.Error())
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-		})
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !g.allowOrigin(w, r) {
-			return
-		}
-		src, remote, ok := g.httpSource(w, r)
-		if !ok {
-			return
-		}
-		hw := &hijackConn{ResponseWriter: w}
-		ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
-			Subprotocols:       []string{subprotocol},
-			InsecureSkipVerify: true,
-		})
-		src = g.upgraded(src, err == nil && hw.conn != nil, r)
-		if err != nil {
-			g.limits.close(src)
-			return // Accept has answered the HTTP request
-		}
-		// NetConn lifts the read limit: the adapter enforces MaxFrame. Its
-		// ctx would close it when it ends: Close closes it itself, after
-		// its last frames had their chance. Its read deadlines would close
-		// the WebSocket with no word (see wsConn.raw): they go to the
-		// connection under it instead (wsStream).
-		nc := websocket.NetConn(context.WithoutCancel(g.ctx), ws, websocket.MessageBinary)
-		c := g.newAdapterConn(wsStream{Conn: nc, raw: hw.conn}, nil, remote, network, newConn)
-		c.ws, c.raw = ws, hw.conn
-		if !g.admit(c, src) {
-			return
-		}
-		// The handler's goroutine serves the connection: net/http keeps
-		// the hijacked connection while it runs.
-		g.serve(c)
-	})
-}
-
-// ListenWebSocketConns serves WebSocketConnHandler at path on a server of
-// the gateway's own on addr, with TLS (wss) when tlsConfig is set, which
-// the gateway closes with its other listeners, and returns the address it
-// listens on.
-func (g *Gateway) ListenWebSocketConns(network, addr, path, subprotocol string, tlsConfig *tls.Config, newConn NewConn) (net.Addr, error) {
-	if err := adapterNetwork(network); err != nil {
-		return nil, err
-	}
-	return g.listenHTTP(network, addr, path, g.WebSocketConnHandler(network, subprotocol, newConn), tlsConfig)
-}
-
 // adapterNetwork checks an adapter listener's name: not empty, nor one of
 // the framed protocol's listeners.
 func adapterNetwork(network string) error {
@@ -244,12 +180,8 @@ func adapterNetwork(network string) error {
 type adapterConn struct {
 	conn Conn
 	nc   net.Conn
-	// Over WebSocket: the WebSocket, to close it with a status, and the
-	// connection under it (see wsConn.raw).
-	ws  *websocket.Conn
-	raw net.Conn
-	// t: over an upgraded connection (UpgradeHandler), its transport,
-	// whose Stream is nc.
+	// t: over an upgraded connection (UpgradeHandler: WebSocket), its
+	// transport, whose Stream is nc; nil over TCP.
 	t       Transport
 	remote  string
 	network string
@@ -267,8 +199,9 @@ func (c *adapterConn) remoteAddr() string                      { return c.remote
 func (c *adapterConn) kind() string                            { return c.network }
 
 // finish lets the adapter say why, then half-closes a TCP connection (see
-// clientConn.finish), or closes a WebSocket: with 1000 (normal closure)
-// once the client knows why, with e's status and reason otherwise.
+// clientConn.finish), or ends its transport (Transport.End; a WebSocket's
+// close handshake): cleanly (1000) once the client knows why, with e's
+// status and reason otherwise.
 func (c *adapterConn) finish(e ending) bool {
 	said := c.conn.Finish(e.public()) || e.told || e.code == 0
 	if c.t != nil {
@@ -281,48 +214,16 @@ func (c *adapterConn) finish(e ending) bool {
 		c.t.End(end)
 		return false
 	}
-	if c.ws != nil {
-		status := e.ws
-		if said {
-			status = websocket.StatusNormalClosure
-		}
-		wsClose(c.ws, c.raw, status, e.reason)
-		return false
-	}
 	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		return hc.CloseWrite() == nil
 	}
 	return false
 }
 
-// close closes the connection at once (see wsConn.close).
+// close closes the connection at once (over a transport, Transport.Close).
 func (c *adapterConn) close() error {
 	if c.t != nil {
 		return c.t.Close()
 	}
-	if c.ws == nil {
-		return c.nc.Close()
-	}
-	if c.raw != nil {
-		_ = c.raw.Close()
-	}
-	return c.ws.CloseNow()
-}
-
-// wsStream is a WebSocket's byte stream (websocket.NetConn) whose read
-// deadlines go to the connection under it, raw, when there is one.
-type wsStream struct {
-	net.Conn
-	raw net.Conn
-}
-
-func (s wsStream) SetReadDeadline(t time.Time) error {
-	if s.raw != nil {
-		return s.raw.SetReadDeadline(t)
-	}
-	return s.Conn.SetReadDeadline(t)
-}
-
-func (s wsStream) SetDeadline(t time.Time) error {
-	return errors.Join(s.SetReadDeadline(t), s.Conn.SetWriteDeadline(t))
+	return c.nc.Close()
 }
