@@ -67,7 +67,8 @@ type Stream struct {
 	Logger *slog.Logger
 }
 
-// Ending is why the gateway ends a connection, as Conn.Finish gets it.
+// Ending is why the gateway ends a connection, as Conn.Finish and
+// Transport.End get it.
 type Ending struct {
 	// Code is the code of the framed protocol's Close frame; 0 for a clean
 	// end (the client's goodbye, or the client closed the connection).
@@ -114,11 +115,12 @@ const (
 	CauseSourceRate
 )
 
-// An EndError, returned by Conn.Read, ends the connection with the
-// adapter's Code and Reason (the Close frame's, for OnClose and a
-// transport's ending, such as the WebSocket status); Told says that the client was told already (a
-// refused handshake). Err, when set, is the error OnClose gets; the
-// Ending's Err is the EndError, so that Finish finds it again.
+// An EndError, returned by Conn.Read (or Transport.Read), ends the
+// connection with the adapter's Code and Reason (the Close frame's, for
+// OnClose and the transport's ending, such as a WebSocket close status);
+// Told says that the client was told already (a refused handshake).
+// Err, when set, is the error OnClose gets; the Ending's Err is the
+// EndError, so that Finish (or End) finds it again.
 type EndError struct {
 	Code   rpc.Code
 	Reason string

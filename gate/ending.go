@@ -124,6 +124,7 @@ type SlowFrameError struct {
 	Err error
 }
 
+// Error says how much of the frame arrived.
 func (e *SlowFrameError) Error() string {
 	if e.Size > 0 {
 		return fmt.Sprintf("a frame did not arrive whole in time (%d of %d bytes)", e.Got, e.Size)

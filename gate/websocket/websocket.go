@@ -87,18 +87,31 @@ func Handler(g *gate.Gateway) http.Handler {
 // it accepts the WebSocket subprotocol subprotocol, and gives newConn the
 // bytes of the binary messages as a stream. network names the listener,
 // as for g.ListenConns ("mqtt-ws"); a bad name (empty, tcp, ws or kcp)
-// makes a handler that answers every request 500 and logs why.
+// makes a handler that answers every request 500 and logs why; a nil
+// newConn, one that answers 500.
 func ConnHandler(g *gate.Gateway, network, subprotocol string, newConn gate.NewConn) http.Handler {
+	if newConn == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, errNoNewConn.Error(), http.StatusInternalServerError)
+		})
+	}
 	return g.UpgradeHandler(network, upgrader(subprotocol), newConn)
 }
 
 // ListenConns serves ConnHandler at path on a server of g's own on addr,
 // with TLS (wss) when tlsConfig is set, which g closes with its other
 // listeners, and returns the address it listens on. It fails as Listen
-// does, and for a bad network name.
+// does, for a bad network name and for a nil newConn.
 func ListenConns(g *gate.Gateway, network, addr, path, subprotocol string, tlsConfig *tls.Config, newConn gate.NewConn) (net.Addr, error) {
+	if newConn == nil {
+		return nil, errNoNewConn
+	}
 	return g.ListenHTTP(network, addr, path, tlsConfig, upgrader(subprotocol), newConn)
 }
+
+// errNoNewConn: ListenConns and ConnHandler serve an adapter, which
+// newConn makes.
+var errNoNewConn = errors.New("gatews: an adapter's newConn is nil")
 
 // writeTimeout bounds one write to a client: a client that takes no bytes
 // for this long is cut off (the gateway's own bound for every transport).
