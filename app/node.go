@@ -28,6 +28,7 @@ import (
 	gatekcp "github.com/guildkit/guild/gate/kcp"
 	gatemqtt "github.com/guildkit/guild/gate/mqtt"
 	"github.com/guildkit/guild/gate/tokenauth"
+	gatews "github.com/guildkit/guild/gate/websocket"
 	"github.com/guildkit/guild/report"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/telemetry/prom"
@@ -578,7 +579,7 @@ func (n *Node) listen(g *config.Gateway, log *slog.Logger) error {
 		url      func(net.Addr) string
 	}{
 		{"tcp", g.TCP, func() (net.Addr, error) { return gw.ListenTCP(g.TCP, tlsConfig) }, func(a net.Addr) string { return "tcp://" + a.String() }},
-		{"ws", g.WS, func() (net.Addr, error) { return gw.ListenWebSocket(g.WS, g.WSPath, tlsConfig) }, func(a net.Addr) string { return ws + a.String() + g.WSPath }},
+		{"ws", g.WS, func() (net.Addr, error) { return gatews.Listen(gw, g.WS, g.WSPath, tlsConfig) }, func(a net.Addr) string { return ws + a.String() + g.WSPath }},
 		{"kcp", g.KCP, func() (net.Addr, error) { return gatekcp.Listen(gw, g.KCP, kcpOpts) }, func(a net.Addr) string { return "kcp://" + a.String() }},
 		{"mqtt", g.MQTT, func() (net.Addr, error) { return gatemqtt.Listen(gw, g.MQTT, tlsConfig) }, func(a net.Addr) string { return mqtt + a.String() }},
 		{"mqtt-ws", g.MQTTWS, func() (net.Addr, error) { return gatemqtt.ListenWebSocket(gw, g.MQTTWS, g.MQTTWSPath, tlsConfig) }, func(a net.Addr) string { return ws + a.String() + g.MQTTWSPath }},

@@ -21,6 +21,7 @@ import (
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/gatepb"
 	gatekcp "github.com/guildkit/guild/gate/kcp"
+	gatews "github.com/guildkit/guild/gate/websocket"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -108,7 +109,7 @@ func newEnv(t *testing.T, edit func(*gate.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, err := e.g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
+	ws, err := gatews.Listen(e.g, "127.0.0.1:0", "/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -635,7 +636,7 @@ func TestClose(t *testing.T) {
 // from Addr.
 func TestTLS(t *testing.T) {
 	e := newEnv(t, nil)
-	srv := httptest.NewUnstartedServer(e.g.WebSocketHandler())
+	srv := httptest.NewUnstartedServer(gatews.Handler(e.g))
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	roots := srv.Client().Transport.(*http.Transport).TLSClientConfig

@@ -17,6 +17,7 @@ import (
 	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/gatepb"
+	gatews "github.com/guildkit/guild/gate/websocket"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -74,7 +75,7 @@ func startNamedGate(t *testing.T, name, tcpAddr string) *namedGate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, err := g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
+	ws, err := gatews.Listen(g, "127.0.0.1:0", "/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,11 @@
 package gate
 
 import (
-	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/guildkit/guild/rpc"
 )
@@ -19,7 +14,8 @@ import (
 // of package gatepb (MQTT: package gate/mqtt) is served through an
 // adapter, which translates its protocol to frames and back. The gateway
 // owns the transport (the listener, the per-source and connection limits,
-// PROXY protocol, TLS, the WebSocket upgrade, closing the connection); the
+// PROXY protocol, TLS, closing the connection; over WebSocket, the upgrade
+// through the seam of upgrade.go, with package gate/websocket); the
 // adapter owns the bytes on it. Sessions, routing, auth, rate limits and
 // pushes work unchanged. This file is the whole seam: an adapter package
 // uses nothing else of gate's internals, and gate knows nothing of the
@@ -71,7 +67,8 @@ type Stream struct {
 	Logger *slog.Logger
 }
 
-// Ending is why the gateway ends a connection, as Conn.Finish gets it.
+// Ending is why the gateway ends a connection, as Conn.Finish and
+// Transport.End get it.
 type Ending struct {
 	// Code is the code of the framed protocol's Close frame; 0 for a clean
 	// end (the client's goodbye, or the client closed the connection).
@@ -118,11 +115,12 @@ const (
 	CauseSourceRate
 )
 
-// An EndError, returned by Conn.Read, ends the connection with the
-// adapter's Code and Reason (the Close frame's, for OnClose and the
-// WebSocket status); Told says that the client was told already (a
-// refused handshake). Err, when set, is the error OnClose gets; the
-// Ending's Err is the EndError, so that Finish finds it again.
+// An EndError, returned by Conn.Read (or Transport.Read), ends the
+// connection with the adapter's Code and Reason (the Close frame's, for
+// OnClose and the transport's ending, such as a WebSocket close status);
+// Told says that the client was told already (a refused handshake).
+// Err, when set, is the error OnClose gets; the Ending's Err is the
+// EndError, so that Finish (or End) finds it again.
 type EndError struct {
 	Code   rpc.Code
 	Reason string
@@ -165,67 +163,8 @@ func (g *Gateway) ListenConns(network, addr string, tlsConfig *tls.Config, newCo
 		ln = tls.NewListener(ln, tlsConfig)
 	}
 	return ln.Addr(), g.serveListener(ln, network, false, func(nc net.Conn) clientConn {
-		return g.newAdapterConn(nc, nil, nil, nc.RemoteAddr().String(), network, newConn)
+		return g.newAdapterConn(nc, nil, nc.RemoteAddr().String(), network, newConn)
 	})
-}
-
-// WebSocketConnHandler returns the http.Handler that serves an adapter's
-// clients over WebSocket, to mount on a server of your own (see
-// HTTPServer and WebSocketHandler for the limits and origins): it accepts
-// the WebSocket subprotocol subprotocol, and gives newConn the bytes of
-// the binary messages as a stream. network names the listener, as for
-// ListenConns; a bad name (empty, tcp, ws or kcp) makes a handler that
-// answers every request 500 and logs why.
-func (g *Gateway) WebSocketConnHandler(network, subprotocol string, newConn NewConn) http.Handler {
-	if err := adapterNetwork(network); err != nil {
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			g.log.Error(err.Error())
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-		})
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !g.allowOrigin(w, r) {
-			return
-		}
-		src, remote, ok := g.httpSource(w, r)
-		if !ok {
-			return
-		}
-		hw := &hijackConn{ResponseWriter: w}
-		ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
-			Subprotocols:       []string{subprotocol},
-			InsecureSkipVerify: true,
-		})
-		src = g.upgraded(src, hw.conn, r)
-		if err != nil {
-			g.limits.close(src)
-			return // Accept has answered the HTTP request
-		}
-		// NetConn lifts the read limit: the adapter enforces MaxFrame. Its
-		// ctx would close it when it ends: Close closes it itself, after
-		// its last frames had their chance. Its read deadlines would close
-		// the WebSocket with no word (see wsConn.raw): they go to the
-		// connection under it instead (wsStream).
-		nc := websocket.NetConn(context.WithoutCancel(g.ctx), ws, websocket.MessageBinary)
-		c := g.newAdapterConn(wsStream{Conn: nc, raw: hw.conn}, ws, hw.conn, remote, network, newConn)
-		if !g.admit(c, src) {
-			return
-		}
-		// The handler's goroutine serves the connection: net/http keeps
-		// the hijacked connection while it runs.
-		g.serve(c)
-	})
-}
-
-// ListenWebSocketConns serves WebSocketConnHandler at path on a server of
-// the gateway's own on addr, with TLS (wss) when tlsConfig is set, which
-// the gateway closes with its other listeners, and returns the address it
-// listens on.
-func (g *Gateway) ListenWebSocketConns(network, addr, path, subprotocol string, tlsConfig *tls.Config, newConn NewConn) (net.Addr, error) {
-	if err := adapterNetwork(network); err != nil {
-		return nil, err
-	}
-	return g.listenHTTP(network, addr, path, g.WebSocketConnHandler(network, subprotocol, newConn), tlsConfig)
 }
 
 // adapterNetwork checks an adapter listener's name: not empty, nor one of
@@ -243,16 +182,15 @@ func adapterNetwork(network string) error {
 type adapterConn struct {
 	conn Conn
 	nc   net.Conn
-	// Over WebSocket: the WebSocket, to close it with a status, and the
-	// connection under it (see wsConn.raw).
-	ws      *websocket.Conn
-	raw     net.Conn
+	// t: over an upgraded connection (UpgradeHandler: WebSocket), its
+	// transport, whose Stream is nc; nil over TCP.
+	t       Transport
 	remote  string
 	network string
 }
 
-func (g *Gateway) newAdapterConn(nc net.Conn, ws *websocket.Conn, raw net.Conn, remote, network string, newConn NewConn) *adapterConn {
-	c := &adapterConn{nc: nc, ws: ws, raw: raw, remote: remote, network: network}
+func (g *Gateway) newAdapterConn(nc net.Conn, t Transport, remote, network string, newConn NewConn) *adapterConn {
+	c := &adapterConn{nc: nc, t: t, remote: remote, network: network}
 	c.conn = newConn(Stream{Conn: nc, Remote: remote, Network: network, Limits: g.lim, Logger: g.log})
 	return c
 }
@@ -263,16 +201,19 @@ func (c *adapterConn) remoteAddr() string                      { return c.remote
 func (c *adapterConn) kind() string                            { return c.network }
 
 // finish lets the adapter say why, then half-closes a TCP connection (see
-// clientConn.finish), or closes a WebSocket: with 1000 (normal closure)
-// once the client knows why, with e's status and reason otherwise.
+// clientConn.finish), or ends its transport (Transport.End; a WebSocket's
+// close handshake): cleanly (1000) once the client knows why, with e's
+// status and reason otherwise.
 func (c *adapterConn) finish(e ending) bool {
 	said := c.conn.Finish(e.public()) || e.told || e.code == 0
-	if c.ws != nil {
-		status := e.ws
+	if c.t != nil {
+		end := e.public()
 		if said {
-			status = websocket.StatusNormalClosure
+			// The client knows why: the transport ends cleanly (a
+			// WebSocket's 1000), with the reason.
+			end = Ending{Reason: e.reason}
 		}
-		wsClose(c.ws, c.raw, status, e.reason)
+		c.t.End(end)
 		return false
 	}
 	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok {
@@ -281,31 +222,10 @@ func (c *adapterConn) finish(e ending) bool {
 	return false
 }
 
-// close closes the connection at once (see wsConn.close).
+// close closes the connection at once (over a transport, Transport.Close).
 func (c *adapterConn) close() error {
-	if c.ws == nil {
-		return c.nc.Close()
+	if c.t != nil {
+		return c.t.Close()
 	}
-	if c.raw != nil {
-		_ = c.raw.Close()
-	}
-	return c.ws.CloseNow()
-}
-
-// wsStream is a WebSocket's byte stream (websocket.NetConn) whose read
-// deadlines go to the connection under it, raw, when there is one.
-type wsStream struct {
-	net.Conn
-	raw net.Conn
-}
-
-func (s wsStream) SetReadDeadline(t time.Time) error {
-	if s.raw != nil {
-		return s.raw.SetReadDeadline(t)
-	}
-	return s.Conn.SetReadDeadline(t)
-}
-
-func (s wsStream) SetDeadline(t time.Time) error {
-	return errors.Join(s.SetReadDeadline(t), s.Conn.SetWriteDeadline(t))
+	return c.nc.Close()
 }

@@ -125,8 +125,9 @@ type Config struct {
 	// Several observers (a tracer and metrics) chain with Observers.
 	Observe ObserveFunc
 	// Origins lists the web pages whose scripts may open a WebSocket
-	// (ListenWebSocket, the adapters' ListenWebSocketConns, as
-	// gatemqtt.ListenWebSocket, and their handlers), as
+	// (every upgrade of UpgradeHandler and ListenHTTP: package
+	// gate/websocket's listeners and handlers, gatemqtt.ListenWebSocket
+	// and its handler), as
 	// patterns matched against the upgrade's Origin header:
 	// "https://game.example.com", "game.example.com" (http or https),
 	// "*.example.com" (its subdomains), "*" (any page). Empty: only pages
@@ -215,8 +216,9 @@ type Limits struct {
 	GroupBurst int
 	// MaxConns bounds the gateway's connections; beyond it new ones are
 	// refused with a Close frame. Default 10000. It counts HTTP
-	// connections of the gateway's own servers (ListenWebSocket,
-	// ListenWebSocketConns, HTTPServer) from their accept: one still
+	// connections of the gateway's own servers (ListenHTTP, so
+	// gatews.Listen and gatemqtt.ListenWebSocket, and HTTPServer) from
+	// their accept: one still
 	// sending its request's header holds a slot.
 	MaxConns int
 

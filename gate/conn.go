@@ -1,19 +1,13 @@
 package gate
 
 import (
-	"bufio"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"strings"
 	"sync"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/guildkit/guild/gate/gatepb"
 	"github.com/guildkit/guild/wire"
@@ -86,7 +80,7 @@ func (c *streamConn) read(deadline time.Time) ([]byte, error) {
 	}
 	if got, err := io.ReadFull(c.nc, c.hdr[:]); err != nil {
 		if got > 0 && isTimeout(err) {
-			return nil, &slowFrameError{got: got, err: err}
+			return nil, &SlowFrameError{Got: got, Err: err}
 		}
 		return nil, err
 	}
@@ -110,7 +104,7 @@ func (c *streamConn) read(deadline time.Time) ([]byte, error) {
 			err = io.ErrUnexpectedEOF
 		}
 		if isTimeout(err) {
-			return nil, &slowFrameError{got: gatepb.HeaderSize + got, size: gatepb.HeaderSize + n, err: err}
+			return nil, &SlowFrameError{Got: gatepb.HeaderSize + got, Size: gatepb.HeaderSize + n, Err: err}
 		}
 		return nil, err
 	}
@@ -156,130 +150,3 @@ func (c *streamConn) finish(e ending) bool {
 func (c *streamConn) close() error       { return c.nc.Close() }
 func (c *streamConn) remoteAddr() string { return c.nc.RemoteAddr().String() }
 func (c *streamConn) kind() string       { return c.network }
-
-// wsConn is a client on WebSocket: every frame is one binary message.
-type wsConn struct {
-	ws *websocket.Conn
-	// raw is the connection under ws (see hijackConn), where reads get
-	// their deadline: a read whose context ends closes the WebSocket at
-	// once, leaving no way to tell the client why. nil when the handler
-	// could not see it: reads then take a context deadline.
-	raw    net.Conn
-	remote string
-	ctx    context.Context // ends when the gateway closes
-	max    int             // Limits.MaxFrame
-}
-
-func (c *wsConn) read(deadline time.Time) ([]byte, error) {
-	ctx := c.ctx
-	if c.raw != nil {
-		if err := c.raw.SetReadDeadline(deadline); err != nil {
-			return nil, err
-		}
-	} else {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(c.ctx, deadline)
-		defer cancel()
-	}
-	typ, r, err := c.ws.Reader(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if typ != websocket.MessageBinary {
-		return nil, errTextMessage
-	}
-	// One byte more than the limit tells a message too large, which is
-	// left unread (the close handshake skips it); the WebSocket's own
-	// limit, just above, would close the connection without a word.
-	b, err := io.ReadAll(io.LimitReader(r, int64(c.max)+1))
-	if err != nil {
-		if isTimeout(err) {
-			return nil, &slowFrameError{got: len(b), err: err}
-		}
-		return nil, err
-	}
-	if len(b) > c.max {
-		return nil, fmt.Errorf("%w: a WebSocket message of more than %d bytes", wire.ErrFrameTooLarge, c.max)
-	}
-	return b, nil
-}
-
-// errTextMessage: the protocol is binary.
-var errTextMessage = errors.New("gate: a WebSocket text message (frames are binary messages)")
-
-func (c *wsConn) writeFrames(frames [][]byte) error {
-	// Not bounded by the gateway's end: Close cuts off a slow client by
-	// closing the connection, after the last frames had their chance (and
-	// a refusal's Close frame goes out even after Close).
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), writeTimeout)
-	defer cancel()
-	for _, f := range frames {
-		if err := c.ws.Write(ctx, websocket.MessageBinary, f); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// finish writes the Close frame, then closes the WebSocket with its
-// status and reason: the close handshake, which waits for the client's
-// close (the caller bounds the wait by closing the connection).
-func (c *wsConn) finish(e ending) bool {
-	if e.code != 0 && !e.told {
-		if b, err := gatepb.Encode(closeFrame(uint32(e.code), e.reason)); err == nil {
-			_ = c.writeFrames([][]byte{b})
-		}
-	}
-	wsClose(c.ws, c.raw, e.ws, e.reason)
-	return false
-}
-
-// wsClose closes ws with a close handshake: status and reason, then the
-// client's close, read under a fresh deadline (a reader that timed out
-// left one in the past), bounded by lingerTimeout.
-func wsClose(ws *websocket.Conn, raw net.Conn, status websocket.StatusCode, reason string) {
-	if raw != nil {
-		_ = raw.SetReadDeadline(time.Now().Add(lingerTimeout))
-	}
-	_ = ws.Close(status, wsReason(reason))
-}
-
-// close closes the connection at once: the socket first, which ends a
-// close handshake in progress (ws.CloseNow would wait for it).
-func (c *wsConn) close() error {
-	if c.raw != nil {
-		_ = c.raw.Close()
-	}
-	return c.ws.CloseNow()
-}
-func (c *wsConn) remoteAddr() string { return c.remote }
-func (c *wsConn) kind() string       { return "ws" }
-
-// hijackConn is an http.ResponseWriter that keeps the connection
-// websocket.Accept hijacks, so that the gateway can set read deadlines on
-// it (see wsConn.raw).
-type hijackConn struct {
-	http.ResponseWriter
-	conn net.Conn
-}
-
-// Hijack implements http.Hijacker.
-func (h *hijackConn) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	if nc != nil {
-		// The server's read and write deadlines (ReadTimeout,
-		// WriteTimeout) are not the session's: it sets its own.
-		_ = nc.SetDeadline(time.Time{})
-	}
-	h.conn = nc
-	return nc, brw, err
-}
-
-// Unwrap returns the ResponseWriter it wraps (see http.ResponseController).
-func (h *hijackConn) Unwrap() http.ResponseWriter { return h.ResponseWriter }
-
-// isWSTooBig reports whether err is WebSocket's "message too big" (the
-// read limit, which is MaxFrame).
-func isWSTooBig(err error) bool {
-	return websocket.CloseStatus(err) == websocket.StatusMessageTooBig || strings.Contains(err.Error(), "read limited at")
-}

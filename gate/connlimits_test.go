@@ -23,6 +23,7 @@ import (
 	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/gatepb"
+	gatews "github.com/guildkit/guild/gate/websocket"
 	"github.com/guildkit/guild/internal/await"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/wire"
@@ -149,7 +150,7 @@ func TestRefusalsGoQuiet(t *testing.T) {
 // one more is answered 429 with the reason; another address upgrades.
 func TestWebSocketSourceLimits(t *testing.T) {
 	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, Limits: gate.Limits{PerSourceConns: 1, LimitLoopback: true}})
-	ws, err := f.g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
+	ws, err := gatews.Listen(f.g, "127.0.0.1:0", "/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestWebSocketSourceLimits(t *testing.T) {
 // connection.
 func TestHTTPUnfinishedHeaders(t *testing.T) {
 	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, Limits: gate.Limits{PerSourceConns: -1, ConnRate: -1, MaxConns: 1000}})
-	ws, err := f.g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
+	ws, err := gatews.Listen(f.g, "127.0.0.1:0", "/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func rss() int64 {
 func TestHTTPSlowHeadersHoldSlots(t *testing.T) {
 	const hs = 2 * time.Second
 	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, Limits: gate.Limits{MaxConns: 5, HandshakeTimeout: hs}})
-	ws, err := f.g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
+	ws, err := gatews.Listen(f.g, "127.0.0.1:0", "/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +288,7 @@ func TestHTTPSlowHeadersHoldSlots(t *testing.T) {
 func TestHTTPIdleKeepAlive(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	f := startOneNode(t, gate.Config{Limits: gate.Limits{HTTPIdleTimeout: idle}})
-	ws, err := f.g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
+	ws, err := gatews.Listen(f.g, "127.0.0.1:0", "/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -538,7 +539,7 @@ func TestWebSocketHandlerOwnServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/ws", f.g.WebSocketHandler())
+	mux.Handle("/ws", gatews.Handler(f.g))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: waitTimeout}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -564,7 +565,7 @@ func TestWebSocketHandlerOwnServer(t *testing.T) {
 // upgrade, does not escape it.
 func TestWebSocketFailedUpgradeKeepsCount(t *testing.T) {
 	f := startOneNode(t, gate.Config{Public: []string{"chat.Echo"}, Limits: gate.Limits{PerSourceConns: 1, LimitLoopback: true}})
-	ws, err := f.g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
+	ws, err := gatews.Listen(f.g, "127.0.0.1:0", "/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

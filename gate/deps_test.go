@@ -10,11 +10,12 @@ import (
 	"github.com/guildkit/guild/gate"
 )
 
-// TestNoOptionalLink: package gate links no KCP or MQTT library (a
-// gateway without KCP or MQTT does not carry kcp-go or mochi-mqtt;
-// packages gate/kcp and gate/mqtt bring them), nor those leaf packages;
-// package gate/kcp links no gateway (package client imports it for kcp://
-// addresses). It asks the go tool, and skips when there is none.
+// TestNoOptionalLink: package gate links no WebSocket, KCP or MQTT
+// library (a gateway without them does not carry coder/websocket, kcp-go
+// or mochi-mqtt; packages gate/websocket, gate/kcp and gate/mqtt bring
+// them), nor those leaf packages; package gate/kcp links no gateway
+// (package client imports it for kcp:// addresses). It asks the go tool,
+// and skips when there is none.
 func TestNoOptionalLink(t *testing.T) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -24,6 +25,8 @@ func TestNoOptionalLink(t *testing.T) {
 		pkg, banned string
 		subpackages bool // the banned path's subpackages too
 	}{
+		{"github.com/guildkit/guild/gate", "github.com/coder/websocket", true},
+		{"github.com/guildkit/guild/gate", "github.com/guildkit/guild/gate/websocket", false},
 		{"github.com/guildkit/guild/gate", "github.com/xtaci/kcp-go", true},
 		{"github.com/guildkit/guild/gate", "github.com/guildkit/guild/gate/kcp", false},
 		{"github.com/guildkit/guild/gate/kcp", "github.com/guildkit/guild/gate", false},

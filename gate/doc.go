@@ -1,14 +1,18 @@
 // Package gate is guild's client gateway: where players connect.
 //
-// A Gateway listens on TCP and WebSocket (ListenTCP, ListenWebSocket;
-// optional TLS), on KCP with package gate/kcp (gatekcp.Listen, optionally
-// encrypted), and on MQTT, over TCP or WebSocket, with package gate/mqtt
-// (gatemqtt.Listen, gatemqtt.ListenWebSocket), any number at once. KCP
-// and MQTT live in those leaf packages so that a gateway without them does
-// not link kcp-go or mochi-mqtt: KCP hands its listener to ServeListener,
-// which serves any stream listener opened outside the gateway; MQTT is an
-// adapter (Conn, served by ListenConns and WebSocketConnHandler), which
-// translates its protocol to frames and back. Every client but an
+// A Gateway listens on TCP (ListenTCP; optional TLS), on WebSocket with
+// package gate/websocket (gatews.Listen, gatews.Handler; optional TLS),
+// on KCP with package gate/kcp (gatekcp.Listen, optionally encrypted), and
+// on MQTT, over TCP or WebSocket, with package gate/mqtt (gatemqtt.Listen,
+// gatemqtt.ListenWebSocket), any number at once. WebSocket, KCP and MQTT
+// live in those leaf packages so that a gateway without them does not
+// link coder/websocket, kcp-go or mochi-mqtt: KCP hands its listener to
+// ServeListener, which serves any stream listener opened outside the
+// gateway; WebSocket is a Transport, made by an Upgrader from an HTTP
+// request that the gateway admitted (UpgradeHandler, ListenHTTP); MQTT is
+// an adapter (Conn, served by ListenConns, and over WebSocket by
+// gatews.ListenConns and gatews.ConnHandler), which translates its
+// protocol to frames and back. Every client but an
 // adapter's speaks the framed protocol of package gatepb (docs/PROTOCOL.md):
 // a handshake with a version and an optional auth token, heartbeats,
 // requests to routes such as "chat.Send", responses with codes, pushes,
@@ -128,7 +132,7 @@
 // Heartbeats have a bucket of their own; a refused request costs the
 // gateway one small frame, and a session refused too often is closed. A
 // session that does not log in within LoginTimeout is closed. The
-// gateway's HTTP servers (HTTPServer, which ListenWebSocket uses) bound
+// gateway's HTTP servers (HTTPServer, which ListenHTTP uses) bound
 // header size and time, idle keep-alive and write time, and count their
 // connections toward MaxConns from their accept. docs/PROTOCOL.md
 // (section 5) lists every limit, its default and what a client gets when
@@ -195,7 +199,7 @@
 // which hands frames to the session actor, and one writer goroutine, which
 // alone writes to the socket, taking frames from the session's bounded
 // queue in order. The session actor alone puts frames in that queue. Per
-// listener: one accept loop (an HTTP server for WebSocket). Per gateway:
+// listener: one accept loop (an HTTP server for WebSocket: ListenHTTP). Per gateway:
 // one hub actor (multi-session pushes, its side of the directory), and the
 // directory shards it started, as its children. Shutdown and Close stop the
 // listeners, end every session and wait for all of them. After a

@@ -5,34 +5,30 @@ import (
 	"fmt"
 	"io"
 	"time"
-	"unicode/utf8"
-
-	"github.com/coder/websocket"
 
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/wire"
 )
 
-// An ending is why the gateway ends a connection, in the words of each
-// protocol: the framed protocol's Close frame (code and reason) and the
-// WebSocket close status; an adapter's protocol says it in its own terms
-// from the code and the cause (see Ending). Every
-// way a connection ends that the gateway chooses has one, so that the
-// client is told why (docs/PROTOCOL.md, section 3.6). The session decides
-// it; the connection says it after the last frames (clientConn.finish).
+// An ending is why the gateway ends a connection: the framed protocol's
+// Close frame (code and reason), and a cause where the code alone does
+// not say. An adapter's protocol says it in its own terms from the code
+// and the cause (see Ending), and so does a transport (WebSocket: package
+// gate/websocket gives each ending a close status). Every way a
+// connection ends that the gateway chooses has one, so that the client is
+// told why (docs/PROTOCOL.md, section 3.6). The session decides it; the
+// connection says it after the last frames (clientConn.finish).
 type ending struct {
 	// code is the Close frame's code; 0 for a clean end (the client's
 	// goodbye, or the client closed the connection), which has no Close
 	// frame.
 	code   rpc.Code
 	reason string
-	// ws is the WebSocket close status: 1000 for a clean end.
-	ws websocket.StatusCode
 	// cause tells apart endings of the same code (see Cause).
 	cause Cause
 	// told: the client was told already, in its own protocol's terms (a
 	// refusing HandshakeAck, or an adapter's answer): no Close frame
-	// follows, and an adapter over WebSocket closes with 1000.
+	// follows, and an adapter's transport ends cleanly (WebSocket: 1000).
 	told bool
 	// refuse: the gateway refuses the connection before its handshake
 	// (full, shutting down, its source over its limits): an adapter may
@@ -47,37 +43,14 @@ type ending struct {
 }
 
 // clean is the ending of a connection that its client ended: no Close
-// frame, WebSocket 1000.
-var clean = ending{ws: websocket.StatusNormalClosure}
+// frame (WebSocket: 1000).
+var clean = ending{}
 
-// endingOf returns the ending for a Close frame with code and reason, in
-// the usual terms of each protocol; see the functions below for the
-// endings that differ.
+// endingOf returns the ending for a Close frame with code and reason, of
+// the usual cause; see the functions below for the endings with a cause
+// of their own.
 func endingOf(code rpc.Code, reason string) ending {
-	return ending{code: code, reason: reason, ws: wsStatus(code)}
-}
-
-// wsStatus is the WebSocket close status for a Close frame's code: the
-// protocol's own status where one fits (1001 going away, 1002 protocol
-// error, 1009 too big), otherwise 4000 plus the code (4004 heartbeat lost,
-// 4006 logged in elsewhere, 4007 kicked, 4016 unauthenticated), and 1008
-// (policy violation) for a game's code from 1000 up, which does not fit in
-// the private range.
-func wsStatus(code rpc.Code) websocket.StatusCode {
-	switch code {
-	case rpc.OK:
-		return websocket.StatusNormalClosure
-	case rpc.Unavailable:
-		return websocket.StatusGoingAway
-	case rpc.InvalidArgument:
-		return websocket.StatusProtocolError
-	case rpc.ResourceExhausted:
-		return websocket.StatusMessageTooBig
-	}
-	if code < 1000 {
-		return websocket.StatusCode(4000 + int(code))
-	}
-	return websocket.StatusPolicyViolation
+	return ending{code: code, reason: reason}
 }
 
 // GoingAway is the code of the Close frame that tells a client its gateway
@@ -86,9 +59,9 @@ func wsStatus(code rpc.Code) websocket.StatusCode {
 // (rpc.AlreadyExists). It comes after the answer to every request the
 // gateway forwarded to a service, so a request still unanswered was
 // handled by none: a client may send it again, to another gateway.
-// WebSocket clients then get close status 1001 (going away); MQTT 5
-// clients (package gate/mqtt) get DISCONNECT 0x8B (Server shutting down)
-// instead.
+// WebSocket clients (package gate/websocket) then get close status 1001
+// (going away) too; MQTT 5 clients (package gate/mqtt) get DISCONNECT
+// 0x8B (Server shutting down) instead.
 const GoingAway = rpc.Unavailable
 
 // GoingAwayReason is the reason of the GoingAway Close frame.
@@ -98,20 +71,21 @@ const GoingAwayReason = "gateway shutting down"
 func goingAway() ending { return endingOf(GoingAway, GoingAwayReason) }
 
 // gatewayFull is the ending of a connection refused because the gateway
-// has max connections: WebSocket 1013 (try again later).
+// has max connections: Close{14}, CauseGatewayFull (WebSocket 1013, try
+// again later).
 func gatewayFull(max int) ending {
 	e := endingOf(rpc.Unavailable, fmt.Sprintf("the gateway is full (%d connections)", max))
-	e.ws, e.cause = websocket.StatusTryAgainLater, CauseGatewayFull
+	e.cause = CauseGatewayFull
 	return e
 }
 
 // slowClient is the ending of a client too slow to read its frames (its
 // write queue is over its bounds, which why names: "write queue full:
-// 262144 bytes", "write queue 5s behind"): Close{8}, WebSocket 1008
-// (policy violation), CauseSlowClient.
+// 262144 bytes", "write queue 5s behind"): Close{8}, CauseSlowClient
+// (WebSocket 1008, policy violation).
 func slowClient(why string) ending {
 	e := endingOf(rpc.ResourceExhausted, fmt.Sprintf("the client does not read fast enough (%s)", why))
-	e.ws, e.cause = websocket.StatusPolicyViolation, CauseSlowClient
+	e.cause = CauseSlowClient
 	return e
 }
 
@@ -132,24 +106,34 @@ func (e *idleError) Error() string {
 
 func (e *idleError) Unwrap() error { return e.err }
 
-// slowFrameError is a read that timed out in the middle of a frame: the
-// client began the frame and did not finish it before the read deadline
-// (a frame must arrive whole within it), which is not the same as
-// sending nothing.
-type slowFrameError struct {
-	got  int // bytes of the frame received, its length prefix included
-	size int // the frame's size with its prefix; 0 when unknown
-	err  error
+// A SlowFrameError is a read that timed out in the middle of a frame:
+// the client began the frame and did not finish it before the read
+// deadline (a frame must arrive whole within it), which is not the same
+// as sending nothing. The gateway's stream connections return it, and a
+// Transport's Read does. It ends the connection with DeadlineExceeded,
+// and its session is not kept for resumption: the client is too slow,
+// not lost.
+type SlowFrameError struct {
+	// Got is the bytes of the frame received, its length prefix (on a
+	// stream) included.
+	Got int
+	// Size is the frame's size, with its prefix; 0 when unknown (a
+	// message's size is known only once it ends).
+	Size int
+	// Err is the read's timeout error.
+	Err error
 }
 
-func (e *slowFrameError) Error() string {
-	if e.size > 0 {
-		return fmt.Sprintf("a frame did not arrive whole in time (%d of %d bytes)", e.got, e.size)
+// Error says how much of the frame arrived.
+func (e *SlowFrameError) Error() string {
+	if e.Size > 0 {
+		return fmt.Sprintf("a frame did not arrive whole in time (%d of %d bytes)", e.Got, e.Size)
 	}
-	return fmt.Sprintf("a frame did not arrive whole in time (%d bytes)", e.got)
+	return fmt.Sprintf("a frame did not arrive whole in time (%d bytes)", e.Got)
 }
 
-func (e *slowFrameError) Unwrap() error { return e.err }
+// Unwrap returns Err.
+func (e *SlowFrameError) Unwrap() error { return e.Err }
 
 // handshakeError is a handshake that failed: refused (its client was told
 // by a HandshakeAck), or broken.
@@ -179,12 +163,12 @@ func (g *Gateway) readEnding(err error, idle time.Duration) (ending, error) {
 		return e, err
 	}
 	var ie *idleError
-	var se *slowFrameError
+	var se *SlowFrameError
 	switch {
 	case errors.As(err, &se):
 		err = fmt.Errorf("%s: a frame must arrive whole within the read deadline, %v (3 × heartbeat)", se.Error(), idle)
 		return endingOf(rpc.DeadlineExceeded, err.Error()), err
-	case errors.Is(err, wire.ErrFrameTooLarge) || isWSTooBig(err):
+	case errors.Is(err, wire.ErrFrameTooLarge):
 		err = fmt.Errorf("frame too large (limit %d bytes)", g.lim.MaxFrame)
 		return endingOf(rpc.ResourceExhausted, err.Error()), err
 	case errors.As(err, &ie):
@@ -192,11 +176,7 @@ func (g *Gateway) readEnding(err error, idle time.Duration) (ending, error) {
 	case isTimeout(err):
 		ie = &idleError{limit: idle, err: err}
 		return endingOf(rpc.DeadlineExceeded, ie.Error()), ie
-	case errors.Is(err, errTextMessage):
-		e := endingOf(rpc.InvalidArgument, "a WebSocket text message (frames are binary messages)")
-		e.ws = websocket.StatusUnsupportedData
-		return e, err
-	case errors.Is(err, io.EOF) || websocket.CloseStatus(err) != -1:
+	case errors.Is(err, io.EOF):
 		return clean, errors.New("the client closed the connection")
 	}
 	// The connection failed (reset, closed under the reader): nobody is
@@ -208,30 +188,16 @@ func (g *Gateway) readEnding(err error, idle time.Duration) (ending, error) {
 // reads, says the connection was lost rather than ended: reset, closed
 // without a goodbye, silent past the heartbeat deadline. A resumable
 // session detaches then (see resume.go); a goodbye (err nil) and a broken
-// rule (a frame too large or too slow, a text message, an adapter's
-// EndError) end it.
+// rule (a frame too large or too slow, an adapter's or a transport's
+// EndError, a WebSocket text message say) end it.
 func lostConn(err error) bool {
 	var he *handshakeError
 	var ee *EndError
-	var se *slowFrameError
+	var se *SlowFrameError
 	switch {
 	case err == nil, errors.As(err, &he), errors.As(err, &ee), errors.As(err, &se),
-		errors.Is(err, wire.ErrFrameTooLarge), isWSTooBig(err), errors.Is(err, errTextMessage):
+		errors.Is(err, wire.ErrFrameTooLarge):
 		return false
 	}
 	return true
-}
-
-// wsReason returns reason cut to fit a WebSocket close frame (123 bytes),
-// on a UTF-8 boundary.
-func wsReason(reason string) string {
-	const max = 123
-	if len(reason) <= max {
-		return reason
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(reason[cut]) {
-		cut--
-	}
-	return reason[:cut]
 }

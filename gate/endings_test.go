@@ -26,6 +26,7 @@ import (
 	"github.com/guildkit/guild/gate/gatepb"
 	gatekcp "github.com/guildkit/guild/gate/kcp"
 	gatemqtt "github.com/guildkit/guild/gate/mqtt"
+	gatews "github.com/guildkit/guild/gate/websocket"
 	"github.com/guildkit/guild/internal/await"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/wire"
@@ -92,7 +93,7 @@ func startEndEnv(t *testing.T, lim gate.Limits) *endEnv {
 	}
 	env.mqtt = a.String()
 	mux := http.NewServeMux()
-	mux.Handle("/ws", env.g.WebSocketHandler())
+	mux.Handle("/ws", gatews.Handler(env.g))
 	mux.Handle("/mqtt", gatemqtt.WebSocketHandler(env.g))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -668,7 +669,7 @@ func TestListenAddrInUse(t *testing.T) {
 		listen func(addr string) error
 	}{
 		{"tcp", func(a string) error { _, err := f.g.ListenTCP(a, nil); return err }},
-		{"ws", func(a string) error { _, err := f.g.ListenWebSocket(a, "/ws", nil); return err }},
+		{"ws", func(a string) error { _, err := gatews.Listen(f.g, a, "/ws", nil); return err }},
 		{"mqtt", func(a string) error { _, err := gatemqtt.Listen(f.g, a, nil); return err }},
 	} {
 		err := l.listen(f.addr) // the TCP listener's

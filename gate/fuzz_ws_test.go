@@ -10,6 +10,7 @@ import (
 	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/gatepb"
+	gatews "github.com/guildkit/guild/gate/websocket"
 )
 
 // FuzzWebSocketMessages: whatever binary or text messages a WebSocket
@@ -20,7 +21,7 @@ func FuzzWebSocketMessages(f *testing.F) {
 		Public: []string{"chat.Echo", "chat.PushMe", "chat.Panic", "chat.Kick"},
 		Limits: gate.Limits{MaxFrame: 4096, HandshakeTimeout: time.Second},
 	})
-	addr, err := gw.g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
+	addr, err := gatews.Listen(gw.g, "127.0.0.1:0", "/ws", nil)
 	if err != nil {
 		f.Fatal(err)
 	}

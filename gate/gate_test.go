@@ -17,6 +17,7 @@ import (
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/gatepb"
 	gatekcp "github.com/guildkit/guild/gate/kcp"
+	gatews "github.com/guildkit/guild/gate/websocket"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -33,7 +34,7 @@ func TestListeners(t *testing.T) {
 		// busy machine delays by a second or two is not dropped as lost.
 		Limits: gate.Limits{Heartbeat: time.Second},
 	})
-	wsAddr, err := f.g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
+	wsAddr, err := gatews.Listen(f.g, "127.0.0.1:0", "/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,13 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/gate/gatepb"
@@ -86,8 +83,8 @@ type listener struct {
 }
 
 // New starts a gateway on cfg.Node. It listens nowhere until ListenTCP,
-// ListenWebSocket, ServeListener (KCP: package gate/kcp), ListenConns or
-// ListenWebSocketConns (MQTT: package gate/mqtt).
+// ServeListener (KCP: package gate/kcp), ListenHTTP (WebSocket: package
+// gate/websocket) or ListenConns (MQTT: package gate/mqtt).
 func New(cfg Config) (*Gateway, error) {
 	if cfg.Node == nil {
 		return nil, fmt.Errorf("%w: Node is nil", ErrBadConfig)
@@ -221,87 +218,6 @@ func (g *Gateway) ServeListener(ln net.Listener, network string, closeLast bool)
 // streamConn returns the wrapper of a stream listener's connections.
 func (g *Gateway) streamConn(network string) func(net.Conn) clientConn {
 	return func(nc net.Conn) clientConn { return newStreamConn(nc, network, g.lim.MaxFrame, &g.readBufs) }
-}
-
-// ListenWebSocket accepts clients over WebSocket on addr, at path (for
-// example "/ws"), with TLS (wss) when tlsConfig is set. Frames are binary
-// messages. To serve WebSocket beside other HTTP handlers (the game's
-// page), mount WebSocketHandler on your own server instead.
-func (g *Gateway) ListenWebSocket(addr, path string, tlsConfig *tls.Config) (net.Addr, error) {
-	return g.listenHTTP("ws", addr, path, g.WebSocketHandler(), tlsConfig)
-}
-
-// listenHTTP serves h at path on a server of the gateway's own (HTTPServer)
-// on addr, with TLS when tlsConfig is set, until the gateway closes: the
-// WebSocket listeners of the framed protocol and of adapters. kind names the
-// listener in errors and logs.
-func (g *Gateway) listenHTTP(kind, addr, path string, h http.Handler, tlsConfig *tls.Config) (net.Addr, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, &listenError{kind: kind, addr: addr, err: err}
-	}
-	mux := http.NewServeMux()
-	mux.Handle(path, h)
-	srv := g.HTTPServer(mux)
-	srv.TLSConfig = tlsConfig
-	g.mu.Lock()
-	if g.draining {
-		g.mu.Unlock()
-		ln.Close()
-		return nil, ErrClosed
-	}
-	// Close closes the listener and the connections still in their HTTP
-	// upgrade; hijacked ones (every session) are the gateway's.
-	g.listeners = append(g.listeners, listener{close: srv.Close})
-	g.wg.Add(1)
-	g.mu.Unlock()
-	go func() {
-		defer g.wg.Done()
-		var err error
-		if tlsConfig != nil {
-			err = srv.ServeTLS(ln, "", "")
-		} else {
-			err = srv.Serve(ln)
-		}
-		if !errors.Is(err, http.ErrServerClosed) {
-			g.log.Error("gate: "+kind+" listener stopped", "err", err)
-		}
-	}()
-	return ln.Addr(), nil
-}
-
-// WebSocketHandler returns the http.Handler that upgrades requests to
-// WebSocket sessions, to mount on a server of your own (beside the game's
-// web page, say): HTTPServer makes one with the gateway's HTTP limits. On
-// another server, the handler checks the source's limits (PerSourceConns,
-// ConnRate) when a request arrives, and answers 429 over them.
-func (g *Gateway) WebSocketHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !g.allowOrigin(w, r) {
-			return
-		}
-		src, remote, ok := g.httpSource(w, r)
-		if !ok {
-			return
-		}
-		hw := &hijackConn{ResponseWriter: w}
-		ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
-		src = g.upgraded(src, hw.conn, r)
-		if err != nil {
-			g.limits.close(src)
-			return // Accept has answered the HTTP request
-		}
-		// wsConn.read enforces MaxFrame; this limit, above it, is a
-		// backstop.
-		ws.SetReadLimit(int64(g.lim.MaxFrame) + 1)
-		c := &wsConn{ws: ws, raw: hw.conn, remote: remote, ctx: g.ctx, max: g.lim.MaxFrame}
-		if !g.admit(c, src) {
-			return
-		}
-		// The handler's goroutine serves the connection: net/http keeps
-		// the hijacked connection while it runs.
-		g.serve(c)
-	})
 }
 
 // ErrClosed is returned by the Listen methods once Shutdown or Close has

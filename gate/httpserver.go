@@ -12,8 +12,9 @@ import (
 )
 
 // HTTPServer returns an http.Server for handler with the gateway's HTTP
-// limits, the server ListenWebSocket and ListenWebSocketConns use; serve
-// the game's page and WebSocketHandler on it to give them the same:
+// limits, the server ListenHTTP uses (gatews.Listen, say); serve the
+// game's page and UpgradeHandler (gatews.Handler) on it to give them the
+// same:
 //
 //   - a request header of at most Limits.MaxHeaderBytes (8 KiB; larger
 //     gets 431), within Limits.HandshakeTimeout (ReadHeaderTimeout) and
@@ -128,7 +129,7 @@ func refuseHTTP(nc net.Conn, status int, reason string) {
 // connection's send buffer takes it at once.
 const refuseWriteTimeout = 100 * time.Millisecond
 
-// httpSource returns the source entry of a WebSocket request about to be
+// httpSource returns the source entry of a request about to be
 // upgraded, to be passed to upgraded, and the client's address. On one of
 // the gateway's HTTP servers the connection was counted at its accept:
 // its entry moves to the session. On a server of the caller's own, the
@@ -172,13 +173,12 @@ func (g *Gateway) httpSource(w http.ResponseWriter, r *http.Request) (src *limit
 	return src, remote, true
 }
 
-// upgraded settles the source entry of WebSocket request r after the
-// upgrade: hijacked (nc non-nil), the session holds it; otherwise
-// (Accept refused the request) it goes back to the connection, which may
-// live on as an HTTP one, when it is one of the gateway's servers', or to
-// the table.
-func (g *Gateway) upgraded(src *limitEntry, nc net.Conn, r *http.Request) *limitEntry {
-	if nc != nil {
+// upgraded settles the source entry of request r after its upgrade: done
+// (ok), the session holds it; otherwise (the upgrade refused the request)
+// it goes back to the connection, which may live on as an HTTP one, when
+// it is one of the gateway's servers', or to the table.
+func (g *Gateway) upgraded(src *limitEntry, ok bool, r *http.Request) *limitEntry {
+	if ok {
 		return src
 	}
 	if own, ok := r.Context().Value(httpConnKey{g}).(net.Conn); ok {

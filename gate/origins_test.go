@@ -10,6 +10,7 @@ import (
 
 	"github.com/guildkit/guild/gate"
 	gatemqtt "github.com/guildkit/guild/gate/mqtt"
+	gatews "github.com/guildkit/guild/gate/websocket"
 )
 
 // TestWebSocketOrigins: a WebSocket upgrade from a page that is neither
@@ -21,7 +22,7 @@ func TestWebSocketOrigins(t *testing.T) {
 		Public:  []string{"chat.Echo"},
 		Origins: []string{"https://game.example.com", "*.example.org"},
 	})
-	ws, err := gw.g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
+	ws, err := gatews.Listen(gw.g, "127.0.0.1:0", "/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

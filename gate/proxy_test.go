@@ -17,6 +17,7 @@ import (
 
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/gatepb"
+	gatews "github.com/guildkit/guild/gate/websocket"
 	"github.com/guildkit/guild/internal/await"
 )
 
@@ -27,7 +28,7 @@ import (
 // connection counts against its own address, whatever it claims.
 func TestTrustedProxyForwardedFor(t *testing.T) {
 	f, remotes := startBehindProxy(t)
-	addr, err := f.g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
+	addr, err := gatews.Listen(f.g, "127.0.0.1:0", "/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/coder/websocket"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/guildkit/guild/actor"
@@ -260,7 +259,7 @@ func (g *Gateway) readLoop(c clientConn, s *session, att *attachment, src *limit
 }
 
 // isTimeout reports whether a read failed on its deadline: TCP's
-// os.ErrDeadlineExceeded, WebSocket's context.DeadlineExceeded, or KCP's
+// os.ErrDeadlineExceeded, a context's DeadlineExceeded, or KCP's
 // own error, a net.Error whose Timeout is true.
 func isTimeout(err error) bool {
 	var ne net.Error
@@ -285,11 +284,11 @@ func heartbeatRate(hb time.Duration) float64 {
 var errTooManyRefused = errors.New("gate: too many requests refused by the rate limit")
 
 // tooManyRefused is the ending of a session closed for more than max
-// refusals within refusedWindow: Close{8}, WebSocket 1008 (policy
-// violation), CauseRateLimit.
+// refusals within refusedWindow: Close{8}, CauseRateLimit (WebSocket
+// 1008, policy violation).
 func tooManyRefused(max int) ending {
 	e := endingOf(rpc.ResourceExhausted, fmt.Sprintf("too many requests refused by the rate limit (more than %d within %v)", max, refusedWindow))
-	e.ws, e.cause = websocket.StatusPolicyViolation, CauseRateLimit
+	e.cause = CauseRateLimit
 	return e
 }
 

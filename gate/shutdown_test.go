@@ -23,6 +23,7 @@ import (
 	"github.com/guildkit/guild/gate/internal/nodepb"
 	gatekcp "github.com/guildkit/guild/gate/kcp"
 	gatemqtt "github.com/guildkit/guild/gate/mqtt"
+	gatews "github.com/guildkit/guild/gate/websocket"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -102,7 +103,7 @@ func startSlowGate(t *testing.T, lim gate.Limits) *slowGate {
 	t.Cleanup(func() { _ = n.Send(backend, releaseAll{}) })
 	sg := &slowGate{n: n, g: g, backend: backend, holding: holding, hooks: hooks}
 	_, sg.tcp = listenTCP(t, g)
-	ws, err := g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
+	ws, err := gatews.Listen(g, "127.0.0.1:0", "/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +448,7 @@ func TestShutdownWebSocketHandler(t *testing.T) {
 	if err := sg.g.Shutdown(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(sg.g.WebSocketHandler())
+	srv := httptest.NewServer(gatews.Handler(sg.g))
 	defer srv.Close()
 	_, err := client.Dial(testCtx(t), client.Config{Addr: "ws" + strings.TrimPrefix(srv.URL, "http") + "/"})
 	if rpc.CodeOf(err) != rpc.Unavailable || !errContains(err, gate.GoingAwayReason) {

@@ -12,6 +12,7 @@ import (
 	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/gate"
 	gatekcp "github.com/guildkit/guild/gate/kcp"
+	gatews "github.com/guildkit/guild/gate/websocket"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -47,7 +48,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wsAddr, err := g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
+	wsAddr, err := gatews.Listen(g, "127.0.0.1:0", "/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -293,19 +291,19 @@ func (t *limitTable) len() int {
 }
 
 // sourceFull is the ending of a connection refused because its source
-// has PerSourceConns connections open: Close{8}, WebSocket 1013 (try
-// again later), CauseSourceConns.
+// has PerSourceConns connections open: Close{8}, CauseSourceConns
+// (WebSocket 1013, try again later).
 func sourceFull(n int) ending {
 	e := endingOf(rpc.ResourceExhausted, fmt.Sprintf("too many connections from your address (limit %d)", n))
-	e.ws, e.cause, e.refuse = websocket.StatusTryAgainLater, CauseSourceConns, true
+	e.cause, e.refuse = CauseSourceConns, true
 	return e
 }
 
 // sourceRate is the ending of a connection refused because its source
-// opens connections faster than ConnRate: Close{8}, WebSocket 1013,
-// CauseSourceRate.
+// opens connections faster than ConnRate: Close{8}, CauseSourceRate
+// (WebSocket 1013).
 func sourceRate(rate float64, burst int) ending {
 	e := endingOf(rpc.ResourceExhausted, fmt.Sprintf("your address opens connections too fast (limit %g per second, bursts of %d)", rate, burst))
-	e.ws, e.cause, e.refuse = websocket.StatusTryAgainLater, CauseSourceRate, true
+	e.cause, e.refuse = CauseSourceRate, true
 	return e
 }

@@ -328,6 +328,7 @@ var readmeImports = map[string]string{
 	"etcd":        "github.com/guildkit/guild/cluster/etcd",
 	"gate":        "github.com/guildkit/guild/gate",
 	"gatekcp":     "github.com/guildkit/guild/gate/kcp",
+	"gatews":      "github.com/guildkit/guild/gate/websocket",
 	"grain":       "github.com/guildkit/guild/grain",
 	"rpc":         "github.com/guildkit/guild/rpc",
 	"store":       "github.com/guildkit/guild/store",

@@ -11,6 +11,7 @@ import (
 	"github.com/guildkit/guild/cluster/clustertest"
 	"github.com/guildkit/guild/examples/arena"
 	"github.com/guildkit/guild/gate"
+	gatews "github.com/guildkit/guild/gate/websocket"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -74,7 +75,7 @@ func TestCluster(t *testing.T) {
 		time.Sleep(sessionsSettle) // see startDemo
 		_ = g.Close()
 	})
-	ws, err := g.ListenWebSocket("127.0.0.1:0", arena.WebSocketPath, nil)
+	ws, err := gatews.Listen(g, "127.0.0.1:0", arena.WebSocketPath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/guildkit/guild/gate"
 	gatemqtt "github.com/guildkit/guild/gate/mqtt"
 	"github.com/guildkit/guild/gate/tokenauth"
+	gatews "github.com/guildkit/guild/gate/websocket"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -243,7 +244,7 @@ func RunDemo(ctx context.Context, opts DemoOptions) (err error) {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle(WebSocketPath, g.WebSocketHandler())
+	mux.Handle(WebSocketPath, gatews.Handler(g))
 	mux.Handle(MQTTWebSocketPath, gatemqtt.WebSocketHandler(g))
 	mux.Handle("/", http.FileServerFS(Page()))
 	// The gateway's limits: header size and time, idle keep-alive, and

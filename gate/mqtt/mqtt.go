@@ -1,7 +1,8 @@
 // Package gatemqtt is guild's MQTT adapter: iOS, Android and web clients
 // reuse an MQTT library (3.1.1 or 5) instead of guild's own client. Listen
-// (TCP), ListenWebSocket and WebSocketHandler (MQTT over WebSocket) give a
-// gateway of package gate MQTT listeners. An MQTT connection is one more
+// (TCP), ListenWebSocket and WebSocketHandler (MQTT over WebSocket, carried
+// by package gate/websocket) give a gateway of package gate MQTT
+// listeners. An MQTT connection is one more
 // gate.Conn: the adapter translates MQTT packets to gateway frames and
 // back, so sessions, routing, auth, limits and pushes work unchanged. The
 // packet codec is github.com/mochi-mqtt/server/v2/packets; docs/MQTT.md
@@ -98,6 +99,7 @@ import (
 
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/gate/gatepb"
+	gatews "github.com/guildkit/guild/gate/websocket"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/wire"
 )
@@ -126,9 +128,10 @@ func Listen(g *gate.Gateway, addr string, tlsConfig *tls.Config) (net.Addr, erro
 // WebSocket for g (subprotocol "mqtt"; binary messages carry the MQTT
 // packets, as a byte stream), to mount on a server of your own, at
 // DefaultWebSocketPath for example (see gate.Gateway's HTTPServer and
-// WebSocketHandler for the limits).
+// UpgradeHandler for the limits). Package gate/websocket carries it
+// (gatews.ConnHandler).
 func WebSocketHandler(g *gate.Gateway) http.Handler {
-	return g.WebSocketConnHandler(WebSocketNetwork, "mqtt", newConn)
+	return gatews.ConnHandler(g, WebSocketNetwork, "mqtt", newConn)
 }
 
 // ListenWebSocket accepts MQTT 3.1.1 and 5 clients of g over WebSocket on
@@ -138,7 +141,7 @@ func WebSocketHandler(g *gate.Gateway) http.Handler {
 // listeners; to serve MQTT over WebSocket beside other HTTP handlers,
 // mount WebSocketHandler on your own server instead.
 func ListenWebSocket(g *gate.Gateway, addr, path string, tlsConfig *tls.Config) (net.Addr, error) {
-	return g.ListenWebSocketConns(WebSocketNetwork, addr, path, "mqtt", tlsConfig, newConn)
+	return gatews.ListenConns(g, WebSocketNetwork, addr, path, "mqtt", tlsConfig, newConn)
 }
 
 // writeTimeout bounds one write to a client: a client that takes no bytes

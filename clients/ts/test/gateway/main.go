@@ -34,6 +34,7 @@ import (
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/gate"
+	gatews "github.com/guildkit/guild/gate/websocket"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -75,7 +76,7 @@ func run() error {
 		return err
 	}
 	defer g.Close()
-	ws, err := g.ListenWebSocket("127.0.0.1:0", "/ws", nil)
+	ws, err := gatews.Listen(g, "127.0.0.1:0", "/ws", nil)
 	if err != nil {
 		return err
 	}
