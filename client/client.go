@@ -121,9 +121,18 @@ type Config struct {
 	// not forward to a service (a going-away Close frame, or a refusal
 	// with Response.not_forwarded): they are sent again on the new
 	// session. Requests whose connection ended without an answer, and
-	// whose outcome is unknown, fail with rpc.Unavailable. Without
-	// Reconnect a lost connection closes the client.
+	// whose outcome is unknown, fail with rpc.Unavailable, unless their
+	// route is Idempotent. Without Reconnect a lost connection closes the
+	// client.
 	Reconnect              bool
+	// Idempotent, optional, with Reconnect, names the routes whose
+	// requests may be handled twice without harm (reads, or writes that
+	// carry their own ID): a request on one whose connection ended
+	// without an answer is sent again on the next session, up to
+	// MaxRetries times, instead of failing with rpc.Unavailable. That is
+	// how a request in flight on a gateway that was killed still
+	// succeeds. It is called from the requesting goroutine.
+	Idempotent func(route string) bool
 	BackoffMin, BackoffMax time.Duration
 	// RequestTimeout bounds a request whose ctx has no deadline.
 	// Default 10s.
@@ -208,7 +217,16 @@ type resp struct {
 	// resend: the gateway did not forward the request (it is going away):
 	// send it again on the next connection.
 	resend bool
+	// lost: the connection ended without an answer (err says so): the
+	// request may or may not have been handled.
+	lost bool
 }
+
+// MaxRetries bounds how often a request on an idempotent route
+// (Config.Idempotent) is sent again after its connection was lost
+// without an answer: a request that brings every gateway down fails
+// after that.
+const MaxRetries = 3
 
 // Dial connects to the gateway, completes the handshake and returns the
 // client. With several addresses it tries each in turn, and fails when
@@ -367,6 +385,7 @@ func (c *Client) RequestRaw(ctx context.Context, route string, body []byte) ([]b
 		defer cancel()
 	}
 	f := &gatepb.Frame{Body: &gatepb.Frame_Request{Request: &gatepb.Request{Route: route, Body: body}}}
+	retries := 0
 	for {
 		l, err := c.waitLink(ctx, route)
 		if err != nil {
@@ -395,6 +414,11 @@ func (c *Client) RequestRaw(ctx context.Context, route string, body []byte) ([]b
 		select {
 		case r := <-ch:
 			if r.resend {
+				continue
+			}
+			if r.lost && retries < MaxRetries && c.cfg.Reconnect && c.cfg.Idempotent != nil && c.cfg.Idempotent(route) {
+				retries++
+				c.cfg.Logger.Debug("client: a request lost with its connection is sent again", "route", route, "retry", retries)
 				continue
 			}
 			return r.body, r.err
@@ -786,7 +810,7 @@ func (c *Client) lost(l *link, err error) {
 		if resend {
 			deliver(ch, resp{resend: true})
 		} else {
-			deliver(ch, resp{err: rpc.Errorf(rpc.Unavailable, "the connection was lost: %v", err)})
+			deliver(ch, resp{err: rpc.Errorf(rpc.Unavailable, "the connection was lost: %v", err), lost: true})
 		}
 	}
 	if closed {

@@ -494,3 +494,92 @@ func TestGoingAwayResendsUnanswered(t *testing.T) {
 		t.Fatalf("OnReconnect: %+v", r)
 	}
 }
+
+// TestIdempotentRetry: a request on an idempotent route (Config.Idempotent)
+// whose connection ends without an answer is sent again on the next
+// session: it succeeds when a later gateway answers, and fails with
+// Unavailable after MaxRetries more attempts when none does. A route not
+// idempotent is never sent again (TestInFlightOnLostConnection).
+func TestIdempotentRetry(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		drops int // connections that drop the request before one answers
+		want  error
+	}{
+		{"answered on the third connection", 2, nil},
+		{"never answered", 1000, rpc.Error(rpc.Unavailable, "")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			t.Cleanup(func() {
+				ln.Close()
+				wg.Wait()
+			})
+			var mu sync.Mutex
+			sent := 0
+			wg.Go(func() {
+				for {
+					nc, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					wg.Go(func() {
+						defer nc.Close()
+						fr := newFrameReader(nc)
+						if _, err := fr.next(); err != nil {
+							return
+						}
+						ack, _ := gatepb.AppendStream(nil, &gatepb.Frame{Body: &gatepb.Frame_HandshakeAck{HandshakeAck: &gatepb.HandshakeAck{
+							SessionId: "1.1.1/9", HeartbeatMs: 10000, Version: gatepb.Version,
+						}}})
+						if _, err := nc.Write(ack); err != nil {
+							return
+						}
+						f, err := fr.next()
+						if err != nil || f.GetRequest() == nil {
+							return
+						}
+						mu.Lock()
+						sent++
+						drop := sent <= tc.drops
+						mu.Unlock()
+						if drop {
+							return // without a word: the outcome is unknown
+						}
+						body, _ := proto.Marshal(wrapperspb.String("here"))
+						resp, _ := gatepb.AppendStream(nil, &gatepb.Frame{Body: &gatepb.Frame_Response{Response: &gatepb.Response{Id: f.GetRequest().GetId(), Body: body}}})
+						_, _ = nc.Write(resp)
+						_, _ = fr.next() // until the client closes
+					})
+				}
+			})
+			c, err := client.Dial(testCtx(t), client.Config{
+				Addrs: []string{"tcp://" + ln.Addr().String()}, Reconnect: true, BackoffMin: time.Millisecond,
+				Idempotent: func(route string) bool { return route == "svc.Where" },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			got, err := where(ctx, c)
+			mu.Lock()
+			n := sent
+			mu.Unlock()
+			if tc.want == nil {
+				if err != nil || got != "here" || n != tc.drops+1 {
+					t.Fatalf("%q, %v after %d sends; want \"here\" after %d", got, err, n, tc.drops+1)
+				}
+				return
+			}
+			if rpc.CodeOf(err) != rpc.Unavailable || n != 1+client.MaxRetries {
+				t.Fatalf("%v after %d sends; want Unavailable after %d", err, n, 1+client.MaxRetries)
+			}
+		})
+	}
+}

@@ -244,9 +244,10 @@ type procReconn struct {
 // is checked: every reconnection resumed, nobody logged in twice, each
 // bot's state and group survived both moves, pushes arrived in order
 // without duplicates, none that PushUser accepted was lost except at the
-// kill (those B held; the resume then said resync), and the only failed
-// requests are the ones in flight at B when it was killed (Unavailable:
-// their outcome is unknown).
+// kill (those B held; the resume then said resync), and no request failed:
+// those in flight on B when it was killed, whose outcome is unknown, were
+// sent again on the new session (the bots' client marks the route
+// idempotent, client.Config.Idempotent).
 func TestResumeProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test; skipped with -short")
@@ -334,6 +335,9 @@ func TestResumeProcesses(t *testing.T) {
 		}
 		bt.cl = dial(t, client.Config{
 			Addrs: addrs, Reconnect: true, BackoffMin: 20 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
+			// Echo may run twice: a request in flight on the killed
+			// gateway is sent again on the next session.
+			Idempotent: func(route string) bool { return route == "chat.Echo" },
 			OnReconnect: func(r client.Reconnection) {
 				bt.mu.Lock()
 				bt.reconns = append(bt.reconns, procReconn{at: time.Now(), addr: r.Addr, resumed: r.Resumed, resync: r.Resync})
@@ -476,7 +480,7 @@ func TestResumeProcesses(t *testing.T) {
 	if n := logins.Load(); n != bots {
 		t.Errorf("%d logins, want %d: some bot logged in again", n, bots)
 	}
-	var reqFails, inFlight, lost, pushes, reconns, resyncs int
+	var reqs, reqFails, lost, pushes, reconns, resyncs int
 	for i, bt := range bs {
 		bt.mu.Lock()
 		wantMoves := 1 // B's kill
@@ -525,17 +529,11 @@ func TestResumeProcesses(t *testing.T) {
 		}
 		pushes += len(bt.got)
 		for _, r := range bt.reqs {
-			if r.err == nil {
-				continue
+			if r.err != nil {
+				reqFails++
+				t.Errorf("%s: a request sent at %v failed at %v: %v", bt.user, r.sent.Sub(tTerm), r.done.Sub(tTerm), r.err)
 			}
-			reqFails++
-			// Sent on B's connection before the bot saw it die, and failed
-			// with it: its outcome is unknown.
-			if !killResume.IsZero() && r.sent.Before(killResume) && !r.done.Before(tKill) && rpc.StatusOf(r.err).Code == rpc.Unavailable {
-				inFlight++
-				continue
-			}
-			t.Errorf("%s: a request sent at %v failed at %v: %v", bt.user, r.sent.Sub(tTerm), r.done.Sub(tTerm), r.err)
+			reqs++
 		}
 		bt.mu.Unlock()
 		if v, err := call(t, bt.cl, "chat.Get", "bot"); err != nil || v != strconv.Itoa(i) {
@@ -550,11 +548,8 @@ func TestResumeProcesses(t *testing.T) {
 		size, sizeErr = gate.GroupSize(gctx, back, "all")
 		return sizeErr == nil && size == bots
 	})
-	t.Logf("%d bots: %d reconnections, all resumed (%d after the kill said resync); %d pushes received, %d lost at the kill; %d requests failed, all in flight at the kill",
-		bots, reconns, resyncs, pushes, lost, reqFails)
-	if inFlight != reqFails {
-		t.Errorf("%d requests failed, %d of them in flight at the kill", reqFails, inFlight)
-	}
+	t.Logf("%d bots: %d reconnections, all resumed (%d after the kill said resync); %d pushes received, %d lost at the kill; %d requests, %d failed",
+		bots, reconns, resyncs, pushes, lost, reqs, reqFails)
 }
 
 // countReqs counts the requests the bots have finished.

@@ -428,7 +428,9 @@ func (m *Membership) Leave(ctx context.Context) error {
 	}
 	s.cancel() // stop the keepalive and any re-grant first
 	if err := m.acquire(ctx); err != nil {
-		return err
+		// Another operation holds etcd (a slow one, on a busy machine):
+		// the record stays until the lease, no longer kept alive, expires.
+		return fmt.Errorf("cluster/etcd: leave: waiting for another membership operation: %w (the lease expires within %v)", err, m.cfg.TTL)
 	}
 	defer m.release()
 	return m.leaveLocked(ctx, s)

@@ -75,6 +75,15 @@ export interface ConnectOptions {
    * again on the new session.
    */
   reconnect?: boolean | ReconnectOptions;
+  /**
+   * With reconnect, names the routes whose requests may be handled twice
+   * without harm (reads, or writes that carry their own ID): a request on
+   * one whose connection was lost without an answer is sent again on the
+   * next session, up to MAX_RETRIES times, instead of failing with
+   * Unavailable. That is how a request in flight on a gateway that was
+   * killed still succeeds.
+   */
+  idempotent?(route: string): boolean;
   /** How long a request waits for its response, in ms; 0 waits forever. Default 15000. */
   requestTimeoutMs?: number;
   /** How long connecting and the handshake may take, in ms. Default 10000. */
@@ -179,7 +188,15 @@ interface Outgoing extends Pending {
   /** Where it waits for its Response, with its id there. */
   conn: Conn | undefined;
   id: number;
+  /** How often it was sent again after a lost connection (idempotent routes). */
+  retries: number;
 }
+
+/**
+ * How often a request on an idempotent route (ConnectOptions.idempotent) is
+ * sent again after its connection was lost without an answer.
+ */
+export const MAX_RETRIES = 3;
 
 class GuildClient implements Client {
   private readonly opts: ConnectOptions;
@@ -437,6 +454,15 @@ class GuildClient implements Client {
         resend: () => {
           out.conn = undefined;
           this.submit(out);
+        },
+        retries: 0,
+        lost: (e) => {
+          if (this.backoff && !this.finished && out.retries < MAX_RETRIES && this.opts.idempotent?.(route)) {
+            out.retries++;
+            out.resend();
+            return;
+          }
+          out.reject(e);
         },
       };
       if (timeoutMs > 0) {

@@ -26,6 +26,11 @@ export interface Pending {
    * away): it may be sent again, on another connection.
    */
   resend(): void;
+  /**
+   * The connection was lost without an answer: the request may or may not
+   * have been handled. err is the Unavailable error to fail it with.
+   */
+  lost(err: GuildError): void;
 }
 
 /** What a Conn tells its owner. Called from WebSocket event handlers. */
@@ -301,8 +306,12 @@ export class Conn {
       for (const p of pending) p.resend();
       return;
     }
-    const inflight = byUser ? err : unavailable(`connection lost: ${err.message}`);
-    for (const p of pending) p.reject(inflight);
+    if (byUser) {
+      for (const p of pending) p.reject(err);
+    } else {
+      const inflight = unavailable(`connection lost: ${err.message}`);
+      for (const p of pending) p.lost(inflight);
+    }
     this.events?.end(this, byUser ? undefined : err);
   }
 }

@@ -8,7 +8,7 @@
  * const off = c.onPush("chat.Line", LineSchema, (line) => console.log(line.text));
  * ```
  */
-export { connect, DEFAULT_CLIENT_NAME } from "./client.js";
+export { connect, DEFAULT_CLIENT_NAME, MAX_RETRIES } from "./client.js";
 export type { Client, ConnectOptions, ReconnectEvent, ReconnectOptions, RequestOptions } from "./client.js";
 export { PROTOCOL_VERSION } from "./conn.js";
 export { Code, codeName, FIRST_GAME_CODE } from "./codes.js";

@@ -11,6 +11,7 @@ import {
   GuildError,
   isGoingAway,
   isGuildError,
+  MAX_RETRIES,
   type Client,
   type ConnectOptions,
   type ReconnectEvent,
@@ -289,6 +290,28 @@ describe("connection end", () => {
     expect(closes.map((e) => e?.code)).toEqual([14]);
     expect(c.sessionId).toBe("");
     expect((await rejection(c.requestRaw("a.B", new Uint8Array()))).code).toBe(14);
+  });
+
+  it("sends a request on an idempotent route again after a lost connection", async () => {
+    let n = 0;
+    const { g, c } = await setup(
+      {
+        onRequest: (req, s) => {
+          n++;
+          if (n === 2) s.ws.terminate(); // both requests taken, neither answered
+          if (n <= 2) return;
+          s.respond(req.id, 0, "", req.body);
+        },
+      },
+      { reconnect: { minMs: 5, maxMs: 20 }, idempotent: (route) => route === "a.Read" },
+    );
+    const read = c.requestRaw("a.Read", str("r"));
+    const write = rejection(c.requestRaw("a.Write", str("w")));
+    expect((await write).code).toBe(14);
+    expect(unstr(await read)).toBe("r");
+    expect(g.sessions.length).toBe(2);
+    expect(n).toBe(3); // the write was not sent again
+    expect(MAX_RETRIES).toBe(3);
   });
 
   it("passes a kick's Close code to onClose", async () => {
