@@ -124,7 +124,7 @@ type Config struct {
 	// whose outcome is unknown, fail with rpc.Unavailable, unless their
 	// route is Idempotent. Without Reconnect a lost connection closes the
 	// client.
-	Reconnect              bool
+	Reconnect bool
 	// Idempotent, optional, with Reconnect, names the routes whose
 	// requests may be handled twice without harm (reads, or writes that
 	// carry their own ID): a request on one whose connection ended
@@ -132,7 +132,7 @@ type Config struct {
 	// MaxRetries times, instead of failing with rpc.Unavailable. That is
 	// how a request in flight on a gateway that was killed still
 	// succeeds. It is called from the requesting goroutine.
-	Idempotent func(route string) bool
+	Idempotent             func(route string) bool
 	BackoffMin, BackoffMax time.Duration
 	// RequestTimeout bounds a request whose ctx has no deadline.
 	// Default 10s.
