@@ -1,0 +1,218 @@
+package stream_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster/clustertest"
+	"github.com/guildkit/guild/stream"
+)
+
+// directHosts starts a Host on each node of a cluster started with
+// Options.Direct (no fault proxies: a benchmark measures the stream, not
+// a proxy's extra hop).
+func directHosts(b *testing.B, c *clustertest.Cluster) []*stream.Host {
+	b.Helper()
+	hosts := make([]*stream.Host, len(c.Nodes))
+	for i, n := range c.Nodes {
+		h, err := stream.Start(ctxFor(b, 10*time.Second), n, stream.Config{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		hosts[i] = h
+		b.Cleanup(func() { _ = h.Close() })
+	}
+	awaitEndpoints(b, c, hosts)
+	return hosts
+}
+
+// benchChunk is the size of each Write in the throughput benchmark.
+const benchChunk = 64 << 10
+
+// pump writes n chunks to w, then closes it with closeWrite, and returns
+// how long it took until the reader (whose total arrives on got) had read
+// them all.
+func pump(b *testing.B, w io.Writer, closeWrite func() error, n int, got <-chan int64) time.Duration {
+	b.Helper()
+	buf := make([]byte, benchChunk)
+	start := time.Now()
+	for range n {
+		if _, err := w.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := closeWrite(); err != nil {
+		b.Fatal(err)
+	}
+	if total := <-got; total != int64(n)*benchChunk {
+		b.Fatalf("the reader read %d bytes, not %d", total, int64(n)*benchChunk)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkStreamThroughput measures one stream's bulk throughput between
+// two nodes over loopback, against a raw loopback TCP connection in the
+// same run (the same bytes, the same 64 KiB writes, a reader that
+// discards): "stream-MB/s", "tcp-MB/s" and "ratio-%" (goal ≥ 50%). Run it
+// with -benchtime 2000x (128 MiB).
+func BenchmarkStreamThroughput(b *testing.B) {
+	c := clustertest.Start(b, clustertest.Options{Nodes: 2, Direct: true})
+	hosts := directHosts(b, c)
+	got := make(chan int64, 1)
+	hosts[1].Handle("", func(_ context.Context, s *stream.Stream) {
+		n, _ := io.Copy(io.Discard, s)
+		got <- n
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	tcpGot := make(chan int64, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		n, _ := io.Copy(io.Discard, conn)
+		tcpGot <- n
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	s, err := hosts[0].OpenStream(ctxFor(b, 5*time.Second), c.Addrs[1])
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.SetBytes(benchChunk)
+	b.ResetTimer()
+	ds := pump(b, s, s.CloseWrite, b.N, got)
+	b.StopTimer()
+	dt := pump(b, conn, conn.(*net.TCPConn).CloseWrite, b.N, tcpGot)
+	mb := float64(b.N) * benchChunk / 1e6
+	b.ReportMetric(mb/ds.Seconds(), "stream-MB/s")
+	b.ReportMetric(mb/dt.Seconds(), "tcp-MB/s")
+	b.ReportMetric(100*dt.Seconds()/ds.Seconds(), "ratio-%")
+}
+
+// BenchmarkStreamActorLatency measures the latency of actor requests (a
+// Call round trip) from node A to node B, first with the link idle, then
+// while a bulk stream from A to B runs flat out: "idle-p99-µs",
+// "bulk-p99-µs" and "p99-ratio" (goal ≤ 2). Streams ride their own
+// connection, so the two share the CPUs and the loopback, not a socket or
+// a queue. Run it with -benchtime 5000x.
+func BenchmarkStreamActorLatency(b *testing.B) {
+	c := clustertest.Start(b, clustertest.Options{Nodes: 2, Direct: true})
+	hosts := directHosts(b, c)
+	hosts[1].Handle("", func(_ context.Context, s *stream.Stream) { _, _ = io.Copy(io.Discard, s) })
+	pid, err := c.Node(1).SpawnFunc(func(ctx *actor.Context) {
+		if m, ok := ctx.Message().(*wrapperspb.StringValue); ok {
+			ctx.Respond(m)
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := wrapperspb.String("ping")
+	calls := func(n int) []time.Duration {
+		lat := make([]time.Duration, 0, n)
+		for range n {
+			start := time.Now()
+			if _, err := c.Node(0).Call(context.Background(), pid, msg); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(start))
+		}
+		slices.Sort(lat)
+		return lat
+	}
+	p := func(lat []time.Duration, q float64) float64 {
+		return float64(lat[int(q*float64(len(lat)-1))].Nanoseconds()) / 1e3
+	}
+	calls(100) // warm up the connection
+	b.ResetTimer()
+	idle := calls(b.N)
+
+	s, err := hosts[0].OpenStream(ctxFor(b, 5*time.Second), c.Addrs[1])
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sent atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, benchChunk)
+		for {
+			n, err := s.Write(buf)
+			sent.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for sent.Load() < 8<<20 { // the bulk stream is under way
+		runtime.Gosched()
+	}
+	t0, s0 := time.Now(), sent.Load()
+	bulk := calls(b.N)
+	mbs := float64(sent.Load()-s0) / 1e6 / time.Since(t0).Seconds()
+	_ = s.Close()
+	<-done
+	// The same bulk load over a raw loopback TCP connection, for scale:
+	// what any bulk transfer on this machine costs the actors.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		conn, err := ln.Accept()
+		if err == nil {
+			_, _ = io.Copy(io.Discard, conn)
+			_ = conn.Close()
+		}
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	tcpDone := make(chan struct{})
+	go func() {
+		defer close(tcpDone)
+		buf := make([]byte, benchChunk)
+		for {
+			if _, err := conn.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	tcpBulk := calls(b.N)
+	_ = conn.Close()
+	_ = ln.Close()
+	<-tcpDone
+	b.StopTimer()
+	b.ReportMetric(p(tcpBulk, 0.99), "tcpbulk-p99-µs")
+	b.ReportMetric(p(idle, 0.50), "idle-p50-µs")
+	b.ReportMetric(p(idle, 0.99), "idle-p99-µs")
+	b.ReportMetric(p(bulk, 0.50), "bulk-p50-µs")
+	b.ReportMetric(p(bulk, 0.99), "bulk-p99-µs")
+	b.ReportMetric(p(bulk, 0.99)/p(idle, 0.99), "p99-ratio")
+	b.ReportMetric(mbs, "bulk-MB/s")
+	if errors.Is(err, stream.ErrClosed) {
+		b.Log(err)
+	}
+}
