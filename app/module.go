@@ -15,9 +15,9 @@ import (
 	"github.com/guildkit/guild/admin"
 	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/gate"
-	"github.com/guildkit/guild/stream"
 	"github.com/guildkit/guild/grain"
 	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/stream"
 	"github.com/guildkit/guild/telemetry/prom"
 )
 

@@ -66,7 +66,7 @@ type Node struct {
 	streams       *stream.Host    // nil unless the node has a streams section
 	streamGate    *stream.Gateway // nil unless its streams section has a gateway
 	streamServed  chan error      // the stream gateway's Serve result
-	modules       []started // in start order
+	modules       []started       // in start order
 	ready         Ready
 	metrics       *prom.Metrics            // nil unless the node serves metrics
 	metricsSrv    *prom.Server             // likewise
