@@ -460,6 +460,8 @@ func (h *Host) serveConn(raw net.Conn) {
 // connection, within DialTimeout, and returns the peer's address.
 func (h *Host) handshakeIn(raw net.Conn) (actor.Addr, net.Conn, error) {
 	_ = raw.SetDeadline(time.Now().Add(h.cfg.DialTimeout))
+	stop := context.AfterFunc(h.base, func() { _ = raw.SetDeadline(time.Unix(1, 0)) }) // Close cuts it short
+	defer stop()
 	conn := raw
 	if h.tls != nil {
 		tc := tls.Server(raw, h.tls)
@@ -474,6 +476,9 @@ func (h *Host) handshakeIn(raw net.Conn) (actor.Addr, net.Conn, error) {
 	}
 	if _, err := conn.Write(appendHello(nil, h.self)); err != nil {
 		return 0, nil, fmt.Errorf("%w: writing hello: %w", ErrHandshake, err)
+	}
+	if !stop() {
+		return 0, nil, ErrClosed
 	}
 	_ = raw.SetDeadline(time.Time{})
 	return peer, conn, nil

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -398,5 +399,41 @@ func TestCloseWakesReader(t *testing.T) {
 	_ = s.Close()
 	if err := recvErr(t, got, 5*time.Second, "the blocked Read"); !errors.Is(err, stream.ErrStreamClosed) {
 		t.Fatalf("Read after Close: %v, want ErrStreamClosed", err)
+	}
+}
+
+// TestBadConnections: a connection that sends garbage, or nothing, is
+// closed; the Host serves on, and Close does not wait out a handshake.
+func TestBadConnections(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Nodes: 2})
+	hosts := startHosts(t, c, stream.Config{DialTimeout: 10 * time.Second})
+	hosts[1].Handle("", echo)
+	garbage, err := net.Dial("tcp", hosts[1].ListenAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer garbage.Close()
+	_, _ = garbage.Write([]byte("\x00\x00\x00\x0cGUILD1\x01\x00\x00\x00\x00\x01")) // a mesh hello
+	_ = garbage.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := garbage.Read(make([]byte, 64)); n != 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a mesh hello on the stream port: %d bytes back, %v", n, err)
+	}
+	s, err := hosts[0].OpenStream(ctxFor(t, 5*time.Second), c.Addrs[1])
+	if err != nil {
+		t.Fatalf("after a bad connection: %v", err)
+	}
+	_ = s.Close()
+	silent, err := net.Dial("tcp", hosts[1].ListenAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	_, _ = silent.Write([]byte("\x00\x00")) // half a hello: the Host waits for the rest
+	start := time.Now()
+	if err := hosts[1].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Close took %v with a connection in its handshake (DialTimeout 10s)", d)
 	}
 }
