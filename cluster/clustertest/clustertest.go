@@ -77,6 +77,10 @@
 //     changes meanwhile; membership changes made during it, such as a
 //     node's Leave, complete when it ends.
 //
+// A node's other listeners can be put behind a proxy too
+// (Cluster.FrontProxy): package stream's tests put each node's stream host
+// there, so that Kill resets its stream connections with the rest.
+//
 // # Transports
 //
 // The nodes talk over the TCP mesh unless Options.Transport says
