@@ -80,6 +80,12 @@ type Config struct {
 	// return after their streams were closed. Default DefaultCloseTimeout
 	// (5s).
 	CloseTimeout time.Duration
+	// MaxRate, optional, caps the bytes per second that all the Host's
+	// streams write together (0: no cap), so that bulk streams leave the
+	// node's actor traffic its share of the CPUs and the network: a
+	// Write past the budget waits (up to its write deadline). A burst of
+	// up to a hundredth of a second's worth goes at once.
+	MaxRate float64
 	// Logger receives the Host's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -100,6 +106,9 @@ func (c Config) withDefaults() (Config, error) {
 	neg("KeepAlive", int64(c.KeepAlive))
 	neg("WriteTimeout", int64(c.WriteTimeout))
 	neg("CloseTimeout", int64(c.CloseTimeout))
+	if c.MaxRate < 0 {
+		errs = append(errs, fmt.Errorf("stream: Config.MaxRate is negative (%v)", c.MaxRate))
+	}
 	if c.StreamWindow > 0 && c.StreamWindow < minStreamWindow {
 		errs = append(errs, fmt.Errorf("stream: Config.StreamWindow %d is below yamux's minimum %d", c.StreamWindow, minStreamWindow))
 	}

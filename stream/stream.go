@@ -38,14 +38,16 @@ type Stream struct {
 	inbound bool
 
 	closed    atomic.Bool
+	done      chan struct{} // closed by Close: wakes a Write waiting for MaxRate
 	closeOnce sync.Once
+	wdl       atomic.Pointer[time.Time] // the write deadline, for MaxRate's waits
 }
 
 var _ net.Conn = (*Stream)(nil)
 
 func newStream(h *Host, s *session, ys *yamux.Stream, hdr openHeader, inbound bool) *Stream {
 	h.active.Add(1)
-	return &Stream{h: h, sess: s, ys: ys, hdr: hdr, inbound: inbound}
+	return &Stream{h: h, sess: s, ys: ys, hdr: hdr, inbound: inbound, done: make(chan struct{})}
 }
 
 // handshake writes the open header and reads the acceptor's status,
@@ -101,6 +103,18 @@ func (s *Stream) Write(b []byte) (int, error) {
 	total := 0
 	for {
 		chunk := b[:min(len(b), writeSlice)]
+		if s.h.cfg.MaxRate > 0 {
+			var dl time.Time
+			if p := s.wdl.Load(); p != nil {
+				dl = *p
+			}
+			if err := s.h.pace(len(chunk), dl, s.done); err != nil {
+				if s.closed.Load() {
+					err = ErrStreamClosed
+				}
+				return total, err
+			}
+		}
 		n, err := s.ys.Write(chunk)
 		total += n
 		b = b[n:]
@@ -136,6 +150,7 @@ func (s *Stream) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
+		close(s.done)
 		s.sess.streams.Add(-1)
 		s.h.active.Add(-1)
 		err = s.ys.Close()
@@ -182,13 +197,20 @@ func (s *Stream) LocalAddr() net.Addr { return s.sess.ys.LocalAddr() }
 func (s *Stream) RemoteAddr() net.Addr { return s.sess.ys.RemoteAddr() }
 
 // SetDeadline sets the read and write deadlines, as net.Conn's.
-func (s *Stream) SetDeadline(t time.Time) error { return s.ys.SetDeadline(t) }
+func (s *Stream) SetDeadline(t time.Time) error {
+	s.wdl.Store(&t)
+	return s.ys.SetDeadline(t)
+}
 
 // SetReadDeadline sets the read deadline, as net.Conn's.
 func (s *Stream) SetReadDeadline(t time.Time) error { return s.ys.SetReadDeadline(t) }
 
-// SetWriteDeadline sets the write deadline, as net.Conn's.
-func (s *Stream) SetWriteDeadline(t time.Time) error { return s.ys.SetWriteDeadline(t) }
+// SetWriteDeadline sets the write deadline, as net.Conn's. It bounds a
+// wait for Config.MaxRate too.
+func (s *Stream) SetWriteDeadline(t time.Time) error {
+	s.wdl.Store(&t)
+	return s.ys.SetWriteDeadline(t)
+}
 
 // OpenOption is an optional setting of OpenStream.
 type OpenOption interface{ apply(*openHeader) }

@@ -440,3 +440,36 @@ func TestBadConnections(t *testing.T) {
 		t.Fatalf("Close took %v with a connection in its handshake (DialTimeout 10s)", d)
 	}
 }
+
+// TestMaxRate: a Host's MaxRate paces its streams' writes, and a write
+// deadline bounds the wait.
+func TestMaxRate(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Nodes: 2})
+	const rate = 1 << 20 // 1 MiB/s
+	hosts := startHosts(t, c, stream.Config{MaxRate: rate})
+	hosts[1].Handle("", func(_ context.Context, s *stream.Stream) { _, _ = io.Copy(io.Discard, s) })
+	s, err := hosts[0].OpenStream(ctxFor(t, 5*time.Second), c.Addrs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := time.Now()
+	if _, err := s.Write(make([]byte, rate/2)); err != nil {
+		t.Fatal(err)
+	}
+	// Half a second's worth, less the burst of a hundredth: about 0.49s.
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Fatalf("half a second's budget written in %v", d)
+	}
+	_ = s.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := s.Write(make([]byte, rate)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a write past its deadline under MaxRate: %v", err)
+	}
+	_ = s.SetWriteDeadline(time.Time{})
+	werr := make(chan error, 1)
+	go func() { _, err := s.Write(make([]byte, 4*rate)); werr <- err }()
+	_ = s.Close() // wakes the paced Write
+	if err := recvErr(t, werr, 5*time.Second, "the paced Write after Close"); !errors.Is(err, stream.ErrStreamClosed) {
+		t.Fatalf("a paced Write when its stream closes: %v", err)
+	}
+}
