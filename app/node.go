@@ -694,6 +694,7 @@ func (n *Node) startStreams(ctx context.Context, cfg *config.Config, st *config.
 		Advertise:         st.Advertise,
 		MaxStreamsPerPeer: st.MaxStreamsPerPeer,
 		StreamWindow:      st.Window,
+		MaxRate:           st.MaxRate,
 		Logger:            log,
 	}
 	if t := cfg.Cluster.Transport.TLS; t != nil {

@@ -66,7 +66,7 @@ nodes:
   game1:
     addr: 1.2.1
     modules: [game]
-    streams: {listen: 127.0.0.1:0}
+    streams: {listen: 127.0.0.1:0, max_rate: 50000000}
 `, pki.ServerCert, pki.ServerKey, pki.CAFile)), nil, reg.Names())
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +130,7 @@ func TestStreamsConfigErrors(t *testing.T) {
 		"no gateway port":  `{gateway: {node_type: 2}}`,
 		"bad listen":       `{listen: nowhere}`,
 		"negative streams": `{max_streams_per_peer: -1}`,
+		"negative rate":    `{max_rate: -5}`,
 	} {
 		reg := app.NewRegistry()
 		reg.Register("game", func() app.Module { return &lineGame{} })

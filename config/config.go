@@ -387,6 +387,10 @@ type Streams struct {
 	// Window is the bytes each stream buffers for its reader (its flow
 	// control window). Default 1 MiB; at least 262144.
 	Window int `yaml:"window"`
+	// MaxRate caps the bytes per second the node's streams write
+	// together, so that bulk streams leave its actors their share of the
+	// CPUs and the network. Default 0: no cap.
+	MaxRate float64 `yaml:"max_rate"`
 	// Gateway, optional, is the gateway's stream mode: a listener that
 	// pipes each client connection, byte for byte, to a stream on a
 	// backend node, for games that keep their own wire protocol.

@@ -224,6 +224,9 @@ func (v *validator) streams(p string, st *Streams, ls []listener, hostType map[s
 	if st.Window != 0 && (st.Window < 256<<10 || st.Window > 1<<30) {
 		v.fail(p+".window", "%d is not within 262144 (256 KiB) and 1073741824 (1 GiB)", st.Window)
 	}
+	if st.MaxRate < 0 {
+		v.fail(p+".max_rate", "%v is negative", st.MaxRate)
+	}
 	g := st.Gateway
 	if g == nil {
 		return ls
