@@ -156,6 +156,9 @@ func (s *session) cause() error {
 // membership, so that the streams of a peer that leaves end at once. n
 // must have joined (cluster.Start has). Close the Host before the node.
 func Start(ctx context.Context, n *cluster.Node, cfg Config) (*Host, error) {
+	if n == nil {
+		return nil, errors.New("stream: Start needs a cluster node")
+	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
