@@ -237,3 +237,29 @@ func TestGatewayNoBackend(t *testing.T) {
 		t.Error("a gateway without a Host")
 	}
 }
+
+// TestGatewayHalfClose: a client that closes its sending side still gets
+// the backend's answer before the gateway closes it.
+func TestGatewayHalfClose(t *testing.T) {
+	_, hosts, _ := gatewayCluster(t)
+	_, addr := startGateway(t, stream.GatewayConfig{Host: hosts[0], NodeType: 2, Service: "game"})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, "last words\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	all, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("read to the end: %v", err)
+	}
+	if !strings.HasSuffix(string(all), " last words\n") || !strings.HasPrefix(string(all), "1.2.") {
+		t.Fatalf("after a half close the client got %q", all)
+	}
+}
