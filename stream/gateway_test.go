@@ -146,7 +146,7 @@ func TestGatewayThousandClients(t *testing.T) {
 // left the view.
 func TestGatewayBackendKilled(t *testing.T) {
 	c, hosts, _ := gatewayCluster(t)
-	g, addr := startGateway(t, stream.GatewayConfig{Host: hosts[0], NodeType: 2, Service: "game", Pick: cluster.RoundRobin})
+	_, addr := startGateway(t, stream.GatewayConfig{Host: hosts[0], NodeType: 2, Service: "game", Pick: cluster.RoundRobin})
 	var conns []net.Conn
 	var readers []*bufio.Reader
 	for i := range 4 {
@@ -197,7 +197,6 @@ func TestGatewayBackendKilled(t *testing.T) {
 		line, err := bufio.NewReader(conn).ReadString('\n')
 		return err == nil && strings.HasPrefix(line, c.Addrs[1].String())
 	})
-	_ = g
 }
 
 // TestGatewayNoBackend: a client with no backend to go to is closed at
