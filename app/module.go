@@ -17,6 +17,7 @@ import (
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/grain"
 	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/stream"
 	"github.com/guildkit/guild/telemetry/prom"
 )
 
@@ -55,6 +56,10 @@ type Env struct {
 	// nil. Modules that serve clients add to it nothing: routes are
 	// configured; they serve gate.Services or rpc services instead.
 	Gateway *gate.Gateway
+	// Streams is the node's stream host when its configuration has a
+	// streams section, else nil: register stream handlers on it
+	// (Streams.Handle) in Start, and open streams to other nodes with it.
+	Streams *stream.Host
 	// NodeType returns the node type of a module, from the configuration:
 	// where its services run, for rpc.AnyOf and gate routes.
 	NodeType func(module string) (int, bool)

@@ -31,6 +31,7 @@ import (
 	gatews "github.com/guildkit/guild/gate/websocket"
 	"github.com/guildkit/guild/report"
 	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/stream"
 	"github.com/guildkit/guild/telemetry/prom"
 	"github.com/guildkit/guild/telemetry/tracing"
 	"github.com/guildkit/guild/transport"
@@ -63,7 +64,10 @@ type Node struct {
 	members       *etcd.Membership
 	cluster       *cluster.Node
 	gateway       *gate.Gateway
-	modules       []started // in start order
+	streams       *stream.Host    // nil unless the node has a streams section
+	streamGate    *stream.Gateway // nil unless its streams section has a gateway
+	streamServed  chan error      // the stream gateway's Serve result
+	modules       []started       // in start order
 	ready         Ready
 	metrics       *prom.Metrics            // nil unless the node serves metrics
 	metricsSrv    *prom.Server             // likewise
@@ -238,6 +242,11 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 			return nil, err
 		}
 	}
+	if spec.Streams != nil {
+		if err := n.startStreams(ctx, cfg, spec.Streams, log); err != nil {
+			return nil, err
+		}
+	}
 	if err := n.serveMetrics(cfg, log); err != nil {
 		return nil, err
 	}
@@ -265,6 +274,7 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 			Members:      n.members,
 			RPC:          rpcClient,
 			Gateway:      n.gateway,
+			Streams:      n.streams,
 			NodeType:     cfg.NodeType,
 			Settings:     settings(cfg, name),
 			Logger:       log.With("module", name),
@@ -287,12 +297,21 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 			return nil, err
 		}
 	}
+	if spec.Streams != nil && spec.Streams.Gateway != nil {
+		if err := n.listenStreams(cfg, spec.Streams.Gateway, log); err != nil {
+			return nil, err
+		}
+	}
 	if err := n.serveAdmin(cfg, log); err != nil {
 		return nil, err
 	}
 	n.serving.Store(true)
 	return n, nil
 }
+
+// streamDrain bounds how long Shutdown waits for the node's streams to
+// close before it closes the ones left (their peers see ErrPeerGone).
+const streamDrain = 2 * time.Second
 
 // adminDrainTimeout bounds a drain started from the admin dashboard.
 const adminDrainTimeout = 30 * time.Second
@@ -670,6 +689,66 @@ func (n *Node) Members() cluster.Membership { return n.members }
 // Gateway returns the node's gateway, or nil.
 func (n *Node) Gateway() *gate.Gateway { return n.gateway }
 
+// Streams returns the node's stream host (its streams section), or nil.
+func (n *Node) Streams() *stream.Host { return n.streams }
+
+// startStreams starts the node's stream host: on the mesh's TLS when the
+// cluster file sets one, so that streams are never weaker than the mesh.
+func (n *Node) startStreams(ctx context.Context, cfg *config.Config, st *config.Streams, log *slog.Logger) error {
+	sc := stream.Config{
+		Listen:            st.Listen,
+		Advertise:         st.Advertise,
+		MaxStreamsPerPeer: st.MaxStreamsPerPeer,
+		StreamWindow:      st.Window,
+		MaxRate:           st.MaxRate,
+		Logger:            log,
+	}
+	if t := cfg.Cluster.Transport.TLS; t != nil {
+		var err error
+		if sc.TLS, err = t.MeshConfig(); err != nil {
+			return fmt.Errorf("app: cluster.transport.tls: %w", err)
+		}
+	}
+	h, err := stream.Start(ctx, n.cluster, sc)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		err = fmt.Errorf("%w (change it with nodes.%s.streams.listen in the cluster file)", err, n.name)
+	}
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	n.streams = h
+	log.Info("stream host listening", "endpoint", h.Endpoint())
+	return nil
+}
+
+// listenStreams opens the gateway's stream mode listener.
+func (n *Node) listenStreams(cfg *config.Config, g *config.StreamGateway, log *slog.Logger) error {
+	typ := g.NodeType
+	if g.Module != "" {
+		typ, _ = cfg.NodeType(g.Module) // validated by Load
+	}
+	pick := map[string]cluster.Pick{"": cluster.Random, "random": cluster.Random, "round-robin": cluster.RoundRobin, "consistent-hash": cluster.ConsistentHash}[g.Pick]
+	gw, err := stream.NewGateway(stream.GatewayConfig{
+		Host: n.streams, NodeType: typ, Service: g.Service, Pick: pick,
+		MaxConns: g.MaxConns, IdleTimeout: g.IdleTimeout, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("app: nodes.%s.streams.gateway: %w", n.name, err)
+	}
+	ln, err := net.Listen("tcp", g.Listen)
+	if err != nil {
+		return fmt.Errorf("app: %w (change it with nodes.%s.streams.gateway.listen in the cluster file)", err, n.name)
+	}
+	n.streamGate, n.streamServed = gw, make(chan error, 1)
+	go func() { n.streamServed <- gw.Serve(ln) }() // ends with Close, in teardown
+	if n.ready.Gateway == nil {
+		n.ready.Gateway = make(map[string]string)
+	}
+	n.ready.Gateway["stream"] = "tcp://" + ln.Addr().String()
+	log.Info("stream gateway listening", "addr", ln.Addr().String(), "node_type", typ, "service", g.Service)
+	return nil
+}
+
 // Shutdown drains the node so that nothing in flight is lost:
 //
 //  1. it marks itself unavailable, so other nodes stop choosing it for new
@@ -677,10 +756,13 @@ func (n *Node) Gateway() *gate.Gateway { return n.gateway }
 //     grains to the other hosts;
 //  2. its gateway, if any, stops accepting, answers the requests it has
 //     forwarded, then tells each client it is going away (a Close frame;
-//     MQTT 5 DISCONNECT 0x8B), so clients move to another gateway;
+//     MQTT 5 DISCONNECT 0x8B), so clients move to another gateway; its
+//     stream gateway (streams.gateway), if any, closes its clients;
 //  3. its modules stop in reverse start order (a grain module hands its
 //     grains over: flush, then release);
-//  4. its admin dashboard, if any, stops;
+//  4. its admin dashboard, if any, stops; its stream host, if any,
+//     refuses new streams, waits up to 2s for the open ones to close and
+//     closes the rest;
 //  5. the cluster node drains (cluster.Node.Shutdown: mailboxes, requests
 //     it waits on or relays), leaves the membership and closes;
 //  5. its failure reporters (the cluster file's report section) deliver
@@ -755,12 +837,26 @@ func (n *Node) teardown(ctx context.Context, logIt bool) error {
 	if n.gateway != nil {
 		note("shut the gateway down", n.gateway.Shutdown(ctx))
 	}
+	if n.streamGate != nil { // its clients' streams close with it
+		note("close the stream gateway", n.streamGate.Close())
+		<-n.streamServed
+	}
 	for i := len(n.modules) - 1; i >= 0; i-- {
 		m := n.modules[i]
 		note("stop module "+m.name, m.m.Stop(ctx))
 	}
 	if n.adminSrv != nil { // before the node it asks through goes
 		note("stop the admin dashboard", n.adminSrv.Shutdown(ctx))
+	}
+	if n.streams != nil { // while the node is still a member
+		dctx, cancel := context.WithTimeout(ctx, streamDrain)
+		err := n.streams.Shutdown(dctx)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			n.log.Info("stream host closed with streams open", "err", err) // its peers see ErrPeerGone
+			err = nil
+		}
+		note("shut the stream host down", err)
 	}
 	if n.cluster != nil {
 		note("shut the node down", n.cluster.Shutdown(ctx))

@@ -198,6 +198,35 @@ func resolver(ms Membership) func(actor.Addr) (string, error) {
 // Actor returns the actor node.
 func (n *Node) Actor() *actor.Node { return n.actor }
 
+// Addr returns the node's logical address.
+func (n *Node) Addr() actor.Addr { return n.cfg.Actor.Addr }
+
+// Membership returns the membership the node joined (NodeConfig.Membership),
+// for packages that publish in this node's record or follow the view, such
+// as package stream.
+func (n *Node) Membership() Membership { return n.cfg.Membership }
+
+// TLS returns the TLS configuration of the node's mesh, so that
+// connections the node makes besides its transport's (package stream's)
+// are secured as its mesh is: NodeConfig.TLS, or else the TLS of a
+// tcp.Config given as NodeConfig.Transport; nil when the mesh runs in
+// clear. (For a broker transport, NodeConfig.TLS is the broker client's,
+// which cannot serve.)
+func (n *Node) TLS() *tls.Config {
+	if n.cfg.TLS != nil {
+		return n.cfg.TLS
+	}
+	switch tc := n.cfg.Transport.(type) {
+	case tcp.Config:
+		return tc.TLS
+	case *tcp.Config:
+		if tc != nil {
+			return tc.TLS
+		}
+	}
+	return nil
+}
+
 // Endpoint returns how other nodes reach this one through its transport
 // (transport.Transport's Endpoint): the address the TCP mesh listens on,
 // or the node's subject, queue or key on a broker.

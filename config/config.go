@@ -365,6 +365,58 @@ type Node struct {
 	// Admin, optional, overrides the cluster's admin settings for this
 	// node.
 	Admin *NodeAdmin `yaml:"admin"`
+	// Streams, optional, runs a stream host on this node (package
+	// stream): byte streams to and from the other nodes that run one, and
+	// optionally the gateway's stream mode.
+	Streams *Streams `yaml:"streams"`
+}
+
+// Streams configures a node's stream host (package stream). The stream
+// connections run the mesh's TLS (cluster.transport.tls) when it is set.
+type Streams struct {
+	// Listen is the host:port the stream host accepts other nodes'
+	// stream connections on. Default 127.0.0.1:0 (a free port; the node
+	// publishes what it got in its member record).
+	Listen string `yaml:"listen"`
+	// Advertise, optional, is the host:port other nodes dial, for a node
+	// behind NAT or a proxy. Default: what Listen got.
+	Advertise string `yaml:"advertise"`
+	// MaxStreamsPerPeer bounds the streams open at once between this node
+	// and one peer, each way. Default 1024.
+	MaxStreamsPerPeer int `yaml:"max_streams_per_peer"`
+	// Window is the bytes each stream buffers for its reader (its flow
+	// control window). Default 1 MiB; at least 262144.
+	Window int `yaml:"window"`
+	// MaxRate caps the bytes per second the node's streams write
+	// together, so that bulk streams leave its actors their share of the
+	// CPUs and the network. Default 0: no cap.
+	MaxRate float64 `yaml:"max_rate"`
+	// Gateway, optional, is the gateway's stream mode: a listener that
+	// pipes each client connection, byte for byte, to a stream on a
+	// backend node, for games that keep their own wire protocol.
+	Gateway *StreamGateway `yaml:"gateway"`
+}
+
+// StreamGateway configures the gateway's stream mode (stream.Gateway).
+type StreamGateway struct {
+	// Listen is the host:port clients connect to. Required.
+	Listen string `yaml:"listen"`
+	// Module names the backends: the nodes that host this module (they
+	// must run a stream host). Give Module or NodeType.
+	Module string `yaml:"module"`
+	// NodeType is the backends' node type, instead of Module.
+	NodeType int `yaml:"node_type"`
+	// Service is the backends' stream handler (stream.Host.Handle).
+	// Default "", the default handler.
+	Service string `yaml:"service"`
+	// Pick chooses a backend per client: random (the default),
+	// round-robin, or consistent-hash (by the client's IP address).
+	Pick string `yaml:"pick"`
+	// MaxConns bounds the clients served at once. Default 10000.
+	MaxConns int `yaml:"max_conns"`
+	// IdleTimeout closes a client that sends nothing for that long.
+	// Default 2m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // Gateway configures a node's gateway: its client listeners, its routes

@@ -196,6 +196,9 @@ func (c *Config) validate(modules []string) []error {
 		if g := c.Nodes[name].Gateway; g != nil {
 			listeners = v.gateway("nodes."+name+".gateway", g, listeners, hostType, registered)
 		}
+		if st := c.Nodes[name].Streams; st != nil {
+			listeners = v.streams("nodes."+name+".streams", st, listeners, hostType, registered)
+		}
 	}
 	v.report(c.Report)
 	for _, k := range slices.Sorted(maps.Keys(c.Modules)) {
@@ -205,6 +208,60 @@ func (c *Config) validate(modules []string) []error {
 	}
 	v.clashes(listeners)
 	return v.errs
+}
+
+// streams checks a node's streams section.
+func (v *validator) streams(p string, st *Streams, ls []listener, hostType map[string]int, registered func(string) bool) []listener {
+	ls = v.hostPort(ls, p+".listen", st.Listen, false)
+	if st.Advertise != "" {
+		if _, _, err := net.SplitHostPort(st.Advertise); err != nil {
+			v.fail(p+".advertise", "%q is not host:port", st.Advertise)
+		}
+	}
+	if st.MaxStreamsPerPeer < 0 {
+		v.fail(p+".max_streams_per_peer", "%d is negative", st.MaxStreamsPerPeer)
+	}
+	if st.Window != 0 && (st.Window < 256<<10 || st.Window > 1<<30) {
+		v.fail(p+".window", "%d is not within 262144 (256 KiB) and 1073741824 (1 GiB)", st.Window)
+	}
+	if st.MaxRate < 0 {
+		v.fail(p+".max_rate", "%v is negative", st.MaxRate)
+	}
+	g := st.Gateway
+	if g == nil {
+		return ls
+	}
+	p += ".gateway"
+	ls = v.hostPort(ls, p+".listen", g.Listen, true)
+	switch {
+	case g.Module != "" && g.NodeType != 0:
+		v.fail(p, "module and node_type exclude each other: give one")
+	case g.Module == "" && g.NodeType == 0:
+		v.fail(p, "no backends: give module (the backends' module) or node_type")
+	case g.Module != "" && !registered(g.Module):
+		v.fail(p+".module", "no module %q in the game's registry", g.Module)
+	case g.Module != "":
+		if _, ok := hostType[g.Module]; !ok {
+			v.fail(p+".module", "no node hosts module %q", g.Module)
+		}
+	case g.NodeType < 0 || g.NodeType > actor.MaxType:
+		v.fail(p+".node_type", "%d is outside 1..%d", g.NodeType, actor.MaxType)
+	}
+	switch g.Pick {
+	case "", "random", "round-robin", "consistent-hash":
+	default:
+		v.fail(p+".pick", "%q is not random, round-robin or consistent-hash", g.Pick)
+	}
+	if len(g.Service) > 64 {
+		v.fail(p+".service", "%d bytes, at most 64", len(g.Service))
+	}
+	if g.MaxConns < 0 {
+		v.fail(p+".max_conns", "%d is negative", g.MaxConns)
+	}
+	if g.IdleTimeout < 0 {
+		v.fail(p+".idle_timeout", "%v is negative", g.IdleTimeout)
+	}
+	return ls
 }
 
 // etcdSecurity checks cluster.etcd's TLS and credentials, without

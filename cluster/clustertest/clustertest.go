@@ -77,6 +77,10 @@
 //     changes meanwhile; membership changes made during it, such as a
 //     node's Leave, complete when it ends.
 //
+// A node's other listeners can be put behind a proxy too
+// (Cluster.FrontProxy): package stream's tests put each node's stream host
+// there, so that Kill resets its stream connections with the rest.
+//
 // # Transports
 //
 // The nodes talk over the TCP mesh unless Options.Transport says
@@ -214,7 +218,9 @@ type Cluster struct {
 	natsAddr    string            // its address while BrokerStop has it down
 	nodeProxies []*faultnet.Proxy // nodeProxies[i] is in front of node i's transport (on NATS: between it and the broker)
 	etcdProxies []*faultnet.Proxy // etcdProxies[i] is between node i and etcd
-	bg          sync.WaitGroup    // background closes of killed nodes
+	// frontProxies[i] are FrontProxy's proxies of node i; guarded by mu.
+	frontProxies [][]*faultnet.Proxy
+	bg           sync.WaitGroup // background closes of killed nodes
 
 	// mu guards the fault state. It is held while the state is applied to
 	// the proxies, so that two faults do not interleave. Lock order:
@@ -478,7 +484,10 @@ func (c *Cluster) close() error {
 			errs = append(errs, fmt.Errorf("membership %d (%v): %w", i, c.Addrs[i], err))
 		}
 	}
-	for _, p := range slices.Concat(c.nodeProxies, c.etcdProxies) {
+	c.mu.Lock()
+	fronts := slices.Concat(c.frontProxies...)
+	c.mu.Unlock()
+	for _, p := range slices.Concat(c.nodeProxies, c.etcdProxies, fronts) {
 		if err := p.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("proxy: %w", err))
 		}

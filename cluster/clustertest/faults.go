@@ -332,13 +332,58 @@ func (c *Cluster) applyLocked() {
 		p.SetDefault(m)
 	}
 	for j, p := range c.nodeProxies {
-		p.SetDefault(c.nodeMode(j))
-		for i, a := range c.Addrs {
-			if i != j {
-				p.Set(a.String(), c.linkMode(i, j))
-			}
+		c.applyNodeLocked(j, p)
+	}
+	for j, ps := range c.frontProxies {
+		for _, p := range ps {
+			c.applyNodeLocked(j, p)
 		}
 	}
+}
+
+// applyNodeLocked sets the modes of p, a proxy in front of a listener of
+// node j. c.mu must be held.
+func (c *Cluster) applyNodeLocked(j int, p *faultnet.Proxy) {
+	p.SetDefault(c.nodeMode(j))
+	for i, a := range c.Addrs {
+		if i != j {
+			p.Set(a.String(), c.linkMode(i, j))
+		}
+	}
+}
+
+// FrontProxy puts a fault proxy in front of another listener of node i
+// than its transport's, such as its stream host's (package stream), so
+// that the faults act on that listener's connections as on the mesh's:
+// Kill resets them, Pause and Partition blackhole them. The proxy learns
+// which node dialled from the connection's first bytes, a hello of the
+// mesh's form (the TCP mesh's, magic "GUILD1", or a stream connection's,
+// "GSTRM1"). Advertise the proxy's Addr, point it at the listener with
+// SetTarget (again after a Restart), and leave its closing to the
+// Cluster's cleanup. Call it from the test goroutine; it fails t on a
+// cluster started with Options.Direct.
+func (c *Cluster) FrontProxy(i int, name string) *faultnet.Proxy {
+	c.t.Helper()
+	c.check(i)
+	if c.opts.Direct {
+		c.t.Fatalf("clustertest: FrontProxy: the cluster was started with Options.Direct, without fault proxies")
+	}
+	p, err := faultnet.Listen(faultnet.Config{
+		Name:     fmt.Sprintf("%s proxy of node %d (%v)", name, i, c.Addrs[i]),
+		Identify: helloPeer,
+		Logf:     c.proxyLogf,
+	})
+	if err != nil {
+		c.t.Fatalf("clustertest: FrontProxy(%d): %v", i, err)
+	}
+	c.mu.Lock()
+	if c.frontProxies == nil {
+		c.frontProxies = make([][]*faultnet.Proxy, len(c.Addrs))
+	}
+	c.frontProxies[i] = append(c.frontProxies[i], p)
+	c.applyNodeLocked(i, p)
+	c.mu.Unlock()
+	return p
 }
 
 // describeGroups formats a partition: "{0 1} | {2}", with addresses.
@@ -376,9 +421,12 @@ func (c *Cluster) proxyLogf(format string, args ...any) {
 // bytes, the first 12 being the magic, the version, the flags and the
 // sender's address.
 const (
-	helloMagic   = "GUILD1"
-	helloSize    = 12
-	maxHelloSize = 64
+	helloMagic = "GUILD1"
+	// streamHelloMagic starts the hello of package stream's connections,
+	// which has the same form.
+	streamHelloMagic = "GSTRM1"
+	helloSize        = 12
+	maxHelloSize     = 64
 )
 
 // helloPeer is the node proxies' faultnet.Config.Identify: it reads the
@@ -396,7 +444,7 @@ func helloPeer(r io.Reader) (string, error) {
 	if _, err := io.ReadFull(r, body); err != nil {
 		return "", fmt.Errorf("reading hello: %w", err)
 	}
-	if string(body[:len(helloMagic)]) != helloMagic {
+	if m := string(body[:len(helloMagic)]); m != helloMagic && m != streamHelloMagic {
 		return "", fmt.Errorf("not a guild hello: magic %q", body[:len(helloMagic)])
 	}
 	return actor.Addr(binary.BigEndian.Uint32(body[8:12])).String(), nil
