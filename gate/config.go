@@ -144,9 +144,9 @@ type Config struct {
 	// Resync, instead of logging in again. Every gateway of the cluster
 	// needs the same key; the cluster file's gateway.resume_key_file
 	// sets it. Empty: a session survives the loss of its connection and
-	// its gateway's Shutdown, not its gateway's death. Only with
-	// Limits.ResumeWindow. See docs/PROTOCOL.md (resume) and
-	// docs/SECURITY.md.
+	// its gateway's Shutdown, not its gateway's death. It needs
+	// Limits.ResumeWindow (New refuses it without). See docs/PROTOCOL.md
+	// (resume) and docs/SECURITY.md.
 	ResumeKey []byte
 	// Limits bound what a client may do; zero fields take their defaults.
 	Limits Limits

@@ -113,6 +113,9 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sealer != nil && cfg.Limits.ResumeWindow <= 0 {
+		return nil, fmt.Errorf("%w: a ResumeKey without Limits.ResumeWindow: sessions are not kept for resumption", ErrBadConfig)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = cfg.Node.Logger()
 	}

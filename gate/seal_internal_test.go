@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/guildkit/guild/actor"
 )
 
 func sealTestGateway(t testing.TB, key string) *Gateway {
@@ -70,6 +72,14 @@ func TestSealedRecord(t *testing.T) {
 	}
 	if _, err := newSealer([]byte("short")); !errors.Is(err, ErrBadConfig) {
 		t.Errorf("a 5-byte key: %v, want ErrBadConfig", err)
+	}
+	n, err := actor.NewNode(actor.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if _, err := New(Config{Node: n, ResumeKey: []byte("0123456789abcdef")}); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("a ResumeKey without a ResumeWindow: %v, want ErrBadConfig", err)
 	}
 }
 
