@@ -1,7 +1,9 @@
 // Command gateway is a real guild gateway for the TypeScript SDK's tests
 // (clients/ts/test/resume.test.ts): one node, a service "svc" (Login binds
 // the session to the user in its request; Echo echoes), a gateway that
-// keeps sessions for resumption (ResumeWindow 10s), and, in front of its
+// keeps sessions for resumption (ResumeWindow 10s, with a ResumeKey, so
+// that resume tokens carry sealed records and are renewed by
+// SessionUpdate frames as they change), and, in front of its
 // WebSocket listener, a TCP proxy that the test drives on stdin to cut
 // its clients' connections as a network loss would.
 //
@@ -66,11 +68,12 @@ func run() error {
 		return err
 	}
 	g, err := gate.New(gate.Config{
-		Node:   n,
-		Routes: map[string]gate.Route{"svc": gate.To(rpc.To(pid))},
-		Public: []string{"svc.Login"},
-		Limits: gate.Limits{ResumeWindow: 10 * time.Second},
-		Logger: slog.New(slog.DiscardHandler),
+		Node:      n,
+		Routes:    map[string]gate.Route{"svc": gate.To(rpc.To(pid))},
+		Public:    []string{"svc.Login"},
+		Limits:    gate.Limits{ResumeWindow: 10 * time.Second},
+		ResumeKey: []byte("a test key of the ts sdk, 32 b.."),
+		Logger:    slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		return err
