@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/cluster/etcd"
+	"github.com/guildkit/guild/config"
 )
 
 // diagPrefix starts the global name of every node's diagnostic actor:
@@ -36,7 +38,11 @@ leaves the cluster and exits 0.
 The node joins an etcd cluster: either one it runs itself (-master, an
 embedded one-member etcd for development, the cluster's "master"), or an
 existing one (-etcd, e.g. the endpoint a master node printed). Exactly one of
--master and -etcd is required. Its peers reach it over TCP at -listen.
+-master and -etcd is required. Its peers reach it over TCP at -listen. An
+etcd with TLS (https endpoints) and authentication is reached with the
+-etcd-ca, -etcd-cert, -etcd-key and -etcd-server-name flags and the user
+-etcd-user, whose password comes from -etcd-password-file or the
+GUILD_ETCD_PASSWORD variable (as cluster.etcd does for guild run).
 
 When the node is ready it prints one JSON line to stdout:
 
@@ -74,6 +80,11 @@ type nodeOptions struct {
 	ttl      time.Duration
 	data     string
 	joinWait time.Duration
+
+	// The etcd client's TLS and user (-etcd only).
+	etcdCA, etcdCert, etcdKey, etcdServerName string
+	etcdUser, etcdPasswordFile                string
+	etcdPassword                              string // from -etcd-password-file or GUILD_ETCD_PASSWORD
 
 	addrText, etcdText string // -addr and -etcd as given
 }
@@ -155,7 +166,58 @@ func parseNodeFlags(args []string, stderr io.Writer) (opts nodeOptions, ok bool,
 	if opts.joinWait < 0 {
 		return usageErr("-join-wait %v is negative", opts.joinWait)
 	}
+	tlsSet := opts.etcdCA != "" || opts.etcdCert != "" || opts.etcdKey != "" || opts.etcdServerName != ""
+	switch {
+	case (tlsSet || opts.etcdUser != "" || opts.etcdPasswordFile != "") && opts.etcd == nil:
+		return usageErr("the -etcd-* flags configure the client of an existing etcd: they need -etcd")
+	case (opts.etcdCert == "") != (opts.etcdKey == ""):
+		return usageErr("-etcd-cert and -etcd-key go together: give both or neither")
+	case opts.etcdPasswordFile != "" && opts.etcdUser == "":
+		return usageErr("-etcd-password-file needs -etcd-user")
+	}
+	if tlsSet {
+		for _, e := range opts.etcd {
+			if !strings.HasPrefix(e, "https://") {
+				return usageErr("-etcd %s: the -etcd TLS flags need https endpoints", e)
+			}
+		}
+	}
+	if opts.etcdUser != "" {
+		opts.etcdPassword = os.Getenv(config.EtcdPasswordEnv)
+		if opts.etcdPasswordFile != "" {
+			pw, err := config.ReadSecretFile(opts.etcdPasswordFile)
+			if err != nil {
+				return usageErr("-etcd-password-file: %v", err)
+			}
+			opts.etcdPassword = pw
+		}
+	}
 	return opts, true, exitOK
+}
+
+// etcdTLS returns the etcd client's TLS configuration from the -etcd-*
+// flags, reading their files, or nil when none is set and the endpoints
+// are http.
+func (opts nodeOptions) etcdTLS() (*tls.Config, error) {
+	if opts.etcdCA == "" && opts.etcdCert == "" && opts.etcdServerName == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{ServerName: opts.etcdServerName, MinVersion: tls.VersionTLS12}
+	if opts.etcdCA != "" {
+		pool, err := config.ReadCAFile(opts.etcdCA)
+		if err != nil {
+			return nil, fmt.Errorf("-etcd-ca: %w", err)
+		}
+		cfg.RootCAs = pool
+	}
+	if opts.etcdCert != "" {
+		cert, err := tls.LoadX509KeyPair(opts.etcdCert, opts.etcdKey)
+		if err != nil {
+			return nil, fmt.Errorf("-etcd-cert, -etcd-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
 }
 
 // nodeFlags defines the flags of guild node into opts.
@@ -168,6 +230,12 @@ func nodeFlags(opts *nodeOptions, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&opts.ttl, "ttl", etcd.DefaultTTL, "etcd lease TTL: how long a crashed node's record and names outlive it (at least 1s)")
 	fs.StringVar(&opts.data, "data", "", "`dir`ectory of the embedded etcd's data with -master; default a temporary one, removed on exit")
 	fs.DurationVar(&opts.joinWait, "join-wait", 30*time.Second, "how long to retry while the address or the diagnostic name is still held by a crashed predecessor")
+	fs.StringVar(&opts.etcdCA, "etcd-ca", "", "PEM `file` of the CAs that signed etcd's server certificate (with https -etcd endpoints); default the system's")
+	fs.StringVar(&opts.etcdCert, "etcd-cert", "", "PEM certificate `file` to present to an etcd that requires client certificates (with -etcd-key)")
+	fs.StringVar(&opts.etcdKey, "etcd-key", "", "PEM key `file` of -etcd-cert")
+	fs.StringVar(&opts.etcdServerName, "etcd-server-name", "", "the `name` to check etcd's certificate against; default each endpoint's host")
+	fs.StringVar(&opts.etcdUser, "etcd-user", "", "the etcd `user`, for an etcd with authentication; its password comes from -etcd-password-file or "+config.EtcdPasswordEnv)
+	fs.StringVar(&opts.etcdPasswordFile, "etcd-password-file", "", "`file` holding the -etcd-user's password")
 	return fs
 }
 
@@ -202,7 +270,14 @@ func serveNode(ctx context.Context, opts nodeOptions, stdout io.Writer, log *slo
 		endpoints = e.Endpoints()
 		log.Info("embedded etcd started", "endpoints", strings.Join(endpoints, ","))
 	}
-	m, err := etcd.New(etcd.Config{Endpoints: endpoints, TTL: opts.ttl, JoinWait: opts.joinWait, Logger: log})
+	etcdTLS, err := opts.etcdTLS()
+	if err != nil {
+		return err
+	}
+	m, err := etcd.New(etcd.Config{
+		Endpoints: endpoints, TTL: opts.ttl, JoinWait: opts.joinWait, Logger: log,
+		TLS: etcdTLS, Username: opts.etcdUser, Password: opts.etcdPassword,
+	})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/cluster/etcd"
+	"github.com/guildkit/guild/internal/etcdtest"
 )
 
 func TestNodeFlagErrors(t *testing.T) {
@@ -37,6 +39,11 @@ func TestNodeFlagErrors(t *testing.T) {
 		{"data without master", []string{"-addr", "1.2.3", "-etcd", "http://127.0.0.1:2379", "-data", "x"}, "-data is the embedded etcd's directory: it needs -master"},
 		{"extra argument", []string{"-addr", "1.2.3", "-master", "127.0.0.1:0", "extra"}, "unexpected argument"},
 		{"unknown flag", []string{"-addr", "1.2.3", "-nope"}, "flag provided but not defined: -nope"},
+		{"etcd TLS with master", []string{"-addr", "1.2.3", "-master", "127.0.0.1:0", "-etcd-ca", "ca.pem"}, "the -etcd-* flags configure the client of an existing etcd: they need -etcd"},
+		{"etcd cert without key", []string{"-addr", "1.2.3", "-etcd", "https://127.0.0.1:2379", "-etcd-cert", "c.pem"}, "-etcd-cert and -etcd-key go together"},
+		{"etcd TLS over http", []string{"-addr", "1.2.3", "-etcd", "http://127.0.0.1:2379", "-etcd-ca", "ca.pem"}, "the -etcd TLS flags need https endpoints"},
+		{"etcd password without user", []string{"-addr", "1.2.3", "-etcd", "http://127.0.0.1:2379", "-etcd-password-file", "pw"}, "-etcd-password-file needs -etcd-user"},
+		{"etcd password file missing", []string{"-addr", "1.2.3", "-etcd", "http://127.0.0.1:2379", "-etcd-user", "u", "-etcd-password-file", "/nonexistent/pw"}, "-etcd-password-file:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := runCmd(append([]string{"node"}, tc.args...)...)
@@ -260,4 +267,68 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestNodeEtcdTLSAndAuth: guild node joins an etcd that serves TLS only,
+// requires client certificates and has authentication on, with the
+// -etcd-* flags: by its certificate's user, and by a user and password
+// from a file; a wrong password fails the node with an error that does
+// not repeat it.
+func TestNodeEtcdTLSAndAuth(t *testing.T) {
+	srv := etcdtest.Start(t)
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte(etcdtest.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badFile := filepath.Join(t.TempDir(), "bad")
+	if err := os.WriteFile(badFile, []byte("not-the-s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tlsArgs := []string{"-etcd", strings.Join(srv.Endpoints, ","), "-etcd-ca", srv.PKI.CAFile, "-etcd-cert", srv.PKI.ClientCert, "-etcd-key", srv.PKI.ClientKey, "-ttl", "1s"}
+	for i, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"client certificate", nil},
+		{"user and password file", []string{"-etcd-user", etcdtest.User, "-etcd-password-file", pwFile}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ready := make(chan string, 4)
+			var stderr syncBuffer
+			done := make(chan int, 1)
+			args := append([]string{"-addr", fmt.Sprintf("1.1.%d", i+1)}, append(tlsArgs, tc.args...)...)
+			go func() { done <- runNode(ctx, args, &lineWriter{fn: func(l string) { ready <- l }}, &stderr) }()
+			select {
+			case line := <-ready:
+				if !strings.Contains(line, `"event":"ready"`) {
+					t.Fatalf("ready line %q", line)
+				}
+			case code := <-done:
+				t.Fatalf("exit %d before ready; stderr:\n%s", code, stderr.String())
+			case <-time.After(30 * time.Second):
+				cancel()
+				<-done
+				t.Fatalf("no ready line after 30s; stderr:\n%s", stderr.String())
+			}
+			cancel()
+			if code := <-done; code != exitOK {
+				t.Errorf("exit code %d after cancel; stderr:\n%s", code, stderr.String())
+			}
+		})
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var stderr syncBuffer
+		args := append([]string{"-addr", "1.1.9", "-etcd-user", etcdtest.User, "-etcd-password-file", badFile}, tlsArgs...)
+		code := runNode(ctx, args, &lineWriter{fn: func(string) {}}, &stderr)
+		if code == exitOK || ctx.Err() != nil {
+			t.Fatalf("exit code %d (ctx %v) with a wrong password; stderr:\n%s", code, ctx.Err(), stderr.String())
+		}
+		if strings.Contains(stderr.String(), "not-the-s3cret") {
+			t.Errorf("stderr repeats the password:\n%s", stderr.String())
+		}
+	})
 }
