@@ -210,12 +210,11 @@ type procBot struct {
 	user string
 	cl   *client.Client
 
-	mu       sync.Mutex
-	got      []int64 // push numbers received, in order
-	sent     []procPush
-	reqs     []procReq
-	reconns  []procReconn
-	lastAddr string
+	mu      sync.Mutex
+	got     []int64 // push numbers received, in order
+	sent    []procPush
+	reqs    []procReq
+	reconns []procReconn
 }
 
 type procPush struct {
