@@ -107,6 +107,19 @@ func (e *permanentError) Unwrap() error { return e.err }
 // permanent marks err as not worth a retry.
 func permanent(err error) error { return &permanentError{err} }
 
+// laterError marks a delivery error whose retry must wait at least after
+// (a server's Retry-After; 0: the backoff alone).
+type laterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *laterError) Error() string { return e.err.Error() }
+func (e *laterError) Unwrap() error { return e.err }
+
+// later marks err as worth a retry after at least after.
+func later(err error, after time.Duration) error { return &laterError{err, after} }
+
 // deliverFunc delivers one batch; ctx ends when Close gives up.
 type deliverFunc func(ctx context.Context, b *Batch) error
 
@@ -275,8 +288,13 @@ func (b *batcher) send(items []actor.Failure, lost uint64) {
 			b.log.Warn("report: delivery failed", "failures", len(items), "tries", try+1, "err", err)
 			return
 		}
-		// Full jitter over the upper half: between backoff/2 and backoff.
+		// Full jitter over the upper half: between backoff/2 and backoff;
+		// no sooner than the server asked (Retry-After), up to MaxBackoff.
 		wait := backoff/2 + rand.N(backoff/2+1)
+		var l *laterError
+		if errors.As(err, &l) && l.after > wait {
+			wait = min(l.after, MaxBackoff)
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:

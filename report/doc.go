@@ -15,8 +15,9 @@
 // failures, at most one delivery per Interval (the rate limit): a burst of
 // ten thousand panics costs a handful of requests or e-mails, not ten
 // thousand. A failed delivery is retried with exponential backoff and
-// jitter when the error may pass (a network error, an HTTP 5xx, an SMTP
-// 4xx), and not when it will not (an HTTP 4xx, an SMTP 5xx); a batch that
+// jitter when the error may pass (a network error, an HTTP 5xx, 429 or
+// 408, no sooner than the server's Retry-After, an SMTP 4xx), and not when
+// it will not (another HTTP 4xx, an SMTP 5xx); a batch that
 // still fails is counted as lost, and the next batch says so too.
 //
 // # Stopping

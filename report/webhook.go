@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,9 +47,10 @@ type WebhookConfig struct {
 	Interval time.Duration
 	// Timeout bounds one POST. Default DefaultWebhookTimeout.
 	Timeout time.Duration
-	// Retries is how many times a POST that met a network error or a 5xx
-	// is tried again; negative: never. A 4xx is not retried. Default
-	// DefaultRetries.
+	// Retries is how many times a POST that met a network error, a 5xx, a
+	// 429 Too Many Requests or a 408 is tried again (after a 429 or 503,
+	// no sooner than its Retry-After, up to MaxBackoff); negative: never.
+	// Another 4xx is not retried. Default DefaultRetries.
 	Retries int
 	// Backoff is the wait before the first retry, doubled after each (up
 	// to MaxBackoff), with jitter. Default DefaultBackoff.
@@ -151,7 +153,8 @@ func (w *Webhook) Close(ctx context.Context) error {
 // Stats returns the Webhook's counters.
 func (w *Webhook) Stats() Stats { return w.b.stats() }
 
-// post sends one batch: nil for a 2xx, a permanent error for a 4xx.
+// post sends one batch: nil for a 2xx, a permanent error for a 4xx other
+// than 429 and 408, an error to retry later for those and 5xx.
 func (w *Webhook) post(ctx context.Context, b *Batch) error {
 	body, err := json.Marshal(b)
 	if err != nil {
@@ -183,13 +186,36 @@ func (w *Webhook) post(ctx context.Context, b *Batch) error {
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
+	err = fmt.Errorf("report: webhook answered %s: %s", resp.Status, bytes.TrimSpace(msg))
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return nil
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
+		// Throttled, or too slow for the server this time: worth a retry,
+		// not before the server's Retry-After.
+		return later(err, retryAfter(resp.Header.Get("Retry-After"), time.Now()))
 	case resp.StatusCode >= 400 && resp.StatusCode < 500:
-		return permanent(fmt.Errorf("report: webhook answered %s: %s", resp.Status, bytes.TrimSpace(msg)))
+		return permanent(err)
+	case resp.StatusCode == http.StatusServiceUnavailable:
+		return later(err, retryAfter(resp.Header.Get("Retry-After"), time.Now()))
 	}
-	return fmt.Errorf("report: webhook answered %s: %s", resp.Status, bytes.TrimSpace(msg))
+	return err
+}
+
+// retryAfter parses a Retry-After header: delay-seconds or an HTTP date
+// (relative to now). It returns 0 for none or a malformed one.
+func retryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if s, err := strconv.ParseUint(h, 10, 32); err == nil {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }
 
 // redact shows only a URL's scheme and host in errors: its path and

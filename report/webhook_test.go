@@ -1,8 +1,11 @@
 package report_test
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -165,5 +168,42 @@ func TestWebhookConfigErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "abc") {
 			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
 		}
+	}
+}
+
+// TestWebhookHonoursRetryAfter: a 429 Too Many Requests is retried (not
+// dropped as a 4xx), no sooner than its Retry-After says.
+func TestWebhookHonoursRetryAfter(t *testing.T) {
+	var mu sync.Mutex
+	var at []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		at = append(at, time.Now())
+		n := len(at)
+		mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	w, err := report.NewWebhook(report.WebhookConfig{URL: srv.URL, Backoff: time.Millisecond, Retries: 3, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Report(actor.Failure{Reason: "one"})
+	await.True(t, waitTimeout, "the retry after the 429 to get through", func() bool { return w.Stats().Delivered == 1 })
+	if s := w.Stats(); s.Attempts != 2 || s.Failed != 0 {
+		t.Errorf("stats %+v, want 2 attempts, none failed", s)
+	}
+	mu.Lock()
+	gap := at[1].Sub(at[0])
+	mu.Unlock()
+	if gap < 900*time.Millisecond {
+		t.Errorf("retried %v after a 429 with Retry-After: 1", gap)
+	}
+	if err := w.Close(ctxTimeout(t, waitTimeout)); err != nil {
+		t.Fatal(err)
 	}
 }
