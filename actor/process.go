@@ -363,6 +363,7 @@ func (p *process) fail(reason any) {
 		if !ok {
 			max, window := p.sup.budget()
 			p.node.log.Error("actor restart budget exhausted; stopping it", "pid", p.pid, "max_restarts", max, "window", window)
+			p.reportBudget(reason, max, window)
 			d = Stop
 		}
 	}
@@ -381,6 +382,24 @@ func (p *process) fail(reason any) {
 	default:
 		p.beginStop(false)
 	}
+}
+
+// reportBudget hands the Reporter an actor stopped because its restart
+// budget (max restarts within window) is spent.
+func (p *process) reportBudget(reason any, max int, window time.Duration) {
+	n := p.node
+	if n.reporter == nil {
+		return
+	}
+	why := fmt.Sprintf("restart budget spent (%d restarts within %v): stopped; the last failure: %s", max, window, reasonText(reason))
+	if max < 0 {
+		why = "restarts are off (MaxRestarts < 0): stopped; the failure: " + reasonText(reason)
+	}
+	f := Failure{Kind: FailureBudget, PID: p.pid, Where: WhereSupervisor, Reason: why}
+	if p.parent != nil {
+		f.Parent = p.parent.pid
+	}
+	n.Report(f)
 }
 
 // reportEscalation hands an escalation to the Reporter, if there is one.

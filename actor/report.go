@@ -12,7 +12,8 @@ import (
 // Supervisor's Decide, a Watch function, a dead-letter subscriber, a
 // Node.Request callback, and the handlers of packages rpc and gate, which
 // report theirs through Node.Report) and every supervisor decision to
-// escalate. Set it with Config.Reporter; package report has built-in ones
+// escalate, and every actor stopped because its restart budget was
+// spent. Set it with Config.Reporter; package report has built-in ones
 // (a webhook, e-mail, a fan-out).
 //
 // Concurrency: Report is called on the goroutine where the failure
@@ -38,15 +39,21 @@ const (
 	// FailureEscalation is a supervisor's decision to escalate: the actor
 	// stops and its parent fails with the same reason (see Escalate).
 	FailureEscalation
+	// FailureBudget is an actor stopped instead of restarted: its
+	// restart budget (Supervisor.MaxRestarts within Window) was spent.
+	// Reason says so, with the failure's own reason.
+	FailureBudget
 )
 
-// String names the kind: "panic" or "escalation".
+// String names the kind: "panic", "escalation" or "budget".
 func (k FailureKind) String() string {
 	switch k {
 	case FailurePanic:
 		return "panic"
 	case FailureEscalation:
 		return "escalation"
+	case FailureBudget:
+		return "budget"
 	}
 	return fmt.Sprintf("FailureKind(%d)", uint8(k))
 }
@@ -59,7 +66,7 @@ const (
 	WhereCallback   = "callback"     // a Request callback run in the actor's turn
 	WhereProducer   = "producer"     // a Producer, at spawn or restart
 	WhereDecide     = "decide"       // a Supervisor's Decide (the panic counts as Stop)
-	WhereSupervisor = "supervisor"   // an escalation (FailureEscalation)
+	WhereSupervisor = "supervisor"   // an escalation (FailureEscalation), a spent restart budget (FailureBudget)
 	WhereWatch      = "watch"        // the function of a Node.Watch
 	WhereDeadLetter = "dead letters" // a SubscribeDeadLetters function
 	WhereRequest    = "request"      // the callback of a Node.Request
@@ -72,7 +79,7 @@ const MaxFailureStack = 16 << 10
 // Failure describes one failure of user code. It carries the message's
 // type, never its contents.
 type Failure struct {
-	// Kind is FailurePanic or FailureEscalation.
+	// Kind is FailurePanic, FailureEscalation or FailureBudget.
 	Kind FailureKind
 	// Node is the address of the node where it happened.
 	Node Addr

@@ -105,6 +105,56 @@ func TestReporterGetsEscalations(t *testing.T) {
 	rec.await(t, "the panic itself", func(f Failure) bool { return f.Kind == FailurePanic && f.PID == child })
 }
 
+// TestReporterGetsSpentBudgets: an actor that keeps failing is restarted
+// within its budget, then stopped; the Reporter gets each panic, and one
+// FailureBudget that says why it is gone.
+func TestReporterGetsSpentBudgets(t *testing.T) {
+	rec := &recorder{}
+	n, _ := newTestNode(t, Config{Reporter: rec})
+	sup := Supervisor{MaxRestarts: 2, Window: time.Hour}
+	kids := make(chan PID, 1)
+	parent := mustSpawn(t, n, func(c *Context) {
+		if _, ok := c.Message().(Started); ok {
+			pid, err := c.SpawnFunc(func(c *Context) {
+				if c.Message() == "panic" {
+					panic("corrupt state")
+				}
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			kids <- pid
+		}
+	}, WithSupervisor(sup))
+	pid := recv(t, kids)
+	for range 3 {
+		_ = n.Send(pid, "panic")
+	}
+	f := rec.await(t, "the spent budget", func(f Failure) bool { return f.Kind == FailureBudget })
+	if f.PID != pid || f.Parent != parent || f.Where != WhereSupervisor || !strings.Contains(f.Reason, "restart budget spent (2 restarts within 1h0m0s)") ||
+		!strings.Contains(f.Reason, "corrupt state") || f.Kind.String() != "budget" {
+		t.Errorf("budget failure %+v", f)
+	}
+	await.True(t, 5*time.Second, "three panics reported", func() bool {
+		k := 0
+		for _, f := range rec.all() {
+			if f.Kind == FailurePanic && f.PID == pid {
+				k++
+			}
+		}
+		return k == 3
+	})
+	budgets := 0
+	for _, f := range rec.all() {
+		if f.Kind == FailureBudget {
+			budgets++
+		}
+	}
+	if budgets != 1 {
+		t.Errorf("%d budget failures, want 1", budgets)
+	}
+}
+
 func TestReporterGetsPanicsOutsideReceive(t *testing.T) {
 	rec := &recorder{}
 	n, _ := newTestNode(t, Config{Reporter: rec})

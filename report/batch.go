@@ -24,7 +24,8 @@ type Batch struct {
 
 // Entry is one failure in a Batch: an actor.Failure in JSON's terms.
 type Entry struct {
-	// Kind is "panic" or "escalation".
+	// Kind is "panic", "escalation" or "budget" (an actor stopped: its
+	// restart budget was spent).
 	Kind string `json:"kind"`
 	// Node is the address of the node where it happened, "1.2.1".
 	Node string `json:"node"`

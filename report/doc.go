@@ -1,5 +1,6 @@
 // Package report delivers the failures of a guild node (the panics it
-// recovers in user code and its supervisors' escalations, see
+// recovers in user code, its supervisors' escalations and the actors
+// stopped for a spent restart budget, see
 // actor.Reporter) to people: as JSON to a webhook ([Webhook]) and as
 // e-mail over SMTP ([SMTP]), or to several such reporters at once
 // ([Fanout]). The cluster file's report section sets them up for a node
@@ -38,7 +39,7 @@
 //	  "sent": "2026-01-02T15:04:05.123Z",
 //	  "dropped": 0,                      // failures lost since the previous batch
 //	  "failures": [{
-//	    "kind": "panic",                 // or "escalation"
+//	    "kind": "panic",                 // or "escalation", "budget"
 //	    "node": "1.2.1",                 // the node's address
 //	    "pid": "1.2.1/42",               // omitted outside any actor
 //	    "names": [".room"],              // the actor's names; omitted when none
