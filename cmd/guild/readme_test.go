@@ -332,6 +332,8 @@ var readmeImports = map[string]string{
 	"grain":       "github.com/guildkit/guild/grain",
 	"rpc":         "github.com/guildkit/guild/rpc",
 	"store":       "github.com/guildkit/guild/store",
+	"stream":      "github.com/guildkit/guild/stream",
+	"io":          "io",
 	"embedded":    "github.com/guildkit/guild/store/embedded",
 	"arenapb":     "github.com/guildkit/guild/examples/arena/arenapb",
 	"playerspb":   "github.com/guildkit/guild/examples/players/playerspb",
