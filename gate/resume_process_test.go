@@ -324,7 +324,6 @@ func TestResumeProcesses(t *testing.T) {
 
 	// The bots: even ones start on A, odd ones on B, each with both
 	// addresses.
-	ctx := testCtx(t)
 	bs := make([]*procBot, bots)
 	for i := range bots {
 		bt := &procBot{user: fmt.Sprint("bot", i)}
@@ -351,7 +350,10 @@ func TestResumeProcesses(t *testing.T) {
 		})
 		mustCall(t, bt.cl, "chat.Login", bt.user, bt.user)
 		mustCall(t, bt.cl, "chat.Set", "bot="+strconv.Itoa(i), "")
-		if err := gate.JoinGroup(ctx, back, "all", bt.cl.SessionID()); err != nil {
+		jctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := gate.JoinGroup(jctx, back, "all", bt.cl.SessionID())
+		cancel()
+		if err != nil {
 			t.Fatal(err)
 		}
 		bs[i] = bt
