@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,7 +124,7 @@ func (c *Cluster) Kill(i int) {
 	c.killed[i] = k
 	c.paused[i] = false
 	c.applyLocked()
-	n, m := c.Nodes[i], c.Members[i]
+	n, m, hm := c.Nodes[i], c.Members[i], c.harborMembers[i]
 	c.bg.Add(1)
 	c.mu.Unlock()
 	c.logf("fault: kill node %d (%v): its connections are reset and its etcd link is cut; its lease expires within %v", i, c.Addrs[i], c.TTL)
@@ -131,6 +132,9 @@ func (c *Cluster) Kill(i int) {
 		defer c.bg.Done()
 		defer close(k.done)
 		k.err = errors.Join(n.Close(), m.Close())
+		if hm != nil {
+			k.err = errors.Join(k.err, hm.Close())
+		}
 	}()
 }
 
@@ -164,6 +168,9 @@ func (c *Cluster) Restart(t testing.TB, i int) {
 		c.logf("restart node %d (%v): the killed node is closed (%v)", i, c.Addrs[i], k.err)
 	} else {
 		err := errors.Join(c.Nodes[i].Close(), c.Members[i].Close())
+		if hm := c.HarborMembership(i); hm != nil {
+			err = errors.Join(err, hm.Close())
+		}
 		c.logf("restart node %d (%v): the old node is closed (%v)", i, c.Addrs[i], err)
 	}
 	if len(c.nodeProxies) > i && !c.onNATS {
@@ -324,8 +331,11 @@ func (c *Cluster) nodeMode(i int) faultnet.Mode {
 // first (so a killed node loses etcd before its other links). c.mu must be
 // held; the proxies take their own locks and call nothing back.
 func (c *Cluster) applyLocked() {
-	for i, p := range c.etcdProxies {
-		m := c.nodeMode(i)
+	for i, p := range slices.Concat(c.etcdProxies, c.harborProxies) {
+		if p == nil {
+			continue
+		}
+		m := c.nodeMode(i % len(c.Addrs))
 		if m == faultnet.Pass && c.etcdDown {
 			m = faultnet.Blackhole
 		}

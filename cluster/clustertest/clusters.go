@@ -1,0 +1,111 @@
+package clustertest
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster/etcd"
+)
+
+// ClustersOptions configures StartClusters. The zero value is two
+// clusters of three nodes and two harbors each.
+type ClustersOptions struct {
+	// Clusters is how many clusters to run, numbered 1, 2, ... Default 2.
+	Clusters int
+	// Nodes is how many nodes of type 1 each cluster has. Default 3.
+	Nodes int
+	// Harbors is how many harbor nodes (type actor.HarborType) each
+	// cluster has. Default 2.
+	Harbors int
+	// Options is the template of every cluster's Options: its Nodes,
+	// Cluster, Clusters, Types and HarborEtcd are set per cluster; Export,
+	// when set, has one entry per node of type 1 (the harbors export
+	// nothing).
+	Options Options
+}
+
+// Clusters is several clusters in one process, each with its own
+// embedded etcd, joined by harbor nodes that also share an etcd of their
+// own (the harbors' membership). Each cluster is a Cluster, with its
+// fault methods: Kill a harbor of cluster k with Each[k].Kill(i).
+type Clusters struct {
+	// Each holds the clusters: Each[k] is cluster k+1. In each, nodes 0
+	// to Nodes-1 are of type 1 and the last Harbors nodes are harbors.
+	Each []*Cluster
+	// HarborEtcd is the harbors' embedded etcd.
+	HarborEtcd *etcd.Embedded
+	// Nodes and Harbors are the counts per cluster.
+	Nodes, Harbors int
+}
+
+// StartClusters runs an embedded etcd for the harbors, then opts.Clusters
+// clusters (each a Start with its own etcd) whose harbor nodes join the
+// harbors' etcd as well, and waits until every harbor sees every other.
+// It fails t on any error, and the cleanups close everything (the
+// clusters first, the harbors' etcd last). Call it from the test
+// goroutine.
+func StartClusters(t testing.TB, opts ClustersOptions) *Clusters {
+	t.Helper()
+	if opts.Clusters == 0 {
+		opts.Clusters = 2
+	}
+	if opts.Nodes == 0 {
+		opts.Nodes = DefaultNodes
+	}
+	if opts.Harbors == 0 {
+		opts.Harbors = 2
+	}
+	if opts.Clusters < 0 || opts.Nodes < 0 || opts.Harbors < 0 {
+		t.Fatalf("clustertest: negative ClustersOptions %+v", opts)
+	}
+	if opts.Options.Export != nil && len(opts.Options.Export) != opts.Nodes {
+		t.Fatalf("clustertest: len(ClustersOptions.Options.Export) = %d, want Nodes = %d", len(opts.Options.Export), opts.Nodes)
+	}
+	he, err := etcd.StartEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatalf("clustertest: the harbors' etcd: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := he.Close(); err != nil {
+			t.Errorf("clustertest: close the harbors' etcd: %v", err)
+		}
+	})
+	cs := &Clusters{HarborEtcd: he, Nodes: opts.Nodes, Harbors: opts.Harbors}
+	for k := range opts.Clusters {
+		o := opts.Options
+		o.Nodes = opts.Nodes + opts.Harbors
+		o.Cluster, o.Clusters = k+1, nil
+		o.Types = make([]int, o.Nodes)
+		for i := range o.Types {
+			o.Types[i] = 1
+			if i >= opts.Nodes {
+				o.Types[i] = actor.HarborType
+			}
+		}
+		if opts.Options.Export != nil {
+			o.Export = append(append([]bool(nil), opts.Options.Export...), make([]bool, opts.Harbors)...)
+		}
+		o.HarborEtcd = he.Endpoints()
+		cs.Each = append(cs.Each, Start(t, o))
+	}
+	want := opts.Clusters * opts.Harbors
+	cs.Each[0].WaitFor(t, fmt.Sprintf("every harbor to see the %d harbors", want), func() bool {
+		for _, c := range cs.Each {
+			for i := opts.Nodes; i < len(c.Nodes); i++ {
+				if !c.live(i) {
+					continue
+				}
+				if hm := c.HarborMembership(i); hm == nil || len(hm.Members()) != want {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	return cs
+}
+
+// Harbor returns the index in Each[k] of cluster k+1's harbor h (counting
+// from 0).
+func (cs *Clusters) Harbor(h int) int { return cs.Nodes + h }
