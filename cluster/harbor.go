@@ -41,25 +41,34 @@ var ErrNoRoute = errors.New("cluster: no route to the cluster")
 // node to another follow one path while the harbors stay the same, so
 // they keep their order, and the targets spread over the harbors.
 
-// harborMap is the live harbors a node knows, by cluster: each list
-// sorted by address, this node excluded. It is replaced whole, never
-// changed in place.
-type harborMap map[int][]actor.Addr
+// harborMap is the live harbors a node knows, by cluster (each list
+// sorted by address, this node excluded), and the members of other
+// clusters that are in the node's own views, which it reaches directly
+// (several clusters sharing one membership, and on a harbor the other
+// clusters' harbors). It is replaced whole, never changed in place.
+type harborMap struct {
+	byCluster map[int][]actor.Addr
+	direct    map[actor.Addr]bool
+}
 
-// buildHarborMap collects the available harbors of views, self excluded.
+// buildHarborMap collects the available harbors of views, self excluded,
+// and the members of other clusters than self's.
 func buildHarborMap(self actor.Addr, views ...[]Member) harborMap {
-	hm := make(harborMap)
+	hm := harborMap{byCluster: make(map[int][]actor.Addr), direct: make(map[actor.Addr]bool)}
 	seen := make(map[actor.Addr]bool)
 	for _, view := range views {
 		for _, m := range view {
+			if m.Addr.Cluster() != self.Cluster() {
+				hm.direct[m.Addr] = true
+			}
 			if !m.Addr.IsHarbor() || !m.Available || m.Addr == self || seen[m.Addr] {
 				continue
 			}
 			seen[m.Addr] = true
-			hm[m.Addr.Cluster()] = append(hm[m.Addr.Cluster()], m.Addr)
+			hm.byCluster[m.Addr.Cluster()] = append(hm.byCluster[m.Addr.Cluster()], m.Addr)
 		}
 	}
-	for _, hs := range hm {
+	for _, hs := range hm.byCluster {
 		sortAddrs(hs)
 	}
 	return hm
@@ -77,7 +86,7 @@ func sortAddrs(as []actor.Addr) {
 func (r *remote) setHarbors(hm harborMap) { r.harbors.Store(&hm) }
 
 // route returns the peer a message for a node at dst goes to: dst itself
-// in this node's cluster; otherwise one of this cluster's harbors, or, on
+// in this node's cluster or in its views; otherwise one of this cluster's harbors, or, on
 // a harbor, one of dst's cluster's harbors. It fails with ErrNoRoute when
 // there is none. A harbor whose connection is down is skipped while
 // another is up; when all are down it still returns one, so that a
@@ -87,13 +96,17 @@ func (r *remote) route(dst actor.Addr) (actor.Addr, error) {
 	if dst.Cluster() == r.self.Cluster() {
 		return dst, nil
 	}
+	p := r.harbors.Load()
+	if p != nil && p.direct[dst] {
+		return dst, nil
+	}
 	via := r.self.Cluster()
 	if r.self.IsHarbor() {
 		via = dst.Cluster()
 	}
 	var hs []actor.Addr
-	if p := r.harbors.Load(); p != nil {
-		hs = (*p)[via]
+	if p != nil {
+		hs = p.byCluster[via]
 	}
 	if len(hs) == 0 {
 		return 0, fmt.Errorf("%w %d: %v knows no live harbor of cluster %d", ErrNoRoute, dst.Cluster(), r.self, via)

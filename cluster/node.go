@@ -234,7 +234,7 @@ func (n *Node) follow(ev Event) {
 	if addr == n.cfg.Actor.Addr {
 		return
 	}
-	if addr.IsHarbor() {
+	if addr.IsHarbor() || addr.Cluster() != n.cfg.Actor.Addr.Cluster() {
 		n.rebuildHarbors()
 	}
 	if ev.Kind == Leave && n.cfg.Harbors != nil && n.stillMember(addr) {
@@ -289,6 +289,14 @@ func (n *Node) Actor() *actor.Node { return n.actor }
 
 // Addr returns the node's logical address.
 func (n *Node) Addr() actor.Addr { return n.cfg.Actor.Addr }
+
+// Route returns the peer a message for a node at dst goes to from this
+// node: dst itself in this node's cluster; for another cluster, the
+// harbor it would be relayed through now (one of this cluster's, or, on
+// a harbor, one of dst's cluster's). It fails with ErrNoRoute when no
+// live harbor leads there. Messages go the same way while the harbors
+// stay the same; a harbor whose connection is down is passed over.
+func (n *Node) Route(dst actor.Addr) (actor.Addr, error) { return n.remote.route(dst) }
 
 // Pending returns how many requests the node waits on answers for: its
 // actors' requests to other nodes and, on a harbor, the requests it
