@@ -264,3 +264,24 @@ func TestNamedGlobal(t *testing.T) {
 	_, err := newEcho(c.Node(0)).Say(ctxTimeout(t, 5*time.Second), rpc.Named("echo-none"), &echopb.SayRequest{})
 	wantCode(t, err, rpc.NotFound)
 }
+
+// TestHarborRPC: a generated client calls a service of another cluster,
+// each cluster with its own etcd, through the harbors; statuses and the
+// deadline cross as within a cluster.
+func TestHarborRPC(t *testing.T) {
+	cs := clustertest.StartClusters(t, clustertest.ClustersOptions{Nodes: 2, Harbors: 1})
+	a, b := cs.Each[0], cs.Each[1]
+	svc, _ := serve(t, b.Node(1))
+	echo := newEcho(a.Node(0))
+	reply, err := echo.Say(ctxTimeout(t, 5*time.Second), rpc.To(svc), &echopb.SayRequest{Text: "realm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reply.GetText() != "echo:realm" || reply.GetNode() != b.Addrs[1].String() {
+		t.Errorf("reply = %v, want echo:realm from %v", reply, b.Addrs[1])
+	}
+	_, err = echo.Say(ctxTimeout(t, 5*time.Second), rpc.To(svc), &echopb.SayRequest{Mode: "status", Code: 1001, Text: "gold"})
+	if st := wantCode(t, err, 1001); st.Message != "status gold" {
+		t.Errorf("message = %q", st.Message)
+	}
+}
