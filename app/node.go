@@ -268,7 +268,8 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	if err := n.startAdminAgent(ctx, cfg, rpcTiming, log); err != nil {
 		return nil, err
 	}
-	clientOpts := []rpc.ClientOption{rpc.WithMembership(n.members)}
+	// The view adds other clusters' exported members, through the harbors.
+	clientOpts := []rpc.ClientOption{rpc.WithMembership(n.cluster.View())}
 	var serveOpts []rpc.ServeOption
 	if n.tracing != nil { // outermost: the span covers what the metrics time
 		clientOpts = append(clientOpts, rpc.WithClientInterceptors(n.tracing.ClientInterceptor()))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -97,6 +98,14 @@ type Node struct {
 	// Lock order: harborMu, then the memberships' own locks (Members).
 	harborMu sync.Mutex
 
+	// On a harbor: its exports goroutine (runExports) and what it
+	// publishes; nil channels on another node.
+	exportsWake     chan struct{} // one slot: run now
+	exportsQuit     chan struct{}
+	exportsStop     sync.Once
+	exportsWG       sync.WaitGroup
+	harborAvailable atomic.Bool // the availability SetAvailable last asked for
+
 	shutOnce sync.Once
 	shutErr  error
 
@@ -158,6 +167,10 @@ func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	}
 	r.tr.Store(&trBox{t: tr})
 	n := &Node{cfg: cfg, actor: an, tr: tr, remote: r}
+	if cfg.Harbors != nil {
+		n.exportsWake, n.exportsQuit = make(chan struct{}, 1), make(chan struct{})
+		n.harborAvailable.Store(!cfg.JoinUnavailable)
+	}
 	n.unsub = cfg.Membership.Subscribe(n.follow)
 	if cfg.Harbors != nil {
 		unsubOwn, unsubHarbors := n.unsub, cfg.Harbors.Subscribe(n.follow)
@@ -190,8 +203,20 @@ func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 			r.close()
 			return nil, fmt.Errorf("cluster: join the harbors: %w", err)
 		}
+		n.exportsWG.Add(1)
+		go n.runExports()
 	}
 	return n, nil
+}
+
+// stopExports stops a harbor's exports goroutine and waits for it. Safe
+// to call twice, and on any node.
+func (n *Node) stopExports() {
+	if n.exportsQuit == nil {
+		return
+	}
+	n.exportsStop.Do(func() { close(n.exportsQuit) })
+	n.exportsWG.Wait()
 }
 
 // leaveTimeout is LeaveTimeout or its default.
@@ -237,6 +262,7 @@ func (n *Node) follow(ev Event) {
 	if addr.IsHarbor() || addr.Cluster() != n.cfg.Actor.Addr.Cluster() {
 		n.rebuildHarbors()
 	}
+	n.wakeExports()
 	if ev.Kind == Leave && n.cfg.Harbors != nil && n.stillMember(addr) {
 		return // in the other view still (a harbor of this cluster left one of the two)
 	}
@@ -369,7 +395,19 @@ func (n *Node) SetAvailable(ctx context.Context, available bool) error {
 		return fmt.Errorf("cluster: mark %s: %w", map[bool]string{true: "available", false: "unavailable"}[available], err)
 	}
 	if n.cfg.Harbors != nil {
-		if err := n.cfg.Harbors.Update(ctx, m); err != nil {
+		// The harbors' record carries the exports besides: start from it.
+		n.harborAvailable.Store(available)
+		hm := m
+		for _, cur := range n.cfg.Harbors.Members() {
+			if cur.Addr == m.Addr {
+				hm = cur
+				break
+			}
+		}
+		hm.Available = available
+		err := n.cfg.Harbors.Update(ctx, hm)
+		n.wakeExports() // and it mends a record an exports update raced with
+		if err != nil {
 			return fmt.Errorf("cluster: mark %s among the harbors: %w", map[bool]string{true: "available", false: "unavailable"}[available], err)
 		}
 	}
@@ -435,6 +473,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("cluster: %d requests still waiting for answers: %w", n.remote.pendingCount(), err))
 	}
 	n.unsub()
+	n.stopExports()
 	if err := n.cfg.Membership.Leave(ctx); err != nil && !errors.Is(err, ErrClosed) {
 		errs = append(errs, fmt.Errorf("cluster: leave: %w", err))
 	}
@@ -462,6 +501,7 @@ func (n *Node) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		n.unsub() // safe to repeat
+		n.stopExports()
 		errLeave := n.cfg.Membership.Leave(ctx)
 		if errors.Is(errLeave, ErrClosed) {
 			errLeave = nil // a closed membership has left already

@@ -39,6 +39,18 @@ type pendingReq struct {
 	// the answer goes back to it as it is (relayBack).
 	relayTo   actor.Addr
 	relayCorr uint64
+	// lookup, for a name lookup (View.LookupAt), receives the answer
+	// instead of reply: the decoded message or an error. One slot.
+	lookup chan any
+}
+
+// respond hands the answer (a message or an error) to whoever waits.
+func (p pendingReq) respond(v any) {
+	if p.lookup != nil {
+		p.lookup <- v
+		return
+	}
+	p.reply.Respond(v)
 }
 
 // trBox holds the transport, which is set after the remote is created.
@@ -61,6 +73,7 @@ type remote struct {
 	tr      atomic.Pointer[trBox]
 	next    atomic.Uint64
 	harbors atomic.Pointer[harborMap] // the live harbors, by cluster (see route)
+	exports exportTable               // the other clusters' exported members, by harbor
 
 	mu      sync.Mutex
 	pending map[uint64]pendingReq
@@ -326,10 +339,10 @@ func (r *remote) HandleEnvelope(peer actor.Addr, env *wire.Envelope) {
 		}
 		msg, err := r.payloads.Unmarshal(env.PayloadType, env.Payload)
 		if err != nil {
-			p.reply.Respond(fmt.Errorf("cluster: reply from %v: %w", peer, err))
+			p.respond(fmt.Errorf("cluster: reply from %v: %w", peer, err))
 			return
 		}
-		p.reply.Respond(msg)
+		p.respond(msg)
 	case wire.KindError:
 		p, ok := r.take(env.CorrelationID, peer)
 		if !ok {
@@ -339,7 +352,7 @@ func (r *remote) HandleEnvelope(peer actor.Addr, env *wire.Envelope) {
 			r.relayBack(p, env)
 			return
 		}
-		p.reply.Respond(&remoteError{code: env.ErrorCode, msg: env.ErrorMessage})
+		p.respond(&remoteError{code: env.ErrorCode, msg: env.ErrorMessage})
 	case wire.KindSystem:
 		r.handleSystem(peer, env)
 	default:
@@ -352,6 +365,10 @@ func (r *remote) handleIncoming(peer actor.Addr, env *wire.Envelope) {
 	target, sender := fromWirePID(env.Target), fromWirePID(env.Sender)
 	if env.TargetName == "" && target.Node != r.self && r.self.IsHarbor() {
 		r.relay(peer, env)
+		return
+	}
+	if isReq && env.TargetName == "" && target.Node == r.self && target.Serial == 0 && env.PayloadType == lookupType {
+		r.answerLookup(peer, env)
 		return
 	}
 	fail := func(code uint32, err error) {
@@ -454,7 +471,7 @@ func (r *remote) PeerLost(peer actor.Addr, err error) {
 	}
 	r.mu.Unlock()
 	for _, p := range lost {
-		p.reply.Respond(fmt.Errorf("cluster: request to %v: %w", peer, err))
+		p.respond(fmt.Errorf("cluster: request to %v: %w", peer, err))
 	}
 	r.failRelayed(peer, relayed, err)
 	r.watches.peerLost(peer)

@@ -226,6 +226,10 @@ func (w *watchTable) count() int {
 
 // handleSystem handles a KindSystem envelope from peer.
 func (r *remote) handleSystem(peer actor.Addr, env *wire.Envelope) {
+	if env.PayloadType == wire.SystemExports {
+		r.handleExports(peer, env)
+		return
+	}
 	target, sender := fromWirePID(env.Target), fromWirePID(env.Sender)
 	if target.Node != r.self && r.self.IsHarbor() {
 		r.relay(peer, env)

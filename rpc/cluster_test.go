@@ -285,3 +285,36 @@ func TestHarborRPC(t *testing.T) {
 		t.Errorf("message = %q", st.Message)
 	}
 }
+
+// TestHarborAnyOf: with a node's View, rpc.AnyOf reaches the exported
+// members of a node type in another cluster (clustergo's rule), never
+// one that is not exported.
+func TestHarborAnyOf(t *testing.T) {
+	cs := clustertest.StartClusters(t, clustertest.ClustersOptions{
+		Nodes: 3, Harbors: 1,
+		Types:  [][]int{{1, 1, 1}, {1, 7, 7}},
+		Export: [][]bool{{false, false, false}, {false, true, false}},
+	})
+	a, b := cs.Each[0], cs.Each[1]
+	serve(t, b.Node(1))
+	serve(t, b.Node(2))
+	view := a.Nodes[0].View()
+	a.WaitFor(t, "the exported 2.7.2 in cluster 1's view", func() bool {
+		for _, m := range view.Members() {
+			if m.Addr == b.Addrs[1] {
+				return true
+			}
+		}
+		return false
+	})
+	echo := newEcho(a.Node(0), rpc.WithMembership(view))
+	for range 4 {
+		reply, err := echo.Say(ctxTimeout(t, 5*time.Second), rpc.AnyOf(7, cluster.RoundRobin), &echopb.SayRequest{Text: "any"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reply.GetNode() != b.Addrs[1].String() {
+			t.Fatalf("AnyOf(7) answered from %s, want the exported %v", reply.GetNode(), b.Addrs[1])
+		}
+	}
+}

@@ -19,10 +19,17 @@ type ClustersOptions struct {
 	// cluster has. Default 2.
 	Harbors int
 	// Options is the template of every cluster's Options: its Nodes,
-	// Cluster, Clusters, Types and HarborEtcd are set per cluster; Export,
-	// when set, has one entry per node of type 1 (the harbors export
-	// nothing).
+	// Cluster, Clusters and HarborEtcd are set per cluster; Export and
+	// Types, when set, have one entry per node that is not a harbor (the
+	// harbors export nothing; their type is actor.HarborType).
 	Options Options
+	// Types, optional, gives the node types of each cluster's nodes that
+	// are not harbors, cluster by cluster (Types[k] for cluster k+1, of
+	// length Nodes), over Options.Types.
+	Types [][]int
+	// Export, optional, likewise gives each cluster's Export flags, over
+	// Options.Export.
+	Export [][]bool
 }
 
 // Clusters is several clusters in one process, each with its own
@@ -62,6 +69,14 @@ func StartClusters(t testing.TB, opts ClustersOptions) *Clusters {
 	if opts.Options.Export != nil && len(opts.Options.Export) != opts.Nodes {
 		t.Fatalf("clustertest: len(ClustersOptions.Options.Export) = %d, want Nodes = %d", len(opts.Options.Export), opts.Nodes)
 	}
+	if opts.Options.Types != nil && len(opts.Options.Types) != opts.Nodes {
+		t.Fatalf("clustertest: len(ClustersOptions.Options.Types) = %d, want Nodes = %d", len(opts.Options.Types), opts.Nodes)
+	}
+	for _, l := range []int{len(opts.Types), len(opts.Export)} {
+		if l != 0 && l != opts.Clusters {
+			t.Fatalf("clustertest: ClustersOptions.Types or Export has %d clusters, want %d", l, opts.Clusters)
+		}
+	}
 	he, err := etcd.StartEmbedded(t.TempDir())
 	if err != nil {
 		t.Fatalf("clustertest: the harbors' etcd: %v", err)
@@ -76,15 +91,30 @@ func StartClusters(t testing.TB, opts ClustersOptions) *Clusters {
 		o := opts.Options
 		o.Nodes = opts.Nodes + opts.Harbors
 		o.Cluster, o.Clusters = k+1, nil
+		types, export := opts.Options.Types, opts.Options.Export
+		if opts.Types != nil {
+			types = opts.Types[k]
+		}
+		if opts.Export != nil {
+			export = opts.Export[k]
+		}
+		if (types != nil && len(types) != opts.Nodes) || (export != nil && len(export) != opts.Nodes) {
+			t.Fatalf("clustertest: cluster %d: Types or Export of the wrong length, want Nodes = %d", k+1, opts.Nodes)
+		}
 		o.Types = make([]int, o.Nodes)
 		for i := range o.Types {
-			o.Types[i] = 1
-			if i >= opts.Nodes {
+			switch {
+			case i >= opts.Nodes:
 				o.Types[i] = actor.HarborType
+			case types != nil:
+				o.Types[i] = types[i]
+			default:
+				o.Types[i] = 1
 			}
 		}
-		if opts.Options.Export != nil {
-			o.Export = append(append([]bool(nil), opts.Options.Export...), make([]bool, opts.Harbors)...)
+		o.Export = nil
+		if export != nil {
+			o.Export = append(append([]bool(nil), export...), make([]bool, opts.Harbors)...)
 		}
 		o.HarborEtcd = he.Endpoints()
 		cs.Each = append(cs.Each, Start(t, o))

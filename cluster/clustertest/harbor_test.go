@@ -184,3 +184,59 @@ func TestHarborLostFailsFast(t *testing.T) {
 
 // relays returns how many requests node n relays or waits on.
 func relays(n *cluster.Node) int { return n.Pending() }
+
+// TestHarborExports: the exported, available members of another cluster
+// reach a node's View through the harbors (and no cluster's etcd), those
+// not exported do not, and one that leaves goes; a name held by an
+// exported member of another cluster is found with LookupAt.
+func TestHarborExports(t *testing.T) {
+	cs := clustertest.StartClusters(t, clustertest.ClustersOptions{
+		Types:  [][]int{{1, 1, 1}, {1, 7, 7}},
+		Export: [][]bool{{false, false, false}, {false, true, false}},
+	})
+	a, b := cs.Each[0], cs.Each[1]
+	exported, hidden := b.Addrs[1], b.Addrs[2]
+	view := a.Nodes[0].View()
+	sees := func(addr actor.Addr) bool {
+		for _, m := range view.Members() {
+			if m.Addr == addr {
+				return true
+			}
+		}
+		return false
+	}
+	a.WaitFor(t, "cluster 1's view to show the exported 2.7.2", func() bool { return sees(exported) })
+	if sees(hidden) || sees(b.Addrs[0]) {
+		t.Fatalf("a member not exported is in the view: %v", view.Members())
+	}
+	for _, m := range a.Membership(0).Members() {
+		if m.Addr.Cluster() != 1 {
+			t.Fatalf("cluster 1's etcd holds %v", m.Addr)
+		}
+	}
+	var sel cluster.Selector
+	for range 4 {
+		m, err := sel.Pick(view.Members(), a.Addrs[0], 7, cluster.RoundRobin, "")
+		if err != nil || m.Addr != exported {
+			t.Fatalf("pick of type 7 from cluster 1: %v, %v", m.Addr, err)
+		}
+	}
+	// A name the exported member holds, looked up from cluster 1.
+	pid, _ := spawnEcho(t, b.Node(1))
+	ctx := ctxTimeout(t, 10*time.Second)
+	if err := b.Node(1).Register(ctx, "realm-echo", pid); err != nil {
+		t.Fatal(err)
+	}
+	got, err := view.LookupAt(ctx, exported, "realm-echo")
+	if err != nil || got != pid {
+		t.Fatalf("LookupAt = %v, %v, want %v", got, err, pid)
+	}
+	if _, err := view.LookupAt(ctx, exported, "nobody"); !errors.Is(err, actor.ErrNameNotFound) {
+		t.Fatalf("LookupAt of a name nobody holds: %v", err)
+	}
+	// The exported member leaves: it goes from the view.
+	if err := b.Nodes[1].Close(); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitFor(t, "2.7.2 to leave cluster 1's view", func() bool { return !sees(exported) })
+}
