@@ -12,6 +12,10 @@
 //		...
 //	}
 //
+// StartClusters runs several such clusters, each with its own etcd, joined
+// by harbor nodes that share an etcd of their own (package cluster's
+// "Harbors"); each is a Cluster with its fault methods.
+//
 // Start registers a t.Cleanup that closes every node, every membership, the
 // fault proxies and the etcd server, in that order, so a test needs no
 // teardown of its own.
