@@ -2,11 +2,45 @@ package clustertest
 
 import (
 	"fmt"
+	"maps"
+	"sync"
 	"testing"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster/clustertest/faultnet"
 	"github.com/guildkit/guild/cluster/etcd"
 )
+
+// clusterGroup is the clusters of one StartClusters: each one's proxies
+// apply, to connections from the others' nodes, the mode of those nodes
+// (Reset for a killed one, Blackhole for a paused one), so that a node
+// killed or paused in one cluster is so for every cluster.
+type clusterGroup struct {
+	all []*Cluster // set before any fault, then read-only
+
+	// mu guards modes. Lock order: Cluster.mu, then clusterGroup.mu (a
+	// leaf: nothing is called while it is held).
+	mu    sync.Mutex
+	modes map[actor.Addr]faultnet.Mode // each node's mode as the other clusters see it
+}
+
+// set records the mode of the node at a.
+func (g *clusterGroup) set(a actor.Addr, m faultnet.Mode) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.modes[a] = m
+}
+
+// others returns the modes of the nodes of the clusters other than c.
+func (g *clusterGroup) others(c *Cluster) map[actor.Addr]faultnet.Mode {
+	g.mu.Lock()
+	out := maps.Clone(g.modes)
+	g.mu.Unlock()
+	for _, a := range c.Addrs {
+		delete(out, a)
+	}
+	return out
+}
 
 // ClustersOptions configures StartClusters. The zero value is two
 // clusters of three nodes and two harbors each.
@@ -118,6 +152,16 @@ func StartClusters(t testing.TB, opts ClustersOptions) *Clusters {
 		}
 		o.HarborEtcd = he.Endpoints()
 		cs.Each = append(cs.Each, Start(t, o))
+	}
+	grp := &clusterGroup{all: cs.Each, modes: make(map[actor.Addr]faultnet.Mode)}
+	for _, c := range cs.Each {
+		c.mu.Lock()
+		c.grp = grp
+		c.applyLocked()
+		c.mu.Unlock()
+	}
+	for _, c := range cs.Each {
+		c.applyOthers()
 	}
 	want := opts.Clusters * opts.Harbors
 	cs.Each[0].WaitFor(t, fmt.Sprintf("every harbor to see the %d harbors", want), func() bool {

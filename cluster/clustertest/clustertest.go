@@ -14,7 +14,10 @@
 //
 // StartClusters runs several such clusters, each with its own etcd, joined
 // by harbor nodes that share an etcd of their own (package cluster's
-// "Harbors"); each is a Cluster with its fault methods.
+// "Harbors"); each is a Cluster with its fault methods, and a node killed
+// or paused in one is so for the others too (their proxies reset or
+// blackhole its connections to their nodes). Partition stays within a
+// cluster.
 //
 // Start registers a t.Cleanup that closes every node, every membership, the
 // fault proxies and the etcd server, in that order, so a test needs no
@@ -233,6 +236,10 @@ type Cluster struct {
 	// replaced by Restart, so guarded by mu.
 	harborProxies []*faultnet.Proxy
 	harborMembers []*etcd.Membership
+	// grp, for a cluster of StartClusters, shares the fault state of the
+	// nodes with the other clusters' proxies; nil otherwise. Set once,
+	// under mu, before any fault.
+	grp *clusterGroup
 	// frontProxies[i] are FrontProxy's proxies of node i; guarded by mu.
 	frontProxies [][]*faultnet.Proxy
 	bg           sync.WaitGroup // background closes of killed nodes

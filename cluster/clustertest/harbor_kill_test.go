@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/cluster/clustertest"
 	"github.com/guildkit/guild/internal/await"
 	"github.com/guildkit/guild/transport"
@@ -25,6 +26,7 @@ type harborOp struct {
 	from       actor.Addr // the calling node, in cluster 1
 	target     actor.PID  // an echo of cluster 2
 	via        actor.Addr // the harbor of cluster 1 the call went to (Node.Route at invocation)
+	via2       actor.Addr // the harbor of cluster 2 that one relays it to (its Route)
 	start, end time.Time
 	deadline   time.Time
 	err        error
@@ -45,12 +47,13 @@ func harborSeed(t *testing.T) uint64 {
 }
 
 // TestHarborKillUnderLoad kills (kill -9: clustertest.Kill) one of the
-// two harbors of cluster 1 while every node of cluster 1 calls the echoes
-// of cluster 2, records every call with its invocation, its result and
-// the harbor it went through, and checks the history:
+// four harbors (two in each cluster) while every node of cluster 1 calls
+// the echoes of cluster 2, records every call with its invocation, its
+// result and the harbors it went through, and checks the history:
 //   - no call ended later than its deadline (plus a scheduling slack);
 //   - no call failed before the kill;
-//   - every failure went through the killed harbor, matches
+//   - every failure went through the killed harbor (a relay in cluster 1
+//     or in cluster 2), matches
 //     transport.ErrPeerLost, and ended at once (within failFast of the
 //     kill or of its own start, whichever is later): none waited for its
 //     deadline;
@@ -59,6 +62,9 @@ func harborSeed(t *testing.T) uint64 {
 //
 // The seed (GUILD_SEED replays it) picks the harbor killed and each
 // caller's targets.
+//
+// Calls made through the killed harbor are counted, so that the kill
+// surely hit traffic.
 func TestHarborKillUnderLoad(t *testing.T) {
 	seed := harborSeed(t)
 	rng := rand.New(rand.NewPCG(seed, seed>>1|1))
@@ -97,6 +103,9 @@ func TestHarborKillUnderLoad(t *testing.T) {
 					target := targets[r.IntN(len(targets))]
 					op := harborOp{from: n.Addr(), target: target, start: time.Now()}
 					op.via, _ = n.Route(target.Node)
+					if h := harborOf(a, op.via); h != nil {
+						op.via2, _ = h.Route(target.Node)
+					}
 					cctx, cancel := context.WithTimeout(context.Background(), callLimit)
 					op.deadline, _ = cctx.Deadline()
 					got, err := n.Actor().Call(cctx, target, wrapperspb.String(fmt.Sprint(k)))
@@ -121,10 +130,15 @@ func TestHarborKillUnderLoad(t *testing.T) {
 		return len(history)
 	}
 	await.True(t, 10*time.Second, "200 calls before the kill", func() bool { return count() >= 200 })
+	side := a
+	if rng.IntN(2) == 1 {
+		side = b
+	}
 	victim := cs.Harbor(rng.IntN(cs.Harbors))
+	lost := side.Addrs[victim]
 	killAt := time.Now()
 	killed.Store(killAt.UnixNano())
-	a.Kill(victim)
+	side.Kill(victim)
 	await.True(t, 10*time.Second, "200 calls to succeed after the kill", func() bool { return okAfter.Load() >= 200 })
 	// Calls that started a grace period after the kill must all succeed:
 	// run for another while.
@@ -143,7 +157,6 @@ func TestHarborKillUnderLoad(t *testing.T) {
 	stop()
 	wg.Wait()
 
-	lost := a.Addrs[victim]
 	var failed, viaLost, before, after int
 	for _, op := range history {
 		if op.end.After(op.deadline.Add(slack)) {
@@ -154,7 +167,8 @@ func TestHarborKillUnderLoad(t *testing.T) {
 		} else {
 			after++
 		}
-		if op.via == lost {
+		through := op.via == lost || op.via2 == lost
+		if through {
 			viaLost++
 		}
 		if op.err == nil {
@@ -164,8 +178,8 @@ func TestHarborKillUnderLoad(t *testing.T) {
 		switch {
 		case op.end.Before(killAt):
 			t.Errorf("call %v→%v failed before the kill: %v", op.from, op.target, op.err)
-		case op.via != lost:
-			t.Errorf("call %v→%v via %v (not the killed %v) failed: %v", op.from, op.target, op.via, lost, op.err)
+		case !through:
+			t.Errorf("call %v→%v via %v and %v (not the killed %v) failed: %v", op.from, op.target, op.via, op.via2, lost, op.err)
 		case !errors.Is(op.err, transport.ErrPeerLost):
 			t.Errorf("call %v→%v via the killed harbor failed with %v, want transport.ErrPeerLost", op.from, op.target, op.err)
 		case op.end.Sub(later(op.start, killAt)) > failFast:
@@ -185,4 +199,14 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// harborOf returns the cluster node of c at addr, or nil.
+func harborOf(c *clustertest.Cluster, addr actor.Addr) *cluster.Node {
+	for i, a := range c.Addrs {
+		if a == addr {
+			return c.Nodes[i]
+		}
+	}
+	return nil
 }
