@@ -62,6 +62,7 @@ type Node struct {
 	// (an embedded broker).
 	stopTransport func() error
 	members       *etcd.Membership
+	harbors       *etcd.Membership // the harbors' membership; nil unless the node is a harbor
 	cluster       *cluster.Node
 	gateway       *gate.Gateway
 	streams       *stream.Host    // nil unless the node has a streams section
@@ -193,6 +194,18 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	if n.members, err = etcd.New(ec); err != nil {
 		return nil, err
 	}
+	var harbors cluster.Membership
+	if addr.IsHarbor() {
+		hc, err := cfg.HarborsEtcdConfig()
+		if err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
+		hc.Logger, hc.JoinWait = log, spec.JoinWait
+		if n.harbors, err = etcd.New(hc); err != nil {
+			return nil, err
+		}
+		harbors = n.harbors
+	}
 	tr, err := n.transport(cfg, nodeName, o, log)
 	if err != nil {
 		return nil, err
@@ -205,9 +218,10 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		Actor:            actor.Config{Addr: addr, Logger: log, Reporter: rep},
 		Listen:           spec.Listen,
 		Membership:       n.members,
+		Harbors:          harbors,
 		Names:            n.members.Names(),
 		Logger:           log,
-		Member:           cluster.Member{Services: slices.Clone(spec.Modules), Meta: map[string]string{MetaNode: nodeName}},
+		Member:           cluster.Member{Services: slices.Clone(spec.Modules), Meta: map[string]string{MetaNode: nodeName}, Export: spec.Export},
 		Transport:        tr,
 		WatchLinkTimeout: cfg.Cluster.Transport.WatchLinkTimeout,
 		// Nobody picks the node before its modules serve: it is marked
@@ -254,7 +268,8 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	if err := n.startAdminAgent(ctx, cfg, rpcTiming, log); err != nil {
 		return nil, err
 	}
-	clientOpts := []rpc.ClientOption{rpc.WithMembership(n.members)}
+	// The view adds other clusters' exported members, through the harbors.
+	clientOpts := []rpc.ClientOption{rpc.WithMembership(n.cluster.View())}
 	var serveOpts []rpc.ServeOption
 	if n.tracing != nil { // outermost: the span covers what the metrics time
 		clientOpts = append(clientOpts, rpc.WithClientInterceptors(n.tracing.ClientInterceptor()))
@@ -289,8 +304,10 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		n.modules = append(n.modules, started{name, m})
 		log.Info("module started", "module", name)
 	}
-	if err := n.cluster.SetAvailable(ctx, true); err != nil {
-		return nil, err
+	if spec.Available == nil || *spec.Available {
+		if err := n.cluster.SetAvailable(ctx, true); err != nil {
+			return nil, err
+		}
 	}
 	if spec.Gateway != nil {
 		if err := n.listen(spec.Gateway, log); err != nil {
@@ -879,6 +896,9 @@ func (n *Node) teardown(ctx context.Context, logIt bool) error {
 	}
 	if n.members != nil {
 		note("close membership", n.members.Close())
+	}
+	if n.harbors != nil {
+		note("close the harbors' membership", n.harbors.Close())
 	}
 	if n.stopTransport != nil {
 		note("stop the transport's broker", n.stopTransport())

@@ -60,6 +60,23 @@
 //     (unreachable for NodeConfig.WatchLinkTimeout). A reconnect causes
 //     none; watches are sent again after one.
 //
+// # Harbors: many clusters
+//
+// Clusters with a membership (an etcd) each are joined by harbor nodes,
+// whose address has type actor.HarborType (255): a harbor joins its own
+// cluster's membership and the harbors' (NodeConfig.Harbors), which the
+// harbors of every cluster share. A message for a node of another
+// cluster goes to a harbor of the sender's cluster, then to a harbor of
+// the target's, then to the target, and its answer comes back the same
+// way; every verb above works so, with the same deadlines and errors, and
+// a request whose harbor is lost fails at once (transport.ErrPeerLost).
+// [Node.Route] says which way a message goes. Global names and watches
+// stay within a cluster ([ErrNoRoute] for a name of another cluster).
+// The exported members of other clusters reach a node through its
+// harbors: [Node.View] adds them to the members a Selector or rpc picks
+// from, and [View.LookupAt] asks such a member for a name it holds.
+// docs/PROTOCOL-NODE.md, section 9, has the protocol.
+//
 // # Leaving
 //
 // [Node.Shutdown] leaves in order: it marks the node unavailable

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -230,4 +231,80 @@ func ExampleNode_Shutdown() {
 	// Output:
 	// hello, A <nil>
 	// greeter ended: true
+}
+
+// Example_harbors runs two clusters in one process, each with its own
+// membership (here the in-memory store; etcd in production), joined by a
+// harbor each that also joins the harbors' membership. A node of cluster
+// 1 calls an actor of cluster 2 by its PID: node → harbor 1.255.1 →
+// harbor 2.255.1 → node, and the answer comes back the same way.
+func Example_harbors() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stores := map[int]*cluster.Memory{1: cluster.NewMemory(), 2: cluster.NewMemory()}
+	harbors := cluster.NewMemory() // where the harbors of every cluster meet
+	var memberships []cluster.Membership
+	start := func(addr actor.Addr) *cluster.Node {
+		cfg := cluster.NodeConfig{
+			Actor:      actor.Config{Addr: addr},
+			Listen:     "127.0.0.1:0",
+			Membership: stores[addr.Cluster()].Membership(addr),
+		}
+		memberships = append(memberships, cfg.Membership)
+		if addr.IsHarbor() {
+			cfg.Harbors = harbors.Membership(addr)
+			memberships = append(memberships, cfg.Harbors)
+		}
+		n, err := cluster.Start(ctx, cfg)
+		if err != nil {
+			panic(err)
+		}
+		return n
+	}
+	var nodes []*cluster.Node
+	for _, a := range []actor.Addr{actor.MustAddr(1, 1, 1), actor.MustAddr(1, actor.HarborType, 1), actor.MustAddr(2, actor.HarborType, 1), actor.MustAddr(2, 1, 1)} {
+		nodes = append(nodes, start(a))
+	}
+	defer func() {
+		for _, n := range slices.Backward(nodes) {
+			_ = n.Close()
+		}
+		for _, m := range memberships {
+			_ = m.Close()
+		}
+	}()
+	from, to := nodes[0], nodes[3]
+	pid, _ := to.Actor().SpawnFunc(func(c *actor.Context) {
+		if m, ok := c.Message().(*wrapperspb.StringValue); ok {
+			c.Respond(wrapperspb.String("cluster 2 got " + m.GetValue()))
+		}
+	})
+	// The views converge in the background: until the harbors know each
+	// other, a call fails with cluster.ErrNoRoute. Retry until the deadline.
+	var reply any
+	var err error
+	for {
+		reply, err = from.Actor().Call(ctx, pid, wrapperspb.String("hello"))
+		if !errors.Is(err, cluster.ErrNoRoute) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Millisecond):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	via, _ := from.Route(pid.Node)
+	fmt.Println("1.1.1 reaches", pid.Node, "through", via)
+	fmt.Println(reply.(*wrapperspb.StringValue).GetValue())
+
+	// Output:
+	// 1.1.1 reaches 2.1.1 through 1.255.1
+	// cluster 2 got hello
 }

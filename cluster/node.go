@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -37,6 +38,14 @@ type NodeConfig struct {
 	// cluster/etcd's New or NewLocal. Required. The Node leaves it on Close
 	// but does not close it.
 	Membership Membership
+	// Harbors, for a harbor node only (Actor.Addr of type
+	// actor.HarborType), is the membership every harbor of every cluster
+	// joins (its own etcd, not any cluster's): the node joins it with the
+	// same record as Membership, reaches the other clusters' harbors
+	// through it, and relays envelopes between its cluster and theirs. It
+	// is required for a harbor and refused for any other node. The Node
+	// leaves it on Close but does not close it.
+	Harbors Membership
 	// Names, optional, resolves global names (cluster/etcd's Names()).
 	Names actor.NameRegistry
 	// TLS, optional, secures the transport: the connections between nodes
@@ -81,8 +90,21 @@ type Node struct {
 	actor  *actor.Node
 	tr     transport.Transport
 	remote *remote
-	unsub  func() // stops following the membership
+	unsub  func() // stops following the membership (and the harbors')
 	member Member // this node's record as joined
+
+	// harborMu serializes the rebuilds of the remote's harbor map (the
+	// follow callbacks of two memberships may run at once on a harbor).
+	// Lock order: harborMu, then the memberships' own locks (Members).
+	harborMu sync.Mutex
+
+	// On a harbor: its exports goroutine (runExports) and what it
+	// publishes; nil channels on another node.
+	exportsWake     chan struct{} // one slot: run now
+	exportsQuit     chan struct{}
+	exportsStop     sync.Once
+	exportsWG       sync.WaitGroup
+	harborAvailable atomic.Bool // the availability SetAvailable last asked for
 
 	shutOnce sync.Once
 	shutErr  error
@@ -99,6 +121,12 @@ func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	}
 	if cfg.Membership == nil {
 		return nil, errors.New("cluster: NodeConfig.Membership is nil")
+	}
+	if cfg.Actor.Addr.IsHarbor() != (cfg.Harbors != nil) {
+		if cfg.Harbors == nil {
+			return nil, fmt.Errorf("cluster: %v is a harbor (type %d): NodeConfig.Harbors is nil", cfg.Actor.Addr, actor.HarborType)
+		}
+		return nil, fmt.Errorf("cluster: NodeConfig.Harbors is set, but %v is not a harbor (type %d)", cfg.Actor.Addr, actor.HarborType)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -127,7 +155,7 @@ func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	tr, err := tc.Start(transport.Setup{
 		Self:    cfg.Actor.Addr,
 		Listen:  cfg.Listen,
-		Resolve: resolver(cfg.Membership),
+		Resolve: resolver(cfg.Membership, cfg.Harbors),
 		Handler: r,
 		TLS:     cfg.TLS,
 		Logger:  cfg.Logger,
@@ -139,7 +167,16 @@ func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	}
 	r.tr.Store(&trBox{t: tr})
 	n := &Node{cfg: cfg, actor: an, tr: tr, remote: r}
+	if cfg.Harbors != nil {
+		n.exportsWake, n.exportsQuit = make(chan struct{}, 1), make(chan struct{})
+		n.harborAvailable.Store(!cfg.JoinUnavailable)
+	}
 	n.unsub = cfg.Membership.Subscribe(n.follow)
+	if cfg.Harbors != nil {
+		unsubOwn, unsubHarbors := n.unsub, cfg.Harbors.Subscribe(n.follow)
+		n.unsub = func() { unsubOwn(); unsubHarbors() }
+	}
+	n.rebuildHarbors()
 	m := cfg.Member.Clone()
 	m.Addr = cfg.Actor.Addr
 	m.Endpoint = tr.Endpoint()
@@ -155,7 +192,59 @@ func Start(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		r.close()
 		return nil, fmt.Errorf("cluster: join: %w", err)
 	}
+	if cfg.Harbors != nil {
+		if err := cfg.Harbors.Join(ctx, m.Clone()); err != nil {
+			n.unsub()
+			lctx, cancel := context.WithTimeout(context.Background(), n.leaveTimeout())
+			_ = cfg.Membership.Leave(lctx)
+			cancel()
+			_ = an.Close()
+			_ = tr.Close()
+			r.close()
+			return nil, fmt.Errorf("cluster: join the harbors: %w", err)
+		}
+		n.exportsWG.Add(1)
+		go n.runExports()
+	}
 	return n, nil
+}
+
+// stopExports stops a harbor's exports goroutine and waits for it. Safe
+// to call twice, and on any node.
+func (n *Node) stopExports() {
+	if n.exportsQuit == nil {
+		return
+	}
+	n.exportsStop.Do(func() { close(n.exportsQuit) })
+	n.exportsWG.Wait()
+}
+
+// leaveTimeout is LeaveTimeout or its default.
+func (n *Node) leaveTimeout() time.Duration {
+	if n.cfg.LeaveTimeout > 0 {
+		return n.cfg.LeaveTimeout
+	}
+	return DefaultLeaveTimeout
+}
+
+// memberships returns the memberships the node joined: its cluster's, and
+// on a harbor the harbors'.
+func (n *Node) memberships() []Membership {
+	if n.cfg.Harbors != nil {
+		return []Membership{n.cfg.Membership, n.cfg.Harbors}
+	}
+	return []Membership{n.cfg.Membership}
+}
+
+// rebuildHarbors gives the remote the harbors of the current views.
+func (n *Node) rebuildHarbors() {
+	n.harborMu.Lock()
+	defer n.harborMu.Unlock()
+	var views [][]Member
+	for _, ms := range n.memberships() {
+		views = append(views, ms.Members())
+	}
+	n.remote.setHarbors(buildHarborMap(n.cfg.Actor.Addr, views...))
 }
 
 // follow keeps the transport in step with the membership. A member that
@@ -170,6 +259,13 @@ func (n *Node) follow(ev Event) {
 	if addr == n.cfg.Actor.Addr {
 		return
 	}
+	if addr.IsHarbor() || addr.Cluster() != n.cfg.Actor.Addr.Cluster() {
+		n.rebuildHarbors()
+	}
+	n.wakeExports()
+	if ev.Kind == Leave && n.cfg.Harbors != nil && n.stillMember(addr) {
+		return // in the other view still (a harbor of this cluster left one of the two)
+	}
 	switch ev.Kind {
 	case Leave:
 		n.remote.watches.endNode(addr, actor.ReasonNodeDown)
@@ -180,15 +276,34 @@ func (n *Node) follow(ev Event) {
 	}
 }
 
-// resolver returns the transport's Resolve: the endpoint of a member.
-func resolver(ms Membership) func(actor.Addr) (string, error) {
-	return func(a actor.Addr) (string, error) {
+// stillMember reports whether a is in one of the node's views.
+func (n *Node) stillMember(a actor.Addr) bool {
+	for _, ms := range n.memberships() {
 		for _, m := range ms.Members() {
 			if m.Addr == a {
-				if m.Endpoint == "" {
-					return "", fmt.Errorf("%w: member %v has no endpoint", ErrNoMember, a)
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// resolver returns the transport's Resolve: the endpoint of a member of
+// ms, or, on a harbor, of the harbors' membership hs (nil otherwise).
+func resolver(ms, hs Membership) func(actor.Addr) (string, error) {
+	return func(a actor.Addr) (string, error) {
+		views := []Membership{ms}
+		if hs != nil && a.IsHarbor() {
+			views = append(views, hs)
+		}
+		for _, v := range views {
+			for _, m := range v.Members() {
+				if m.Addr == a {
+					if m.Endpoint == "" {
+						return "", fmt.Errorf("%w: member %v has no endpoint", ErrNoMember, a)
+					}
+					return m.Endpoint, nil
 				}
-				return m.Endpoint, nil
 			}
 		}
 		return "", fmt.Errorf("%w: %v is not a member", ErrNoMember, a)
@@ -200,6 +315,19 @@ func (n *Node) Actor() *actor.Node { return n.actor }
 
 // Addr returns the node's logical address.
 func (n *Node) Addr() actor.Addr { return n.cfg.Actor.Addr }
+
+// Route returns the peer a message for a node at dst goes to from this
+// node: dst itself in this node's cluster; for another cluster, the
+// harbor it would be relayed through now (one of this cluster's, or, on
+// a harbor, one of dst's cluster's). It fails with ErrNoRoute when no
+// live harbor leads there. Messages go the same way while the harbors
+// stay the same; a harbor whose connection is down is passed over.
+func (n *Node) Route(dst actor.Addr) (actor.Addr, error) { return n.remote.route(dst) }
+
+// Pending returns how many requests the node waits on answers for: its
+// actors' requests to other nodes and, on a harbor, the requests it
+// relays between clusters.
+func (n *Node) Pending() int { return n.remote.pendingCount() }
 
 // Membership returns the membership the node joined (NodeConfig.Membership),
 // for packages that publish in this node's record or follow the view, such
@@ -266,6 +394,23 @@ func (n *Node) SetAvailable(ctx context.Context, available bool) error {
 	if err := n.cfg.Membership.Update(ctx, m); err != nil {
 		return fmt.Errorf("cluster: mark %s: %w", map[bool]string{true: "available", false: "unavailable"}[available], err)
 	}
+	if n.cfg.Harbors != nil {
+		// The harbors' record carries the exports besides: start from it.
+		n.harborAvailable.Store(available)
+		hm := m
+		for _, cur := range n.cfg.Harbors.Members() {
+			if cur.Addr == m.Addr {
+				hm = cur
+				break
+			}
+		}
+		hm.Available = available
+		err := n.cfg.Harbors.Update(ctx, hm)
+		n.wakeExports() // and it mends a record an exports update raced with
+		if err != nil {
+			return fmt.Errorf("cluster: mark %s among the harbors: %w", map[bool]string{true: "available", false: "unavailable"}[available], err)
+		}
+	}
 	for give := time.Now().Add(viewWait); !n.viewShows(m.Addr, available) && time.Now().Before(give); {
 		t := time.NewTimer(2 * time.Millisecond)
 		select {
@@ -328,8 +473,14 @@ func (n *Node) shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("cluster: %d requests still waiting for answers: %w", n.remote.pendingCount(), err))
 	}
 	n.unsub()
+	n.stopExports()
 	if err := n.cfg.Membership.Leave(ctx); err != nil && !errors.Is(err, ErrClosed) {
 		errs = append(errs, fmt.Errorf("cluster: leave: %w", err))
+	}
+	if n.cfg.Harbors != nil {
+		if err := n.cfg.Harbors.Leave(ctx); err != nil && !errors.Is(err, ErrClosed) {
+			errs = append(errs, fmt.Errorf("cluster: leave the harbors: %w", err))
+		}
 	}
 	if err := n.tr.Flush(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("cluster: write out the last envelopes: %w", err))
@@ -350,9 +501,15 @@ func (n *Node) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		n.unsub() // safe to repeat
+		n.stopExports()
 		errLeave := n.cfg.Membership.Leave(ctx)
 		if errors.Is(errLeave, ErrClosed) {
 			errLeave = nil // a closed membership has left already
+		}
+		if n.cfg.Harbors != nil {
+			if err := n.cfg.Harbors.Leave(ctx); err != nil && !errors.Is(err, ErrClosed) {
+				errLeave = errors.Join(errLeave, fmt.Errorf("leave the harbors: %w", err))
+			}
 		}
 		errActor := n.actor.Close()
 		errTr := n.tr.Close()

@@ -34,6 +34,23 @@ type pendingReq struct {
 	peer     actor.Addr
 	reply    actor.Responder
 	deadline time.Time
+	// relayTo, on a harbor, is the peer a relayed request came from (0
+	// for this node's own requests), and relayCorr its correlation there:
+	// the answer goes back to it as it is (relayBack).
+	relayTo   actor.Addr
+	relayCorr uint64
+	// lookup, for a name lookup (View.LookupAt), receives the answer
+	// instead of reply: the decoded message or an error. One slot.
+	lookup chan any
+}
+
+// respond hands the answer (a message or an error) to whoever waits.
+func (p pendingReq) respond(v any) {
+	if p.lookup != nil {
+		p.lookup <- v
+		return
+	}
+	p.reply.Respond(v)
 }
 
 // trBox holds the transport, which is set after the remote is created.
@@ -52,9 +69,11 @@ type remote struct {
 	members        Membership // nil in tests without one: every node counts as a member
 	watches        *watchTable
 
-	node atomic.Pointer[actor.Node]
-	tr   atomic.Pointer[trBox]
-	next atomic.Uint64
+	node    atomic.Pointer[actor.Node]
+	tr      atomic.Pointer[trBox]
+	next    atomic.Uint64
+	harbors atomic.Pointer[harborMap] // the live harbors, by cluster (see route)
+	exports exportTable               // the other clusters' exported members, by harbor
 
 	mu      sync.Mutex
 	pending map[uint64]pendingReq
@@ -200,6 +219,16 @@ func (r *remote) Send(m *actor.RemoteMessage) error {
 		env.Deadline = m.Deadline.UnixNano()
 	}
 	peer := m.Target.Node
+	if peer.Cluster() != r.self.Cluster() && m.Peer == 0 && m.Kind != actor.RemoteWatch && m.Kind != actor.RemoteUnwatch {
+		if m.TargetName != "" {
+			return fmt.Errorf("%w %d: the name %q is global in cluster %d only", ErrNoRoute, peer.Cluster(), m.TargetName, r.self.Cluster())
+		}
+		via, err := r.route(peer)
+		if err != nil {
+			return fmt.Errorf("cluster: %v to %v: %w", m.Kind, m.Target, err)
+		}
+		peer = via
+	}
 	switch m.Kind {
 	case actor.RemoteWatch:
 		r.watches.watch(m.Target, m.Sender)
@@ -239,6 +268,11 @@ func (r *remote) Send(m *actor.RemoteMessage) error {
 			dl := m.Deadline
 			if dl.IsZero() {
 				dl = time.Now().Add(r.requestTimeout)
+			}
+			if peer != m.Target.Node {
+				// Through a harbor: the deadline goes with the envelope,
+				// so that each harbor on the way frees its relay in time.
+				env.Deadline = dl.UnixNano()
 			}
 			r.mu.Lock()
 			if lost := r.down[peer]; lost != nil {
@@ -299,18 +333,26 @@ func (r *remote) HandleEnvelope(peer actor.Addr, env *wire.Envelope) {
 		if !ok {
 			return
 		}
-		msg, err := r.payloads.Unmarshal(env.PayloadType, env.Payload)
-		if err != nil {
-			p.reply.Respond(fmt.Errorf("cluster: reply from %v: %w", peer, err))
+		if p.relayTo != 0 {
+			r.relayBack(p, env)
 			return
 		}
-		p.reply.Respond(msg)
+		msg, err := r.payloads.Unmarshal(env.PayloadType, env.Payload)
+		if err != nil {
+			p.respond(fmt.Errorf("cluster: reply from %v: %w", peer, err))
+			return
+		}
+		p.respond(msg)
 	case wire.KindError:
 		p, ok := r.take(env.CorrelationID, peer)
 		if !ok {
 			return
 		}
-		p.reply.Respond(&remoteError{code: env.ErrorCode, msg: env.ErrorMessage})
+		if p.relayTo != 0 {
+			r.relayBack(p, env)
+			return
+		}
+		p.respond(&remoteError{code: env.ErrorCode, msg: env.ErrorMessage})
 	case wire.KindSystem:
 		r.handleSystem(peer, env)
 	default:
@@ -321,6 +363,14 @@ func (r *remote) HandleEnvelope(peer actor.Addr, env *wire.Envelope) {
 func (r *remote) handleIncoming(peer actor.Addr, env *wire.Envelope) {
 	isReq := env.Kind == wire.KindRequest
 	target, sender := fromWirePID(env.Target), fromWirePID(env.Sender)
+	if env.TargetName == "" && target.Node != r.self && r.self.IsHarbor() {
+		r.relay(peer, env)
+		return
+	}
+	if isReq && env.TargetName == "" && target.Node == r.self && target.Serial == 0 && env.PayloadType == lookupType {
+		r.answerLookup(peer, env)
+		return
+	}
 	fail := func(code uint32, err error) {
 		if !isReq {
 			r.log.Warn("cluster: dropping message", "peer", peer, "target", target, "err", err)
@@ -401,12 +451,16 @@ func (r *remote) PeerLost(peer actor.Addr, err error) {
 	if !errors.Is(err, transport.ErrPeerLost) {
 		err = fmt.Errorf("%w: %v", transport.ErrPeerLost, err)
 	}
-	var lost []pendingReq
+	var lost, relayed []pendingReq
 	r.mu.Lock()
 	r.down[peer] = err
 	for id, p := range r.pending {
 		if p.peer == peer {
-			lost = append(lost, p)
+			if p.relayTo != 0 {
+				relayed = append(relayed, p)
+			} else {
+				lost = append(lost, p)
+			}
 			delete(r.pending, id)
 		}
 	}
@@ -417,8 +471,9 @@ func (r *remote) PeerLost(peer actor.Addr, err error) {
 	}
 	r.mu.Unlock()
 	for _, p := range lost {
-		p.reply.Respond(fmt.Errorf("cluster: request to %v: %w", peer, err))
+		p.respond(fmt.Errorf("cluster: request to %v: %w", peer, err))
 	}
+	r.failRelayed(peer, relayed, err)
 	r.watches.peerLost(peer)
 	if lp != nil {
 		lp.forget() // it left, and its connection is gone: everything it wrote has been read
@@ -524,6 +579,8 @@ var codes = []struct {
 	{wire.ErrUnknownType, wire.CodeUnknownType},
 	{wire.ErrMalformed, wire.CodeBadPayload},
 	{wire.ErrNotEncodable, wire.CodeNotEncodable},
+	{transport.ErrPeerLost, wire.CodePeerLost},
+	{ErrNoRoute, wire.CodeNoRoute},
 }
 
 // errorCode returns the wire code for err.
@@ -559,4 +616,14 @@ func (e *remoteError) Unwrap() error {
 		}
 	}
 	return nil
+}
+
+// requestTimeoutFrom returns the deadline of a request whose envelope
+// carries deadline (Unix nanoseconds, 0 for none): that one, or the
+// request timeout from now.
+func (r *remote) requestTimeoutFrom(deadline int64) time.Time {
+	if deadline != 0 {
+		return time.Unix(0, deadline)
+	}
+	return time.Now().Add(r.requestTimeout)
 }

@@ -226,7 +226,15 @@ func (w *watchTable) count() int {
 
 // handleSystem handles a KindSystem envelope from peer.
 func (r *remote) handleSystem(peer actor.Addr, env *wire.Envelope) {
+	if env.PayloadType == wire.SystemExports {
+		r.handleExports(peer, env)
+		return
+	}
 	target, sender := fromWirePID(env.Target), fromWirePID(env.Sender)
+	if target.Node != r.self && r.self.IsHarbor() {
+		r.relay(peer, env)
+		return
+	}
 	if env.PayloadType == wire.SystemTerminated {
 		reason := actor.ReasonStopped
 		if env.ErrorCode == wire.CodeNotFound {
@@ -266,7 +274,12 @@ func (r *remote) sendSystem(node actor.Addr, op string, target, sender actor.PID
 		return
 	}
 	env := &wire.Envelope{Kind: wire.KindSystem, Target: toWirePID(target), Sender: toWirePID(sender), PayloadType: op, ErrorCode: code}
-	if err := tr.Send(node, env); err != nil {
+	peer, err := r.route(node)
+	if err != nil {
+		r.log.Debug("cluster: system envelope not sent", "peer", node, "op", op, "err", err)
+		return
+	}
+	if err := tr.Send(peer, env); err != nil {
 		r.log.Debug("cluster: system envelope not sent", "peer", node, "op", op, "err", err)
 	}
 }

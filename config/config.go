@@ -68,6 +68,43 @@ type Cluster struct {
 	// direct TCP mesh (default) or a broker; zero fields take the
 	// defaults.
 	Transport Transport `yaml:"transport"`
+	// Harbors, for a cluster joined to others: where the harbor nodes of
+	// every cluster meet. Required when a node is a harbor (address type
+	// 255).
+	Harbors *Harbors `yaml:"harbors"`
+}
+
+// Harbors says where the harbors of every cluster meet: an etcd of their
+// own (not any cluster's), which each harbor node joins besides its own
+// cluster's (cluster.NodeConfig.Harbors). The harbors reach it with
+// cluster.etcd's TLS, user, password, TTL and dial timeout.
+type Harbors struct {
+	// Endpoints are the client URLs of the harbors' etcd. Required.
+	Endpoints []string `yaml:"endpoints"`
+	// Prefix is the harbors' key prefix in it. Default /guild-harbors.
+	Prefix string `yaml:"prefix"`
+}
+
+// DefaultHarborsPrefix is Harbors.Prefix's default.
+const DefaultHarborsPrefix = "/guild-harbors"
+
+// HarborsEtcdConfig returns the configuration of a harbor node's client
+// of the harbors' etcd: EtcdConfig with cluster.harbors' endpoints and
+// prefix. It fails when the file has no cluster.harbors section.
+func (c *Config) HarborsEtcdConfig() (etcd.Config, error) {
+	h := c.Cluster.Harbors
+	if h == nil || len(h.Endpoints) == 0 {
+		return etcd.Config{}, errors.New("cluster.harbors.endpoints: required for a harbor node")
+	}
+	ec, err := c.EtcdConfig()
+	if err != nil {
+		return etcd.Config{}, err
+	}
+	ec.Endpoints, ec.Prefix = slices.Clone(h.Endpoints), h.Prefix
+	if ec.Prefix == "" {
+		ec.Prefix = DefaultHarborsPrefix
+	}
+	return ec, nil
 }
 
 // The transport kinds (Transport.Kind).
@@ -352,6 +389,15 @@ type Node struct {
 	// JoinWait is how long the node retries joining while its address is
 	// still held by a crashed predecessor's lease. Default 30s.
 	JoinWait time.Duration `yaml:"join_wait"`
+	// Export lets nodes of other clusters pick this node by node type
+	// (lookup by type, rpc.AnyOf) through the harbors: clustergo's Export
+	// flag (cluster.Member.Export). Default false.
+	Export bool `yaml:"export"`
+	// Available, when false, keeps the node unavailable once its modules
+	// serve: selectors (lookup by type, rpc.AnyOf, grain placement) skip
+	// it until it is marked available (cluster.Node.SetAvailable, or the
+	// admin dashboard). Default true.
+	Available *bool `yaml:"available"`
 	// Modules are the names of the game's modules (from its registry)
 	// that this node hosts, started in this order and stopped in reverse.
 	// Every node hosting a module must be of the same node type.

@@ -80,6 +80,19 @@ func (c *Config) validate(modules []string) []error {
 	if e.Prefix != "" && (!strings.HasPrefix(e.Prefix, "/") || strings.Trim(e.Prefix, "/") == "") {
 		v.fail("cluster.etcd.prefix", "%q must start with / and name something", e.Prefix)
 	}
+	if h := c.Cluster.Harbors; h != nil {
+		for i, ep := range h.Endpoints {
+			if strings.TrimSpace(ep) == "" {
+				v.fail(fmt.Sprintf("cluster.harbors.endpoints[%d]", i), "empty endpoint")
+			}
+		}
+		if h.Prefix != "" && (!strings.HasPrefix(h.Prefix, "/") || strings.Trim(h.Prefix, "/") == "") {
+			v.fail("cluster.harbors.prefix", "%q must start with / and name something", h.Prefix)
+		}
+		if h.Prefix != "" && h.Prefix == e.Prefix && slices.Equal(h.Endpoints, e.Endpoints) {
+			v.fail("cluster.harbors", "is cluster.etcd itself: the harbors meet in an etcd (or a prefix) of their own")
+		}
+	}
 	if len(c.Nodes) == 0 {
 		v.fail("nodes", "no nodes")
 	}
@@ -124,6 +137,9 @@ func (c *Config) validate(modules []string) []error {
 			}
 			if c.Cluster.ID != 0 && a.Cluster() != c.Cluster.ID {
 				v.fail(p+".addr", "%s is not in cluster %d (cluster.id)", a, c.Cluster.ID)
+			}
+			if a.IsHarbor() && (c.Cluster.Harbors == nil || len(c.Cluster.Harbors.Endpoints) == 0) {
+				v.fail(p+".addr", "%s is a harbor (type %d): it needs cluster.harbors.endpoints, the harbors' etcd", a, actor.HarborType)
 			}
 		}
 		listeners = v.hostPort(listeners, p+".listen", n.Listen, true)

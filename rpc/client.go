@@ -29,7 +29,11 @@ type Client struct {
 type ClientOption func(*Client)
 
 // WithMembership lets the client resolve node-type targets (AnyOf, ByKey)
-// against m, for example a cluster node's membership.
+// against m, for example a cluster node's membership. With a cluster
+// node's View (cluster.Node.View), the exported members of other
+// clusters qualify too, reached through the harbors: the service's PID on
+// such a member is asked of the member itself (View.LookupAt), one round
+// trip before each call.
 func WithMembership(m cluster.Membership) ClientOption {
 	return func(c *Client) { c.members = m }
 }

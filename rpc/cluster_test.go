@@ -264,3 +264,57 @@ func TestNamedGlobal(t *testing.T) {
 	_, err := newEcho(c.Node(0)).Say(ctxTimeout(t, 5*time.Second), rpc.Named("echo-none"), &echopb.SayRequest{})
 	wantCode(t, err, rpc.NotFound)
 }
+
+// TestHarborRPC: a generated client calls a service of another cluster,
+// each cluster with its own etcd, through the harbors; statuses and the
+// deadline cross as within a cluster.
+func TestHarborRPC(t *testing.T) {
+	cs := clustertest.StartClusters(t, clustertest.ClustersOptions{Nodes: 2, Harbors: 1})
+	a, b := cs.Each[0], cs.Each[1]
+	svc, _ := serve(t, b.Node(1))
+	echo := newEcho(a.Node(0))
+	reply, err := echo.Say(ctxTimeout(t, 5*time.Second), rpc.To(svc), &echopb.SayRequest{Text: "realm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reply.GetText() != "echo:realm" || reply.GetNode() != b.Addrs[1].String() {
+		t.Errorf("reply = %v, want echo:realm from %v", reply, b.Addrs[1])
+	}
+	_, err = echo.Say(ctxTimeout(t, 5*time.Second), rpc.To(svc), &echopb.SayRequest{Mode: "status", Code: 1001, Text: "gold"})
+	if st := wantCode(t, err, 1001); st.Message != "status gold" {
+		t.Errorf("message = %q", st.Message)
+	}
+}
+
+// TestHarborAnyOf: with a node's View, rpc.AnyOf reaches the exported
+// members of a node type in another cluster (clustergo's rule), never
+// one that is not exported.
+func TestHarborAnyOf(t *testing.T) {
+	cs := clustertest.StartClusters(t, clustertest.ClustersOptions{
+		Nodes: 3, Harbors: 1,
+		Types:  [][]int{{1, 1, 1}, {1, 7, 7}},
+		Export: [][]bool{{false, false, false}, {false, true, false}},
+	})
+	a, b := cs.Each[0], cs.Each[1]
+	serve(t, b.Node(1))
+	serve(t, b.Node(2))
+	view := a.Nodes[0].View()
+	a.WaitFor(t, "the exported 2.7.2 in cluster 1's view", func() bool {
+		for _, m := range view.Members() {
+			if m.Addr == b.Addrs[1] {
+				return true
+			}
+		}
+		return false
+	})
+	echo := newEcho(a.Node(0), rpc.WithMembership(view))
+	for range 4 {
+		reply, err := echo.Say(ctxTimeout(t, 5*time.Second), rpc.AnyOf(7, cluster.RoundRobin), &echopb.SayRequest{Text: "any"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reply.GetNode() != b.Addrs[1].String() {
+			t.Fatalf("AnyOf(7) answered from %s, want the exported %v", reply.GetNode(), b.Addrs[1])
+		}
+	}
+}

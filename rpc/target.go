@@ -95,6 +95,12 @@ func NodeServiceName(service string, node actor.Addr) string {
 	return "rpc/" + service + "@" + node.String()
 }
 
+// lookerAt is implemented by a membership that resolves a name held by
+// a given node, as cluster.View does for nodes of other clusters.
+type lookerAt interface {
+	LookupAt(ctx context.Context, addr actor.Addr, name string) (actor.PID, error)
+}
+
 // Resolve turns t into the PID of the actor that hosts service, as a call
 // would: a PID as it is, a name through the node's names, a node type by
 // picking a member and looking up its NodeServiceName (LocalServiceName
@@ -126,6 +132,11 @@ func (c *Client) resolve(ctx context.Context, t Target, service string) (actor.P
 		}
 		if m.Addr == c.node.Addr() {
 			return c.node.Lookup(ctx, LocalServiceName(service))
+		}
+		if la, ok := c.members.(lookerAt); ok && m.Addr.Cluster() != c.node.Addr().Cluster() {
+			// Another cluster's names are not in this one's registry: ask
+			// the member itself (through the harbors).
+			return la.LookupAt(ctx, m.Addr, NodeServiceName(service, m.Addr))
 		}
 		return c.node.Lookup(ctx, NodeServiceName(service, m.Addr))
 	}

@@ -43,6 +43,14 @@ const (
 	// the receiving node does not hold, or holds under a lease it cannot
 	// prove still valid (actor.ErrNameNotFound).
 	CodeNameNotFound uint32 = 11
+	// CodePeerLost: a node that relayed the request (a harbor, between
+	// clusters) lost its connection to the next node on the request's
+	// path before the answer came back (transport.ErrPeerLost at the
+	// requester, as for a peer it lost itself).
+	CodePeerLost uint32 = 12
+	// CodeNoRoute: a harbor had no live harbor of the target's cluster to
+	// relay the request to (cluster.ErrNoRoute).
+	CodeNoRoute uint32 = 13
 
 	// CodeFirstApplication is the first code free for applications.
 	CodeFirstApplication uint32 = 1000

@@ -18,4 +18,10 @@ const (
 	SystemStop = "guild.stop"
 	// SystemPoison stops TargetPID after the messages queued before it.
 	SystemPoison = "guild.poison"
+	// SystemExports, from a harbor to a node of its cluster, lists the
+	// exported members of the other clusters that the harbor reaches:
+	// unlike the others it carries a payload, their addresses as text,
+	// "cluster.type.index" separated by commas. See docs/PROTOCOL-NODE.md,
+	// section "Harbors".
+	SystemExports = "guild.exports"
 )

@@ -112,3 +112,60 @@ func benchSend(b *testing.B, direct bool) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(float64(retries)/float64(b.N), "fullq/op")
 }
+
+// BenchmarkHarborRequest compares a Call round trip between two clusters
+// (node → harbor of its cluster → harbor of the target's cluster →
+// target, and back) with one within a cluster, in the same run: each
+// iteration makes one of each, from node 0 of cluster 1, to echoes on
+// node 1 of cluster 1 and node 1 of cluster 2, without fault proxies
+// (Options.Direct). It reports both medians and their ratio (the goal:
+// the cross-cluster p50 at most 3× the intra-cluster p50).
+func BenchmarkHarborRequest(b *testing.B) {
+	cs := clustertest.StartClusters(b, clustertest.ClustersOptions{Nodes: 2, Harbors: 1, Options: clustertest.Options{Direct: true}})
+	echo := func(ctx *actor.Context) {
+		if m, ok := ctx.Message().(*wrapperspb.StringValue); ok {
+			ctx.Respond(m)
+		}
+	}
+	near, err := cs.Each[0].Node(1).SpawnFunc(echo)
+	if err != nil {
+		b.Fatal(err)
+	}
+	far, err := cs.Each[1].Node(1).SpawnFunc(echo)
+	if err != nil {
+		b.Fatal(err)
+	}
+	from := cs.Each[0].Node(0)
+	msg := wrapperspb.String("ping")
+	ctx := context.Background()
+	for _, pid := range []actor.PID{near, far} { // warm up every connection on the way
+		if _, err := from.Call(ctx, pid, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	intra := make([]time.Duration, 0, 1024)
+	cross := make([]time.Duration, 0, 1024)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		if _, err := from.Call(ctx, near, msg); err != nil {
+			b.Fatal(err)
+		}
+		mid := time.Now()
+		if _, err := from.Call(ctx, far, msg); err != nil {
+			b.Fatal(err)
+		}
+		intra = append(intra, mid.Sub(start))
+		cross = append(cross, time.Since(mid))
+	}
+	b.StopTimer()
+	p50 := func(lat []time.Duration) float64 {
+		slices.Sort(lat)
+		return float64(lat[(len(lat)-1)/2].Nanoseconds()) / 1e3
+	}
+	pi, pc := p50(intra), p50(cross)
+	b.ReportMetric(pi, "intra-p50-µs")
+	b.ReportMetric(pc, "cross-p50-µs")
+	b.ReportMetric(pc/pi, "cross/intra")
+}

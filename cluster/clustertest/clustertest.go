@@ -12,6 +12,13 @@
 //		...
 //	}
 //
+// StartClusters runs several such clusters, each with its own etcd, joined
+// by harbor nodes that share an etcd of their own (package cluster's
+// "Harbors"); each is a Cluster with its fault methods, and a node killed
+// or paused in one is so for the others too (their proxies reset or
+// blackhole its connections to their nodes). Partition stays within a
+// cluster.
+//
 // Start registers a t.Cleanup that closes every node, every membership, the
 // fault proxies and the etcd server, in that order, so a test needs no
 // teardown of its own.
@@ -182,6 +189,12 @@ type Options struct {
 	// them to cut. Another transport.Config is used as it is, without
 	// fault proxies between the nodes (as with Direct).
 	Transport transport.Config
+	// HarborEtcd, optional, holds the endpoints of the harbors' etcd
+	// (the membership every harbor of every cluster joins): each node of
+	// type actor.HarborType then joins it, through a fault proxy of its
+	// own, as cluster.NodeConfig.Harbors. StartClusters sets it; without
+	// it a Cluster cannot start a harbor node.
+	HarborEtcd []string
 	// Direct connects the nodes to each other and to etcd without the
 	// fault proxies, for benchmarks. A proxy adds a loopback hop and a
 	// copy to every connection: on a 2-CPU machine a call round trip's
@@ -218,6 +231,15 @@ type Cluster struct {
 	natsAddr    string            // its address while BrokerStop has it down
 	nodeProxies []*faultnet.Proxy // nodeProxies[i] is in front of node i's transport (on NATS: between it and the broker)
 	etcdProxies []*faultnet.Proxy // etcdProxies[i] is between node i and etcd
+	// harborProxies[i] is between harbor node i and the harbors' etcd
+	// (nil for another node); harborMembers[i] is its membership there,
+	// replaced by Restart, so guarded by mu.
+	harborProxies []*faultnet.Proxy
+	harborMembers []*etcd.Membership
+	// grp, for a cluster of StartClusters, shares the fault state of the
+	// nodes with the other clusters' proxies; nil otherwise. Set once,
+	// under mu, before any fault.
+	grp *clusterGroup
 	// frontProxies[i] are FrontProxy's proxies of node i; guarded by mu.
 	frontProxies [][]*faultnet.Proxy
 	bg           sync.WaitGroup // background closes of killed nodes
@@ -313,6 +335,8 @@ func Start(t testing.TB, opts Options) *Cluster {
 		group:  make([]int, opts.Nodes),
 		paused: make([]bool, opts.Nodes),
 		killed: make([]*killing, opts.Nodes),
+
+		harborMembers: make([]*etcd.Membership, opts.Nodes),
 	}
 	for i := range opts.Nodes {
 		a, err := opts.addr(i)
@@ -352,6 +376,18 @@ func Start(t testing.TB, opts Options) *Cluster {
 			t.Fatalf("clustertest: node %d (%v): %v", i, addr, err)
 		}
 		c.etcdProxies = append(c.etcdProxies, ep)
+		var hp *faultnet.Proxy
+		if addr.IsHarbor() && len(opts.HarborEtcd) > 0 {
+			hp, err = faultnet.Listen(faultnet.Config{
+				Name:   fmt.Sprintf("harbors' etcd proxy of node %d (%v)", i, addr),
+				Target: strings.TrimPrefix(opts.HarborEtcd[0], "http://"),
+				Logf:   c.proxyLogf,
+			})
+			if err != nil {
+				t.Fatalf("clustertest: node %d (%v): %v", i, addr, err)
+			}
+		}
+		c.harborProxies = append(c.harborProxies, hp)
 		npc := faultnet.Config{
 			Name:     fmt.Sprintf("proxy of node %d (%v)", i, addr),
 			Identify: helloPeer,
@@ -413,6 +449,32 @@ func (c *Cluster) startNode(i int, joinWait time.Duration) (*cluster.Node, *etcd
 	if err != nil {
 		return nil, nil, err
 	}
+	var harbors cluster.Membership
+	if c.Addrs[i].IsHarbor() && len(opts.HarborEtcd) > 0 {
+		hendpoints := opts.HarborEtcd
+		if len(c.harborProxies) > i && c.harborProxies[i] != nil {
+			hendpoints = []string{"http://" + c.harborProxies[i].Addr()}
+		}
+		hm, err := etcd.New(etcd.Config{
+			Endpoints: hendpoints,
+			TTL:       opts.TTL,
+			JoinWait:  joinWait,
+			Logger:    opts.Logger,
+		})
+		if err != nil {
+			_ = m.Close()
+			return nil, nil, err
+		}
+		defer func() {
+			if harbors != nil {
+				_ = hm.Close() // the node did not start
+			}
+		}()
+		c.mu.Lock()
+		c.harborMembers[i] = hm
+		c.mu.Unlock()
+		harbors = hm
+	}
 	ac := opts.Actor
 	ac.Addr = c.Addrs[i]
 	var member cluster.Member
@@ -426,6 +488,7 @@ func (c *Cluster) startNode(i int, joinWait time.Duration) (*cluster.Node, *etcd
 		Listen:     "127.0.0.1:0",
 		Advertise:  advertise,
 		Membership: m,
+		Harbors:    harbors,
 		Names:      m.Names(),
 		Logger:     opts.Logger,
 		Member:     member,
@@ -438,6 +501,7 @@ func (c *Cluster) startNode(i int, joinWait time.Duration) (*cluster.Node, *etcd
 		_ = m.Close()
 		return nil, nil, err
 	}
+	harbors = nil // started: the cleanup closes it
 	if len(c.nodeProxies) > i && !c.onNATS {
 		c.nodeProxies[i].SetTarget(n.Endpoint())
 	}
@@ -472,8 +536,8 @@ func (c *Cluster) close() error {
 			errs = append(errs, fmt.Errorf("node %d (%v): %w", i, c.Addrs[i], err))
 		}
 	}
-	for i, m := range c.Members {
-		if killed[i] {
+	for i, m := range slices.Concat(c.Members, c.harborMembersNow()) {
+		if m == nil || killed[i%len(c.Members)] {
 			continue
 		}
 		if err := m.Close(); err != nil {
@@ -487,7 +551,10 @@ func (c *Cluster) close() error {
 	c.mu.Lock()
 	fronts := slices.Concat(c.frontProxies...)
 	c.mu.Unlock()
-	for _, p := range slices.Concat(c.nodeProxies, c.etcdProxies, fronts) {
+	for _, p := range slices.Concat(c.nodeProxies, c.etcdProxies, c.harborProxies, fronts) {
+		if p == nil {
+			continue
+		}
 		if err := p.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("proxy: %w", err))
 		}
@@ -521,6 +588,22 @@ func (c *Cluster) Transport() transport.Config {
 		return nc
 	}
 	return c.opts.Transport
+}
+
+// harborMembersNow returns the harbors' memberships of the nodes (nil for
+// a node that is not a harbor).
+func (c *Cluster) harborMembersNow() []*etcd.Membership {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.harborMembers)
+}
+
+// HarborMembership returns the membership of harbor node i among the
+// harbors of every cluster, or nil when node i is not a harbor.
+func (c *Cluster) HarborMembership(i int) *etcd.Membership {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.harborMembers[i]
 }
 
 // natsServer returns the NATS server, or nil on another transport.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,7 @@ func (c *Cluster) Pause(i int) {
 	c.paused[i] = true
 	c.applyLocked()
 	c.mu.Unlock()
+	c.applyOthers()
 	c.logf("fault: pause node %d (%v): its links to every node and to etcd are blackholed; its lease expires within %v", i, c.Addrs[i], c.TTL)
 }
 
@@ -97,6 +99,7 @@ func (c *Cluster) Resume(i int) {
 	c.paused[i] = false
 	c.applyLocked()
 	c.mu.Unlock()
+	c.applyOthers()
 	if was {
 		c.logf("fault: resume node %d (%v): its links pass again", i, c.Addrs[i])
 	}
@@ -123,14 +126,18 @@ func (c *Cluster) Kill(i int) {
 	c.killed[i] = k
 	c.paused[i] = false
 	c.applyLocked()
-	n, m := c.Nodes[i], c.Members[i]
+	n, m, hm := c.Nodes[i], c.Members[i], c.harborMembers[i]
 	c.bg.Add(1)
 	c.mu.Unlock()
+	c.applyOthers()
 	c.logf("fault: kill node %d (%v): its connections are reset and its etcd link is cut; its lease expires within %v", i, c.Addrs[i], c.TTL)
 	go func() {
 		defer c.bg.Done()
 		defer close(k.done)
 		k.err = errors.Join(n.Close(), m.Close())
+		if hm != nil {
+			k.err = errors.Join(k.err, hm.Close())
+		}
 	}()
 }
 
@@ -164,6 +171,9 @@ func (c *Cluster) Restart(t testing.TB, i int) {
 		c.logf("restart node %d (%v): the killed node is closed (%v)", i, c.Addrs[i], k.err)
 	} else {
 		err := errors.Join(c.Nodes[i].Close(), c.Members[i].Close())
+		if hm := c.HarborMembership(i); hm != nil {
+			err = errors.Join(err, hm.Close())
+		}
 		c.logf("restart node %d (%v): the old node is closed (%v)", i, c.Addrs[i], err)
 	}
 	if len(c.nodeProxies) > i && !c.onNATS {
@@ -173,6 +183,7 @@ func (c *Cluster) Restart(t testing.TB, i int) {
 	c.killed[i] = nil
 	c.applyLocked()
 	c.mu.Unlock()
+	c.applyOthers()
 	start := time.Now()
 	// A killed node's record lives until its lease expires; the new node's
 	// Join waits for it.
@@ -324,8 +335,16 @@ func (c *Cluster) nodeMode(i int) faultnet.Mode {
 // first (so a killed node loses etcd before its other links). c.mu must be
 // held; the proxies take their own locks and call nothing back.
 func (c *Cluster) applyLocked() {
-	for i, p := range c.etcdProxies {
-		m := c.nodeMode(i)
+	if c.grp != nil {
+		for i, a := range c.Addrs {
+			c.grp.set(a, c.nodeMode(i))
+		}
+	}
+	for i, p := range slices.Concat(c.etcdProxies, c.harborProxies) {
+		if p == nil {
+			continue
+		}
+		m := c.nodeMode(i % len(c.Addrs))
 		if m == faultnet.Pass && c.etcdDown {
 			m = faultnet.Blackhole
 		}
@@ -349,6 +368,30 @@ func (c *Cluster) applyNodeLocked(j int, p *faultnet.Proxy) {
 		if i != j {
 			p.Set(a.String(), c.linkMode(i, j))
 		}
+	}
+	if c.grp != nil {
+		for a, m := range c.grp.others(c) {
+			p.Set(a.String(), max(m, c.nodeMode(j))) // Pass < Blackhole < Reset
+		}
+	}
+}
+
+// applyOthers applies, to the proxies of the other clusters of a
+// StartClusters group, the modes of this one's nodes (a node killed here
+// must be cut off from them too: its goroutines still run until its
+// background close ends). c.mu must not be held: it takes each other
+// cluster's mu in turn, never two at once.
+func (c *Cluster) applyOthers() {
+	if c.grp == nil {
+		return
+	}
+	for _, o := range c.grp.all {
+		if o == c {
+			continue
+		}
+		o.mu.Lock()
+		o.applyLocked()
+		o.mu.Unlock()
 	}
 }
 
