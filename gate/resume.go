@@ -381,7 +381,9 @@ func (s *session) take(c *actor.Context) bool {
 			return true
 		}
 		s.g.log.Debug("gate: resume refused", "from", p.from, "err", err)
-		if answered(err) {
+		if answered(err) && (p.sealed == nil || !s.g.sealerGone(p.from.Node, p.sealed.GetNodeStarted())) {
+			// The process that sealed it answered: the session ended, or
+			// refuses.
 			return false
 		}
 	}
@@ -394,7 +396,8 @@ func (s *session) take(c *actor.Context) bool {
 // answered reports whether err, from a ResumeTake, is the answer of the
 // old session's node: it no longer has the session, or the session
 // refused. Any other failure (the node unreachable, no answer in time)
-// leaves the sealed record to be tried.
+// leaves the sealed record to be tried, and so does an answer from a
+// later process of the node (see sealerGone).
 func answered(err error) bool {
 	return errors.Is(err, actor.ErrActorNotFound) || rpc.StatusOf(err).Code == rpc.PermissionDenied
 }
@@ -493,30 +496,52 @@ func (g *Gateway) tryResume(c clientConn, tok string) (*session, *attachment, ac
 		}
 		sealed = rec
 	}
-	if sealed != nil && g.sealerGone(pid.Node, sealed.GetNodeStarted()) {
-		return nil, nil, actor.PID{}, &resumePlan{from: pid, sealed: sealed}
+	plan := &resumePlan{from: pid, secret: secret, ask: true, sealed: sealed}
+	if sealed != nil && !g.isMember(pid.Node) {
+		plan.ask = false // nobody to ask: its node is gone
+		return nil, nil, actor.PID{}, plan
 	}
 	if pid.Node != g.node.Addr() {
-		return nil, nil, actor.PID{}, &resumePlan{from: pid, secret: secret, ask: true, sealed: sealed}
+		return nil, nil, actor.PID{}, plan
 	}
 	att := g.newAttachment(c)
 	ctx, cancel := context.WithTimeout(g.ctx, g.lim.RequestTimeout)
 	defer cancel()
 	reply, err := g.node.Call(ctx, pid, resumeAttach{g: g, secret: secret, att: att, remote: c.remoteAddr(), kind: c.kind()})
 	if errors.Is(err, errOtherGateway) {
-		return nil, nil, actor.PID{}, &resumePlan{from: pid, secret: secret, ask: true, sealed: sealed}
+		return nil, nil, actor.PID{}, plan
 	}
-	s, _ := reply.(*session)
-	if err != nil || s == nil {
-		return nil, nil, actor.PID{}, nil
+	if s, _ := reply.(*session); err == nil && s != nil {
+		return s, att, pid, nil
 	}
-	return s, att, pid, nil
+	// This node has no such session: ended here, or sealed by an earlier
+	// process of this node.
+	if sealed != nil && g.sealerGone(pid.Node, sealed.GetNodeStarted()) {
+		plan.ask = false
+		return nil, nil, actor.PID{}, plan
+	}
+	return nil, nil, actor.PID{}, nil
+}
+
+// isMember reports whether node addr is in the membership (true without
+// one: it may be, and is asked).
+func (g *Gateway) isMember(addr actor.Addr) bool {
+	if g.cfg.Members == nil {
+		return true
+	}
+	for _, m := range g.cfg.Members.Members() {
+		if m.Addr == addr {
+			return true
+		}
+	}
+	return false
 }
 
 // sealerGone reports whether the process of node addr that sealed a
 // record, when its membership record said it started at started (Unix
 // nanoseconds; 0: unknown), is gone: the node is not a member, or a
-// later process of it is.
+// later process of it is. Without a membership, or with started
+// unknown, it cannot tell: false.
 func (g *Gateway) sealerGone(addr actor.Addr, started int64) bool {
 	if g.cfg.Members == nil || started == 0 {
 		return false

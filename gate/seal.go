@@ -38,9 +38,11 @@ import (
 // A sealed record resumes only when:
 //   - it opens under the key and belongs to the token it came in (the
 //     session ID and secret are its associated data);
-//   - the session it names does not answer: its node is unreachable or
-//     not a member (a live node that no longer has the session, or
-//     refuses the secret, refuses the resume);
+//   - the session it names does not answer: its node is not a member, or
+//     is unreachable, or is a later process of that node (the record
+//     carries when the sealing process joined the membership); the
+//     sealing process itself, when it answers that it no longer has the
+//     session or refuses the secret, refuses the resume;
 //   - it was sealed at most ResumeWindow + ResumeWindow/2 + Heartbeat
 //     ago (gateways' clocks must agree to within a second or so: NTP);
 //   - its login has not expired (Identity.Expires);
