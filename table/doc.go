@@ -88,10 +88,12 @@
 //
 // # Goroutines and locks
 //
-// A Set starts no goroutine; its reloads run on the caller's goroutine
-// and may run concurrently: the one that started last wins, and an older
-// one that ends after it is dropped. A Group with Watch set owns one
+// A Set starts no goroutine; its reloads run on the caller's goroutine,
+// one at a time per set (a later one waits, within its ctx), so the files
+// read last are the ones served. Readers take no lock: Load is one
+// atomic load. A Group with Watch set owns one
 // goroutine, the watcher, started by NewGroup and stopped by Close. The
-// hooks (Validate) run on the reloading goroutine with no lock held; a
-// panic in one is recovered and fails the reload.
+// hooks (Validate) run on the reloading goroutine, inside the set's
+// one-reload-at-a-time gate and under no mutex; a Validate must not
+// reload its own set. A panic in one is recovered and fails the reload.
 package table

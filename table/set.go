@@ -115,7 +115,6 @@ type loaded[T any] struct {
 	value   *T
 	version Version
 	tables  []TableStatus
-	gen     uint64 // the generation of the reload that made it
 }
 
 // member is the part of a set that does not depend on T: what a Group
@@ -130,7 +129,12 @@ type member struct {
 	// the watcher.
 	seen atomic.Pointer[string]
 
-	gen       atomic.Uint64 // reloads started
+	// sem lets one reload of the set run at a time (a one-slot
+	// semaphore, taken with the reload's ctx): the files read last are
+	// the files published last. It is held across the reads and the
+	// Validate hooks (user code), by design; a Validate must not reload
+	// its own set.
+	sem       chan struct{}
 	loads     atomic.Uint64
 	unchanged atomic.Uint64
 	failures  atomic.Uint64
@@ -182,7 +186,7 @@ func NewSet[T any](cfg Config) (*Set[T], error) {
 		return nil, fmt.Errorf("table: set %s: %w", cfg.Name, err)
 	}
 	cfg.Dir = dir
-	s := &Set[T]{m: &member{cfg: cfg}}
+	s := &Set[T]{m: &member{cfg: cfg, sem: make(chan struct{}, 1)}}
 	if err := s.inspect(); err != nil {
 		return nil, fmt.Errorf("table: set %s: %w", cfg.Name, err)
 	}
@@ -287,8 +291,8 @@ func (s *Set[T]) Version() Version {
 // current snapshot stays, the failure is counted and logged, and the
 // error (every problem found, up to Config.MaxErrors, each an *Error
 // matching ErrInvalid, naming its file, line and field) is returned.
-// Reloads may run concurrently: when one that started later has already
-// published, an older one publishes nothing.
+// Reloads of one set run one at a time: a Reload waits for the one in
+// progress, up to ctx's end (then it fails with ctx's error).
 func (s *Set[T]) Reload(ctx context.Context) (Version, error) {
 	return s.reload(ctx, "call")
 }
@@ -301,8 +305,17 @@ type read struct {
 
 func (s *Set[T]) reload(ctx context.Context, trigger string) (Version, error) {
 	m := s.m
-	gen := m.gen.Add(1)
 	log := m.cfg.Logger
+	select {
+	case m.sem <- struct{}{}:
+		defer func() { <-m.sem }()
+	case <-ctx.Done():
+		err := fmt.Errorf("table set %s: waiting for the reload in progress: %w", m.cfg.Name, ctx.Err())
+		m.failures.Add(1)
+		m.lastErr.Store(&failure{err: err.Error(), at: time.Now()})
+		log.Error("table set reload failed: the old one stays", "set", m.cfg.Name, "version", s.Version().String(), "trigger", trigger, "err", err)
+		return s.Version(), err
+	}
 	fail := func(err error) (Version, error) {
 		m.failures.Add(1)
 		m.lastErr.Store(&failure{err: err.Error(), at: time.Now()})
@@ -323,17 +336,8 @@ func (s *Set[T]) reload(ctx context.Context, trigger string) (Version, error) {
 	if err != nil {
 		return fail(err)
 	}
-	next := &loaded[T]{value: value, tables: tables, gen: gen, version: Version{Hash: hash, Loaded: time.Now()}}
-	var prev *loaded[T]
-	for {
-		prev = s.cur.Load()
-		if prev != nil && prev.gen > gen {
-			return prev.version, nil // a later reload has published: this one is stale
-		}
-		if s.cur.CompareAndSwap(prev, next) {
-			break
-		}
-	}
+	next := &loaded[T]{value: value, tables: tables, version: Version{Hash: hash, Loaded: time.Now()}}
+	prev := s.cur.Swap(next) // the one store readers see: all old, or all new
 	m.loads.Add(1)
 	m.lastErr.Store(nil)
 	attrs := []any{"set", m.cfg.Name, "version", hash, "previous", "none", "trigger", trigger}
