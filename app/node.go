@@ -258,6 +258,11 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 			return nil, fmt.Errorf("app: %w", err)
 		}
 		log.Info("tables", "dir", t.Dir, "watch", t.Watch)
+		if n.metrics != nil {
+			if err := n.metrics.AddTables(n.tables); err != nil {
+				return nil, fmt.Errorf("app: metrics: %w", err)
+			}
+		}
 	}
 	rpcTiming := n.timing
 	if err := n.startAdminAgent(ctx, cfg, rpcTiming, log); err != nil {

@@ -124,6 +124,7 @@ nodes:
     master: 127.0.0.1:0
     modules: [shop]
     admin: {listen: 127.0.0.1:0}
+    telemetry: {metrics: 127.0.0.1:0}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -196,6 +197,25 @@ nodes:
 	}
 	if code := post(t, base+"api/nodes/1.9.9/reload", nil); code != http.StatusNotFound {
 		t.Errorf("reload of a node that is not a member: %d", code)
+	}
+
+	// The metrics: the version served and the counts.
+	resp, err := http.Get(node.Ready().Metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`guild_table_set_info{set="shop",version="` + v3.Hash + `"} 1`,
+		`guild_table_loads_total{set="shop"} 3`,
+		`guild_table_reload_failures_total{set="shop"} 1`,
+		`guild_table_rows{file="shop/items.csv",set="shop"} 3`,
+		`guild_table_set_loaded_timestamp_seconds{set="shop"}`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics has no %s", want)
+		}
 	}
 }
 
