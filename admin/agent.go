@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -97,8 +98,10 @@ type Agent struct {
 	node *actor.Node
 	pid  actor.PID
 	name string // the name it is registered under
-	// reloads are the reload goroutines in progress.
-	reloads sync.WaitGroup
+	// reloads are the reload goroutines in progress: at most one
+	// (reloading says whether it runs).
+	reloads   sync.WaitGroup
+	reloading atomic.Bool
 
 	mu     sync.Mutex // guards grains
 	grains []*grain.System
@@ -275,11 +278,20 @@ type TablesReply struct {
 	OK bool `json:"ok"`
 }
 
+// errReloading answers a reload while another one runs.
+var errReloading = rpc.Errorf(rpc.ResourceExhausted, "admin: a reload of this node's tables is in progress: try again when it is over")
+
 // reload reloads the node's tables on a goroutine of its own, so that
 // the agent's actor goes on answering snapshots meanwhile, and answers
-// r when it is over.
+// r when it is over. One runs at a time: another request meanwhile is
+// refused (errReloading).
 func (a *Agent) reload(r actor.Responder) {
+	if !a.reloading.CompareAndSwap(false, true) {
+		r.Respond(errReloading)
+		return
+	}
 	a.reloads.Go(func() {
+		defer a.reloading.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), ReloadTimeout)
 		defer cancel()
 		results := a.cfg.Tables.Reload(ctx, "admin")

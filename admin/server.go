@@ -531,6 +531,8 @@ func actionError(w http.ResponseWriter, what string, err error) {
 		code = http.StatusBadRequest
 	case rpc.CodeOf(err) == rpc.FailedPrecondition:
 		code = http.StatusConflict
+	case rpc.CodeOf(err) == rpc.ResourceExhausted:
+		code = http.StatusTooManyRequests
 	}
 	httpError(w, code, what+": "+err.Error())
 }

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	yaml3 "sigs.k8s.io/yaml/goyaml.v3"
@@ -263,7 +265,12 @@ func rowsOf(d *decoder, root *node, want string) []*node {
 func parseYAML(d *decoder, data []byte) []*node {
 	var doc yaml3.Node
 	if err := yaml3.Unmarshal(data, &doc); err != nil {
-		d.failAt(0, 0, "", "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		msg, line := strings.TrimPrefix(err.Error(), "yaml: "), 0
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = m[2]
+		}
+		d.failAt(line, 0, "", "%s", msg)
 		return nil
 	}
 	if len(doc.Content) == 0 {
@@ -278,6 +285,9 @@ func parseYAML(d *decoder, data []byte) []*node {
 	}
 	return rowsOf(d, root, "a sequence of mappings")
 }
+
+// yamlLine is the line number at the start of a YAML syntax error.
+var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
 
 type yamlError struct {
 	line, col int

@@ -239,7 +239,7 @@ func TestErrors(t *testing.T) {
 		{"yaml unknown key", map[string]string{"drops.yaml": "- id: a\n  rat: 1\n"},
 			[]string{`drops.yaml:2:3: key "rat" matches no field of table_test.Drop`}},
 		{"yaml syntax", map[string]string{"drops.yaml": "- id: a\n rate: [\n"},
-			[]string{`drops.yaml: line 1: did not find expected`}},
+			[]string{`drops.yaml:1: did not find expected`}},
 		{"yaml not a sequence", map[string]string{"drops.yaml": "id: a\n"},
 			[]string{`drops.yaml:1:1: the file is not a sequence of mappings`}},
 		{"yaml no key", map[string]string{"drops.yaml": "- rate: 1\n"},
