@@ -10,8 +10,8 @@ import (
 	"github.com/guildkit/guild/cluster/etcd"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/grain"
-	"github.com/guildkit/guild/table"
 	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/table"
 	"github.com/guildkit/guild/transport"
 )
 
@@ -297,9 +297,9 @@ func (c *grainCollector) Collect(ch chan<- prometheus.Metric) {
 
 // tableCollector exports table.Group.Status.
 type tableCollector struct {
-	status                                    func() []table.Status
+	status                                   func() []table.Status
 	info, loaded, loads, unchanged, failures *prometheus.Desc
-	rows                                      *prometheus.Desc
+	rows                                     *prometheus.Desc
 }
 
 func newTableCollector(status func() []table.Status) *tableCollector {
