@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,15 +29,18 @@ type slowRow struct {
 	Slow bool `table:"slow"`
 }
 
-// entered and release pace slowSet's Validate (one test uses them).
-var entered, release = make(chan struct{}, 1), make(chan struct{})
+// pacer paces slowSet's Validate: each run of the test sets a fresh one.
+type pacer struct{ entered, release chan struct{} }
+
+var pace atomic.Pointer[pacer]
 
 func (s *slowSet) Validate() error {
 	for _, r := range s.Rows.All() {
 		if r.Slow {
-			entered <- struct{}{}
+			p := pace.Load()
+			p.entered <- struct{}{}
 			select {
-			case <-release:
+			case <-p.release:
 			case <-time.After(30 * time.Second):
 				return errors.New("not released")
 			}
@@ -51,6 +55,8 @@ func (s *slowSet) Validate() error {
 func TestReloadOneAtATime(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	p := &pacer{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	pace.Store(p)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "rows.csv"), []byte("id,slow\n1,false\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -92,7 +98,7 @@ func TestReloadOneAtATime(t *testing.T) {
 	first := make(chan int, 1)
 	go func() { first <- do(t, "POST", base+"api/nodes/1.1.1/reload", adminToken, "", nil) }()
 	select {
-	case <-entered:
+	case <-p.entered:
 	case <-ctx.Done():
 		t.Fatal("the reload never reached Validate")
 	}
@@ -106,7 +112,7 @@ func TestReloadOneAtATime(t *testing.T) {
 	if code := do(t, "POST", base+"api/nodes/1.1.1/reload", "", "", nil); code != http.StatusUnauthorized {
 		t.Errorf("a reload without the token: %d", code)
 	}
-	close(release)
+	close(p.release)
 	if code := <-first; code != http.StatusOK {
 		t.Errorf("the first reload: %d", code)
 	}

@@ -102,22 +102,16 @@ func post(t *testing.T, url string, out any) int {
 	return resp.StatusCode
 }
 
-// TestTablesFromClusterFile: a node whose cluster file has a tables
-// section gives its modules env.Tables; their sets reload when a file
-// changes and on the admin API's reload action; a bad file is refused
-// with its line and the old version stays; the dashboard's snapshot
-// carries the versions.
-func TestTablesFromClusterFile(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	writeItems(t, dir, "id,price\n1,10\n2,20\n")
+// startShop starts a one-node cluster whose node hosts the shop module,
+// with the tables section given, and returns the node and its set.
+func startShop(t *testing.T, ctx context.Context, tables string) (*app.Node, *table.Set[shopTables], *app.Env) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "cluster.yaml")
 	if err := os.WriteFile(path, []byte(`
 cluster:
   etcd: {ttl: 2s}
 admin: {token: `+tablesAdminToken+`}
-tables: {dir: `+dir+`, watch: 100ms}
+`+tables+`
 nodes:
   solo:
     addr: 1.1.1
@@ -139,29 +133,53 @@ nodes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer node.Shutdown(context.Background())
-	set, env := <-m.sets, <-m.envs
+	t.Cleanup(func() { _ = node.Shutdown(context.Background()) })
+	return node, <-m.sets, <-m.envs
+}
+
+// TestTablesWatchFromClusterFile: a node whose cluster file has a tables
+// section gives its modules env.Tables, and with watch reloads a set
+// when its file changes.
+func TestTablesWatchFromClusterFile(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	writeItems(t, dir, "id,price\n1,10\n2,20\n")
+	node, set, env := startShop(t, ctx, "tables: {dir: "+dir+", watch: 100ms}")
 	if env.Tables == nil || env.Tables != node.Tables() || env.Tables.Dir() != dir || env.Tables.Watch() != 100*time.Millisecond {
 		t.Fatalf("env.Tables %v, node's %v", env.Tables, node.Tables())
 	}
 	if it, ok := set.Load().Items.Get(2); !ok || it.Price != 20 {
 		t.Fatalf("item 2: %+v %v", it, ok)
 	}
-
-	// A change of the file: the watcher loads it.
 	v1 := set.Version()
 	writeItems(t, dir, "id,price\n1,10\n2,25\n")
 	await.True(t, 10*time.Second, "the watcher to load the new price", func() bool {
 		it, _ := set.Load().Items.Get(2)
 		return it.Price == 25
 	})
-	v2 := set.Version()
-	if v2.Hash == v1.Hash {
+	if v2 := set.Version(); v2.Hash == v1.Hash {
 		t.Errorf("the version did not change")
 	}
+	// A bad file: the watcher refuses it, and the old data stays.
+	writeItems(t, dir, "id,price\n1,10\n2,0\n")
+	await.True(t, 10*time.Second, "the watcher to refuse the bad file", func() bool { return set.Status().Failures == 1 })
+	if it, _ := set.Load().Items.Get(2); it.Price != 25 {
+		t.Errorf("after a refused file: %+v", it)
+	}
+}
 
-	// The admin API: a bad file is refused, with its line; the old
-	// version stays.
+// TestTablesAdminReload: the admin API reloads a node's tables; a bad
+// file is refused with its line and the old version stays; the
+// dashboard's snapshot and the metrics carry the versions.
+func TestTablesAdminReload(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	writeItems(t, dir, "id,price\n1,10\n2,20\n")
+	node, set, _ := startShop(t, ctx, "tables: {dir: "+dir+"}") // no watch: only the API reloads
+	v2 := set.Version()
+
 	base := node.Ready().Admin
 	writeItems(t, dir, "id,price\n1,10\n2,0\n")
 	var reply admin.TablesReply
@@ -172,7 +190,7 @@ nodes:
 		reply.Results[0].Version.Hash != v2.Hash || reply.Results[0].Changed || reply.Node != "solo" {
 		t.Errorf("reply %+v", reply)
 	}
-	if set.Version() != v2 || set.Status().Failures == 0 {
+	if set.Version() != v2 || set.Status().Failures != 1 {
 		t.Errorf("after the failed reload: %+v", set.Status())
 	}
 	// Fixed: 200, changed, and the version is reported.
@@ -183,7 +201,7 @@ nodes:
 	}
 	v3 := set.Version()
 	if !reply.OK || len(reply.Results) != 1 || !reply.Results[0].Changed || reply.Results[0].Version.Hash != v3.Hash || v3.Hash == v2.Hash ||
-		len(reply.Sets) != 1 || reply.Sets[0].Tables[0].Rows != 3 {
+		reply.Results[0].Previous.Hash != v2.Hash || len(reply.Sets) != 1 || reply.Sets[0].Tables[0].Rows != 3 {
 		t.Errorf("reply %+v", reply)
 	}
 	reply = admin.TablesReply{}
@@ -208,7 +226,7 @@ nodes:
 	resp.Body.Close()
 	for _, want := range []string{
 		`guild_table_set_info{set="shop",version="` + v3.Hash + `"} 1`,
-		`guild_table_loads_total{set="shop"} 3`,
+		`guild_table_loads_total{set="shop"} 2`,
 		`guild_table_reload_failures_total{set="shop"} 1`,
 		`guild_table_rows{file="shop/items.csv",set="shop"} 3`,
 		`guild_table_set_loaded_timestamp_seconds{set="shop"}`,
