@@ -257,7 +257,7 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		if n.tables, err = table.NewGroup(table.GroupConfig{Dir: t.Dir, Watch: t.Watch, Logger: log}); err != nil {
 			return nil, fmt.Errorf("app: %w", err)
 		}
-		log.Info("tables", "dir", t.Dir, "watch", t.Watch)
+		log.Info("tables directory", "dir", t.Dir, "watch", t.Watch)
 		if n.metrics != nil {
 			if err := n.metrics.AddTables(n.tables); err != nil {
 				return nil, fmt.Errorf("app: metrics: %w", err)

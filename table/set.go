@@ -38,8 +38,9 @@ type Config struct {
 	// MaxErrors is how many problems a failed load reports at most.
 	// Default DefaultMaxErrors.
 	MaxErrors int
-	// Logger receives a line for every reload that changes the snapshot
-	// (Info) or fails (Error). Default slog.Default().
+	// Logger receives a line for every reload: one that publishes a
+	// snapshot or finds the files unchanged (Info), one that fails
+	// (Error). Default slog.Default().
 	Logger *slog.Logger
 }
 
@@ -329,7 +330,7 @@ func (s *Set[T]) reload(ctx context.Context, trigger string) (Version, error) {
 	if cur := s.cur.Load(); cur != nil && cur.version.Hash == hash {
 		m.unchanged.Add(1)
 		m.lastErr.Store(nil)
-		log.Debug("table set unchanged", "set", m.cfg.Name, "version", hash, "trigger", trigger)
+		log.Info("table set unchanged", "set", m.cfg.Name, "version", hash, "trigger", trigger)
 		return cur.version, nil
 	}
 	value, tables, err := s.build(reads)
