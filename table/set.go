@@ -64,8 +64,11 @@ func (v Version) String() string {
 
 // TableStatus is one table of a loaded snapshot.
 type TableStatus struct {
+	// File is the table's file, relative to the set's directory.
 	File string `json:"file"`
-	Rows int    `json:"rows"`
+	// Rows is the number of rows loaded.
+	Rows int `json:"rows"`
+	// Hash is the first 12 hex digits of the SHA-256 of the file.
 	Hash string `json:"hash"`
 }
 
