@@ -291,24 +291,30 @@ func (a *Agent) reload(r actor.Responder) {
 		return
 	}
 	a.reloads.Go(func() {
-		defer a.reloading.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), ReloadTimeout)
-		defer cancel()
-		results := a.cfg.Tables.Reload(ctx, "admin")
-		reply := TablesReply{Node: a.cfg.Name, Addr: a.node.Addr().String(), Sets: a.cfg.Tables.Status(), Results: results, OK: true}
-		for _, res := range results {
-			if res.Error != "" {
-				reply.OK = false
-			}
-		}
-		a.cfg.Logger.Info("admin: tables reloaded", "sets", len(results), "ok", reply.OK)
-		b, err := json.Marshal(reply)
-		if err != nil {
-			r.Respond(err)
-			return
-		}
-		r.Respond(wrapperspb.Bytes(b))
+		answer := a.reloadTables()
+		a.reloading.Store(false) // before the answer: a request that follows it is taken
+		r.Respond(answer)
 	})
+}
+
+// reloadTables reloads the node's tables and returns the answer: a
+// TablesReply as JSON, or an error.
+func (a *Agent) reloadTables() any {
+	ctx, cancel := context.WithTimeout(context.Background(), ReloadTimeout)
+	defer cancel()
+	results := a.cfg.Tables.Reload(ctx, "admin")
+	reply := TablesReply{Node: a.cfg.Name, Addr: a.node.Addr().String(), Sets: a.cfg.Tables.Status(), Results: results, OK: true}
+	for _, res := range results {
+		if res.Error != "" {
+			reply.OK = false
+		}
+	}
+	a.cfg.Logger.Info("admin: tables reloaded", "sets", len(results), "ok", reply.OK)
+	b, err := json.Marshal(reply)
+	if err != nil {
+		return err
+	}
+	return wrapperspb.Bytes(b)
 }
 
 // drain marks the node unavailable, then starts its drain.
