@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -17,6 +18,7 @@ import (
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/grain"
 	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/table"
 	"github.com/guildkit/guild/telemetry/prom"
 )
 
@@ -47,6 +49,11 @@ type AgentConfig struct {
 	// node's actor.Config.Reporter, or one of them): the dashboard shows
 	// them with their stacks. Without it the node shows none.
 	Failures *Failures
+	// Tables, optional, is the node's data tables (app.Env.Tables): the
+	// snapshot carries the version each set serves, and the reload
+	// action reloads them. Without it the node has no tables to show or
+	// reload.
+	Tables *table.Group
 	// TopActors is how many actors the snapshot lists by mailbox depth.
 	// Default 10, at most 100.
 	TopActors int
@@ -61,6 +68,9 @@ const (
 	// actionTimeout bounds an action's work on the target node (an etcd
 	// write for availability).
 	actionTimeout = 5 * time.Second
+	// ReloadTimeout bounds a reload of a node's tables from the admin
+	// API (every set, one after the other).
+	ReloadTimeout = 30 * time.Second
 )
 
 // Validate reports the first problem with c.
@@ -78,11 +88,20 @@ func (c AgentConfig) Validate() error {
 func AgentName(addr actor.Addr) string { return "guild.admin/" + addr.String() }
 
 // Agent answers the dashboards for one node. Create it with StartAgent.
+//
+// Goroutines: its actor (idle between requests), and one per reload of
+// the node's tables in progress (the reload action), which answers the
+// request when the reload is over, within ReloadTimeout; Stop waits for
+// them.
 type Agent struct {
 	cfg  AgentConfig
 	node *actor.Node
 	pid  actor.PID
 	name string // the name it is registered under
+	// reloads are the reload goroutines in progress: at most one
+	// (reloading says whether it runs).
+	reloads   sync.WaitGroup
+	reloading atomic.Bool
 
 	mu     sync.Mutex // guards grains
 	grains []*grain.System
@@ -146,27 +165,36 @@ func (a *Agent) AddGrains(s *grain.System) error {
 func (a *Agent) Name() string { return a.name }
 
 // Stop stops the agent's actor (which releases its name) and waits, up
-// to ctx's end, until it has stopped. It is safe to call twice.
+// to ctx's end, until it has stopped and its reloads in progress have
+// ended. It is safe to call twice.
 func (a *Agent) Stop(ctx context.Context) error {
 	done := make(chan struct{})
 	cancel, err := a.node.Watch(a.pid, func(actor.Terminated) { close(done) })
 	if err != nil {
-		return nil // the node is closed: so is the agent
+		close(done) // the node is closed: so is the agent
+	} else {
+		defer cancel()
+		_ = a.node.Stop(a.pid)
 	}
-	defer cancel()
-	_ = a.node.Stop(a.pid)
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("admin: stop the agent: %w", ctx.Err())
+	}
+	reloaded := make(chan struct{})
+	go func() { a.reloads.Wait(); close(reloaded) }() // ends with the reloads, each bounded by ReloadTimeout
+	select {
+	case <-reloaded:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("admin: stop the agent: a reload of its tables is still running: %w", ctx.Err())
 	}
 }
 
 // request is what a Server asks an agent, as JSON in a
 // wrapperspb.BytesValue (what crosses the cluster is protobuf).
 type request struct {
-	Op        string `json:"op"` // "snapshot", "available", "drain"
+	Op        string `json:"op"` // "snapshot", "available", "drain", "reload", "tables"
 	Available bool   `json:"available,omitempty"`
 }
 
@@ -202,6 +230,19 @@ func (a *Agent) receive(c *actor.Context) {
 		}
 	case "drain":
 		reply, err = a.drain()
+	case "tables":
+		if a.cfg.Tables == nil {
+			err = errNoTables
+			break
+		}
+		reply = TablesReply{Node: a.cfg.Name, Addr: a.node.Addr().String(), Sets: a.cfg.Tables.Status()}
+	case "reload":
+		if a.cfg.Tables == nil {
+			err = errNoTables
+			break
+		}
+		a.reload(c.Responder())
+		return
 	default:
 		err = rpc.Errorf(rpc.InvalidArgument, "admin: unknown request %q", req.Op)
 	}
@@ -215,6 +256,65 @@ func (a *Agent) receive(c *actor.Context) {
 		return
 	}
 	c.Respond(wrapperspb.Bytes(b))
+}
+
+// errNoTables answers the tables actions of a node without tables.
+var errNoTables = rpc.Errorf(rpc.FailedPrecondition, "admin: this node has no tables (tables.dir in its cluster file)")
+
+// TablesReply is the answer of the tables and reload actions: a node's
+// table sets with the version each serves, and for a reload each set's
+// result.
+type TablesReply struct {
+	// Node and Addr are the node's name and address.
+	Node string `json:"node"`
+	Addr string `json:"addr"`
+	// Sets are the node's table sets (table.Group.Status), after the
+	// reload for a reload.
+	Sets []table.Status `json:"sets"`
+	// Results are a reload's results, one per set (table.Group.Reload);
+	// none for the tables action.
+	Results []table.Result `json:"results,omitempty"`
+	// OK reports whether every set of a reload loaded (or was unchanged).
+	OK bool `json:"ok"`
+}
+
+// errReloading answers a reload while another one runs.
+var errReloading = rpc.Errorf(rpc.ResourceExhausted, "admin: a reload of this node's tables is in progress: try again when it is over")
+
+// reload reloads the node's tables on a goroutine of its own, so that
+// the agent's actor goes on answering snapshots meanwhile, and answers
+// r when it is over. One runs at a time: another request meanwhile is
+// refused (errReloading).
+func (a *Agent) reload(r actor.Responder) {
+	if !a.reloading.CompareAndSwap(false, true) {
+		r.Respond(errReloading)
+		return
+	}
+	a.reloads.Go(func() {
+		answer := a.reloadTables()
+		a.reloading.Store(false) // before the answer: a request that follows it is taken
+		r.Respond(answer)
+	})
+}
+
+// reloadTables reloads the node's tables and returns the answer: a
+// TablesReply as JSON, or an error.
+func (a *Agent) reloadTables() any {
+	ctx, cancel := context.WithTimeout(context.Background(), ReloadTimeout)
+	defer cancel()
+	results := a.cfg.Tables.Reload(ctx, "admin")
+	reply := TablesReply{Node: a.cfg.Name, Addr: a.node.Addr().String(), Sets: a.cfg.Tables.Status(), Results: results, OK: true}
+	for _, res := range results {
+		if res.Error != "" {
+			reply.OK = false
+		}
+	}
+	a.cfg.Logger.Info("admin: tables reloaded", "sets", len(results), "ok", reply.OK)
+	b, err := json.Marshal(reply)
+	if err != nil {
+		return err
+	}
+	return wrapperspb.Bytes(b)
 }
 
 // drain marks the node unavailable, then starts its drain.
@@ -263,6 +363,12 @@ func (a *Agent) snapshot() (*Snapshot, error) {
 	a.mu.Unlock()
 	for _, sys := range systems {
 		s.Grains = append(s.Grains, GrainStats{Kinds: sys.Kinds(), Stats: sys.Stats(), Active: sys.ActiveByKind()})
+	}
+	if t := a.cfg.Tables; t != nil {
+		s.Tables = t.Status()
+		if s.Tables == nil {
+			s.Tables = []table.Status{}
+		}
 	}
 	if f := a.cfg.Failures; f != nil {
 		s.Failures, s.FailuresTotal = f.Recent()

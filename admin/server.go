@@ -356,6 +356,8 @@ func (s *Server) handler() http.Handler {
 	api("POST /api/nodes/{addr}/available", true, s.serveAvailable)
 	api("POST /api/nodes/{addr}/drain", true, s.serveDrain)
 	api("POST /api/users/{user}/kick", true, s.serveKick)
+	api("GET /api/nodes/{addr}/tables", false, s.serveTables)
+	api("POST /api/nodes/{addr}/reload", true, s.serveReload)
 	return s.recoverPanics(mux)
 }
 
@@ -527,6 +529,10 @@ func actionError(w http.ResponseWriter, what string, err error) {
 		code = http.StatusNotFound
 	case rpc.CodeOf(err) == rpc.InvalidArgument:
 		code = http.StatusBadRequest
+	case rpc.CodeOf(err) == rpc.FailedPrecondition:
+		code = http.StatusConflict
+	case rpc.CodeOf(err) == rpc.ResourceExhausted:
+		code = http.StatusTooManyRequests
 	}
 	httpError(w, code, what+": "+err.Error())
 }
@@ -600,4 +606,47 @@ func (s *Server) serveKick(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cfg.Logger.Info("admin: user kicked", "user", user, "reason", body.Reason, "from", r.RemoteAddr)
 	writeJSON(w, map[string]any{"user": user, "kicked": true})
+}
+
+// serveTables answers the node's table sets with the version each
+// serves.
+func (s *Server) serveTables(w http.ResponseWriter, r *http.Request) {
+	addr, ok := s.nodeOf(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), actionTimeout)
+	defer cancel()
+	var reply TablesReply
+	if err := s.ask(ctx, addr, request{Op: "tables"}, &reply); err != nil {
+		actionError(w, "tables of "+addr.String(), err)
+		return
+	}
+	writeJSON(w, reply)
+}
+
+// serveReload reloads the node's tables: 200 when every set loaded (or
+// was unchanged), 422 when one failed (its old snapshot stays), with the
+// results either way.
+func (s *Server) serveReload(w http.ResponseWriter, r *http.Request) {
+	addr, ok := s.nodeOf(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), ReloadTimeout+2*time.Second)
+	defer cancel()
+	var reply TablesReply
+	if err := s.ask(ctx, addr, request{Op: "reload"}, &reply); err != nil {
+		actionError(w, "reload "+addr.String(), err)
+		return
+	}
+	s.cfg.Logger.Info("admin: tables reloaded", "node", addr.String(), "ok", reply.OK, "from", r.RemoteAddr)
+	if !reply.OK {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		_ = json.NewEncoder(w).Encode(reply)
+		return
+	}
+	writeJSON(w, reply)
 }

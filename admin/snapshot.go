@@ -9,6 +9,7 @@ import (
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/grain"
+	"github.com/guildkit/guild/table"
 	"github.com/guildkit/guild/telemetry/prom"
 )
 
@@ -47,6 +48,9 @@ type Snapshot struct {
 	Failures      []Failure `json:"failures,omitempty"`
 	FailuresTotal uint64    `json:"failures_total"`
 	FailuresKept  bool      `json:"failures_kept"`
+	// Tables are the node's table sets with the version each serves
+	// (AgentConfig.Tables); nil when the node has no tables.
+	Tables []table.Status `json:"tables,omitempty"`
 	// Lease is the node's membership lease (an etcd membership's
 	// renewals), nil when unknown.
 	Lease *LeaseStats `json:"lease,omitempty"`

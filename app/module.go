@@ -18,6 +18,7 @@ import (
 	"github.com/guildkit/guild/grain"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/stream"
+	"github.com/guildkit/guild/table"
 	"github.com/guildkit/guild/telemetry/prom"
 )
 
@@ -87,6 +88,16 @@ type Env struct {
 	// grain.System (Metrics.AddGrains), its own collectors
 	// (Metrics.Registry).
 	Metrics *prom.Metrics
+	// Tables is the node's data tables when its cluster file gives it a
+	// tables directory (tables.dir, or nodes.<name>.tables.dir), else
+	// nil. A module declares its table sets in Start with
+	// table.Open[T](ctx, env.Tables, "name"), which loads them (a set
+	// that does not load fails the module's start); the node then
+	// reloads them when their files change (tables.watch), on the admin
+	// API's reload action and on guild reload, and reports the version
+	// each serves. The group is the node's: shared by its modules, whose
+	// set names must differ.
+	Tables *table.Group
 	// Admin is the node's admin agent when the cluster file has an admin
 	// dashboard (admin.listen on any node), else nil. A module that runs
 	// grains shows them on the dashboard with Admin.AddGrains(sys).

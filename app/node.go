@@ -32,6 +32,7 @@ import (
 	"github.com/guildkit/guild/report"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/stream"
+	"github.com/guildkit/guild/table"
 	"github.com/guildkit/guild/telemetry/prom"
 	"github.com/guildkit/guild/telemetry/tracing"
 	"github.com/guildkit/guild/transport"
@@ -78,6 +79,7 @@ type Node struct {
 	failures      *admin.Failures          // the last failures, for the dashboard; likewise
 	timing        *prom.Metrics            // RPC and gateway timing: metrics, or the dashboard's own; nil without either
 	adminSrv      *admin.Server            // nil unless this node serves the dashboard
+	tables        *table.Group             // nil unless the node has a tables directory
 	// serving is true from the end of Start until Shutdown begins: what
 	// /readyz reports.
 	serving atomic.Bool
@@ -264,6 +266,18 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	if err := n.serveMetrics(cfg, log); err != nil {
 		return nil, err
 	}
+	if t := cfg.TablesOf(nodeName); t.Dir != "" {
+		// Its directory was checked by CheckFiles; the sets come with the modules.
+		if n.tables, err = table.NewGroup(table.GroupConfig{Dir: t.Dir, Watch: t.Watch, Logger: log}); err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
+		log.Info("tables directory", "dir", t.Dir, "watch", t.Watch)
+		if n.metrics != nil {
+			if err := n.metrics.AddTables(n.tables); err != nil {
+				return nil, fmt.Errorf("app: metrics: %w", err)
+			}
+		}
+	}
 	rpcTiming := n.timing
 	if err := n.startAdminAgent(ctx, cfg, rpcTiming, log); err != nil {
 		return nil, err
@@ -296,6 +310,7 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 			Serve:        slices.Clone(serveOpts),
 			ObserveGrain: n.observeGrain(),
 			Metrics:      n.metrics,
+			Tables:       n.tables,
 			Admin:        n.adminAgent,
 		}
 		if err := m.Start(ctx, env); err != nil {
@@ -343,6 +358,7 @@ func (n *Node) startAdminAgent(ctx context.Context, cfg *config.Config, rpcTimin
 	}
 	a, err := admin.StartAgent(ctx, admin.AgentConfig{
 		Node: n.cluster, Name: n.name, Gateway: n.gateway, Metrics: rpcTiming, Logger: log, Failures: n.failures, Membership: n.members,
+		Tables: n.tables,
 		Drain: func(context.Context) error {
 			go func() {
 				sctx, cancel := context.WithTimeout(context.Background(), adminDrainTimeout)
@@ -706,6 +722,9 @@ func (n *Node) Members() cluster.Membership { return n.members }
 // Gateway returns the node's gateway, or nil.
 func (n *Node) Gateway() *gate.Gateway { return n.gateway }
 
+// Tables returns the node's data tables (its tables directory), or nil.
+func (n *Node) Tables() *table.Group { return n.tables }
+
 // Streams returns the node's stream host (its streams section), or nil.
 func (n *Node) Streams() *stream.Host { return n.streams }
 
@@ -777,7 +796,8 @@ func (n *Node) listenStreams(cfg *config.Config, g *config.StreamGateway, log *s
 //     stream gateway (streams.gateway), if any, closes its clients;
 //  3. its modules stop in reverse start order (a grain module hands its
 //     grains over: flush, then release);
-//  4. its admin dashboard, if any, stops; its stream host, if any,
+//  4. its admin dashboard, if any, stops; its tables' watcher, if any,
+//     stops; its stream host, if any,
 //     refuses new streams, waits up to 2s for the open ones to close and
 //     closes the rest;
 //  5. the cluster node drains (cluster.Node.Shutdown: mailboxes, requests
@@ -865,6 +885,9 @@ func (n *Node) teardown(ctx context.Context, logIt bool) error {
 	if n.adminSrv != nil { // before the node it asks through goes
 		note("stop the admin dashboard", n.adminSrv.Shutdown(ctx))
 	}
+	if n.tables != nil { // the watcher: the modules that read the sets have stopped
+		note("stop watching the tables", n.tables.Close(ctx))
+	}
 	if n.streams != nil { // while the node is still a member
 		dctx, cancel := context.WithTimeout(ctx, streamDrain)
 		err := n.streams.Shutdown(dctx)
@@ -880,6 +903,9 @@ func (n *Node) teardown(ctx context.Context, logIt bool) error {
 		if logIt {
 			n.log.Info("left the cluster")
 		}
+	}
+	if n.adminAgent != nil { // its actor stopped with the node: wait for a reload it runs
+		note("stop the admin agent", n.adminAgent.Stop(ctx))
 	}
 	if len(n.reporters) > 0 {
 		// The node has drained: deliver what its actors reported, within

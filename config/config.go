@@ -49,6 +49,10 @@ type Config struct {
 	Report Report `yaml:"report"`
 	// Admin says where nodes serve the admin dashboard (package admin).
 	Admin Admin `yaml:"admin"`
+	// Tables says where the nodes' data tables are (package table): the
+	// directory the modules' table sets are read from, and whether to
+	// watch it for changes.
+	Tables Tables `yaml:"tables"`
 	// Modules holds each module's own settings by module name, free-form:
 	// the module decodes its section (app.Env.Settings). The file's
 	// sections are kept as decoded YAML (maps, lists, strings, numbers,
@@ -415,6 +419,49 @@ type Node struct {
 	// stream): byte streams to and from the other nodes that run one, and
 	// optionally the gateway's stream mode.
 	Streams *Streams `yaml:"streams"`
+	// Tables, optional, overrides the cluster's tables settings for
+	// this node.
+	Tables *Tables `yaml:"tables"`
+}
+
+// Tables configures the data tables of a node (package table): its
+// modules open their table sets (table.Open with app.Env.Tables) from
+// Dir, and the node reloads them on a change of their files (with
+// Watch), on the admin API's reload action, or on guild reload.
+type Tables struct {
+	// Dir is the directory of the table files, read by the node on its
+	// own machine (a relative path is relative to the node's working
+	// directory). Empty: the node has no tables (app.Env.Tables is nil).
+	Dir string `yaml:"dir"`
+	// Watch, when set (at least 100ms), makes the node poll the files of
+	// its table sets at this interval and reload a set once its files
+	// changed and then held still for one interval. 0: no watching;
+	// reloads come from the admin API and guild reload.
+	Watch time.Duration `yaml:"watch"`
+}
+
+// TablesOf returns the tables settings of the node named name: its own
+// section's fields over the cluster's. A Dir of "" means the node has
+// no tables.
+func (c *Config) TablesOf(name string) Tables {
+	t := c.Tables
+	if n, ok := c.Nodes[name]; ok && n.Tables != nil {
+		if n.Tables.Dir != "" {
+			t.Dir = n.Tables.Dir
+		}
+		if n.Tables.Watch != 0 {
+			t.Watch = n.Tables.Watch
+		}
+	}
+	return t
+}
+
+// tablesKey returns the key the node's tables directory comes from.
+func (c *Config) tablesKey(name string) string {
+	if n, ok := c.Nodes[name]; ok && n.Tables != nil && n.Tables.Dir != "" {
+		return "nodes." + name + ".tables.dir"
+	}
+	return "tables.dir"
 }
 
 // Streams configures a node's stream host (package stream). The stream

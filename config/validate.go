@@ -98,6 +98,7 @@ func (c *Config) validate(modules []string) []error {
 	}
 	v.telemetry(c)
 	v.admin(c)
+	v.tables("tables", &c.Tables)
 
 	var (
 		byAddr    = make(map[actor.Addr]string) // address -> node
@@ -176,6 +177,12 @@ func (c *Config) validate(modules []string) []error {
 				v.fail(p+".admin.listen", "required in a node's admin section: the host:port of its dashboard")
 			}
 			listeners = v.hostPort(listeners, p+".admin.listen", a.Listen, false)
+		}
+		if n.Tables != nil {
+			v.tables(p+".tables", n.Tables)
+			if c.TablesOf(name).Dir == "" {
+				v.fail(p+".tables.dir", "required: the directory of the node's table files (or tables.dir for every node)")
+			}
 		}
 		if n.JoinWait < 0 {
 			v.fail(p+".join_wait", "%v is negative", n.JoinWait)
@@ -369,6 +376,16 @@ func (v *validator) admin(c *Config) {
 	}
 }
 
+// tables checks a tables section.
+func (v *validator) tables(p string, t *Tables) {
+	if t.Watch < 0 || (t.Watch > 0 && t.Watch < 100*time.Millisecond) {
+		v.fail(p+".watch", "%v: 0 (no watching) or at least 100ms", t.Watch)
+	}
+	if p == "tables" && t.Watch != 0 && t.Dir == "" {
+		v.fail("tables.dir", "required with tables.watch: the directory of the table files")
+	}
+}
+
 // validName reports whether a node name is letters, digits, '-' and '_'.
 func validName(s string) bool {
 	if s == "" {
@@ -547,7 +564,8 @@ func fieldNames(err error) string {
 }
 
 // CheckFiles reads the files that the settings of the node named name
-// point to (its gateway's auth, TLS, kcp_key_file and resume_key_file files,
+// point to (its tables directory, which must exist; its gateway's auth,
+// TLS, kcp_key_file and resume_key_file files,
 // telemetry.token_file when it serves metrics, and the files of
 // cluster.etcd, cluster.transport.tls and the report section, which every
 // node reads) and returns every problem with them, each naming its field,
@@ -568,6 +586,14 @@ func (c *Config) CheckFiles(name string) error {
 	if f := c.Admin.TokenFile; f != "" && c.AdminListen(name) != "" {
 		if _, err := tokenauth.ReadSecret(f); err != nil {
 			v.fail("admin.token_file", "%v", err)
+		}
+	}
+	if dir := c.TablesOf(name).Dir; dir != "" {
+		switch fi, err := os.Stat(dir); {
+		case err != nil:
+			v.fail(c.tablesKey(name), "%v", err)
+		case !fi.IsDir():
+			v.fail(c.tablesKey(name), "%s is not a directory", dir)
 		}
 	}
 	e := c.Cluster.Etcd

@@ -10,6 +10,7 @@
 //	node     run one cluster node until interrupted
 //	run      run a node of a cluster file until interrupted
 //	status   list the nodes of a cluster file's cluster
+//	reload   reload the data tables of a node, or of every node
 //	gen      compile .proto files into Go messages and guild services
 //	console  talk to a gateway interactively, one command per line
 //	bot      load-test a gateway with many scripted clients
@@ -73,6 +74,8 @@ func commands() []command {
 			func(w io.Writer) *flag.FlagSet { return runFlags(new(runOptions), w) }, false},
 		{"status", "list the nodes of a cluster file's cluster", runStatus,
 			func(w io.Writer) *flag.FlagSet { return statusFlags(new(statusOptions), w) }, false},
+		{"reload", "reload the data tables of a node, or of every node", runReload,
+			func(w io.Writer) *flag.FlagSet { return reloadFlags(new(reloadOptions), w) }, false},
 		{"gen", "compile .proto files into Go messages and guild services", runGen,
 			func(w io.Writer) *flag.FlagSet { return genFlags(new(genParams), w) }, true},
 		{"console", "talk to a gateway interactively, one command per line", runConsole,

@@ -11,6 +11,7 @@ import (
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/grain"
 	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/table"
 	"github.com/guildkit/guild/transport"
 )
 
@@ -292,6 +293,44 @@ func (c *grainCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- counter(c.refused, s.Refused)
 	ch <- counter(c.failed, s.Failed)
 	ch <- prometheus.MustNewConstSummary(c.saves, s.Saves, s.SaveTime.Seconds(), nil)
+}
+
+// tableCollector exports table.Group.Status.
+type tableCollector struct {
+	status                                   func() []table.Status
+	info, loaded, loads, unchanged, failures *prometheus.Desc
+	rows                                     *prometheus.Desc
+}
+
+func newTableCollector(status func() []table.Status) *tableCollector {
+	return &tableCollector{
+		status:    status,
+		info:      desc("guild_table_set_info", "A table set the node serves, with the version it serves (empty before its first load).", "set", "version"),
+		loaded:    desc("guild_table_set_loaded_timestamp_seconds", "When the set's snapshot was loaded (Unix time).", "set"),
+		loads:     desc("guild_table_loads_total", "Loads of the set that published a new snapshot.", "set"),
+		unchanged: desc("guild_table_reloads_unchanged_total", "Reloads of the set whose files had not changed.", "set"),
+		failures:  desc("guild_table_reload_failures_total", "Reloads of the set that failed (the old snapshot stayed).", "set"),
+		rows:      desc("guild_table_rows", "Rows of each table of the set's snapshot.", "set", "file"),
+	}
+}
+
+func (c *tableCollector) Describe(ch chan<- *prometheus.Desc) {
+	describe(ch, c.info, c.loaded, c.loads, c.unchanged, c.failures, c.rows)
+}
+
+func (c *tableCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.status() {
+		ch <- gauge(c.info, 1, s.Set, s.Version.Hash)
+		if !s.Version.Loaded.IsZero() {
+			ch <- gauge(c.loaded, float64(s.Version.Loaded.UnixNano())/1e9, s.Set)
+		}
+		ch <- counter(c.loads, s.Loads, s.Set)
+		ch <- counter(c.unchanged, s.Unchanged, s.Set)
+		ch <- counter(c.failures, s.Failures, s.Set)
+		for _, t := range s.Tables {
+			ch <- gauge(c.rows, float64(t.Rows), s.Set, t.File)
+		}
+	}
 }
 
 // codeLabel is a status code's label value: its name ("OK", "NotFound"),

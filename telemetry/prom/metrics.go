@@ -14,6 +14,7 @@ import (
 	"github.com/guildkit/guild/cluster/etcd"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/grain"
+	"github.com/guildkit/guild/table"
 )
 
 // ErrAlreadyAdded is returned when a source (an actor node, a gateway...)
@@ -110,6 +111,17 @@ func (m *Metrics) AddGateway(g *gate.Gateway) error {
 		return errors.New("prom: AddGateway of a nil gateway")
 	}
 	return m.add("a gateway", newGatewayCollector(g.Stats, g.Conns))
+}
+
+// AddTables exports the table sets of g (table.Group.Status), labelled
+// by set: guild_table_set_info (1, with the version served as a label),
+// the time it was loaded, its loads, unchanged reloads and failed
+// reloads (the old snapshot stayed), and the rows of each table.
+func (m *Metrics) AddTables(g *table.Group) error {
+	if g == nil {
+		return errors.New("prom: AddTables of a nil Group")
+	}
+	return m.add("a table group", newTableCollector(g.Status))
 }
 
 // AddGrains exports s's counters (grain.System.Stats): activations,
