@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,6 +36,7 @@ var (
 	storeLine = regexp.MustCompile(`the leaderboard is kept in (\S+) `)
 	mqttLine  = regexp.MustCompile(`MQTT: (\S+), and over WebSocket (ws://\S+) `)
 	tokenLine = regexp.MustCompile(`an MQTT password \(optional; it logs you in as ann\): go run \./cmd/guild (token .*)$`)
+	nodeLine  = regexp.MustCompile(`node \S+, pid (\d+): `)
 	// bannerCommand is a command line in the banner, up to a ")" or the
 	// end of the line.
 	bannerCommand = regexp.MustCompile(`go run \./cmd/guild ([^)]*)`)
@@ -49,6 +51,7 @@ type demoBanner struct {
 	mqtt    string   // host:port of MQTT
 	mqttWS  string   // ws://host:port/mqtt
 	token   []string // the arguments of the token command, after "go run ./cmd/guild"
+	nodes   []int    // the pids of the demo's node processes
 }
 
 // readBanner waits for the demo's banner on lines, up to its last line
@@ -79,6 +82,10 @@ func readBanner(t *testing.T, lines <-chan string, exited <-chan struct{}) demoB
 			}
 			if m := tokenLine.FindStringSubmatch(l); m != nil {
 				b.token = strings.Fields(m[1])
+			}
+			if m := nodeLine.FindStringSubmatch(l); m != nil {
+				pid, _ := strconv.Atoi(m[1])
+				b.nodes = append(b.nodes, pid)
 			}
 			// Every command the banner prints parses as guild's.
 			for _, m := range bannerCommand.FindAllStringSubmatch(l, -1) {
@@ -390,11 +397,19 @@ func TestDemoNodes(t *testing.T) {
 			waitErr = cmd.Wait()
 			close(exited)
 		}()
+		var nodes []int
 		t.Cleanup(func() {
 			killGroup(cmd)
 			<-exited
+			// A demo killed before it stopped its nodes (a failed test)
+			// leaves them running, in process groups of their own,
+			// holding their ports: the next run could not start.
+			for _, pid := range nodes {
+				killStray(bin, pid)
+			}
 		})
 		b = readBanner(t, lines, exited)
+		nodes = b.nodes
 		if b.bots == "" || strings.HasSuffix(b.bots, ":0") {
 			t.Errorf("the bots' address %s has no port", b.bots)
 		}

@@ -3,7 +3,10 @@
 package main
 
 import (
+	"bytes"
+	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 )
 
@@ -18,3 +21,14 @@ func interruptGroup(cmd *exec.Cmd) { _ = syscall.Kill(-cmd.Process.Pid, syscall.
 
 // killGroup sends SIGKILL to cmd's process group.
 func killGroup(cmd *exec.Cmd) { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+
+// killStray kills the process group of pid when pid is still a process of
+// the binary bin (its /proc cmdline says so; without /proc, nothing).
+func killStray(bin string, pid int) {
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || !bytes.HasPrefix(cmdline, []byte(bin+"\x00")) {
+		return
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+}
