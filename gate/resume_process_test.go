@@ -38,6 +38,7 @@ import (
 	"github.com/guildkit/guild/cluster/etcd"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/internal/await"
+	"github.com/guildkit/guild/internal/heavytest"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -251,6 +252,7 @@ func TestResumeProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test; skipped with -short")
 	}
+	heavytest.Serialize(t)
 	const bots = 200
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("GUILD_SEED"); s != "" {

@@ -39,6 +39,7 @@ import (
 	"github.com/guildkit/guild/cluster/etcd"
 	"github.com/guildkit/guild/grain"
 	"github.com/guildkit/guild/internal/await"
+	"github.com/guildkit/guild/internal/heavytest"
 	"github.com/guildkit/guild/store"
 	"github.com/guildkit/guild/store/redisstore"
 )
@@ -388,6 +389,7 @@ func mpRedis(t *testing.T) *redis.Client {
 
 func startMP(t *testing.T, hosts int) *mpCluster {
 	rc := mpRedis(t)
+	heavytest.Serialize(t)
 	c := &mpCluster{t: t, rc: rc, n: hosts, children: map[int]*mpChild{}, dir: t.TempDir(),
 		pfx: "guildtest-grain-" + strings.ToLower(rand.Text()[:12])}
 	t.Cleanup(func() {

@@ -9,6 +9,7 @@ import (
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster/clustertest/faultnet"
 	"github.com/guildkit/guild/cluster/etcd"
+	"github.com/guildkit/guild/transport/tcp"
 )
 
 // clusterGroup is the clusters of one StartClusters: each one's proxies
@@ -86,6 +87,12 @@ type Clusters struct {
 // It fails t on any error, and the cleanups close everything (the
 // clusters first, the harbors' etcd last). Call it from the test
 // goroutine.
+//
+// The clusters run on the TCP mesh unless opts.Options.Transport says
+// otherwise: GUILD_TEST_TRANSPORT does not apply here. A harbor reaches
+// the other clusters' harbors over its own transport, and on a broker
+// that takes one broker shared by the clusters, where Start gives each
+// Cluster an embedded NATS server of its own.
 func StartClusters(t testing.TB, opts ClustersOptions) *Clusters {
 	t.Helper()
 	if opts.Clusters == 0 {
@@ -123,6 +130,9 @@ func StartClusters(t testing.TB, opts ClustersOptions) *Clusters {
 	cs := &Clusters{HarborEtcd: he, Nodes: opts.Nodes, Harbors: opts.Harbors}
 	for k := range opts.Clusters {
 		o := opts.Options
+		if o.Transport == nil {
+			o.Transport = tcp.Config{} // not GUILD_TEST_TRANSPORT's (see the doc)
+		}
 		o.Nodes = opts.Nodes + opts.Harbors
 		o.Cluster, o.Clusters = k+1, nil
 		types, export := opts.Options.Types, opts.Options.Export

@@ -24,6 +24,7 @@ import (
 	"github.com/guildkit/guild/cluster/etcd"
 	"github.com/guildkit/guild/config"
 	"github.com/guildkit/guild/internal/await"
+	"github.com/guildkit/guild/internal/heavytest"
 	"github.com/guildkit/guild/transport"
 )
 
@@ -97,6 +98,7 @@ func TestHarborProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("five node processes: skipped in -short")
 	}
+	heavytest.Serialize(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var etcds []string

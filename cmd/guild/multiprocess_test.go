@@ -14,6 +14,7 @@ import (
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster"
+	"github.com/guildkit/guild/internal/heavytest"
 	"github.com/guildkit/guild/transport"
 )
 
@@ -145,6 +146,7 @@ func TestMultiProcessKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the command and runs several processes")
 	}
+	heavytest.Serialize(t)
 	bin := buildGuild(t)
 	ttl := mpTTL.String()
 	a := startNodeProc(t, bin, "A", "-addr", "1.1.1", "-master", "127.0.0.1:0", "-ttl", ttl)

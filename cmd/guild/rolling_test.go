@@ -26,6 +26,7 @@ import (
 	"github.com/guildkit/guild/cluster/clustertest/proc"
 	"github.com/guildkit/guild/config"
 	"github.com/guildkit/guild/internal/await"
+	"github.com/guildkit/guild/internal/heavytest"
 	"github.com/guildkit/guild/internal/rolltest"
 )
 
@@ -81,6 +82,7 @@ func TestRollingRestartProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a rolling restart of three node processes: skipped in -short")
 	}
+	heavytest.Serialize(t)
 	rc, prefix := rolltest.Redis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
