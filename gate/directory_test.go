@@ -467,9 +467,13 @@ func TestHubRestartKeepsDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	restarts := n.Stats().Restarts
 	if err := n.Send(hub, crashHub{}); err != nil {
 		t.Fatal(err)
 	}
+	// The crash is a message: wait for the restart it causes, so that the
+	// GroupSize below is not answered by the hub from before it.
+	waitFor(t, "the hub to restart", func() bool { return n.Stats().Restarts > restarts })
 	// The fresh hub knows the session again once GroupSize counts it (the
 	// shards, children of the hub, were restarted with it).
 	waitFor(t, "the group to count the session again", func() bool {
