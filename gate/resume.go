@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/gate/gatepb"
 	"github.com/guildkit/guild/gate/internal/nodepb"
 	"github.com/guildkit/guild/rpc"
@@ -270,10 +271,7 @@ func (s *session) attach(c *actor.Context, m resumeAttach) {
 
 // ack writes the HandshakeAck; resumed, then the pushes kept.
 func (s *session) ack(c *actor.Context, resumed bool) {
-	if s.g.sealer != nil && s.secret != "" {
-		now := time.Now()
-		s.sealed, s.sealedAt, s.recordChanged = s.sealRecord(now), now, false
-	}
+	s.reseal(time.Now())
 	s.write(c, &gatepb.Frame{Body: &gatepb.Frame_HandshakeAck{HandshakeAck: &gatepb.HandshakeAck{
 		SessionId:   s.info.ID,
 		UserId:      s.userID,
@@ -523,20 +521,6 @@ func (g *Gateway) tryResume(c clientConn, tok string) (*session, *attachment, ac
 	return nil, nil, actor.PID{}, nil
 }
 
-// isMember reports whether node addr is in the membership (true without
-// one: it may be, and is asked).
-func (g *Gateway) isMember(addr actor.Addr) bool {
-	if g.cfg.Members == nil {
-		return true
-	}
-	for _, m := range g.cfg.Members.Members() {
-		if m.Addr == addr {
-			return true
-		}
-	}
-	return false
-}
-
 // sealerGone reports whether the process of node addr that sealed a
 // record, when its membership record said it started at started (Unix
 // nanoseconds; 0: unknown), is gone: the node is not a member, or a
@@ -546,12 +530,32 @@ func (g *Gateway) sealerGone(addr actor.Addr, started int64) bool {
 	if g.cfg.Members == nil || started == 0 {
 		return false
 	}
+	m, ok := g.member(addr)
+	return !ok || m.Started.UnixNano() != started
+}
+
+// isMember reports whether node addr is in the membership (true without
+// one: it may be, and is asked).
+func (g *Gateway) isMember(addr actor.Addr) bool {
+	if g.cfg.Members == nil {
+		return true
+	}
+	_, ok := g.member(addr)
+	return ok
+}
+
+// member returns node addr's membership record, if the gateway has a
+// membership and addr is in it.
+func (g *Gateway) member(addr actor.Addr) (cluster.Member, bool) {
+	if g.cfg.Members == nil {
+		return cluster.Member{}, false
+	}
 	for _, m := range g.cfg.Members.Members() {
 		if m.Addr == addr {
-			return m.Started.UnixNano() != started
+			return m, true
 		}
 	}
-	return true
+	return cluster.Member{}, false
 }
 
 // nodeStarted returns when this gateway's node joined the membership
@@ -565,12 +569,10 @@ func (g *Gateway) nodeStarted() int64 {
 	if g.cfg.Members == nil {
 		return 0
 	}
-	for _, m := range g.cfg.Members.Members() {
-		if m.Addr == g.node.Addr() {
-			v := m.Started.UnixNano()
-			g.started.Store(v)
-			return v
-		}
+	m, ok := g.member(g.node.Addr())
+	if !ok {
+		return 0
 	}
-	return 0
+	g.started.Store(m.Started.UnixNano())
+	return m.Started.UnixNano()
 }

@@ -170,6 +170,15 @@ func splitSealed(tok string) (string, string) {
 	return part, sealed
 }
 
+// reseal seals the session's record afresh into its token (a no-op
+// without a ResumeKey or a secret).
+func (s *session) reseal(now time.Time) {
+	if s.g.sealer == nil || s.secret == "" {
+		return
+	}
+	s.sealed, s.sealedAt, s.recordChanged = s.sealRecord(now), now, false
+}
+
 // renewToken seals the session's record afresh into its token, and tells
 // the client (a SessionUpdate, which replaces one not sent yet) when it
 // is attached: after its record changed, or when the token is half a
@@ -179,7 +188,7 @@ func (s *session) renewToken(c *actor.Context, now time.Time) {
 	if s.g.sealer == nil || s.secret == "" || s.ending || !s.movedTo.IsZero() {
 		return
 	}
-	s.sealed, s.sealedAt = s.sealRecord(now), now
+	s.reseal(now)
 	if s.att == nil {
 		return
 	}

@@ -722,7 +722,7 @@ func (s *session) reply(c *actor.Context, id uint64, reply any, err error) {
 		s.setIdentity(c, id)
 		if s.userID != was && s.secret != "" {
 			// Before the answer: the client has its token when its login returns.
-			s.sealed, s.sealedAt, s.recordChanged = s.sealRecord(time.Now()), time.Now(), false
+			s.reseal(time.Now())
 			s.write(c, &gatepb.Frame{Body: &gatepb.Frame_SessionUpdate{SessionUpdate: &gatepb.SessionUpdate{UserId: s.userID, ResumeToken: s.resumeToken()}}})
 		}
 	}

@@ -35,17 +35,19 @@ func Serialize(t testing.TB) {
 		t.Logf("heavytest: no lock file (%v): running without waiting for other heavy tests", err)
 		return
 	}
-	if _, supported := tryLock(f); !supported {
+	ok, supported := tryLock(f)
+	if !supported {
 		_ = f.Close()
 		return
 	}
-	unlock(f)
-	waited := await.True(t, MaxWait, "the heavy tests ahead of this one to end (the lock "+f.Name()+")", func() bool {
-		ok, _ := tryLock(f)
-		return ok
-	})
-	if waited > time.Second {
-		t.Logf("heavytest: waited %v for the heavy tests ahead", waited.Round(time.Millisecond))
+	if !ok {
+		waited := await.True(t, MaxWait, "the heavy tests ahead of this one to end (the lock "+f.Name()+")", func() bool {
+			ok, _ := tryLock(f)
+			return ok
+		})
+		if waited > time.Second {
+			t.Logf("heavytest: waited %v for the heavy tests ahead", waited.Round(time.Millisecond))
+		}
 	}
 	t.Cleanup(func() {
 		unlock(f)
