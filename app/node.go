@@ -737,6 +737,7 @@ func (n *Node) startStreams(ctx context.Context, cfg *config.Config, st *config.
 		MaxStreamsPerPeer: st.MaxStreamsPerPeer,
 		StreamWindow:      st.Window,
 		MaxRate:           st.MaxRate,
+		BusyRate:          st.BusyRate,
 		Logger:            log,
 	}
 	if t := cfg.Cluster.Transport.TLS; t != nil {

@@ -484,6 +484,11 @@ type Streams struct {
 	// together, so that bulk streams leave its actors their share of the
 	// CPUs and the network. Default 0: no cap.
 	MaxRate float64 `yaml:"max_rate"`
+	// BusyRate caps the bytes per second the node's streams to one peer
+	// write together while actor messages flow between the node and that
+	// peer, so that actor traffic goes first. Default 0: 100 MB/s
+	// (stream.DefaultBusyRate); negative: no such cap.
+	BusyRate float64 `yaml:"busy_rate"`
 	// Gateway, optional, is the gateway's stream mode: a listener that
 	// pipes each client connection, byte for byte, to a stream on a
 	// backend node, for games that keep their own wire protocol.

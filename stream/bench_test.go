@@ -121,17 +121,24 @@ func BenchmarkStreamThroughput(b *testing.B) {
 // socket or a queue. The sub-benchmarks run the bulk transfers flat out
 // (as fast as the CPUs go: on loopback, every byte costs CPU that the
 // actors then wait for) and capped at 100 MB/s (800 Mbit/s, a real
-// network's rate between two machines): the stream by its host's
-// Config.MaxRate, while its writer still writes flat out, the raw TCP
-// connection by the benchmark's pacing. Run it with -benchtime 5000x.
+// network's rate between two machines). The stream's writer always writes
+// flat out; its host paces it:
+//   - default: Config.BusyRate's default, 100 MB/s while the calls run
+//     (the goal's figure: a host as it comes);
+//   - BusyRate=off: not at all (the raw TCP connection flat out too);
+//   - MaxRate=100MB/s: at 100 MB/s always, BusyRate off.
+//
+// The raw TCP connection is paced by the benchmark to the stream's cap.
+// Run it with -benchtime 5000x.
 func BenchmarkStreamActorLatency(b *testing.B) {
-	b.Run("flat-out", func(b *testing.B) { benchActorLatency(b, 0) })
-	b.Run("MaxRate=100MB/s", func(b *testing.B) { benchActorLatency(b, 100e6) })
+	b.Run("default", func(b *testing.B) { benchActorLatency(b, stream.Config{}, stream.DefaultBusyRate) })
+	b.Run("BusyRate=off", func(b *testing.B) { benchActorLatency(b, stream.Config{BusyRate: -1}, 0) })
+	b.Run("MaxRate=100MB/s", func(b *testing.B) { benchActorLatency(b, stream.Config{MaxRate: 100e6, BusyRate: -1}, 100e6) })
 }
 
-func benchActorLatency(b *testing.B, rate float64) {
+func benchActorLatency(b *testing.B, cfg stream.Config, rate float64) {
 	c := clustertest.Start(b, clustertest.Options{Nodes: 2, Direct: true})
-	hosts := directHosts(b, c, stream.Config{MaxRate: rate})
+	hosts := directHosts(b, c, cfg)
 	hosts[1].Handle("", func(_ context.Context, s *stream.Stream) { _, _ = io.Copy(io.Discard, s) })
 	pid, err := c.Node(1).SpawnFunc(func(ctx *actor.Context) {
 		if m, ok := ctx.Message().(*wrapperspb.StringValue); ok {
@@ -215,7 +222,7 @@ func benchActorLatency(b *testing.B, rate float64) {
 	b.ResetTimer()
 	for range rounds {
 		calls(&idle, per)
-		stop := running(s, 0) // flat out: the host's MaxRate, if any, paces it
+		stop := running(s, 0) // flat out: the host's MaxRate or BusyRate, if any, paces it
 		t0, s0 := time.Now(), sent.Load()
 		calls(&bulk, per)
 		bulkTime += time.Since(t0)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -18,6 +19,7 @@ const (
 	DefaultKeepAlive         = 2 * time.Second
 	DefaultWriteTimeout      = 5 * time.Second
 	DefaultCloseTimeout      = 5 * time.Second
+	DefaultBusyRate          = 100e6 // bytes per second: 800 Mbit/s
 )
 
 // minStreamWindow is yamux's initial window: a smaller one cannot be set.
@@ -86,6 +88,19 @@ type Config struct {
 	// Write past the budget waits (up to its write deadline). A burst of
 	// up to a hundredth of a second's worth goes at once.
 	MaxRate float64
+	// BusyRate caps the bytes per second that the streams to one peer
+	// write together while actor messages flow between this node and that
+	// peer, so that actor traffic goes first: with a bulk stream running
+	// flat out beside it on a small machine, an actor request's p99 grows
+	// several times; paced to 100 MB/s, by a fraction
+	// (docs/PERFORMANCE.md, BenchmarkStreamActorLatency). A peer counts
+	// as busy for 50 ms after its envelope counters (the transport's
+	// PeerStats, sampled at most every 5 ms) last moved; with no actor
+	// message either way, its streams run at full speed (or MaxRate). A
+	// transport without per-peer counters (the brokers) never makes a
+	// peer busy. Default DefaultBusyRate (100 MB/s); negative: no such
+	// cap.
+	BusyRate float64
 	// Logger receives the Host's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -109,6 +124,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxRate < 0 {
 		errs = append(errs, fmt.Errorf("stream: Config.MaxRate is negative (%v)", c.MaxRate))
 	}
+	if math.IsNaN(c.MaxRate) || math.IsNaN(c.BusyRate) {
+		errs = append(errs, errors.New("stream: Config.MaxRate or BusyRate is NaN"))
+	}
 	if c.StreamWindow > 0 && c.StreamWindow < minStreamWindow {
 		errs = append(errs, fmt.Errorf("stream: Config.StreamWindow %d is below yamux's minimum %d", c.StreamWindow, minStreamWindow))
 	}
@@ -130,6 +148,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:0"
+	}
+	if c.BusyRate == 0 {
+		c.BusyRate = DefaultBusyRate
 	}
 	def(&c.MaxStreamsPerPeer, DefaultMaxStreamsPerPeer)
 	def(&c.StreamWindow, DefaultStreamWindow)

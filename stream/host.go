@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -77,47 +76,8 @@ type Host struct {
 	wg  sync.WaitGroup // the Host's goroutines but the handlers
 	hwg sync.WaitGroup // the handlers' goroutines
 
-	// paceMu guards paceAt, when the bytes written so far are paid for
-	// under Config.MaxRate. A leaf: held for arithmetic only.
-	paceMu sync.Mutex
-	paceAt time.Time
-}
-
-// paceBurst is how far behind now paceAt may fall: the burst a Host with a
-// MaxRate lets through at once.
-const paceBurst = 10 * time.Millisecond
-
-// pace waits until n more bytes fit the Host's MaxRate, or until the
-// write deadline (os.ErrDeadlineExceeded), the stream's Close
-// (ErrStreamClosed) or the Host's Close (ErrClosed).
-func (h *Host) pace(n int, deadline time.Time, closed <-chan struct{}) error {
-	now := time.Now()
-	h.paceMu.Lock()
-	if floor := now.Add(-paceBurst); h.paceAt.Before(floor) {
-		h.paceAt = floor
-	}
-	h.paceAt = h.paceAt.Add(time.Duration(float64(n) / h.cfg.MaxRate * float64(time.Second)))
-	wait := h.paceAt.Sub(now)
-	h.paceMu.Unlock()
-	if wait <= 0 {
-		return nil
-	}
-	if !deadline.IsZero() && now.Add(wait).After(deadline) {
-		h.paceMu.Lock() // give back what will not be written
-		h.paceAt = h.paceAt.Add(-time.Duration(float64(n) / h.cfg.MaxRate * float64(time.Second)))
-		h.paceMu.Unlock()
-		return os.ErrDeadlineExceeded
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-closed:
-		return ErrStreamClosed
-	case <-h.quit:
-		return ErrClosed
-	}
+	pace pacer    // Config.MaxRate's budget, all streams together
+	act  activity // Config.BusyRate: which peers exchange actor messages
 }
 
 // dial is this node's connection to one peer, being dialled or up.
@@ -172,6 +132,10 @@ func Start(ctx context.Context, n *cluster.Node, cfg Config) (*Host, error) {
 		handlers: make(map[string]Handler),
 		out:      make(map[actor.Addr]*dial),
 		in:       make(map[*session]struct{}),
+	}
+	h.act.peers = make(map[actor.Addr]*peerActivity)
+	if cfg.BusyRate > 0 {
+		h.act.stats = n.PeerStats
 	}
 	switch {
 	case cfg.TLS != nil:
@@ -306,6 +270,7 @@ func (h *Host) follow(ev cluster.Event) {
 		return
 	}
 	peer := ev.Member.Addr
+	h.act.forget(peer)
 	var ends []*session
 	h.mu.Lock()
 	if d := h.out[peer]; d != nil {

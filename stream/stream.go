@@ -38,9 +38,9 @@ type Stream struct {
 	inbound bool
 
 	closed    atomic.Bool
-	done      chan struct{} // closed by Close: wakes a Write waiting for MaxRate
+	done      chan struct{} // closed by Close: wakes a Write waiting for MaxRate or BusyRate
 	closeOnce sync.Once
-	wdl       atomic.Pointer[time.Time] // the write deadline, for MaxRate's waits
+	wdl       atomic.Pointer[time.Time] // the write deadline, for MaxRate's and BusyRate's waits
 }
 
 var _ net.Conn = (*Stream)(nil)
@@ -103,17 +103,8 @@ func (s *Stream) Write(b []byte) (int, error) {
 	total := 0
 	for {
 		chunk := b[:min(len(b), writeSlice)]
-		if s.h.cfg.MaxRate > 0 {
-			var dl time.Time
-			if p := s.wdl.Load(); p != nil {
-				dl = *p
-			}
-			if err := s.h.pace(len(chunk), dl, s.done); err != nil {
-				if s.closed.Load() {
-					err = ErrStreamClosed
-				}
-				return total, err
-			}
+		if err := s.pace(len(chunk)); err != nil {
+			return total, err
 		}
 		n, err := s.ys.Write(chunk)
 		total += n
@@ -126,6 +117,36 @@ func (s *Stream) Write(b []byte) (int, error) {
 		}
 		runtime.Gosched()
 	}
+}
+
+// pace waits until n more bytes fit the Host's MaxRate and, while actor
+// messages flow to the stream's peer, its BusyRate.
+func (s *Stream) pace(n int) error {
+	cfg := &s.h.cfg
+	if cfg.MaxRate <= 0 && cfg.BusyRate <= 0 {
+		return nil
+	}
+	var dl time.Time
+	if p := s.wdl.Load(); p != nil {
+		dl = *p
+	}
+	err := func() error {
+		if cfg.MaxRate > 0 {
+			if err := s.h.pace.wait(n, cfg.MaxRate, dl, s.done, s.h.quit); err != nil {
+				return err
+			}
+		}
+		if cfg.BusyRate > 0 {
+			if p, busy := s.h.act.busy(s.sess.peer); busy {
+				return p.wait(n, cfg.BusyRate, dl, s.done, s.h.quit)
+			}
+		}
+		return nil
+	}()
+	if err != nil && s.closed.Load() {
+		err = ErrStreamClosed
+	}
+	return err
 }
 
 // writeSlice is the most Write hands yamux at once: between slices it
@@ -206,7 +227,7 @@ func (s *Stream) SetDeadline(t time.Time) error {
 func (s *Stream) SetReadDeadline(t time.Time) error { return s.ys.SetReadDeadline(t) }
 
 // SetWriteDeadline sets the write deadline, as net.Conn's. It bounds a
-// wait for Config.MaxRate too.
+// wait for Config.MaxRate or Config.BusyRate too.
 func (s *Stream) SetWriteDeadline(t time.Time) error {
 	s.wdl.Store(&t)
 	return s.ys.SetWriteDeadline(t)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster/clustertest"
 	"github.com/guildkit/guild/internal/await"
@@ -472,4 +474,60 @@ func TestMaxRate(t *testing.T) {
 	if err := recvErr(t, werr, 5*time.Second, "the paced Write after Close"); !errors.Is(err, stream.ErrStreamClosed) {
 		t.Fatalf("a paced Write when its stream closes: %v", err)
 	}
+}
+
+// TestBusyRate: while actor messages flow between two nodes, the streams
+// between them are paced to the Host's BusyRate; with none, they are not.
+func TestBusyRate(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Nodes: 2})
+	const rate = 64 << 10 // 64 KiB/s: a paced megabyte takes 16 s
+	hosts := startHosts(t, c, stream.Config{BusyRate: rate})
+	hosts[1].Handle("", func(_ context.Context, s *stream.Stream) { _, _ = io.Copy(io.Discard, s) })
+	s, err := hosts[0].OpenStream(ctxFor(t, 5*time.Second), c.Addrs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	// No actor message between the nodes: 4 MiB go through unpaced (at
+	// the BusyRate they would need a minute, and a paced Write that cannot
+	// make its deadline fails at once).
+	_ = s.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := s.Write(make([]byte, 4<<20)); err != nil {
+		t.Fatalf("a write with no actor traffic: %v (paced to BusyRate?)", err)
+	}
+
+	// Actor messages flowing: node 0 calls an actor on node 1 in a loop.
+	pid, err := c.Node(1).SpawnFunc(func(ctx *actor.Context) { ctx.Respond(ctx.Message()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_, _ = c.Node(0).Call(ctxFor(t, 5*time.Second), pid, wrapperspb.String("ping"))
+		}
+	}()
+	await.True(t, 20*time.Second, "a megabyte's write to fail its 1 s deadline under BusyRate", func() bool {
+		_ = s.SetWriteDeadline(time.Now().Add(time.Second))
+		_, err := s.Write(make([]byte, 1<<20))
+		return errors.Is(err, os.ErrDeadlineExceeded)
+	})
+	close(stop)
+	wg.Wait()
+
+	// The calls stopped: the pacing stops within busyHold (50 ms).
+	await.True(t, 20*time.Second, "4 MiB to go through unpaced once the calls stopped", func() bool {
+		_ = s.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_, err := s.Write(make([]byte, 4<<20))
+		return err == nil
+	})
 }
