@@ -33,8 +33,9 @@ const (
 	brokerURL  = "amqp://guest:guest@" + brokerAddr + "/"
 )
 
-// fast detects a lost peer within a second.
-var fast = bus.Options{PendingQueue: 64, MaxFrame: 1 << 20, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 500 * time.Millisecond, ReachTimeout: 500 * time.Millisecond}
+// fast detects a lost peer within a few seconds: soon enough for the
+// suite, and not so soon that a starved test machine loses a live one.
+var fast = bus.Options{PendingQueue: 64, MaxFrame: 1 << 20, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 2 * time.Second, ReachTimeout: 2 * time.Second}
 
 var probe struct {
 	once sync.Once

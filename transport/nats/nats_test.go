@@ -21,8 +21,9 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// fast detects a lost peer within a second.
-var fast = bus.Options{PendingQueue: 64, MaxFrame: 1 << 20, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 500 * time.Millisecond, ReachTimeout: 500 * time.Millisecond}
+// fast detects a lost peer within a few seconds: soon enough for the
+// suite, and not so soon that a starved test machine loses a live one.
+var fast = bus.Options{PendingQueue: 64, MaxFrame: 1 << 20, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 2 * time.Second, ReachTimeout: 2 * time.Second}
 
 // installed is the NATS server the machine runs (scripts/services.sh).
 const installed = "nats://127.0.0.1:4222"

@@ -13,7 +13,7 @@ import (
 
 // TestConformance runs the transport conformance suite on the TCP mesh.
 func TestConformance(t *testing.T) {
-	cfg := tcp.Config{PendingQueue: 64, MaxFrame: 1 << 20, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 500 * time.Millisecond, DialTimeout: 500 * time.Millisecond}
+	cfg := tcp.Config{PendingQueue: 64, MaxFrame: 1 << 20, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 2 * time.Second, DialTimeout: 2 * time.Second}
 	transporttest.Run(t, transporttest.Options{
 		New:          func(*testing.T) transport.Config { return cfg },
 		PendingQueue: cfg.PendingQueue,
