@@ -66,7 +66,7 @@ nodes:
   game1:
     addr: 1.2.1
     modules: [game]
-    streams: {listen: 127.0.0.1:0, max_rate: 50000000}
+    streams: {listen: 127.0.0.1:0, max_rate: 50000000, busy_rate: 20000000}
 `, pki.ServerCert, pki.ServerKey, pki.CAFile)), nil, reg.Names())
 	if err != nil {
 		t.Fatal(err)
