@@ -1,8 +1,9 @@
 // Package rolltest is the game and the checks of guild's rolling restart
 // tests, which restart every backend node in turn while bots play through
 // a gateway: app.TestRollingRestart runs the nodes in one process with
-// app.Start, and cmd/guild's TestRollingRestartProcesses runs the backends
-// as guild run processes, stopped with SIGTERM.
+// app.Start, cmd/guild's TestRollingRestartProcesses runs the backends
+// as guild run processes, stopped with SIGTERM, and its
+// TestRollingUpgradeProcesses replaces them by processes of another build.
 //
 // The game is one module, "player" (Register), which hosts the player
 // grains of a node and the gateway service "player" that passes each
