@@ -185,10 +185,13 @@ func TestCluster(t *testing.T) {
 	}
 
 	// world1 gets the master's endpoint by an option, chat1 by the
-	// environment.
-	world, err := app.Start(ctx, cfg, "world1", reg, app.WithEtcdEndpoints(ready.Etcd...), app.WithLogger(log))
+	// environment. world1's build has a version; the others' have none.
+	world, err := app.Start(ctx, cfg, "world1", reg, app.WithEtcdEndpoints(ready.Etcd...), app.WithLogger(log), app.WithVersion("v7"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if v := world.Ready().Version; v != "v7" {
+		t.Errorf("world1's Ready has version %q, want v7", v)
 	}
 	defer world.Shutdown(context.Background())
 	cfg3, err := config.Load(path, []string{"GUILD_CLUSTER_ETCD_ENDPOINTS=" + strings.Join(ready.Etcd, ",")}, reg.Names())
@@ -235,9 +238,9 @@ func TestCluster(t *testing.T) {
 		if !s.Up || !s.Available || s.Endpoint == "" || s.Uptime <= 0 || s.Started.IsZero() {
 			t.Errorf("status %+v", s)
 		}
-		names = append(names, fmt.Sprintf("%s=%s/%d", s.Name, s.Addr, s.Type))
+		names = append(names, fmt.Sprintf("%s=%s/%d%s", s.Name, s.Addr, s.Type, s.Version))
 	}
-	if want := []string{"gate1=1.1.1/1", "world1=1.2.1/2", "chat1=1.3.1/3"}; !slices.Equal(names, want) {
+	if want := []string{"gate1=1.1.1/1", "world1=1.2.1/2v7", "chat1=1.3.1/3"}; !slices.Equal(names, want) {
 		t.Errorf("status %v, want %v", names, want)
 	}
 

@@ -43,6 +43,9 @@ type Module interface {
 type Env struct {
 	// NodeName is the node's name in the configuration ("world1").
 	NodeName string
+	// Version is the version of the build that runs the node (WithVersion),
+	// "" when Start was given none.
+	Version string
 	// Actor is the node's actor node: spawn actors, serve rpc services and
 	// gate services on it.
 	Actor *actor.Node

@@ -53,6 +53,10 @@ const failedStartTimeout = 10 * time.Second
 // MetaNode is the key of a member's Meta that holds its node name.
 const MetaNode = "guild.node"
 
+// MetaVersion is the key of a member's Meta that holds the version of the
+// build that runs it (WithVersion); absent when Start was given none.
+const MetaVersion = "guild.version"
+
 // Node is one running node of a configured cluster: its membership, its
 // cluster node, its gateway when it has one, and its modules.
 type Node struct {
@@ -125,6 +129,9 @@ type Ready struct {
 	// Admin is the URL of its admin dashboard (admin.listen), with the
 	// port it got; empty when it serves none.
 	Admin string `json:"admin,omitempty"`
+	// Version is the version of the build that runs it (WithVersion);
+	// empty when Start was given none.
+	Version string `json:"version,omitempty"`
 }
 
 // Start starts the node named nodeName of cfg (from config.Load) with
@@ -216,6 +223,10 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	if err != nil {
 		return nil, err
 	}
+	meta := map[string]string{MetaNode: nodeName}
+	if o.version != "" {
+		meta[MetaVersion] = o.version
+	}
 	nc := cluster.NodeConfig{
 		Actor:            actor.Config{Addr: addr, Logger: log, Reporter: rep},
 		Listen:           spec.Listen,
@@ -223,7 +234,7 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		Harbors:          harbors,
 		Names:            n.members.Names(),
 		Logger:           log,
-		Member:           cluster.Member{Services: slices.Clone(spec.Modules), Meta: map[string]string{MetaNode: nodeName}, Export: spec.Export},
+		Member:           cluster.Member{Services: slices.Clone(spec.Modules), Meta: meta, Export: spec.Export},
 		Transport:        tr,
 		WatchLinkTimeout: cfg.Cluster.Transport.WatchLinkTimeout,
 		// Nobody picks the node before its modules serve: it is marked
@@ -239,6 +250,7 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 	n.ready = Ready{
 		Node: nodeName, Addr: addr.String(), Endpoint: n.cluster.Endpoint(),
 		Etcd: slices.Clone(endpoints), Modules: append([]string{}, spec.Modules...),
+		Version: o.version,
 	}
 	if err := n.startTracing(ctx, cfg, addr.String()); err != nil {
 		return nil, err
@@ -298,6 +310,7 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 		m, _ := reg.New(name)
 		env := &Env{
 			NodeName:     nodeName,
+			Version:      o.version,
 			Actor:        n.cluster.Actor(),
 			Cluster:      n.cluster,
 			Members:      n.members,

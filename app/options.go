@@ -27,6 +27,8 @@ type options struct {
 	transports map[string]TransportMaker
 	// reporters get the node's failures, besides the cluster file's.
 	reporters []actor.Reporter
+	// version is the build's version (WithVersion).
+	version string
 }
 
 type optionFunc func(*options)
@@ -40,6 +42,19 @@ func (f optionFunc) apply(o *options) { f(o) }
 func WithEtcdEndpoints(endpoints ...string) Option {
 	eps := append([]string(nil), endpoints...)
 	return optionFunc(func(o *options) { o.etcd = eps })
+}
+
+// WithVersion sets the version of the build that runs the node, such as
+// a release tag or a commit, which the binary sets at link time (go build
+// -ldflags "-X main.version=v1.4.2"). The node publishes it in its member
+// record, under the Meta key MetaVersion, from the moment it joins:
+// Status and guild status show it, and the admin API's GET /api/view has
+// it in each node's meta, so an operator can follow a rolling upgrade
+// node by node.
+// Its modules read it as Env.Version and its Ready carries it. Default:
+// none ("").
+func WithVersion(v string) Option {
+	return optionFunc(func(o *options) { o.version = v })
 }
 
 // WithLogger sets the logger of the node, its membership, its gateway and

@@ -29,6 +29,9 @@ type MemberStatus struct {
 	// Started is when it joined; Uptime is how long ago that was.
 	Started time.Time
 	Uptime  time.Duration
+	// Version is the version of the build that runs it (WithVersion, the
+	// member's Meta under MetaVersion); "" when it published none.
+	Version string
 }
 
 // Status connects to the cluster's etcd, reads its membership without
@@ -100,6 +103,7 @@ func Status(ctx context.Context, cfg *config.Config, opts ...Option) ([]MemberSt
 		out = append(out, MemberStatus{
 			Name: name, Addr: a, Type: m.Addr.Type(), Up: true, Endpoint: m.Endpoint,
 			Available: m.Available, Started: m.Started, Uptime: now.Sub(m.Started),
+			Version: m.Meta[MetaVersion],
 		})
 	}
 	var down []MemberStatus

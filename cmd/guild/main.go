@@ -39,8 +39,13 @@ import (
 	"runtime/debug"
 )
 
-// version is guild's version.
-const version = "0.1.0-dev"
+// version is guild's version, which a release build sets at link time:
+// go build -ldflags "-X main.version=v0.2.0" ./cmd/guild. guild run
+// publishes it in its node's member record (app.WithVersion), where guild
+// status shows it. (In this package's test binary the variable is
+// github.com/guildkit/guild/cmd/guild.version, not main.version:
+// TestRollingUpgradeProcesses builds two.)
+var version = "0.1.0-dev"
 
 // Exit codes.
 const (

@@ -38,12 +38,13 @@ When the node is ready it prints one JSON line to stdout:
 
 	{"event":"ready","node":"gate1","addr":"1.1.1","endpoint":"127.0.0.1:40123",
 	 "etcd":["http://127.0.0.1:2379"],"gateway":{"tcp":"tcp://127.0.0.1:7000"},
-	 "modules":["arena"],"pid":12345}
+	 "modules":["arena"],"version":"0.1.0-dev","pid":12345}
 
 endpoint is the transport's address, etcd the endpoints the node uses (for
 the master, those of its own etcd), gateway the URLs clients dial; metrics
 and admin, when the node serves them, the URLs of its /metrics and of its
-admin dashboard. A drain from the admin dashboard shuts the node down as a
+admin dashboard; version the build's (guild version), which the node also
+publishes in its member record for guild status. A drain from the admin dashboard shuts the node down as a
 signal would, and guild run exits 0. Logs go to stderr.`
 
 // runOptions are the flags of guild run.
@@ -106,7 +107,7 @@ func runApp(ctx context.Context, args, environ []string, reg *app.Registry, stdo
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	node, err := app.Start(ctx, cfg, opts.node, reg, append(brokers.Options(), app.WithLogger(log))...)
+	node, err := app.Start(ctx, cfg, opts.node, reg, append(brokers.Options(), app.WithLogger(log), app.WithVersion(version))...)
 	if err != nil {
 		fmt.Fprintf(stderr, "guild run: %v\n", err)
 		return exitError

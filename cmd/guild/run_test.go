@@ -60,6 +60,7 @@ nodes:
 		Endpoint string            `json:"endpoint"`
 		Etcd     []string          `json:"etcd"`
 		Gateway  map[string]string `json:"gateway"`
+		Version  string            `json:"version"`
 		PID      int               `json:"pid"`
 	}
 	select {
@@ -74,7 +75,7 @@ nodes:
 		<-done
 		t.Fatal("no ready line after 30s")
 	}
-	if ev.Event != "ready" || ev.Node != "solo" || ev.Addr != "1.1.1" || ev.Endpoint == "" || ev.PID != os.Getpid() ||
+	if ev.Event != "ready" || ev.Node != "solo" || ev.Addr != "1.1.1" || ev.Endpoint == "" || ev.PID != os.Getpid() || ev.Version != version ||
 		len(ev.Etcd) != 1 || !strings.HasPrefix(ev.Etcd[0], "http://127.0.0.1:") ||
 		!strings.HasPrefix(ev.Gateway["tcp"], "tcp://127.0.0.1:") {
 		t.Errorf("ready event %+v", ev)
@@ -98,9 +99,9 @@ nodes:
 		if len(lines) != 2 {
 			t.Fatalf("status (%s): %d lines:\n%s", tc.name, len(lines), out.String())
 		}
-		contains(t, "status header", lines[0], "NAME", "ADDR", "TYPE", "ENDPOINT", "AVAILABLE", "UPTIME")
+		contains(t, "status header", lines[0], "NAME", "ADDR", "TYPE", "ENDPOINT", "AVAILABLE", "UPTIME", "VERSION")
 		f := strings.Fields(lines[1])
-		if len(f) != 6 || f[0] != "solo" || f[1] != "1.1.1" || f[2] != "1" || f[3] != ev.Endpoint || f[4] != "yes" {
+		if len(f) != 7 || f[0] != "solo" || f[1] != "1.1.1" || f[2] != "1" || f[3] != ev.Endpoint || f[4] != "yes" || f[6] != version {
 			t.Errorf("status (%s) row %q", tc.name, lines[1])
 		}
 	}

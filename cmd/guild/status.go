@@ -18,11 +18,14 @@ import (
 const statusAbout = `Status reads the membership of the cluster that a cluster file describes,
 from its etcd, without joining it, and prints a table of its nodes:
 
-	NAME    ADDR   TYPE  ENDPOINT         AVAILABLE  UPTIME
-	gate1   1.1.1  1     127.0.0.1:7101   yes        2m31s
-	world1  1.2.1  2     -                no         down
+	NAME    ADDR   TYPE  ENDPOINT         AVAILABLE  UPTIME  VERSION
+	gate1   1.1.1  1     127.0.0.1:7101   yes        2m31s   v1.4.2
+	world1  1.2.1  2     -                no         down    -
 
-A node of the file that is not in the membership is listed as down. The etcd
+A node of the file that is not in the membership is listed as down.
+VERSION is the version of the build that runs the node (guild version, or
+what a game's own main gave app.WithVersion), "-" when it published none:
+during a rolling upgrade it shows which nodes run the new build. The etcd
 endpoints are the file's (cluster.etcd.endpoints, or the master's address),
 unless -etcd or GUILD_CLUSTER_ETCD_ENDPOINTS gives others: a master that
 listens on port 0 printed its endpoints in its ready line.`
@@ -82,11 +85,14 @@ func statusCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		return exitError
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tADDR\tTYPE\tENDPOINT\tAVAILABLE\tUPTIME")
+	fmt.Fprintln(tw, "NAME\tADDR\tTYPE\tENDPOINT\tAVAILABLE\tUPTIME\tVERSION")
 	for _, m := range members {
-		name, endpoint, available, uptime := m.Name, m.Endpoint, "no", "down"
+		name, endpoint, available, uptime, ver := m.Name, m.Endpoint, "no", "down", m.Version
 		if name == "" {
 			name = "-"
+		}
+		if ver == "" {
+			ver = "-"
 		}
 		if endpoint == "" {
 			endpoint = "-"
@@ -97,7 +103,7 @@ func statusCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		if m.Up {
 			uptime = m.Uptime.Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, m.Addr, strconv.Itoa(m.Type), endpoint, available, uptime)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, m.Addr, strconv.Itoa(m.Type), endpoint, available, uptime, ver)
 	}
 	if err := tw.Flush(); err != nil {
 		fmt.Fprintf(stderr, "guild status: %v\n", err)

@@ -1,15 +1,20 @@
 // Package rolltest is the game and the checks of guild's rolling restart
 // tests, which restart every backend node in turn while bots play through
 // a gateway: app.TestRollingRestart runs the nodes in one process with
-// app.Start, and cmd/guild's TestRollingRestartProcesses runs the backends
-// as guild run processes, stopped with SIGTERM.
+// app.Start, cmd/guild's TestRollingRestartProcesses runs the backends
+// as guild run processes, stopped with SIGTERM, and its
+// TestRollingUpgradeProcesses replaces them by processes of another build.
 //
 // The game is one module, "player" (Register), which hosts the player
 // grains of a node and the gateway service "player" that passes each
 // client's request to the client's own grain:
 //
-//	player.Write StringValue(id)  append id, flush, then answer "ok"
-//	player.Read  Empty            answer the ids, comma-separated
+//	player.Write StringValue(id)  append id, flush, then answer "<version>|ok"
+//	player.Read  Empty            answer "<version>|" and the ids, comma-separated
+//
+// where <version> is the version of the build that runs the grain's node
+// (app.Env.Version, "" without app.WithVersion): a rolling upgrade test
+// sees which build served each request (Bots.Replies).
 //
 // A grain's state is the list of ids written to it, kept in Redis (the
 // module's settings say where: Settings). A write is acknowledged only
@@ -30,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,7 +126,7 @@ type module struct {
 	sys *grain.System
 }
 
-func kind() grain.Kind {
+func kind(version string) grain.Kind {
 	return grain.Kind{
 		Name:        Kind,
 		IdleTimeout: time.Hour,
@@ -143,9 +149,9 @@ func kind() grain.Kind {
 						c.Respond(fmt.Errorf("rolled back: %w", err))
 						return
 					}
-					c.Respond(wrapperspb.String("ok"))
+					c.Respond(wrapperspb.String(version + "|ok"))
 				case "r":
-					c.Respond(wrapperspb.String(strings.Join(st.Writes, ",")))
+					c.Respond(wrapperspb.String(version + "|" + strings.Join(st.Writes, ",")))
 				}
 			})
 		},
@@ -164,7 +170,7 @@ func (m *module) Start(ctx context.Context, env *app.Env) error {
 	sys, err := grain.Start(ctx, grain.Config{
 		Node:       env.Actor,
 		Membership: env.Members,
-		Kinds:      []grain.Kind{kind()},
+		Kinds:      []grain.Kind{kind(env.Version)},
 		Store:      redisstore.New(m.rc, s.Prefix),
 		Logger:     env.Logger,
 	})
@@ -224,10 +230,18 @@ type Bots struct {
 	bots  []*bot
 }
 
+// Reply is one answered request of a bot: when it was sent and answered,
+// and the version of the build whose grain answered it.
+type Reply struct {
+	Sent, Received time.Time
+	Version        string
+}
+
 // bot is what one bot saw. Its goroutine alone writes it until Stop.
 type bot struct {
 	user     string
 	requests int
+	replies  []Reply  // every answered request, in order
 	failures []string // each failed request, with its error
 	acked    []string // acknowledged write ids, in order
 	sent     []string // every write id sent
@@ -261,6 +275,18 @@ func StartBots(ctx context.Context, addr string, n int, pace time.Duration) (*Bo
 // Acked returns how many writes have been acknowledged so far.
 func (b *Bots) Acked() int64 { return b.acked.Load() }
 
+// Replies stops the bots and returns every request they had answered,
+// sorted by the time of the answer.
+func (b *Bots) Replies() []Reply {
+	b.Stop()
+	var all []Reply
+	for _, bt := range b.bots {
+		all = append(all, bt.replies...)
+	}
+	slices.SortFunc(all, func(x, y Reply) int { return x.Received.Compare(y.Received) })
+	return all
+}
+
 // Stop stops the bots and waits for them. It is safe to call twice.
 func (b *Bots) Stop() {
 	b.once.Do(func() {
@@ -289,8 +315,10 @@ func (bt *bot) play(c *client.Client, acked *atomic.Int64, stop <-chan struct{},
 				bt.failures = append(bt.failures, fmt.Sprintf("[%s] read after %v: %v", t0.Format("15:04:05.000"), time.Since(t0).Round(time.Millisecond), err))
 				continue
 			}
+			ver, ids, _ := strings.Cut(reply.GetValue(), "|")
+			bt.replies = append(bt.replies, Reply{Sent: t0, Received: time.Now(), Version: ver})
 			have := make(map[string]bool)
-			for _, id := range strings.Split(reply.GetValue(), ",") {
+			for _, id := range strings.Split(ids, ",") {
 				have[id] = true
 			}
 			for _, id := range bt.acked {
@@ -308,6 +336,8 @@ func (bt *bot) play(c *client.Client, acked *atomic.Int64, stop <-chan struct{},
 			bt.failures = append(bt.failures, fmt.Sprintf("[%s] write %s after %v: %v", t0.Format("15:04:05.000"), id, time.Since(t0).Round(time.Millisecond), err))
 			continue
 		}
+		ver, _, _ := strings.Cut(reply.GetValue(), "|")
+		bt.replies = append(bt.replies, Reply{Sent: t0, Received: time.Now(), Version: ver})
 		bt.acked = append(bt.acked, id)
 		acked.Add(1)
 	}
