@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, type-checks, tests and builds the TypeScript client SDK
 # (clients/ts, "@guildkit/client") from its lockfile, and fails when the
-# committed src/gen no longer matches gate/gatepb/gate.proto. Used by CI.
+# committed src/gen no longer matches gate/gatepb/gate.proto and
+# propsync/propsyncpb/propsync.proto. Used by CI.
 # The tests need Go too: test/resume.test.ts runs a real gateway
 # (test/gateway, with go run).
 #
