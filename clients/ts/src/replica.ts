@@ -1,13 +1,14 @@
 import { create, fromBinary, ScalarType, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
 import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { reflect, scalarZeroValue, type ReflectList, type ReflectMessage } from "@bufbuild/protobuf/reflect";
+import { reflect, type ReflectList, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import { Op_Kind, type Delta, type Op, type Step } from "./gen/propsync/propsyncpb/propsync_pb.js";
 
 /**
  * GapError is thrown by Replica.apply for a delta that does not start at the
- * replica's version (base ≠ version): a delta was missed, or the replica
- * refused one before. The replica is unchanged; it needs a snapshot, which
- * a new Subscribe request returns.
+ * replica's version (base ≠ version): a delta was missed, or the
+ * subscription ended (the server's state moved or stopped, and sent a delta
+ * of base 0), the Go side's ErrGap. The replica's state is unchanged; it is
+ * no longer synced: a new Subscribe request brings a snapshot.
  */
 export class GapError extends Error {
   override readonly name = "GapError";
@@ -27,9 +28,9 @@ export class GapError extends Error {
 /**
  * DeltaError is thrown by Replica.apply for a delta that does not fit the
  * replica's schema or state: an unknown field, an index out of range, a key
- * that is not there, a step of the wrong kind, a value that does not decode.
- * The replica may hold a part of the delta: it refuses further deltas
- * (GapError) until the next snapshot.
+ * that is not there, a step of the wrong kind, a value that does not decode
+ * (the Go side's ErrBadOp). The replica holds the ops before the bad one
+ * and is no longer synced: subscribe again.
  */
 export class DeltaError extends Error {
   override readonly name = "DeltaError";
@@ -58,9 +59,21 @@ interface Listener<T> {
   callback: ChangeCallback<T>;
 }
 
+/** How many deltas a replica holds while it waits for its snapshot, as the Go side's. */
+export const MAX_PENDING = 256;
+
 /**
  * Replica mirrors a synced server-side state (propsync.proto): a snapshot
- * replaces it, and each delta after it applies its ops in order.
+ * replaces it, and each delta after it applies its ops in order. It
+ * behaves as the Go package propsync's Replica:
+ *
+ * - Deltas that arrive while it is not synced (before its first snapshot,
+ *   or after a GapError or DeltaError; a push can overtake the reply to a
+ *   Subscribe) are held, up to MAX_PENDING, and applied after the next
+ *   snapshot; those the snapshot already holds are skipped.
+ * - A delta whose version is not above the replica's is skipped (the
+ *   snapshot held it); one whose base is not the replica's version throws
+ *   GapError: subscribe again for a snapshot.
  *
  * ```ts
  * const r = new Replica(PlayerSchema);
@@ -70,34 +83,33 @@ interface Listener<T> {
  * ```
  *
  * Paths name fields by their JSON names from the root down, without list
- * indices or map keys: "stats.hp", "items.count", "bag".
+ * indices or map keys: "stats.hp", "items.count", "bag". subscribeReplica
+ * keeps a Replica in sync over a Client.
  */
 export class Replica<T extends Message = Message> {
   /** The state's message type. */
   readonly schema: DescMessage;
-  private _state: T;
+  private readonly _state: T;
   private _version = 0n;
   private _entity = "";
-  private broken = false;
+  private _synced = false;
+  private pending: Delta[] = [];
   private readonly listeners = new Set<Listener<T>>();
   private readonly onError: (err: unknown) => void;
 
-  /**
-   * A new replica is at version 0, with an empty state. Servers begin every
-   * stream with a snapshot: subscribeReplica waits for it.
-   */
+  /** A new replica is at version 0, with an empty state, and not synced: it waits for a snapshot. */
   constructor(schema: GenMessage<T> | DescMessage, options?: ReplicaOptions) {
     this.schema = schema;
     this._state = create(schema) as unknown as T;
     this.onError = options?.onError ?? ((e) => console.error("guild: replica callback threw:", e));
   }
 
-  /** The state. A snapshot keeps this object and replaces its fields. */
+  /** The state. Read it, do not change it. A snapshot keeps this object and replaces its fields. */
   get state(): T {
     return this._state;
   }
 
-  /** The version of the last delta or snapshot applied. */
+  /** The version of the state: of the last snapshot or delta applied; 0 before the first snapshot. */
   get version(): bigint {
     return this._version;
   }
@@ -107,31 +119,43 @@ export class Replica<T extends Message = Message> {
     return this._entity;
   }
 
-  /** Whether the replica refused a delta (DeltaError) and waits for a snapshot. */
-  get stale(): boolean {
-    return this.broken;
+  /** Whether the replica has a snapshot and has missed or refused no delta since. */
+  get synced(): boolean {
+    return this._synced;
   }
 
   /**
-   * apply applies a snapshot or a delta, then calls the callbacks. It throws
-   * GapError for a delta whose base is not the replica's version (the
-   * replica is unchanged) and DeltaError for one that does not fit (see
-   * DeltaError); a snapshot that does not decode throws DeltaError and
-   * leaves the replica as it was.
+   * apply applies a snapshot or a delta, then calls the callbacks (see on).
+   * It throws GapError when a delta is missing (the replica is unchanged)
+   * and DeltaError when an op does not fit (the ops before it are applied,
+   * and their callbacks called); either way the replica is no longer
+   * synced: subscribe again. A snapshot that does not decode throws
+   * DeltaError and leaves the state as it was.
    */
   apply(delta: Delta): void {
     if (delta.isSnapshot) {
       this.applySnapshot(delta);
-      this.fire([""], true);
+      this.fire([""]);
+      const pending = this.pending;
+      this.pending = [];
+      for (const d of pending) this.apply(d);
       return;
     }
-    if (this.broken) {
-      throw new GapError(delta.entity, delta.base, this._version, "the replica refused a delta before");
+    if (!this._synced) {
+      if (this.pending.length >= MAX_PENDING) {
+        this.pending = [];
+        throw new GapError(delta.entity, delta.base, this._version, `${MAX_PENDING} deltas came with no snapshot`);
+      }
+      this.pending.push(delta);
+      return;
     }
-    if (this._entity !== "" && delta.entity !== "" && delta.entity !== this._entity) {
-      throw new DeltaError(`propsync: a delta of ${delta.entity} for the replica of ${this._entity}`, -1);
+    if (this._entity !== "" && delta.entity !== this._entity) {
+      this.unsync();
+      throw new DeltaError(`propsync: a delta of ${JSON.stringify(delta.entity)} for the replica of ${this._entity}`, -1);
     }
+    if (delta.base !== 0n && delta.version <= this._version) return; // the snapshot held it
     if (delta.base !== this._version) {
+      this.unsync();
       throw new GapError(delta.entity, delta.base, this._version);
     }
     const paths: string[] = [];
@@ -142,7 +166,8 @@ export class Replica<T extends Message = Message> {
       try {
         path = applyOp(reflect(this.schema, this._state), op);
       } catch (e) {
-        this.broken = true;
+        this.unsync();
+        this.fire(paths);
         const msg = e instanceof Error ? e.message : String(e);
         throw new DeltaError(`propsync: ${delta.entity || "delta"} version ${delta.version}: op ${i} (${Op_Kind[op.kind] ?? op.kind} ${describePath(this.schema, op.path)}): ${msg}`, i);
       }
@@ -155,11 +180,17 @@ export class Replica<T extends Message = Message> {
     this.fire(paths);
   }
 
+  private unsync(): void {
+    this._synced = false;
+    this.pending = [];
+  }
+
   private applySnapshot(delta: Delta): void {
     let fresh: ReflectMessage;
     try {
       fresh = reflect(this.schema, fromBinary(this.schema, delta.snapshot));
     } catch (e) {
+      this._synced = false;
       throw new DeltaError(`propsync: ${delta.entity || "snapshot"} version ${delta.version}: the snapshot does not decode as ${this.schema.typeName}: ${(e as Error)?.message ?? e}`, -1);
     }
     // Keep the state's identity: copy the fields into it.
@@ -171,18 +202,18 @@ export class Replica<T extends Message = Message> {
     target.setUnknown(fresh.getUnknown() ?? []);
     this._version = delta.version;
     this._entity = delta.entity;
-    this.broken = false;
+    this._synced = true;
   }
 
   /**
    * on calls callback after each delta, once per changed path at or under
    * prefix (prefix itself, or prefix + "." and more: "stats" fires for
-   * "stats.hp"), and once with path "" after each snapshot, whatever its
-   * prefix. The prefix "" matches every change. A change above the prefix
-   * does not fire it: when a whole message is set, "stats" changes, not
-   * "stats.hp". The same rule as the Go package propsync's OnChange. on
-   * throws a TypeError for a prefix that names no field of the schema. It
-   * returns a function that unregisters the callback.
+   * "stats.hp"), and once after each snapshot, which changes everything,
+   * with prefix as the path. The prefix "" matches every change. A change
+   * above the prefix does not fire it: when a whole message is set,
+   * "stats" changes, not "stats.hp". These are the Go package propsync's
+   * OnChange rules. on throws a TypeError for a prefix that names no field
+   * of the schema. It returns a function that unregisters the callback.
    */
   on(prefix: string, callback: ChangeCallback<T>): () => void {
     checkPrefix(this.schema, prefix);
@@ -193,14 +224,19 @@ export class Replica<T extends Message = Message> {
     };
   }
 
-  private fire(paths: readonly string[], all = false): void {
+  /** fire calls the callbacks for the paths changed; "" stands for all. */
+  private fire(paths: readonly string[]): void {
     if (this.listeners.size === 0) return;
     const listeners = [...this.listeners];
     for (const path of paths) {
       for (const l of listeners) {
-        if (!this.listeners.has(l) || (!all && !pathMatches(l.prefix, path))) continue;
+        if (!this.listeners.has(l)) continue;
+        let p: string;
+        if (path === "") p = l.prefix;
+        else if (pathMatches(l.prefix, path)) p = path;
+        else continue;
         try {
-          l.callback(path, this._state);
+          l.callback(p, this._state);
         } catch (e) {
           try {
             this.onError(e);
@@ -308,16 +344,17 @@ function mapKey(f: MapField, s: Step): unknown {
 }
 
 /**
- * descend follows a step that selects a message: a singular message field,
- * an element of a repeated message field or a value of a map of messages.
- * The message must be there: a path never creates one.
+ * descend follows a step that selects a message: a singular message field
+ * (set to an empty one if it was unset, switching a oneof to it, as Go's
+ * Mutable does), an element of a repeated message field or a value of a
+ * map of messages (which must be there).
  */
 function descend(m: ReflectMessage, s: Step): ReflectMessage {
   const f = stepField(m, s);
   switch (f.fieldKind) {
     case "message":
       if (s.at.case !== undefined) throw new Error(`${f.name} is a singular field: the step has ${s.at.case}`);
-      if (!m.isSet(f)) throw new Error(`${f.name} is not set: there is no message to step into`);
+      if (!m.isSet(f)) m.set(f, reflect(f.message, create(f.message)));
       return m.get(f);
     case "list": {
       if (f.listKind !== "message") throw new Error(`${f.name} is a list of ${f.listKind}s: only messages can be stepped into`);
@@ -419,27 +456,14 @@ function applyLast(m: ReflectMessage, f: DescField, s: Step, op: Op): void {
       throw new Error(`${f.name} is a singular field: the step has ${s.at.case}`);
     }
     case Op_Kind.CLEAR: {
-      if (s.at.case === undefined) {
-        m.clear(f);
-        return;
-      }
-      if (f.fieldKind === "list") {
-        const list = m.get(f);
-        list.set(listIndex(list, f, s), zeroElement(f));
-        return;
-      }
-      if (f.fieldKind === "map") {
-        const map = m.get(f);
-        const k = mapKey(f, s);
-        if (!map.has(k)) throw new Error(`${f.name}[${String(k)}]: no such key`);
-        map.set(k, zeroElement(f));
-        return;
-      }
-      throw new Error(`${f.name} is a singular field: the step has ${s.at.case}`);
+      if (s.at.case !== undefined) throw new Error(`CLEAR names a whole field: the step has ${s.at.case}`);
+      m.clear(f);
+      return;
     }
     case Op_Kind.MAP_DELETE: {
       if (f.fieldKind !== "map") throw new Error(`MAP_DELETE of ${f.name}, a ${f.fieldKind} field`);
-      m.get(f).delete(mapKey(f, s));
+      const k = mapKey(f, s);
+      if (!m.get(f).delete(k)) throw new Error(`${f.name}[${String(k)}]: MAP_DELETE of a key that is not there`);
       return;
     }
     case Op_Kind.LIST_TRUNCATE: {
@@ -462,18 +486,5 @@ function applyLast(m: ReflectMessage, f: DescField, s: Step, op: Op): void {
     }
     default:
       throw new Error(`unknown op kind ${op.kind}`);
-  }
-}
-
-/** zeroElement is the default value of an element of a list or map field. */
-function zeroElement(f: ListField | MapField): unknown {
-  const kind = f.fieldKind === "list" ? f.listKind : f.mapKind;
-  switch (kind) {
-    case "message":
-      return reflect(f.message!, create(f.message!));
-    case "enum":
-      return f.enum!.values[0]?.number ?? 0;
-    default:
-      return scalarZeroValue(f.scalar!, "longAsString" in f && f.longAsString === true);
   }
 }

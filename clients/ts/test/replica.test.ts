@@ -3,7 +3,7 @@
 // callbacks by path prefix, and ops that do not fit.
 import { create, equals, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { DeltaError, GapError, propsync, Replica } from "../src/index.js";
+import { DeltaError, GapError, MAX_PENDING, propsync, Replica } from "../src/index.js";
 import { Class, ItemSchema, PlayerSchema, StatsSchema, type Player } from "./gen/propsync/internal/testpb/test_pb.js";
 
 const { DeltaSchema, OpSchema, Op_Kind, StepSchema } = propsync;
@@ -101,7 +101,7 @@ describe("Replica", () => {
     const r = new Replica(PlayerSchema);
     expect(r.version).toBe(0n);
     expect(equals(PlayerSchema, r.state, create(PlayerSchema))).toBe(true);
-    expect(r.stale).toBe(false);
+    expect(r.synced).toBe(false);
   });
 
   it("replaces the state with a snapshot, keeping the state object", () => {
@@ -218,6 +218,14 @@ describe("Replica", () => {
     });
   });
 
+  it("steps into an unset message, setting it (and its oneof's case) as Go's Mutable does", () => {
+    expectOps(
+      with_({ stats: undefined }),
+      [set([step(F.stats), step(S.hp)], stats({ hp: 2 })), set([step(F.dragon), step(S.mp)], stats({ mp: 1 }))],
+      with_({ stats: { hp: 2 }, mount: { case: "dragon", value: { mp: 1 } } }),
+    );
+  });
+
   describe("CLEAR", () => {
     it("resets fields to their defaults: scalars, an optional, a message, a list, a map, a oneof", () => {
       const r = expectOps(
@@ -229,20 +237,20 @@ describe("Replica", () => {
       expect(r.state.stats).toBeUndefined();
     });
 
-    it("clears a field inside a list element, and resets an element or a map value", () => {
+    it("clears a field inside a list element or a map value", () => {
       expectOps(
         BASE,
-        [clear(idx(F.items, 0), kstr(I.attrs, "sharp")), clear(idx(F.items, 1), step(I.count)), clear(idx(F.scores, 0)), clear(kint(F.bag, 7n))],
-        with_({ items: [{ id: "sword", count: 1, attrs: { sharp: 0n } }, { id: "potion" }], scores: [0, 2, 3], bag: { "7": {} } }),
+        [clear(idx(F.items, 0), step(I.attrs)), clear(idx(F.items, 1), step(I.count)), clear(kint(F.bag, 7n), step(I.id))],
+        with_({ items: [{ id: "sword", count: 1 }, { id: "potion" }], bag: { "7": { count: 1 } } }),
       );
     });
   });
 
   describe("MAP_DELETE", () => {
-    it("removes keys of every kind, and ignores a key that is not there", () => {
+    it("removes keys of every kind", () => {
       expectOps(
         BASE,
-        [del(kstr(F.counters, "kills")), del(kint(F.bag, 7n)), del(kuint(F.names, 1n)), del(kbool(F.flags, true)), del(kstr(F.counters, "none")), del(idx(F.items, 0), kstr(I.attrs, "sharp"))],
+        [del(kstr(F.counters, "kills")), del(kint(F.bag, 7n)), del(kuint(F.names, 1n)), del(kbool(F.flags, true)), del(idx(F.items, 0), kstr(I.attrs, "sharp"))],
         with_({ counters: { deaths: 1 }, bag: {}, names: {}, flags: {}, items: [{ id: "sword", count: 1 }, { id: "potion", count: 4 }] }),
       );
     });
@@ -290,28 +298,84 @@ describe("Replica", () => {
       expect(err).toMatchObject({ entity: ENTITY, base: 11n, version: 10n });
       expect(r.version).toBe(10n);
       expect(r.state.name).toBe("ana");
-      expect(() => r.apply(delta(9n))).toThrow(GapError);
-      r.apply(delta(10n)); // an empty delta moves the version
+      expect(r.synced).toBe(false);
+      r.apply(delta(10n)); // held now, until a snapshot
+      expect(r.version).toBe(10n);
+    });
+
+    it("moves the version with an empty delta", () => {
+      const r = replicaOf(BASE);
+      r.apply(delta(10n));
       expect(r.version).toBe(11n);
     });
 
-    it("applies deltas from version 0 without a snapshot", () => {
+    it("holds deltas until the first snapshot, then applies those after it", () => {
       const r = new Replica(PlayerSchema);
-      r.apply(delta(0n, set([step(F.name)], player({ name: "x" }))));
-      expect(r.version).toBe(1n);
-      expect(r.state.name).toBe("x");
+      const names: string[] = [];
+      r.on("name", (_, p) => names.push(p.name));
+      const d11 = delta(10n, set([step(F.name)], player({ name: "in the snapshot" })));
+      const d12 = delta(11n, set([step(F.name)], player({ name: "after it" })));
+      r.apply(d11); // pushes that overtook the reply to the subscribe
+      r.apply(d12);
+      expect(r.synced).toBe(false);
+      expect(r.version).toBe(0n);
+      expect(names).toEqual([]);
+      r.apply(snapshot({ name: "in the snapshot" }, 11n));
+      expect(r.synced).toBe(true);
+      expect(r.version).toBe(12n);
+      expect(names).toEqual(["in the snapshot", "after it"]);
     });
 
-    it("refuses every delta after a bad one, until a snapshot", () => {
+    it("skips a delta the state already holds", () => {
       const r = replicaOf(BASE);
-      expect(() => r.apply(delta(10n, set([step(F.name)], player({ name: "half" })), clear(step(99))))).toThrow(DeltaError);
-      expect(r.stale).toBe(true);
-      expect(r.version).toBe(10n);
-      expect(() => r.apply(delta(10n))).toThrow(GapError);
-      r.apply(snapshot(BASE, 12n));
-      expect(r.stale).toBe(false);
+      r.apply(delta(9n, set([step(F.name)], player({ name: "old" }))));
+      r.apply(delta(10n, set([step(F.name)], player({ name: "new" }))));
+      r.apply(delta(10n, set([step(F.name)], player({ name: "again" }))));
+      expect(r.version).toBe(11n);
+      expect(r.state.name).toBe("new");
+    });
+
+    it("finds a gap at the delta that ends a subscription (base 0)", () => {
+      const r = replicaOf(BASE);
+      expect(() => r.apply(create(DeltaSchema, { entity: ENTITY }))).toThrow(GapError);
+      expect(r.synced).toBe(false);
+    });
+
+    it("after a gap, holds deltas until a snapshot, and applies them after it", () => {
+      const r = replicaOf(BASE);
+      expect(() => r.apply(delta(11n))).toThrow(GapError);
+      r.apply(delta(10n, set([step(F.name)], player({ name: "half" })), clear(step(99)))); // held
+      expect(r.state.name).toBe("ana");
+      expect(() => r.apply(snapshot(BASE, 10n))).toThrow(DeltaError); // the held delta's bad op
+      expect(r.state.name).toBe("half");
+      expect(r.synced).toBe(false);
+      r.apply(delta(10n, set([step(F.name)], player({ name: "x" })), clear(step(99)))); // held
+      r.apply(delta(11n, set([step(F.name)], player({ name: "y" })))); // held
+      r.apply(snapshot(BASE, 12n)); // holds both: they are skipped
+      expect(r.synced).toBe(true);
+      expect(r.version).toBe(12n);
+      expect(r.state.name).toBe("ana");
       r.apply(delta(12n));
       expect(r.version).toBe(13n);
+    });
+
+    it("throws DeltaError at a bad op, with the ops before it applied and their callbacks called", () => {
+      const r = replicaOf(BASE);
+      const paths: string[] = [];
+      r.on("", (p) => paths.push(p));
+      expect(() => r.apply(delta(10n, set([step(F.name)], player({ name: "half" })), clear(step(99))))).toThrow(DeltaError);
+      expect(r.synced).toBe(false);
+      expect(r.version).toBe(10n);
+      expect(r.state.name).toBe("half");
+      expect(paths).toEqual(["name"]);
+    });
+
+    it("gives up holding deltas after MAX_PENDING with no snapshot", () => {
+      const r = new Replica(PlayerSchema);
+      for (let i = 0; i < MAX_PENDING; i++) r.apply(delta(BigInt(i)));
+      expect(() => r.apply(delta(1000n))).toThrow(GapError);
+      r.apply(snapshot(BASE, 5n));
+      expect(r.version).toBe(5n); // none held any more
     });
 
     it("refuses a delta of another entity", () => {
@@ -364,18 +428,19 @@ describe("Replica", () => {
       });
     });
 
-    it("do not fire for a change above the prefix; a snapshot fires them all with path \"\"", () => {
+    it("do not fire for a change above the prefix; a snapshot fires them all, with their prefix", () => {
       const r = replicaOf(BASE);
       const got = record(r, "stats.hp", "items.attrs", "");
       r.apply(delta(10n, set([step(F.stats)], player({ stats: { hp: 1 } })), truncate(0, step(F.items))));
       expect(got).toEqual({ "stats.hp": [], "items.attrs": [], "": ["stats", "items"] });
       r.apply(snapshot(BASE, 30n));
-      expect(got).toEqual({ "stats.hp": [""], "items.attrs": [""], "": ["stats", "items", ""] });
+      expect(got).toEqual({ "stats.hp": ["stats.hp"], "items.attrs": ["items.attrs"], "": ["stats", "items", ""] });
     });
 
     it("stop after unregistering, and report a throw to onError", () => {
       const errs: unknown[] = [];
       const r = new Replica(PlayerSchema, { onError: (e) => errs.push(e) });
+      r.apply(snapshot({}, 0n));
       const calls: string[] = [];
       const off = r.on("name", (p) => calls.push(p));
       r.on("name", () => {
@@ -411,7 +476,6 @@ describe("Replica", () => {
       ["an unknown field below", set([step(F.stats), step(99)], new Uint8Array()), /Stats has no field 99/],
       ["a step into a scalar", set([step(F.name), step(1)], new Uint8Array()), /only messages/],
       ["a step into a list of scalars", set([idx(F.scores, 0), step(1)], new Uint8Array()), /only messages/],
-      ["a step into an unset message", set([step(F.dragon), step(S.hp)], stats({ hp: 1 })), /not set/],
       ["an index out of range", set([idx(F.scores, 3)], player({ scores: [1] })), /out of range/],
       ["an index out of range on the way", set([idx(F.items, 2), step(I.count)], item({ count: 1 })), /out of range/],
       ["a list step without an index", set([step(F.items), step(I.count)], item({ count: 1 })), /needs an index/],
@@ -437,7 +501,9 @@ describe("Replica", () => {
       ["LIST_TRUNCATE of an element", truncate(0, idx(F.scores, 0)), /whole list/],
       ["LIST_APPEND to a scalar", append([step(F.name)], player({ name: "x" })), /LIST_APPEND to name/],
       ["LIST_APPEND with another field", append([step(F.scores)], player({ tags: ["x"] })), /sets tags/],
-      ["CLEAR of a key that is not there", clear(kstr(F.counters, "none")), /no such key/],
+      ["CLEAR of an element", clear(idx(F.scores, 0)), /CLEAR names a whole field/],
+      ["CLEAR of a map value", clear(kint(F.bag, 7n)), /CLEAR names a whole field/],
+      ["MAP_DELETE of a key that is not there", del(kstr(F.counters, "none")), /not there/],
       ["an unknown kind", create(OpSchema, { kind: 9 as propsync.Op_Kind, path: [step(F.name)] }), /unknown op kind 9/],
     ];
     it.each(cases)("%s throws DeltaError", (_, op, msg) => {
@@ -452,7 +518,7 @@ describe("Replica", () => {
       expect((err as DeltaError).op).toBe(0);
       expect((err as Error).message).toMatch(msg);
       expect((err as Error).message).toMatch(/^propsync: player\/u1 version 11: op 0 \(/);
-      expect(r.stale).toBe(true);
+      expect(r.synced).toBe(false);
       expect(r.version).toBe(10n);
     });
   });
