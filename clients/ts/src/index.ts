@@ -21,3 +21,5 @@ export { DeltaError, GapError, MAX_PENDING, pathMatches, Replica } from "./repli
 export type { ChangeCallback, ReplicaOptions } from "./replica.js";
 /** Property sync's wire form (guild.propsync): Delta, Op, Step, Subscribe, Unsubscribe. */
 export * as propsync from "./gen/propsync/propsyncpb/propsync_pb.js";
+export { DEFAULT_PUSH_ROUTE, subscribeReplica } from "./sync.js";
+export type { ReplicaSubscription, SubscribeReplicaOptions } from "./sync.js";
