@@ -6,7 +6,10 @@ import { GuildError } from "./errors.js";
 import { DeltaSchema, SubscribeSchema, UnsubscribeSchema, type Delta } from "./gen/propsync/propsyncpb/propsync_pb.js";
 import { GapError, MAX_PENDING, Replica, type ChangeCallback } from "./replica.js";
 
-/** The route deltas are pushed on unless SubscribeReplicaOptions.pushRoute says otherwise. */
+/**
+ * The route deltas are pushed on unless SubscribeReplicaOptions.pushRoute
+ * says otherwise: the Go side's propsync.DefaultRoute.
+ */
 export const DEFAULT_PUSH_ROUTE = "propsync";
 
 export interface SubscribeReplicaOptions {
@@ -24,8 +27,8 @@ export interface SubscribeReplicaOptions {
   timeoutMs?: number;
   /**
    * Called when the subscription subscribes again: after a gap (GapError),
-   * a delta that did not fit (DeltaError), or a reconnection that did not
-   * keep the session's pushes (its ReconnectEvent).
+   * a delta that did not fit (DeltaError), or a reconnection that may not
+   * have kept the session's pushes (its ReconnectEvent).
    */
   onResubscribe?(reason: GapError | Error | ReconnectEvent): void;
   /**
@@ -61,8 +64,8 @@ const RETRY_MAX_MS = 5000;
  * to a Replica, and then the Deltas pushed on the push route. It subscribes
  * again by itself, for a fresh snapshot, when a delta is missing (or the
  * server ended the subscription), when one does not fit, and after a
- * reconnection that lost pushes (a new session, or a resumed one that
- * reports resync). It resolves once the first snapshot is applied, and
+ * reconnection that may have lost pushes (a new session, a resumed one
+ * that reports resync or that has another sessionId). It resolves once the first snapshot is applied, and
  * rejects with the first Subscribe's error.
  *
  * Pass a Replica instead of a schema to have callbacks registered before
@@ -99,6 +102,8 @@ class Subscription<T extends Message> implements ReplicaSubscription<T> {
   private again = false;
   private retryMs = RETRY_MIN_MS;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The session of the last Subscribe answered. */
+  private session = "";
   private readonly offPush: () => void;
   private readonly offReconnect: () => void;
 
@@ -112,7 +117,10 @@ class Subscription<T extends Message> implements ReplicaSubscription<T> {
     this.entity = opts.entity || undefined;
     this.offPush = client.onPushRaw(opts.pushRoute ?? DEFAULT_PUSH_ROUTE, (body) => this.pushed(body));
     this.offReconnect = client.onReconnect((e) => {
-      if (!e.resumed || e.resync) this.resubscribe(e);
+      // The server pushes to the session that subscribed: a new session, a
+      // resumed one under another ID (on another gateway) or one whose
+      // pushes were dropped needs a new subscription and snapshot.
+      if (!e.resumed || e.resync || client.sessionId !== this.session) this.resubscribe(e);
     });
   }
 
@@ -146,6 +154,7 @@ class Subscription<T extends Message> implements ReplicaSubscription<T> {
     if (!reply.isSnapshot) {
       throw new GuildError(Code.DataLoss, `${this.route}: the reply to Subscribe is not a snapshot`);
     }
+    this.session = this.client.sessionId;
     return reply;
   }
 

@@ -155,7 +155,7 @@ describe("subscribeReplica", () => {
 
   it("subscribes again after a reconnection that did not keep the pushes, not after one that did", async () => {
     const events: ReconnectEvent[] = [];
-    let next: { resumed: boolean; resync: boolean } = { resumed: true, resync: false };
+    let next: { resumed: boolean; resync: boolean; sessionId?: string } = { resumed: true, resync: false, sessionId: "s1" };
     const { g, c, requests } = await setup({
       gate: { handshake: (_t, n) => (n === 1 ? { code: 0 } : { code: 0, ...next }) },
       client: { reconnect: { minMs: 10, maxMs: 50 }, onReconnect: (e) => events.push(e) },
@@ -176,7 +176,11 @@ describe("subscribeReplica", () => {
     g.session(3).ws.terminate();
     await waitFor(() => requests.length === 6, 2000, "Subscribes on a new session");
     expect(requests.slice(4).every((r) => r.session === g.session(4))).toBe(true);
+    next = { resumed: true, resync: false, sessionId: "elsewhere" };
+    g.session(4).ws.terminate();
+    await waitFor(() => requests.length === 8, 2000, "Subscribes on a session resumed under another ID");
     await waitFor(() => sub.replica.synced && sub2.replica.synced, 2000, "the snapshots");
+    expect(events).toHaveLength(4);
   });
 
   it("rejects when the first Subscribe fails, and listens no more", async () => {
