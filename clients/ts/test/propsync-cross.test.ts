@@ -58,9 +58,11 @@ describe("property sync across languages", () => {
       expect(r.synced).toBe(true);
       expect(equals(PlayerSchema, r.state, fromBinary(PlayerSchema, b64(first.state)))).toBe(true);
       const kinds = new Set<number>();
+      let snapshots = 0;
       for (let i = 1; i < lines.length; i++) {
         const l = lines[i]!;
-        const d = fromBinary(propsync.DeltaSchema, b64(l.delta!));
+        const d = fromBinary(propsync.DeltaSchema, b64(l.snapshot ?? l.delta!));
+        if (d.isSnapshot) snapshots++;
         for (const op of d.ops) kinds.add(op.kind);
         paths = [];
         r.apply(d);
@@ -71,6 +73,7 @@ describe("property sync across languages", () => {
         expect(r.version).toBe(d.version);
         expect(paths, `seed ${seed}, delta ${i}: the paths changed`).toEqual(l.paths ?? []);
       }
+      expect(snapshots).toBe(Math.ceil(TURNS / 100) - 1);
       // Every kind of op went through.
       expect([...kinds].sort()).toEqual([
         propsync.Op_Kind.SET,

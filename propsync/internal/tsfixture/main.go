@@ -4,10 +4,11 @@
 // Player), diffs each turn with a propsync.Tracker, and writes what a
 // client must see, one JSON object a line:
 //
-//	{"snapshot": "<Delta, base64>", "state": "<Player, base64>"}
+//	{"snapshot": "<Delta, base64>", "state": "<Player, base64>", "paths": [""]}
 //	{"delta": "<Delta, base64>", "state": "<Player, base64>", "paths": ["stats.hp", ...]}
 //
-// first the snapshot, then one line per turn that made a delta. state is
+// first the snapshot, then one line per turn that made a delta, and a
+// snapshot again every 100 turns (over the state the replica holds). state is
 // the state as the client must hold it afterwards (private fields removed,
 // encoded deterministically), and paths are the changed paths that the Go
 // propsync.Replica reported for the delta, which the TypeScript Replica
@@ -95,6 +96,23 @@ func run(seed uint64, turns int) error {
 		return err
 	}
 	for turn := range turns {
+		if turn > 0 && turn%100 == 0 {
+			snap, err := tr.Snapshot()
+			if err != nil {
+				return err
+			}
+			paths = nil
+			if err := replica.Apply(snap); err != nil {
+				return err
+			}
+			s, err := encode(snap)
+			if err != nil {
+				return err
+			}
+			if err := write(line{Snapshot: s, Paths: paths}); err != nil {
+				return err
+			}
+		}
 		for range 1 + r.IntN(4) {
 			m.mutate(server)
 		}
