@@ -1,6 +1,7 @@
 package propsync
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"slices"
@@ -38,8 +39,21 @@ func (d *Differ) Diff(old, new proto.Message) ([]*propsyncpb.Op, error) {
 	if o.Descriptor().FullName() != n.Descriptor().FullName() {
 		return nil, fmt.Errorf("%w: %s and %s", ErrMismatch, o.Descriptor().FullName(), n.Descriptor().FullName())
 	}
+	ob, err := deterministic.Marshal(old)
+	if err != nil {
+		ob = nil
+	}
+	nb, err := deterministic.Marshal(new)
+	if err != nil {
+		nb = nil
+	}
+	return d.diff(o, n, ob, nb)
+}
+
+// diff diffs o and n, given their deterministic encodings (or nil).
+func (d *Differ) diff(o, n protoreflect.Message, ob, nb []byte) ([]*propsyncpb.Op, error) {
 	w := &differ{d: d}
-	w.message(o, n)
+	w.message(o, n, ob, nb)
 	return w.ops, w.err
 }
 
@@ -47,15 +61,35 @@ func (d *Differ) Diff(old, new proto.Message) ([]*propsyncpb.Op, error) {
 // ops found so far.
 type differ struct {
 	d    *Differ
-	path []*propsyncpb.Step
+	path []pathStep
 	ops  []*propsyncpb.Op
 	err  error
+}
+
+// pathStep is a step of the path being walked; it becomes a
+// propsyncpb.Step only in an op.
+type pathStep struct {
+	fd    protoreflect.FieldDescriptor
+	index int                 // >= 0: an element of a list
+	key   protoreflect.MapKey // fd is a map: its entry
+}
+
+func (p pathStep) step() *propsyncpb.Step {
+	switch {
+	case p.fd.IsMap():
+		return keyStep(p.fd, p.key)
+	case p.index >= 0:
+		return &propsyncpb.Step{Field: uint32(p.fd.Number()), At: &propsyncpb.Step_Index{Index: uint32(p.index)}}
+	}
+	return step(p.fd)
 }
 
 // at returns the path to the message so far followed by last.
 func (w *differ) at(last *propsyncpb.Step) []*propsyncpb.Step {
 	p := make([]*propsyncpb.Step, len(w.path)+1)
-	copy(p, w.path)
+	for i, s := range w.path {
+		p[i] = s.step()
+	}
 	p[len(w.path)] = last
 	return p
 }
@@ -70,34 +104,39 @@ func (w *differ) emit(kind propsyncpb.Op_Kind, last *propsyncpb.Step, value []by
 	w.ops = append(w.ops, &propsyncpb.Op{Kind: kind, Path: w.at(last), Value: value})
 }
 
-// descend runs f with step pushed on the path.
-func (w *differ) descend(step *propsyncpb.Step, f func()) {
-	w.path = append(w.path, step)
-	f()
+// descend diffs o and n, the messages that s selects.
+func (w *differ) descend(s pathStep, o, n protoreflect.Message, ob, nb []byte) {
+	w.path = append(w.path, s)
+	w.message(o, n, ob, nb)
 	w.path = w.path[:len(w.path)-1]
 }
 
 // message diffs two messages of one type.
-func (w *differ) message(o, n protoreflect.Message) {
+// ob and nb are their encodings, or nil when not known: a field whose
+// bytes are equal in both is not walked.
+func (w *differ) message(o, n protoreflect.Message, ob, nb []byte) {
+	info := w.d.info(o.Descriptor())
 	fields := o.Descriptor().Fields()
-	for i := 0; i < fields.Len(); i++ {
+	ow, nw := wireOf(ob), wireOf(nb)
+	for i, how := range info.how {
+		if how == howSkip {
+			continue
+		}
 		fd := fields.Get(i)
-		if w.d.IsPrivate(fd) {
+		if how == howOneof {
+			w.oneof(o, n, fd.ContainingOneof(), ow, nw)
 			continue
 		}
-		if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() {
-			if od.Fields().Get(0) == fd {
-				w.oneof(o, n, od)
-			}
+		if same(ow, nw, fd.Number()) {
 			continue
 		}
-		switch {
-		case fd.IsList():
-			w.list(o, n, fd)
-		case fd.IsMap():
+		switch how {
+		case howList:
+			w.list(o, n, fd, ow, nw)
+		case howMap:
 			w.mapField(o, n, fd)
 		default:
-			w.singular(o, n, fd)
+			w.singular(o, n, fd, ow, nw)
 		}
 	}
 }
@@ -108,7 +147,16 @@ func step(fd protoreflect.FieldDescriptor) *propsyncpb.Step {
 
 // oneof diffs a oneof: the case that stayed is diffed as a field; a new
 // case is SET whole; a case that went without another is CLEARed.
-func (w *differ) oneof(o, n protoreflect.Message, od protoreflect.OneofDescriptor) {
+func (w *differ) oneof(o, n protoreflect.Message, od protoreflect.OneofDescriptor, ow, nw wireMessage) {
+	if ow.ok && nw.ok {
+		fields, all := od.Fields(), true
+		for i := 0; i < fields.Len() && all; i++ {
+			all = same(ow, nw, fields.Get(i).Number())
+		}
+		if all {
+			return
+		}
+	}
 	of, nf := o.WhichOneof(od), n.WhichOneof(od)
 	switch {
 	case nf == nil && of == nil:
@@ -121,7 +169,7 @@ func (w *differ) oneof(o, n protoreflect.Message, od protoreflect.OneofDescripto
 			w.emit(propsyncpb.Op_CLEAR, step(of), nil, nil)
 		}
 	case of == nf:
-		w.singular(o, n, nf)
+		w.singular(o, n, nf, ow, nw)
 	default:
 		b, err := encodeField(n, nf, w.d.visible(nf, n.Get(nf)))
 		w.emit(propsyncpb.Op_SET, step(nf), b, err)
@@ -129,12 +177,16 @@ func (w *differ) oneof(o, n protoreflect.Message, od protoreflect.OneofDescripto
 }
 
 // singular diffs a field that is neither repeated nor a map.
-func (w *differ) singular(o, n protoreflect.Message, fd protoreflect.FieldDescriptor) {
+func (w *differ) singular(o, n protoreflect.Message, fd protoreflect.FieldDescriptor, ow, nw wireMessage) {
 	if fd.Message() != nil {
 		oh, nh := o.Has(fd), n.Has(fd)
 		switch {
 		case oh && nh:
-			w.descend(step(fd), func() { w.message(o.Get(fd).Message(), n.Get(fd).Message()) })
+			var ob, nb []byte
+			if op, np := payloads(ow, fd.Number()), payloads(nw, fd.Number()); len(op) == 1 && len(np) == 1 {
+				ob, nb = op[0], np[0]
+			}
+			w.descend(pathStep{fd: fd, index: -1}, o.Get(fd).Message(), n.Get(fd).Message(), ob, nb)
 		case nh:
 			b, err := encodeField(n, fd, w.d.visible(fd, n.Get(fd)))
 			w.emit(propsyncpb.Op_SET, step(fd), b, err)
@@ -154,8 +206,14 @@ func (w *differ) singular(o, n protoreflect.Message, fd protoreflect.FieldDescri
 }
 
 // list diffs a repeated field.
-func (w *differ) list(o, n protoreflect.Message, fd protoreflect.FieldDescriptor) {
+func (w *differ) list(o, n protoreflect.Message, fd protoreflect.FieldDescriptor, ow, nw wireMessage) {
 	ol, nl := o.Get(fd).List(), n.Get(fd).List()
+	var op, np [][]byte
+	if fd.Message() != nil {
+		if op, np = payloads(ow, fd.Number()), payloads(nw, fd.Number()); len(op) != ol.Len() || len(np) != nl.Len() {
+			op, np = nil, nil
+		}
+	}
 	if nl.Len() == 0 {
 		if ol.Len() > 0 {
 			w.emit(propsyncpb.Op_CLEAR, step(fd), nil, nil)
@@ -164,14 +222,20 @@ func (w *differ) list(o, n protoreflect.Message, fd protoreflect.FieldDescriptor
 	}
 	common := min(ol.Len(), nl.Len())
 	for i := 0; i < common; i++ {
-		at := &propsyncpb.Step{Field: uint32(fd.Number()), At: &propsyncpb.Step_Index{Index: uint32(i)}}
 		if fd.Message() != nil {
-			w.descend(at, func() { w.message(ol.Get(i).Message(), nl.Get(i).Message()) })
+			var ob, nb []byte
+			if op != nil {
+				if bytes.Equal(op[i], np[i]) {
+					continue
+				}
+				ob, nb = op[i], np[i]
+			}
+			w.descend(pathStep{fd: fd, index: i}, ol.Get(i).Message(), nl.Get(i).Message(), ob, nb)
 			continue
 		}
 		if !scalarEqual(fd, ol.Get(i), nl.Get(i)) {
 			b, err := encodeElems(w.d, n, fd, nl, i, i+1)
-			w.emit(propsyncpb.Op_SET, at, b, err)
+			w.emit(propsyncpb.Op_SET, pathStep{fd: fd, index: i}.step(), b, err)
 		}
 	}
 	switch {
@@ -183,7 +247,10 @@ func (w *differ) list(o, n protoreflect.Message, fd protoreflect.FieldDescriptor
 	}
 }
 
-// mapField diffs a map field.
+// mapField diffs a map field. The entries of a map of scalars that
+// changed are SET in the order of their keys; the entries of a map of
+// messages are recursed into in no fixed order (ops on different keys
+// commute).
 func (w *differ) mapField(o, n protoreflect.Message, fd protoreflect.FieldDescriptor) {
 	om, nm := o.Get(fd).Map(), n.Get(fd).Map()
 	if nm.Len() == 0 {
@@ -193,26 +260,27 @@ func (w *differ) mapField(o, n protoreflect.Message, fd protoreflect.FieldDescri
 		return
 	}
 	vd := fd.MapValue()
-	for _, k := range sortedKeys(nm) {
-		nv := nm.Get(k)
-		at := keyStep(fd, k)
+	var set []protoreflect.MapKey
+	nm.Range(func(k protoreflect.MapKey, nv protoreflect.Value) bool {
 		if !om.Has(k) {
-			b, err := encodeEntry(n, fd, k, w.d.visible(vd, nv))
-			w.emit(propsyncpb.Op_SET, at, b, err)
-			continue
+			set = append(set, k)
+			return true
 		}
 		ov := om.Get(k)
 		if vd.Message() != nil {
-			w.descend(at, func() { w.message(ov.Message(), nv.Message()) })
-			continue
+			w.descend(pathStep{fd: fd, key: k}, ov.Message(), nv.Message(), nil, nil)
+		} else if !scalarEqual(vd, ov, nv) {
+			set = append(set, k)
 		}
-		if !scalarEqual(vd, ov, nv) {
-			b, err := encodeEntry(n, fd, k, nv)
-			w.emit(propsyncpb.Op_SET, at, b, err)
-		}
+		return true
+	})
+	sortKeys(set)
+	for _, k := range set {
+		b, err := encodeEntry(n, fd, k, w.d.visible(vd, nm.Get(k)))
+		w.emit(propsyncpb.Op_SET, keyStep(fd, k), b, err)
 	}
-	if om.Len() == 0 {
-		return
+	if om.Len()+len(set) == nm.Len() {
+		return // every old key is still there
 	}
 	var gone []protoreflect.MapKey
 	om.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
@@ -227,18 +295,11 @@ func (w *differ) mapField(o, n protoreflect.Message, fd protoreflect.FieldDescri
 	}
 }
 
-// sortedKeys returns the keys of m in order.
-func sortedKeys(m protoreflect.Map) []protoreflect.MapKey {
-	keys := make([]protoreflect.MapKey, 0, m.Len())
-	m.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
-		keys = append(keys, k)
-		return true
-	})
-	sortKeys(keys)
-	return keys
-}
-
+// sortKeys sorts map keys of one kind.
 func sortKeys(keys []protoreflect.MapKey) {
+	if len(keys) < 2 {
+		return
+	}
 	slices.SortFunc(keys, func(a, b protoreflect.MapKey) int {
 		switch av := a.Interface().(type) {
 		case string:

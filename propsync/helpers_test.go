@@ -260,15 +260,15 @@ func bigPlayer() *testpb.Player {
 		Mount:    &testpb.Player_Horse{Horse: "Brego"},
 		Secret:   secretMarker,
 	}
-	for i := range 20 {
+	for i := range 30 {
 		p.Scores = append(p.Scores, int32(i*37))
 		p.Tags = append(p.Tags, fmt.Sprintf("tag-%d", i))
 		p.Counters[fmt.Sprintf("quest-%02d", i)] = int32(i)
 	}
-	for i := range 12 {
-		p.Items = append(p.Items, &testpb.Item{Id: fmt.Sprintf("item-%02d", i), Count: int32(i), Bonus: &testpb.Stats{Hp: int32(i)}})
+	for i := range 24 {
+		p.Items = append(p.Items, &testpb.Item{Id: fmt.Sprintf("item-%02d", i), Count: int32(i), Bonus: &testpb.Stats{Hp: int32(i), Speed: 0.5}})
 	}
-	for i := range 8 {
+	for i := range 16 {
 		p.Bag[int64(i)] = &testpb.Item{Id: fmt.Sprintf("bag-%02d", i), Count: 1, Attrs: map[string]int64{"dur": 100}}
 	}
 	return p

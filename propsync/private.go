@@ -19,6 +19,48 @@ import (
 type Differ struct {
 	private map[protoreflect.FullName]bool // the Go-side marks
 	cache   sync.Map                       // protoreflect.FieldDescriptor -> bool
+	infos   sync.Map                       // protoreflect.FullName of a message -> *msgInfo
+}
+
+// msgInfo is what Diff needs to know of a message type: how to diff each
+// of its fields, by index.
+type msgInfo struct{ how []uint8 }
+
+// How Diff handles a field.
+const (
+	howSingular uint8 = iota
+	howSkip           // private, or a oneof's field other than its first
+	howOneof          // the first field of a oneof: diff the oneof
+	howList
+	howMap
+)
+
+// info returns what Diff needs to know of md.
+func (d *Differ) info(md protoreflect.MessageDescriptor) *msgInfo {
+	if v, ok := d.infos.Load(md.FullName()); ok {
+		return v.(*msgInfo)
+	}
+	fields := md.Fields()
+	info := &msgInfo{how: make([]uint8, fields.Len())}
+	for i := range info.how {
+		fd := fields.Get(i)
+		od := fd.ContainingOneof()
+		switch {
+		case od != nil && !od.IsSynthetic():
+			info.how[i] = howSkip
+			if od.Fields().Get(0) == fd {
+				info.how[i] = howOneof
+			}
+		case d.IsPrivate(fd):
+			info.how[i] = howSkip
+		case fd.IsList():
+			info.how[i] = howList
+		case fd.IsMap():
+			info.how[i] = howMap
+		}
+	}
+	d.infos.Store(md.FullName(), info)
+	return info
 }
 
 // NewDiffer returns a Differ that also treats the fields named in

@@ -1,6 +1,7 @@
 package propsync
 
 import (
+	"bytes"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -17,7 +18,8 @@ import (
 type Tracker struct {
 	entity  string
 	d       *Differ
-	last    proto.Message
+	last    proto.Message // private fields included: Diff skips them
+	enc     []byte        // last's deterministic encoding
 	version uint64
 }
 
@@ -28,7 +30,26 @@ func NewTracker(entity string, d *Differ, state proto.Message) *Tracker {
 	if d == nil {
 		d = &Differ{}
 	}
-	return &Tracker{entity: entity, d: d, last: d.Redact(state), version: 1}
+	t := &Tracker{entity: entity, d: d, version: 1}
+	t.keep(state, nil)
+	return t
+}
+
+// keep makes a copy of state, whose encoding is enc (nil: not known), the
+// copy last synced.
+func (t *Tracker) keep(state proto.Message, enc []byte) {
+	if enc == nil {
+		var err error
+		if enc, err = deterministic.Marshal(state); err != nil {
+			t.last, t.enc = proto.Clone(state), nil
+			return
+		}
+	}
+	c := state.ProtoReflect().New().Interface()
+	if err := proto.Unmarshal(enc, c); err != nil {
+		c, enc = proto.Clone(state), nil
+	}
+	t.last, t.enc = c, enc
 }
 
 // Version returns the version of the state last synced.
@@ -39,14 +60,25 @@ func (t *Tracker) Version() uint64 { return t.version }
 // new one, and it takes state (without its private fields) as the copy
 // last synced.
 func (t *Tracker) Next(state proto.Message) (*propsyncpb.Delta, error) {
-	ops, err := t.d.Diff(t.last, state)
+	if state.ProtoReflect().Descriptor() != t.last.ProtoReflect().Descriptor() {
+		return nil, fmt.Errorf("propsync: %s: %w: %s, tracked as %s", t.entity, ErrMismatch,
+			state.ProtoReflect().Descriptor().FullName(), t.last.ProtoReflect().Descriptor().FullName())
+	}
+	enc, err := deterministic.Marshal(state)
+	if err != nil {
+		return nil, fmt.Errorf("propsync: %s: encode the state: %w", t.entity, err)
+	}
+	if t.enc != nil && bytes.Equal(enc, t.enc) {
+		return nil, nil
+	}
+	ops, err := t.d.diff(t.last.ProtoReflect(), state.ProtoReflect(), t.enc, enc)
 	if err != nil {
 		return nil, fmt.Errorf("propsync: %s: %w", t.entity, err)
 	}
+	t.keep(state, enc)
 	if len(ops) == 0 {
 		return nil, nil
 	}
-	t.last = t.d.Redact(state)
 	t.version++
 	return &propsyncpb.Delta{Entity: t.entity, Version: t.version, Base: t.version - 1, Ops: ops}, nil
 }
@@ -55,7 +87,7 @@ func (t *Tracker) Next(state proto.Message) (*propsyncpb.Delta, error) {
 // subscriber gets first. Call Next before it, so that it holds the turn's
 // changes.
 func (t *Tracker) Snapshot() (*propsyncpb.Delta, error) {
-	b, err := deterministic.Marshal(t.last)
+	b, err := deterministic.Marshal(t.d.Redact(t.last))
 	if err != nil {
 		return nil, fmt.Errorf("propsync: %s: encode the snapshot: %w", t.entity, err)
 	}
