@@ -145,8 +145,15 @@ func TestSyncGrain(t *testing.T) {
 		k, v, _ := cut(kv)
 		state.Fields[k] = structpb.NewStringValue(v)
 	}
+	// A turn's delta is pushed once the turn is over: after its reply.
+	await.True(t, 10*time.Second, "three deltas", func() bool {
+		ps.mu.Lock()
+		defer ps.mu.Unlock()
+		return len(ps.got[s1]) >= 3
+	})
+	set("a=3") // no change: no delta; and the turn before is over
 	ds := ps.take(s1)
-	if len(ds) != 3 { // "a=3" twice: the second changed nothing
+	if len(ds) != 3 { // "a=3" again: it changed nothing
 		t.Fatalf("%d deltas, want 3: %v", len(ds), ds)
 	}
 	for _, d := range ds {
@@ -162,6 +169,7 @@ func TestSyncGrain(t *testing.T) {
 	ps.fail[s1] = true
 	ps.mu.Unlock()
 	set("d=5")
+	set("a=3") // the turn of d=5 is over
 	ps.mu.Lock()
 	ps.fail[s1] = false
 	ps.mu.Unlock()
