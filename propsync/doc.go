@@ -33,3 +33,21 @@
 // for every change at or under it ("stats" fires for "stats.hp"), once
 // per Apply and path. The TypeScript SDK uses the same paths.
 package propsync
+
+// The service a client calls to subscribe to a synced grain, through a
+// gateway route (gate.UserGrain(kind, propsync.Service)): its methods
+// take a propsyncpb.Subscribe (the reply is the snapshot, a
+// propsyncpb.Delta) and a propsyncpb.Unsubscribe. The grain runtime
+// answers them itself. No .proto declares it: these names are the
+// contract.
+const (
+	// Service is the full name of the service.
+	Service = "guild.propsync.Sync"
+	// SubscribeMethod is the full method name of Subscribe.
+	SubscribeMethod = "/" + Service + "/Subscribe"
+	// UnsubscribeMethod is the full method name of Unsubscribe.
+	UnsubscribeMethod = "/" + Service + "/Unsubscribe"
+	// DefaultRoute is the push route deltas are sent on unless a synced
+	// grain kind names another.
+	DefaultRoute = "propsync"
+)
