@@ -1,0 +1,133 @@
+package hotfix
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Loader serves the modules of a directory: one file name.wasm per
+// handler name. Reload reads the directory and swaps in each module whose
+// file changed and passes Compile's checks; a file that fails keeps its
+// handler on its old module. Loader is safe for concurrent use; reloads
+// run one at a time.
+type Loader struct {
+	e   *Engine
+	dir string
+
+	mu       sync.Mutex // serializes Reload; guards handlers and sums
+	handlers map[string]*Handler
+	sums     map[string][sha256.Size]byte // of the file each handler's module came from
+}
+
+// NewLoader returns a Loader of the .wasm files in dir, compiled by e. It
+// loads nothing before the first Reload.
+func NewLoader(e *Engine, dir string) *Loader {
+	return &Loader{e: e, dir: dir, handlers: make(map[string]*Handler), sums: make(map[string][sha256.Size]byte)}
+}
+
+// Handler returns the handler of name, made on the first ask: an actor
+// can be spawned on it before its file is loaded (its calls then fail
+// with ErrNoModule).
+func (l *Loader) Handler(name string) *Handler {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h, ok := l.handlers[name]
+	if !ok {
+		h = NewHandler(name)
+		l.handlers[name] = h
+	}
+	return h
+}
+
+// Status is one handler's outcome of a Reload, or its state (Status).
+type Status struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`            // the version in service after the reload; "" for none
+	Previous string `json:"previous,omitempty"` // the version before, when it changed
+	Changed  bool   `json:"changed,omitempty"`
+	Error    string `json:"error,omitempty"` // why the file was rejected (the old version stays)
+}
+
+// Reload reads every .wasm file of the directory and loads those whose
+// content changed since their last load. It returns a Status per handler
+// (by name), and an error that joins every file's failure (each matching
+// ErrRejected), or the directory's. A handler whose file disappeared
+// keeps its module, with an error in its Status.
+func (l *Loader) Reload(ctx context.Context) ([]Status, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ents, err := os.ReadDir(l.dir)
+	if err != nil {
+		return l.statusLocked(), fmt.Errorf("hotfix: the modules' directory: %w", err)
+	}
+	seen := make(map[string]bool)
+	var out []Status
+	var errs []error
+	for _, ent := range ents {
+		name, ok := strings.CutSuffix(ent.Name(), ".wasm")
+		if !ok || ent.IsDir() || name == "" {
+			continue
+		}
+		seen[name] = true
+		h, ok := l.handlers[name]
+		if !ok {
+			h = NewHandler(name)
+			l.handlers[name] = h
+		}
+		st := Status{Name: name, Version: h.Version()}
+		b, err := os.ReadFile(filepath.Join(l.dir, ent.Name()))
+		if err == nil {
+			sum := sha256.Sum256(b)
+			if old, ok := l.sums[name]; ok && bytes.Equal(old[:], sum[:]) && h.Module() != nil {
+				out = append(out, st)
+				continue
+			}
+			var m *Module
+			if m, err = l.e.Compile(ctx, name, b); err == nil {
+				h.Swap(m)
+				l.sums[name] = sum
+				st.Previous, st.Version, st.Changed = st.Version, m.Version(), true
+			}
+		}
+		if err != nil {
+			st.Error = err.Error()
+			errs = append(errs, fmt.Errorf("%s: %w", ent.Name(), err))
+		}
+		out = append(out, st)
+	}
+	for name, h := range l.handlers {
+		if !seen[name] && h.Module() != nil {
+			err := fmt.Errorf("%s.wasm: %w", name, fs.ErrNotExist)
+			out = append(out, Status{Name: name, Version: h.Version(), Error: err.Error() + ": kept the module in service"})
+			errs = append(errs, err)
+		}
+	}
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
+	return out, errors.Join(errs...)
+}
+
+// Status returns each handler's version in service, by name: what the
+// node reports it serves.
+func (l *Loader) Status() []Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.statusLocked()
+}
+
+func (l *Loader) statusLocked() []Status {
+	out := make([]Status, 0, len(l.handlers))
+	for name, h := range l.handlers {
+		out = append(out, Status{Name: name, Version: h.Version()})
+	}
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
