@@ -40,8 +40,9 @@ type Config struct {
 	CacheDir string
 	// Output, optional, receives what modules write to their stdout and
 	// stderr (the Go runtime's panic messages included). It must be safe
-	// for concurrent use. The last 2 KiB of each instance's stderr go
-	// into the CallError of its trap either way.
+	// for concurrent use. The first lines a call writes to stderr (where
+	// the Go runtime reports a fatal error) go into the error of its trap
+	// either way.
 	Output io.Writer
 }
 

@@ -32,7 +32,7 @@ type CallError struct {
 	Handler string // the module's name
 	Version string // the module's version (Module.Version)
 	Trap    bool   // the module did not finish the call
-	Msg     string // the handler's error, or the trap with the tail of the guest's stderr
+	Msg     string // the handler's error, or the trap with the first lines of the guest's stderr
 }
 
 // Error implements error.

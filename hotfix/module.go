@@ -139,14 +139,14 @@ type instance struct {
 	mem                api.Memory
 	abi, alloc, handle api.Function
 	check              api.Function
-	stderr             *tail
+	stderr             *head
 	stack              [4]uint64
 }
 
 // instantiate makes an instance and initializes it (_initialize: the Go
 // runtime and the fix's package init).
 func (m *Module) instantiate(ctx context.Context) (*instance, error) {
-	stderr := &tail{}
+	stderr := &head{}
 	var w io.Writer = stderr
 	if m.e.cfg.Output != io.Discard {
 		w = io.MultiWriter(stderr, m.e.cfg.Output)
@@ -173,6 +173,7 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 func (in *instance) selfCheck(ctx context.Context) error {
 	ctx, cancel := in.m.e.callCtxCancel(ctx)
 	defer cancel()
+	in.stderr.reset()
 	r, err := in.abi.Call(ctx)
 	if err != nil {
 		return fmt.Errorf("guild_abi: %s", in.trap(err))
@@ -208,6 +209,7 @@ func (e errGuest) Error() string { return string(e) }
 // (it did not trap).
 func (in *instance) call(ctx context.Context, state []byte, msgType string, msg []byte) (res Result, ok bool, err error) {
 	m := in.m
+	in.stderr.reset()
 	ctx, cancel := m.e.callCtxCancel(ctx)
 	defer cancel()
 	total := uint64(len(state)) + uint64(len(msgType)) + uint64(len(msg))
@@ -269,11 +271,12 @@ func (in *instance) result(packed uint64) (Result, error) {
 	return res, nil
 }
 
-// trap describes a call's failure with the tail of the instance's
-// stderr, where the Go runtime writes its fatal errors.
+// trap describes a call's failure with the start of what the instance
+// wrote to its stderr during the call, where the Go runtime writes its
+// fatal errors.
 func (in *instance) trap(err error) string {
-	msg := err.Error()
-	if s := strings.TrimSpace(in.stderr.String()); s != "" {
+	msg, _, _ := strings.Cut(err.Error(), "\n") // without wazero's stack trace
+	if s := in.stderr.String(); s != "" {
 		msg += "; stderr: " + s
 	}
 	return msg
@@ -291,17 +294,27 @@ func (e *Engine) callCtxCancel(ctx context.Context) (context.Context, context.Ca
 	return context.Background(), func() {}
 }
 
-// tail keeps the last bytes written to it.
-type tail struct{ b []byte }
+// head keeps the first lines written to it since its last reset: the
+// Go runtime's fatal error ("fatal error: out of memory") and its first
+// lines, without the goroutine dump that follows.
+type head struct{ b []byte }
 
-const tailSize = 2 << 10
+const headSize = 512
 
-func (t *tail) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > tailSize {
-		t.b = append(t.b[:0], t.b[len(t.b)-tailSize:]...)
+func (h *head) Write(p []byte) (int, error) {
+	if room := headSize - len(h.b); room > 0 {
+		h.b = append(h.b, p[:min(room, len(p))]...)
 	}
 	return len(p), nil
 }
 
-func (t *tail) String() string { return string(t.b) }
+func (h *head) reset() { h.b = h.b[:0] }
+
+// String returns the first paragraph kept.
+func (h *head) String() string {
+	s := string(h.b)
+	if i := strings.Index(s, "\n\n"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}
