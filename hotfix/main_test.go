@@ -69,6 +69,19 @@ func fix(t testing.TB, name string) []byte {
 
 func buildFix(t testing.TB, name string, reactor bool) []byte {
 	t.Helper()
+	wasm, skip, err := buildWasm(name, reactor)
+	switch {
+	case skip != "":
+		t.Skip(skip)
+	case err != nil:
+		t.Fatal(err)
+	}
+	return wasm
+}
+
+// buildWasm builds testdata/name once per test binary: the module, or
+// why the go tool cannot build one (skip), or the build's error.
+func buildWasm(name string, reactor bool) (wasm []byte, skip string, err error) {
 	key := name
 	if !reactor {
 		key += ".command"
@@ -98,13 +111,7 @@ func buildFix(t testing.TB, name string, reactor bool) []byte {
 		}
 		b.wasm, b.err = os.ReadFile(out)
 	})
-	switch {
-	case b.skip != "":
-		t.Skip(b.skip)
-	case b.err != nil:
-		t.Fatal(b.err)
-	}
-	return b.wasm
+	return b.wasm, b.skip, b.err
 }
 
 // newEngine starts an Engine with the shared compilation cache, closed
