@@ -3,7 +3,6 @@ package hotfix
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 )
 
@@ -15,7 +14,6 @@ import (
 type Handler struct {
 	name string
 	cur  atomic.Pointer[Module]
-	mu   sync.Mutex // serializes Swap
 }
 
 // NewHandler returns a Handler without a module: calls fail with
@@ -42,9 +40,7 @@ func (h *Handler) Version() string {
 // Swap returns run on m. m must come from Engine.Compile (which has
 // checked it); nil takes the handler out of service.
 func (h *Handler) Swap(m *Module) {
-	h.mu.Lock()
 	old := h.cur.Swap(m)
-	h.mu.Unlock()
 	if old != nil && old != m {
 		old.Close()
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,9 +24,11 @@ type Loader struct {
 	e   *Engine
 	dir string
 
-	mu       sync.Mutex // serializes Reload; guards handlers and sums
+	reload sync.Mutex                   // serializes Reload, held while it compiles; taken before mu
+	sums   map[string][sha256.Size]byte // of the file each handler's module came from; under reload
+
+	mu       sync.Mutex // guards handlers; held briefly, never during a compile
 	handlers map[string]*Handler
-	sums     map[string][sha256.Size]byte // of the file each handler's module came from
 }
 
 // NewLoader returns a Loader of the .wasm files in dir, compiled by e. It
@@ -63,11 +66,11 @@ type Status struct {
 // ErrRejected), or the directory's. A handler whose file disappeared
 // keeps its module, with an error in its Status.
 func (l *Loader) Reload(ctx context.Context) ([]Status, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.reload.Lock()
+	defer l.reload.Unlock()
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
-		return l.statusLocked(), fmt.Errorf("hotfix: the modules' directory: %w", err)
+		return l.Status(), fmt.Errorf("hotfix: the modules' directory: %w", err)
 	}
 	seen := make(map[string]bool)
 	var out []Status
@@ -78,11 +81,7 @@ func (l *Loader) Reload(ctx context.Context) ([]Status, error) {
 			continue
 		}
 		seen[name] = true
-		h, ok := l.handlers[name]
-		if !ok {
-			h = NewHandler(name)
-			l.handlers[name] = h
-		}
+		h := l.Handler(name)
 		st := Status{Name: name, Version: h.Version()}
 		b, err := os.ReadFile(filepath.Join(l.dir, ent.Name()))
 		if err == nil {
@@ -104,7 +103,10 @@ func (l *Loader) Reload(ctx context.Context) ([]Status, error) {
 		}
 		out = append(out, st)
 	}
-	for name, h := range l.handlers {
+	l.mu.Lock()
+	hs := maps.Clone(l.handlers)
+	l.mu.Unlock()
+	for name, h := range hs {
 		if !seen[name] && h.Module() != nil {
 			err := fmt.Errorf("%s.wasm: %w", name, fs.ErrNotExist)
 			out = append(out, Status{Name: name, Version: h.Version(), Error: err.Error() + ": kept the module in service"})
@@ -120,10 +122,6 @@ func (l *Loader) Reload(ctx context.Context) ([]Status, error) {
 func (l *Loader) Status() []Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.statusLocked()
-}
-
-func (l *Loader) statusLocked() []Status {
 	out := make([]Status, 0, len(l.handlers))
 	for name, h := range l.handlers {
 		out = append(out, Status{Name: name, Version: h.Version()})
