@@ -337,6 +337,7 @@ var readmeImports = map[string]string{
 	"store":       "github.com/guildkit/guild/store",
 	"stream":      "github.com/guildkit/guild/stream",
 	"table":       "github.com/guildkit/guild/table",
+	"hotfix":      "github.com/guildkit/guild/hotfix",
 	"embedded":    "github.com/guildkit/guild/store/embedded",
 	"arenapb":     "github.com/guildkit/guild/examples/arena/arenapb",
 	"playerspb":   "github.com/guildkit/guild/examples/players/playerspb",
