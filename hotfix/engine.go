@@ -112,8 +112,9 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 	return &Engine{cfg: cfg, rt: rt, cache: cache, mods: make(map[*Module]struct{})}, nil
 }
 
-// Close closes the Engine and every module it compiled; calls in
-// progress trap. It is safe to repeat.
+// Close closes the Engine and every module it compiled. Close it after
+// the actors that call its modules have stopped: a call that starts
+// after Close fails with ErrClosed. It is safe to repeat.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
 	if e.closed {
