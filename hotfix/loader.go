@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Loader serves the modules of a directory: one file name.wasm per
@@ -27,14 +28,107 @@ type Loader struct {
 	reload sync.Mutex                   // serializes Reload, held while it compiles; taken before mu
 	sums   map[string][sha256.Size]byte // of the file each handler's module came from; under reload
 
-	mu       sync.Mutex // guards handlers; held briefly, never during a compile
+	mu       sync.Mutex // guards handlers, watching and closed; held briefly, never during a compile
 	handlers map[string]*Handler
+	closed   bool
+	cancel   context.CancelFunc // ends the watcher; nil when there is none
+	done     chan struct{}      // closed when the watcher has ended
 }
 
 // NewLoader returns a Loader of the .wasm files in dir, compiled by e. It
 // loads nothing before the first Reload.
 func NewLoader(e *Engine, dir string) *Loader {
-	return &Loader{e: e, dir: dir, handlers: make(map[string]*Handler), sums: make(map[string][sha256.Size]byte)}
+	return &Loader{
+		e: e, dir: dir, handlers: make(map[string]*Handler), sums: make(map[string][sha256.Size]byte),
+		done: make(chan struct{}),
+	}
+}
+
+// Watch starts a goroutine that polls the directory every interval and
+// reloads it when its .wasm files changed and then held still for one
+// interval (their names, sizes and times), so that a copy in progress is
+// not loaded; the content hash then decides which handlers change.
+// report, optional, gets each such Reload's result on the watcher's
+// goroutine. Watch once per Loader; Close stops the watcher.
+func (l *Loader) Watch(interval time.Duration, report func([]Status, error)) error {
+	if interval <= 0 {
+		return fmt.Errorf("hotfix: watch interval %v is not positive", interval)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+		return ErrClosed
+	case l.cancel != nil:
+		return errors.New("hotfix: the Loader already watches its directory")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	go l.watch(ctx, interval, report)
+	return nil
+}
+
+// watch is the watcher's loop, until ctx ends (Close).
+func (l *Loader) watch(ctx context.Context, interval time.Duration, report func([]Status, error)) {
+	defer close(l.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	loaded, last := l.fingerprint(), ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fp := l.fingerprint()
+		if fp != last { // changed during the last interval: wait until it holds still
+			last = fp
+			continue
+		}
+		if fp == loaded {
+			continue
+		}
+		sts, err := l.Reload(ctx)
+		loaded = fp
+		if report != nil && ctx.Err() == nil {
+			report(sts, err)
+		}
+	}
+}
+
+// fingerprint describes the directory's .wasm files: names, sizes and
+// modification times.
+func (l *Loader) fingerprint() string {
+	ents, err := os.ReadDir(l.dir)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	var b strings.Builder
+	for _, ent := range ents {
+		if !strings.HasSuffix(ent.Name(), ".wasm") || ent.IsDir() {
+			continue
+		}
+		info, err := ent.Info()
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(&b, "%s %d %d\n", ent.Name(), info.Size(), info.ModTime().UnixNano())
+	}
+	return b.String()
+}
+
+// Close stops the watcher, if any, and waits for it (and so for a
+// reload it runs). It does not close the Engine or the modules in
+// service. It is safe to repeat.
+func (l *Loader) Close() {
+	l.mu.Lock()
+	l.closed = true
+	cancel := l.cancel
+	l.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-l.done
+	}
 }
 
 // Handler returns the handler of name, made on the first ask: an actor

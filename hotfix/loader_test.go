@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/guildkit/guild/hotfix"
 )
@@ -82,5 +83,82 @@ func TestLoaderReload(t *testing.T) {
 
 	if _, err := hotfix.NewLoader(e, filepath.Join(dir, "nope")).Reload(ctx); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a missing directory: %v", err)
+	}
+}
+
+// TestOpenWatch serves a directory from Settings with a watcher: the
+// first load at Open, a new version picked up once its file holds
+// still, a bad file reported and not loaded, and Close ending the
+// watcher (goleak checks it).
+func TestOpenWatch(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	write := func(b []byte) { // as a deployment should: a whole file, renamed into place
+		t.Helper()
+		tmp := filepath.Join(dir, ".counter.tmp")
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "counter.wasm")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(fix(t, "counter1"))
+	reports := make(chan error, 10)
+	s := hotfix.Settings{Dir: dir, Watch: 50 * time.Millisecond, CacheDir: cacheDir}
+	l, sts, err := hotfix.Open(ctx, s, func(_ []hotfix.Status, err error) { reports <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := l.CloseAll(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	h := l.Handler("counter")
+	if len(sts) != 1 || !sts[0].Changed || h.Version() != sts[0].Version {
+		t.Fatalf("Open: %+v", sts)
+	}
+	v1 := h.Version()
+
+	write(fix(t, "counter2"))
+	select {
+	case err := <-reports:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the watcher did not reload")
+	}
+	if h.Version() == v1 {
+		t.Fatal("still v1 after the watcher's reload")
+	}
+	v2 := h.Version()
+
+	write([]byte("garbage"))
+	select {
+	case err := <-reports:
+		if !errors.Is(err, hotfix.ErrRejected) {
+			t.Fatalf("garbage: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the watcher did not report the garbage")
+	}
+	if h.Version() != v2 {
+		t.Fatal("the garbage replaced v2")
+	}
+	if err := l.Watch(time.Second, nil); err == nil {
+		t.Fatal("a second Watch")
+	}
+	l.Close()
+	l.Close()
+	if err := l.Watch(time.Second, nil); !errors.Is(err, hotfix.ErrClosed) {
+		t.Fatalf("Watch after Close: %v", err)
+	}
+
+	for _, bad := range []hotfix.Settings{{}, {Dir: dir, Watch: -1}, {Dir: dir, MemoryLimit: -1}} {
+		if _, _, err := hotfix.Open(ctx, bad, nil); err == nil {
+			t.Errorf("Open(%+v) accepted it", bad)
+		}
 	}
 }
