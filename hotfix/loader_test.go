@@ -156,7 +156,10 @@ func TestOpenWatch(t *testing.T) {
 		t.Fatalf("Watch after Close: %v", err)
 	}
 
-	for _, bad := range []hotfix.Settings{{}, {Dir: dir, Watch: -1}, {Dir: dir, MemoryLimit: -1}} {
+	if l, _, err := hotfix.Open(ctx, hotfix.Settings{Dir: dir, CacheDir: cacheDir}, nil); !errors.Is(err, hotfix.ErrRejected) || l != nil {
+		t.Fatalf("Open of a directory with garbage: %v, %v", l, err)
+	}
+	for _, bad := range []hotfix.Settings{{}, {Dir: dir, Watch: -1}, {Dir: dir, MemoryLimit: -1}, {Dir: filepath.Join(dir, "nope")}} {
 		if _, _, err := hotfix.Open(ctx, bad, nil); err == nil {
 			t.Errorf("Open(%+v) accepted it", bad)
 		}

@@ -17,7 +17,7 @@ import (
 
 // The test binary's shared directories: the fixes it built, and the
 // compilation cache its Engines share (so that each module is compiled
-// by wazero once per run, not once per test).
+// by wazero once, not once per test).
 var (
 	buildDir string
 	cacheDir string
@@ -31,7 +31,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// wazero's compilation cache outlives the run when it can: compiling a
+	// fix costs seconds (minutes under -race), and the cache is keyed by
+	// the module's bytes and wazero's version.
 	cacheDir = filepath.Join(buildDir, "cache")
+	if dir, err := os.UserCacheDir(); err == nil {
+		cacheDir = filepath.Join(dir, "guild", "hotfix-test")
+	}
 	code := 0
 	func() {
 		defer os.RemoveAll(buildDir)

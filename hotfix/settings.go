@@ -50,10 +50,10 @@ func (s Settings) Validate() error {
 
 // Open starts what a node needs to serve the fixes of s.Dir: an Engine,
 // a Loader with its first Reload done, and with s.Watch a watcher
-// (report gets its reloads; see Loader.Watch). The first Reload's error
-// (a module that did not load) is returned with the Loader, which serves
-// the modules that did; other errors return no Loader. Close the Loader
-// with CloseAll.
+// (report gets its reloads; see Loader.Watch). On an error (bad
+// settings, a directory that cannot be read, a module that did not load)
+// it leaves nothing open and returns no Loader: a node should not start
+// with a handler it cannot serve. Close the Loader with CloseAll.
 func Open(ctx context.Context, s Settings, report func([]Status, error)) (*Loader, []Status, error) {
 	if err := s.Validate(); err != nil {
 		return nil, nil, err
@@ -63,14 +63,15 @@ func Open(ctx context.Context, s Settings, report func([]Status, error)) (*Loade
 		return nil, nil, err
 	}
 	l := NewLoader(e, s.Dir)
-	sts, rerr := l.Reload(ctx)
-	if s.Watch > 0 {
-		if err := l.Watch(s.Watch, report); err != nil {
-			_ = e.Close(ctx)
-			return nil, nil, err
-		}
+	sts, err := l.Reload(ctx)
+	if err == nil && s.Watch > 0 {
+		err = l.Watch(s.Watch, report)
 	}
-	return l, sts, rerr
+	if err != nil {
+		_ = e.Close(ctx)
+		return nil, sts, err
+	}
+	return l, sts, nil
 }
 
 // Engine returns the Engine the Loader compiles with.
