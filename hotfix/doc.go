@@ -78,14 +78,16 @@
 //
 // # Goroutines and locks
 //
-// hotfix starts no goroutine of its own. A call runs on the caller's
-// goroutine (the actor's turn). A wazero instance runs one call at a
+// A call runs on the caller's goroutine (the actor's turn). The only
+// goroutine hotfix starts is a Loader's watcher (Loader.Watch, or Open
+// with Settings.Watch), which polls the directory and runs its reloads;
+// Loader.Close cancels it and waits for it. A wazero instance runs one call at a
 // time, so a Module keeps a pool: a call takes an idle instance (or
 // makes one), and gives it back when it ends, up to Config.MaxIdle
 // idle ones. Module.mu guards the pool only, never a call; a Handler
 // takes no lock (its module is an atomic.Pointer); Loader.reload serializes Reloads and is held while
-// they compile; Loader.mu guards its map of Handlers, briefly, so that
-// Loader.Handler never waits for a compile (docs/LOCKS.md has the order).
+// they compile; Loader.mu guards its map of Handlers and its watcher's
+// state, briefly, so that Loader.Handler never waits for a compile (docs/LOCKS.md has the order).
 // With a CallTimeout, wazero watches each call's
 // context with a goroutine of its own for the call's length.
 //
