@@ -79,6 +79,9 @@ func TestSwapBetweenMessages(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for swapped.Load() == 0 || counts[i].Load() < at[i].Load()+each {
+				if swapped.Load() == 0 && counts[i].Load() >= 2*each {
+					time.Sleep(time.Millisecond) // ahead of the others: wait for them, still sending
+				}
 				r, err := node.Call(ctx, pid, &hotfix.Message{Type: "inc"})
 				if err != nil {
 					errs <- err

@@ -1,5 +1,7 @@
 //go:build wasip1
 
+//lint:file-ignore U1000 the exports are called by the host (go:wasmexport), not by Go
+
 package guest
 
 import "unsafe"
