@@ -52,8 +52,10 @@ type Result struct {
 // msgType the message's type name and msg its bytes. It returns the
 // module's result (whose slices are the caller's), or a *CallError: the
 // handler's error, or a trap (errors.Is(err, ErrTrap)). It returns
-// ErrClosed once the module is closed. ctx bounds the call only when the
-// Engine has a CallTimeout; it also bounds the creation of an instance.
+// ErrClosed once the module is closed. ctx counts only when the Engine
+// has a CallTimeout: the call (and the initialization of a new instance)
+// then ends at ctx's end or the timeout, whichever comes first, as a
+// trap.
 func (m *Module) Call(ctx context.Context, state []byte, msgType string, msg []byte) (Result, error) {
 	in, err := m.get(ctx)
 	if err != nil {
@@ -185,11 +187,9 @@ func (in *instance) selfCheck(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("self-check: %s", in.trap(err))
 	}
-	res, err := in.result(r[0])
-	if err != nil {
+	if _, err := in.result(r[0]); err != nil {
 		return fmt.Errorf("self-check: %v", err)
 	}
-	_ = res
 	return nil
 }
 
