@@ -44,7 +44,8 @@
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o fixes/counter.wasm ./fixes/counter
 //
 // Package guest describes the ABI (the exports, the buffers and the
-// layout of a result).
+// layout of a result); package guestpb (hotfix/guest/guestpb) routes
+// protobuf messages to typed handlers, with a protobuf state.
 //
 // # What loading checks
 //

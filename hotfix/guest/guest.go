@@ -18,6 +18,9 @@
 //
 //	func main() {}
 //
+// (Package guestpb, beside this one, routes protobuf messages to typed
+// handlers with a protobuf state instead.)
+//
 // state is the actor's state as the host keeps it (the bytes the last
 // turn returned), msgType the message's type name (a protobuf full name,
 // or the Type of a hotfix.Message) and msg its bytes. The slices are only
