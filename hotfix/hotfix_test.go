@@ -331,3 +331,31 @@ func TestEngineClosed(t *testing.T) {
 		t.Fatalf("Call: %v, want ErrClosed", err)
 	}
 }
+
+// TestTypedActor sends protobuf messages to an actor whose module uses
+// guestpb: the message reaches it under its full name, the state is a
+// protobuf message, and the reply comes back as the node's own Go type.
+func TestTypedActor(t *testing.T) {
+	e := newEngine(t, hotfix.Config{})
+	h := hotfix.NewHandler("typed")
+	load(t, e, h, "typed")
+	node := newNode(t)
+	pid, err := node.Spawn(func() actor.Actor { return hotfix.NewActor(h, nil) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i, want := range []string{"total 3", "total 7"} {
+		r, err := node.Call(ctx, pid, wrapperspb.Int64(int64(3+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, ok := r.(*wrapperspb.StringValue); !ok || s.GetValue() != want {
+			t.Fatalf("reply %T %v, want %q", r, r, want)
+		}
+	}
+	if _, err := node.Call(ctx, pid, wrapperspb.String("x")); err == nil || !strings.Contains(err.Error(), "no route") {
+		t.Fatalf("a type without a route: %v", err)
+	}
+}
