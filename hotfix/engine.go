@@ -35,8 +35,9 @@ type Config struct {
 	MaxIdle int
 	// CacheDir, optional, is a directory where compiled modules are
 	// cached across Engines and processes, so that loading a module
-	// already seen costs no compilation. Default: a cache in memory, for
-	// the Engine's life.
+	// already seen (a roll back, a restart) costs no compilation.
+	// Without it, wazero's cache in memory keeps a compilation only while
+	// a module of the same bytes is open.
 	CacheDir string
 	// Output, optional, receives what modules write to their stdout and
 	// stderr (the Go runtime's panic messages included). It must be safe
