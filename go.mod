@@ -25,6 +25,7 @@ require (
 	github.com/prometheus/common v0.62.0
 	github.com/rabbitmq/amqp091-go v1.17.0
 	github.com/redis/go-redis/v9 v9.23.0
+	github.com/tetratelabs/wazero v1.12.0
 	github.com/xtaci/kcp-go/v5 v5.6.40
 	go.etcd.io/bbolt v1.4.3
 	go.etcd.io/etcd/api/v3 v3.6.16

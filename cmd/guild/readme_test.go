@@ -345,6 +345,7 @@ var readmeImports = map[string]string{
 	"arenapb":      "github.com/guildkit/guild/examples/arena/arenapb",
 	"playerspb":    "github.com/guildkit/guild/examples/players/playerspb",
 	"chatv1":       "example.com/game/chat/v1",
+	"hotfix":       "github.com/guildkit/guild/hotfix",
 }
 
 // readmeGoFile returns the Go file of block b, in package pkg.

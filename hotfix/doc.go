@@ -1,0 +1,113 @@
+// Package hotfix replaces the code of a handler on a running node: a fix
+// is a WebAssembly module, built from Go with package
+// github.com/guildkit/guild/hotfix/guest, that a node compiles, checks
+// and swaps in between two messages, while the actors it serves keep
+// their state and their clients stay connected. A fix that fails to load
+// leaves the old code running.
+//
+// It is a leaf package: it links wazero (github.com/tetratelabs/wazero,
+// a WebAssembly runtime in pure Go, without cgo), and nothing else of
+// guild imports it, so a game that does not hot-fix does not link it.
+//
+// # Pieces
+//
+//   - Engine: one wazero runtime per node, with WASI (which the Go
+//     runtime inside a module needs), a compilation cache and the limits
+//     of Config (memory per instance, time per call).
+//   - Module: one compiled, accepted version of a fix (Engine.Compile),
+//     with a pool of instances. Version is a hash of its bytes.
+//   - Handler: the named slot a kind of message is routed to; Swap puts a
+//     module in service with one atomic store.
+//   - Actor: an actor.Actor whose logic is a Handler's module. Its state
+//     lives in Go, as bytes, and goes into every call; the call returns
+//     the new state and the reply.
+//   - Loader: the Handlers of a directory, one name.wasm per handler;
+//     Reload loads the files that changed.
+//
+// # Writing and building a fix
+//
+//	package main // ./fixes/counter
+//
+//	import "github.com/guildkit/guild/hotfix/guest"
+//
+//	func init() {
+//		guest.Handle(func(state []byte, msgType string, msg []byte) (guest.Result, error) {
+//			n := decode(state) + 2 // the fix: 2 per message
+//			return guest.Result{State: encode(n), Reply: []byte("ok")}, nil
+//		})
+//	}
+//
+//	func main() {}
+//
+// built as a WASI reactor (Go 1.24 or later):
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o fixes/counter.wasm ./fixes/counter
+//
+// Package guest describes the ABI (the exports, the buffers and the
+// layout of a result); package guestpb (hotfix/guest/guestpb) routes
+// protobuf messages to typed handlers, with a protobuf state.
+//
+// # What loading checks
+//
+// Engine.Compile, and so Handler.Load and Loader.Reload, accept a module
+// only when it compiles, has the ABI's exports with their signatures and
+// its memory, reports the ABI version of this host, initializes (the Go
+// runtime and the fix's init functions, in _initialize) and passes its
+// self-check (the functions it registered with guest.Check), all within
+// Config.MemoryLimit. Anything else is an error matching ErrRejected that
+// says why, and the handler keeps its module.
+//
+// # Atomic between two messages
+//
+// A Handler holds its module in an atomic.Pointer. Each call loads it
+// once and runs to its end on that module, so every message is handled
+// wholly by one version; the calls that start after Swap returns run on
+// the new one. The module replaced is closed once its last call ends.
+// The state is the actor's, not the module's, so it carries over the
+// swap; a fix must read the state the old version wrote (see below).
+//
+// # Failures in a turn
+//
+// A handler's error (and a panic, which package guest recovers) answers
+// the request with a *CallError; the instance lives on. A trap (an
+// unrecoverable fatal error of the guest's Go runtime such as out of
+// memory, an exit, or CallTimeout) answers with a *CallError that
+// matches ErrTrap, with the first lines the guest wrote to its stderr;
+// the instance is discarded and the next call makes a new one. Either
+// way the state is the one before the turn: it changes only when a call
+// returns normally. Nothing a module does takes the node down.
+//
+// # Goroutines and locks
+//
+// A call runs on the caller's goroutine (the actor's turn). The only
+// goroutine hotfix starts is a Loader's watcher (Loader.Watch, or Open
+// with Settings.Watch), which polls the directory and runs its reloads;
+// Loader.Close cancels it and waits for it. A wazero instance runs one call at a
+// time, so a Module keeps a pool: a call takes an idle instance (or
+// makes one), and gives it back when it ends, up to Config.MaxIdle
+// idle ones. Module.mu guards the pool only, never a call; a Handler
+// takes no lock (its module is an atomic.Pointer); Loader.reload serializes Reloads and is held while
+// they compile; Loader.mu guards its map of Handlers and its watcher's
+// state, briefly, so that Loader.Handler never waits for a compile (docs/LOCKS.md has the order).
+// With a CallTimeout, wazero watches each call's
+// context with a goroutine of its own for the call's length.
+//
+// # What a fix can and cannot change
+//
+// It can change the logic of the handlers routed to modules: rules,
+// formulas, constants, the bugs of a computation from state and message
+// to new state and reply, the reply's content and type (among those the
+// node's binary knows), and the errors it returns.
+//
+// It cannot change Go code outside the module (the node's binary, other
+// actors, the routing that sends a message to a hotfix Actor); it cannot
+// add message types that the node cannot decode (a message reaches the
+// module only as a proto.Message the node's binary has, or a *Message);
+// it cannot change the state's schema incompatibly (the new version gets
+// the bytes the old one wrote: change the schema in a compatible way,
+// for example by adding protobuf fields, or migrate inside the fix);
+// and it cannot call the node: the ABI gives a module no host function
+// but WASI's clock, random numbers and stdout/stderr (Config.Output),
+// and no file or network access. A module cannot send messages, start
+// timers or call another actor; the actor around it does that.
+package hotfix

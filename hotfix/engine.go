@@ -1,0 +1,254 @@
+package hotfix
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Config configures an Engine. The zero Config is valid: every field has
+// a default.
+type Config struct {
+	// MemoryLimit bounds the linear memory of each instance, in bytes
+	// (rounded up to 64 KiB pages). A module that declares more, or
+	// grows past it (in its initialization, its self-check or a turn),
+	// fails: at load time it is rejected, in a turn the turn traps.
+	// Default 128 MiB; at most 4 GiB.
+	MemoryLimit int64
+	// CallTimeout bounds one call into a module (a turn), so that a fix
+	// with an endless loop cannot hold an actor forever: the call traps
+	// and the instance is discarded. Zero means no bound (a call then
+	// costs no timer).
+	CallTimeout time.Duration
+	// MaxIdle is how many idle instances each module keeps for the next
+	// turns. Default GOMAXPROCS.
+	MaxIdle int
+	// CacheDir, optional, is a directory where compiled modules are
+	// cached across Engines and processes, so that loading a module
+	// already seen (a roll back, a restart) costs no compilation.
+	// Without it, wazero's cache in memory keeps a compilation only while
+	// a module of the same bytes is open.
+	CacheDir string
+	// Output, optional, receives what modules write to their stdout and
+	// stderr (the Go runtime's panic messages included). It must be safe
+	// for concurrent use. The first lines a call writes to stderr (where
+	// the Go runtime reports a fatal error) go into the error of its trap
+	// either way.
+	Output io.Writer
+}
+
+// DefaultMemoryLimit is Config.MemoryLimit's default.
+const DefaultMemoryLimit = 128 << 20
+
+// Validate reports a Config that cannot be used.
+func (c Config) Validate() error {
+	switch {
+	case c.MemoryLimit < 0 || c.MemoryLimit > 4<<30:
+		return fmt.Errorf("hotfix: Config.MemoryLimit %d: between 0 (the default) and 4 GiB", c.MemoryLimit)
+	case c.CallTimeout < 0:
+		return fmt.Errorf("hotfix: Config.CallTimeout %v is negative", c.CallTimeout)
+	case c.MaxIdle < 0:
+		return fmt.Errorf("hotfix: Config.MaxIdle %d is negative", c.MaxIdle)
+	}
+	return nil
+}
+
+// Engine compiles and runs modules: one wazero runtime, with WASI (which
+// modules built from Go need) and the compilation cache. One Engine
+// serves a node's every Handler; it is safe for concurrent use.
+type Engine struct {
+	cfg   Config
+	rt    wazero.Runtime
+	cache wazero.CompilationCache
+
+	mu     sync.Mutex
+	closed bool
+	mods   map[*Module]struct{} // open modules, closed with the Engine
+}
+
+// NewEngine starts an Engine.
+func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = DefaultMemoryLimit
+	}
+	if cfg.MaxIdle == 0 {
+		cfg.MaxIdle = runtime.GOMAXPROCS(0)
+	}
+	if cfg.Output == nil {
+		cfg.Output = io.Discard
+	}
+	var cache wazero.CompilationCache
+	if cfg.CacheDir != "" {
+		var err error
+		if cache, err = wazero.NewCompilationCacheWithDir(cfg.CacheDir); err != nil {
+			return nil, fmt.Errorf("hotfix: Config.CacheDir: %w", err)
+		}
+	} else {
+		cache = wazero.NewCompilationCache()
+	}
+	pages := uint32((cfg.MemoryLimit + 65535) / 65536)
+	rc := wazero.NewRuntimeConfig().
+		WithMemoryLimitPages(pages).
+		WithCompilationCache(cache).
+		WithCloseOnContextDone(cfg.CallTimeout > 0)
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		_ = rt.Close(ctx)
+		_ = cache.Close(ctx)
+		return nil, fmt.Errorf("hotfix: WASI: %w", err)
+	}
+	return &Engine{cfg: cfg, rt: rt, cache: cache, mods: make(map[*Module]struct{})}, nil
+}
+
+// Close closes the Engine and every module it compiled. Close it after
+// the actors that call its modules have stopped: a call that starts
+// after Close fails with ErrClosed. It is safe to repeat.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	mods := e.mods
+	e.mods = nil
+	e.mu.Unlock()
+	for m := range mods {
+		m.Close()
+	}
+	err := e.rt.Close(ctx)
+	if cerr := e.cache.Close(ctx); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// The exports of the ABI, with their signatures.
+var abiExports = []struct {
+	name            string
+	params, results []api.ValueType
+}{
+	{"_initialize", nil, nil},
+	{"guild_abi", nil, []api.ValueType{api.ValueTypeI32}},
+	{"guild_alloc", []api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}},
+	{"guild_handle", []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI64}},
+	{"guild_check", nil, []api.ValueType{api.ValueTypeI64}},
+}
+
+// ABIVersion is the version of the guest ABI this host speaks (see
+// package guest). A module that reports another is rejected.
+const ABIVersion = 1
+
+// Compile compiles wasm, a module built with package guest, under name
+// (the handler it is for, in errors and logs), and accepts it only when
+// it passes every check: it compiles, it has the ABI's exports with
+// their signatures and memory, its guild_abi is ABIVersion, it
+// initializes, and its self-check (guest.Check) passes, all within the
+// memory limit. An error matches ErrRejected and says why. The module
+// returned keeps the instance that passed, for the first turn.
+func (e *Engine) Compile(ctx context.Context, name string, wasm []byte) (*Module, error) {
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	sum := sha256.Sum256(wasm)
+	version := hex.EncodeToString(sum[:6])
+	cm, err := e.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, rejected(name, "compile: %v", err)
+	}
+	if err := checkExports(cm); err != nil {
+		_ = cm.Close(ctx)
+		return nil, rejected(name, "%v", err)
+	}
+	m := &Module{e: e, name: name, version: version, cm: cm}
+	in, err := m.instantiate(ctx)
+	if err != nil {
+		_ = cm.Close(ctx)
+		return nil, rejected(name, "%v", err)
+	}
+	if err := in.selfCheck(ctx); err != nil {
+		in.close()
+		_ = cm.Close(ctx)
+		return nil, rejected(name, "%v", err)
+	}
+	m.idle = append(m.idle, in)
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		m.Close()
+		return nil, ErrClosed
+	}
+	e.mods[m] = struct{}{}
+	e.mu.Unlock()
+	return m, nil
+}
+
+// checkExports checks that cm has the ABI's exports.
+func checkExports(cm wazero.CompiledModule) error {
+	funcs := cm.ExportedFunctions()
+	for _, x := range abiExports {
+		f, ok := funcs[x.name]
+		if !ok {
+			return fmt.Errorf("no export %s: build it with -buildmode=c-shared and import github.com/guildkit/guild/hotfix/guest", x.name)
+		}
+		if !sameTypes(f.ParamTypes(), x.params) || !sameTypes(f.ResultTypes(), x.results) {
+			return fmt.Errorf("export %s has the signature %v -> %v, not %v -> %v", x.name,
+				typeNames(f.ParamTypes()), typeNames(f.ResultTypes()), typeNames(x.params), typeNames(x.results))
+		}
+	}
+	if _, ok := cm.ExportedMemories()["memory"]; !ok {
+		return fmt.Errorf("no exported memory")
+	}
+	return nil
+}
+
+func sameTypes(a, b []api.ValueType) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func typeNames(ts []api.ValueType) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = api.ValueTypeName(t)
+	}
+	return out
+}
+
+// moduleConfig is the configuration of every instance: real clocks and
+// randomness (the Go runtime wants them), no start function (a reactor:
+// the host calls _initialize), no files, no arguments.
+func (e *Engine) moduleConfig(stderr io.Writer) wazero.ModuleConfig {
+	return wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions().
+		WithSysWalltime().
+		WithSysNanotime().
+		WithSysNanosleep().
+		WithRandSource(rand.Reader).
+		WithStdout(e.cfg.Output).
+		WithStderr(stderr)
+}

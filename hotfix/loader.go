@@ -1,0 +1,225 @@
+package hotfix
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Loader serves the modules of a directory: one file name.wasm per
+// handler name. Reload reads the directory and swaps in each module whose
+// file changed and passes Compile's checks; a file that fails keeps its
+// handler on its old module. Loader is safe for concurrent use; reloads
+// run one at a time.
+type Loader struct {
+	e   *Engine
+	dir string
+
+	reload sync.Mutex                   // serializes Reload, held while it compiles; taken before mu
+	sums   map[string][sha256.Size]byte // of the file each handler's module came from; under reload
+
+	mu       sync.Mutex // guards handlers, watching and closed; held briefly, never during a compile
+	handlers map[string]*Handler
+	closed   bool
+	cancel   context.CancelFunc // ends the watcher; nil when there is none
+	done     chan struct{}      // closed when the watcher has ended
+}
+
+// NewLoader returns a Loader of the .wasm files in dir, compiled by e. It
+// loads nothing before the first Reload.
+func NewLoader(e *Engine, dir string) *Loader {
+	return &Loader{
+		e: e, dir: dir, handlers: make(map[string]*Handler), sums: make(map[string][sha256.Size]byte),
+		done: make(chan struct{}),
+	}
+}
+
+// Watch starts a goroutine that polls the directory every interval and
+// reloads it when its .wasm files changed and then held still for one
+// interval (their names, sizes and times), so that a copy in progress is
+// not loaded; the content hash then decides which handlers change.
+// report, optional, gets each such Reload's result on the watcher's
+// goroutine. Watch once per Loader; Close stops the watcher.
+func (l *Loader) Watch(interval time.Duration, report func([]Status, error)) error {
+	if interval <= 0 {
+		return fmt.Errorf("hotfix: watch interval %v is not positive", interval)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+		return ErrClosed
+	case l.cancel != nil:
+		return errors.New("hotfix: the Loader already watches its directory")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	go l.watch(ctx, interval, report)
+	return nil
+}
+
+// watch is the watcher's loop, until ctx ends (Close).
+func (l *Loader) watch(ctx context.Context, interval time.Duration, report func([]Status, error)) {
+	defer close(l.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	loaded, last := l.fingerprint(), ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fp := l.fingerprint()
+		if fp != last { // changed during the last interval: wait until it holds still
+			last = fp
+			continue
+		}
+		if fp == loaded {
+			continue
+		}
+		sts, err := l.Reload(ctx)
+		loaded = fp
+		if report != nil && ctx.Err() == nil {
+			report(sts, err)
+		}
+	}
+}
+
+// fingerprint describes the directory's .wasm files: names, sizes and
+// modification times.
+func (l *Loader) fingerprint() string {
+	ents, err := os.ReadDir(l.dir)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	var b strings.Builder
+	for _, ent := range ents {
+		if !strings.HasSuffix(ent.Name(), ".wasm") || ent.IsDir() {
+			continue
+		}
+		info, err := ent.Info()
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(&b, "%s %d %d\n", ent.Name(), info.Size(), info.ModTime().UnixNano())
+	}
+	return b.String()
+}
+
+// Close stops the watcher, if any, and waits for it (and so for a
+// reload it runs). It does not close the Engine or the modules in
+// service. It is safe to repeat.
+func (l *Loader) Close() {
+	l.mu.Lock()
+	l.closed = true
+	cancel := l.cancel
+	l.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-l.done
+	}
+}
+
+// Handler returns the handler of name, made on the first ask: an actor
+// can be spawned on it before its file is loaded (its calls then fail
+// with ErrNoModule).
+func (l *Loader) Handler(name string) *Handler {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h, ok := l.handlers[name]
+	if !ok {
+		h = NewHandler(name)
+		l.handlers[name] = h
+	}
+	return h
+}
+
+// Status is one handler's outcome of a Reload, or its state (Status).
+type Status struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`            // the version in service after the reload; "" for none
+	Previous string `json:"previous,omitempty"` // the version before, when it changed
+	Changed  bool   `json:"changed,omitempty"`
+	Error    string `json:"error,omitempty"` // why the file was rejected (the old version stays)
+}
+
+// Reload reads every .wasm file of the directory and loads those whose
+// content changed since their last load. It returns a Status per handler
+// (by name), and an error that joins every file's failure (each matching
+// ErrRejected), or the directory's. A handler whose file disappeared
+// keeps its module, with an error in its Status.
+func (l *Loader) Reload(ctx context.Context) ([]Status, error) {
+	l.reload.Lock()
+	defer l.reload.Unlock()
+	ents, err := os.ReadDir(l.dir)
+	if err != nil {
+		return l.Status(), fmt.Errorf("hotfix: the modules' directory: %w", err)
+	}
+	seen := make(map[string]bool)
+	var out []Status
+	var errs []error
+	for _, ent := range ents {
+		name, ok := strings.CutSuffix(ent.Name(), ".wasm")
+		if !ok || ent.IsDir() || name == "" {
+			continue
+		}
+		seen[name] = true
+		h := l.Handler(name)
+		st := Status{Name: name, Version: h.Version()}
+		b, err := os.ReadFile(filepath.Join(l.dir, ent.Name()))
+		if err == nil {
+			sum := sha256.Sum256(b)
+			if old, ok := l.sums[name]; ok && bytes.Equal(old[:], sum[:]) && h.Module() != nil {
+				out = append(out, st)
+				continue
+			}
+			var m *Module
+			if m, err = l.e.Compile(ctx, name, b); err == nil {
+				h.Swap(m)
+				l.sums[name] = sum
+				st.Previous, st.Version, st.Changed = st.Version, m.Version(), true
+			}
+		}
+		if err != nil {
+			st.Error = err.Error()
+			errs = append(errs, fmt.Errorf("%s: %w", ent.Name(), err))
+		}
+		out = append(out, st)
+	}
+	l.mu.Lock()
+	hs := maps.Clone(l.handlers)
+	l.mu.Unlock()
+	for name, h := range hs {
+		if !seen[name] && h.Module() != nil {
+			err := fmt.Errorf("%s.wasm: %w", name, fs.ErrNotExist)
+			out = append(out, Status{Name: name, Version: h.Version(), Error: err.Error() + ": kept the module in service"})
+			errs = append(errs, err)
+		}
+	}
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
+	return out, errors.Join(errs...)
+}
+
+// Status returns each handler's version in service, by name: what the
+// node reports it serves.
+func (l *Loader) Status() []Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Status, 0, len(l.handlers))
+	for name, h := range l.handlers {
+		out = append(out, Status{Name: name, Version: h.Version()})
+	}
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
