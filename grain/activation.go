@@ -93,6 +93,7 @@ type activationExtra struct {
 	refuse  *grainpb.Refused // set: queued messages are refused, not handled
 	done    chan struct{}    // made at retire; closed once the claim is released
 	trigger actor.Metadata   // the metadata of the message that made it, for Config.Observe
+	sync    *syncState       // a synced kind's subscriptions (Kind.Sync)
 }
 
 // Bits of activation.word. touched, dirty, closed and ctlQueued are shared
@@ -117,7 +118,8 @@ const (
 // reaches both through one pointer.
 type hostedKind struct {
 	Kind
-	s *System
+	s    *System
+	sync *syncer // Kind.Sync is set
 }
 
 func (a *activation) id() Identity   { return Identity{Kind: a.k.Name, Key: a.key} }
@@ -208,7 +210,12 @@ func (a *activation) Receive(c *actor.Context) {
 	case actor.Stopped:
 		a.stopped()
 		return
-	case actor.Restarting, actor.Terminated:
+	case actor.Terminated:
+		if a.x != nil && a.x.sync != nil {
+			a.x.sync.drop(c, m.PID) // a subscriber's session ended
+		}
+		return
+	case actor.Restarting:
 		return
 	case *ctlMsg:
 		a.control(c, m)
@@ -250,10 +257,16 @@ func (a *activation) Receive(c *actor.Context) {
 		return
 	}
 	a.last.Store(s.now.Load())
+	if a.k.sync != nil && a.syncRequest(c, msg) {
+		return
+	}
 	if !a.has(flagTouched) {
 		a.set(flagTouched)
 	}
 	a.receive(c, msg)
+	if a.subscribed() {
+		a.syncTurn(c)
+	}
 }
 
 // Fence states of an activation; see fenced.
@@ -485,6 +498,9 @@ func (a *activation) control(c *actor.Context, m *ctlMsg) {
 		if s.now.Load()-a.last.Load() < int64(a.k.IdleTimeout) {
 			return // a message came since the sweep
 		}
+		if a.subscribed() {
+			return // clients watch it: it stays while their sessions do
+		}
 	case opHandover:
 		if h, ok := s.view.Load().owner(a.id(), s.skip()); !ok || h.addr == s.self {
 			return // the view changed back
@@ -608,6 +624,7 @@ func (a *activation) stopping(c *actor.Context) {
 	if a.beh != nil && a.refusal() == nil {
 		a.receive(c, actor.Stopping{})
 	}
+	a.syncEnd(c)
 	backoff := 50 * time.Millisecond
 	for i := 0; a.refusal() == nil; i++ {
 		err := a.flush(c)

@@ -66,6 +66,9 @@ type Config struct {
 	// makes a span of each activation. It runs in the activation's turn,
 	// so it must return at once; a panic in it is recovered and logged.
 	Observe func(id Identity, md actor.Metadata) func(err error)
+	// Push sends a push to a client session: needed by synced kinds
+	// (Kind.Sync), to push their deltas. See PushFunc.
+	Push PushFunc
 
 	implicitSole bool // Claims was nil and defaulted to SoleClaimer
 }
@@ -83,6 +86,9 @@ func (c *Config) Validate() error {
 	for i := range c.Kinds {
 		k := &c.Kinds[i]
 		if err := k.validate(); err != nil {
+			return err
+		}
+		if err := k.validateSync(c.Push); err != nil {
 			return err
 		}
 		if seen[k.Name] {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/propsync"
 )
 
 // Identity names one grain: its kind and its key within the kind, for
@@ -78,6 +79,10 @@ type Kind struct {
 	// SpawnOptions are passed to the spawn of every activation's actor
 	// (a mailbox bound, a supervisor).
 	SpawnOptions []actor.SpawnOption
+	// Sync, optional, makes the state synced to the clients that
+	// subscribe (see SyncOptions); the state must be a proto.Message and
+	// Config.Push set.
+	Sync *SyncOptions
 }
 
 // validate checks k.
@@ -101,6 +106,11 @@ func (k Kind) withDefaults() Kind {
 	}
 	if k.FlushEvery == 0 {
 		k.FlushEvery = DefaultFlushEvery
+	}
+	if k.Sync != nil && k.Sync.Route == "" {
+		o := *k.Sync
+		o.Route = propsync.DefaultRoute
+		k.Sync = &o
 	}
 	return k
 }

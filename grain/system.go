@@ -14,6 +14,7 @@ import (
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/cluster"
+	"github.com/guildkit/guild/propsync"
 )
 
 // System runs the grains of one node and routes messages to grains
@@ -133,7 +134,11 @@ func Start(ctx context.Context, cfg Config) (*System, error) {
 	s.tick = time.Second
 	for _, k := range cfg.Kinds {
 		k = k.withDefaults()
-		s.kinds[k.Name] = &hostedKind{Kind: k, s: s}
+		hk := &hostedKind{Kind: k, s: s}
+		if k.Sync != nil {
+			hk.sync = &syncer{opts: *k.Sync, differ: propsync.NewDiffer(k.Sync.Private...), push: cfg.Push}
+		}
+		s.kinds[k.Name] = hk
 		s.tick = min(s.tick, k.IdleTimeout/4)
 		if k.FlushEvery > 0 {
 			s.tick = min(s.tick, k.FlushEvery/4)

@@ -1,0 +1,277 @@
+package grain
+
+import (
+	"fmt"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/propsync"
+	"github.com/guildkit/guild/propsync/propsyncpb"
+	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/rpc/rpcpb"
+)
+
+// SyncOptions make a kind's state synced (package propsync): clients
+// subscribe to a grain, get a snapshot of its state, then after each turn
+// that changed what they may see a delta, pushed to their session, in
+// order, with a version. The state must be a proto.Message.
+//
+// A client subscribes with a request of the service propsync.Service,
+// routed to the grain: through a gateway, the route
+// gate.UserGrain(kind, propsync.Service) ("sync.Subscribe" for a route
+// named "sync"), with a propsyncpb.Subscribe; or from a node, a Call of
+// a *propsyncpb.Subscribe to the grain whose metadata carries the
+// session's and the user's IDs (gate.MetadataSessionID and
+// gate.MetadataUserID, as a gateway route sets them). The grain runtime
+// answers it, with the snapshot (a propsyncpb.Delta): the grain's
+// behaviour never sees Subscribe nor Unsubscribe.
+//
+// Subscriptions live as long as the activation. While a grain has
+// subscribers it is not deactivated for idleness; a subscriber whose
+// session ends, or to whom a push fails, is dropped. When the activation
+// stops anyway (a handover, Context.Deactivate, Close), it pushes each
+// subscriber propsync's end notice (Tracker.Ended), which a
+// propsync.Replica reports as ErrGap: the client subscribes again, to the
+// grain's next activation. Versions start at 1 with each activation's
+// first subscriber; the snapshot of a new subscription replaces the
+// replica whatever its version.
+type SyncOptions struct {
+	// Private names fields (by full name, "game.v1.Player.email") that are
+	// never synced, besides those marked (guild.propsync.private) in the
+	// .proto.
+	Private []protoreflect.FullName
+	// MaySubscribe, optional, decides whether the user userID may
+	// subscribe to the grain id. nil: only the user whose ID is the
+	// grain's key (a player's own grain).
+	MaySubscribe func(id Identity, userID string) bool
+	// Route is the push route of the deltas. Default
+	// propsync.DefaultRoute ("propsync").
+	Route string
+}
+
+// PushFunc sends a client session, by its ID, a push on route: what
+// gate.Push does. Package grain does not import package gate (a gateway
+// may run where no grain does, and grains where no gateway does): give
+// Config.Push a function that calls gate.Push with the node, as
+//
+//	Push: func(session, route string, msg proto.Message) error {
+//		return gate.Push(node, session, route, msg)
+//	},
+type PushFunc func(sessionID, route string, msg proto.Message) error
+
+// Metadata keys of the gateway's routes (gate.MetadataSessionID and
+// gate.MetadataUserID); package grain does not import package gate.
+const (
+	metadataSessionID = "guild-session-id"
+	metadataUserID    = "guild-user-id"
+)
+
+// syncer is a synced kind's shared part: its Differ and options.
+type syncer struct {
+	opts   SyncOptions
+	differ *propsync.Differ
+	push   PushFunc
+}
+
+// syncState is an activation's subscriptions: the tracker (made with
+// the first subscriber) and the sessions subscribed.
+type syncState struct {
+	tracker *propsync.Tracker
+	subs    []subscriber
+}
+
+type subscriber struct {
+	session string
+	pid     actor.PID
+}
+
+func (k *Kind) validateSync(push PushFunc) error {
+	if k.Sync == nil {
+		return nil
+	}
+	switch {
+	case k.State == nil:
+		return fmt.Errorf("%w: kind %q is synced but has no State", ErrBadConfig, k.Name)
+	case push == nil:
+		return fmt.Errorf("%w: kind %q is synced but Config.Push is nil", ErrBadConfig, k.Name)
+	}
+	if _, ok := k.State().(proto.Message); !ok {
+		return fmt.Errorf("%w: kind %q is synced, but its State is a %T, not a proto.Message", ErrBadConfig, k.Name, k.State())
+	}
+	return nil
+}
+
+// syncRequest reports whether msg is a subscription request, and answers
+// it when it is. remote says the request came as an rpcpb.Call.
+func (a *activation) syncRequest(c *actor.Context, msg any) bool {
+	var (
+		sub    bool
+		entity string
+		remote bool
+	)
+	switch m := msg.(type) {
+	case *propsyncpb.Subscribe:
+		sub, entity = true, m.GetEntity()
+	case *propsyncpb.Unsubscribe:
+		entity = m.GetEntity()
+	case *rpcpb.Call:
+		switch m.GetMethod() {
+		case propsync.SubscribeMethod:
+			var s propsyncpb.Subscribe
+			if err := proto.Unmarshal(m.GetBody(), &s); err != nil {
+				a.syncAnswer(c, true, nil, rpc.Errorf(rpc.InvalidArgument, "%s: the request does not decode: %v", m.GetMethod(), err))
+				return true
+			}
+			sub, entity = true, s.GetEntity()
+		case propsync.UnsubscribeMethod:
+			var s propsyncpb.Unsubscribe
+			if err := proto.Unmarshal(m.GetBody(), &s); err != nil {
+				a.syncAnswer(c, true, nil, rpc.Errorf(rpc.InvalidArgument, "%s: the request does not decode: %v", m.GetMethod(), err))
+				return true
+			}
+			entity = s.GetEntity()
+		default:
+			return false
+		}
+		remote = true
+	default:
+		return false
+	}
+	reply, err := a.subscribe(c, sub, entity)
+	a.syncAnswer(c, remote, reply, err)
+	return true
+}
+
+// syncAnswer answers a subscription request as an rpc service would.
+func (a *activation) syncAnswer(c *actor.Context, remote bool, reply proto.Message, err error) {
+	if !c.IsRequest() {
+		return
+	}
+	if err != nil {
+		st := rpc.StatusOf(err)
+		if remote {
+			c.Respond(&rpcpb.Status{Code: uint32(st.Code), Message: st.Message})
+			return
+		}
+		c.Respond(st)
+		return
+	}
+	c.Respond(reply)
+}
+
+// subscribe adds (sub) or removes the session of the current message as
+// a subscriber.
+func (a *activation) subscribe(c *actor.Context, sub bool, entity string) (proto.Message, error) {
+	id := a.id()
+	if entity != "" && entity != id.String() {
+		return nil, rpc.Errorf(rpc.InvalidArgument, "grain %v: cannot subscribe to %q here", id, entity)
+	}
+	md := c.Metadata()
+	session := md.Get(metadataSessionID)
+	user := md.Get(metadataUserID)
+	if session == "" {
+		return nil, rpc.Errorf(rpc.InvalidArgument, "grain %v: a subscription needs a session (metadata %s)", id, metadataSessionID)
+	}
+	pid, err := actor.ParsePID(session)
+	if err != nil {
+		return nil, rpc.Errorf(rpc.InvalidArgument, "grain %v: session %q: %v", id, session, err)
+	}
+	sy := a.k.sync
+	x := a.extra()
+	if !sub {
+		if x.sync != nil {
+			x.sync.drop(c, pid)
+		}
+		return &propsyncpb.Unsubscribe{Entity: id.String()}, nil
+	}
+	may := user == id.Key
+	if sy.opts.MaySubscribe != nil {
+		may = user != "" && sy.opts.MaySubscribe(id, user)
+	}
+	if !may {
+		return nil, rpc.Errorf(rpc.PermissionDenied, "grain %v: user %q may not subscribe", id, user)
+	}
+	if x.sync == nil {
+		x.sync = &syncState{}
+	}
+	st := x.sync
+	if st.tracker == nil {
+		st.tracker = propsync.NewTracker(id.String(), sy.differ, a.state.(proto.Message))
+	}
+	if !slices.ContainsFunc(st.subs, func(s subscriber) bool { return s.pid == pid }) {
+		st.subs = append(st.subs, subscriber{session: session, pid: pid})
+		c.Watch(pid)
+	}
+	snap, err := st.tracker.Snapshot()
+	if err != nil {
+		return nil, rpc.Errorf(rpc.Internal, "grain %v: %v", id, err)
+	}
+	return snap, nil
+}
+
+// subscribed reports whether the activation has subscribers.
+func (a *activation) subscribed() bool {
+	return a.x != nil && a.x.sync != nil && len(a.x.sync.subs) > 0
+}
+
+// syncTurn runs after each turn of a synced grain with subscribers: it
+// pushes them the delta of what changed.
+func (a *activation) syncTurn(c *actor.Context) {
+	st := a.x.sync
+	d, err := st.tracker.Next(a.state.(proto.Message))
+	if err != nil {
+		a.k.s.log.Error("grain: sync the state", "grain", a.id().String(), "err", err)
+		return
+	}
+	if d != nil {
+		a.pushAll(c, d)
+	}
+}
+
+// pushAll pushes d to every subscriber, dropping those it fails to reach.
+func (a *activation) pushAll(c *actor.Context, d *propsyncpb.Delta) {
+	st := a.x.sync
+	route := a.k.sync.opts.Route
+	for i := 0; i < len(st.subs); {
+		s := st.subs[i]
+		if err := a.k.sync.push(s.session, route, d); err != nil {
+			a.k.s.log.Debug("grain: a subscriber is gone", "grain", a.id().String(), "session", s.session, "err", err)
+			st.drop(c, s.pid)
+			continue
+		}
+		i++
+	}
+}
+
+// syncEnd tells the subscribers that their subscriptions end with the
+// activation.
+func (a *activation) syncEnd(c *actor.Context) {
+	if !a.subscribed() {
+		return
+	}
+	st := a.x.sync
+	a.syncTurn(c) // the last turn's changes (Stopping's) first
+	if a.subscribed() {
+		a.pushAll(c, st.tracker.Ended())
+	}
+	for _, s := range st.subs {
+		c.Unwatch(s.pid)
+	}
+	a.x.sync = nil
+}
+
+// drop removes the subscriber of session pid.
+func (st *syncState) drop(c *actor.Context, pid actor.PID) {
+	i := slices.IndexFunc(st.subs, func(s subscriber) bool { return s.pid == pid })
+	if i < 0 {
+		return
+	}
+	st.subs = slices.Delete(st.subs, i, i+1)
+	c.Unwatch(pid)
+	if len(st.subs) == 0 {
+		st.tracker = nil // no one to sync: no diff per turn
+	}
+}

@@ -1,0 +1,53 @@
+// Package propsync mirrors a server-side state, a protobuf message, to
+// clients: a snapshot first, then after each turn that changed what
+// clients may see, a compact delta of the changes (fields, nested
+// messages, repeated and map entries), in order, with a version.
+//
+// The server keeps a Tracker per synced state: Tracker.Next diffs the
+// state with the copy it last synced and returns the Delta (nil when
+// nothing visible changed); Tracker.Snapshot returns the whole state. A
+// client keeps a Replica: Replica.Apply applies snapshots and deltas and
+// calls the callbacks registered with OnChange for the fields that
+// changed. A delta whose base is not the replica's version means that
+// one was missed: Apply returns ErrGap and the client subscribes again,
+// which brings a fresh snapshot. Diff and Apply are the two halves
+// underneath, usable on their own. The wire form is propsyncpb's
+// (docs/PROTOCOL.md, "Property sync"); package grain syncs a grain's
+// state this way (grain.Kind.Sync).
+//
+// # Private fields
+//
+// A field marked private is persisted with the state but never sent to a
+// client: neither Diff nor Redact (and so no snapshot) carries it, or
+// anything below it. Mark it in the .proto with the field option
+// (guild.propsync.private) = true, or in Go by its full name with
+// NewDiffer.
+//
+// # Paths
+//
+// Apply reports what it changed as paths: the proto JSON names of the
+// fields from the root message down to the field an op changed, joined by
+// dots. Map keys and list indices are not part of a path: a change of
+// items[3].count is "items.count", of bag["sword"] is "bag", and a list
+// that grew is "items". OnChange callbacks registered on a prefix fire
+// for every change at or under it ("stats" fires for "stats.hp"), once
+// per Apply and path. The TypeScript SDK uses the same paths.
+package propsync
+
+// The service a client calls to subscribe to a synced grain, through a
+// gateway route (gate.UserGrain(kind, propsync.Service)): its methods
+// take a propsyncpb.Subscribe (the reply is the snapshot, a
+// propsyncpb.Delta) and a propsyncpb.Unsubscribe. The grain runtime
+// answers them itself. No .proto declares it: these names are the
+// contract.
+const (
+	// Service is the full name of the service.
+	Service = "guild.propsync.Sync"
+	// SubscribeMethod is the full method name of Subscribe.
+	SubscribeMethod = "/" + Service + "/Subscribe"
+	// UnsubscribeMethod is the full method name of Unsubscribe.
+	UnsubscribeMethod = "/" + Service + "/Unsubscribe"
+	// DefaultRoute is the push route deltas are sent on unless a synced
+	// grain kind names another.
+	DefaultRoute = "propsync"
+)

@@ -1,0 +1,103 @@
+package propsync
+
+import (
+	"bytes"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/guildkit/guild/propsync/propsyncpb"
+)
+
+// Tracker is the server's side of one synced state: the copy of the state
+// it last synced (without private fields) and its version. Call Next after
+// each turn that may have changed the state, and push the Delta it
+// returns to the subscribers; reply to a subscribe with Snapshot. A
+// Tracker is not safe for concurrent use: it belongs to the state's
+// owner (a grain's activation runs it in its turn).
+type Tracker struct {
+	entity  string
+	d       *Differ
+	last    proto.Message // private fields included: Diff skips them
+	enc     []byte        // last's deterministic encoding
+	version uint64
+}
+
+// NewTracker starts tracking state, the synced state named entity (such
+// as "player/u1"), at version 1. d says which fields are private; nil
+// means the .proto's marks only.
+func NewTracker(entity string, d *Differ, state proto.Message) *Tracker {
+	if d == nil {
+		d = &Differ{}
+	}
+	t := &Tracker{entity: entity, d: d, version: 1}
+	t.keep(state, nil)
+	return t
+}
+
+// keep makes a copy of state, whose encoding is enc (nil: not known), the
+// copy last synced.
+func (t *Tracker) keep(state proto.Message, enc []byte) {
+	if enc == nil {
+		var err error
+		if enc, err = deterministic.Marshal(state); err != nil {
+			t.last, t.enc = proto.Clone(state), nil
+			return
+		}
+	}
+	c := state.ProtoReflect().New().Interface()
+	if err := proto.Unmarshal(enc, c); err != nil {
+		c, enc = proto.Clone(state), nil
+	}
+	t.last, t.enc = c, enc
+}
+
+// Version returns the version of the state last synced.
+func (t *Tracker) Version() uint64 { return t.version }
+
+// Next diffs state with the copy last synced. It returns nil when nothing
+// a client sees changed; otherwise the Delta from the last version to a
+// new one, and it takes state (without its private fields) as the copy
+// last synced.
+func (t *Tracker) Next(state proto.Message) (*propsyncpb.Delta, error) {
+	if state.ProtoReflect().Descriptor() != t.last.ProtoReflect().Descriptor() {
+		return nil, fmt.Errorf("propsync: %s: %w: %s, tracked as %s", t.entity, ErrMismatch,
+			state.ProtoReflect().Descriptor().FullName(), t.last.ProtoReflect().Descriptor().FullName())
+	}
+	enc, err := deterministic.Marshal(state)
+	if err != nil {
+		return nil, fmt.Errorf("propsync: %s: encode the state: %w", t.entity, err)
+	}
+	if t.enc != nil && bytes.Equal(enc, t.enc) {
+		return nil, nil
+	}
+	ops, err := t.d.diff(t.last.ProtoReflect(), state.ProtoReflect(), t.enc, enc)
+	if err != nil {
+		return nil, fmt.Errorf("propsync: %s: %w", t.entity, err)
+	}
+	t.keep(state, enc)
+	if len(ops) == 0 {
+		return nil, nil
+	}
+	t.version++
+	return &propsyncpb.Delta{Entity: t.entity, Version: t.version, Base: t.version - 1, Ops: ops}, nil
+}
+
+// Snapshot returns the state last synced, whole, at its version: what a
+// subscriber gets first. Call Next before it, so that it holds the turn's
+// changes.
+func (t *Tracker) Snapshot() (*propsyncpb.Delta, error) {
+	b, err := deterministic.Marshal(t.d.Redact(t.last))
+	if err != nil {
+		return nil, fmt.Errorf("propsync: %s: encode the snapshot: %w", t.entity, err)
+	}
+	return &propsyncpb.Delta{Entity: t.entity, Version: t.version, IsSnapshot: true, Snapshot: b}, nil
+}
+
+// Ended returns the Delta that tells a subscriber its subscription ended
+// (the state's owner stopped, such as a grain that deactivated or moved):
+// a delta that is not a snapshot, of base 0, so that every replica finds a
+// gap (Replica.Apply returns ErrGap) and subscribes again.
+func (t *Tracker) Ended() *propsyncpb.Delta {
+	return &propsyncpb.Delta{Entity: t.entity}
+}
