@@ -156,6 +156,14 @@ export interface Client {
   onPushRaw(route: string, handler: (body: Uint8Array) => void): () => void;
 
   /**
+   * onReconnect calls handler after each reconnection, as
+   * ConnectOptions.onReconnect does (after it): for helpers such as
+   * subscribeReplica that must act when a session is new or lost pushes.
+   * It returns a function that unsubscribes.
+   */
+  onReconnect(handler: (event: ReconnectEvent) => void): () => void;
+
+  /**
    * close says goodbye to the gateway, stops reconnecting and fails requests
    * in flight with 1 Canceled. Safe to call more than once.
    */
@@ -204,6 +212,7 @@ class GuildClient implements Client {
   private readonly WS: WebSocketConstructor;
   private readonly backoff: Required<ReconnectOptions> | undefined;
   private readonly handlers = new Map<string, Set<(body: Uint8Array) => void>>();
+  private readonly reconnectHandlers = new Set<(event: ReconnectEvent) => void>();
   /** The session requests go to; undefined while reconnecting. */
   private conn: Conn | undefined;
   /** The index in urls of conn, or of the last one. */
@@ -378,7 +387,9 @@ class GuildClient implements Client {
           }
           this.reconnecting = false;
           this.opened(conn, i);
-          this.callback(() => this.opts.onReconnect?.({ url: this.urls[i]!, from: this.urls[from]!, cause, attempts, resumed: conn.resumed, resync: conn.resync }));
+          const event: ReconnectEvent = { url: this.urls[i]!, from: this.urls[from]!, cause, attempts, resumed: conn.resumed, resync: conn.resync };
+          this.callback(() => this.opts.onReconnect?.(event));
+          for (const h of [...this.reconnectHandlers]) this.callback(() => h(event));
           const waiting = this.waiting;
           this.waiting = [];
           for (const out of waiting) this.submit(out);
@@ -549,6 +560,14 @@ class GuildClient implements Client {
       if (!cur) return;
       cur.delete(h);
       if (cur.size === 0) this.handlers.delete(route);
+    };
+  }
+
+  onReconnect(handler: (event: ReconnectEvent) => void): () => void {
+    const h = (e: ReconnectEvent) => handler(e);
+    this.reconnectHandlers.add(h);
+    return () => {
+      this.reconnectHandlers.delete(h);
     };
   }
 

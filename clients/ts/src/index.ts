@@ -17,3 +17,9 @@ export { GOING_AWAY, GuildError, isGoingAway, isGuildError } from "./errors.js";
 export type { WebSocketConstructor, WebSocketLike } from "./websocket.js";
 /** The protocol's own messages (guild.gate.v1), for tests and tools. */
 export * as gate from "./gen/gate/gatepb/gate_pb.js";
+export { DeltaError, GapError, MAX_PENDING, pathMatches, Replica } from "./replica.js";
+export type { ChangeCallback, ReplicaOptions } from "./replica.js";
+/** Property sync's wire form (guild.propsync): Delta, Op, Step, Subscribe, Unsubscribe. */
+export * as propsync from "./gen/propsync/propsyncpb/propsync_pb.js";
+export { DEFAULT_PUSH_ROUTE, subscribeReplica } from "./sync.js";
+export type { ReplicaSubscription, SubscribeReplicaOptions } from "./sync.js";
