@@ -2,6 +2,7 @@ package propsync_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,8 +27,10 @@ func turn(p *testpb.Player, i int) {
 // Tracker's whole step ("next": Diff plus the copy it keeps), and, in the
 // same run, the turn's own grain call on a local grain system
 // ("grain-call": a Call to an active grain whose handler makes those
-// changes). It reports the bytes of the encoded Delta against those of
-// the state.
+// changes) and the same call to a synced grain with one subscriber
+// ("grain-call-synced": the turn, its Tracker.Next and the push). For
+// scale, "marshal" is one deterministic encoding of the state. It reports
+// the bytes of the encoded Delta against those of the state.
 func BenchmarkPropertyDiff(b *testing.B) {
 	d := propsync.NewDiffer()
 	b.Run("diff", func(b *testing.B) {
@@ -49,6 +52,15 @@ func BenchmarkPropertyDiff(b *testing.B) {
 		b.ReportMetric(float64(state), "state-bytes")
 		b.ReportMetric(float64(len(delta))/float64(state), "delta/state")
 	})
+	b.Run("marshal", func(b *testing.B) { // for scale: one deterministic encoding of the state
+		p := bigPlayer()
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := (proto.MarshalOptions{Deterministic: true}).Marshal(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("next", func(b *testing.B) {
 		p := bigPlayer()
 		tr := propsync.NewTracker("player/p1", d, p)
@@ -62,17 +74,30 @@ func BenchmarkPropertyDiff(b *testing.B) {
 			}
 		}
 	})
-	b.Run("grain-call", func(b *testing.B) {
-		node, err := actor.NewNode(actor.Config{Addr: actor.MustAddr(1, 1, 1)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer node.Close()
-		ctx := context.Background()
-		sys, err := grain.Start(ctx, grain.Config{Node: node, Kinds: []grain.Kind{{
+	b.Run("grain-call", func(b *testing.B) { benchGrainCall(b, nil) })
+	b.Run("grain-call-synced", func(b *testing.B) { benchGrainCall(b, &grain.SyncOptions{}) })
+}
+
+// benchGrainCall measures a Call to an active player grain whose handler
+// changes three fields; with sync, the grain is synced and has one
+// subscriber, whose pushes go nowhere (the cost of the gateway's push is
+// not counted).
+func benchGrainCall(b *testing.B, sync *grain.SyncOptions) {
+	node, err := actor.NewNode(actor.Config{Addr: actor.MustAddr(1, 1, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer node.Close()
+	ctx := context.Background()
+	var pushed atomic.Int64
+	sys, err := grain.Start(ctx, grain.Config{
+		Node: node,
+		Push: func(string, string, proto.Message) error { pushed.Add(1); return nil },
+		Kinds: []grain.Kind{{
 			Name:        "player",
 			IdleTimeout: time.Hour,
 			State:       func() any { return bigPlayer() },
+			Sync:        sync,
 			New: func(grain.Identity) grain.Actor {
 				i := 0
 				return grain.ActorFunc(func(c *grain.Context) {
@@ -83,21 +108,35 @@ func BenchmarkPropertyDiff(b *testing.B) {
 					}
 				})
 			},
-		}}})
+		}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sys.Close(ctx)
+	id := grain.Identity{Kind: "player", Key: "p1"}
+	if sync != nil {
+		session, err := node.SpawnFunc(func(*actor.Context) {})
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer sys.Close(ctx)
-		id := grain.Identity{Kind: "player", Key: "p1"}
-		msg := &testpb.Stats{Hp: 1}
+		md := actor.NewMetadata("guild-session-id", session.String(), "guild-user-id", "p1")
+		if _, err := sys.Call(ctx, id, actor.WithMetadata(&propsyncpb.Subscribe{}, md)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	msg := &testpb.Stats{Hp: 1}
+	if _, err := sys.Call(ctx, id, msg); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
 		if _, err := sys.Call(ctx, id, msg); err != nil {
 			b.Fatal(err)
 		}
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := sys.Call(ctx, id, msg); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	}
+	b.StopTimer()
+	if sync != nil && pushed.Load() == 0 {
+		b.Fatal("no delta was pushed")
+	}
 }

@@ -6,6 +6,9 @@
  * const c = await connect({ url: "ws://localhost:8080/ws", token });
  * const reply = await c.request("chat.Say", SayRequestSchema, { text: "hi" }, SayReplySchema);
  * const off = c.onPush("chat.Line", LineSchema, (line) => console.log(line.text));
+ * // Property sync: a live copy of a grain's state.
+ * const sub = await subscribeReplica(c, "sync.Subscribe", PlayerSchema);
+ * sub.on("stats.hp", (_, p) => console.log(p.stats?.hp));
  * ```
  */
 export { connect, DEFAULT_CLIENT_NAME, MAX_RETRIES } from "./client.js";

@@ -138,12 +138,11 @@ class Subscription<T extends Message> implements ReplicaSubscription<T> {
     try {
       reply = await this.fetch();
     } catch (e) {
+      this.subscribing = false;
       this.stop();
       throw e;
-    } finally {
-      this.subscribing = false;
     }
-    this.settle(() => this.snapshot(reply));
+    this.settle(reply);
   }
 
   /** fetch sends a Subscribe and returns the snapshot in the reply. */
@@ -227,17 +226,23 @@ class Subscription<T extends Message> implements ReplicaSubscription<T> {
       this.retry();
       return;
     }
-    this.subscribing = false;
-    this.settle(() => this.snapshot(reply));
+    this.settle(reply);
   }
 
   /**
-   * settle applies a snapshot, then subscribes again if something happened
-   * meanwhile (at once) or if the replica is not synced after it (its held
-   * deltas did not fit, or it did not decode: backing off).
+   * settle applies the snapshot in the reply to a Subscribe, then
+   * subscribes again if something happened meanwhile (at once) or if the
+   * replica is not synced after it (its held deltas did not fit, or it did
+   * not decode: backing off).
    */
-  private settle(applySnapshot: () => void): void {
-    applySnapshot();
+  private settle(reply: Delta): void {
+    // Still subscribing: what the snapshot's held deltas throw only marks
+    // "again", and the replica's state decides below.
+    try {
+      this.snapshot(reply);
+    } finally {
+      this.subscribing = false;
+    }
     if (this.closed || this.client.closed) return;
     if (!this.replica.synced) {
       this.retry();

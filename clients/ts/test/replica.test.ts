@@ -523,3 +523,68 @@ describe("Replica", () => {
     });
   });
 });
+
+describe("random ops", () => {
+  /** mulberry32: a small seeded PRNG, so that a failure replays. */
+  function rng(seed: number): () => number {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  it("either apply or throw DeltaError, never anything else", () => {
+    const rand = rng(18);
+    const int = (n: number) => Math.floor(rand() * n);
+    const fields = [1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 16, 17, 20, 21, 30, 31, 1, 2, 3, 4, 99];
+    const values = [
+      new Uint8Array(),
+      player({ name: "v" }),
+      player({ scores: [1, 2] }),
+      player({ items: [{ id: "i" }] }),
+      player({ counters: { k: 1 } }),
+      player({ bag: { "7": { id: "b" } } }),
+      player({ mount: { case: "dragon", value: { hp: 1 } } }),
+      stats({ hp: 1, buffs: [1] }),
+      item({ count: 1, attrs: { sharp: 1n } }),
+      new Uint8Array([0xff, 0xff, 0xff]),
+      new Uint8Array([0x0a, 0x02, 0x08]),
+    ];
+    const at = (): Step["at"] => {
+      switch (int(7)) {
+        case 0:
+        case 1:
+          return { case: undefined };
+        case 2:
+          return { case: "index", value: int(4) };
+        case 3:
+          return { case: "keyString", value: ["sharp", "kills", "x"][int(3)]! };
+        case 4:
+          return { case: "keyInt", value: BigInt(int(9) - 1) };
+        case 5:
+          return { case: "keyUint", value: BigInt(int(3)) };
+        default:
+          return { case: "keyBool", value: int(2) === 0 };
+      }
+    };
+    let applied = 0;
+    for (let i = 0; i < 2000; i++) {
+      const r = replicaOf(BASE);
+      const path = Array.from({ length: 1 + int(3) }, () => step(fields[int(fields.length)]!, at()));
+      const op = create(OpSchema, { kind: int(7) as propsync.Op_Kind, path, value: values[int(values.length)]!, length: int(5) });
+      try {
+        r.apply(delta(10n, op));
+        applied++;
+        expect(r.synced).toBe(true);
+      } catch (e) {
+        if (!(e instanceof DeltaError)) throw new Error(`op ${i}: ${String(e)}: ${JSON.stringify(op, (_, v) => (typeof v === "bigint" ? v.toString() : v))}`);
+        expect(r.synced).toBe(false);
+      }
+    }
+    expect(applied).toBeGreaterThan(20); // some fit
+  });
+});

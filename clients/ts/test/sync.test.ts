@@ -210,6 +210,23 @@ describe("subscribeReplica", () => {
     expect(errors).toHaveLength(2);
   });
 
+  it("subscribes again, once and backing off, after a snapshot that does not decode", async () => {
+    const { g, c, st, requests, held } = await setup({ hold: (n) => n === 2 });
+    const errors: unknown[] = [];
+    const sub = await subscribeReplica(c, ROUTE, PlayerSchema, { onError: (e) => errors.push(e) });
+    st.rename("lost");
+    pushDelta(g.session(1), st.rename("bob"));
+    await waitFor(() => held.length === 1, 2000, "the second Subscribe");
+    const bad = create(DeltaSchema, { entity: ENTITY, version: 3n, isSnapshot: true, snapshot: new Uint8Array([0x0a, 0x09]) });
+    g.session(1).respond(held[0]!.req.id, 0, "", toBinary(DeltaSchema, bad));
+    await waitFor(() => requests.length === 3 && sub.replica.synced, 2000, "the third Subscribe");
+    await new Promise((r) => setTimeout(r, 150));
+    expect(requests).toHaveLength(3);
+    expect(errors).toHaveLength(1);
+    expect(String(errors[0])).toMatch(/does not decode/);
+    expect(sub.state.name).toBe("bob");
+  });
+
   it("close stops applying pushes, and sends Unsubscribe to unsubscribeRoute", async () => {
     const { g, c, st, requests } = await setup();
     const opts: SubscribeReplicaOptions = { entity: ENTITY, unsubscribeRoute: "player.Unsync" };

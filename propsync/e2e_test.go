@@ -1,0 +1,259 @@
+package propsync_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/client"
+	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/grain"
+	"github.com/guildkit/guild/internal/await"
+	"github.com/guildkit/guild/propsync"
+	"github.com/guildkit/guild/propsync/internal/testpb"
+	"github.com/guildkit/guild/propsync/propsyncpb"
+	"github.com/guildkit/guild/rpc/rpcpb"
+)
+
+// The messages the test's player grain takes from the test itself.
+type (
+	getState   struct{}
+	deactivate struct{}
+)
+
+// gameMutate is the method the test's client calls to change its player:
+// Stats.hp mutations seeded with Stats.mp.
+const gameMutate = "/guild.propsync.test.Game/Mutate"
+
+// playerKind is a synced kind of grain whose state is a testpb.Player.
+func playerKind() grain.Kind {
+	return grain.Kind{
+		Name:        "player",
+		IdleTimeout: time.Hour,
+		State:       func() any { return &testpb.Player{} },
+		Sync:        &grain.SyncOptions{Private: []protoreflect.FullName{notePrivate}},
+		New: func(grain.Identity) grain.Actor {
+			return grain.ActorFunc(func(c *grain.Context) {
+				st := c.State().(*testpb.Player)
+				switch m := c.Message().(type) {
+				case *rpcpb.Call:
+					var req testpb.Stats
+					if m.GetMethod() != gameMutate || proto.Unmarshal(m.GetBody(), &req) != nil {
+						c.Respond(&rpcpb.Status{Code: 3, Message: "bad request"})
+						return
+					}
+					mu := mutator{rand.New(rand.NewPCG(uint64(req.GetMp()), 2))}
+					for range req.GetHp() {
+						mu.mutate(st)
+					}
+					c.Respond(&testpb.Stats{})
+				case getState:
+					c.Respond(propsync.NewDiffer(notePrivate).Redact(st))
+				case deactivate:
+					c.Deactivate()
+					c.Respond(m)
+				}
+			})
+		},
+	}
+}
+
+// syncClient is a client with a replica of its player, fed by pushes.
+type syncClient struct {
+	c       *client.Client
+	mu      sync.Mutex
+	replica *propsync.Replica
+	gaps    int
+	leaks   []string
+}
+
+func newSyncClient(t *testing.T, url string, replica *propsync.Replica) *syncClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Config{Addr: url, Token: "u1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	sc := &syncClient{c: c, replica: replica}
+	c.OnPush(propsync.DefaultRoute, func(body []byte) {
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		if leak := privateIn(body); leak != "" {
+			sc.leaks = append(sc.leaks, leak)
+		}
+		if err := sc.replica.ApplyPush(body); errors.Is(err, propsync.ErrGap) {
+			sc.gaps++
+		} else if err != nil {
+			sc.leaks = append(sc.leaks, "a bad push: "+err.Error())
+		}
+	})
+	return sc
+}
+
+// privateIn names the private value in b, or returns "".
+func privateIn(b []byte) string {
+	switch {
+	case bytes.Contains(b, []byte(secretMarker)):
+		return "secret"
+	case bytes.Contains(b, []byte(noteMarker)):
+		return "note"
+	case bytes.Contains(b, binary.AppendUvarint(nil, hiddenHP)):
+		return "hidden"
+	}
+	return ""
+}
+
+// subscribe asks for a snapshot and applies it.
+func (sc *syncClient) subscribe(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	body, err := proto.Marshal(&propsyncpb.Subscribe{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := sc.c.RequestRaw(ctx, "sync.Subscribe", body)
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	if leak := privateIn(reply); leak != "" {
+		t.Fatalf("the snapshot holds the private field %s", leak)
+	}
+	var snap propsyncpb.Delta
+	if err := proto.Unmarshal(reply, &snap); err != nil || !snap.GetIsSnapshot() {
+		t.Fatalf("subscribe answered %v, %v", &snap, err)
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if err := sc.replica.Apply(&snap); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (sc *syncClient) mutate(t *testing.T, n, seed int32) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sc.c.Request(ctx, "game.Mutate", &testpb.Stats{Hp: n, Mp: seed}, nil); err != nil {
+		t.Fatalf("mutate: %v", err)
+	}
+}
+
+// TestPropertySyncEndToEnd runs a synced player grain behind a gateway
+// on real sockets and the Go client: the client subscribes, changes its
+// player through requests, and its replica must equal the server's state
+// (private fields removed) after every change; no private value ever
+// reaches it; after a reconnection, and after the grain deactivated (its
+// subscribers told by the end notice), the client subscribes again and
+// is equal again.
+func TestPropertySyncEndToEnd(t *testing.T) {
+	node, err := actor.NewNode(actor.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sys, err := grain.Start(ctx, grain.Config{
+		Node:  node,
+		Kinds: []grain.Kind{playerKind()},
+		Push: func(session, route string, msg proto.Message) error {
+			return gate.Push(node, session, route, msg)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sys.Close(context.Background()) })
+	g, err := gate.New(gate.Config{
+		Node:   node,
+		Grains: sys,
+		Routes: map[string]gate.Route{
+			"sync": gate.UserGrain("player", propsync.Service),
+			"game": gate.UserGrain("player", "guild.propsync.test.Game"),
+		},
+		Auth:   func(_ context.Context, token string) (string, error) { return token, nil },
+		Limits: gate.Limits{Rate: 100000, Burst: 100000},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	addr, err := g.ListenTCP("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "tcp://" + addr.String()
+	id := grain.Identity{Kind: "player", Key: "u1"}
+	server := func() proto.Message {
+		r, err := sys.Call(ctx, id, getState{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.(proto.Message)
+	}
+	equal := func(sc *syncClient, what string) {
+		t.Helper()
+		want := server()
+		await.True(t, 10*time.Second, what, func() bool {
+			sc.mu.Lock()
+			defer sc.mu.Unlock()
+			return proto.Equal(sc.replica.State(), want)
+		})
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		if len(sc.leaks) > 0 {
+			t.Fatalf("pushes: %q", sc.leaks)
+		}
+	}
+	seed := int32(seed(t) % (1 << 30))
+	replica := propsync.NewReplica(&testpb.Player{})
+	sc := newSyncClient(t, url, replica)
+	sc.mutate(t, 20, seed)
+	sc.subscribe(t)
+	equal(sc, "the snapshot")
+	for i := range int32(150) {
+		sc.mutate(t, 1+i%4, seed+i)
+		equal(sc, "the replica after a turn")
+	}
+
+	// The client goes; its session ends, and the grain drops it.
+	_ = sc.c.Close()
+	sc = newSyncClient(t, url, replica)
+	sc.mutate(t, 30, seed-1)
+	sc.subscribe(t)
+	equal(sc, "the replica after a reconnection")
+	for i := range int32(30) {
+		sc.mutate(t, 3, seed+1000+i)
+		equal(sc, "the replica after a reconnection and a turn")
+	}
+
+	// The grain deactivates: the client hears of the end, subscribes
+	// again (to the next activation) and is equal again.
+	if _, err := sys.Call(ctx, id, deactivate{}); err != nil {
+		t.Fatal(err)
+	}
+	await.True(t, 10*time.Second, "the end notice", func() bool {
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		return sc.gaps > 0 && !sc.replica.Synced()
+	})
+	sc.mutate(t, 5, seed+2000) // activates the grain again
+	sc.subscribe(t)
+	equal(sc, "the replica after the grain came back")
+	for i := range int32(30) {
+		sc.mutate(t, 2, seed+3000+i)
+		equal(sc, "the replica after the grain came back and a turn")
+	}
+}
