@@ -83,6 +83,10 @@ type Env struct {
 	// of each grain activation: pass it as the grain.Config.Observe of
 	// the Systems the module starts. Nil otherwise.
 	ObserveGrain func(id grain.Identity, md actor.Metadata) func(error)
+	// PushSession pushes to a client session, wherever it is connected
+	// (gate.Push on this node): pass it as the grain.Config.Push of the
+	// Systems the module starts, for synced kinds (grain.Kind.Sync).
+	PushSession grain.PushFunc
 	// Metrics is the node's metrics registry when it serves metrics
 	// (telemetry.metrics), else nil. A module adds what it owns: a
 	// grain.System (Metrics.AddGrains), its own collectors

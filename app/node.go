@@ -17,6 +17,7 @@ import (
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/protobuf/proto"
 	yaml3 "sigs.k8s.io/yaml/goyaml.v3"
 
 	"github.com/guildkit/guild/actor"
@@ -29,6 +30,7 @@ import (
 	gatemqtt "github.com/guildkit/guild/gate/mqtt"
 	"github.com/guildkit/guild/gate/tokenauth"
 	gatews "github.com/guildkit/guild/gate/websocket"
+	"github.com/guildkit/guild/grain"
 	"github.com/guildkit/guild/report"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/stream"
@@ -309,6 +311,7 @@ func Start(ctx context.Context, cfg *config.Config, nodeName string, reg *Regist
 			Logger:       log.With("module", name),
 			Serve:        slices.Clone(serveOpts),
 			ObserveGrain: n.observeGrain(),
+			PushSession:  pushSession(n.cluster.Actor()),
 			Metrics:      n.metrics,
 			Tables:       n.tables,
 			Admin:        n.adminAgent,
@@ -943,4 +946,11 @@ func (n *Node) teardown(ctx context.Context, logIt bool) error {
 		n.log.Info("stopped")
 	}
 	return errors.Join(errs...)
+}
+
+// pushSession is Env.PushSession: gate.Push on node n.
+func pushSession(n *actor.Node) grain.PushFunc {
+	return func(sessionID, route string, msg proto.Message) error {
+		return gate.Push(n, sessionID, route, msg)
+	}
 }

@@ -18,8 +18,8 @@ import (
 type Tracker struct {
 	entity  string
 	d       *Differ
-	last    proto.Message // private fields included: Diff skips them
-	enc     []byte        // last's deterministic encoding
+	last    proto.Message // its visible fields are the state's last synced
+	enc     []byte        // the deterministic encoding of the state last synced
 	version uint64
 }
 
@@ -75,9 +75,17 @@ func (t *Tracker) Next(state proto.Message) (*propsyncpb.Delta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("propsync: %s: %w", t.entity, err)
 	}
-	t.keep(state, enc)
 	if len(ops) == 0 {
+		t.enc = enc // a private field changed: nothing to sync
 		return nil, nil
+	}
+	// The copy last synced becomes state by the ops, which is cheaper than
+	// a copy of state: its visible fields are then state's, and enc, whose
+	// private fields it may lack, stands for it (Diff skips those).
+	if _, err := Apply(t.last, ops); err != nil {
+		t.keep(state, enc)
+	} else {
+		t.enc = enc
 	}
 	t.version++
 	return &propsyncpb.Delta{Entity: t.entity, Version: t.version, Base: t.version - 1, Ops: ops}, nil

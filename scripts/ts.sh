@@ -5,8 +5,9 @@
 # propsync/propsyncpb/propsync.proto, or test/gen the test state
 # propsync/internal/testpb/test.proto. Used by CI.
 # The tests need Go too: test/resume.test.ts runs a real gateway
-# (test/gateway, with go run), test/propsync-cross.test.ts the Go side of
-# property sync (propsync/internal/tsfixture).
+# (test/gateway, with go run), test/propsync-cross.test.ts and
+# test/propsync-e2e.test.ts the Go side of property sync
+# (propsync/internal/tsfixture).
 #
 #   bash scripts/ts.sh
 set -euo pipefail

@@ -180,6 +180,17 @@ export class Replica<T extends Message = Message> {
     this.fire(paths);
   }
 
+  /**
+   * desync marks the replica not synced, as a gap does: it holds the deltas
+   * that come until the next snapshot. For a client that asks for a
+   * snapshot again on its own (subscribeReplica after a reconnection): the
+   * deltas of the new subscription may overtake the snapshot, and their
+   * versions may start again from 1.
+   */
+  desync(): void {
+    if (this._synced) this.unsync();
+  }
+
   private unsync(): void {
     this._synced = false;
     this.pending = [];

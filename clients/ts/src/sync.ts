@@ -201,6 +201,7 @@ class Subscription<T extends Message> implements ReplicaSubscription<T> {
   /** resubscribe sends a Subscribe again (after the one in flight, if any). */
   private resubscribe(reason: GapError | Error | ReconnectEvent): void {
     if (this.closed) return;
+    this.replica.desync(); // hold what comes until the snapshot
     try {
       this.opts.onResubscribe?.(reason);
     } catch (e) {

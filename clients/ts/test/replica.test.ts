@@ -370,6 +370,16 @@ describe("Replica", () => {
       expect(paths).toEqual(["name"]);
     });
 
+    it("desync holds deltas until the next snapshot, even of versions it would skip", () => {
+      const r = replicaOf(BASE); // version 10
+      r.desync();
+      expect(r.synced).toBe(false);
+      r.apply(delta(1n, set([step(F.name)], player({ name: "new" })))); // 1 → 2: held
+      r.apply(snapshot({ name: "old" }, 1n));
+      expect(r.version).toBe(2n);
+      expect(r.state.name).toBe("new");
+    });
+
     it("gives up holding deltas after MAX_PENDING with no snapshot", () => {
       const r = new Replica(PlayerSchema);
       for (let i = 0; i < MAX_PENDING; i++) r.apply(delta(BigInt(i)));

@@ -183,6 +183,26 @@ describe("subscribeReplica", () => {
     expect(events).toHaveLength(4);
   });
 
+  it("after a new session, holds the new subscription's deltas until its snapshot, whatever their versions", async () => {
+    let n = 0;
+    const { g, c, st, held } = await setup({
+      hold: () => ++n === 2,
+      client: { reconnect: { minMs: 10, maxMs: 50 } },
+    });
+    const sub = await subscribeReplica(c, ROUTE, PlayerSchema);
+    for (const name of ["b", "c", "d", "e"]) pushDelta(g.session(1), st.rename(name));
+    await waitFor(() => sub.replica.version === 5n, 2000, "the deltas");
+    g.session(1).ws.terminate(); // a new session: the server's state starts again at version 1
+    await waitFor(() => held.length === 1, 2000, "the Subscribe on the new session");
+    const fresh = new FakeState();
+    fresh.name = "e";
+    const snap = fresh.snapshot();
+    pushDelta(g.session(2), fresh.rename("f")); // 1 → 2, before the reply
+    g.session(2).respond(held[0]!.req.id, 0, "", toBinary(DeltaSchema, snap));
+    await waitFor(() => sub.replica.synced && sub.replica.version === 2n, 2000, "the snapshot, then the held delta");
+    expect(sub.state.name).toBe("f");
+  });
+
   it("rejects when the first Subscribe fails, and listens no more", async () => {
     const { g, c, held } = await setup({ hold: () => true });
     const p = subscribeReplica(c, ROUTE, PlayerSchema);
