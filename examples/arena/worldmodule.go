@@ -122,6 +122,12 @@ func (m *WorldModule) startGrains(ctx context.Context, env *app.Env, path string
 		}
 		m.store, st = es, es
 	}
+	push := env.PushSession
+	if push == nil { // an Env made by hand
+		push = func(session, route string, msg proto.Message) error {
+			return gate.Push(env.Actor, session, route, msg)
+		}
+	}
 	sys, err := grain.Start(ctx, grain.Config{
 		Node:       env.Actor,
 		Membership: env.Members,
@@ -131,9 +137,7 @@ func (m *WorldModule) startGrains(ctx context.Context, env *app.Env, path string
 		Observe:    env.ObserveGrain, // a span per activation when the node traces
 		// The player records are synced (KindPlayer): their deltas go to
 		// the subscribed sessions, on whichever gateway node they live.
-		Push: func(session, route string, msg proto.Message) error {
-			return gate.Push(env.Actor, session, route, msg)
-		},
+		Push: push,
 	})
 	if err != nil {
 		m.closeStore()
