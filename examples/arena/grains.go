@@ -78,7 +78,9 @@ func playerGrain(c *grain.Context) {
 	case *arenapb.VisitRequest:
 		rec.Name = m.GetName()
 		rec.Visits++
-		rec.LastPlayerId = m.GetPlayerId()
+		if m.GetPlayerId() != "" {
+			rec.LastPlayerId = m.GetPlayerId()
+		}
 		c.Respond(proto.CloneOf(rec))
 	case *arenapb.RoundRequest:
 		if m.GetScore() > 0 {
