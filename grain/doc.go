@@ -72,6 +72,16 @@
 //     and one table entry. No goroutine or timer per grain: one sweeper
 //     per System handles idle deactivation and periodic flushes.
 //
+// # Synced state
+//
+// A kind whose state is a proto.Message can mirror it to clients
+// (Kind.Sync, package propsync): clients subscribe through a gateway
+// route (gate.UserGrain(kind, propsync.Service)), get a snapshot, then a
+// delta pushed to their session after each turn that changed what they
+// may see (Config.Push sends it: gate.Push, or app's Env.PushSession).
+// The runtime answers Subscribe and Unsubscribe itself; subscriptions end
+// with the activation, which tells the subscribers so. See SyncOptions.
+//
 // # RPC
 //
 // System implements rpc.GrainResolver, so a generated client made with

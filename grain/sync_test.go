@@ -49,9 +49,9 @@ func (p *pushes) take(session string) []*propsyncpb.Delta {
 
 // syncKind's grains keep a structpb.Struct: a StringValue "k=v" sets a
 // field, "deactivate" deactivates.
-func syncKind(opts *grain.SyncOptions) grain.Kind {
+func syncKind(name string, opts *grain.SyncOptions) grain.Kind {
 	return grain.Kind{
-		Name:        "p",
+		Name:        name,
 		IdleTimeout: time.Hour,
 		State:       func() any { return &structpb.Struct{Fields: map[string]*structpb.Value{}} },
 		Sync:        opts,
@@ -94,10 +94,11 @@ func TestSyncGrain(t *testing.T) {
 	defer node.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := grain.Start(ctx, grain.Config{Node: node, Kinds: []grain.Kind{syncKind(&grain.SyncOptions{})}}); !errors.Is(err, grain.ErrBadConfig) {
+	if _, err := grain.Start(ctx, grain.Config{Node: node, Kinds: []grain.Kind{syncKind("p", &grain.SyncOptions{})}}); !errors.Is(err, grain.ErrBadConfig) {
 		t.Fatalf("a synced kind without Config.Push: %v, want ErrBadConfig", err)
 	}
-	sys, err := grain.Start(ctx, grain.Config{Node: node, Push: ps.push, Kinds: []grain.Kind{syncKind(&grain.SyncOptions{})}})
+	friends := &grain.SyncOptions{MaySubscribe: func(id grain.Identity, user string) bool { return user == "friend-of-"+id.Key }}
+	sys, err := grain.Start(ctx, grain.Config{Node: node, Push: ps.push, Kinds: []grain.Kind{syncKind("p", &grain.SyncOptions{}), syncKind("q", friends)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +128,17 @@ func TestSyncGrain(t *testing.T) {
 	set("a=1")
 	if _, err := subscribe(s2, "u2"); rpc.CodeOf(err) != rpc.PermissionDenied {
 		t.Fatalf("another user subscribes: %v, want PermissionDenied", err)
+	}
+	// MaySubscribe lets others in, and only them.
+	q := grain.Identity{Kind: "q", Key: "u1"}
+	for user, want := range map[string]rpc.Code{"friend-of-u1": rpc.OK, "u1": rpc.PermissionDenied, "": rpc.PermissionDenied} {
+		_, err := sys.Call(ctx, q, actor.WithMetadata(&propsyncpb.Subscribe{}, actor.NewMetadata("guild-session-id", s2, "guild-user-id", user)))
+		if rpc.CodeOf(err) != want {
+			t.Errorf("user %q subscribes to %v with MaySubscribe: %v, want %v", user, q, err, want)
+		}
+	}
+	if _, err := sys.Call(ctx, id, &propsyncpb.Subscribe{}); rpc.CodeOf(err) != rpc.InvalidArgument {
+		t.Errorf("a subscribe without a session: %v, want InvalidArgument", err)
 	}
 	snap, err := subscribe(s1, "u1")
 	if err != nil {

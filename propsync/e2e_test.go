@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/client"
+	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/grain"
 	"github.com/guildkit/guild/internal/await"
@@ -176,9 +178,16 @@ func TestPropertySyncEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sys.Close(context.Background()) })
+	syncEndToEnd(t, newGateway(t, node, sys), sys)
+}
+
+// newGateway starts a gateway on node with the routes of the end-to-end
+// tests, listening on TCP, and returns its client address.
+func newGateway(t *testing.T, node *actor.Node, grains *grain.System) string {
+	t.Helper()
 	g, err := gate.New(gate.Config{
 		Node:   node,
-		Grains: sys,
+		Grains: grains,
 		Routes: map[string]gate.Route{
 			"sync": gate.UserGrain("player", propsync.Service),
 			"game": gate.UserGrain("player", "guild.propsync.test.Game"),
@@ -194,7 +203,15 @@ func TestPropertySyncEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "tcp://" + addr.String()
+	return "tcp://" + addr.String()
+}
+
+// syncEndToEnd is the scenario of the end-to-end tests: a client of the
+// gateway at url, the player grain hosted by host.
+func syncEndToEnd(t *testing.T, url string, host *grain.System) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sys := host
 	id := grain.Identity{Kind: "player", Key: "u1"}
 	server := func() proto.Message {
 		r, err := sys.Call(ctx, id, getState{})
@@ -256,4 +273,52 @@ func TestPropertySyncEndToEnd(t *testing.T) {
 		sc.mutate(t, 2, seed+3000+i)
 		equal(sc, "the replica after the grain came back and a turn")
 	}
+}
+
+// TestPropertySyncEndToEndCluster is TestPropertySyncEndToEnd with the
+// gateway and the grain on two nodes of a cluster (loopback TCP): the
+// subscribe and the requests cross the mesh to the grain, the pushes
+// cross it back to the session, and the grain watches a session on
+// another node.
+func TestPropertySyncEndToEndCluster(t *testing.T) {
+	ms := cluster.NewMemory()
+	start := func(index int, kinds []grain.Kind) (*actor.Node, *grain.System) {
+		addr := actor.MustAddr(1, 1, index)
+		m := ms.Membership(addr)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n, err := cluster.Start(ctx, cluster.NodeConfig{
+			Actor: actor.Config{Addr: addr}, Listen: "127.0.0.1:0", Membership: m,
+			Logger: slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sys, err := grain.Start(ctx, grain.Config{
+			Node: n.Actor(), Membership: m, Kinds: kinds,
+			Push: func(session, route string, msg proto.Message) error {
+				return gate.Push(n.Actor(), session, route, msg)
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = sys.Close(ctx)
+			_ = n.Close()
+			_ = m.Close()
+		})
+		return n.Actor(), sys
+	}
+	gateNode, front := start(1, nil)
+	_, back := start(2, []grain.Kind{playerKind()})
+	await.True(t, 10*time.Second, "the gateway's node reaches the player kind", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := front.ResolveGrain(ctx, "player", "probe")
+		return err == nil
+	})
+	syncEndToEnd(t, newGateway(t, gateNode, front), back)
 }

@@ -15,8 +15,7 @@ import (
 // that do not parse, are simply walked.
 
 // segment is the bytes of all the records of one field in an encoded
-// message, and the payload of each record when the field's values are
-// messages.
+// message.
 type segment struct {
 	num   protowire.Number
 	bytes []byte
@@ -44,8 +43,9 @@ func segments(b []byte) (segs []segment, ok bool) {
 					segs[i].split = true
 				}
 			}
-			segs = append(segs, segment{num: num, bytes: b[off:end:end]})
-			segs[len(segs)-1].bytes = b[off:end]
+			// b[off:end] keeps b's capacity: the records of the field
+			// that follow extend it.
+			segs = append(segs, segment{num: num, bytes: b[off:end]})
 		}
 		off = end
 	}
