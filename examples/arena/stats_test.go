@@ -32,7 +32,7 @@ type statsReplica struct {
 func subscribeStats(t *testing.T, p *testPlayer) *statsReplica {
 	t.Helper()
 	s := &statsReplica{r: propsync.NewReplica(new(arenapb.PlayerRecord))}
-	s.r.OnChange("", func(path string) { s.paths = append(s.paths, path) }) // under s.mu: Apply is
+	s.r.OnChange("", func(path string) { s.paths = append(s.paths, path) }) // called by Apply, under s.mu
 	p.c.OnPush(arena.PushStats, func(body []byte) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
