@@ -1,13 +1,16 @@
 package grain
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/grain/grainpb"
 	"github.com/guildkit/guild/propsync"
 	"github.com/guildkit/guild/propsync/propsyncpb"
 	"github.com/guildkit/guild/rpc"
@@ -22,10 +25,9 @@ import (
 // A client subscribes with a request of the service propsync.Service,
 // routed to the grain: through a gateway, the route
 // gate.UserGrain(kind, propsync.Service) ("sync.Subscribe" for a route
-// named "sync"), with a propsyncpb.Subscribe; or from a node, a Call of
-// a *propsyncpb.Subscribe to the grain whose metadata carries the
-// session's and the user's IDs (gate.MetadataSessionID and
-// gate.MetadataUserID, as a gateway route sets them). The grain runtime
+// named "sync"), with a propsyncpb.Subscribe; or from a node (a
+// gate.Service of the game's, for grains that are not the caller's own),
+// System.Subscribe with the session's and the user's IDs. The grain runtime
 // answers it, with the snapshot (a propsyncpb.Delta): the grain's
 // behaviour never sees Subscribe nor Unsubscribe.
 //
@@ -140,12 +142,17 @@ func (a *activation) syncRequest(c *actor.Context, msg any) bool {
 	default:
 		return false
 	}
+	if _, ok := c.Message().(*grainpb.Envelope); ok {
+		remote = true // from another node: an error must be a proto.Message
+	}
 	reply, err := a.subscribe(c, sub, entity)
 	a.syncAnswer(c, remote, reply, err)
 	return true
 }
 
-// syncAnswer answers a subscription request as an rpc service would.
+// syncAnswer answers a subscription request as an rpc service would: an
+// error as an *rpc.Status to a caller on this node, as an rpcpb.Status to
+// one elsewhere (or through a gateway).
 func (a *activation) syncAnswer(c *actor.Context, remote bool, reply proto.Message, err error) {
 	if !c.IsRequest() {
 		return
@@ -274,4 +281,46 @@ func (st *syncState) drop(c *actor.Context, pid actor.PID) {
 	if len(st.subs) == 0 {
 		st.tracker = nil // no one to sync: no diff per turn
 	}
+}
+
+// Subscribe subscribes session sessionID, of user userID, to the synced
+// grain named entity ("kind/key", a Delta's entity) and returns the
+// snapshot: what a client's Subscribe through a UserGrain route does, for
+// a grain that is not the caller's own (a gate.Service handler that lets
+// players watch what they can see passes its Session's ID and UserID).
+// The grain's SyncOptions.MaySubscribe decides; the pushes go to the
+// session as for any subscriber.
+func (s *System) Subscribe(ctx context.Context, entity, sessionID, userID string) (*propsyncpb.Delta, error) {
+	reply, err := s.syncCall(ctx, entity, sessionID, userID, &propsyncpb.Subscribe{Entity: entity})
+	if err != nil {
+		return nil, err
+	}
+	d, ok := reply.(*propsyncpb.Delta)
+	if !ok {
+		return nil, rpc.Errorf(rpc.Internal, "grain %s: subscribe answered a %T", entity, reply)
+	}
+	return d, nil
+}
+
+// Unsubscribe stops the pushes of the grain named entity to session
+// sessionID.
+func (s *System) Unsubscribe(ctx context.Context, entity, sessionID, userID string) error {
+	_, err := s.syncCall(ctx, entity, sessionID, userID, &propsyncpb.Unsubscribe{Entity: entity})
+	return err
+}
+
+func (s *System) syncCall(ctx context.Context, entity, sessionID, userID string, msg proto.Message) (any, error) {
+	kind, key, ok := strings.Cut(entity, "/")
+	if !ok || kind == "" {
+		return nil, rpc.Errorf(rpc.InvalidArgument, "entity %q is not kind/key", entity)
+	}
+	if k := s.kinds[kind]; k != nil && k.sync == nil {
+		return nil, rpc.Errorf(rpc.FailedPrecondition, "grain kind %q is not synced", kind)
+	}
+	md := actor.NewMetadata(metadataSessionID, sessionID, metadataUserID, userID)
+	reply, err := s.Call(ctx, Identity{Kind: kind, Key: key}, actor.WithMetadata(msg, md))
+	if st, ok := reply.(*rpcpb.Status); ok && err == nil {
+		return nil, rpc.Error(rpc.Code(st.GetCode()), st.GetMessage())
+	}
+	return reply, err
 }

@@ -137,6 +137,19 @@ func TestSyncGrain(t *testing.T) {
 			t.Errorf("user %q subscribes to %v with MaySubscribe: %v, want %v", user, q, err, want)
 		}
 	}
+	// System.Subscribe, for a game's own route to others' grains.
+	if d, err := sys.Subscribe(ctx, "q/u1", s2, "friend-of-u1"); err != nil || !d.GetIsSnapshot() {
+		t.Fatalf("System.Subscribe: %v, %v", d, err)
+	}
+	if err := sys.Unsubscribe(ctx, "q/u1", s2, "friend-of-u1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sys.Subscribe(ctx, "q/u1", s2, "stranger"); rpc.CodeOf(err) != rpc.PermissionDenied {
+		t.Fatalf("System.Subscribe of a stranger: %v", err)
+	}
+	if _, err := sys.Subscribe(ctx, "nokind", s2, "u1"); rpc.CodeOf(err) != rpc.InvalidArgument {
+		t.Fatalf("System.Subscribe of a bad entity: %v", err)
+	}
 	if _, err := sys.Call(ctx, id, &propsyncpb.Subscribe{}); rpc.CodeOf(err) != rpc.InvalidArgument {
 		t.Errorf("a subscribe without a session: %v, want InvalidArgument", err)
 	}

@@ -32,8 +32,14 @@ func Diff(old, new proto.Message) ([]*propsyncpb.Op, error) {
 // message elements), then LIST_TRUNCATEs or LIST_APPENDs the rest; a map
 // SETs (or recurses into) the entries whose key is new or whose value
 // changed and MAP_DELETEs the keys that went. Ops come in the order of
-// the fields' declarations, map keys sorted, so equal inputs give equal
-// ops.
+// the fields' declarations; a map's SETs and MAP_DELETEs in the order of
+// their keys, but the changes inside its message values in no fixed
+// order (ops on different keys commute).
+//
+// The walk is cheap where nothing changed: Diff encodes both messages
+// (deterministically) and skips each field, at any depth it walks to,
+// whose bytes are equal in both. A message that does not encode (a
+// string that is not UTF-8) is walked whole.
 func (d *Differ) Diff(old, new proto.Message) ([]*propsyncpb.Op, error) {
 	o, n := old.ProtoReflect(), new.ProtoReflect()
 	if o.Descriptor().FullName() != n.Descriptor().FullName() {

@@ -23,6 +23,7 @@ import (
 	"github.com/guildkit/guild/propsync"
 	"github.com/guildkit/guild/propsync/internal/testpb"
 	"github.com/guildkit/guild/propsync/propsyncpb"
+	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/rpc/rpcpb"
 )
 
@@ -321,4 +322,13 @@ func TestPropertySyncEndToEndCluster(t *testing.T) {
 		return err == nil
 	})
 	syncEndToEnd(t, newGateway(t, gateNode, front), back)
+
+	// System.Subscribe from the gateway's node: the grain's refusal
+	// crosses the mesh with its code.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	session := actor.PID{Node: gateNode.Addr(), Serial: 99}.String()
+	if _, err := front.Subscribe(ctx, "player/u1", session, "stranger"); rpc.CodeOf(err) != rpc.PermissionDenied {
+		t.Fatalf("a stranger subscribes through another node: %v, want PermissionDenied", err)
+	}
 }

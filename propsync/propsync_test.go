@@ -64,6 +64,9 @@ func TestPropertySyncRandomMutations(t *testing.T) {
 	if err := replica.Apply(roundTrip(t, snap)); err != nil {
 		t.Fatal(err)
 	}
+	// walked follows the ops of a Diff that walks every field by
+	// reflection, without the encodings' shortcut.
+	walked, prev := d.Redact(server), proto.Clone(server)
 	const mutations = 10000
 	deltas := 0
 	for done, turn := 0, 0; done < mutations; turn++ {
@@ -86,6 +89,17 @@ func TestPropertySyncRandomMutations(t *testing.T) {
 			}
 		}
 		want := d.Redact(server)
+		ops, err := d.DiffByWalk(prev, server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := propsync.Apply(walked, ops); err != nil {
+			t.Fatalf("turn %d, the walk's ops: %v", turn, err)
+		}
+		if !proto.Equal(walked, want) {
+			t.Fatalf("turn %d: the walk's ops made\n%v\nwant\n%v", turn, walked, want)
+		}
+		prev = proto.Clone(server)
 		if !proto.Equal(replica.State(), want) {
 			t.Fatalf("turn %d (%d mutations): the replica differs from the state\nreplica: %v\nwant:    %v\ndelta:   %v", turn, done, replica.State(), want, delta)
 		}
@@ -273,6 +287,21 @@ func TestPropertySyncReplica(t *testing.T) {
 	}
 	if err := r.Apply(tr.Ended()); !errors.Is(err, propsync.ErrGap) {
 		t.Fatalf("the end of a subscription: %v, want ErrGap", err)
+	}
+}
+
+// TestPropertySyncSegments checks the split of an encoding by field:
+// records of one field that are not contiguous are marked, so that their
+// bytes are not trusted.
+func TestPropertySyncSegments(t *testing.T) {
+	// field 1 varint 1, field 2 varint 2, field 1 varint 3, field 3 bytes "ab"
+	b := []byte{0x08, 1, 0x10, 2, 0x08, 3, 0x1a, 2, 'a', 'b'}
+	nums, split, ok := propsync.Segments(b)
+	if !ok || !slices.Equal(nums, []int32{1, 2, 1, 3}) || !slices.Equal(split, []bool{true, false, false, false}) {
+		t.Fatalf("segments %v, split %v, ok %v", nums, split, ok)
+	}
+	if _, _, ok := propsync.Segments([]byte{0x0a, 5, 1}); ok {
+		t.Fatal("a truncated record parsed")
 	}
 }
 
