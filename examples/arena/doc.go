@@ -55,7 +55,8 @@
 // is stored, never sent. The record is keyed by the name, while a
 // session's user ID is its player's ID, so gate.UserGrain cannot route
 // there: the arena service asks the world which name the session plays,
-// then subscribes the session in that key's name.
+// then subscribes the session with grain.System.Subscribe, as the user
+// of that key.
 //
 // The grains run on the node that hosts the world module (its
 // grain.System hosts both kinds), so the store is opened by that node's

@@ -286,9 +286,11 @@ func arenaService(world actor.PID, grains *grain.System, log *slog.Logger) *gate
 // player plays (arena.Stats): it answers the record's snapshot, and the
 // grain pushes the session a delta on propsync.DefaultRoute after each
 // change. The session's user is its player's ID, not the name the record
-// is keyed by: the service asks the world for the name, then subscribes
-// in the name of that key, which the grain's default check accepts. A
-// session subscribes to its own record only.
+// is keyed by, so no gate.UserGrain route reaches the record: the service
+// asks the world which name the session plays, then subscribes it with
+// grain.System.Subscribe as the user of that key, which the grain's
+// default check (SyncOptions.MaySubscribe nil) accepts. A session
+// subscribes to its own record only.
 func statsSubscribe(s *gate.Session, world actor.PID, grains *grain.System, req *propsyncpb.Subscribe) (*propsyncpb.Delta, error) {
 	if grains == nil {
 		return nil, rpc.Errorf(rpc.Unavailable, "arena.Stats: the world keeps no records")
@@ -303,14 +305,9 @@ func statsSubscribe(s *gate.Session, world actor.PID, grains *grain.System, req 
 	if e := req.GetEntity(); e != "" && e != id.String() {
 		return nil, rpc.Errorf(rpc.PermissionDenied, "arena.Stats: %q is not your record (%s)", e, id)
 	}
-	md := actor.NewMetadata(gate.MetadataSessionID, s.ID(), gate.MetadataUserID, id.Key)
-	reply, err := grains.Call(ctx, id, actor.WithMetadata(&propsyncpb.Subscribe{}, md))
+	d, err := grains.Subscribe(ctx, id.String(), s.ID(), id.Key)
 	if err != nil {
 		return nil, rpc.StatusOf(err)
-	}
-	d, ok := reply.(*propsyncpb.Delta)
-	if !ok {
-		return nil, rpc.Errorf(rpc.Internal, "arena.Stats: the record answered a %T", reply)
 	}
 	return d, nil
 }
