@@ -120,6 +120,14 @@ func TestStatsSynced(t *testing.T) {
 		t.Errorf("bob subscribing to %s: %v, want PermissionDenied", entity, err)
 	}
 
+	// A session that has not joined plays no name: it has no record.
+	carol := dial(t, d.ws, "carol")
+	err = carol.c.Request(testCtx(t), arena.RouteStats, &propsyncpb.Subscribe{}, new(propsyncpb.Delta))
+	if rpc.CodeOf(err) != rpc.Unauthenticated {
+		t.Errorf("a session that has not joined subscribing: %v, want Unauthenticated", err)
+	}
+	_ = carol.c.Close()
+
 	// Alice stands still and scores in no more rounds: her record is
 	// quiet. What her replica holds is what the grain writes on stopping.
 	seen := stats.state()
