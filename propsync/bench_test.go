@@ -2,6 +2,7 @@ package propsync_test
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -9,7 +10,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/grain"
+	"github.com/guildkit/guild/internal/await"
 	"github.com/guildkit/guild/propsync"
 	"github.com/guildkit/guild/propsync/internal/testpb"
 	"github.com/guildkit/guild/propsync/propsyncpb"
@@ -27,8 +30,9 @@ func turn(p *testpb.Player, i int) {
 // Tracker's whole step ("next": Diff plus the copy it keeps), and, in the
 // same run, the turn's own grain call on a local grain system
 // ("grain-call": a Call to an active grain whose handler makes those
-// changes) and the same call to a synced grain with one subscriber
-// ("grain-call-synced": the turn, its Tracker.Next and the push). For
+// changes), the same call to a synced grain with one subscriber
+// ("grain-call-synced": the turn, its Tracker.Next and the push), and
+// the plain call from another node ("grain-call-remote"). For
 // scale, "marshal" is one deterministic encoding of the state. It reports
 // the bytes of the encoded Delta against those of the state.
 func BenchmarkPropertyDiff(b *testing.B) {
@@ -76,6 +80,75 @@ func BenchmarkPropertyDiff(b *testing.B) {
 	})
 	b.Run("grain-call", func(b *testing.B) { benchGrainCall(b, nil) })
 	b.Run("grain-call-synced", func(b *testing.B) { benchGrainCall(b, &grain.SyncOptions{}) })
+	b.Run("grain-call-remote", benchRemoteGrainCall)
+}
+
+// playerBenchKind is the kind of the grain-call benchmarks: a player
+// grain whose every request changes three fields.
+func playerBenchKind(sync *grain.SyncOptions) grain.Kind {
+	return grain.Kind{
+		Name:        "player",
+		IdleTimeout: time.Hour,
+		State:       func() any { return bigPlayer() },
+		Sync:        sync,
+		New: func(grain.Identity) grain.Actor {
+			i := 0
+			return grain.ActorFunc(func(c *grain.Context) {
+				if c.IsRequest() {
+					i++
+					turn(c.State().(*testpb.Player), i)
+					c.Respond(c.Message())
+				}
+			})
+		},
+	}
+}
+
+// benchRemoteGrainCall measures the same call from another node of a
+// cluster (loopback TCP): the turn of a player whose request crossed the
+// network, as a client's request through a gateway does.
+func benchRemoteGrainCall(b *testing.B) {
+	ms := cluster.NewMemory()
+	start := func(index int, kinds []grain.Kind) *grain.System {
+		addr := actor.MustAddr(1, 1, index)
+		m := ms.Membership(addr)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n, err := cluster.Start(ctx, cluster.NodeConfig{
+			Actor: actor.Config{Addr: addr}, Listen: "127.0.0.1:0", Membership: m,
+			Logger: slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sys, err := grain.Start(ctx, grain.Config{Node: n.Actor(), Membership: m, Kinds: kinds})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = sys.Close(ctx)
+			_ = n.Close()
+			_ = m.Close()
+		})
+		return sys
+	}
+	front := start(1, nil)
+	start(2, []grain.Kind{playerBenchKind(nil)})
+	ctx := context.Background()
+	id := grain.Identity{Kind: "player", Key: "p1"}
+	msg := &testpb.Stats{Hp: 1}
+	await.True(b, 10*time.Second, "the nodes' views converge", func() bool {
+		_, err := front.Call(ctx, id, msg)
+		return err == nil
+	})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := front.Call(ctx, id, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // benchGrainCall measures a Call to an active player grain whose handler
@@ -91,24 +164,9 @@ func benchGrainCall(b *testing.B, sync *grain.SyncOptions) {
 	ctx := context.Background()
 	var pushed atomic.Int64
 	sys, err := grain.Start(ctx, grain.Config{
-		Node: node,
-		Push: func(string, string, proto.Message) error { pushed.Add(1); return nil },
-		Kinds: []grain.Kind{{
-			Name:        "player",
-			IdleTimeout: time.Hour,
-			State:       func() any { return bigPlayer() },
-			Sync:        sync,
-			New: func(grain.Identity) grain.Actor {
-				i := 0
-				return grain.ActorFunc(func(c *grain.Context) {
-					if c.IsRequest() {
-						i++
-						turn(c.State().(*testpb.Player), i)
-						c.Respond(c.Message())
-					}
-				})
-			},
-		}},
+		Node:  node,
+		Push:  func(string, string, proto.Message) error { pushed.Add(1); return nil },
+		Kinds: []grain.Kind{playerBenchKind(sync)},
 	})
 	if err != nil {
 		b.Fatal(err)
