@@ -19,7 +19,8 @@ import (
 // gateway on node 0, the world on node 1 (with its grains, claimed in
 // etcd, and their bbolt store), the chat on node 2. Every request crosses
 // nodes, the chat asks the world for names with the generated World
-// client, and the world pushes to sessions on another node.
+// client, and the world and the synced grains push to sessions on
+// another node.
 func TestCluster(t *testing.T) {
 	world := fastWorld
 	world.Store = filepath.Join(t.TempDir(), "arena.db")
@@ -92,10 +93,16 @@ func TestCluster(t *testing.T) {
 	})
 
 	// A score goes to the grains on the world's node, and the leaderboard
-	// comes back to the player through the gateway's node.
+	// comes back to the player through the gateway's node; so do the
+	// deltas of her synced record.
 	dora := join(t, "tcp://"+tcp.String(), "dora")
+	stats := subscribeStats(t, dora)
 	score := dora.collect(t)
 	waitFor(t, "the leaderboard to show dora", func() bool { s, ok := dora.onBoard("dora"); return ok && s == score })
+	waitFor(t, "dora's synced record to show her score", func() bool {
+		s := stats.state()
+		return s.GetBest() == score && s.GetOrbs() >= 1 && s.GetVisits() == 1
+	})
 }
 
 func TestRoutes(t *testing.T) {

@@ -31,7 +31,7 @@
 //
 // The records outlive the server: each name has an arena.player grain
 // (KindPlayer, keyed by the name in lower case: best round score, orbs
-// picked up, joins) and the leaderboard is one arena.leaderboard grain
+// picked up, rounds scored in, joins) and the leaderboard is one arena.leaderboard grain
 // (KindLeaderboard). The world actor reports each score to the player's
 // grain with a Request (it never waits on a grain), which offers a new
 // best to the leaderboard grain and answers the leaderboard when it
@@ -39,6 +39,24 @@
 // file) named by WorldSettings.Store, flushed every two seconds and when
 // the module stops, so the leaderboard survives a restart. Without a
 // Store they live in memory.
+//
+// # Your stats: a synced grain
+//
+// The player grain's state is synced to its player (grain.Kind.Sync,
+// package propsync): arena.Stats (RouteStats) subscribes the caller's
+// session to the record of the name it plays and answers its snapshot;
+// after each turn that changed the record, the grain pushes a delta
+// (PushStats, "propsync") to the subscribed sessions. The page keeps a
+// replica with the TypeScript SDK's subscribeReplica and shows it in its
+// "Your stats" panel (web/src/stats.ts): best round score, last round
+// scored, rounds scored in (the world tells the grain when a round ends,
+// RoundRequest), orbs and points picked up, visits. The record's
+// last_player_id is marked (guild.propsync.private) in arena.proto: it
+// is stored, never sent. The record is keyed by the name, while a
+// session's user ID is its player's ID, so gate.UserGrain cannot route
+// there: the arena service asks the world which name the session plays,
+// then subscribes the session with grain.System.Subscribe, as the user
+// of that key.
 //
 // The grains run on the node that hosts the world module (its
 // grain.System hosts both kinds), so the store is opened by that node's
@@ -59,7 +77,8 @@
 //     encoded once for its players (gate.PushMany) and latest-wins, so a
 //     player slow to read gets the newest, not a backlog. It serves the generated arenapb.World
 //     rpc service to the other modules, and the "arena" gate service to
-//     clients: arena.Join, arena.Move, arena.Leave. It hosts the grains.
+//     clients: arena.Join, arena.Move, arena.Leave, arena.Stats. It hosts
+//     the grains.
 //   - "chat" (NewChat): the "chat" gate service. chat.Say asks the world
 //     for the sender's name through the generated World client, on
 //     whichever node the world runs, and broadcasts a chat.Line to the

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/guildkit/guild/examples/arena/arenapb"
 	"github.com/guildkit/guild/grain"
@@ -18,9 +19,12 @@ import (
 // score outlive the server.
 const (
 	// KindPlayer is a name's record (arenapb.PlayerRecord), keyed by the
-	// name in lower case: its best round score, the orbs it picked up and
-	// how often it joined. It answers VisitRequest and ScoreRequest, and
-	// offers each new best to the leaderboard.
+	// name in lower case: its best round score, the orbs it picked up,
+	// the rounds it scored in and how often it joined. It answers
+	// VisitRequest, ScoreRequest and RoundRequest, and offers each
+	// new best to the leaderboard. Its state is synced (grain.Kind.Sync):
+	// a player subscribes to its own record with RouteStats, and sees
+	// every field but the private last_player_id.
 	KindPlayer = "arena.player"
 	// KindLeaderboard is the leaderboard (arenapb.Leaderboard), one grain
 	// of key LeaderboardKey. It answers OfferRequest and BoardRequest.
@@ -51,6 +55,11 @@ func grainKinds() []grain.Kind {
 			New:        func(grain.Identity) grain.Actor { return grain.ActorFunc(playerGrain) },
 			State:      func() any { return new(arenapb.PlayerRecord) },
 			FlushEvery: flushEvery,
+			// The default check, that the subscriber's user ID is the
+			// grain's key, holds for arena.Stats: the arena service
+			// subscribes a session to the record of the name it plays,
+			// as that name's key (see statsSubscribe).
+			Sync: &grain.SyncOptions{},
 		},
 		{
 			Name:       KindLeaderboard,
@@ -69,12 +78,26 @@ func playerGrain(c *grain.Context) {
 	case *arenapb.VisitRequest:
 		rec.Name = m.GetName()
 		rec.Visits++
+		if m.GetPlayerId() != "" {
+			rec.LastPlayerId = m.GetPlayerId()
+		}
 		c.Respond(proto.CloneOf(rec))
+	case *arenapb.RoundRequest:
+		if m.GetScore() > 0 {
+			rec.Rounds++
+			rec.LastRound = m.GetScore()
+		}
+		if c.IsRequest() {
+			c.Respond(&emptypb.Empty{})
+		}
 	case *arenapb.ScoreRequest:
 		if rec.Name == "" {
 			rec.Name = m.GetName()
 		}
 		rec.Total += uint64(m.GetGained())
+		if m.GetGained() > 0 {
+			rec.Orbs++
+		}
 		reply := &arenapb.ScoreReply{Best: rec.GetBest()}
 		if m.GetScore() > rec.GetBest() {
 			now := time.Now().UnixMilli()

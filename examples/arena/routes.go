@@ -6,6 +6,7 @@ import (
 
 	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/propsync"
 	"github.com/guildkit/guild/rpc"
 )
 
@@ -22,11 +23,16 @@ const (
 	RouteMove  = "arena.Move"  // MoveRequest -> MoveReply
 	RouteLeave = "arena.Leave" // google.protobuf.Empty -> google.protobuf.Empty
 	RouteSay   = "chat.Say"    // SayRequest -> SayReply
-	PushWorld  = "arena.World" // WorldUpdate, every tick
-	PushBoard  = "arena.Board" // Leaderboard, when it changes
-	PushRound  = "arena.Round" // RoundOver, when a round ends
-	PushChat   = "chat.Line"   // ChatLine
-	ChatGroup  = "room"        // every player's session, for chat.Line
+	// RouteStats subscribes to the caller's own record (KindPlayer, an
+	// arenapb.PlayerRecord, synced): propsyncpb.Subscribe -> its snapshot,
+	// a propsyncpb.Delta; then a Delta on PushStats after each change.
+	RouteStats = "arena.Stats"
+	PushStats  = propsync.DefaultRoute // propsyncpb.Delta, of the caller's record
+	PushWorld  = "arena.World"         // WorldUpdate, every tick
+	PushBoard  = "arena.Board"         // Leaderboard, when it changes
+	PushRound  = "arena.Round"         // RoundOver, when a round ends
+	PushChat   = "chat.Line"           // ChatLine
+	ChatGroup  = "room"                // every player's session, for chat.Line
 )
 
 // ServiceModules maps each gate service of the arena to the module that

@@ -390,6 +390,9 @@ func (w *worldActor) endRound(c *actor.Context, now time.Time) {
 	over := &arenapb.RoundOver{Round: w.round, Top: w.top(3), Next: w.round + 1, NextMs: uint32(time.Duration(w.s.Round).Milliseconds())}
 	w.pushAll(c, PushRound, over, gate.PushOptions{})
 	for _, p := range w.players {
+		if p.score > 0 {
+			w.countRound(c, p)
+		}
 		p.score = 0
 	}
 	w.round++
@@ -431,6 +434,24 @@ func (w *worldActor) report(c *actor.Context, p *player, gained uint32) {
 	})
 	if err != nil {
 		log.Warn("arena: a player's record did not take a score", "name", req.Name, "score", req.Score, "err", err)
+	}
+}
+
+// countRound tells p's record (a grain) that p ended a round with its
+// score, without waiting (its activation may have to load it).
+func (w *worldActor) countRound(c *actor.Context, p *player) {
+	if w.grains == nil {
+		return
+	}
+	log := c.Logger()
+	req := &arenapb.RoundRequest{Name: p.name, Score: p.score}
+	err := w.grains.Request(playerID(p.name), req, callTimeout, func(_ any, err error) {
+		if err != nil {
+			log.Warn("arena: a player's record did not take a round", "name", req.Name, "score", req.Score, "err", err)
+		}
+	})
+	if err != nil {
+		log.Warn("arena: a player's record did not take a round", "name", req.Name, "score", req.Score, "err", err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	bolterrors "go.etcd.io/bbolt/errors"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/guildkit/guild/actor"
@@ -20,6 +21,7 @@ import (
 	"github.com/guildkit/guild/examples/arena/arenapb"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/grain"
+	"github.com/guildkit/guild/propsync/propsyncpb"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/store"
 	"github.com/guildkit/guild/store/embedded"
@@ -120,6 +122,12 @@ func (m *WorldModule) startGrains(ctx context.Context, env *app.Env, path string
 		}
 		m.store, st = es, es
 	}
+	push := env.PushSession
+	if push == nil { // an Env made by hand
+		push = func(session, route string, msg proto.Message) error {
+			return gate.Push(env.Actor, session, route, msg)
+		}
+	}
 	sys, err := grain.Start(ctx, grain.Config{
 		Node:       env.Actor,
 		Membership: env.Members,
@@ -127,6 +135,9 @@ func (m *WorldModule) startGrains(ctx context.Context, env *app.Env, path string
 		Store:      st,
 		Logger:     m.log,
 		Observe:    env.ObserveGrain, // a span per activation when the node traces
+		// The player records are synced (KindPlayer): their deltas go to
+		// the subscribed sessions, on whichever gateway node they live.
+		Push: push,
 	})
 	if err != nil {
 		m.closeStore()
@@ -235,7 +246,7 @@ func arenaService(world actor.PID, grains *grain.System, log *slog.Logger) *gate
 		s.Bind(reply.GetPlayerId())
 		if grains != nil {
 			name, _ := checkName(req.GetName()) // the world accepted it
-			if rec, err := grains.Call(ctx, playerID(name), &arenapb.VisitRequest{Name: name}); err != nil {
+			if rec, err := grains.Call(ctx, playerID(name), &arenapb.VisitRequest{Name: name, PlayerId: reply.GetPlayerId()}); err != nil {
 				// The game goes on without the records.
 				log.Warn("arena: a player's record is unavailable", "name", name, "err", err)
 			} else if rec, ok := rec.(*arenapb.PlayerRecord); ok {
@@ -265,7 +276,40 @@ func arenaService(world actor.PID, grains *grain.System, log *slog.Logger) *gate
 		}
 		return &emptypb.Empty{}, nil
 	})
+	gate.Handle(svc, "Stats", func(s *gate.Session, req *propsyncpb.Subscribe) (*propsyncpb.Delta, error) {
+		return statsSubscribe(s, world, grains, req)
+	})
 	return svc
+}
+
+// statsSubscribe subscribes the session s to the record of the name its
+// player plays (arena.Stats): it answers the record's snapshot, and the
+// grain pushes the session a delta on propsync.DefaultRoute after each
+// change. The session's user is its player's ID, not the name the record
+// is keyed by, so no gate.UserGrain route reaches the record: the service
+// asks the world which name the session plays, then subscribes it with
+// grain.System.Subscribe as the user of that key, which the grain's
+// default check (SyncOptions.MaySubscribe nil) accepts. A session
+// subscribes to its own record only.
+func statsSubscribe(s *gate.Session, world actor.PID, grains *grain.System, req *propsyncpb.Subscribe) (*propsyncpb.Delta, error) {
+	if grains == nil {
+		return nil, rpc.Errorf(rpc.Unavailable, "arena.Stats: the world keeps no records")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	who, err := ask[arenapb.Player](ctx, s.Actor(), world, &arenapb.WhoRequest{PlayerId: s.UserID()})
+	if err != nil {
+		return nil, err
+	}
+	id := playerID(who.GetName())
+	if e := req.GetEntity(); e != "" && e != id.String() {
+		return nil, rpc.Errorf(rpc.PermissionDenied, "arena.Stats: %q is not your record (%s)", e, id)
+	}
+	d, err := grains.Subscribe(ctx, id.String(), s.ID(), id.Key)
+	if err != nil {
+		return nil, rpc.StatusOf(err)
+	}
+	return d, nil
 }
 
 // newPlayerID returns a fresh random player ID ("p-" and 12 hex digits):

@@ -11,6 +11,9 @@
 //   arena.Join   JoinRequest  -> JoinReply    (public: logs the player in)
 //   arena.Move   MoveRequest  -> MoveReply    (the player's new heading)
 //   arena.Leave  google.protobuf.Empty -> google.protobuf.Empty
+//   arena.Stats  guild.propsync.Subscribe -> guild.propsync.Delta
+//                (the caller's PlayerRecord, synced: a snapshot now,
+//                deltas on the push route "propsync" after each change)
 //   chat.Say     SayRequest   -> SayReply
 // Pushes to clients:
 //   arena.World  WorldUpdate  (10-20 times a second: the players and orbs near you)
@@ -27,6 +30,7 @@
 package arenapb
 
 import (
+	_ "github.com/guildkit/guild/propsync/propsyncpb"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	emptypb "google.golang.org/protobuf/types/known/emptypb"
@@ -1119,7 +1123,10 @@ func (x *WhoRequest) GetPlayerId() string {
 	return ""
 }
 
-// PlayerRecord is an arena.player grain's state.
+// PlayerRecord is an arena.player grain's state. It is synced
+// (package propsync): a player subscribes to its own with arena.Stats,
+// and the page's "your stats" panel shows it. Every field but the
+// private ones reaches the client.
 type PlayerRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The name as last written.
@@ -1130,7 +1137,16 @@ type PlayerRecord struct {
 	// Orbs' values picked up, in every round.
 	Total uint64 `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"`
 	// Joins.
-	Visits        uint32 `protobuf:"varint,5,opt,name=visits,proto3" json:"visits,omitempty"`
+	Visits uint32 `protobuf:"varint,5,opt,name=visits,proto3" json:"visits,omitempty"`
+	// Orbs picked up, in every round.
+	Orbs uint32 `protobuf:"varint,6,opt,name=orbs,proto3" json:"orbs,omitempty"`
+	// Rounds that ended with a score above zero, and the score of the
+	// last of them.
+	Rounds    uint32 `protobuf:"varint,7,opt,name=rounds,proto3" json:"rounds,omitempty"`
+	LastRound uint32 `protobuf:"varint,8,opt,name=last_round,json=lastRound,proto3" json:"last_round,omitempty"`
+	// The player ID of the last join: the grain's own bookkeeping, kept in
+	// the store but never synced to a client.
+	LastPlayerId  string `protobuf:"bytes,9,opt,name=last_player_id,json=lastPlayerId,proto3" json:"last_player_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1200,11 +1216,41 @@ func (x *PlayerRecord) GetVisits() uint32 {
 	return 0
 }
 
+func (x *PlayerRecord) GetOrbs() uint32 {
+	if x != nil {
+		return x.Orbs
+	}
+	return 0
+}
+
+func (x *PlayerRecord) GetRounds() uint32 {
+	if x != nil {
+		return x.Rounds
+	}
+	return 0
+}
+
+func (x *PlayerRecord) GetLastRound() uint32 {
+	if x != nil {
+		return x.LastRound
+	}
+	return 0
+}
+
+func (x *PlayerRecord) GetLastPlayerId() string {
+	if x != nil {
+		return x.LastPlayerId
+	}
+	return ""
+}
+
 // VisitRequest, to an arena.player grain, counts a join: it answers the
 // PlayerRecord.
 type VisitRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The ID of the player who joined.
+	PlayerId      string `protobuf:"bytes,2,opt,name=player_id,json=playerId,proto3" json:"player_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1246,6 +1292,67 @@ func (x *VisitRequest) GetName() string {
 	return ""
 }
 
+func (x *VisitRequest) GetPlayerId() string {
+	if x != nil {
+		return x.PlayerId
+	}
+	return ""
+}
+
+// RoundRequest, to an arena.player grain, counts a round that ended with
+// the player's score above zero: it answers google.protobuf.Empty.
+type RoundRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Score         uint32                 `protobuf:"varint,2,opt,name=score,proto3" json:"score,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoundRequest) Reset() {
+	*x = RoundRequest{}
+	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoundRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoundRequest) ProtoMessage() {}
+
+func (x *RoundRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoundRequest.ProtoReflect.Descriptor instead.
+func (*RoundRequest) Descriptor() ([]byte, []int) {
+	return file_examples_arena_arenapb_arena_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RoundRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RoundRequest) GetScore() uint32 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
 // ScoreRequest, to an arena.player grain, reports the player's score in
 // the current round after it gained some: it answers a ScoreReply.
 type ScoreRequest struct {
@@ -1259,7 +1366,7 @@ type ScoreRequest struct {
 
 func (x *ScoreRequest) Reset() {
 	*x = ScoreRequest{}
-	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[19]
+	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1378,7 @@ func (x *ScoreRequest) String() string {
 func (*ScoreRequest) ProtoMessage() {}
 
 func (x *ScoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[19]
+	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1391,7 @@ func (x *ScoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreRequest.ProtoReflect.Descriptor instead.
 func (*ScoreRequest) Descriptor() ([]byte, []int) {
-	return file_examples_arena_arenapb_arena_proto_rawDescGZIP(), []int{19}
+	return file_examples_arena_arenapb_arena_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ScoreRequest) GetName() string {
@@ -1319,7 +1426,7 @@ type ScoreReply struct {
 
 func (x *ScoreReply) Reset() {
 	*x = ScoreReply{}
-	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[20]
+	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1438,7 @@ func (x *ScoreReply) String() string {
 func (*ScoreReply) ProtoMessage() {}
 
 func (x *ScoreReply) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[20]
+	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1451,7 @@ func (x *ScoreReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreReply.ProtoReflect.Descriptor instead.
 func (*ScoreReply) Descriptor() ([]byte, []int) {
-	return file_examples_arena_arenapb_arena_proto_rawDescGZIP(), []int{20}
+	return file_examples_arena_arenapb_arena_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ScoreReply) GetBest() uint32 {
@@ -1374,7 +1481,7 @@ type OfferRequest struct {
 
 func (x *OfferRequest) Reset() {
 	*x = OfferRequest{}
-	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[21]
+	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1493,7 @@ func (x *OfferRequest) String() string {
 func (*OfferRequest) ProtoMessage() {}
 
 func (x *OfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[21]
+	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1506,7 @@ func (x *OfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfferRequest.ProtoReflect.Descriptor instead.
 func (*OfferRequest) Descriptor() ([]byte, []int) {
-	return file_examples_arena_arenapb_arena_proto_rawDescGZIP(), []int{21}
+	return file_examples_arena_arenapb_arena_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OfferRequest) GetName() string {
@@ -1432,7 +1539,7 @@ type BoardRequest struct {
 
 func (x *BoardRequest) Reset() {
 	*x = BoardRequest{}
-	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[22]
+	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1444,7 +1551,7 @@ func (x *BoardRequest) String() string {
 func (*BoardRequest) ProtoMessage() {}
 
 func (x *BoardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[22]
+	mi := &file_examples_arena_arenapb_arena_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1457,14 +1564,14 @@ func (x *BoardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BoardRequest.ProtoReflect.Descriptor instead.
 func (*BoardRequest) Descriptor() ([]byte, []int) {
-	return file_examples_arena_arenapb_arena_proto_rawDescGZIP(), []int{22}
+	return file_examples_arena_arenapb_arena_proto_rawDescGZIP(), []int{23}
 }
 
 var File_examples_arena_arenapb_arena_proto protoreflect.FileDescriptor
 
 const file_examples_arena_arenapb_arena_proto_rawDesc = "" +
 	"\n" +
-	"\"examples/arena/arenapb/arena.proto\x12\barena.v1\x1a\x1bgoogle/protobuf/empty.proto\"9\n" +
+	"\"examples/arena/arenapb/arena.proto\x12\barena.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\"propsync/propsyncpb/propsync.proto\"9\n" +
 	"\vJoinRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06resume\x18\x02 \x01(\tR\x06resume\"\xcc\x02\n" +
@@ -1540,16 +1647,25 @@ const file_examples_arena_arenapb_arena_proto_rawDesc = "" +
 	"\x02dy\x18\x03 \x01(\x02R\x02dy\")\n" +
 	"\n" +
 	"WhoRequest\x12\x1b\n" +
-	"\tplayer_id\x18\x01 \x01(\tR\bplayerId\"\x86\x01\n" +
+	"\tplayer_id\x18\x01 \x01(\tR\bplayerId\"\xfd\x01\n" +
 	"\fPlayerRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04best\x18\x02 \x01(\rR\x04best\x12 \n" +
 	"\fbest_unix_ms\x18\x03 \x01(\x03R\n" +
 	"bestUnixMs\x12\x14\n" +
 	"\x05total\x18\x04 \x01(\x04R\x05total\x12\x16\n" +
-	"\x06visits\x18\x05 \x01(\rR\x06visits\"\"\n" +
+	"\x06visits\x18\x05 \x01(\rR\x06visits\x12\x12\n" +
+	"\x04orbs\x18\x06 \x01(\rR\x04orbs\x12\x16\n" +
+	"\x06rounds\x18\a \x01(\rR\x06rounds\x12\x1d\n" +
+	"\n" +
+	"last_round\x18\b \x01(\rR\tlastRound\x12*\n" +
+	"\x0elast_player_id\x18\t \x01(\tB\x04\xc8\xea\x1b\x01R\flastPlayerId\"?\n" +
 	"\fVisitRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"P\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tplayer_id\x18\x02 \x01(\tR\bplayerId\"8\n" +
+	"\fRoundRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05score\x18\x02 \x01(\rR\x05score\"P\n" +
 	"\fScoreRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05score\x18\x02 \x01(\rR\x05score\x12\x16\n" +
@@ -1581,7 +1697,7 @@ func file_examples_arena_arenapb_arena_proto_rawDescGZIP() []byte {
 	return file_examples_arena_arenapb_arena_proto_rawDescData
 }
 
-var file_examples_arena_arenapb_arena_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_examples_arena_arenapb_arena_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_examples_arena_arenapb_arena_proto_goTypes = []any{
 	(*JoinRequest)(nil),      // 0: arena.v1.JoinRequest
 	(*JoinReply)(nil),        // 1: arena.v1.JoinReply
@@ -1602,11 +1718,12 @@ var file_examples_arena_arenapb_arena_proto_goTypes = []any{
 	(*WhoRequest)(nil),       // 16: arena.v1.WhoRequest
 	(*PlayerRecord)(nil),     // 17: arena.v1.PlayerRecord
 	(*VisitRequest)(nil),     // 18: arena.v1.VisitRequest
-	(*ScoreRequest)(nil),     // 19: arena.v1.ScoreRequest
-	(*ScoreReply)(nil),       // 20: arena.v1.ScoreReply
-	(*OfferRequest)(nil),     // 21: arena.v1.OfferRequest
-	(*BoardRequest)(nil),     // 22: arena.v1.BoardRequest
-	(*emptypb.Empty)(nil),    // 23: google.protobuf.Empty
+	(*RoundRequest)(nil),     // 19: arena.v1.RoundRequest
+	(*ScoreRequest)(nil),     // 20: arena.v1.ScoreRequest
+	(*ScoreReply)(nil),       // 21: arena.v1.ScoreReply
+	(*OfferRequest)(nil),     // 22: arena.v1.OfferRequest
+	(*BoardRequest)(nil),     // 23: arena.v1.BoardRequest
+	(*emptypb.Empty)(nil),    // 24: google.protobuf.Empty
 }
 var file_examples_arena_arenapb_arena_proto_depIdxs = []int32{
 	7,  // 0: arena.v1.JoinReply.leaderboard:type_name -> arena.v1.Leaderboard
@@ -1620,7 +1737,7 @@ var file_examples_arena_arenapb_arena_proto_depIdxs = []int32{
 	15, // 8: arena.v1.World.Steer:input_type -> arena.v1.SteerRequest
 	16, // 9: arena.v1.World.Who:input_type -> arena.v1.WhoRequest
 	1,  // 10: arena.v1.World.Enter:output_type -> arena.v1.JoinReply
-	23, // 11: arena.v1.World.Leave:output_type -> google.protobuf.Empty
+	24, // 11: arena.v1.World.Leave:output_type -> google.protobuf.Empty
 	3,  // 12: arena.v1.World.Steer:output_type -> arena.v1.MoveReply
 	4,  // 13: arena.v1.World.Who:output_type -> arena.v1.Player
 	10, // [10:14] is the sub-list for method output_type
@@ -1641,7 +1758,7 @@ func file_examples_arena_arenapb_arena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_examples_arena_arenapb_arena_proto_rawDesc), len(file_examples_arena_arenapb_arena_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,7 +1,7 @@
 // The arena page: join with a name, steer with the keyboard or a pointer,
-// pick up orbs, watch the leaderboard, chat. It talks to the gateway
-// through @guildkit/client with the messages generated from
-// examples/arena/arenapb/arena.proto.
+// pick up orbs, watch your stats (synced: src/stats.ts) and the
+// leaderboard, chat. It talks to the gateway through @guildkit/client
+// with the messages generated from examples/arena/arenapb/arena.proto.
 import { create } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import { connect, Code, isGuildError, type Client, type GuildError } from "@guildkit/client";
@@ -23,6 +23,7 @@ import {
 } from "./gen/examples/arena/arenapb/arena_pb.js";
 import { closedMessage, connectErrorMessage, joinErrorMessage, requestErrorMessage } from "./messages.js";
 import { draw, ease, inView, viewOf, type Scene, type Sprite, type View } from "./render.js";
+import { StatsPanel } from "./stats.js";
 import { Steering } from "./steer.js";
 import "./style.css";
 
@@ -61,6 +62,7 @@ const ui = {
   leaderboard: el<HTMLOListElement>("leaderboard"),
   chatLog: el<HTMLUListElement>("chat-log"),
   chatInput: el<HTMLInputElement>("chat-input"),
+  stats: el<HTMLElement>("stats"),
 };
 
 const scene: Scene = { width: 2000, height: 2000, myId: "", sprites: new Map(), orbs: new Map() };
@@ -78,6 +80,8 @@ let updates = 0; // arena.World pushes in the current second
 let updatesPerSec = 0;
 let lost = ""; // why the connection is down, while it is
 let bannerTimer: ReturnType<typeof setTimeout> | undefined;
+// The player's record, synced: the best round score it shows goes to the HUD too.
+const stats = new StatsPanel(ui.stats, (b) => setScore(score, b));
 
 // ---- the canvas's size ----
 
@@ -142,6 +146,9 @@ async function start(name: string): Promise<void> {
     ui.canvas.focus();
     addSystemLine(`You joined as ${name}. Pick up the orbs!`);
     renderStatus();
+    // The record of the name joined; it subscribes again by itself after a
+    // reconnection. A failure is logged, and the game goes on without it.
+    if (client) void stats.watch(client);
   } catch (err) {
     setStatus("idle", "");
     showError(joinErrorMessage(err));

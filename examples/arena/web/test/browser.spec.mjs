@@ -181,6 +181,15 @@ async function leaderboard(page) {
   );
 }
 
+/** stats reads the page's "Your stats" panel: its state and each field's value. */
+async function stats(page) {
+  return page.getByTestId("stats").evaluate((dl) => {
+    const st = { state: dl.dataset.state };
+    for (const dd of dl.querySelectorAll("dd[data-field]")) st[dd.dataset.field] = Number(dd.dataset.value ?? NaN);
+    return st;
+  });
+}
+
 /** canvasState reads the canvas's box, scale, orbs in view ([x, y, value]) and label boxes. */
 async function canvasState(page) {
   return page.getByTestId("canvas").evaluate((c) => {
@@ -418,6 +427,16 @@ async function main() {
     "the leaderboard showing the page's score",
   );
   log(`the leaderboard shows ${onBoard.name} with ${onBoard.score}`);
+  // "Your stats" shows the player's record, synced from its grain.
+  const synced = await poll(
+    async () => {
+      const st = await stats(page);
+      return st.state === "synced" && st.orbs >= 1 && st.best >= score && st.total >= score && st.visits >= 1 && st;
+    },
+    10_000,
+    "your stats showing the orb picked up",
+  );
+  log(`your stats (synced): ${JSON.stringify(synced)}`);
   await poll(() => bot.score > 0 || running(bot.proc), 90_000, "gobot scoring");
   log(`gobot scores too: ${bot.score}`);
 
@@ -503,6 +522,17 @@ async function main() {
   const lines = await page.$$eval('[data-testid="chat-log"] li.system', (items) => items.map((li) => li.textContent));
   if (lines.some((l) => BAD_STATUS.test(l))) throw new Error(`the page's system lines: ${JSON.stringify(lines)}`);
   log(`after the restart the page rejoined by itself, and the leaderboard still has ${PAGE_NAME} ${after.score}`);
+  // The stats subscribe again by themselves, to the record the new server
+  // loaded from the store.
+  const resynced = await poll(
+    async () => {
+      const st = await stats(page);
+      return st.state === "synced" && st.best >= best && st.visits >= 2 && st;
+    },
+    20_000,
+    "your stats after the restart",
+  );
+  log(`your stats after the restart: ${JSON.stringify(resynced)}`);
   log(`the page's system lines: ${JSON.stringify(lines)}`);
 
   // Check 10: no 404.

@@ -11,6 +11,9 @@
 //   arena.Join   JoinRequest  -> JoinReply    (public: logs the player in)
 //   arena.Move   MoveRequest  -> MoveReply    (the player's new heading)
 //   arena.Leave  google.protobuf.Empty -> google.protobuf.Empty
+//   arena.Stats  guild.propsync.Subscribe -> guild.propsync.Delta
+//                (the caller's PlayerRecord, synced: a snapshot now,
+//                deltas on the push route "propsync" after each change)
 //   chat.Say     SayRequest   -> SayReply
 // Pushes to clients:
 //   arena.World  WorldUpdate  (10-20 times a second: the players and orbs near you)
@@ -26,13 +29,14 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { EmptySchema } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_empty } from "@bufbuild/protobuf/wkt";
+import { file_propsync_propsyncpb_propsync } from "../../../propsync/propsyncpb/propsync_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file examples/arena/arenapb/arena.proto.
  */
 export const file_examples_arena_arenapb_arena: GenFile = /*@__PURE__*/
-  fileDesc("CiJleGFtcGxlcy9hcmVuYS9hcmVuYXBiL2FyZW5hLnByb3RvEghhcmVuYS52MSIrCgtKb2luUmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnJlc3VtZRgCIAEoCSLpAQoJSm9pblJlcGx5EhEKCXBsYXllcl9pZBgBIAEoCRINCgV3aWR0aBgCIAEoAhIOCgZoZWlnaHQYAyABKAISCQoBeBgEIAEoAhIJCgF5GAUgASgCEg0KBXNjb3JlGAYgASgNEgwKBGJlc3QYByABKA0SDgoGcmVzdW1lGAggASgJEioKC2xlYWRlcmJvYXJkGAkgASgLMhUuYXJlbmEudjEuTGVhZGVyYm9hcmQSDQoFcm91bmQYCiABKA0SFQoNcm91bmRfbGVmdF9tcxgLIAEoDRIVCg1waWNrdXBfcmFkaXVzGAwgASgCIiUKC01vdmVSZXF1ZXN0EgoKAmR4GAEgASgCEgoKAmR5GAIgASgCIiEKCU1vdmVSZXBseRIJCgF4GAEgASgCEgkKAXkYAiABKAIiRwoGUGxheWVyEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSCQoBeBgDIAEoAhIJCgF5GAQgASgCEg0KBXNjb3JlGAUgASgNIjYKA09yYhIKCgJpZBgBIAEoDRIJCgF4GAIgASgCEgkKAXkYAyABKAISDQoFdmFsdWUYBCABKA0igQEKC1dvcmxkVXBkYXRlEgwKBHRpY2sYASABKAQSIQoHcGxheWVycxgCIAMoCzIQLmFyZW5hLnYxLlBsYXllchIbCgRvcmJzGAMgAygLMg0uYXJlbmEudjEuT3JiEg0KBXJvdW5kGAQgASgNEhUKDXJvdW5kX2xlZnRfbXMYBSABKA0iSwoLTGVhZGVyYm9hcmQSKwoHZW50cmllcxgBIAMoCzIaLmFyZW5hLnYxLkxlYWRlcmJvYXJkRW50cnkSDwoHdmVyc2lvbhgCIAEoBCJAChBMZWFkZXJib2FyZEVudHJ5EgwKBG5hbWUYASABKAkSDQoFc2NvcmUYAiABKA0SDwoHdW5peF9tcxgDIAEoAyJYCglSb3VuZE92ZXISDQoFcm91bmQYASABKA0SHQoDdG9wGAIgAygLMhAuYXJlbmEudjEuUGxheWVyEgwKBG5leHQYAyABKA0SDwoHbmV4dF9tcxgEIAEoDSIaCgpTYXlSZXF1ZXN0EgwKBHRleHQYASABKAkiCgoIU2F5UmVwbHkiNwoIQ2hhdExpbmUSDAoEZnJvbRgBIAEoCRIMCgR0ZXh0GAIgASgJEg8KB3VuaXhfbXMYAyABKAMiUwoMRW50ZXJSZXF1ZXN0EhEKCXBsYXllcl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSDgoGcmVzdW1lGAQgASgJIiEKDExlYXZlUmVxdWVzdBIRCglwbGF5ZXJfaWQYASABKAkiOQoMU3RlZXJSZXF1ZXN0EhEKCXBsYXllcl9pZBgBIAEoCRIKCgJkeBgCIAEoAhIKCgJkeRgDIAEoAiIfCgpXaG9SZXF1ZXN0EhEKCXBsYXllcl9pZBgBIAEoCSJfCgxQbGF5ZXJSZWNvcmQSDAoEbmFtZRgBIAEoCRIMCgRiZXN0GAIgASgNEhQKDGJlc3RfdW5peF9tcxgDIAEoAxINCgV0b3RhbBgEIAEoBBIOCgZ2aXNpdHMYBSABKA0iHAoMVmlzaXRSZXF1ZXN0EgwKBG5hbWUYASABKAkiOwoMU2NvcmVSZXF1ZXN0EgwKBG5hbWUYASABKAkSDQoFc2NvcmUYAiABKA0SDgoGZ2FpbmVkGAMgASgNIkYKClNjb3JlUmVwbHkSDAoEYmVzdBgBIAEoDRIqCgtsZWFkZXJib2FyZBgCIAEoCzIVLmFyZW5hLnYxLkxlYWRlcmJvYXJkIjwKDE9mZmVyUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXNjb3JlGAIgASgNEg8KB3VuaXhfbXMYAyABKAMiDgoMQm9hcmRSZXF1ZXN0MtsBCgVXb3JsZBI0CgVFbnRlchIWLmFyZW5hLnYxLkVudGVyUmVxdWVzdBoTLmFyZW5hLnYxLkpvaW5SZXBseRI3CgVMZWF2ZRIWLmFyZW5hLnYxLkxlYXZlUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRI0CgVTdGVlchIWLmFyZW5hLnYxLlN0ZWVyUmVxdWVzdBoTLmFyZW5hLnYxLk1vdmVSZXBseRItCgNXaG8SFC5hcmVuYS52MS5XaG9SZXF1ZXN0GhAuYXJlbmEudjEuUGxheWVyQjJaMGdpdGh1Yi5jb20vZ3VpbGRraXQvZ3VpbGQvZXhhbXBsZXMvYXJlbmEvYXJlbmFwYmIGcHJvdG8z", [file_google_protobuf_empty]);
+  fileDesc("CiJleGFtcGxlcy9hcmVuYS9hcmVuYXBiL2FyZW5hLnByb3RvEghhcmVuYS52MSIrCgtKb2luUmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnJlc3VtZRgCIAEoCSLpAQoJSm9pblJlcGx5EhEKCXBsYXllcl9pZBgBIAEoCRINCgV3aWR0aBgCIAEoAhIOCgZoZWlnaHQYAyABKAISCQoBeBgEIAEoAhIJCgF5GAUgASgCEg0KBXNjb3JlGAYgASgNEgwKBGJlc3QYByABKA0SDgoGcmVzdW1lGAggASgJEioKC2xlYWRlcmJvYXJkGAkgASgLMhUuYXJlbmEudjEuTGVhZGVyYm9hcmQSDQoFcm91bmQYCiABKA0SFQoNcm91bmRfbGVmdF9tcxgLIAEoDRIVCg1waWNrdXBfcmFkaXVzGAwgASgCIiUKC01vdmVSZXF1ZXN0EgoKAmR4GAEgASgCEgoKAmR5GAIgASgCIiEKCU1vdmVSZXBseRIJCgF4GAEgASgCEgkKAXkYAiABKAIiRwoGUGxheWVyEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSCQoBeBgDIAEoAhIJCgF5GAQgASgCEg0KBXNjb3JlGAUgASgNIjYKA09yYhIKCgJpZBgBIAEoDRIJCgF4GAIgASgCEgkKAXkYAyABKAISDQoFdmFsdWUYBCABKA0igQEKC1dvcmxkVXBkYXRlEgwKBHRpY2sYASABKAQSIQoHcGxheWVycxgCIAMoCzIQLmFyZW5hLnYxLlBsYXllchIbCgRvcmJzGAMgAygLMg0uYXJlbmEudjEuT3JiEg0KBXJvdW5kGAQgASgNEhUKDXJvdW5kX2xlZnRfbXMYBSABKA0iSwoLTGVhZGVyYm9hcmQSKwoHZW50cmllcxgBIAMoCzIaLmFyZW5hLnYxLkxlYWRlcmJvYXJkRW50cnkSDwoHdmVyc2lvbhgCIAEoBCJAChBMZWFkZXJib2FyZEVudHJ5EgwKBG5hbWUYASABKAkSDQoFc2NvcmUYAiABKA0SDwoHdW5peF9tcxgDIAEoAyJYCglSb3VuZE92ZXISDQoFcm91bmQYASABKA0SHQoDdG9wGAIgAygLMhAuYXJlbmEudjEuUGxheWVyEgwKBG5leHQYAyABKA0SDwoHbmV4dF9tcxgEIAEoDSIaCgpTYXlSZXF1ZXN0EgwKBHRleHQYASABKAkiCgoIU2F5UmVwbHkiNwoIQ2hhdExpbmUSDAoEZnJvbRgBIAEoCRIMCgR0ZXh0GAIgASgJEg8KB3VuaXhfbXMYAyABKAMiUwoMRW50ZXJSZXF1ZXN0EhEKCXBsYXllcl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSDgoGcmVzdW1lGAQgASgJIiEKDExlYXZlUmVxdWVzdBIRCglwbGF5ZXJfaWQYASABKAkiOQoMU3RlZXJSZXF1ZXN0EhEKCXBsYXllcl9pZBgBIAEoCRIKCgJkeBgCIAEoAhIKCgJkeRgDIAEoAiIfCgpXaG9SZXF1ZXN0EhEKCXBsYXllcl9pZBgBIAEoCSKvAQoMUGxheWVyUmVjb3JkEgwKBG5hbWUYASABKAkSDAoEYmVzdBgCIAEoDRIUCgxiZXN0X3VuaXhfbXMYAyABKAMSDQoFdG90YWwYBCABKAQSDgoGdmlzaXRzGAUgASgNEgwKBG9yYnMYBiABKA0SDgoGcm91bmRzGAcgASgNEhIKCmxhc3Rfcm91bmQYCCABKA0SHAoObGFzdF9wbGF5ZXJfaWQYCSABKAlCBMjqGwEiLwoMVmlzaXRSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJcGxheWVyX2lkGAIgASgJIisKDFJvdW5kUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXNjb3JlGAIgASgNIjsKDFNjb3JlUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXNjb3JlGAIgASgNEg4KBmdhaW5lZBgDIAEoDSJGCgpTY29yZVJlcGx5EgwKBGJlc3QYASABKA0SKgoLbGVhZGVyYm9hcmQYAiABKAsyFS5hcmVuYS52MS5MZWFkZXJib2FyZCI8CgxPZmZlclJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVzY29yZRgCIAEoDRIPCgd1bml4X21zGAMgASgDIg4KDEJvYXJkUmVxdWVzdDLbAQoFV29ybGQSNAoFRW50ZXISFi5hcmVuYS52MS5FbnRlclJlcXVlc3QaEy5hcmVuYS52MS5Kb2luUmVwbHkSNwoFTGVhdmUSFi5hcmVuYS52MS5MZWF2ZVJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSNAoFU3RlZXISFi5hcmVuYS52MS5TdGVlclJlcXVlc3QaEy5hcmVuYS52MS5Nb3ZlUmVwbHkSLQoDV2hvEhQuYXJlbmEudjEuV2hvUmVxdWVzdBoQLmFyZW5hLnYxLlBsYXllckIyWjBnaXRodWIuY29tL2d1aWxka2l0L2d1aWxkL2V4YW1wbGVzL2FyZW5hL2FyZW5hcGJiBnByb3RvMw", [file_google_protobuf_empty, file_propsync_propsyncpb_propsync]);
 
 /**
  * JoinRequest enters the room as name: 1 to 16 printable characters,
@@ -565,7 +569,10 @@ export const WhoRequestSchema: GenMessage<WhoRequest> = /*@__PURE__*/
   messageDesc(file_examples_arena_arenapb_arena, 16);
 
 /**
- * PlayerRecord is an arena.player grain's state.
+ * PlayerRecord is an arena.player grain's state. It is synced
+ * (package propsync): a player subscribes to its own with arena.Stats,
+ * and the page's "your stats" panel shows it. Every field but the
+ * private ones reaches the client.
  *
  * @generated from message arena.v1.PlayerRecord
  */
@@ -602,6 +609,34 @@ export type PlayerRecord = Message<"arena.v1.PlayerRecord"> & {
    * @generated from field: uint32 visits = 5;
    */
   visits: number;
+
+  /**
+   * Orbs picked up, in every round.
+   *
+   * @generated from field: uint32 orbs = 6;
+   */
+  orbs: number;
+
+  /**
+   * Rounds that ended with a score above zero, and the score of the
+   * last of them.
+   *
+   * @generated from field: uint32 rounds = 7;
+   */
+  rounds: number;
+
+  /**
+   * @generated from field: uint32 last_round = 8;
+   */
+  lastRound: number;
+
+  /**
+   * The player ID of the last join: the grain's own bookkeeping, kept in
+   * the store but never synced to a client.
+   *
+   * @generated from field: string last_player_id = 9;
+   */
+  lastPlayerId: string;
 };
 
 /**
@@ -622,6 +657,13 @@ export type VisitRequest = Message<"arena.v1.VisitRequest"> & {
    * @generated from field: string name = 1;
    */
   name: string;
+
+  /**
+   * The ID of the player who joined.
+   *
+   * @generated from field: string player_id = 2;
+   */
+  playerId: string;
 };
 
 /**
@@ -630,6 +672,31 @@ export type VisitRequest = Message<"arena.v1.VisitRequest"> & {
  */
 export const VisitRequestSchema: GenMessage<VisitRequest> = /*@__PURE__*/
   messageDesc(file_examples_arena_arenapb_arena, 18);
+
+/**
+ * RoundRequest, to an arena.player grain, counts a round that ended with
+ * the player's score above zero: it answers google.protobuf.Empty.
+ *
+ * @generated from message arena.v1.RoundRequest
+ */
+export type RoundRequest = Message<"arena.v1.RoundRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: uint32 score = 2;
+   */
+  score: number;
+};
+
+/**
+ * Describes the message arena.v1.RoundRequest.
+ * Use `create(RoundRequestSchema)` to create a new message.
+ */
+export const RoundRequestSchema: GenMessage<RoundRequest> = /*@__PURE__*/
+  messageDesc(file_examples_arena_arenapb_arena, 19);
 
 /**
  * ScoreRequest, to an arena.player grain, reports the player's score in
@@ -659,7 +726,7 @@ export type ScoreRequest = Message<"arena.v1.ScoreRequest"> & {
  * Use `create(ScoreRequestSchema)` to create a new message.
  */
 export const ScoreRequestSchema: GenMessage<ScoreRequest> = /*@__PURE__*/
-  messageDesc(file_examples_arena_arenapb_arena, 19);
+  messageDesc(file_examples_arena_arenapb_arena, 20);
 
 /**
  * @generated from message arena.v1.ScoreReply
@@ -683,7 +750,7 @@ export type ScoreReply = Message<"arena.v1.ScoreReply"> & {
  * Use `create(ScoreReplySchema)` to create a new message.
  */
 export const ScoreReplySchema: GenMessage<ScoreReply> = /*@__PURE__*/
-  messageDesc(file_examples_arena_arenapb_arena, 20);
+  messageDesc(file_examples_arena_arenapb_arena, 21);
 
 /**
  * OfferRequest, to the arena.leaderboard grain, offers a score: it answers
@@ -713,7 +780,7 @@ export type OfferRequest = Message<"arena.v1.OfferRequest"> & {
  * Use `create(OfferRequestSchema)` to create a new message.
  */
 export const OfferRequestSchema: GenMessage<OfferRequest> = /*@__PURE__*/
-  messageDesc(file_examples_arena_arenapb_arena, 21);
+  messageDesc(file_examples_arena_arenapb_arena, 22);
 
 /**
  * BoardRequest, to the arena.leaderboard grain, answers the Leaderboard.
@@ -728,7 +795,7 @@ export type BoardRequest = Message<"arena.v1.BoardRequest"> & {
  * Use `create(BoardRequestSchema)` to create a new message.
  */
 export const BoardRequestSchema: GenMessage<BoardRequest> = /*@__PURE__*/
-  messageDesc(file_examples_arena_arenapb_arena, 22);
+  messageDesc(file_examples_arena_arenapb_arena, 23);
 
 /**
  * World is the world module's service, called by the other modules.
