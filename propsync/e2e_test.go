@@ -126,6 +126,9 @@ func (sc *syncClient) subscribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sc.mu.Lock()
+	sc.replica.Desync() // hold what overtakes the snapshot
+	sc.mu.Unlock()
 	reply, err := sc.c.RequestRaw(ctx, "sync.Subscribe", body)
 	if err != nil {
 		t.Fatalf("subscribe: %v", err)

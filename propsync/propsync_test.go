@@ -288,6 +288,34 @@ func TestPropertySyncReplica(t *testing.T) {
 	if err := r.Apply(tr.Ended()); !errors.Is(err, propsync.ErrGap) {
 		t.Fatalf("the end of a subscription: %v, want ErrGap", err)
 	}
+
+	// A subscription that ended while the client was away (it never saw
+	// the end notice): the next activation counts from 1 again. Desync
+	// before subscribing again holds the new subscription's delta that
+	// overtakes its snapshot, instead of skipping it as old.
+	if err := r.Apply(snap); err != nil || !r.Synced() || r.Version() <= 3 {
+		t.Fatalf("synced again: %v, version %d", err, r.Version())
+	}
+	q := proto.Clone(p).(*testpb.Player)
+	next := propsync.NewTracker("player/p1", nil, q)
+	q.Stats.Hp = 5
+	if _, err := next.Next(q); err != nil { // version 2
+		t.Fatal(err)
+	}
+	snap2, _ := next.Snapshot()
+	q.Stats.Hp = 6
+	early, _ := next.Next(q) // version 3, pushed after the snapshot, arrives first
+	r.Desync()
+	if err := r.Apply(early); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Apply(snap2); err != nil {
+		t.Fatal(err)
+	}
+	if r.Version() != 3 || !r.Synced() || !proto.Equal(r.State(), propsync.Redact(q)) {
+		t.Fatalf("after Desync, an early delta and the snapshot: version %d, synced %v, hp %d; want version 3, hp 6",
+			r.Version(), r.Synced(), r.State().(*testpb.Player).GetStats().GetHp())
+	}
 }
 
 // TestPropertySyncSegments checks the split of an encoding by field:

@@ -52,6 +52,15 @@ func (r *Replica) Version() uint64 { return r.version }
 // delta since.
 func (r *Replica) Synced() bool { return r.synced }
 
+// Desync marks the replica as waiting for a snapshot, keeping its state:
+// call it before each subscribe (the first one needs none), so that the
+// deltas of the new subscription that overtake its snapshot are held and
+// applied after it. Without it, a replica that missed its subscription's
+// end (its connection was down) still counts as synced at the old
+// subscription's version, and skips the new one's early deltas as held
+// already (a new activation counts versions from 1 again).
+func (r *Replica) Desync() { r.synced, r.pending = false, nil }
+
 // OnChange registers fn to be called with the path of each field that
 // changes at or under prefix ("" for every change; see the package doc's
 // Paths), once per Apply and path. A snapshot changes every path: it
