@@ -31,7 +31,9 @@
 // items[3].count is "items.count", of bag["sword"] is "bag", and a list
 // that grew is "items". OnChange callbacks registered on a prefix fire
 // for every change at or under it ("stats" fires for "stats.hp"), once
-// per Apply and path. The TypeScript SDK uses the same paths.
+// per Apply and path, and for a change above it (the whole "stats" set or
+// cleared fires "stats.hp", with the prefix as the path). The TypeScript
+// SDK uses the same paths and rules.
 package propsync
 
 // The service a client calls to subscribe to a synced grain, through a

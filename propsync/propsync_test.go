@@ -388,3 +388,32 @@ func FuzzApply(f *testing.F) {
 		_ = r.Apply(&propsyncpb.Delta{Version: 2, Base: 1, Ops: []*propsyncpb.Op{&op}})
 	})
 }
+
+// TestPropertySyncCallbackAbovePrefix: a message set whole (from unset)
+// fires the callbacks registered below it, with their own prefix.
+func TestPropertySyncCallbackAbovePrefix(t *testing.T) {
+	p := &testpb.Player{Name: "a"}
+	tr := propsync.NewTracker("player/p1", nil, p)
+	snap, err := tr.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := propsync.NewReplica(&testpb.Player{})
+	if err := r.Apply(snap); err != nil {
+		t.Fatal(err)
+	}
+	var hp, name []string
+	r.OnChange("stats.hp", func(path string) { hp = append(hp, path) })
+	r.OnChange("name", func(path string) { name = append(name, path) })
+	p.Stats = &testpb.Stats{Hp: 3}
+	d, err := tr.Next(p)
+	if err != nil || d == nil {
+		t.Fatalf("Next: %v, %v", d, err)
+	}
+	if err := r.Apply(d); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(hp, []string{"stats.hp"}) || len(name) != 0 {
+		t.Fatalf("stats set whole fired %q on stats.hp and %q on name; want [stats.hp] and none", hp, name)
+	}
+}

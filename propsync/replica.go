@@ -63,8 +63,11 @@ func (r *Replica) Desync() { r.synced, r.pending = false, nil }
 
 // OnChange registers fn to be called with the path of each field that
 // changes at or under prefix ("" for every change; see the package doc's
-// Paths), once per Apply and path. A snapshot changes every path: it
-// calls fn once with prefix itself, or "" for the empty prefix.
+// Paths), once per Apply and path. A change above the prefix (a message
+// set or cleared whole, such as "stats" for the prefix "stats.hp") calls
+// fn with prefix itself, since what it names changed too. A snapshot
+// changes every path: it calls fn once with prefix itself, or "" for the
+// empty prefix.
 func (r *Replica) OnChange(prefix string, fn func(path string)) {
 	r.hooks = append(r.hooks, hook{prefix, fn})
 }
@@ -140,6 +143,8 @@ func (r *Replica) fire(paths []string) {
 				h.fn(h.prefix)
 			case under(p, h.prefix):
 				h.fn(p)
+			case under(h.prefix, p): // a message above the prefix changed whole
+				h.fn(h.prefix)
 			}
 		}
 	}

@@ -221,9 +221,9 @@ export class Replica<T extends Message = Message> {
    * prefix (prefix itself, or prefix + "." and more: "stats" fires for
    * "stats.hp"), and once after each snapshot, which changes everything,
    * with prefix as the path. The prefix "" matches every change. A change
-   * above the prefix does not fire it: when a whole message is set,
-   * "stats" changes, not "stats.hp". These are the Go package propsync's
-   * OnChange rules. on throws a TypeError for a prefix that names no field
+   * above the prefix (a message set or cleared whole: "stats" for the
+   * prefix "stats.hp") fires it too, with prefix as the path, since what
+   * it names changed. These are the Go package propsync's OnChange rules. on throws a TypeError for a prefix that names no field
    * of the schema. It returns a function that unregisters the callback.
    */
   on(prefix: string, callback: ChangeCallback<T>): () => void {
@@ -245,6 +245,7 @@ export class Replica<T extends Message = Message> {
         let p: string;
         if (path === "") p = l.prefix;
         else if (pathMatches(l.prefix, path)) p = path;
+        else if (pathMatches(path, l.prefix)) p = l.prefix; // a message above the prefix changed whole
         else continue;
         try {
           l.callback(p, this._state);

@@ -438,13 +438,13 @@ describe("Replica", () => {
       });
     });
 
-    it("do not fire for a change above the prefix; a snapshot fires them all, with their prefix", () => {
+    it("fire for a change above the prefix with their prefix; a snapshot fires them all, with their prefix", () => {
       const r = replicaOf(BASE);
       const got = record(r, "stats.hp", "items.attrs", "");
       r.apply(delta(10n, set([step(F.stats)], player({ stats: { hp: 1 } })), truncate(0, step(F.items))));
-      expect(got).toEqual({ "stats.hp": [], "items.attrs": [], "": ["stats", "items"] });
+      expect(got).toEqual({ "stats.hp": ["stats.hp"], "items.attrs": ["items.attrs"], "": ["stats", "items"] });
       r.apply(snapshot(BASE, 30n));
-      expect(got).toEqual({ "stats.hp": ["stats.hp"], "items.attrs": ["items.attrs"], "": ["stats", "items", ""] });
+      expect(got).toEqual({ "stats.hp": ["stats.hp", "stats.hp"], "items.attrs": ["items.attrs", "items.attrs"], "": ["stats", "items", ""] });
     });
 
     it("stop after unregistering, and report a throw to onError", () => {
