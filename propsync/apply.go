@@ -1,6 +1,7 @@
 package propsync
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -12,16 +13,22 @@ import (
 
 // Apply applies ops, in order, to m (a client's replica) and returns the
 // paths of the fields they changed (see the package doc's Paths), each
-// once, in the order of the ops. An op that does not fit m (an unknown
-// field, a step of the wrong kind, an index or key that is not there, a
-// value that does not decode) stops Apply with an error that matches
-// ErrBadOp; the ops before it are applied. Apply never panics, whatever
-// the ops.
+// once, in the order of the ops. An op whose path names a field number
+// m's type does not have (at any step) is skipped: it comes from a newer
+// build of the state's .proto (a server that added a field, during a
+// rolling upgrade), and, as protobuf does with unknown fields, an older
+// client goes on without it. Any other op that does not fit m (a step of
+// the wrong kind, an index or key that is not there, a value that does
+// not decode) stops Apply with an error that matches ErrBadOp; the ops
+// before it are applied. Apply never panics, whatever the ops.
 func Apply(m proto.Message, ops []*propsyncpb.Op) (changed []string, err error) {
 	root := m.ProtoReflect()
 	seen := make(map[string]bool, len(ops))
 	for i, op := range ops {
 		path, err := applyOp(root, op)
+		if errors.Is(err, errNewerField) {
+			continue
+		}
 		if err != nil {
 			return changed, fmt.Errorf("op %d (%v): %w", i, op.GetKind(), err)
 		}
@@ -84,11 +91,15 @@ func writeName(b *strings.Builder, fd protoreflect.FieldDescriptor) {
 	b.WriteString(fd.JSONName())
 }
 
-// field returns the field of cur that step s names.
+// errNewerField says that an op's path names a field number its message
+// type does not have here: Apply skips the op.
+var errNewerField = errors.New("propsync: a field of a newer build")
+
+// field returns the field of cur that step s names, or errNewerField.
 func field(cur protoreflect.Message, s *propsyncpb.Step) (protoreflect.FieldDescriptor, error) {
 	fd := cur.Descriptor().Fields().ByNumber(protoreflect.FieldNumber(s.GetField()))
 	if fd == nil {
-		return nil, fmt.Errorf("%w: %s has no field %d", ErrBadOp, cur.Descriptor().FullName(), s.GetField())
+		return nil, fmt.Errorf("%w: %s has no field %d", errNewerField, cur.Descriptor().FullName(), s.GetField())
 	}
 	return fd, nil
 }

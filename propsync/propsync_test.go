@@ -341,7 +341,6 @@ func TestPropertySyncBadOps(t *testing.T) {
 	}
 	bad := []*propsyncpb.Op{
 		{Kind: propsyncpb.Op_SET},
-		{Kind: propsyncpb.Op_SET, Path: []*propsyncpb.Step{step(999)}},
 		{Kind: propsyncpb.Op_SET, Path: []*propsyncpb.Step{step(2)}, Value: []byte{0xff}},
 		{Kind: propsyncpb.Op_SET, Path: []*propsyncpb.Step{idx(11, 100)}, Value: []byte{0x58, 1}},
 		{Kind: propsyncpb.Op_LIST_TRUNCATE, Path: []*propsyncpb.Step{step(11)}, Length: 1000},
@@ -415,5 +414,30 @@ func TestPropertySyncCallbackAbovePrefix(t *testing.T) {
 	}
 	if !slices.Equal(hp, []string{"stats.hp"}) || len(name) != 0 {
 		t.Fatalf("stats set whole fired %q on stats.hp and %q on name; want [stats.hp] and none", hp, name)
+	}
+}
+
+// TestPropertySyncNewerField: an op on a field number the replica's type
+// does not have (a server built from a newer .proto, during a rolling
+// upgrade) is skipped, and the ops around it apply.
+func TestPropertySyncNewerField(t *testing.T) {
+	step := func(f uint32) *propsyncpb.Step { return &propsyncpb.Step{Field: f} }
+	p := &testpb.Player{Name: "a", Stats: &testpb.Stats{Hp: 1}}
+	ops := []*propsyncpb.Op{
+		{Kind: propsyncpb.Op_SET, Path: []*propsyncpb.Step{step(999)}, Value: []byte{0xb8, 0x3e, 0x01}},
+		{Kind: propsyncpb.Op_CLEAR, Path: []*propsyncpb.Step{step(10), step(999)}},
+	}
+	q := &testpb.Player{Name: "b"}
+	more, err := propsync.Diff(p, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops = append(ops, more...)
+	changed, err := propsync.Apply(p, ops)
+	if err != nil {
+		t.Fatalf("ops on fields of a newer build: %v, want them skipped", err)
+	}
+	if !proto.Equal(p, q) || slices.Contains(changed, "") {
+		t.Fatalf("after the skipped ops: %v (changed %q), want %v", p, changed, q)
 	}
 }

@@ -166,6 +166,7 @@ export class Replica<T extends Message = Message> {
       try {
         path = applyOp(reflect(this.schema, this._state), op);
       } catch (e) {
+        if (e instanceof NewerField) continue; // a field of a newer build: skipped, as protobuf skips unknown fields
         this.unsync();
         this.fire(paths);
         const msg = e instanceof Error ? e.message : String(e);
@@ -309,9 +310,16 @@ function describePath(schema: DescMessage, path: readonly Step[]): string {
 type ListField = DescField & { fieldKind: "list" };
 type MapField = DescField & { fieldKind: "map" };
 
+/**
+ * NewerField is thrown by stepField for a field number the schema does not
+ * have: an op from a server built from a newer .proto (it added a field,
+ * during a rolling upgrade). apply skips such an op instead of failing.
+ */
+class NewerField extends Error {}
+
 function stepField(m: ReflectMessage, s: Step): DescField {
   const f = m.findNumber(s.field);
-  if (!f) throw new Error(`${m.desc.typeName} has no field ${s.field}`);
+  if (!f) throw new NewerField(`${m.desc.typeName} has no field ${s.field}`);
   return f;
 }
 

@@ -344,12 +344,12 @@ describe("Replica", () => {
     it("after a gap, holds deltas until a snapshot, and applies them after it", () => {
       const r = replicaOf(BASE);
       expect(() => r.apply(delta(11n))).toThrow(GapError);
-      r.apply(delta(10n, set([step(F.name)], player({ name: "half" })), clear(step(99)))); // held
+      r.apply(delta(10n, set([step(F.name)], player({ name: "half" })), set([step(F.name), step(1)], new Uint8Array()))); // held
       expect(r.state.name).toBe("ana");
       expect(() => r.apply(snapshot(BASE, 10n))).toThrow(DeltaError); // the held delta's bad op
       expect(r.state.name).toBe("half");
       expect(r.synced).toBe(false);
-      r.apply(delta(10n, set([step(F.name)], player({ name: "x" })), clear(step(99)))); // held
+      r.apply(delta(10n, set([step(F.name)], player({ name: "x" })), set([step(F.name), step(1)], new Uint8Array()))); // held
       r.apply(delta(11n, set([step(F.name)], player({ name: "y" })))); // held
       r.apply(snapshot(BASE, 12n)); // holds both: they are skipped
       expect(r.synced).toBe(true);
@@ -363,7 +363,7 @@ describe("Replica", () => {
       const r = replicaOf(BASE);
       const paths: string[] = [];
       r.on("", (p) => paths.push(p));
-      expect(() => r.apply(delta(10n, set([step(F.name)], player({ name: "half" })), clear(step(99))))).toThrow(DeltaError);
+      expect(() => r.apply(delta(10n, set([step(F.name)], player({ name: "half" })), set([step(F.name), step(1)], new Uint8Array())))).toThrow(DeltaError);
       expect(r.synced).toBe(false);
       expect(r.version).toBe(10n);
       expect(r.state.name).toBe("half");
@@ -479,11 +479,20 @@ describe("Replica", () => {
     });
   });
 
+  it("skips ops on fields it does not know (a server built from a newer .proto), applying the others", () => {
+    const r = replicaOf(BASE);
+    const paths: string[] = [];
+    r.on("", (p) => paths.push(p));
+    r.apply(delta(10n, set([step(99)], new Uint8Array()), clear(step(F.stats), step(99)), set([step(F.name)], player({ name: "newer" }))));
+    expect(r.synced).toBe(true);
+    expect(r.version).toBe(11n);
+    expect(r.state.name).toBe("newer");
+    expect(paths).toEqual(["name"]);
+  });
+
   describe("bad ops", () => {
     const cases: [string, Op, RegExp][] = [
       ["an empty path", set([], player({ name: "x" })), /path is empty/],
-      ["an unknown field", set([step(99)], new Uint8Array()), /no field 99/],
-      ["an unknown field below", set([step(F.stats), step(99)], new Uint8Array()), /Stats has no field 99/],
       ["a step into a scalar", set([step(F.name), step(1)], new Uint8Array()), /only messages/],
       ["a step into a list of scalars", set([idx(F.scores, 0), step(1)], new Uint8Array()), /only messages/],
       ["an index out of range", set([idx(F.scores, 3)], player({ scores: [1] })), /out of range/],
