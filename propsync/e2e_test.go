@@ -21,6 +21,7 @@ import (
 	"github.com/guildkit/guild/grain"
 	"github.com/guildkit/guild/internal/await"
 	"github.com/guildkit/guild/propsync"
+	"github.com/guildkit/guild/propsync/internal/mutate"
 	"github.com/guildkit/guild/propsync/internal/testpb"
 	"github.com/guildkit/guild/propsync/propsyncpb"
 	"github.com/guildkit/guild/rpc"
@@ -54,9 +55,9 @@ func playerKind() grain.Kind {
 						c.Respond(&rpcpb.Status{Code: 3, Message: "bad request"})
 						return
 					}
-					mu := mutator{rand.New(rand.NewPCG(uint64(req.GetMp()), 2))}
+					mu := mutate.Mutator{R: rand.New(rand.NewPCG(uint64(req.GetMp()), 2))}
 					for range req.GetHp() {
-						mu.mutate(st)
+						mu.Mutate(st)
 					}
 					c.Respond(&testpb.Stats{})
 				case getState:

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/guildkit/guild/propsync"
+	"github.com/guildkit/guild/propsync/internal/mutate"
 	"github.com/guildkit/guild/propsync/internal/testpb"
 	"github.com/guildkit/guild/propsync/propsyncpb"
 )
@@ -52,7 +53,7 @@ func noPrivate(t *testing.T, b []byte) {
 // replica subscribes (a snapshot) and must be equal too.
 func TestPropertySyncRandomMutations(t *testing.T) {
 	r := rand.New(rand.NewPCG(seed(t), 1))
-	m := mutator{r}
+	m := mutate.Mutator{R: r}
 	d := propsync.NewDiffer(notePrivate)
 	server := &testpb.Player{}
 	tr := propsync.NewTracker("player/p1", d, server)
@@ -75,7 +76,7 @@ func TestPropertySyncRandomMutations(t *testing.T) {
 			n = 1 + r.IntN(5) // turns of several mutations
 		}
 		for range n {
-			m.mutate(server)
+			m.Mutate(server)
 			done++
 		}
 		delta, err := tr.Next(server)

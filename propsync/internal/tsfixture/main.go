@@ -34,6 +34,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/guildkit/guild/propsync"
+	"github.com/guildkit/guild/propsync/internal/mutate"
 	"github.com/guildkit/guild/propsync/internal/testpb"
 )
 
@@ -68,10 +69,10 @@ func encode(m proto.Message) (string, error) {
 
 func run(seed uint64, turns int) error {
 	r := rand.New(rand.NewPCG(seed, 2))
-	m := mutator{r}
+	m := mutate.Mutator{R: r}
 	server := &testpb.Player{}
 	for range 20 {
-		m.mutate(server) // start from a state that is not empty
+		m.Mutate(server) // start from a state that is not empty
 	}
 	tr := propsync.NewTracker("player/fixture", nil, server)
 	snap, err := tr.Snapshot()
@@ -121,7 +122,7 @@ func run(seed uint64, turns int) error {
 			}
 		}
 		for range 1 + r.IntN(4) {
-			m.mutate(server)
+			m.Mutate(server)
 		}
 		d, err := tr.Next(server)
 		if err != nil {

@@ -1,4 +1,9 @@
-package main
+// Package mutate changes the state of propsync's tests (testpb.Player) at
+// random, in every way Diff knows, for the property tests in Go
+// (package propsync's) and the TypeScript SDK's cross-language test
+// (propsync/internal/tsfixture): one mutator for both, so that they test
+// the same changes.
+package mutate
 
 import (
 	"fmt"
@@ -10,71 +15,82 @@ import (
 	"github.com/guildkit/guild/propsync/internal/testpb"
 )
 
-// mutator changes a Player at random, in every way Diff knows: scalars,
+// Markers that the private fields hold once Mutate has set them: no
+// encoded Delta or snapshot may contain them.
+const (
+	SecretMarker = "SECRET-MARKER-7f3a"
+	NoteMarker   = "NOTE-MARKER-c91e"
+	HiddenHP     = 987654321
+)
+
+// Mutator changes a Player at random, in every way Diff knows: scalars,
 // an optional, an enum, bytes, nested messages set, changed and cleared,
 // repeated scalars and messages grown, shrunk and changed, maps of
 // scalars and messages with string, int64, uint32 and bool keys, a oneof
 // switching cases, and private fields.
-type mutator struct{ r *rand.Rand }
-
-func (m mutator) str() string {
-	words := []string{"", "a", "sword", "shield", "potion", "x", "héros", "long-" + strings.Repeat("z", 40)}
-	return words[m.r.IntN(len(words))]
+type Mutator struct {
+	// R is the source of the changes: a seeded one replays them.
+	R *rand.Rand
 }
 
-func (m mutator) stats() *testpb.Stats {
-	s := &testpb.Stats{Hp: m.r.Int32N(100) - 10, Mp: m.r.Int32N(3), Speed: float32(m.r.IntN(4)) / 2}
-	for range m.r.IntN(3) {
-		s.Buffs = append(s.Buffs, m.r.Int32N(5))
+func (m Mutator) str() string {
+	words := []string{"", "a", "sword", "shield", "potion", "x", "héros", "long-" + strings.Repeat("z", 40)}
+	return words[m.R.IntN(len(words))]
+}
+
+func (m Mutator) stats() *testpb.Stats {
+	s := &testpb.Stats{Hp: m.R.Int32N(100) - 10, Mp: m.R.Int32N(3), Speed: float32(m.R.IntN(4)) / 2}
+	for range m.R.IntN(3) {
+		s.Buffs = append(s.Buffs, m.R.Int32N(5))
 	}
 	return s
 }
 
-func (m mutator) item() *testpb.Item {
-	it := &testpb.Item{Id: m.str(), Count: m.r.Int32N(4)}
-	if m.r.IntN(2) == 0 {
+func (m Mutator) item() *testpb.Item {
+	it := &testpb.Item{Id: m.str(), Count: m.R.Int32N(4)}
+	if m.R.IntN(2) == 0 {
 		it.Bonus = m.stats()
 	}
-	for range m.r.IntN(3) {
+	for range m.R.IntN(3) {
 		if it.Attrs == nil {
 			it.Attrs = map[string]int64{}
 		}
-		it.Attrs[m.str()] = m.r.Int64N(5) - 2
+		it.Attrs[m.str()] = m.R.Int64N(5) - 2
 	}
 	return it
 }
 
-func (m mutator) mutateStats(s *testpb.Stats) {
-	switch m.r.IntN(6) {
+func (m Mutator) mutateStats(s *testpb.Stats) {
+	switch m.R.IntN(6) {
 	case 0:
-		s.Hp = m.r.Int32N(100)
+		s.Hp = m.R.Int32N(100)
 	case 1:
-		s.Mp = m.r.Int32N(3)
+		s.Mp = m.R.Int32N(3)
 	case 2:
-		s.Speed = float32(m.r.IntN(4)) / 2
+		s.Speed = float32(m.R.IntN(4)) / 2
 	case 3:
-		s.Buffs = append(s.Buffs, m.r.Int32N(5))
+		s.Buffs = append(s.Buffs, m.R.Int32N(5))
 	case 4:
 		if len(s.Buffs) > 0 {
-			s.Buffs = s.Buffs[:m.r.IntN(len(s.Buffs))]
+			s.Buffs = s.Buffs[:m.R.IntN(len(s.Buffs))]
 		}
 	case 5:
 		if len(s.Buffs) > 0 {
-			s.Buffs[m.r.IntN(len(s.Buffs))] = m.r.Int32N(5)
+			s.Buffs[m.R.IntN(len(s.Buffs))] = m.R.Int32N(5)
 		}
 	}
 }
 
-func (m mutator) mutateItem(it *testpb.Item) {
-	switch m.r.IntN(5) {
+func (m Mutator) mutateItem(it *testpb.Item) {
+	switch m.R.IntN(5) {
 	case 0:
 		it.Id = m.str()
 	case 1:
-		it.Count = m.r.Int32N(4)
+		it.Count = m.R.Int32N(4)
 	case 2:
-		if it.Bonus == nil || m.r.IntN(4) == 0 {
+		if it.Bonus == nil || m.R.IntN(4) == 0 {
 			it.Bonus = nil
-			if m.r.IntN(2) == 0 {
+			if m.R.IntN(2) == 0 {
 				it.Bonus = m.stats()
 			}
 			return
@@ -84,7 +100,7 @@ func (m mutator) mutateItem(it *testpb.Item) {
 		if it.Attrs == nil {
 			it.Attrs = map[string]int64{}
 		}
-		it.Attrs[m.str()] = m.r.Int64N(3)
+		it.Attrs[m.str()] = m.R.Int64N(3)
 	case 4:
 		for k := range it.Attrs {
 			delete(it.Attrs, k)
@@ -93,9 +109,9 @@ func (m mutator) mutateItem(it *testpb.Item) {
 	}
 }
 
-// mutate makes one random change to p.
-func (m mutator) mutate(p *testpb.Player) {
-	r := m.r
+// Mutate makes one random change to p.
+func (m Mutator) Mutate(p *testpb.Player) {
+	r := m.R
 	switch r.IntN(24) {
 	case 0:
 		p.Name = m.str()
@@ -207,14 +223,14 @@ func (m mutator) mutate(p *testpb.Player) {
 			}
 		}
 	case 20:
-		p.Secret = fmt.Sprintf("secret-%d", r.IntN(100))
+		p.Secret = fmt.Sprintf("%s-%d", SecretMarker, r.IntN(100))
 	case 21:
-		p.Hidden = &testpb.Stats{Hp: r.Int32N(100), Buffs: []int32{1}}
+		p.Hidden = &testpb.Stats{Hp: HiddenHP, Buffs: []int32{HiddenHP}}
 		if r.IntN(3) == 0 {
 			p.Hidden = nil
 		}
 	case 22:
-		p.Note = m.str()
+		p.Note = fmt.Sprintf("%s-%d", NoteMarker, r.IntN(100))
 	case 23:
 		if r.IntN(10) == 0 { // rarely: a reset of the whole state
 			proto.Reset(p)
