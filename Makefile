@@ -16,7 +16,8 @@ gen:
 	go run ./cmd/guild gen rpc/rpcpb/rpc.proto rpc/internal/echopb/echo.proto examples/echo/echopb/echo.proto \
 		gate/gatepb/gate.proto gate/internal/nodepb/node.proto examples/arena/arenapb/arena.proto \
 		examples/players/playerspb/players.proto grain/grainpb/grain.proto \
-		propsync/propsyncpb/propsync.proto propsync/internal/testpb/test.proto
+		propsync/propsyncpb/propsync.proto propsync/internal/testpb/test.proto \
+		propsync/internal/kindspb/kinds.proto
 
 # Benchmarks of the runtime and against peer frameworks; see docs/PERFORMANCE.md.
 bench:

@@ -45,6 +45,9 @@ func (d *Differ) Diff(old, new proto.Message) ([]*propsyncpb.Op, error) {
 	if o.Descriptor().FullName() != n.Descriptor().FullName() {
 		return nil, fmt.Errorf("%w: %s and %s", ErrMismatch, o.Descriptor().FullName(), n.Descriptor().FullName())
 	}
+	if g, ok := d.generated(new); ok && o.Type() == n.Type() {
+		return d.walk(nil, g, old, false)
+	}
 	ob, err := deterministic.Marshal(old)
 	if err != nil {
 		ob = nil
@@ -59,17 +62,18 @@ func (d *Differ) Diff(old, new proto.Message) ([]*propsyncpb.Op, error) {
 // diff diffs o and n, given their deterministic encodings (or nil).
 func (d *Differ) diff(o, n protoreflect.Message, ob, nb []byte) ([]*propsyncpb.Op, error) {
 	w := &differ{d: d}
-	w.message(o, n, ob, nb)
+	w.message(o, n, wireOf(ob), wireOf(nb))
 	return w.ops, w.err
 }
 
 // differ is one Diff's walk: the path to the message it is in, and the
 // ops found so far.
 type differ struct {
-	d    *Differ
-	path []pathStep
-	ops  []*propsyncpb.Op
-	err  error
+	d      *Differ
+	prefix []*propsyncpb.Step // the path to where the walk began (a Walk's)
+	path   []pathStep
+	ops    []*propsyncpb.Op
+	err    error
 }
 
 // pathStep is a step of the path being walked; it becomes a
@@ -92,11 +96,12 @@ func (p pathStep) step() *propsyncpb.Step {
 
 // at returns the path to the message so far followed by last.
 func (w *differ) at(last *propsyncpb.Step) []*propsyncpb.Step {
-	p := make([]*propsyncpb.Step, len(w.path)+1)
+	p := make([]*propsyncpb.Step, len(w.prefix)+len(w.path)+1)
+	copy(p, w.prefix)
 	for i, s := range w.path {
-		p[i] = s.step()
+		p[len(w.prefix)+i] = s.step()
 	}
-	p[len(w.path)] = last
+	p[len(p)-1] = last
 	return p
 }
 
@@ -113,37 +118,41 @@ func (w *differ) emit(kind propsyncpb.Op_Kind, last *propsyncpb.Step, value []by
 // descend diffs o and n, the messages that s selects.
 func (w *differ) descend(s pathStep, o, n protoreflect.Message, ob, nb []byte) {
 	w.path = append(w.path, s)
-	w.message(o, n, ob, nb)
+	w.message(o, n, wireOf(ob), wireOf(nb))
 	w.path = w.path[:len(w.path)-1]
 }
 
 // message diffs two messages of one type.
 // ob and nb are their encodings, or nil when not known: a field whose
 // bytes are equal in both is not walked.
-func (w *differ) message(o, n protoreflect.Message, ob, nb []byte) {
-	info := w.d.info(o.Descriptor())
+func (w *differ) message(o, n protoreflect.Message, ow, nw wireMessage) {
 	fields := o.Descriptor().Fields()
-	ow, nw := wireOf(ob), wireOf(nb)
-	for i, how := range info.how {
-		if how == howSkip {
-			continue
-		}
-		fd := fields.Get(i)
-		if how == howOneof {
-			w.oneof(o, n, fd.ContainingOneof(), ow, nw)
-			continue
-		}
-		if same(ow, nw, fd.Number()) {
-			continue
-		}
-		switch how {
-		case howList:
-			w.list(o, n, fd, ow, nw)
-		case howMap:
-			w.mapField(o, n, fd)
-		default:
-			w.singular(o, n, fd, ow, nw)
-		}
+	for i := range fields.Len() {
+		w.field(o, n, fields.Get(i), ow, nw)
+	}
+}
+
+// field diffs field fd of two messages of one type (for the first field
+// of a oneof: the oneof; for its other fields: nothing).
+func (w *differ) field(o, n protoreflect.Message, fd protoreflect.FieldDescriptor, ow, nw wireMessage) {
+	how := w.d.info(o.Descriptor()).how[fd.Index()]
+	switch how {
+	case howSkip:
+		return
+	case howOneof:
+		w.oneof(o, n, fd.ContainingOneof(), ow, nw)
+		return
+	}
+	if same(ow, nw, fd.Number()) {
+		return
+	}
+	switch how {
+	case howList:
+		w.list(o, n, fd, ow, nw)
+	case howMap:
+		w.mapField(o, n, fd)
+	default:
+		w.singular(o, n, fd, ow, nw)
 	}
 }
 

@@ -20,6 +20,39 @@ type Differ struct {
 	private map[protoreflect.FullName]bool // the Go-side marks
 	cache   sync.Map                       // protoreflect.FieldDescriptor -> bool
 	infos   sync.Map                       // protoreflect.FullName of a message -> *msgInfo
+	privs   sync.Map                       // protoreflect.FullName of a message -> bool (hasPrivate)
+}
+
+// hasPrivate reports whether md has a private field at any depth: a
+// message without one is sent as it is, with no redacted copy.
+func (d *Differ) hasPrivate(md protoreflect.MessageDescriptor) bool {
+	if v, ok := d.privs.Load(md.FullName()); ok {
+		return v.(bool)
+	}
+	p := d.findPrivate(md, map[protoreflect.FullName]bool{})
+	d.privs.Store(md.FullName(), p)
+	return p
+}
+
+func (d *Differ) findPrivate(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
+	if seen[md.FullName()] {
+		return false // a recursive type: its fields are being looked at
+	}
+	seen[md.FullName()] = true
+	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if d.IsPrivate(fd) {
+			return true
+		}
+		if fd.IsMap() {
+			fd = fd.MapValue()
+		}
+		if fd.Message() != nil && d.findPrivate(fd.Message(), seen) {
+			return true
+		}
+	}
+	return false
 }
 
 // msgInfo is what Diff needs to know of a message type: how to diff each
@@ -95,7 +128,7 @@ func (d *Differ) IsPrivate(fd protoreflect.FieldDescriptor) bool {
 // Redact returns a copy of m without its private fields, at any depth:
 // what a client may see of it.
 func (d *Differ) Redact(m proto.Message) proto.Message {
-	c := proto.Clone(m)
+	c := clone(m)
 	d.redact(c.ProtoReflect())
 	return c
 }

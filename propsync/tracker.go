@@ -21,6 +21,7 @@ type Tracker struct {
 	last    proto.Message // its visible fields are the state's last synced
 	enc     []byte        // the deterministic encoding of the state last synced
 	version uint64
+	w       *Walk // reused by the generated code's walks
 }
 
 // NewTracker starts tracking state, the synced state named entity (such
@@ -64,6 +65,9 @@ func (t *Tracker) Next(state proto.Message) (*propsyncpb.Delta, error) {
 		return nil, fmt.Errorf("propsync: %s: %w: %s, tracked as %s", t.entity, ErrMismatch,
 			state.ProtoReflect().Descriptor().FullName(), t.last.ProtoReflect().Descriptor().FullName())
 	}
+	if g, ok := t.d.generated(state); ok && state.ProtoReflect().Type() == t.last.ProtoReflect().Type() {
+		return t.nextGenerated(g, state)
+	}
 	enc, err := deterministic.Marshal(state)
 	if err != nil {
 		return nil, fmt.Errorf("propsync: %s: encode the state: %w", t.entity, err)
@@ -86,6 +90,25 @@ func (t *Tracker) Next(state proto.Message) (*propsyncpb.Delta, error) {
 		t.keep(state, enc)
 	} else {
 		t.enc = enc
+	}
+	t.version++
+	return &propsyncpb.Delta{Entity: t.entity, Version: t.version, Base: t.version - 1, Ops: ops}, nil
+}
+
+// nextGenerated is Next by the state's generated code, which makes the
+// copy last synced equal to state as it finds the changes.
+func (t *Tracker) nextGenerated(g Generated, state proto.Message) (*propsyncpb.Delta, error) {
+	if t.w == nil {
+		t.w = new(Walk)
+	}
+	ops, err := t.d.walk(t.w, g, t.last, true)
+	if err != nil {
+		t.keep(state, nil) // the walk stopped part way: start again from state
+		t.version++        // and make every replica resubscribe
+		return nil, fmt.Errorf("propsync: %s: %w", t.entity, err)
+	}
+	if len(ops) == 0 {
+		return nil, nil
 	}
 	t.version++
 	return &propsyncpb.Delta{Entity: t.entity, Version: t.version, Base: t.version - 1, Ops: ops}, nil

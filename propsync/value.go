@@ -52,6 +52,33 @@ func decodeParent(parent protoreflect.Message, value []byte) (protoreflect.Messa
 	return p, nil
 }
 
+// clone returns a copy of m. proto.Clone would do, but that it drops a
+// float field's -0 (it merges, and -0 == 0), which Diff tells from 0: the
+// copy is decoded from m's encoding, and only a message that does not
+// encode (a string that is not UTF-8) is cloned.
+func clone(m proto.Message) proto.Message {
+	b, err := proto.Marshal(m)
+	if err == nil {
+		c := m.ProtoReflect().New().Interface()
+		if err = proto.Unmarshal(b, c); err == nil {
+			return c
+		}
+	}
+	return proto.Clone(m)
+}
+
+// copyInto makes dst, a message of src's type, a copy of src (see clone).
+func copyInto(dst, src proto.Message) {
+	proto.Reset(dst)
+	if b, err := proto.Marshal(src); err == nil {
+		if err = proto.Unmarshal(b, dst); err == nil {
+			return
+		}
+		proto.Reset(dst)
+	}
+	proto.Merge(dst, src)
+}
+
 // visible returns v, a value of field (or element or map value) fd, as a
 // client may see it: a message is copied without its private fields.
 func (d *Differ) visible(fd protoreflect.FieldDescriptor, v protoreflect.Value) protoreflect.Value {
@@ -61,7 +88,7 @@ func (d *Differ) visible(fd protoreflect.FieldDescriptor, v protoreflect.Value) 
 	if fd.Message() == nil {
 		return v
 	}
-	c := proto.Clone(v.Message().Interface()).ProtoReflect()
+	c := clone(v.Message().Interface()).ProtoReflect()
 	d.redact(c)
 	return protoreflect.ValueOfMessage(c)
 }

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/pluginpb"
 
+	"github.com/guildkit/guild/propsync/syncgen"
 	"github.com/guildkit/guild/rpc/rpcgen"
 )
 
@@ -29,8 +30,10 @@ import (
 const genAbout = `Gen compiles .proto files and writes their Go code: the messages, as
 protoc-gen-go writes them (<file>.pb.go), and for every file with services,
 guild's server interfaces and typed clients (<file>_guild.pb.go, see package
-rpc). It needs neither protoc nor any plugin: the compiler and both
-generators run inside guild.
+rpc), and for every file with a message marked
+option (guild.propsync.synced) = true, typed property-sync diff code
+(<file>_sync.pb.go, see package propsync). It needs neither protoc nor any
+plugin: the compiler and the generators run inside guild.
 
 Each file is named by its path relative to an import directory (-I), as in
 its importers' import statements, or by a path on disk under one of the
@@ -127,6 +130,7 @@ func gen(ctx context.Context, p genParams, files []string, warnings io.Writer) (
 	}{
 		{"protoc-gen-go", generateGo},
 		{"guild", rpcgen.Generate},
+		{"guild propsync", syncgen.Generate},
 	}
 	var out []*pluginpb.CodeGeneratorResponse_File
 	seen := make(map[string]string) // output file name -> generator

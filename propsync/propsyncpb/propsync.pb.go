@@ -509,6 +509,14 @@ var file_propsync_propsyncpb_propsync_proto_extTypes = []protoimpl.ExtensionInfo
 		Tag:           "varint,57001,opt,name=private",
 		Filename:      "propsync/propsyncpb/propsync.proto",
 	},
+	{
+		ExtendedType:  (*descriptorpb.MessageOptions)(nil),
+		ExtensionType: (*bool)(nil),
+		Field:         57002,
+		Name:          "guild.propsync.synced",
+		Tag:           "varint,57002,opt,name=synced",
+		Filename:      "propsync/propsyncpb/propsync.proto",
+	},
 }
 
 // Extension fields to descriptorpb.FieldOptions.
@@ -518,6 +526,18 @@ var (
 	//
 	// optional bool private = 57001;
 	E_Private = &file_propsync_propsyncpb_propsync_proto_extTypes[0]
+)
+
+// Extension fields to descriptorpb.MessageOptions.
+var (
+	// synced marks a message as the root of a synced state: guild gen then
+	// generates typed diff code for it and every message of its file
+	// (package propsync, "Generated diff code"), which finds the changes
+	// several times faster than reflection. Without it a state syncs all
+	// the same, by reflection.
+	//
+	// optional bool synced = 57002;
+	E_Synced = &file_propsync_propsyncpb_propsync_proto_extTypes[1]
 )
 
 var File_propsync_propsyncpb_propsync_proto protoreflect.FileDescriptor
@@ -559,7 +579,8 @@ const file_propsync_propsyncpb_propsync_proto_rawDesc = "" +
 	"\x06entity\x18\x01 \x01(\tR\x06entity\"%\n" +
 	"\vUnsubscribe\x12\x16\n" +
 	"\x06entity\x18\x01 \x01(\tR\x06entity:9\n" +
-	"\aprivate\x12\x1d.google.protobuf.FieldOptions\x18\xa9\xbd\x03 \x01(\bR\aprivateB/Z-github.com/guildkit/guild/propsync/propsyncpbb\x06proto3"
+	"\aprivate\x12\x1d.google.protobuf.FieldOptions\x18\xa9\xbd\x03 \x01(\bR\aprivate:9\n" +
+	"\x06synced\x12\x1f.google.protobuf.MessageOptions\x18\xaa\xbd\x03 \x01(\bR\x06syncedB/Z-github.com/guildkit/guild/propsync/propsyncpbb\x06proto3"
 
 var (
 	file_propsync_propsyncpb_propsync_proto_rawDescOnce sync.Once
@@ -576,23 +597,25 @@ func file_propsync_propsyncpb_propsync_proto_rawDescGZIP() []byte {
 var file_propsync_propsyncpb_propsync_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_propsync_propsyncpb_propsync_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_propsync_propsyncpb_propsync_proto_goTypes = []any{
-	(Op_Kind)(0),                      // 0: guild.propsync.Op.Kind
-	(*Step)(nil),                      // 1: guild.propsync.Step
-	(*Op)(nil),                        // 2: guild.propsync.Op
-	(*Delta)(nil),                     // 3: guild.propsync.Delta
-	(*Subscribe)(nil),                 // 4: guild.propsync.Subscribe
-	(*Unsubscribe)(nil),               // 5: guild.propsync.Unsubscribe
-	(*descriptorpb.FieldOptions)(nil), // 6: google.protobuf.FieldOptions
+	(Op_Kind)(0),                        // 0: guild.propsync.Op.Kind
+	(*Step)(nil),                        // 1: guild.propsync.Step
+	(*Op)(nil),                          // 2: guild.propsync.Op
+	(*Delta)(nil),                       // 3: guild.propsync.Delta
+	(*Subscribe)(nil),                   // 4: guild.propsync.Subscribe
+	(*Unsubscribe)(nil),                 // 5: guild.propsync.Unsubscribe
+	(*descriptorpb.FieldOptions)(nil),   // 6: google.protobuf.FieldOptions
+	(*descriptorpb.MessageOptions)(nil), // 7: google.protobuf.MessageOptions
 }
 var file_propsync_propsyncpb_propsync_proto_depIdxs = []int32{
 	0, // 0: guild.propsync.Op.kind:type_name -> guild.propsync.Op.Kind
 	1, // 1: guild.propsync.Op.path:type_name -> guild.propsync.Step
 	2, // 2: guild.propsync.Delta.ops:type_name -> guild.propsync.Op
 	6, // 3: guild.propsync.private:extendee -> google.protobuf.FieldOptions
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	3, // [3:4] is the sub-list for extension extendee
+	7, // 4: guild.propsync.synced:extendee -> google.protobuf.MessageOptions
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	3, // [3:5] is the sub-list for extension extendee
 	0, // [0:3] is the sub-list for field type_name
 }
 
@@ -615,7 +638,7 @@ func file_propsync_propsyncpb_propsync_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_propsync_propsyncpb_propsync_proto_rawDesc), len(file_propsync_propsyncpb_propsync_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   5,
-			NumExtensions: 1,
+			NumExtensions: 2,
 			NumServices:   0,
 		},
 		GoTypes:           file_propsync_propsyncpb_propsync_proto_goTypes,

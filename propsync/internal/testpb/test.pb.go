@@ -466,7 +466,7 @@ const file_propsync_internal_testpb_test_proto_rawDesc = "" +
 	"\n" +
 	"AttrsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xa8\b\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xae\b\n" +
 	"\x06Player\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04gold\x18\x02 \x01(\x03R\x04gold\x120\n" +
@@ -503,7 +503,7 @@ const file_propsync_internal_testpb_test_proto_rawDesc = "" +
 	"\n" +
 	"FlagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\bR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01B\a\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01:\x04\xd0\xea\x1b\x01B\a\n" +
 	"\x05mountB\b\n" +
 	"\x06_level*A\n" +
 	"\x05Class\x12\x15\n" +
