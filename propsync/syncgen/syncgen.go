@@ -4,8 +4,9 @@
 //	option (guild.propsync.synced) = true;
 //
 // it writes a <file>_sync.pb.go beside protoc-gen-go's output, with a
-// method PropsyncDiff (package propsync's Generated) on every message of
-// the file. The code compares two versions of a message field by field in
+// method PropsyncDiff (package propsync's Generated) on every synced
+// message and every message of the file that one reaches through its
+// fields. The code compares two versions of a message field by field in
 // typed Go, as propsync.Diff does by reflection, emits the same ops, and
 // for a Tracker copies what changed into the version it keeps. Fields
 // marked (guild.propsync.private) are neither compared nor copied.
@@ -106,17 +107,56 @@ func generateFile(gen *protogen.Plugin, f *protogen.File) {
 	g.P()
 	g.P("package ", f.GoPackageName)
 	w := &writer{g: g, file: f}
-	var walk func(ms []*protogen.Message)
-	walk = func(ms []*protogen.Message) {
+	for _, m := range reached(f) {
+		w.message(m)
+	}
+}
+
+// reached returns the messages of f that get code: the synced ones, and
+// the messages of f they reach through their fields, at any depth, in
+// the order of the file.
+func reached(f *protogen.File) []*protogen.Message {
+	var all []*protogen.Message
+	var list func(ms []*protogen.Message)
+	list = func(ms []*protogen.Message) {
 		for _, m := range ms {
-			if m.Desc.IsMapEntry() {
-				continue
+			if !m.Desc.IsMapEntry() {
+				all = append(all, m)
 			}
-			w.message(m)
-			walk(m.Messages)
+			list(m.Messages)
 		}
 	}
-	walk(f.Messages)
+	list(f.Messages)
+	in := make(map[protoreflect.FullName]bool)
+	var reach func(m *protogen.Message)
+	reach = func(m *protogen.Message) {
+		if in[m.Desc.FullName()] || m.Desc.ParentFile().Path() != f.Desc.Path() {
+			return
+		}
+		in[m.Desc.FullName()] = true
+		for _, fd := range m.Fields {
+			switch {
+			case fd.Desc.IsMap():
+				if v := fd.Message.Fields[1]; v.Message != nil {
+					reach(v.Message)
+				}
+			case fd.Message != nil:
+				reach(fd.Message)
+			}
+		}
+	}
+	for _, m := range all {
+		if option(m.Desc.Options(), propsyncpb.E_Synced) {
+			reach(m)
+		}
+	}
+	var out []*protogen.Message
+	for _, m := range all {
+		if in[m.Desc.FullName()] {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // writer writes one file's diff code.

@@ -1647,7 +1647,7 @@ const file_examples_arena_arenapb_arena_proto_rawDesc = "" +
 	"\x02dy\x18\x03 \x01(\x02R\x02dy\")\n" +
 	"\n" +
 	"WhoRequest\x12\x1b\n" +
-	"\tplayer_id\x18\x01 \x01(\tR\bplayerId\"\xfd\x01\n" +
+	"\tplayer_id\x18\x01 \x01(\tR\bplayerId\"\x83\x02\n" +
 	"\fPlayerRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04best\x18\x02 \x01(\rR\x04best\x12 \n" +
@@ -1659,7 +1659,7 @@ const file_examples_arena_arenapb_arena_proto_rawDesc = "" +
 	"\x06rounds\x18\a \x01(\rR\x06rounds\x12\x1d\n" +
 	"\n" +
 	"last_round\x18\b \x01(\rR\tlastRound\x12*\n" +
-	"\x0elast_player_id\x18\t \x01(\tB\x04\xc8\xea\x1b\x01R\flastPlayerId\"?\n" +
+	"\x0elast_player_id\x18\t \x01(\tB\x04\xc8\xea\x1b\x01R\flastPlayerId:\x04\xd0\xea\x1b\x01\"?\n" +
 	"\fVisitRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tplayer_id\x18\x02 \x01(\tR\bplayerId\"8\n" +
