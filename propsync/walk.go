@@ -10,26 +10,11 @@ import (
 	"github.com/guildkit/guild/propsync/propsyncpb"
 )
 
-// Generated diff code. A message marked synced in its .proto
-//
-//	message Player {
-//	  option (guild.propsync.synced) = true;
-//	  ...
-//	}
-//
-// gets, from guild gen (package propsync/syncgen), a method PropsyncDiff
-// on it and on every message of its file: typed Go that compares the
-// fields of two versions directly, with no reflection and no encoding of
-// what did not change, emits the same ops as Diff, and (for a Tracker)
-// makes the copy last synced equal to the new state in the same walk.
-// Diff and Tracker use it by themselves when the Differ has no Go-side
-// private marks (NewDiffer with names: those the generated code cannot
-// know); a field whose type has no generated code (a message of another
-// file) is diffed by reflection, as are fields of kinds the generator
-// leaves to it. The rest of this file is the runtime of that code: it is
-// for generated code only, and may change with guild.
+// The runtime of the generated diff code (the package doc's "Generated
+// diff code"): for generated code only; it may change with guild.
 
-// Generated is what guild gen's diff code implements (see above).
+// Generated is what guild gen's diff code implements (see the package
+// doc, "Generated diff code").
 type Generated interface {
 	proto.Message
 	// PropsyncDiff compares the message with last, a message of its type,
