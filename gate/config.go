@@ -409,6 +409,7 @@ type Route struct {
 	userType   int    // >0: by the session's user, on this node type
 	rpcService string // set: a generated RPC service, by its full name
 	grainKind  string // set: the service is served by the user's grain of this kind
+	byEntity   bool   // with grainKind: the grain the request's entity names (SyncGrain)
 }
 
 // UserGrain routes to a generated RPC service (by its full name, such as
@@ -422,6 +423,25 @@ type Route struct {
 // routes it again first (see the package doc's Routing).
 func UserGrain(kind, service string) Route {
 	return Route{rpcService: service, grainKind: kind}
+}
+
+// syncService is propsync.Service, the service SyncGrain routes (gate
+// does not import package propsync).
+const syncService = "guild.propsync.Sync"
+
+// SyncGrain routes property sync's service (package propsync:
+// Subscribe and Unsubscribe) to the synced grain of kind that each
+// request names: the client sends a propsyncpb.Subscribe (or
+// Unsubscribe) whose entity is "kind/key", such as "player/bob" to watch
+// another player, on the route's methods ("watch.Subscribe" for a route
+// named "watch"). The grain's grain.SyncOptions.MaySubscribe decides
+// whether the session's user may subscribe (by default only the user
+// whose ID is the key may); the deltas are pushed to the session as for
+// UserGrain. A request whose entity is not of kind, or that does not
+// decode, gets InvalidArgument without reaching a grain. Only
+// authenticated sessions can use it; the gateway needs Config.Grains.
+func SyncGrain(kind string) Route {
+	return Route{rpcService: syncService, grainKind: kind, byEntity: true}
 }
 
 // Require returns r opened only to sessions whose identity has one of
@@ -454,8 +474,11 @@ func RPC(service string, target rpc.Target) Route {
 	return Route{target: target, rpcService: service}
 }
 
-// target returns where a request of the session s goes.
-func (r Route) resolve(s *session) rpc.Target {
+// resolve returns where the request o of the session s goes.
+func (r Route) resolve(s *session, o *outgoing) rpc.Target {
+	if r.byEntity {
+		return rpc.Grain(r.grainKind, o.key)
+	}
 	if r.grainKind != "" {
 		return rpc.Grain(r.grainKind, s.userID)
 	}

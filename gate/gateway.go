@@ -100,7 +100,7 @@ func New(cfg Config) (*Gateway, error) {
 		switch {
 		case r.grainKind != "":
 			if cfg.Grains == nil {
-				return nil, fmt.Errorf("%w: route %q: UserGrain needs Config.Grains", ErrBadConfig, svc)
+				return nil, fmt.Errorf("%w: route %q: UserGrain and SyncGrain need Config.Grains", ErrBadConfig, svc)
 			}
 		case r.userType > 0 && cfg.Members == nil || r.userType == 0 && r.target == (rpc.Target{}):
 			return nil, fmt.Errorf("%w: route %q: a zero Route, or ByUser without Members", ErrBadConfig, svc)

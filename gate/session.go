@@ -16,6 +16,7 @@ import (
 	"github.com/guildkit/guild/gate/gatepb"
 	"github.com/guildkit/guild/gate/internal/nodepb"
 	"github.com/guildkit/guild/grain/grainpb"
+	"github.com/guildkit/guild/propsync/propsyncpb"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/rpc/rpcpb"
 )
@@ -97,6 +98,7 @@ type outgoing struct {
 	deadline time.Time // RequestTimeout after it arrived, over every attempt
 	tries    int       // times routed again
 	md       actor.Metadata
+	key      string // the grain's key, of a SyncGrain route
 }
 
 // Routing a request again: at most maxReroutes times, after a pause that
@@ -461,6 +463,14 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 		return
 	}
 	o := &outgoing{id: m.id, route: m.route, body: m.body, r: r, service: ServiceName(svc), deadline: time.Now().Add(g.lim.RequestTimeout), md: s.metadata(r.rpcService != "")}
+	if r.byEntity {
+		key, err := entityKey(r.grainKind, m.body)
+		if err != nil {
+			s.respond(c, m.id, rpc.InvalidArgument, fmt.Sprintf("%s: %v", m.route, err), nil)
+			return
+		}
+		o.key = key
+	}
 	if g.cfg.Observe != nil {
 		s.observe(o)
 	}
@@ -482,7 +492,7 @@ func (s *session) send(c *actor.Context, o *outgoing) {
 	}
 	left := max(time.Until(o.deadline), time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), left)
-	pid, err := s.g.client.Resolve(ctx, o.r.resolve(s), o.service)
+	pid, err := s.g.client.Resolve(ctx, o.r.resolve(s, o), o.service)
 	cancel()
 	if err != nil {
 		s.failed(c, o, err, o.route+": ")
@@ -842,4 +852,19 @@ func routeService(route string) string {
 // routeMethod returns the method of a route: what comes after its last ".".
 func routeMethod(route string) string {
 	return route[strings.LastIndexByte(route, '.')+1:]
+}
+
+// entityKey returns the key of the grain of kind that a property-sync
+// request (a propsyncpb.Subscribe or Unsubscribe: both hold the entity,
+// "kind/key", as field 1) names.
+func entityKey(kind string, body []byte) (string, error) {
+	var sub propsyncpb.Subscribe
+	if err := proto.Unmarshal(body, &sub); err != nil {
+		return "", fmt.Errorf("the request is not a guild.propsync.Subscribe: %v", err)
+	}
+	key, ok := strings.CutPrefix(sub.GetEntity(), kind+"/")
+	if !ok || key == "" {
+		return "", fmt.Errorf("entity %q is not a %s grain (%s/<key>)", sub.GetEntity(), kind, kind)
+	}
+	return key, nil
 }

@@ -194,8 +194,9 @@ func newGateway(t *testing.T, node *actor.Node, grains *grain.System) string {
 		Node:   node,
 		Grains: grains,
 		Routes: map[string]gate.Route{
-			"sync": gate.UserGrain("player", propsync.Service),
-			"game": gate.UserGrain("player", "guild.propsync.test.Game"),
+			"sync":  gate.UserGrain("player", propsync.Service),
+			"game":  gate.UserGrain("player", "guild.propsync.test.Game"),
+			"watch": gate.SyncGrain("player"),
 		},
 		Auth:   func(_ context.Context, token string) (string, error) { return token, nil },
 		Limits: gate.Limits{Rate: 100000, Burst: 100000},
@@ -334,5 +335,140 @@ func TestPropertySyncEndToEndCluster(t *testing.T) {
 	session := actor.PID{Node: gateNode.Addr(), Serial: 99}.String()
 	if _, err := front.Subscribe(ctx, "player/u1", session, "stranger"); rpc.CodeOf(err) != rpc.PermissionDenied {
 		t.Fatalf("a stranger subscribes through another node: %v, want PermissionDenied", err)
+	}
+}
+
+// TestPropertySyncWatchOthers subscribes a client to another user's
+// synced grain through a gate.SyncGrain route: a friend (whom the kind's
+// MaySubscribe lets in) gets the snapshot and then the owner's changes,
+// and its replica equals the owner's state after each; a stranger is
+// refused with PermissionDenied, and an entity of another kind, or a body
+// that is not a Subscribe, gets InvalidArgument; after an Unsubscribe
+// the friend gets no more deltas.
+func TestPropertySyncWatchOthers(t *testing.T) {
+	node, err := actor.NewNode(actor.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	kind := playerKind()
+	sync := *kind.Sync
+	sync.MaySubscribe = func(id grain.Identity, user string) bool { return user == id.Key || user == "friend" }
+	kind.Sync = &sync
+	sys, err := grain.Start(ctx, grain.Config{
+		Node:  node,
+		Kinds: []grain.Kind{kind},
+		Push: func(session, route string, msg proto.Message) error {
+			return gate.Push(node, session, route, msg)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sys.Close(context.Background()) })
+	url := newGateway(t, node, sys)
+
+	owner := newSyncClient(t, url, propsync.NewReplica(&testpb.Player{}))
+	seed := int32(seed(t) % (1 << 30))
+	owner.mutate(t, 10, seed)
+	dial := func(user string) *syncClient {
+		t.Helper()
+		c, err := client.Dial(ctx, client.Config{Addr: url, Token: user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		sc := &syncClient{c: c, replica: propsync.NewReplica(&testpb.Player{})}
+		c.OnPush(propsync.DefaultRoute, func(body []byte) {
+			sc.mu.Lock()
+			defer sc.mu.Unlock()
+			if leak := privateIn(body); leak != "" {
+				sc.leaks = append(sc.leaks, leak)
+			}
+			if err := sc.replica.ApplyPush(body); err != nil {
+				sc.leaks = append(sc.leaks, "a bad push: "+err.Error())
+			}
+		})
+		return sc
+	}
+	watch := func(sc *syncClient, method string, body []byte) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return sc.c.RequestRaw(ctx, "watch."+method, body)
+	}
+	subscribe, _ := proto.Marshal(&propsyncpb.Subscribe{Entity: "player/u1"})
+
+	friend := dial("friend")
+	friend.mu.Lock()
+	friend.replica.Desync()
+	friend.mu.Unlock()
+	reply, err := watch(friend, "Subscribe", subscribe)
+	if err != nil {
+		t.Fatalf("the friend's subscribe: %v", err)
+	}
+	var snap propsyncpb.Delta
+	if err := proto.Unmarshal(reply, &snap); err != nil || !snap.GetIsSnapshot() || snap.GetEntity() != "player/u1" {
+		t.Fatalf("the friend's subscribe answered %v, %v", &snap, err)
+	}
+	friend.mu.Lock()
+	err = friend.replica.Apply(&snap)
+	friend.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := grain.Identity{Kind: "player", Key: "u1"}
+	state := func() proto.Message {
+		r, err := sys.Call(ctx, id, getState{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.(proto.Message)
+	}
+	for i := range int32(40) {
+		owner.mutate(t, 1+i%3, seed+i)
+		want := state()
+		await.True(t, 10*time.Second, "the friend's replica equals the owner's state", func() bool {
+			friend.mu.Lock()
+			defer friend.mu.Unlock()
+			return proto.Equal(friend.replica.State(), want)
+		})
+	}
+
+	stranger := dial("stranger")
+	if _, err := watch(stranger, "Subscribe", subscribe); rpc.CodeOf(err) != rpc.PermissionDenied {
+		t.Fatalf("a stranger's subscribe: %v, want PermissionDenied", err)
+	}
+	other, _ := proto.Marshal(&propsyncpb.Subscribe{Entity: "guild/u1"})
+	for name, body := range map[string][]byte{"another kind": other, "no entity": nil, "not a Subscribe": {0xff, 0xff}} {
+		if _, err := watch(friend, "Subscribe", body); rpc.CodeOf(err) != rpc.InvalidArgument {
+			t.Fatalf("%s: %v, want InvalidArgument", name, err)
+		}
+	}
+
+	unsubscribe, _ := proto.Marshal(&propsyncpb.Unsubscribe{Entity: "player/u1"})
+	if _, err := watch(friend, "Unsubscribe", unsubscribe); err != nil {
+		t.Fatalf("the friend's unsubscribe: %v", err)
+	}
+	friend.mu.Lock()
+	version := friend.replica.Version()
+	friend.mu.Unlock()
+	owner.mutate(t, 5, seed-7)
+	// The owner subscribes after its change: its snapshot is taken after
+	// the turn's push to the friend's session, if any. A request of the
+	// friend's after that is answered by its session after it forwarded
+	// the push: by its reply the friend would have had the delta.
+	owner.subscribe(t)
+	if _, err := watch(friend, "Subscribe", other); rpc.CodeOf(err) != rpc.InvalidArgument {
+		t.Fatalf("another kind: %v, want InvalidArgument", err)
+	}
+	friend.mu.Lock()
+	defer friend.mu.Unlock()
+	if friend.replica.Version() != version {
+		t.Fatalf("the friend got deltas after its unsubscribe: version %d, was %d", friend.replica.Version(), version)
+	}
+	if len(friend.leaks) > 0 {
+		t.Fatalf("pushes: %q", friend.leaks)
 	}
 }
