@@ -37,7 +37,10 @@
 // method's handler (Handle) with the request decoded and a *Session: the
 // handler replies, pushes, changes the session's state (which travels back
 // with the reply, so the next request sees it wherever it goes), binds the
-// session to a user, or kicks it.
+// session to a user, or kicks it. A generated RPC service can be routed
+// to a target (RPC) or to the session's user's own grain (UserGrain);
+// property sync's subscriptions to any grain of a kind go by the grain
+// the request names (SyncGrain).
 //
 // A route is resolved for each request. When a request certainly did not
 // reach its service (the name the route resolved is held by nobody any

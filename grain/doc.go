@@ -76,7 +76,8 @@
 //
 // A kind whose state is a proto.Message can mirror it to clients
 // (Kind.Sync, package propsync): clients subscribe through a gateway
-// route (gate.UserGrain(kind, propsync.Service)), get a snapshot, then a
+// route (gate.UserGrain(kind, propsync.Service) to their own grain,
+// gate.SyncGrain(kind) to the one they name), get a snapshot, then a
 // delta pushed to their session after each turn that changed what they
 // may see (Config.Push sends it: gate.Push, or app's Env.PushSession).
 // The runtime answers Subscribe and Unsubscribe itself; subscriptions end

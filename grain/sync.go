@@ -25,7 +25,9 @@ import (
 // A client subscribes with a request of the service propsync.Service,
 // routed to the grain: through a gateway, the route
 // gate.UserGrain(kind, propsync.Service) ("sync.Subscribe" for a route
-// named "sync"), with a propsyncpb.Subscribe; or from a node (a
+// named "sync"), with a propsyncpb.Subscribe, or for any grain of a kind
+// (another player's) gate.SyncGrain(kind), with the Subscribe's entity
+// naming the grain; or from a node (a
 // gate.Service of the game's, for grains that are not the caller's own),
 // System.Subscribe with the session's and the user's IDs. The grain runtime
 // answers it, with the snapshot (a propsyncpb.Delta): the grain's

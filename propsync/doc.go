@@ -62,7 +62,8 @@
 package propsync
 
 // The service a client calls to subscribe to a synced grain, through a
-// gateway route (gate.UserGrain(kind, propsync.Service)): its methods
+// gateway route (gate.UserGrain(kind, propsync.Service), or
+// gate.SyncGrain(kind) to the grain a Subscribe's entity names): its methods
 // take a propsyncpb.Subscribe (the reply is the snapshot, a
 // propsyncpb.Delta) and a propsyncpb.Unsubscribe. The grain runtime
 // answers them itself. No .proto declares it: these names are the
