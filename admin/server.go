@@ -609,7 +609,7 @@ func (s *Server) serveKick(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveTables answers the node's table sets with the version each
-// serves.
+// serves, and its reloaders' items with theirs.
 func (s *Server) serveTables(w http.ResponseWriter, r *http.Request) {
 	addr, ok := s.nodeOf(w, r)
 	if !ok {
@@ -625,9 +625,10 @@ func (s *Server) serveTables(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, reply)
 }
 
-// serveReload reloads the node's tables: 200 when every set loaded (or
-// was unchanged), 422 when one failed (its old snapshot stays), with the
-// results either way.
+// serveReload reloads the node's tables and its reloaders (hot-fix
+// modules): 200 when every set and item loaded (or was unchanged), 422
+// when one failed (it keeps its old version), with the results either
+// way; 409 when the node has nothing to reload.
 func (s *Server) serveReload(w http.ResponseWriter, r *http.Request) {
 	addr, ok := s.nodeOf(w, r)
 	if !ok {
@@ -640,7 +641,7 @@ func (s *Server) serveReload(w http.ResponseWriter, r *http.Request) {
 		actionError(w, "reload "+addr.String(), err)
 		return
 	}
-	s.cfg.Logger.Info("admin: tables reloaded", "node", addr.String(), "ok", reply.OK, "from", r.RemoteAddr)
+	s.cfg.Logger.Info("admin: node reloaded", "node", addr.String(), "ok", reply.OK, "from", r.RemoteAddr)
 	if !reply.OK {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
