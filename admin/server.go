@@ -324,7 +324,7 @@ func (s *Server) ask(ctx context.Context, addr actor.Addr, req request, out any)
 		if errors.Is(err, actor.ErrNameNotFound) {
 			return fmt.Errorf("no admin agent on this node (it does not run one): %w", err)
 		}
-		return err
+		return agentStatus(err)
 	}
 	b, ok := reply.(*wrapperspb.BytesValue)
 	if !ok {
@@ -334,6 +334,30 @@ func (s *Server) ask(ctx context.Context, addr actor.Addr, req request, out any)
 		return fmt.Errorf("admin: the agent's answer: %w", err)
 	}
 	return nil
+}
+
+// agentStatus returns an agent's error answer with its rpc code. An
+// agent answers an *rpc.Status; from another node it arrives as its text
+// only ("rpc: FailedPrecondition: admin: ..."), which names the code:
+// agentStatus turns that back into an *rpc.Status, so that a remote
+// node's answer gets the HTTP status a local one does (409, 429). Any
+// other error is returned as it is.
+func agentStatus(err error) error {
+	var st *rpc.Status
+	if errors.As(err, &st) {
+		return err
+	}
+	rest, ok := strings.CutPrefix(err.Error(), "rpc: ")
+	if !ok {
+		return err
+	}
+	name, msg, _ := strings.Cut(rest, ": ")
+	for c := rpc.Canceled; c <= rpc.Unauthenticated; c++ {
+		if c.String() == name {
+			return rpc.Error(c, msg)
+		}
+	}
+	return err
 }
 
 // handler is the server's HTTP handler.
