@@ -334,8 +334,11 @@ func (a *Agent) reloadAll(rs []reloader) any {
 			reply.OK = false
 		}
 		for _, it := range st.Items {
-			if it.Changed || it.Error != "" {
-				a.cfg.Logger.Info("admin: reloaded", "reloader", x.name, "item", it.Name, "version", it.Version, "previous", it.Previous, "err", it.Error)
+			switch {
+			case it.Error != "":
+				a.cfg.Logger.Warn("admin: reload rejected: the old version stays", "reloader", x.name, "item", it.Name, "version", it.Version, "err", it.Error)
+			case it.Changed:
+				a.cfg.Logger.Info("admin: reloaded", "reloader", x.name, "item", it.Name, "version", it.Version, "previous", it.Previous)
 			}
 		}
 		if st.Error != "" {
