@@ -68,8 +68,9 @@ const (
 	// actionTimeout bounds an action's work on the target node (an etcd
 	// write for availability).
 	actionTimeout = 5 * time.Second
-	// ReloadTimeout bounds a reload of a node's tables from the admin
-	// API (every set, one after the other).
+	// ReloadTimeout bounds a reload of a node from the admin API: its
+	// table sets, then its reloaders (Agent.AddReloader), one after the
+	// other.
 	ReloadTimeout = 30 * time.Second
 )
 
@@ -90,9 +91,10 @@ func AgentName(addr actor.Addr) string { return "guild.admin/" + addr.String() }
 // Agent answers the dashboards for one node. Create it with StartAgent.
 //
 // Goroutines: its actor (idle between requests), and one per reload of
-// the node's tables in progress (the reload action), which answers the
-// request when the reload is over, within ReloadTimeout; Stop waits for
-// them.
+// the node in progress (the reload action: its tables, then its
+// reloaders), which answers the request when the reload is over, within
+// ReloadTimeout; Stop waits for them. The reloaders' Versions run on the
+// actor, their ReloadItems on the reload goroutine.
 type Agent struct {
 	cfg  AgentConfig
 	node *actor.Node
@@ -103,8 +105,9 @@ type Agent struct {
 	reloads   sync.WaitGroup
 	reloading atomic.Bool
 
-	mu     sync.Mutex // guards grains
-	grains []*grain.System
+	mu        sync.Mutex // guards grains and reloaders; a leaf, never held while calling them
+	grains    []*grain.System
+	reloaders []reloader // in the order added
 }
 
 // StartAgent validates cfg, spawns the node's agent actor and registers
@@ -187,7 +190,7 @@ func (a *Agent) Stop(ctx context.Context) error {
 	case <-reloaded:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("admin: stop the agent: a reload of its tables is still running: %w", ctx.Err())
+		return fmt.Errorf("admin: stop the agent: a reload is still running: %w", ctx.Err())
 	}
 }
 
@@ -231,17 +234,23 @@ func (a *Agent) receive(c *actor.Context) {
 	case "drain":
 		reply, err = a.drain()
 	case "tables":
-		if a.cfg.Tables == nil {
-			err = errNoTables
+		rs := a.reloaderList()
+		if a.cfg.Tables == nil && len(rs) == 0 {
+			err = errNothing
 			break
 		}
-		reply = TablesReply{Node: a.cfg.Name, Addr: a.node.Addr().String(), Sets: a.cfg.Tables.Status()}
+		tr := TablesReply{Node: a.cfg.Name, Addr: a.node.Addr().String(), Sets: []table.Status{}, Reloaders: versions(rs)}
+		if a.cfg.Tables != nil {
+			tr.Sets = a.cfg.Tables.Status()
+		}
+		reply = tr
 	case "reload":
-		if a.cfg.Tables == nil {
-			err = errNoTables
+		rs := a.reloaderList()
+		if a.cfg.Tables == nil && len(rs) == 0 {
+			err = errNothing
 			break
 		}
-		a.reload(c.Responder())
+		a.reload(c.Responder(), rs)
 		return
 	default:
 		err = rpc.Errorf(rpc.InvalidArgument, "admin: unknown request %q", req.Op)
@@ -258,58 +267,86 @@ func (a *Agent) receive(c *actor.Context) {
 	c.Respond(wrapperspb.Bytes(b))
 }
 
-// errNoTables answers the tables actions of a node without tables.
-var errNoTables = rpc.Errorf(rpc.FailedPrecondition, "admin: this node has no tables (tables.dir in its cluster file)")
+// errNothing answers the tables and reload actions of a node without
+// tables or reloaders.
+var errNothing = rpc.Errorf(rpc.FailedPrecondition, "admin: this node has nothing to reload: no tables (tables.dir in its cluster file) and no reloaders (hot-fix modules: app.Env.AddReloader)")
 
 // TablesReply is the answer of the tables and reload actions: a node's
-// table sets with the version each serves, and for a reload each set's
-// result.
+// table sets with the version each serves and its reloaders with their
+// items' versions (hot-fix modules), and for a reload each one's result.
 type TablesReply struct {
 	// Node and Addr are the node's name and address.
 	Node string `json:"node"`
 	Addr string `json:"addr"`
 	// Sets are the node's table sets (table.Group.Status), after the
-	// reload for a reload.
+	// reload for a reload; empty when it has no tables.
 	Sets []table.Status `json:"sets"`
 	// Results are a reload's results, one per set (table.Group.Reload);
 	// none for the tables action.
 	Results []table.Result `json:"results,omitempty"`
-	// OK reports whether every set of a reload loaded (or was unchanged).
+	// Reloaders are the node's reloaders (Agent.AddReloader), in the
+	// order added: for the tables action each item's version, for a
+	// reload each item's result.
+	Reloaders []ReloaderStatus `json:"reloaders,omitempty"`
+	// OK reports whether every set and every reloader's item of a
+	// reload loaded (or was unchanged).
 	OK bool `json:"ok"`
 }
 
 // errReloading answers a reload while another one runs.
-var errReloading = rpc.Errorf(rpc.ResourceExhausted, "admin: a reload of this node's tables is in progress: try again when it is over")
+var errReloading = rpc.Errorf(rpc.ResourceExhausted, "admin: a reload of this node is in progress: try again when it is over")
 
-// reload reloads the node's tables on a goroutine of its own, so that
-// the agent's actor goes on answering snapshots meanwhile, and answers
-// r when it is over. One runs at a time: another request meanwhile is
-// refused (errReloading).
-func (a *Agent) reload(r actor.Responder) {
+// reload reloads the node's tables and then rs on a goroutine of its
+// own, so that the agent's actor goes on answering snapshots meanwhile,
+// and answers r when it is over. One runs at a time: another request
+// meanwhile is refused (errReloading).
+func (a *Agent) reload(r actor.Responder, rs []reloader) {
 	if !a.reloading.CompareAndSwap(false, true) {
 		r.Respond(errReloading)
 		return
 	}
 	a.reloads.Go(func() {
-		answer := a.reloadTables()
+		answer := a.reloadAll(rs)
 		a.reloading.Store(false) // before the answer: a request that follows it is taken
 		r.Respond(answer)
 	})
 }
 
-// reloadTables reloads the node's tables and returns the answer: a
-// TablesReply as JSON, or an error.
-func (a *Agent) reloadTables() any {
+// reloadAll reloads the node's tables, then each of rs, one after the
+// other within ReloadTimeout, and returns the answer: a TablesReply as
+// JSON, or an error. It runs on the reload goroutine, with no lock held.
+func (a *Agent) reloadAll(rs []reloader) any {
 	ctx, cancel := context.WithTimeout(context.Background(), ReloadTimeout)
 	defer cancel()
-	results := a.cfg.Tables.Reload(ctx, "admin")
-	reply := TablesReply{Node: a.cfg.Name, Addr: a.node.Addr().String(), Sets: a.cfg.Tables.Status(), Results: results, OK: true}
-	for _, res := range results {
+	reply := TablesReply{Node: a.cfg.Name, Addr: a.node.Addr().String(), Sets: []table.Status{}, OK: true}
+	if t := a.cfg.Tables; t != nil {
+		reply.Results = t.Reload(ctx, "admin")
+		reply.Sets = t.Status()
+	}
+	for _, res := range reply.Results {
 		if res.Error != "" {
 			reply.OK = false
 		}
 	}
-	a.cfg.Logger.Info("admin: tables reloaded", "sets", len(results), "ok", reply.OK)
+	for _, x := range rs {
+		st := reloadOne(ctx, x)
+		if st.failed() {
+			reply.OK = false
+		}
+		for _, it := range st.Items {
+			switch {
+			case it.Error != "":
+				a.cfg.Logger.Warn("admin: reload rejected: the old version stays", "reloader", x.name, "item", it.Name, "version", it.Version, "err", it.Error)
+			case it.Changed:
+				a.cfg.Logger.Info("admin: reloaded", "reloader", x.name, "item", it.Name, "version", it.Version, "previous", it.Previous)
+			}
+		}
+		if st.Error != "" {
+			a.cfg.Logger.Warn("admin: reload failed", "reloader", x.name, "err", st.Error)
+		}
+		reply.Reloaders = append(reply.Reloaders, st)
+	}
+	a.cfg.Logger.Info("admin: reloaded", "sets", len(reply.Results), "reloaders", len(rs), "ok", reply.OK)
 	b, err := json.Marshal(reply)
 	if err != nil {
 		return err
@@ -369,6 +406,9 @@ func (a *Agent) snapshot() (*Snapshot, error) {
 		if s.Tables == nil {
 			s.Tables = []table.Status{}
 		}
+	}
+	if rs := a.reloaderList(); len(rs) > 0 {
+		s.Reloaders = versions(rs)
 	}
 	if f := a.cfg.Failures; f != nil {
 		s.Failures, s.FailuresTotal = f.Recent()

@@ -324,7 +324,7 @@ func (s *Server) ask(ctx context.Context, addr actor.Addr, req request, out any)
 		if errors.Is(err, actor.ErrNameNotFound) {
 			return fmt.Errorf("no admin agent on this node (it does not run one): %w", err)
 		}
-		return err
+		return agentStatus(err)
 	}
 	b, ok := reply.(*wrapperspb.BytesValue)
 	if !ok {
@@ -334,6 +334,30 @@ func (s *Server) ask(ctx context.Context, addr actor.Addr, req request, out any)
 		return fmt.Errorf("admin: the agent's answer: %w", err)
 	}
 	return nil
+}
+
+// agentStatus returns an agent's error answer with its rpc code. An
+// agent answers an *rpc.Status; from another node it arrives as its text
+// only ("rpc: FailedPrecondition: admin: ..."), which names the code:
+// agentStatus turns that back into an *rpc.Status, so that a remote
+// node's answer gets the HTTP status a local one does (409, 429). Any
+// other error is returned as it is.
+func agentStatus(err error) error {
+	var st *rpc.Status
+	if errors.As(err, &st) {
+		return err
+	}
+	rest, ok := strings.CutPrefix(err.Error(), "rpc: ")
+	if !ok {
+		return err
+	}
+	name, msg, _ := strings.Cut(rest, ": ")
+	for c := rpc.Canceled; c <= rpc.Unauthenticated; c++ {
+		if c.String() == name {
+			return rpc.Error(c, msg)
+		}
+	}
+	return err
 }
 
 // handler is the server's HTTP handler.
@@ -609,7 +633,7 @@ func (s *Server) serveKick(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveTables answers the node's table sets with the version each
-// serves.
+// serves, and its reloaders' items with theirs.
 func (s *Server) serveTables(w http.ResponseWriter, r *http.Request) {
 	addr, ok := s.nodeOf(w, r)
 	if !ok {
@@ -625,9 +649,10 @@ func (s *Server) serveTables(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, reply)
 }
 
-// serveReload reloads the node's tables: 200 when every set loaded (or
-// was unchanged), 422 when one failed (its old snapshot stays), with the
-// results either way.
+// serveReload reloads the node's tables and its reloaders (hot-fix
+// modules): 200 when every set and item loaded (or was unchanged), 422
+// when one failed (it keeps its old version), with the results either
+// way; 409 when the node has nothing to reload.
 func (s *Server) serveReload(w http.ResponseWriter, r *http.Request) {
 	addr, ok := s.nodeOf(w, r)
 	if !ok {
@@ -640,7 +665,7 @@ func (s *Server) serveReload(w http.ResponseWriter, r *http.Request) {
 		actionError(w, "reload "+addr.String(), err)
 		return
 	}
-	s.cfg.Logger.Info("admin: tables reloaded", "node", addr.String(), "ok", reply.OK, "from", r.RemoteAddr)
+	s.cfg.Logger.Info("admin: node reloaded", "node", addr.String(), "ok", reply.OK, "from", r.RemoteAddr)
 	if !reply.OK {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")

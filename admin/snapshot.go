@@ -51,6 +51,10 @@ type Snapshot struct {
 	// Tables are the node's table sets with the version each serves
 	// (AgentConfig.Tables); nil when the node has no tables.
 	Tables []table.Status `json:"tables,omitempty"`
+	// Reloaders are the node's reloaders (Agent.AddReloader: hot-fix
+	// modules) with the version each of their items serves; nil when it
+	// has none.
+	Reloaders []ReloaderStatus `json:"reloaders,omitempty"`
 	// Lease is the node's membership lease (an etcd membership's
 	// renewals), nil when unknown.
 	Lease *LeaseStats `json:"lease,omitempty"`

@@ -9,6 +9,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/guildkit/guild/actor"
@@ -109,6 +110,33 @@ type Env struct {
 	// dashboard (admin.listen on any node), else nil. A module that runs
 	// grains shows them on the dashboard with Admin.AddGrains(sys).
 	Admin *admin.Agent
+}
+
+// AddReloader registers r, under name, as a reloadable part of the
+// node besides its data tables: a module's hot-fix modules (a
+// *hotfix.Loader is an admin.Reloader), or anything else that loads
+// versions of itself from files. The admin API's reload action, and so
+// guild reload, reloads it after the node's tables, and the node reports
+// its items' versions (the admin snapshot, GET /api/nodes/{addr}/tables).
+// Names must differ among the node's reloaders: the module's name is a
+// good one. Call it in the module's Start; r must stay usable until the
+// node has shut down (a reload that comes during the shutdown may still
+// call it, after the module's Stop). On a node without an admin agent
+// (no admin.listen in the cluster file) nothing can ask for a reload, and
+// AddReloader does nothing.
+//
+// The interface is admin's, not app's: the agent is what calls it, and
+// admin cannot import app. Its methods use standard types only, so
+// package hotfix implements it without importing admin or app, and app
+// does not link hotfix's WebAssembly runtime.
+func (e *Env) AddReloader(name string, r admin.Reloader) error {
+	if e.Admin == nil {
+		if name == "" || r == nil {
+			return fmt.Errorf("app: AddReloader(%q, %v): a name and a Reloader are required", name, r)
+		}
+		return nil
+	}
+	return e.Admin.AddReloader(name, r)
 }
 
 // Registry holds the modules a game offers, by name. The game fills it in

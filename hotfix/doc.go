@@ -24,6 +24,28 @@
 //   - Loader: the Handlers of a directory, one name.wasm per handler;
 //     Reload loads the files that changed.
 //
+// # Reloading a node's fixes
+//
+// A Loader reloads its directory in three ways, all through the same
+// Reload (one at a time): its watcher (Settings.Watch, Loader.Watch),
+// which loads the files that changed once they hold still; guild reload
+// -c cluster.yaml -node N (or -all); and the admin API's reload action,
+// POST /api/nodes/<addr>/reload, which guild reload calls. The last two
+// reach the Loader because the module that opened it handed it to the
+// node in its Start:
+//
+//	env.AddReloader("shop", loader) // app.Env: the admin agent reloads it, and reports its versions
+//
+// A *Loader is an admin.Reloader: its methods Versions and ReloadItems
+// use standard types only, so that it matches admin's interface
+// structurally and hotfix imports neither admin nor app. That keeps the
+// dependency one way (a game's module imports hotfix and app; nothing of
+// guild imports hotfix) and app, admin and cmd/guild free of wazero. The
+// node's answer lists each handler's version before and after, whether it
+// changed, and why a rejected file was kept; GET
+// /api/nodes/<addr>/tables and the admin snapshot list the versions each
+// node serves.
+//
 // # Writing and building a fix
 //
 //	package main // ./fixes/counter
@@ -82,7 +104,9 @@
 // A call runs on the caller's goroutine (the actor's turn). The only
 // goroutine hotfix starts is a Loader's watcher (Loader.Watch, or Open
 // with Settings.Watch), which polls the directory and runs its reloads;
-// Loader.Close cancels it and waits for it. A wazero instance runs one call at a
+// Loader.Close cancels it and waits for it. A reload from the admin API
+// runs ReloadItems on the admin agent's reload goroutine, and Versions on
+// the agent's actor; both are safe beside the watcher's reloads. A wazero instance runs one call at a
 // time, so a Module keeps a pool: a call takes an idle instance (or
 // makes one), and gives it back when it ends, up to Config.MaxIdle
 // idle ones. Module.mu guards the pool only, never a call; a Handler

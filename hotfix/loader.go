@@ -160,15 +160,28 @@ type Status struct {
 // ErrRejected), or the directory's. A handler whose file disappeared
 // keeps its module, with an error in its Status.
 func (l *Loader) Reload(ctx context.Context) ([]Status, error) {
+	out, itemErrs, err := l.reloadDir(ctx)
+	if err != nil {
+		return out, err
+	}
+	errs := make([]error, 0, len(itemErrs))
+	for _, name := range slices.Sorted(maps.Keys(itemErrs)) {
+		errs = append(errs, itemErrs[name])
+	}
+	return out, errors.Join(errs...)
+}
+
+// reloadDir is Reload, with each handler's error by name apart from the
+// directory's (err). An item's error starts with its file's name.
+func (l *Loader) reloadDir(ctx context.Context) (out []Status, itemErrs map[string]error, err error) {
 	l.reload.Lock()
 	defer l.reload.Unlock()
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
-		return l.Status(), fmt.Errorf("hotfix: the modules' directory: %w", err)
+		return l.Status(), nil, fmt.Errorf("hotfix: the modules' directory: %w", err)
 	}
 	seen := make(map[string]bool)
-	var out []Status
-	var errs []error
+	itemErrs = make(map[string]error)
 	for _, ent := range ents {
 		name, ok := strings.CutSuffix(ent.Name(), ".wasm")
 		if !ok || ent.IsDir() || name == "" {
@@ -193,7 +206,7 @@ func (l *Loader) Reload(ctx context.Context) ([]Status, error) {
 		}
 		if err != nil {
 			st.Error = err.Error()
-			errs = append(errs, fmt.Errorf("%s: %w", ent.Name(), err))
+			itemErrs[name] = fmt.Errorf("%s: %w", ent.Name(), err)
 		}
 		out = append(out, st)
 	}
@@ -204,11 +217,11 @@ func (l *Loader) Reload(ctx context.Context) ([]Status, error) {
 		if !seen[name] && h.Module() != nil {
 			err := fmt.Errorf("%s.wasm: %w", name, fs.ErrNotExist)
 			out = append(out, Status{Name: name, Version: h.Version(), Error: err.Error() + ": kept the module in service"})
-			errs = append(errs, err)
+			itemErrs[name] = err
 		}
 	}
 	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
-	return out, errors.Join(errs...)
+	return out, itemErrs, nil
 }
 
 // Status returns each handler's version in service, by name: what the
@@ -222,4 +235,35 @@ func (l *Loader) Status() []Status {
 	}
 	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// Versions returns the version each handler serves, by name ("" for a
+// handler without a module yet): Status as a map.
+//
+// Versions and ReloadItems make a *Loader an admin.Reloader, so that a
+// module of the game hands its Loader to the node
+// (app.Env.AddReloader(name, loader)): the admin API's reload action and
+// guild reload then reload its directory, and the node reports its
+// versions. Their signatures use standard types only, on purpose: the
+// Loader matches admin's interface structurally, and hotfix imports
+// neither admin nor app (no cycle can form, and hotfix stays a leaf that
+// the rest of guild never links).
+func (l *Loader) Versions() map[string]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]string, len(l.handlers))
+	for name, h := range l.handlers {
+		out[name] = h.Version()
+	}
+	return out
+}
+
+// ReloadItems is Reload for the admin agent (see Versions): it returns
+// each handler's error by name (a rejected file, each matching
+// ErrRejected, or a file that disappeared: the handler keeps its module),
+// and the directory's error apart. It runs on the caller's goroutine,
+// one at a time with the Loader's other reloads (its watcher's).
+func (l *Loader) ReloadItems(ctx context.Context) (map[string]error, error) {
+	_, itemErrs, err := l.reloadDir(ctx)
+	return itemErrs, err
 }

@@ -22,7 +22,9 @@ type Settings struct {
 	// Dir is the directory of the modules, one name.wasm per handler.
 	Dir string `yaml:"dir"`
 	// Watch, when positive, polls Dir that often and reloads what changed
-	// (Loader.Watch). Zero: reloads happen only on Loader.Reload.
+	// (Loader.Watch). Zero: reloads happen only on demand: Loader.Reload,
+	// or guild reload and the admin API when the module added the Loader
+	// to its node (app.Env.AddReloader).
 	Watch time.Duration `yaml:"watch"`
 	// MemoryLimit, CallTimeout, MaxIdle and CacheDir are the Engine's
 	// (see Config).

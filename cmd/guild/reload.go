@@ -20,15 +20,19 @@ import (
 
 // reloadAbout is the help text of guild reload.
 const reloadAbout = `Reload makes a node of a cluster file reload its data tables (the table
-sets its modules opened from its tables directory), or every node with -all,
-and prints, per node, each set's version before and after, or the errors
-that kept a set on its old version:
+sets its modules opened from its tables directory) and its hot-fix modules
+(the reloaders its modules added: app.Env.AddReloader), or every node with
+-all, and prints, per node, each set's and each module's version before and
+after, or the errors that kept it on its old version. A module's line is
+named reloader/handler:
 
 	solo (1.1.1): ok
 	  shop  3f2a9c0d1e2b  changed, was 9a8b7c6d5e4f
+	  shop/counter  5c1f0e9a2b7d  changed, was 83be1c04d2aa
 	world1 (1.2.1): FAILED
 	  loot  11aa22bb33cc  kept: table set loot:
 	    items.csv:3:9: price: "ten" is not a whole number
+	  world/combat  0d4e5f6a7b8c  kept: combat.wasm: hotfix: module rejected: combat: compile: ...
 
 It asks the admin API (POST /api/nodes/<addr>/reload), one request per node,
 with the admin token of the file (admin.token, admin.token_file, or
@@ -36,11 +40,15 @@ GUILD_ADMIN_TOKEN). Any node that serves the dashboard relays the request to
 the node it names over the cluster, so the API's address can be any
 dashboard's: -admin gives it (the URL in a node's ready line), else the
 node's own admin.listen, else the first node of the file that has one (an
-address without a host, or 0.0.0.0, is taken as 127.0.0.1). With -all, the
-nodes whose file gives them no tables directory are skipped.
+address without a host, or 0.0.0.0, is taken as 127.0.0.1). -all asks every
+node of the file, since only the node knows which hot-fix modules it runs: a
+node with neither tables nor hot-fix modules prints "nothing to reload", and
+a node that is not a member (not running) is skipped when its file gives it
+no tables directory (it has nothing loaded to reload).
 
-It exits 0 when every set reloaded (or had not changed), 1 when a set failed
-or a node could not be asked, and 2 for bad usage or an invalid file.`
+It exits 0 when every set and module reloaded (or had not changed), 1 when
+one was rejected, a node could not be asked, or the node of -node has
+nothing to reload, and 2 for bad usage or an invalid file.`
 
 // reloadOptions are the flags of guild reload.
 type reloadOptions struct {
@@ -54,7 +62,7 @@ func reloadFlags(opts *reloadOptions, stderr io.Writer) *flag.FlagSet {
 	fs := newFlagSet("reload", "reload -c cluster.yaml (-node NAME | -all) [flags]", reloadAbout, stderr)
 	fs.StringVar(&opts.file, "c", "", "the cluster `file` (required)")
 	fs.StringVar(&opts.node, "node", "", "the `name` of the node to reload")
-	fs.BoolVar(&opts.all, "all", false, "reload every node of the file that has tables")
+	fs.BoolVar(&opts.all, "all", false, "reload every node of the file")
 	fs.StringVar(&opts.admin, "admin", "", "the `URL` of a node's admin dashboard (default: from the file's admin.listen)")
 	fs.DurationVar(&opts.timeout, "timeout", admin.ReloadTimeout+5*time.Second, "how long to wait for each node")
 	return fs
@@ -120,19 +128,25 @@ func reloadCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	code = exitOK
 	for _, name := range targets {
 		addr := cfg.Nodes[name].Address().String()
-		if cfg.TablesOf(name).Dir == "" {
-			if opts.all {
-				fmt.Fprintf(stdout, "%s (%s): no tables, skipped\n", name, addr)
-				continue
-			}
-			fmt.Fprintf(stdout, "%s (%s): FAILED: the file gives it no tables directory (tables.dir)\n", name, addr)
-			code = exitError
-			continue
-		}
+		hasTables := cfg.TablesOf(name).Dir != ""
 		rctx, cancel := context.WithTimeout(ctx, opts.timeout)
 		reply, err := askReload(rctx, base, addr, token)
 		cancel()
-		if err != nil {
+		var apiErr *reloadError
+		switch {
+		case err == nil:
+		case errors.As(err, &apiErr) && apiErr.status == http.StatusConflict: // the node has nothing to reload
+			if opts.all {
+				fmt.Fprintf(stdout, "%s (%s): nothing to reload\n", name, addr)
+				continue
+			}
+			fmt.Fprintf(stdout, "%s (%s): FAILED: nothing to reload: no tables directory (tables.dir) and no hot-fix modules\n", name, addr)
+			code = exitError
+			continue
+		case opts.all && !hasTables && errors.As(err, &apiErr) && apiErr.status == http.StatusNotFound:
+			fmt.Fprintf(stdout, "%s (%s): not running, skipped (%v)\n", name, addr, err)
+			continue
+		default:
 			fmt.Fprintf(stdout, "%s (%s): FAILED: %v\n", name, addr, err)
 			code = exitError
 			continue
@@ -142,21 +156,55 @@ func reloadCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 			status, code = "FAILED", exitError
 		}
 		fmt.Fprintf(stdout, "%s (%s): %s\n", name, addr, status)
-		if len(reply.Results) == 0 {
-			fmt.Fprintf(stdout, "  (no table sets: its modules opened none)\n")
+		printReload(stdout, reply, hasTables)
+	}
+	return code
+}
+
+// printReload prints a node's reload results: a line per table set,
+// then a line per item of each reloader (reloader/item), each with its
+// version and what happened to it.
+func printReload(w io.Writer, reply *admin.TablesReply, hasTables bool) {
+	if hasTables && len(reply.Results) == 0 {
+		fmt.Fprintf(w, "  (no table sets: its modules opened none)\n")
+	}
+	for _, r := range reply.Results {
+		switch {
+		case r.Error != "":
+			fmt.Fprintf(w, "  %s  %s  kept: %s\n", r.Set, r.Version, indent(r.Error))
+		case r.Changed:
+			fmt.Fprintf(w, "  %s  %s  changed, was %s\n", r.Set, r.Version, r.Previous)
+		default:
+			fmt.Fprintf(w, "  %s  %s  unchanged\n", r.Set, r.Version)
 		}
-		for _, r := range reply.Results {
+	}
+	for _, rl := range reply.Reloaders {
+		if rl.Error != "" {
+			fmt.Fprintf(w, "  %s  FAILED: %s\n", rl.Name, indent(rl.Error))
+		}
+		if len(rl.Items) == 0 && rl.Error == "" {
+			fmt.Fprintf(w, "  %s  (nothing loaded)\n", rl.Name)
+		}
+		for _, it := range rl.Items {
+			item := rl.Name + "/" + it.Name
 			switch {
-			case r.Error != "":
-				fmt.Fprintf(stdout, "  %s  %s  kept: %s\n", r.Set, r.Version, indent(r.Error))
-			case r.Changed:
-				fmt.Fprintf(stdout, "  %s  %s  changed, was %s\n", r.Set, r.Version, r.Previous)
+			case it.Error != "":
+				fmt.Fprintf(w, "  %s  %s  kept: %s\n", item, orNone(it.Version), indent(it.Error))
+			case it.Changed:
+				fmt.Fprintf(w, "  %s  %s  changed, was %s\n", item, orNone(it.Version), orNone(it.Previous))
 			default:
-				fmt.Fprintf(stdout, "  %s  %s  unchanged\n", r.Set, r.Version)
+				fmt.Fprintf(w, "  %s  %s  unchanged\n", item, orNone(it.Version))
 			}
 		}
 	}
-	return code
+}
+
+// orNone returns v, or "none" for no version (as table.Version does).
+func orNone(v string) string {
+	if v == "" {
+		return "none"
+	}
+	return v
 }
 
 // indent indents the lines of a multi-line error after the first.
@@ -219,8 +267,18 @@ func askReload(ctx context.Context, base, addr, token string) (*admin.TablesRepl
 	var e struct {
 		Error string `json:"error"`
 	}
+	msg := strings.TrimSpace(string(body))
 	if json.Unmarshal(body, &e) == nil && e.Error != "" {
-		return nil, fmt.Errorf("%s: %s", resp.Status, e.Error)
+		msg = e.Error
 	}
-	return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+	return nil, &reloadError{status: resp.StatusCode, msg: resp.Status + ": " + msg}
 }
+
+// reloadError is an answer of the admin API other than a reload's
+// results: its HTTP status and its message.
+type reloadError struct {
+	status int
+	msg    string
+}
+
+func (e *reloadError) Error() string { return e.msg }
