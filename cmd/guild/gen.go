@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/pluginpb"
 
+	"github.com/guildkit/guild/propsync/propsyncpb"
 	"github.com/guildkit/guild/propsync/syncgen"
 	"github.com/guildkit/guild/rpc/rpcgen"
 )
@@ -201,7 +202,10 @@ func isFile(path string) bool {
 func compileProtos(ctx context.Context, importDirs, names []string, warnings io.Writer) ([]protoreflect.FileDescriptor, error) {
 	var errs []error
 	c := protocompile.Compiler{
-		Resolver:       protocompile.WithStandardImports(&protocompile.SourceResolver{ImportPaths: importDirs}),
+		Resolver: protocompile.CompositeResolver{
+			protocompile.WithStandardImports(&protocompile.SourceResolver{ImportPaths: importDirs}),
+			protocompile.ResolverFunc(guildImport),
+		},
 		SourceInfoMode: protocompile.SourceInfoStandard, // the generators copy comments
 		Reporter: reporter.NewReporter(
 			func(err reporter.ErrorWithPos) error {
@@ -224,6 +228,20 @@ func compileProtos(ctx context.Context, importDirs, names []string, warnings io.
 		fds[i] = f
 	}
 	return fds, nil
+}
+
+// guildImport resolves an import of one of guild's own .proto files that
+// any file can import, as it can the well-known types, without an import
+// directory that holds it: propsync/propsyncpb/propsync.proto (property
+// sync's options), whose descriptor is linked into guild. An import
+// directory that holds a file of the same path wins.
+func guildImport(path string) (protocompile.SearchResult, error) {
+	for _, fd := range []protoreflect.FileDescriptor{propsyncpb.File_propsync_propsyncpb_propsync_proto} {
+		if fd.Path() == path {
+			return protocompile.SearchResult{Desc: fd}, nil
+		}
+	}
+	return protocompile.SearchResult{}, fmt.Errorf("%s: %w", path, fs.ErrNotExist)
 }
 
 // codeGeneratorRequest makes the request protoc would send a plugin asked

@@ -233,3 +233,84 @@ func TestGenHelp(t *testing.T) {
 	}
 	contains(t, "help", out, "usage: guild gen", "-I dir", "-out dir", "-paths", "protoc")
 }
+
+// heroProto is a synced state that imports guild's propsync.proto with no
+// import directory that holds it.
+const heroProto = `syntax = "proto3";
+
+package game.v1;
+
+option go_package = "example.com/game/herov1;herov1";
+
+import "propsync/propsyncpb/propsync.proto";
+
+message Hero {
+  option (guild.propsync.synced) = true;
+  string name = 1;
+  Stats stats = 2;
+  repeated Item items = 3;
+  map<string, int64> counters = 4;
+  string password = 5 [(guild.propsync.private) = true];
+  oneof mount { string horse = 6; Stats dragon = 7; }
+}
+
+message Stats { int32 hp = 1; }
+message Item { string id = 1; }
+// Unrelated is not reached from Hero: it gets no diff code.
+message Unrelated { string x = 1; }
+`
+
+// TestGenSynced generates the diff code of a message marked synced
+// (guild.propsync.synced), importing guild's propsync.proto without -I,
+// vets (so compiles) it, and checks that a synced message in a proto2
+// file is refused.
+func TestGenSynced(t *testing.T) {
+	goTool, goErr := exec.LookPath("go")
+	dir := t.TempDir()
+	writeFile(t, dir, "herov1/hero.proto", heroProto)
+	code, out, errOut := runCmd("gen", "-I", dir, "-out", dir, "herov1/hero.proto")
+	if code != exitOK {
+		t.Fatalf("exit code %d, want 0; stderr:\n%s", code, errOut)
+	}
+	syncGo := filepath.Join(dir, "herov1", "hero_sync.pb.go")
+	contains(t, "stdout", out, "wrote "+syncGo)
+	src := readFile(t, syncGo)
+	contains(t, "hero_sync.pb.go", src,
+		"package herov1",
+		"func (x *Hero) PropsyncDiff(w *propsync.Walk, last proto.Message)",
+		"func (x *Stats) propsyncDiff(",
+		"func (x *Item) propsyncDiff(",
+	)
+	for _, absent := range []string{"Unrelated", "Password"} {
+		if strings.Contains(src, absent) {
+			t.Errorf("hero_sync.pb.go mentions %s:\n%s", absent, src)
+		}
+	}
+
+	proto2 := strings.Replace(strings.Replace(heroProto, `"proto3"`, `"proto2"`, 1), "string name = 1;", "optional string name = 1;", 1)
+	proto2 = strings.NewReplacer("  Stats stats", "  optional Stats stats", "  string password", "  optional string password",
+		"{ int32 hp", "{ optional int32 hp", "{ string id", "{ optional string id", "{ string x", "{ optional string x").Replace(proto2)
+	writeFile(t, dir, "herov2/hero.proto", strings.ReplaceAll(proto2, "herov1", "herov2"))
+	if code, _, errOut := runCmd("gen", "-I", dir, "-out", dir, "herov2/hero.proto"); code == exitOK || !strings.Contains(errOut, "proto3") {
+		t.Errorf("a synced message in a proto2 file: exit code %d, stderr:\n%s", code, errOut)
+	}
+
+	if testing.Short() {
+		t.Skip("skipping the build of the generated code in short mode")
+	}
+	if goErr != nil {
+		t.Skipf("no go command to build the generated code: %v", goErr)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "herov2")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "go.mod", "module example.com/game\n\ngo 1.26\n\n"+
+		"require (\n\tgithub.com/guildkit/guild v0.0.0\n\tgoogle.golang.org/protobuf v1.36.12\n)\n\n"+
+		"replace github.com/guildkit/guild => "+repoRoot(t)+"\n")
+	build := exec.Command(goTool, "vet", "./...")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local", "GOWORK=off")
+	if msg, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go vet of the generated code: %v\n%s", err, msg)
+	}
+}
