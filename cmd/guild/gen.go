@@ -40,8 +40,8 @@ Each file is named by its path relative to an import directory (-I), as in
 its importers' import statements, or by a path on disk under one of the
 import directories. The well-known types (google/protobuf/empty.proto and
 the others protoc ships) can always be imported, and so can guild's
-propsync/propsyncpb/propsync.proto (property sync's options). Every file must have a
-go_package option.
+propsync/propsyncpb/propsync.proto (property sync's options). Every file
+must have a go_package option.
 
 Gen writes only the files whose content changed, and prints their paths.`
 
