@@ -34,15 +34,7 @@ func TestGeneratedEveryKind(t *testing.T) {
 	// A Go-side mark, of a field that does not exist, makes Diff use
 	// reflection.
 	refl := propsync.NewDiffer("guild.propsync.kinds.Kinds.no_such_field")
-	tr := propsync.NewTracker("kinds/k", gen, state)
-	replica := propsync.NewReplica(&kindspb.Kinds{})
-	snap, err := tr.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := replica.Apply(snap); err != nil {
-		t.Fatal(err)
-	}
+	tr, replica := trackedReplica(t, "kinds/k", gen, state)
 	prev := exactCopy(t, state)
 	for turn := range 5000 {
 		for range 1 + r.IntN(3) {

@@ -2,6 +2,7 @@ package propsync_test
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
@@ -457,15 +458,7 @@ func TestPropertySyncGeneratedMatchesReflection(t *testing.T) {
 	if _, ok := any(server).(propsync.Generated); !ok {
 		t.Fatal("testpb.Player has no generated diff code: run make gen")
 	}
-	tr := propsync.NewTracker("player/p1", d, server)
-	replica := propsync.NewReplica(&testpb.Player{})
-	snap, err := tr.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := replica.Apply(snap); err != nil {
-		t.Fatal(err)
-	}
+	tr, replica := trackedReplica(t, "player/p1", d, server)
 	prev := proto.Clone(server)
 	const mutations = 10000
 	for done, turn := 0, 0; done < mutations; turn++ {
@@ -538,7 +531,7 @@ func sameOps(a, b []*propsyncpb.Op) bool {
 			if f := int(x.GetPath()[0].GetField()) - int(y.GetPath()[0].GetField()); f != 0 {
 				return f
 			}
-			return cmpInt(bagKey(x), bagKey(y))
+			return cmp.Compare(bagKey(x), bagKey(y))
 		})
 	}
 	for i := range a {
@@ -549,12 +542,18 @@ func sameOps(a, b []*propsyncpb.Op) bool {
 	return true
 }
 
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// trackedReplica starts tracking state, and a replica of it from the
+// tracker's first snapshot.
+func trackedReplica(t *testing.T, entity string, d *propsync.Differ, state proto.Message) (*propsync.Tracker, *propsync.Replica) {
+	t.Helper()
+	tr := propsync.NewTracker(entity, d, state)
+	replica := propsync.NewReplica(state.ProtoReflect().New().Interface())
+	snap, err := tr.Snapshot()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return 0
+	if err := replica.Apply(snap); err != nil {
+		t.Fatal(err)
+	}
+	return tr, replica
 }

@@ -309,6 +309,26 @@ func (w *writer) fieldStep(f *protogen.Field) string {
 	return w.id(propsyncPkg, "FieldStep") + "(" + num(f) + ")"
 }
 
+// keep writes a statement that runs only when the walk keeps the old
+// version up to date (Walk.Keep).
+func (w *writer) keep(stmt ...any) {
+	w.P("if keep {")
+	w.P(stmt...)
+	w.P("}")
+}
+
+// clearWhenEmpty opens the diff of a repeated or map field f (x in the
+// new version, l in the old): when x is empty, l is CLEARed if it was
+// not; else the block it leaves open follows.
+func (w *writer) clearWhenEmpty(f *protogen.Field, x, l string) {
+	w.P("if len(", x, ") == 0 {")
+	w.P("if len(", l, ") > 0 {")
+	w.P("w.Clear(", num(f), ")")
+	w.keep(l, " = nil")
+	w.P("}")
+	w.P("} else {")
+}
+
 // scalar writes the diff of a scalar field without presence.
 func (w *writer) scalar(f *protogen.Field) {
 	k, x, l := f.Desc.Kind(), "x."+f.GoName, "last."+f.GoName
@@ -318,9 +338,7 @@ func (w *writer) scalar(f *protogen.Field) {
 	w.P("} else {")
 	w.P("w.Clear(", num(f), ")")
 	w.P("}")
-	w.P("if keep {")
-	w.P(l, " = ", w.copied(k, x))
-	w.P("}")
+	w.keep(l, " = ", w.copied(k, x))
 	w.P("}")
 }
 
@@ -335,9 +353,7 @@ func (w *writer) optional(f *protogen.Field) {
 	w.P("switch {")
 	w.P("case ", x, " == nil && ", l, " != nil:")
 	w.P("w.Clear(", num(f), ")")
-	w.P("if keep {")
-	w.P(l, " = nil")
-	w.P("}")
+	w.keep(l, " = nil")
 	w.P("case ", x, " != nil && (", l, " == nil || ", w.differs(k, "*"+x, "*"+l), "):")
 	w.P("w.Set(", w.fieldStep(f), ", ", w.appendTagged(k, int(f.Desc.Number()), "nil", "*"+x), ")")
 	w.P("if keep {")
@@ -367,14 +383,10 @@ func (w *writer) singularMessage(f *protogen.Field) {
 	w.descend(f, f.Message, w.fieldStep(f), x, l)
 	w.P("case ", x, " != nil:")
 	w.P("w.Set(", w.fieldStep(f), ", w.AppendMessage(nil, ", num(f), ", ", x, "))")
-	w.P("if keep {")
-	w.P(l, " = ", w.id(propsyncPkg, "Copy"), "(", x, ")")
-	w.P("}")
+	w.keep(l, " = ", w.id(propsyncPkg, "Copy"), "(", x, ")")
 	w.P("case ", l, " != nil:")
 	w.P("w.Clear(", num(f), ")")
-	w.P("if keep {")
-	w.P(l, " = nil")
-	w.P("}")
+	w.keep(l, " = nil")
 	w.P("}")
 }
 
@@ -404,14 +416,7 @@ func (w *writer) appendElems(f *protogen.Field, b, s string) {
 // list writes the diff of a repeated field.
 func (w *writer) list(f *protogen.Field) {
 	k, x, l := f.Desc.Kind(), "x."+f.GoName, "last."+f.GoName
-	w.P("if len(", x, ") == 0 {")
-	w.P("if len(", l, ") > 0 {")
-	w.P("w.Clear(", num(f), ")")
-	w.P("if keep {")
-	w.P(l, " = nil")
-	w.P("}")
-	w.P("}")
-	w.P("} else {")
+	w.clearWhenEmpty(f, x, l)
 	w.P("common := min(len(", x, "), len(", l, "))")
 	w.P("for i := 0; i < common; i++ {")
 	step := w.id(propsyncPkg, "IndexStep") + "(" + num(f) + ", i)"
@@ -420,9 +425,7 @@ func (w *writer) list(f *protogen.Field) {
 		w.descend(f, f.Message, step, "xe", "le")
 		w.P("} else if xe != le {")
 		w.P("w.Set(", step, ", w.AppendMessage(nil, ", num(f), ", xe))")
-		w.P("if keep {")
-		w.P(l, "[i] = ", w.id(propsyncPkg, "Copy"), "(xe)")
-		w.P("}")
+		w.keep(l, "[i] = ", w.id(propsyncPkg, "Copy"), "(xe)")
 		w.P("}")
 	} else {
 		w.P("if ", w.differs(k, x+"[i]", l+"[i]"), " {")
@@ -431,9 +434,7 @@ func (w *writer) list(f *protogen.Field) {
 		w.appendElems(f, "b", x+"[i:i+1]")
 		w.P("w.Set(", step, ", b)")
 		w.P("}")
-		w.P("if keep {")
-		w.P(l, "[i] = ", w.copied(k, x+"[i]"))
-		w.P("}")
+		w.keep(l, "[i] = ", w.copied(k, x+"[i]"))
 		w.P("}")
 	}
 	w.P("}")
@@ -484,14 +485,7 @@ func (w *writer) mapField(f *protogen.Field) {
 	kk := key.Desc.Kind()
 	keyType := fieldGoType(w.g, key)
 	step := w.id(propsyncPkg, "KeyStep") + "(" + num(f) + ", k)"
-	w.P("if len(", x, ") == 0 {")
-	w.P("if len(", l, ") > 0 {")
-	w.P("w.Clear(", num(f), ")")
-	w.P("if keep {")
-	w.P(l, " = nil")
-	w.P("}")
-	w.P("}")
-	w.P("} else {")
+	w.clearWhenEmpty(f, x, l)
 	w.P("had := len(", l, ")")
 	w.P("var set []", keyType)
 	w.P("for k, v := range ", x, " {")
@@ -544,9 +538,7 @@ func (w *writer) mapField(f *protogen.Field) {
 	w.P(w.keySort(key, "gone"))
 	w.P("for _, k := range gone {")
 	w.P("w.Delete(", step, ")")
-	w.P("if keep {")
-	w.P("delete(", l, ", k)")
-	w.P("}")
+	w.keep("delete(", l, ", k)")
 	w.P("}")
 	w.P("}")
 	w.P("}")
@@ -567,9 +559,7 @@ func (w *writer) oneof(o *protogen.Oneof) {
 			}
 		}
 		w.P("}")
-		w.P("if keep {")
-		w.P(l, " = nil")
-		w.P("}")
+		w.keep(l, " = nil")
 	}
 	w.P("switch xv := ", x, ".(type) {")
 	w.P("case nil:")
@@ -588,9 +578,7 @@ func (w *writer) oneof(o *protogen.Oneof) {
 			w.descend(f, f.Message, w.fieldStep(f), xv, "lv."+f.GoName)
 			w.P("} else {")
 			w.P("w.Set(", w.fieldStep(f), ", w.AppendMessage(nil, ", num(f), ", ", xv, "))")
-			w.P("if keep {")
-			w.P(l, " = &", wrapper, "{", f.GoName, ": ", w.id(propsyncPkg, "Copy"), "(", xv, ")}")
-			w.P("}")
+			w.keep(l, " = &", wrapper, "{", f.GoName, ": ", w.id(propsyncPkg, "Copy"), "(", xv, ")}")
 			w.P("}")
 			continue
 		}
@@ -598,14 +586,10 @@ func (w *writer) oneof(o *protogen.Oneof) {
 		w.P("switch {")
 		w.P("case !same:")
 		w.P("w.Set(", w.fieldStep(f), ", ", w.appendTagged(k, int(f.Desc.Number()), "nil", xv), ")")
-		w.P("if keep {")
-		w.P(l, " = &", wrapper, "{", f.GoName, ": ", w.copied(k, xv), "}")
-		w.P("}")
+		w.keep(l, " = &", wrapper, "{", f.GoName, ": ", w.copied(k, xv), "}")
 		w.P("case ", w.differs(k, xv, "lv."+f.GoName), ":")
 		w.P("w.Set(", w.fieldStep(f), ", ", w.appendTagged(k, int(f.Desc.Number()), "nil", xv), ")")
-		w.P("if keep {")
-		w.P("lv.", f.GoName, " = ", w.copied(k, xv))
-		w.P("}")
+		w.keep("lv.", f.GoName, " = ", w.copied(k, xv))
 		w.P("}")
 	}
 	w.P("}")
