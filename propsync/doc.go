@@ -41,10 +41,10 @@
 // change, emits the same ops as Diff, and for a Tracker updates the copy
 // last synced in the same walk. It is about ten times faster on a 2 KB
 // player-like state (docs/PERFORMANCE.md, "Property sync"). Diff and
-// Tracker use it by themselves, unless the Differ has Go-side private
-// marks (NewDiffer with names, or grain.SyncOptions.Private), which the
-// generated code cannot know: mark private fields in the .proto instead.
-// A message field of another file's type is diffed by that type's own
+// Tracker use it by themselves. It skips the fields the .proto marks
+// private, and at run time those the Differ marks on the Go side
+// (NewDiffer with names, or grain.SyncOptions.Private; a oneof with such
+// a case is diffed by reflection). A message field of another file's type is diffed by that type's own
 // generated code if it has some, else by reflection; so is a proto3
 // optional bytes field. The generator takes proto3 files only.
 //

@@ -21,6 +21,30 @@ type Differ struct {
 	cache   sync.Map                       // protoreflect.FieldDescriptor -> bool
 	infos   sync.Map                       // protoreflect.FullName of a message -> *msgInfo
 	privs   sync.Map                       // protoreflect.FullName of a message -> bool (hasPrivate)
+	skips   sync.Map                       // protoreflect.FullName of a message -> []bool (goPrivate)
+	// reflectOnly keeps the generated code out (tests and benchmarks
+	// compare it with reflection).
+	reflectOnly bool
+}
+
+// goPrivate returns which fields of md, by index, are marked private on
+// the Go side; nil when none is.
+func (d *Differ) goPrivate(md protoreflect.MessageDescriptor) []bool {
+	if v, ok := d.skips.Load(md.FullName()); ok {
+		return v.([]bool)
+	}
+	var skip []bool
+	fields := md.Fields()
+	for i := range fields.Len() {
+		if d.private[fields.Get(i).FullName()] {
+			if skip == nil {
+				skip = make([]bool, fields.Len())
+			}
+			skip[i] = true
+		}
+	}
+	d.skips.Store(md.FullName(), skip)
+	return skip
 }
 
 // hasPrivate reports whether md has a private field at any depth: a

@@ -113,7 +113,7 @@ func (s Step) proto() *propsyncpb.Step {
 
 // generated reports whether Diff and Tracker may use m's generated code.
 func (d *Differ) generated(m proto.Message) (Generated, bool) {
-	if d.private != nil {
+	if d.reflectOnly {
 		return nil, false
 	}
 	g, ok := m.(Generated)
@@ -135,6 +135,16 @@ func (d *Differ) walk(w *Walk, g Generated, last proto.Message, keep bool) ([]*p
 // Keep reports whether the walk also makes the old version equal to the
 // new one.
 func (w *Walk) Keep() bool { return w.keep }
+
+// Skip returns which fields of m's type, by index, the Differ marks
+// private on the Go side (NewDiffer with names): the generated code
+// skips them. nil when it marks none of them.
+func (w *Walk) Skip(m proto.Message) []bool {
+	if w.d.private == nil {
+		return nil
+	}
+	return w.d.goPrivate(m.ProtoReflect().Descriptor())
+}
 
 // Push enters the message that s selects.
 func (w *Walk) Push(s Step) {

@@ -9,7 +9,8 @@
 // fields. The code compares two versions of a message field by field in
 // typed Go, as propsync.Diff does by reflection, emits the same ops, and
 // for a Tracker copies what changed into the version it keeps. Fields
-// marked (guild.propsync.private) are neither compared nor copied.
+// marked (guild.propsync.private) are neither compared nor copied; those
+// a Differ marks private on the Go side are skipped at run time (Walk.Skip).
 //
 // It handles the fields of proto3 files: scalars, enums, strings and
 // bytes (with or without presence), messages, oneofs, repeated fields and
@@ -23,6 +24,7 @@ package syncgen
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/compiler/protogen"
 	"google.golang.org/protobuf/proto"
@@ -186,26 +188,42 @@ func (w *writer) message(m *protogen.Message) {
 	w.P("}")
 	w.P()
 	w.P("func (x *", name, ") propsyncDiff(w ", walk, ", last *", name, ") {")
-	w.P("keep := w.Keep()")
-	w.P("_ = keep")
+	w.P("keep, skip := w.Keep(), w.Skip(x)")
+	w.P("_, _ = keep, skip")
 	for _, f := range m.Fields {
 		switch {
 		case f.Oneof != nil && !f.Oneof.Desc.IsSynthetic():
-			if f.Oneof.Fields[0] == f {
-				w.oneof(f.Oneof)
+			if f.Oneof.Fields[0] != f {
+				continue
 			}
+			// A case marked private on the Go side: the oneof goes to
+			// reflection, which knows the marks.
+			var marked []string
+			for _, c := range f.Oneof.Fields {
+				marked = append(marked, "skip["+strconv.Itoa(c.Desc.Index())+"]")
+			}
+			w.P("if skip != nil && (", strings.Join(marked, " || "), ") {")
+			w.P("w.Field(", num(f), ", x, last)")
+			w.P("} else {")
+			w.oneof(f.Oneof)
+			w.P("}")
 		case private(f):
 			// neither compared nor copied
-		case f.Desc.IsMap():
-			w.mapField(f)
-		case f.Desc.IsList():
-			w.list(f)
-		case f.Message != nil:
-			w.singularMessage(f)
-		case f.Desc.HasPresence():
-			w.optional(f)
 		default:
-			w.scalar(f)
+			w.P("if skip == nil || !skip[", strconv.Itoa(f.Desc.Index()), "] {")
+			switch {
+			case f.Desc.IsMap():
+				w.mapField(f)
+			case f.Desc.IsList():
+				w.list(f)
+			case f.Message != nil:
+				w.singularMessage(f)
+			case f.Desc.HasPresence():
+				w.optional(f)
+			default:
+				w.scalar(f)
+			}
+			w.P("}")
 		}
 	}
 	w.P("}")

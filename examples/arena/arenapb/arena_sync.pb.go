@@ -15,86 +15,102 @@ func (x *PlayerRecord) PropsyncDiff(w *propsync.Walk, last proto.Message) {
 }
 
 func (x *PlayerRecord) propsyncDiff(w *propsync.Walk, last *PlayerRecord) {
-	keep := w.Keep()
-	_ = keep
-	if x.Name != last.Name {
-		if x.Name != "" {
-			w.Set(propsync.FieldStep(1), protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), x.Name))
-		} else {
-			w.Clear(1)
-		}
-		if keep {
-			last.Name = x.Name
-		}
-	}
-	if x.Best != last.Best {
-		if x.Best != 0 {
-			w.Set(propsync.FieldStep(2), protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(x.Best)))
-		} else {
-			w.Clear(2)
-		}
-		if keep {
-			last.Best = x.Best
+	keep, skip := w.Keep(), w.Skip(x)
+	_, _ = keep, skip
+	if skip == nil || !skip[0] {
+		if x.Name != last.Name {
+			if x.Name != "" {
+				w.Set(propsync.FieldStep(1), protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), x.Name))
+			} else {
+				w.Clear(1)
+			}
+			if keep {
+				last.Name = x.Name
+			}
 		}
 	}
-	if x.BestUnixMs != last.BestUnixMs {
-		if x.BestUnixMs != 0 {
-			w.Set(propsync.FieldStep(3), protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), uint64(x.BestUnixMs)))
-		} else {
-			w.Clear(3)
-		}
-		if keep {
-			last.BestUnixMs = x.BestUnixMs
-		}
-	}
-	if x.Total != last.Total {
-		if x.Total != 0 {
-			w.Set(propsync.FieldStep(4), protowire.AppendVarint(protowire.AppendTag(nil, 4, protowire.VarintType), uint64(x.Total)))
-		} else {
-			w.Clear(4)
-		}
-		if keep {
-			last.Total = x.Total
+	if skip == nil || !skip[1] {
+		if x.Best != last.Best {
+			if x.Best != 0 {
+				w.Set(propsync.FieldStep(2), protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(x.Best)))
+			} else {
+				w.Clear(2)
+			}
+			if keep {
+				last.Best = x.Best
+			}
 		}
 	}
-	if x.Visits != last.Visits {
-		if x.Visits != 0 {
-			w.Set(propsync.FieldStep(5), protowire.AppendVarint(protowire.AppendTag(nil, 5, protowire.VarintType), uint64(x.Visits)))
-		} else {
-			w.Clear(5)
-		}
-		if keep {
-			last.Visits = x.Visits
-		}
-	}
-	if x.Orbs != last.Orbs {
-		if x.Orbs != 0 {
-			w.Set(propsync.FieldStep(6), protowire.AppendVarint(protowire.AppendTag(nil, 6, protowire.VarintType), uint64(x.Orbs)))
-		} else {
-			w.Clear(6)
-		}
-		if keep {
-			last.Orbs = x.Orbs
+	if skip == nil || !skip[2] {
+		if x.BestUnixMs != last.BestUnixMs {
+			if x.BestUnixMs != 0 {
+				w.Set(propsync.FieldStep(3), protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), uint64(x.BestUnixMs)))
+			} else {
+				w.Clear(3)
+			}
+			if keep {
+				last.BestUnixMs = x.BestUnixMs
+			}
 		}
 	}
-	if x.Rounds != last.Rounds {
-		if x.Rounds != 0 {
-			w.Set(propsync.FieldStep(7), protowire.AppendVarint(protowire.AppendTag(nil, 7, protowire.VarintType), uint64(x.Rounds)))
-		} else {
-			w.Clear(7)
-		}
-		if keep {
-			last.Rounds = x.Rounds
+	if skip == nil || !skip[3] {
+		if x.Total != last.Total {
+			if x.Total != 0 {
+				w.Set(propsync.FieldStep(4), protowire.AppendVarint(protowire.AppendTag(nil, 4, protowire.VarintType), uint64(x.Total)))
+			} else {
+				w.Clear(4)
+			}
+			if keep {
+				last.Total = x.Total
+			}
 		}
 	}
-	if x.LastRound != last.LastRound {
-		if x.LastRound != 0 {
-			w.Set(propsync.FieldStep(8), protowire.AppendVarint(protowire.AppendTag(nil, 8, protowire.VarintType), uint64(x.LastRound)))
-		} else {
-			w.Clear(8)
+	if skip == nil || !skip[4] {
+		if x.Visits != last.Visits {
+			if x.Visits != 0 {
+				w.Set(propsync.FieldStep(5), protowire.AppendVarint(protowire.AppendTag(nil, 5, protowire.VarintType), uint64(x.Visits)))
+			} else {
+				w.Clear(5)
+			}
+			if keep {
+				last.Visits = x.Visits
+			}
 		}
-		if keep {
-			last.LastRound = x.LastRound
+	}
+	if skip == nil || !skip[5] {
+		if x.Orbs != last.Orbs {
+			if x.Orbs != 0 {
+				w.Set(propsync.FieldStep(6), protowire.AppendVarint(protowire.AppendTag(nil, 6, protowire.VarintType), uint64(x.Orbs)))
+			} else {
+				w.Clear(6)
+			}
+			if keep {
+				last.Orbs = x.Orbs
+			}
+		}
+	}
+	if skip == nil || !skip[6] {
+		if x.Rounds != last.Rounds {
+			if x.Rounds != 0 {
+				w.Set(propsync.FieldStep(7), protowire.AppendVarint(protowire.AppendTag(nil, 7, protowire.VarintType), uint64(x.Rounds)))
+			} else {
+				w.Clear(7)
+			}
+			if keep {
+				last.Rounds = x.Rounds
+			}
+		}
+	}
+	if skip == nil || !skip[7] {
+		if x.LastRound != last.LastRound {
+			if x.LastRound != 0 {
+				w.Set(propsync.FieldStep(8), protowire.AppendVarint(protowire.AppendTag(nil, 8, protowire.VarintType), uint64(x.LastRound)))
+			} else {
+				w.Clear(8)
+			}
+			if keep {
+				last.LastRound = x.LastRound
+			}
 		}
 	}
 }

@@ -19,74 +19,80 @@ func (x *Inner) PropsyncDiff(w *propsync.Walk, last proto.Message) {
 }
 
 func (x *Inner) propsyncDiff(w *propsync.Walk, last *Inner) {
-	keep := w.Keep()
-	_ = keep
-	if x.A != last.A {
-		if x.A != 0 {
-			w.Set(propsync.FieldStep(1), protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), protowire.EncodeZigZag(int64(x.A))))
-		} else {
-			w.Clear(1)
-		}
-		if keep {
-			last.A = x.A
-		}
-	}
-	if x.B != last.B {
-		if x.B != "" {
-			w.Set(propsync.FieldStep(2), protowire.AppendString(protowire.AppendTag(nil, 2, protowire.BytesType), x.B))
-		} else {
-			w.Clear(2)
-		}
-		if keep {
-			last.B = x.B
-		}
-	}
-	if len(x.C) == 0 {
-		if len(last.C) > 0 {
-			w.Clear(3)
+	keep, skip := w.Keep(), w.Skip(x)
+	_, _ = keep, skip
+	if skip == nil || !skip[0] {
+		if x.A != last.A {
+			if x.A != 0 {
+				w.Set(propsync.FieldStep(1), protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), protowire.EncodeZigZag(int64(x.A))))
+			} else {
+				w.Clear(1)
+			}
 			if keep {
-				last.C = nil
+				last.A = x.A
 			}
 		}
-	} else {
-		common := min(len(x.C), len(last.C))
-		for i := 0; i < common; i++ {
-			if math.Float32bits(x.C[i]) != math.Float32bits(last.C[i]) {
+	}
+	if skip == nil || !skip[1] {
+		if x.B != last.B {
+			if x.B != "" {
+				w.Set(propsync.FieldStep(2), protowire.AppendString(protowire.AppendTag(nil, 2, protowire.BytesType), x.B))
+			} else {
+				w.Clear(2)
+			}
+			if keep {
+				last.B = x.B
+			}
+		}
+	}
+	if skip == nil || !skip[2] {
+		if len(x.C) == 0 {
+			if len(last.C) > 0 {
+				w.Clear(3)
+				if keep {
+					last.C = nil
+				}
+			}
+		} else {
+			common := min(len(x.C), len(last.C))
+			for i := 0; i < common; i++ {
+				if math.Float32bits(x.C[i]) != math.Float32bits(last.C[i]) {
+					{
+						var b []byte
+						var p []byte
+						for _, e := range x.C[i : i+1] {
+							p = protowire.AppendFixed32(p, math.Float32bits(e))
+						}
+						b = protowire.AppendTag(b, 3, protowire.BytesType)
+						b = protowire.AppendBytes(b, p)
+						w.Set(propsync.IndexStep(3, i), b)
+					}
+					if keep {
+						last.C[i] = x.C[i]
+					}
+				}
+			}
+			switch {
+			case len(x.C) < len(last.C):
+				w.Truncate(3, len(x.C))
+				if keep {
+					clear(last.C[len(x.C):])
+					last.C = last.C[:len(x.C)]
+				}
+			case len(x.C) > len(last.C):
 				{
 					var b []byte
 					var p []byte
-					for _, e := range x.C[i : i+1] {
+					for _, e := range x.C[common:] {
 						p = protowire.AppendFixed32(p, math.Float32bits(e))
 					}
 					b = protowire.AppendTag(b, 3, protowire.BytesType)
 					b = protowire.AppendBytes(b, p)
-					w.Set(propsync.IndexStep(3, i), b)
+					w.Append(3, b)
 				}
 				if keep {
-					last.C[i] = x.C[i]
+					last.C = append(last.C, x.C[common:]...)
 				}
-			}
-		}
-		switch {
-		case len(x.C) < len(last.C):
-			w.Truncate(3, len(x.C))
-			if keep {
-				clear(last.C[len(x.C):])
-				last.C = last.C[:len(x.C)]
-			}
-		case len(x.C) > len(last.C):
-			{
-				var b []byte
-				var p []byte
-				for _, e := range x.C[common:] {
-					p = protowire.AppendFixed32(p, math.Float32bits(e))
-				}
-				b = protowire.AppendTag(b, 3, protowire.BytesType)
-				b = protowire.AppendBytes(b, p)
-				w.Append(3, b)
-			}
-			if keep {
-				last.C = append(last.C, x.C[common:]...)
 			}
 		}
 	}
@@ -98,1049 +104,1123 @@ func (x *Kinds) PropsyncDiff(w *propsync.Walk, last proto.Message) {
 }
 
 func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
-	keep := w.Keep()
-	_ = keep
-	if x.S32 != last.S32 {
-		if x.S32 != 0 {
-			w.Set(propsync.FieldStep(1), protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), protowire.EncodeZigZag(int64(x.S32))))
-		} else {
-			w.Clear(1)
-		}
-		if keep {
-			last.S32 = x.S32
-		}
-	}
-	if x.S64 != last.S64 {
-		if x.S64 != 0 {
-			w.Set(propsync.FieldStep(2), protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), protowire.EncodeZigZag(int64(x.S64))))
-		} else {
-			w.Clear(2)
-		}
-		if keep {
-			last.S64 = x.S64
-		}
-	}
-	if x.F32 != last.F32 {
-		if x.F32 != 0 {
-			w.Set(propsync.FieldStep(3), protowire.AppendFixed32(protowire.AppendTag(nil, 3, protowire.Fixed32Type), uint32(x.F32)))
-		} else {
-			w.Clear(3)
-		}
-		if keep {
-			last.F32 = x.F32
-		}
-	}
-	if x.F64 != last.F64 {
-		if x.F64 != 0 {
-			w.Set(propsync.FieldStep(4), protowire.AppendFixed64(protowire.AppendTag(nil, 4, protowire.Fixed64Type), uint64(x.F64)))
-		} else {
-			w.Clear(4)
-		}
-		if keep {
-			last.F64 = x.F64
-		}
-	}
-	if x.Sf32 != last.Sf32 {
-		if x.Sf32 != 0 {
-			w.Set(propsync.FieldStep(5), protowire.AppendFixed32(protowire.AppendTag(nil, 5, protowire.Fixed32Type), uint32(x.Sf32)))
-		} else {
-			w.Clear(5)
-		}
-		if keep {
-			last.Sf32 = x.Sf32
-		}
-	}
-	if x.Sf64 != last.Sf64 {
-		if x.Sf64 != 0 {
-			w.Set(propsync.FieldStep(6), protowire.AppendFixed64(protowire.AppendTag(nil, 6, protowire.Fixed64Type), uint64(x.Sf64)))
-		} else {
-			w.Clear(6)
-		}
-		if keep {
-			last.Sf64 = x.Sf64
-		}
-	}
-	if math.Float32bits(x.Fl) != math.Float32bits(last.Fl) {
-		if math.Float32bits(x.Fl) != 0 {
-			w.Set(propsync.FieldStep(7), protowire.AppendFixed32(protowire.AppendTag(nil, 7, protowire.Fixed32Type), math.Float32bits(x.Fl)))
-		} else {
-			w.Clear(7)
-		}
-		if keep {
-			last.Fl = x.Fl
-		}
-	}
-	if x.U32 != last.U32 {
-		if x.U32 != 0 {
-			w.Set(propsync.FieldStep(8), protowire.AppendVarint(protowire.AppendTag(nil, 8, protowire.VarintType), uint64(x.U32)))
-		} else {
-			w.Clear(8)
-		}
-		if keep {
-			last.U32 = x.U32
-		}
-	}
-	if x.I32 != last.I32 {
-		if x.I32 != 0 {
-			w.Set(propsync.FieldStep(9), protowire.AppendVarint(protowire.AppendTag(nil, 9, protowire.VarintType), uint64(int64(x.I32))))
-		} else {
-			w.Clear(9)
-		}
-		if keep {
-			last.I32 = x.I32
-		}
-	}
-	if x.Color != last.Color {
-		if x.Color != 0 {
-			w.Set(propsync.FieldStep(10), protowire.AppendVarint(protowire.AppendTag(nil, 10, protowire.VarintType), uint64(int64(x.Color))))
-		} else {
-			w.Clear(10)
-		}
-		if keep {
-			last.Color = x.Color
-		}
-	}
-	switch {
-	case x.Ostr == nil && last.Ostr != nil:
-		w.Clear(11)
-		if keep {
-			last.Ostr = nil
-		}
-	case x.Ostr != nil && (last.Ostr == nil || *x.Ostr != *last.Ostr):
-		w.Set(propsync.FieldStep(11), protowire.AppendString(protowire.AppendTag(nil, 11, protowire.BytesType), *x.Ostr))
-		if keep {
-			v := *x.Ostr
-			last.Ostr = &v
-		}
-	}
-	w.Field(12, x, last)
-	switch {
-	case x.Odbl == nil && last.Odbl != nil:
-		w.Clear(13)
-		if keep {
-			last.Odbl = nil
-		}
-	case x.Odbl != nil && (last.Odbl == nil || math.Float64bits(*x.Odbl) != math.Float64bits(*last.Odbl)):
-		w.Set(propsync.FieldStep(13), protowire.AppendFixed64(protowire.AppendTag(nil, 13, protowire.Fixed64Type), math.Float64bits(*x.Odbl)))
-		if keep {
-			v := *x.Odbl
-			last.Odbl = &v
-		}
-	}
-	switch {
-	case x.Ocolor == nil && last.Ocolor != nil:
-		w.Clear(14)
-		if keep {
-			last.Ocolor = nil
-		}
-	case x.Ocolor != nil && (last.Ocolor == nil || *x.Ocolor != *last.Ocolor):
-		w.Set(propsync.FieldStep(14), protowire.AppendVarint(protowire.AppendTag(nil, 14, protowire.VarintType), uint64(int64(*x.Ocolor))))
-		if keep {
-			v := *x.Ocolor
-			last.Ocolor = &v
-		}
-	}
-	switch {
-	case x.Obool == nil && last.Obool != nil:
-		w.Clear(15)
-		if keep {
-			last.Obool = nil
-		}
-	case x.Obool != nil && (last.Obool == nil || *x.Obool != *last.Obool):
-		w.Set(propsync.FieldStep(15), protowire.AppendVarint(protowire.AppendTag(nil, 15, protowire.VarintType), protowire.EncodeBool(*x.Obool)))
-		if keep {
-			v := *x.Obool
-			last.Obool = &v
-		}
-	}
-	if len(x.Rs64) == 0 {
-		if len(last.Rs64) > 0 {
-			w.Clear(16)
+	keep, skip := w.Keep(), w.Skip(x)
+	_, _ = keep, skip
+	if skip == nil || !skip[0] {
+		if x.S32 != last.S32 {
+			if x.S32 != 0 {
+				w.Set(propsync.FieldStep(1), protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), protowire.EncodeZigZag(int64(x.S32))))
+			} else {
+				w.Clear(1)
+			}
 			if keep {
-				last.Rs64 = nil
+				last.S32 = x.S32
 			}
 		}
-	} else {
-		common := min(len(x.Rs64), len(last.Rs64))
-		for i := 0; i < common; i++ {
-			if x.Rs64[i] != last.Rs64[i] {
+	}
+	if skip == nil || !skip[1] {
+		if x.S64 != last.S64 {
+			if x.S64 != 0 {
+				w.Set(propsync.FieldStep(2), protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), protowire.EncodeZigZag(int64(x.S64))))
+			} else {
+				w.Clear(2)
+			}
+			if keep {
+				last.S64 = x.S64
+			}
+		}
+	}
+	if skip == nil || !skip[2] {
+		if x.F32 != last.F32 {
+			if x.F32 != 0 {
+				w.Set(propsync.FieldStep(3), protowire.AppendFixed32(protowire.AppendTag(nil, 3, protowire.Fixed32Type), uint32(x.F32)))
+			} else {
+				w.Clear(3)
+			}
+			if keep {
+				last.F32 = x.F32
+			}
+		}
+	}
+	if skip == nil || !skip[3] {
+		if x.F64 != last.F64 {
+			if x.F64 != 0 {
+				w.Set(propsync.FieldStep(4), protowire.AppendFixed64(protowire.AppendTag(nil, 4, protowire.Fixed64Type), uint64(x.F64)))
+			} else {
+				w.Clear(4)
+			}
+			if keep {
+				last.F64 = x.F64
+			}
+		}
+	}
+	if skip == nil || !skip[4] {
+		if x.Sf32 != last.Sf32 {
+			if x.Sf32 != 0 {
+				w.Set(propsync.FieldStep(5), protowire.AppendFixed32(protowire.AppendTag(nil, 5, protowire.Fixed32Type), uint32(x.Sf32)))
+			} else {
+				w.Clear(5)
+			}
+			if keep {
+				last.Sf32 = x.Sf32
+			}
+		}
+	}
+	if skip == nil || !skip[5] {
+		if x.Sf64 != last.Sf64 {
+			if x.Sf64 != 0 {
+				w.Set(propsync.FieldStep(6), protowire.AppendFixed64(protowire.AppendTag(nil, 6, protowire.Fixed64Type), uint64(x.Sf64)))
+			} else {
+				w.Clear(6)
+			}
+			if keep {
+				last.Sf64 = x.Sf64
+			}
+		}
+	}
+	if skip == nil || !skip[6] {
+		if math.Float32bits(x.Fl) != math.Float32bits(last.Fl) {
+			if math.Float32bits(x.Fl) != 0 {
+				w.Set(propsync.FieldStep(7), protowire.AppendFixed32(protowire.AppendTag(nil, 7, protowire.Fixed32Type), math.Float32bits(x.Fl)))
+			} else {
+				w.Clear(7)
+			}
+			if keep {
+				last.Fl = x.Fl
+			}
+		}
+	}
+	if skip == nil || !skip[7] {
+		if x.U32 != last.U32 {
+			if x.U32 != 0 {
+				w.Set(propsync.FieldStep(8), protowire.AppendVarint(protowire.AppendTag(nil, 8, protowire.VarintType), uint64(x.U32)))
+			} else {
+				w.Clear(8)
+			}
+			if keep {
+				last.U32 = x.U32
+			}
+		}
+	}
+	if skip == nil || !skip[8] {
+		if x.I32 != last.I32 {
+			if x.I32 != 0 {
+				w.Set(propsync.FieldStep(9), protowire.AppendVarint(protowire.AppendTag(nil, 9, protowire.VarintType), uint64(int64(x.I32))))
+			} else {
+				w.Clear(9)
+			}
+			if keep {
+				last.I32 = x.I32
+			}
+		}
+	}
+	if skip == nil || !skip[9] {
+		if x.Color != last.Color {
+			if x.Color != 0 {
+				w.Set(propsync.FieldStep(10), protowire.AppendVarint(protowire.AppendTag(nil, 10, protowire.VarintType), uint64(int64(x.Color))))
+			} else {
+				w.Clear(10)
+			}
+			if keep {
+				last.Color = x.Color
+			}
+		}
+	}
+	if skip == nil || !skip[10] {
+		switch {
+		case x.Ostr == nil && last.Ostr != nil:
+			w.Clear(11)
+			if keep {
+				last.Ostr = nil
+			}
+		case x.Ostr != nil && (last.Ostr == nil || *x.Ostr != *last.Ostr):
+			w.Set(propsync.FieldStep(11), protowire.AppendString(protowire.AppendTag(nil, 11, protowire.BytesType), *x.Ostr))
+			if keep {
+				v := *x.Ostr
+				last.Ostr = &v
+			}
+		}
+	}
+	if skip == nil || !skip[11] {
+		w.Field(12, x, last)
+	}
+	if skip == nil || !skip[12] {
+		switch {
+		case x.Odbl == nil && last.Odbl != nil:
+			w.Clear(13)
+			if keep {
+				last.Odbl = nil
+			}
+		case x.Odbl != nil && (last.Odbl == nil || math.Float64bits(*x.Odbl) != math.Float64bits(*last.Odbl)):
+			w.Set(propsync.FieldStep(13), protowire.AppendFixed64(protowire.AppendTag(nil, 13, protowire.Fixed64Type), math.Float64bits(*x.Odbl)))
+			if keep {
+				v := *x.Odbl
+				last.Odbl = &v
+			}
+		}
+	}
+	if skip == nil || !skip[13] {
+		switch {
+		case x.Ocolor == nil && last.Ocolor != nil:
+			w.Clear(14)
+			if keep {
+				last.Ocolor = nil
+			}
+		case x.Ocolor != nil && (last.Ocolor == nil || *x.Ocolor != *last.Ocolor):
+			w.Set(propsync.FieldStep(14), protowire.AppendVarint(protowire.AppendTag(nil, 14, protowire.VarintType), uint64(int64(*x.Ocolor))))
+			if keep {
+				v := *x.Ocolor
+				last.Ocolor = &v
+			}
+		}
+	}
+	if skip == nil || !skip[14] {
+		switch {
+		case x.Obool == nil && last.Obool != nil:
+			w.Clear(15)
+			if keep {
+				last.Obool = nil
+			}
+		case x.Obool != nil && (last.Obool == nil || *x.Obool != *last.Obool):
+			w.Set(propsync.FieldStep(15), protowire.AppendVarint(protowire.AppendTag(nil, 15, protowire.VarintType), protowire.EncodeBool(*x.Obool)))
+			if keep {
+				v := *x.Obool
+				last.Obool = &v
+			}
+		}
+	}
+	if skip == nil || !skip[15] {
+		if len(x.Rs64) == 0 {
+			if len(last.Rs64) > 0 {
+				w.Clear(16)
+				if keep {
+					last.Rs64 = nil
+				}
+			}
+		} else {
+			common := min(len(x.Rs64), len(last.Rs64))
+			for i := 0; i < common; i++ {
+				if x.Rs64[i] != last.Rs64[i] {
+					{
+						var b []byte
+						var p []byte
+						for _, e := range x.Rs64[i : i+1] {
+							p = protowire.AppendVarint(p, protowire.EncodeZigZag(int64(e)))
+						}
+						b = protowire.AppendTag(b, 16, protowire.BytesType)
+						b = protowire.AppendBytes(b, p)
+						w.Set(propsync.IndexStep(16, i), b)
+					}
+					if keep {
+						last.Rs64[i] = x.Rs64[i]
+					}
+				}
+			}
+			switch {
+			case len(x.Rs64) < len(last.Rs64):
+				w.Truncate(16, len(x.Rs64))
+				if keep {
+					clear(last.Rs64[len(x.Rs64):])
+					last.Rs64 = last.Rs64[:len(x.Rs64)]
+				}
+			case len(x.Rs64) > len(last.Rs64):
 				{
 					var b []byte
 					var p []byte
-					for _, e := range x.Rs64[i : i+1] {
+					for _, e := range x.Rs64[common:] {
 						p = protowire.AppendVarint(p, protowire.EncodeZigZag(int64(e)))
 					}
 					b = protowire.AppendTag(b, 16, protowire.BytesType)
 					b = protowire.AppendBytes(b, p)
-					w.Set(propsync.IndexStep(16, i), b)
+					w.Append(16, b)
 				}
 				if keep {
-					last.Rs64[i] = x.Rs64[i]
+					last.Rs64 = append(last.Rs64, x.Rs64[common:]...)
 				}
-			}
-		}
-		switch {
-		case len(x.Rs64) < len(last.Rs64):
-			w.Truncate(16, len(x.Rs64))
-			if keep {
-				clear(last.Rs64[len(x.Rs64):])
-				last.Rs64 = last.Rs64[:len(x.Rs64)]
-			}
-		case len(x.Rs64) > len(last.Rs64):
-			{
-				var b []byte
-				var p []byte
-				for _, e := range x.Rs64[common:] {
-					p = protowire.AppendVarint(p, protowire.EncodeZigZag(int64(e)))
-				}
-				b = protowire.AppendTag(b, 16, protowire.BytesType)
-				b = protowire.AppendBytes(b, p)
-				w.Append(16, b)
-			}
-			if keep {
-				last.Rs64 = append(last.Rs64, x.Rs64[common:]...)
 			}
 		}
 	}
-	if len(x.Rf32) == 0 {
-		if len(last.Rf32) > 0 {
-			w.Clear(17)
-			if keep {
-				last.Rf32 = nil
+	if skip == nil || !skip[16] {
+		if len(x.Rf32) == 0 {
+			if len(last.Rf32) > 0 {
+				w.Clear(17)
+				if keep {
+					last.Rf32 = nil
+				}
 			}
-		}
-	} else {
-		common := min(len(x.Rf32), len(last.Rf32))
-		for i := 0; i < common; i++ {
-			if x.Rf32[i] != last.Rf32[i] {
+		} else {
+			common := min(len(x.Rf32), len(last.Rf32))
+			for i := 0; i < common; i++ {
+				if x.Rf32[i] != last.Rf32[i] {
+					{
+						var b []byte
+						var p []byte
+						for _, e := range x.Rf32[i : i+1] {
+							p = protowire.AppendFixed32(p, uint32(e))
+						}
+						b = protowire.AppendTag(b, 17, protowire.BytesType)
+						b = protowire.AppendBytes(b, p)
+						w.Set(propsync.IndexStep(17, i), b)
+					}
+					if keep {
+						last.Rf32[i] = x.Rf32[i]
+					}
+				}
+			}
+			switch {
+			case len(x.Rf32) < len(last.Rf32):
+				w.Truncate(17, len(x.Rf32))
+				if keep {
+					clear(last.Rf32[len(x.Rf32):])
+					last.Rf32 = last.Rf32[:len(x.Rf32)]
+				}
+			case len(x.Rf32) > len(last.Rf32):
 				{
 					var b []byte
 					var p []byte
-					for _, e := range x.Rf32[i : i+1] {
+					for _, e := range x.Rf32[common:] {
 						p = protowire.AppendFixed32(p, uint32(e))
 					}
 					b = protowire.AppendTag(b, 17, protowire.BytesType)
 					b = protowire.AppendBytes(b, p)
-					w.Set(propsync.IndexStep(17, i), b)
+					w.Append(17, b)
 				}
 				if keep {
-					last.Rf32[i] = x.Rf32[i]
+					last.Rf32 = append(last.Rf32, x.Rf32[common:]...)
 				}
-			}
-		}
-		switch {
-		case len(x.Rf32) < len(last.Rf32):
-			w.Truncate(17, len(x.Rf32))
-			if keep {
-				clear(last.Rf32[len(x.Rf32):])
-				last.Rf32 = last.Rf32[:len(x.Rf32)]
-			}
-		case len(x.Rf32) > len(last.Rf32):
-			{
-				var b []byte
-				var p []byte
-				for _, e := range x.Rf32[common:] {
-					p = protowire.AppendFixed32(p, uint32(e))
-				}
-				b = protowire.AppendTag(b, 17, protowire.BytesType)
-				b = protowire.AppendBytes(b, p)
-				w.Append(17, b)
-			}
-			if keep {
-				last.Rf32 = append(last.Rf32, x.Rf32[common:]...)
 			}
 		}
 	}
-	if len(x.Rdbl) == 0 {
-		if len(last.Rdbl) > 0 {
-			w.Clear(18)
-			if keep {
-				last.Rdbl = nil
+	if skip == nil || !skip[17] {
+		if len(x.Rdbl) == 0 {
+			if len(last.Rdbl) > 0 {
+				w.Clear(18)
+				if keep {
+					last.Rdbl = nil
+				}
 			}
-		}
-	} else {
-		common := min(len(x.Rdbl), len(last.Rdbl))
-		for i := 0; i < common; i++ {
-			if math.Float64bits(x.Rdbl[i]) != math.Float64bits(last.Rdbl[i]) {
+		} else {
+			common := min(len(x.Rdbl), len(last.Rdbl))
+			for i := 0; i < common; i++ {
+				if math.Float64bits(x.Rdbl[i]) != math.Float64bits(last.Rdbl[i]) {
+					{
+						var b []byte
+						var p []byte
+						for _, e := range x.Rdbl[i : i+1] {
+							p = protowire.AppendFixed64(p, math.Float64bits(e))
+						}
+						b = protowire.AppendTag(b, 18, protowire.BytesType)
+						b = protowire.AppendBytes(b, p)
+						w.Set(propsync.IndexStep(18, i), b)
+					}
+					if keep {
+						last.Rdbl[i] = x.Rdbl[i]
+					}
+				}
+			}
+			switch {
+			case len(x.Rdbl) < len(last.Rdbl):
+				w.Truncate(18, len(x.Rdbl))
+				if keep {
+					clear(last.Rdbl[len(x.Rdbl):])
+					last.Rdbl = last.Rdbl[:len(x.Rdbl)]
+				}
+			case len(x.Rdbl) > len(last.Rdbl):
 				{
 					var b []byte
 					var p []byte
-					for _, e := range x.Rdbl[i : i+1] {
+					for _, e := range x.Rdbl[common:] {
 						p = protowire.AppendFixed64(p, math.Float64bits(e))
 					}
 					b = protowire.AppendTag(b, 18, protowire.BytesType)
 					b = protowire.AppendBytes(b, p)
-					w.Set(propsync.IndexStep(18, i), b)
+					w.Append(18, b)
 				}
 				if keep {
-					last.Rdbl[i] = x.Rdbl[i]
+					last.Rdbl = append(last.Rdbl, x.Rdbl[common:]...)
 				}
-			}
-		}
-		switch {
-		case len(x.Rdbl) < len(last.Rdbl):
-			w.Truncate(18, len(x.Rdbl))
-			if keep {
-				clear(last.Rdbl[len(x.Rdbl):])
-				last.Rdbl = last.Rdbl[:len(x.Rdbl)]
-			}
-		case len(x.Rdbl) > len(last.Rdbl):
-			{
-				var b []byte
-				var p []byte
-				for _, e := range x.Rdbl[common:] {
-					p = protowire.AppendFixed64(p, math.Float64bits(e))
-				}
-				b = protowire.AppendTag(b, 18, protowire.BytesType)
-				b = protowire.AppendBytes(b, p)
-				w.Append(18, b)
-			}
-			if keep {
-				last.Rdbl = append(last.Rdbl, x.Rdbl[common:]...)
 			}
 		}
 	}
-	if len(x.Rbytes) == 0 {
-		if len(last.Rbytes) > 0 {
-			w.Clear(19)
-			if keep {
-				last.Rbytes = nil
+	if skip == nil || !skip[18] {
+		if len(x.Rbytes) == 0 {
+			if len(last.Rbytes) > 0 {
+				w.Clear(19)
+				if keep {
+					last.Rbytes = nil
+				}
 			}
-		}
-	} else {
-		common := min(len(x.Rbytes), len(last.Rbytes))
-		for i := 0; i < common; i++ {
-			if !bytes.Equal(x.Rbytes[i], last.Rbytes[i]) {
+		} else {
+			common := min(len(x.Rbytes), len(last.Rbytes))
+			for i := 0; i < common; i++ {
+				if !bytes.Equal(x.Rbytes[i], last.Rbytes[i]) {
+					{
+						var b []byte
+						for _, e := range x.Rbytes[i : i+1] {
+							b = protowire.AppendBytes(protowire.AppendTag(b, 19, protowire.BytesType), e)
+						}
+						w.Set(propsync.IndexStep(19, i), b)
+					}
+					if keep {
+						last.Rbytes[i] = bytes.Clone(x.Rbytes[i])
+					}
+				}
+			}
+			switch {
+			case len(x.Rbytes) < len(last.Rbytes):
+				w.Truncate(19, len(x.Rbytes))
+				if keep {
+					clear(last.Rbytes[len(x.Rbytes):])
+					last.Rbytes = last.Rbytes[:len(x.Rbytes)]
+				}
+			case len(x.Rbytes) > len(last.Rbytes):
 				{
 					var b []byte
-					for _, e := range x.Rbytes[i : i+1] {
+					for _, e := range x.Rbytes[common:] {
 						b = protowire.AppendBytes(protowire.AppendTag(b, 19, protowire.BytesType), e)
 					}
-					w.Set(propsync.IndexStep(19, i), b)
+					w.Append(19, b)
 				}
 				if keep {
-					last.Rbytes[i] = bytes.Clone(x.Rbytes[i])
-				}
-			}
-		}
-		switch {
-		case len(x.Rbytes) < len(last.Rbytes):
-			w.Truncate(19, len(x.Rbytes))
-			if keep {
-				clear(last.Rbytes[len(x.Rbytes):])
-				last.Rbytes = last.Rbytes[:len(x.Rbytes)]
-			}
-		case len(x.Rbytes) > len(last.Rbytes):
-			{
-				var b []byte
-				for _, e := range x.Rbytes[common:] {
-					b = protowire.AppendBytes(protowire.AppendTag(b, 19, protowire.BytesType), e)
-				}
-				w.Append(19, b)
-			}
-			if keep {
-				for _, e := range x.Rbytes[common:] {
-					last.Rbytes = append(last.Rbytes, bytes.Clone(e))
+					for _, e := range x.Rbytes[common:] {
+						last.Rbytes = append(last.Rbytes, bytes.Clone(e))
+					}
 				}
 			}
 		}
 	}
-	if len(x.Rcolor) == 0 {
-		if len(last.Rcolor) > 0 {
-			w.Clear(20)
-			if keep {
-				last.Rcolor = nil
+	if skip == nil || !skip[19] {
+		if len(x.Rcolor) == 0 {
+			if len(last.Rcolor) > 0 {
+				w.Clear(20)
+				if keep {
+					last.Rcolor = nil
+				}
 			}
-		}
-	} else {
-		common := min(len(x.Rcolor), len(last.Rcolor))
-		for i := 0; i < common; i++ {
-			if x.Rcolor[i] != last.Rcolor[i] {
+		} else {
+			common := min(len(x.Rcolor), len(last.Rcolor))
+			for i := 0; i < common; i++ {
+				if x.Rcolor[i] != last.Rcolor[i] {
+					{
+						var b []byte
+						var p []byte
+						for _, e := range x.Rcolor[i : i+1] {
+							p = protowire.AppendVarint(p, uint64(int64(e)))
+						}
+						b = protowire.AppendTag(b, 20, protowire.BytesType)
+						b = protowire.AppendBytes(b, p)
+						w.Set(propsync.IndexStep(20, i), b)
+					}
+					if keep {
+						last.Rcolor[i] = x.Rcolor[i]
+					}
+				}
+			}
+			switch {
+			case len(x.Rcolor) < len(last.Rcolor):
+				w.Truncate(20, len(x.Rcolor))
+				if keep {
+					clear(last.Rcolor[len(x.Rcolor):])
+					last.Rcolor = last.Rcolor[:len(x.Rcolor)]
+				}
+			case len(x.Rcolor) > len(last.Rcolor):
 				{
 					var b []byte
 					var p []byte
-					for _, e := range x.Rcolor[i : i+1] {
+					for _, e := range x.Rcolor[common:] {
 						p = protowire.AppendVarint(p, uint64(int64(e)))
 					}
 					b = protowire.AppendTag(b, 20, protowire.BytesType)
 					b = protowire.AppendBytes(b, p)
-					w.Set(propsync.IndexStep(20, i), b)
+					w.Append(20, b)
 				}
 				if keep {
-					last.Rcolor[i] = x.Rcolor[i]
+					last.Rcolor = append(last.Rcolor, x.Rcolor[common:]...)
 				}
-			}
-		}
-		switch {
-		case len(x.Rcolor) < len(last.Rcolor):
-			w.Truncate(20, len(x.Rcolor))
-			if keep {
-				clear(last.Rcolor[len(x.Rcolor):])
-				last.Rcolor = last.Rcolor[:len(x.Rcolor)]
-			}
-		case len(x.Rcolor) > len(last.Rcolor):
-			{
-				var b []byte
-				var p []byte
-				for _, e := range x.Rcolor[common:] {
-					p = protowire.AppendVarint(p, uint64(int64(e)))
-				}
-				b = protowire.AppendTag(b, 20, protowire.BytesType)
-				b = protowire.AppendBytes(b, p)
-				w.Append(20, b)
-			}
-			if keep {
-				last.Rcolor = append(last.Rcolor, x.Rcolor[common:]...)
 			}
 		}
 	}
-	if len(x.Rbool) == 0 {
-		if len(last.Rbool) > 0 {
-			w.Clear(21)
-			if keep {
-				last.Rbool = nil
+	if skip == nil || !skip[20] {
+		if len(x.Rbool) == 0 {
+			if len(last.Rbool) > 0 {
+				w.Clear(21)
+				if keep {
+					last.Rbool = nil
+				}
 			}
-		}
-	} else {
-		common := min(len(x.Rbool), len(last.Rbool))
-		for i := 0; i < common; i++ {
-			if x.Rbool[i] != last.Rbool[i] {
+		} else {
+			common := min(len(x.Rbool), len(last.Rbool))
+			for i := 0; i < common; i++ {
+				if x.Rbool[i] != last.Rbool[i] {
+					{
+						var b []byte
+						var p []byte
+						for _, e := range x.Rbool[i : i+1] {
+							p = protowire.AppendVarint(p, protowire.EncodeBool(e))
+						}
+						b = protowire.AppendTag(b, 21, protowire.BytesType)
+						b = protowire.AppendBytes(b, p)
+						w.Set(propsync.IndexStep(21, i), b)
+					}
+					if keep {
+						last.Rbool[i] = x.Rbool[i]
+					}
+				}
+			}
+			switch {
+			case len(x.Rbool) < len(last.Rbool):
+				w.Truncate(21, len(x.Rbool))
+				if keep {
+					clear(last.Rbool[len(x.Rbool):])
+					last.Rbool = last.Rbool[:len(x.Rbool)]
+				}
+			case len(x.Rbool) > len(last.Rbool):
 				{
 					var b []byte
 					var p []byte
-					for _, e := range x.Rbool[i : i+1] {
+					for _, e := range x.Rbool[common:] {
 						p = protowire.AppendVarint(p, protowire.EncodeBool(e))
 					}
 					b = protowire.AppendTag(b, 21, protowire.BytesType)
 					b = protowire.AppendBytes(b, p)
-					w.Set(propsync.IndexStep(21, i), b)
+					w.Append(21, b)
 				}
 				if keep {
-					last.Rbool[i] = x.Rbool[i]
-				}
-			}
-		}
-		switch {
-		case len(x.Rbool) < len(last.Rbool):
-			w.Truncate(21, len(x.Rbool))
-			if keep {
-				clear(last.Rbool[len(x.Rbool):])
-				last.Rbool = last.Rbool[:len(x.Rbool)]
-			}
-		case len(x.Rbool) > len(last.Rbool):
-			{
-				var b []byte
-				var p []byte
-				for _, e := range x.Rbool[common:] {
-					p = protowire.AppendVarint(p, protowire.EncodeBool(e))
-				}
-				b = protowire.AppendTag(b, 21, protowire.BytesType)
-				b = protowire.AppendBytes(b, p)
-				w.Append(21, b)
-			}
-			if keep {
-				last.Rbool = append(last.Rbool, x.Rbool[common:]...)
-			}
-		}
-	}
-	if len(x.Mbytes) == 0 {
-		if len(last.Mbytes) > 0 {
-			w.Clear(22)
-			if keep {
-				last.Mbytes = nil
-			}
-		}
-	} else {
-		had := len(last.Mbytes)
-		var set []string
-		for k, v := range x.Mbytes {
-			lv, ok := last.Mbytes[k]
-			switch {
-			case !ok:
-				set = append(set, k)
-			case !bytes.Equal(v, lv):
-				set = append(set, k)
-			}
-		}
-		if len(set) > 0 {
-			slices.Sort(set)
-			if keep && last.Mbytes == nil {
-				last.Mbytes = make(map[string][]byte, len(set))
-			}
-			for _, k := range set {
-				v := x.Mbytes[k]
-				kb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), k)
-				vb := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), v)
-				w.Set(propsync.KeyStep(22, k), propsync.AppendEntry(nil, 22, kb, vb))
-				if keep {
-					last.Mbytes[k] = bytes.Clone(v)
-				}
-			}
-		}
-		if had+len(set) != len(x.Mbytes) {
-			var gone []string
-			for k := range last.Mbytes {
-				if _, ok := x.Mbytes[k]; !ok {
-					gone = append(gone, k)
-				}
-			}
-			slices.Sort(gone)
-			for _, k := range gone {
-				w.Delete(propsync.KeyStep(22, k))
-				if keep {
-					delete(last.Mbytes, k)
+					last.Rbool = append(last.Rbool, x.Rbool[common:]...)
 				}
 			}
 		}
 	}
-	if len(x.Minner) == 0 {
-		if len(last.Minner) > 0 {
-			w.Clear(23)
-			if keep {
-				last.Minner = nil
-			}
-		}
-	} else {
-		had := len(last.Minner)
-		var set []int32
-		for k, v := range x.Minner {
-			lv, ok := last.Minner[k]
-			switch {
-			case !ok:
-				set = append(set, k)
-			case v != nil && lv != nil:
-				w.Push(propsync.KeyStep(23, k))
-				v.propsyncDiff(w, lv)
-				w.Pop()
-			case v != lv:
-				set = append(set, k)
-			}
-		}
-		if len(set) > 0 {
-			slices.Sort(set)
-			if keep && last.Minner == nil {
-				last.Minner = make(map[int32]*Inner, len(set))
-			}
-			for _, k := range set {
-				v := x.Minner[k]
-				kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), protowire.EncodeZigZag(int64(k)))
-				w.Set(propsync.KeyStep(23, k), w.AppendMessageEntry(nil, 23, kb, v))
+	if skip == nil || !skip[21] {
+		if len(x.Mbytes) == 0 {
+			if len(last.Mbytes) > 0 {
+				w.Clear(22)
 				if keep {
-					last.Minner[k] = propsync.Copy(v)
+					last.Mbytes = nil
 				}
 			}
-		}
-		if had+len(set) != len(x.Minner) {
-			var gone []int32
-			for k := range last.Minner {
-				if _, ok := x.Minner[k]; !ok {
-					gone = append(gone, k)
-				}
-			}
-			slices.Sort(gone)
-			for _, k := range gone {
-				w.Delete(propsync.KeyStep(23, k))
-				if keep {
-					delete(last.Minner, k)
-				}
-			}
-		}
-	}
-	if len(x.Mfix) == 0 {
-		if len(last.Mfix) > 0 {
-			w.Clear(24)
-			if keep {
-				last.Mfix = nil
-			}
-		}
-	} else {
-		had := len(last.Mfix)
-		var set []uint64
-		for k, v := range x.Mfix {
-			lv, ok := last.Mfix[k]
-			switch {
-			case !ok:
-				set = append(set, k)
-			case math.Float64bits(v) != math.Float64bits(lv):
-				set = append(set, k)
-			}
-		}
-		if len(set) > 0 {
-			slices.Sort(set)
-			if keep && last.Mfix == nil {
-				last.Mfix = make(map[uint64]float64, len(set))
-			}
-			for _, k := range set {
-				v := x.Mfix[k]
-				kb := protowire.AppendFixed64(protowire.AppendTag(nil, 1, protowire.Fixed64Type), uint64(k))
-				vb := protowire.AppendFixed64(protowire.AppendTag(nil, 2, protowire.Fixed64Type), math.Float64bits(v))
-				w.Set(propsync.KeyStep(24, k), propsync.AppendEntry(nil, 24, kb, vb))
-				if keep {
-					last.Mfix[k] = v
-				}
-			}
-		}
-		if had+len(set) != len(x.Mfix) {
-			var gone []uint64
-			for k := range last.Mfix {
-				if _, ok := x.Mfix[k]; !ok {
-					gone = append(gone, k)
-				}
-			}
-			slices.Sort(gone)
-			for _, k := range gone {
-				w.Delete(propsync.KeyStep(24, k))
-				if keep {
-					delete(last.Mfix, k)
-				}
-			}
-		}
-	}
-	if len(x.Mbool) == 0 {
-		if len(last.Mbool) > 0 {
-			w.Clear(25)
-			if keep {
-				last.Mbool = nil
-			}
-		}
-	} else {
-		had := len(last.Mbool)
-		var set []bool
-		for k, v := range x.Mbool {
-			lv, ok := last.Mbool[k]
-			switch {
-			case !ok:
-				set = append(set, k)
-			case v != lv:
-				set = append(set, k)
-			}
-		}
-		if len(set) > 0 {
-			slices.SortFunc(set, func(a, b bool) int {
+		} else {
+			had := len(last.Mbytes)
+			var set []string
+			for k, v := range x.Mbytes {
+				lv, ok := last.Mbytes[k]
 				switch {
-				case a == b:
-					return 0
-				case b:
-					return -1
+				case !ok:
+					set = append(set, k)
+				case !bytes.Equal(v, lv):
+					set = append(set, k)
 				}
-				return 1
-			})
-			if keep && last.Mbool == nil {
-				last.Mbool = make(map[bool]Color, len(set))
 			}
-			for _, k := range set {
-				v := x.Mbool[k]
-				kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), protowire.EncodeBool(k))
-				vb := protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(int64(v)))
-				w.Set(propsync.KeyStep(25, k), propsync.AppendEntry(nil, 25, kb, vb))
-				if keep {
-					last.Mbool[k] = v
+			if len(set) > 0 {
+				slices.Sort(set)
+				if keep && last.Mbytes == nil {
+					last.Mbytes = make(map[string][]byte, len(set))
+				}
+				for _, k := range set {
+					v := x.Mbytes[k]
+					kb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), k)
+					vb := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), v)
+					w.Set(propsync.KeyStep(22, k), propsync.AppendEntry(nil, 22, kb, vb))
+					if keep {
+						last.Mbytes[k] = bytes.Clone(v)
+					}
+				}
+			}
+			if had+len(set) != len(x.Mbytes) {
+				var gone []string
+				for k := range last.Mbytes {
+					if _, ok := x.Mbytes[k]; !ok {
+						gone = append(gone, k)
+					}
+				}
+				slices.Sort(gone)
+				for _, k := range gone {
+					w.Delete(propsync.KeyStep(22, k))
+					if keep {
+						delete(last.Mbytes, k)
+					}
 				}
 			}
 		}
-		if had+len(set) != len(x.Mbool) {
-			var gone []bool
-			for k := range last.Mbool {
-				if _, ok := x.Mbool[k]; !ok {
-					gone = append(gone, k)
+	}
+	if skip == nil || !skip[22] {
+		if len(x.Minner) == 0 {
+			if len(last.Minner) > 0 {
+				w.Clear(23)
+				if keep {
+					last.Minner = nil
 				}
 			}
-			slices.SortFunc(gone, func(a, b bool) int {
+		} else {
+			had := len(last.Minner)
+			var set []int32
+			for k, v := range x.Minner {
+				lv, ok := last.Minner[k]
 				switch {
-				case a == b:
-					return 0
-				case b:
-					return -1
-				}
-				return 1
-			})
-			for _, k := range gone {
-				w.Delete(propsync.KeyStep(25, k))
-				if keep {
-					delete(last.Mbool, k)
+				case !ok:
+					set = append(set, k)
+				case v != nil && lv != nil:
+					w.Push(propsync.KeyStep(23, k))
+					v.propsyncDiff(w, lv)
+					w.Pop()
+				case v != lv:
+					set = append(set, k)
 				}
 			}
-		}
-	}
-	if len(x.Mu64) == 0 {
-		if len(last.Mu64) > 0 {
-			w.Clear(26)
-			if keep {
-				last.Mu64 = nil
-			}
-		}
-	} else {
-		had := len(last.Mu64)
-		var set []uint64
-		for k, v := range x.Mu64 {
-			lv, ok := last.Mu64[k]
-			switch {
-			case !ok:
-				set = append(set, k)
-			case v != lv:
-				set = append(set, k)
-			}
-		}
-		if len(set) > 0 {
-			slices.Sort(set)
-			if keep && last.Mu64 == nil {
-				last.Mu64 = make(map[uint64]string, len(set))
-			}
-			for _, k := range set {
-				v := x.Mu64[k]
-				kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), uint64(k))
-				vb := protowire.AppendString(protowire.AppendTag(nil, 2, protowire.BytesType), v)
-				w.Set(propsync.KeyStep(26, k), propsync.AppendEntry(nil, 26, kb, vb))
-				if keep {
-					last.Mu64[k] = v
+			if len(set) > 0 {
+				slices.Sort(set)
+				if keep && last.Minner == nil {
+					last.Minner = make(map[int32]*Inner, len(set))
+				}
+				for _, k := range set {
+					v := x.Minner[k]
+					kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), protowire.EncodeZigZag(int64(k)))
+					w.Set(propsync.KeyStep(23, k), w.AppendMessageEntry(nil, 23, kb, v))
+					if keep {
+						last.Minner[k] = propsync.Copy(v)
+					}
 				}
 			}
-		}
-		if had+len(set) != len(x.Mu64) {
-			var gone []uint64
-			for k := range last.Mu64 {
-				if _, ok := x.Mu64[k]; !ok {
-					gone = append(gone, k)
+			if had+len(set) != len(x.Minner) {
+				var gone []int32
+				for k := range last.Minner {
+					if _, ok := x.Minner[k]; !ok {
+						gone = append(gone, k)
+					}
 				}
-			}
-			slices.Sort(gone)
-			for _, k := range gone {
-				w.Delete(propsync.KeyStep(26, k))
-				if keep {
-					delete(last.Mu64, k)
+				slices.Sort(gone)
+				for _, k := range gone {
+					w.Delete(propsync.KeyStep(23, k))
+					if keep {
+						delete(last.Minner, k)
+					}
 				}
 			}
 		}
 	}
-	if len(x.Mi32) == 0 {
-		if len(last.Mi32) > 0 {
-			w.Clear(27)
-			if keep {
-				last.Mi32 = nil
-			}
-		}
-	} else {
-		had := len(last.Mi32)
-		var set []int32
-		for k, v := range x.Mi32 {
-			lv, ok := last.Mi32[k]
-			switch {
-			case !ok:
-				set = append(set, k)
-			case math.Float32bits(v) != math.Float32bits(lv):
-				set = append(set, k)
-			}
-		}
-		if len(set) > 0 {
-			slices.Sort(set)
-			if keep && last.Mi32 == nil {
-				last.Mi32 = make(map[int32]float32, len(set))
-			}
-			for _, k := range set {
-				v := x.Mi32[k]
-				kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), uint64(int64(k)))
-				vb := protowire.AppendFixed32(protowire.AppendTag(nil, 2, protowire.Fixed32Type), math.Float32bits(v))
-				w.Set(propsync.KeyStep(27, k), propsync.AppendEntry(nil, 27, kb, vb))
+	if skip == nil || !skip[23] {
+		if len(x.Mfix) == 0 {
+			if len(last.Mfix) > 0 {
+				w.Clear(24)
 				if keep {
-					last.Mi32[k] = v
+					last.Mfix = nil
 				}
 			}
-		}
-		if had+len(set) != len(x.Mi32) {
-			var gone []int32
-			for k := range last.Mi32 {
-				if _, ok := x.Mi32[k]; !ok {
-					gone = append(gone, k)
+		} else {
+			had := len(last.Mfix)
+			var set []uint64
+			for k, v := range x.Mfix {
+				lv, ok := last.Mfix[k]
+				switch {
+				case !ok:
+					set = append(set, k)
+				case math.Float64bits(v) != math.Float64bits(lv):
+					set = append(set, k)
 				}
 			}
-			slices.Sort(gone)
-			for _, k := range gone {
-				w.Delete(propsync.KeyStep(27, k))
-				if keep {
-					delete(last.Mi32, k)
+			if len(set) > 0 {
+				slices.Sort(set)
+				if keep && last.Mfix == nil {
+					last.Mfix = make(map[uint64]float64, len(set))
+				}
+				for _, k := range set {
+					v := x.Mfix[k]
+					kb := protowire.AppendFixed64(protowire.AppendTag(nil, 1, protowire.Fixed64Type), uint64(k))
+					vb := protowire.AppendFixed64(protowire.AppendTag(nil, 2, protowire.Fixed64Type), math.Float64bits(v))
+					w.Set(propsync.KeyStep(24, k), propsync.AppendEntry(nil, 24, kb, vb))
+					if keep {
+						last.Mfix[k] = v
+					}
+				}
+			}
+			if had+len(set) != len(x.Mfix) {
+				var gone []uint64
+				for k := range last.Mfix {
+					if _, ok := x.Mfix[k]; !ok {
+						gone = append(gone, k)
+					}
+				}
+				slices.Sort(gone)
+				for _, k := range gone {
+					w.Delete(propsync.KeyStep(24, k))
+					if keep {
+						delete(last.Mfix, k)
+					}
 				}
 			}
 		}
 	}
-	switch {
-	case x.At != nil && last.At != nil:
-		w.Message(propsync.FieldStep(28), x.At, last.At)
-	case x.At != nil:
-		w.Set(propsync.FieldStep(28), w.AppendMessage(nil, 28, x.At))
-		if keep {
-			last.At = propsync.Copy(x.At)
-		}
-	case last.At != nil:
-		w.Clear(28)
-		if keep {
-			last.At = nil
-		}
-	}
-	if len(x.Ats) == 0 {
-		if len(last.Ats) > 0 {
-			w.Clear(29)
-			if keep {
-				last.Ats = nil
-			}
-		}
-	} else {
-		common := min(len(x.Ats), len(last.Ats))
-		for i := 0; i < common; i++ {
-			if xe, le := x.Ats[i], last.Ats[i]; xe != nil && le != nil {
-				w.Message(propsync.IndexStep(29, i), xe, le)
-			} else if xe != le {
-				w.Set(propsync.IndexStep(29, i), w.AppendMessage(nil, 29, xe))
+	if skip == nil || !skip[24] {
+		if len(x.Mbool) == 0 {
+			if len(last.Mbool) > 0 {
+				w.Clear(25)
 				if keep {
-					last.Ats[i] = propsync.Copy(xe)
+					last.Mbool = nil
+				}
+			}
+		} else {
+			had := len(last.Mbool)
+			var set []bool
+			for k, v := range x.Mbool {
+				lv, ok := last.Mbool[k]
+				switch {
+				case !ok:
+					set = append(set, k)
+				case v != lv:
+					set = append(set, k)
+				}
+			}
+			if len(set) > 0 {
+				slices.SortFunc(set, func(a, b bool) int {
+					switch {
+					case a == b:
+						return 0
+					case b:
+						return -1
+					}
+					return 1
+				})
+				if keep && last.Mbool == nil {
+					last.Mbool = make(map[bool]Color, len(set))
+				}
+				for _, k := range set {
+					v := x.Mbool[k]
+					kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), protowire.EncodeBool(k))
+					vb := protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(int64(v)))
+					w.Set(propsync.KeyStep(25, k), propsync.AppendEntry(nil, 25, kb, vb))
+					if keep {
+						last.Mbool[k] = v
+					}
+				}
+			}
+			if had+len(set) != len(x.Mbool) {
+				var gone []bool
+				for k := range last.Mbool {
+					if _, ok := x.Mbool[k]; !ok {
+						gone = append(gone, k)
+					}
+				}
+				slices.SortFunc(gone, func(a, b bool) int {
+					switch {
+					case a == b:
+						return 0
+					case b:
+						return -1
+					}
+					return 1
+				})
+				for _, k := range gone {
+					w.Delete(propsync.KeyStep(25, k))
+					if keep {
+						delete(last.Mbool, k)
+					}
 				}
 			}
 		}
+	}
+	if skip == nil || !skip[25] {
+		if len(x.Mu64) == 0 {
+			if len(last.Mu64) > 0 {
+				w.Clear(26)
+				if keep {
+					last.Mu64 = nil
+				}
+			}
+		} else {
+			had := len(last.Mu64)
+			var set []uint64
+			for k, v := range x.Mu64 {
+				lv, ok := last.Mu64[k]
+				switch {
+				case !ok:
+					set = append(set, k)
+				case v != lv:
+					set = append(set, k)
+				}
+			}
+			if len(set) > 0 {
+				slices.Sort(set)
+				if keep && last.Mu64 == nil {
+					last.Mu64 = make(map[uint64]string, len(set))
+				}
+				for _, k := range set {
+					v := x.Mu64[k]
+					kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), uint64(k))
+					vb := protowire.AppendString(protowire.AppendTag(nil, 2, protowire.BytesType), v)
+					w.Set(propsync.KeyStep(26, k), propsync.AppendEntry(nil, 26, kb, vb))
+					if keep {
+						last.Mu64[k] = v
+					}
+				}
+			}
+			if had+len(set) != len(x.Mu64) {
+				var gone []uint64
+				for k := range last.Mu64 {
+					if _, ok := x.Mu64[k]; !ok {
+						gone = append(gone, k)
+					}
+				}
+				slices.Sort(gone)
+				for _, k := range gone {
+					w.Delete(propsync.KeyStep(26, k))
+					if keep {
+						delete(last.Mu64, k)
+					}
+				}
+			}
+		}
+	}
+	if skip == nil || !skip[26] {
+		if len(x.Mi32) == 0 {
+			if len(last.Mi32) > 0 {
+				w.Clear(27)
+				if keep {
+					last.Mi32 = nil
+				}
+			}
+		} else {
+			had := len(last.Mi32)
+			var set []int32
+			for k, v := range x.Mi32 {
+				lv, ok := last.Mi32[k]
+				switch {
+				case !ok:
+					set = append(set, k)
+				case math.Float32bits(v) != math.Float32bits(lv):
+					set = append(set, k)
+				}
+			}
+			if len(set) > 0 {
+				slices.Sort(set)
+				if keep && last.Mi32 == nil {
+					last.Mi32 = make(map[int32]float32, len(set))
+				}
+				for _, k := range set {
+					v := x.Mi32[k]
+					kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), uint64(int64(k)))
+					vb := protowire.AppendFixed32(protowire.AppendTag(nil, 2, protowire.Fixed32Type), math.Float32bits(v))
+					w.Set(propsync.KeyStep(27, k), propsync.AppendEntry(nil, 27, kb, vb))
+					if keep {
+						last.Mi32[k] = v
+					}
+				}
+			}
+			if had+len(set) != len(x.Mi32) {
+				var gone []int32
+				for k := range last.Mi32 {
+					if _, ok := x.Mi32[k]; !ok {
+						gone = append(gone, k)
+					}
+				}
+				slices.Sort(gone)
+				for _, k := range gone {
+					w.Delete(propsync.KeyStep(27, k))
+					if keep {
+						delete(last.Mi32, k)
+					}
+				}
+			}
+		}
+	}
+	if skip == nil || !skip[27] {
 		switch {
-		case len(x.Ats) < len(last.Ats):
-			w.Truncate(29, len(x.Ats))
+		case x.At != nil && last.At != nil:
+			w.Message(propsync.FieldStep(28), x.At, last.At)
+		case x.At != nil:
+			w.Set(propsync.FieldStep(28), w.AppendMessage(nil, 28, x.At))
 			if keep {
-				clear(last.Ats[len(x.Ats):])
-				last.Ats = last.Ats[:len(x.Ats)]
+				last.At = propsync.Copy(x.At)
 			}
-		case len(x.Ats) > len(last.Ats):
-			{
-				var b []byte
-				for _, e := range x.Ats[common:] {
-					b = w.AppendMessage(b, 29, e)
-				}
-				w.Append(29, b)
-			}
+		case last.At != nil:
+			w.Clear(28)
 			if keep {
-				for _, e := range x.Ats[common:] {
-					last.Ats = append(last.Ats, propsync.Copy(e))
-				}
+				last.At = nil
 			}
 		}
 	}
-	if len(x.Mats) == 0 {
-		if len(last.Mats) > 0 {
-			w.Clear(30)
-			if keep {
-				last.Mats = nil
+	if skip == nil || !skip[28] {
+		if len(x.Ats) == 0 {
+			if len(last.Ats) > 0 {
+				w.Clear(29)
+				if keep {
+					last.Ats = nil
+				}
 			}
-		}
-	} else {
-		had := len(last.Mats)
-		var set []string
-		for k, v := range x.Mats {
-			lv, ok := last.Mats[k]
+		} else {
+			common := min(len(x.Ats), len(last.Ats))
+			for i := 0; i < common; i++ {
+				if xe, le := x.Ats[i], last.Ats[i]; xe != nil && le != nil {
+					w.Message(propsync.IndexStep(29, i), xe, le)
+				} else if xe != le {
+					w.Set(propsync.IndexStep(29, i), w.AppendMessage(nil, 29, xe))
+					if keep {
+						last.Ats[i] = propsync.Copy(xe)
+					}
+				}
+			}
 			switch {
-			case !ok:
-				set = append(set, k)
-			case v != nil && lv != nil:
-				w.Message(propsync.KeyStep(30, k), v, lv)
-			case v != lv:
-				set = append(set, k)
-			}
-		}
-		if len(set) > 0 {
-			slices.Sort(set)
-			if keep && last.Mats == nil {
-				last.Mats = make(map[string]*timestamppb.Timestamp, len(set))
-			}
-			for _, k := range set {
-				v := x.Mats[k]
-				kb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), k)
-				w.Set(propsync.KeyStep(30, k), w.AppendMessageEntry(nil, 30, kb, v))
+			case len(x.Ats) < len(last.Ats):
+				w.Truncate(29, len(x.Ats))
 				if keep {
-					last.Mats[k] = propsync.Copy(v)
+					clear(last.Ats[len(x.Ats):])
+					last.Ats = last.Ats[:len(x.Ats)]
 				}
-			}
-		}
-		if had+len(set) != len(x.Mats) {
-			var gone []string
-			for k := range last.Mats {
-				if _, ok := x.Mats[k]; !ok {
-					gone = append(gone, k)
+			case len(x.Ats) > len(last.Ats):
+				{
+					var b []byte
+					for _, e := range x.Ats[common:] {
+						b = w.AppendMessage(b, 29, e)
+					}
+					w.Append(29, b)
 				}
-			}
-			slices.Sort(gone)
-			for _, k := range gone {
-				w.Delete(propsync.KeyStep(30, k))
 				if keep {
-					delete(last.Mats, k)
+					for _, e := range x.Ats[common:] {
+						last.Ats = append(last.Ats, propsync.Copy(e))
+					}
 				}
 			}
 		}
 	}
-	switch xv := x.Pick.(type) {
-	case nil:
-		switch last.Pick.(type) {
+	if skip == nil || !skip[29] {
+		if len(x.Mats) == 0 {
+			if len(last.Mats) > 0 {
+				w.Clear(30)
+				if keep {
+					last.Mats = nil
+				}
+			}
+		} else {
+			had := len(last.Mats)
+			var set []string
+			for k, v := range x.Mats {
+				lv, ok := last.Mats[k]
+				switch {
+				case !ok:
+					set = append(set, k)
+				case v != nil && lv != nil:
+					w.Message(propsync.KeyStep(30, k), v, lv)
+				case v != lv:
+					set = append(set, k)
+				}
+			}
+			if len(set) > 0 {
+				slices.Sort(set)
+				if keep && last.Mats == nil {
+					last.Mats = make(map[string]*timestamppb.Timestamp, len(set))
+				}
+				for _, k := range set {
+					v := x.Mats[k]
+					kb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), k)
+					w.Set(propsync.KeyStep(30, k), w.AppendMessageEntry(nil, 30, kb, v))
+					if keep {
+						last.Mats[k] = propsync.Copy(v)
+					}
+				}
+			}
+			if had+len(set) != len(x.Mats) {
+				var gone []string
+				for k := range last.Mats {
+					if _, ok := x.Mats[k]; !ok {
+						gone = append(gone, k)
+					}
+				}
+				slices.Sort(gone)
+				for _, k := range gone {
+					w.Delete(propsync.KeyStep(30, k))
+					if keep {
+						delete(last.Mats, k)
+					}
+				}
+			}
+		}
+	}
+	if skip != nil && (skip[30] || skip[31] || skip[32] || skip[33] || skip[34]) {
+		w.Field(31, x, last)
+	} else {
+		switch xv := x.Pick.(type) {
+		case nil:
+			switch last.Pick.(type) {
+			case *Kinds_Pbytes:
+				w.Clear(31)
+			case *Kinds_Pinner:
+				w.Clear(32)
+			case *Kinds_Ps64:
+				w.Clear(33)
+			case *Kinds_Pat:
+				w.Clear(35)
+			}
+			if keep {
+				last.Pick = nil
+			}
 		case *Kinds_Pbytes:
-			w.Clear(31)
+			lv, same := last.Pick.(*Kinds_Pbytes)
+			switch {
+			case !same:
+				w.Set(propsync.FieldStep(31), protowire.AppendBytes(protowire.AppendTag(nil, 31, protowire.BytesType), xv.Pbytes))
+				if keep {
+					last.Pick = &Kinds_Pbytes{Pbytes: bytes.Clone(xv.Pbytes)}
+				}
+			case !bytes.Equal(xv.Pbytes, lv.Pbytes):
+				w.Set(propsync.FieldStep(31), protowire.AppendBytes(protowire.AppendTag(nil, 31, protowire.BytesType), xv.Pbytes))
+				if keep {
+					lv.Pbytes = bytes.Clone(xv.Pbytes)
+				}
+			}
 		case *Kinds_Pinner:
-			w.Clear(32)
+			lv, same := last.Pick.(*Kinds_Pinner)
+			if same && xv.Pinner != nil && lv.Pinner != nil {
+				w.Push(propsync.FieldStep(32))
+				xv.Pinner.propsyncDiff(w, lv.Pinner)
+				w.Pop()
+			} else {
+				w.Set(propsync.FieldStep(32), w.AppendMessage(nil, 32, xv.Pinner))
+				if keep {
+					last.Pick = &Kinds_Pinner{Pinner: propsync.Copy(xv.Pinner)}
+				}
+			}
 		case *Kinds_Ps64:
-			w.Clear(33)
+			lv, same := last.Pick.(*Kinds_Ps64)
+			switch {
+			case !same:
+				w.Set(propsync.FieldStep(33), protowire.AppendVarint(protowire.AppendTag(nil, 33, protowire.VarintType), protowire.EncodeZigZag(int64(xv.Ps64))))
+				if keep {
+					last.Pick = &Kinds_Ps64{Ps64: xv.Ps64}
+				}
+			case xv.Ps64 != lv.Ps64:
+				w.Set(propsync.FieldStep(33), protowire.AppendVarint(protowire.AppendTag(nil, 33, protowire.VarintType), protowire.EncodeZigZag(int64(xv.Ps64))))
+				if keep {
+					lv.Ps64 = xv.Ps64
+				}
+			}
+		case *Kinds_Psecret:
+			switch last.Pick.(type) {
+			case *Kinds_Pbytes:
+				w.Clear(31)
+			case *Kinds_Pinner:
+				w.Clear(32)
+			case *Kinds_Ps64:
+				w.Clear(33)
+			case *Kinds_Pat:
+				w.Clear(35)
+			}
+			if keep {
+				last.Pick = nil
+			}
 		case *Kinds_Pat:
-			w.Clear(35)
+			lv, same := last.Pick.(*Kinds_Pat)
+			if same && xv.Pat != nil && lv.Pat != nil {
+				w.Message(propsync.FieldStep(35), xv.Pat, lv.Pat)
+			} else {
+				w.Set(propsync.FieldStep(35), w.AppendMessage(nil, 35, xv.Pat))
+				if keep {
+					last.Pick = &Kinds_Pat{Pat: propsync.Copy(xv.Pat)}
+				}
+			}
 		}
-		if keep {
-			last.Pick = nil
-		}
-	case *Kinds_Pbytes:
-		lv, same := last.Pick.(*Kinds_Pbytes)
+	}
+	if skip == nil || !skip[35] {
 		switch {
-		case !same:
-			w.Set(propsync.FieldStep(31), protowire.AppendBytes(protowire.AppendTag(nil, 31, protowire.BytesType), xv.Pbytes))
-			if keep {
-				last.Pick = &Kinds_Pbytes{Pbytes: bytes.Clone(xv.Pbytes)}
-			}
-		case !bytes.Equal(xv.Pbytes, lv.Pbytes):
-			w.Set(propsync.FieldStep(31), protowire.AppendBytes(protowire.AppendTag(nil, 31, protowire.BytesType), xv.Pbytes))
-			if keep {
-				lv.Pbytes = bytes.Clone(xv.Pbytes)
-			}
-		}
-	case *Kinds_Pinner:
-		lv, same := last.Pick.(*Kinds_Pinner)
-		if same && xv.Pinner != nil && lv.Pinner != nil {
-			w.Push(propsync.FieldStep(32))
-			xv.Pinner.propsyncDiff(w, lv.Pinner)
+		case x.Inner != nil && last.Inner != nil:
+			w.Push(propsync.FieldStep(36))
+			x.Inner.propsyncDiff(w, last.Inner)
 			w.Pop()
-		} else {
-			w.Set(propsync.FieldStep(32), w.AppendMessage(nil, 32, xv.Pinner))
+		case x.Inner != nil:
+			w.Set(propsync.FieldStep(36), w.AppendMessage(nil, 36, x.Inner))
 			if keep {
-				last.Pick = &Kinds_Pinner{Pinner: propsync.Copy(xv.Pinner)}
+				last.Inner = propsync.Copy(x.Inner)
 			}
-		}
-	case *Kinds_Ps64:
-		lv, same := last.Pick.(*Kinds_Ps64)
-		switch {
-		case !same:
-			w.Set(propsync.FieldStep(33), protowire.AppendVarint(protowire.AppendTag(nil, 33, protowire.VarintType), protowire.EncodeZigZag(int64(xv.Ps64))))
+		case last.Inner != nil:
+			w.Clear(36)
 			if keep {
-				last.Pick = &Kinds_Ps64{Ps64: xv.Ps64}
-			}
-		case xv.Ps64 != lv.Ps64:
-			w.Set(propsync.FieldStep(33), protowire.AppendVarint(protowire.AppendTag(nil, 33, protowire.VarintType), protowire.EncodeZigZag(int64(xv.Ps64))))
-			if keep {
-				lv.Ps64 = xv.Ps64
-			}
-		}
-	case *Kinds_Psecret:
-		switch last.Pick.(type) {
-		case *Kinds_Pbytes:
-			w.Clear(31)
-		case *Kinds_Pinner:
-			w.Clear(32)
-		case *Kinds_Ps64:
-			w.Clear(33)
-		case *Kinds_Pat:
-			w.Clear(35)
-		}
-		if keep {
-			last.Pick = nil
-		}
-	case *Kinds_Pat:
-		lv, same := last.Pick.(*Kinds_Pat)
-		if same && xv.Pat != nil && lv.Pat != nil {
-			w.Message(propsync.FieldStep(35), xv.Pat, lv.Pat)
-		} else {
-			w.Set(propsync.FieldStep(35), w.AppendMessage(nil, 35, xv.Pat))
-			if keep {
-				last.Pick = &Kinds_Pat{Pat: propsync.Copy(xv.Pat)}
+				last.Inner = nil
 			}
 		}
 	}
-	switch {
-	case x.Inner != nil && last.Inner != nil:
-		w.Push(propsync.FieldStep(36))
-		x.Inner.propsyncDiff(w, last.Inner)
-		w.Pop()
-	case x.Inner != nil:
-		w.Set(propsync.FieldStep(36), w.AppendMessage(nil, 36, x.Inner))
-		if keep {
-			last.Inner = propsync.Copy(x.Inner)
-		}
-	case last.Inner != nil:
-		w.Clear(36)
-		if keep {
-			last.Inner = nil
-		}
-	}
-	if len(x.Inners) == 0 {
-		if len(last.Inners) > 0 {
-			w.Clear(37)
-			if keep {
-				last.Inners = nil
-			}
-		}
-	} else {
-		common := min(len(x.Inners), len(last.Inners))
-		for i := 0; i < common; i++ {
-			if xe, le := x.Inners[i], last.Inners[i]; xe != nil && le != nil {
-				w.Push(propsync.IndexStep(37, i))
-				xe.propsyncDiff(w, le)
-				w.Pop()
-			} else if xe != le {
-				w.Set(propsync.IndexStep(37, i), w.AppendMessage(nil, 37, xe))
+	if skip == nil || !skip[36] {
+		if len(x.Inners) == 0 {
+			if len(last.Inners) > 0 {
+				w.Clear(37)
 				if keep {
-					last.Inners[i] = propsync.Copy(xe)
+					last.Inners = nil
+				}
+			}
+		} else {
+			common := min(len(x.Inners), len(last.Inners))
+			for i := 0; i < common; i++ {
+				if xe, le := x.Inners[i], last.Inners[i]; xe != nil && le != nil {
+					w.Push(propsync.IndexStep(37, i))
+					xe.propsyncDiff(w, le)
+					w.Pop()
+				} else if xe != le {
+					w.Set(propsync.IndexStep(37, i), w.AppendMessage(nil, 37, xe))
+					if keep {
+						last.Inners[i] = propsync.Copy(xe)
+					}
+				}
+			}
+			switch {
+			case len(x.Inners) < len(last.Inners):
+				w.Truncate(37, len(x.Inners))
+				if keep {
+					clear(last.Inners[len(x.Inners):])
+					last.Inners = last.Inners[:len(x.Inners)]
+				}
+			case len(x.Inners) > len(last.Inners):
+				{
+					var b []byte
+					for _, e := range x.Inners[common:] {
+						b = w.AppendMessage(b, 37, e)
+					}
+					w.Append(37, b)
+				}
+				if keep {
+					for _, e := range x.Inners[common:] {
+						last.Inners = append(last.Inners, propsync.Copy(e))
+					}
 				}
 			}
 		}
+	}
+	if skip == nil || !skip[38] {
 		switch {
-		case len(x.Inners) < len(last.Inners):
-			w.Truncate(37, len(x.Inners))
+		case x.Child != nil && last.Child != nil:
+			w.Push(propsync.FieldStep(39))
+			x.Child.propsyncDiff(w, last.Child)
+			w.Pop()
+		case x.Child != nil:
+			w.Set(propsync.FieldStep(39), w.AppendMessage(nil, 39, x.Child))
 			if keep {
-				clear(last.Inners[len(x.Inners):])
-				last.Inners = last.Inners[:len(x.Inners)]
+				last.Child = propsync.Copy(x.Child)
 			}
-		case len(x.Inners) > len(last.Inners):
-			{
-				var b []byte
-				for _, e := range x.Inners[common:] {
-					b = w.AppendMessage(b, 37, e)
-				}
-				w.Append(37, b)
+		case last.Child != nil:
+			w.Clear(39)
+			if keep {
+				last.Child = nil
+			}
+		}
+	}
+	if skip == nil || !skip[39] {
+		if !bytes.Equal(x.Raw, last.Raw) {
+			if len(x.Raw) > 0 {
+				w.Set(propsync.FieldStep(40), protowire.AppendBytes(protowire.AppendTag(nil, 40, protowire.BytesType), x.Raw))
+			} else {
+				w.Clear(40)
 			}
 			if keep {
-				for _, e := range x.Inners[common:] {
-					last.Inners = append(last.Inners, propsync.Copy(e))
-				}
+				last.Raw = bytes.Clone(x.Raw)
 			}
 		}
 	}
-	switch {
-	case x.Child != nil && last.Child != nil:
-		w.Push(propsync.FieldStep(39))
-		x.Child.propsyncDiff(w, last.Child)
-		w.Pop()
-	case x.Child != nil:
-		w.Set(propsync.FieldStep(39), w.AppendMessage(nil, 39, x.Child))
-		if keep {
-			last.Child = propsync.Copy(x.Child)
-		}
-	case last.Child != nil:
-		w.Clear(39)
-		if keep {
-			last.Child = nil
-		}
-	}
-	if !bytes.Equal(x.Raw, last.Raw) {
-		if len(x.Raw) > 0 {
-			w.Set(propsync.FieldStep(40), protowire.AppendBytes(protowire.AppendTag(nil, 40, protowire.BytesType), x.Raw))
-		} else {
-			w.Clear(40)
-		}
-		if keep {
-			last.Raw = bytes.Clone(x.Raw)
-		}
-	}
-	if x.Text != last.Text {
-		if x.Text != "" {
-			w.Set(propsync.FieldStep(41), protowire.AppendString(protowire.AppendTag(nil, 41, protowire.BytesType), x.Text))
-		} else {
-			w.Clear(41)
-		}
-		if keep {
-			last.Text = x.Text
+	if skip == nil || !skip[40] {
+		if x.Text != last.Text {
+			if x.Text != "" {
+				w.Set(propsync.FieldStep(41), protowire.AppendString(protowire.AppendTag(nil, 41, protowire.BytesType), x.Text))
+			} else {
+				w.Clear(41)
+			}
+			if keep {
+				last.Text = x.Text
+			}
 		}
 	}
 }

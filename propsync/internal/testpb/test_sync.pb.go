@@ -18,84 +18,92 @@ func (x *Stats) PropsyncDiff(w *propsync.Walk, last proto.Message) {
 }
 
 func (x *Stats) propsyncDiff(w *propsync.Walk, last *Stats) {
-	keep := w.Keep()
-	_ = keep
-	if x.Hp != last.Hp {
-		if x.Hp != 0 {
-			w.Set(propsync.FieldStep(1), protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), uint64(int64(x.Hp))))
-		} else {
-			w.Clear(1)
-		}
-		if keep {
-			last.Hp = x.Hp
-		}
-	}
-	if x.Mp != last.Mp {
-		if x.Mp != 0 {
-			w.Set(propsync.FieldStep(2), protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(int64(x.Mp))))
-		} else {
-			w.Clear(2)
-		}
-		if keep {
-			last.Mp = x.Mp
-		}
-	}
-	if math.Float32bits(x.Speed) != math.Float32bits(last.Speed) {
-		if math.Float32bits(x.Speed) != 0 {
-			w.Set(propsync.FieldStep(3), protowire.AppendFixed32(protowire.AppendTag(nil, 3, protowire.Fixed32Type), math.Float32bits(x.Speed)))
-		} else {
-			w.Clear(3)
-		}
-		if keep {
-			last.Speed = x.Speed
-		}
-	}
-	if len(x.Buffs) == 0 {
-		if len(last.Buffs) > 0 {
-			w.Clear(4)
+	keep, skip := w.Keep(), w.Skip(x)
+	_, _ = keep, skip
+	if skip == nil || !skip[0] {
+		if x.Hp != last.Hp {
+			if x.Hp != 0 {
+				w.Set(propsync.FieldStep(1), protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), uint64(int64(x.Hp))))
+			} else {
+				w.Clear(1)
+			}
 			if keep {
-				last.Buffs = nil
+				last.Hp = x.Hp
 			}
 		}
-	} else {
-		common := min(len(x.Buffs), len(last.Buffs))
-		for i := 0; i < common; i++ {
-			if x.Buffs[i] != last.Buffs[i] {
+	}
+	if skip == nil || !skip[1] {
+		if x.Mp != last.Mp {
+			if x.Mp != 0 {
+				w.Set(propsync.FieldStep(2), protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(int64(x.Mp))))
+			} else {
+				w.Clear(2)
+			}
+			if keep {
+				last.Mp = x.Mp
+			}
+		}
+	}
+	if skip == nil || !skip[2] {
+		if math.Float32bits(x.Speed) != math.Float32bits(last.Speed) {
+			if math.Float32bits(x.Speed) != 0 {
+				w.Set(propsync.FieldStep(3), protowire.AppendFixed32(protowire.AppendTag(nil, 3, protowire.Fixed32Type), math.Float32bits(x.Speed)))
+			} else {
+				w.Clear(3)
+			}
+			if keep {
+				last.Speed = x.Speed
+			}
+		}
+	}
+	if skip == nil || !skip[3] {
+		if len(x.Buffs) == 0 {
+			if len(last.Buffs) > 0 {
+				w.Clear(4)
+				if keep {
+					last.Buffs = nil
+				}
+			}
+		} else {
+			common := min(len(x.Buffs), len(last.Buffs))
+			for i := 0; i < common; i++ {
+				if x.Buffs[i] != last.Buffs[i] {
+					{
+						var b []byte
+						var p []byte
+						for _, e := range x.Buffs[i : i+1] {
+							p = protowire.AppendVarint(p, uint64(int64(e)))
+						}
+						b = protowire.AppendTag(b, 4, protowire.BytesType)
+						b = protowire.AppendBytes(b, p)
+						w.Set(propsync.IndexStep(4, i), b)
+					}
+					if keep {
+						last.Buffs[i] = x.Buffs[i]
+					}
+				}
+			}
+			switch {
+			case len(x.Buffs) < len(last.Buffs):
+				w.Truncate(4, len(x.Buffs))
+				if keep {
+					clear(last.Buffs[len(x.Buffs):])
+					last.Buffs = last.Buffs[:len(x.Buffs)]
+				}
+			case len(x.Buffs) > len(last.Buffs):
 				{
 					var b []byte
 					var p []byte
-					for _, e := range x.Buffs[i : i+1] {
+					for _, e := range x.Buffs[common:] {
 						p = protowire.AppendVarint(p, uint64(int64(e)))
 					}
 					b = protowire.AppendTag(b, 4, protowire.BytesType)
 					b = protowire.AppendBytes(b, p)
-					w.Set(propsync.IndexStep(4, i), b)
+					w.Append(4, b)
 				}
 				if keep {
-					last.Buffs[i] = x.Buffs[i]
+					last.Buffs = append(last.Buffs, x.Buffs[common:]...)
 				}
-			}
-		}
-		switch {
-		case len(x.Buffs) < len(last.Buffs):
-			w.Truncate(4, len(x.Buffs))
-			if keep {
-				clear(last.Buffs[len(x.Buffs):])
-				last.Buffs = last.Buffs[:len(x.Buffs)]
-			}
-		case len(x.Buffs) > len(last.Buffs):
-			{
-				var b []byte
-				var p []byte
-				for _, e := range x.Buffs[common:] {
-					p = protowire.AppendVarint(p, uint64(int64(e)))
-				}
-				b = protowire.AppendTag(b, 4, protowire.BytesType)
-				b = protowire.AppendBytes(b, p)
-				w.Append(4, b)
-			}
-			if keep {
-				last.Buffs = append(last.Buffs, x.Buffs[common:]...)
 			}
 		}
 	}
@@ -107,90 +115,98 @@ func (x *Item) PropsyncDiff(w *propsync.Walk, last proto.Message) {
 }
 
 func (x *Item) propsyncDiff(w *propsync.Walk, last *Item) {
-	keep := w.Keep()
-	_ = keep
-	if x.Id != last.Id {
-		if x.Id != "" {
-			w.Set(propsync.FieldStep(1), protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), x.Id))
-		} else {
-			w.Clear(1)
-		}
-		if keep {
-			last.Id = x.Id
-		}
-	}
-	if x.Count != last.Count {
-		if x.Count != 0 {
-			w.Set(propsync.FieldStep(2), protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(int64(x.Count))))
-		} else {
-			w.Clear(2)
-		}
-		if keep {
-			last.Count = x.Count
-		}
-	}
-	switch {
-	case x.Bonus != nil && last.Bonus != nil:
-		w.Push(propsync.FieldStep(3))
-		x.Bonus.propsyncDiff(w, last.Bonus)
-		w.Pop()
-	case x.Bonus != nil:
-		w.Set(propsync.FieldStep(3), w.AppendMessage(nil, 3, x.Bonus))
-		if keep {
-			last.Bonus = propsync.Copy(x.Bonus)
-		}
-	case last.Bonus != nil:
-		w.Clear(3)
-		if keep {
-			last.Bonus = nil
-		}
-	}
-	if len(x.Attrs) == 0 {
-		if len(last.Attrs) > 0 {
-			w.Clear(4)
+	keep, skip := w.Keep(), w.Skip(x)
+	_, _ = keep, skip
+	if skip == nil || !skip[0] {
+		if x.Id != last.Id {
+			if x.Id != "" {
+				w.Set(propsync.FieldStep(1), protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), x.Id))
+			} else {
+				w.Clear(1)
+			}
 			if keep {
-				last.Attrs = nil
+				last.Id = x.Id
 			}
 		}
-	} else {
-		had := len(last.Attrs)
-		var set []string
-		for k, v := range x.Attrs {
-			lv, ok := last.Attrs[k]
-			switch {
-			case !ok:
-				set = append(set, k)
-			case v != lv:
-				set = append(set, k)
+	}
+	if skip == nil || !skip[1] {
+		if x.Count != last.Count {
+			if x.Count != 0 {
+				w.Set(propsync.FieldStep(2), protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(int64(x.Count))))
+			} else {
+				w.Clear(2)
+			}
+			if keep {
+				last.Count = x.Count
 			}
 		}
-		if len(set) > 0 {
-			slices.Sort(set)
-			if keep && last.Attrs == nil {
-				last.Attrs = make(map[string]int64, len(set))
+	}
+	if skip == nil || !skip[2] {
+		switch {
+		case x.Bonus != nil && last.Bonus != nil:
+			w.Push(propsync.FieldStep(3))
+			x.Bonus.propsyncDiff(w, last.Bonus)
+			w.Pop()
+		case x.Bonus != nil:
+			w.Set(propsync.FieldStep(3), w.AppendMessage(nil, 3, x.Bonus))
+			if keep {
+				last.Bonus = propsync.Copy(x.Bonus)
 			}
-			for _, k := range set {
-				v := x.Attrs[k]
-				kb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), k)
-				vb := protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(v))
-				w.Set(propsync.KeyStep(4, k), propsync.AppendEntry(nil, 4, kb, vb))
+		case last.Bonus != nil:
+			w.Clear(3)
+			if keep {
+				last.Bonus = nil
+			}
+		}
+	}
+	if skip == nil || !skip[3] {
+		if len(x.Attrs) == 0 {
+			if len(last.Attrs) > 0 {
+				w.Clear(4)
 				if keep {
-					last.Attrs[k] = v
+					last.Attrs = nil
 				}
 			}
-		}
-		if had+len(set) != len(x.Attrs) {
-			var gone []string
-			for k := range last.Attrs {
-				if _, ok := x.Attrs[k]; !ok {
-					gone = append(gone, k)
+		} else {
+			had := len(last.Attrs)
+			var set []string
+			for k, v := range x.Attrs {
+				lv, ok := last.Attrs[k]
+				switch {
+				case !ok:
+					set = append(set, k)
+				case v != lv:
+					set = append(set, k)
 				}
 			}
-			slices.Sort(gone)
-			for _, k := range gone {
-				w.Delete(propsync.KeyStep(4, k))
-				if keep {
-					delete(last.Attrs, k)
+			if len(set) > 0 {
+				slices.Sort(set)
+				if keep && last.Attrs == nil {
+					last.Attrs = make(map[string]int64, len(set))
+				}
+				for _, k := range set {
+					v := x.Attrs[k]
+					kb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), k)
+					vb := protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(v))
+					w.Set(propsync.KeyStep(4, k), propsync.AppendEntry(nil, 4, kb, vb))
+					if keep {
+						last.Attrs[k] = v
+					}
+				}
+			}
+			if had+len(set) != len(x.Attrs) {
+				var gone []string
+				for k := range last.Attrs {
+					if _, ok := x.Attrs[k]; !ok {
+						gone = append(gone, k)
+					}
+				}
+				slices.Sort(gone)
+				for _, k := range gone {
+					w.Delete(propsync.KeyStep(4, k))
+					if keep {
+						delete(last.Attrs, k)
+					}
 				}
 			}
 		}
@@ -203,507 +219,545 @@ func (x *Player) PropsyncDiff(w *propsync.Walk, last proto.Message) {
 }
 
 func (x *Player) propsyncDiff(w *propsync.Walk, last *Player) {
-	keep := w.Keep()
-	_ = keep
-	if x.Name != last.Name {
-		if x.Name != "" {
-			w.Set(propsync.FieldStep(1), protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), x.Name))
-		} else {
-			w.Clear(1)
-		}
-		if keep {
-			last.Name = x.Name
-		}
-	}
-	if x.Gold != last.Gold {
-		if x.Gold != 0 {
-			w.Set(propsync.FieldStep(2), protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(x.Gold)))
-		} else {
-			w.Clear(2)
-		}
-		if keep {
-			last.Gold = x.Gold
-		}
-	}
-	if x.Class != last.Class {
-		if x.Class != 0 {
-			w.Set(propsync.FieldStep(3), protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), uint64(int64(x.Class))))
-		} else {
-			w.Clear(3)
-		}
-		if keep {
-			last.Class = x.Class
-		}
-	}
-	if !bytes.Equal(x.Avatar, last.Avatar) {
-		if len(x.Avatar) > 0 {
-			w.Set(propsync.FieldStep(4), protowire.AppendBytes(protowire.AppendTag(nil, 4, protowire.BytesType), x.Avatar))
-		} else {
-			w.Clear(4)
-		}
-		if keep {
-			last.Avatar = bytes.Clone(x.Avatar)
-		}
-	}
-	switch {
-	case x.Level == nil && last.Level != nil:
-		w.Clear(5)
-		if keep {
-			last.Level = nil
-		}
-	case x.Level != nil && (last.Level == nil || *x.Level != *last.Level):
-		w.Set(propsync.FieldStep(5), protowire.AppendVarint(protowire.AppendTag(nil, 5, protowire.VarintType), uint64(int64(*x.Level))))
-		if keep {
-			v := *x.Level
-			last.Level = &v
-		}
-	}
-	if x.Online != last.Online {
-		if x.Online {
-			w.Set(propsync.FieldStep(6), protowire.AppendVarint(protowire.AppendTag(nil, 6, protowire.VarintType), protowire.EncodeBool(x.Online)))
-		} else {
-			w.Clear(6)
-		}
-		if keep {
-			last.Online = x.Online
-		}
-	}
-	if math.Float64bits(x.X) != math.Float64bits(last.X) {
-		if math.Float64bits(x.X) != 0 {
-			w.Set(propsync.FieldStep(7), protowire.AppendFixed64(protowire.AppendTag(nil, 7, protowire.Fixed64Type), math.Float64bits(x.X)))
-		} else {
-			w.Clear(7)
-		}
-		if keep {
-			last.X = x.X
-		}
-	}
-	if x.Exp != last.Exp {
-		if x.Exp != 0 {
-			w.Set(propsync.FieldStep(8), protowire.AppendVarint(protowire.AppendTag(nil, 8, protowire.VarintType), uint64(x.Exp)))
-		} else {
-			w.Clear(8)
-		}
-		if keep {
-			last.Exp = x.Exp
-		}
-	}
-	switch {
-	case x.Stats != nil && last.Stats != nil:
-		w.Push(propsync.FieldStep(10))
-		x.Stats.propsyncDiff(w, last.Stats)
-		w.Pop()
-	case x.Stats != nil:
-		w.Set(propsync.FieldStep(10), w.AppendMessage(nil, 10, x.Stats))
-		if keep {
-			last.Stats = propsync.Copy(x.Stats)
-		}
-	case last.Stats != nil:
-		w.Clear(10)
-		if keep {
-			last.Stats = nil
-		}
-	}
-	if len(x.Scores) == 0 {
-		if len(last.Scores) > 0 {
-			w.Clear(11)
+	keep, skip := w.Keep(), w.Skip(x)
+	_, _ = keep, skip
+	if skip == nil || !skip[0] {
+		if x.Name != last.Name {
+			if x.Name != "" {
+				w.Set(propsync.FieldStep(1), protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), x.Name))
+			} else {
+				w.Clear(1)
+			}
 			if keep {
-				last.Scores = nil
+				last.Name = x.Name
 			}
 		}
-	} else {
-		common := min(len(x.Scores), len(last.Scores))
-		for i := 0; i < common; i++ {
-			if x.Scores[i] != last.Scores[i] {
+	}
+	if skip == nil || !skip[1] {
+		if x.Gold != last.Gold {
+			if x.Gold != 0 {
+				w.Set(propsync.FieldStep(2), protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(x.Gold)))
+			} else {
+				w.Clear(2)
+			}
+			if keep {
+				last.Gold = x.Gold
+			}
+		}
+	}
+	if skip == nil || !skip[2] {
+		if x.Class != last.Class {
+			if x.Class != 0 {
+				w.Set(propsync.FieldStep(3), protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), uint64(int64(x.Class))))
+			} else {
+				w.Clear(3)
+			}
+			if keep {
+				last.Class = x.Class
+			}
+		}
+	}
+	if skip == nil || !skip[3] {
+		if !bytes.Equal(x.Avatar, last.Avatar) {
+			if len(x.Avatar) > 0 {
+				w.Set(propsync.FieldStep(4), protowire.AppendBytes(protowire.AppendTag(nil, 4, protowire.BytesType), x.Avatar))
+			} else {
+				w.Clear(4)
+			}
+			if keep {
+				last.Avatar = bytes.Clone(x.Avatar)
+			}
+		}
+	}
+	if skip == nil || !skip[4] {
+		switch {
+		case x.Level == nil && last.Level != nil:
+			w.Clear(5)
+			if keep {
+				last.Level = nil
+			}
+		case x.Level != nil && (last.Level == nil || *x.Level != *last.Level):
+			w.Set(propsync.FieldStep(5), protowire.AppendVarint(protowire.AppendTag(nil, 5, protowire.VarintType), uint64(int64(*x.Level))))
+			if keep {
+				v := *x.Level
+				last.Level = &v
+			}
+		}
+	}
+	if skip == nil || !skip[5] {
+		if x.Online != last.Online {
+			if x.Online {
+				w.Set(propsync.FieldStep(6), protowire.AppendVarint(protowire.AppendTag(nil, 6, protowire.VarintType), protowire.EncodeBool(x.Online)))
+			} else {
+				w.Clear(6)
+			}
+			if keep {
+				last.Online = x.Online
+			}
+		}
+	}
+	if skip == nil || !skip[6] {
+		if math.Float64bits(x.X) != math.Float64bits(last.X) {
+			if math.Float64bits(x.X) != 0 {
+				w.Set(propsync.FieldStep(7), protowire.AppendFixed64(protowire.AppendTag(nil, 7, protowire.Fixed64Type), math.Float64bits(x.X)))
+			} else {
+				w.Clear(7)
+			}
+			if keep {
+				last.X = x.X
+			}
+		}
+	}
+	if skip == nil || !skip[7] {
+		if x.Exp != last.Exp {
+			if x.Exp != 0 {
+				w.Set(propsync.FieldStep(8), protowire.AppendVarint(protowire.AppendTag(nil, 8, protowire.VarintType), uint64(x.Exp)))
+			} else {
+				w.Clear(8)
+			}
+			if keep {
+				last.Exp = x.Exp
+			}
+		}
+	}
+	if skip == nil || !skip[8] {
+		switch {
+		case x.Stats != nil && last.Stats != nil:
+			w.Push(propsync.FieldStep(10))
+			x.Stats.propsyncDiff(w, last.Stats)
+			w.Pop()
+		case x.Stats != nil:
+			w.Set(propsync.FieldStep(10), w.AppendMessage(nil, 10, x.Stats))
+			if keep {
+				last.Stats = propsync.Copy(x.Stats)
+			}
+		case last.Stats != nil:
+			w.Clear(10)
+			if keep {
+				last.Stats = nil
+			}
+		}
+	}
+	if skip == nil || !skip[9] {
+		if len(x.Scores) == 0 {
+			if len(last.Scores) > 0 {
+				w.Clear(11)
+				if keep {
+					last.Scores = nil
+				}
+			}
+		} else {
+			common := min(len(x.Scores), len(last.Scores))
+			for i := 0; i < common; i++ {
+				if x.Scores[i] != last.Scores[i] {
+					{
+						var b []byte
+						var p []byte
+						for _, e := range x.Scores[i : i+1] {
+							p = protowire.AppendVarint(p, uint64(int64(e)))
+						}
+						b = protowire.AppendTag(b, 11, protowire.BytesType)
+						b = protowire.AppendBytes(b, p)
+						w.Set(propsync.IndexStep(11, i), b)
+					}
+					if keep {
+						last.Scores[i] = x.Scores[i]
+					}
+				}
+			}
+			switch {
+			case len(x.Scores) < len(last.Scores):
+				w.Truncate(11, len(x.Scores))
+				if keep {
+					clear(last.Scores[len(x.Scores):])
+					last.Scores = last.Scores[:len(x.Scores)]
+				}
+			case len(x.Scores) > len(last.Scores):
 				{
 					var b []byte
 					var p []byte
-					for _, e := range x.Scores[i : i+1] {
+					for _, e := range x.Scores[common:] {
 						p = protowire.AppendVarint(p, uint64(int64(e)))
 					}
 					b = protowire.AppendTag(b, 11, protowire.BytesType)
 					b = protowire.AppendBytes(b, p)
-					w.Set(propsync.IndexStep(11, i), b)
+					w.Append(11, b)
 				}
 				if keep {
-					last.Scores[i] = x.Scores[i]
+					last.Scores = append(last.Scores, x.Scores[common:]...)
 				}
-			}
-		}
-		switch {
-		case len(x.Scores) < len(last.Scores):
-			w.Truncate(11, len(x.Scores))
-			if keep {
-				clear(last.Scores[len(x.Scores):])
-				last.Scores = last.Scores[:len(x.Scores)]
-			}
-		case len(x.Scores) > len(last.Scores):
-			{
-				var b []byte
-				var p []byte
-				for _, e := range x.Scores[common:] {
-					p = protowire.AppendVarint(p, uint64(int64(e)))
-				}
-				b = protowire.AppendTag(b, 11, protowire.BytesType)
-				b = protowire.AppendBytes(b, p)
-				w.Append(11, b)
-			}
-			if keep {
-				last.Scores = append(last.Scores, x.Scores[common:]...)
 			}
 		}
 	}
-	if len(x.Tags) == 0 {
-		if len(last.Tags) > 0 {
-			w.Clear(12)
-			if keep {
-				last.Tags = nil
+	if skip == nil || !skip[10] {
+		if len(x.Tags) == 0 {
+			if len(last.Tags) > 0 {
+				w.Clear(12)
+				if keep {
+					last.Tags = nil
+				}
 			}
-		}
-	} else {
-		common := min(len(x.Tags), len(last.Tags))
-		for i := 0; i < common; i++ {
-			if x.Tags[i] != last.Tags[i] {
+		} else {
+			common := min(len(x.Tags), len(last.Tags))
+			for i := 0; i < common; i++ {
+				if x.Tags[i] != last.Tags[i] {
+					{
+						var b []byte
+						for _, e := range x.Tags[i : i+1] {
+							b = protowire.AppendString(protowire.AppendTag(b, 12, protowire.BytesType), e)
+						}
+						w.Set(propsync.IndexStep(12, i), b)
+					}
+					if keep {
+						last.Tags[i] = x.Tags[i]
+					}
+				}
+			}
+			switch {
+			case len(x.Tags) < len(last.Tags):
+				w.Truncate(12, len(x.Tags))
+				if keep {
+					clear(last.Tags[len(x.Tags):])
+					last.Tags = last.Tags[:len(x.Tags)]
+				}
+			case len(x.Tags) > len(last.Tags):
 				{
 					var b []byte
-					for _, e := range x.Tags[i : i+1] {
+					for _, e := range x.Tags[common:] {
 						b = protowire.AppendString(protowire.AppendTag(b, 12, protowire.BytesType), e)
 					}
-					w.Set(propsync.IndexStep(12, i), b)
+					w.Append(12, b)
 				}
 				if keep {
-					last.Tags[i] = x.Tags[i]
-				}
-			}
-		}
-		switch {
-		case len(x.Tags) < len(last.Tags):
-			w.Truncate(12, len(x.Tags))
-			if keep {
-				clear(last.Tags[len(x.Tags):])
-				last.Tags = last.Tags[:len(x.Tags)]
-			}
-		case len(x.Tags) > len(last.Tags):
-			{
-				var b []byte
-				for _, e := range x.Tags[common:] {
-					b = protowire.AppendString(protowire.AppendTag(b, 12, protowire.BytesType), e)
-				}
-				w.Append(12, b)
-			}
-			if keep {
-				last.Tags = append(last.Tags, x.Tags[common:]...)
-			}
-		}
-	}
-	if len(x.Items) == 0 {
-		if len(last.Items) > 0 {
-			w.Clear(13)
-			if keep {
-				last.Items = nil
-			}
-		}
-	} else {
-		common := min(len(x.Items), len(last.Items))
-		for i := 0; i < common; i++ {
-			if xe, le := x.Items[i], last.Items[i]; xe != nil && le != nil {
-				w.Push(propsync.IndexStep(13, i))
-				xe.propsyncDiff(w, le)
-				w.Pop()
-			} else if xe != le {
-				w.Set(propsync.IndexStep(13, i), w.AppendMessage(nil, 13, xe))
-				if keep {
-					last.Items[i] = propsync.Copy(xe)
-				}
-			}
-		}
-		switch {
-		case len(x.Items) < len(last.Items):
-			w.Truncate(13, len(x.Items))
-			if keep {
-				clear(last.Items[len(x.Items):])
-				last.Items = last.Items[:len(x.Items)]
-			}
-		case len(x.Items) > len(last.Items):
-			{
-				var b []byte
-				for _, e := range x.Items[common:] {
-					b = w.AppendMessage(b, 13, e)
-				}
-				w.Append(13, b)
-			}
-			if keep {
-				for _, e := range x.Items[common:] {
-					last.Items = append(last.Items, propsync.Copy(e))
+					last.Tags = append(last.Tags, x.Tags[common:]...)
 				}
 			}
 		}
 	}
-	if len(x.Counters) == 0 {
-		if len(last.Counters) > 0 {
-			w.Clear(14)
-			if keep {
-				last.Counters = nil
+	if skip == nil || !skip[11] {
+		if len(x.Items) == 0 {
+			if len(last.Items) > 0 {
+				w.Clear(13)
+				if keep {
+					last.Items = nil
+				}
 			}
-		}
-	} else {
-		had := len(last.Counters)
-		var set []string
-		for k, v := range x.Counters {
-			lv, ok := last.Counters[k]
+		} else {
+			common := min(len(x.Items), len(last.Items))
+			for i := 0; i < common; i++ {
+				if xe, le := x.Items[i], last.Items[i]; xe != nil && le != nil {
+					w.Push(propsync.IndexStep(13, i))
+					xe.propsyncDiff(w, le)
+					w.Pop()
+				} else if xe != le {
+					w.Set(propsync.IndexStep(13, i), w.AppendMessage(nil, 13, xe))
+					if keep {
+						last.Items[i] = propsync.Copy(xe)
+					}
+				}
+			}
 			switch {
-			case !ok:
-				set = append(set, k)
-			case v != lv:
-				set = append(set, k)
-			}
-		}
-		if len(set) > 0 {
-			slices.Sort(set)
-			if keep && last.Counters == nil {
-				last.Counters = make(map[string]int32, len(set))
-			}
-			for _, k := range set {
-				v := x.Counters[k]
-				kb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), k)
-				vb := protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(int64(v)))
-				w.Set(propsync.KeyStep(14, k), propsync.AppendEntry(nil, 14, kb, vb))
+			case len(x.Items) < len(last.Items):
+				w.Truncate(13, len(x.Items))
 				if keep {
-					last.Counters[k] = v
+					clear(last.Items[len(x.Items):])
+					last.Items = last.Items[:len(x.Items)]
 				}
-			}
-		}
-		if had+len(set) != len(x.Counters) {
-			var gone []string
-			for k := range last.Counters {
-				if _, ok := x.Counters[k]; !ok {
-					gone = append(gone, k)
+			case len(x.Items) > len(last.Items):
+				{
+					var b []byte
+					for _, e := range x.Items[common:] {
+						b = w.AppendMessage(b, 13, e)
+					}
+					w.Append(13, b)
 				}
-			}
-			slices.Sort(gone)
-			for _, k := range gone {
-				w.Delete(propsync.KeyStep(14, k))
 				if keep {
-					delete(last.Counters, k)
+					for _, e := range x.Items[common:] {
+						last.Items = append(last.Items, propsync.Copy(e))
+					}
 				}
 			}
 		}
 	}
-	if len(x.Bag) == 0 {
-		if len(last.Bag) > 0 {
-			w.Clear(15)
-			if keep {
-				last.Bag = nil
-			}
-		}
-	} else {
-		had := len(last.Bag)
-		var set []int64
-		for k, v := range x.Bag {
-			lv, ok := last.Bag[k]
-			switch {
-			case !ok:
-				set = append(set, k)
-			case v != nil && lv != nil:
-				w.Push(propsync.KeyStep(15, k))
-				v.propsyncDiff(w, lv)
-				w.Pop()
-			case v != lv:
-				set = append(set, k)
-			}
-		}
-		if len(set) > 0 {
-			slices.Sort(set)
-			if keep && last.Bag == nil {
-				last.Bag = make(map[int64]*Item, len(set))
-			}
-			for _, k := range set {
-				v := x.Bag[k]
-				kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), uint64(k))
-				w.Set(propsync.KeyStep(15, k), w.AppendMessageEntry(nil, 15, kb, v))
+	if skip == nil || !skip[12] {
+		if len(x.Counters) == 0 {
+			if len(last.Counters) > 0 {
+				w.Clear(14)
 				if keep {
-					last.Bag[k] = propsync.Copy(v)
+					last.Counters = nil
 				}
 			}
-		}
-		if had+len(set) != len(x.Bag) {
-			var gone []int64
-			for k := range last.Bag {
-				if _, ok := x.Bag[k]; !ok {
-					gone = append(gone, k)
-				}
-			}
-			slices.Sort(gone)
-			for _, k := range gone {
-				w.Delete(propsync.KeyStep(15, k))
-				if keep {
-					delete(last.Bag, k)
-				}
-			}
-		}
-	}
-	if len(x.Names) == 0 {
-		if len(last.Names) > 0 {
-			w.Clear(16)
-			if keep {
-				last.Names = nil
-			}
-		}
-	} else {
-		had := len(last.Names)
-		var set []uint32
-		for k, v := range x.Names {
-			lv, ok := last.Names[k]
-			switch {
-			case !ok:
-				set = append(set, k)
-			case v != lv:
-				set = append(set, k)
-			}
-		}
-		if len(set) > 0 {
-			slices.Sort(set)
-			if keep && last.Names == nil {
-				last.Names = make(map[uint32]string, len(set))
-			}
-			for _, k := range set {
-				v := x.Names[k]
-				kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), uint64(k))
-				vb := protowire.AppendString(protowire.AppendTag(nil, 2, protowire.BytesType), v)
-				w.Set(propsync.KeyStep(16, k), propsync.AppendEntry(nil, 16, kb, vb))
-				if keep {
-					last.Names[k] = v
-				}
-			}
-		}
-		if had+len(set) != len(x.Names) {
-			var gone []uint32
-			for k := range last.Names {
-				if _, ok := x.Names[k]; !ok {
-					gone = append(gone, k)
-				}
-			}
-			slices.Sort(gone)
-			for _, k := range gone {
-				w.Delete(propsync.KeyStep(16, k))
-				if keep {
-					delete(last.Names, k)
-				}
-			}
-		}
-	}
-	if len(x.Flags) == 0 {
-		if len(last.Flags) > 0 {
-			w.Clear(17)
-			if keep {
-				last.Flags = nil
-			}
-		}
-	} else {
-		had := len(last.Flags)
-		var set []bool
-		for k, v := range x.Flags {
-			lv, ok := last.Flags[k]
-			switch {
-			case !ok:
-				set = append(set, k)
-			case v != lv:
-				set = append(set, k)
-			}
-		}
-		if len(set) > 0 {
-			slices.SortFunc(set, func(a, b bool) int {
+		} else {
+			had := len(last.Counters)
+			var set []string
+			for k, v := range x.Counters {
+				lv, ok := last.Counters[k]
 				switch {
-				case a == b:
-					return 0
-				case b:
-					return -1
-				}
-				return 1
-			})
-			if keep && last.Flags == nil {
-				last.Flags = make(map[bool]int32, len(set))
-			}
-			for _, k := range set {
-				v := x.Flags[k]
-				kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), protowire.EncodeBool(k))
-				vb := protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(int64(v)))
-				w.Set(propsync.KeyStep(17, k), propsync.AppendEntry(nil, 17, kb, vb))
-				if keep {
-					last.Flags[k] = v
+				case !ok:
+					set = append(set, k)
+				case v != lv:
+					set = append(set, k)
 				}
 			}
-		}
-		if had+len(set) != len(x.Flags) {
-			var gone []bool
-			for k := range last.Flags {
-				if _, ok := x.Flags[k]; !ok {
-					gone = append(gone, k)
+			if len(set) > 0 {
+				slices.Sort(set)
+				if keep && last.Counters == nil {
+					last.Counters = make(map[string]int32, len(set))
+				}
+				for _, k := range set {
+					v := x.Counters[k]
+					kb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), k)
+					vb := protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(int64(v)))
+					w.Set(propsync.KeyStep(14, k), propsync.AppendEntry(nil, 14, kb, vb))
+					if keep {
+						last.Counters[k] = v
+					}
 				}
 			}
-			slices.SortFunc(gone, func(a, b bool) int {
-				switch {
-				case a == b:
-					return 0
-				case b:
-					return -1
+			if had+len(set) != len(x.Counters) {
+				var gone []string
+				for k := range last.Counters {
+					if _, ok := x.Counters[k]; !ok {
+						gone = append(gone, k)
+					}
 				}
-				return 1
-			})
-			for _, k := range gone {
-				w.Delete(propsync.KeyStep(17, k))
-				if keep {
-					delete(last.Flags, k)
+				slices.Sort(gone)
+				for _, k := range gone {
+					w.Delete(propsync.KeyStep(14, k))
+					if keep {
+						delete(last.Counters, k)
+					}
 				}
 			}
 		}
 	}
-	switch xv := x.Mount.(type) {
-	case nil:
-		switch last.Mount.(type) {
+	if skip == nil || !skip[13] {
+		if len(x.Bag) == 0 {
+			if len(last.Bag) > 0 {
+				w.Clear(15)
+				if keep {
+					last.Bag = nil
+				}
+			}
+		} else {
+			had := len(last.Bag)
+			var set []int64
+			for k, v := range x.Bag {
+				lv, ok := last.Bag[k]
+				switch {
+				case !ok:
+					set = append(set, k)
+				case v != nil && lv != nil:
+					w.Push(propsync.KeyStep(15, k))
+					v.propsyncDiff(w, lv)
+					w.Pop()
+				case v != lv:
+					set = append(set, k)
+				}
+			}
+			if len(set) > 0 {
+				slices.Sort(set)
+				if keep && last.Bag == nil {
+					last.Bag = make(map[int64]*Item, len(set))
+				}
+				for _, k := range set {
+					v := x.Bag[k]
+					kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), uint64(k))
+					w.Set(propsync.KeyStep(15, k), w.AppendMessageEntry(nil, 15, kb, v))
+					if keep {
+						last.Bag[k] = propsync.Copy(v)
+					}
+				}
+			}
+			if had+len(set) != len(x.Bag) {
+				var gone []int64
+				for k := range last.Bag {
+					if _, ok := x.Bag[k]; !ok {
+						gone = append(gone, k)
+					}
+				}
+				slices.Sort(gone)
+				for _, k := range gone {
+					w.Delete(propsync.KeyStep(15, k))
+					if keep {
+						delete(last.Bag, k)
+					}
+				}
+			}
+		}
+	}
+	if skip == nil || !skip[14] {
+		if len(x.Names) == 0 {
+			if len(last.Names) > 0 {
+				w.Clear(16)
+				if keep {
+					last.Names = nil
+				}
+			}
+		} else {
+			had := len(last.Names)
+			var set []uint32
+			for k, v := range x.Names {
+				lv, ok := last.Names[k]
+				switch {
+				case !ok:
+					set = append(set, k)
+				case v != lv:
+					set = append(set, k)
+				}
+			}
+			if len(set) > 0 {
+				slices.Sort(set)
+				if keep && last.Names == nil {
+					last.Names = make(map[uint32]string, len(set))
+				}
+				for _, k := range set {
+					v := x.Names[k]
+					kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), uint64(k))
+					vb := protowire.AppendString(protowire.AppendTag(nil, 2, protowire.BytesType), v)
+					w.Set(propsync.KeyStep(16, k), propsync.AppendEntry(nil, 16, kb, vb))
+					if keep {
+						last.Names[k] = v
+					}
+				}
+			}
+			if had+len(set) != len(x.Names) {
+				var gone []uint32
+				for k := range last.Names {
+					if _, ok := x.Names[k]; !ok {
+						gone = append(gone, k)
+					}
+				}
+				slices.Sort(gone)
+				for _, k := range gone {
+					w.Delete(propsync.KeyStep(16, k))
+					if keep {
+						delete(last.Names, k)
+					}
+				}
+			}
+		}
+	}
+	if skip == nil || !skip[15] {
+		if len(x.Flags) == 0 {
+			if len(last.Flags) > 0 {
+				w.Clear(17)
+				if keep {
+					last.Flags = nil
+				}
+			}
+		} else {
+			had := len(last.Flags)
+			var set []bool
+			for k, v := range x.Flags {
+				lv, ok := last.Flags[k]
+				switch {
+				case !ok:
+					set = append(set, k)
+				case v != lv:
+					set = append(set, k)
+				}
+			}
+			if len(set) > 0 {
+				slices.SortFunc(set, func(a, b bool) int {
+					switch {
+					case a == b:
+						return 0
+					case b:
+						return -1
+					}
+					return 1
+				})
+				if keep && last.Flags == nil {
+					last.Flags = make(map[bool]int32, len(set))
+				}
+				for _, k := range set {
+					v := x.Flags[k]
+					kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), protowire.EncodeBool(k))
+					vb := protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(int64(v)))
+					w.Set(propsync.KeyStep(17, k), propsync.AppendEntry(nil, 17, kb, vb))
+					if keep {
+						last.Flags[k] = v
+					}
+				}
+			}
+			if had+len(set) != len(x.Flags) {
+				var gone []bool
+				for k := range last.Flags {
+					if _, ok := x.Flags[k]; !ok {
+						gone = append(gone, k)
+					}
+				}
+				slices.SortFunc(gone, func(a, b bool) int {
+					switch {
+					case a == b:
+						return 0
+					case b:
+						return -1
+					}
+					return 1
+				})
+				for _, k := range gone {
+					w.Delete(propsync.KeyStep(17, k))
+					if keep {
+						delete(last.Flags, k)
+					}
+				}
+			}
+		}
+	}
+	if skip != nil && (skip[16] || skip[17]) {
+		w.Field(20, x, last)
+	} else {
+		switch xv := x.Mount.(type) {
+		case nil:
+			switch last.Mount.(type) {
+			case *Player_Horse:
+				w.Clear(20)
+			case *Player_Dragon:
+				w.Clear(21)
+			}
+			if keep {
+				last.Mount = nil
+			}
 		case *Player_Horse:
-			w.Clear(20)
+			lv, same := last.Mount.(*Player_Horse)
+			switch {
+			case !same:
+				w.Set(propsync.FieldStep(20), protowire.AppendString(protowire.AppendTag(nil, 20, protowire.BytesType), xv.Horse))
+				if keep {
+					last.Mount = &Player_Horse{Horse: xv.Horse}
+				}
+			case xv.Horse != lv.Horse:
+				w.Set(propsync.FieldStep(20), protowire.AppendString(protowire.AppendTag(nil, 20, protowire.BytesType), xv.Horse))
+				if keep {
+					lv.Horse = xv.Horse
+				}
+			}
 		case *Player_Dragon:
-			w.Clear(21)
-		}
-		if keep {
-			last.Mount = nil
-		}
-	case *Player_Horse:
-		lv, same := last.Mount.(*Player_Horse)
-		switch {
-		case !same:
-			w.Set(propsync.FieldStep(20), protowire.AppendString(protowire.AppendTag(nil, 20, protowire.BytesType), xv.Horse))
-			if keep {
-				last.Mount = &Player_Horse{Horse: xv.Horse}
-			}
-		case xv.Horse != lv.Horse:
-			w.Set(propsync.FieldStep(20), protowire.AppendString(protowire.AppendTag(nil, 20, protowire.BytesType), xv.Horse))
-			if keep {
-				lv.Horse = xv.Horse
-			}
-		}
-	case *Player_Dragon:
-		lv, same := last.Mount.(*Player_Dragon)
-		if same && xv.Dragon != nil && lv.Dragon != nil {
-			w.Push(propsync.FieldStep(21))
-			xv.Dragon.propsyncDiff(w, lv.Dragon)
-			w.Pop()
-		} else {
-			w.Set(propsync.FieldStep(21), w.AppendMessage(nil, 21, xv.Dragon))
-			if keep {
-				last.Mount = &Player_Dragon{Dragon: propsync.Copy(xv.Dragon)}
+			lv, same := last.Mount.(*Player_Dragon)
+			if same && xv.Dragon != nil && lv.Dragon != nil {
+				w.Push(propsync.FieldStep(21))
+				xv.Dragon.propsyncDiff(w, lv.Dragon)
+				w.Pop()
+			} else {
+				w.Set(propsync.FieldStep(21), w.AppendMessage(nil, 21, xv.Dragon))
+				if keep {
+					last.Mount = &Player_Dragon{Dragon: propsync.Copy(xv.Dragon)}
+				}
 			}
 		}
 	}
-	if x.Note != last.Note {
-		if x.Note != "" {
-			w.Set(propsync.FieldStep(32), protowire.AppendString(protowire.AppendTag(nil, 32, protowire.BytesType), x.Note))
-		} else {
-			w.Clear(32)
-		}
-		if keep {
-			last.Note = x.Note
+	if skip == nil || !skip[20] {
+		if x.Note != last.Note {
+			if x.Note != "" {
+				w.Set(propsync.FieldStep(32), protowire.AppendString(protowire.AppendTag(nil, 32, protowire.BytesType), x.Note))
+			} else {
+				w.Clear(32)
+			}
+			if keep {
+				last.Note = x.Note
+			}
 		}
 	}
 }
