@@ -594,7 +594,7 @@ func (w *writer) oneof(o *protogen.Oneof) {
 		if f.Message != nil {
 			w.P("if same && ", xv, " != nil && lv.", f.GoName, " != nil {")
 			w.descend(f, f.Message, w.fieldStep(f), xv, "lv."+f.GoName)
-			w.P("} else {")
+			w.P("} else if !same || ", xv, " != lv.", f.GoName, " {") // both nil: nothing changed
 			w.P("w.Set(", w.fieldStep(f), ", w.AppendMessage(nil, ", num(f), ", ", xv, "))")
 			w.keep(l, " = &", wrapper, "{", f.GoName, ": ", w.id(propsyncPkg, "Copy"), "(", xv, ")}")
 			w.P("}")

@@ -1072,7 +1072,7 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 				w.Push(propsync.FieldStep(32))
 				xv.Pinner.propsyncDiff(w, lv.Pinner)
 				w.Pop()
-			} else {
+			} else if !same || xv.Pinner != lv.Pinner {
 				w.Set(propsync.FieldStep(32), w.AppendMessage(nil, 32, xv.Pinner))
 				if keep {
 					last.Pick = &Kinds_Pinner{Pinner: propsync.Copy(xv.Pinner)}
@@ -1110,7 +1110,7 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 			lv, same := last.Pick.(*Kinds_Pat)
 			if same && xv.Pat != nil && lv.Pat != nil {
 				w.Message(propsync.FieldStep(35), xv.Pat, lv.Pat)
-			} else {
+			} else if !same || xv.Pat != lv.Pat {
 				w.Set(propsync.FieldStep(35), w.AppendMessage(nil, 35, xv.Pat))
 				if keep {
 					last.Pick = &Kinds_Pat{Pat: propsync.Copy(xv.Pat)}

@@ -740,7 +740,7 @@ func (x *Player) propsyncDiff(w *propsync.Walk, last *Player) {
 				w.Push(propsync.FieldStep(21))
 				xv.Dragon.propsyncDiff(w, lv.Dragon)
 				w.Pop()
-			} else {
+			} else if !same || xv.Dragon != lv.Dragon {
 				w.Set(propsync.FieldStep(21), w.AppendMessage(nil, 21, xv.Dragon))
 				if keep {
 					last.Mount = &Player_Dragon{Dragon: propsync.Copy(xv.Dragon)}
