@@ -28,9 +28,12 @@ type Loader struct {
 	reload sync.Mutex                   // serializes Reload, held while it compiles; taken before mu
 	sums   map[string][sha256.Size]byte // of the file each handler's module came from; under reload
 
-	mu       sync.Mutex // guards handlers, watching and closed; held briefly, never during a compile
+	mu       sync.Mutex // guards handlers, watching, closed and loaded; held briefly, never during a compile
 	handlers map[string]*Handler
 	closed   bool
+	// loaded is the directory's fingerprint as the last Reload began to
+	// read it: the watcher reloads when the directory differs from it.
+	loaded string
 	cancel   context.CancelFunc // ends the watcher; nil when there is none
 	done     chan struct{}      // closed when the watcher has ended
 }
@@ -73,7 +76,7 @@ func (l *Loader) watch(ctx context.Context, interval time.Duration, report func(
 	defer close(l.done)
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	loaded, last := l.fingerprint(), ""
+	last := ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -85,11 +88,16 @@ func (l *Loader) watch(ctx context.Context, interval time.Duration, report func(
 			last = fp
 			continue
 		}
+		// Against what the last Reload read, whoever ran it (Open's first
+		// one may be older than this goroutine's start: a change between
+		// them must not pass for loaded).
+		l.mu.Lock()
+		loaded := l.loaded
+		l.mu.Unlock()
 		if fp == loaded {
 			continue
 		}
 		sts, err := l.Reload(ctx)
-		loaded = fp
 		if report != nil && ctx.Err() == nil {
 			report(sts, err)
 		}
@@ -176,6 +184,10 @@ func (l *Loader) Reload(ctx context.Context) ([]Status, error) {
 func (l *Loader) reloadDir(ctx context.Context) (out []Status, itemErrs map[string]error, err error) {
 	l.reload.Lock()
 	defer l.reload.Unlock()
+	fp := l.fingerprint() // before the read: a change after it shows at the watcher's next look
+	l.mu.Lock()
+	l.loaded = fp
+	l.mu.Unlock()
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
 		return l.Status(), nil, fmt.Errorf("hotfix: the modules' directory: %w", err)

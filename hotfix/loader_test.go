@@ -165,3 +165,46 @@ func TestOpenWatch(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchAfterChange changes a file after the Loader's last Reload but
+// before its watcher starts, as a watcher's goroutine that starts late on
+// a busy machine sees it: the watcher must still reload it, because it
+// compares the directory with what the last Reload read, not with what
+// it found when it started.
+func TestWatchAfterChange(t *testing.T) {
+	e := newEngine(t, hotfix.Config{})
+	dir := t.TempDir()
+	ctx := context.Background()
+	if err := os.WriteFile(filepath.Join(dir, "counter.wasm"), fix(t, "counter1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := hotfix.NewLoader(e, dir)
+	defer l.Close()
+	h := l.Handler("counter")
+	if _, err := l.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v1 := h.Version()
+	tmp := filepath.Join(dir, ".counter.tmp")
+	if err := os.WriteFile(tmp, fix(t, "counter2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "counter.wasm")); err != nil {
+		t.Fatal(err)
+	}
+	reports := make(chan error, 10)
+	if err := l.Watch(20*time.Millisecond, func(_ []hotfix.Status, err error) { reports <- err }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-reports:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the watcher did not reload a change made before it started")
+	}
+	if h.Version() == v1 {
+		t.Fatal("still v1 after the watcher's reload")
+	}
+}
