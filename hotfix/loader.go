@@ -34,8 +34,8 @@ type Loader struct {
 	// loaded is the directory's fingerprint as the last Reload began to
 	// read it: the watcher reloads when the directory differs from it.
 	loaded string
-	cancel   context.CancelFunc // ends the watcher; nil when there is none
-	done     chan struct{}      // closed when the watcher has ended
+	cancel context.CancelFunc // ends the watcher; nil when there is none
+	done   chan struct{}      // closed when the watcher has ended
 }
 
 // NewLoader returns a Loader of the .wasm files in dir, compiled by e. It
