@@ -406,10 +406,11 @@ func (l Limits) validate() error {
 type Route struct {
 	roles      []string // set: a session needs one of them (Require)
 	target     rpc.Target
-	userType   int    // >0: by the session's user, on this node type
-	rpcService string // set: a generated RPC service, by its full name
-	grainKind  string // set: the service is served by the user's grain of this kind
-	byEntity   bool   // with grainKind: the grain the request's entity names (SyncGrain)
+	userType   int                           // >0: by the session's user, on this node type
+	rpcService string                        // set: a generated RPC service, by its full name
+	grainKind  string                        // set: the service is served by the user's grain of this kind
+	byEntity   bool                          // with grainKind: the grain the request's entity names (SyncGrain)
+	mayWatch   func(userID, key string) bool // SyncGrain: checked before routing (WatchedBy)
 }
 
 // UserGrain routes to a generated RPC service (by its full name, such as
@@ -440,8 +441,24 @@ const syncService = "guild.propsync.Sync"
 // UserGrain. A request whose entity is not of kind, or that does not
 // decode, gets InvalidArgument without reaching a grain. Only
 // authenticated sessions can use it; the gateway needs Config.Grains.
+//
+// The grain's MaySubscribe runs in the grain, so a Subscribe activates
+// the grain it names (loading its state) before it is refused: give the
+// route the same check with WatchedBy, so that the gateway refuses what
+// the grain would, without activating anything.
 func SyncGrain(kind string) Route {
 	return Route{rpcService: syncService, grainKind: kind, byEntity: true}
+}
+
+// WatchedBy returns the SyncGrain route r that the gateway opens to a
+// session only for the grains of the keys may allows its user to watch
+// (may(userID, key)); others get PermissionDenied before any grain is
+// activated. Give it the same rule as the kind's
+// grain.SyncOptions.MaySubscribe, which stays the grain's own check.
+// gate.New refuses it on a route that is not a SyncGrain.
+func (r Route) WatchedBy(may func(userID, key string) bool) Route {
+	r.mayWatch = may
+	return r
 }
 
 // Require returns r opened only to sessions whose identity has one of

@@ -98,6 +98,8 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	for svc, r := range cfg.Routes {
 		switch {
+		case r.mayWatch != nil && !r.byEntity:
+			return nil, fmt.Errorf("%w: route %q: WatchedBy is for SyncGrain routes", ErrBadConfig, svc)
 		case r.grainKind != "":
 			if cfg.Grains == nil {
 				return nil, fmt.Errorf("%w: route %q: UserGrain and SyncGrain need Config.Grains", ErrBadConfig, svc)

@@ -413,6 +413,18 @@ func (s *session) observe(o *outgoing) {
 	}
 }
 
+// mayWatch asks r's WatchedBy whether the session's user may watch the
+// grain of key; a panic in it is logged and counts as no.
+func (s *session) mayWatch(r Route, key string) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.g.log.Error("gate: a SyncGrain route's WatchedBy panicked", "kind", r.grainKind, "key", key, "panic", p)
+			ok = false
+		}
+	}()
+	return r.mayWatch(s.userID, key)
+}
+
 // observed1 calls one function Config.Observe returned, recovering a panic.
 func (s *session) observed1(done func(rpc.Code), code rpc.Code) {
 	defer func() {
@@ -467,6 +479,10 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 		key, err := entityKey(r.grainKind, m.body)
 		if err != nil {
 			s.respond(c, m.id, rpc.InvalidArgument, fmt.Sprintf("%s: %v", m.route, err), nil)
+			return
+		}
+		if r.mayWatch != nil && !s.mayWatch(r, key) {
+			s.respond(c, m.id, rpc.PermissionDenied, fmt.Sprintf("%s: user %q may not watch %s/%s", m.route, s.userID, r.grainKind, key), nil)
 			return
 		}
 		o.key = key

@@ -203,6 +203,14 @@ func newGateway(t *testing.T, node *actor.Node, grains *grain.System) string {
 			"sync":  gate.UserGrain("player", propsync.Service),
 			"game":  gate.UserGrain("player", "guild.propsync.test.Game"),
 			"watch": gate.SyncGrain("player"),
+			// The gateway refuses what the grain would, before activating
+			// it; a panic in the check counts as no.
+			"guarded": gate.SyncGrain("player").WatchedBy(func(user, key string) bool {
+				if key == "boom" {
+					panic("a bug in the game's check")
+				}
+				return user == key || user == "friend"
+			}),
 		},
 		Auth:   func(_ context.Context, token string) (string, error) { return token, nil },
 		Limits: gate.Limits{Rate: 100000, Burst: 100000},
@@ -349,8 +357,10 @@ func TestPropertySyncEndToEndCluster(t *testing.T) {
 // MaySubscribe lets in) gets the snapshot and then the owner's changes,
 // and its replica equals the owner's state after each; a stranger is
 // refused with PermissionDenied, and an entity of another kind, or a body
-// that is not a Subscribe, gets InvalidArgument; after an Unsubscribe
-// the friend gets no more deltas.
+// that is not a Subscribe, gets InvalidArgument; a route with WatchedBy
+// refuses at the gateway, activating no grain; after an Unsubscribe the
+// friend gets no more deltas. WatchedBy on another kind of route is a
+// configuration error.
 func TestPropertySyncWatchOthers(t *testing.T) {
 	node, err := actor.NewNode(actor.Config{})
 	if err != nil {
@@ -375,6 +385,11 @@ func TestPropertySyncWatchOthers(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = sys.Close(context.Background()) })
 	url := newGateway(t, node, sys)
+	if _, err := gate.New(gate.Config{Node: node, Grains: sys, Routes: map[string]gate.Route{
+		"x": gate.UserGrain("player", propsync.Service).WatchedBy(func(string, string) bool { return true }),
+	}}); !errors.Is(err, gate.ErrBadConfig) {
+		t.Fatalf("WatchedBy on a UserGrain route: %v, want ErrBadConfig", err)
+	}
 
 	owner := newSyncClient(t, url, propsync.NewReplica(&testpb.Player{}))
 	seed := int32(seed(t) % (1 << 30))
@@ -435,6 +450,38 @@ func TestPropertySyncWatchOthers(t *testing.T) {
 		if _, err := watch(friend, "Subscribe", body); rpc.CodeOf(err) != rpc.InvalidArgument {
 			t.Fatalf("%s: %v, want InvalidArgument", name, err)
 		}
+	}
+
+	// A refused Subscribe through the plain route activates the grain it
+	// names (the grain's MaySubscribe refuses it); through the guarded
+	// route (WatchedBy) the gateway refuses it and nothing is activated.
+	active := func() int { return sys.ActiveByKind()["player"] }
+	before := active()
+	nobody, _ := proto.Marshal(&propsyncpb.Subscribe{Entity: "player/nobody"})
+	if _, err := watch(stranger, "Subscribe", nobody); rpc.CodeOf(err) != rpc.PermissionDenied {
+		t.Fatalf("a stranger's subscribe to nobody: %v, want PermissionDenied", err)
+	}
+	if active() != before+1 {
+		t.Fatalf("the plain route: %d active players, want %d (the grain activated, then refused)", active(), before+1)
+	}
+	guarded := func(sc *syncClient, body []byte) error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err := sc.c.RequestRaw(ctx, "guarded.Subscribe", body)
+		return err
+	}
+	nobody2, _ := proto.Marshal(&propsyncpb.Subscribe{Entity: "player/nobody2"})
+	boom, _ := proto.Marshal(&propsyncpb.Subscribe{Entity: "player/boom"})
+	for name, body := range map[string][]byte{"nobody2": nobody2, "boom (the check panics)": boom} {
+		if err := guarded(stranger, body); rpc.CodeOf(err) != rpc.PermissionDenied {
+			t.Fatalf("the guarded route, %s: %v, want PermissionDenied", name, err)
+		}
+	}
+	if active() != before+1 {
+		t.Fatalf("the guarded route activated a grain: %d active players, want %d", active(), before+1)
+	}
+	if err := guarded(friend, subscribe); err != nil {
+		t.Fatalf("the friend through the guarded route: %v", err)
 	}
 
 	unsubscribe, _ := proto.Marshal(&propsyncpb.Unsubscribe{Entity: "player/u1"})
