@@ -107,9 +107,14 @@ func (k Kind) withDefaults() Kind {
 	if k.FlushEvery == 0 {
 		k.FlushEvery = DefaultFlushEvery
 	}
-	if k.Sync != nil && k.Sync.Route == "" {
+	if k.Sync != nil && (k.Sync.Route == "" || k.Sync.MaxSubscribers == 0) {
 		o := *k.Sync
-		o.Route = propsync.DefaultRoute
+		if o.Route == "" {
+			o.Route = propsync.DefaultRoute
+		}
+		if o.MaxSubscribers == 0 {
+			o.MaxSubscribers = DefaultMaxSubscribers
+		}
 		k.Sync = &o
 	}
 	return k

@@ -54,7 +54,15 @@ type SyncOptions struct {
 	// Route is the push route of the deltas. Default
 	// propsync.DefaultRoute ("propsync").
 	Route string
+	// MaxSubscribers bounds the sessions subscribed to one grain at a
+	// time (each costs a push per turn that changed the state): a
+	// Subscribe of one more gets ResourceExhausted. Default
+	// DefaultMaxSubscribers.
+	MaxSubscribers int
 }
+
+// DefaultMaxSubscribers is SyncOptions.MaxSubscribers' default.
+const DefaultMaxSubscribers = 1024
 
 // PushFunc sends a client session, by its ID, a push on route: what
 // gate.Push does. Package grain does not import package gate (a gateway
@@ -101,6 +109,8 @@ func (k *Kind) validateSync(push PushFunc) error {
 		return fmt.Errorf("%w: kind %q is synced but has no State", ErrBadConfig, k.Name)
 	case push == nil:
 		return fmt.Errorf("%w: kind %q is synced but Config.Push is nil", ErrBadConfig, k.Name)
+	case k.Sync.MaxSubscribers < 0:
+		return fmt.Errorf("%w: kind %q: SyncOptions.MaxSubscribers %d is negative", ErrBadConfig, k.Name, k.Sync.MaxSubscribers)
 	}
 	if _, ok := k.State().(proto.Message); !ok {
 		return fmt.Errorf("%w: kind %q is synced, but its State is a %T, not a proto.Message", ErrBadConfig, k.Name, k.State())
@@ -211,6 +221,9 @@ func (a *activation) subscribe(c *actor.Context, sub bool, entity string) (proto
 		st.tracker = propsync.NewTracker(id.String(), sy.differ, a.state.(proto.Message))
 	}
 	if !slices.ContainsFunc(st.subs, func(s subscriber) bool { return s.pid == pid }) {
+		if max := sy.opts.MaxSubscribers; len(st.subs) >= max {
+			return nil, rpc.Errorf(rpc.ResourceExhausted, "grain %v: %d sessions subscribe already, the most it takes (SyncOptions.MaxSubscribers)", id, max)
+		}
 		st.subs = append(st.subs, subscriber{session: session, pid: pid})
 		c.Watch(pid)
 	}

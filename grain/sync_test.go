@@ -226,3 +226,49 @@ func TestSyncGrain(t *testing.T) {
 		t.Fatalf("after a deactivation: %v, want ErrGap", gap)
 	}
 }
+
+// TestSyncMaxSubscribers fills a synced grain's subscriber list
+// (SyncOptions.MaxSubscribers) and checks that one more session is
+// refused with ResourceExhausted, that a session already subscribed may
+// subscribe again, and that a place freed by an Unsubscribe is taken.
+func TestSyncMaxSubscribers(t *testing.T) {
+	ps := &pushes{got: map[string][]*propsyncpb.Delta{}, fail: map[string]bool{}}
+	node, err := actor.NewNode(actor.Config{Addr: actor.MustAddr(1, 1, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	anyone := func(grain.Identity, string) bool { return true }
+	if _, err := grain.Start(ctx, grain.Config{Node: node, Push: ps.push, Kinds: []grain.Kind{syncKind("p", &grain.SyncOptions{MaxSubscribers: -1})}}); !errors.Is(err, grain.ErrBadConfig) {
+		t.Fatalf("a negative MaxSubscribers: %v, want ErrBadConfig", err)
+	}
+	sys, err := grain.Start(ctx, grain.Config{Node: node, Push: ps.push, Kinds: []grain.Kind{syncKind("p", &grain.SyncOptions{MaySubscribe: anyone, MaxSubscribers: 2})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close(ctx)
+	var sessions []string
+	for range 3 {
+		pid, err := node.SpawnFunc(func(*actor.Context) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, pid.String())
+	}
+	for i, want := range []rpc.Code{rpc.OK, rpc.OK, rpc.ResourceExhausted} {
+		if _, err := sys.Subscribe(ctx, "p/k", sessions[i], "u"); rpc.CodeOf(err) != want {
+			t.Fatalf("session %d subscribes: %v, want %v", i, err, want)
+		}
+	}
+	if _, err := sys.Subscribe(ctx, "p/k", sessions[0], "u"); err != nil {
+		t.Fatalf("a session subscribed already subscribes again: %v", err)
+	}
+	if err := sys.Unsubscribe(ctx, "p/k", sessions[1], "u"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sys.Subscribe(ctx, "p/k", sessions[2], "u"); err != nil {
+		t.Fatalf("after an Unsubscribe: %v", err)
+	}
+}
