@@ -14,9 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/admin"
-	"github.com/guildkit/guild/cluster"
 	"github.com/guildkit/guild/internal/await"
 )
 
@@ -86,16 +84,7 @@ func TestReloaders(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	log := slog.New(slog.DiscardHandler)
-	store := cluster.NewMemory()
-	members := store.Membership(actor.MustAddr(1, 1, 1))
-	defer members.Close()
-	node, err := cluster.Start(ctx, cluster.NodeConfig{
-		Actor: actor.Config{Addr: actor.MustAddr(1, 1, 1), Logger: log}, Listen: "127.0.0.1:0", Membership: members, Names: store.Names(), Logger: log,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close()
+	node, members := soloNode(t, ctx, log)
 	agent, err := admin.StartAgent(ctx, admin.AgentConfig{Node: node, Name: "solo", Logger: log})
 	if err != nil {
 		t.Fatal(err)

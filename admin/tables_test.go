@@ -70,16 +70,7 @@ func TestReloadOneAtATime(t *testing.T) {
 	if _, err := table.Open[slowSet](ctx, g, "slow"); err != nil {
 		t.Fatal(err)
 	}
-	store := cluster.NewMemory()
-	members := store.Membership(actor.MustAddr(1, 1, 1))
-	defer members.Close()
-	node, err := cluster.Start(ctx, cluster.NodeConfig{
-		Actor: actor.Config{Addr: actor.MustAddr(1, 1, 1), Logger: log}, Listen: "127.0.0.1:0", Membership: members, Names: store.Names(), Logger: log,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close()
+	node, members := soloNode(t, ctx, log)
 	agent, err := admin.StartAgent(ctx, admin.AgentConfig{Node: node, Name: "solo", Tables: g, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -120,4 +111,21 @@ func TestReloadOneAtATime(t *testing.T) {
 	await.True(t, 10*time.Second, "the agent to take reloads again", func() bool {
 		return do(t, "GET", base+"api/nodes/1.1.1/tables", adminToken, "", &reply) == http.StatusOK && len(reply.Sets) == 1 && reply.Sets[0].Loads == 2
 	})
+}
+
+// soloNode starts a one-node cluster on loopback with an in-memory
+// membership, closed when the test ends.
+func soloNode(t *testing.T, ctx context.Context, log *slog.Logger) (*cluster.Node, cluster.Membership) {
+	t.Helper()
+	store := cluster.NewMemory()
+	members := store.Membership(actor.MustAddr(1, 1, 1))
+	t.Cleanup(func() { _ = members.Close() })
+	node, err := cluster.Start(ctx, cluster.NodeConfig{
+		Actor: actor.Config{Addr: actor.MustAddr(1, 1, 1), Logger: log}, Listen: "127.0.0.1:0", Membership: members, Names: store.Names(), Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Close() })
+	return node, members
 }

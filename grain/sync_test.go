@@ -82,18 +82,25 @@ func cut(s string) (string, string, bool) {
 	return "", "", false
 }
 
-// TestSyncGrain subscribes to a synced grain as a gateway route would, and
-// checks the snapshot, the deltas after each turn, who may subscribe, a
-// subscriber whose pushes fail, and the end notice of a deactivation.
-func TestSyncGrain(t *testing.T) {
-	ps := &pushes{got: map[string][]*propsyncpb.Delta{}, fail: map[string]bool{}}
+// syncSetup returns what the sync tests start from: a recorder of
+// pushes, a node and a context, all ended with the test.
+func syncSetup(t *testing.T) (*pushes, *actor.Node, context.Context) {
+	t.Helper()
 	node, err := actor.NewNode(actor.Config{Addr: actor.MustAddr(1, 1, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer node.Close()
+	t.Cleanup(func() { _ = node.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
+	return &pushes{got: map[string][]*propsyncpb.Delta{}, fail: map[string]bool{}}, node, ctx
+}
+
+// TestSyncGrain subscribes to a synced grain as a gateway route would, and
+// checks the snapshot, the deltas after each turn, who may subscribe, a
+// subscriber whose pushes fail, and the end notice of a deactivation.
+func TestSyncGrain(t *testing.T) {
+	ps, node, ctx := syncSetup(t)
 	if _, err := grain.Start(ctx, grain.Config{Node: node, Kinds: []grain.Kind{syncKind("p", &grain.SyncOptions{})}}); !errors.Is(err, grain.ErrBadConfig) {
 		t.Fatalf("a synced kind without Config.Push: %v, want ErrBadConfig", err)
 	}
@@ -232,14 +239,7 @@ func TestSyncGrain(t *testing.T) {
 // refused with ResourceExhausted, that a session already subscribed may
 // subscribe again, and that a place freed by an Unsubscribe is taken.
 func TestSyncMaxSubscribers(t *testing.T) {
-	ps := &pushes{got: map[string][]*propsyncpb.Delta{}, fail: map[string]bool{}}
-	node, err := actor.NewNode(actor.Config{Addr: actor.MustAddr(1, 1, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ps, node, ctx := syncSetup(t)
 	anyone := func(grain.Identity, string) bool { return true }
 	if _, err := grain.Start(ctx, grain.Config{Node: node, Push: ps.push, Kinds: []grain.Kind{syncKind("p", &grain.SyncOptions{MaxSubscribers: -1})}}); !errors.Is(err, grain.ErrBadConfig) {
 		t.Fatalf("a negative MaxSubscribers: %v, want ErrBadConfig", err)
