@@ -45,7 +45,7 @@ func (d *Differ) Diff(old, new proto.Message) ([]*propsyncpb.Op, error) {
 	if o.Descriptor().FullName() != n.Descriptor().FullName() {
 		return nil, fmt.Errorf("%w: %s and %s", ErrMismatch, o.Descriptor().FullName(), n.Descriptor().FullName())
 	}
-	if g, ok := d.generated(new); ok && o.Type() == n.Type() {
+	if g, ok := d.generated(new); ok && o.Type() == n.Type() && o.IsValid() && n.IsValid() {
 		return d.walk(nil, g, old, false)
 	}
 	ob, err := deterministic.Marshal(old)

@@ -65,7 +65,7 @@ func (t *Tracker) Next(state proto.Message) (*propsyncpb.Delta, error) {
 		return nil, fmt.Errorf("propsync: %s: %w: %s, tracked as %s", t.entity, ErrMismatch,
 			state.ProtoReflect().Descriptor().FullName(), t.last.ProtoReflect().Descriptor().FullName())
 	}
-	if g, ok := t.d.generated(state); ok && state.ProtoReflect().Type() == t.last.ProtoReflect().Type() {
+	if g, ok := t.d.generated(state); ok && state.ProtoReflect().IsValid() && state.ProtoReflect().Type() == t.last.ProtoReflect().Type() {
 		return t.nextGenerated(g, state)
 	}
 	enc, err := deterministic.Marshal(state)

@@ -1,7 +1,9 @@
 package propsync
 
 import (
+	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -136,6 +138,26 @@ func (d *Differ) walk(w *Walk, g Generated, last proto.Message, keep bool) ([]*p
 // new one.
 func (w *Walk) Keep() bool { return w.keep }
 
+// Valid returns s, a string the walk emits, and makes the walk fail (as
+// Diff does by reflection, where the encoding refuses it) when s is not
+// valid UTF-8.
+func (w *Walk) Valid(s string) string {
+	if !utf8.ValidString(s) {
+		w.fail(errInvalidUTF8)
+	}
+	return s
+}
+
+// errInvalidUTF8 is the error of a string that is not UTF-8, in a value
+// or a map key.
+var errInvalidUTF8 = errors.New("propsync: a string field holds invalid UTF-8")
+
+func (w *Walk) fail(err error) {
+	if w.err == nil {
+		w.err = err
+	}
+}
+
 // Skip returns which fields of m's type, by index, the Differ marks
 // private on the Go side (NewDiffer with names): the generated code
 // skips them. nil when it marks none of them.
@@ -178,11 +200,14 @@ func (w *Walk) path(last Step) []*propsyncpb.Step {
 		for _, f := range w.frames[len(w.steps):] {
 			s := Step{field: f.field, kind: f.kind, n: f.n}
 			if f.kind == stepString {
-				s.s = w.keys[k]
+				s.s = w.Valid(w.keys[k])
 				k++
 			}
 			w.steps = append(w.steps, s.proto())
 		}
+	}
+	if last.kind == stepString {
+		w.Valid(last.s)
 	}
 	p := make([]*propsyncpb.Step, len(w.steps)+1)
 	copy(p, w.steps)

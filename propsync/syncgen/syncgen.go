@@ -265,8 +265,8 @@ func (w *writer) appendValue(k protoreflect.Kind, b, v string) string {
 		return pw("AppendFixed64") + "(" + b + ", uint64(" + v + "))"
 	case protoreflect.DoubleKind:
 		return pw("AppendFixed64") + "(" + b + ", " + w.id(mathPkg, "Float64bits") + "(" + v + "))"
-	case protoreflect.StringKind:
-		return pw("AppendString") + "(" + b + ", " + v + ")"
+	case protoreflect.StringKind: // checked as protobuf checks it: w.Valid
+		return pw("AppendString") + "(" + b + ", w.Valid(" + v + "))"
 	case protoreflect.BytesKind:
 		return pw("AppendBytes") + "(" + b + ", " + v + ")"
 	}
@@ -383,7 +383,7 @@ func (w *writer) optional(f *protogen.Field) {
 
 // descend writes the diff of messages x and l, both non-nil, of field f's
 // message type, at step.
-func (w *writer) descend(f *protogen.Field, m *protogen.Message, step, x, l string) {
+func (w *writer) descend(m *protogen.Message, step, x, l string) {
 	if !w.local(m) {
 		w.P("w.Message(", step, ", ", x, ", ", l, ")")
 		return
@@ -398,7 +398,7 @@ func (w *writer) singularMessage(f *protogen.Field) {
 	x, l := "x."+f.GoName, "last."+f.GoName
 	w.P("switch {")
 	w.P("case ", x, " != nil && ", l, " != nil:")
-	w.descend(f, f.Message, w.fieldStep(f), x, l)
+	w.descend(f.Message, w.fieldStep(f), x, l)
 	w.P("case ", x, " != nil:")
 	w.P("w.Set(", w.fieldStep(f), ", w.AppendMessage(nil, ", num(f), ", ", x, "))")
 	w.keep(l, " = ", w.id(propsyncPkg, "Copy"), "(", x, ")")
@@ -439,12 +439,7 @@ func (w *writer) list(f *protogen.Field) {
 	w.P("for i := 0; i < common; i++ {")
 	step := w.id(propsyncPkg, "IndexStep") + "(" + num(f) + ", i)"
 	if f.Message != nil {
-		w.P("if xe, le := ", x, "[i], ", l, "[i]; xe != nil && le != nil {")
-		w.descend(f, f.Message, step, "xe", "le")
-		w.P("} else if xe != le {")
-		w.P("w.Set(", step, ", w.AppendMessage(nil, ", num(f), ", xe))")
-		w.keep(l, "[i] = ", w.id(propsyncPkg, "Copy"), "(xe)")
-		w.P("}")
+		w.descendOrEmpty(f.Message, step, x+"[i]", l+"[i]")
 	} else {
 		w.P("if ", w.differs(k, x+"[i]", l+"[i]"), " {")
 		w.P("{")
@@ -507,15 +502,17 @@ func (w *writer) mapField(f *protogen.Field) {
 	w.P("had := len(", l, ")")
 	w.P("var set []", keyType)
 	w.P("for k, v := range ", x, " {")
-	w.P("lv, ok := ", l, "[k]")
+	if val.Message != nil {
+		w.P("_, ok := ", l, "[k]")
+	} else {
+		w.P("lv, ok := ", l, "[k]")
+	}
 	w.P("switch {")
 	w.P("case !ok:")
 	w.P("set = append(set, k)")
 	if val.Message != nil {
-		w.P("case v != nil && lv != nil:")
-		w.descend(val, val.Message, step, "v", "lv")
-		w.P("case v != lv:")
-		w.P("set = append(set, k)")
+		w.P("default:")
+		w.descendOrEmpty(val.Message, step, "v", l+"[k]")
 	} else {
 		w.P("case ", w.differs(val.Desc.Kind(), "v", "lv"), ":")
 		w.P("set = append(set, k)")
@@ -567,16 +564,25 @@ func (w *writer) mapField(f *protogen.Field) {
 // another (or for a private one) is CLEARed.
 func (w *writer) oneof(o *protogen.Oneof) {
 	x, l := "x."+o.GoName, "last."+o.GoName
-	// clearOld CLEARs last's case, when it is one a client sees.
+	// clearOld CLEARs last's case, when it is one a client sees (a
+	// wrapper that is a nil pointer holds no case).
 	clearOld := func() {
-		w.P("switch ", l, ".(type) {")
+		var visible []*protogen.Field
 		for _, f := range o.Fields {
 			if !private(f) {
-				w.P("case *", w.g.QualifiedGoIdent(f.GoIdent), ":")
-				w.P("w.Clear(", num(f), ")")
+				visible = append(visible, f)
 			}
 		}
-		w.P("}")
+		if len(visible) > 0 {
+			w.P("switch lw := ", l, ".(type) {")
+			for _, f := range visible {
+				w.P("case *", w.g.QualifiedGoIdent(f.GoIdent), ":")
+				w.P("if lw != nil {")
+				w.P("w.Clear(", num(f), ")")
+				w.P("}")
+			}
+			w.P("}")
+		}
 		w.keep(l, " = nil")
 	}
 	w.P("switch xv := ", x, ".(type) {")
@@ -589,12 +595,17 @@ func (w *writer) oneof(o *protogen.Oneof) {
 			clearOld()
 			continue
 		}
+		w.P("if xv == nil {") // a nil wrapper: no case
+		clearOld()
+		w.P("break")
+		w.P("}")
 		xv := "xv." + f.GoName
 		w.P("lv, same := ", l, ".(*", wrapper, ")")
+		w.P("same = same && lv != nil")
 		if f.Message != nil {
-			w.P("if same && ", xv, " != nil && lv.", f.GoName, " != nil {")
-			w.descend(f, f.Message, w.fieldStep(f), xv, "lv."+f.GoName)
-			w.P("} else if !same || ", xv, " != lv.", f.GoName, " {") // both nil: nothing changed
+			w.P("if same {")
+			w.descendOrEmpty(f.Message, w.fieldStep(f), xv, "lv."+f.GoName)
+			w.P("} else {")
 			w.P("w.Set(", w.fieldStep(f), ", w.AppendMessage(nil, ", num(f), ", ", xv, "))")
 			w.keep(l, " = &", wrapper, "{", f.GoName, ": ", w.id(propsyncPkg, "Copy"), "(", xv, ")}")
 			w.P("}")
@@ -610,6 +621,24 @@ func (w *writer) oneof(o *protogen.Oneof) {
 		w.keep("lv.", f.GoName, " = ", w.copied(k, xv))
 		w.P("}")
 	}
+	w.P("}")
+}
+
+// descendOrEmpty writes the diff of messages x and l of type m at step,
+// where either may be a nil pointer: a nil one counts as an empty message
+// (as reflection reads it), and with keep a nil l becomes one first.
+func (w *writer) descendOrEmpty(m *protogen.Message, step, x, l string) {
+	t := w.g.QualifiedGoIdent(m.GoIdent)
+	w.P("{")
+	w.P("xm, lm := ", x, ", ", l)
+	w.P("if lm == nil {")
+	w.P("lm = &", t, "{}")
+	w.keep(l, " = lm")
+	w.P("}")
+	w.P("if xm == nil {")
+	w.P("xm = &", t, "{}")
+	w.P("}")
+	w.descend(m, step, "xm", "lm")
 	w.P("}")
 }
 

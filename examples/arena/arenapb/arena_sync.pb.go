@@ -20,7 +20,7 @@ func (x *PlayerRecord) propsyncDiff(w *propsync.Walk, last *PlayerRecord) {
 	if skip == nil || !skip[0] {
 		if x.Name != last.Name {
 			if x.Name != "" {
-				w.Set(propsync.FieldStep(1), protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), x.Name))
+				w.Set(propsync.FieldStep(1), protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), w.Valid(x.Name)))
 			} else {
 				w.Clear(1)
 			}

@@ -36,7 +36,7 @@ func (x *Inner) propsyncDiff(w *propsync.Walk, last *Inner) {
 	if skip == nil || !skip[1] {
 		if x.B != last.B {
 			if x.B != "" {
-				w.Set(propsync.FieldStep(2), protowire.AppendString(protowire.AppendTag(nil, 2, protowire.BytesType), x.B))
+				w.Set(propsync.FieldStep(2), protowire.AppendString(protowire.AppendTag(nil, 2, protowire.BytesType), w.Valid(x.B)))
 			} else {
 				w.Clear(2)
 			}
@@ -234,7 +234,7 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 				last.Ostr = nil
 			}
 		case x.Ostr != nil && (last.Ostr == nil || *x.Ostr != *last.Ostr):
-			w.Set(propsync.FieldStep(11), protowire.AppendString(protowire.AppendTag(nil, 11, protowire.BytesType), *x.Ostr))
+			w.Set(propsync.FieldStep(11), protowire.AppendString(protowire.AppendTag(nil, 11, protowire.BytesType), w.Valid(*x.Ostr)))
 			if keep {
 				v := *x.Ostr
 				last.Ostr = &v
@@ -618,7 +618,7 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 				}
 				for _, k := range set {
 					v := x.Mbytes[k]
-					kb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), k)
+					kb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), w.Valid(k))
 					vb := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), v)
 					w.Set(propsync.KeyStep(22, k), propsync.AppendEntry(nil, 22, kb, vb))
 					if keep {
@@ -655,16 +655,26 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 			had := len(last.Minner)
 			var set []int32
 			for k, v := range x.Minner {
-				lv, ok := last.Minner[k]
+				_, ok := last.Minner[k]
 				switch {
 				case !ok:
 					set = append(set, k)
-				case v != nil && lv != nil:
-					w.Push(propsync.KeyStep(23, k))
-					v.propsyncDiff(w, lv)
-					w.Pop()
-				case v != lv:
-					set = append(set, k)
+				default:
+					{
+						xm, lm := v, last.Minner[k]
+						if lm == nil {
+							lm = &Inner{}
+							if keep {
+								last.Minner[k] = lm
+							}
+						}
+						if xm == nil {
+							xm = &Inner{}
+						}
+						w.Push(propsync.KeyStep(23, k))
+						xm.propsyncDiff(w, lm)
+						w.Pop()
+					}
 				}
 			}
 			if len(set) > 0 {
@@ -846,7 +856,7 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 				for _, k := range set {
 					v := x.Mu64[k]
 					kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), uint64(k))
-					vb := protowire.AppendString(protowire.AppendTag(nil, 2, protowire.BytesType), v)
+					vb := protowire.AppendString(protowire.AppendTag(nil, 2, protowire.BytesType), w.Valid(v))
 					w.Set(propsync.KeyStep(26, k), propsync.AppendEntry(nil, 26, kb, vb))
 					if keep {
 						last.Mu64[k] = v
@@ -949,13 +959,18 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 		} else {
 			common := min(len(x.Ats), len(last.Ats))
 			for i := 0; i < common; i++ {
-				if xe, le := x.Ats[i], last.Ats[i]; xe != nil && le != nil {
-					w.Message(propsync.IndexStep(29, i), xe, le)
-				} else if xe != le {
-					w.Set(propsync.IndexStep(29, i), w.AppendMessage(nil, 29, xe))
-					if keep {
-						last.Ats[i] = propsync.Copy(xe)
+				{
+					xm, lm := x.Ats[i], last.Ats[i]
+					if lm == nil {
+						lm = &timestamppb.Timestamp{}
+						if keep {
+							last.Ats[i] = lm
+						}
 					}
+					if xm == nil {
+						xm = &timestamppb.Timestamp{}
+					}
+					w.Message(propsync.IndexStep(29, i), xm, lm)
 				}
 			}
 			switch {
@@ -993,14 +1008,24 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 			had := len(last.Mats)
 			var set []string
 			for k, v := range x.Mats {
-				lv, ok := last.Mats[k]
+				_, ok := last.Mats[k]
 				switch {
 				case !ok:
 					set = append(set, k)
-				case v != nil && lv != nil:
-					w.Message(propsync.KeyStep(30, k), v, lv)
-				case v != lv:
-					set = append(set, k)
+				default:
+					{
+						xm, lm := v, last.Mats[k]
+						if lm == nil {
+							lm = &timestamppb.Timestamp{}
+							if keep {
+								last.Mats[k] = lm
+							}
+						}
+						if xm == nil {
+							xm = &timestamppb.Timestamp{}
+						}
+						w.Message(propsync.KeyStep(30, k), xm, lm)
+					}
 				}
 			}
 			if len(set) > 0 {
@@ -1010,7 +1035,7 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 				}
 				for _, k := range set {
 					v := x.Mats[k]
-					kb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), k)
+					kb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), w.Valid(k))
 					w.Set(propsync.KeyStep(30, k), w.AppendMessageEntry(nil, 30, kb, v))
 					if keep {
 						last.Mats[k] = propsync.Copy(v)
@@ -1039,21 +1064,54 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 	} else {
 		switch xv := x.Pick.(type) {
 		case nil:
-			switch last.Pick.(type) {
+			switch lw := last.Pick.(type) {
 			case *Kinds_Pbytes:
-				w.Clear(31)
+				if lw != nil {
+					w.Clear(31)
+				}
 			case *Kinds_Pinner:
-				w.Clear(32)
+				if lw != nil {
+					w.Clear(32)
+				}
 			case *Kinds_Ps64:
-				w.Clear(33)
+				if lw != nil {
+					w.Clear(33)
+				}
 			case *Kinds_Pat:
-				w.Clear(35)
+				if lw != nil {
+					w.Clear(35)
+				}
 			}
 			if keep {
 				last.Pick = nil
 			}
 		case *Kinds_Pbytes:
+			if xv == nil {
+				switch lw := last.Pick.(type) {
+				case *Kinds_Pbytes:
+					if lw != nil {
+						w.Clear(31)
+					}
+				case *Kinds_Pinner:
+					if lw != nil {
+						w.Clear(32)
+					}
+				case *Kinds_Ps64:
+					if lw != nil {
+						w.Clear(33)
+					}
+				case *Kinds_Pat:
+					if lw != nil {
+						w.Clear(35)
+					}
+				}
+				if keep {
+					last.Pick = nil
+				}
+				break
+			}
 			lv, same := last.Pick.(*Kinds_Pbytes)
+			same = same && lv != nil
 			switch {
 			case !same:
 				w.Set(propsync.FieldStep(31), protowire.AppendBytes(protowire.AppendTag(nil, 31, protowire.BytesType), xv.Pbytes))
@@ -1067,19 +1125,81 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 				}
 			}
 		case *Kinds_Pinner:
+			if xv == nil {
+				switch lw := last.Pick.(type) {
+				case *Kinds_Pbytes:
+					if lw != nil {
+						w.Clear(31)
+					}
+				case *Kinds_Pinner:
+					if lw != nil {
+						w.Clear(32)
+					}
+				case *Kinds_Ps64:
+					if lw != nil {
+						w.Clear(33)
+					}
+				case *Kinds_Pat:
+					if lw != nil {
+						w.Clear(35)
+					}
+				}
+				if keep {
+					last.Pick = nil
+				}
+				break
+			}
 			lv, same := last.Pick.(*Kinds_Pinner)
-			if same && xv.Pinner != nil && lv.Pinner != nil {
-				w.Push(propsync.FieldStep(32))
-				xv.Pinner.propsyncDiff(w, lv.Pinner)
-				w.Pop()
-			} else if !same || xv.Pinner != lv.Pinner {
+			same = same && lv != nil
+			if same {
+				{
+					xm, lm := xv.Pinner, lv.Pinner
+					if lm == nil {
+						lm = &Inner{}
+						if keep {
+							lv.Pinner = lm
+						}
+					}
+					if xm == nil {
+						xm = &Inner{}
+					}
+					w.Push(propsync.FieldStep(32))
+					xm.propsyncDiff(w, lm)
+					w.Pop()
+				}
+			} else {
 				w.Set(propsync.FieldStep(32), w.AppendMessage(nil, 32, xv.Pinner))
 				if keep {
 					last.Pick = &Kinds_Pinner{Pinner: propsync.Copy(xv.Pinner)}
 				}
 			}
 		case *Kinds_Ps64:
+			if xv == nil {
+				switch lw := last.Pick.(type) {
+				case *Kinds_Pbytes:
+					if lw != nil {
+						w.Clear(31)
+					}
+				case *Kinds_Pinner:
+					if lw != nil {
+						w.Clear(32)
+					}
+				case *Kinds_Ps64:
+					if lw != nil {
+						w.Clear(33)
+					}
+				case *Kinds_Pat:
+					if lw != nil {
+						w.Clear(35)
+					}
+				}
+				if keep {
+					last.Pick = nil
+				}
+				break
+			}
 			lv, same := last.Pick.(*Kinds_Ps64)
+			same = same && lv != nil
 			switch {
 			case !same:
 				w.Set(propsync.FieldStep(33), protowire.AppendVarint(protowire.AppendTag(nil, 33, protowire.VarintType), protowire.EncodeZigZag(int64(xv.Ps64))))
@@ -1093,24 +1213,69 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 				}
 			}
 		case *Kinds_Psecret:
-			switch last.Pick.(type) {
+			switch lw := last.Pick.(type) {
 			case *Kinds_Pbytes:
-				w.Clear(31)
+				if lw != nil {
+					w.Clear(31)
+				}
 			case *Kinds_Pinner:
-				w.Clear(32)
+				if lw != nil {
+					w.Clear(32)
+				}
 			case *Kinds_Ps64:
-				w.Clear(33)
+				if lw != nil {
+					w.Clear(33)
+				}
 			case *Kinds_Pat:
-				w.Clear(35)
+				if lw != nil {
+					w.Clear(35)
+				}
 			}
 			if keep {
 				last.Pick = nil
 			}
 		case *Kinds_Pat:
+			if xv == nil {
+				switch lw := last.Pick.(type) {
+				case *Kinds_Pbytes:
+					if lw != nil {
+						w.Clear(31)
+					}
+				case *Kinds_Pinner:
+					if lw != nil {
+						w.Clear(32)
+					}
+				case *Kinds_Ps64:
+					if lw != nil {
+						w.Clear(33)
+					}
+				case *Kinds_Pat:
+					if lw != nil {
+						w.Clear(35)
+					}
+				}
+				if keep {
+					last.Pick = nil
+				}
+				break
+			}
 			lv, same := last.Pick.(*Kinds_Pat)
-			if same && xv.Pat != nil && lv.Pat != nil {
-				w.Message(propsync.FieldStep(35), xv.Pat, lv.Pat)
-			} else if !same || xv.Pat != lv.Pat {
+			same = same && lv != nil
+			if same {
+				{
+					xm, lm := xv.Pat, lv.Pat
+					if lm == nil {
+						lm = &timestamppb.Timestamp{}
+						if keep {
+							lv.Pat = lm
+						}
+					}
+					if xm == nil {
+						xm = &timestamppb.Timestamp{}
+					}
+					w.Message(propsync.FieldStep(35), xm, lm)
+				}
+			} else {
 				w.Set(propsync.FieldStep(35), w.AppendMessage(nil, 35, xv.Pat))
 				if keep {
 					last.Pick = &Kinds_Pat{Pat: propsync.Copy(xv.Pat)}
@@ -1147,15 +1312,20 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 		} else {
 			common := min(len(x.Inners), len(last.Inners))
 			for i := 0; i < common; i++ {
-				if xe, le := x.Inners[i], last.Inners[i]; xe != nil && le != nil {
-					w.Push(propsync.IndexStep(37, i))
-					xe.propsyncDiff(w, le)
-					w.Pop()
-				} else if xe != le {
-					w.Set(propsync.IndexStep(37, i), w.AppendMessage(nil, 37, xe))
-					if keep {
-						last.Inners[i] = propsync.Copy(xe)
+				{
+					xm, lm := x.Inners[i], last.Inners[i]
+					if lm == nil {
+						lm = &Inner{}
+						if keep {
+							last.Inners[i] = lm
+						}
 					}
+					if xm == nil {
+						xm = &Inner{}
+					}
+					w.Push(propsync.IndexStep(37, i))
+					xm.propsyncDiff(w, lm)
+					w.Pop()
 				}
 			}
 			switch {
@@ -1214,7 +1384,7 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 	if skip == nil || !skip[40] {
 		if x.Text != last.Text {
 			if x.Text != "" {
-				w.Set(propsync.FieldStep(41), protowire.AppendString(protowire.AppendTag(nil, 41, protowire.BytesType), x.Text))
+				w.Set(propsync.FieldStep(41), protowire.AppendString(protowire.AppendTag(nil, 41, protowire.BytesType), w.Valid(x.Text)))
 			} else {
 				w.Clear(41)
 			}

@@ -120,7 +120,7 @@ func (x *Item) propsyncDiff(w *propsync.Walk, last *Item) {
 	if skip == nil || !skip[0] {
 		if x.Id != last.Id {
 			if x.Id != "" {
-				w.Set(propsync.FieldStep(1), protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), x.Id))
+				w.Set(propsync.FieldStep(1), protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), w.Valid(x.Id)))
 			} else {
 				w.Clear(1)
 			}
@@ -186,7 +186,7 @@ func (x *Item) propsyncDiff(w *propsync.Walk, last *Item) {
 				}
 				for _, k := range set {
 					v := x.Attrs[k]
-					kb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), k)
+					kb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), w.Valid(k))
 					vb := protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(v))
 					w.Set(propsync.KeyStep(4, k), propsync.AppendEntry(nil, 4, kb, vb))
 					if keep {
@@ -224,7 +224,7 @@ func (x *Player) propsyncDiff(w *propsync.Walk, last *Player) {
 	if skip == nil || !skip[0] {
 		if x.Name != last.Name {
 			if x.Name != "" {
-				w.Set(propsync.FieldStep(1), protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), x.Name))
+				w.Set(propsync.FieldStep(1), protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), w.Valid(x.Name)))
 			} else {
 				w.Clear(1)
 			}
@@ -404,7 +404,7 @@ func (x *Player) propsyncDiff(w *propsync.Walk, last *Player) {
 					{
 						var b []byte
 						for _, e := range x.Tags[i : i+1] {
-							b = protowire.AppendString(protowire.AppendTag(b, 12, protowire.BytesType), e)
+							b = protowire.AppendString(protowire.AppendTag(b, 12, protowire.BytesType), w.Valid(e))
 						}
 						w.Set(propsync.IndexStep(12, i), b)
 					}
@@ -424,7 +424,7 @@ func (x *Player) propsyncDiff(w *propsync.Walk, last *Player) {
 				{
 					var b []byte
 					for _, e := range x.Tags[common:] {
-						b = protowire.AppendString(protowire.AppendTag(b, 12, protowire.BytesType), e)
+						b = protowire.AppendString(protowire.AppendTag(b, 12, protowire.BytesType), w.Valid(e))
 					}
 					w.Append(12, b)
 				}
@@ -445,15 +445,20 @@ func (x *Player) propsyncDiff(w *propsync.Walk, last *Player) {
 		} else {
 			common := min(len(x.Items), len(last.Items))
 			for i := 0; i < common; i++ {
-				if xe, le := x.Items[i], last.Items[i]; xe != nil && le != nil {
-					w.Push(propsync.IndexStep(13, i))
-					xe.propsyncDiff(w, le)
-					w.Pop()
-				} else if xe != le {
-					w.Set(propsync.IndexStep(13, i), w.AppendMessage(nil, 13, xe))
-					if keep {
-						last.Items[i] = propsync.Copy(xe)
+				{
+					xm, lm := x.Items[i], last.Items[i]
+					if lm == nil {
+						lm = &Item{}
+						if keep {
+							last.Items[i] = lm
+						}
 					}
+					if xm == nil {
+						xm = &Item{}
+					}
+					w.Push(propsync.IndexStep(13, i))
+					xm.propsyncDiff(w, lm)
+					w.Pop()
 				}
 			}
 			switch {
@@ -506,7 +511,7 @@ func (x *Player) propsyncDiff(w *propsync.Walk, last *Player) {
 				}
 				for _, k := range set {
 					v := x.Counters[k]
-					kb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), k)
+					kb := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), w.Valid(k))
 					vb := protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(int64(v)))
 					w.Set(propsync.KeyStep(14, k), propsync.AppendEntry(nil, 14, kb, vb))
 					if keep {
@@ -543,16 +548,26 @@ func (x *Player) propsyncDiff(w *propsync.Walk, last *Player) {
 			had := len(last.Bag)
 			var set []int64
 			for k, v := range x.Bag {
-				lv, ok := last.Bag[k]
+				_, ok := last.Bag[k]
 				switch {
 				case !ok:
 					set = append(set, k)
-				case v != nil && lv != nil:
-					w.Push(propsync.KeyStep(15, k))
-					v.propsyncDiff(w, lv)
-					w.Pop()
-				case v != lv:
-					set = append(set, k)
+				default:
+					{
+						xm, lm := v, last.Bag[k]
+						if lm == nil {
+							lm = &Item{}
+							if keep {
+								last.Bag[k] = lm
+							}
+						}
+						if xm == nil {
+							xm = &Item{}
+						}
+						w.Push(propsync.KeyStep(15, k))
+						xm.propsyncDiff(w, lm)
+						w.Pop()
+					}
 				}
 			}
 			if len(set) > 0 {
@@ -614,7 +629,7 @@ func (x *Player) propsyncDiff(w *propsync.Walk, last *Player) {
 				for _, k := range set {
 					v := x.Names[k]
 					kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), uint64(k))
-					vb := protowire.AppendString(protowire.AppendTag(nil, 2, protowire.BytesType), v)
+					vb := protowire.AppendString(protowire.AppendTag(nil, 2, protowire.BytesType), w.Valid(v))
 					w.Set(propsync.KeyStep(16, k), propsync.AppendEntry(nil, 16, kb, vb))
 					if keep {
 						last.Names[k] = v
@@ -711,36 +726,86 @@ func (x *Player) propsyncDiff(w *propsync.Walk, last *Player) {
 	} else {
 		switch xv := x.Mount.(type) {
 		case nil:
-			switch last.Mount.(type) {
+			switch lw := last.Mount.(type) {
 			case *Player_Horse:
-				w.Clear(20)
+				if lw != nil {
+					w.Clear(20)
+				}
 			case *Player_Dragon:
-				w.Clear(21)
+				if lw != nil {
+					w.Clear(21)
+				}
 			}
 			if keep {
 				last.Mount = nil
 			}
 		case *Player_Horse:
+			if xv == nil {
+				switch lw := last.Mount.(type) {
+				case *Player_Horse:
+					if lw != nil {
+						w.Clear(20)
+					}
+				case *Player_Dragon:
+					if lw != nil {
+						w.Clear(21)
+					}
+				}
+				if keep {
+					last.Mount = nil
+				}
+				break
+			}
 			lv, same := last.Mount.(*Player_Horse)
+			same = same && lv != nil
 			switch {
 			case !same:
-				w.Set(propsync.FieldStep(20), protowire.AppendString(protowire.AppendTag(nil, 20, protowire.BytesType), xv.Horse))
+				w.Set(propsync.FieldStep(20), protowire.AppendString(protowire.AppendTag(nil, 20, protowire.BytesType), w.Valid(xv.Horse)))
 				if keep {
 					last.Mount = &Player_Horse{Horse: xv.Horse}
 				}
 			case xv.Horse != lv.Horse:
-				w.Set(propsync.FieldStep(20), protowire.AppendString(protowire.AppendTag(nil, 20, protowire.BytesType), xv.Horse))
+				w.Set(propsync.FieldStep(20), protowire.AppendString(protowire.AppendTag(nil, 20, protowire.BytesType), w.Valid(xv.Horse)))
 				if keep {
 					lv.Horse = xv.Horse
 				}
 			}
 		case *Player_Dragon:
+			if xv == nil {
+				switch lw := last.Mount.(type) {
+				case *Player_Horse:
+					if lw != nil {
+						w.Clear(20)
+					}
+				case *Player_Dragon:
+					if lw != nil {
+						w.Clear(21)
+					}
+				}
+				if keep {
+					last.Mount = nil
+				}
+				break
+			}
 			lv, same := last.Mount.(*Player_Dragon)
-			if same && xv.Dragon != nil && lv.Dragon != nil {
-				w.Push(propsync.FieldStep(21))
-				xv.Dragon.propsyncDiff(w, lv.Dragon)
-				w.Pop()
-			} else if !same || xv.Dragon != lv.Dragon {
+			same = same && lv != nil
+			if same {
+				{
+					xm, lm := xv.Dragon, lv.Dragon
+					if lm == nil {
+						lm = &Stats{}
+						if keep {
+							lv.Dragon = lm
+						}
+					}
+					if xm == nil {
+						xm = &Stats{}
+					}
+					w.Push(propsync.FieldStep(21))
+					xm.propsyncDiff(w, lm)
+					w.Pop()
+				}
+			} else {
 				w.Set(propsync.FieldStep(21), w.AppendMessage(nil, 21, xv.Dragon))
 				if keep {
 					last.Mount = &Player_Dragon{Dragon: propsync.Copy(xv.Dragon)}
@@ -751,7 +816,7 @@ func (x *Player) propsyncDiff(w *propsync.Walk, last *Player) {
 	if skip == nil || !skip[20] {
 		if x.Note != last.Note {
 			if x.Note != "" {
-				w.Set(propsync.FieldStep(32), protowire.AppendString(protowire.AppendTag(nil, 32, protowire.BytesType), x.Note))
+				w.Set(propsync.FieldStep(32), protowire.AppendString(protowire.AppendTag(nil, 32, protowire.BytesType), w.Valid(x.Note)))
 			} else {
 				w.Clear(32)
 			}
