@@ -454,7 +454,11 @@ func SyncGrain(kind string) Route {
 // session only for the grains of the keys may allows its user to watch
 // (may(userID, key)); others get PermissionDenied before any grain is
 // activated. Give it the same rule as the kind's
-// grain.SyncOptions.MaySubscribe, which stays the grain's own check.
+// grain.SyncOptions.MaySubscribe, which stays the grain's own check. It
+// holds for Unsubscribe too (which would activate the grain as well): a
+// user the rule no longer allows stops getting deltas when its session
+// ends or the grain's activation does. Other methods than Subscribe and
+// Unsubscribe get Unimplemented on a SyncGrain route.
 // gate.New refuses it on a route that is not a SyncGrain.
 func (r Route) WatchedBy(may func(userID, key string) bool) Route {
 	r.mayWatch = may

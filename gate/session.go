@@ -476,11 +476,17 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 	}
 	o := &outgoing{id: m.id, route: m.route, body: m.body, r: r, service: ServiceName(svc), deadline: time.Now().Add(g.lim.RequestTimeout), md: s.metadata(r.rpcService != "")}
 	if r.byEntity {
+		method := routeMethod(m.route)
+		if method != "Subscribe" && method != "Unsubscribe" {
+			s.respond(c, m.id, rpc.Unimplemented, fmt.Sprintf("%s: a SyncGrain route takes Subscribe and Unsubscribe only", m.route), nil)
+			return
+		}
 		key, err := entityKey(r.grainKind, m.body)
 		if err != nil {
 			s.respond(c, m.id, rpc.InvalidArgument, fmt.Sprintf("%s: %v", m.route, err), nil)
 			return
 		}
+		// Unsubscribe too: it would activate the grain it names as well.
 		if r.mayWatch != nil && !s.mayWatch(r, key) {
 			s.respond(c, m.id, rpc.PermissionDenied, fmt.Sprintf("%s: user %q may not watch %s/%s", m.route, s.userID, r.grainKind, key), nil)
 			return

@@ -148,7 +148,12 @@ func (a *activation) syncRequest(c *actor.Context, msg any) bool {
 			}
 			entity = s.GetEntity()
 		default:
-			return false
+			if !strings.HasPrefix(m.GetMethod(), "/"+propsync.Service+"/") {
+				return false
+			}
+			// The service is the runtime's: the grain's code never sees it.
+			a.syncAnswer(c, true, nil, rpc.Errorf(rpc.Unimplemented, "%s: %s has Subscribe and Unsubscribe only", m.GetMethod(), propsync.Service))
+			return true
 		}
 		remote = true
 	default:

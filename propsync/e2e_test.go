@@ -483,6 +483,31 @@ func TestPropertySyncWatchOthers(t *testing.T) {
 	if err := guarded(friend, subscribe); err != nil {
 		t.Fatalf("the friend through the guarded route: %v", err)
 	}
+	// The rule holds for Unsubscribe too, which would activate the grain
+	// it names as well.
+	{
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		unsub, _ := proto.Marshal(&propsyncpb.Unsubscribe{Entity: "player/nobody3"})
+		_, err := stranger.c.RequestRaw(ctx, "guarded.Unsubscribe", unsub)
+		cancel()
+		if rpc.CodeOf(err) != rpc.PermissionDenied || active() != before+1 {
+			t.Fatalf("an Unsubscribe the rule refuses: %v, %d active players (want PermissionDenied, %d)", err, active(), before+1)
+		}
+	}
+	// Only Subscribe and Unsubscribe go through a SyncGrain route, and a
+	// grain answers the other methods of the sync service itself (the
+	// game's code never sees them).
+	if _, err := watch(friend, "Poke", subscribe); rpc.CodeOf(err) != rpc.Unimplemented {
+		t.Fatalf("watch.Poke: %v, want Unimplemented", err)
+	}
+	{
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := owner.c.RequestRaw(ctx, "sync.Poke", nil)
+		cancel()
+		if rpc.CodeOf(err) != rpc.Unimplemented {
+			t.Fatalf("sync.Poke to the owner's grain: %v, want Unimplemented", err)
+		}
+	}
 
 	unsubscribe, _ := proto.Marshal(&propsyncpb.Unsubscribe{Entity: "player/u1"})
 	if _, err := watch(friend, "Unsubscribe", unsubscribe); err != nil {
