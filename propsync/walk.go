@@ -190,6 +190,19 @@ func (w *Walk) Pop() {
 
 // path returns the path to the current message followed by last.
 func (w *Walk) path(last Step) []*propsyncpb.Step {
+	prefix := w.prefix()
+	if last.kind == stepString {
+		w.Valid(last.s)
+	}
+	p := make([]*propsyncpb.Step, len(prefix)+1)
+	copy(p, prefix)
+	p[len(prefix)] = last.proto()
+	return p
+}
+
+// prefix returns the path to the current message, making the
+// propsyncpb.Steps of the frames that have none yet.
+func (w *Walk) prefix() []*propsyncpb.Step {
 	if len(w.steps) < len(w.frames) {
 		k := 0 // the string keys of the frames with steps already
 		for _, f := range w.frames[:len(w.steps)] {
@@ -206,13 +219,7 @@ func (w *Walk) path(last Step) []*propsyncpb.Step {
 			w.steps = append(w.steps, s.proto())
 		}
 	}
-	if last.kind == stepString {
-		w.Valid(last.s)
-	}
-	p := make([]*propsyncpb.Step, len(w.steps)+1)
-	copy(p, w.steps)
-	p[len(w.steps)] = last.proto()
-	return p
+	return w.steps
 }
 
 // Set emits a SET of s with value, the field's encoding (tag included) as
@@ -262,9 +269,7 @@ func (w *Walk) appendMessageValue(b []byte, m proto.Message) []byte {
 	b = protowire.AppendVarint(b, uint64(size))
 	out, err := deterministic.MarshalAppend(b, m)
 	if err != nil {
-		if w.err == nil {
-			w.err = fmt.Errorf("propsync: encode %s: %w", m.ProtoReflect().Descriptor().FullName(), err)
-		}
+		w.fail(fmt.Errorf("propsync: encode %s: %w", m.ProtoReflect().Descriptor().FullName(), err))
 		return b
 	}
 	return out
@@ -323,8 +328,7 @@ func (w *Walk) Field(num uint32, x, last proto.Message) {
 // reflect diffs n and o by reflection, whole or (fd set) only field fd,
 // and with Keep copies what it diffed from n to o.
 func (w *Walk) reflect(n, o protoreflect.Message, fd protoreflect.FieldDescriptor) {
-	prefix := w.path(Step{})
-	r := &differ{d: w.d, prefix: prefix[:len(prefix)-1]}
+	r := &differ{d: w.d, prefix: w.prefix()} // its ops copy it; w does not change it meanwhile
 	if fd == nil {
 		r.message(o, n, wireMessage{}, wireMessage{})
 		if w.keep {
@@ -337,8 +341,8 @@ func (w *Walk) reflect(n, o protoreflect.Message, fd protoreflect.FieldDescripto
 		}
 	}
 	w.ops = append(w.ops, r.ops...)
-	if r.err != nil && w.err == nil {
-		w.err = r.err
+	if r.err != nil {
+		w.fail(r.err)
 	}
 }
 
