@@ -347,12 +347,17 @@ func (w *writer) clearWhenEmpty(f *protogen.Field, x, l string) {
 	w.P("} else {")
 }
 
+// setScalar writes the SET of scalar field f to v.
+func (w *writer) setScalar(f *protogen.Field, v string) {
+	w.P("w.Set(", w.fieldStep(f), ", ", w.appendTagged(f.Desc.Kind(), int(f.Desc.Number()), "nil", v), ")")
+}
+
 // scalar writes the diff of a scalar field without presence.
 func (w *writer) scalar(f *protogen.Field) {
 	k, x, l := f.Desc.Kind(), "x."+f.GoName, "last."+f.GoName
 	w.P("if ", w.differs(k, x, l), " {")
 	w.P("if ", w.has(k, x), " {")
-	w.P("w.Set(", w.fieldStep(f), ", ", w.appendTagged(k, int(f.Desc.Number()), "nil", x), ")")
+	w.setScalar(f, x)
 	w.P("} else {")
 	w.P("w.Clear(", num(f), ")")
 	w.P("}")
@@ -373,7 +378,7 @@ func (w *writer) optional(f *protogen.Field) {
 	w.P("w.Clear(", num(f), ")")
 	w.keep(l, " = nil")
 	w.P("case ", x, " != nil && (", l, " == nil || ", w.differs(k, "*"+x, "*"+l), "):")
-	w.P("w.Set(", w.fieldStep(f), ", ", w.appendTagged(k, int(f.Desc.Number()), "nil", "*"+x), ")")
+	w.setScalar(f, "*"+x)
 	w.P("if keep {")
 	w.P("v := *", x)
 	w.P(l, " = &v")
@@ -614,10 +619,10 @@ func (w *writer) oneof(o *protogen.Oneof) {
 		k := f.Desc.Kind()
 		w.P("switch {")
 		w.P("case !same:")
-		w.P("w.Set(", w.fieldStep(f), ", ", w.appendTagged(k, int(f.Desc.Number()), "nil", xv), ")")
+		w.setScalar(f, xv)
 		w.keep(l, " = &", wrapper, "{", f.GoName, ": ", w.copied(k, xv), "}")
 		w.P("case ", w.differs(k, xv, "lv."+f.GoName), ":")
-		w.P("w.Set(", w.fieldStep(f), ", ", w.appendTagged(k, int(f.Desc.Number()), "nil", xv), ")")
+		w.setScalar(f, xv)
 		w.keep("lv.", f.GoName, " = ", w.copied(k, xv))
 		w.P("}")
 	}
