@@ -96,10 +96,13 @@ var ErrNoReader = errors.New("bus: nobody reads the inbox")
 // ErrFull is what a Broker's Publish returns (wrapped) when the peer's
 // inbox is at its bound and took none of the messages: the peer is slow,
 // not lost. The transport keeps the frames, in order, and publishes them
-// again after a short pause; meanwhile what waits for the peer grows to
-// Options.PendingQueue and Send then fails with
-// transport.ErrPendingQueueFull, as on a TCP connection the peer does not
-// read fast enough. Nothing is lost.
+// again after a short pause; meanwhile what waits for the peer (the
+// refused frames included) grows to Options.PendingQueue and Send then
+// fails with transport.ErrPendingQueueFull, as on a TCP connection the
+// peer does not read fast enough. Nothing is lost. The pings and pongs
+// of a refused batch are published again alone, at once, so that a peer
+// whose inbox has room for them but not for the data still hears this
+// node is alive.
 var ErrFull = errors.New("bus: the peer's inbox is full")
 
 // Broker is a connection to a message broker, as a broker transport

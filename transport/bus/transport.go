@@ -42,6 +42,7 @@ type peer struct {
 	lastHeard time.Time
 	lastPing  time.Time
 	writing   bool          // the writer is publishing frames it took
+	taken     int           // data frames the writer took and is publishing: they count against PendingQueue
 	fullWait  time.Duration // the writer's pause after the peer's inbox was last full
 	inline    bool          // a Send is publishing its frame itself: the writer waits
 	epoch     uint64        // counts losses: a writer's error from an older epoch is stale
@@ -186,7 +187,10 @@ func (t *busTransport) Send(addr actor.Addr, env *wire.Envelope) error {
 		return transport.ErrClosed
 	}
 	p := t.peerLocked(addr)
-	if n := len(p.held); n >= t.o.PendingQueue {
+	if n := len(p.held) + p.taken; n >= t.o.PendingQueue {
+		// What the writer took counts until it is published: a peer
+		// whose inbox stays full must not let the queue grow by a
+		// PendingQueue each time the writer tries again.
 		t.mu.Unlock()
 		return fmt.Errorf("bus: %v: %d envelopes wait already: %w", addr, n, transport.ErrPendingQueueFull)
 	}
@@ -406,6 +410,7 @@ func (t *busTransport) loseLocked(p *peer, cause error, how loss) {
 	p.state = stIdle
 	p.retrying = false
 	p.held = nil
+	p.taken = 0 // the writer's batch, if any, is dropped with the rest
 	p.ctrl = nil
 	p.probe = false
 	p.inbox = ""
@@ -504,7 +509,8 @@ func (t *busTransport) writeOnce(p *peer) bool {
 		t.mu.Unlock()
 		return false // the inline Send wakes the writer when it is done
 	}
-	batch := p.ctrl
+	ctrl := p.ctrl // the pings and pongs taken: kept if the inbox is full
+	batch := ctrl
 	p.ctrl = nil
 	var data [][]byte // the data frames taken, as queued: put back if the inbox is full
 	if p.state == stUp {
@@ -524,6 +530,7 @@ func (t *busTransport) writeOnce(p *peer) bool {
 		return false
 	}
 	p.writing = true
+	p.taken = len(data)
 	inbox, epoch := p.inbox, p.epoch
 	t.mu.Unlock()
 
@@ -533,6 +540,7 @@ func (t *busTransport) writeOnce(p *peer) bool {
 			t.loseLocked(p, cause, how)
 		}
 		p.writing = false
+		p.taken = 0
 		t.mu.Unlock()
 		return true
 	}
@@ -553,12 +561,28 @@ func (t *busTransport) writeOnce(p *peer) bool {
 	}
 	if len(batch) > 0 {
 		err := t.broker.Publish(inbox, batch)
+		if errors.Is(err, ErrFull) && len(ctrl) > 0 && len(batch) > len(ctrl) {
+			// The pings and pongs go alone, which a nearly full inbox
+			// may still take: a peer that cannot take this node's data
+			// yet must still hear that it is alive, or it would lose it
+			// (DeadAfter) while it is only slow.
+			switch cerr := t.broker.Publish(inbox, ctrl); {
+			case cerr == nil:
+				ctrl = nil
+			case !errors.Is(cerr, ErrFull):
+				return fail(fmt.Errorf("publish to %q: %w", inbox, cerr), lossRetry)
+			}
+		}
 		if errors.Is(err, ErrFull) {
 			t.mu.Lock()
 			if p.epoch == epoch && !t.closed {
 				p.held = append(data, p.held...) // first in line again
+				// Refused pings and pongs are kept too, one of each
+				// kind (they say the same thing), ahead of newer ones.
+				p.ctrl = latestControl(append(ctrl, p.ctrl...))
 			}
 			p.writing = false
+			p.taken = 0
 			// Let the peer read some of its inbox, longer each time it
 			// is still full: a retry costs the broker the whole batch.
 			p.fullWait = min(max(2*p.fullWait, fullPause), t.o.HeartbeatInterval/2)
@@ -576,9 +600,32 @@ func (t *busTransport) writeOnce(p *peer) bool {
 	}
 	t.mu.Lock()
 	p.writing = false
+	p.taken = 0
 	p.fullWait = 0
 	t.mu.Unlock()
 	return true
+}
+
+// latestControl returns the last ping and the last pong of frames (in
+// that order), so that control frames the writer keeps while a peer's
+// inbox is full stay at most two.
+func latestControl(frames [][]byte) [][]byte {
+	var ping, pong []byte
+	for _, f := range frames {
+		switch frameKind(f[1]) {
+		case kindPing:
+			ping = f
+		case kindPong:
+			pong = f
+		}
+	}
+	out := frames[:0]
+	for _, f := range [][]byte{ping, pong} {
+		if f != nil {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // probe asks the Prober, on a goroutine of its own so that the writer

@@ -374,12 +374,95 @@ func TestInboxBound(t *testing.T) {
 	}
 	t.Logf("A's Send accepted %d envelopes for B before refusing", accepted)
 
+	// The bound holds while B stays away. A's writer keeps trying its
+	// batch, refused each time, and what it took counts against
+	// PendingQueue while it tries: A's Send never takes more than what B's
+	// inbox and A's queue hold together (it once took another
+	// PendingQueue at each of the writer's tries, without end).
+	bound := 1 + maxQueued + o.PendingQueue
+	for end := time.Now().Add(time.Second); time.Now().Before(end); {
+		err := p.a.Send(p.bAddr, envelope(accepted+1))
+		if err == nil {
+			if accepted++; accepted > bound {
+				t.Fatalf("A's Send accepted %d envelopes for B, which is away: more than its inbox (%d) and A's queue (%d) hold", accepted, maxQueued, o.PendingQueue)
+			}
+			continue
+		}
+		if !errors.Is(err, transport.ErrPendingQueueFull) {
+			t.Fatalf("Send %d: %v, want nil or transport.ErrPendingQueueFull", accepted+1, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+
 	proxy.SetDefault(faultnet.Pass)
 	await.True(t, 15*time.Second, "B to get every envelope A accepted", func() bool { return len(p.bRec.got(p.aAddr)) >= accepted })
 	checkSequence(t, p.bRec.got(p.aAddr), accepted)
 	if errs := p.aRec.lostErrs(p.bAddr); len(errs) != 0 {
 		t.Fatalf("A reported B lost: %v", errs)
 	}
+}
+
+// TestHeartbeatsPassAFullInbox: B is away and its inbox nearly full,
+// with less room than A's queued data needs: A's pings (a heartbeat every
+// HeartbeatInterval) still reach it, published alone, so that B, when it
+// reads again, hears A is alive even before A's data fits. (They were
+// dropped with each refused batch, and a slow peer could lose a live
+// node.)
+func TestHeartbeatsPassAFullInbox(t *testing.T) {
+	prefix := freshPrefix(t)
+	o := bus.Options{PendingQueue: 64, MaxFrame: 1 << 20, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 20 * time.Second, ReachTimeout: time.Second}
+	const maxQueued = 128
+	proxy := newProxy(t)
+	ca := redis.Config{Addr: redisAddr, Prefix: prefix, Options: o, MaxQueued: maxQueued, AliveTTL: 10 * time.Second}
+	cb := ca
+	cb.Addr = proxy.Addr()
+	p := startPair(t, ca, cb)
+	sendRetry(t, p.a, p.bAddr, envelope(1))
+	await.True(t, 5*time.Second, "B to get the first envelope", func() bool { return len(p.bRec.got(p.aAddr)) == 1 })
+	proxy.SetDefault(faultnet.Reset)
+	await.True(t, 5*time.Second, "B to lose its connection", func() bool { return len(p.bRec.lostErrs(p.aAddr)) >= 1 })
+
+	// Fill B's inbox, then A's queue.
+	inbox := p.b.Endpoint()
+	ctx := context.Background()
+	i := 1
+	await.True(t, 10*time.Second, "B's inbox to fill and A's queue for B to be full", func() bool {
+		for {
+			err := p.a.Send(p.bAddr, envelope(i+1))
+			if err == nil {
+				i++
+				continue
+			}
+			if !errors.Is(err, transport.ErrPendingQueueFull) {
+				t.Fatalf("Send %d: %v", i+1, err)
+			}
+			return plain(t).LLen(ctx, inbox).Val() == maxQueued && queued(p.a, p.bAddr) >= o.PendingQueue/2
+		}
+	})
+	// Room for a few messages, not for A's batch: as if B had read some.
+	if err := plain(t).LTrim(ctx, inbox, 10, -1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	await.True(t, 5*time.Second, "a ping from A, published alone, to follow what B's inbox held", func() bool {
+		next, err := plain(t).LIndex(ctx, inbox, maxQueued-10).Bytes()
+		return err == nil && len(next) > 1 && next[1] == 2 // frame kind 2: a ping
+	})
+	if n := plain(t).LLen(ctx, inbox).Val(); n > maxQueued {
+		t.Fatalf("B's inbox holds %d messages, above MaxQueued %d", n, maxQueued)
+	}
+	if errs := p.aRec.lostErrs(p.bAddr); len(errs) != 0 {
+		t.Fatalf("A reported B lost: %v", errs)
+	}
+}
+
+// queued returns what tr's PeerStats say waits for peer.
+func queued(tr transport.Transport, peer actor.Addr) int {
+	for _, s := range tr.(transport.StatsReporter).PeerStats() {
+		if s.Peer == peer {
+			return s.Queued
+		}
+	}
+	return 0
 }
 
 // TestPartition: a partition between the nodes and Redis (no reset: the
@@ -529,7 +612,9 @@ func TestValidate(t *testing.T) {
 // for far longer, and is still caught.
 func TestFloodThroughFullInbox(t *testing.T) {
 	prefix := freshPrefix(t)
-	c := redis.Config{Addr: redisAddr, Prefix: prefix, Options: bus.Options{PendingQueue: 1024, DeadAfter: 10 * time.Second}, MaxQueued: 4096, AliveTTL: 5 * time.Second}
+	// A command may take long on a starved machine: this test is about
+	// backpressure, not about noticing a slow Redis.
+	c := redis.Config{Addr: redisAddr, Prefix: prefix, Options: bus.Options{PendingQueue: 1024, DeadAfter: 10 * time.Second}, MaxQueued: 4096, AliveTTL: 5 * time.Second, Timeout: 5 * time.Second}
 	p := startPair(t, c, c)
 	const n = 100000
 	for i := 1; i <= n; i++ {

@@ -578,6 +578,11 @@ func TestDirectWritesKeepOrder(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	t.Cleanup(func() {
+		if t.Failed() { // a stall, or only a slow machine?
+			t.Logf("%d of %d envelopes arrived", got.Load(), senders*n)
+		}
+	})
 	waitFor(t, 30*time.Second, "every envelope", func() bool { return got.Load() == senders*n })
 	if b := bad.Load(); b != nil {
 		t.Fatalf("order lost: %v", b)
