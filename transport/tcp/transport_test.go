@@ -554,10 +554,18 @@ func TestDirectWritesKeepOrder(t *testing.T) {
 		mu.Unlock()
 		got.Add(1)
 	}
-	cfg := fastConfig(addrA, res, ha)
+	// This test is about order, not failure detection: fastConfig's
+	// DeadAfter (200ms) is shorter than a starved machine may keep a
+	// reader away, and a connection dropped for silence loses what it had
+	// taken (reported with PeerLost), which would fail the count below.
+	patient := func(c Config) Config {
+		c.HeartbeatInterval, c.DeadAfter = time.Second, 10*time.Second
+		return c
+	}
+	cfg := patient(fastConfig(addrA, res, ha))
 	cfg.QueuedWrites = false // direct writes: the default, said here
 	a := start(t, cfg, res)
-	start(t, fastConfig(addrB, res, hb), res)
+	start(t, patient(fastConfig(addrB, res, hb)), res)
 
 	big := bytes.Repeat([]byte("x"), 48<<10) // a few fill the socket's buffer
 	var wg sync.WaitGroup
@@ -579,8 +587,8 @@ func TestDirectWritesKeepOrder(t *testing.T) {
 	}
 	wg.Wait()
 	t.Cleanup(func() {
-		if t.Failed() { // a stall, or only a slow machine?
-			t.Logf("%d of %d envelopes arrived", got.Load(), senders*n)
+		if t.Failed() { // a stall, or a lost connection?
+			t.Logf("%d of %d envelopes arrived; A lost B %d times", got.Load(), senders*n, ha.lostCount(addrB))
 		}
 	})
 	waitFor(t, 30*time.Second, "every envelope", func() bool { return got.Load() == senders*n })
