@@ -1,6 +1,6 @@
 // The dashboard's API: the token, the event stream and the actions.
 
-import type { View } from "./types";
+import type { ReloadReply, View } from "./types";
 
 const TOKEN_KEY = "guild-admin-token";
 
@@ -57,5 +57,22 @@ export async function post(path: string, body: unknown): Promise<unknown> {
   if (resp.status === 401) throw new Unauthorized();
   const answer = (await resp.json().catch(() => ({}))) as { error?: string };
   if (!resp.ok) throw new Error(answer.error ?? `${resp.status}`);
+  return answer;
+}
+
+/**
+ * reload asks a node to reload its tables and hot-fix modules. A reload
+ * that kept an old version (422) answers its results too, with ok false;
+ * other failures throw.
+ */
+export async function reload(addr: string): Promise<ReloadReply> {
+  const resp = await fetch(`api/nodes/${addr}/reload`, {
+    method: "POST",
+    headers: { ...headers(), "Content-Type": "application/json" },
+    body: "{}",
+  });
+  if (resp.status === 401) throw new Unauthorized();
+  const answer = (await resp.json().catch(() => ({}))) as ReloadReply;
+  if (!resp.ok && resp.status !== 422) throw new Error(answer.error ?? `${resp.status}`);
   return answer;
 }

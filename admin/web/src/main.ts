@@ -2,9 +2,9 @@
 // actions, each sent with the admin token.
 
 import "./style.css";
-import { post, setToken, stream, token, Unauthorized } from "./api";
+import { post, reload, setToken, stream, token, Unauthorized } from "./api";
 import { Chart, fmt } from "./chart";
-import type { NodeView, View } from "./types";
+import type { NodeView, ReloadReply, View } from "./types";
 
 const $ = <T extends HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -94,6 +94,9 @@ function memberRow(n: NodeView): HTMLTableRowElement {
             await post(`api/nodes/${n.addr}/available`, { available: true });
             say(`${n.name || n.addr} is marked available`);
           }),
+      actionButton("reload", "reload", n, async () => {
+        say(reloadSummary(n, await reload(n.addr)), false);
+      }),
       actionButton("drain", "drain", n, async () => {
         const what = s?.drainable === false ? "mark it unavailable (it has no drain)" : "drain it and shut it down";
         if (!confirm(`Drain ${n.name || n.addr}? This will ${what}.`)) return;
@@ -104,6 +107,21 @@ function memberRow(n: NodeView): HTMLTableRowElement {
   }
   tr.append(actions);
   return tr;
+}
+
+/** reloadSummary says in one line what a reload of n did. */
+function reloadSummary(n: NodeView, r: ReloadReply): string {
+  const parts: string[] = [];
+  for (const x of r.results ?? []) {
+    parts.push(x.error ? `tables ${x.set} kept ${x.previous.hash || "none"}: ${x.error}` : x.changed ? `tables ${x.set} ${x.previous.hash || "none"} → ${x.version.hash}` : `tables ${x.set} unchanged`);
+  }
+  for (const rl of r.reloaders ?? []) {
+    if (rl.error) parts.push(`${rl.name}: ${rl.error}`);
+    for (const it of rl.items) {
+      parts.push(it.error ? `${rl.name}/${it.name} kept ${it.version || "none"}: ${it.error}` : it.changed ? `${rl.name}/${it.name} ${it.previous || "none"} → ${it.version}` : `${rl.name}/${it.name} unchanged`);
+    }
+  }
+  return `${n.name || n.addr} reloaded${r.ok ? "" : " (something was kept)"}: ${parts.join(" · ") || "nothing changed"}`;
 }
 
 function table(head: string[], rows: (string | number)[][], cls: string): HTMLTableElement {
@@ -201,6 +219,20 @@ function nodeCard(n: NodeView): HTMLElement {
       );
       card.append(d);
     }
+  if (s.tables?.length || s.reloaders?.length) {
+    card.append(el("h4", "Data tables and hot-fix modules"));
+    const rows: (string | number)[][] = [];
+    for (const t of s.tables ?? []) {
+      const loaded = t.version.hash ? new Date(t.version.loaded).toLocaleTimeString() : "—";
+      const note = t.last_error ? `last reload failed: ${t.last_error}` : `${(t.tables ?? []).length} tables · ${t.loads} loads · ${t.failures} failed`;
+      rows.push([`tables ${t.set}`, t.version.hash || "none", loaded, note]);
+    }
+    for (const rl of s.reloaders ?? []) {
+      if (rl.error) rows.push([rl.name, "—", "", rl.error]);
+      for (const it of rl.items) rows.push([`${rl.name}/${it.name}`, it.version || "none", "", ""]);
+    }
+    card.append(table(["what", "version", "loaded", ""], rows, "versions"));
+  }
   if (s.grains?.length) {
     card.append(el("h4", "Grains"));
     card.append(

@@ -79,6 +79,35 @@ export interface Snapshot {
   failures?: Failure[];
   failures_total: number;
   failures_kept: boolean;
+  tables?: TableSet[];
+  reloaders?: Reloader[];
+}
+
+/** A table set's status (table.Status). */
+export interface TableSet {
+  set: string;
+  dir: string;
+  version: { hash: string; loaded: string };
+  tables: { file: string; rows: number; hash: string }[] | null;
+  loads: number;
+  unchanged: number;
+  failures: number;
+  last_error?: string;
+}
+
+/** A reloader (hot-fix modules) and its items (admin.ReloaderStatus). */
+export interface Reloader {
+  name: string;
+  items: { name: string; version: string; previous?: string; changed?: boolean; error?: string }[];
+  error?: string;
+}
+
+/** The answer of a reload (admin.TablesReply). */
+export interface ReloadReply {
+  results?: { set: string; version: { hash: string }; previous: { hash: string }; changed: boolean; error?: string }[];
+  reloaders?: Reloader[];
+  ok: boolean;
+  error?: string;
 }
 
 export interface Failure {

@@ -14,11 +14,13 @@
 //   2. it lists three members, all available;
 //   3. the message rate is above zero and changes between two readings
 //      (the chart updates every second from Server-Sent Events);
-//   4. "mark unavailable" on the chat node makes it unavailable in the
+//   4. "reload" on the gateway node answers that it has nothing to
+//      reload (the demo has no tables or hot-fix modules);
+//   5. "mark unavailable" on the chat node makes it unavailable in the
 //      real `guild status` of the demo's cluster file;
-//   5. "drain" on the chat node stops it (the demo goes on), and
+//   6. "drain" on the chat node stops it (the demo goes on), and
 //      `guild status` lists it down; the page shows it gone;
-//   6. no request of the page failed with a 404.
+//   7. no request of the page failed with a 404.
 // It saves screenshots (to docs/admin.png too with UPDATE_SCREENSHOT=1)
 // and the logs in a temp directory it prints. Every wait has a timeout;
 // it exits non-zero on failure and stops every process it started.
@@ -189,7 +191,15 @@ async function main() {
     log("wrote docs/admin.png");
   }
 
-  // 4. Mark the chat node unavailable: guild status says so.
+  // 4. Reload the gateway node: the demo has nothing to reload, and the
+  // page says so (the node's answer, 409, shown as an error).
+  await tab.click('button[data-action="reload"][data-addr="1.1.1"]');
+  await poll("the reload's answer on the page", 20_000, async () =>
+    (await tab.$eval("#message", (m) => m.textContent ?? "")).includes("nothing to reload"),
+  );
+  log("reload answered: nothing to reload");
+
+  // 5. Mark the chat node unavailable: guild status says so.
   await tab.click('button[data-action="unavailable"][data-addr="1.3.1"]');
   await poll("chat unavailable in guild status", 20_000, async () => (await guildStatus(bin, clusterFile)).chat?.available === "no");
   await poll("chat unavailable on the page", 10_000, async () =>
@@ -197,7 +207,7 @@ async function main() {
   );
   log("chat is unavailable in guild status");
 
-  // 5. Drain it: it stops, the others go on.
+  // 6. Drain it: it stops, the others go on.
   await tab.click('button[data-action="drain"][data-addr="1.3.1"]');
   await poll("chat down in guild status", 40_000, async () => {
     const s = await guildStatus(bin, clusterFile);
@@ -209,7 +219,7 @@ async function main() {
   await tab.screenshot({ path: join(work, "admin-drained.png"), fullPage: true });
   log("chat drained; the demo goes on");
 
-  // 6. No 404.
+  // 7. No 404.
   if (notFound.length) throw new Error(`404s: ${notFound.join(", ")}`);
 }
 
