@@ -180,7 +180,6 @@ func TestGenErrors(t *testing.T) {
 	writeFile(t, dir, "nogopkg.proto", "syntax = \"proto3\";\n\npackage game.v1;\n\nmessage Player {}\n")
 	writeFile(t, dir, "badimport.proto", "syntax = \"proto3\";\n\nimport \"nowhere.proto\";\n")
 	outside := writeFile(t, t.TempDir(), "outside.proto", gameProto)
-
 	tests := []struct {
 		name string
 		args []string
@@ -260,15 +259,53 @@ message Item { string id = 1; }
 message Unrelated { string x = 1; }
 `
 
+// commonProto is a package of messages and enums that another file's
+// synced state uses, in a Go package named common.
+const commonProto = `syntax = "proto3";
+
+package game.common;
+
+option go_package = "example.com/game/common";
+
+enum Rarity { RARITY_UNSPECIFIED = 0; RARITY_RARE = 1; }
+message Item { string id = 1; }
+`
+
+// lootProto is a synced state whose fields are of Go package common,
+// whose name is that of a local variable of the diff code (and w, of
+// its Walk): the code must not name such a package where a variable
+// shadows it. Its oneof vault has only private cases.
+const lootProto = `syntax = "proto3";
+
+package game.v1;
+
+option go_package = "example.com/game/lootv1;lootv1";
+
+import "common/common.proto";
+import "propsync/propsyncpb/propsync.proto";
+
+message Loot {
+  option (guild.propsync.synced) = true;
+  repeated game.common.Item items = 1;
+  map<string, game.common.Item> bag = 2;
+  map<string, game.common.Rarity> rarity = 3;
+  oneof pick { game.common.Item item = 4; string name = 5; }
+  oneof vault { string pin = 6 [(guild.propsync.private) = true]; }
+}
+`
+
 // TestGenSynced generates the diff code of a message marked synced
 // (guild.propsync.synced), importing guild's propsync.proto without -I,
 // vets (so compiles) it, and checks that a synced message in a proto2
-// file is refused.
+// file is refused. It also generates and vets lootProto, whose fields
+// are of a Go package named like a local variable of the diff code.
 func TestGenSynced(t *testing.T) {
 	goTool, goErr := exec.LookPath("go")
 	dir := t.TempDir()
 	writeFile(t, dir, "herov1/hero.proto", heroProto)
-	code, out, errOut := runCmd("gen", "-I", dir, "-out", dir, "herov1/hero.proto")
+	writeFile(t, dir, "common/common.proto", commonProto)
+	writeFile(t, dir, "lootv1/loot.proto", lootProto)
+	code, out, errOut := runCmd("gen", "-I", dir, "-out", dir, "herov1/hero.proto", "common/common.proto", "lootv1/loot.proto")
 	if code != exitOK {
 		t.Fatalf("exit code %d, want 0; stderr:\n%s", code, errOut)
 	}
@@ -286,6 +323,7 @@ func TestGenSynced(t *testing.T) {
 			t.Errorf("hero_sync.pb.go mentions %s:\n%s", absent, src)
 		}
 	}
+	contains(t, "stdout", out, "wrote "+filepath.Join(dir, "lootv1", "loot_sync.pb.go"))
 
 	proto2 := strings.Replace(strings.Replace(heroProto, `"proto3"`, `"proto2"`, 1), "string name = 1;", "optional string name = 1;", 1)
 	proto2 = strings.NewReplacer("  Stats stats", "  optional Stats stats", "  string password", "  optional string password",

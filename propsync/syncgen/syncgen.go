@@ -173,6 +173,14 @@ func (w *writer) id(pkg protogen.GoImportPath, name string) string {
 	return w.g.QualifiedGoIdent(pkg.Ident(name))
 }
 
+// foreign reports whether id is of another Go package than this file's.
+// A function body of the generated code never names such an identifier:
+// protogen names the package's import after its path, so that a local
+// variable of the code (common, set, w, ...) could shadow it.
+func (w *writer) foreign(id protogen.GoIdent) bool {
+	return id.GoImportPath != w.file.GoImportPath
+}
+
 // local reports whether message m has generated code of this file.
 func (w *writer) local(m *protogen.Message) bool {
 	return m.Desc.ParentFile().Path() == w.file.Desc.Path()
@@ -527,8 +535,11 @@ func (w *writer) mapField(f *protogen.Field) {
 	w.P("if len(set) > 0 {")
 	w.P(w.keySort(key, "set"))
 	w.P("if keep && ", l, " == nil {")
-	mapType := fieldGoType(w.g, f)
-	w.P(l, " = make(", mapType, ", len(set))")
+	if v := val.Message; v != nil && w.foreign(v.GoIdent) || val.Enum != nil && w.foreign(val.Enum.GoIdent) {
+		w.P(l, " = ", w.id(propsyncPkg, "MakeMap"), "(", l, ", len(set))")
+	} else {
+		w.P(l, " = make(", fieldGoType(w.g, f), ", len(set))")
+	}
 	w.P("}")
 	w.P("for _, k := range set {")
 	w.P("v := ", x, "[k]")
@@ -569,15 +580,15 @@ func (w *writer) mapField(f *protogen.Field) {
 // another (or for a private one) is CLEARed.
 func (w *writer) oneof(o *protogen.Oneof) {
 	x, l := "x."+o.GoName, "last."+o.GoName
+	var visible []*protogen.Field
+	for _, f := range o.Fields {
+		if !private(f) {
+			visible = append(visible, f)
+		}
+	}
 	// clearOld CLEARs last's case, when it is one a client sees (a
 	// wrapper that is a nil pointer holds no case).
 	clearOld := func() {
-		var visible []*protogen.Field
-		for _, f := range o.Fields {
-			if !private(f) {
-				visible = append(visible, f)
-			}
-		}
 		if len(visible) > 0 {
 			w.P("switch lw := ", l, ".(type) {")
 			for _, f := range visible {
@@ -590,7 +601,11 @@ func (w *writer) oneof(o *protogen.Oneof) {
 		}
 		w.keep(l, " = nil")
 	}
-	w.P("switch xv := ", x, ".(type) {")
+	if len(visible) > 0 {
+		w.P("switch xv := ", x, ".(type) {")
+	} else { // only private cases: none reads the new value
+		w.P("switch ", x, ".(type) {")
+	}
 	w.P("case nil:")
 	clearOld()
 	for _, f := range o.Fields {
@@ -633,15 +648,18 @@ func (w *writer) oneof(o *protogen.Oneof) {
 // where either may be a nil pointer: a nil one counts as an empty message
 // (as reflection reads it), and with keep a nil l becomes one first.
 func (w *writer) descendOrEmpty(m *protogen.Message, step, x, l string) {
-	t := w.g.QualifiedGoIdent(m.GoIdent)
+	empty := func(v string) string { return "&" + m.GoIdent.GoName + "{}" }
+	if w.foreign(m.GoIdent) {
+		empty = func(v string) string { return w.id(propsyncPkg, "Empty") + "(" + v + ")" }
+	}
 	w.P("{")
 	w.P("xm, lm := ", x, ", ", l)
 	w.P("if lm == nil {")
-	w.P("lm = &", t, "{}")
+	w.P("lm = ", empty("lm"))
 	w.keep(l, " = lm")
 	w.P("}")
 	w.P("if xm == nil {")
-	w.P("xm = &", t, "{}")
+	w.P("xm = ", empty("xm"))
 	w.P("}")
 	w.descend(m, step, "xm", "lm")
 	w.P("}")
