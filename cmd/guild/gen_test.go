@@ -180,6 +180,13 @@ func TestGenErrors(t *testing.T) {
 	writeFile(t, dir, "nogopkg.proto", "syntax = \"proto3\";\n\npackage game.v1;\n\nmessage Player {}\n")
 	writeFile(t, dir, "badimport.proto", "syntax = \"proto3\";\n\nimport \"nowhere.proto\";\n")
 	outside := writeFile(t, t.TempDir(), "outside.proto", gameProto)
+	clash := "syntax = \"proto3\";\n\npackage game.v1;\n\noption go_package = \"example.com/game/v1\";\n\n" +
+		"import \"propsync/propsyncpb/propsync.proto\";\n\n" +
+		"message Hero {\n  option (guild.propsync.synced) = true;\n  Stats stats = 1;\n}\n\n"
+	writeFile(t, dir, "clashfield.proto", clash+"message Stats {\n  int32 propsync_diff = 1;\n}\n")
+	writeFile(t, dir, "clashoneof.proto", strings.ReplaceAll(clash, "game.v1", "game.v2")+
+		"message Stats {\n  oneof propsyncDiff {\n    int32 hp = 1;\n    int32 mp = 2;\n  }\n}\n")
+
 	tests := []struct {
 		name string
 		args []string
@@ -196,6 +203,10 @@ func TestGenErrors(t *testing.T) {
 			[]string{"nogopkg.proto has no go_package option", `option go_package = "example.com/yourmodule/v1pb";`}},
 		{"missing import", []string{"badimport.proto"}, exitError,
 			[]string{"badimport.proto:3:8:", "nowhere.proto"}},
+		{"synced field named propsync_diff", []string{"clashfield.proto"}, exitError,
+			[]string{"clashfield.proto: message game.v1.Stats: field propsync_diff: its Go name PropsyncDiff", "rename the field"}},
+		{"synced oneof named propsyncDiff", []string{"clashoneof.proto"}, exitError,
+			[]string{"clashoneof.proto: message game.v2.Stats: oneof propsyncDiff: its Go name PropsyncDiff", "rename the oneof"}},
 		{"no files", nil, exitUsage,
 			[]string{"no .proto files given", "usage: guild gen"}},
 		{"bad -paths", []string{"-paths", "flat", "syntax.proto"}, exitUsage,

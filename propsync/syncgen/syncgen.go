@@ -18,7 +18,9 @@
 // propsync.Walk.Message (that type's own generated code, or reflection);
 // a proto3 optional bytes field is left to reflection
 // (propsync.Walk.Field). A file of another syntax with a synced message
-// is an error. A field named propsync_diff would clash with the method.
+// is an error, and so is a field or a oneof, of a message that gets code,
+// whose Go name is PropsyncDiff (propsync_diff): it would clash with the
+// method.
 package syncgen
 
 import (
@@ -56,6 +58,9 @@ func Generate(gen *protogen.Plugin) error {
 		}
 		if f.Desc.Syntax() != protoreflect.Proto3 {
 			return fmt.Errorf("%s: a synced message needs a proto3 file (guild gen's diff code handles proto3 only)", f.Desc.Path())
+		}
+		if err := checkNames(f); err != nil {
+			return err
 		}
 		generateFile(gen, f)
 	}
@@ -99,6 +104,28 @@ func option(opts proto.Message, ext protoreflect.ExtensionType) bool {
 func private(f *protogen.Field) bool {
 	opts, _ := f.Desc.Options().(*descriptorpb.FieldOptions)
 	return opts != nil && option(opts, propsyncpb.E_Private)
+}
+
+// checkNames returns an error naming the first field or oneof of a
+// message of f that gets diff code whose Go name is that of the method
+// the code adds (PropsyncDiff): the generated Go would not compile.
+func checkNames(f *protogen.File) error {
+	const method = "PropsyncDiff"
+	for _, m := range reached(f) {
+		for _, fd := range m.Fields {
+			if fd.GoName == method {
+				return fmt.Errorf("%s: message %s: field %s: its Go name %s is that of the method of property sync's diff code; rename the field",
+					f.Desc.Path(), m.Desc.FullName(), fd.Desc.Name(), method)
+			}
+		}
+		for _, o := range m.Oneofs {
+			if o.GoName == method && !o.Desc.IsSynthetic() {
+				return fmt.Errorf("%s: message %s: oneof %s: its Go name %s is that of the method of property sync's diff code; rename the oneof",
+					f.Desc.Path(), m.Desc.FullName(), o.Desc.Name(), method)
+			}
+		}
+	}
+	return nil
 }
 
 // generateFile writes the diff code of one file.
