@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/guildkit/guild/propsync"
 	"github.com/guildkit/guild/propsync/internal/kindspb"
@@ -14,7 +15,8 @@ import (
 // make, by the generated code and by reflection, and wants the same ops,
 // or an error from both, and no panic: nil pointers where messages go (a
 // whole state, a list element, a map value, a oneof's message, a oneof
-// wrapper that is itself a nil pointer) and strings that are not UTF-8
+// wrapper that is itself a nil pointer; of a type of the file's package
+// and of another Go package's) and strings that are not UTF-8
 // (a value, a map key, which protobuf refuses to encode). A Tracker then
 // takes each pair in turn.
 func TestGeneratedEdgeStates(t *testing.T) {
@@ -33,6 +35,14 @@ func TestGeneratedEdgeStates(t *testing.T) {
 		{"nil oneof wrapper (bytes)", &kindspb.Kinds{Pick: &kindspb.Kinds_Pbytes{Pbytes: []byte("x")}}, &kindspb.Kinds{Pick: (*kindspb.Kinds_Pbytes)(nil)}, false},
 		{"nil oneof wrapper (message)", &kindspb.Kinds{}, &kindspb.Kinds{Pick: (*kindspb.Kinds_Pinner)(nil)}, false},
 		{"nil oneof wrapper, old", &kindspb.Kinds{Pick: (*kindspb.Kinds_Ps64)(nil)}, &kindspb.Kinds{Pick: &kindspb.Kinds_Ps64{Ps64: 3}}, false},
+		// The same, of a message type of another Go package, which the
+		// generated code makes through propsync.Empty.
+		{"nil list element of another package", &kindspb.Kinds{Ats: []*timestamppb.Timestamp{{Seconds: 1}}}, &kindspb.Kinds{Ats: []*timestamppb.Timestamp{nil, {Nanos: 2}}}, false},
+		{"nil list element of another package, old", &kindspb.Kinds{Ats: []*timestamppb.Timestamp{nil}}, &kindspb.Kinds{Ats: []*timestamppb.Timestamp{{Seconds: 1}}}, false},
+		{"nil map value of another package", &kindspb.Kinds{Mats: map[string]*timestamppb.Timestamp{"a": {Seconds: 1}}}, &kindspb.Kinds{Mats: map[string]*timestamppb.Timestamp{"a": nil}}, false},
+		{"nil map value of another package, old", &kindspb.Kinds{Mats: map[string]*timestamppb.Timestamp{"a": nil}}, &kindspb.Kinds{Mats: map[string]*timestamppb.Timestamp{"a": {Seconds: 1}}}, false},
+		{"nil oneof message of another package", &kindspb.Kinds{Pick: &kindspb.Kinds_Pat{Pat: &timestamppb.Timestamp{Seconds: 1}}}, &kindspb.Kinds{Pick: &kindspb.Kinds_Pat{}}, false},
+		{"nil oneof message of another package, old", &kindspb.Kinds{Pick: &kindspb.Kinds_Pat{}}, &kindspb.Kinds{Pick: &kindspb.Kinds_Pat{Pat: &timestamppb.Timestamp{Seconds: 1}}}, false},
 		{"invalid UTF-8 value", &testpb.Player{}, &testpb.Player{Name: "\xff"}, true},
 		{"invalid UTF-8 map key", &testpb.Player{}, &testpb.Player{Counters: map[string]int32{"\xfe": 1}}, true},
 		{"invalid UTF-8 list element", &testpb.Player{}, &testpb.Player{Tags: []string{"ok", "\xfe"}}, true},
