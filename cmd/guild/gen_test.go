@@ -334,7 +334,11 @@ func TestGenSynced(t *testing.T) {
 			t.Errorf("hero_sync.pb.go mentions %s:\n%s", absent, src)
 		}
 	}
-	contains(t, "stdout", out, "wrote "+filepath.Join(dir, "lootv1", "loot_sync.pb.go"))
+	lootGo := filepath.Join(dir, "lootv1", "loot_sync.pb.go")
+	contains(t, "stdout", out, "wrote "+lootGo)
+	if src := readFile(t, lootGo); strings.Contains(src, `"example.com/game/common"`) {
+		t.Errorf("loot_sync.pb.go imports package common, whose name a local variable may shadow:\n%s", src)
+	}
 
 	proto2 := strings.Replace(strings.Replace(heroProto, `"proto3"`, `"proto2"`, 1), "string name = 1;", "optional string name = 1;", 1)
 	proto2 = strings.NewReplacer("  Stats stats", "  optional Stats stats", "  string password", "  optional string password",
