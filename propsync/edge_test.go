@@ -16,9 +16,9 @@ import (
 // or an error from both, and no panic: nil pointers where messages go (a
 // whole state, a list element, a map value, a oneof's message, a oneof
 // wrapper that is itself a nil pointer; of a type of the file's package
-// and of another Go package's) and strings that are not UTF-8
-// (a value, a map key, which protobuf refuses to encode). A Tracker then
-// takes each pair in turn.
+// and of another Go package's) and strings that are not UTF-8 (a value,
+// a map key, which protobuf refuses to encode, and a map key in the path
+// of an op). A Tracker then takes each pair in turn.
 func TestGeneratedEdgeStates(t *testing.T) {
 	cases := []struct {
 		name     string
@@ -45,6 +45,11 @@ func TestGeneratedEdgeStates(t *testing.T) {
 		{"nil oneof message of another package, old", &kindspb.Kinds{Pick: &kindspb.Kinds_Pat{}}, &kindspb.Kinds{Pick: &kindspb.Kinds_Pat{Pat: &timestamppb.Timestamp{Seconds: 1}}}, false},
 		{"invalid UTF-8 value", &testpb.Player{}, &testpb.Player{Name: "\xff"}, true},
 		{"invalid UTF-8 map key", &testpb.Player{}, &testpb.Player{Counters: map[string]int32{"\xfe": 1}}, true},
+		// An op below, or the deletion of, an entry whose key is not
+		// UTF-8: its path would not encode.
+		{"invalid UTF-8 map key above a change", &kindspb.Kinds{Mats: map[string]*timestamppb.Timestamp{"\xff": {Seconds: 1}}},
+			&kindspb.Kinds{Mats: map[string]*timestamppb.Timestamp{"\xff": {Seconds: 2}}}, true},
+		{"invalid UTF-8 map key deleted", &testpb.Player{Counters: map[string]int32{"\xfe": 1, "a": 1}}, &testpb.Player{Counters: map[string]int32{"a": 1}}, true},
 		{"invalid UTF-8 list element", &testpb.Player{}, &testpb.Player{Tags: []string{"ok", "\xfe"}}, true},
 	}
 	for _, c := range cases {
