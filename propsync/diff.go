@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -94,7 +95,9 @@ func (p pathStep) step() *propsyncpb.Step {
 	return step(p.fd)
 }
 
-// at returns the path to the message so far followed by last.
+// at returns the path to the message so far followed by last. A map key
+// in it that is not UTF-8 makes the diff fail, as it does the generated
+// code's walk (Walk.Valid): the op would not encode.
 func (w *differ) at(last *propsyncpb.Step) []*propsyncpb.Step {
 	p := make([]*propsyncpb.Step, len(w.prefix)+len(w.path)+1)
 	copy(p, w.prefix)
@@ -102,6 +105,11 @@ func (w *differ) at(last *propsyncpb.Step) []*propsyncpb.Step {
 		p[len(w.prefix)+i] = s.step()
 	}
 	p[len(p)-1] = last
+	for _, s := range p[len(w.prefix):] {
+		if k, ok := s.At.(*propsyncpb.Step_KeyString); ok && !utf8.ValidString(k.KeyString) && w.err == nil {
+			w.err = errInvalidUTF8
+		}
+	}
 	return p
 }
 

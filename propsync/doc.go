@@ -46,7 +46,9 @@
 // (NewDiffer with names, or grain.SyncOptions.Private; a oneof with such
 // a case is diffed by reflection). A message field of another file's type is diffed by that type's own
 // generated code if it has some, else by reflection; so is a proto3
-// optional bytes field. The generator takes proto3 files only.
+// optional bytes field. The generator takes proto3 files only, and
+// refuses a field or a oneof named propsync_diff in a message that gets
+// code (its Go name would be the method's).
 //
 // # Paths
 //

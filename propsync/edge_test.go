@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/guildkit/guild/propsync"
 	"github.com/guildkit/guild/propsync/internal/kindspb"
@@ -14,9 +15,10 @@ import (
 // make, by the generated code and by reflection, and wants the same ops,
 // or an error from both, and no panic: nil pointers where messages go (a
 // whole state, a list element, a map value, a oneof's message, a oneof
-// wrapper that is itself a nil pointer) and strings that are not UTF-8
-// (a value, a map key, which protobuf refuses to encode). A Tracker then
-// takes each pair in turn.
+// wrapper that is itself a nil pointer; of a type of the file's package
+// and of another Go package's) and strings that are not UTF-8 (a value,
+// a map key, which protobuf refuses to encode, and a map key in the path
+// of an op). A Tracker then takes each pair in turn.
 func TestGeneratedEdgeStates(t *testing.T) {
 	cases := []struct {
 		name     string
@@ -33,8 +35,21 @@ func TestGeneratedEdgeStates(t *testing.T) {
 		{"nil oneof wrapper (bytes)", &kindspb.Kinds{Pick: &kindspb.Kinds_Pbytes{Pbytes: []byte("x")}}, &kindspb.Kinds{Pick: (*kindspb.Kinds_Pbytes)(nil)}, false},
 		{"nil oneof wrapper (message)", &kindspb.Kinds{}, &kindspb.Kinds{Pick: (*kindspb.Kinds_Pinner)(nil)}, false},
 		{"nil oneof wrapper, old", &kindspb.Kinds{Pick: (*kindspb.Kinds_Ps64)(nil)}, &kindspb.Kinds{Pick: &kindspb.Kinds_Ps64{Ps64: 3}}, false},
+		// The same, of a message type of another Go package, which the
+		// generated code makes through propsync.Empty.
+		{"nil list element of another package", &kindspb.Kinds{Ats: []*timestamppb.Timestamp{{Seconds: 1}}}, &kindspb.Kinds{Ats: []*timestamppb.Timestamp{nil, {Nanos: 2}}}, false},
+		{"nil list element of another package, old", &kindspb.Kinds{Ats: []*timestamppb.Timestamp{nil}}, &kindspb.Kinds{Ats: []*timestamppb.Timestamp{{Seconds: 1}}}, false},
+		{"nil map value of another package", &kindspb.Kinds{Mats: map[string]*timestamppb.Timestamp{"a": {Seconds: 1}}}, &kindspb.Kinds{Mats: map[string]*timestamppb.Timestamp{"a": nil}}, false},
+		{"nil map value of another package, old", &kindspb.Kinds{Mats: map[string]*timestamppb.Timestamp{"a": nil}}, &kindspb.Kinds{Mats: map[string]*timestamppb.Timestamp{"a": {Seconds: 1}}}, false},
+		{"nil oneof message of another package", &kindspb.Kinds{Pick: &kindspb.Kinds_Pat{Pat: &timestamppb.Timestamp{Seconds: 1}}}, &kindspb.Kinds{Pick: &kindspb.Kinds_Pat{}}, false},
+		{"nil oneof message of another package, old", &kindspb.Kinds{Pick: &kindspb.Kinds_Pat{}}, &kindspb.Kinds{Pick: &kindspb.Kinds_Pat{Pat: &timestamppb.Timestamp{Seconds: 1}}}, false},
 		{"invalid UTF-8 value", &testpb.Player{}, &testpb.Player{Name: "\xff"}, true},
 		{"invalid UTF-8 map key", &testpb.Player{}, &testpb.Player{Counters: map[string]int32{"\xfe": 1}}, true},
+		// An op below, or the deletion of, an entry whose key is not
+		// UTF-8: its path would not encode.
+		{"invalid UTF-8 map key above a change", &kindspb.Kinds{Mats: map[string]*timestamppb.Timestamp{"\xff": {Seconds: 1}}},
+			&kindspb.Kinds{Mats: map[string]*timestamppb.Timestamp{"\xff": {Seconds: 2}}}, true},
+		{"invalid UTF-8 map key deleted", &testpb.Player{Counters: map[string]int32{"\xfe": 1, "a": 1}}, &testpb.Player{Counters: map[string]int32{"a": 1}}, true},
 		{"invalid UTF-8 list element", &testpb.Player{}, &testpb.Player{Tags: []string{"ok", "\xfe"}}, true},
 	}
 	for _, c := range cases {

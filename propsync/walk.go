@@ -300,6 +300,20 @@ func Copy[M proto.Message](m M) M {
 	return m
 }
 
+// Empty returns a new empty message of m's type; m may be a nil pointer.
+// Generated code calls it for a message type of another Go package,
+// which it does not name in a function body: a local variable of the
+// code could shadow the package's name there.
+func Empty[M proto.Message](m M) M {
+	return m.ProtoReflect().Type().New().Interface().(M)
+}
+
+// MakeMap returns a new map of m's type with room for n entries: for a
+// map whose values are of another Go package (see Empty).
+func MakeMap[M ~map[K]V, K comparable, V any](m M, n int) M {
+	return make(M, n)
+}
+
 // Message diffs x and last, two messages of one type that s selects,
 // whose type's code is not known to the caller: by their generated code
 // if they have it, else by reflection.

@@ -180,6 +180,12 @@ func TestGenErrors(t *testing.T) {
 	writeFile(t, dir, "nogopkg.proto", "syntax = \"proto3\";\n\npackage game.v1;\n\nmessage Player {}\n")
 	writeFile(t, dir, "badimport.proto", "syntax = \"proto3\";\n\nimport \"nowhere.proto\";\n")
 	outside := writeFile(t, t.TempDir(), "outside.proto", gameProto)
+	clash := "syntax = \"proto3\";\n\npackage game.v1;\n\noption go_package = \"example.com/game/v1\";\n\n" +
+		"import \"propsync/propsyncpb/propsync.proto\";\n\n" +
+		"message Hero {\n  option (guild.propsync.synced) = true;\n  Stats stats = 1;\n}\n\n"
+	writeFile(t, dir, "clashfield.proto", clash+"message Stats {\n  int32 propsync_diff = 1;\n}\n")
+	writeFile(t, dir, "clashoneof.proto", strings.ReplaceAll(clash, "game.v1", "game.v2")+
+		"message Stats {\n  oneof propsyncDiff {\n    int32 hp = 1;\n    int32 mp = 2;\n  }\n}\n")
 
 	tests := []struct {
 		name string
@@ -197,6 +203,10 @@ func TestGenErrors(t *testing.T) {
 			[]string{"nogopkg.proto has no go_package option", `option go_package = "example.com/yourmodule/v1pb";`}},
 		{"missing import", []string{"badimport.proto"}, exitError,
 			[]string{"badimport.proto:3:8:", "nowhere.proto"}},
+		{"synced field named propsync_diff", []string{"clashfield.proto"}, exitError,
+			[]string{"clashfield.proto: message game.v1.Stats: field propsync_diff: its Go name PropsyncDiff", "rename the field"}},
+		{"synced oneof named propsyncDiff", []string{"clashoneof.proto"}, exitError,
+			[]string{"clashoneof.proto: message game.v2.Stats: oneof propsyncDiff: its Go name PropsyncDiff", "rename the oneof"}},
 		{"no files", nil, exitUsage,
 			[]string{"no .proto files given", "usage: guild gen"}},
 		{"bad -paths", []string{"-paths", "flat", "syntax.proto"}, exitUsage,
@@ -260,15 +270,53 @@ message Item { string id = 1; }
 message Unrelated { string x = 1; }
 `
 
+// commonProto is a package of messages and enums that another file's
+// synced state uses, in a Go package named common.
+const commonProto = `syntax = "proto3";
+
+package game.common;
+
+option go_package = "example.com/game/common";
+
+enum Rarity { RARITY_UNSPECIFIED = 0; RARITY_RARE = 1; }
+message Item { string id = 1; }
+`
+
+// lootProto is a synced state whose fields are of Go package common,
+// whose name is that of a local variable of the diff code (and w, of
+// its Walk): the code must not name such a package where a variable
+// shadows it. Its oneof vault has only private cases.
+const lootProto = `syntax = "proto3";
+
+package game.v1;
+
+option go_package = "example.com/game/lootv1;lootv1";
+
+import "common/common.proto";
+import "propsync/propsyncpb/propsync.proto";
+
+message Loot {
+  option (guild.propsync.synced) = true;
+  repeated game.common.Item items = 1;
+  map<string, game.common.Item> bag = 2;
+  map<string, game.common.Rarity> rarity = 3;
+  oneof pick { game.common.Item item = 4; string name = 5; }
+  oneof vault { string pin = 6 [(guild.propsync.private) = true]; }
+}
+`
+
 // TestGenSynced generates the diff code of a message marked synced
 // (guild.propsync.synced), importing guild's propsync.proto without -I,
 // vets (so compiles) it, and checks that a synced message in a proto2
-// file is refused.
+// file is refused. It also generates and vets lootProto, whose fields
+// are of a Go package named like a local variable of the diff code.
 func TestGenSynced(t *testing.T) {
 	goTool, goErr := exec.LookPath("go")
 	dir := t.TempDir()
 	writeFile(t, dir, "herov1/hero.proto", heroProto)
-	code, out, errOut := runCmd("gen", "-I", dir, "-out", dir, "herov1/hero.proto")
+	writeFile(t, dir, "common/common.proto", commonProto)
+	writeFile(t, dir, "lootv1/loot.proto", lootProto)
+	code, out, errOut := runCmd("gen", "-I", dir, "-out", dir, "herov1/hero.proto", "common/common.proto", "lootv1/loot.proto")
 	if code != exitOK {
 		t.Fatalf("exit code %d, want 0; stderr:\n%s", code, errOut)
 	}
@@ -285,6 +333,11 @@ func TestGenSynced(t *testing.T) {
 		if strings.Contains(src, absent) {
 			t.Errorf("hero_sync.pb.go mentions %s:\n%s", absent, src)
 		}
+	}
+	lootGo := filepath.Join(dir, "lootv1", "loot_sync.pb.go")
+	contains(t, "stdout", out, "wrote "+lootGo)
+	if src := readFile(t, lootGo); strings.Contains(src, `"example.com/game/common"`) {
+		t.Errorf("loot_sync.pb.go imports package common, whose name a local variable may shadow:\n%s", src)
 	}
 
 	proto2 := strings.Replace(strings.Replace(heroProto, `"proto3"`, `"proto2"`, 1), "string name = 1;", "optional string name = 1;", 1)

@@ -18,7 +18,9 @@
 // propsync.Walk.Message (that type's own generated code, or reflection);
 // a proto3 optional bytes field is left to reflection
 // (propsync.Walk.Field). A file of another syntax with a synced message
-// is an error. A field named propsync_diff would clash with the method.
+// is an error, and so is a field or a oneof, of a message that gets code,
+// whose Go name is PropsyncDiff (propsync_diff): it would clash with the
+// method.
 package syncgen
 
 import (
@@ -56,6 +58,9 @@ func Generate(gen *protogen.Plugin) error {
 		}
 		if f.Desc.Syntax() != protoreflect.Proto3 {
 			return fmt.Errorf("%s: a synced message needs a proto3 file (guild gen's diff code handles proto3 only)", f.Desc.Path())
+		}
+		if err := checkNames(f); err != nil {
+			return err
 		}
 		generateFile(gen, f)
 	}
@@ -99,6 +104,28 @@ func option(opts proto.Message, ext protoreflect.ExtensionType) bool {
 func private(f *protogen.Field) bool {
 	opts, _ := f.Desc.Options().(*descriptorpb.FieldOptions)
 	return opts != nil && option(opts, propsyncpb.E_Private)
+}
+
+// checkNames returns an error naming the first field or oneof of a
+// message of f that gets diff code whose Go name is that of the method
+// the code adds (PropsyncDiff): the generated Go would not compile.
+func checkNames(f *protogen.File) error {
+	const method = "PropsyncDiff"
+	for _, m := range reached(f) {
+		for _, fd := range m.Fields {
+			if fd.GoName == method {
+				return fmt.Errorf("%s: message %s: field %s: its Go name %s is that of the method of property sync's diff code; rename the field",
+					f.Desc.Path(), m.Desc.FullName(), fd.Desc.Name(), method)
+			}
+		}
+		for _, o := range m.Oneofs {
+			if o.GoName == method && !o.Desc.IsSynthetic() {
+				return fmt.Errorf("%s: message %s: oneof %s: its Go name %s is that of the method of property sync's diff code; rename the oneof",
+					f.Desc.Path(), m.Desc.FullName(), o.Desc.Name(), method)
+			}
+		}
+	}
+	return nil
 }
 
 // generateFile writes the diff code of one file.
@@ -171,6 +198,14 @@ func (w *writer) P(v ...any) { w.g.P(v...) }
 
 func (w *writer) id(pkg protogen.GoImportPath, name string) string {
 	return w.g.QualifiedGoIdent(pkg.Ident(name))
+}
+
+// foreign reports whether id is of another Go package than this file's.
+// A function body of the generated code never names such an identifier:
+// protogen names the package's import after its path, so that a local
+// variable of the code (common, set, w, ...) could shadow it.
+func (w *writer) foreign(id protogen.GoIdent) bool {
+	return id.GoImportPath != w.file.GoImportPath
 }
 
 // local reports whether message m has generated code of this file.
@@ -527,8 +562,11 @@ func (w *writer) mapField(f *protogen.Field) {
 	w.P("if len(set) > 0 {")
 	w.P(w.keySort(key, "set"))
 	w.P("if keep && ", l, " == nil {")
-	mapType := fieldGoType(w.g, f)
-	w.P(l, " = make(", mapType, ", len(set))")
+	if v := val.Message; v != nil && w.foreign(v.GoIdent) || val.Enum != nil && w.foreign(val.Enum.GoIdent) {
+		w.P(l, " = ", w.id(propsyncPkg, "MakeMap"), "(", l, ", len(set))")
+	} else {
+		w.P(l, " = make(", fieldGoType(w.g, f), ", len(set))")
+	}
 	w.P("}")
 	w.P("for _, k := range set {")
 	w.P("v := ", x, "[k]")
@@ -569,15 +607,15 @@ func (w *writer) mapField(f *protogen.Field) {
 // another (or for a private one) is CLEARed.
 func (w *writer) oneof(o *protogen.Oneof) {
 	x, l := "x."+o.GoName, "last."+o.GoName
+	var visible []*protogen.Field
+	for _, f := range o.Fields {
+		if !private(f) {
+			visible = append(visible, f)
+		}
+	}
 	// clearOld CLEARs last's case, when it is one a client sees (a
 	// wrapper that is a nil pointer holds no case).
 	clearOld := func() {
-		var visible []*protogen.Field
-		for _, f := range o.Fields {
-			if !private(f) {
-				visible = append(visible, f)
-			}
-		}
 		if len(visible) > 0 {
 			w.P("switch lw := ", l, ".(type) {")
 			for _, f := range visible {
@@ -590,7 +628,11 @@ func (w *writer) oneof(o *protogen.Oneof) {
 		}
 		w.keep(l, " = nil")
 	}
-	w.P("switch xv := ", x, ".(type) {")
+	if len(visible) > 0 {
+		w.P("switch xv := ", x, ".(type) {")
+	} else { // only private cases: none reads the new value
+		w.P("switch ", x, ".(type) {")
+	}
 	w.P("case nil:")
 	clearOld()
 	for _, f := range o.Fields {
@@ -633,15 +675,18 @@ func (w *writer) oneof(o *protogen.Oneof) {
 // where either may be a nil pointer: a nil one counts as an empty message
 // (as reflection reads it), and with keep a nil l becomes one first.
 func (w *writer) descendOrEmpty(m *protogen.Message, step, x, l string) {
-	t := w.g.QualifiedGoIdent(m.GoIdent)
+	empty := func(v string) string { return "&" + m.GoIdent.GoName + "{}" }
+	if w.foreign(m.GoIdent) {
+		empty = func(v string) string { return w.id(propsyncPkg, "Empty") + "(" + v + ")" }
+	}
 	w.P("{")
 	w.P("xm, lm := ", x, ", ", l)
 	w.P("if lm == nil {")
-	w.P("lm = &", t, "{}")
+	w.P("lm = ", empty("lm"))
 	w.keep(l, " = lm")
 	w.P("}")
 	w.P("if xm == nil {")
-	w.P("xm = &", t, "{}")
+	w.P("xm = ", empty("xm"))
 	w.P("}")
 	w.descend(m, step, "xm", "lm")
 	w.P("}")

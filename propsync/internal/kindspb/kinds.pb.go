@@ -14,6 +14,7 @@ import (
 	_ "github.com/guildkit/guild/propsync/propsyncpb"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -176,13 +177,22 @@ type Kinds struct {
 	//	*Kinds_Ps64
 	//	*Kinds_Psecret
 	//	*Kinds_Pat
-	Pick          isKinds_Pick `protobuf_oneof:"pick"`
-	Inner         *Inner       `protobuf:"bytes,36,opt,name=inner,proto3" json:"inner,omitempty"`
-	Inners        []*Inner     `protobuf:"bytes,37,rep,name=inners,proto3" json:"inners,omitempty"`
-	Hidden        *Inner       `protobuf:"bytes,38,opt,name=hidden,proto3" json:"hidden,omitempty"`
-	Child         *Kinds       `protobuf:"bytes,39,opt,name=child,proto3" json:"child,omitempty"`
-	Raw           []byte       `protobuf:"bytes,40,opt,name=raw,proto3" json:"raw,omitempty"`
-	Text          string       `protobuf:"bytes,41,opt,name=text,proto3" json:"text,omitempty"`
+	Pick   isKinds_Pick `protobuf_oneof:"pick"`
+	Inner  *Inner       `protobuf:"bytes,36,opt,name=inner,proto3" json:"inner,omitempty"`
+	Inners []*Inner     `protobuf:"bytes,37,rep,name=inners,proto3" json:"inners,omitempty"`
+	Hidden *Inner       `protobuf:"bytes,38,opt,name=hidden,proto3" json:"hidden,omitempty"`
+	Child  *Kinds       `protobuf:"bytes,39,opt,name=child,proto3" json:"child,omitempty"`
+	Raw    []byte       `protobuf:"bytes,40,opt,name=raw,proto3" json:"raw,omitempty"`
+	Text   string       `protobuf:"bytes,41,opt,name=text,proto3" json:"text,omitempty"`
+	// Enums of another Go package as map values.
+	Mnull map[int32]structpb.NullValue `protobuf:"bytes,42,rep,name=mnull,proto3" json:"mnull,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value,enum=google.protobuf.NullValue"`
+	// A oneof of private cases only.
+	//
+	// Types that are valid to be assigned to Vault:
+	//
+	//	*Kinds_PsecretPin
+	//	*Kinds_PsecretKey
+	Vault         isKinds_Vault `protobuf_oneof:"vault"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -521,6 +531,38 @@ func (x *Kinds) GetText() string {
 	return ""
 }
 
+func (x *Kinds) GetMnull() map[int32]structpb.NullValue {
+	if x != nil {
+		return x.Mnull
+	}
+	return nil
+}
+
+func (x *Kinds) GetVault() isKinds_Vault {
+	if x != nil {
+		return x.Vault
+	}
+	return nil
+}
+
+func (x *Kinds) GetPsecretPin() string {
+	if x != nil {
+		if x, ok := x.Vault.(*Kinds_PsecretPin); ok {
+			return x.PsecretPin
+		}
+	}
+	return ""
+}
+
+func (x *Kinds) GetPsecretKey() []byte {
+	if x != nil {
+		if x, ok := x.Vault.(*Kinds_PsecretKey); ok {
+			return x.PsecretKey
+		}
+	}
+	return nil
+}
+
 type isKinds_Pick interface {
 	isKinds_Pick()
 }
@@ -555,15 +597,31 @@ func (*Kinds_Psecret) isKinds_Pick() {}
 
 func (*Kinds_Pat) isKinds_Pick() {}
 
+type isKinds_Vault interface {
+	isKinds_Vault()
+}
+
+type Kinds_PsecretPin struct {
+	PsecretPin string `protobuf:"bytes,43,opt,name=psecret_pin,json=psecretPin,proto3,oneof"`
+}
+
+type Kinds_PsecretKey struct {
+	PsecretKey []byte `protobuf:"bytes,44,opt,name=psecret_key,json=psecretKey,proto3,oneof"`
+}
+
+func (*Kinds_PsecretPin) isKinds_Vault() {}
+
+func (*Kinds_PsecretKey) isKinds_Vault() {}
+
 var File_propsync_internal_kindspb_kinds_proto protoreflect.FileDescriptor
 
 const file_propsync_internal_kindspb_kinds_proto_rawDesc = "" +
 	"\n" +
-	"%propsync/internal/kindspb/kinds.proto\x12\x14guild.propsync.kinds\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"propsync/propsyncpb/propsync.proto\"1\n" +
+	"%propsync/internal/kindspb/kinds.proto\x12\x14guild.propsync.kinds\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"propsync/propsyncpb/propsync.proto\"1\n" +
 	"\x05Inner\x12\f\n" +
 	"\x01a\x18\x01 \x01(\x11R\x01a\x12\f\n" +
 	"\x01b\x18\x02 \x01(\tR\x01b\x12\f\n" +
-	"\x01c\x18\x03 \x03(\x02R\x01c\"\x86\x10\n" +
+	"\x01c\x18\x03 \x03(\x02R\x01c\"\xf5\x11\n" +
 	"\x05Kinds\x12\x10\n" +
 	"\x03s32\x18\x01 \x01(\x11R\x03s32\x12\x10\n" +
 	"\x03s64\x18\x02 \x01(\x12R\x03s64\x12\x10\n" +
@@ -576,11 +634,11 @@ const file_propsync_internal_kindspb_kinds_proto_rawDesc = "" +
 	"\x03i32\x18\t \x01(\x05R\x03i32\x121\n" +
 	"\x05color\x18\n" +
 	" \x01(\x0e2\x1b.guild.propsync.kinds.ColorR\x05color\x12\x17\n" +
-	"\x04ostr\x18\v \x01(\tH\x01R\x04ostr\x88\x01\x01\x12\x1b\n" +
-	"\x06obytes\x18\f \x01(\fH\x02R\x06obytes\x88\x01\x01\x12\x17\n" +
-	"\x04odbl\x18\r \x01(\x01H\x03R\x04odbl\x88\x01\x01\x128\n" +
-	"\x06ocolor\x18\x0e \x01(\x0e2\x1b.guild.propsync.kinds.ColorH\x04R\x06ocolor\x88\x01\x01\x12\x19\n" +
-	"\x05obool\x18\x0f \x01(\bH\x05R\x05obool\x88\x01\x01\x12\x12\n" +
+	"\x04ostr\x18\v \x01(\tH\x02R\x04ostr\x88\x01\x01\x12\x1b\n" +
+	"\x06obytes\x18\f \x01(\fH\x03R\x06obytes\x88\x01\x01\x12\x17\n" +
+	"\x04odbl\x18\r \x01(\x01H\x04R\x04odbl\x88\x01\x01\x128\n" +
+	"\x06ocolor\x18\x0e \x01(\x0e2\x1b.guild.propsync.kinds.ColorH\x05R\x06ocolor\x88\x01\x01\x12\x19\n" +
+	"\x05obool\x18\x0f \x01(\bH\x06R\x05obool\x88\x01\x01\x12\x12\n" +
 	"\x04rs64\x18\x10 \x03(\x12R\x04rs64\x12\x12\n" +
 	"\x04rf32\x18\x11 \x03(\aR\x04rf32\x12\x12\n" +
 	"\x04rdbl\x18\x12 \x03(\x01R\x04rdbl\x12\x16\n" +
@@ -606,7 +664,12 @@ const file_propsync_internal_kindspb_kinds_proto_rawDesc = "" +
 	"\x06hidden\x18& \x01(\v2\x1b.guild.propsync.kinds.InnerB\x04\xc8\xea\x1b\x01R\x06hidden\x121\n" +
 	"\x05child\x18' \x01(\v2\x1b.guild.propsync.kinds.KindsR\x05child\x12\x10\n" +
 	"\x03raw\x18( \x01(\fR\x03raw\x12\x12\n" +
-	"\x04text\x18) \x01(\tR\x04text\x1a9\n" +
+	"\x04text\x18) \x01(\tR\x04text\x12<\n" +
+	"\x05mnull\x18* \x03(\v2&.guild.propsync.kinds.Kinds.MnullEntryR\x05mnull\x12'\n" +
+	"\vpsecret_pin\x18+ \x01(\tB\x04\xc8\xea\x1b\x01H\x01R\n" +
+	"psecretPin\x12'\n" +
+	"\vpsecret_key\x18, \x01(\fB\x04\xc8\xea\x1b\x01H\x01R\n" +
+	"psecretKey\x1a9\n" +
 	"\vMbytesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\x1aV\n" +
@@ -628,8 +691,13 @@ const file_propsync_internal_kindspb_kinds_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x02R\x05value:\x028\x01\x1aS\n" +
 	"\tMatsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
-	"\x05value\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05value:\x028\x01:\x04\xd0\xea\x1b\x01B\x06\n" +
+	"\x05value\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05value:\x028\x01\x1aT\n" +
+	"\n" +
+	"MnullEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x05R\x03key\x120\n" +
+	"\x05value\x18\x02 \x01(\x0e2\x1a.google.protobuf.NullValueR\x05value:\x028\x01:\x04\xd0\xea\x1b\x01B\x06\n" +
 	"\x04pickB\a\n" +
+	"\x05vaultB\a\n" +
 	"\x05_ostrB\t\n" +
 	"\a_obytesB\a\n" +
 	"\x05_odblB\t\n" +
@@ -654,7 +722,7 @@ func file_propsync_internal_kindspb_kinds_proto_rawDescGZIP() []byte {
 }
 
 var file_propsync_internal_kindspb_kinds_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_propsync_internal_kindspb_kinds_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_propsync_internal_kindspb_kinds_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_propsync_internal_kindspb_kinds_proto_goTypes = []any{
 	(Color)(0),                    // 0: guild.propsync.kinds.Color
 	(*Inner)(nil),                 // 1: guild.propsync.kinds.Inner
@@ -666,7 +734,9 @@ var file_propsync_internal_kindspb_kinds_proto_goTypes = []any{
 	nil,                           // 7: guild.propsync.kinds.Kinds.Mu64Entry
 	nil,                           // 8: guild.propsync.kinds.Kinds.Mi32Entry
 	nil,                           // 9: guild.propsync.kinds.Kinds.MatsEntry
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	nil,                           // 10: guild.propsync.kinds.Kinds.MnullEntry
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(structpb.NullValue)(0),       // 12: google.protobuf.NullValue
 }
 var file_propsync_internal_kindspb_kinds_proto_depIdxs = []int32{
 	0,  // 0: guild.propsync.kinds.Kinds.color:type_name -> guild.propsync.kinds.Color
@@ -678,23 +748,25 @@ var file_propsync_internal_kindspb_kinds_proto_depIdxs = []int32{
 	6,  // 6: guild.propsync.kinds.Kinds.mbool:type_name -> guild.propsync.kinds.Kinds.MboolEntry
 	7,  // 7: guild.propsync.kinds.Kinds.mu64:type_name -> guild.propsync.kinds.Kinds.Mu64Entry
 	8,  // 8: guild.propsync.kinds.Kinds.mi32:type_name -> guild.propsync.kinds.Kinds.Mi32Entry
-	10, // 9: guild.propsync.kinds.Kinds.at:type_name -> google.protobuf.Timestamp
-	10, // 10: guild.propsync.kinds.Kinds.ats:type_name -> google.protobuf.Timestamp
+	11, // 9: guild.propsync.kinds.Kinds.at:type_name -> google.protobuf.Timestamp
+	11, // 10: guild.propsync.kinds.Kinds.ats:type_name -> google.protobuf.Timestamp
 	9,  // 11: guild.propsync.kinds.Kinds.mats:type_name -> guild.propsync.kinds.Kinds.MatsEntry
 	1,  // 12: guild.propsync.kinds.Kinds.pinner:type_name -> guild.propsync.kinds.Inner
-	10, // 13: guild.propsync.kinds.Kinds.pat:type_name -> google.protobuf.Timestamp
+	11, // 13: guild.propsync.kinds.Kinds.pat:type_name -> google.protobuf.Timestamp
 	1,  // 14: guild.propsync.kinds.Kinds.inner:type_name -> guild.propsync.kinds.Inner
 	1,  // 15: guild.propsync.kinds.Kinds.inners:type_name -> guild.propsync.kinds.Inner
 	1,  // 16: guild.propsync.kinds.Kinds.hidden:type_name -> guild.propsync.kinds.Inner
 	2,  // 17: guild.propsync.kinds.Kinds.child:type_name -> guild.propsync.kinds.Kinds
-	1,  // 18: guild.propsync.kinds.Kinds.MinnerEntry.value:type_name -> guild.propsync.kinds.Inner
-	0,  // 19: guild.propsync.kinds.Kinds.MboolEntry.value:type_name -> guild.propsync.kinds.Color
-	10, // 20: guild.propsync.kinds.Kinds.MatsEntry.value:type_name -> google.protobuf.Timestamp
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	10, // 18: guild.propsync.kinds.Kinds.mnull:type_name -> guild.propsync.kinds.Kinds.MnullEntry
+	1,  // 19: guild.propsync.kinds.Kinds.MinnerEntry.value:type_name -> guild.propsync.kinds.Inner
+	0,  // 20: guild.propsync.kinds.Kinds.MboolEntry.value:type_name -> guild.propsync.kinds.Color
+	11, // 21: guild.propsync.kinds.Kinds.MatsEntry.value:type_name -> google.protobuf.Timestamp
+	12, // 22: guild.propsync.kinds.Kinds.MnullEntry.value:type_name -> google.protobuf.NullValue
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_propsync_internal_kindspb_kinds_proto_init() }
@@ -708,6 +780,8 @@ func file_propsync_internal_kindspb_kinds_proto_init() {
 		(*Kinds_Ps64)(nil),
 		(*Kinds_Psecret)(nil),
 		(*Kinds_Pat)(nil),
+		(*Kinds_PsecretPin)(nil),
+		(*Kinds_PsecretKey)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -715,7 +789,7 @@ func file_propsync_internal_kindspb_kinds_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_propsync_internal_kindspb_kinds_proto_rawDesc), len(file_propsync_internal_kindspb_kinds_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

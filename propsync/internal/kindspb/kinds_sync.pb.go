@@ -8,7 +8,6 @@ import (
 	propsync "github.com/guildkit/guild/propsync"
 	protowire "google.golang.org/protobuf/encoding/protowire"
 	proto "google.golang.org/protobuf/proto"
-	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	math "math"
 	slices "slices"
 )
@@ -962,13 +961,13 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 				{
 					xm, lm := x.Ats[i], last.Ats[i]
 					if lm == nil {
-						lm = &timestamppb.Timestamp{}
+						lm = propsync.Empty(lm)
 						if keep {
 							last.Ats[i] = lm
 						}
 					}
 					if xm == nil {
-						xm = &timestamppb.Timestamp{}
+						xm = propsync.Empty(xm)
 					}
 					w.Message(propsync.IndexStep(29, i), xm, lm)
 				}
@@ -1016,13 +1015,13 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 					{
 						xm, lm := v, last.Mats[k]
 						if lm == nil {
-							lm = &timestamppb.Timestamp{}
+							lm = propsync.Empty(lm)
 							if keep {
 								last.Mats[k] = lm
 							}
 						}
 						if xm == nil {
-							xm = &timestamppb.Timestamp{}
+							xm = propsync.Empty(xm)
 						}
 						w.Message(propsync.KeyStep(30, k), xm, lm)
 					}
@@ -1031,7 +1030,7 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 			if len(set) > 0 {
 				slices.Sort(set)
 				if keep && last.Mats == nil {
-					last.Mats = make(map[string]*timestamppb.Timestamp, len(set))
+					last.Mats = propsync.MakeMap(last.Mats, len(set))
 				}
 				for _, k := range set {
 					v := x.Mats[k]
@@ -1265,13 +1264,13 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 				{
 					xm, lm := xv.Pat, lv.Pat
 					if lm == nil {
-						lm = &timestamppb.Timestamp{}
+						lm = propsync.Empty(lm)
 						if keep {
 							lv.Pat = lm
 						}
 					}
 					if xm == nil {
-						xm = &timestamppb.Timestamp{}
+						xm = propsync.Empty(xm)
 					}
 					w.Message(propsync.FieldStep(35), xm, lm)
 				}
@@ -1390,6 +1389,76 @@ func (x *Kinds) propsyncDiff(w *propsync.Walk, last *Kinds) {
 			}
 			if keep {
 				last.Text = x.Text
+			}
+		}
+	}
+	if skip == nil || !skip[41] {
+		if len(x.Mnull) == 0 {
+			if len(last.Mnull) > 0 {
+				w.Clear(42)
+				if keep {
+					last.Mnull = nil
+				}
+			}
+		} else {
+			had := len(last.Mnull)
+			var set []int32
+			for k, v := range x.Mnull {
+				lv, ok := last.Mnull[k]
+				switch {
+				case !ok:
+					set = append(set, k)
+				case v != lv:
+					set = append(set, k)
+				}
+			}
+			if len(set) > 0 {
+				slices.Sort(set)
+				if keep && last.Mnull == nil {
+					last.Mnull = propsync.MakeMap(last.Mnull, len(set))
+				}
+				for _, k := range set {
+					v := x.Mnull[k]
+					kb := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), uint64(int64(k)))
+					vb := protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(int64(v)))
+					w.Set(propsync.KeyStep(42, k), propsync.AppendEntry(nil, 42, kb, vb))
+					if keep {
+						last.Mnull[k] = v
+					}
+				}
+			}
+			if had+len(set) != len(x.Mnull) {
+				var gone []int32
+				for k := range last.Mnull {
+					if _, ok := x.Mnull[k]; !ok {
+						gone = append(gone, k)
+					}
+				}
+				slices.Sort(gone)
+				for _, k := range gone {
+					w.Delete(propsync.KeyStep(42, k))
+					if keep {
+						delete(last.Mnull, k)
+					}
+				}
+			}
+		}
+	}
+	if skip != nil && (skip[42] || skip[43]) {
+		w.Field(43, x, last)
+	} else {
+		switch x.Vault.(type) {
+		case nil:
+			if keep {
+				last.Vault = nil
+			}
+		case *Kinds_PsecretPin:
+			if keep {
+				last.Vault = nil
+			}
+		case *Kinds_PsecretKey:
+			if keep {
+				last.Vault = nil
 			}
 		}
 	}
