@@ -2,6 +2,7 @@ package grain
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -34,8 +35,16 @@ import (
 // behaviour never sees Subscribe nor Unsubscribe.
 //
 // Subscriptions live as long as the activation. While a grain has
-// subscribers it is not deactivated for idleness; a subscriber whose
-// session ends, or to whom a push fails, is dropped. When the activation
+// subscribers it is not deactivated for idleness. A subscriber is dropped
+// when its session is known gone: the session ended (the grain watches
+// it), its node left the cluster, or a push says NotFound. A push that
+// fails otherwise (back-pressure: a full queue to the gateway node) keeps
+// it, and so does a watch that ends with actor.ReasonLinkLost (the
+// gateway's node unreachable for a while; the grain watches the session
+// again): the client misses that delta, and finds the gap with the next
+// delta that reaches it, which it cannot apply (Replica.Apply returns
+// ErrGap), so it subscribes again. A client learns of a lost delta only
+// with the next change. When the activation
 // stops anyway (a handover, Context.Deactivate, Close), it pushes each
 // subscriber propsync's end notice (Tracker.Ended), which a
 // propsync.Replica reports as ErrGap: the client subscribes again, to the
@@ -258,19 +267,42 @@ func (a *activation) syncTurn(c *actor.Context) {
 	}
 }
 
-// pushAll pushes d to every subscriber, dropping those it fails to reach.
+// pushAll pushes d to every subscriber. A push that fails because the
+// session is gone (NotFound) drops its subscriber. Any other failure (a
+// full queue to the session's gateway node, a link down) keeps it: the
+// session may be alive, and its client, having missed d, finds a gap in
+// the next delta that reaches it and subscribes again. A session that is
+// gone for good is dropped by its watch (Terminated) anyway.
 func (a *activation) pushAll(c *actor.Context, d *propsyncpb.Delta) {
 	st := a.x.sync
 	route := a.k.sync.opts.Route
 	for i := 0; i < len(st.subs); {
 		s := st.subs[i]
 		if err := a.k.sync.push(s.session, route, d); err != nil {
-			a.k.s.log.Debug("grain: a subscriber is gone", "grain", a.id().String(), "session", s.session, "err", err)
-			st.drop(c, s.pid)
-			continue
+			if sessionGone(err) {
+				a.k.s.log.Debug("grain: a subscriber is gone", "grain", a.id().String(), "session", s.session, "err", err)
+				st.drop(c, s.pid)
+				continue
+			}
+			a.k.s.log.Debug("grain: a push to a subscriber failed; it stays subscribed", "grain", a.id().String(), "session", s.session, "version", d.GetVersion(), "err", err)
 		}
 		i++
 	}
+}
+
+// sessionGone reports whether err, from Config.Push, says the session no
+// longer exists: the actor runtime's ErrActorNotFound, or an rpc status
+// NotFound (what gate.Push makes of it).
+func sessionGone(err error) bool {
+	return errors.Is(err, actor.ErrActorNotFound) || rpc.StatusOf(err).Code == rpc.NotFound
+}
+
+// sessionEnded reports whether a subscriber's Terminated says its session
+// is gone. ReasonLinkLost does not: the session's node stayed a member and
+// could not be reached for a while (a partition between this node and the
+// gateway's), while the client may still be connected to its gateway.
+func sessionEnded(r actor.TerminationReason) bool {
+	return r != actor.ReasonLinkLost
 }
 
 // syncEnd tells the subscribers that their subscriptions end with the
@@ -288,6 +320,22 @@ func (a *activation) syncEnd(c *actor.Context) {
 		c.Unwatch(s.pid)
 	}
 	a.x.sync = nil
+}
+
+// terminated handles the Terminated of a watched session: a session that
+// ended, or whose node left the cluster, is dropped. ReasonLinkLost keeps
+// the subscriber and watches the session again: the new watch ends when
+// the session's node answers once reachable (at once if the session ended
+// meanwhile) or leaves the cluster. Meanwhile pushes to it may be lost;
+// its client finds the gap with the first delta that reaches it.
+func (st *syncState) terminated(c *actor.Context, m actor.Terminated) {
+	if sessionEnded(m.Reason) {
+		st.drop(c, m.PID)
+		return
+	}
+	if slices.ContainsFunc(st.subs, func(s subscriber) bool { return s.pid == m.PID }) {
+		c.Watch(m.PID)
+	}
 }
 
 // drop removes the subscriber of session pid.
