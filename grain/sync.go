@@ -49,8 +49,11 @@ import (
 // subscriber propsync's end notice (Tracker.Ended), which a
 // propsync.Replica reports as ErrGap: the client subscribes again, to the
 // grain's next activation. Versions start at 1 with each activation's
-// first subscriber; the snapshot of a new subscription replaces the
-// replica whatever its version.
+// first subscriber and only grow within it, across subscribers that
+// come and go (when the last one leaves, the grain stops diffing its
+// state, and the next subscriber's snapshot takes the next version); the
+// snapshot of a new subscription replaces the replica whatever its
+// version.
 type SyncOptions struct {
 	// Private names fields (by full name, "game.v1.Player.email") that are
 	// never synced, besides those marked (guild.propsync.private) in the
@@ -102,6 +105,11 @@ type syncer struct {
 type syncState struct {
 	tracker *propsync.Tracker
 	subs    []subscriber
+	// version is the last version a dropped tracker of this activation
+	// gave out: the next tracker starts after it (NewTrackerAfter), so
+	// that a delta of the old one still on its way is older than the new
+	// one's snapshot.
+	version uint64
 }
 
 type subscriber struct {
@@ -232,7 +240,7 @@ func (a *activation) subscribe(c *actor.Context, sub bool, entity string) (proto
 	}
 	st := x.sync
 	if st.tracker == nil {
-		st.tracker = propsync.NewTracker(id.String(), sy.differ, a.state.(proto.Message))
+		st.tracker = propsync.NewTrackerAfter(id.String(), sy.differ, a.state.(proto.Message), st.version)
 	}
 	if !slices.ContainsFunc(st.subs, func(s subscriber) bool { return s.pid == pid }) {
 		if max := sy.opts.MaxSubscribers; len(st.subs) >= max {
@@ -347,7 +355,12 @@ func (st *syncState) drop(c *actor.Context, pid actor.PID) {
 	st.subs = slices.Delete(st.subs, i, i+1)
 	c.Unwatch(pid)
 	if len(st.subs) == 0 {
-		st.tracker = nil // no one to sync: no diff per turn
+		// No one to sync: no diff per turn. The versions go on from here
+		// with the next subscriber.
+		if st.tracker != nil {
+			st.version = st.tracker.Version()
+		}
+		st.tracker = nil
 	}
 }
 

@@ -400,3 +400,103 @@ func TestSyncSubscriberTerminated(t *testing.T) {
 		return len(ps.take(s1)) == 0
 	})
 }
+
+// TestSyncVersionsGoOnAfterLastSubscriber: when a grain's last subscriber
+// leaves, it stops diffing its state; the next subscriber's snapshot
+// takes a version after the last one given out, in the same activation.
+// A client that unsubscribes and subscribes again at once (Desync first,
+// as PROTOCOL.md asks) may get a delta of the old subscription after the
+// Desync; the replica holds it, then skips it as older than the new
+// snapshot, which holds its change. When versions started at 1 again,
+// that delta (a LIST_APPEND, base 1) was applied over the snapshot
+// (version 1) and the element was there twice, the replica Synced
+// (review s10, finding 4).
+func TestSyncVersionsGoOnAfterLastSubscriber(t *testing.T) {
+	ps, node, ctx := syncSetup(t)
+	kind := grain.Kind{
+		Name:        "p",
+		IdleTimeout: time.Hour,
+		State: func() any {
+			return &structpb.Struct{Fields: map[string]*structpb.Value{"l": structpb.NewListValue(&structpb.ListValue{})}}
+		},
+		Sync: &grain.SyncOptions{},
+		New: func(grain.Identity) grain.Actor {
+			return grain.ActorFunc(func(c *grain.Context) {
+				m, ok := c.Message().(*wrapperspb.StringValue)
+				if !ok {
+					return
+				}
+				l := c.State().(*structpb.Struct).Fields["l"].GetListValue()
+				if m.Value != "" {
+					l.Values = append(l.Values, structpb.NewStringValue(m.Value))
+				}
+				c.Respond(m)
+			})
+		},
+	}
+	sys, err := grain.Start(ctx, grain.Config{Node: node, Push: ps.push, Kinds: []grain.Kind{kind}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close(ctx)
+	pid, err := node.SpawnFunc(func(*actor.Context) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1 := pid.String()
+	id := grain.Identity{Kind: "p", Key: "u1"}
+	md := actor.NewMetadata("guild-session-id", s1, "guild-user-id", "u1")
+	call := func(msg proto.Message) any {
+		r, err := sys.Call(ctx, id, actor.WithMetadata(msg, md))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	list := func(r *propsync.Replica) []*structpb.Value {
+		return r.State().(*structpb.Struct).Fields["l"].GetListValue().GetValues()
+	}
+	replica := propsync.NewReplica(&structpb.Struct{})
+	if err := replica.Apply(call(&propsyncpb.Subscribe{}).(*propsyncpb.Delta)); err != nil {
+		t.Fatal(err)
+	}
+	call(wrapperspb.String("sword")) // delta 2 (LIST_APPEND), pushed after the turn
+	call(wrapperspb.String(""))      // the turn before is over: delta 2 is on its way
+	inFlight := ps.take(s1)
+	if len(inFlight) != 1 {
+		t.Fatalf("%d deltas, want 1", len(inFlight))
+	}
+	// The client unsubscribes and subscribes again; delta 2 reaches it
+	// after the Desync, before the snapshot.
+	replica.Desync()
+	call(&propsyncpb.Unsubscribe{})
+	call(wrapperspb.String("shield")) // no subscriber: no delta
+	snap := call(&propsyncpb.Subscribe{}).(*propsyncpb.Delta)
+	if snap.GetVersion() <= inFlight[0].GetVersion() {
+		t.Fatalf("the new subscription's snapshot is version %d, the old one's last delta %d: want it after", snap.GetVersion(), inFlight[0].GetVersion())
+	}
+	for _, d := range inFlight {
+		if err := replica.Apply(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := replica.Apply(snap); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(replica); !replica.Synced() || len(got) != 2 {
+		t.Fatalf("after the snapshot: Synced %v at version %d with the list %v, want [sword shield]", replica.Synced(), replica.Version(), got)
+	}
+	// The new subscription's deltas go on from its snapshot.
+	call(wrapperspb.String("bow"))
+	call(wrapperspb.String(""))
+	ds := ps.take(s1)
+	if len(ds) != 1 || ds[0].GetBase() != snap.GetVersion() {
+		t.Fatalf("after the snapshot (version %d): %v, want one delta from it", snap.GetVersion(), ds)
+	}
+	if err := replica.Apply(ds[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(replica); len(got) != 3 {
+		t.Fatalf("the list %v, want [sword shield bow]", got)
+	}
+}
