@@ -257,7 +257,7 @@ func (a *activation) Receive(c *actor.Context) {
 		return
 	}
 	a.last.Store(s.now.Load())
-	if a.k.sync != nil && a.syncRequest(c, msg) {
+	if a.syncRequest(c, msg) {
 		return
 	}
 	if !a.has(flagTouched) {

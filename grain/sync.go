@@ -135,13 +135,17 @@ func (k *Kind) validateSync(push PushFunc) error {
 	return nil
 }
 
-// syncRequest reports whether msg is a subscription request, and answers
-// it when it is. remote says the request came as an rpcpb.Call.
+// syncRequest reports whether msg is a request of propsync.Service (a
+// subscription request), and answers it when it is, for every kind: the
+// service is the runtime's, so the grain's code never sees it, and a kind
+// that is not synced answers FailedPrecondition. remote says the request
+// came as an rpcpb.Call or from another node.
 func (a *activation) syncRequest(c *actor.Context, msg any) bool {
 	var (
 		sub    bool
 		entity string
 		remote bool
+		call   *rpcpb.Call
 	)
 	switch m := msg.(type) {
 	case *propsyncpb.Subscribe:
@@ -149,35 +153,40 @@ func (a *activation) syncRequest(c *actor.Context, msg any) bool {
 	case *propsyncpb.Unsubscribe:
 		entity = m.GetEntity()
 	case *rpcpb.Call:
-		switch m.GetMethod() {
-		case propsync.SubscribeMethod:
-			var s propsyncpb.Subscribe
-			if err := proto.Unmarshal(m.GetBody(), &s); err != nil {
-				a.syncAnswer(c, true, nil, rpc.Errorf(rpc.InvalidArgument, "%s: the request does not decode: %v", m.GetMethod(), err))
-				return true
-			}
-			sub, entity = true, s.GetEntity()
-		case propsync.UnsubscribeMethod:
-			var s propsyncpb.Unsubscribe
-			if err := proto.Unmarshal(m.GetBody(), &s); err != nil {
-				a.syncAnswer(c, true, nil, rpc.Errorf(rpc.InvalidArgument, "%s: the request does not decode: %v", m.GetMethod(), err))
-				return true
-			}
-			entity = s.GetEntity()
-		default:
-			if !strings.HasPrefix(m.GetMethod(), "/"+propsync.Service+"/") {
-				return false
-			}
-			// The service is the runtime's: the grain's code never sees it.
-			a.syncAnswer(c, true, nil, rpc.Errorf(rpc.Unimplemented, "%s: %s has Subscribe and Unsubscribe only", m.GetMethod(), propsync.Service))
-			return true
+		if !strings.HasPrefix(m.GetMethod(), "/"+propsync.Service+"/") {
+			return false
 		}
-		remote = true
+		call, remote = m, true
 	default:
 		return false
 	}
 	if _, ok := c.Message().(*grainpb.Envelope); ok {
 		remote = true // from another node: an error must be a proto.Message
+	}
+	if a.k.sync == nil {
+		a.syncAnswer(c, remote, nil, rpc.Errorf(rpc.FailedPrecondition, "grain kind %q is not synced (its Kind.Sync is nil): it does not answer %s", a.k.Name, propsync.Service))
+		return true
+	}
+	if call != nil {
+		switch call.GetMethod() {
+		case propsync.SubscribeMethod:
+			var s propsyncpb.Subscribe
+			if err := proto.Unmarshal(call.GetBody(), &s); err != nil {
+				a.syncAnswer(c, true, nil, rpc.Errorf(rpc.InvalidArgument, "%s: the request does not decode: %v", call.GetMethod(), err))
+				return true
+			}
+			sub, entity = true, s.GetEntity()
+		case propsync.UnsubscribeMethod:
+			var s propsyncpb.Unsubscribe
+			if err := proto.Unmarshal(call.GetBody(), &s); err != nil {
+				a.syncAnswer(c, true, nil, rpc.Errorf(rpc.InvalidArgument, "%s: the request does not decode: %v", call.GetMethod(), err))
+				return true
+			}
+			entity = s.GetEntity()
+		default:
+			a.syncAnswer(c, true, nil, rpc.Errorf(rpc.Unimplemented, "%s: %s has Subscribe and Unsubscribe only", call.GetMethod(), propsync.Service))
+			return true
+		}
 	}
 	reply, err := a.subscribe(c, sub, entity)
 	a.syncAnswer(c, remote, reply, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/guildkit/guild/propsync"
 	"github.com/guildkit/guild/propsync/propsyncpb"
 	"github.com/guildkit/guild/rpc"
+	"github.com/guildkit/guild/rpc/rpcpb"
 	"github.com/guildkit/guild/transport"
 )
 
@@ -498,5 +499,84 @@ func TestSyncVersionsGoOnAfterLastSubscriber(t *testing.T) {
 	}
 	if got := list(replica); len(got) != 3 {
 		t.Fatalf("the list %v, want [sword shield bow]", got)
+	}
+}
+
+// TestSyncRequestsToKindNotSynced: a request of guild.propsync.Sync to a
+// grain whose kind is not synced (a gate.SyncGrain route opened on such a
+// kind by mistake) is answered FailedPrecondition by the runtime, in
+// every form it comes in; the grain's code never sees it. It used to
+// reach the game's code, for any key the client named (review s10,
+// finding 8). Other requests reach the grain's code as ever.
+func TestSyncRequestsToKindNotSynced(t *testing.T) {
+	ps, node, ctx := syncSetup(t)
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	kind := grain.Kind{
+		Name:  "n",
+		State: func() any { return &structpb.Struct{} },
+		New: func(grain.Identity) grain.Actor {
+			return grain.ActorFunc(func(c *grain.Context) {
+				m, ok := c.Message().(proto.Message)
+				if !ok {
+					return
+				}
+				mu.Lock()
+				seen = append(seen, string(m.ProtoReflect().Descriptor().FullName()))
+				mu.Unlock()
+				c.Respond(m)
+			})
+		},
+	}
+	sys, err := grain.Start(ctx, grain.Config{Node: node, Push: ps.push, Kinds: []grain.Kind{kind}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close(ctx)
+	pid, err := node.SpawnFunc(func(*actor.Context) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := actor.NewMetadata("guild-session-id", pid.String(), "guild-user-id", "k")
+	id := grain.Identity{Kind: "n", Key: "k"}
+	body, err := proto.Marshal(&propsyncpb.Subscribe{Entity: "n/k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, msg := range map[string]proto.Message{
+		"Subscribe":                   &propsyncpb.Subscribe{},
+		"Unsubscribe":                 &propsyncpb.Unsubscribe{},
+		"rpc Subscribe":               &rpcpb.Call{Method: propsync.SubscribeMethod, Body: body},
+		"rpc Unsubscribe":             &rpcpb.Call{Method: propsync.UnsubscribeMethod},
+		"rpc another Sync method":     &rpcpb.Call{Method: "/" + propsync.Service + "/Other"},
+		"rpc Subscribe, bad body":     &rpcpb.Call{Method: propsync.SubscribeMethod, Body: []byte{0xff}},
+		"Subscribe without a session": nil,
+	} {
+		var r any
+		if msg == nil {
+			r, err = sys.Call(ctx, id, &propsyncpb.Subscribe{})
+		} else {
+			r, err = sys.Call(ctx, id, actor.WithMetadata(msg, md))
+		}
+		if st, ok := r.(*rpcpb.Status); ok && err == nil { // the answer to an rpcpb.Call
+			err = rpc.Error(rpc.Code(st.GetCode()), st.GetMessage())
+		}
+		if rpc.CodeOf(err) != rpc.FailedPrecondition {
+			t.Errorf("%s to a kind not synced: %v, %v; want FailedPrecondition", name, r, err)
+		}
+	}
+	if _, err := sys.Subscribe(ctx, "n/k", pid.String(), "k"); rpc.CodeOf(err) != rpc.FailedPrecondition {
+		t.Errorf("System.Subscribe to a kind not synced: %v, want FailedPrecondition", err)
+	}
+	// The game's own requests still reach it.
+	if _, err := sys.Call(ctx, id, &rpcpb.Call{Method: "/game.Shop/Buy"}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := string((&rpcpb.Call{}).ProtoReflect().Descriptor().FullName()); len(seen) != 1 || seen[0] != want {
+		t.Fatalf("the grain's code saw %v, want only the game's own call", seen)
 	}
 }
