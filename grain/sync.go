@@ -67,7 +67,8 @@ type SyncOptions struct {
 	// propsync.DefaultRoute ("propsync").
 	Route string
 	// MaxSubscribers bounds the sessions subscribed to one grain at a
-	// time (each costs a push per turn that changed the state): a
+	// time (each costs a push, and an encoding of the delta, per turn
+	// that changed the state): a
 	// Subscribe of one more gets ResourceExhausted. Default
 	// DefaultMaxSubscribers.
 	MaxSubscribers int
@@ -290,6 +291,12 @@ func (a *activation) syncTurn(c *actor.Context) {
 // session may be alive, and its client, having missed d, finds a gap in
 // the next delta that reaches it and subscribes again. A session that is
 // gone for good is dropped by its watch (Terminated) anyway.
+//
+// Each push encodes d again (a PushFunc takes one session): a turn that
+// changed the state costs an encoding per subscriber, up to
+// MaxSubscribers, inside the turn. gate.PushMany encodes once, but a
+// batch hook would have to avoid its name lookup of each gateway's hub
+// (which may wait on the registry) inside the turn; not done yet.
 func (a *activation) pushAll(c *actor.Context, d *propsyncpb.Delta) {
 	st := a.x.sync
 	route := a.k.sync.opts.Route
