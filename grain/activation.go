@@ -212,7 +212,7 @@ func (a *activation) Receive(c *actor.Context) {
 		return
 	case actor.Terminated:
 		if a.x != nil && a.x.sync != nil {
-			a.x.sync.drop(c, m.PID) // a subscriber's session ended
+			a.x.sync.terminated(c, m)
 		}
 		return
 	case actor.Restarting:
@@ -257,7 +257,7 @@ func (a *activation) Receive(c *actor.Context) {
 		return
 	}
 	a.last.Store(s.now.Load())
-	if a.k.sync != nil && a.syncRequest(c, msg) {
+	if a.syncRequest(c, msg) {
 		return
 	}
 	if !a.has(flagTouched) {

@@ -2,6 +2,7 @@ package grain
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -34,14 +35,25 @@ import (
 // behaviour never sees Subscribe nor Unsubscribe.
 //
 // Subscriptions live as long as the activation. While a grain has
-// subscribers it is not deactivated for idleness; a subscriber whose
-// session ends, or to whom a push fails, is dropped. When the activation
+// subscribers it is not deactivated for idleness. A subscriber is dropped
+// when its session is known gone: the session ended (the grain watches
+// it), its node left the cluster, or a push says NotFound. A push that
+// fails otherwise (back-pressure: a full queue to the gateway node) keeps
+// it, and so does a watch that ends with actor.ReasonLinkLost (the
+// gateway's node unreachable for a while; the grain watches the session
+// again): the client misses that delta, and finds the gap with the next
+// delta that reaches it, which it cannot apply (Replica.Apply returns
+// ErrGap), so it subscribes again. A client learns of a lost delta only
+// with the next change. When the activation
 // stops anyway (a handover, Context.Deactivate, Close), it pushes each
 // subscriber propsync's end notice (Tracker.Ended), which a
 // propsync.Replica reports as ErrGap: the client subscribes again, to the
 // grain's next activation. Versions start at 1 with each activation's
-// first subscriber; the snapshot of a new subscription replaces the
-// replica whatever its version.
+// first subscriber and only grow within it, across subscribers that
+// come and go (when the last one leaves, the grain stops diffing its
+// state, and the next subscriber's snapshot takes the next version); the
+// snapshot of a new subscription replaces the replica whatever its
+// version.
 type SyncOptions struct {
 	// Private names fields (by full name, "game.v1.Player.email") that are
 	// never synced, besides those marked (guild.propsync.private) in the
@@ -55,7 +67,8 @@ type SyncOptions struct {
 	// propsync.DefaultRoute ("propsync").
 	Route string
 	// MaxSubscribers bounds the sessions subscribed to one grain at a
-	// time (each costs a push per turn that changed the state): a
+	// time (each costs a push, and an encoding of the delta, per turn
+	// that changed the state): a
 	// Subscribe of one more gets ResourceExhausted. Default
 	// DefaultMaxSubscribers.
 	MaxSubscribers int
@@ -93,6 +106,11 @@ type syncer struct {
 type syncState struct {
 	tracker *propsync.Tracker
 	subs    []subscriber
+	// version is the last version a dropped tracker of this activation
+	// gave out: the next tracker starts after it (NewTrackerAfter), so
+	// that a delta of the old one still on its way is older than the new
+	// one's snapshot.
+	version uint64
 }
 
 type subscriber struct {
@@ -118,13 +136,17 @@ func (k *Kind) validateSync(push PushFunc) error {
 	return nil
 }
 
-// syncRequest reports whether msg is a subscription request, and answers
-// it when it is. remote says the request came as an rpcpb.Call.
+// syncRequest reports whether msg is a request of propsync.Service (a
+// subscription request), and answers it when it is, for every kind: the
+// service is the runtime's, so the grain's code never sees it, and a kind
+// that is not synced answers FailedPrecondition. remote says the request
+// came as an rpcpb.Call or from another node.
 func (a *activation) syncRequest(c *actor.Context, msg any) bool {
 	var (
 		sub    bool
 		entity string
 		remote bool
+		call   *rpcpb.Call
 	)
 	switch m := msg.(type) {
 	case *propsyncpb.Subscribe:
@@ -132,35 +154,40 @@ func (a *activation) syncRequest(c *actor.Context, msg any) bool {
 	case *propsyncpb.Unsubscribe:
 		entity = m.GetEntity()
 	case *rpcpb.Call:
-		switch m.GetMethod() {
-		case propsync.SubscribeMethod:
-			var s propsyncpb.Subscribe
-			if err := proto.Unmarshal(m.GetBody(), &s); err != nil {
-				a.syncAnswer(c, true, nil, rpc.Errorf(rpc.InvalidArgument, "%s: the request does not decode: %v", m.GetMethod(), err))
-				return true
-			}
-			sub, entity = true, s.GetEntity()
-		case propsync.UnsubscribeMethod:
-			var s propsyncpb.Unsubscribe
-			if err := proto.Unmarshal(m.GetBody(), &s); err != nil {
-				a.syncAnswer(c, true, nil, rpc.Errorf(rpc.InvalidArgument, "%s: the request does not decode: %v", m.GetMethod(), err))
-				return true
-			}
-			entity = s.GetEntity()
-		default:
-			if !strings.HasPrefix(m.GetMethod(), "/"+propsync.Service+"/") {
-				return false
-			}
-			// The service is the runtime's: the grain's code never sees it.
-			a.syncAnswer(c, true, nil, rpc.Errorf(rpc.Unimplemented, "%s: %s has Subscribe and Unsubscribe only", m.GetMethod(), propsync.Service))
-			return true
+		if !strings.HasPrefix(m.GetMethod(), "/"+propsync.Service+"/") {
+			return false
 		}
-		remote = true
+		call, remote = m, true
 	default:
 		return false
 	}
 	if _, ok := c.Message().(*grainpb.Envelope); ok {
 		remote = true // from another node: an error must be a proto.Message
+	}
+	if a.k.sync == nil {
+		a.syncAnswer(c, remote, nil, rpc.Errorf(rpc.FailedPrecondition, "grain kind %q is not synced (its Kind.Sync is nil): it does not answer %s", a.k.Name, propsync.Service))
+		return true
+	}
+	if call != nil {
+		switch call.GetMethod() {
+		case propsync.SubscribeMethod:
+			var s propsyncpb.Subscribe
+			if err := proto.Unmarshal(call.GetBody(), &s); err != nil {
+				a.syncAnswer(c, true, nil, rpc.Errorf(rpc.InvalidArgument, "%s: the request does not decode: %v", call.GetMethod(), err))
+				return true
+			}
+			sub, entity = true, s.GetEntity()
+		case propsync.UnsubscribeMethod:
+			var s propsyncpb.Unsubscribe
+			if err := proto.Unmarshal(call.GetBody(), &s); err != nil {
+				a.syncAnswer(c, true, nil, rpc.Errorf(rpc.InvalidArgument, "%s: the request does not decode: %v", call.GetMethod(), err))
+				return true
+			}
+			entity = s.GetEntity()
+		default:
+			a.syncAnswer(c, true, nil, rpc.Errorf(rpc.Unimplemented, "%s: %s has Subscribe and Unsubscribe only", call.GetMethod(), propsync.Service))
+			return true
+		}
 	}
 	reply, err := a.subscribe(c, sub, entity)
 	a.syncAnswer(c, remote, reply, err)
@@ -223,7 +250,7 @@ func (a *activation) subscribe(c *actor.Context, sub bool, entity string) (proto
 	}
 	st := x.sync
 	if st.tracker == nil {
-		st.tracker = propsync.NewTracker(id.String(), sy.differ, a.state.(proto.Message))
+		st.tracker = propsync.NewTrackerAfter(id.String(), sy.differ, a.state.(proto.Message), st.version)
 	}
 	if !slices.ContainsFunc(st.subs, func(s subscriber) bool { return s.pid == pid }) {
 		if max := sy.opts.MaxSubscribers; len(st.subs) >= max {
@@ -258,19 +285,48 @@ func (a *activation) syncTurn(c *actor.Context) {
 	}
 }
 
-// pushAll pushes d to every subscriber, dropping those it fails to reach.
+// pushAll pushes d to every subscriber. A push that fails because the
+// session is gone (NotFound) drops its subscriber. Any other failure (a
+// full queue to the session's gateway node, a link down) keeps it: the
+// session may be alive, and its client, having missed d, finds a gap in
+// the next delta that reaches it and subscribes again. A session that is
+// gone for good is dropped by its watch (Terminated) anyway.
+//
+// Each push encodes d again (a PushFunc takes one session): a turn that
+// changed the state costs an encoding per subscriber, up to
+// MaxSubscribers, inside the turn. gate.PushMany encodes once, but a
+// batch hook would have to avoid its name lookup of each gateway's hub
+// (which may wait on the registry) inside the turn; not done yet.
 func (a *activation) pushAll(c *actor.Context, d *propsyncpb.Delta) {
 	st := a.x.sync
 	route := a.k.sync.opts.Route
 	for i := 0; i < len(st.subs); {
 		s := st.subs[i]
 		if err := a.k.sync.push(s.session, route, d); err != nil {
-			a.k.s.log.Debug("grain: a subscriber is gone", "grain", a.id().String(), "session", s.session, "err", err)
-			st.drop(c, s.pid)
-			continue
+			if sessionGone(err) {
+				a.k.s.log.Debug("grain: a subscriber is gone", "grain", a.id().String(), "session", s.session, "err", err)
+				st.drop(c, s.pid)
+				continue
+			}
+			a.k.s.log.Debug("grain: a push to a subscriber failed; it stays subscribed", "grain", a.id().String(), "session", s.session, "version", d.GetVersion(), "err", err)
 		}
 		i++
 	}
+}
+
+// sessionGone reports whether err, from Config.Push, says the session no
+// longer exists: the actor runtime's ErrActorNotFound, or an rpc status
+// NotFound (what gate.Push makes of it).
+func sessionGone(err error) bool {
+	return errors.Is(err, actor.ErrActorNotFound) || rpc.StatusOf(err).Code == rpc.NotFound
+}
+
+// sessionEnded reports whether a subscriber's Terminated says its session
+// is gone. ReasonLinkLost does not: the session's node stayed a member and
+// could not be reached for a while (a partition between this node and the
+// gateway's), while the client may still be connected to its gateway.
+func sessionEnded(r actor.TerminationReason) bool {
+	return r != actor.ReasonLinkLost
 }
 
 // syncEnd tells the subscribers that their subscriptions end with the
@@ -290,6 +346,22 @@ func (a *activation) syncEnd(c *actor.Context) {
 	a.x.sync = nil
 }
 
+// terminated handles the Terminated of a watched session: a session that
+// ended, or whose node left the cluster, is dropped. ReasonLinkLost keeps
+// the subscriber and watches the session again: the new watch ends when
+// the session's node answers once reachable (at once if the session ended
+// meanwhile) or leaves the cluster. Meanwhile pushes to it may be lost;
+// its client finds the gap with the first delta that reaches it.
+func (st *syncState) terminated(c *actor.Context, m actor.Terminated) {
+	if sessionEnded(m.Reason) {
+		st.drop(c, m.PID)
+		return
+	}
+	if slices.ContainsFunc(st.subs, func(s subscriber) bool { return s.pid == m.PID }) {
+		c.Watch(m.PID)
+	}
+}
+
 // drop removes the subscriber of session pid.
 func (st *syncState) drop(c *actor.Context, pid actor.PID) {
 	i := slices.IndexFunc(st.subs, func(s subscriber) bool { return s.pid == pid })
@@ -299,7 +371,12 @@ func (st *syncState) drop(c *actor.Context, pid actor.PID) {
 	st.subs = slices.Delete(st.subs, i, i+1)
 	c.Unwatch(pid)
 	if len(st.subs) == 0 {
-		st.tracker = nil // no one to sync: no diff per turn
+		// No one to sync: no diff per turn. The versions go on from here
+		// with the next subscriber.
+		if st.tracker != nil {
+			st.version = st.tracker.Version()
+		}
+		st.tracker = nil
 	}
 }
 

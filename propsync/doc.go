@@ -10,8 +10,10 @@
 // calls the callbacks registered with OnChange for the fields that
 // changed. A delta whose base is not the replica's version means that
 // one was missed: Apply returns ErrGap and the client subscribes again,
-// which brings a fresh snapshot. Diff and Apply are the two halves
-// underneath, usable on their own. The wire form is propsyncpb's
+// which brings a fresh snapshot. A Replica holds one entity, its
+// snapshot's, and ignores the deltas of others, so one push handler may
+// feed each replica every delta of the route. Diff and Apply are the two
+// halves underneath, usable on their own. The wire form is propsyncpb's
 // (docs/PROTOCOL.md, "Property sync"); package grain syncs a grain's
 // state this way (grain.Kind.Sync).
 //

@@ -23,8 +23,16 @@ const maxPending = 256
 // subscribe) are held and applied after the next snapshot, those the
 // snapshot already holds skipped. A delta whose base is not the
 // replica's version makes Apply return ErrGap: subscribe again.
+//
+// A replica is the copy of one entity, that of its snapshot: Apply ignores
+// the deltas of other entities, so that a client may feed it every push
+// of a route that carries the deltas of several synced states (all
+// synced grain kinds push on propsync.DefaultRoute unless told
+// otherwise). Before its first snapshot it cannot tell: it holds every
+// delta, and drops those of other entities when the snapshot comes.
 type Replica struct {
 	state   proto.Message
+	entity  string // the last snapshot's
 	version uint64
 	synced  bool
 	pending []*propsyncpb.Delta
@@ -44,6 +52,10 @@ func NewReplica(state proto.Message) *Replica {
 
 // State returns the replica's state. Read it, do not change it.
 func (r *Replica) State() proto.Message { return r.state }
+
+// Entity returns the entity of the last snapshot ("kind/key" for a
+// grain), "" before the first one.
+func (r *Replica) Entity() string { return r.entity }
 
 // Version returns the version of the state; 0 before the first snapshot.
 func (r *Replica) Version() uint64 { return r.version }
@@ -74,7 +86,8 @@ func (r *Replica) OnChange(prefix string, fn func(path string)) {
 
 // Apply applies d: a snapshot replaces the state; a delta whose base is
 // the replica's version applies its ops. A delta the replica's state
-// already holds (its version is not above the replica's) is skipped. It
+// already holds (its version is not above the replica's) is skipped, and
+// so is a delta of an entity other than the last snapshot's. It
 // returns ErrGap when a delta is missing (or the subscription ended: see
 // Tracker.Ended), and an error that matches ErrBadOp when an op does not
 // fit; either way the replica is no longer synced, and the caller should
@@ -88,7 +101,7 @@ func (r *Replica) Apply(d *propsyncpb.Delta) error {
 		}
 		proto.Reset(r.state)
 		proto.Merge(r.state, fresh)
-		r.version, r.synced = d.GetVersion(), true
+		r.entity, r.version, r.synced = d.GetEntity(), d.GetVersion(), true
 		r.fire([]string{""})
 		pending := r.pending
 		r.pending = nil
@@ -98,6 +111,9 @@ func (r *Replica) Apply(d *propsyncpb.Delta) error {
 			}
 		}
 		return nil
+	}
+	if r.entity != "" && d.GetEntity() != r.entity {
+		return nil // another subscription's, on the same push route
 	}
 	if !r.synced {
 		if len(r.pending) >= maxPending {

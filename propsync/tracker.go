@@ -28,10 +28,21 @@ type Tracker struct {
 // as "player/u1"), at version 1. d says which fields are private; nil
 // means the .proto's marks only.
 func NewTracker(entity string, d *Differ, state proto.Message) *Tracker {
+	return NewTrackerAfter(entity, d, state, 0)
+}
+
+// NewTrackerAfter is NewTracker for an owner that gave out versions up to
+// last already, with an earlier Tracker of the same entity that it
+// dropped (a grain whose last subscriber left, then a new one came): it
+// starts at version last+1. Within one owner, a version then never names
+// two states, so a replica skips the deltas of the earlier Tracker still
+// on their way as older than the new snapshot, instead of applying them
+// over it.
+func NewTrackerAfter(entity string, d *Differ, state proto.Message, last uint64) *Tracker {
 	if d == nil {
 		d = &Differ{}
 	}
-	t := &Tracker{entity: entity, d: d, version: 1}
+	t := &Tracker{entity: entity, d: d, version: last + 1}
 	t.keep(state, nil)
 	return t
 }
