@@ -411,6 +411,7 @@ type Route struct {
 	grainKind  string                        // set: the service is served by the user's grain of this kind
 	byEntity   bool                          // with grainKind: the grain the request's entity names (SyncGrain)
 	mayWatch   func(userID, key string) bool // SyncGrain: checked before routing (WatchedBy)
+	pushRoute  string                        // a route to guild.propsync.Sync: its deltas' push route, if not syncPushRoute (DeltasOn)
 }
 
 // UserGrain routes to a generated RPC service (by its full name, such as
@@ -463,6 +464,32 @@ func SyncGrain(kind string) Route {
 func (r Route) WatchedBy(may func(userID, key string) bool) Route {
 	r.mayWatch = may
 	return r
+}
+
+// syncPushRoute is propsync.DefaultRoute, the push route of deltas unless
+// a kind's grain.SyncOptions.Route says otherwise.
+const syncPushRoute = "propsync"
+
+// DeltasOn returns the route r to a synced kind (SyncGrain, or
+// UserGrain(kind, propsync.Service)) whose deltas come on push route
+// route: the kind's grain.SyncOptions.Route, when it is not the default
+// propsync.DefaultRoute ("propsync"). The gateway reads the pushes of that
+// route to keep the session's subscriptions in step (see the package
+// doc's Property sync), and pushes its own end notices on it. gate.New refuses it on another route.
+func (r Route) DeltasOn(route string) Route {
+	r.pushRoute = route
+	return r
+}
+
+// syncs reports whether r is a route to guild.propsync.Sync in a grain.
+func (r Route) syncs() bool { return r.rpcService == syncService && r.grainKind != "" }
+
+// deltas returns the push route of the deltas of a route that syncs.
+func (r Route) deltas() string {
+	if r.pushRoute != "" {
+		return r.pushRoute
+	}
+	return syncPushRoute
 }
 
 // Require returns r opened only to sessions whose identity has one of

@@ -99,6 +99,12 @@ type outgoing struct {
 	tries    int       // times routed again
 	md       actor.Metadata
 	key      string // the grain's key, of a SyncGrain route
+	// A Subscribe or Unsubscribe on a route that syncs (see
+	// subscriptions.go): which (syncSubscribe, syncUnsubscribe), of what
+	// entity, made for the session's user of generation userGen.
+	sync    int
+	entity  string
+	userGen int
 }
 
 // Routing a request again: at most maxReroutes times, after a pause that
@@ -160,6 +166,12 @@ type session struct {
 	// limUser is the user's entry in the limit table once the session is
 	// bound (set by the actor, read by the reader for each request).
 	limUser atomic.Pointer[limitEntry]
+
+	// Property sync (see subscriptions.go): the subscriptions forwarded,
+	// by entity, and the generation of the session's user (one more at
+	// each change of user).
+	subs    map[string]*syncSub
+	userGen int
 }
 
 // Receive implements actor.Actor.
@@ -210,6 +222,9 @@ func (s *session) Receive(c *actor.Context) {
 	case loginExpired:
 		s.expire(c, m)
 	case *nodepb.Push:
+		if len(s.subs) > 0 && s.g.deltas[m.GetRoute()] && s.syncPush(c, m.GetRoute(), m.GetBody()) {
+			return // a delta of a subscription of the session's former user
+		}
 		b, err := gatepb.Encode(&gatepb.Frame{Body: &gatepb.Frame_Push{Push: &gatepb.Push{Route: m.GetRoute(), Body: m.GetBody()}}})
 		if err != nil {
 			s.g.log.Error("gate: cannot encode a push", "session", s.info.ID, "route", m.GetRoute(), "err", err)
@@ -493,6 +508,16 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 		}
 		o.key = key
 	}
+	if r.syncs() {
+		key := o.key
+		if !r.byEntity {
+			key = s.userID
+		}
+		if code, msg, ok := s.syncRequest(o, r, routeMethod(m.route), key); !ok {
+			s.respond(c, m.id, code, msg, nil)
+			return
+		}
+	}
 	if g.cfg.Observe != nil {
 		s.observe(o)
 	}
@@ -544,6 +569,9 @@ func (s *session) send(c *actor.Context, o *outgoing) {
 		} else {
 			s.reply(c, o.id, reply, nil)
 		}
+		if o.sync != syncNone {
+			s.syncAnswered(c, o, pid, syncOK(reply))
+		}
 		s.drained(c)
 	})
 	if err != nil {
@@ -583,6 +611,9 @@ func (s *session) failed(c *actor.Context, o *outgoing, err error, prefix string
 	}
 	st := rpc.StatusOf(err)
 	s.respond(c, o.id, st.Code, prefix+st.Message, nil)
+	if o.sync != syncNone {
+		s.syncAnswered(c, o, actor.PID{}, false)
+	}
 	s.drained(c)
 }
 
@@ -789,6 +820,7 @@ func (s *session) bind(c *actor.Context, uid string) {
 		_ = c.Send(s.g.hub, hubUnbind{user: s.userID, serial: s.self.Serial})
 	}
 	s.userID = uid
+	s.syncUserChanged(c)
 	s.issueSecret()
 	s.g.limits.release(s.limUser.Swap(s.g.limits.user(uid)))
 	ctx, cancel := context.WithTimeout(context.Background(), s.g.lim.RequestTimeout)
