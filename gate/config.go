@@ -42,6 +42,7 @@ const (
 	DefaultLoginTimeout     = 60 * time.Second
 	DefaultMaxRefused       = 100
 	DefaultResumeBuffer     = 256
+	DefaultMaxSubscriptions = 64
 )
 
 // Config configures a Gateway.
@@ -304,6 +305,16 @@ type Limits struct {
 	// bytes, without a resync, and a push with a coalescing key replaces
 	// the one kept with the same key. Default 256.
 	ResumeBuffer int
+	// MaxSubscriptions bounds the property-sync subscriptions (package
+	// propsync) that one session holds at a time through the gateway's
+	// routes to guild.propsync.Sync (SyncGrain, and UserGrain(kind,
+	// propsync.Service)): each keeps its grain active (a grain with
+	// subscribers is not deactivated for idleness). A Subscribe of one
+	// more grain gets ResourceExhausted; a Subscribe of a grain the
+	// session holds already takes no slot. The answer of an Unsubscribe,
+	// or the grain's end notice, frees a slot. Subscriptions a game's own
+	// service makes (grain.System.Subscribe) are not counted. Default 64.
+	MaxSubscriptions int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -376,6 +387,9 @@ func (l Limits) withDefaults() Limits {
 	if l.ResumeBuffer == 0 {
 		l.ResumeBuffer = DefaultResumeBuffer
 	}
+	if l.MaxSubscriptions == 0 {
+		l.MaxSubscriptions = DefaultMaxSubscriptions
+	}
 	return l
 }
 
@@ -396,6 +410,8 @@ func (l Limits) validate() error {
 		return fmt.Errorf("%w: GroupRate or GroupBurst is negative", ErrBadConfig)
 	case l.ResumeWindow < 0, l.ResumeBuffer < 0:
 		return fmt.Errorf("%w: ResumeWindow or ResumeBuffer is negative", ErrBadConfig)
+	case l.MaxSubscriptions < 0:
+		return fmt.Errorf("%w: MaxSubscriptions %d is negative", ErrBadConfig, l.MaxSubscriptions)
 	case l.HandshakeTimeout < 0, l.Heartbeat < 0, l.RequestTimeout < 0, l.HTTPIdleTimeout < 0:
 		return fmt.Errorf("%w: a duration is negative", ErrBadConfig)
 	}
@@ -474,8 +490,9 @@ const syncPushRoute = "propsync"
 // UserGrain(kind, propsync.Service)) whose deltas come on push route
 // route: the kind's grain.SyncOptions.Route, when it is not the default
 // propsync.DefaultRoute ("propsync"). The gateway reads the pushes of that
-// route to keep the session's subscriptions in step (see the package
-// doc's Property sync), and pushes its own end notices on it. gate.New refuses it on another route.
+// route to keep the session's subscriptions in step (see
+// Limits.MaxSubscriptions, and the package doc's Property sync), and pushes
+// its own end notices on it. gate.New refuses it on another route.
 func (r Route) DeltasOn(route string) Route {
 	r.pushRoute = route
 	return r

@@ -501,8 +501,11 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 			s.respond(c, m.id, rpc.InvalidArgument, fmt.Sprintf("%s: %v", m.route, err), nil)
 			return
 		}
-		// Unsubscribe too: it would activate the grain it names as well.
-		if r.mayWatch != nil && !s.mayWatch(r, key) {
+		// Unsubscribe too: it would activate the grain it names as well;
+		// but not an Unsubscribe of a grain the session holds (it is
+		// active, and the session's slot is freed).
+		held := method == "Unsubscribe" && s.subs[r.grainKind+"/"+key] != nil
+		if r.mayWatch != nil && !held && !s.mayWatch(r, key) {
 			s.respond(c, m.id, rpc.PermissionDenied, fmt.Sprintf("%s: user %q may not watch %s/%s", m.route, s.userID, r.grainKind, key), nil)
 			return
 		}

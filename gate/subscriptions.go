@@ -2,6 +2,7 @@ package gate
 
 import (
 	"errors"
+	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -16,6 +17,7 @@ import (
 // through the gateway's routes to guild.propsync.Sync (Route.syncs), by
 // entity ("kind/key"), for what a grain cannot do alone:
 //
+//   - Bound them (Limits.MaxSubscriptions): each keeps its grain active.
 //   - End them when the session's user changes (Session.Bind to another
 //     user): a grain keys its subscribers by session, and checked the
 //     user only at Subscribe. The session sends each grain the Unsubscribe
@@ -56,14 +58,18 @@ func (e *syncSub) revoked() bool { return e.stale > 0 || e.unsubs > 0 || e.lost 
 func (e *syncSub) idle() bool { return !e.active && e.pending == 0 && !e.revoked() }
 
 // syncRequest counts a Subscribe or Unsubscribe of the client's on a route
-// that syncs, on its way to the grain of key. ok false: answer the
-// request with code and msg.
+// that syncs, on its way to the grain of key: a Subscribe of one more
+// grain than Limits.MaxSubscriptions allows is refused. ok false: answer
+// the request with code and msg.
 func (s *session) syncRequest(o *outgoing, r Route, method, key string) (code rpc.Code, msg string, ok bool) {
 	entity := r.grainKind + "/" + key
 	switch method {
 	case "Subscribe":
 		e := s.subs[entity]
 		if e == nil {
+			if max := s.g.lim.MaxSubscriptions; len(s.subs) >= max {
+				return rpc.ResourceExhausted, fmt.Sprintf("%s: the session holds %d subscriptions, the most it may (Limits.MaxSubscriptions): unsubscribe one first", o.route, max), false
+			}
 			if s.subs == nil {
 				s.subs = make(map[string]*syncSub)
 			}

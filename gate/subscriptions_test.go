@@ -40,10 +40,11 @@ const (
 // session; the test pushes them deltas with push. Unsubscribe is answered
 // as unsub says.
 type fakeGrains struct {
-	n     *actor.Node
-	unsub atomic.Int32
-	mu    sync.Mutex // guards grains, and each grain's subs
-	grain map[string]*fakeGrain
+	n      *actor.Node
+	unsub  atomic.Int32
+	refuse atomic.Bool // the route "guarded"'s WatchedBy says no
+	mu     sync.Mutex  // guards grains, and each grain's subs
+	grain  map[string]*fakeGrain
 }
 
 type fakeGrain struct {
@@ -151,8 +152,9 @@ type syncTestClient struct {
 
 // syncGate starts a node, fakeGrains, and a gateway with the routes
 // "chat" (chatService: Login binds the session to another user), "watch"
-// (SyncGrain("fake")) and "sync" (UserGrain("fake", guild.propsync.Sync)),
-// and dials it as user.
+// (SyncGrain("fake")), "guarded" (the same, WatchedBy a rule that says
+// no while fakeGrains.refuse is set) and "sync" (UserGrain("fake",
+// guild.propsync.Sync)), and dials it as user.
 func syncGate(t *testing.T, lim gate.Limits, user string) (*fakeGrains, *syncTestClient) {
 	t.Helper()
 	n := newNode(t)
@@ -167,9 +169,10 @@ func syncGate(t *testing.T, lim gate.Limits, user string) (*fakeGrains, *syncTes
 		t.Fatalf("DeltasOn on a route that does not sync: %v, want ErrBadConfig", err)
 	}
 	g, err := newG(map[string]gate.Route{
-		"chat":  gate.To(rpc.To(serve(t, n, chatService("chat")))),
-		"watch": gate.SyncGrain("fake"),
-		"sync":  gate.UserGrain("fake", syncService),
+		"chat":    gate.To(rpc.To(serve(t, n, chatService("chat")))),
+		"watch":   gate.SyncGrain("fake"),
+		"guarded": gate.SyncGrain("fake").WatchedBy(func(string, string) bool { return !fg.refuse.Load() }),
+		"sync":    gate.UserGrain("fake", syncService),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -313,5 +316,71 @@ func TestSyncRebindDropsDeltasOfALostUnsubscribe(t *testing.T) {
 			}
 			sc.noDeltas(t, fg.n, session)
 		})
+	}
+}
+
+// TestSyncMaxSubscriptions: a session holds at most
+// Limits.MaxSubscriptions subscriptions: a Subscribe of one more grain
+// gets ResourceExhausted, one of a grain it holds does not; an
+// Unsubscribe, or the grain's end notice, frees a slot. A negative bound
+// is a configuration error.
+func TestSyncMaxSubscriptions(t *testing.T) {
+	if _, err := gate.New(gate.Config{Node: newNode(t), Limits: gate.Limits{MaxSubscriptions: -1}}); !errors.Is(err, gate.ErrBadConfig) {
+		t.Fatalf("MaxSubscriptions -1: %v, want ErrBadConfig", err)
+	}
+	fg, sc := syncGate(t, gate.Limits{MaxSubscriptions: 3}, "u1")
+	for _, e := range []string{"fake/a", "fake/b"} {
+		if err := sc.subscribe(t, "watch", e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sc.subscribe(t, "sync", ""); err != nil { // fake/u1
+		t.Fatal(err)
+	}
+	wantCode(t, "a 4th subscription", sc.subscribe(t, "watch", "fake/c"), rpc.ResourceExhausted)
+	if err := sc.subscribe(t, "watch", "fake/a"); err != nil {
+		t.Fatalf("a subscription held already: %v", err)
+	}
+	if err := sc.subscribe(t, "watch", "fake/u1"); err != nil {
+		t.Fatalf("the own grain through the other route: %v", err)
+	}
+	if err := sc.unsubscribe(t, "watch", "fake/b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.subscribe(t, "watch", "fake/c"); err != nil {
+		t.Fatalf("after an Unsubscribe: %v", err)
+	}
+	wantCode(t, "a 4th subscription", sc.subscribe(t, "watch", "fake/d"), rpc.ResourceExhausted)
+	fg.push(t, &propsyncpb.Delta{Entity: "fake/a"}) // fake/a's end notice
+	sc.endNotice(t, "fake/a")
+	if err := sc.subscribe(t, "watch", "fake/d"); err != nil {
+		t.Fatalf("after an end notice: %v", err)
+	}
+	if err := sc.unsubscribe(t, "sync", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.subscribe(t, "watch", "fake/e"); err != nil {
+		t.Fatalf("after an Unsubscribe through the UserGrain route: %v", err)
+	}
+}
+
+// TestSyncUnsubscribeOfAHeldGrain: an Unsubscribe of a grain the session
+// holds passes a WatchedBy rule that no longer lets its user watch it
+// (freeing the slot must not depend on the rule); one of a grain it does
+// not hold is refused by the rule, as a Subscribe is.
+func TestSyncUnsubscribeOfAHeldGrain(t *testing.T) {
+	fg, sc := syncGate(t, gate.Limits{MaxSubscriptions: 1}, "u1")
+	if err := sc.subscribe(t, "guarded", "fake/x"); err != nil {
+		t.Fatal(err)
+	}
+	fg.refuse.Store(true)
+	wantCode(t, "a Subscribe the rule refuses", sc.subscribe(t, "guarded", "fake/y"), rpc.PermissionDenied)
+	wantCode(t, "an Unsubscribe of a grain not held", sc.unsubscribe(t, "guarded", "fake/y"), rpc.PermissionDenied)
+	if err := sc.unsubscribe(t, "guarded", "fake/x"); err != nil {
+		t.Fatalf("the Unsubscribe of the grain held: %v", err)
+	}
+	await.True(t, waitTimeout, "the grain to let the session go", func() bool { return fg.subscribers(t, "fake/x") == 0 })
+	if err := sc.subscribe(t, "watch", "fake/z"); err != nil {
+		t.Fatalf("the slot freed: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package propsync_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -139,5 +140,32 @@ func TestRebindEndsSubscriptions(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("no delta of u2's own grain")
+	}
+}
+
+// TestOneSessionPinsFewGrains: with a kind that lets anyone watch any
+// grain (SyncGrain), one session keeps at most Limits.MaxSubscriptions
+// grains subscribed, so active: one more Subscribe gets
+// ResourceExhausted, and activates nothing.
+func TestOneSessionPinsFewGrains(t *testing.T) {
+	kind := playerKind()
+	opts := *kind.Sync
+	opts.MaySubscribe = func(grain.Identity, string) bool { return true }
+	kind.Sync = &opts
+	const most = 8
+	ctx, sys, c, _ := gateSubsSetup(t, kind, gate.Limits{MaxSubscriptions: most})
+	for i := range most {
+		if err := c.Request(ctx, "watch.Subscribe", &propsyncpb.Subscribe{Entity: fmt.Sprintf("player/nobody-%d", i)}, nil); err != nil {
+			t.Fatalf("subscribe %d: %v", i, err)
+		}
+	}
+	for i := most; i < 2*most; i++ {
+		err := c.Request(ctx, "watch.Subscribe", &propsyncpb.Subscribe{Entity: fmt.Sprintf("player/nobody-%d", i)}, nil)
+		if rpc.CodeOf(err) != rpc.ResourceExhausted {
+			t.Fatalf("subscribe %d: %v, want ResourceExhausted", i, err)
+		}
+	}
+	if active := sys.ActiveByKind()["player"]; active != most {
+		t.Fatalf("%d grains active, want the %d subscribed", active, most)
 	}
 }
