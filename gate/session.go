@@ -254,6 +254,8 @@ func (s *session) Receive(c *actor.Context) {
 		} else {
 			c.Respond(&nodepb.Ack{})
 		}
+	case actor.Terminated:
+		s.grainGone(c, m.PID)
 	case actor.Stopped:
 		s.stopped(c)
 		return

@@ -15,7 +15,7 @@ import (
 
 // A session keeps the property-sync subscriptions its client made
 // through the gateway's routes to guild.propsync.Sync (Route.syncs), by
-// entity ("kind/key"), for what a grain cannot do alone:
+// entity ("kind/key"), for three things a grain cannot do alone:
 //
 //   - Bound them (Limits.MaxSubscriptions): each keeps its grain active.
 //   - End them when the session's user changes (Session.Bind to another
@@ -25,6 +25,10 @@ import (
 //     on drops the deltas of that grain (revoked) until the grain has
 //     confirmed the Unsubscribe, or its activation ended: so a lost
 //     Unsubscribe leaks nothing either.
+//   - Tell its client when the grain's activation is gone without an end
+//     notice (its node crashed): it watches the activation that answered
+//     the Subscribe, and on Terminated pushes the client the end notice
+//     the grain could not.
 //
 // It learns of the grain's own end notices by reading the pushes of the
 // deltas' routes (Gateway.deltas). Subscriptions a game's service makes
@@ -211,6 +215,26 @@ func (s *session) forgetSub(c *actor.Context, entity string, e *syncSub) {
 	delete(s.subs, entity)
 	if !e.pid.IsZero() {
 		c.Unwatch(e.pid)
+	}
+}
+
+// grainGone: the activation pid, watched, has ended. Its subscriptions
+// ended with it; one the client still counted on gets the end notice
+// here, as the activation may have had no chance to send it (its node
+// crashed, or was cut off from this one).
+func (s *session) grainGone(c *actor.Context, pid actor.PID) {
+	for entity, e := range s.subs {
+		if e.pid != pid {
+			continue
+		}
+		e.pid = actor.PID{} // no Unwatch: it is over
+		if e.active && !e.revoked() {
+			s.syncEnded(c, entity, e.deltas)
+		}
+		e.active, e.lost = false, false
+		if e.idle() {
+			s.forgetSub(c, entity, e)
+		}
 	}
 }
 

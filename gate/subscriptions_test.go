@@ -384,3 +384,21 @@ func TestSyncUnsubscribeOfAHeldGrain(t *testing.T) {
 		t.Fatalf("the slot freed: %v", err)
 	}
 }
+
+// TestSyncGrainGoneEndsSubscription: when the activation that answered a
+// Subscribe ends without its end notice (its node crashed: here, its
+// actor stops), the gateway pushes the client the end notice itself, and
+// the slot is free again.
+func TestSyncGrainGoneEndsSubscription(t *testing.T) {
+	fg, sc := syncGate(t, gate.Limits{MaxSubscriptions: 1}, "u1")
+	if err := sc.subscribe(t, "watch", "fake/x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fg.n.Stop(fg.get(t, "fake/x").pid); err != nil {
+		t.Fatal(err)
+	}
+	sc.endNotice(t, "fake/x")
+	if err := sc.subscribe(t, "watch", "fake/y"); err != nil {
+		t.Fatalf("after the grain's end: %v", err)
+	}
+}
