@@ -42,6 +42,7 @@ const (
 	DefaultLoginTimeout     = 60 * time.Second
 	DefaultMaxRefused       = 100
 	DefaultResumeBuffer     = 256
+	DefaultMaxSubscriptions = 64
 )
 
 // Config configures a Gateway.
@@ -304,6 +305,16 @@ type Limits struct {
 	// bytes, without a resync, and a push with a coalescing key replaces
 	// the one kept with the same key. Default 256.
 	ResumeBuffer int
+	// MaxSubscriptions bounds the property-sync subscriptions (package
+	// propsync) that one session holds at a time through the gateway's
+	// routes to guild.propsync.Sync (SyncGrain, and UserGrain(kind,
+	// propsync.Service)): each keeps its grain active (a grain with
+	// subscribers is not deactivated for idleness). A Subscribe of one
+	// more grain gets ResourceExhausted; a Subscribe of a grain the
+	// session holds already takes no slot. The answer of an Unsubscribe,
+	// or the grain's end notice, frees a slot. Subscriptions a game's own
+	// service makes (grain.System.Subscribe) are not counted. Default 64.
+	MaxSubscriptions int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -376,6 +387,9 @@ func (l Limits) withDefaults() Limits {
 	if l.ResumeBuffer == 0 {
 		l.ResumeBuffer = DefaultResumeBuffer
 	}
+	if l.MaxSubscriptions == 0 {
+		l.MaxSubscriptions = DefaultMaxSubscriptions
+	}
 	return l
 }
 
@@ -396,6 +410,8 @@ func (l Limits) validate() error {
 		return fmt.Errorf("%w: GroupRate or GroupBurst is negative", ErrBadConfig)
 	case l.ResumeWindow < 0, l.ResumeBuffer < 0:
 		return fmt.Errorf("%w: ResumeWindow or ResumeBuffer is negative", ErrBadConfig)
+	case l.MaxSubscriptions < 0:
+		return fmt.Errorf("%w: MaxSubscriptions %d is negative", ErrBadConfig, l.MaxSubscriptions)
 	case l.HandshakeTimeout < 0, l.Heartbeat < 0, l.RequestTimeout < 0, l.HTTPIdleTimeout < 0:
 		return fmt.Errorf("%w: a duration is negative", ErrBadConfig)
 	}
@@ -411,6 +427,7 @@ type Route struct {
 	grainKind  string                        // set: the service is served by the user's grain of this kind
 	byEntity   bool                          // with grainKind: the grain the request's entity names (SyncGrain)
 	mayWatch   func(userID, key string) bool // SyncGrain: checked before routing (WatchedBy)
+	pushRoute  string                        // a route to guild.propsync.Sync: its deltas' push route, if not syncPushRoute (DeltasOn)
 }
 
 // UserGrain routes to a generated RPC service (by its full name, such as
@@ -463,6 +480,33 @@ func SyncGrain(kind string) Route {
 func (r Route) WatchedBy(may func(userID, key string) bool) Route {
 	r.mayWatch = may
 	return r
+}
+
+// syncPushRoute is propsync.DefaultRoute, the push route of deltas unless
+// a kind's grain.SyncOptions.Route says otherwise.
+const syncPushRoute = "propsync"
+
+// DeltasOn returns the route r to a synced kind (SyncGrain, or
+// UserGrain(kind, propsync.Service)) whose deltas come on push route
+// route: the kind's grain.SyncOptions.Route, when it is not the default
+// propsync.DefaultRoute ("propsync"). The gateway reads the pushes of that
+// route to keep the session's subscriptions in step (see
+// Limits.MaxSubscriptions, and the package doc's Property sync), and pushes
+// its own end notices on it. gate.New refuses it on another route.
+func (r Route) DeltasOn(route string) Route {
+	r.pushRoute = route
+	return r
+}
+
+// syncs reports whether r is a route to guild.propsync.Sync in a grain.
+func (r Route) syncs() bool { return r.rpcService == syncService && r.grainKind != "" }
+
+// deltas returns the push route of the deltas of a route that syncs.
+func (r Route) deltas() string {
+	if r.pushRoute != "" {
+		return r.pushRoute
+	}
+	return syncPushRoute
 }
 
 // Require returns r opened only to sessions whose identity has one of

@@ -42,6 +42,23 @@
 // property sync's subscriptions to any grain of a kind go by the grain
 // the request names (SyncGrain).
 //
+// # Property sync
+//
+// A session keeps the property-sync subscriptions (package propsync) its
+// client makes through the routes to guild.propsync.Sync (SyncGrain,
+// UserGrain(kind, propsync.Service)), by entity, reading the pushes of
+// the deltas' route (propsync.DefaultRoute, or Route.DeltasOn) as they
+// pass. It holds at most Limits.MaxSubscriptions of them (each keeps its
+// grain active). When its user changes (Session.Bind to another user), it
+// ends them: each grain gets the Unsubscribe, the client the end notice
+// (before the login's reply), and the session drops those grains' deltas
+// until each grain has confirmed, so that a lost Unsubscribe leaks
+// nothing to the new user either. It watches the activation that
+// answered each Subscribe, and pushes the client the end notice itself
+// when that activation ends without one (its node crashed). The
+// subscriptions a game's service makes with grain.System.Subscribe do not
+// pass through the gateway: they are not counted, ended nor watched.
+//
 // A route is resolved for each request. When a request certainly did not
 // reach its service (the name the route resolved is held by nobody any
 // more, the service's actor was gone or stopped before taking it, its

@@ -31,6 +31,10 @@ type Gateway struct {
 	node   *actor.Node
 	client *rpc.Client
 	public map[string]bool
+	// deltas holds the push routes of the deltas of the routes to
+	// guild.propsync.Sync (see Route.DeltasOn): sessions read the pushes
+	// on them (see session.syncPush).
+	deltas map[string]bool
 	// loginHint ends a "log in first" refusal: the public routes, sorted.
 	loginHint  string
 	rateTail   []byte    // the end of a rate-limit refusal (see rateLimitedFrame)
@@ -100,6 +104,8 @@ func New(cfg Config) (*Gateway, error) {
 		switch {
 		case r.mayWatch != nil && !r.byEntity:
 			return nil, fmt.Errorf("%w: route %q: WatchedBy is for SyncGrain routes", ErrBadConfig, svc)
+		case r.pushRoute != "" && !r.syncs():
+			return nil, fmt.Errorf("%w: route %q: DeltasOn is for routes to %s (SyncGrain, UserGrain(kind, propsync.Service))", ErrBadConfig, svc, syncService)
 		case r.grainKind != "":
 			if cfg.Grains == nil {
 				return nil, fmt.Errorf("%w: route %q: UserGrain and SyncGrain need Config.Grains", ErrBadConfig, svc)
@@ -150,6 +156,14 @@ func New(cfg Config) (*Gateway, error) {
 	g.client = rpc.NewClient(cfg.Node, opts...)
 	for _, r := range cfg.Public {
 		g.public[r] = true
+	}
+	for _, r := range cfg.Routes {
+		if r.syncs() {
+			if g.deltas == nil {
+				g.deltas = make(map[string]bool)
+			}
+			g.deltas[r.deltas()] = true
+		}
 	}
 	g.loginHint = loginHint(g.public)
 	g.rateTail, g.sourceTail = rateLimitedTail(g.lim), sourceLimitedTail(g.lim)

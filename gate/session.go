@@ -99,6 +99,12 @@ type outgoing struct {
 	tries    int       // times routed again
 	md       actor.Metadata
 	key      string // the grain's key, of a SyncGrain route
+	// A Subscribe or Unsubscribe on a route that syncs (see
+	// subscriptions.go): which (syncSubscribe, syncUnsubscribe), of what
+	// entity, made for the session's user of generation userGen.
+	sync    int
+	entity  string
+	userGen int
 }
 
 // Routing a request again: at most maxReroutes times, after a pause that
@@ -160,6 +166,12 @@ type session struct {
 	// limUser is the user's entry in the limit table once the session is
 	// bound (set by the actor, read by the reader for each request).
 	limUser atomic.Pointer[limitEntry]
+
+	// Property sync (see subscriptions.go): the subscriptions forwarded,
+	// by entity, and the generation of the session's user (one more at
+	// each change of user).
+	subs    map[string]*syncSub
+	userGen int
 }
 
 // Receive implements actor.Actor.
@@ -210,6 +222,9 @@ func (s *session) Receive(c *actor.Context) {
 	case loginExpired:
 		s.expire(c, m)
 	case *nodepb.Push:
+		if len(s.subs) > 0 && s.g.deltas[m.GetRoute()] && s.syncPush(c, m.GetRoute(), m.GetBody()) {
+			return // a delta of a subscription of the session's former user
+		}
 		b, err := gatepb.Encode(&gatepb.Frame{Body: &gatepb.Frame_Push{Push: &gatepb.Push{Route: m.GetRoute(), Body: m.GetBody()}}})
 		if err != nil {
 			s.g.log.Error("gate: cannot encode a push", "session", s.info.ID, "route", m.GetRoute(), "err", err)
@@ -239,6 +254,8 @@ func (s *session) Receive(c *actor.Context) {
 		} else {
 			c.Respond(&nodepb.Ack{})
 		}
+	case actor.Terminated:
+		s.grainGone(c, m.PID)
 	case actor.Stopped:
 		s.stopped(c)
 		return
@@ -486,12 +503,25 @@ func (s *session) request(c *actor.Context, m *clientRequest) {
 			s.respond(c, m.id, rpc.InvalidArgument, fmt.Sprintf("%s: %v", m.route, err), nil)
 			return
 		}
-		// Unsubscribe too: it would activate the grain it names as well.
-		if r.mayWatch != nil && !s.mayWatch(r, key) {
+		// Unsubscribe too: it would activate the grain it names as well;
+		// but not an Unsubscribe of a grain the session holds (it is
+		// active, and the session's slot is freed).
+		held := method == "Unsubscribe" && s.subs[r.grainKind+"/"+key] != nil
+		if r.mayWatch != nil && !held && !s.mayWatch(r, key) {
 			s.respond(c, m.id, rpc.PermissionDenied, fmt.Sprintf("%s: user %q may not watch %s/%s", m.route, s.userID, r.grainKind, key), nil)
 			return
 		}
 		o.key = key
+	}
+	if r.syncs() {
+		key := o.key
+		if !r.byEntity {
+			key = s.userID
+		}
+		if code, msg, ok := s.syncRequest(o, r, routeMethod(m.route), key); !ok {
+			s.respond(c, m.id, code, msg, nil)
+			return
+		}
 	}
 	if g.cfg.Observe != nil {
 		s.observe(o)
@@ -544,6 +574,9 @@ func (s *session) send(c *actor.Context, o *outgoing) {
 		} else {
 			s.reply(c, o.id, reply, nil)
 		}
+		if o.sync != syncNone {
+			s.syncAnswered(c, o, pid, syncOK(reply))
+		}
 		s.drained(c)
 	})
 	if err != nil {
@@ -583,6 +616,9 @@ func (s *session) failed(c *actor.Context, o *outgoing, err error, prefix string
 	}
 	st := rpc.StatusOf(err)
 	s.respond(c, o.id, st.Code, prefix+st.Message, nil)
+	if o.sync != syncNone {
+		s.syncAnswered(c, o, actor.PID{}, false)
+	}
 	s.drained(c)
 }
 
@@ -789,6 +825,7 @@ func (s *session) bind(c *actor.Context, uid string) {
 		_ = c.Send(s.g.hub, hubUnbind{user: s.userID, serial: s.self.Serial})
 	}
 	s.userID = uid
+	s.syncUserChanged(c)
 	s.issueSecret()
 	s.g.limits.release(s.limUser.Swap(s.g.limits.user(uid)))
 	ctx, cancel := context.WithTimeout(context.Background(), s.g.lim.RequestTimeout)
