@@ -1,8 +1,14 @@
-// Command spincheck is a test fix whose self-check never returns (review
-// s10: a reload must still end within its context).
+// Command spincheck is a test fix whose self-check never returns: a
+// reload must still end with its context, and the old version serve on.
+// It writes "spincheck: checking" to its stdout as its check starts, so
+// that a test can tell when a reload is stuck in it.
 package main
 
-import "github.com/guildkit/guild/hotfix/guest"
+import (
+	"os"
+
+	"github.com/guildkit/guild/hotfix/guest"
+)
 
 var spins int
 
@@ -11,6 +17,7 @@ func init() {
 		return guest.Result{}, nil
 	})
 	guest.Check(func() error {
+		os.Stdout.WriteString("spincheck: checking\n")
 		for {
 			spins++
 		}
