@@ -94,7 +94,8 @@ func AgentName(addr actor.Addr) string { return "guild.admin/" + addr.String() }
 // the node in progress (the reload action: its tables, then its
 // reloaders), which answers the request when the reload is over, within
 // ReloadTimeout; Stop waits for them. The reloaders' Versions run on the
-// actor, their ReloadItems on the reload goroutine.
+// actor (snapshots, the tables action) and on the reload goroutine
+// around their ReloadItems, which run there.
 type Agent struct {
 	cfg  AgentConfig
 	node *actor.Node

@@ -22,10 +22,12 @@ import (
 // does not link hotfix's WebAssembly runtime.
 //
 // The agent calls Versions on its actor (for a snapshot and the tables
-// action) and ReloadItems on its reload goroutine, so the two may run at
-// the same time, and with the implementation's own reloads (a watcher):
-// both must be safe for concurrent use. A panic in either is recovered
-// and reported as the reloader's error.
+// action), and ReloadItems on its reload goroutine, with Versions just
+// before and after it there (a reload's reply lists each item's version
+// before and after). So each may run at the same time as the other, and
+// as the implementation's own reloads (a watcher): both must be safe for
+// concurrent use. A panic in either is recovered and reported as the
+// reloader's error.
 type Reloader interface {
 	// Versions returns the version each item serves, by item name; ""
 	// for an item with nothing loaded. It must return at once (no I/O):

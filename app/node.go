@@ -819,11 +819,11 @@ func (n *Node) listenStreams(cfg *config.Config, g *config.StreamGateway, log *s
 //     closes the rest;
 //  5. the cluster node drains (cluster.Node.Shutdown: mailboxes, requests
 //     it waits on or relays), leaves the membership and closes;
-//  5. its failure reporters (the cluster file's report section) deliver
+//  6. its failure reporters (the cluster file's report section) deliver
 //     what is queued, within ctx, and stop;
-//  6. the membership and the embedded etcd close, and the spans not yet
+//  7. the membership and the embedded etcd close, and the spans not yet
 //     sent go to the trace collector;
-//  7. its metrics listener, if any, stops.
+//  8. its metrics listener, if any, stops.
 //
 // From its first step, the metrics listener's /readyz answers 503.
 //

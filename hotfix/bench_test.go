@@ -131,3 +131,22 @@ func BenchmarkHotfixCallTimeout(b *testing.B) {
 		state = res.State
 	}
 }
+
+// BenchmarkHotfixCallCtx is BenchmarkHotfixCall without a CallTimeout
+// but with a ctx that can end: the call runs on the compilation that
+// stops at ctx's end, and costs a watching goroutine (no timer).
+func BenchmarkHotfixCallCtx(b *testing.B) {
+	e := newEngine(b, hotfix.Config{})
+	h := hotfix.NewHandler("counter")
+	load(b, e, h, "counter1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var state []byte
+	for b.Loop() {
+		res, _, err := h.Call(ctx, state, "inc", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		state = res.State
+	}
+}

@@ -11,9 +11,11 @@
 //
 // # Pieces
 //
-//   - Engine: one wazero runtime per node, with WASI (which the Go
+//   - Engine: the wazero runtime of a node, with WASI (which the Go
 //     runtime inside a module needs), a compilation cache and the limits
-//     of Config (memory per instance, time per call).
+//     of Config (memory per instance, time per call); without a
+//     CallTimeout, a second runtime for the turns that cannot be stopped
+//     (see "Time limits" below).
 //   - Module: one compiled, accepted version of a fix (Engine.Compile),
 //     with a pool of instances. Version is a hash of its bytes.
 //   - Handler: the named slot a kind of message is routed to; Swap puts a
@@ -79,6 +81,28 @@
 // Config.MemoryLimit. Anything else is an error matching ErrRejected that
 // says why, and the handler keeps its module.
 //
+// # Time limits
+//
+// Every call into a module ends when the ctx it runs under ends, and
+// each at Config.CallTimeout when the Engine has one: a turn (Module.Call,
+// Handler.Call) as a trap, a load (Engine.Compile, and so Handler.Load
+// and Loader.Reload) as a rejection that also matches ctx's error, so a
+// fix whose init or self-check never returns cannot hold a reload. A
+// Reload waiting for the one in progress gives up at its ctx's end too,
+// so a Loader's reloads (the admin API's, bounded by its ReloadTimeout,
+// and its watcher's, ended by Close) return soon after their ctx ends,
+// and the module in service keeps serving. Only a compilation already
+// started (seconds) runs to its end.
+//
+// Stopping a call has a price: wazero compiles checks into the module
+// and watches the call's ctx with a goroutine, which makes a short turn
+// several times dearer. With a CallTimeout every call pays it. Without
+// one, a module that passed its checks is compiled a second time,
+// without them, and a turn whose ctx never ends (context.Background, as
+// an Actor's) runs on that copy at no extra cost, but cannot be stopped:
+// an endless loop in a turn then holds its actor. Set a CallTimeout when
+// that risk is worth the cost (docs/PERFORMANCE.md).
+//
 // # Atomic between two messages
 //
 // A Handler holds its module in an atomic.Pointer. Each call loads it
@@ -93,7 +117,8 @@
 // A handler's error (and a panic, which package guest recovers) answers
 // the request with a *CallError; the instance lives on. A trap (an
 // unrecoverable fatal error of the guest's Go runtime such as out of
-// memory, an exit, or CallTimeout) answers with a *CallError that
+// memory, an exit, CallTimeout or the end of the call's ctx) answers
+// with a *CallError that
 // matches ErrTrap, with the first lines the guest wrote to its stderr;
 // the instance is discarded and the next call makes a new one. Either
 // way the state is the one before the turn: it changes only when a call
@@ -110,11 +135,13 @@
 // time, so a Module keeps a pool: a call takes an idle instance (or
 // makes one), and gives it back when it ends, up to Config.MaxIdle
 // idle ones. Module.mu guards the pool only, never a call; a Handler
-// takes no lock (its module is an atomic.Pointer); Loader.reload serializes Reloads and is held while
-// they compile; Loader.mu guards its map of Handlers and its watcher's
-// state, briefly, so that Loader.Handler never waits for a compile (docs/LOCKS.md has the order).
-// With a CallTimeout, wazero watches each call's
-// context with a goroutine of its own for the call's length.
+// takes no lock (its module is an atomic.Pointer); Loader.reload, a
+// one-slot semaphore taken with the reload's ctx, serializes Reloads and
+// is held while they compile; Loader.mu guards its map of Handlers and
+// its watcher's state, briefly, so that Loader.Handler never waits for a
+// compile (docs/LOCKS.md has the order). wazero watches the context of
+// each call that can be stopped (see "Time limits") with a goroutine of
+// its own for the call's length.
 //
 // # What a fix can and cannot change
 //

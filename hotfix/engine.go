@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -25,10 +26,24 @@ type Config struct {
 	// fails: at load time it is rejected, in a turn the turn traps.
 	// Default 128 MiB; at most 4 GiB.
 	MemoryLimit int64
-	// CallTimeout bounds one call into a module (a turn), so that a fix
+	// CallTimeout bounds one call into a module (a turn, and at load
+	// time the initialization and the self-check, each), so that a fix
 	// with an endless loop cannot hold an actor forever: the call traps
-	// and the instance is discarded. Zero means no bound (a call then
-	// costs no timer).
+	// and the instance is discarded. Zero means no bound but the
+	// caller's: a call always ends at the end of the ctx it is given
+	// (Module.Call, Engine.Compile, Loader.Reload).
+	//
+	// What it costs: wazero watches a call's ctx with a goroutine of its
+	// own for the call's length, which makes a short turn several times
+	// dearer (BenchmarkHotfixCallTimeout against BenchmarkHotfixCall).
+	// With a CallTimeout every call pays it. Without one, only the calls
+	// whose ctx can end do (loads, and turns given such a ctx); a turn
+	// on a ctx that never ends (context.Background, as Actor's turns)
+	// runs on a second compilation of the module, without the checks
+	// that let a call be stopped, and costs nothing more. That second
+	// compilation is made at load time, once the module passed its
+	// checks: a load then compiles twice and the module's code takes
+	// twice the memory.
 	CallTimeout time.Duration
 	// MaxIdle is how many idle instances each module keeps for the next
 	// turns. Default GOMAXPROCS.
@@ -63,12 +78,20 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Engine compiles and runs modules: one wazero runtime, with WASI (which
-// modules built from Go need) and the compilation cache. One Engine
-// serves a node's every Handler; it is safe for concurrent use.
+// Engine compiles and runs modules: a wazero runtime, with WASI (which
+// modules built from Go need) and the compilation cache, and without a
+// CallTimeout a second one for the calls that cannot be stopped (see
+// Config.CallTimeout). One Engine serves a node's every Handler; it is
+// safe for concurrent use.
 type Engine struct {
-	cfg   Config
-	rt    wazero.Runtime
+	cfg Config
+	// rt watches each call's ctx (WithCloseOnContextDone): it runs the
+	// loads, and the turns whose ctx can end.
+	rt wazero.Runtime
+	// plain does not (its code has no checks to stop a call, and its
+	// calls start no goroutine): it runs the turns whose ctx never ends.
+	// nil with a CallTimeout, when every call's ctx can end.
+	plain wazero.Runtime
 	cache wazero.CompilationCache
 
 	mu     sync.Mutex
@@ -99,18 +122,34 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 	} else {
 		cache = wazero.NewCompilationCache()
 	}
+	e := &Engine{cfg: cfg, cache: cache, mods: make(map[*Module]struct{})}
+	var err error
+	if e.rt, err = newRuntime(ctx, cfg, cache, true); err == nil && cfg.CallTimeout == 0 {
+		if e.plain, err = newRuntime(ctx, cfg, cache, false); err != nil {
+			_ = e.rt.Close(ctx)
+		}
+	}
+	if err != nil {
+		_ = cache.Close(ctx)
+		return nil, err
+	}
+	return e, nil
+}
+
+// newRuntime starts a wazero runtime with WASI, whose calls end at their
+// context's end when watch is set.
+func newRuntime(ctx context.Context, cfg Config, cache wazero.CompilationCache, watch bool) (wazero.Runtime, error) {
 	pages := uint32((cfg.MemoryLimit + 65535) / 65536)
 	rc := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(pages).
 		WithCompilationCache(cache).
-		WithCloseOnContextDone(cfg.CallTimeout > 0)
+		WithCloseOnContextDone(watch)
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		_ = rt.Close(ctx)
-		_ = cache.Close(ctx)
 		return nil, fmt.Errorf("hotfix: WASI: %w", err)
 	}
-	return &Engine{cfg: cfg, rt: rt, cache: cache, mods: make(map[*Module]struct{})}, nil
+	return rt, nil
 }
 
 // Close closes the Engine and every module it compiled. Close it after
@@ -130,6 +169,11 @@ func (e *Engine) Close(ctx context.Context) error {
 		m.Close()
 	}
 	err := e.rt.Close(ctx)
+	if e.plain != nil {
+		if perr := e.plain.Close(ctx); err == nil {
+			err = perr
+		}
+	}
 	if cerr := e.cache.Close(ctx); err == nil {
 		err = cerr
 	}
@@ -158,7 +202,15 @@ const ABIVersion = 1
 // their signatures and memory, its guild_abi is ABIVersion, it
 // initializes, and its self-check (guest.Check) passes, all within the
 // memory limit. An error matches ErrRejected and says why. The module
-// returned keeps the instance that passed, for the first turn.
+// returned keeps the instance that passed, for a turn. Without a
+// CallTimeout, a module that passed is compiled a second time, for the
+// turns whose ctx never ends (see Config.CallTimeout).
+//
+// The initialization and the self-check end at ctx's end (and each at
+// the CallTimeout, when the Engine has one), so a module whose init or
+// check never returns is rejected when ctx ends: the error then also
+// matches ctx's error. The compilation itself is not interrupted; ctx is
+// checked before and after it.
 func (e *Engine) Compile(ctx context.Context, name string, wasm []byte) (*Module, error) {
 	e.mu.Lock()
 	closed := e.closed
@@ -166,26 +218,36 @@ func (e *Engine) Compile(ctx context.Context, name string, wasm []byte) (*Module
 	if closed {
 		return nil, ErrClosed
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, loadFailed(ctx, name, errors.New("not compiled"))
+	}
 	sum := sha256.Sum256(wasm)
 	version := hex.EncodeToString(sum[:6])
 	cm, err := e.rt.CompileModule(ctx, wasm)
 	if err != nil {
-		return nil, rejected(name, "compile: %v", err)
+		return nil, loadFailed(ctx, name, fmt.Errorf("compile: %v", err))
 	}
 	if err := checkExports(cm); err != nil {
-		_ = cm.Close(ctx)
+		_ = cm.Close(context.Background())
 		return nil, rejected(name, "%v", err)
 	}
 	m := &Module{e: e, name: name, version: version, cm: cm}
-	in, err := m.instantiate(ctx)
+	in, err := m.instantiate(ctx, false) // on rt: the checks end with ctx
 	if err != nil {
-		_ = cm.Close(ctx)
-		return nil, rejected(name, "%v", err)
+		_ = cm.Close(context.Background())
+		return nil, loadFailed(ctx, name, err)
 	}
 	if err := in.selfCheck(ctx); err != nil {
 		in.close()
-		_ = cm.Close(ctx)
-		return nil, rejected(name, "%v", err)
+		_ = cm.Close(context.Background())
+		return nil, loadFailed(ctx, name, err)
+	}
+	if e.plain != nil {
+		if m.plain, err = e.plain.CompileModule(ctx, wasm); err != nil {
+			in.close()
+			_ = cm.Close(context.Background())
+			return nil, loadFailed(ctx, name, fmt.Errorf("compile: %v", err))
+		}
 	}
 	m.idle = append(m.idle, in)
 	e.mu.Lock()
@@ -197,6 +259,16 @@ func (e *Engine) Compile(ctx context.Context, name string, wasm []byte) (*Module
 	e.mods[m] = struct{}{}
 	e.mu.Unlock()
 	return m, nil
+}
+
+// loadFailed is Compile's error for a module that failed to load (err):
+// it matches ErrRejected, and also ctx's error when ctx has ended, since
+// the module may then have been stopped rather than failed.
+func loadFailed(ctx context.Context, name string, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%w: %s: %v; the load's context ended: %w", ErrRejected, name, err, cerr)
+	}
+	return rejected(name, "%v", err)
 }
 
 // checkExports checks that cm has the ABI's exports.

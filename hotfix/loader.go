@@ -25,7 +25,10 @@ type Loader struct {
 	e   *Engine
 	dir string
 
-	reload sync.Mutex                   // serializes Reload, held while it compiles; taken before mu
+	// reload lets one Reload run at a time (a one-slot semaphore, taken
+	// with the reload's ctx, so that a reload waiting behind another ends
+	// with its ctx); held while it compiles; taken before mu.
+	reload chan struct{}
 	sums   map[string][sha256.Size]byte // of the file each handler's module came from; under reload
 
 	mu       sync.Mutex // guards handlers, watching, closed and loaded; held briefly, never during a compile
@@ -43,7 +46,7 @@ type Loader struct {
 func NewLoader(e *Engine, dir string) *Loader {
 	return &Loader{
 		e: e, dir: dir, handlers: make(map[string]*Handler), sums: make(map[string][sha256.Size]byte),
-		done: make(chan struct{}),
+		reload: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
 
@@ -126,8 +129,9 @@ func (l *Loader) fingerprint() string {
 }
 
 // Close stops the watcher, if any, and waits for it (and so for a
-// reload it runs). It does not close the Engine or the modules in
-// service. It is safe to repeat.
+// reload it runs, which ends with the watcher's context: a module whose
+// initialization or self-check never returns is stopped). It does not
+// close the Engine or the modules in service. It is safe to repeat.
 func (l *Loader) Close() {
 	l.mu.Lock()
 	l.closed = true
@@ -167,6 +171,13 @@ type Status struct {
 // (by name), and an error that joins every file's failure (each matching
 // ErrRejected), or the directory's. A handler whose file disappeared
 // keeps its module, with an error in its Status.
+//
+// Reload returns soon after ctx ends, with or without a CallTimeout: a
+// reload waiting for another one fails with ctx's error (and loads
+// nothing), and a module still loading then (its initialization or its
+// self-check running, or not yet compiled) is rejected, with an error
+// that also matches ctx's; its handler keeps the module in service. Only
+// a compilation already started runs to its end.
 func (l *Loader) Reload(ctx context.Context) ([]Status, error) {
 	out, itemErrs, err := l.reloadDir(ctx)
 	if err != nil {
@@ -182,8 +193,12 @@ func (l *Loader) Reload(ctx context.Context) ([]Status, error) {
 // reloadDir is Reload, with each handler's error by name apart from the
 // directory's (err). An item's error starts with its file's name.
 func (l *Loader) reloadDir(ctx context.Context) (out []Status, itemErrs map[string]error, err error) {
-	l.reload.Lock()
-	defer l.reload.Unlock()
+	select {
+	case l.reload <- struct{}{}:
+		defer func() { <-l.reload }()
+	case <-ctx.Done():
+		return l.Status(), nil, fmt.Errorf("hotfix: waiting for the reload in progress: %w", ctx.Err())
+	}
 	fp := l.fingerprint() // before the read: a change after it shows at the watcher's next look
 	l.mu.Lock()
 	l.loaded = fp
@@ -274,7 +289,8 @@ func (l *Loader) Versions() map[string]string {
 // each handler's error by name (a rejected file, each matching
 // ErrRejected, or a file that disappeared: the handler keeps its module),
 // and the directory's error apart. It runs on the caller's goroutine,
-// one at a time with the Loader's other reloads (its watcher's).
+// one at a time with the Loader's other reloads (its watcher's), and
+// returns soon after ctx ends, as Reload does.
 func (l *Loader) ReloadItems(ctx context.Context) (map[string]error, error) {
 	_, itemErrs, err := l.reloadDir(ctx)
 	return itemErrs, err

@@ -23,12 +23,14 @@ type Module struct {
 	e       *Engine
 	name    string
 	version string
-	cm      wazero.CompiledModule
+	cm      wazero.CompiledModule // by Engine.rt: its calls end with their ctx
+	plain   wazero.CompiledModule // by Engine.plain, for the calls whose ctx never ends; nil with a CallTimeout
 
-	mu     sync.Mutex // guards the fields below; never held during a call
-	idle   []*instance
-	busy   int
-	closed bool
+	mu        sync.Mutex // guards the fields below; never held during a call
+	idle      []*instance
+	idlePlain []*instance // instances of plain
+	busy      int
+	closed    bool
 }
 
 // Name returns the name the module was compiled under.
@@ -52,10 +54,11 @@ type Result struct {
 // msgType the message's type name and msg its bytes. It returns the
 // module's result (whose slices are the caller's), or a *CallError: the
 // handler's error, or a trap (errors.Is(err, ErrTrap)). It returns
-// ErrClosed once the module is closed. ctx counts only when the Engine
-// has a CallTimeout: the call (and the initialization of a new instance)
-// then ends at ctx's end or the timeout, whichever comes first, as a
-// trap.
+// ErrClosed once the module is closed. The call (and the initialization
+// of a new instance) ends at ctx's end, or at the Engine's CallTimeout
+// when it has one, whichever comes first, as a trap; a ctx that never
+// ends (context.Background) and no CallTimeout leave it unbounded, and
+// then cost no watcher (see Config.CallTimeout).
 func (m *Module) Call(ctx context.Context, state []byte, msgType string, msg []byte) (Result, error) {
 	in, err := m.get(ctx)
 	if err != nil {
@@ -76,37 +79,52 @@ func (m *Module) Close() {
 		return
 	}
 	m.closed = true
-	idle := m.idle
-	m.idle = nil
+	idle := append(m.idle, m.idlePlain...)
+	m.idle, m.idlePlain = nil, nil
 	last := m.busy == 0
 	m.mu.Unlock()
 	for _, in := range idle {
 		in.close()
 	}
 	if last {
-		_ = m.cm.Close(context.Background())
+		m.closeCode()
 	}
 	m.e.mu.Lock()
 	delete(m.e.mods, m)
 	m.e.mu.Unlock()
 }
 
-// get takes an idle instance, or makes one.
+// closeCode closes the module's compilations, once its last instance
+// is closed.
+func (m *Module) closeCode() {
+	_ = m.cm.Close(context.Background())
+	if m.plain != nil {
+		_ = m.plain.Close(context.Background())
+	}
+}
+
+// get takes an idle instance, or makes one: of plain when the call's
+// ctx never ends and the module has one, else of cm.
 func (m *Module) get(ctx context.Context) (*instance, error) {
+	plain := m.plain != nil && ctx.Done() == nil
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return nil, ErrClosed
 	}
 	m.busy++
-	if n := len(m.idle); n > 0 {
-		in := m.idle[n-1]
-		m.idle = m.idle[:n-1]
+	pool := &m.idle
+	if plain {
+		pool = &m.idlePlain
+	}
+	if n := len(*pool); n > 0 {
+		in := (*pool)[n-1]
+		*pool = (*pool)[:n-1]
 		m.mu.Unlock()
 		return in, nil
 	}
 	m.mu.Unlock()
-	in, err := m.instantiate(ctx)
+	in, err := m.instantiate(ctx, plain)
 	if err != nil {
 		m.put(nil, false)
 		return nil, &CallError{Handler: m.name, Version: m.version, Trap: true, Msg: err.Error()}
@@ -119,9 +137,13 @@ func (m *Module) get(ctx context.Context) (*instance, error) {
 func (m *Module) put(in *instance, ok bool) {
 	m.mu.Lock()
 	m.busy--
-	keep := ok && in != nil && !m.closed && len(m.idle) < m.e.cfg.MaxIdle
+	pool := &m.idle
+	if in != nil && in.plain {
+		pool = &m.idlePlain
+	}
+	keep := ok && in != nil && !m.closed && len(*pool) < m.e.cfg.MaxIdle
 	if keep {
-		m.idle = append(m.idle, in)
+		*pool = append(*pool, in)
 	}
 	last := m.closed && m.busy == 0
 	m.mu.Unlock()
@@ -129,7 +151,7 @@ func (m *Module) put(in *instance, ok bool) {
 		in.close()
 	}
 	if last {
-		_ = m.cm.Close(context.Background())
+		m.closeCode()
 	}
 }
 
@@ -143,22 +165,27 @@ type instance struct {
 	check              api.Function
 	stderr             *head
 	stack              [4]uint64
+	plain              bool // of Module.plain: its calls cannot be stopped
 }
 
-// instantiate makes an instance and initializes it (_initialize: the Go
-// runtime and the fix's package init).
-func (m *Module) instantiate(ctx context.Context) (*instance, error) {
+// instantiate makes an instance, of plain or cm, and initializes it
+// (_initialize: the Go runtime and the fix's package init).
+func (m *Module) instantiate(ctx context.Context, plain bool) (*instance, error) {
 	stderr := &head{}
 	var w io.Writer = stderr
 	if m.e.cfg.Output != io.Discard {
 		w = io.MultiWriter(stderr, m.e.cfg.Output)
 	}
-	mod, err := m.e.rt.InstantiateModule(ctx, m.cm, m.e.moduleConfig(w))
+	rt, cm := m.e.rt, m.cm
+	if plain {
+		rt, cm = m.e.plain, m.plain
+	}
+	mod, err := rt.InstantiateModule(ctx, cm, m.e.moduleConfig(w))
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %v", err)
 	}
 	in := &instance{
-		m: m, mod: mod, mem: mod.Memory(), stderr: stderr,
+		m: m, mod: mod, mem: mod.Memory(), stderr: stderr, plain: plain,
 		abi: mod.ExportedFunction("guild_abi"), alloc: mod.ExportedFunction("guild_alloc"),
 		handle: mod.ExportedFunction("guild_handle"), check: mod.ExportedFunction("guild_check"),
 	}
@@ -167,6 +194,10 @@ func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 	if _, err := mod.ExportedFunction("_initialize").Call(cctx); err != nil {
 		in.close()
 		return nil, fmt.Errorf("initialize: %s", in.trap(err))
+	}
+	if !sound(cctx) {
+		in.close()
+		return nil, fmt.Errorf("initialize: %w", cctx.Err())
 	}
 	return in, nil
 }
@@ -190,8 +221,21 @@ func (in *instance) selfCheck(ctx context.Context) error {
 	if _, err := in.result(r[0]); err != nil {
 		return fmt.Errorf("self-check: %v", err)
 	}
+	if !sound(ctx) {
+		return fmt.Errorf("self-check: %w", ctx.Err())
+	}
 	return nil
 }
+
+// sound reports whether an instance whose calls all returned under ctx
+// can be used again. wazero watches a call's ctx with a goroutine that
+// closes the instance when ctx ends; the call stops that goroutine when
+// it returns, but a ctx that ends just then can still close the instance
+// a little later, after a call that returned well. ctx.Err() is nil only
+// when ctx had not ended when the call's watcher was stopped, so the
+// instance is safe to keep; otherwise it is dropped, and the call's
+// result (already read) stands.
+func sound(ctx context.Context) bool { return ctx.Err() == nil }
 
 // Result flags: see package guest.
 const (
@@ -234,11 +278,11 @@ func (in *instance) call(ctx context.Context, state []byte, msgType string, msg 
 	if err != nil {
 		var g errGuest
 		if errors.As(err, &g) {
-			return Result{}, true, &CallError{Handler: m.name, Version: m.version, Msg: string(g)}
+			return Result{}, sound(ctx), &CallError{Handler: m.name, Version: m.version, Msg: string(g)}
 		}
 		return Result{}, false, &CallError{Handler: m.name, Version: m.version, Trap: true, Msg: err.Error()}
 	}
-	return res, true, nil
+	return res, sound(ctx), nil
 }
 
 // result decodes a result at packed (address<<32 | length), copying its
@@ -284,14 +328,17 @@ func (in *instance) trap(err error) string {
 
 func (in *instance) close() { _ = in.mod.Close(context.Background()) }
 
-// callCtxCancel returns the context of a call: ctx with the
-// CallTimeout when calls have one (wazero watches it), else a context
-// that never ends, which costs wazero nothing to watch.
+// callCtxCancel returns the context of a call into an instance, a
+// turn's or a load's (_initialize, the self-check): ctx, bounded by the
+// CallTimeout when calls have one. The Engine's rt watches it (it
+// closes an instance whose call's context ends), so a call ends with its
+// caller's ctx whether or not the Engine has a CallTimeout; a call on
+// plain has a ctx that never ends (see Module.get).
 func (e *Engine) callCtxCancel(ctx context.Context) (context.Context, context.CancelFunc) {
 	if e.cfg.CallTimeout > 0 {
 		return context.WithTimeout(ctx, e.cfg.CallTimeout)
 	}
-	return context.Background(), func() {}
+	return ctx, func() {}
 }
 
 // head keeps the first lines written to it since its last reset: the
