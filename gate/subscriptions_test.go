@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -43,6 +44,7 @@ type fakeGrains struct {
 	n      *actor.Node
 	unsub  atomic.Int32
 	refuse atomic.Bool // the route "guarded"'s WatchedBy says no
+	slow   atomic.Int64 // review: nanoseconds a Subscribe waits before the grain takes it
 	mu     sync.Mutex  // guards grains, and each grain's subs
 	grain  map[string]*fakeGrain
 }
@@ -84,6 +86,9 @@ func (f *fakeGrains) receive(c *actor.Context, g *fakeGrain) {
 	session, user := c.Metadata().Get(gate.MetadataSessionID), c.Metadata().Get(gate.MetadataUserID)
 	switch call.GetMethod() {
 	case rpc.FullMethodName(syncService, "Subscribe"):
+		if d := f.slow.Load(); d > 0 {
+			time.Sleep(time.Duration(d))
+		}
 		f.mu.Lock()
 		g.subs[session] = user
 		f.mu.Unlock()

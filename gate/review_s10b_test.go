@@ -1,0 +1,49 @@
+package gate_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/internal/await"
+	"github.com/guildkit/guild/propsync/propsyncpb"
+	"github.com/guildkit/guild/rpc"
+)
+
+// Review s10b #1: a Subscribe that times out at the gateway (RequestTimeout)
+// is forgotten by the session (failed -> syncAnswered(ok=false) -> idle ->
+// forgetSub), but an actor request is not withdrawn: the grain takes it
+// later and holds the session as a subscriber of the *old* user. The
+// change of user then revokes nothing, and the old user's deltas reach the
+// new user; the subscription takes no slot of Limits.MaxSubscriptions.
+func TestReviewTimedOutSubscribeSurvivesRebind(t *testing.T) {
+	fg, sc := syncGate(t, gate.Limits{RequestTimeout: 300 * time.Millisecond, MaxSubscriptions: 1}, "u1")
+	fg.slow.Store(int64(time.Second))
+	wantCode(t, "a Subscribe the grain is slow to take", sc.subscribe(t, "watch", "fake/x"), rpc.DeadlineExceeded)
+	fg.slow.Store(0)
+	mustCall(t, sc.c, "chat.Login", "u2", "u2")
+	await.True(t, waitTimeout, "the grain to take the late Subscribe", func() bool { return fg.subscribers(t, "fake/x") == 1 })
+	g := fg.get(t, "fake/x")
+	var session, user string
+	fg.mu.Lock()
+	for s, u := range g.subs {
+		session, user = s, u
+	}
+	fg.mu.Unlock()
+	t.Logf("the grain holds session %s for user %q; the session's user is u2", session, user)
+	fg.push(t, &propsyncpb.Delta{Entity: "fake/x", Version: 2, Base: 1})
+	sc.noDeltas(t, fg.n, session) // fails: u1's delta reaches u2's client
+}
+
+// The same hole, without a change of user: the grain holds a
+// subscription of the session that takes no slot.
+func TestReviewTimedOutSubscribeTakesNoSlot(t *testing.T) {
+	fg, sc := syncGate(t, gate.Limits{RequestTimeout: 300 * time.Millisecond, MaxSubscriptions: 1}, "u1")
+	fg.slow.Store(int64(time.Second))
+	wantCode(t, "a Subscribe the grain is slow to take", sc.subscribe(t, "watch", "fake/x"), rpc.DeadlineExceeded)
+	fg.slow.Store(0)
+	await.True(t, waitTimeout, "the grain to take the late Subscribe", func() bool { return fg.subscribers(t, "fake/x") == 1 })
+	if err := sc.subscribe(t, "watch", "fake/y"); err == nil {
+		t.Fatalf("the session holds fake/x and fake/y with MaxSubscriptions 1")
+	}
+}
