@@ -47,3 +47,34 @@ func TestReviewTimedOutSubscribeTakesNoSlot(t *testing.T) {
 		t.Fatalf("the session holds fake/x and fake/y with MaxSubscriptions 1")
 	}
 }
+
+// Review s10b #2: an activation that cannot prove its lease (fenceLapsed,
+// grain/activation.go refuseFenced) answers any request, the session's
+// revoking Unsubscribe too, with a grainpb.Refused, and keeps its
+// subscribers. revoke's done takes that reply for a confirmation (syncOK
+// only knows *rpcpb.Status), so the session stops dropping the grain's
+// deltas: once the lease is proven again, the former user's deltas reach
+// the new user.
+func TestReviewRefusedRevokeIsNotAConfirmation(t *testing.T) {
+	fg, sc := syncGate(t, gate.Limits{}, "u1")
+	fg.unsub.Store(unsubRefused)
+	if err := sc.subscribe(t, "watch", "fake/x"); err != nil {
+		t.Fatal(err)
+	}
+	mustCall(t, sc.c, "chat.Login", "u2", "u2")
+	sc.endNotice(t, "fake/x")
+	g := fg.get(t, "fake/x")
+	await.True(t, waitTimeout, "the grain to get the Unsubscribe", func() bool { return g.unsubs.Load() == 1 })
+	var session string
+	fg.mu.Lock()
+	for s := range g.subs {
+		session = s
+	}
+	fg.mu.Unlock()
+	if session == "" {
+		t.Fatal("the grain let the session go")
+	}
+	time.Sleep(100 * time.Millisecond) // the refusal reaches the session
+	fg.push(t, &propsyncpb.Delta{Entity: "fake/x", Version: 2, Base: 1})
+	sc.noDeltas(t, fg.n, session) // fails: u1's delta reaches u2's client
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/client"
 	"github.com/guildkit/guild/gate"
+	"github.com/guildkit/guild/grain/grainpb"
 	"github.com/guildkit/guild/internal/await"
 	"github.com/guildkit/guild/propsync/propsyncpb"
 	"github.com/guildkit/guild/rpc"
@@ -33,6 +34,7 @@ const (
 	unsubAnswer = iota // it drops the subscriber and answers
 	unsubDeaf          // it never answers, and keeps the subscriber
 	unsubFail          // it answers Unavailable, and keeps the subscriber
+	unsubRefused       // review: it answers a grainpb.Refused (retry), as a fenced activation does, and keeps the subscriber
 )
 
 // fakeGrains stands in for a grain.System behind the gateway's
@@ -99,6 +101,8 @@ func (f *fakeGrains) receive(c *actor.Context, g *fakeGrain) {
 		case unsubDeaf:
 		case unsubFail:
 			c.Respond(&rpcpb.Status{Code: uint32(rpc.Unavailable), Message: "busy"})
+		case unsubRefused:
+			c.Respond(&grainpb.Refused{Code: uint32(rpc.Unavailable), Message: "cannot prove its lease", Retry: true})
 		default:
 			// The answer first: once the test sees the subscriber gone,
 			// the session has the answer in its mailbox.
