@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guildkit/guild/actor"
 	"github.com/guildkit/guild/gate"
 	"github.com/guildkit/guild/internal/await"
 	"github.com/guildkit/guild/propsync/propsyncpb"
@@ -75,6 +76,42 @@ func TestReviewRefusedRevokeIsNotAConfirmation(t *testing.T) {
 		t.Fatal("the grain let the session go")
 	}
 	time.Sleep(100 * time.Millisecond) // the refusal reaches the session
+	fg.push(t, &propsyncpb.Delta{Entity: "fake/x", Version: 2, Base: 1})
+	sc.noDeltas(t, fg.n, session) // fails: u1's delta reaches u2's client
+}
+
+// Review s10b #3: the session takes any Terminated of the grain it watches
+// for the subscription's end, ReasonLinkLost too, and forgets the entry;
+// but a grain keeps a subscriber whose watch ends with ReasonLinkLost
+// (grain/sync.go terminated) and pushes it again once the link is back. A
+// change of user meanwhile revokes nothing, and the former user's deltas
+// reach the new user. (The Terminated is sent by hand here, as a
+// partition between two nodes would deliver it; the fake grain keeps its
+// subscriber, as grain.System does on ReasonLinkLost.)
+func TestReviewLinkLostForgetsASubscriptionTheGrainKeeps(t *testing.T) {
+	fg, sc := syncGate(t, gate.Limits{}, "u1")
+	if err := sc.subscribe(t, "watch", "fake/x"); err != nil {
+		t.Fatal(err)
+	}
+	g := fg.get(t, "fake/x")
+	var session string
+	fg.mu.Lock()
+	for s := range g.subs {
+		session = s
+	}
+	fg.mu.Unlock()
+	spid, err := gate.ParseSessionID(session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fg.n.Send(spid, actor.Terminated{PID: g.pid, Reason: actor.ReasonLinkLost}); err != nil {
+		t.Fatal(err)
+	}
+	sc.endNotice(t, "fake/x")
+	mustCall(t, sc.c, "chat.Login", "u2", "u2")
+	if n := g.unsubs.Load(); n != 0 {
+		t.Logf("the grain got %d Unsubscribes", n)
+	}
 	fg.push(t, &propsyncpb.Delta{Entity: "fake/x", Version: 2, Base: 1})
 	sc.noDeltas(t, fg.n, session) // fails: u1's delta reaches u2's client
 }
