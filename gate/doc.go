@@ -53,9 +53,12 @@
 // ends them: each grain gets the Unsubscribe, the client the end notice
 // (before the login's reply), and the session drops those grains' deltas
 // until each grain has confirmed, so that a lost Unsubscribe leaks
-// nothing to the new user either. It watches the activation that
-// answered each Subscribe, and pushes the client the end notice itself
-// when that activation ends without one (its node crashed). The
+// nothing to the new user either. A Subscribe that times out (the grain
+// may take it later) is undone the same way. It watches the activation
+// that answered each Subscribe, and pushes the client the end notice
+// itself when that activation ends without one (its node crashed; a
+// watch ended by a lost link is made again, as the grain keeps its
+// subscriber then). The
 // subscriptions a game's service makes with grain.System.Subscribe do not
 // pass through the gateway: they are not counted, ended nor watched.
 //

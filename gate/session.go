@@ -105,6 +105,10 @@ type outgoing struct {
 	sync    int
 	entity  string
 	userGen int
+	// syncPID is the grain a Subscribe went to when it failed with an
+	// outcome unknown (a timeout): the grain may take it yet (see
+	// syncUnknown).
+	syncPID actor.PID
 }
 
 // Routing a request again: at most maxReroutes times, after a pause that
@@ -255,7 +259,11 @@ func (s *session) Receive(c *actor.Context) {
 			c.Respond(&nodepb.Ack{})
 		}
 	case actor.Terminated:
-		s.grainGone(c, m.PID)
+		if m.Reason == actor.ReasonLinkLost {
+			s.grainUnreachable(c, m.PID)
+		} else {
+			s.grainGone(c, m.PID)
+		}
 	case actor.Stopped:
 		s.stopped(c)
 		return
@@ -563,6 +571,9 @@ func (s *session) send(c *actor.Context, o *outgoing) {
 			err = &refusal{st: rpc.Error(rpc.Code(r.GetCode()), r.GetMessage()), retry: r.GetRetry()}
 		}
 		if err != nil {
+			if o.sync == syncSubscribe && outcomeUnknown(err) {
+				o.syncPID = pid
+			}
 			s.failed(c, o, err, "")
 			return
 		}
@@ -616,7 +627,10 @@ func (s *session) failed(c *actor.Context, o *outgoing, err error, prefix string
 	}
 	st := rpc.StatusOf(err)
 	s.respond(c, o.id, st.Code, prefix+st.Message, nil)
-	if o.sync != syncNone {
+	switch {
+	case o.sync == syncSubscribe && !o.syncPID.IsZero():
+		s.syncUnknown(c, o)
+	case o.sync != syncNone:
 		s.syncAnswered(c, o, actor.PID{}, false)
 	}
 	s.drained(c)
@@ -634,6 +648,14 @@ func notDelivered(err error) bool {
 		errors.Is(err, actor.ErrNameNotFound) ||
 		errors.Is(err, actor.ErrNodeClosed) ||
 		(errors.As(err, &r) && r.retry)
+}
+
+// outcomeUnknown reports whether err, the end of a request sent to its
+// service, leaves open whether the service took it: a timeout or a lost
+// connection, not a refusal nor a request that certainly did not arrive.
+func outcomeUnknown(err error) bool {
+	var r *refusal
+	return !notDelivered(err) && !errors.As(err, &r)
 }
 
 // refusal is a grain's refusal of a request (a grainpb.Refused reply, for

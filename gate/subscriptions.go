@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/guildkit/guild/actor"
+	"github.com/guildkit/guild/grain/grainpb"
 	"github.com/guildkit/guild/propsync/propsyncpb"
 	"github.com/guildkit/guild/rpc"
 	"github.com/guildkit/guild/rpc/rpcpb"
@@ -129,10 +130,41 @@ func (s *session) syncAnswered(c *actor.Context, o *outgoing, pid actor.PID, ok 
 }
 
 // syncOK reports whether a grain's reply to a Subscribe or Unsubscribe
-// (through rpcReply) is not an error.
+// (through rpcReply) is not an error. A grainpb.Refused is one: the
+// activation did not handle the request (it could not prove its lease,
+// say) and keeps what it held.
 func syncOK(reply any) bool {
-	st, isStatus := reply.(*rpcpb.Status)
-	return !isStatus || rpc.Code(st.GetCode()) == rpc.OK
+	switch r := reply.(type) {
+	case *rpcpb.Status:
+		return rpc.Code(r.GetCode()) == rpc.OK
+	case *grainpb.Refused:
+		return false
+	}
+	return true
+}
+
+// syncUnknown handles a Subscribe forwarded to the grain o.syncPID that
+// ended with an error leaving its outcome unknown (a timeout, a lost
+// link): the grain may take it yet, and then push the session deltas for
+// the user it was made for, while its client was told the Subscribe
+// failed. So the session undoes it as it undoes a former user's (see
+// revoke): the grain gets an Unsubscribe (which it takes after the
+// Subscribe: one sender, one mailbox), the grain's deltas are dropped
+// until it confirms, and the entry keeps its slot meanwhile.
+func (s *session) syncUnknown(c *actor.Context, o *outgoing) {
+	e := s.subs[o.entity]
+	if e == nil {
+		return
+	}
+	if o.userGen != s.userGen {
+		e.stale = max(e.stale-1, 0)
+	} else {
+		e.pending = max(e.pending-1, 0)
+	}
+	s.revoke(c, o.entity, e, o.syncPID, o.md.Get(MetadataUserID))
+	if e.idle() {
+		s.forgetSub(c, o.entity, e)
+	}
 }
 
 // syncUserChanged ends the subscriptions of the session's user, which is
@@ -157,12 +189,24 @@ func (s *session) syncUserChanged(c *actor.Context) {
 	}
 }
 
+// revokeTries is how many times the session sends a grain the
+// Unsubscribe of revoke while each ends with its outcome unknown (a
+// timeout: the grain may be busy, or behind a slow Subscribe).
+const revokeTries = 3
+
 // revoke sends the activation pid of e's grain an Unsubscribe of the
 // session, as user would. A reply, or an activation gone (not found, or
-// no longer the one watched), confirms that it pushes no more; anything
-// else (a timeout, a lost link) leaves e lost: its pushes are dropped
-// until its activation ends or the present user subscribes again.
+// no longer the one watched), confirms that it pushes no more; a timeout
+// or a lost link sends it again, up to revokeTries in all; anything else,
+// or the last try's timeout, leaves e lost: its pushes are dropped (and
+// its slot kept) until its activation ends or the present user
+// subscribes again.
 func (s *session) revoke(c *actor.Context, entity string, e *syncSub, pid actor.PID, user string) {
+	s.revokeTry(c, entity, e, pid, user, 1)
+}
+
+// revokeTry is try number try of revoke.
+func (s *session) revokeTry(c *actor.Context, entity string, e *syncSub, pid actor.PID, user string, try int) {
 	if e.pid.IsZero() {
 		s.watchGrain(c, e, pid)
 	}
@@ -172,6 +216,10 @@ func (s *session) revoke(c *actor.Context, entity string, e *syncSub, pid actor.
 			return
 		}
 		e.unsubs = max(e.unsubs-1, 0)
+		if err != nil && outcomeUnknown(err) && try < revokeTries && !s.ending && e.pid == pid {
+			s.revokeTry(c, entity, e, pid, user, try+1)
+			return
+		}
 		if !(err == nil && syncOK(reply) || errors.Is(err, actor.ErrActorNotFound) || e.pid != pid) {
 			e.lost = true
 			s.g.log.Debug("gate: a grain did not confirm the end of a subscription of the session's former user; its pushes are dropped", "session", s.info.ID, "entity", entity, "err", err)
@@ -234,6 +282,22 @@ func (s *session) grainGone(c *actor.Context, pid actor.PID) {
 		e.active, e.lost = false, false
 		if e.idle() {
 			s.forgetSub(c, entity, e)
+		}
+	}
+}
+
+// grainUnreachable: the watch of the activation pid ended with
+// actor.ReasonLinkLost. Its node stayed a member and could not be reached
+// for a while: the activation may live on and keep the session's
+// subscriptions (a grain keeps a subscriber whose watch ends so, and
+// pushes it again once the link is back). So nothing is forgotten: the
+// session watches it again, and that watch ends when its node answers
+// (at once if the activation is gone by then) or leaves the cluster.
+func (s *session) grainUnreachable(c *actor.Context, pid actor.PID) {
+	for _, e := range s.subs {
+		if e.pid == pid {
+			c.Watch(pid)
+			return
 		}
 	}
 }

@@ -31,10 +31,10 @@ const (
 
 // How a fakeGrains' grain answers Unsubscribe.
 const (
-	unsubAnswer = iota // it drops the subscriber and answers
-	unsubDeaf          // it never answers, and keeps the subscriber
-	unsubFail          // it answers Unavailable, and keeps the subscriber
-	unsubRefused       // review: it answers a grainpb.Refused (retry), as a fenced activation does, and keeps the subscriber
+	unsubAnswer  = iota // it drops the subscriber and answers
+	unsubDeaf           // it never answers, and keeps the subscriber
+	unsubFail           // it answers Unavailable, and keeps the subscriber
+	unsubRefused        // it answers a grainpb.Refused (retry), as an activation that cannot prove its lease does, and keeps the subscriber
 )
 
 // fakeGrains stands in for a grain.System behind the gateway's
@@ -45,9 +45,9 @@ const (
 type fakeGrains struct {
 	n      *actor.Node
 	unsub  atomic.Int32
-	refuse atomic.Bool // the route "guarded"'s WatchedBy says no
-	slow   atomic.Int64 // review: nanoseconds a Subscribe waits before the grain takes it
-	mu     sync.Mutex  // guards grains, and each grain's subs
+	refuse atomic.Bool  // the route "guarded"'s WatchedBy says no
+	slow   atomic.Int64 // nanoseconds a Subscribe waits before the grain takes it
+	mu     sync.Mutex   // guards grains, and each grain's subs
 	grain  map[string]*fakeGrain
 }
 
@@ -56,6 +56,9 @@ type fakeGrain struct {
 	pid    actor.PID
 	subs   map[string]string // session → user
 	unsubs atomic.Int32      // Unsubscribes received
+	// Unsubscribes answered: the answer is in the session's mailbox, so
+	// a push sent after this is seen counts comes after it.
+	unsubsAnswered atomic.Int32
 }
 
 func newFakeGrains(n *actor.Node) *fakeGrains {
@@ -101,8 +104,10 @@ func (f *fakeGrains) receive(c *actor.Context, g *fakeGrain) {
 		case unsubDeaf:
 		case unsubFail:
 			c.Respond(&rpcpb.Status{Code: uint32(rpc.Unavailable), Message: "busy"})
+			g.unsubsAnswered.Add(1)
 		case unsubRefused:
 			c.Respond(&grainpb.Refused{Code: uint32(rpc.Unavailable), Message: "cannot prove its lease", Retry: true})
+			g.unsubsAnswered.Add(1)
 		default:
 			// The answer first: once the test sees the subscriber gone,
 			// the session has the answer in its mailbox.
@@ -110,6 +115,7 @@ func (f *fakeGrains) receive(c *actor.Context, g *fakeGrain) {
 			f.mu.Lock()
 			delete(g.subs, session)
 			f.mu.Unlock()
+			g.unsubsAnswered.Add(1)
 		}
 	}
 }
@@ -300,7 +306,7 @@ func TestSyncRebindEndsSubscriptions(t *testing.T) {
 // the session drops those deltas: nothing of the former user's
 // subscriptions reaches the new user.
 func TestSyncRebindDropsDeltasOfALostUnsubscribe(t *testing.T) {
-	for name, mode := range map[string]int32{"deaf": unsubDeaf, "failing": unsubFail} {
+	for name, mode := range map[string]int32{"deaf": unsubDeaf, "failing": unsubFail, "refused": unsubRefused} {
 		t.Run(name, func(t *testing.T) {
 			fg, sc := syncGate(t, gate.Limits{}, "u1")
 			fg.unsub.Store(mode)
@@ -310,7 +316,12 @@ func TestSyncRebindDropsDeltasOfALostUnsubscribe(t *testing.T) {
 			mustCall(t, sc.c, "chat.Login", "u2", "u2")
 			sc.endNotice(t, "fake/x")
 			g := fg.get(t, "fake/x")
-			await.True(t, waitTimeout, "the grain to get the Unsubscribe", func() bool { return g.unsubs.Load() == 1 })
+			await.True(t, waitTimeout, "the grain to get the Unsubscribe", func() bool { return g.unsubs.Load() >= 1 })
+			if mode != unsubDeaf {
+				// Its answer first (a refusal was once taken for a
+				// confirmation, and the deltas let through).
+				await.True(t, waitTimeout, "the grain to answer the Unsubscribe", func() bool { return g.unsubsAnswered.Load() >= 1 })
+			}
 			if n := fg.subscribers(t, "fake/x"); n != 1 {
 				t.Fatalf("the grain holds %d sessions, want the one it did not let go", n)
 			}
@@ -410,4 +421,88 @@ func TestSyncGrainGoneEndsSubscription(t *testing.T) {
 	if err := sc.subscribe(t, "watch", "fake/y"); err != nil {
 		t.Fatalf("after the grain's end: %v", err)
 	}
+}
+
+// TestSyncTimedOutSubscribeIsUndone: a Subscribe that times out at the
+// gateway (Limits.RequestTimeout) may still be taken by its grain, which
+// would then push the session as the user it was made for, while the
+// client was told it failed. The session undoes it (an Unsubscribe, which
+// the grain takes after the late Subscribe), drops the grain's deltas
+// meanwhile, and keeps its slot until the grain confirms: a change of user
+// in between leaks nothing, and the bound holds.
+func TestSyncTimedOutSubscribeIsUndone(t *testing.T) {
+	fg, sc := syncGate(t, gate.Limits{RequestTimeout: 300 * time.Millisecond, MaxSubscriptions: 1}, "u1")
+	fg.slow.Store(int64(time.Second))
+	wantCode(t, "a Subscribe the grain is slow to take", sc.subscribe(t, "watch", "fake/x"), rpc.DeadlineExceeded)
+	fg.slow.Store(0)
+	wantCode(t, "a second grain while the first may be held", sc.subscribe(t, "watch", "fake/y"), rpc.ResourceExhausted)
+	mustCall(t, sc.c, "chat.Login", "u2", "u2")
+	g := fg.get(t, "fake/x")
+	await.True(t, waitTimeout, "the grain to take the late Subscribe, then the Unsubscribe", func() bool {
+		return g.unsubsAnswered.Load() >= 1 && fg.subscribers(t, "fake/x") == 0
+	})
+	// Nothing reached the client meanwhile (no snapshot, no end notice of
+	// a subscription it never had), and the slot is free again.
+	var session string
+	await.True(t, waitTimeout, "the slot to be free", func() bool {
+		err := sc.subscribe(t, "watch", "fake/y")
+		if err == nil {
+			return true
+		}
+		if rpc.CodeOf(err) != rpc.ResourceExhausted {
+			t.Fatalf("Subscribe fake/y: %v", err)
+		}
+		return false
+	})
+	y := fg.get(t, "fake/y")
+	fg.mu.Lock()
+	for s, u := range y.subs {
+		if u != "u2" {
+			t.Fatalf("fake/y holds session %s for %q, want u2", s, u)
+		}
+		session = s
+	}
+	fg.mu.Unlock()
+	sc.noDeltas(t, fg.n, session)
+}
+
+// TestSyncLinkLostKeepsSubscription: the watch of a subscribed grain that
+// ends with actor.ReasonLinkLost (a partition between the grain's node
+// and the gateway's, as the runtime reports it; sent by hand here) does
+// not end the subscription: the grain keeps its subscriber in that case
+// and pushes it again once the link is back. The session keeps it too
+// (once it forgot it, and a change of user then revoked nothing, so the
+// former user's deltas reached the new user).
+func TestSyncLinkLostKeepsSubscription(t *testing.T) {
+	fg, sc := syncGate(t, gate.Limits{}, "u1")
+	if err := sc.subscribe(t, "watch", "fake/x"); err != nil {
+		t.Fatal(err)
+	}
+	g := fg.get(t, "fake/x")
+	var session string
+	fg.mu.Lock()
+	for s := range g.subs {
+		session = s
+	}
+	fg.mu.Unlock()
+	spid, err := gate.ParseSessionID(session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fg.n.Send(spid, actor.Terminated{PID: g.pid, Reason: actor.ReasonLinkLost}); err != nil {
+		t.Fatal(err)
+	}
+	// Still subscribed: the grain's deltas reach the client.
+	fg.push(t, &propsyncpb.Delta{Entity: "fake/x", Version: 2, Base: 1})
+	if d := recv(t, sc.deltas, "the delta after the lost link"); d.GetVersion() != 2 {
+		t.Fatalf("got %v, want version 2", d)
+	}
+	// A change of user ends it, as any subscription of the former user.
+	mustCall(t, sc.c, "chat.Login", "u2", "u2")
+	sc.endNotice(t, "fake/x")
+	await.True(t, waitTimeout, "the grain to let the session go", func() bool { return g.unsubsAnswered.Load() == 1 })
+	if n := fg.subscribers(t, "fake/x"); n != 0 {
+		t.Fatalf("the grain holds %d sessions after the change of user", n)
+	}
+	sc.noDeltas(t, fg.n, session)
 }
