@@ -304,7 +304,10 @@ func (s *session) grainUnreachable(c *actor.Context, pid actor.PID) {
 
 // syncPush reads a push on a route of deltas, of body, and reports
 // whether to drop it: a delta of a subscription the session revoked. An
-// end notice ends the subscription it names.
+// end notice ends the subscription it names, and always reaches the
+// client: it carries nothing of the state, and the client may hold a
+// subscription of its present user to that grain, which it ends (an end
+// notice of the former user's is one more gap, which is harmless).
 func (s *session) syncPush(c *actor.Context, route string, body []byte) (drop bool) {
 	entity, ended, ok := deltaHead(body)
 	if !ok {
@@ -314,7 +317,7 @@ func (s *session) syncPush(c *actor.Context, route string, body []byte) (drop bo
 	if e == nil || e.deltas != route {
 		return false
 	}
-	drop = e.revoked()
+	drop = e.revoked() && !ended
 	if ended {
 		// The activation that pushed it holds no subscription any more.
 		e.active, e.lost = false, false

@@ -506,3 +506,30 @@ func TestSyncLinkLostKeepsSubscription(t *testing.T) {
 	}
 	sc.noDeltas(t, fg.n, session)
 }
+
+// TestSyncEndNoticePassesRevoked: the grain's own end notice reaches the
+// client even while the session drops that grain's deltas (a former
+// user's subscription it could not get confirmed as ended): it carries
+// nothing of the state, and the client may hold a subscription of its
+// present user to the grain, which it ends. The deltas stay dropped.
+func TestSyncEndNoticePassesRevoked(t *testing.T) {
+	fg, sc := syncGate(t, gate.Limits{}, "u1")
+	fg.unsub.Store(unsubDeaf)
+	if err := sc.subscribe(t, "watch", "fake/x"); err != nil {
+		t.Fatal(err)
+	}
+	mustCall(t, sc.c, "chat.Login", "u2", "u2")
+	sc.endNotice(t, "fake/x") // the gateway's, for the change of user
+	g := fg.get(t, "fake/x")
+	await.True(t, waitTimeout, "the grain to get the Unsubscribe", func() bool { return g.unsubs.Load() >= 1 })
+	var session string
+	fg.mu.Lock()
+	for s := range g.subs {
+		session = s
+	}
+	fg.mu.Unlock()
+	fg.push(t, &propsyncpb.Delta{Entity: "fake/x", Version: 2, Base: 1})
+	fg.push(t, &propsyncpb.Delta{Entity: "fake/x"}) // the grain's end notice
+	sc.endNotice(t, "fake/x")                       // the delta before it was dropped
+	sc.noDeltas(t, fg.n, session)
+}
