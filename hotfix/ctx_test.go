@@ -247,3 +247,106 @@ func TestCallEndsWithCtx(t *testing.T) {
 	}
 	next()
 }
+
+// TestWatcherReloadEnds: on an Engine without a CallTimeout (the default)
+// and a Loader that watches its directory, a fix whose self-check never
+// returns holds the watcher's reload only for the watcher's
+// ReloadTimeout: the operator's good file written over the bad one then
+// loads (by the watcher's next look or an admin reload), and the old
+// version served meanwhile. (The bad fix once held the reload slot until
+// Close: every admin reload failed, waiting for it.)
+func TestWatcherReloadEnds(t *testing.T) {
+	out := &output{}
+	e := newEngine(t, hotfix.Config{Output: out})
+	dir := t.TempDir()
+	write := func(name string) {
+		t.Helper()
+		tmp := filepath.Join(dir, ".counter.tmp")
+		if err := os.WriteFile(tmp, fix(t, name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "counter.wasm")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := hotfix.NewLoader(e, dir)
+	defer l.Close()
+	hotfix.SetReloadTimeout(l, time.Second)
+	h := l.Handler("counter")
+	write("counter1")
+	if _, err := l.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	v1 := h.Version()
+	if err := l.Watch(20*time.Millisecond, nil); err != nil {
+		t.Fatal(err)
+	}
+	write("spincheck") // a bad fix lands in the watched directory
+	await.True(t, compileBound, "the watcher to run spincheck's self-check", func() bool { return out.count("spincheck: checking") > 0 })
+	if v := h.Version(); v != v1 {
+		t.Fatalf("serving %s while the bad fix loads, want v1 %s", v, v1)
+	}
+	write("counter2") // the operator's fix for the bad fix
+	await.True(t, compileBound, "the good file to load", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second) // an admin reload, its time shortened
+		defer cancel()
+		items, err := l.ReloadItems(ctx)
+		return err == nil && len(items) == 0 && h.Version() != v1
+	})
+}
+
+// TestStuckFileDoesNotStarveOthers: a fix whose self-check never returns
+// (a.wasm) takes one reload's whole time, and the files after it (b.wasm,
+// a good one) are rejected as not compiled by that reload; the next
+// reload skips a.wasm (it ran out of time, and has not changed since) and
+// loads b.wasm. (Every reload once spent its time on a.wasm, so b.wasm
+// never loaded.)
+func TestStuckFileDoesNotStarveOthers(t *testing.T) {
+	e := newEngine(t, hotfix.Config{})
+	dir := t.TempDir()
+	for name, src := range map[string]string{"a": "spincheck", "b": "counter1"} {
+		if err := os.WriteFile(filepath.Join(dir, name+".wasm"), fix(t, src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := hotfix.NewLoader(e, dir)
+	defer l.Close()
+	reload := func() map[string]error {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second) // ReloadTimeout, shortened
+		defer cancel()
+		items, err := l.ReloadItems(ctx)
+		if err != nil {
+			t.Fatalf("ReloadItems: %v", err)
+		}
+		return items
+	}
+	first := reload()
+	if first["a"] == nil || first["b"] == nil || !strings.Contains(first["b"].Error(), "not compiled") {
+		t.Fatalf("the first reload: %v, want a out of time and b not compiled", first)
+	}
+	second := reload()
+	if second["b"] != nil || l.Handler("b").Module() == nil {
+		t.Fatalf("the second reload: %v; b loaded: %v", second, l.Handler("b").Module() != nil)
+	}
+	if second["a"] == nil || !strings.Contains(second["a"].Error(), "not tried again until the file changes") {
+		t.Fatalf("the second reload's error for a.wasm: %v", second["a"])
+	}
+}
+
+// TestCheckedInstanceNotKeptIdle: without a CallTimeout, the turns of an
+// Actor (context.Background) run on the module's second compilation, so
+// the instance that passed the self-check is not kept idle for the
+// module's life; MaxIdle bounds each compilation's pool.
+func TestCheckedInstanceNotKeptIdle(t *testing.T) {
+	e := newEngine(t, hotfix.Config{MaxIdle: 1})
+	h := hotfix.NewHandler("counter")
+	m := load(t, e, h, "counter1")
+	for range 3 {
+		if _, _, err := h.Call(context.Background(), nil, "inc", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if watched, plain := hotfix.IdleCounts(m); watched != 0 || plain != 1 {
+		t.Fatalf("idle instances after 3 turns on Background, MaxIdle 1: %d watched, %d plain; want 0 and 1", watched, plain)
+	}
+}

@@ -89,10 +89,14 @@
 // and Loader.Reload) as a rejection that also matches ctx's error, so a
 // fix whose init or self-check never returns cannot hold a reload. A
 // Reload waiting for the one in progress gives up at its ctx's end too,
-// so a Loader's reloads (the admin API's, bounded by its ReloadTimeout,
-// and its watcher's, ended by Close) return soon after their ctx ends,
-// and the module in service keeps serving. Only a compilation already
-// started (seconds) runs to its end.
+// so a Loader's reloads (the admin API's, bounded by its ReloadTimeout;
+// its watcher's and Open's first, bounded by this package's
+// ReloadTimeout) return soon after their ctx ends, and the module in
+// service keeps serving. Only a compilation already started (seconds)
+// runs to its end. A file whose load ran out of its reload's time is
+// rejected, and not tried again until it changes, so that the files
+// after it get the next reload's time; those a reload had no time left
+// for are rejected as not compiled, and the watcher tries them again.
 //
 // Stopping a call has a price: wazero compiles checks into the module
 // and watches the call's ctx with a goroutine, which makes a short turn
@@ -134,7 +138,7 @@
 // the agent's actor; both are safe beside the watcher's reloads. A wazero instance runs one call at a
 // time, so a Module keeps a pool: a call takes an idle instance (or
 // makes one), and gives it back when it ends, up to Config.MaxIdle
-// idle ones. Module.mu guards the pool only, never a call; a Handler
+// idle ones per compilation (two without a CallTimeout). Module.mu guards the pool only, never a call; a Handler
 // takes no lock (its module is an atomic.Pointer); Loader.reload, a
 // one-slot semaphore taken with the reload's ctx, serializes Reloads and
 // is held while they compile; Loader.mu guards its map of Handlers and

@@ -46,7 +46,9 @@ type Config struct {
 	// twice the memory.
 	CallTimeout time.Duration
 	// MaxIdle is how many idle instances each module keeps for the next
-	// turns. Default GOMAXPROCS.
+	// turns, per compilation: without a CallTimeout a module has two (see
+	// CallTimeout), so up to twice MaxIdle when both kinds of turn run.
+	// Default GOMAXPROCS.
 	MaxIdle int
 	// CacheDir, optional, is a directory where compiled modules are
 	// cached across Engines and processes, so that loading a module
@@ -204,7 +206,8 @@ const ABIVersion = 1
 // memory limit. An error matches ErrRejected and says why. The module
 // returned keeps the instance that passed, for a turn. Without a
 // CallTimeout, a module that passed is compiled a second time, for the
-// turns whose ctx never ends (see Config.CallTimeout).
+// turns whose ctx never ends (see Config.CallTimeout), and the checked
+// instance is closed (those turns would never use it).
 //
 // The initialization and the self-check end at ctx's end (and each at
 // the CallTimeout, when the Engine has one), so a module whose init or
@@ -243,13 +246,22 @@ func (e *Engine) Compile(ctx context.Context, name string, wasm []byte) (*Module
 		return nil, loadFailed(ctx, name, err)
 	}
 	if e.plain != nil {
-		if m.plain, err = e.plain.CompileModule(ctx, wasm); err != nil {
+		if m.plain, err = e.plain.CompileModule(ctx, wasm); err == nil && ctx.Err() != nil {
+			_ = m.plain.Close(context.Background())
+			err = errors.New("not accepted: its ctx ended during the second compilation")
+		}
+		if err != nil {
 			in.close()
 			_ = cm.Close(context.Background())
 			return nil, loadFailed(ctx, name, fmt.Errorf("compile: %v", err))
 		}
+		// Turns on a ctx that never ends (every Actor's) run on the
+		// second compilation: the checked instance would idle unused,
+		// holding its memory for the module's life.
+		in.close()
+	} else {
+		m.idle = append(m.idle, in)
 	}
-	m.idle = append(m.idle, in)
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()

@@ -30,6 +30,12 @@ type Loader struct {
 	// with its ctx); held while it compiles; taken before mu.
 	reload chan struct{}
 	sums   map[string][sha256.Size]byte // of the file each handler's module came from; under reload
+	// outOfTime has the files whose last load ran out of its reload's
+	// time (their init or self-check did not return): they are not tried
+	// again until they change, so that one stuck fix does not take every
+	// later reload's time from the files after it. Under reload.
+	outOfTime map[string][sha256.Size]byte
+	timeout   time.Duration // bounds the watcher's reloads: ReloadTimeout (tests shorten it)
 
 	mu       sync.Mutex // guards handlers, watching, closed and loaded; held briefly, never during a compile
 	handlers map[string]*Handler
@@ -46,6 +52,7 @@ type Loader struct {
 func NewLoader(e *Engine, dir string) *Loader {
 	return &Loader{
 		e: e, dir: dir, handlers: make(map[string]*Handler), sums: make(map[string][sha256.Size]byte),
+		outOfTime: make(map[string][sha256.Size]byte), timeout: ReloadTimeout,
 		reload: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
@@ -74,6 +81,12 @@ func (l *Loader) Watch(interval time.Duration, report func([]Status, error)) err
 	return nil
 }
 
+// ReloadTimeout bounds each reload a Loader starts by itself (its
+// watcher's, and Open's first), as the admin API bounds its own: a fix
+// whose init or self-check never returns is rejected then, and the
+// reload slot is free for the next one.
+const ReloadTimeout = 30 * time.Second
+
 // watch is the watcher's loop, until ctx ends (Close).
 func (l *Loader) watch(ctx context.Context, interval time.Duration, report func([]Status, error)) {
 	defer close(l.done)
@@ -100,7 +113,11 @@ func (l *Loader) watch(ctx context.Context, interval time.Duration, report func(
 		if fp == loaded {
 			continue
 		}
-		sts, err := l.Reload(ctx)
+		// Bounded like the admin API's: a fix that never finishes
+		// loading must not hold the reload slot until Close.
+		rctx, cancel := context.WithTimeout(ctx, l.timeout)
+		sts, err := l.Reload(rctx)
+		cancel()
 		if report != nil && ctx.Err() == nil {
 			report(sts, err)
 		}
@@ -193,6 +210,9 @@ func (l *Loader) Reload(ctx context.Context) ([]Status, error) {
 // reloadDir is Reload, with each handler's error by name apart from the
 // directory's (err). An item's error starts with its file's name.
 func (l *Loader) reloadDir(ctx context.Context) (out []Status, itemErrs map[string]error, err error) {
+	if err := ctx.Err(); err != nil { // select would pick at random
+		return l.Status(), nil, fmt.Errorf("hotfix: reload: %w", err)
+	}
 	select {
 	case l.reload <- struct{}{}:
 		defer func() { <-l.reload }()
@@ -225,10 +245,17 @@ func (l *Loader) reloadDir(ctx context.Context) (out []Status, itemErrs map[stri
 				continue
 			}
 			var m *Module
-			if m, err = l.e.Compile(ctx, name, b); err == nil {
+			if stuck, ok := l.outOfTime[name]; ok && stuck == sum {
+				err = fmt.Errorf("%w: its last load ran out of its reload's time (its init or self-check did not return); not tried again until the file changes", ErrRejected)
+			} else if ctxErr := ctx.Err(); ctxErr != nil {
+				err = fmt.Errorf("%w: not compiled: the reload ran out of time on a file before it: %w", ErrRejected, ctxErr)
+			} else if m, err = l.e.Compile(ctx, name, b); err == nil {
 				h.Swap(m)
 				l.sums[name] = sum
+				delete(l.outOfTime, name)
 				st.Previous, st.Version, st.Changed = st.Version, m.Version(), true
+			} else if errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.DeadlineExceeded) {
+				l.outOfTime[name] = sum // this one took the time (a cancelled reload marks nothing)
 			}
 		}
 		if err != nil {
@@ -238,6 +265,11 @@ func (l *Loader) reloadDir(ctx context.Context) (out []Status, itemErrs map[stri
 		out = append(out, st)
 	}
 	l.mu.Lock()
+	if ctx.Err() != nil {
+		// Files may be left uncompiled: the watcher tries again (the
+		// one that ran out of time is skipped then).
+		l.loaded = ""
+	}
 	hs := maps.Clone(l.handlers)
 	l.mu.Unlock()
 	for name, h := range hs {

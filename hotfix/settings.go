@@ -55,7 +55,9 @@ func (s Settings) Validate() error {
 // (report gets its reloads; see Loader.Watch). On an error (bad
 // settings, a directory that cannot be read, a module that did not load)
 // it leaves nothing open and returns no Loader: a node should not start
-// with a handler it cannot serve. Close the Loader with CloseAll.
+// with a handler it cannot serve. The first Reload ends at ctx's end, and
+// within ReloadTimeout whatever ctx is (a module whose init never returns
+// must not hold a node's start). Close the Loader with CloseAll.
 func Open(ctx context.Context, s Settings, report func([]Status, error)) (*Loader, []Status, error) {
 	if err := s.Validate(); err != nil {
 		return nil, nil, err
@@ -65,7 +67,9 @@ func Open(ctx context.Context, s Settings, report func([]Status, error)) (*Loade
 		return nil, nil, err
 	}
 	l := NewLoader(e, s.Dir)
-	sts, err := l.Reload(ctx)
+	rctx, cancel := context.WithTimeout(ctx, ReloadTimeout)
+	sts, err := l.Reload(rctx)
+	cancel()
 	if err == nil && s.Watch > 0 {
 		err = l.Watch(s.Watch, report)
 	}
