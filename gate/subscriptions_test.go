@@ -432,7 +432,9 @@ func TestSyncGrainGoneEndsSubscription(t *testing.T) {
 // in between leaks nothing, and the bound holds.
 func TestSyncTimedOutSubscribeIsUndone(t *testing.T) {
 	fg, sc := syncGate(t, gate.Limits{RequestTimeout: 300 * time.Millisecond, MaxSubscriptions: 1}, "u1")
-	fg.slow.Store(int64(time.Second))
+	// Longer than RequestTimeout, and well within the three tries of the
+	// Unsubscribe that undoes it (3 × 300ms), even on a slow machine.
+	fg.slow.Store(int64(500 * time.Millisecond))
 	wantCode(t, "a Subscribe the grain is slow to take", sc.subscribe(t, "watch", "fake/x"), rpc.DeadlineExceeded)
 	fg.slow.Store(0)
 	wantCode(t, "a second grain while the first may be held", sc.subscribe(t, "watch", "fake/y"), rpc.ResourceExhausted)
