@@ -83,16 +83,7 @@ func TestReloadEndsWithCtx(t *testing.T) {
 	out := &output{}
 	e := newEngine(t, hotfix.Config{Output: out}) // no CallTimeout
 	dir := t.TempDir()
-	write := func(name string) {
-		t.Helper()
-		tmp := filepath.Join(dir, ".counter.tmp")
-		if err := os.WriteFile(tmp, fix(t, name), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, "counter.wasm")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(name string) { t.Helper(); writeFix(t, dir, fix(t, name)) }
 	l := hotfix.NewLoader(e, dir)
 	h := l.Handler("counter")
 	inc := func(want string) {
@@ -259,16 +250,7 @@ func TestWatcherReloadEnds(t *testing.T) {
 	out := &output{}
 	e := newEngine(t, hotfix.Config{Output: out})
 	dir := t.TempDir()
-	write := func(name string) {
-		t.Helper()
-		tmp := filepath.Join(dir, ".counter.tmp")
-		if err := os.WriteFile(tmp, fix(t, name), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, "counter.wasm")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(name string) { t.Helper(); writeFix(t, dir, fix(t, name)) }
 	l := hotfix.NewLoader(e, dir)
 	defer l.Close()
 	hotfix.SetReloadTimeout(l, time.Second)

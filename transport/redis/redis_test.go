@@ -330,6 +330,33 @@ func TestReconnectMissesNothing(t *testing.T) {
 	}
 }
 
+// awayOptions are the options of startAway's pair: a small queue, and a
+// DeadAfter no test waits out.
+func awayOptions() bus.Options {
+	return bus.Options{PendingQueue: 64, MaxFrame: 1 << 20, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 20 * time.Second, ReachTimeout: time.Second}
+}
+
+// awayMaxQueued is the MaxQueued of startAway's pair: a small inbox.
+const awayMaxQueued = 128
+
+// startAway starts A and B (B through a proxy, with awayOptions and
+// MaxQueued awayMaxQueued), has A's first envelope reach B, then cuts B
+// off from Redis: B's inbox is no longer read, and A does not know it.
+func startAway(t *testing.T) (*pair, *faultnet.Proxy) {
+	t.Helper()
+	proxy := newProxy(t)
+	ca := redis.Config{Addr: redisAddr, Prefix: freshPrefix(t), Options: awayOptions(), MaxQueued: awayMaxQueued, AliveTTL: 10 * time.Second}
+	cb := ca
+	cb.Addr = proxy.Addr()
+	p := startPair(t, ca, cb)
+	sendRetry(t, p.a, p.bAddr, envelope(1))
+	await.True(t, 5*time.Second, "B to get the first envelope", func() bool { return len(p.bRec.got(p.aAddr)) == 1 })
+	await.True(t, 5*time.Second, "A to see B up", func() bool { return p.aRec.upCount(p.bAddr) >= 1 })
+	proxy.SetDefault(faultnet.Reset)
+	await.True(t, 5*time.Second, "B to lose its connection", func() bool { return len(p.bRec.lostErrs(p.aAddr)) >= 1 })
+	return p, proxy
+}
+
 // TestInboxBound: while B is away, its inbox fills up to MaxQueued; the
 // publish that would pass the bound is refused whole, A keeps it and
 // slows down (its sends fail with transport.ErrPendingQueueFull once its
@@ -337,20 +364,9 @@ func TestReconnectMissesNothing(t *testing.T) {
 // envelope A's Send accepted, in order, none twice: backpressure, nothing
 // lost.
 func TestInboxBound(t *testing.T) {
-	prefix := freshPrefix(t)
-	o := bus.Options{PendingQueue: 64, MaxFrame: 1 << 20, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 20 * time.Second, ReachTimeout: time.Second}
-	const maxQueued = 128
-	proxy := newProxy(t)
-	ca := redis.Config{Addr: redisAddr, Prefix: prefix, Options: o, MaxQueued: maxQueued, AliveTTL: 10 * time.Second}
-	cb := ca
-	cb.Addr = proxy.Addr()
-	p := startPair(t, ca, cb)
-
-	sendRetry(t, p.a, p.bAddr, envelope(1))
-	await.True(t, 5*time.Second, "B to get the first envelope", func() bool { return len(p.bRec.got(p.aAddr)) == 1 })
-	await.True(t, 5*time.Second, "A to see B up", func() bool { return p.aRec.upCount(p.bAddr) >= 1 })
-	proxy.SetDefault(faultnet.Reset)
-	await.True(t, 5*time.Second, "B to lose its connection", func() bool { return len(p.bRec.lostErrs(p.aAddr)) >= 1 })
+	const maxQueued = awayMaxQueued
+	o := awayOptions()
+	p, proxy := startAway(t)
 
 	accepted := 1
 	await.True(t, 10*time.Second, "A's sends to B to be refused with ErrPendingQueueFull (B's inbox full, A's queue full)", func() bool {
@@ -409,18 +425,9 @@ func TestInboxBound(t *testing.T) {
 // dropped with each refused batch, and a slow peer could lose a live
 // node.)
 func TestHeartbeatsPassAFullInbox(t *testing.T) {
-	prefix := freshPrefix(t)
-	o := bus.Options{PendingQueue: 64, MaxFrame: 1 << 20, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 20 * time.Second, ReachTimeout: time.Second}
-	const maxQueued = 128
-	proxy := newProxy(t)
-	ca := redis.Config{Addr: redisAddr, Prefix: prefix, Options: o, MaxQueued: maxQueued, AliveTTL: 10 * time.Second}
-	cb := ca
-	cb.Addr = proxy.Addr()
-	p := startPair(t, ca, cb)
-	sendRetry(t, p.a, p.bAddr, envelope(1))
-	await.True(t, 5*time.Second, "B to get the first envelope", func() bool { return len(p.bRec.got(p.aAddr)) == 1 })
-	proxy.SetDefault(faultnet.Reset)
-	await.True(t, 5*time.Second, "B to lose its connection", func() bool { return len(p.bRec.lostErrs(p.aAddr)) >= 1 })
+	const maxQueued = awayMaxQueued
+	o := awayOptions()
+	p, _ := startAway(t)
 
 	// Fill B's inbox, then A's queue.
 	inbox := p.b.Endpoint()
