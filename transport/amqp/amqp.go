@@ -46,7 +46,12 @@
 //
 // Publishing is mandatory: the broker returns a frame for a queue that
 // does not exist, and the next Publish to that queue fails, so the peer is
-// reported lost. The broker implements bus.Prober with a passive declare
+// reported lost. When only control frames (pings, pongs, byes) were
+// returned, the next Publish first asks the broker (a passive declare)
+// whether the queue is read now, and fails only if it is not: a ping that
+// package bus sent while the peer was down must not drop the first
+// envelope for the peer's next incarnation. A returned data frame always
+// fails it: an envelope was lost. The broker implements bus.Prober with a passive declare
 // of the peer's queue, which package bus asks for on every reach and every
 // heartbeat: a queue that does not exist, or that nobody consumes,
 // answers bus.ErrNoReader, so a node that is not running is reported lost
@@ -298,7 +303,7 @@ type broker struct {
 	probeTTL time.Duration // how long a probe that found a reader is trusted
 
 	fmu    sync.Mutex
-	failed map[string]error     // queue name: why publishing to it failed
+	failed map[string]failure   // queue name: why publishing to it failed
 	read   map[string]time.Time // queue name: when a probe last found a reader
 }
 
@@ -371,7 +376,7 @@ func dial(c Config, s transport.Setup, inbox string, r bus.Receiver) (*broker, e
 		log:         log.With("transport", "amqp", "queue", inbox),
 		confirmWait: hb * 3 / 2,
 		probeTTL:    10 * hbi,
-		failed:      map[string]error{},
+		failed:      map[string]failure{},
 		read:        map[string]time.Time{},
 	}
 	props := amqp091.NewConnectionProperties()
@@ -577,17 +582,32 @@ func (b *broker) watch(s *session, n notices) {
 				n.returned = nil
 				continue
 			}
-			b.markFailed(ret.RoutingKey, fmt.Errorf("the broker returned a frame for queue %q (%d %s): %w", ret.RoutingKey, ret.ReplyCode, ret.ReplyText, bus.ErrNoReader))
+			b.markFailed(ret.RoutingKey, failure{
+				err:   fmt.Errorf("the broker returned a frame for queue %q (%d %s): %w", ret.RoutingKey, ret.ReplyCode, ret.ReplyText, bus.ErrNoReader),
+				check: !bus.CarriesData(ret.Body),
+			})
 		}
 	}
 }
 
-// markFailed makes the next Publish to the queue named to fail with err,
-// and the next Probe ask the broker.
-func (b *broker) markFailed(to string, err error) {
+// failure is why publishing to a queue failed.
+type failure struct {
+	err error
+	// check: only control frames (pings, pongs, byes) were lost, which
+	// may have been published before the peer came back (a ping of
+	// package bus's retries, sent while the peer was down): the next
+	// Publish asks the broker whether the queue is read now, and fails
+	// only if it is not. Lost data, or a nack, always fails it: the
+	// peer must be reported lost.
+	check bool
+}
+
+// markFailed makes the next Publish to the queue named to fail with f
+// (see failure.check), and the next Probe ask the broker.
+func (b *broker) markFailed(to string, f failure) {
 	b.fmu.Lock()
-	if _, ok := b.failed[to]; !ok {
-		b.failed[to] = err
+	if old, ok := b.failed[to]; !ok || (old.check && !f.check) {
+		b.failed[to] = f
 	}
 	delete(b.read, to)
 	b.fmu.Unlock()
@@ -595,14 +615,14 @@ func (b *broker) markFailed(to string, err error) {
 
 // takeFailed returns and forgets why publishing to the queue named to
 // failed, if it did.
-func (b *broker) takeFailed(to string) error {
+func (b *broker) takeFailed(to string) (failure, bool) {
 	b.fmu.Lock()
 	defer b.fmu.Unlock()
-	err := b.failed[to]
-	if err != nil {
+	f, ok := b.failed[to]
+	if ok {
 		delete(b.failed, to)
 	}
-	return err
+	return f, ok
 }
 
 // isRead reports whether a probe found a reader of the queue named to
@@ -611,7 +631,8 @@ func (b *broker) isRead(to string) bool {
 	b.fmu.Lock()
 	defer b.fmu.Unlock()
 	at, ok := b.read[to]
-	return ok && time.Since(at) < b.probeTTL && b.failed[to] == nil
+	_, failed := b.failed[to]
+	return ok && time.Since(at) < b.probeTTL && !failed
 }
 
 // markRead records that a probe found a reader of the queue named to,
@@ -761,14 +782,21 @@ func (b *broker) reconnect() *session {
 // Publish implements bus.Broker: it publishes msgs in order to the queue
 // named to, each once there is room in the window of unconfirmed
 // publishes. It fails at once while the connection is lost, and when a
-// previous frame for the queue was returned or nacked.
+// previous frame for the queue was returned or nacked (when only control
+// frames were returned, after asking the broker whether the queue is read
+// now: see failure.check).
 func (b *broker) Publish(to string, msgs [][]byte) error {
 	s := b.cur.Load()
 	if s == nil {
 		return errDown
 	}
-	if err := b.takeFailed(to); err != nil {
-		return err
+	if f, ok := b.takeFailed(to); ok {
+		if !f.check {
+			return f.err
+		}
+		if err := b.Probe(b.ctx, to); err != nil {
+			return fmt.Errorf("%w; asked again: %w", f.err, err)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -831,7 +859,7 @@ func (b *broker) prune(s *session) {
 			goto done
 		}
 		if s.nacked(u) {
-			b.markFailed(u.to, fmt.Errorf("amqp: the broker nacked a frame for queue %q", u.to))
+			b.markFailed(u.to, failure{err: fmt.Errorf("amqp: the broker nacked a frame for queue %q", u.to)})
 		}
 	}
 done:

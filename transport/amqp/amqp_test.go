@@ -422,3 +422,81 @@ func TestKilledPeerLostFast(t *testing.T) {
 		t.Fatalf("node 2 reported lost after %v: want well within DeadAfter (%v)", took, o.DeadAfter)
 	}
 }
+
+// dropReceiver is a bus.Receiver that drops what it is given.
+type dropReceiver struct{}
+
+func (dropReceiver) Deliver([]byte) {}
+func (dropReceiver) Down(error)     {}
+func (dropReceiver) Up()            {}
+
+// frame builds a frame of package bus by hand (docs/PROTOCOL-NODE.md):
+// magic, kind, sender address, incarnation, body.
+func frame(kind byte, body []byte) []byte {
+	f := []byte{0x67, kind, 1, 1, 0, 7, 0, 0, 0, 0, 0, 0, 0, 1}
+	return append(f, body...)
+}
+
+// TestReturnedPingDoesNotFailTheNextPeer checks that a control frame the
+// broker returned, for a queue that then came to be read, does not make
+// the next Publish to it fail: the ping of a retry sent while a peer was
+// down must not drop the first envelope for its next incarnation. A
+// returned data frame still makes it fail: that envelope was lost, and
+// the peer must be reported lost.
+func TestReturnedPingDoesNotFailTheNextPeer(t *testing.T) {
+	cfg := newConfig(t, fast)
+	br, err := amqp.DialBroker(cfg, cfg.Prefix+".self", dropReceiver{})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer br.Close()
+	for _, tc := range []struct {
+		name     string
+		returned []byte
+		wantFail bool
+	}{
+		{"ping", frame(2, []byte(cfg.Prefix+".self")), false},
+		{"bye", frame(4, nil), false},
+		{"data", frame(1, nil), true},
+		{"pack", frame(5, []byte{0, 0, 0, 0}), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := cfg.Prefix + ".peer-" + tc.name
+			if err := br.Publish(q, [][]byte{tc.returned}); err != nil {
+				t.Fatalf("first publish: %v", err)
+			}
+			await.True(t, 10*time.Second, "the broker to return the frame", func() bool { return amqp.MarkedFailed(br, q) })
+			// The peer comes: its queue is declared and read.
+			ch, err := rawConn(t).Channel()
+			if err != nil {
+				t.Fatalf("channel: %v", err)
+			}
+			if _, err := ch.QueueDeclare(q, false, true, false, false, nil); err != nil {
+				t.Fatalf("declare: %v", err)
+			}
+			got, err := ch.Consume(q, "", true, false, false, false, nil)
+			if err != nil {
+				t.Fatalf("consume: %v", err)
+			}
+			next := frame(2, []byte(cfg.Prefix+".self"))
+			err = br.Publish(q, [][]byte{next})
+			if tc.wantFail {
+				if !errors.Is(err, bus.ErrNoReader) {
+					t.Fatalf("publish after a returned %s frame: %v, want bus.ErrNoReader", tc.name, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("publish to the peer that came after a returned %s frame: %v", tc.name, err)
+			}
+			select {
+			case d := <-got:
+				if string(d.Body) != string(next) {
+					t.Fatalf("the peer got %x, want %x", d.Body, next)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the peer did not get the frame")
+			}
+		})
+	}
+}

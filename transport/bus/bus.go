@@ -49,7 +49,9 @@
 // it waits, and when the broker is back every such peer is reached at
 // once. A failed retry is not reported again (the peer was reported lost,
 // and nothing waited for it); a Send reaches a lost peer at once, and its
-// failure is reported. The retrying matters because the cluster layer
+// failure is reported, even while a retry is reaching it (the retry's
+// ping may have gone before the peer came back, and what the retry finds
+// out is then ignored). The retrying matters because the cluster layer
 // fails requests to a lost peer without a Send until PeerUp: after a
 // broker outage, or a probe that raced the peer's own reconnection, a
 // node that only makes requests would otherwise never reach it again.

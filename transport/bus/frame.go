@@ -33,6 +33,19 @@ const (
 // packLimit) bytes (a larger envelope goes alone).
 const packLimit = 256 << 10
 
+// CarriesData reports whether msg, a message a Broker was given to
+// publish, is a frame that carries envelopes (a data or pack frame), as
+// opposed to a ping, pong or bye. A Broker told that a message did not
+// reach its inbox uses it to tell lost data, which must make the peer
+// lost, from a lost control frame, which may predate the peer's return.
+func CarriesData(msg []byte) bool {
+	if len(msg) < headerSize || msg[0] != frameMagic {
+		return false
+	}
+	k := frameKind(msg[1])
+	return k == kindData || k == kindPack
+}
+
 // header is a decoded frame header.
 type header struct {
 	kind frameKind

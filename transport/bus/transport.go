@@ -218,6 +218,16 @@ func (t *busTransport) Send(addr actor.Addr, env *wire.Envelope) error {
 	switch p.state {
 	case stIdle:
 		t.reachLocked(p, time.Now())
+	case stReaching:
+		if p.retrying {
+			// The ticker's reach may predate the peer's return: its ping
+			// went to an inbox nobody read, and its probe may yet answer
+			// that nobody does. The envelope gets a reach of its own,
+			// whose failure is reported; what the old one finds is
+			// stale (a new epoch).
+			p.epoch++
+			t.reachLocked(p, time.Now())
+		}
 	case stUp:
 		wake(p)
 	}
