@@ -137,8 +137,11 @@ type Transport interface {
 	Send(peer actor.Addr, env *wire.Envelope) error
 	// Forget drops everything queued for peer and stops trying to reach
 	// it, as when it has left the membership for good; requests waiting
-	// on it are failed through Handler.PeerLost. A later Send to peer
-	// starts afresh.
+	// on it are failed through Handler.PeerLost, called before Forget
+	// returns (when the transport knows the peer). A later Send to peer
+	// starts afresh. The cluster layer calls it when a member leaves, and
+	// takes the member back when it joins again: a PeerLost of the Forget
+	// reported after that would fail the new incarnation's requests.
 	Forget(peer actor.Addr)
 	// Flush waits until every envelope queued for a reachable peer has
 	// been handed to the network (or the broker), or ctx ends, returning

@@ -254,15 +254,40 @@ func (t *busTransport) PeerStats() []transport.PeerStats {
 	return out
 }
 
-// Forget drops what waits for peer and reports it lost.
+// Forget drops what waits for peer and reports it lost before it
+// returns, as the TCP mesh does. The cluster layer takes a member back as
+// soon as it joins again; a PeerLost of this Forget delivered after that
+// (by the notifier, which may lag) would fail requests made to the new
+// incarnation, and mark it down for good (a forgotten peer is not reached
+// again by itself, and the cluster layer sends nothing to a peer it holds
+// down). So the peer's notices still queued are taken out, and the loss,
+// which supersedes them, is reported here. A notice of the peer's that
+// the notifier is delivering at this moment may still arrive after it:
+// at worst a PeerUp, after which a request is sent and reaches the peer
+// afresh.
 func (t *busTransport) Forget(addr actor.Addr) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	p := t.peers[addr]
 	if p == nil || t.closed {
+		t.mu.Unlock()
 		return
 	}
 	t.loseLocked(p, fmt.Errorf("%v left the membership", addr), lossForget)
+	var lost error
+	kept := t.notices[:0]
+	for _, n := range t.notices {
+		if n.addr != addr {
+			kept = append(kept, n)
+		} else if n.err != nil {
+			lost = n.err // the last: the one loseLocked made
+		}
+	}
+	clear(t.notices[len(kept):])
+	t.notices = kept
+	t.mu.Unlock()
+	if lost != nil {
+		t.s.Handler.PeerLost(addr, lost)
+	}
 }
 
 // Flush waits until the writers of up peers have published everything
