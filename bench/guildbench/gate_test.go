@@ -121,16 +121,24 @@ func BenchmarkGateIdleConns(b *testing.B) {
 	}
 	defer func() { _ = bot.Process.Kill(); _ = bot.Wait() }()
 	deadline := time.Now().Add(2 * time.Minute)
-	for g.Conns() < idleConns {
-		if time.Now().After(deadline) {
-			b.Fatalf("only %d of %d connections after 2 minutes", g.Conns(), idleConns)
-		}
+	for g.Conns() < idleConns && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
+	}
+	// On a starved machine a few dials or handshakes time out, and an
+	// idle bot does not try again (its report counts them as connection
+	// errors, within its 1% allowance): the figure is per connection held.
+	held := g.Conns()
+	if held < idleConns*99/100 {
+		b.Fatalf("only %d of %d connections after 2 minutes", held, idleConns)
+	}
+	if held < idleConns {
+		b.Logf("%d of %d connections held after 2 minutes; the rest could not be made", held, idleConns)
 	}
 	time.Sleep(time.Second) // the last handshakes settle
 	after := settledRSS(b)
-	b.ReportMetric(float64(after-before)/idleConns, "B/conn")
-	b.ReportMetric(float64(g.Conns()), "conns")
+	held = g.Conns()
+	b.ReportMetric(float64(after-before)/float64(held), "B/conn")
+	b.ReportMetric(float64(held), "conns")
 }
 
 // settledRSS returns this process's resident memory after a GC that
