@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,6 +27,10 @@ const releaseTimeout = time.Second
 // errRetired: the activation left the table between a sender's lookup and
 // its push; the sender routes again.
 var errRetired = errors.New("grain: activation retired")
+
+// errEncode: the state could not be encoded, which trying again will not
+// mend.
+var errEncode = errors.New("grain: encode the state")
 
 // Control messages: from the sweeper, the rebalancer and Close.
 type ctlOp uint8
@@ -249,11 +254,7 @@ func (a *activation) Receive(c *actor.Context) {
 			c.Respond(r)
 			return
 		}
-		// A one-way message this activation will not handle: route it
-		// again (to this grain's next activation or its new owner).
-		if err := s.Send(a.id(), actor.WithMetadata(msg, c.Metadata())); err != nil {
-			s.log.Warn("grain: one-way message dropped", "grain", a.id().String(), "err", err)
-		}
+		a.reroute(c, msg, r)
 		return
 	}
 	a.last.Store(s.now.Load())
@@ -266,6 +267,36 @@ func (a *activation) Receive(c *actor.Context) {
 	a.receive(c, msg)
 	if a.subscribed() {
 		a.syncTurn(c)
+	}
+}
+
+// maxReroutes bounds how many times a one-way message is routed again
+// after activations refused it (metadataReroutes counts them).
+const maxReroutes = 3
+
+// metadataReroutes is the metadata key that counts the times a one-way
+// message was routed again (reroute).
+const metadataReroutes = "guild-grain-reroutes"
+
+// reroute handles a one-way message this activation refuses (r): when the
+// refusal is transient (r.Retry: the activation lost its lease, met newer
+// state, or could not start for now), it routes the message again, to
+// the grain's next activation or its new owner, at most maxReroutes
+// times; otherwise, or past that, it drops it with a warning, as a
+// request would be answered with the refusal. Without the bound, a grain
+// whose every activation fails (a state that does not load) would bounce
+// one message between failing activations for ever.
+func (a *activation) reroute(c *actor.Context, msg any, r *grainpb.Refused) {
+	s := a.k.s
+	md := c.Metadata()
+	n, _ := strconv.Atoi(md.Get(metadataReroutes))
+	if !r.GetRetry() || n >= maxReroutes {
+		s.log.Warn("grain: one-way message dropped", "grain", a.id().String(), "why", r.GetMessage(), "reroutes", n, "message", fmt.Sprintf("%T", msg))
+		return
+	}
+	md = md.With(metadataReroutes, strconv.Itoa(n+1))
+	if err := s.Send(a.id(), actor.WithMetadata(msg, md)); err != nil {
+		s.log.Warn("grain: one-way message dropped", "grain", a.id().String(), "err", err)
 	}
 }
 
@@ -371,15 +402,28 @@ func (a *activation) start(c *actor.Context) {
 	id := a.id()
 	deadline := time.Now().Add(s.cfg.ClaimTimeout)
 	if a.x != nil && a.x.prev != nil {
+		// The grain's previous activation on this node is still handling
+		// what was queued for it, flushing or releasing the claim: this
+		// node holds the claim until then, so the claimer would let this
+		// one in at once. It must not run beside it: if the previous one
+		// outlasts ClaimTimeout, this one fails (its callers retry) and
+		// leaves the previous one as the one to wait for (retire).
 		p := a.x.prev
 		a.x = nil
 		t := time.NewTimer(s.cfg.ClaimTimeout)
+		var why string
 		select {
 		case <-p.x.done:
 		case <-t.C:
+			why = fmt.Sprintf("grain %v: its previous activation on %v has not ended after %v", id, s.self, s.cfg.ClaimTimeout)
 		case <-s.quit:
+			why = fmt.Sprintf("grain %v: the System is closing", id)
 		}
 		t.Stop()
+		if why != "" {
+			a.failRetry(c, why)
+			return
+		}
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -542,7 +586,7 @@ func (a *activation) flush(c *actor.Context) error {
 	if err != nil {
 		s.st.flushErrors.Add(1)
 		s.log.Error("grain: encode the state", "grain", a.id().String(), "err", err)
-		return err
+		return fmt.Errorf("%w: %w", errEncode, err)
 	}
 	h := maphash.Bytes(s.seed, data)
 	a.clear(flagTouched)
@@ -605,7 +649,13 @@ func (a *activation) retire(c *actor.Context) {
 	sh.mu.Lock()
 	sh.remove(h, id, a)
 	x.done = make(chan struct{})
-	sh.closing[id] = a
+	// The next activation here waits for this one, unless an earlier one
+	// is still ending and this one never claimed the grain (it failed
+	// waiting for that one): the next must wait for the earlier one
+	// then, which stopped removes from closing itself.
+	if sh.closing[id] == nil || a.has(flagClaimed) {
+		sh.closing[id] = a
+	}
 	a.set(flagClosed)
 	sh.mu.Unlock()
 	for a.word.Load() >= inflightOne {
@@ -625,29 +675,63 @@ func (a *activation) stopping(c *actor.Context) {
 		a.receive(c, actor.Stopping{})
 	}
 	a.syncEnd(c)
+	// The last flush is tried until it succeeds: the claim is released
+	// only once the state is stored, so that the next activation, here or
+	// on another node, loads every change this one acknowledged. Meanwhile
+	// the grain is unavailable (a next activation here waits, then fails
+	// with a retry; other nodes find the claim held). Only a state that
+	// cannot be encoded, or the System's end, gives up.
 	backoff := 50 * time.Millisecond
 	for i := 0; a.refusal() == nil; i++ {
 		err := a.flush(c)
 		if err == nil || errors.Is(err, ErrStale) {
 			break
 		}
-		if i == 4 {
-			s.log.Error("grain: the last flush failed; the grain's latest changes are lost", "grain", a.id().String(), "err", err)
+		if errors.Is(err, errEncode) {
+			s.log.Error("grain: the last flush cannot encode the state; the grain's latest changes are lost", "grain", a.id().String(), "err", err)
 			break
 		}
-		time.Sleep(backoff)
-		backoff *= 2
+		if i == 4 {
+			s.log.Error("grain: the last flush keeps failing; the grain stays claimed, and unavailable, until it succeeds", "grain", a.id().String(), "err", err)
+		}
+		if !s.pause(backoff) {
+			s.log.Error("grain: the last flush failed and the System is closing; the grain's latest changes are lost", "grain", a.id().String(), "err", err)
+			break
+		}
+		backoff = min(2*backoff, time.Second)
 	}
 	if a.has(flagClaimed) {
-		// A release that cannot be made soon is not worth waiting for:
-		// the claim then goes with the node's lease, and the grain moves
-		// a little later.
-		ctx, cancel := context.WithTimeout(context.Background(), min(s.cfg.StoreTimeout, releaseTimeout))
-		if err := s.cfg.Claims.Release(ctx, a.id(), s.self); err != nil {
-			s.log.Warn("grain: release the claim", "grain", a.id().String(), "err", err)
-		}
-		cancel()
+		a.release()
 		a.clear(flagClaimed)
+	}
+}
+
+// release gives up the activation's claim, trying until it succeeds: a
+// claim left behind would keep the grain from every other node for as
+// long as this node's lease lives. It stops trying when the node's lease
+// is not the one the claim was made under (the claim went with it) or
+// the System is closing.
+func (a *activation) release() {
+	s := a.k.s
+	backoff := 50 * time.Millisecond
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), min(s.cfg.StoreTimeout, releaseTimeout))
+		err := s.cfg.Claims.Release(ctx, a.id(), s.self)
+		cancel()
+		if err == nil {
+			return
+		}
+		if a.fenced() == fenceLost {
+			return // the claim was made under a lease that is gone
+		}
+		if i == 0 {
+			s.log.Warn("grain: release the claim; trying again until it succeeds", "grain", a.id().String(), "err", err)
+		}
+		if !s.pause(backoff) {
+			s.log.Warn("grain: the System is closing before the claim could be released; it goes with the node's lease", "grain", a.id().String(), "err", err)
+			return
+		}
+		backoff = min(2*backoff, time.Second)
 	}
 }
 

@@ -47,8 +47,22 @@
 //     versions then keep the data safe: the stale activation's next flush
 //     fails with store.ErrVersionConflict, and it deactivates without
 //     writing (Stats.Conflicts).
+//   - On one node, an activation runs only once the grain's previous
+//     activation there has ended (handled what was queued for it, flushed
+//     and released the claim): the claimer cannot tell them apart, since
+//     the node holds the claim until then. A new activation waits for it
+//     up to Config.ClaimTimeout, then fails with a retry (its callers
+//     route the message again), and the next one waits for the old one
+//     again.
 //   - State survives deactivation, handover and graceful Close: it is
-//     flushed before the claim is released. Between flushes it lives only
+//     flushed before the claim is released. When a stopping activation's
+//     last flush fails (the store is down), it keeps the claim and tries
+//     again, backing off up to a second, until the store takes it (or the
+//     System closes, or the state cannot be encoded: then the changes are
+//     lost, and logged); meanwhile the grain is unavailable rather than
+//     served from older state. A release that fails is tried again the
+//     same way, so a claim does not outlive its activation while the
+//     node's lease lives. Between flushes it lives only
 //     in memory: a node that crashes loses the changes since its grains'
 //     last flushes (Kind.FlushEvery), and its grains come back on other
 //     nodes from their last flushed state once its lease expires.
@@ -64,6 +78,12 @@
 //     next activation (which waits for the release). A Call whose message
 //     was certainly not handled (it met an activation that was stopping)
 //     is retried transparently, so it is neither lost nor applied twice.
+//     A one-way message that an activation refuses (it failed to start,
+//     lost its lease, or met newer state) is routed again when the cause
+//     may pass, at most three times (metadata key guild-grain-reroutes
+//     counts them), and otherwise dropped with a warning, as a request
+//     would get the refusal: a grain whose state does not load does not
+//     bounce a message between failing activations.
 //     A message forwarded more than Config.MaxHops times (views that
 //     disagree for a while) is refused with ErrUnavailable (an
 //     rpc.Unavailable status). Ordering between messages of one sender is
