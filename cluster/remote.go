@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,7 +72,7 @@ type remote struct {
 
 	node    atomic.Pointer[actor.Node]
 	tr      atomic.Pointer[trBox]
-	next    atomic.Uint64
+	next    atomic.Uint64             // the last correlation ID issued: from a random start (newRemote)
 	harbors atomic.Pointer[harborMap] // the live harbors, by cluster (see route)
 	exports exportTable               // the other clusters' exported members, by harbor
 
@@ -106,6 +107,12 @@ func newRemote(self actor.Addr, types *protoregistry.Types, log *slog.Logger, re
 		leaving:        make(map[actor.Addr]*leftPeer),
 		quit:           make(chan struct{}),
 	}
+	// Correlation IDs start at a random point, not at 1: a peer may still
+	// answer requests of this node's previous incarnation (same address,
+	// restarted), and those answers must not match this one's requests.
+	// Two incarnations' ranges of a million requests each meet with a
+	// chance below one in 10^12.
+	r.next.Store(rand.Uint64() >> 1)
 	r.watches = newWatchTable(r, linkTimeout)
 	r.wg.Add(1)
 	go r.sweepLoop()
