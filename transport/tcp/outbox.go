@@ -102,7 +102,7 @@ func (o *outbox) put(env *wire.Envelope, limit, maxFrame int) error {
 	o.frames++
 	o.sentFrames++
 	o.sentBytes += uint64(body + wire.FrameHeaderSize)
-	if c := o.direct; c != nil && !o.busy && o.rest == nil && time.Since(o.lastWrite) >= directAfter {
+	if c := o.direct; c != nil && !o.busy && o.rest == nil && !c.closing() && time.Since(o.lastWrite) >= directAfter {
 		o.writeDirect(c) // unlocks o.mu
 		return nil
 	}
@@ -120,9 +120,14 @@ func (o *outbox) put(env *wire.Envelope, limit, maxFrame int) error {
 // the buffer, for any connection's writer; when it takes part, the rest
 // (which starts inside a frame) is kept for c's writer only (o.rest). A
 // failed write closes the connection (its reader then fails it, from its
-// own goroutine), which loses the frames as a writer's failed write does.
+// own goroutine), which loses the frames as a writer's failed write does,
+// unless the socket took none of them (it was closed already: the
+// connection failed, and its writer has not detached yet): then they go
+// back to the front of the buffer, for the next connection, as what is
+// sent once a peer is lost is kept.
 func (o *outbox) writeDirect(c *conn) {
 	b := o.buf
+	nb := o.frames
 	o.buf, o.spare = o.spare[:0], nil
 	o.frames = 0
 	o.busy = true
@@ -143,6 +148,10 @@ func (o *outbox) writeDirect(c *conn) {
 			o.rest, o.restConn = rest, c
 		}
 		o.frames++ // at least one frame, whole or in part
+	} else if err != nil && n == 0 {
+		b = append(b, o.buf...)
+		o.spare, o.buf = o.buf[:0], b
+		o.frames += nb
 	} else if cap(b) <= maxSpareBuf {
 		o.spare = b[:0]
 	}
