@@ -32,7 +32,6 @@ func (h *atkHolder) receive(c *actor.Context) {
 	h.mu.Unlock()
 }
 
-
 func (h *atkHolder) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -129,8 +128,6 @@ func TestStaleReplyAfterRequesterRestart(t *testing.T) {
 		t.Fatalf("after node 0 restarted, its new requests got answers of the old incarnation's requests: %d swapped %v; %d failed %v", len(swapped), swapped, len(failed), failed)
 	}
 }
-
-
 
 // TestStaleReplyAfterForwarderRestart: the deterministic form of
 // TestForwardUnderRestarts. Requests from node 0 go through a
