@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // NameRegistry resolves global names: names that do not start with ".", seen
@@ -137,7 +138,12 @@ func (l *localNames) release(pid PID) {
 // cluster); without it they fail with ErrNoGlobalNames. A global name is
 // registered on the node of its actor (ErrBadName otherwise), under that
 // node's lease. Either kind is released when its actor stops; a global
-// name also when its node leaves the cluster or dies.
+// name also when its node leaves the cluster or dies. The release of a
+// global name is tried again, in the background, until the registry takes
+// it (or the node closes), and so is the undoing of a Register that failed
+// for a reason other than ErrNameTaken (the registry may have taken the
+// name after all); a Register of the same name on this node waits for
+// either.
 func (n *Node) Register(ctx context.Context, name string, pid PID) error {
 	if err := checkName(name); err != nil {
 		return err
@@ -315,6 +321,14 @@ func (n *Node) registerGlobal(ctx context.Context, name string, pid PID) error {
 		}
 	}
 	if err := n.cfg.Names.Register(ctx, name, pid); err != nil {
+		if !errors.Is(err, ErrNameTaken) {
+			// The registry may have taken it after all (its answer was
+			// lost, or the request reached it after ctx ended): undo it,
+			// so that a name the caller was told is not registered does
+			// not stay bound to pid (Unregister removes it only if it
+			// names pid).
+			n.unregister([]string{name}, pid)
+		}
 		return err
 	}
 	n.held.add(name, pid)
@@ -329,9 +343,18 @@ func (n *Node) registerGlobal(ctx context.Context, name string, pid PID) error {
 
 // releaseGlobal unregisters, in the background, the global names pid
 // holds. Each is removed only if it still names pid. A registration of one
-// of them on this node meanwhile waits for its release.
+// of them on this node meanwhile waits for its release. An Unregister that
+// fails (the registry is unreachable for a while) is tried again, backing
+// off up to a second, until it succeeds or the node closes: a name must
+// not outlive its actor while the node's lease lives on.
 func (n *Node) releaseGlobal(pid PID) {
-	names := n.held.take(pid)
+	n.unregister(n.held.take(pid), pid)
+}
+
+// unregister removes names from the registry in the background, each only
+// if it names pid, trying again until it succeeds or the node closes (see
+// releaseGlobal).
+func (n *Node) unregister(names []string, pid PID) {
 	if len(names) == 0 || n.cfg.Names == nil || !n.workers.track() {
 		return
 	}
@@ -339,11 +362,27 @@ func (n *Node) releaseGlobal(pid PID) {
 	go func() {
 		defer n.wg.Done()
 		defer n.held.endRelease(names, done)
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
-		defer cancel()
+		backoff := 50 * time.Millisecond
 		for _, name := range names {
-			if err := n.cfg.Names.Unregister(ctx, name, pid); err != nil && !errors.Is(err, ErrNameNotFound) {
-				n.log.Warn("actor: release a global name of a stopped actor", "name", name, "pid", pid, "err", err)
+			for attempt := 0; ; attempt++ {
+				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
+				err := n.cfg.Names.Unregister(ctx, name, pid)
+				cancel()
+				if err == nil || errors.Is(err, ErrNameNotFound) {
+					break
+				}
+				if attempt == 0 {
+					n.log.Warn("actor: release a global name of a stopped actor; trying again until it succeeds", "name", name, "pid", pid, "err", err)
+				}
+				t := time.NewTimer(backoff)
+				select {
+				case <-n.quit:
+					t.Stop()
+					n.log.Warn("actor: the node closed before a global name of a stopped actor was released; it goes with the node's lease", "name", name, "pid", pid, "err", err)
+					return
+				case <-t.C:
+				}
+				backoff = min(2*backoff, time.Second)
 			}
 		}
 	}()

@@ -100,6 +100,10 @@ func (n names) Unregister(ctx context.Context, name string, pid actor.PID) error
 	if err := checkGlobalName(name); err != nil {
 		return err
 	}
+	// No longer owned, whether or not etcd can be told now: a lease lost
+	// meanwhile must not register the name again (regrant), for an actor
+	// that is gone. (The caller tries again until etcd is told.)
+	m.disown(name, pid)
 	if err := m.acquire(ctx); err != nil {
 		return err
 	}
@@ -112,18 +116,25 @@ func (n names) Unregister(ctx context.Context, name string, pid actor.PID) error
 	if err != nil {
 		return fmt.Errorf("cluster/etcd: unregister %q: %w", name, err)
 	}
-	s := m.session()
-	if s != nil {
-		m.ownedMu.Lock()
-		if s.owned[name].pid == pid {
-			delete(s.owned, name)
-		}
-		m.ownedMu.Unlock()
-	}
+	m.disown(name, pid) // again: a regrant that ran meanwhile registered it again
 	if !tr.Succeeded {
 		return fmt.Errorf("%w: %q is not held by %v", actor.ErrNameNotFound, name, pid)
 	}
 	return nil
+}
+
+// disown drops name from the names the session owns (and registers again
+// after a lost lease), if pid holds it.
+func (m *Membership) disown(name string, pid actor.PID) {
+	s := m.session()
+	if s == nil {
+		return
+	}
+	m.ownedMu.Lock()
+	if o, ok := s.owned[name]; ok && o.pid == pid {
+		delete(s.owned, name)
+	}
+	m.ownedMu.Unlock()
 }
 
 // Lookup resolves name from the local cache that the names watcher keeps,
