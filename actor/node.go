@@ -78,6 +78,7 @@ func NewNode(cfg Config) (*Node, error) {
 		quit:       make(chan struct{}),
 		closedTurn: &process{},
 	}
+	n.procs.base = newRegistryBase()
 	n.futures.New = func() any { return newFuture() }
 	n.chunks.New = func() any { return new(laneChunk) }
 	n.workers = workers{maxIdle: maxIdleWorkers, wg: &n.wg}

@@ -8,23 +8,27 @@ import (
 )
 
 // PID identifies one actor incarnation anywhere in a cluster: the logical
-// address of the node it lives on and a serial that the node never reuses.
+// address of the node it lives on and a serial that the node never reuses,
+// nor (but for a chance of one in 2^31) does a later incarnation of the
+// node at the same address: a node draws the generation its slots start
+// at when it starts.
 // A PID is a small comparable value: use it as a map key, copy it freely,
 // send it in messages. The zero PID means "no actor" (for example the sender
 // of a message sent from outside any actor).
 type PID struct {
 	Node   Addr   // the node the actor lives on
-	Serial uint64 // unique on that node for the node's lifetime (a slot and its generation); never 0 for a real actor
+	Serial uint64 // unique on that node (a slot and its generation, which starts at a random point per node start); never 0 for a real actor
 }
 
 // IsZero reports whether p is the zero PID.
 func (p PID) IsZero() bool { return p.Serial == 0 }
 
-// String formats the PID as "cluster.type.index/slot", or
-// "cluster.type.index/slot.generation" once the slot has been reused
-// (1.1.1/3 is the first actor in slot 3, 1.1.1/3.1 the next one, after the
-// first stopped; the serial is generation<<32 | slot), or "nobody" for the
-// zero PID. ParsePID reads it back.
+// String formats the PID as "cluster.type.index/slot.generation"
+// (1.1.1/3.1207 is an actor in slot 3 of generation 1207; the next actor
+// in that slot, once it stopped, is 1.1.1/3.1208; the serial is
+// generation<<32 | slot), "cluster.type.index/slot" for generation 0
+// (which a node does not issue, but a PID may be written so), or "nobody"
+// for the zero PID. ParsePID reads it back.
 func (p PID) String() string {
 	if p.IsZero() {
 		return "nobody"

@@ -2,6 +2,7 @@ package actor
 
 import (
 	"math"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 )
@@ -11,12 +12,19 @@ import (
 // often it has been reused) in its high 32 bits, so a lookup is two atomic
 // loads with no lock, and a slot reused by a later actor never answers for a
 // stopped one (its generation differs); a slot whose generation is exhausted
-// is retired, so a serial is never issued twice. Slots that were never reused give
-// small serials (1, 2, 3, ...), which keeps PIDs readable in logs. Slots live in fixed chunks that never move; the chunk
+// is retired, so a serial is never issued twice. A slot's first generation
+// is the registry's base, drawn when the node starts, so that a node
+// restarted at the same address does not issue its previous incarnation's
+// serials. Slots live in fixed chunks that never move; the chunk
 // directory is replaced, never modified, when it grows.
 //
 // Spawns and stops take mu; lookups take nothing.
 type registry struct {
+	// base is the generation of a slot's first actor: drawn when the node
+	// starts (newRegistryBase), so that a node restarted at the same
+	// address does not issue the serials its previous incarnation did, and
+	// a PID of an actor of that incarnation does not reach one of this.
+	base uint32
 	mu   sync.Mutex
 	dir  atomic.Pointer[[]*slabChunk]
 	gen  []uint32 // per slot, under mu
@@ -42,7 +50,7 @@ func (r *registry) add(p *process) uint64 {
 	} else {
 		slot = r.used
 		r.used++
-		r.gen = append(r.gen, 0)
+		r.gen = append(r.gen, r.base)
 		if int(slot>>slabChunkBits) >= r.chunks() {
 			r.grow()
 		}
@@ -69,6 +77,12 @@ func (r *registry) grow() {
 	next = append(next, new(slabChunk))
 	r.dir.Store(&next)
 }
+
+// newRegistryBase draws a registry's base generation: random, from 1 to
+// 2^31 (so that a slot is reused at least 2^31 times before it retires).
+// Two incarnations of a node draw the same one with a chance of one in
+// 2^31.
+func newRegistryBase() uint32 { return 1 + rand.Uint32N(1<<31) }
 
 // slotOf returns the slot of a serial; a serial of 0 maps past every slot.
 func slotOf(serial uint64) uint32 { return uint32(serial) - 1 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"time"
 
 	"github.com/guildkit/guild/actor"
@@ -20,7 +21,8 @@ func ExampleNewWebhook() {
 		var b report.Batch
 		_ = json.NewDecoder(r.Body).Decode(&b)
 		for _, f := range b.Failures {
-			fmt.Printf("%s from %s: %s in %s handling %s: %s\n", f.Kind, b.Source, f.PID, f.Where, f.MessageType, f.Reason)
+			node, _, _ := strings.Cut(f.PID, "/") // the actor's PID: its node, then its serial
+			fmt.Printf("%s from %s: an actor of %s in %s handling %s: %s\n", f.Kind, b.Source, node, f.Where, f.MessageType, f.Reason)
 		}
 	}))
 	defer srv.Close()
@@ -55,5 +57,5 @@ func ExampleNewWebhook() {
 	_ = node.Shutdown(ctx) // the actors first,
 	_ = hook.Close(ctx)    // then the reporter: it delivers what is queued
 	// Output:
-	// panic from world-1: 1.2.1/1 in receive handling string: runtime error: integer divide by zero
+	// panic from world-1: an actor of 1.2.1 in receive handling string: runtime error: integer divide by zero
 }
