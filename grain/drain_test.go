@@ -283,31 +283,7 @@ func TestDrainOutlastsClaimTimeoutEtcd(t *testing.T) {
 	entered := make(chan struct{}, 1)
 	st := memstore.New()
 	kind := ctrKind("c", log, &slow, entered, 200*time.Millisecond)
-	var systems []*grain.System
-	for i, n := range c.Nodes {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		s, err := grain.Start(ctx, grain.Config{
-			Node:         n.Actor(),
-			Membership:   c.Members[i],
-			Kinds:        []grain.Kind{kind},
-			Store:        st,
-			Claims:       grain.NewEtcdClaimer(c.Members[i], ""),
-			ClaimTimeout: 500 * time.Millisecond,
-		})
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = s.Close(ctx)
-		})
-		systems = append(systems, s)
-	}
-	for _, s := range systems {
-		await.True(t, 15*time.Second, "every view to hold every host", func() bool { return s.Hosts("c") == 3 })
-	}
+	systems := etcdSystemsWith(t, c, st, grain.Config{ClaimTimeout: 500 * time.Millisecond}, kind)
 	id := grain.Identity{Kind: "c", Key: "x"}
 	if _, err := systems[0].Call(context.Background(), id, wrapperspb.Int64(-1)); err != nil {
 		t.Fatal(err)

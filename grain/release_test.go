@@ -34,25 +34,7 @@ func TestFailedReleaseIsRetried(t *testing.T) {
 	kind := ctrKind("c", log, &slow, nil, 0)
 	st := memstore.New()
 	logs := &logRecorder{}
-	var systems []*grain.System
-	for i, n := range c.Nodes {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		s, err := grain.Start(ctx, grain.Config{Node: n.Actor(), Membership: c.Members[i], Kinds: []grain.Kind{kind}, Store: st,
-			Claims: grain.NewEtcdClaimer(c.Members[i], ""), ClaimTimeout: 3 * time.Second, Logger: slog.New(logs)})
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = s.Close(ctx)
-		})
-		systems = append(systems, s)
-	}
-	for _, s := range systems {
-		await.True(t, 15*time.Second, "2 hosts", func() bool { return s.Hosts("c") == 2 })
-	}
+	systems := etcdSystemsWith(t, c, st, grain.Config{ClaimTimeout: 3 * time.Second, Logger: slog.New(logs)}, kind)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var id grain.Identity
