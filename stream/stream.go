@@ -67,6 +67,11 @@ func (s *Stream) handshake(ctx context.Context) (byte, error) {
 		if ctx.Err() != nil {
 			return 0, fmt.Errorf("stream: open to %v: %w", s.sess.peer, ctx.Err())
 		}
+		if errors.Is(err, yamux.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
+			// The deadline is ctx's: yamux's timer can fire a moment
+			// before ctx's does.
+			return 0, fmt.Errorf("stream: open to %v: %w", s.sess.peer, context.DeadlineExceeded)
+		}
 		return 0, s.mapErr(err)
 	}
 	if !stop() {
@@ -201,12 +206,21 @@ func (s *Stream) mapErr(err error) error {
 	case errors.Is(err, yamux.ErrSessionShutdown):
 		return s.sess.cause()
 	case errors.Is(err, yamux.ErrStreamClosed):
+		if s.sess.ys.IsClosed() {
+			// yamux closed the stream because its session ended (the
+			// peer died or left, or a Host closed): that is why, not a
+			// Close of this side's.
+			return s.sess.cause()
+		}
 		return ErrStreamClosed
 	case errors.Is(err, yamux.ErrConnectionReset):
 		if s.sess.ys.IsClosed() {
 			return s.sess.cause()
 		}
 		return fmt.Errorf("%w: the stream was reset by %v", ErrPeerGone, s.sess.peer)
+	}
+	if s.sess.ys.IsClosed() {
+		return s.sess.cause()
 	}
 	return fmt.Errorf("stream: %w", err)
 }
