@@ -220,7 +220,9 @@ type Limits struct {
 	// connections of the gateway's own servers (ListenHTTP, so
 	// gatews.Listen and gatemqtt.ListenWebSocket, and HTTPServer) from
 	// their accept: one still
-	// sending its request's header holds a slot.
+	// sending its request's header holds a slot. It counts the detached
+	// sessions too (kept for their clients to resume, ResumeWindow): each
+	// keeps pushes, up to WriteQueueBytes, as a connected one does.
 	MaxConns int
 
 	// MaxHeaderBytes bounds an HTTP request's header on the gateway's HTTP

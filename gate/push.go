@@ -159,13 +159,20 @@ func userSession(ctx context.Context, n *actor.Node, userID string) (actor.PID, 
 }
 
 // PushUser sends a push to the session bound to userID, wherever it is
-// connected. It fails with NotFound when the user has no session.
+// connected. It fails with NotFound when the user has no session. A
+// session that is bound to another user by the time the push reaches it
+// (it logged in as someone else meanwhile) drops it: a push for one user
+// never reaches another's client.
 func PushUser(ctx context.Context, n *actor.Node, userID, route string, msg proto.Message) error {
 	pid, err := userSession(ctx, n, userID)
 	if err != nil {
 		return err
 	}
-	return Push(n, pid.String(), route, msg)
+	body, err := proto.Marshal(msg)
+	if err != nil {
+		return rpc.Errorf(rpc.InvalidArgument, "push %s: %v", route, err)
+	}
+	return status(n.Send(pid, &nodepb.Push{Route: route, Body: body, User: userID}))
 }
 
 // Kick closes session sessionID with a Close frame giving reason.
@@ -179,13 +186,14 @@ func Kick(n *actor.Node, sessionID, reason string) error {
 
 // KickUser closes the session bound to userID, wherever it is connected,
 // with a Close frame giving reason. It fails with NotFound when the user
-// has no session.
+// has no session. A session that is bound to another user by the time the
+// kick reaches it ignores it.
 func KickUser(ctx context.Context, n *actor.Node, userID, reason string) error {
 	pid, err := userSession(ctx, n, userID)
 	if err != nil {
 		return err
 	}
-	return Kick(n, pid.String(), reason)
+	return status(n.Send(pid, &nodepb.Kick{Code: uint32(rpc.PermissionDenied), Reason: reason, User: userID}))
 }
 
 // SessionState returns a copy of session sessionID's state, from any

@@ -226,6 +226,9 @@ func (s *session) Receive(c *actor.Context) {
 	case loginExpired:
 		s.expire(c, m)
 	case *nodepb.Push:
+		if u := m.GetUser(); u != "" && u != s.userID {
+			return // for the user it was bound to before (PushUser raced a re-bind)
+		}
 		if len(s.subs) > 0 && s.g.deltas[m.GetRoute()] && s.syncPush(c, m.GetRoute(), m.GetBody()) {
 			return // a delta of a subscription of the session's former user
 		}
@@ -240,6 +243,9 @@ func (s *session) Receive(c *actor.Context) {
 		s.g.stats.pushes.Add(1)
 		s.push(c, m.frame, m.coalesce, m.droppable)
 	case *nodepb.Kick:
+		if u := m.GetUser(); u != "" && u != s.userID {
+			return // for the user it was bound to before (KickUser raced a re-bind)
+		}
 		if s.movedTo.IsZero() { // moved: the directory's "logged in elsewhere" is the move itself
 			s.kick(c, m.GetCode(), m.GetReason())
 		}

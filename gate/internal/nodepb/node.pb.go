@@ -287,11 +287,14 @@ func (x *ClientReply) GetBindExpires() int64 {
 // Push asks a session to send its client a push. coalesce and droppable
 // are its gate.PushOptions.
 type Push struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Route         string                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
-	Body          []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
-	Coalesce      string                 `protobuf:"bytes,3,opt,name=coalesce,proto3" json:"coalesce,omitempty"`
-	Droppable     bool                   `protobuf:"varint,4,opt,name=droppable,proto3" json:"droppable,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Route     string                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
+	Body      []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	Coalesce  string                 `protobuf:"bytes,3,opt,name=coalesce,proto3" json:"coalesce,omitempty"`
+	Droppable bool                   `protobuf:"varint,4,opt,name=droppable,proto3" json:"droppable,omitempty"`
+	// user, when set, is the user the push is for (PushUser): a session
+	// bound to another user, or to none, by the time it arrives drops it.
+	User          string `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -354,11 +357,21 @@ func (x *Push) GetDroppable() bool {
 	return false
 }
 
+func (x *Push) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
 // Kick asks a session to close with a reason.
 type Kick struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Code   uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// user, when set, is the user the kick is for (KickUser): a session
+	// bound to another user, or to none, by the time it arrives ignores it.
+	User          string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -403,6 +416,13 @@ func (x *Kick) GetCode() uint32 {
 func (x *Kick) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *Kick) GetUser() string {
+	if x != nil {
+		return x.User
 	}
 	return ""
 }
@@ -1500,15 +1520,17 @@ const file_gate_internal_nodepb_node_proto_rawDesc = "" +
 	" \x01(\x03R\vbindExpires\x1a;\n" +
 	"\rSetStateEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"j\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"~\n" +
 	"\x04Push\x12\x14\n" +
 	"\x05route\x18\x01 \x01(\tR\x05route\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x1a\n" +
 	"\bcoalesce\x18\x03 \x01(\tR\bcoalesce\x12\x1c\n" +
-	"\tdroppable\x18\x04 \x01(\bR\tdroppable\"2\n" +
+	"\tdroppable\x18\x04 \x01(\bR\tdroppable\x12\x12\n" +
+	"\x04user\x18\x05 \x01(\tR\x04user\"F\n" +
 	"\x04Kick\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x8a\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\"\x8a\x01\n" +
 	"\x0eGroupBroadcast\x12\x14\n" +
 	"\x05route\x18\x01 \x01(\tR\x05route\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x1a\n" +
