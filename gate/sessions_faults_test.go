@@ -336,7 +336,6 @@ func TestBackendKilledMidRequest(t *testing.T) {
 	_ = actor.PID{}
 }
 
-
 // TestDetachedSessionsBoundedByMaxConns: SECURITY.md's memory bound,
 // "the gateway's write memory is at most MaxConns × WriteQueueBytes",
 // holds with detached sessions, which keep pushes for their clients to
@@ -560,7 +559,6 @@ func TestSealedResumeWhileOldGatewayPaused(t *testing.T) {
 		}
 	}
 }
-
 
 // TestGroupEndsWithDetachedSession: a detached session whose
 // window passes ends (OnClose) and leaves its groups and the directory;
