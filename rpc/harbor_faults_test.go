@@ -23,7 +23,7 @@ func TestHarborRPCFaults(t *testing.T) {
 	cs := clustertest.StartClusters(t, clustertest.ClustersOptions{Nodes: 2})
 	a, b := cs.Each[0], cs.Each[1]
 	echo := newEcho(a.Node(0))
-	svc, h := serve(t, b.Node(0)) // one service per node: the subtests share it
+	svc, h := serve(t, b.Node(0))  // one service per node: the subtests share it
 	settle := func(t *testing.T) { // wait for the service to be free, then forget its calls
 		t.Helper()
 		if _, err := echo.Say(ctxTimeout(t, 10*time.Second), rpc.To(svc), &echopb.SayRequest{}); err != nil {
