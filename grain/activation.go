@@ -400,7 +400,6 @@ func (a *activation) observedStart(c *actor.Context) {
 func (a *activation) start(c *actor.Context) {
 	s := a.k.s
 	id := a.id()
-	deadline := time.Now().Add(s.cfg.ClaimTimeout)
 	if a.x != nil && a.x.prev != nil {
 		// The grain's previous activation on this node is still handling
 		// what was queued for it, flushing or releasing the claim: this
@@ -425,6 +424,9 @@ func (a *activation) start(c *actor.Context) {
 			return
 		}
 	}
+	// The claim gets its own ClaimTimeout, after any wait for the
+	// previous activation.
+	deadline := time.Now().Add(s.cfg.ClaimTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	// The claim is made under the node's current lease: the activation
