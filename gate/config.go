@@ -220,9 +220,10 @@ type Limits struct {
 	// connections of the gateway's own servers (ListenHTTP, so
 	// gatews.Listen and gatemqtt.ListenWebSocket, and HTTPServer) from
 	// their accept: one still
-	// sending its request's header holds a slot. It counts the detached
-	// sessions too (kept for their clients to resume, ResumeWindow): each
-	// keeps pushes, up to WriteQueueBytes, as a connected one does.
+	// sending its request's header holds a slot. It bounds the detached
+	// sessions too (kept for their clients to resume, ResumeWindow), apart
+	// from the connections: each keeps pushes, up to WriteQueueBytes, and
+	// a session that would be one too many ends instead of detaching.
 	MaxConns int
 
 	// MaxHeaderBytes bounds an HTTP request's header on the gateway's HTTP

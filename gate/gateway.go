@@ -307,9 +307,7 @@ func (g *Gateway) serveListener(ln net.Listener, network string, last bool, wrap
 // refused.
 func (g *Gateway) admit(c clientConn, src *limitEntry) bool {
 	g.mu.Lock()
-	// Detached sessions count: each holds a write queue of kept pushes,
-	// and its client is expected back.
-	full := len(g.conns)+len(g.httpConns)+len(g.detached) >= g.lim.MaxConns
+	full := len(g.conns)+len(g.httpConns) >= g.lim.MaxConns
 	if !g.draining && !full {
 		g.conns[c] = connState{src: src}
 		g.wg.Add(1)

@@ -443,13 +443,17 @@ func (s *session) restore(rec *nodepb.ResumeRecord) {
 
 // detach records a detached session of the gateway, counted in its
 // WaitGroup until it ends or is attached again, unless the gateway is
-// closing: it reports whether it did. The session's connection, whose
+// closing or already keeps Limits.MaxConns detached sessions (each keeps
+// pushes, up to WriteQueueBytes): it reports whether it did. The
+// detached sessions are bounded apart from the connections, not with
+// them, so that after a network blip that cut every client at once the
+// clients can connect again to resume. The session's connection, whose
 // serve is counted until the session leaves it, holds the WaitGroup
 // above zero meanwhile.
 func (g *Gateway) detach(pid actor.PID) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.closing {
+	if g.closing || len(g.detached) >= g.lim.MaxConns {
 		return false
 	}
 	g.detached[pid] = struct{}{}
