@@ -32,7 +32,7 @@ func a4Data(seed uint64, n int) []byte {
 // flow-controlled byte streams ... multiplexed over one connection per
 // pair of nodes").
 func TestStreamConcurrentIntegrity(t *testing.T) {
-	c := clustertest.Start(t, clustertest.Options{Nodes: 3})
+	c := clustertest.Start(t, clustertest.Options{Nodes: 3, TTL: 10 * time.Second}) // no faults here: a lapse under load is not what it tests
 	hosts := startHosts(t, c, stream.Config{StreamWindow: 256 << 10})
 	for _, h := range hosts {
 		h.Handle("", echo)
@@ -108,7 +108,7 @@ func TestStreamConcurrentIntegrity(t *testing.T) {
 // delivers every byte before the EOF; and a half-closed opener
 // (CloseWrite: "this side may still Read") gets the handler's answer.
 func TestStreamHandlerWritesThenReturns(t *testing.T) {
-	c := clustertest.Start(t, clustertest.Options{Nodes: 2})
+	c := clustertest.Start(t, clustertest.Options{Nodes: 2, TTL: 10 * time.Second}) // no faults here
 	hosts := startHosts(t, c, stream.Config{StreamWindow: 256 << 10})
 	const size = 2 << 20
 	data := a4Data(42, size)

@@ -288,13 +288,21 @@ func TestSilentPeerDetected(t *testing.T) {
 func TestHeartbeatsKeepIdleConnection(t *testing.T) {
 	res := newResolver()
 	ha, hb := newRecorder(), newRecorder()
-	a := start(t, fastConfig(addrA, res, ha), res)
-	start(t, fastConfig(addrB, res, hb), res)
+	// Heartbeats every 50ms against a DeadAfter of 1s: twenty heartbeats
+	// per period, so that a starved test machine (CI runs many packages
+	// at once) does not lose a live connection; fastConfig's 200ms did.
+	patient := func(self actor.Addr, h *recorder) Config {
+		cfg := fastConfig(self, res, h)
+		cfg.DeadAfter = time.Second
+		return cfg
+	}
+	a := start(t, patient(addrA, ha), res)
+	start(t, patient(addrB, hb), res)
 	if err := a.Send(addrB, seqEnv(addrA, 0)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 2*time.Second, "first envelope", func() bool { return hb.count(addrA) == 1 })
-	time.Sleep(800 * time.Millisecond) // four DeadAfter periods
+	time.Sleep(4 * time.Second) // four DeadAfter periods
 	if ha.lostCount(addrB) != 0 || hb.lostCount(addrA) != 0 {
 		t.Fatalf("idle connection was lost despite heartbeats")
 	}
