@@ -332,7 +332,6 @@ func TestBackendKilledMidRequest(t *testing.T) {
 		t.Fatalf("the session ended: %v", err)
 	default:
 	}
-	_ = actor.PID{}
 }
 
 // TestDetachedSessionsBoundedByMaxConns: detached sessions, which keep
